@@ -1,0 +1,69 @@
+/**
+ * Child processes started by the CLI (the demo, later `anyserve up`): each runs `anyserve <args>`,
+ * announces itself with an `ANYSERVE_READY {json}` line, and is stopped with SIGTERM (drain),
+ * then SIGKILL after a grace period, so nothing is left behind.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+
+export const CLI_ENTRY = fileURLToPath(new URL("./main.js", import.meta.url));
+
+export interface ChildInfo {
+  name: string;
+  process: ChildProcess;
+  ready: Record<string, unknown>;
+}
+
+export interface SpawnOptions {
+  /** Forward the child's log lines to ours, prefixed with its name. */
+  echo?: boolean;
+  readyTimeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Starts `anyserve <args>` and resolves with its ready line, or rejects with what it printed. */
+export function spawnAnyserve(name: string, args: string[], o: SpawnOptions = {}): Promise<ChildInfo> {
+  const child = spawn(process.execPath, [...process.execArgv, CLI_ENTRY, ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: o.env ?? process.env,
+  });
+  return new Promise((resolve, reject) => {
+    const tail: string[] = [];
+    const remember = (line: string): void => {
+      tail.push(line);
+      if (tail.length > 20) tail.shift();
+      if (o.echo) process.stderr.write(`[${name}] ${line}\n`);
+    };
+    const timer = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`${name} did not start within ${o.readyTimeoutMs ?? 30_000} ms:\n${tail.join("\n")}`));
+    }, o.readyTimeoutMs ?? 30_000);
+    createInterface({ input: child.stderr! }).on("line", remember);
+    createInterface({ input: child.stdout! }).on("line", (line) => {
+      if (line.startsWith("ANYSERVE_READY ")) {
+        clearTimeout(timer);
+        resolve({ name, process: child, ready: JSON.parse(line.slice(15)) as Record<string, unknown> });
+      } else {
+        remember(line);
+      }
+    });
+    child.once("exit", (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited (${signal ?? code}) before it was ready:\n${tail.join("\n")}`));
+    });
+  });
+}
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves when the process has exited. */
+export function stopChild(child: ChildProcess, graceMs = 10_000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+    child.once("exit", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.kill("SIGTERM");
+  });
+}

@@ -1,0 +1,41 @@
+/** Helpers shared by the CLI commands: option parsing and signal handling. */
+import { InvalidArgumentError } from "commander";
+
+export function intOption(name: string, min: number, max: number): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name}: expected an integer from ${min} to ${max}, got '${v}'`);
+    return n;
+  };
+}
+
+export function secondsOption(name: string): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name}: expected a positive number of seconds, got '${v}'`);
+    return n;
+  };
+}
+
+/** Prints the line tests and supervisors wait for: `ANYSERVE_READY {json}`. */
+export function announceReady(info: Record<string, unknown>): void {
+  process.stdout.write(`ANYSERVE_READY ${JSON.stringify(info)}\n`);
+}
+
+/** Runs `stop` on the first SIGINT/SIGTERM and exits; a second signal exits at once. */
+export function onShutdown(stop: () => Promise<void>): void {
+  let stopping = false;
+  const handler = (signal: NodeJS.Signals): void => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        process.stderr.write(`shutdown after ${signal} failed: ${(err as Error).message}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGINT", handler);
+  process.on("SIGTERM", handler);
+}

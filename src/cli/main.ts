@@ -1,0 +1,20 @@
+/** The `anyserve` command. */
+import { Command } from "commander";
+import { VERSION } from "../version.js";
+import { registerApiServerCommand } from "./api-server.js";
+import { registerDemoCommand } from "./demo.js";
+import { registerStartCommand } from "./start.js";
+
+const program = new Command()
+  .name("anyserve")
+  .description("Capability-routed serving for models and services (Open Inference Protocol v2 over REST and gRPC)")
+  .version(VERSION);
+
+registerApiServerCommand(program);
+registerStartCommand(program);
+registerDemoCommand(program);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  process.stderr.write(`anyserve: ${(err as Error).message}\n`);
+  process.exit(1);
+});

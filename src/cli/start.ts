@@ -1,0 +1,57 @@
+/** `anyserve start`: one replica serving one app. */
+import type { Command } from "commander";
+import { startReplica } from "../replica/replica.js";
+import { loadApp } from "../sdk/load-app.js";
+import { announceReady, intOption, onShutdown, secondsOption } from "./common.js";
+
+interface StartOptions {
+  app: string;
+  port: number;
+  httpPort: number;
+  host: string;
+  apiServer?: string;
+  replicaId?: string;
+  objectStore?: string;
+  token?: string;
+  heartbeatInterval: number;
+  timeout: number;
+  maxBodyMb: number;
+  service?: string;
+}
+
+export function registerStartCommand(program: Command): void {
+  program
+    .command("start")
+    .description("run a replica: serve an app over OIP v2 (gRPC and REST) and register it with the API server")
+    .requiredOption("--app <file[:export]>", "the app module, e.g. ./examples/mvp_demo/chat_app.ts:app (TypeScript loads directly)")
+    .option("--port <port>", "gRPC port (0 = any free port)", intOption("--port", 0, 65535), 50051)
+    .option("--http-port <port>", "REST port, also used by the API server (0 = any free port)", intOption("--http-port", 0, 65535), 0)
+    .option("--host <host>", "address to bind and to register", "127.0.0.1")
+    .option("--api-server <url>", "API server to register with, e.g. http://localhost:8080")
+    .option("--replica-id <id>", "replica id (default: generated)")
+    .option("--object-store <dir>", "object store directory", "/tmp/anyserve-objects")
+    .option("--token <token>", "bearer token of the API server (default: $ANYSERVE_TOKEN)")
+    .option("--heartbeat-interval <seconds>", "heartbeat period; the API server drops a replica after 3 silent periods", secondsOption("--heartbeat-interval"), 5)
+    .option("--timeout <seconds>", "the longest a request may run", secondsOption("--timeout"), 30)
+    .option("--max-body-mb <mb>", "largest request body", intOption("--max-body-mb", 1, 4096), 64)
+    .option("--service <name>", "service name to report in the registry")
+    .action(async (o: StartOptions) => {
+      const app = await loadApp(o.app);
+      const token = o.token ?? process.env.ANYSERVE_TOKEN;
+      const replica = await startReplica({
+        app,
+        host: o.host,
+        port: o.port,
+        httpPort: o.httpPort,
+        heartbeatIntervalMs: Math.round(o.heartbeatInterval * 1000),
+        timeoutMs: o.timeout * 1000,
+        maxBodyBytes: o.maxBodyMb * 1024 * 1024,
+        ...(o.apiServer ? { apiServer: o.apiServer } : {}),
+        ...(o.replicaId ? { replicaId: o.replicaId } : {}),
+        ...(token ? { token } : {}),
+        ...(o.service ? { service: o.service } : {}),
+      });
+      announceReady({ role: "replica", replicaId: replica.replicaId, http: replica.httpUrl, grpc: replica.grpcAddress });
+      onShutdown(() => replica.stop());
+    });
+}

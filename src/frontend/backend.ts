@@ -1,0 +1,52 @@
+/**
+ * The seam between the protocol front ends (REST, gRPC) and what answers them. The gateway's
+ * backend forwards the body as bytes to a replica; the replica's backend dispatches to a
+ * handler. Front ends only translate the wire format; routing, deadlines and errors live behind
+ * this interface, so both processes share one REST and one gRPC front end.
+ */
+import type { CapabilityMap } from "../protocol/capability.js";
+import type { EncodedBody, WireFormat } from "../protocol/types.js";
+
+/** One inference call as the front end hands it over: headers read, body untouched. */
+export interface IncomingCall {
+  /** The capability query to route/dispatch by. */
+  query: CapabilityMap;
+  /** The request body exactly as received. */
+  body: Buffer;
+  contentType?: string | undefined;
+  /** Binary tensor extension: byte length of the JSON part. */
+  headerLength?: number | undefined;
+  /** Wire format for the answer (and for every streamed chunk). */
+  format: WireFormat;
+  /** Caller's remaining time in milliseconds (after which the call has failed). */
+  timeoutMs: number;
+  requestId: string;
+  /** Fires when the caller goes away. */
+  signal: AbortSignal;
+  /** Delegation: hops taken so far, and replica ids already tried. */
+  depth?: number;
+  tried?: string[];
+  /** Set when the model route named the model (OIP `/v2/models/{m}`), for MODEL_NOT_FOUND messages. */
+  model?: { name: string; version?: string | undefined };
+}
+
+export interface ModelMetadata {
+  name: string;
+  versions?: string[];
+  platform: string;
+  inputs: { name: string; datatype: string; shape: number[] }[];
+  outputs: { name: string; datatype: string; shape: number[] }[];
+}
+
+export interface InferBackend {
+  /** One answer. Throws AnyServeError. */
+  infer(call: IncomingCall): Promise<EncodedBody>;
+  /** Streamed answers, each encoded in `call.format`; resolves after the last one. Throws AnyServeError. */
+  stream(call: IncomingCall, onChunk: (chunk: EncodedBody) => void): Promise<void>;
+  /** OIP model metadata; throws MODEL_NOT_FOUND. */
+  modelMetadata(query: CapabilityMap, name: string, version?: string): Promise<ModelMetadata>;
+  /** True when a handler/replica for the model can answer now. */
+  modelReady(query: CapabilityMap): Promise<boolean>;
+  /** Server readiness (OIP `/v2/health/ready`). */
+  ready(): boolean;
+}

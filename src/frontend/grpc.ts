@@ -1,0 +1,208 @@
+/**
+ * The gRPC front end (`inference.GRPCInferenceService`) shared by the API server and the replica.
+ * `ModelInfer` and `ModelStreamInfer` keep messages as raw bytes (identity (de)serialisers): the
+ * gateway reads only `model_name`/`model_version` from the request and forwards the rest, and
+ * the replica's dispatcher decodes it once. The small health/metadata RPCs use protobufjs.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { AnyServeError, GrpcStatus } from "../errors.js";
+import { normalizeCapability, type CapabilityMap } from "../protocol/capability.js";
+import { protoTypes, readModelName } from "../protocol/proto-codec.js";
+import { CONTENT_TYPE_PROTOBUF } from "../protocol/types.js";
+import { newRequestId } from "./http-util.js";
+import type { IncomingCall, InferBackend } from "./backend.js";
+import type { Logger } from "../util/logger.js";
+
+export interface GrpcOptions {
+  backend: InferBackend;
+  logger: Logger;
+  maxBodyBytes: number;
+  defaultTimeoutMs: number;
+  serverName: string;
+  version: string;
+}
+
+const SERVICE = "/inference.GRPCInferenceService/";
+const identity = (b: Buffer): Buffer => b;
+
+function method(name: string, stream: boolean, req?: string, res?: string): grpc.MethodDefinition<unknown, unknown> {
+  const root = protoTypes().root;
+  const reqType = req ? root.lookupType(req) : undefined;
+  const resType = res ? root.lookupType(res) : undefined;
+  return {
+    path: SERVICE + name,
+    requestStream: stream,
+    responseStream: stream,
+    requestSerialize: reqType ? (v: unknown) => Buffer.from(reqType.encode(reqType.fromObject(v as object)).finish()) : identity as (v: unknown) => Buffer,
+    requestDeserialize: reqType ? (b: Buffer) => reqType.toObject(reqType.decode(b), { defaults: true }) : identity,
+    responseSerialize: resType ? (v: unknown) => Buffer.from(resType.encode(resType.fromObject(v as object)).finish()) : identity as (v: unknown) => Buffer,
+    responseDeserialize: resType ? (b: Buffer) => resType.toObject(resType.decode(b), { defaults: true }) : identity,
+  };
+}
+
+/** The service definition; raw-byte methods for inference, decoded ones for the rest. */
+export function serviceDefinition(): grpc.ServiceDefinition {
+  return {
+    ServerLive: method("ServerLive", false, "inference.ServerLiveRequest", "inference.ServerLiveResponse"),
+    ServerReady: method("ServerReady", false, "inference.ServerReadyRequest", "inference.ServerReadyResponse"),
+    ModelReady: method("ModelReady", false, "inference.ModelReadyRequest", "inference.ModelReadyResponse"),
+    ServerMetadata: method("ServerMetadata", false, "inference.ServerMetadataRequest", "inference.ServerMetadataResponse"),
+    ModelMetadata: method("ModelMetadata", false, "inference.ModelMetadataRequest", "inference.ModelMetadataResponse"),
+    ModelInfer: method("ModelInfer", false),
+    ModelStreamInfer: method("ModelStreamInfer", true),
+  };
+}
+
+export class GrpcFrontend {
+  readonly #o: GrpcOptions;
+  readonly #server: grpc.Server;
+
+  constructor(options: GrpcOptions) {
+    this.#o = options;
+    this.#server = new grpc.Server({
+      "grpc.max_receive_message_length": options.maxBodyBytes,
+      "grpc.max_send_message_length": options.maxBodyBytes,
+    });
+    const b = options.backend;
+    const unary = <Q, R>(fn: (req: Q, call: grpc.ServerUnaryCall<Q, R>) => Promise<R> | R) =>
+      (call: grpc.ServerUnaryCall<Q, R>, cb: grpc.sendUnaryData<R>): void => {
+        Promise.resolve()
+          .then(() => fn(call.request, call))
+          .then((r) => cb(null, r), (err: unknown) => cb(toServiceError(err)));
+      };
+    this.#server.addService(serviceDefinition(), {
+      ServerLive: unary(() => ({ live: true })),
+      ServerReady: unary(() => ({ ready: b.ready() })),
+      ModelReady: unary(async (req: { name: string; version: string }) => ({ ready: await b.modelReady(modelCapability(req.name, req.version, {})) })),
+      ServerMetadata: unary(() => ({ name: options.serverName, version: options.version, extensions: ["binary_tensor_data", "capability_routing", "streaming"] })),
+      ModelMetadata: unary(async (req: { name: string; version: string }) =>
+        b.modelMetadata(modelCapability(req.name, req.version, {}), req.name, req.version || undefined)),
+      ModelInfer: unary((body: Buffer, call) => b.infer(this.#call(body, call, new AbortController())).then((out) => out.body)),
+      ModelStreamInfer: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => this.#streamInfer(call),
+    } as unknown as grpc.UntypedServiceImplementation);
+  }
+
+  /** Binds and starts; returns the bound port. */
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.#server.bindAsync(`${host.includes(":") ? `[${host}]` : host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) =>
+        err ? reject(err) : resolve(bound));
+    });
+  }
+
+  /** Stops taking calls; in-flight ones get `graceMs` to finish. */
+  close(graceMs = 5_000): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#server.forceShutdown();
+        resolve();
+      }, graceMs);
+      timer.unref();
+      this.#server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  #call(body: Buffer, call: grpc.ServerUnaryCall<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>, controller: AbortController): IncomingCall {
+    const { modelName, modelVersion } = readModelName(body);
+    call.on("cancelled", () => controller.abort());
+    const deadline = call.getDeadline();
+    const remaining = deadline instanceof Date ? deadline.getTime() - Date.now() : Number(deadline) - Date.now();
+    const timeoutMs = Number.isFinite(remaining) ? Math.max(0, remaining) : this.#o.defaultTimeoutMs;
+    const query = modelCapability(modelName, modelVersion, call.metadata.getMap());
+    const incoming: IncomingCall = {
+      query,
+      body,
+      contentType: CONTENT_TYPE_PROTOBUF,
+      format: "protobuf",
+      timeoutMs,
+      requestId: newRequestId(),
+      signal: controller.signal,
+      ...delegationOf(call.metadata),
+    };
+    if (modelName) incoming.model = { name: modelName, version: modelVersion || undefined };
+    return incoming;
+  }
+
+  #streamInfer(call: grpc.ServerDuplexStream<Buffer, Buffer>): void {
+    const controller = new AbortController();
+    let pending = 0;
+    let inputEnded = false;
+    const maybeEnd = (): void => {
+      if (inputEnded && pending === 0) call.end();
+    };
+    call.on("data", (body: Buffer) => {
+      pending++;
+      Promise.resolve()
+        .then(() => this.#o.backend.stream(this.#call(body, call, controller), (chunk) => call.write(wrapStreamResponse(chunk.body))))
+        .catch((err: unknown) => {
+          if (!controller.signal.aborted) call.write(wrapStreamError(AnyServeError.from(err, "INTERNAL")));
+        })
+        .finally(() => {
+          pending--;
+          maybeEnd();
+        });
+    });
+    call.on("end", () => {
+      inputEnded = true;
+      maybeEnd();
+    });
+    call.on("error", () => controller.abort());
+  }
+}
+
+/** The capability of a gRPC call: `model_name` (and version) plus `x-capability-*` metadata. */
+function modelCapability(name: string, version: string, metadata: Record<string, unknown>): CapabilityMap {
+  const cap: Record<string, string> = {};
+  for (const key in metadata) {
+    if (key.startsWith("x-capability-")) cap[key.slice(13).replace(/-/g, "_")] = String(metadata[key]);
+  }
+  if (name) cap.model = name;
+  if (version) cap.version = version;
+  if (Object.keys(cap).length === 0) {
+    throw new AnyServeError("MISSING_CAPABILITY", "no capability in the call: set model_name or x-capability-<key> metadata");
+  }
+  return normalizeCapability(cap, "gRPC capability");
+}
+
+function delegationOf(md: grpc.Metadata): { depth?: number; tried?: string[] } {
+  const from = md.get("x-delegated-from")[0];
+  const depth = md.get("x-delegation-depth")[0];
+  if (from === undefined && depth === undefined) return {};
+  const tried = typeof from === "string" ? from.split(",").map((s) => s.trim()).filter(Boolean).slice(0, 64) : [];
+  const d = Number(depth ?? (tried.length > 0 ? 1 : 0));
+  return { depth: Number.isInteger(d) && d >= 0 ? d : 0, tried };
+}
+
+/** A gRPC error with the catalogue status and our code in trailing metadata (`x-anyserve-code`). */
+export function toServiceError(err: unknown): grpc.ServiceError {
+  const e = AnyServeError.from(err, "INTERNAL");
+  const metadata = new grpc.Metadata();
+  metadata.set("x-anyserve-code", e.code);
+  return Object.assign(new Error(e.message), { code: e.grpcStatus, details: e.message, metadata }) as grpc.ServiceError;
+}
+
+/** `ModelStreamInferResponse { infer_response = 2 }` around an already-encoded ModelInferResponse. */
+function wrapStreamResponse(inferResponse: Buffer): Buffer {
+  return Buffer.concat([Buffer.from([0x12]), varint(inferResponse.length), inferResponse]);
+}
+
+/** `ModelStreamInferResponse { error_message = 1 }`, prefixed with our code so clients can rebuild it. */
+function wrapStreamError(err: AnyServeError): Buffer {
+  const text = Buffer.from(`[${err.code}] ${err.message}`);
+  return Buffer.concat([Buffer.from([0x0a]), varint(text.length), text]);
+}
+
+function varint(n: number): Buffer {
+  const out: number[] = [];
+  while (n > 0x7f) {
+    out.push((n & 0x7f) | 0x80);
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+  return Buffer.from(out);
+}
+
+export { GrpcStatus };

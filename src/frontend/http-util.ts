@@ -1,0 +1,145 @@
+/** Small HTTP pieces shared by every REST route: bounded body reading, JSON and error answers. */
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import { AnyServeError } from "../errors.js";
+
+/** Defaults against slow clients (Node's own are 60 s / 300 s checked every 30 s). */
+export const SERVER_TIMEOUTS = {
+  headersTimeout: 10_000,
+  requestTimeout: 60_000,
+  keepAliveTimeout: 5_000,
+  connectionsCheckingInterval: 1_000,
+} as const;
+
+/** Applies the timeouts and a connection cap to a node:http server. */
+export function hardenServer(server: Server, maxConnections = 10_000): void {
+  server.headersTimeout = SERVER_TIMEOUTS.headersTimeout;
+  server.requestTimeout = SERVER_TIMEOUTS.requestTimeout;
+  server.keepAliveTimeout = SERVER_TIMEOUTS.keepAliveTimeout;
+  server.maxConnections = maxConnections;
+}
+
+export const EMPTY = Buffer.alloc(0);
+
+/**
+ * Reads a body up to `limit` bytes. A declared Content-Length over the limit is refused before
+ * any byte is read; a chunked body is refused as soon as it crosses the limit. Compressed bodies
+ * are refused (415): sizes are checked on what the handler would see.
+ */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const encoding = req.headers["content-encoding"];
+  if (encoding !== undefined && encoding !== "identity") {
+    return Promise.reject(new AnyServeError("UNSUPPORTED_MEDIA_TYPE", `Content-Encoding '${encoding.slice(0, 32)}' is not accepted: send the body uncompressed`));
+  }
+  const declared = req.headers["content-length"];
+  if (declared !== undefined) {
+    const n = Number(declared);
+    if (n > limit) return Promise.reject(tooLarge(limit, n));
+    if (n === 0) return Promise.resolve(EMPTY);
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) {
+        cleanup();
+        req.resume();
+        reject(tooLarge(limit, size, true));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      cleanup();
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      reject(new AnyServeError("CANCELLED", `the client went away while sending the body: ${err.message}`));
+    };
+    const onAborted = (): void => onError(new Error("aborted"));
+    const cleanup = (): void => {
+      req.off("data", onData);
+      req.off("end", onEnd);
+      req.off("error", onError);
+      req.off("aborted", onAborted);
+    };
+    req.on("data", onData);
+    req.on("end", onEnd);
+    req.on("error", onError);
+    req.on("aborted", onAborted);
+  });
+}
+
+function tooLarge(limit: number, got: number, partial = false): AnyServeError {
+  return new AnyServeError(
+    "PAYLOAD_TOO_LARGE",
+    `request body ${partial ? "passed" : "is"} ${got} bytes: expected at most ${limit} bytes`,
+  );
+}
+
+/** Reads and parses a small JSON body (control plane). */
+export async function readJson(req: IncomingMessage, limit = 1 << 20): Promise<unknown> {
+  const body = await readBody(req, limit);
+  if (body.length === 0) throw new AnyServeError("INVALID_JSON", "request body is empty: expected a JSON object");
+  try {
+    return JSON.parse(body.toString("utf8"));
+  } catch (err) {
+    throw new AnyServeError("INVALID_JSON", `request body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+export function sendJson(res: ServerResponse, status: number, value: unknown): void {
+  const body = Buffer.from(JSON.stringify(value));
+  res.writeHead(status, { "content-type": "application/json", "content-length": body.length });
+  res.end(body);
+}
+
+/**
+ * Answers an error as `{"error", "code"}` with its catalogue status. 503s carry Retry-After;
+ * 413s close the connection (the rest of the body is not read).
+ */
+export function sendError(res: ServerResponse, err: unknown, extraHeaders: Record<string, string> = {}): void {
+  const e = AnyServeError.from(err, "INTERNAL");
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = Buffer.from(JSON.stringify(e.toJSON()));
+  const headers: Record<string, string | number> = {
+    "content-type": "application/json",
+    "content-length": body.length,
+    ...extraHeaders,
+  };
+  if (e.httpStatus === 503) headers["retry-after"] = "1";
+  if (e.code === "PAYLOAD_TOO_LARGE") headers.connection = "close";
+  res.writeHead(e.httpStatus, headers);
+  res.end(body);
+}
+
+const REQUEST_ID = /^[\w.\-]{1,128}$/;
+let counter = 0;
+const prefix = `${process.pid.toString(36)}-${Date.now().toString(36)}-`;
+
+/** The caller's `x-request-id` when it is safe to echo, else a fresh one (never echo raw input). */
+export function requestIdOf(req: IncomingMessage): string {
+  const given = req.headers["x-request-id"];
+  if (typeof given === "string" && REQUEST_ID.test(given)) return given;
+  return newRequestId();
+}
+
+export function newRequestId(): string {
+  counter = (counter + 1) % Number.MAX_SAFE_INTEGER;
+  return prefix + counter.toString(36);
+}
+
+/** Parses a non-negative integer header; undefined when absent, INVALID_HEADER when malformed. */
+export function intHeader(req: IncomingMessage, name: string, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  const raw = req.headers[name];
+  if (raw === undefined) return undefined;
+  const text = Array.isArray(raw) ? raw[0]! : raw;
+  if (!/^\d{1,16}$/.test(text) || Number(text) > max) {
+    throw new AnyServeError("INVALID_HEADER", `header '${name}': expected a non-negative integer up to ${max}, got ${JSON.stringify(text.slice(0, 32))}`);
+  }
+  return Number(text);
+}

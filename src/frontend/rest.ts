@@ -1,0 +1,212 @@
+/**
+ * The REST front end shared by the API server and the replica: the OIP v2 routes and the seed's
+ * `/infer` routes. It reads only the path and headers of an inference request and hands the body
+ * to the backend as bytes; the backend decides what to do with them.
+ */
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { AnyServeError } from "../errors.js";
+import { capabilityFromHeaders, normalizeCapability, type CapabilityMap } from "../protocol/capability.js";
+import { CONTENT_TYPE_PROTOBUF, HEADER_INFERENCE_LENGTH, type WireFormat } from "../protocol/types.js";
+import type { Logger } from "../util/logger.js";
+import type { IncomingCall, InferBackend } from "./backend.js";
+import { intHeader, readBody, requestIdOf, sendError, sendJson } from "./http-util.js";
+import { SseWriter } from "./sse.js";
+
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse, url: URL) => unknown;
+
+export interface RestOptions {
+  backend: InferBackend;
+  logger: Logger;
+  serverName: string;
+  version: string;
+  /** Largest inference body accepted (bytes). */
+  maxBodyBytes: number;
+  /** Time a request gets when the caller sets none (ms), and the most it may ask for. */
+  defaultTimeoutMs: number;
+  maxTimeoutMs: number;
+  /** Extra routes by "METHOD /path" (control plane, health). */
+  routes?: Record<string, RouteHandler>;
+}
+
+const MODEL_ROUTE = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(?:\/(infer|ready|generate_stream))?$/;
+const EXTENSIONS = ["binary_tensor_data", "capability_routing", "streaming"];
+
+export class RestFrontend {
+  readonly #o: RestOptions;
+  readonly #routes = new Map<string, RouteHandler>();
+  /** path → allowed methods, for 405 answers. */
+  readonly #methods = new Map<string, string[]>();
+
+  constructor(options: RestOptions) {
+    this.#o = options;
+    const common: Record<string, RouteHandler> = {
+      "GET /v2": (_q, res) => sendJson(res, 200, { name: options.serverName, version: options.version, extensions: EXTENSIONS }),
+      "GET /v2/health/live": (_q, res) => sendJson(res, 200, { live: true }),
+      "GET /v2/health/ready": (_q, res) => {
+        const ready = options.backend.ready();
+        sendJson(res, ready ? 200 : 503, { ready });
+      },
+      "POST /infer": (q, res) => this.#inferByHeaders(q, res, undefined, false),
+      "POST /infer/json": (q, res) => this.#inferByHeaders(q, res, "json", false),
+      "POST /infer/stream": (q, res) => this.#inferByHeaders(q, res, "json", true),
+    };
+    for (const [key, handler] of Object.entries({ ...common, ...options.routes })) {
+      this.#routes.set(key, handler);
+      const space = key.indexOf(" ");
+      const path = key.slice(space + 1);
+      const list = this.#methods.get(path) ?? [];
+      list.push(key.slice(0, space));
+      this.#methods.set(path, list);
+    }
+  }
+
+  /** The node:http request listener. */
+  readonly listener = (req: IncomingMessage, res: ServerResponse): void => {
+    const url = new URL(req.url ?? "/", "http://x");
+    const path = url.pathname;
+    const handler = this.#routes.get(`${req.method} ${path}`);
+    let done: unknown;
+    try {
+      if (handler) done = handler(req, res, url);
+      else if (path.startsWith("/v2/models/")) done = this.#modelRoute(req, res, path);
+      else this.#notFound(req, res, path);
+    } catch (err) {
+      sendError(res, err);
+      return;
+    }
+    if (done instanceof Promise) done.catch((err: unknown) => sendError(res, err));
+  };
+
+  #notFound(req: IncomingMessage, res: ServerResponse, path: string): void {
+    const allowed = this.#methods.get(path);
+    if (allowed) {
+      const allow = allowed.join(", ");
+      sendError(res, new AnyServeError("METHOD_NOT_ALLOWED", `${req.method} is not allowed on ${path}: use ${allow}`), { allow });
+      return;
+    }
+    sendError(res, new AnyServeError("ROUTE_NOT_FOUND", `no route ${req.method} ${path.slice(0, 200)}`));
+  }
+
+  #modelRoute(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> | void {
+    const m = MODEL_ROUTE.exec(path);
+    if (!m) return this.#notFound(req, res, path);
+    const name = decodeSegment(m[1]!, "model name");
+    const version = m[2] === undefined ? undefined : decodeSegment(m[2], "model version");
+    const action = m[3] ?? "metadata";
+    const expected = action === "infer" || action === "generate_stream" ? "POST" : "GET";
+    if (req.method !== expected) {
+      sendError(res, new AnyServeError("METHOD_NOT_ALLOWED", `${req.method} is not allowed on ${path.slice(0, 200)}: use ${expected}`), { allow: expected });
+      return;
+    }
+    const query = modelQuery(name, version);
+    const model = { name, version };
+    switch (action) {
+      case "infer": return this.#infer(req, res, query, undefined, false, model);
+      case "generate_stream": return this.#infer(req, res, query, "json", true, model);
+      case "ready": return this.#o.backend.modelReady(query).then((ready) => {
+        if (ready) sendJson(res, 200, { name, ready: true });
+        else sendError(res, new AnyServeError("MODEL_NOT_FOUND", `model '${name}'${version ? ` version '${version}'` : ""} is not ready`));
+      });
+      default: return this.#o.backend.modelMetadata(query, name, version).then((meta) => sendJson(res, 200, meta));
+    }
+  }
+
+  #inferByHeaders(req: IncomingMessage, res: ServerResponse, format: WireFormat | undefined, stream: boolean): Promise<void> {
+    const query = capabilityFromHeaders(req.headers);
+    if (Object.keys(query).length === 0) {
+      throw new AnyServeError("MISSING_CAPABILITY", "no capability in the request: send X-Capability-<Key>: <value> headers (e.g. X-Capability-Type: chat)");
+    }
+    return this.#infer(req, res, query, format, stream, undefined);
+  }
+
+  async #infer(
+    req: IncomingMessage,
+    res: ServerResponse,
+    query: CapabilityMap,
+    forced: WireFormat | undefined,
+    stream: boolean,
+    model: IncomingCall["model"],
+  ): Promise<void> {
+    const contentType = req.headers["content-type"];
+    const format = forced ?? formatOf(contentType);
+    if (forced === "json" && contentType !== undefined && formatOf(contentType) !== "json") {
+      throw new AnyServeError("UNSUPPORTED_MEDIA_TYPE", `Content-Type '${contentType.slice(0, 64)}' is not accepted here: expected application/json`);
+    }
+    const headerLength = intHeader(req, HEADER_INFERENCE_LENGTH);
+    const requestId = requestIdOf(req);
+    const timeoutMs = Math.min(intHeader(req, "x-anyserve-timeout-ms") ?? this.#o.defaultTimeoutMs, this.#o.maxTimeoutMs);
+    const body = await readBody(req, this.#o.maxBodyBytes);
+    const controller = new AbortController();
+    // The response closing before we finished means the client went away: cancel upstream.
+    res.once("close", () => {
+      if (!res.writableFinished) controller.abort();
+    });
+    const call: IncomingCall = {
+      query, body, contentType, headerLength, format, timeoutMs, requestId,
+      signal: controller.signal,
+      model,
+      ...delegationOf(req),
+    };
+    if (stream) return this.#stream(call, res);
+    const out = await this.#o.backend.infer(call);
+    const headers: Record<string, string | number> = {
+      "content-type": out.contentType,
+      "content-length": out.body.length,
+      "x-request-id": requestId,
+    };
+    if (out.headerLength !== undefined) headers[HEADER_INFERENCE_LENGTH] = out.headerLength;
+    res.writeHead(200, headers);
+    res.end(out.body);
+  }
+
+  async #stream(call: IncomingCall, res: ServerResponse): Promise<void> {
+    const sse = new SseWriter(res, call.requestId);
+    try {
+      await this.#o.backend.stream(call, (chunk) => sse.data(chunk.body));
+      sse.end();
+    } catch (err) {
+      if (!sse.started) throw err; // nothing sent yet: a plain HTTP error answer
+      sse.error(AnyServeError.from(err));
+    }
+  }
+}
+
+/** The wire format of a request body by its Content-Type; missing means JSON. */
+export function formatOf(contentType: string | undefined): WireFormat {
+  if (contentType === undefined) return "json";
+  const base = contentType.split(";", 1)[0]!.trim().toLowerCase();
+  if (base === "application/json" || base === "application/octet-stream") return "json";
+  if (base === CONTENT_TYPE_PROTOBUF || base === "application/protobuf" || base === "application/x-protobuf") return "protobuf";
+  throw new AnyServeError(
+    "UNSUPPORTED_MEDIA_TYPE",
+    `Content-Type '${contentType.slice(0, 64)}' is not accepted: expected application/json, application/octet-stream (binary tensors) or application/x-protobuf`,
+  );
+}
+
+export function modelQuery(name: string, version: string | undefined): CapabilityMap {
+  return normalizeCapability(version === undefined ? { model: name } : { model: name, version }, "model");
+}
+
+function decodeSegment(raw: string, what: string): string {
+  let text: string;
+  try {
+    text = decodeURIComponent(raw);
+  } catch {
+    throw new AnyServeError("INVALID_CAPABILITY", `${what} is not valid percent-encoding: ${JSON.stringify(raw.slice(0, 64))}`);
+  }
+  // eslint-disable-next-line no-control-regex
+  if (text.length === 0 || text.length > 256 || /[\u0000-\u001f/\\]/.test(text)) {
+    throw new AnyServeError("INVALID_CAPABILITY", `${what}: expected 1-256 characters without control characters or slashes, got ${JSON.stringify(text.slice(0, 64))}`);
+  }
+  return text;
+}
+
+/** Delegation headers: `X-Delegated-From` (comma-separated replica ids tried) and `X-Delegation-Depth`. */
+function delegationOf(req: IncomingMessage): { depth?: number; tried?: string[] } {
+  const from = req.headers["x-delegated-from"];
+  const depthHeader = req.headers["x-delegation-depth"];
+  if (from === undefined && depthHeader === undefined) return {};
+  const tried = typeof from === "string" ? from.split(",").map((s) => s.trim()).filter((s) => s.length > 0).slice(0, 64) : [];
+  const depth = intHeader(req, "x-delegation-depth", 64) ?? (tried.length > 0 ? 1 : 0);
+  return { depth, tried };
+}

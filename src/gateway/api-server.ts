@@ -1,0 +1,95 @@
+/**
+ * The API server: gateway and control plane. REST (OIP v2 + the seed's routes) and gRPC
+ * ingress share one forwarder; the registry drops replicas that stop heartbeating.
+ */
+import { createServer } from "node:http";
+import { GrpcFrontend } from "../frontend/grpc.js";
+import { hardenServer } from "../frontend/http-util.js";
+import { RestFrontend } from "../frontend/rest.js";
+import { closeServer, listen } from "../replica/replica.js";
+import { createLogger, type Logger } from "../util/logger.js";
+import { VERSION } from "../version.js";
+import { createBalancer } from "./balancers/index.js";
+import { controlRoutes } from "./control.js";
+import { Forwarder } from "./forwarder.js";
+import { Registry } from "./registry.js";
+
+export interface ApiServerOptions {
+  host?: string;
+  /** REST port; 0 = any free port. */
+  port?: number;
+  /** gRPC ingress port; undefined = no gRPC ingress, 0 = any free port. */
+  grpcPort?: number;
+  /** Control-plane bearer token (also required by replicas' frame endpoints). */
+  token?: string;
+  unmatched?: "error" | "delegate";
+  maxDelegationDepth?: number;
+  maxBodyBytes?: number;
+  /** Time a request gets when the client sets none (ms). */
+  requestTimeoutMs?: number;
+  /** Heartbeat interval assumed for replicas that do not say theirs (ms). */
+  heartbeatIntervalMs?: number;
+  logger?: Logger;
+}
+
+export interface RunningApiServer {
+  readonly url: string;
+  readonly grpcAddress: string | undefined;
+  readonly registry: Registry;
+  close(): Promise<void>;
+}
+
+export async function startApiServer(o: ApiServerOptions = {}): Promise<RunningApiServer> {
+  const host = o.host ?? "127.0.0.1";
+  const logger = o.logger ?? createLogger("api-server");
+  const registry = new Registry();
+  const balancer = createBalancer("power_of_two");
+  const token = o.token;
+  const maxBodyBytes = o.maxBodyBytes ?? 64 * 1024 * 1024;
+  const timeoutMs = o.requestTimeoutMs ?? 60_000;
+  const forwarder = new Forwarder({
+    registry,
+    balancer,
+    unmatched: o.unmatched ?? "error",
+    maxDelegationDepth: o.maxDelegationDepth ?? 1,
+    token,
+  });
+  const rest = new RestFrontend({
+    backend: forwarder,
+    logger,
+    serverName: "anyserve",
+    version: VERSION,
+    maxBodyBytes,
+    defaultTimeoutMs: timeoutMs,
+    maxTimeoutMs: Math.max(timeoutMs, 3_600_000),
+    routes: controlRoutes({ registry, balancer, token, defaultHeartbeatMs: o.heartbeatIntervalMs ?? 5_000 }),
+  });
+  const server = createServer(rest.listener);
+  hardenServer(server);
+  const port = await listen(server, o.port ?? 0, host);
+  let grpc: GrpcFrontend | undefined;
+  let grpcAddress: string | undefined;
+  const hostForUrl = host.includes(":") ? `[${host}]` : host;
+  if (o.grpcPort !== undefined) {
+    grpc = new GrpcFrontend({ backend: forwarder, logger, maxBodyBytes, defaultTimeoutMs: timeoutMs, serverName: "anyserve", version: VERSION });
+    grpcAddress = `${hostForUrl}:${await grpc.listen(host, o.grpcPort)}`;
+  }
+  // Expiry runs often so a dead replica leaves within its 3 intervals, whatever they are.
+  const expiry = setInterval(() => {
+    for (const id of registry.expire()) logger.warn({ replica: id }, "replica stopped heartbeating; removed");
+  }, 100);
+  expiry.unref();
+  registry.onChange((event, entry) => logger.info({ replica: entry.replicaId, endpoint: entry.httpEndpoint }, event));
+  const url = `http://${hostForUrl}:${port}`;
+  logger.info({ url, grpc: grpcAddress }, "API server listening");
+  return {
+    url,
+    grpcAddress,
+    registry,
+    async close() {
+      clearInterval(expiry);
+      await Promise.all([closeServer(server), grpc?.close()]);
+      await forwarder.close();
+    },
+  };
+}

@@ -1,0 +1,235 @@
+/**
+ * The capability registry: which replica offers which capabilities, indexed by key=value so that a
+ * lookup reads only the replicas that share the query's rarest pair, never every replica.
+ * Candidate lists are cached per query until the registry changes.
+ */
+import { AnyServeError } from "../errors.js";
+import { capabilityKey, formatCapability, matches, type CapabilityMap } from "../protocol/capability.js";
+
+/** `warm` = workers running; `cold` = started on demand; `failed` = cannot start. */
+export type CapabilityState = "warm" | "cold" | "failed";
+
+export interface RegisteredCapability {
+  capability: CapabilityMap;
+  state: CapabilityState;
+}
+
+/** What a replica tells the registry about itself. */
+export interface ReplicaRegistration {
+  replicaId: string;
+  /** gRPC endpoint `host:port` (the seed's `endpoint`). */
+  endpoint: string;
+  /** REST + frame endpoint `http://host:port`. */
+  httpEndpoint?: string;
+  capabilities: RegisteredCapability[];
+  service?: string;
+  node?: string;
+  /** How often the replica heartbeats; it is dropped after 3 silent intervals. */
+  heartbeatIntervalMs: number;
+}
+
+/** One replica as the registry holds it. Mutable counters are owned by the gateway. */
+export interface ReplicaEntry extends ReplicaRegistration {
+  registeredAt: number;
+  lastHeartbeat: number;
+  /** Requests the gateway has sent and not yet had answered. */
+  inFlight: number;
+  /** False while draining: matched but not chosen. */
+  available: boolean;
+  /** Registration order, so lookups return replicas in a stable order without a full scan. */
+  order: number;
+}
+
+type ChangeListener = (event: "register" | "unregister", entry: ReplicaEntry) => void;
+
+export class Registry {
+  readonly #replicas = new Map<string, ReplicaEntry>();
+  /** "key=value" → replicas having at least one capability with that pair. */
+  readonly #index = new Map<string, Set<ReplicaEntry>>();
+  #cache = new Map<string, ReplicaEntry[]>();
+  readonly #listeners: ChangeListener[] = [];
+  readonly #now: () => number;
+  #nextOrder = 0;
+
+  constructor(opts: { now?: () => number } = {}) {
+    this.#now = opts.now ?? Date.now;
+  }
+
+  get size(): number {
+    return this.#replicas.size;
+  }
+
+  onChange(listener: ChangeListener): void {
+    this.#listeners.push(listener);
+  }
+
+  /** Adds a replica, or replaces the one with the same id (its capabilities are replaced). */
+  register(reg: ReplicaRegistration): ReplicaEntry {
+    const previous = this.#replicas.get(reg.replicaId);
+    if (previous) this.#remove(previous);
+    const now = this.#now();
+    const entry: ReplicaEntry = {
+      ...reg,
+      registeredAt: previous?.registeredAt ?? now,
+      lastHeartbeat: now,
+      inFlight: previous?.inFlight ?? 0,
+      available: true,
+      order: previous?.order ?? this.#nextOrder++,
+    };
+    this.#replicas.set(entry.replicaId, entry);
+    for (const pair of pairsOf(entry)) {
+      let set = this.#index.get(pair);
+      if (!set) this.#index.set(pair, (set = new Set()));
+      set.add(entry);
+    }
+    this.#changed("register", entry);
+    return entry;
+  }
+
+  /** Removes a replica; false when the id is unknown. */
+  unregister(replicaId: string): boolean {
+    const entry = this.#replicas.get(replicaId);
+    if (!entry) return false;
+    this.#remove(entry);
+    this.#changed("unregister", entry);
+    return true;
+  }
+
+  get(replicaId: string): ReplicaEntry | undefined {
+    return this.#replicas.get(replicaId);
+  }
+
+  /** Records a heartbeat; throws REPLICA_NOT_FOUND so the replica knows to register again. */
+  heartbeat(replicaId: string, update: { capabilities?: RegisteredCapability[] } = {}): ReplicaEntry {
+    const entry = this.#replicas.get(replicaId);
+    if (!entry) throw new AnyServeError("REPLICA_NOT_FOUND", `replica '${replicaId}' is not registered`);
+    entry.lastHeartbeat = this.#now();
+    if (update.capabilities && statesDiffer(entry.capabilities, update.capabilities)) {
+      return this.register({ ...entry, capabilities: update.capabilities });
+    }
+    return entry;
+  }
+
+  /** Marks a replica (un)available without removing it (draining, health). */
+  setAvailable(replicaId: string, available: boolean): boolean {
+    const entry = this.#replicas.get(replicaId);
+    if (!entry) return false;
+    if (entry.available !== available) {
+      entry.available = available;
+      this.#cache = new Map();
+    }
+    return true;
+  }
+
+  /** Removes replicas silent for more than 3 of their heartbeat intervals; returns their ids. */
+  expire(): string[] {
+    const now = this.#now();
+    const gone: string[] = [];
+    for (const entry of this.#replicas.values()) {
+      if (now - entry.lastHeartbeat > 3 * entry.heartbeatIntervalMs) gone.push(entry.replicaId);
+    }
+    for (const id of gone) this.unregister(id);
+    return gone;
+  }
+
+  /**
+   * Replicas with a capability matching `query`, in registration order, excluding the ids in
+   * `exclude`. The result is cached until the registry changes; do not mutate it.
+   */
+  lookup(query: CapabilityMap, exclude?: ReadonlySet<string> | readonly string[]): ReplicaEntry[] {
+    const all = this.#lookupAll(query);
+    if (!exclude || (Array.isArray(exclude) ? exclude.length === 0 : (exclude as ReadonlySet<string>).size === 0)) {
+      return all;
+    }
+    const skip = exclude instanceof Set ? exclude : new Set(exclude as readonly string[]);
+    return all.filter((e) => !skip.has(e.replicaId));
+  }
+
+  /** Like {@link lookup} but only replicas that are available (not draining). */
+  lookupAvailable(query: CapabilityMap, exclude?: ReadonlySet<string> | readonly string[]): ReplicaEntry[] {
+    const found = this.lookup(query, exclude);
+    return found.every((e) => e.available) ? found : found.filter((e) => e.available);
+  }
+
+  /** A random replica not in `exclude`, or undefined (the seed's delegation starting point). */
+  random(exclude?: ReadonlySet<string>, rand: () => number = Math.random): ReplicaEntry | undefined {
+    const pool = [...this.#replicas.values()].filter((e) => e.available && !exclude?.has(e.replicaId));
+    return pool.length === 0 ? undefined : pool[Math.floor(rand() * pool.length)];
+  }
+
+  list(): ReplicaEntry[] {
+    return [...this.#replicas.values()];
+  }
+
+  /** Every registered capability, readable, for "no match" messages. */
+  describeCapabilities(limit = 20): string {
+    const seen = new Set<string>();
+    for (const e of this.#replicas.values()) {
+      for (const c of e.capabilities) seen.add(formatCapability(c.capability));
+    }
+    if (seen.size === 0) return "nothing is registered";
+    const list = [...seen];
+    const more = list.length > limit ? ` and ${list.length - limit} more` : "";
+    return `registered: ${list.slice(0, limit).join(", ")}${more}`;
+  }
+
+  #lookupAll(query: CapabilityMap): ReplicaEntry[] {
+    const key = capabilityKey(query);
+    const cached = this.#cache.get(key);
+    if (cached) return cached;
+    const result = this.#scan(query);
+    this.#cache.set(key, result);
+    return result;
+  }
+
+  #scan(query: CapabilityMap): ReplicaEntry[] {
+    const pairs = Object.keys(query).map((k) => `${k}=${query[k]}`);
+    let smallest: Iterable<ReplicaEntry> | undefined;
+    let size = Infinity;
+    if (pairs.length === 0) {
+      smallest = this.#replicas.values();
+    } else {
+      for (const pair of pairs) {
+        const set = this.#index.get(pair);
+        if (!set) return [];
+        if (set.size < size) {
+          size = set.size;
+          smallest = set;
+        }
+      }
+    }
+    const found: ReplicaEntry[] = [];
+    for (const entry of smallest!) {
+      if (entry.capabilities.some((c) => matches(c.capability, query))) found.push(entry);
+    }
+    // Registration order keeps results stable (the seed's "first match" behaviour).
+    return found.sort((a, b) => a.order - b.order);
+  }
+
+  #remove(entry: ReplicaEntry): void {
+    this.#replicas.delete(entry.replicaId);
+    for (const pair of pairsOf(entry)) {
+      const set = this.#index.get(pair);
+      set?.delete(entry);
+      if (set?.size === 0) this.#index.delete(pair);
+    }
+  }
+
+  #changed(event: "register" | "unregister", entry: ReplicaEntry): void {
+    this.#cache = new Map();
+    for (const listener of this.#listeners) listener(event, entry);
+  }
+}
+
+function pairsOf(entry: ReplicaRegistration): Set<string> {
+  const pairs = new Set<string>();
+  for (const c of entry.capabilities) {
+    for (const k in c.capability) pairs.add(`${k}=${c.capability[k]}`);
+  }
+  return pairs;
+}
+
+function statesDiffer(a: RegisteredCapability[], b: RegisteredCapability[]): boolean {
+  if (a.length !== b.length) return true;
+  return a.some((c, i) => c.state !== b[i]!.state || capabilityKey(c.capability) !== capabilityKey(b[i]!.capability));
+}

@@ -1,0 +1,39 @@
+/** Answers the gateway's frames with the replica's dispatcher (see transport/call-meta.ts for the meta). */
+import type { InferBackend } from "../frontend/backend.js";
+import { errorMeta, fromFrameMeta } from "../transport/call-meta.js";
+import type { FrameHandler } from "../transport/frame-server.js";
+import type { EncodedBody } from "../protocol/types.js";
+
+export function createFrameHandler(backend: InferBackend): FrameHandler {
+  return (req, res) => {
+    let call: ReturnType<typeof fromFrameMeta>;
+    try {
+      call = fromFrameMeta(req.meta, req.body, req.signal);
+    } catch (err) {
+      res.reply(errorMeta(err));
+      return;
+    }
+    const fail = (err: unknown): void => res.reply(errorMeta(err));
+    switch (call.kind) {
+      case "infer":
+        backend.infer(call).then((out) => res.reply(answerMeta(out), out.body), fail);
+        return;
+      case "stream":
+        backend.stream(call, (chunk) => res.chunk(null, chunk.body)).then(
+          () => res.end({}),
+          (err: unknown) => res.end(errorMeta(err)),
+        );
+        return;
+      case "meta":
+        backend.modelMetadata(call.query, call.model?.name ?? "", call.model?.version).then(
+          (meta) => res.reply({ ct: "application/json" }, Buffer.from(JSON.stringify(meta))),
+          fail,
+        );
+        return;
+    }
+  };
+}
+
+function answerMeta(out: EncodedBody): Record<string, unknown> {
+  return out.headerLength === undefined ? { ct: out.contentType } : { ct: out.contentType, hl: out.headerLength };
+}

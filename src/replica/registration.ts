@@ -1,0 +1,102 @@
+/**
+ * Keeps a replica registered with its API server: registers at start (retrying while the API
+ * server is down), heartbeats every interval, and registers again whenever a heartbeat says the
+ * registry does not know it (the API server restarted) or the API server was unreachable.
+ */
+import type { Logger } from "../util/logger.js";
+
+export interface RegistrationBody {
+  replica_id: string;
+  endpoint: string;
+  http_endpoint: string;
+  capabilities: Record<string, string>[];
+  states: string[];
+  heartbeat_interval_ms: number;
+  service?: string;
+  node?: string;
+}
+
+export class RegistrationLoop {
+  readonly #apiServer: string;
+  readonly #body: () => RegistrationBody;
+  readonly #logger: Logger;
+  readonly #headers: Record<string, string>;
+  #timer: NodeJS.Timeout | undefined;
+  #registered = false;
+  #stopped = false;
+  #busy = false;
+
+  constructor(opts: { apiServer: string; body: () => RegistrationBody; logger: Logger; token?: string | undefined }) {
+    this.#apiServer = opts.apiServer.replace(/\/+$/, "");
+    this.#body = opts.body;
+    this.#logger = opts.logger;
+    this.#headers = { "content-type": "application/json", ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}) };
+  }
+
+  get registered(): boolean {
+    return this.#registered;
+  }
+
+  /** Registers now (one attempt) and starts the heartbeat timer. */
+  async start(): Promise<void> {
+    await this.#tick();
+    this.#schedule();
+  }
+
+  /** Stops heartbeating and unregisters (best effort, bounded in time). */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    if (!this.#registered) return;
+    this.#registered = false;
+    await this.#post("DELETE", "/unregister", { replica_id: this.#body().replica_id }).catch(() => undefined);
+  }
+
+  /** Sends the registration again right away (capability states changed). */
+  refresh(): Promise<void> {
+    this.#registered = false;
+    return this.#tick();
+  }
+
+  #schedule(): void {
+    if (this.#stopped) return;
+    this.#timer = setTimeout(() => {
+      void this.#tick().finally(() => this.#schedule());
+    }, this.#body().heartbeat_interval_ms);
+    this.#timer.unref();
+  }
+
+  async #tick(): Promise<void> {
+    if (this.#busy || this.#stopped) return;
+    this.#busy = true;
+    try {
+      if (this.#registered) {
+        const status = await this.#post("POST", "/heartbeat", { replica_id: this.#body().replica_id });
+        if (status === 404) this.#registered = false;
+      }
+      if (!this.#registered) {
+        const body = this.#body();
+        const status = await this.#post("POST", "/register", body);
+        this.#registered = status === 200;
+        if (this.#registered) this.#logger.info({ apiServer: this.#apiServer }, "registered");
+        else this.#logger.warn({ status }, "registration refused");
+      }
+    } catch (err) {
+      if (this.#registered) this.#logger.warn({ err: (err as Error).message }, "API server unreachable; will register again");
+      this.#registered = false;
+    } finally {
+      this.#busy = false;
+    }
+  }
+
+  async #post(method: string, path: string, body: unknown): Promise<number> {
+    const res = await fetch(this.#apiServer + path, {
+      method,
+      headers: this.#headers,
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(5_000),
+    });
+    await res.arrayBuffer();
+    return res.status;
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * A replica: one process serving one app over OIP REST and gRPC, plus the framed endpoint the
+ * API server forwards to. It registers with the API server, heartbeats, and on stop drains
+ * (new requests go elsewhere, in-flight ones finish) before it unregisters and exits.
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { GrpcFrontend } from "../frontend/grpc.js";
+import { hardenServer, sendJson } from "../frontend/http-util.js";
+import { RestFrontend } from "../frontend/rest.js";
+import type { AnyServe } from "../sdk/app.js";
+import { attachFrameServer } from "../transport/frame-server.js";
+import { createLogger, type Logger } from "../util/logger.js";
+import { VERSION } from "../version.js";
+import { Dispatcher } from "./dispatcher.js";
+import { createFrameHandler } from "./frame-handler.js";
+import { RegistrationLoop } from "./registration.js";
+
+export interface ReplicaOptions {
+  app: AnyServe;
+  replicaId?: string;
+  host?: string;
+  /** gRPC port (the seed's replica port); 0 = any free port. */
+  port?: number;
+  /** REST + frames port; 0 = any free port. */
+  httpPort?: number;
+  /** Where to register; without it the replica serves direct callers only. */
+  apiServer?: string;
+  token?: string;
+  heartbeatIntervalMs?: number;
+  maxBodyBytes?: number;
+  /** The service's request timeout (ms). */
+  timeoutMs?: number;
+  /** How long in-flight requests may take to finish on stop (ms). */
+  drainTimeoutMs?: number;
+  service?: string;
+  node?: string;
+  logger?: Logger;
+}
+
+export interface RunningReplica {
+  readonly replicaId: string;
+  /** `http://host:port` of REST and frames. */
+  readonly httpUrl: string;
+  /** `host:port` of gRPC. */
+  readonly grpcAddress: string;
+  readonly dispatcher: Dispatcher;
+  readonly registration: RegistrationLoop | undefined;
+  /** Drains, unregisters and closes everything. */
+  stop(): Promise<void>;
+}
+
+export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
+  const replicaId = o.replicaId ?? `replica-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  const host = o.host ?? "127.0.0.1";
+  const logger = o.logger ?? createLogger("replica", { replica: replicaId });
+  const timeoutMs = o.timeoutMs ?? 30_000;
+  const maxBodyBytes = o.maxBodyBytes ?? 64 * 1024 * 1024;
+  const dispatcher = new Dispatcher({ app: o.app, replicaId, logger, maxTimeoutMs: timeoutMs });
+
+  const rest = new RestFrontend({
+    backend: dispatcher,
+    logger,
+    serverName: "anyserve-replica",
+    version: VERSION,
+    maxBodyBytes,
+    defaultTimeoutMs: timeoutMs,
+    maxTimeoutMs: timeoutMs,
+    routes: {
+      "GET /health": (_q, res) => sendJson(res, dispatcher.ready() ? 200 : 503, {
+        status: dispatcher.ready() ? "healthy" : "draining",
+        replica_id: replicaId,
+        in_flight: dispatcher.inFlight,
+        capabilities: o.app.getCapabilities(),
+      }),
+    },
+  });
+  const server = createServer(rest.listener);
+  hardenServer(server);
+  const frames = attachFrameServer(server, createFrameHandler(dispatcher), o.token ? { token: o.token } : {});
+  const httpPort = await listen(server, o.httpPort ?? 0, host);
+  const grpc = new GrpcFrontend({ backend: dispatcher, logger, maxBodyBytes, defaultTimeoutMs: timeoutMs, serverName: "anyserve-replica", version: VERSION });
+  const grpcPort = await grpc.listen(host, o.port ?? 0);
+
+  const hostForUrl = host.includes(":") ? `[${host}]` : host;
+  const httpUrl = `http://${hostForUrl}:${httpPort}`;
+  const grpcAddress = `${hostForUrl}:${grpcPort}`;
+  const heartbeatIntervalMs = o.heartbeatIntervalMs ?? 5_000;
+  const registration = o.apiServer
+    ? new RegistrationLoop({
+        apiServer: o.apiServer,
+        token: o.token,
+        logger,
+        body: () => ({
+          replica_id: replicaId,
+          endpoint: grpcAddress,
+          http_endpoint: httpUrl,
+          capabilities: o.app.getCapabilities(),
+          states: o.app.handlers.map(() => "warm"),
+          heartbeat_interval_ms: heartbeatIntervalMs,
+          ...(o.service ? { service: o.service } : {}),
+          ...(o.node ? { node: o.node } : {}),
+        }),
+      })
+    : undefined;
+  await registration?.start();
+  logger.info({ http: httpUrl, grpc: grpcAddress, capabilities: o.app.getCapabilities() }, "replica serving");
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      // Leave the registry first so the API server stops choosing us, then finish what we have.
+      await registration?.stop();
+      frames.goAway();
+      const drained = dispatcher.drain();
+      const drainTimeout = o.drainTimeoutMs ?? 30_000;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([drained, new Promise<void>((r) => (timer = setTimeout(r, drainTimeout)))]);
+      clearTimeout(timer);
+      frames.close();
+      await Promise.all([closeServer(server), grpc.close()]);
+      logger.info("replica stopped");
+    })());
+
+  return { replicaId, httpUrl, grpcAddress, dispatcher, registration, stop };
+}
+
+export function listen(server: Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => {
+      server.off("error", reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+/** Closes a server: idle keep-alive connections at once, busy ones when their answer is sent, stragglers after `graceMs`. */
+export function closeServer(server: Server, graceMs = 5_000): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => server.closeAllConnections(), graceMs);
+    timer.unref();
+    server.close(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+    server.closeIdleConnections();
+  });
+}

@@ -1,0 +1,115 @@
+/** The client's gRPC transport: standard `inference.GRPCInferenceService` calls, errors rebuilt with their code. */
+import * as grpc from "@grpc/grpc-js";
+import { AnyServeError, codeForGrpcStatus, isErrorCode } from "../errors.js";
+import type { CapabilityMap } from "../protocol/capability.js";
+import { decodeProtoResponse, decodeStreamResponse, encodeProtoRequest } from "../protocol/proto-codec.js";
+import type { InferRequest, InferResponse } from "../protocol/types.js";
+import { serviceDefinition } from "../frontend/grpc.js";
+import type { ClientTransport, InferOptions } from "./client.js";
+
+const ServiceClient = grpc.makeGenericClientConstructor(serviceDefinition(), "GRPCInferenceService");
+
+type Unary = (req: unknown, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: unknown) => void) => grpc.ClientUnaryCall;
+
+export class GrpcTransport implements ClientTransport {
+  readonly #client: grpc.Client & Record<string, Unary>;
+
+  constructor(address: string) {
+    this.#client = new ServiceClient(address.replace(/^grpc:\/\//, ""), grpc.credentials.createInsecure(), {
+      "grpc.max_receive_message_length": 256 * 1024 * 1024,
+      "grpc.max_send_message_length": 256 * 1024 * 1024,
+    }) as unknown as grpc.Client & Record<string, Unary>;
+  }
+
+  async infer(query: CapabilityMap, req: InferRequest, o: InferOptions & { timeout: number }): Promise<InferResponse> {
+    const { body, md } = prepare(query, req, o);
+    const raw = await this.#unary("ModelInfer", body, md, o);
+    return decodeProtoResponse(raw as Buffer);
+  }
+
+  async *stream(query: CapabilityMap, req: InferRequest, o: InferOptions & { timeout: number }): AsyncIterable<InferResponse> {
+    const { body, md } = prepare(query, req, o);
+    const call = this.#client.makeBidiStreamRequest(
+      "/inference.GRPCInferenceService/ModelStreamInfer",
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      md,
+      { deadline: Date.now() + o.timeout },
+    );
+    const onAbort = (): void => call.cancel();
+    o.signal?.addEventListener("abort", onAbort, { once: true });
+    call.write(body);
+    call.end();
+    try {
+      for await (const chunk of call as AsyncIterable<Buffer>) {
+        const msg = decodeStreamResponse(chunk);
+        if (msg.errorMessage !== undefined) throw streamError(msg.errorMessage);
+        if (msg.response) yield msg.response;
+      }
+    } catch (err) {
+      throw toAnyServeError(err);
+    } finally {
+      o.signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  async isAlive(): Promise<boolean> {
+    try {
+      const res = (await this.#unary("ServerLive", {}, new grpc.Metadata(), { timeout: 5_000 })) as { live: boolean };
+      return res.live;
+    } catch {
+      return false;
+    }
+  }
+
+  async isModelReady(name: string, version?: string): Promise<boolean> {
+    try {
+      const res = (await this.#unary("ModelReady", { name, version: version ?? "" }, new grpc.Metadata(), { timeout: 5_000 })) as { ready: boolean };
+      return res.ready;
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#client.close();
+  }
+
+  #unary(method: string, req: unknown, md: grpc.Metadata, o: { timeout: number; signal?: AbortSignal }): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const call = this.#client[method]!(req, md, { deadline: Date.now() + o.timeout }, (err, res) => {
+        o.signal?.removeEventListener("abort", onAbort);
+        if (err) reject(toAnyServeError(err));
+        else resolve(res);
+      });
+      const onAbort = (): void => call.cancel();
+      o.signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  }
+}
+
+function prepare(query: CapabilityMap, req: InferRequest, o: InferOptions): { body: Buffer; md: grpc.Metadata } {
+  const md = new grpc.Metadata();
+  const named: InferRequest = { ...req };
+  for (const key in query) {
+    if (key === "model") named.modelName = query[key]!;
+    else if (key === "version" && query.model !== undefined) named.modelVersion = query[key]!;
+    else md.set(`x-capability-${key.replace(/_/g, "-")}`, query[key]!);
+  }
+  for (const [k, v] of Object.entries(o.headers ?? {})) md.set(k.toLowerCase(), v);
+  return { body: encodeProtoRequest(named), md };
+}
+
+function toAnyServeError(err: unknown): AnyServeError {
+  if (err instanceof AnyServeError) return err;
+  const e = err as grpc.ServiceError;
+  const code = e.metadata?.get("x-anyserve-code")[0];
+  const message = e.details || e.message;
+  return new AnyServeError(isErrorCode(code) ? code : codeForGrpcStatus(e.code), message);
+}
+
+/** Stream errors arrive as `[CODE] message` in `error_message`. */
+function streamError(text: string): AnyServeError {
+  const m = /^\[([A-Z_]+)\] ([\s\S]*)$/.exec(text);
+  return m && isErrorCode(m[1]) ? new AnyServeError(m[1], m[2]!) : new AnyServeError("INTERNAL", text);
+}

@@ -1,0 +1,82 @@
+/**
+ * What a handler gets besides its request: who it is, what it matched, its deadline and abort
+ * signal, a logger — and, where the replica has them, the object store and cross-replica calls.
+ */
+import { AnyServeError } from "../errors.js";
+import type { CapabilityMap } from "../protocol/capability.js";
+import type { Logger } from "../util/logger.js";
+
+/** Options for {@link Context.call}. */
+export interface CallOptions {
+  /** Milliseconds; never more than the caller's own remaining time. */
+  timeout?: number;
+}
+
+/** A cross-replica caller (provided by the replica when it knows its API server). */
+export interface Caller {
+  call(capability: CapabilityMap, inputs: unknown, options: CallOptions & { deadline?: number; depth?: number }): Promise<unknown>;
+}
+
+/** The object store surface handlers use (the objects issue fills it in). */
+export interface ObjectStoreLike {
+  create(data: unknown, options?: Record<string, unknown>): Promise<unknown>;
+  get(ref: unknown): Promise<Buffer>;
+}
+
+export interface ContextInit {
+  replicaId: string;
+  capability: CapabilityMap;
+  requestId: string;
+  signal: AbortSignal;
+  logger: Logger;
+  /** Epoch milliseconds after which the request has failed. */
+  deadline: number;
+  objects?: ObjectStoreLike | undefined;
+  caller?: Caller | undefined;
+  delegationDepth?: number;
+}
+
+export class Context {
+  readonly replicaId: string;
+  /** The capability of the handler that matched. */
+  readonly capability: CapabilityMap;
+  readonly requestId: string;
+  /** Fires when the deadline passes or the caller goes away. */
+  readonly signal: AbortSignal;
+  readonly logger: Logger;
+  readonly deadline: number;
+  readonly #objects: ObjectStoreLike | undefined;
+  readonly #caller: Caller | undefined;
+  readonly #depth: number;
+
+  constructor(init: ContextInit) {
+    this.replicaId = init.replicaId;
+    this.capability = init.capability;
+    this.requestId = init.requestId;
+    this.signal = init.signal;
+    this.logger = init.logger;
+    this.deadline = init.deadline;
+    this.#objects = init.objects;
+    this.#caller = init.caller;
+    this.#depth = init.delegationDepth ?? 0;
+  }
+
+  /** Milliseconds left before the deadline (never negative). */
+  get remainingMs(): number {
+    return Math.max(0, this.deadline - Date.now());
+  }
+
+  get objects(): ObjectStoreLike {
+    if (!this.#objects) throw new AnyServeError("INTERNAL", "ObjectStore not available: start the replica with --object-store DIR");
+    return this.#objects;
+  }
+
+  /** Calls another capability through the API server, within this request's deadline. */
+  call(capability: CapabilityMap, inputs: unknown, options: CallOptions = {}): Promise<unknown> {
+    if (!this.#caller) {
+      return Promise.reject(new AnyServeError("INTERNAL", "cross-replica call not available: the replica has no --api-server"));
+    }
+    const timeout = Math.min(options.timeout ?? Infinity, this.remainingMs);
+    return this.#caller.call(capability, inputs, { timeout, deadline: this.deadline, depth: this.#depth });
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * Loads a user app from `FILE[:export]` — TypeScript directly (through tsx), no build step for
+ * the user. The seed's dotted form (`examples.chat_app:app`) is accepted too.
+ */
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+import { isApp, type AnyServe } from "./app.js";
+
+let tsxRegistered = false;
+
+export async function loadApp(spec: string, cwd = process.cwd()): Promise<AnyServe> {
+  const colon = spec.lastIndexOf(":");
+  const hasExport = colon > 1; // not a Windows drive letter
+  const fileSpec = hasExport ? spec.slice(0, colon) : spec;
+  const exportName = hasExport ? spec.slice(colon + 1) : undefined;
+  const file = resolveFile(fileSpec, cwd);
+  if (/\.[cm]?tsx?$/.test(file) && !tsxRegistered) {
+    const { register } = await import("tsx/esm/api");
+    register();
+    tsxRegistered = true;
+  }
+  const mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+  const names = exportName ? [exportName] : ["app", "default"];
+  for (const name of names) {
+    if (isApp(mod[name])) return mod[name] as AnyServe;
+  }
+  const found = Object.keys(mod).filter((k) => isApp(mod[k]));
+  throw new Error(
+    `${file} has no AnyServe app exported as ${names.map((n) => `'${n}'`).join(" or ")}` +
+      (found.length ? `; it exports apps named ${found.join(", ")}` : ""),
+  );
+}
+
+function resolveFile(spec: string, cwd: string): string {
+  const direct = path.resolve(cwd, spec);
+  if (existsSync(direct)) return direct;
+  const candidates = [".ts", ".js", ".mts", ".mjs"].flatMap((ext) => {
+    const dotted = /^[\w.]+$/.test(spec) ? [path.resolve(cwd, spec.replace(/\./g, "/") + ext)] : [];
+    return [direct + ext, ...dotted];
+  });
+  const hit = candidates.find((c) => existsSync(c));
+  if (!hit) throw new Error(`app file not found: ${spec} (looked in ${cwd})`);
+  return hit;
+}

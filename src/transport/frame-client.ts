@@ -1,0 +1,350 @@
+/**
+ * Gateway side of the framed hop: multiplexes requests to one replica over 1–2 persistent
+ * upgraded sockets, replies matched by id and allowed out of order.
+ *
+ * Hot path: one Pending record per request in a Map id → record; the timer gets the record as an
+ * argument and the record itself is the abort listener (handleEvent), so no per-request closures
+ * except the Promise executor.
+ */
+import { EventEmitter } from "node:events";
+import http, { type ClientRequest, type IncomingMessage } from "node:http";
+import https from "node:https";
+import type { Socket } from "node:net";
+import { AnyServeError } from "../errors.js";
+import { FrameConnection } from "./frame-connection.js";
+import { FRAMES_PATH, FRAMES_PROTOCOL } from "./frame-server.js";
+import { DEFAULT_MAX_FRAME_BYTES, FrameType, encodeFrame, metaError, type FrameMeta } from "./frames.js";
+
+/**
+ * A RESPONSE frame, or for a stream the END frame's meta (body empty). An error answer is
+ * resolved too, as meta `{ code, error }` (see call-meta.ts; `metaError()` in frames.ts reads it).
+ */
+export interface FrameReply { meta: Record<string, unknown>; body: Buffer }
+
+export interface FrameRequestOptions {
+  /** Rejects with DEADLINE_EXCEEDED and sends CANCEL when no answer came in time. */
+  timeoutMs?: number;
+  /** Abort → rejects with CANCELLED (or with the reason, if it is an AnyServeError) and sends CANCEL. */
+  signal?: AbortSignal;
+  /** Makes this a stream: called for each CHUNK, in order, before the promise resolves with END. */
+  onChunk?: (meta: Record<string, unknown> | null, body: Buffer) => void;
+}
+
+export interface FrameClientOptions {
+  /** http://host:port of the replica's HTTP server. */
+  url: string;
+  /** Sent as `Authorization: Bearer <token>` on the upgrade. */
+  token?: string;
+  /** Sockets to the replica, default 2: more sockets mean less batching per write. */
+  sockets?: number;
+  /** Largest frame accepted or sent (the length field); default 64 MiB + 64 KiB. */
+  maxFrameBytes?: number;
+  /** Time allowed to connect and upgrade, default 2000 ms. */
+  connectTimeoutMs?: number;
+}
+
+const CONNECTING = 0, OPEN = 1, CLOSED = 2;
+
+/** One socket to the replica, connecting or open. */
+class ClientConn {
+  state = CONNECTING;
+  fc: FrameConnection | null = null;
+  req: ClientRequest | null = null;
+  goingAway = false;
+  inFlight = 0;
+  /** Requests made while connecting; sent on the 101. */
+  waiting: Pending[] = [];
+  /** Why the replica closed us, when it said (GOAWAY with `{ error }`), or our own protocol error. */
+  closeError: AnyServeError | undefined;
+  resolveDone!: () => void;
+  readonly done = new Promise<void>((r) => { this.resolveDone = r; });
+}
+
+/** @internal One request in flight. It is its own abort listener. */
+export class Pending {
+  conn!: ClientConn;
+  resolve!: (r: FrameReply) => void;
+  reject!: (e: unknown) => void;
+  timer: NodeJS.Timeout | undefined;
+  signal: AbortSignal | undefined;
+  /** Encoded REQUEST, kept only while waiting for the connection. */
+  parts: Buffer[] | null = null;
+  started = false;
+  constructor(readonly client: FrameClient, readonly id: number, readonly onChunk: FrameRequestOptions["onChunk"]) {}
+  handleEvent(): void {
+    const reason: unknown = this.signal?.reason;
+    this.client._cancel(this, reason instanceof AnyServeError ? reason : new AnyServeError("CANCELLED", "the request was cancelled by the caller"));
+  }
+}
+
+function onTimeout(p: Pending): void {
+  p.timer = undefined;
+  p.client._cancel(p, new AnyServeError("DEADLINE_EXCEEDED", `no answer from replica ${p.client.url} within the request's timeout`));
+}
+
+/**
+ * Client of one replica's frame server. Connects lazily; a socket that fails fails only its own
+ * requests (REPLICA_UNREACHABLE with `data.responseStarted`), and later requests reconnect.
+ * Emits 'drain' when a congested socket drained (see {@link FrameClient.congested}) and
+ * 'goaway' (in-flight count on that socket) when the replica sent GOAWAY.
+ */
+export class FrameClient extends EventEmitter {
+  readonly url: string;
+  private readonly target: URL;
+  private readonly token: string | undefined;
+  private readonly maxFrameBytes: number;
+  private readonly connectTimeoutMs: number;
+  private readonly pending = new Map<number, Pending>();
+  private readonly slots: (ClientConn | null)[];
+  private readonly conns = new Set<ClientConn>();
+  private nextId = 1;
+  private closing = false;
+
+  constructor(opts: FrameClientOptions) {
+    super();
+    this.url = opts.url;
+    this.target = new URL(opts.url);
+    this.token = opts.token;
+    this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? 2000;
+    this.slots = new Array<ClientConn | null>(Math.max(1, opts.sockets ?? 2)).fill(null);
+  }
+
+  /** Requests in flight, including those waiting for a connection. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /** True when every open socket has more than 1 MiB queued: stop reading ingress until 'drain'. */
+  get congested(): boolean {
+    let open = 0;
+    for (const c of this.slots) {
+      if (c === null || c.fc === null || c.state !== OPEN) continue;
+      if (!c.fc.congested) return false;
+      open++;
+    }
+    return open > 0;
+  }
+
+  /** Sends one request. Never throws: every failure is a rejected promise with an AnyServeError. */
+  request(meta: Record<string, unknown>, body: Buffer, opts?: FrameRequestOptions): Promise<FrameReply> {
+    if (this.closing) return Promise.reject(new AnyServeError("INTERNAL", `the FrameClient for ${this.url} is closed`));
+    const signal = opts?.signal;
+    if (signal?.aborted) {
+      const r: unknown = signal.reason;
+      return Promise.reject(r instanceof AnyServeError ? r : new AnyServeError("CANCELLED", "the request was cancelled by the caller"));
+    }
+    const id = this.allocId();
+    let parts: Buffer[];
+    try {
+      parts = encodeFrame(FrameType.REQUEST, id, meta, body);
+    } catch (err) {
+      return Promise.reject(new AnyServeError("INTERNAL", `cannot encode the request meta: ${(err as Error).message}`));
+    }
+    const length = parts[0]!.readUInt32LE(0);
+    if (length > this.maxFrameBytes) {
+      return Promise.reject(new AnyServeError("PAYLOAD_TOO_LARGE", `a request frame of ${length} bytes exceeds the maximum frame size of ${this.maxFrameBytes} bytes`));
+    }
+    const p = new Pending(this, id, opts?.onChunk);
+    const promise = new Promise<FrameReply>((res, rej) => { p.resolve = res; p.reject = rej; });
+    this.pending.set(id, p);
+    const conn = this.pick();
+    p.conn = conn;
+    conn.inFlight++;
+    if (conn.fc !== null) conn.fc.write(parts);
+    else { p.parts = parts; conn.waiting.push(p); }
+    const ms = opts?.timeoutMs;
+    if (ms !== undefined && ms < 2 ** 31) p.timer = setTimeout(onTimeout, Math.max(0, ms), p);
+    if (signal !== undefined) { p.signal = signal; signal.addEventListener("abort", p, { once: true }); }
+    return promise;
+  }
+
+  /** Fails every request in flight with CANCELLED, closes every socket; resolves when all are closed. */
+  async close(): Promise<void> {
+    this.closing = true;
+    for (const p of [...this.pending.values()]) this._cancel(p, new AnyServeError("CANCELLED", `the FrameClient for ${this.url} was closed`), false);
+    const done: Promise<void>[] = [];
+    for (const c of this.conns) {
+      done.push(c.done);
+      if (c.fc !== null) c.fc.destroy();
+      else c.req?.destroy();
+    }
+    await Promise.all(done);
+  }
+
+  private allocId(): number {
+    let id = this.nextId;
+    while (id === 0 || this.pending.has(id)) id = (id + 1) >>> 0; // 0 is for connection-level frames
+    this.nextId = (id + 1) >>> 0;
+    return id;
+  }
+
+  /** Least in-flight socket; an empty slot (connected lazily) wins only over a busy socket. */
+  private pick(): ClientConn {
+    let best: ClientConn | null = null;
+    let bestScore = Infinity;
+    let empty = -1;
+    for (let i = 0; i < this.slots.length; i++) {
+      const c = this.slots[i]!;
+      if (c === null) { if (empty < 0) empty = i; continue; }
+      const score = c.inFlight + (c.fc !== null && c.fc.congested ? 1e9 : 0);
+      if (score < bestScore) { best = c; bestScore = score; }
+    }
+    if (best !== null && (bestScore === 0 || empty < 0)) return best;
+    const conn = new ClientConn();
+    this.slots[empty] = conn;
+    this.conns.add(conn);
+    this.connect(conn);
+    return conn;
+  }
+
+  private connect(conn: ClientConn): void {
+    const t = this.target;
+    const headers: Record<string, string> = { Connection: "Upgrade", Upgrade: FRAMES_PROTOCOL };
+    if (this.token !== undefined) headers.Authorization = `Bearer ${this.token}`;
+    let req: ClientRequest;
+    try {
+      req = (t.protocol === "https:" ? https : http).request({
+        host: t.hostname.replace(/^\[|\]$/g, ""), port: t.port || (t.protocol === "https:" ? 443 : 80),
+        method: "GET", path: FRAMES_PATH, headers, agent: false,
+      });
+    } catch (err) {
+      process.nextTick(() => this.failConnect(conn, `cannot connect: ${(err as Error).message}`));
+      return;
+    }
+    conn.req = req;
+    const timer = setTimeout(() => {
+      this.failConnect(conn, `no connection within ${this.connectTimeoutMs} ms`);
+      req.destroy();
+    }, this.connectTimeoutMs);
+    req.on("error", (err) => { clearTimeout(timer); this.failConnect(conn, err.message); });
+    req.on("close", () => { clearTimeout(timer); this.failConnect(conn, "the connection closed during the upgrade"); });
+    req.on("response", (res: IncomingMessage) => {
+      clearTimeout(timer);
+      res.resume();
+      const code = res.statusCode === 503 ? "SHUTTING_DOWN" : "REPLICA_UNREACHABLE";
+      this.failConnect(conn, `refused the frame connection with HTTP ${res.statusCode}`, code, res.statusCode);
+      req.destroy();
+    });
+    req.on("upgrade", (res: IncomingMessage, socket: Socket, head: Buffer) => {
+      clearTimeout(timer);
+      if (conn.state !== CONNECTING || (res.headers.upgrade ?? "").toLowerCase() !== FRAMES_PROTOCOL) {
+        socket.destroy();
+        this.failConnect(conn, "answered the upgrade with another protocol");
+        return;
+      }
+      this.open(conn, socket, head);
+    });
+    req.end();
+  }
+
+  private open(conn: ClientConn, socket: Socket, head: Buffer): void {
+    conn.state = OPEN;
+    const fc = new FrameConnection(socket, {
+      onFrame: (type, id, meta, body) => this.onFrame(conn, type, id, meta, body),
+      onClose: (err) => this.onClose(conn, err),
+      onProtocolError: (err) => {
+        conn.closeError = new AnyServeError("UPSTREAM_PROTOCOL_ERROR", `replica ${this.url} sent a bad frame: ${err.message}`);
+        fc.destroy(err);
+      },
+      onDrain: () => this.emit("drain"),
+    }, { maxFrameBytes: this.maxFrameBytes });
+    conn.fc = fc;
+    for (const p of conn.waiting) {
+      if (p.parts !== null && this.pending.get(p.id) === p) fc.write(p.parts);
+      p.parts = null;
+    }
+    conn.waiting = [];
+    fc.onData(head);
+  }
+
+  private failConnect(conn: ClientConn, why: string, code: "REPLICA_UNREACHABLE" | "SHUTTING_DOWN" = "REPLICA_UNREACHABLE", status?: number): void {
+    if (conn.state !== CONNECTING) return;
+    this.retire(conn);
+    const data: Record<string, unknown> = { responseStarted: false, replica: this.url };
+    if (status !== undefined) data.status = status;
+    for (const p of conn.waiting) {
+      if (this.pending.get(p.id) !== p) continue;
+      this.settle(p);
+      p.reject(new AnyServeError(code, `replica ${this.url} is unreachable: ${why}`, data));
+    }
+    conn.waiting = [];
+  }
+
+  private onClose(conn: ClientConn, err: Error | undefined): void {
+    this.retire(conn);
+    if (conn.inFlight === 0) return;
+    const partialId = conn.fc!.decoder.partialId;
+    for (const p of [...this.pending.values()]) {
+      if (p.conn !== conn) continue;
+      const started = p.started || p.id === partialId;
+      this.settle(p);
+      const data = { responseStarted: started, replica: this.url };
+      const ce = conn.closeError;
+      p.reject(ce !== undefined
+        ? new AnyServeError(ce.code, ce.message, { ...ce.data, ...data })
+        : new AnyServeError("REPLICA_UNREACHABLE", `replica ${this.url} closed the frame connection ${started ? "after part of the answer had arrived" : "before any byte of the answer arrived"}${err ? ` (${err.message})` : ""}`, data));
+    }
+  }
+
+  private retire(conn: ClientConn): void {
+    conn.state = CLOSED;
+    const i = this.slots.indexOf(conn);
+    if (i >= 0) this.slots[i] = null;
+    this.conns.delete(conn);
+    conn.resolveDone();
+  }
+
+  private onFrame(conn: ClientConn, type: number, id: number, meta: FrameMeta | null, body: Buffer): void {
+    if (type === FrameType.RESPONSE || type === FrameType.END) {
+      const p = this.pending.get(id);
+      if (p === undefined || p.conn !== conn) return; // cancelled or timed out: the answer crossed our CANCEL
+      this.settle(p);
+      p.resolve({ meta: meta ?? {}, body }); // an error answer ({code, error}) is the caller's to read
+    } else if (type === FrameType.CHUNK) {
+      const p = this.pending.get(id);
+      if (p === undefined || p.conn !== conn) return;
+      p.started = true;
+      if (p.onChunk === undefined) {
+        this._cancel(p, new AnyServeError("UPSTREAM_PROTOCOL_ERROR", `replica ${this.url} streamed an answer to a request that is not a stream`));
+        return;
+      }
+      try {
+        p.onChunk(meta, body);
+      } catch (e) {
+        this._cancel(p, AnyServeError.from(e, "INTERNAL"));
+      }
+    } else if (type === FrameType.GOAWAY) {
+      conn.goingAway = true;
+      const e = metaError(meta);
+      if (e !== undefined) conn.closeError = new AnyServeError(e.code, `replica ${this.url} closed the frame connection: ${e.message}`);
+      const i = this.slots.indexOf(conn);
+      if (i >= 0) this.slots[i] = null; // new ids go to a fresh socket; this one finishes its in-flight ids
+      if (conn.inFlight === 0) conn.fc!.end();
+      this.emit("goaway", conn.inFlight);
+    } else if (type === FrameType.PING) {
+      conn.fc!.send(FrameType.PONG, id, null);
+    }
+  }
+
+  /** Removes a request from every table; ends a going-away socket that became idle. */
+  private settle(p: Pending): void {
+    this.pending.delete(p.id);
+    const conn = p.conn;
+    conn.inFlight--;
+    if (p.timer !== undefined) clearTimeout(p.timer);
+    if (p.signal !== undefined) p.signal.removeEventListener("abort", p);
+    if (conn.goingAway && conn.inFlight === 0 && conn.fc !== null) conn.fc.end();
+  }
+
+  /** @internal Fails a request still in flight and tells the replica to stop working on it. */
+  _cancel(p: Pending, err: AnyServeError, sendCancel = true): void {
+    if (this.pending.get(p.id) !== p) return;
+    // CANCEL before settle(): settle may end an idle going-away socket.
+    if (sendCancel && p.parts === null && p.conn.fc !== null) {
+      p.conn.fc.send(FrameType.CANCEL, p.id, { code: err.code === "DEADLINE_EXCEEDED" ? err.code : "CANCELLED" });
+    }
+    this.settle(p);
+    p.reject(err);
+  }
+}

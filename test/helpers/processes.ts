@@ -1,0 +1,98 @@
+/**
+ * Starts real anyserve processes (the built CLI, bin/anyserve.js) on port 0 for tests, waits for
+ * their ANYSERVE_READY line, and stops them when the test ends.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+import type { TestContext } from "node:test";
+
+export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+export const BIN = path.join(ROOT, "bin", "anyserve.js");
+export const DEMO = path.join(ROOT, "examples", "mvp_demo");
+export const FIXTURES = path.join(ROOT, "test", "fixtures");
+
+export interface Proc {
+  child: ChildProcess;
+  ready: Record<string, string>;
+  /** Lines printed so far (stdout and stderr). */
+  output: string[];
+  /** Resolves with the exit code/signal. */
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+type Cleanup = Pick<TestContext, "after"> | { after(fn: () => unknown): void };
+
+/** Runs `anyserve <args>` and waits until it announces itself. */
+export function startCli(t: Cleanup, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Proc> {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ANYSERVE_LOG_LEVEL: "warn", ...env },
+  });
+  const output: string[] = [];
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal })));
+  const proc: Proc = {
+    child,
+    ready: {},
+    output,
+    exited,
+    async stop(signal = "SIGTERM") {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill(signal);
+        const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+        await exited;
+        clearTimeout(timer);
+      }
+    },
+  };
+  t.after(() => proc.stop());
+  createInterface({ input: child.stderr! }).on("line", (l) => output.push(l));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`anyserve ${args.join(" ")} not ready in 30 s:\n${output.join("\n")}`)), 30_000);
+    createInterface({ input: child.stdout! }).on("line", (line) => {
+      output.push(line);
+      if (line.startsWith("ANYSERVE_READY ")) {
+        clearTimeout(timer);
+        proc.ready = JSON.parse(line.slice(15)) as Record<string, string>;
+        resolve(proc);
+      }
+    });
+    void exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`anyserve ${args.join(" ")} exited (${signal ?? code}) before ready:\n${output.join("\n")}`));
+    });
+  });
+}
+
+export function startApiServerProc(t: Cleanup, extra: string[] = []): Promise<Proc> {
+  return startCli(t, ["api-server", "--port", "0", "--grpc-port", "0", ...extra]);
+}
+
+export function startReplicaProc(t: Cleanup, apiServer: string, app: string, extra: string[] = []): Promise<Proc> {
+  return startCli(t, ["start", "--app", app, "--port", "0", "--api-server", apiServer, "--heartbeat-interval", "0.2", ...extra]);
+}
+
+/** Polls `check` until it returns a truthy value or `timeoutMs` passes. */
+export async function waitFor<T>(what: string, check: () => Promise<T> | T, timeoutMs = 10_000, everyMs = 25): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > end) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+export async function registryIds(apiServer: string): Promise<string[]> {
+  const res = await fetch(`${apiServer}/registry`);
+  const body = (await res.json()) as { replicas: { replica_id: string }[] };
+  return body.replicas.map((r) => r.replica_id).sort();
+}

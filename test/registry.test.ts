@@ -1,0 +1,114 @@
+// Seed registry behaviours (../shared/reference/seed-tests.md, "Registry").
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { Registry, type ReplicaRegistration } from "../src/gateway/registry.js";
+
+const reg = (id: string, caps: Record<string, string>[], heartbeatIntervalMs = 1000): ReplicaRegistration => ({
+  replicaId: id,
+  endpoint: `localhost:${50000 + id.length}`,
+  httpEndpoint: "http://127.0.0.1:1",
+  capabilities: caps.map((capability) => ({ capability, state: "warm" as const })),
+  heartbeatIntervalMs,
+});
+
+test("register stores a replica and keeps its 3 capabilities", () => {
+  const r = new Registry();
+  r.register(reg("a", [{ type: "chat" }, { type: "embed" }, { type: "heavy" }]));
+  assert.equal(r.size, 1);
+  assert.equal(r.get("a")!.capabilities.length, 3);
+});
+
+test("re-register with the same id replaces its capabilities", () => {
+  const r = new Registry();
+  r.register(reg("a", [{ type: "chat" }]));
+  r.register(reg("a", [{ type: "embed" }]));
+  assert.equal(r.size, 1);
+  assert.deepEqual(r.lookup({ type: "chat" }), []);
+  assert.equal(r.lookup({ type: "embed" })[0]!.replicaId, "a");
+});
+
+test("unregister returns true, an unknown id false", () => {
+  const r = new Registry();
+  r.register(reg("a", [{ type: "chat" }]));
+  assert.equal(r.unregister("a"), true);
+  assert.equal(r.unregister("a"), false);
+  assert.equal(r.unregister("nobody"), false);
+});
+
+test("exact 2-key lookup, subset lookup, unknown → no match", () => {
+  const r = new Registry();
+  r.register(reg("a", [{ type: "chat", model: "llama-70b" }]));
+  r.register(reg("b", [{ type: "chat", model: "llama-7b" }]));
+  assert.deepEqual(r.lookup({ type: "chat", model: "llama-7b" }).map((e) => e.replicaId), ["b"]);
+  assert.deepEqual(r.lookup({ type: "chat" }).map((e) => e.replicaId), ["a", "b"]);
+  assert.deepEqual(r.lookup({ type: "unknown" }), []);
+  assert.deepEqual(r.lookup({ type: "chat", model: "gpt" }), []);
+});
+
+test("exclude skips to the next match; excluding all → no match", () => {
+  const r = new Registry();
+  r.register(reg("a", [{ type: "chat" }]));
+  r.register(reg("b", [{ type: "chat" }]));
+  assert.deepEqual(r.lookup({ type: "chat" }, ["a"]).map((e) => e.replicaId), ["b"]);
+  assert.deepEqual(r.lookup({ type: "chat" }, new Set(["a", "b"])), []);
+});
+
+test("list all; random pick honours exclude; empty registry → none", () => {
+  const r = new Registry();
+  assert.equal(r.random(), undefined);
+  r.register(reg("a", [{ type: "chat" }]));
+  r.register(reg("b", [{ type: "embed" }]));
+  assert.deepEqual(r.list().map((e) => e.replicaId), ["a", "b"]);
+  for (let i = 0; i < 20; i++) assert.equal(r.random(new Set(["a"]))!.replicaId, "b");
+  assert.equal(r.random(new Set(["a", "b"])), undefined);
+});
+
+test("values compare as strings: {gpus: 2} matches '2'", () => {
+  const r = new Registry();
+  r.register(reg("a", [{ type: "chat", gpus: "2" }]));
+  assert.equal(r.lookup({ gpus: "2" }).length, 1);
+});
+
+test("20 concurrent registrations → 20 replicas", async () => {
+  const r = new Registry();
+  await Promise.all(Array.from({ length: 20 }, (_, i) => Promise.resolve().then(() => r.register(reg(`r${i}`, [{ type: "chat" }])))));
+  assert.equal(r.size, 20);
+  assert.equal(r.lookup({ type: "chat" }).length, 20);
+});
+
+test("precision with 3-key capabilities", () => {
+  const r = new Registry();
+  r.register(reg("a", [{ type: "chat", model: "llama-70b", quant: "fp16" }]));
+  r.register(reg("b", [{ type: "chat", model: "llama-70b", quant: "int4" }]));
+  r.register(reg("c", [{ type: "chat", model: "llama-7b", quant: "fp16" }]));
+  assert.deepEqual(r.lookup({ type: "chat", model: "llama-70b", quant: "int4" }).map((e) => e.replicaId), ["b"]);
+  assert.deepEqual(r.lookup({ type: "chat", model: "llama-7b" }).map((e) => e.replicaId), ["c"]);
+  assert.equal(r.lookup({ type: "chat" }).length, 3);
+});
+
+test("a lookup reads only the rarest key=value posting list, not every replica", () => {
+  const r = new Registry();
+  for (let i = 0; i < 1000; i++) r.register(reg(`chat-${i}`, [{ type: "chat", model: `m${i}` }]));
+  r.register(reg("embed", [{ type: "embed" }]));
+  // The capability objects are checked only for candidates from the smallest list; spy on them.
+  let checked = 0;
+  for (const e of r.list()) {
+    const caps = e.capabilities;
+    e.capabilities = new Proxy(caps, { get: (t, p, rcv) => { if (p === "some") checked++; return Reflect.get(t, p, rcv); } });
+  }
+  assert.deepEqual(r.lookup({ type: "chat", model: "m7" }).map((e) => e.replicaId), ["chat-7"]);
+  assert.ok(checked <= 1, `checked ${checked} replicas`);
+});
+
+test("heartbeats keep a replica; 3 silent intervals drop it", () => {
+  let now = 0;
+  const r = new Registry({ now: () => now });
+  r.register(reg("a", [{ type: "chat" }], 100));
+  now = 250;
+  r.heartbeat("a");
+  now = 500;
+  assert.deepEqual(r.expire(), []);
+  now = 551;
+  assert.deepEqual(r.expire(), ["a"]);
+  assert.throws(() => r.heartbeat("a"), { code: "REPLICA_NOT_FOUND" });
+});
