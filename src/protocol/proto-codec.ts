@@ -17,6 +17,8 @@ import { checkShape, checkTensor, countMismatch, elementCount, encodeElements, i
   type TensorRole } from "./tensor.js";
 import type { Datatype, InferRequest, InferResponse, Parameters, RequestedOutput, Tensor } from "./types.js";
 
+import { walkFields } from "./proto-scan.js";
+
 export { readModelName } from "./proto-scan.js";
 
 const PROTO_FILE = join("proto", "grpc_predict_v2.proto");
@@ -69,6 +71,7 @@ interface PMessage {
 }
 
 function decodeMessage<T>(type: protobuf.Type, body: Buffer, what: string): T {
+  walkFields(body, undefined, type.name); // strict top-level framing first (see walkFields)
   try {
     return type.decode(body) as unknown as T;
   } catch (err) {

@@ -8,12 +8,10 @@
  */
 import { AnyServeError } from "../errors.js";
 
-function malformed(why: string): AnyServeError {
-  return new AnyServeError("INVALID_PROTOBUF", `request is not a valid ModelInferRequest: ${why}`);
-}
+type Fail = (why: string) => AnyServeError;
 
 /** Reads a base-128 varint; returns [value, nextOffset]. Values above 2^53 are rejected. */
-function readVarint(buf: Buffer, off: number): [number, number] {
+function readVarint(buf: Buffer, off: number, malformed: Fail): [number, number] {
   let value = 0;
   let scale = 1;
   for (let i = 0; i < 10; i++) {
@@ -30,6 +28,52 @@ function readVarint(buf: Buffer, off: number): [number, number] {
 }
 
 /**
+ * Walks the top-level fields of a protobuf message, checking the framing (tags, varints, lengths).
+ * `visit` sees each field's number and wire type, and for length-delimited fields their byte
+ * range. protobufjs clamps a string that runs past the end of the body instead of failing; the
+ * codec runs this walk first so a truncated body is INVALID_PROTOBUF, not a shortened string.
+ * @throws AnyServeError INVALID_PROTOBUF on any framing error
+ */
+export function walkFields(body: Buffer, visit?: (field: number, wireType: number, start: number, end: number) => void,
+  what = "ModelInferRequest"): void {
+  const fail = (why: string): AnyServeError => new AnyServeError("INVALID_PROTOBUF", `body is not a valid ${what}: ${why}`);
+  let off = 0;
+  while (off < body.length) {
+    const tagStart = off;
+    let key: number;
+    [key, off] = readVarint(body, off, fail);
+    const field = Math.floor(key / 8);
+    const wireType = key % 8;
+    if (field === 0 || field > 0x1fffffff) throw fail(`invalid field number ${field} at byte ${tagStart}`);
+    switch (wireType) {
+      case 0: // varint
+        [, off] = readVarint(body, off, fail);
+        visit?.(field, wireType, off, off);
+        break;
+      case 1: // 64-bit
+        off += 8;
+        visit?.(field, wireType, off, off);
+        break;
+      case 2: { // length-delimited
+        let len: number;
+        [len, off] = readVarint(body, off, fail);
+        if (len > body.length - off) throw fail(`field ${field} claims ${len} bytes, only ${body.length - off} remain`);
+        visit?.(field, wireType, off, off + len);
+        off += len;
+        break;
+      }
+      case 5: // 32-bit
+        off += 4;
+        visit?.(field, wireType, off, off);
+        break;
+      default: // groups (3, 4) do not occur in proto3 messages; 6 and 7 are not wire types
+        throw fail(`unexpected wire type ${wireType} at byte ${tagStart}`);
+    }
+    if (off > body.length) throw fail(`field ${field} is truncated`);
+  }
+}
+
+/**
  * Scans a serialized `ModelInferRequest` for `model_name` (1) and `model_version` (2).
  * Missing fields are `""`, as in proto3.
  * @throws AnyServeError INVALID_PROTOBUF on any framing error (bad tag, truncation, wrong wire type)
@@ -37,38 +81,11 @@ function readVarint(buf: Buffer, off: number): [number, number] {
 export function readModelName(body: Buffer): { modelName: string; modelVersion: string } {
   let modelName = "";
   let modelVersion = "";
-  let off = 0;
-  while (off < body.length) {
-    const tagStart = off;
-    let key: number;
-    [key, off] = readVarint(body, off);
-    const field = Math.floor(key / 8);
-    const wireType = key % 8;
-    if (field === 0 || field > 0x1fffffff) throw malformed(`invalid field number ${field} at byte ${tagStart}`);
-    switch (wireType) {
-      case 0: // varint
-        [, off] = readVarint(body, off);
-        break;
-      case 1: // 64-bit
-        off += 8;
-        break;
-      case 2: { // length-delimited
-        let len: number;
-        [len, off] = readVarint(body, off);
-        if (len > body.length - off) throw malformed(`field ${field} claims ${len} bytes, only ${body.length - off} remain`);
-        if (field === 1) modelName = body.toString("utf8", off, off + len);
-        else if (field === 2) modelVersion = body.toString("utf8", off, off + len);
-        off += len;
-        break;
-      }
-      case 5: // 32-bit
-        off += 4;
-        break;
-      default: // groups (3, 4) do not occur in proto3 messages; 6 and 7 are not wire types
-        throw malformed(`unexpected wire type ${wireType} at byte ${tagStart}`);
-    }
-    if ((field === 1 || field === 2) && wireType !== 2) throw malformed(`field ${field} must be a string`);
-    if (off > body.length) throw malformed(`field ${field} is truncated`);
-  }
+  walkFields(body, (field, wireType, start, end) => {
+    if (field !== 1 && field !== 2) return;
+    if (wireType !== 2) throw new AnyServeError("INVALID_PROTOBUF", `body is not a valid ModelInferRequest: field ${field} must be a string`);
+    if (field === 1) modelName = body.toString("utf8", start, end);
+    else modelVersion = body.toString("utf8", start, end);
+  });
   return { modelName, modelVersion };
 }

@@ -219,7 +219,7 @@ export function encodeElements(dt: Datatype, values: readonly unknown[], label: 
     switch (info.kind) {
       case "bool":
         if (v === true || v === 1) buf[i] = 1;
-        else if (v !== false && v !== 0) throw elementError(label, i, "a boolean (true/false or 0/1)", v);
+        else if (v !== false && v !== 0) throw elementError(label, i, "a BOOL (true/false or 0/1)", v);
         break;
       case "int":
       case "uint":

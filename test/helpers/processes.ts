@@ -96,3 +96,14 @@ export async function registryIds(apiServer: string): Promise<string[]> {
   const body = (await res.json()) as { replicas: { replica_id: string }[] };
   return body.replicas.map((r) => r.replica_id).sort();
 }
+
+/** Cleanups gathered during a describe's `before`, run by one `after` registered at describe level. */
+export class Cleanups {
+  readonly #fns: (() => unknown)[] = [];
+  after(fn: () => unknown): void {
+    this.#fns.push(fn);
+  }
+  async run(): Promise<void> {
+    for (const fn of this.#fns.reverse()) await fn();
+  }
+}
