@@ -1,20 +1,24 @@
 /** Small HTTP pieces shared by every REST route: bounded body reading, JSON and error answers. */
-import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import type { IncomingMessage, Server, ServerOptions, ServerResponse } from "node:http";
 import { AnyServeError } from "../errors.js";
+import { envInt } from "../util/env.js";
 
-/** Defaults against slow clients (Node's own are 60 s / 300 s checked every 30 s). */
-export const SERVER_TIMEOUTS = {
-  headersTimeout: 10_000,
-  requestTimeout: 60_000,
-  keepAliveTimeout: 5_000,
-  connectionsCheckingInterval: 1_000,
-} as const;
+/**
+ * Limits against slow clients. Node's own defaults are 60 s for headers and 300 s for a request,
+ * checked only every 30 s; ours are tighter and checked every second.
+ */
+export function serverOptions(): ServerOptions {
+  return {
+    headersTimeout: envInt("ANYSERVE_HEADERS_TIMEOUT_MS", 10_000, 100),
+    requestTimeout: envInt("ANYSERVE_REQUEST_TIMEOUT_MS", 60_000, 100),
+    keepAliveTimeout: 5_000,
+    connectionsCheckingInterval: Math.min(1_000, envInt("ANYSERVE_HEADERS_TIMEOUT_MS", 10_000, 100)),
+    maxHeaderSize: 16 * 1024,
+  };
+}
 
-/** Applies the timeouts and a connection cap to a node:http server. */
+/** Applies the connection cap (Envoy-like) to a node:http server. */
 export function hardenServer(server: Server, maxConnections = 10_000): void {
-  server.headersTimeout = SERVER_TIMEOUTS.headersTimeout;
-  server.requestTimeout = SERVER_TIMEOUTS.requestTimeout;
-  server.keepAliveTimeout = SERVER_TIMEOUTS.keepAliveTimeout;
   server.maxConnections = maxConnections;
 }
 

@@ -4,7 +4,7 @@
  */
 import { createServer } from "node:http";
 import { GrpcFrontend } from "../frontend/grpc.js";
-import { hardenServer } from "../frontend/http-util.js";
+import { hardenServer, serverOptions } from "../frontend/http-util.js";
 import { RestFrontend } from "../frontend/rest.js";
 import { closeServer, listen } from "../replica/replica.js";
 import { createLogger, type Logger } from "../util/logger.js";
@@ -64,7 +64,7 @@ export async function startApiServer(o: ApiServerOptions = {}): Promise<RunningA
     maxTimeoutMs: Math.max(timeoutMs, 3_600_000),
     routes: controlRoutes({ registry, balancer, token, defaultHeartbeatMs: o.heartbeatIntervalMs ?? 5_000 }),
   });
-  const server = createServer(rest.listener);
+  const server = createServer(serverOptions(), rest.listener);
   hardenServer(server);
   const port = await listen(server, o.port ?? 0, host);
   let grpc: GrpcFrontend | undefined;

@@ -108,7 +108,7 @@ function fromProtoParams(map: PParams | undefined, where: string): Parameters | 
     else if (Object.hasOwn(p, "string_param")) out[k] = p.string_param!;
     else if (Object.hasOwn(p, "double_param")) out[k] = p.double_param!;
     else {
-      const v = Object.hasOwn(p, "int64_param") ? p.int64_param : p.uint64_param;
+      const v = Object.hasOwn(p, "int64_param") ? p.int64_param : Object.hasOwn(p, "uint64_param") ? p.uint64_param : undefined;
       if (v === undefined) continue; // an InferParameter with no choice set carries nothing
       const n = safeNumber(v);
       if (n === undefined) throw new AnyServeError("INVALID_PARAMETER", `${where} parameter '${k}' is ${int64String(v)}, beyond the safe-integer range`);

@@ -6,7 +6,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { GrpcFrontend } from "../frontend/grpc.js";
-import { hardenServer, sendJson } from "../frontend/http-util.js";
+import { hardenServer, serverOptions, sendJson } from "../frontend/http-util.js";
 import { RestFrontend } from "../frontend/rest.js";
 import type { AnyServe } from "../sdk/app.js";
 import { attachFrameServer } from "../transport/frame-server.js";
@@ -75,7 +75,7 @@ export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
       }),
     },
   });
-  const server = createServer(rest.listener);
+  const server = createServer(serverOptions(), rest.listener);
   hardenServer(server);
   const frames = attachFrameServer(server, createFrameHandler(dispatcher), o.token ? { token: o.token } : {});
   const httpPort = await listen(server, o.httpPort ?? 0, host);
