@@ -132,6 +132,7 @@ export function binaryOutputChoice(req?: InferRequest): BinaryOutputChoice {
   return perOutput.size > 0 ? { all, perOutput } : { all };
 }
 
+/** Whether output `name` goes in the binary part under `choice` (no choice: never). */
 export function wantsBinary(choice: BinaryOutputChoice | undefined, name: string): boolean {
   if (choice === undefined) return false;
   return choice.perOutput?.get(name) ?? choice.all;

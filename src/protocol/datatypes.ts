@@ -22,6 +22,7 @@ type TypedArrayCtor =
   | Uint32ArrayConstructor | Int32ArrayConstructor | BigInt64ArrayConstructor | BigUint64ArrayConstructor
   | Float32ArrayConstructor | Float64ArrayConstructor;
 
+/** One row of {@link DATATYPE_INFO}. */
 export interface DatatypeInfo {
   readonly datatype: Datatype;
   readonly kind: DatatypeKind;
@@ -68,8 +69,9 @@ export function isDatatype(v: unknown): v is Datatype {
   return typeof v === "string" && DATATYPE_SET.has(v);
 }
 
-/** Inclusive bigint range of a 64-bit integer datatype, for binary paths that carry all 64 bits. */
+/** Inclusive bigint range of INT64, for paths that carry all 64 bits (binary, bigint values). */
 export const INT64_RANGE = { min: -(1n << 63n), max: (1n << 63n) - 1n } as const;
+/** Inclusive bigint range of UINT64. */
 export const UINT64_RANGE = { min: 0n, max: (1n << 64n) - 1n } as const;
 
 // ── 16-bit floats ───────────────────────────────────────────────────────────────────────────────

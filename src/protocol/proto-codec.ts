@@ -17,6 +17,7 @@ import { checkShape, checkTensor, countMismatch, elementCount, encodeElements, i
   type TensorRole } from "./tensor.js";
 import type { Datatype, InferRequest, InferResponse, Parameters, RequestedOutput, Tensor } from "./types.js";
 
+import { fromProtoParams, int64String, safeNumber, toProtoParams, type Int64, type PParams } from "./proto-params.js";
 import { walkFields } from "./proto-scan.js";
 
 export { readModelName } from "./proto-scan.js";
@@ -60,9 +61,6 @@ export function protoTypes(): ProtoTypes {
 }
 
 // ── decoded message shapes (protobufjs with keepCase; int64 fields arrive as Long or number) ──
-type Int64 = number | protobuf.Long;
-interface PParam { bool_param?: boolean; int64_param?: Int64; string_param?: string; double_param?: number; uint64_param?: Int64 }
-type PParams = Record<string, PParam>;
 type PContents = Partial<Record<string, unknown[]>>;
 interface PTensor { name: string; datatype: string; shape: Int64[]; parameters?: PParams; contents?: PContents | null }
 interface PMessage {
@@ -78,55 +76,6 @@ function decodeMessage<T>(type: protobuf.Type, body: Buffer, what: string): T {
     // protobufjs throws plain Errors/RangeErrors for bad wire data; none of them may escape as a 500.
     throw new AnyServeError("INVALID_PROTOBUF", `${what} is not a valid ${type.name}: ${(err as Error).message}`);
   }
-}
-
-/** A Long/number int64 as a JS number, or `undefined` when it is not a safe integer. */
-function safeNumber(v: Int64): number | undefined {
-  // Exact whenever the result is safe; when it is not, the rounded double is not safe either.
-  const n = typeof v === "number" ? v : (v.unsigned ? v.high >>> 0 : v.high) * 2 ** 32 + (v.low >>> 0);
-  return Number.isSafeInteger(n) ? n : undefined;
-}
-
-/** Exact text of a Long/number int64, for error messages. */
-function int64String(v: Int64): string {
-  if (typeof v === "number") return String(v);
-  const b = (BigInt(v.high >>> 0) << 32n) | BigInt(v.low >>> 0);
-  return (v.unsigned ? b : BigInt.asIntN(64, b)).toString();
-}
-
-const FORBIDDEN = new Set(["__proto__", "constructor", "prototype"]);
-
-function fromProtoParams(map: PParams | undefined, where: string): Parameters | undefined {
-  if (map === undefined) return undefined;
-  const keys = Object.keys(map);
-  if (keys.length === 0) return undefined;
-  const out: Parameters = {};
-  for (const k of keys) {
-    if (FORBIDDEN.has(k)) throw new AnyServeError("INVALID_PARAMETER", `${where} parameter key '${k}' is not allowed`);
-    const p = map[k]!;
-    if (Object.hasOwn(p, "bool_param")) out[k] = p.bool_param!;
-    else if (Object.hasOwn(p, "string_param")) out[k] = p.string_param!;
-    else if (Object.hasOwn(p, "double_param")) out[k] = p.double_param!;
-    else {
-      const v = Object.hasOwn(p, "int64_param") ? p.int64_param : Object.hasOwn(p, "uint64_param") ? p.uint64_param : undefined;
-      if (v === undefined) continue; // an InferParameter with no choice set carries nothing
-      const n = safeNumber(v);
-      if (n === undefined) throw new AnyServeError("INVALID_PARAMETER", `${where} parameter '${k}' is ${int64String(v)}, beyond the safe-integer range`);
-      out[k] = n;
-    }
-  }
-  return out;
-}
-
-function toProtoParams(p: Parameters | undefined): PParams | undefined {
-  if (p === undefined) return undefined;
-  const out: PParams = {};
-  for (const [k, v] of Object.entries(p)) {
-    if (typeof v === "string") out[k] = { string_param: v };
-    else if (typeof v === "boolean") out[k] = { bool_param: v };
-    else out[k] = Number.isSafeInteger(v) ? { int64_param: v } : { double_param: v };
-  }
-  return out;
 }
 
 function hasContents(c: PContents | null | undefined): boolean {
@@ -251,32 +200,49 @@ function tensorMessage(t: Tensor): Record<string, unknown> {
   return out;
 }
 
-function responseMessage(res: InferResponse): Record<string, unknown> {
+/** A protobuf varint (lengths and tags here are below 2^53). */
+function varint(n: number): Buffer {
+  const out: number[] = [];
+  while (n >= 0x80) {
+    out.push((n % 0x80) | 0x80);
+    n = Math.floor(n / 0x80);
+  }
+  out.push(n);
+  return Buffer.from(out);
+}
+
+/**
+ * Appends repeated `bytes` field `field` after an encoded message head. Protobuf fields may come
+ * in any order, and doing it here costs one copy of the tensor bytes (protobufjs's writer is
+ * several times slower on megabytes of raw data).
+ */
+function appendBytesFields(head: Uint8Array, field: number, chunks: readonly Buffer[]): Buffer {
+  const parts: Buffer[] = [asBuffer(head)];
+  const tag = varint(field * 8 + 2);
+  for (const c of chunks) parts.push(tag, varint(c.length), c);
+  return Buffer.concat(parts);
+}
+
+function responseHead(res: InferResponse): { head: Record<string, unknown>; outputs: Tensor[] } {
   const outputs = res.outputs.map((t, i) => checkTensor(t, "output", i));
-  const msg: Record<string, unknown> = {
-    model_name: res.modelName,
-    outputs: outputs.map(tensorMessage),
-    raw_output_contents: outputs.map(encodeBinaryTensorData),
-  };
-  if (res.modelVersion !== undefined) msg.model_version = res.modelVersion;
-  if (res.id !== undefined) msg.id = res.id;
+  const head: Record<string, unknown> = { model_name: res.modelName, outputs: outputs.map(tensorMessage) };
+  if (res.modelVersion !== undefined) head.model_version = res.modelVersion;
+  if (res.id !== undefined) head.id = res.id;
   const params = toProtoParams(res.parameters);
-  if (params !== undefined) msg.parameters = params;
-  return msg;
+  if (params !== undefined) head.parameters = params;
+  return { head, outputs };
 }
 
-/** Encodes a response as a `ModelInferResponse`, outputs always in `raw_output_contents`. */
+/** Encodes a response as a `ModelInferResponse`, outputs always in `raw_output_contents` (field 6). */
 export function encodeProtoResponse(res: InferResponse): Buffer {
-  return asBuffer(protoTypes().response.encode(responseMessage(res)).finish());
+  const { head, outputs } = responseHead(res);
+  return appendBytesFields(protoTypes().response.encode(head).finish(), 6, outputs.map(encodeBinaryTensorData));
 }
 
-/** Encodes a request as a `ModelInferRequest`, inputs always in `raw_input_contents` (client side). */
+/** Encodes a request as a `ModelInferRequest`, inputs always in `raw_input_contents` (field 7; client side). */
 export function encodeProtoRequest(req: InferRequest): Buffer {
   const inputs = req.inputs.map((t, i) => checkTensor(t, "input", i));
-  const msg: Record<string, unknown> = {
-    inputs: inputs.map(tensorMessage),
-    raw_input_contents: inputs.map(encodeBinaryTensorData),
-  };
+  const msg: Record<string, unknown> = { inputs: inputs.map(tensorMessage) };
   if (req.modelName !== undefined) msg.model_name = req.modelName;
   if (req.modelVersion !== undefined) msg.model_version = req.modelVersion;
   if (req.id !== undefined) msg.id = req.id;
@@ -288,7 +254,7 @@ export function encodeProtoRequest(req: InferRequest): Buffer {
       return p === undefined ? { name: o.name } : { name: o.name, parameters: p };
     });
   }
-  return asBuffer(protoTypes().request.encode(msg).finish());
+  return appendBytesFields(protoTypes().request.encode(msg).finish(), 7, inputs.map(encodeBinaryTensorData));
 }
 
 /** One message of Triton's `ModelStreamInfer`: an error or a response. */
@@ -297,12 +263,12 @@ export interface StreamMessage {
   response?: InferResponse;
 }
 
-/** Encodes a `ModelStreamInferResponse`. */
+/** Encodes a `ModelStreamInferResponse` (the response goes in field 2, `infer_response`). */
 export function encodeStreamResponse(m: StreamMessage): Buffer {
   const msg: Record<string, unknown> = {};
   if (m.errorMessage !== undefined) msg.error_message = m.errorMessage;
-  if (m.response !== undefined) msg.infer_response = responseMessage(m.response);
-  return asBuffer(protoTypes().stream.encode(msg).finish());
+  const head = protoTypes().stream.encode(msg).finish();
+  return m.response === undefined ? asBuffer(head) : appendBytesFields(head, 2, [encodeProtoResponse(m.response)]);
 }
 
 /** Decodes a `ModelStreamInferResponse` (client side). */

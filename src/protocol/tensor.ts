@@ -26,6 +26,7 @@ export type TensorRole = "input" | "output";
 /** A JSON element as emitted: numbers, booleans, or strings (BYTES). */
 export type JsonElement = number | boolean | string | null;
 
+/** The one error this module raises: INVALID_TENSOR (400) with `message`. */
 export function invalidTensor(message: string): AnyServeError {
   return new AnyServeError("INVALID_TENSOR", message);
 }
@@ -35,6 +36,7 @@ export function tensorLabel(role: TensorRole, name: string | number): string {
   return typeof name === "number" ? `${role} #${name}` : `${role} '${name}'`;
 }
 
+/** `[2,3]`: a shape as error messages print it. */
 export function shapeString(shape: readonly number[]): string {
   return `[${shape.join(",")}]`;
 }

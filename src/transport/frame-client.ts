@@ -185,8 +185,8 @@ export class FrameClient extends EventEmitter {
     let bestScore = Infinity;
     let empty = -1;
     for (let i = 0; i < this.slots.length; i++) {
-      const c = this.slots[i]!;
-      if (c === null) { if (empty < 0) empty = i; continue; }
+      const c = this.slots[i] ?? null;
+      if (c === null || (c.fc !== null && c.fc.closed)) { if (empty < 0) empty = i; continue; } // a dying socket is replaced
       const score = c.inFlight + (c.fc !== null && c.fc.congested ? 1e9 : 0);
       if (score < bestScore) { best = c; bestScore = score; }
     }

@@ -14,7 +14,7 @@ import type { Duplex } from "node:stream";
 import type { Socket } from "node:net";
 import { AnyServeError } from "../errors.js";
 import { FrameConnection } from "./frame-connection.js";
-import { FrameProtocolError, FrameType, errorMeta, type FrameMeta } from "./frames.js";
+import { FrameProtocolError, FrameType, encodeFrame, errorMeta, type FrameMeta } from "./frames.js";
 
 /** The path and Upgrade token of the framed hop. */
 export const FRAMES_PATH = "/_anyserve/frames";
@@ -165,25 +165,45 @@ class Responder implements FrameResponder {
   chunk(meta: Record<string, unknown> | null, body: Buffer): void {
     if (this.closed) return;
     this.streaming = true;
-    this.conn.fc.send(FrameType.CHUNK, this.id, meta, body);
-    this.conn.checkCongestion();
+    this.send(FrameType.CHUNK, meta, body);
   }
 
   end(meta?: Record<string, unknown>): void {
     this.finish(FrameType.END, meta, undefined);
   }
 
-  /** @internal Sends the last frame of this id. An over-large answer becomes an error answer. */
+  /** @internal Sends the last frame of this id. */
   finish(type: number, meta: Record<string, unknown> | undefined, body: Buffer | undefined): void {
     if (this.closed) return;
     this.done = true;
     this.conn.inflight.delete(this.id);
+    this.send(type, meta, body);
+  }
+
+  /**
+   * Encodes and queues a frame. A meta that JSON cannot encode, or a frame over the maximum size
+   * (which would make the gateway drop the whole connection), becomes an INTERNAL error answer
+   * that ends this id (END for a stream).
+   */
+  private send(type: number, meta: Record<string, unknown> | null | undefined, body: Buffer | undefined): void {
     const max = this.conn.fc.decoder.maxFrameBytes;
-    if (body !== undefined && body.length > max - 4096) {
-      meta = errorMeta(new AnyServeError("INTERNAL", `the replica's answer of ${body.length} bytes exceeds the maximum frame size of ${max} bytes`));
-      body = undefined;
+    let parts: Buffer[] | undefined;
+    let problem: string;
+    try {
+      parts = encodeFrame(type, this.id, meta, body);
+      const length = parts[0]!.readUInt32LE(0);
+      problem = length > max ? `the replica's answer frame of ${length} bytes exceeds the maximum frame size of ${max} bytes` : "";
+    } catch (err) {
+      problem = `the replica's answer meta cannot be encoded: ${(err as Error).message}`;
     }
-    this.conn.fc.send(type, this.id, meta, body);
+    if (problem !== "") {
+      if (!this.done) {
+        this.done = true;
+        this.conn.inflight.delete(this.id);
+      }
+      parts = encodeFrame(type === FrameType.CHUNK ? FrameType.END : type, this.id, errorMeta(new AnyServeError("INTERNAL", problem)));
+    }
+    this.conn.fc.write(parts!);
     this.conn.checkCongestion();
   }
 

@@ -213,3 +213,42 @@ test("errors are rejected promises, never synchronous throws", async () => {
     await replica.close();
   }
 });
+
+test("an answer the replica cannot send (too big, unencodable meta) becomes an INTERNAL error answer", async () => {
+  const replica = await startReplica((req, res) => {
+    if (req.meta.big) res.reply({}, Buffer.alloc(2 << 20));
+    else if (req.meta.stream) { res.chunk(null, Buffer.from("a")); res.chunk({ n: 10n }, Buffer.alloc(0)); res.chunk(null, Buffer.from("never")); }
+    else echo(req, res);
+  }, { maxFrameBytes: 1 << 20 });
+  const client = new FrameClient({ url: replica.url });
+  try {
+    const big = await client.request({ big: true }, Buffer.alloc(0));
+    assert.equal(big.meta.code, "INTERNAL");
+    assert.match(String(big.meta.error), /exceeds the maximum frame size of 1048576 bytes/);
+    const chunks: string[] = [];
+    const end = await client.request({ stream: true }, Buffer.alloc(0), { onChunk: (_m, b) => chunks.push(b.toString()) });
+    assert.deepEqual(chunks, ["a"]);
+    assert.equal(end.meta.code, "INTERNAL");
+    assert.match(String(end.meta.error), /cannot be encoded/);
+    assert.equal((await client.request({}, Buffer.from("still fine"))).body.toString(), "still fine");
+  } finally {
+    await client.close();
+    await replica.close();
+  }
+});
+
+test("backpressure: a big queued write reports congested, then 'drain'", async () => {
+  const replica = await startReplica(echo);
+  const client = new FrameClient({ url: replica.url, sockets: 1 });
+  try {
+    await client.request({}, Buffer.alloc(0)); // open the socket
+    assert.equal(client.congested, false);
+    const reply = client.request({}, Buffer.alloc(8 << 20, 1));
+    assert.equal(client.congested, true, "8 MiB queued in the socket");
+    await once(client, "drain");
+    assert.equal((await reply).body.length, 8 << 20);
+  } finally {
+    await client.close();
+    await replica.close();
+  }
+});

@@ -1,0 +1,131 @@
+/**
+ * Load generation (autocannon's programmatic API, in the parent process) and CPU accounting of the
+ * server processes under load.
+ *
+ * Latency percentiles come from our own record of every response time, not from autocannon's
+ * histogram: that one stores whole milliseconds, which cannot show a 70 µs hop at concurrency 1.
+ */
+import { execFileSync } from "node:child_process";
+import type { EventEmitter } from "node:events";
+import { readdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { percentile } from "./stats.js";
+
+/** The part of autocannon's API we use (the package ships no types). */
+interface AutocannonOptions {
+  url: string;
+  method: "POST";
+  headers: Record<string, string>;
+  body: string;
+  connections: number;
+  duration: number;
+  pipelining: number;
+  timeout: number;
+}
+interface AutocannonResult { errors: number; timeouts: number; non2xx: number }
+type Autocannon = (opts: AutocannonOptions, cb: (err: Error | null, result: AutocannonResult) => void) => EventEmitter & { stop(): void };
+
+const autocannon = createRequire(import.meta.url)("autocannon") as Autocannon;
+
+export interface Target {
+  url: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export interface LoadResult {
+  /** Completed 2xx responses per second of wall time. */
+  rps: number;
+  /** Latency percentiles in µs, over every response of the run. */
+  p50Us: number;
+  p99Us: number;
+  /** 2xx responses completed. */
+  requests: number;
+  /** Connection errors, timeouts and non-2xx answers: any of them makes the run suspect. */
+  errors: number;
+  seconds: number;
+}
+
+/** Runs `connections` keep-alive connections against `target` for `seconds`. */
+export function runLoad(target: Target, connections: number, seconds: number): Promise<LoadResult> {
+  let times = new Float64Array(1 << 16);
+  let n = 0;
+  let ok = 0;
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const instance = autocannon({
+      url: target.url,
+      method: "POST",
+      headers: target.headers,
+      body: target.body,
+      connections,
+      duration: seconds,
+      pipelining: 1,
+      timeout: 10,
+    }, (err, result) => {
+      const elapsed = (performance.now() - started) / 1000;
+      if (err) return reject(err);
+      const sorted = times.subarray(0, n).sort();
+      resolve({
+        rps: ok / elapsed,
+        p50Us: percentile(sorted, 0.5) * 1000,
+        p99Us: percentile(sorted, 0.99) * 1000,
+        requests: ok,
+        errors: result.errors + result.timeouts + result.non2xx,
+        seconds: elapsed,
+      });
+    });
+    instance.on("response", (_client: unknown, status: number, _bytes: number, ms: number) => {
+      if (status < 200 || status > 299) return;
+      ok++;
+      if (n === times.length) { const grown = new Float64Array(n * 2); grown.set(times); times = grown; }
+      times[n++] = ms;
+    });
+  });
+}
+
+/** Clock ticks per second of /proc/<pid>/stat (almost always 100). */
+const CLK_TCK = (() => {
+  try { return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100; } catch { return 100; }
+})();
+
+/** utime + stime of one process (all its threads) in ticks; 0 if it is gone or not on Linux. */
+function ticksOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // comm may contain spaces
+    return Number(f[11]) + Number(f[12]); // fields 14 and 15 of proc(5)
+  } catch { return 0; }
+}
+
+/** `pids` plus all their descendants (nginx workers are children of the master). */
+function withDescendants(pids: number[]): number[] {
+  let parents: Map<number, number[]>;
+  try {
+    parents = new Map();
+    for (const d of readdirSync("/proc")) {
+      if (!/^\d+$/.test(d)) continue;
+      try {
+        const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+        const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+        const list = parents.get(ppid) ?? [];
+        list.push(Number(d));
+        parents.set(ppid, list);
+      } catch { /* exited meanwhile */ }
+    }
+  } catch { return pids; }
+  const all = new Set(pids);
+  for (const p of all) for (const c of parents.get(p) ?? []) all.add(c);
+  return [...all];
+}
+
+/**
+ * Starts a CPU measurement of the processes that serve a scenario; the returned function gives
+ * their CPU time in µs since the start (null where /proc is not available).
+ */
+export function cpuMeter(pids: number[]): () => number | null {
+  if (process.platform !== "linux") return () => null;
+  const all = withDescendants(pids);
+  const start = all.reduce((s, p) => s + ticksOf(p), 0);
+  return () => ((all.reduce((s, p) => s + ticksOf(p), 0) - start) * 1e6) / CLK_TCK;
+}

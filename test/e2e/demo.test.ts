@@ -1,0 +1,48 @@
+// `npm start` runs `anyserve demo`: it serves the demo and stops cleanly on Ctrl-C, leaving no
+// orphan processes.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { test } from "node:test";
+import { Client } from "../../src/sdk/client.js";
+import { startCli, waitFor } from "../helpers/processes.js";
+
+function childrenOf(pid: number): number[] {
+  try {
+    return execFileSync("pgrep", ["-P", String(pid)], { encoding: "utf8" }).split("\n").filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+test("the demo serves chat, embed, heavy and stream, and Ctrl-C stops every process", async (t) => {
+  const demo = await startCli(t, ["demo", "--port", "0", "--grpc-port", "0", "--quiet"]);
+  assert.equal(demo.ready.role, "demo");
+  const client = new Client({ apiServer: demo.ready.url! });
+  t.after(() => client.close());
+  const chat = (await client.infer({ type: "chat" }, { text: "hello" })) as { text: string; replica: string };
+  assert.equal(chat.replica, "replica-a");
+  const embed = (await client.infer({ type: "embed" }, { text: "hello" })) as { embedding: Float32Array };
+  assert.equal(embed.embedding.length, 8);
+  const heavy = (await client.infer({ type: "heavy" }, { ms: 20 })) as { done: string };
+  assert.match(heavy.done, /20 ms/);
+  const tokens: unknown[] = [];
+  for await (const tok of client.stream({ type: "stream" }, { text: "one two three" }, { parameters: { delay_ms: 1 } })) tokens.push(tok);
+  assert.deepEqual(tokens, ["one", "two", "three"]);
+  assert.ok(demo.output.some((l) => l.includes("curl")), "prints a first curl");
+
+  const kids = childrenOf(demo.child.pid!);
+  assert.equal(kids.length, 5, "API server + 4 replicas");
+  demo.child.kill("SIGINT");
+  const { code } = await demo.exited;
+  assert.equal(code, 0);
+  await waitFor("every child gone", () => kids.every((pid) => !alive(pid)), 5_000);
+});
