@@ -1,5 +1,5 @@
 /**
- * Benchmark of the gateway → replica frame hop: `node --import tsx bench/hop.ts [seconds]`.
+ * Benchmark of the gateway → replica frame hop: `node --import tsx bench/hop.ts [seconds=5] [rounds=3]`.
  *
  * A CHILD process runs (a) a bare node:http server and (b) an http.Server with the frame server
  * attached, both doing the same work (parse a 222-byte JSON body, answer 91 bytes of JSON). The
@@ -132,12 +132,12 @@ async function probe(url: string, n: number, body: string): Promise<void> {
   agent.destroy();
 }
 
-function runProbe(url: string, n: number, body: string): Promise<number> {
+function runProbe(url: string, n: number): Promise<number> {
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, ["--import", "tsx", SELF, "--probe", url, String(n)], { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
     p.stdout.on("data", (c: Buffer) => { out += c.toString(); });
-    p.on("close", () => { try { resolve((JSON.parse(out) as { p50: number }).p50); } catch { reject(new Error(`probe failed: ${out}`)); } void body; });
+    p.on("close", () => { try { resolve((JSON.parse(out) as { p50: number }).p50); } catch { reject(new Error(`probe failed: ${out}`)); } });
   });
 }
 
@@ -146,6 +146,7 @@ const f = (x: number, d = 0): string => x.toFixed(d);
 
 async function main(): Promise<void> {
   const seconds = Number(process.argv[2] ?? 5);
+  const rounds = Number(process.argv[3] ?? 3);
   const body = requestBody();
   const replica = fork(SELF, ["--child"], { execArgv: ["--import", "tsx"] });
   const ports = await new Promise<{ bare: number; framed: number }>((r) => replica.once("message", (m) => r(m as { bare: number; framed: number })));
@@ -161,7 +162,7 @@ async function main(): Promise<void> {
     console.log(`50 connections, ${seconds} s per run; latency in ms; gateway CPU = parent process CPU per request`);
     console.log("round  bare req/s  p50  p99 | frames-gw req/s  p50  p99  gw CPU µs/req | ratio");
     const ratios: number[] = [], bareR: number[] = [], gwR: number[] = [], cpu: number[] = [];
-    for (let round = 1; round <= 3; round++) {
+    for (let round = 1; round <= rounds; round++) {
       const b = await autocannon(bareUrl, 50, seconds, body);
       const c0 = process.cpuUsage();
       const g = await autocannon(gwUrl, 50, seconds, body);
@@ -174,8 +175,8 @@ async function main(): Promise<void> {
     console.log(`median ${f(median(bareR)).padStart(7)}            | ${f(median(gwR)).padStart(7)}            ${f(median(cpu)).padStart(5)} | ${f(median(ratios), 2)}`);
     const p1b: number[] = [], p1g: number[] = [];
     for (let round = 0; round < 3; round++) {
-      p1b.push(await runProbe(bareUrl, 3000, body));
-      p1g.push(await runProbe(gwUrl, 3000, body));
+      p1b.push(await runProbe(bareUrl, 3000));
+      p1g.push(await runProbe(gwUrl, 3000));
     }
     console.log(`concurrency 1, p50 (µs, median of 3): bare ${f(median(p1b))}, via frames gateway ${f(median(p1g))}, added ${f(median(p1g) - median(p1b))}`);
   } finally {

@@ -17,6 +17,7 @@
  * `--quick` (1 round, 1 s runs) is a smoke test of the suite itself; its figures mean nothing.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { cpuMeter, runLoad, type LoadResult } from "./lib/load.js";
 import { ROOT, installCleanup, stopAll } from "./lib/procs.js";
@@ -114,6 +115,10 @@ async function main(): Promise<void> {
   console.log(`${CONFIG.connections} connections, median of ${CONFIG.rounds} interleaved rounds of ${CONFIG.seconds} s; × bare = req/s ÷ bare req/s of the same round; ` +
     `CPU = server processes' CPU per request; c=1 = one connection, p50 and added p50 vs bare\n`);
   console.log(renderText(rows));
+  // Other processes competing for the cores shift every figure, and not all by the same factor.
+  if (machine.loadAvg1 > machine.cpuCount / 2) {
+    console.log(`\nwarning: load average was ${machine.loadAvg1} on ${machine.cpuCount} cores before the run — other work competed for the CPU`);
+  }
 
   const file = path.join(ROOT, "bench", "results", `${machine.date.replace(/:/g, "-").replace(/\.\d+Z$/, "Z")}.json`);
   mkdirSync(path.dirname(file), { recursive: true });
@@ -126,6 +131,7 @@ async function main(): Promise<void> {
     rounds: loaded,
     c1Rounds: single,
     markdown: renderMarkdown(rows),
+    loadAvg1AtEnd: Math.round(os.loadavg()[0]! * 100) / 100,
     durationSeconds: seconds,
   }, null, 2)}\n`);
   console.log(`\nraw rounds and medians: ${path.relative(process.cwd(), file)} (suite took ${seconds} s)`);

@@ -9,6 +9,7 @@ import type { Parameters } from "./types.js";
 
 /** An int64 field as protobufjs decodes it: a Long (the `long` package is installed) or a number. */
 export type Int64 = number | protobuf.Long;
+/** A decoded `InferParameter`: exactly one field is an own property when set. */
 export interface PParam { bool_param?: boolean; int64_param?: Int64; string_param?: string; double_param?: number; uint64_param?: Int64 }
 export type PParams = Record<string, PParam>;
 
@@ -28,6 +29,7 @@ export function int64String(v: Int64): string {
 
 const FORBIDDEN = new Set(["__proto__", "constructor", "prototype"]);
 
+/** A decoded `map<string, InferParameter>` → parameters; `where` names the owner in errors. */
 export function fromProtoParams(map: PParams | undefined, where: string): Parameters | undefined {
   if (map === undefined) return undefined;
   const keys = Object.keys(map);
@@ -50,6 +52,7 @@ export function fromProtoParams(map: PParams | undefined, where: string): Parame
   return out;
 }
 
+/** Parameters → a `map<string, InferParameter>` for encoding. */
 export function toProtoParams(p: Parameters | undefined): PParams | undefined {
   if (p === undefined) return undefined;
   const out: PParams = {};

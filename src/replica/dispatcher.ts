@@ -148,8 +148,20 @@ export class Dispatcher implements InferBackend {
     const modelName = call.model?.name ?? req.modelName ?? entry.capability.model ?? entry.capability.type ?? "anyserve";
     const res = handlerResultToResponse(result, req.id === undefined ? { modelName } : { modelName, id: req.id });
     if (call.model?.version !== undefined && res.modelVersion === undefined) res.modelVersion = call.model.version;
+    if (req.outputs && req.outputs.length > 0) res.outputs = selectOutputs(res.outputs, req.outputs.map((o) => o.name));
     return res;
   }
+}
+
+/** Keeps the outputs a request asked for, in its order (OIP `outputs`); asking for one the handler did not produce is a 400. */
+function selectOutputs(outputs: InferResponse["outputs"], wanted: string[]): InferResponse["outputs"] {
+  return wanted.map((name) => {
+    const found = outputs.find((o) => o.name === name);
+    if (!found) {
+      throw new AnyServeError("INVALID_REQUEST", `requested output '${name}' is not produced: the handler returned ${outputs.map((o) => `'${o.name}'`).join(", ") || "no outputs"}`);
+    }
+    return found;
+  });
 }
 
 function modelNotFound(name: string, version?: string): AnyServeError {

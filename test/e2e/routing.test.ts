@@ -50,6 +50,20 @@ describe("routing through the API server to replica processes", () => {
     assert.equal(body.outputs.find((o) => o.name === "replica")!.data[0], "replica-a");
   });
 
+  test("requested outputs: only those are answered, in the asked order; an unknown one → 400", async () => {
+    const ask = async (outputs: { name: string }[]) => fetch(`${api.ready.url}/v2/models/demo/infer`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ outputs, inputs: [{ name: "text", datatype: "BYTES", shape: [1], data: ["yo"] }] }),
+    });
+    const res = await ask([{ name: "replica" }]);
+    const body = (await res.json()) as { outputs: { name: string }[] };
+    assert.deepEqual(body.outputs.map((o) => o.name), ["replica"]);
+    const bad = await ask([{ name: "nope" }]);
+    assert.equal(bad.status, 400);
+    assert.match(((await bad.json()) as { error: string }).error, /'nope' is not produced.*'text'/);
+  });
+
   test("unknown model → 404 MODEL_NOT_FOUND listing what is registered", async () => {
     const res = await fetch(`${api.ready.url}/v2/models/nope/infer`, {
       method: "POST",

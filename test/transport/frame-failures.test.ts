@@ -52,7 +52,8 @@ test("a reply frame over the client's maximum closes the connection with UPSTREA
 async function holdingReplica(): Promise<{ replica: Awaited<ReturnType<typeof startReplica>>; next: () => Promise<FrameRequest> }> {
   const queue: FrameRequest[] = [];
   let waiter: ((r: FrameRequest) => void) | undefined;
-  const replica = await startReplica((req) => {
+  const replica = await startReplica((req, res) => {
+    if (req.meta.warm) return res.reply({}, Buffer.alloc(0));
     if (waiter) { waiter(req); waiter = undefined; } else queue.push(req);
   });
   const next = (): Promise<FrameRequest> => queue.length > 0 ? Promise.resolve(queue.shift()!) : new Promise((r) => { waiter = r; });
@@ -61,8 +62,10 @@ async function holdingReplica(): Promise<{ replica: Awaited<ReturnType<typeof st
 
 test("timeout → DEADLINE_EXCEEDED, and the replica's signal fires", async () => {
   const { replica, next } = await holdingReplica();
-  const client = new FrameClient({ url: replica.url });
+  const client = new FrameClient({ url: replica.url, sockets: 1 });
   try {
+    // Connect first: a deadline that passes while connecting never reaches the replica.
+    await client.request({ warm: true }, Buffer.alloc(0));
     const p = client.request({}, Buffer.alloc(0), { timeoutMs: 50 });
     const req = await next();
     await assert.rejects(p, isErr("DEADLINE_EXCEEDED"));
@@ -179,9 +182,14 @@ test("connect timeout → REPLICA_UNREACHABLE", async () => {
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const client = new FrameClient({ url, connectTimeoutMs: 100 });
   try {
-    await assert.rejects(client.request({}, Buffer.alloc(0)), isErr("REPLICA_UNREACHABLE", (e) => {
-      assert.match(e.message, /no connection within 100 ms/);
-    }));
+    // A request whose own deadline passes while connecting fails with DEADLINE_EXCEEDED.
+    await Promise.all([
+      assert.rejects(client.request({}, Buffer.alloc(0), { timeoutMs: 10 }), isErr("DEADLINE_EXCEEDED")),
+      assert.rejects(client.request({}, Buffer.alloc(0)), isErr("REPLICA_UNREACHABLE", (e) => {
+        assert.match(e.message, /no connection within 100 ms/);
+      })),
+    ]);
+    assert.equal(client.inFlight, 0);
   } finally {
     await client.close();
     for (const s of sockets) s.destroy();
