@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
+import { decodeProtoResponse, encodeProtoRequest } from "../../src/protocol/proto-codec.js";
 import { Client } from "../../src/sdk/client.js";
 import { Cleanups, DEMO, FIXTURES, registryIds, startApiServerProc, startReplicaProc, waitFor, type Proc } from "../helpers/processes.js";
 
@@ -62,6 +63,20 @@ describe("routing through the API server to replica processes", () => {
     const bad = await ask([{ name: "nope" }]);
     assert.equal(bad.status, 400);
     assert.match(((await bad.json()) as { error: string }).error, /'nope' is not produced.*'text'/);
+  });
+
+  test("REST /infer with a protobuf ModelInferRequest body answers protobuf", async () => {
+    const body = encodeProtoRequest({ inputs: [{ name: "text", datatype: "BYTES", shape: [1], data: [Buffer.from("pb")] }] });
+    const res = await fetch(`${api.ready.url}/infer`, {
+      method: "POST",
+      headers: { "content-type": "application/x-protobuf", "x-capability-type": "chat", "x-capability-model": "demo" },
+      body,
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get("content-type"), "application/x-protobuf");
+    const decoded = decodeProtoResponse(Buffer.from(await res.arrayBuffer()));
+    const text = decoded.outputs.find((o) => o.name === "text")!;
+    assert.match((text.data as Buffer[])[0]!.toString(), /you said: pb/);
   });
 
   test("unknown model → 404 MODEL_NOT_FOUND listing what is registered", async () => {
@@ -147,5 +162,19 @@ describe("routing through the API server to replica processes", () => {
     }
     const meta = (await (await fetch(`${api.ready.url}/v2`)).json()) as { extensions: string[] };
     assert.ok(meta.extensions.includes("binary_tensor_data"));
+  });
+});
+
+test("--unmatched=delegate sends an unknown capability to a random replica instead of answering 404 at the gateway", async (t) => {
+  const api = await startApiServerProc(t, ["--unmatched", "delegate"]);
+  await startReplicaProc(t, api.ready.url!, path.join(FIXTURES, "test_app.ts:app"), ["--replica-id", "only"]);
+  await waitFor("registered", async () => (await registryIds(api.ready.url!)).length === 1);
+  const client = new Client({ apiServer: api.ready.url! });
+  t.after(() => client.close());
+  // The replica it reached says it has no such handler (delegating onwards comes with the delegation issue).
+  await assert.rejects(client.infer({ type: "mystery" }, { x: 1 }), (err: { code: string; message: string }) => {
+    assert.equal(err.code, "NO_MATCHING_CAPABILITY");
+    assert.match(err.message, /replica 'only' has no handler for \{type=mystery\}/);
+    return true;
   });
 });
