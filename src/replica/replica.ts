@@ -12,6 +12,8 @@ import type { AnyServe } from "../sdk/app.js";
 import { attachFrameServer } from "../transport/frame-server.js";
 import { createLogger, type Logger } from "../util/logger.js";
 import { VERSION } from "../version.js";
+import { ApiServerCaller } from "../sdk/caller.js";
+import { DelegatingBackend } from "./delegation.js";
 import { Dispatcher } from "./dispatcher.js";
 import { createFrameHandler } from "./frame-handler.js";
 import { RegistrationLoop } from "./registration.js";
@@ -56,10 +58,15 @@ export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
   const logger = o.logger ?? createLogger("replica", { replica: replicaId });
   const timeoutMs = o.timeoutMs ?? 30_000;
   const maxBodyBytes = o.maxBodyBytes ?? 64 * 1024 * 1024;
-  const dispatcher = new Dispatcher({ app: o.app, replicaId, logger, maxTimeoutMs: timeoutMs });
+  // Cross-replica calls and delegation both go through the API server, when there is one.
+  const caller = o.apiServer ? new ApiServerCaller(o.apiServer) : undefined;
+  const dispatcher = new Dispatcher({ app: o.app, replicaId, logger, maxTimeoutMs: timeoutMs, ...(caller ? { caller } : {}) });
+  const backend = o.apiServer
+    ? new DelegatingBackend(dispatcher, { apiServer: o.apiServer, replicaId, token: o.token, canServe: (q) => o.app.findAnyHandler(q) !== undefined })
+    : dispatcher;
 
   const rest = new RestFrontend({
-    backend: dispatcher,
+    backend,
     logger,
     serverName: "anyserve-replica",
     version: VERSION,
@@ -77,9 +84,9 @@ export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
   });
   const server = createServer(serverOptions(), rest.listener);
   hardenServer(server);
-  const frames = attachFrameServer(server, createFrameHandler(dispatcher), o.token ? { token: o.token } : {});
+  const frames = attachFrameServer(server, createFrameHandler(backend), o.token ? { token: o.token } : {});
   const httpPort = await listen(server, o.httpPort ?? 0, host);
-  const grpc = new GrpcFrontend({ backend: dispatcher, logger, maxBodyBytes, defaultTimeoutMs: timeoutMs, serverName: "anyserve-replica", version: VERSION });
+  const grpc = new GrpcFrontend({ backend, logger, maxBodyBytes, defaultTimeoutMs: timeoutMs, serverName: "anyserve-replica", version: VERSION });
   const grpcPort = await grpc.listen(host, o.port ?? 0);
 
   const hostForUrl = host.includes(":") ? `[${host}]` : host;
@@ -119,6 +126,7 @@ export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
       clearTimeout(timer);
       frames.close();
       await Promise.all([closeServer(server), grpc.close()]);
+      await Promise.all([caller?.close(), backend instanceof DelegatingBackend ? backend.close() : undefined]);
       logger.info("replica stopped");
     })());
 

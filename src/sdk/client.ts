@@ -18,6 +18,7 @@ import { decodeResponse, encodeRequest } from "../protocol/codec.js";
 import { HEADER_INFERENCE_LENGTH, type InferRequest, type InferResponse, type Parameters } from "../protocol/types.js";
 import { inputsToRequest, responseToValue } from "../protocol/values.js";
 import { GrpcTransport } from "./client-grpc.js";
+import { readSse } from "./sse-reader.js";
 
 export interface ClientOptions {
   /** The API server's REST URL, e.g. http://localhost:8080. */
@@ -128,21 +129,8 @@ class RestTransport implements ClientTransport {
   async *stream(query: CapabilityMap, req: InferRequest, o: InferOptions & { timeout: number }): AsyncIterable<InferResponse> {
     const res = await this.#post("/infer/stream", query, req, o);
     if (res.statusCode !== 200) throw errorFromBody(res.statusCode, Buffer.from(await res.body.arrayBuffer()));
-    let buffered = "";
-    for await (const chunk of res.body) {
-      buffered += (chunk as Buffer).toString("utf8");
-      let end: number;
-      while ((end = buffered.indexOf("\n\n")) >= 0) {
-        const event = buffered.slice(0, end);
-        buffered = buffered.slice(end + 2);
-        const data = event.split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
-        if (data === "") continue;
-        const parsed = JSON.parse(data) as { error?: string; code?: string };
-        if (typeof parsed.error === "string") {
-          throw new AnyServeError(isErrorCode(parsed.code) ? parsed.code : "INTERNAL", parsed.error);
-        }
-        yield decodeResponse(Buffer.from(data), { contentType: "application/json" });
-      }
+    for await (const data of readSse(res.body)) {
+      yield decodeResponse(Buffer.from(data), { contentType: "application/json" });
     }
   }
 
@@ -181,7 +169,7 @@ class RestTransport implements ClientTransport {
     if (enc.headerLength !== undefined) headers[HEADER_INFERENCE_LENGTH] = String(enc.headerLength);
     const signal = o.signal ? AbortSignal.any([o.signal, AbortSignal.timeout(o.timeout + 1_000)]) : AbortSignal.timeout(o.timeout + 1_000);
     return this.#pool.request({ method: "POST", path, headers, body: enc.body, signal }).catch((err: unknown) => {
-      throw transportError(err, this.#pool, o.timeout);
+      throw transportError(err, o.timeout);
     });
   }
 }
@@ -199,13 +187,12 @@ export function errorFromBody(status: number, body: Buffer): AnyServeError {
   return new AnyServeError(codeForHttpStatus(status), `HTTP ${status}: ${body.toString("utf8").slice(0, 200)}`);
 }
 
-function transportError(err: unknown, pool: Pool, timeout: number): AnyServeError {
+function transportError(err: unknown, timeout: number): AnyServeError {
   const e = err as { name?: string; code?: string; message?: string };
   if (e.name === "TimeoutError" || e.name === "AbortError") {
     return e.name === "TimeoutError"
       ? new AnyServeError("DEADLINE_EXCEEDED", `no answer within ${timeout} ms`)
       : new AnyServeError("CANCELLED", "the call was cancelled");
   }
-  void pool;
   return new AnyServeError("REPLICA_UNREACHABLE", `cannot reach the server: ${e.code ?? ""} ${e.message ?? String(err)}`.trim());
 }

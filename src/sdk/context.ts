@@ -3,7 +3,7 @@
  * signal, a logger — and, where the replica has them, the object store and cross-replica calls.
  */
 import { AnyServeError } from "../errors.js";
-import type { CapabilityMap } from "../protocol/capability.js";
+import { normalizeCapability, type CapabilityInput, type CapabilityMap } from "../protocol/capability.js";
 import type { Logger } from "../util/logger.js";
 
 /** Options for {@link Context.call}. */
@@ -14,7 +14,8 @@ export interface CallOptions {
 
 /** A cross-replica caller (provided by the replica when it knows its API server). */
 export interface Caller {
-  call(capability: CapabilityMap, inputs: unknown, options: CallOptions & { deadline?: number; depth?: number }): Promise<unknown>;
+  call(capability: CapabilityMap, inputs: unknown, options: CallOptions & { timeout: number; signal?: AbortSignal }): Promise<unknown>;
+  callStream?(capability: CapabilityMap, inputs: unknown, options: CallOptions & { timeout: number; signal?: AbortSignal }): AsyncIterable<unknown>;
 }
 
 /** The object store surface handlers use (the objects issue fills it in). */
@@ -71,12 +72,40 @@ export class Context {
     return this.#objects;
   }
 
-  /** Calls another capability through the API server, within this request's deadline. */
-  call(capability: CapabilityMap, inputs: unknown, options: CallOptions = {}): Promise<unknown> {
+  /**
+   * Calls another capability through the API server, within this request's deadline (the
+   * callee's deadline is what remains of ours, or `options.timeout` if shorter), and cancels it
+   * when this request is aborted.
+   *
+   * @example
+   * ```ts
+   * app.capability({ type: "chat" }, async (req, ctx) => {
+   *   const { embedding } = await ctx.call({ type: "embed" }, { text: req.value("text") }) as { embedding: Float32Array };
+   *   return { dims: embedding.length };
+   * });
+   * ```
+   */
+  call(capability: CapabilityInput, inputs: unknown, options: CallOptions = {}): Promise<unknown> {
     if (!this.#caller) {
       return Promise.reject(new AnyServeError("INTERNAL", "cross-replica call not available: the replica has no --api-server"));
     }
-    const timeout = Math.min(options.timeout ?? Infinity, this.remainingMs);
-    return this.#caller.call(capability, inputs, { timeout, deadline: this.deadline, depth: this.#depth });
+    return this.#caller.call(normalizeCapability(capability), inputs, this.#callOptions(options));
+  }
+
+  /** Streams another capability's chunks (see {@link call}). */
+  callStream(capability: CapabilityInput, inputs: unknown, options: CallOptions = {}): AsyncIterable<unknown> {
+    if (!this.#caller?.callStream) {
+      throw new AnyServeError("INTERNAL", "cross-replica call not available: the replica has no --api-server");
+    }
+    return this.#caller.callStream(normalizeCapability(capability), inputs, this.#callOptions(options));
+  }
+
+  /** Hops this request took by delegation so far. */
+  get delegationDepth(): number {
+    return this.#depth;
+  }
+
+  #callOptions(options: CallOptions): CallOptions & { timeout: number; signal: AbortSignal } {
+    return { ...options, timeout: Math.min(options.timeout ?? Infinity, this.remainingMs), signal: this.signal };
   }
 }
