@@ -59,6 +59,8 @@ async function child(): Promise<void> {
   attachFrameServer(framed, (req, res) => res.reply({}, work(req.body)));
   const ports = { bare: await listen(bare), framed: await listen(framed) };
   process.send!(ports);
+  // Answers "cpu" with this process's CPU time (µs), so the parent can attribute CPU per request.
+  process.on("message", () => { const u = process.cpuUsage(); process.send!({ cpu: u.user + u.system }); });
   process.on("disconnect", () => process.exit(0));
 }
 
@@ -89,7 +91,7 @@ export async function startFrameGateway(replicaUrl: string, port = 0): Promise<{
   };
 }
 
-interface Load { rps: number; p50: number; p99: number; errors: number }
+interface Load { rps: number; total: number; p50: number; p99: number; errors: number }
 
 /** autocannon in its own process; returns req/s and latency percentiles (ms). */
 function autocannon(url: string, connections: number, seconds: number, body: string): Promise<Load> {
@@ -102,8 +104,8 @@ function autocannon(url: string, connections: number, seconds: number, body: str
     p.on("error", reject);
     p.on("close", () => {
       try {
-        const r = JSON.parse(out) as { requests: { average: number }; latency: { p50: number; p99: number }; errors: number; non2xx: number };
-        resolve({ rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.non2xx });
+        const r = JSON.parse(out) as { requests: { average: number; total: number }; latency: { p50: number; p99: number }; errors: number; non2xx: number };
+        resolve({ rps: r.requests.average, total: r.requests.total, p50: r.latency.p50, p99: r.latency.p99, errors: r.errors + r.non2xx });
       } catch (err) { reject(new Error(`autocannon output unreadable: ${String(err)}: ${out.slice(0, 200)}`)); }
     });
   });
@@ -159,20 +161,25 @@ async function main(): Promise<void> {
     if (check.status !== 200 || text.length !== 91) throw new Error(`gateway answered ${check.status} with ${text.length} bytes: ${text}`);
     await autocannon(bareUrl, 50, 1, body); // warm-up both paths
     await autocannon(gwUrl, 50, 1, body);
-    console.log(`50 connections, ${seconds} s per run; latency in ms; gateway CPU = parent process CPU per request`);
-    console.log("round  bare req/s  p50  p99 | frames-gw req/s  p50  p99  gw CPU µs/req | ratio");
-    const ratios: number[] = [], bareR: number[] = [], gwR: number[] = [], cpu: number[] = [];
+    const childCpu = (): Promise<number> => new Promise((r) => { replica.once("message", (m) => r((m as { cpu: number }).cpu)); replica.send("cpu"); });
+    console.log(`50 connections, ${seconds} s per run, latency in ms. CPU = µs per request of the serving processes`);
+    console.log(`(bare: the child; frames: gateway + replica), measured outside autocannon's process.`);
+    console.log("round | bare req/s  p50  p99  CPU | frames req/s  p50  p99  CPU (gw+replica) | ratio req/s  ratio CPU");
+    const ratios: number[] = [], cpuRatios: number[] = [], bareR: number[] = [], gwR: number[] = [];
     for (let round = 1; round <= rounds; round++) {
+      let k0 = await childCpu();
       const b = await autocannon(bareUrl, 50, seconds, body);
+      const bareCpu = ((await childCpu()) - k0) / b.total;
+      k0 = await childCpu();
       const c0 = process.cpuUsage();
       const g = await autocannon(gwUrl, 50, seconds, body);
       const c1 = process.cpuUsage(c0);
-      const us = (c1.user + c1.system) / (g.rps * seconds);
-      const ratio = g.rps / b.rps;
-      ratios.push(ratio); bareR.push(b.rps); gwR.push(g.rps); cpu.push(us);
-      console.log(`${round}      ${f(b.rps).padStart(7)}  ${f(b.p50)}  ${f(b.p99)}   | ${f(g.rps).padStart(7)}  ${f(g.p50)}  ${f(g.p99)}  ${f(us).padStart(5)} | ${f(ratio, 2)}${b.errors + g.errors ? `  (errors: ${b.errors}/${g.errors})` : ""}`);
+      const gwCpu = (c1.user + c1.system) / g.total, repCpu = ((await childCpu()) - k0) / g.total;
+      const ratio = g.rps / b.rps, cpuRatio = bareCpu / (gwCpu + repCpu);
+      ratios.push(ratio); cpuRatios.push(cpuRatio); bareR.push(b.rps); gwR.push(g.rps);
+      console.log(`${round}     | ${f(b.rps).padStart(7)}  ${f(b.p50, 1)}  ${f(b.p99)}  ${f(bareCpu)} | ${f(g.rps).padStart(7)}  ${f(g.p50, 1)}  ${f(g.p99)}  ${f(gwCpu + repCpu)} (${f(gwCpu)}+${f(repCpu)}) | ${f(ratio, 2)}  ${f(cpuRatio, 2)}${b.errors + g.errors ? `  (errors: ${b.errors}/${g.errors})` : ""}`);
     }
-    console.log(`median ${f(median(bareR)).padStart(7)}            | ${f(median(gwR)).padStart(7)}            ${f(median(cpu)).padStart(5)} | ${f(median(ratios), 2)}`);
+    console.log(`median: bare ${f(median(bareR))} req/s, frames ${f(median(gwR))} req/s, ratio ${f(median(ratios), 2)}, CPU ratio ${f(median(cpuRatios), 2)}`);
     const p1b: number[] = [], p1g: number[] = [];
     for (let round = 0; round < 3; round++) {
       p1b.push(await runProbe(bareUrl, 3000));

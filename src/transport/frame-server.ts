@@ -86,7 +86,7 @@ class ServerConn {
         const res = new Responder(this, id);
         this.inflight.set(id, res);
         try {
-          this.handler(new Request(id, meta ?? {}, body, res), res);
+          this.handler(new IncomingFrame(id, meta ?? {}, body, res), res);
         } catch (err) {
           if (!res.closed) res.finish(res.streaming ? FrameType.END : FrameType.RESPONSE, errorMeta(err), undefined);
         }
@@ -138,7 +138,7 @@ class ServerConn {
 }
 
 /** A request; its signal is created on first use (an AbortController was 15% of the frame server's CPU). */
-class Request implements FrameRequest {
+class IncomingFrame implements FrameRequest {
   constructor(readonly id: number, readonly meta: Record<string, unknown>, readonly body: Buffer, private readonly res: Responder) {}
   get signal(): AbortSignal {
     return this.res.signal;
