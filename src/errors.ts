@@ -74,12 +74,25 @@ export const ERROR_CATALOGUE = {
   CANCELLED: { http: 499, grpc: G.CANCELLED, retryable: false, when: "the client went away or cancelled; the handler's AbortSignal fired" },
   WORKER_ERROR: { http: 500, grpc: G.INTERNAL, retryable: false, when: "the handler threw; the message is the handler's own" },
   WORKER_CRASHED: { http: 502, grpc: G.INTERNAL, retryable: false, when: "the worker running the request died; only its own requests fail and it is replaced" },
+  WORKER_OUT_OF_MEMORY: { http: 500, grpc: G.RESOURCE_EXHAUSTED, retryable: false, when: "the worker running the request went over its memory limit (memory_mb); only its own requests fail and it is replaced" },
+  CAPABILITY_FAILED: { http: 503, grpc: G.UNAVAILABLE, retryable: true, when: "the capability's workers failed to start (onStart threw, the app did not load) more than the retry cap; the message gives the reason; Retry-After is set" },
   NOT_STREAMING: { http: 400, grpc: G.INVALID_ARGUMENT, retryable: false, when: "a streaming route was called for a handler that does not stream (or the reverse)" },
   // ── control plane ──────────────────────────────────────────────────────────
   INVALID_REGISTRATION: { http: 400, grpc: G.INVALID_ARGUMENT, retryable: false, when: "a /register body is missing a field or has a bad one; the message names the field's path" },
   REPLICA_NOT_FOUND: { http: 404, grpc: G.NOT_FOUND, retryable: false, when: "unregister or heartbeat for a replica id the registry does not hold" },
   URL_NOT_ALLOWED: { http: 400, grpc: G.INVALID_ARGUMENT, retryable: false, when: "a registered endpoint is not an http(s) host:port the gateway may call" },
   UNAUTHENTICATED: { http: 401, grpc: G.UNAUTHENTICATED, retryable: false, when: "a control-plane route was called without the bearer token, or with a wrong one" },
+  // ── objects ────────────────────────────────────────────────────────────────
+  OBJECT_REF_INVALID: { http: 400, grpc: G.INVALID_ARGUMENT, retryable: false, when: "an object ref or id is malformed or names something outside the store (traversal, absolute path, NUL, planted symlink, untrusted owner URL)" },
+  OBJECT_NOT_FOUND: { http: 404, grpc: G.NOT_FOUND, retryable: false, when: "no object with this id in the store (nor at its owner replica)" },
+  OBJECT_EXPIRED: { http: 410, grpc: G.NOT_FOUND, retryable: false, when: "the object's TTL has passed; it is removed by the next sweep, after which it is OBJECT_NOT_FOUND" },
+  OBJECT_TOO_LARGE: { http: 413, grpc: G.RESOURCE_EXHAUSTED, retryable: false, when: "the object is over the per-object size limit (checked while it is written; nothing is kept)" },
+  OBJECT_RANGE_INVALID: { http: 416, grpc: G.OUT_OF_RANGE, retryable: false, when: "a Range header on the object endpoint is malformed, multi-range, or outside the object" },
+  OBJECT_STORE_FULL: { http: 507, grpc: G.RESOURCE_EXHAUSTED, retryable: false, when: "the store's total-size cap (or the disk) is full; nothing is kept" },
+  OBJECT_OWNER_UNREACHABLE: { http: 502, grpc: G.UNAVAILABLE, retryable: true, when: "fetching an object from its owner replica failed (connection, refused token, truncated body)" },
+  // ── deployment ─────────────────────────────────────────────────────────────
+  CONFIG_INVALID: { http: 400, grpc: G.INVALID_ARGUMENT, retryable: false, when: "a deployment file or management request is invalid; every failing field is listed with its path, the bad value and what is allowed" },
+  DEPLOYMENT_DOES_NOT_FIT: { http: 409, grpc: G.FAILED_PRECONDITION, retryable: false, when: "the deployment needs more CPU, memory or GPUs than the node has; nothing was changed" },
   // ── anything else ──────────────────────────────────────────────────────────
   INTERNAL: { http: 500, grpc: G.INTERNAL, retryable: false, when: "a bug in anyserve; the message says where" },
 } as const satisfies Record<string, CatalogueEntry>;

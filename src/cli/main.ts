@@ -4,6 +4,8 @@ import { VERSION } from "../version.js";
 import { registerApiServerCommand } from "./api-server.js";
 import { registerDemoCommand } from "./demo.js";
 import { registerStartCommand } from "./start.js";
+import { registerUpCommand } from "./up.js";
+import { registerApplyCommands } from "./apply.js";
 
 const program = new Command()
   .name("anyserve")
@@ -13,6 +15,8 @@ const program = new Command()
 registerApiServerCommand(program);
 registerStartCommand(program);
 registerDemoCommand(program);
+registerUpCommand(program);
+registerApplyCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`anyserve: ${(err as Error).message}\n`);

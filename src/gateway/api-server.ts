@@ -5,7 +5,7 @@
 import { createServer } from "node:http";
 import { GrpcFrontend } from "../frontend/grpc.js";
 import { hardenServer, serverOptions } from "../frontend/http-util.js";
-import { RestFrontend } from "../frontend/rest.js";
+import { RestFrontend, type RouteHandler } from "../frontend/rest.js";
 import { closeServer, listen } from "../replica/replica.js";
 import { createLogger, type Logger } from "../util/logger.js";
 import { VERSION } from "../version.js";
@@ -30,6 +30,8 @@ export interface ApiServerOptions {
   /** Heartbeat interval assumed for replicas that do not say theirs (ms). */
   heartbeatIntervalMs?: number;
   logger?: Logger;
+  /** More routes by "METHOD /path" (the deployment controller's, for `anyserve up`). */
+  routes?: Record<string, RouteHandler>;
 }
 
 export interface RunningApiServer {
@@ -62,7 +64,7 @@ export async function startApiServer(o: ApiServerOptions = {}): Promise<RunningA
     maxBodyBytes,
     defaultTimeoutMs: timeoutMs,
     maxTimeoutMs: Math.max(timeoutMs, 3_600_000),
-    routes: controlRoutes({ registry, balancer, token, defaultHeartbeatMs: o.heartbeatIntervalMs ?? 5_000 }),
+    routes: { ...controlRoutes({ registry, balancer, token, defaultHeartbeatMs: o.heartbeatIntervalMs ?? 5_000 }), ...o.routes },
   });
   const server = createServer(serverOptions(), rest.listener);
   hardenServer(server);

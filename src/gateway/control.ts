@@ -81,7 +81,8 @@ export function replicaJson(e: ReplicaEntry): Record<string, unknown> {
   };
 }
 
-function checkToken(req: IncomingMessage, token: string | undefined): void {
+/** Throws UNAUTHENTICATED unless the request carries the bearer token (constant-time compare). */
+export function checkToken(req: IncomingMessage, token: string | undefined): void {
   if (!token) return;
   const header = req.headers.authorization ?? "";
   const given = Buffer.from(header.startsWith("Bearer ") ? header.slice(7) : "");

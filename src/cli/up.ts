@@ -1,0 +1,99 @@
+/**
+ * `anyserve up FILE`: the embedded default. Runs the API server in this process, starts every
+ * service's replicas as child processes with their strategies and sizes, keeps them alive, and
+ * stops them all on Ctrl-C/SIGTERM. `anyserve apply FILE` changes a running deployment.
+ */
+import type { Command } from "commander";
+import { DeploymentController } from "../deploy/controller.js";
+import { ConfigError, loadDeploymentFile } from "../deploy/load.js";
+import { localNode, PlacementError } from "../deploy/placement.js";
+import { deploymentRoutes } from "../deploy/routes.js";
+import { startApiServer } from "../gateway/api-server.js";
+import { createLogger } from "../util/logger.js";
+import { announceReady, intOption, onShutdown } from "./common.js";
+
+interface UpOptions {
+  port?: number;
+  grpcPort?: number;
+  host?: string;
+  token?: string;
+  nodeName?: string;
+  nodeCpus?: number;
+  nodeMemoryMb?: number;
+  nodeGpus?: number;
+}
+
+export function registerUpCommand(program: Command): void {
+  program
+    .command("up")
+    .argument("<file>", "deployment file (anyserve.yaml)")
+    .description("run a deployment on this machine: the API server and every service's replicas, kept alive")
+    .option("--port <port>", "API server REST port (overrides api_server.port)", intOption("--port", 0, 65535))
+    .option("--grpc-port <port>", "API server gRPC port (overrides api_server.grpc_port)", intOption("--grpc-port", 0, 65535))
+    .option("--host <host>", "address to bind (overrides api_server.host)")
+    .option("--token <token>", "control-plane bearer token (default: $ANYSERVE_TOKEN)")
+    .option("--node-name <name>", "this node's name (overrides node.name)")
+    .option("--node-cpus <n>", "CPU cores this node offers (overrides node.cpu_cores)", intOption("--node-cpus", 1, 4096))
+    .option("--node-memory-mb <mb>", "memory this node offers (overrides node.memory_mb)", intOption("--node-memory-mb", 1, 16 * 1024 * 1024))
+    .option("--node-gpus <n>", "GPUs this node offers (overrides node.gpu_count)", intOption("--node-gpus", 0, 64))
+    .action(async (file: string, o: UpOptions) => {
+      const logger = createLogger("anyserve-up");
+      const config = await loadDeploymentFile(file).catch(fail);
+      const a = config.api_server;
+      const node = localNode({
+        ...config.node,
+        ...(o.nodeName !== undefined ? { name: o.nodeName } : {}),
+        ...(o.nodeCpus !== undefined ? { cpu_cores: o.nodeCpus } : {}),
+        ...(o.nodeMemoryMb !== undefined ? { memory_mb: o.nodeMemoryMb } : {}),
+        ...(o.nodeGpus !== undefined ? { gpu_count: o.nodeGpus } : {}),
+      });
+      const token = o.token ?? process.env.ANYSERVE_TOKEN;
+      let controller: DeploymentController | undefined;
+      const grpcPort = o.grpcPort ?? a.grpc_port;
+      const api = await startApiServer({
+        host: o.host ?? a.host,
+        port: o.port ?? a.port,
+        ...(grpcPort !== null ? { grpcPort } : {}),
+        unmatched: a.unmatched,
+        maxDelegationDepth: a.max_delegation_depth,
+        requestTimeoutMs: a.request_timeout * 1000,
+        ...(token ? { token } : {}),
+        logger,
+        routes: deploymentRoutes(() => controller!, token),
+      });
+      controller = new DeploymentController({ apiServerUrl: api.url, registry: api.registry, node, logger, token });
+      onShutdown(async () => {
+        await controller!.stopAll();
+        await api.close();
+      });
+      const report = await controller.apply(config).catch(async (err: unknown) => {
+        await api.close();
+        return fail(err);
+      });
+      printSummary(api.url, api.grpcAddress, controller);
+      announceReady({ role: "up", url: api.url, grpc: api.grpcAddress ?? null, services: report });
+    });
+}
+
+function printSummary(url: string, grpc: string | undefined, controller: DeploymentController): void {
+  const lines = [``, `anyserve is up: API server ${url}${grpc ? ` (gRPC ${grpc})` : ""}`];
+  for (const [name, s] of Object.entries(controller.status().services)) {
+    if (s.placement === "unschedulable") {
+      lines.push(`  ${name}: unschedulable — ${s.reason}`);
+      continue;
+    }
+    const d = s.config.deployment;
+    lines.push(`  ${name}: ${s.replicas.length} replica(s), ${d.threading_strategy} × ${d.thread_count}, queue ${s.config.performance.queue_size}`);
+    for (const r of s.replicas) lines.push(`    ${r.replicaId}: ${r.state}${r.http ? ` ${r.http}` : ""}${r.lastExit ? ` (last exit: ${r.lastExit})` : ""}`);
+  }
+  lines.push(`  registry: ${url}/registry   deployment: ${url}/api/deployment`, `Ctrl-C stops everything.`, ``);
+  process.stdout.write(lines.join("\n") + "\n");
+}
+
+function fail(err: unknown): never {
+  if (err instanceof ConfigError || err instanceof PlacementError) {
+    process.stderr.write(`${err.message}\n`);
+    process.exit(2);
+  }
+  throw err;
+}
