@@ -19,7 +19,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { cpuMeter, runLoad, type LoadResult } from "./lib/load.js";
+import { cpuMeter, interferenceMeter, runLoad, type Interference, type LoadResult } from "./lib/load.js";
 import { ROOT, installCleanup, stopAll } from "./lib/procs.js";
 import { requestBody, startScenarios, type Scenario } from "./lib/scenarios.js";
 import { machineInfo, median } from "./lib/stats.js";
@@ -41,9 +41,16 @@ interface Sample extends LoadResult {
   scenario: string;
   /** Server-side CPU per completed request (all processes of the scenario), null without /proc. */
   cpuUsPerReq: number | null;
+  /** The same, per process of the scenario (e.g. api-server vs replica): what each hop costs. */
+  cpuByProcess: Record<string, number> | null;
+  /** CPU used by other processes / stolen by the hypervisor during the measurement. */
+  interference: Interference | null;
   /** rps / bare rps of the same round. */
   ratio?: number;
 }
+
+/** Above this share of the machine used by others, a measurement is flagged. */
+const FOREIGN_LIMIT_PCT = 10;
 
 const log = (line: string): void => { process.stderr.write(`${line}\n`); };
 
@@ -57,13 +64,18 @@ async function rounds(scenarios: Scenario[], connections: number, seconds: numbe
     const inRound: Sample[] = [];
     for (const s of rotated(scenarios, round - 1)) {
       await runLoad(s, connections, warmup);
-      const cpu = cpuMeter(s.pids);
+      const cpu = cpuMeter(s.procs);
+      const others = interferenceMeter();
       const r = await runLoad(s, connections, seconds);
       const used = cpu();
-      const sample: Sample = { round, scenario: s.id, ...r, cpuUsPerReq: used === null || r.requests === 0 ? null : used / r.requests };
+      const interference = others();
+      const byProcess = used === null || r.requests === 0 ? null : Object.fromEntries(Object.entries(used).map(([k, us]) => [k, us / r.requests]));
+      const total = byProcess && Object.values(byProcess).reduce((a, b) => a + b, 0);
+      const sample: Sample = { round, scenario: s.id, ...r, cpuUsPerReq: total, cpuByProcess: byProcess, interference };
       inRound.push(sample);
       log(`  c=${connections} round ${round} ${s.id.padEnd(11)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${(r.p50Us / 1000).toFixed(2)} ms  p99 ${(r.p99Us / 1000).toFixed(2)} ms` +
-        `  cpu ${sample.cpuUsPerReq?.toFixed(0) ?? "–"} µs/req${r.errors ? `  ERRORS ${r.errors}` : ""}`);
+        `  cpu ${sample.cpuUsPerReq?.toFixed(0) ?? "–"} µs/req${r.errors ? `  ERRORS ${r.errors}` : ""}` +
+        (interference ? `  others ${interference.foreignPct}% steal ${interference.stealPct}%` : ""));
     }
     const bare = inRound.find((x) => x.scenario === "bare")!;
     for (const x of inRound) x.ratio = x.rps / bare.rps;
@@ -88,7 +100,8 @@ async function main(): Promise<void> {
   const c1Added = (id: string): number => median(single.filter((x) => x.scenario === id).map((x) =>
     x.p50Us - single.find((b) => b.scenario === "bare" && b.round === x.round)!.p50Us));
 
-  const medians: Record<string, Record<string, number | null>> = {};
+  const medians: Record<string, Record<string, unknown>> = {};
+  const splits: string[] = [];
   const rows: Row[] = scenarios.map((s) => {
     const mine = loaded.filter((x) => x.scenario === s.id);
     const of = (f: (x: Sample) => number): number => median(mine.map(f));
@@ -105,7 +118,13 @@ async function main(): Promise<void> {
       c1AddedUs: s.id === "bare" ? 0 : c1Added(s.id),
       ...(errors ? { note: `${errors} errors` } : {}),
     };
-    medians[s.id] = { rps: row.rps!, p50Ms: row.p50Ms!, p99Ms: row.p99Ms!, ratio: row.ratio!, cpuUsPerReq: row.cpuUs ?? null, c1P50Us: row.c1P50Us!, c1AddedUs: row.c1AddedUs!, errors };
+    // Per-process CPU: in the full path, the api-server's share is the gateway hop's own cost.
+    const cpuByProcess = Object.fromEntries(Object.keys(s.procs).map((name) =>
+      [name, median(mine.map((x) => x.cpuByProcess?.[name]).filter((x): x is number => x !== undefined))]));
+    if (Object.keys(cpuByProcess).length > 1 && row.cpuUs !== null) {
+      splits.push(`${s.id}: ${Object.entries(cpuByProcess).map(([n, us]) => `${n} ${us.toFixed(0)}`).join(" + ")}`);
+    }
+    medians[s.id] = { rps: row.rps, p50Ms: row.p50Ms, p99Ms: row.p99Ms, ratio: row.ratio, cpuUsPerReq: row.cpuUs, cpuByProcess, c1P50Us: row.c1P50Us, c1AddedUs: row.c1AddedUs, errors };
     return row;
   });
   rows.push(...unmeasured.map((u) => ({ label: u.label, note: u.note })));
@@ -115,9 +134,13 @@ async function main(): Promise<void> {
   console.log(`${CONFIG.connections} connections, median of ${CONFIG.rounds} interleaved rounds of ${CONFIG.seconds} s; × bare = req/s ÷ bare req/s of the same round; ` +
     `CPU = server processes' CPU per request; c=1 = one connection, p50 and added p50 vs bare\n`);
   console.log(renderText(rows));
+  if (splits.length) console.log(`\nCPU µs/req by process (c=${CONFIG.connections}, medians): ${splits.join("; ")}`);
   // Other processes competing for the cores shift every figure, and not all by the same factor.
-  if (machine.loadAvg1 > machine.cpuCount / 2) {
-    console.log(`\nwarning: load average was ${machine.loadAvg1} on ${machine.cpuCount} cores before the run — other work competed for the CPU`);
+  const disturbed = [...loaded, ...single].filter((x) => x.interference && x.interference.foreignPct + x.interference.stealPct > FOREIGN_LIMIT_PCT);
+  if (disturbed.length) {
+    const worst = Math.max(...disturbed.map((x) => x.interference!.foreignPct + x.interference!.stealPct));
+    console.log(`\nwarning: in ${disturbed.length} of ${loaded.length + single.length} measurements other processes (or VM steal) used more than ` +
+      `${FOREIGN_LIMIT_PCT}% of the machine (worst ${worst.toFixed(0)}%): the figures are disturbed — rerun on a quiet machine`);
   }
 
   const file = path.join(ROOT, "bench", "results", `${machine.date.replace(/:/g, "-").replace(/\.\d+Z$/, "Z")}.json`);
@@ -125,7 +148,7 @@ async function main(): Promise<void> {
   writeFileSync(file, `${JSON.stringify({
     machine,
     config: { ...CONFIG, quick, bodyBytes: body.length, loadGenerator: "autocannon (programmatic, in the parent process)" },
-    scenarios: scenarios.map((s) => ({ id: s.id, label: s.label, path: new URL(s.url).pathname, headers: s.headers, processes: s.pids.length })),
+    scenarios: scenarios.map((s) => ({ id: s.id, label: s.label, path: new URL(s.url).pathname, headers: s.headers, processes: Object.keys(s.procs) })),
     unmeasured,
     medians,
     rounds: loaded,

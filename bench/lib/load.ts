@@ -9,6 +9,7 @@ import { execFileSync } from "node:child_process";
 import type { EventEmitter } from "node:events";
 import { readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
+import os from "node:os";
 import { percentile } from "./stats.js";
 
 /** The part of autocannon's API we use (the package ships no types). */
@@ -119,13 +120,50 @@ function withDescendants(pids: number[]): number[] {
   return [...all];
 }
 
+/** Busy and steal ticks of the whole machine (all CPUs), from the first line of /proc/stat. */
+function machineTicks(): { busy: number; steal: number } {
+  const f = readFileSync("/proc/stat", "utf8").split("\n", 1)[0]!.trim().split(/\s+/).slice(1).map(Number);
+  // user nice system idle iowait irq softirq steal …: busy excludes idle, iowait and steal.
+  return { busy: f[0]! + f[1]! + f[2]! + f[5]! + f[6]!, steal: f[7] ?? 0 };
+}
+
+/** CPU others used while a measurement ran, in % of all cores: a round with a lot of it is suspect. */
+export interface Interference {
+  /** Processes outside this suite (other users of the machine). */
+  foreignPct: number;
+  /** Time the hypervisor gave our vCPUs to someone else. */
+  stealPct: number;
+}
+
 /**
- * Starts a CPU measurement of the processes that serve a scenario; the returned function gives
- * their CPU time in µs since the start (null where /proc is not available).
+ * Starts measuring the CPU used by everything that is not this suite (this process and all its
+ * descendants) and the VM's steal time. Null where /proc is not available.
  */
-export function cpuMeter(pids: number[]): () => number | null {
+export function interferenceMeter(): () => Interference | null {
   if (process.platform !== "linux") return () => null;
-  const all = withDescendants(pids);
-  const start = all.reduce((s, p) => s + ticksOf(p), 0);
-  return () => ((all.reduce((s, p) => s + ticksOf(p), 0) - start) * 1e6) / CLK_TCK;
+  const ours = withDescendants([process.pid]);
+  const cores = os.cpus().length;
+  const t0 = performance.now();
+  const m0 = machineTicks();
+  const o0 = ours.reduce((s, p) => s + ticksOf(p), 0);
+  return () => {
+    const m1 = machineTicks();
+    const o1 = ours.reduce((s, p) => s + ticksOf(p), 0);
+    const available = ((performance.now() - t0) / 1000) * CLK_TCK * cores;
+    const pct = (x: number): number => Math.round(Math.max(0, x / available) * 1000) / 10;
+    return { foreignPct: pct(m1.busy - m0.busy - (o1 - o0)), stealPct: pct(m1.steal - m0.steal) };
+  };
+}
+
+/**
+ * Starts a CPU measurement of the processes that serve a scenario (name → pid, each with its
+ * descendants); the returned function gives each one's CPU time in µs since the start, or null
+ * where /proc is not available.
+ */
+export function cpuMeter(procs: Record<string, number>): () => Record<string, number> | null {
+  if (process.platform !== "linux") return () => null;
+  const trees = Object.entries(procs).map(([name, pid]) => ({ name, pids: withDescendants([pid]) }));
+  const sum = (pids: number[]): number => pids.reduce((s, p) => s + ticksOf(p), 0);
+  const start = trees.map((t) => sum(t.pids));
+  return () => Object.fromEntries(trees.map((t, i) => [t.name, ((sum(t.pids) - start[i]!) * 1e6) / CLK_TCK]));
 }

@@ -10,11 +10,11 @@ import { ROOT, forkServer, startCli } from "./procs.js";
 import type { Target } from "./load.js";
 import { findNginx, startNginx } from "../servers/nginx.js";
 
-/** A measured scenario. `pids` are the server processes whose CPU is charged to it. */
+/** A measured scenario. `procs` are the server processes (name → pid) whose CPU is charged to it. */
 export interface Scenario extends Target {
   id: string;
   label: string;
-  pids: number[];
+  procs: Record<string, number>;
 }
 
 /** A row printed without figures, with the reason. */
@@ -45,27 +45,27 @@ export async function startScenarios(body: string, log: (line: string) => void):
 
   const bare = await forkServer<{ url: string }>("bare", path.join(ROOT, "bench/servers/bare.ts"));
   // The bare server gets the capability header too: every scenario sends the same request bytes.
-  scenarios.push({ id: "bare", label: "bare node:http (baseline)", url: `${bare.ready.url}/infer`, headers: NOOP, body, pids: [bare.child.pid!] });
+  scenarios.push({ id: "bare", label: "bare node:http (baseline)", url: `${bare.ready.url}/infer`, headers: NOOP, body, procs: { bare: bare.child.pid! } });
 
   const api = await startCli("api-server", ["api-server", "--port", "0"]);
   const replica = await startCli("replica", ["start", "--app", "bench/apps/noop_app.ts:app", "--port", "0", "--api-server", api.ready.url!]);
   await waitForRegistry(api.ready.url!, 1);
-  const both = [api.child.pid!, replica.child.pid!];
+  const both = { "api-server": api.child.pid!, replica: replica.child.pid! };
   scenarios.push(
-    { id: "rest-infer", label: "full path REST /infer", url: `${api.ready.url}/infer`, headers: NOOP, body, pids: both },
-    { id: "rest-v2", label: "full path REST /v2/models/{m}/infer", url: `${api.ready.url}/v2/models/noop-model/infer`, headers: JSON_CT, body, pids: both },
-    { id: "direct", label: "direct to replica REST /infer", url: `${replica.ready.http}/infer`, headers: NOOP, body, pids: [replica.child.pid!] },
+    { id: "rest-infer", label: "full path REST /infer", url: `${api.ready.url}/infer`, headers: NOOP, body, procs: both },
+    { id: "rest-v2", label: "full path REST /v2/models/{m}/infer", url: `${api.ready.url}/v2/models/noop-model/infer`, headers: JSON_CT, body, procs: both },
+    { id: "direct", label: "direct to replica REST /infer", url: `${replica.ready.http}/infer`, headers: NOOP, body, procs: { replica: replica.child.pid! } },
   );
 
   // hop.ts's prototype: its `--child` mode serves { bare, framed } ports; the gateway is ours to run.
   const hop = await forkServer<{ framed: number }>("hop-frame-server", path.join(ROOT, "bench/hop.ts"), ["--child"]);
   const gw = await forkServer<{ url: string }>("frame-gateway", path.join(ROOT, "bench/servers/frame-gateway.ts"), [`http://127.0.0.1:${hop.ready.framed}`]);
-  scenarios.push({ id: "frame-hop", label: "framed hop alone (bench/hop.ts prototype)", url: `${gw.ready.url}/infer`, headers: JSON_CT, body, pids: [gw.child.pid!, hop.child.pid!] });
+  scenarios.push({ id: "frame-hop", label: "framed hop alone (bench/hop.ts prototype)", url: `${gw.ready.url}/infer`, headers: JSON_CT, body, procs: { "frame-gateway": gw.child.pid!, "frame-server": hop.child.pid! } });
 
   const nginxBin = findNginx();
   if (nginxBin) {
     const nginx = await startNginx(nginxBin, bare.ready.url);
-    scenarios.push({ id: "nginx", label: "nginx → bare node:http", url: `${nginx.url}/infer`, headers: NOOP, body, pids: [nginx.child.pid!, bare.child.pid!] });
+    scenarios.push({ id: "nginx", label: "nginx → bare node:http", url: `${nginx.url}/infer`, headers: NOOP, body, procs: { nginx: nginx.child.pid!, bare: bare.child.pid! } });
     log(`nginx: ${nginxBin}`);
   } else {
     unmeasured.push({ id: "nginx", label: "nginx → bare node:http", note: "skipped: nginx not installed" });
