@@ -89,19 +89,20 @@ export class DeploymentController {
     this.#config = file;
     this.#placements = new Map(placements.map((p) => [p.service, p]));
     const report: Record<string, ServiceReport> = {};
-    for (const p of placements) {
+    // Services are independent: start (or change) them all at once.
+    await Promise.all(placements.map(async (p) => {
       const cfg = file.services[p.service]!;
       const changed = diffFields(previous?.services[p.service], cfg);
       if (p.status === "unschedulable") {
         await this.#scaleTo(p.service, cfg, 0, p);
         report[p.service] = { status: "unschedulable", reason: p.reason, replicas: 0, changed };
         this.#o.logger.warn({ service: p.service, reason: p.reason }, "service is unschedulable on this node");
-        continue;
+        return;
       }
       if (changed.some((c) => c.applied === "restart")) await this.#rollingReplace(p.service, cfg, p);
       await this.#scaleTo(p.service, cfg, cfg.deployment.replicas, p);
       report[p.service] = { status: "scheduled", replicas: cfg.deployment.replicas, changed };
-    }
+    }));
     for (const name of this.#replicas.keys()) {
       if (!file.services[name]) {
         await this.#scaleTo(name, undefined, 0, undefined);

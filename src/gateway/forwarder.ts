@@ -4,7 +4,7 @@
  */
 import { AnyServeError, isErrorCode, type ErrorCode } from "../errors.js";
 import type { IncomingCall, InferBackend, ModelMetadata } from "../frontend/backend.js";
-import { formatCapability, type CapabilityMap } from "../protocol/capability.js";
+import { formatCapability, matches, type CapabilityMap } from "../protocol/capability.js";
 import type { EncodedBody } from "../protocol/types.js";
 import { FrameClient, type FrameReply } from "../transport/frame-client.js";
 import type { Balancer } from "./balancers/base.js";
@@ -104,7 +104,7 @@ export class Forwarder implements InferBackend {
     if (available.length === 0) {
       throw new AnyServeError("NO_READY_REPLICA", `${candidates.length} replica(s) match ${formatCapability(query)} but none is ready (all draining or unhealthy)`);
     }
-    return this.#o.balancer.pick(available);
+    return this.#o.balancer.pick(preferWarm(available, query));
   }
 
   #unmatched(query: CapabilityMap, call: IncomingCall, tried: string[]): ReplicaEntry {
@@ -139,6 +139,37 @@ export class Forwarder implements InferBackend {
     }
     return client;
   }
+}
+
+const allWarmCache = new WeakMap<ReplicaEntry, boolean>();
+
+/** Entries are replaced, never mutated, when their states change, so this is cached per entry. */
+function allWarm(e: ReplicaEntry): boolean {
+  let v = allWarmCache.get(e);
+  if (v === undefined) allWarmCache.set(e, (v = e.capabilities.every((c) => c.state === "warm")));
+  return v;
+}
+
+/**
+ * Warm replicas first: a cold (lazy) capability makes its first request wait for workers to
+ * start. Cold ones are used when no warm one matches; failed ones only when nothing else does
+ * (they answer CAPABILITY_FAILED with the reason).
+ */
+function preferWarm(entries: ReplicaEntry[], query: CapabilityMap): ReplicaEntry[] {
+  if (entries.every(allWarm)) return entries;
+  const warm: ReplicaEntry[] = [];
+  const cold: ReplicaEntry[] = [];
+  for (const e of entries) {
+    let best: string | undefined;
+    for (const c of e.capabilities) {
+      if (!matches(c.capability, query)) continue;
+      if (c.state === "warm") { best = "warm"; break; }
+      if (c.state === "cold") best = "cold";
+    }
+    if (best === "warm") warm.push(e);
+    else if (best === "cold") cold.push(e);
+  }
+  return warm.length > 0 ? warm : cold.length > 0 ? cold : entries;
 }
 
 function encodedOf(reply: FrameReply): EncodedBody {

@@ -134,9 +134,18 @@ function bigintDatatype(v: bigint): Datatype | undefined {
  * Infers a tensor from a value without falling back to JSON: returns `undefined` for values that
  * are not "tensor-able" (objects, null, mixed or ragged arrays).
  */
+/** Marks ObjRef instances (src/objects/ref.ts) without importing the object system here. */
+export const OBJREF_BRAND = Symbol.for("anyserve.objref");
+
+function isObjRef(value: unknown): boolean {
+  return typeof value === "object" && value !== null && (value as Record<symbol, unknown>)[OBJREF_BRAND] === true;
+}
+
 export function tryInferTensor(name: string, value: unknown): Tensor | undefined {
   const label = `value '${name}'`;
   if (typeof value === "string") return bytesTensor(name, [Buffer.from(value, "utf8")], [1]);
+  // An ObjRef travels as its string form, which the receiving store parses back.
+  if (isObjRef(value)) return bytesTensor(name, [Buffer.from(String(value), "utf8")], [1]);
   if (Buffer.isBuffer(value)) return bytesTensor(name, [value], [1], BLOB_CONTENT_TYPE);
   if (typeof value === "number") return { name, datatype: "FP64", shape: [1], data: encodeElements("FP64", [value], label) as Buffer };
   if (typeof value === "boolean") return { name, datatype: "BOOL", shape: [1], data: Buffer.from([value ? 1 : 0]) };

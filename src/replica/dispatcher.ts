@@ -1,17 +1,19 @@
 /**
- * The replica's backend: finds the handler for a call (first registered match wins), decodes the
- * body, runs the handler under the call's deadline and abort signal, and encodes the answer in
- * the caller's wire format. Errors leave as AnyServeError with their code.
+ * The replica's backend: finds the handler for a call (first registered match wins) and hands
+ * the encoded call to that capability's lane (src/execution/lane.ts) under the call's deadline
+ * and abort signal. The lane queues it (bounded), batches it, starts cold workers, and runs it
+ * with the capability's execution strategy; decoding and encoding happen where the handler runs.
+ * Errors leave as AnyServeError with their code.
  */
 import { AnyServeError } from "../errors.js";
+import { resolveExecution, type ExecutionConfig } from "../execution/config.js";
+import { Lane } from "../execution/lane.js";
+import { taskOf } from "../execution/task.js";
 import type { IncomingCall, InferBackend, ModelMetadata } from "../frontend/backend.js";
-import { formatCapability, type CapabilityMap } from "../protocol/capability.js";
-import { decodeRequest, encodeResponse } from "../protocol/codec.js";
-import type { EncodedBody, InferRequest, InferResponse } from "../protocol/types.js";
-import { handlerResultToResponse } from "../protocol/values.js";
+import { formatCapability, matches, normalizeCapability, type CapabilityMap } from "../protocol/capability.js";
+import type { EncodedBody } from "../protocol/types.js";
 import type { AnyServe, HandlerEntry } from "../sdk/app.js";
-import { Context, type Caller, type ObjectStoreLike } from "../sdk/context.js";
-import { InferenceRequest } from "../sdk/request.js";
+import type { Caller, ObjectStoreLike } from "../sdk/context.js";
 import type { Logger } from "../util/logger.js";
 import { runWithDeadline } from "./deadline.js";
 
@@ -23,20 +25,53 @@ export interface DispatcherOptions {
   maxTimeoutMs: number;
   objects?: ObjectStoreLike;
   caller?: Caller;
+  /** `FILE[:export]` of the app, for strategies whose workers load it themselves. */
+  appSpec?: string | undefined;
+  /** The API server, so that thread and process workers can offer `ctx.call`. */
+  apiServer?: string | undefined;
+  /** Strategy, sizes, queue and batching; defaults in execution/config.ts. */
+  execution?: Partial<ExecutionConfig> | undefined;
+  /** A capability turned warm, cold or failed: the registration should say so. */
+  onStateChange?: (() => void) | undefined;
 }
 
 export class Dispatcher implements InferBackend {
   readonly #o: DispatcherOptions;
+  readonly #lanes = new Map<HandlerEntry, Lane>();
+  readonly config: ExecutionConfig;
   #draining = false;
   #inFlight = 0;
   #idleWaiters: (() => void)[] = [];
 
   constructor(options: DispatcherOptions) {
     this.#o = options;
+    this.config = resolveExecution(options.execution, options.appSpec);
+    const c = this.config;
+    const env = { app: options.app, replicaId: options.replicaId, logger: options.logger, objects: options.objects, caller: options.caller };
+    options.app.handlers.forEach((entry, handler) => {
+      this.#lanes.set(entry, new Lane({
+        entry, handler, strategy: c.strategy, queueSize: c.queueSize, batchSize: c.batchSize, batchWaitMs: c.batchWaitMs,
+        idleTimeoutMs: c.idleTimeoutMs, lazy: c.lazy, logger: options.logger, onState: () => options.onStateChange?.(),
+        strategyOptions: {
+          env, appSpec: options.appSpec, apiServer: options.apiServer, threads: c.threads, maxThreads: c.maxThreads,
+          memoryMb: c.memoryMb, graceMs: c.graceMs, startRetries: c.startRetries, poolIdleMs: c.poolIdleMs, workerEnv: c.workerEnv,
+        },
+      }));
+    });
   }
 
   get inFlight(): number {
     return this.#inFlight;
+  }
+
+  /** Starts every capability that is not lazy; one that cannot start is `failed`, the others serve. */
+  async start(): Promise<void> {
+    await Promise.all([...this.#lanes.values()].filter((l) => !l.lazy).map((l) => l.start().catch(() => undefined)));
+  }
+
+  /** Stops every capability's workers (`onStop` runs in each). */
+  async stop(): Promise<void> {
+    await Promise.all([...this.#lanes.values()].map((l) => l.stop().catch(() => undefined)));
   }
 
   ready(): boolean {
@@ -50,31 +85,31 @@ export class Dispatcher implements InferBackend {
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
-  async infer(call: IncomingCall): Promise<EncodedBody> {
-    const entry = this.#admit(call, false);
-    try {
-      const request = decodeRequest(call.body, call);
-      const result = await this.#run(entry, call, request, async (req, ctx) => entry.fn(req, ctx));
-      return encodeResponse(this.#toResponse(result, entry, call, request), call.format, request);
-    } finally {
-      this.#release();
-    }
+  /** Each handler's registry state, in registration order: warm, cold or failed. */
+  states(): ("warm" | "cold" | "failed")[] {
+    return [...this.#lanes.values()].map((l) => l.registryState);
+  }
+
+  /** What `GET /workers` shows: per capability, its state, workers, queue and in-flight requests. */
+  workers(): Record<string, unknown>[] {
+    return [...this.#lanes.values()].map((l) => l.stats());
+  }
+
+  /** Starts (`start`) or stops the workers of every capability matching `query`; returns their stats. */
+  async manage(query: CapabilityMap, action: "start" | "stop"): Promise<Record<string, unknown>[]> {
+    const q = normalizeCapability(query, "capability");
+    const lanes = [...this.#lanes.values()].filter((l) => matches(l.entry.capability, q));
+    if (lanes.length === 0) throw this.#noMatch(q);
+    await Promise.all(lanes.map((l) => (action === "start" ? l.start() : l.stop())));
+    return lanes.map((l) => l.stats());
+  }
+
+  infer(call: IncomingCall): Promise<EncodedBody> {
+    return this.#run(call, false, (lane, task, signal, hooks) => lane.run(task, signal, hooks));
   }
 
   async stream(call: IncomingCall, onChunk: (chunk: EncodedBody) => void): Promise<void> {
-    const entry = this.#admit(call, true);
-    try {
-      const request = decodeRequest(call.body, call);
-      await this.#run(entry, call, request, async (req, ctx) => {
-        const produced = await entry.fn(req, ctx);
-        for await (const item of asAsyncIterable(produced, entry)) {
-          if (ctx.signal.aborted) break;
-          onChunk(encodeResponse(this.#toResponse(item, entry, call, request), call.format, request));
-        }
-      });
-    } finally {
-      this.#release();
-    }
+    await this.#run(call, true, (lane, task, signal, hooks) => lane.stream(task, signal, onChunk, hooks));
   }
 
   async modelMetadata(query: CapabilityMap, name: string, version?: string): Promise<ModelMetadata> {
@@ -91,26 +126,45 @@ export class Dispatcher implements InferBackend {
   }
 
   async modelReady(query: CapabilityMap): Promise<boolean> {
-    return !this.#draining && this.#o.app.findAnyHandler(query) !== undefined;
+    const entry = this.#o.app.findAnyHandler(query);
+    return !this.#draining && entry !== undefined && this.#lanes.get(entry)?.state !== "failed";
   }
 
-  #admit(call: IncomingCall, wantStream: boolean): HandlerEntry {
+  async #run<T>(
+    call: IncomingCall,
+    wantStream: boolean,
+    go: (lane: Lane, task: ReturnType<typeof taskOf>, signal: AbortSignal, hooks: { lowerDeadline: (i: number, dl: number) => void }) => Promise<T>,
+  ): Promise<T> {
+    const lane = this.#admit(call, wantStream);
+    try {
+      return await runWithDeadline(Math.min(call.timeoutMs, this.#o.maxTimeoutMs), call.signal, (signal, deadline, lower) =>
+        go(lane, taskOf(call, deadline), signal, { lowerDeadline: (_i, dl) => lower(dl) }));
+    } finally {
+      this.#release();
+    }
+  }
+
+  #admit(call: IncomingCall, wantStream: boolean): Lane {
     if (this.#draining) throw new AnyServeError("SHUTTING_DOWN", `replica '${this.#o.replicaId}' is draining and takes no new requests`);
     const entry = this.#o.app.findAnyHandler(call.query);
     if (!entry) {
       if (call.model) throw modelNotFound(call.model.name, call.model.version);
-      throw new AnyServeError(
-        "NO_MATCHING_CAPABILITY",
-        `replica '${this.#o.replicaId}' has no handler for ${formatCapability(call.query)}; it serves ${
-          this.#o.app.getCapabilities().map(formatCapability).join(", ") || "nothing"
-        }`,
-      );
+      throw this.#noMatch(call.query);
     }
     if (entry.isStream && !wantStream) {
       throw new AnyServeError("NOT_STREAMING", `${formatCapability(entry.capability)} streams its answer: call it with POST /infer/stream or gRPC ModelStreamInfer`);
     }
     this.#inFlight++;
-    return entry;
+    return this.#lanes.get(entry)!;
+  }
+
+  #noMatch(query: CapabilityMap): AnyServeError {
+    return new AnyServeError(
+      "NO_MATCHING_CAPABILITY",
+      `replica '${this.#o.replicaId}' has no handler for ${formatCapability(query)}; it serves ${
+        this.#o.app.getCapabilities().map(formatCapability).join(", ") || "nothing"
+      }`,
+    );
   }
 
   #release(): void {
@@ -120,80 +174,9 @@ export class Dispatcher implements InferBackend {
       for (const w of waiters) w();
     }
   }
-
-  async #run<T>(
-    entry: HandlerEntry,
-    call: IncomingCall,
-    raw: InferRequest,
-    body: (req: InferenceRequest, ctx: Context) => Promise<T>,
-  ): Promise<T> {
-    const timeoutMs = effectiveTimeout(call.timeoutMs, this.#o.maxTimeoutMs, raw);
-    return runWithDeadline(timeoutMs, call.signal, (signal, deadline) => {
-      const ctx = new Context({
-        replicaId: this.#o.replicaId,
-        capability: entry.capability,
-        requestId: call.requestId,
-        signal,
-        deadline,
-        logger: this.#o.logger,
-        objects: this.#o.objects,
-        caller: this.#o.caller,
-        delegationDepth: call.depth ?? 0,
-      });
-      return body(new InferenceRequest(raw, call.query), ctx);
-    });
-  }
-
-  #toResponse(result: unknown, entry: HandlerEntry, call: IncomingCall, req: InferRequest): InferResponse {
-    const modelName = call.model?.name ?? req.modelName ?? entry.capability.model ?? entry.capability.type ?? "anyserve";
-    const res = handlerResultToResponse(result, req.id === undefined ? { modelName } : { modelName, id: req.id });
-    if (call.model?.version !== undefined && res.modelVersion === undefined) res.modelVersion = call.model.version;
-    if (req.outputs && req.outputs.length > 0) res.outputs = selectOutputs(res.outputs, req.outputs.map((o) => o.name));
-    return res;
-  }
-}
-
-/** Keeps the outputs a request asked for, in its order (OIP `outputs`); asking for one the handler did not produce is a 400. */
-function selectOutputs(outputs: InferResponse["outputs"], wanted: string[]): InferResponse["outputs"] {
-  return wanted.map((name) => {
-    const found = outputs.find((o) => o.name === name);
-    if (!found) {
-      throw new AnyServeError("INVALID_REQUEST", `requested output '${name}' is not produced: the handler returned ${outputs.map((o) => `'${o.name}'`).join(", ") || "no outputs"}`);
-    }
-    return found;
-  });
 }
 
 function modelNotFound(name: string, version?: string): AnyServeError {
   const what = version === undefined ? `model '${name}'` : `model '${name}' version '${version}'`;
   return new AnyServeError("MODEL_NOT_FOUND", `${what} is not served here`);
-}
-
-/**
- * The deadline: the caller's remaining time, capped by the service's timeout, lowered (never
- * raised) by the request's own `timeout` parameter, which is in microseconds as in Triton.
- */
-export function effectiveTimeout(callerMs: number, maxMs: number, req: InferRequest): number {
-  let ms = Math.min(callerMs, maxMs);
-  const t = req.parameters?.timeout;
-  if (t !== undefined) {
-    if (typeof t !== "number" || !Number.isFinite(t) || t <= 0) {
-      throw new AnyServeError("INVALID_PARAMETER", `parameter 'timeout': expected a positive number of microseconds, got ${JSON.stringify(t)}`);
-    }
-    ms = Math.min(ms, t / 1000);
-  }
-  return ms;
-}
-
-function asAsyncIterable(value: unknown, entry: HandlerEntry): AsyncIterable<unknown> {
-  if (value && typeof value === "object") {
-    if (Symbol.asyncIterator in value) return value as AsyncIterable<unknown>;
-    if (Symbol.iterator in value && !Array.isArray(value) && !ArrayBuffer.isView(value)) {
-      return (async function* () { yield* value as Iterable<unknown>; })();
-    }
-  }
-  if (entry.isStream) {
-    throw new AnyServeError("WORKER_ERROR", `streaming handler for ${formatCapability(entry.capability)} returned ${typeof value}, expected an async iterable or Stream`);
-  }
-  return (async function* () { yield value; })();
 }

@@ -25,6 +25,8 @@ export class RegistrationLoop {
   #registered = false;
   #stopped = false;
   #busy = false;
+  /** A refresh arrived while a request was in flight: register once more when it ends. */
+  #again = false;
 
   constructor(opts: { apiServer: string; body: () => RegistrationBody; logger: Logger; token?: string | undefined }) {
     this.#apiServer = opts.apiServer.replace(/\/+$/, "");
@@ -52,8 +54,12 @@ export class RegistrationLoop {
     await this.#post("DELETE", "/unregister", { replica_id: this.#body().replica_id }).catch(() => undefined);
   }
 
-  /** Sends the registration again right away (capability states changed). */
+  /** Sends the registration again right away (capability states changed: warm, cold, failed). */
   refresh(): Promise<void> {
+    if (this.#busy) {
+      this.#again = true;
+      return Promise.resolve();
+    }
     this.#registered = false;
     return this.#tick();
   }
@@ -86,6 +92,11 @@ export class RegistrationLoop {
       this.#registered = false;
     } finally {
       this.#busy = false;
+    }
+    if (this.#again) {
+      this.#again = false;
+      this.#registered = false;
+      await this.#tick();
     }
   }
 

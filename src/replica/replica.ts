@@ -15,6 +15,10 @@ import { VERSION } from "../version.js";
 import { ApiServerCaller } from "../sdk/caller.js";
 import { DelegatingBackend } from "./delegation.js";
 import { Dispatcher } from "./dispatcher.js";
+import type { ExecutionConfig } from "../execution/config.js";
+import { workerRoutes } from "../execution/routes.js";
+import { withObjectEndpoint } from "../objects/endpoint.js";
+import type { ObjectStore } from "../objects/store.js";
 import { createFrameHandler } from "./frame-handler.js";
 import { RegistrationLoop } from "./registration.js";
 
@@ -38,6 +42,12 @@ export interface ReplicaOptions {
   service?: string;
   node?: string;
   logger?: Logger;
+  /** `FILE[:export]` the app was loaded from: thread and process workers load it themselves. */
+  appSpec?: string;
+  /** Execution strategy, sizes, queue, batching, idle timeout (docs/execution.md); defaults in execution/config.ts. */
+  execution?: Partial<ExecutionConfig>;
+  /** The store handlers get as `ctx.objects`; also served at `GET|HEAD /objects/{id}` (docs/objects.md). */
+  objectStore?: ObjectStore;
 }
 
 export interface RunningReplica {
@@ -60,7 +70,11 @@ export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
   const maxBodyBytes = o.maxBodyBytes ?? 64 * 1024 * 1024;
   // Cross-replica calls and delegation both go through the API server, when there is one.
   const caller = o.apiServer ? new ApiServerCaller(o.apiServer) : undefined;
-  const dispatcher = new Dispatcher({ app: o.app, replicaId, logger, maxTimeoutMs: timeoutMs, ...(caller ? { caller } : {}) });
+  // Capabilities turning warm/cold/failed re-register; set once the registration loop exists.
+  let onStateChange = (): void => undefined;
+  const dispatcher = new Dispatcher({ app: o.app, appSpec: o.appSpec, apiServer: o.apiServer, execution: o.execution, onStateChange: () => onStateChange(), replicaId, logger, maxTimeoutMs: timeoutMs, ...(caller ? { caller } : {}), ...(o.objectStore ? { objects: o.objectStore } : {}) });
+  // Eager capabilities start their workers (onStart) while the servers come up.
+  const started = dispatcher.start();
   const backend = o.apiServer
     ? new DelegatingBackend(dispatcher, { apiServer: o.apiServer, replicaId, token: o.token, canServe: (q) => o.app.findAnyHandler(q) !== undefined })
     : dispatcher;
@@ -74,6 +88,7 @@ export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
     defaultTimeoutMs: timeoutMs,
     maxTimeoutMs: timeoutMs,
     routes: {
+      ...workerRoutes(dispatcher, o.token),
       "GET /health": (_q, res) => sendJson(res, dispatcher.ready() ? 200 : 503, {
         status: dispatcher.ready() ? "healthy" : "draining",
         replica_id: replicaId,
@@ -82,7 +97,8 @@ export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
       }),
     },
   });
-  const server = createServer(serverOptions(), rest.listener);
+  const listener = o.objectStore ? withObjectEndpoint(rest.listener, { store: o.objectStore, token: o.token }) : rest.listener;
+  const server = createServer(serverOptions(), listener);
   hardenServer(server);
   const frames = attachFrameServer(server, createFrameHandler(backend), o.token ? { token: o.token } : {});
   const httpPort = await listen(server, o.httpPort ?? 0, host);
@@ -92,6 +108,8 @@ export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
   const hostForUrl = host.includes(":") ? `[${host}]` : host;
   const httpUrl = `http://${hostForUrl}:${httpPort}`;
   const grpcAddress = `${hostForUrl}:${grpcPort}`;
+  // Refs made here name this replica and its endpoint; owners of other refs are looked up in the registry.
+  o.objectStore?.bindReplica({ replicaId, url: httpUrl }, { apiServer: o.apiServer });
   const heartbeatIntervalMs = o.heartbeatIntervalMs ?? 5_000;
   const registration = o.apiServer
     ? new RegistrationLoop({
@@ -103,13 +121,15 @@ export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
           endpoint: grpcAddress,
           http_endpoint: httpUrl,
           capabilities: o.app.getCapabilities(),
-          states: o.app.handlers.map(() => "warm"),
+          states: dispatcher.states(),
           heartbeat_interval_ms: heartbeatIntervalMs,
           ...(o.service ? { service: o.service } : {}),
           ...(o.node ? { node: o.node } : {}),
         }),
       })
     : undefined;
+  await started;
+  onStateChange = () => void registration?.refresh();
   await registration?.start();
   logger.info({ http: httpUrl, grpc: grpcAddress, capabilities: o.app.getCapabilities() }, "replica serving");
 
@@ -124,6 +144,7 @@ export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([drained, new Promise<void>((r) => (timer = setTimeout(r, drainTimeout)))]);
       clearTimeout(timer);
+      await dispatcher.stop();
       frames.close();
       await Promise.all([closeServer(server), grpc.close()]);
       await Promise.all([caller?.close(), backend instanceof DelegatingBackend ? backend.close() : undefined]);

@@ -18,6 +18,25 @@ import type { InferenceRequest } from "./request.js";
 /** A handler: plain value (or full OIP response) out, sync or async. */
 export type Handler = (request: InferenceRequest, ctx: Context) => unknown;
 
+/**
+ * A batch handler (`{batch: true}`): one call for up to `batch_size` requests, one context per
+ * request. It returns an array of the same length; an `Error` in a slot fails only that request,
+ * a throw fails them all.
+ */
+export type BatchHandler = (requests: InferenceRequest[], contexts: Context[]) => unknown[] | Promise<unknown[]>;
+
+/** What a lifecycle hook learns about the worker it runs in. */
+export interface WorkerInfo {
+  /** The capability whose workers start or stop. */
+  capability: CapabilityMap;
+  replicaId: string;
+  /** `main` (single/async), `thread-N` (multi/pool) or `process-N` (process). */
+  worker: string;
+}
+
+/** `onStart` / `onStop`: may be async; runs once per worker (each thread or process has its own module state). */
+export type LifecycleHook = (info: WorkerInfo) => unknown;
+
 export interface TensorSpec {
   name: string;
   datatype: Datatype;
@@ -28,8 +47,36 @@ export interface TensorSpec {
 export interface HandlerOptions {
   /** The handler streams (an async generator, or returns an AsyncIterable/Stream). Detected for generator functions. */
   stream?: boolean;
-  /** The handler takes an array of requests and returns an array of results of the same length. */
+  /**
+   * The handler takes an array of requests and returns an array of results of the same length
+   * (see {@link BatchHandler}); requests are grouped by the replica's `batch_size`/`batch_wait_ms`.
+   * @example
+   * ```ts
+   * app.capability({ type: "embed" }, async (reqs) => model.embed(reqs.map((r) => String(r.value("text")))), { batch: true });
+   * ```
+   */
   batch?: boolean;
+  /**
+   * Runs in each worker before it takes requests (load a model here). A throw is a start
+   * failure: retried a few times, then the capability is `failed`.
+   * @example
+   * ```ts
+   * let model: Model | undefined;
+   * app.capability({ type: "heavy" }, (req) => model!.run(req.input("x")), {
+   *   lazy: true,
+   *   onStart: async () => { model = await loadModel("./weights.bin"); },
+   *   onStop: () => { model = undefined; },
+   * });
+   * ```
+   */
+  onStart?: LifecycleHook;
+  /** Runs in each worker when it stops (idle, scale-down, replica stop); errors are logged, not raised. */
+  onStop?: LifecycleHook;
+  /**
+   * Start cold: no workers (and no `onStart`) until the first request, which waits for start-up
+   * within its deadline; after the replica's `idle_timeout` without requests the workers stop again.
+   */
+  lazy?: boolean;
   /** Declared tensors, served as OIP model metadata. */
   inputs?: TensorSpec[];
   outputs?: TensorSpec[];
@@ -53,12 +100,18 @@ export class AnyServe {
   readonly #handlers: HandlerEntry[] = [];
 
   /** Registers `fn` for `capability`; returns `fn` unchanged. The first registered match wins. */
-  capability<F extends Handler>(capability: CapabilityInput, fn: F, options: HandlerOptions = {}): F {
+  capability<F extends BatchHandler>(capability: CapabilityInput, fn: F, options: HandlerOptions & { batch: true }): F;
+  capability<F extends Handler>(capability: CapabilityInput, fn: F, options?: HandlerOptions): F;
+  capability(capability: CapabilityInput, fn: Handler | BatchHandler, options: HandlerOptions = {}): Handler | BatchHandler {
     if (typeof fn !== "function") throw new TypeError(`handler for capability must be a function, got ${typeof fn}`);
     const isStream = options.stream ?? isGeneratorFunction(fn);
+    if (options.batch && isStream) throw new TypeError("a handler cannot both stream and take batches");
+    for (const hook of ["onStart", "onStop"] as const) {
+      if (options[hook] !== undefined && typeof options[hook] !== "function") throw new TypeError(`${hook} must be a function, got ${typeof options[hook]}`);
+    }
     this.#handlers.push({
       capability: normalizeCapability(capability),
-      fn,
+      fn: fn as Handler,
       usesContext: fn.length >= 2,
       isStream,
       options,

@@ -4,6 +4,7 @@
  */
 import { AnyServeError } from "../errors.js";
 import { normalizeCapability, type CapabilityInput, type CapabilityMap } from "../protocol/capability.js";
+import type { ObjectStoreApi } from "../objects/types.js";
 import type { Logger } from "../util/logger.js";
 
 /** Options for {@link Context.call}. */
@@ -18,11 +19,8 @@ export interface Caller {
   callStream?(capability: CapabilityMap, inputs: unknown, options: CallOptions & { timeout: number; signal?: AbortSignal }): AsyncIterable<unknown>;
 }
 
-/** The object store surface handlers use (the objects issue fills it in). */
-export interface ObjectStoreLike {
-  create(data: unknown, options?: Record<string, unknown>): Promise<unknown>;
-  get(ref: unknown): Promise<Buffer>;
-}
+/** The object store surface handlers use (`src/objects/`, see docs/objects.md). */
+export type ObjectStoreLike = ObjectStoreApi;
 
 export interface ContextInit {
   replicaId: string;

@@ -1,15 +1,28 @@
 /**
  * Loads a user app from `FILE[:export]` — TypeScript directly (through tsx), no build step for
- * the user. The seed's dotted form (`examples.chat_app:app`) is accepted too.
+ * the user. The seed's dotted form (`examples.chat_app:app`) is accepted too. A class export is
+ * served as a class service (see service.ts).
  */
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { isApp, type AnyServe } from "./app.js";
+import { isServiceClass, serviceApp } from "./service.js";
 
 let tsxRegistered = false;
 
-export async function loadApp(spec: string, cwd = process.cwd()): Promise<AnyServe> {
+export interface LoadAppOptions {
+  cwd?: string;
+  /**
+   * The service name for a class export (its methods become `{service, method}`); defaults to
+   * `$ANYSERVE_SERVICE` (set by `anyserve start --service`, so worker threads agree), then the
+   * export's name.
+   */
+  service?: string;
+}
+
+export async function loadApp(spec: string, opts: LoadAppOptions | string = {}): Promise<AnyServe> {
+  const { cwd = process.cwd(), service } = typeof opts === "string" ? { cwd: opts } : opts;
   const colon = spec.lastIndexOf(":");
   const hasExport = colon > 1; // not a Windows drive letter
   const fileSpec = hasExport ? spec.slice(0, colon) : spec;
@@ -24,6 +37,9 @@ export async function loadApp(spec: string, cwd = process.cwd()): Promise<AnySer
   const names = exportName ? [exportName] : ["app", "default"];
   for (const name of names) {
     if (isApp(mod[name])) return mod[name] as AnyServe;
+    if (isServiceClass(mod[name])) {
+      return serviceApp(service ?? process.env.ANYSERVE_SERVICE ?? name, mod[name] as never);
+    }
   }
   const found = Object.keys(mod).filter((k) => isApp(mod[k]));
   throw new Error(

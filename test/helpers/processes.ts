@@ -26,7 +26,7 @@ export interface Proc {
 type Cleanup = Pick<TestContext, "after"> | { after(fn: () => unknown): void };
 
 /** Runs `anyserve <args>` and waits until it announces itself. */
-export function startCli(t: Cleanup, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Proc> {
+export function startCli(t: Cleanup, args: string[], env: NodeJS.ProcessEnv = {}, readyTimeoutMs = 30_000): Promise<Proc> {
   const child = spawn(process.execPath, [BIN, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, ANYSERVE_LOG_LEVEL: "warn", ...env },
@@ -51,7 +51,7 @@ export function startCli(t: Cleanup, args: string[], env: NodeJS.ProcessEnv = {}
   t.after(() => proc.stop());
   createInterface({ input: child.stderr! }).on("line", (l) => output.push(l));
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`anyserve ${args.join(" ")} not ready in 30 s:\n${output.join("\n")}`)), 30_000);
+    const timer = setTimeout(() => reject(new Error(`anyserve ${args.join(" ")} not ready in ${readyTimeoutMs / 1000} s:\n${output.join("\n")}`)), readyTimeoutMs);
     createInterface({ input: child.stdout! }).on("line", (line) => {
       output.push(line);
       if (line.startsWith("ANYSERVE_READY ")) {

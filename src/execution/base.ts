@@ -1,0 +1,94 @@
+/**
+ * The execution strategy interface (DESIGN §4): how a capability's handler runs. One file per
+ * strategy (`single`, `async`, `multi`, `pool`, `process`), all behind this interface and all
+ * checked by one conformance suite (test/execution/conformance.ts).
+ *
+ * A strategy only runs what it is given. Admission — the bounded queue, deadlines, batching,
+ * cold starts — is the lane's job (lane.ts), which never submits more than `capacity` jobs at once.
+ */
+import type { EncodedBody } from "../protocol/types.js";
+import type { RunEnv } from "./run-task.js";
+import type { BatchOutcome, Task, TaskHooks } from "./task.js";
+
+export type StrategyName = "single" | "async" | "multi" | "pool" | "process";
+
+export interface StrategyOptions {
+  /** The app and what a Context needs, for strategies that run in this thread. */
+  env: RunEnv;
+  /** The handler's index in `env.app.handlers` (the same index in every worker's copy). */
+  handler: number;
+  /** `FILE[:export]` of the app: thread and process workers load it themselves. */
+  appSpec?: string | undefined;
+  /** The API server, so that workers can offer `ctx.call` themselves. */
+  apiServer?: string | undefined;
+  /** `thread_count`: concurrency of `async`; threads of `multi`; minimum threads of `pool`; processes of `process`. */
+  threads: number;
+  /** `max_thread_count` of `pool` (≥ threads). */
+  maxThreads?: number | undefined;
+  /** `memory_mb`: heap limit per worker thread / process. */
+  memoryMb?: number | undefined;
+  /** How long a worker may ignore an abort before it is terminated and replaced (ms). */
+  graceMs: number;
+  /** Consecutive worker start failures tolerated before the strategy gives up. */
+  startRetries: number;
+  /** `pool`: how long a thread above `threads` may sit idle before it stops (ms). */
+  poolIdleMs: number;
+  /** `process`: names of environment variables passed to the child (beyond a fixed minimal set). */
+  workerEnv?: readonly string[] | undefined;
+  /** Called when a worker cannot be replaced (start failed `startRetries` times in a row). */
+  onFailed?: ((reason: string) => void) | undefined;
+}
+
+/** Workers by state. `idle` counts warm workers with nothing to do. */
+export interface WorkerCounts {
+  starting: number;
+  warm: number;
+  idle: number;
+  failed: number;
+}
+
+export interface StrategyStats {
+  strategy: StrategyName;
+  workers: WorkerCounts;
+  /** Jobs submitted and not yet answered. */
+  inFlight: number;
+  /** Jobs waiting inside the strategy for a worker (a thread booting, a worker being replaced). */
+  queued: number;
+  /** Workers replaced after a crash, a stuck task or an out-of-memory. */
+  replaced: number;
+}
+
+export interface ExecutionStrategy {
+  readonly name: StrategyName;
+  /** Jobs it runs at once, or pipelines to its workers, without queuing. */
+  readonly capacity: number;
+  /** Jobs that actually run at the same time (workers, or async concurrency); ≤ capacity. */
+  readonly concurrency: number;
+  /** Starts the workers and runs `onStart` in each; rejects when they cannot start (after retries). */
+  start(): Promise<void>;
+  /** Runs one task. `signal` aborting fires the handler's signal; a worker that ignores it is replaced. */
+  submit(task: Task, signal: AbortSignal, hooks?: TaskHooks): Promise<EncodedBody>;
+  /** Runs one streaming task; chunks arrive through `onChunk` in order. */
+  stream(task: Task, signal: AbortSignal, onChunk: (chunk: EncodedBody) => void, hooks?: TaskHooks): Promise<void>;
+  /** Runs the batch handler once on several tasks; `signals[i]` belongs to `tasks[i]`. */
+  submitBatch(tasks: Task[], signals: AbortSignal[], hooks?: TaskHooks): Promise<BatchOutcome[]>;
+  /** Changes the number of workers (or the concurrency) while running. */
+  resize?(n: number): void;
+  /** Stops the workers after running `onStop` in each; pending jobs fail with SHUTTING_DOWN. */
+  stop(): Promise<void>;
+  stats(): StrategyStats;
+}
+
+/** A signal that fires once every one of `signals` has fired (a batch is abandoned only when all its callers are gone). */
+export function allAborted(signals: readonly AbortSignal[]): AbortSignal {
+  const controller = new AbortController();
+  let left = signals.length;
+  const one = (): void => {
+    if (--left === 0) controller.abort(signals[0]!.reason);
+  };
+  for (const s of signals) {
+    if (s.aborted) one();
+    else s.addEventListener("abort", one, { once: true });
+  }
+  return controller.signal;
+}

@@ -1,0 +1,100 @@
+/**
+ * Strategies that run handlers on the replica's own event loop (`single`, `async`): no copies,
+ * no start-up cost, but a handler that blocks the thread blocks the whole replica, and a handler
+ * that ignores its AbortSignal cannot be stopped (only thread and process workers can be
+ * terminated). The lane keeps at most `capacity` jobs here at once.
+ */
+import { AnyServeError } from "../errors.js";
+import type { EncodedBody } from "../protocol/types.js";
+import type { ExecutionStrategy, StrategyName, StrategyOptions, StrategyStats } from "./base.js";
+import { runBatchTask, runHook, runStreamTask, runTask } from "./run-task.js";
+import type { BatchOutcome, Task, TaskHooks } from "./task.js";
+
+export class InlineStrategy implements ExecutionStrategy {
+  readonly name: StrategyName;
+  #capacity: number;
+  readonly #o: StrategyOptions;
+  #state: "new" | "starting" | "warm" | "failed" | "stopped" = "new";
+  #inFlight = 0;
+
+  constructor(name: StrategyName, capacity: number, options: StrategyOptions) {
+    this.name = name;
+    this.#capacity = capacity;
+    this.#o = options;
+  }
+
+  get capacity(): number {
+    return this.#capacity;
+  }
+
+  get concurrency(): number {
+    return this.#capacity;
+  }
+
+  async start(): Promise<void> {
+    this.#state = "starting";
+    let last: unknown;
+    for (let attempt = 1; attempt <= Math.max(1, this.#o.startRetries); attempt++) {
+      try {
+        await runHook(this.#o.env, this.#o.handler, "onStart", "main");
+        this.#state = "warm";
+        return;
+      } catch (err) {
+        last = err;
+        this.#o.env.logger.warn({ err: (err as Error)?.message, attempt }, "onStart failed");
+      }
+    }
+    this.#state = "failed";
+    throw new AnyServeError("CAPABILITY_FAILED", `onStart failed ${Math.max(1, this.#o.startRetries)} time(s): ${(last as Error)?.message ?? String(last)}`);
+  }
+
+  submit(task: Task, signal: AbortSignal, hooks?: TaskHooks): Promise<EncodedBody> {
+    return this.#track(() => runTask(this.#o.env, this.#o.handler, task, signal, hooks));
+  }
+
+  stream(task: Task, signal: AbortSignal, onChunk: (chunk: EncodedBody) => void, hooks?: TaskHooks): Promise<void> {
+    return this.#track(() => runStreamTask(this.#o.env, this.#o.handler, task, signal, onChunk, hooks));
+  }
+
+  submitBatch(tasks: Task[], signals: AbortSignal[], hooks?: TaskHooks): Promise<BatchOutcome[]> {
+    return this.#track(() => runBatchTask(this.#o.env, this.#o.handler, tasks, signals, hooks));
+  }
+
+  resize(n: number): void {
+    // `single` is one at a time by definition; `async` may change its concurrency.
+    if (this.name === "async") this.#capacity = Math.max(1, n);
+  }
+
+  async stop(): Promise<void> {
+    if (this.#state !== "warm") {
+      this.#state = "stopped";
+      return;
+    }
+    this.#state = "stopped";
+    await runHook(this.#o.env, this.#o.handler, "onStop", "main").catch((err: unknown) =>
+      this.#o.env.logger.warn({ err: (err as Error)?.message }, "onStop failed"));
+  }
+
+  stats(): StrategyStats {
+    const warm = this.#state === "warm" ? 1 : 0;
+    return {
+      strategy: this.name,
+      workers: { starting: this.#state === "starting" ? 1 : 0, warm, idle: warm && this.#inFlight === 0 ? 1 : 0, failed: this.#state === "failed" ? 1 : 0 },
+      inFlight: this.#inFlight,
+      queued: 0,
+      replaced: 0,
+    };
+  }
+
+  async #track<T>(run: () => Promise<T>): Promise<T> {
+    if (this.#state !== "warm") throw new AnyServeError("SHUTTING_DOWN", `the ${this.name} strategy is ${this.#state}, not running`);
+    this.#inFlight++;
+    try {
+      return await run();
+    } catch (err) {
+      throw AnyServeError.from(err);
+    } finally {
+      this.#inFlight--;
+    }
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * One job of a worker group: a task (or a batch of tasks) on its way to a worker, with the
+ * promise of its caller. It listens to its callers' abort signals, remembers which worker holds
+ * it, and settles exactly once.
+ */
+import { AnyServeError } from "../errors.js";
+import type { EncodedBody } from "../protocol/types.js";
+import { allAborted } from "./base.js";
+import type { WorkerHandle } from "./handle.js";
+import type { JobMode, Task, TaskHooks } from "./task.js";
+import { ownsBuffer } from "./thread-port.js";
+import { Msg, runMessage } from "./worker-protocol.js";
+
+/** A worker as the group holds it. */
+export interface Slot {
+  handle: WorkerHandle;
+  state: "starting" | "warm" | "stopping";
+  /** Jobs sent and not answered, oldest (= running) first. */
+  jobs: Job[];
+  idleSince: number;
+  /** performance.now() of its last answer. */
+  lastDone: number;
+}
+
+export interface JobInit {
+  id: number;
+  mode: JobMode;
+  tasks: Task[];
+  signals: AbortSignal[];
+  hooks?: TaskHooks | undefined;
+  onChunk?: ((chunk: EncodedBody) => void) | undefined;
+  resolve: (value: unknown) => void;
+  reject: (err: AnyServeError) => void;
+  /** Called once when every caller of the job has gone (deadline, disconnect). */
+  onAbort: (job: Job) => void;
+}
+
+export class Job {
+  readonly id: number;
+  readonly mode: JobMode;
+  readonly tasks: Task[];
+  /** Fires when every caller has gone. */
+  readonly signal: AbortSignal;
+  readonly hooks: TaskHooks | undefined;
+  readonly onChunk: ((chunk: EncodedBody) => void) | undefined;
+  /** The body moves to the worker (transfer): once sent, it cannot be re-sent elsewhere. */
+  readonly moves: boolean;
+  slot: Slot | undefined;
+  /** performance.now() when it was sent to a worker. */
+  sentAt = 0;
+  graceTimer: NodeJS.Timeout | undefined;
+  #settled = false;
+  readonly #init: JobInit;
+  readonly #cleanup: () => void;
+
+  constructor(init: JobInit) {
+    this.#init = init;
+    this.id = init.id;
+    this.mode = init.mode;
+    this.tasks = init.tasks;
+    this.hooks = init.hooks;
+    this.onChunk = init.onChunk;
+    this.moves = init.tasks.length === 1 && ownsBuffer(init.tasks[0]!.body);
+    const signals = init.signals;
+    this.signal = signals.length === 1 ? signals[0]! : allAborted(signals);
+    const onAbort = (): void => init.onAbort(this);
+    this.signal.addEventListener("abort", onAbort, { once: true });
+    // One caller of a batch leaving cancels only its item.
+    const itemAborts = signals.length > 1 ? signals.map((s, i) => {
+      const fn = (): void => this.slot?.handle.send(Msg.CANCEL, this.id, { i });
+      s.addEventListener("abort", fn, { once: true });
+      return fn;
+    }) : [];
+    this.#cleanup = () => {
+      this.signal.removeEventListener("abort", onAbort);
+      itemAborts.forEach((fn, i) => signals[i]!.removeEventListener("abort", fn));
+    };
+  }
+
+  get settled(): boolean {
+    return this.#settled;
+  }
+
+  /** Request id of the (first) task, for messages. */
+  get rid(): string {
+    return this.tasks[0]?.call.rid ?? "";
+  }
+
+  /** Sends the job to `slot`'s worker (and cancels batch items whose callers already left). */
+  sendTo(slot: Slot): void {
+    this.slot = slot;
+    this.sentAt = performance.now();
+    slot.jobs.push(this);
+    const msg = runMessage(this.mode, this.tasks);
+    slot.handle.send(Msg.RUN, this.id, msg.meta, msg.body);
+    if (this.#init.signals.length > 1) this.#init.signals.forEach((s, i) => s.aborted && slot.handle.send(Msg.CANCEL, this.id, { i }));
+  }
+
+  /** Settles the caller's promise (once); returns false if it was already settled. */
+  settle(err: AnyServeError | undefined, value?: unknown): boolean {
+    if (this.#settled) return false;
+    this.#settled = true;
+    this.#cleanup();
+    clearTimeout(this.graceTimer);
+    if (err) this.#init.reject(err);
+    else this.#init.resolve(value);
+    return true;
+  }
+
+  /** The error of an aborted job: the reason its callers gave. */
+  abortError(): AnyServeError {
+    return AnyServeError.from(this.signal.reason, "CANCELLED");
+  }
+}

@@ -1,0 +1,314 @@
+/**
+ * A lane: everything between the dispatcher and one capability's strategy — admission (the
+ * bounded queue), dynamic batching, and the worker lifecycle (cold → starting → warm → cold, or
+ * failed). The lane never gives its strategy more than `capacity` jobs; everything beyond waits
+ * here, where an expired or cancelled request simply leaves the queue.
+ *
+ * Admission: a request is refused with 503 QUEUE_FULL at once when `capacity × batch_size` are
+ * running and `queue_size` more are waiting — never an unbounded wait.
+ *
+ * Batching (`batch_size` > 1, non-streaming handlers): when the strategy has a free slot, the lane
+ * sends up to `batch_size` waiting requests as one job, waiting at most `batch_wait_ms` after the
+ * oldest arrived for the batch to fill. While every slot is busy, requests pile up and the next
+ * free slot takes a full batch (Triton's dynamic batcher behaves the same way).
+ */
+import { AnyServeError } from "../errors.js";
+import { formatCapability } from "../protocol/capability.js";
+import type { EncodedBody } from "../protocol/types.js";
+import type { HandlerEntry } from "../sdk/app.js";
+import type { Logger } from "../util/logger.js";
+import type { ExecutionStrategy, StrategyOptions, StrategyStats } from "./base.js";
+import { createStrategy } from "./index.js";
+import type { Task, TaskHooks } from "./task.js";
+
+export type LaneState = "cold" | "starting" | "warm" | "stopping" | "failed";
+
+export interface LaneOptions {
+  entry: HandlerEntry;
+  strategy: string;
+  /** Everything a strategy needs except the handler index and the failure callback. */
+  strategyOptions: Omit<StrategyOptions, "handler" | "onFailed">;
+  handler: number;
+  queueSize: number;
+  batchSize: number;
+  batchWaitMs: number;
+  /** Lazy lanes stop their workers after this long without requests (ms). */
+  idleTimeoutMs: number;
+  /** Treat the capability as lazy even if it was not declared so (`--lazy`). */
+  lazy?: boolean | undefined;
+  logger: Logger;
+  /** Called on every state change (the replica re-registers: warm/cold/failed). */
+  onState: () => void;
+}
+
+interface Item {
+  task: Task;
+  signal: AbortSignal;
+  hooks: TaskHooks | undefined;
+  onChunk: ((chunk: EncodedBody) => void) | undefined;
+  at: number;
+  gone: boolean;
+  resolve: (value: never) => void;
+  reject: (err: unknown) => void;
+  off: () => void;
+}
+
+export class Lane {
+  readonly #o: LaneOptions;
+  #state: LaneState;
+  #reason = "";
+  #strategy: ExecutionStrategy | undefined;
+  #starting: Promise<void> | undefined;
+  #stopping: Promise<void> | undefined;
+  #queue: Item[] = [];
+  #live = 0;
+  #jobs = 0;
+  #runningItems = 0;
+  #batchTimer: NodeJS.Timeout | undefined;
+  #idleTimer: NodeJS.Timeout | undefined;
+
+  constructor(o: LaneOptions) {
+    this.#o = o;
+    this.#state = "cold";
+  }
+
+  get state(): LaneState {
+    return this.#state;
+  }
+
+  get entry(): HandlerEntry {
+    return this.#o.entry;
+  }
+
+  get lazy(): boolean {
+    return this.#o.lazy === true || this.#o.entry.options.lazy === true;
+  }
+
+  /** The state the registry knows: `warm`, `cold` (starting and stopping count as cold) or `failed`. */
+  get registryState(): "warm" | "cold" | "failed" {
+    return this.#state === "warm" || this.#state === "failed" ? this.#state : "cold";
+  }
+
+  /** Queues one call (503 QUEUE_FULL at once when full) and resolves with its answer. */
+  run(task: Task, signal: AbortSignal, hooks?: TaskHooks): Promise<EncodedBody> {
+    return this.#admit(task, signal, hooks, undefined) as Promise<EncodedBody>;
+  }
+
+  /** Queues one streaming call; chunks stop once `signal` fires. */
+  stream(task: Task, signal: AbortSignal, onChunk: (chunk: EncodedBody) => void, hooks?: TaskHooks): Promise<void> {
+    return this.#admit(task, signal, hooks, (c) => { if (!signal.aborted) onChunk(c); }) as Promise<void>;
+  }
+
+  /** Starts the workers (idempotent); a failed lane is given a fresh set of attempts. */
+  start(): Promise<void> {
+    if (this.#state === "warm") return Promise.resolve();
+    if (this.#starting) return this.#starting;
+    if (this.#stopping) return this.#stopping.then(() => this.start());
+    clearTimeout(this.#idleTimer);
+    this.#set("starting");
+    const strategy = createStrategy(this.#o.strategy, {
+      ...this.#o.strategyOptions,
+      handler: this.#o.handler,
+      onFailed: (reason) => { if (this.#strategy === strategy) this.#failed(reason); },
+    });
+    this.#strategy = strategy;
+    this.#starting = strategy.start().then(
+      () => {
+        this.#starting = undefined;
+        if (this.#strategy !== strategy) return;
+        this.#set("warm");
+        this.#pump();
+      },
+      (err: unknown) => {
+        this.#starting = undefined;
+        if (this.#strategy === strategy) this.#failed((err as Error)?.message ?? String(err));
+        throw AnyServeError.from(err, "CAPABILITY_FAILED");
+      },
+    );
+    return this.#starting;
+  }
+
+  /** Stops the workers (`onStop` runs in each) once running jobs finish; the lane turns cold. */
+  stop(): Promise<void> {
+    if (this.#stopping) return this.#stopping;
+    const strategy = this.#strategy;
+    if (!strategy || this.#state === "cold") return Promise.resolve();
+    clearTimeout(this.#idleTimer);
+    clearTimeout(this.#batchTimer);
+    this.#batchTimer = undefined;
+    this.#set("stopping");
+    this.#stopping = (async () => {
+      await this.#starting?.catch(() => undefined);
+      await strategy.stop();
+      if (this.#strategy === strategy) this.#strategy = undefined;
+      this.#stopping = undefined;
+      this.#set("cold");
+      // Requests that arrived while stopping start the workers again.
+      if (this.#live > 0) void this.start().catch(() => undefined);
+    })();
+    return this.#stopping;
+  }
+
+  stats(): Record<string, unknown> {
+    const s: StrategyStats | undefined = this.#strategy?.stats();
+    return {
+      capability: { ...this.#o.entry.capability },
+      state: this.#state,
+      ...(this.#state === "failed" ? { reason: this.#reason } : {}),
+      lazy: this.lazy,
+      strategy: this.#o.strategy,
+      workers: s?.workers ?? { starting: 0, warm: 0, idle: 0, failed: this.#state === "failed" ? 1 : 0 },
+      queue_size: this.#o.queueSize,
+      queued: this.#live,
+      in_flight: this.#runningItems,
+      replaced: s?.replaced ?? 0,
+    };
+  }
+
+  #admit(task: Task, signal: AbortSignal, hooks: TaskHooks | undefined, onChunk: Item["onChunk"]): Promise<unknown> {
+    if (this.#state === "failed") return Promise.reject(this.#failedError());
+    const cap = this.#o.entry.capability;
+    const limit = this.#capacity() * this.#batchSize() + this.#o.queueSize;
+    if (this.#live + this.#runningItems >= limit) {
+      return Promise.reject(new AnyServeError("QUEUE_FULL", `the queue of ${formatCapability(cap)} is full (${this.#runningItems} running, ${this.#live} waiting, queue_size ${this.#o.queueSize})`));
+    }
+    clearTimeout(this.#idleTimer);
+    return new Promise((resolve, reject) => {
+      const item: Item = { task, signal, hooks, onChunk, at: Date.now(), gone: false, resolve, reject, off: () => undefined };
+      const onAbort = (): void => this.#leave(item, AnyServeError.from(signal.reason, "CANCELLED"));
+      signal.addEventListener("abort", onAbort, { once: true });
+      item.off = () => signal.removeEventListener("abort", onAbort);
+      this.#queue.push(item);
+      this.#live++;
+      if (this.#state === "cold") void this.start().catch(() => undefined);
+      else this.#pump();
+    });
+  }
+
+  #leave(item: Item, err: AnyServeError): void {
+    if (item.gone) return;
+    item.gone = true;
+    item.off();
+    this.#live--;
+    item.reject(err);
+    // Requests that left stay in the array until they reach its head; while every worker is busy
+    // nothing pops it, so drop them here once they outnumber the waiting ones.
+    if (this.#queue.length > 2 * this.#live + 64) this.#queue = this.#queue.filter((i) => !i.gone);
+  }
+
+  /** Jobs that may be out at once: before the first start, assume the configured size. */
+  #capacity(): number {
+    const s = this.#strategy;
+    if (!s) return 1;
+    return this.#batchSize() > 1 ? s.concurrency : s.capacity;
+  }
+
+  #batchSize(): number {
+    return this.#o.entry.options.batch === true && this.#o.batchSize > 1 ? this.#o.batchSize : 1;
+  }
+
+  #pump(): void {
+    const strategy = this.#strategy;
+    if (this.#state !== "warm" || !strategy) return;
+    const size = this.#batchSize();
+    // Batches are not pipelined: a batch that waits for a free worker keeps filling instead.
+    const slots = size > 1 ? strategy.concurrency : strategy.capacity;
+    while (this.#live > 0 && this.#jobs < slots) {
+      if (size > 1 && this.#live < size) {
+        const wait = this.#oldest()!.at + this.#o.batchWaitMs - Date.now();
+        if (wait > 0) {
+          this.#batchTimer ??= setTimeout(() => { this.#batchTimer = undefined; this.#pump(); }, wait);
+          return;
+        }
+      }
+      const items = this.#take(size);
+      if (items.length === 0) break;
+      this.#send(strategy, items);
+    }
+    this.#maybeIdle();
+  }
+
+  #oldest(): Item | undefined {
+    while (this.#queue.length > 0 && this.#queue[0]!.gone) this.#queue.shift();
+    return this.#queue[0];
+  }
+
+  #take(n: number): Item[] {
+    const out: Item[] = [];
+    while (out.length < n && this.#queue.length > 0) {
+      const item = this.#queue.shift()!;
+      if (item.gone) continue;
+      item.gone = true;
+      item.off();
+      this.#live--;
+      out.push(item);
+    }
+    return out;
+  }
+
+  #send(strategy: ExecutionStrategy, items: Item[]): void {
+    this.#jobs++;
+    this.#runningItems += items.length;
+    let done: Promise<void>;
+    if (this.#o.entry.options.batch !== true) {
+      const it = items[0]!;
+      done = (it.onChunk ? strategy.stream(it.task, it.signal, it.onChunk, it.hooks) : strategy.submit(it.task, it.signal, it.hooks))
+        .then((v) => it.resolve(v as never), (err: unknown) => it.reject(err));
+    } else {
+      const hooks: TaskHooks = { lowerDeadline: (i, dl) => items[i]?.hooks?.lowerDeadline?.(0, dl) };
+      done = strategy.submitBatch(items.map((i) => i.task), items.map((i) => i.signal), hooks).then(
+        (outs) => outs.forEach((o, i) => {
+          const it = items[i]!;
+          if (!o.ok) return it.reject(AnyServeError.fromWire(o.error));
+          // A batch handler called on a streaming route answers with one chunk.
+          if (it.onChunk) {
+            it.onChunk(o.value);
+            return it.resolve(undefined as never);
+          }
+          it.resolve(o.value as never);
+        }),
+        (err: unknown) => items.forEach((i) => i.reject(err)),
+      );
+    }
+    void done.finally(() => {
+      this.#jobs--;
+      this.#runningItems -= items.length;
+      this.#pump();
+    });
+  }
+
+  /** A lazy lane with nothing to do stops after `idle_timeout`. */
+  #maybeIdle(): void {
+    if (!this.lazy || this.#state !== "warm" || this.#live > 0 || this.#jobs > 0) return;
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = setTimeout(() => {
+      if (this.#state === "warm" && this.#live === 0 && this.#jobs === 0) {
+        this.#o.logger.info({ capability: this.#o.entry.capability, idleMs: this.#o.idleTimeoutMs }, "idle: stopping workers");
+        void this.stop();
+      }
+    }, this.#o.idleTimeoutMs);
+    this.#idleTimer.unref();
+  }
+
+  #failed(reason: string): void {
+    this.#reason = reason;
+    this.#o.logger.error({ capability: this.#o.entry.capability, reason }, "capability failed");
+    this.#set("failed");
+    const err = this.#failedError();
+    for (const item of this.#queue.splice(0)) this.#leave(item, err);
+    const strategy = this.#strategy;
+    this.#strategy = undefined;
+    void strategy?.stop().catch(() => undefined);
+  }
+
+  #failedError(): AnyServeError {
+    return new AnyServeError("CAPABILITY_FAILED", `${formatCapability(this.#o.entry.capability)} cannot start: ${this.#reason}`);
+  }
+
+  #set(state: LaneState): void {
+    if (this.#state === state) return;
+    const before = this.registryState;
+    this.#state = state;
+    if (this.registryState !== before) this.#o.onState();
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * The replica's worker-management routes (seed scenario 4):
+ *
+ * - `GET /workers` — per capability: state (cold, starting, warm, stopping, failed, with the
+ *   reason), strategy, workers by state, queued and in-flight requests.
+ * - `POST /workers/start`, `POST /workers/stop` with `{"capability": {"type": "heavy"}}` — start or
+ *   stop the workers of every capability matching it (a failed capability gets fresh attempts).
+ *
+ * With a token configured, all three need `Authorization: Bearer <token>` (constant-time check).
+ */
+import { timingSafeEqual } from "node:crypto";
+import type { IncomingMessage } from "node:http";
+import { AnyServeError } from "../errors.js";
+import { readJson, sendJson } from "../frontend/http-util.js";
+import type { RouteHandler } from "../frontend/rest.js";
+import type { CapabilityMap } from "../protocol/capability.js";
+
+export interface WorkerControl {
+  workers(): Record<string, unknown>[];
+  manage(query: CapabilityMap, action: "start" | "stop"): Promise<Record<string, unknown>[]>;
+}
+
+export function workerRoutes(control: WorkerControl, token: string | undefined): Record<string, RouteHandler> {
+  const manage = (action: "start" | "stop"): RouteHandler => async (req, res) => {
+    checkToken(req, token);
+    const body = await readJson(req);
+    const cap = body !== null && typeof body === "object" && !Array.isArray(body) ? (body as { capability?: unknown }).capability : undefined;
+    if (cap === null || typeof cap !== "object" || Array.isArray(cap)) {
+      throw new AnyServeError("INVALID_REQUEST", `body: expected {"capability": {key: value, ...}}, got ${JSON.stringify(body)?.slice(0, 100)}`);
+    }
+    const capabilities = await control.manage(cap as CapabilityMap, action);
+    sendJson(res, 200, { success: true, capabilities });
+  };
+  return {
+    "GET /workers": (req, res) => {
+      checkToken(req, token);
+      sendJson(res, 200, { capabilities: control.workers() });
+    },
+    "POST /workers/start": manage("start"),
+    "POST /workers/stop": manage("stop"),
+  };
+}
+
+function checkToken(req: IncomingMessage, token: string | undefined): void {
+  if (!token) return;
+  const header = req.headers.authorization ?? "";
+  const given = Buffer.from(header.startsWith("Bearer ") ? header.slice(7) : "");
+  const want = Buffer.from(token);
+  if (given.length !== want.length || !timingSafeEqual(given, want)) {
+    throw new AnyServeError("UNAUTHENTICATED", "the worker routes need 'Authorization: Bearer <token>' with the replica's token");
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * Entry of a `process` worker: a child process that connects to its strategy's Unix socket,
+ * says HELLO, loads the app itself and serves jobs through the shared worker runtime. Everything
+ * it needs comes from ANYSERVE_WORKER_* environment variables (docs/worker-protocol.md).
+ */
+import { connect } from "node:net";
+import { AnyServeError } from "../errors.js";
+import { ApiServerCaller } from "../sdk/caller.js";
+import { loadApp } from "../sdk/load-app.js";
+import { createLogger } from "../util/logger.js";
+import { readFrames, SocketOutbox } from "./socket-port.js";
+import { errorMetaOf, Msg, WORKER_PROTOCOL_VERSION, type Meta } from "./worker-protocol.js";
+import { WorkerRuntime } from "./worker-runtime.js";
+
+const env = process.env;
+const name = env.ANYSERVE_WORKER_NAME ?? `process-${process.pid}`;
+const socket = connect(env.ANYSERVE_WORKER_SOCKET ?? "");
+const out = new SocketOutbox(socket);
+let runtime: WorkerRuntime | undefined;
+const early: [number, number, Meta, Buffer][] = [];
+
+// Without its strategy there is nothing to serve: a closed socket ends the worker.
+socket.on("close", () => process.exit(0));
+socket.on("error", () => process.exit(1));
+readFrames(socket, (type, id, meta, body) => {
+  if (runtime) runtime.receive(type, id, meta, body);
+  else early.push([type, id, meta, body]);
+});
+out.send(Msg.HELLO, 0, { worker: name, key: env.ANYSERVE_WORKER_KEY ?? "", pid: process.pid, protocol: WORKER_PROTOCOL_VERSION });
+
+try {
+  const app = await loadApp(env.ANYSERVE_WORKER_APP ?? "");
+  const replicaId = env.ANYSERVE_WORKER_REPLICA_ID ?? "";
+  const logger = createLogger("worker", { replica: replicaId, worker: name });
+  const caller = env.ANYSERVE_API_SERVER ? new ApiServerCaller(env.ANYSERVE_API_SERVER) : undefined;
+  runtime = new WorkerRuntime({ app, replicaId, logger, caller }, Number(env.ANYSERVE_WORKER_HANDLER ?? 0), name, out);
+  runtime.onStopped = () => socket.end(() => process.exit(0));
+  if (await runtime.boot()) for (const m of early.splice(0)) runtime.receive(...m);
+} catch (err) {
+  out.send(Msg.BOOT_FAILED, 0, errorMetaOf(AnyServeError.from(err, "CAPABILITY_FAILED")));
+  out.flush();
+}

@@ -1,0 +1,115 @@
+/**
+ * Messages between a strategy and its workers (threads and processes alike). Each message is
+ * `(type, id, meta, body)`: a type code, a job id, a JSON object (or null) and raw bytes. Worker
+ * threads receive them as arrays; child processes as frames of `transport/frames.ts` over a Unix
+ * socket. docs/worker-protocol.md is the full description, written so that a worker in another
+ * language can be built from it.
+ *
+ * Types 1–5 mean what they mean on the gateway → replica hop; 16 and up exist only here.
+ */
+import { AnyServeError, type WireError } from "../errors.js";
+import type { EncodedBody } from "../protocol/types.js";
+import type { BatchOutcome, JobMode, Task, TaskCall } from "./task.js";
+
+export const WORKER_PROTOCOL_VERSION = 1;
+
+export const Msg = {
+  /** → worker: run a job. meta `{mode, calls, sizes}`, body = the task bodies one after another. */
+  RUN: 1,
+  /** ← worker: a job's answer. meta `{ct, hl?}`, `{items}` (batch) or `{code, error}`. */
+  RESULT: 2,
+  /** ← worker: one streamed item. meta `{ct, hl?}`. */
+  CHUNK: 3,
+  /** ← worker: a stream's end. meta `{}` or `{code, error}`. */
+  END: 4,
+  /** → worker: abort a job (meta null) or one item of a batch (meta `{i}`). */
+  CANCEL: 5,
+  /** ← worker, first message: meta `{worker, key, pid, protocol}`. */
+  HELLO: 16,
+  /** ← worker: the app loaded and `onStart` ran; it takes jobs. */
+  READY: 17,
+  /** ← worker: it could not start. meta `{code, error}`; it exits next. */
+  BOOT_FAILED: 18,
+  /** → worker: finish the jobs it has, run `onStop`, answer STOPPED and exit. */
+  STOP: 19,
+  /** ← worker: `onStop` ran. */
+  STOPPED: 20,
+  /** ← worker: the request's `timeout` parameter lowered a task's deadline. meta `{i, dl}`. */
+  DEADLINE: 21,
+} as const;
+
+export type Meta = Record<string, unknown> | null;
+
+/** Sends one message; a transport may coalesce the messages of one event-loop turn. */
+export type SendFn = (type: number, id: number, meta: Meta, body?: Buffer) => void;
+
+const EMPTY = Buffer.alloc(0);
+
+/** The RUN message of a job: one body, or a batch's bodies concatenated (one copy, batches are small requests). */
+export function runMessage(mode: JobMode, tasks: readonly Task[]): { meta: Meta; body: Buffer } {
+  const meta = { mode, calls: tasks.map((t) => t.call), sizes: tasks.map((t) => t.body.length) };
+  return { meta, body: tasks.length === 1 ? tasks[0]!.body : Buffer.concat(tasks.map((t) => t.body)) };
+}
+
+/** Splits a RUN message back into its tasks (views into `body`, no copy). */
+export function tasksOf(meta: Meta, body: Buffer): { mode: JobMode; tasks: Task[] } {
+  const m = meta as { mode?: unknown; calls?: unknown; sizes?: unknown } | null;
+  if (!m || (m.mode !== "infer" && m.mode !== "stream" && m.mode !== "batch") || !Array.isArray(m.calls) || !Array.isArray(m.sizes) || m.calls.length !== m.sizes.length) {
+    throw new AnyServeError("INTERNAL", "worker protocol: RUN meta needs mode, calls and sizes of equal length");
+  }
+  const tasks: Task[] = [];
+  let off = 0;
+  m.calls.forEach((call, i) => {
+    const n = Number((m.sizes as unknown[])[i]);
+    tasks.push({ call: call as TaskCall, body: body.subarray(off, off + n) });
+    off += n;
+  });
+  return { mode: m.mode, tasks };
+}
+
+export function answerMeta(out: EncodedBody): Record<string, unknown> {
+  return out.headerLength === undefined ? { ct: out.contentType } : { ct: out.contentType, hl: out.headerLength };
+}
+
+export function errorMetaOf(err: unknown): Record<string, unknown> {
+  const w = AnyServeError.from(err).toWire();
+  return w.data === undefined ? { code: w.code, error: w.message } : { code: w.code, error: w.message, data: w.data };
+}
+
+/** The error a RESULT/END/BOOT_FAILED meta carries, if any. */
+export function errorOf(meta: Meta): AnyServeError | undefined {
+  if (!meta || typeof meta.code !== "string") return undefined;
+  const data = meta.data !== null && typeof meta.data === "object" ? (meta.data as Record<string, unknown>) : undefined;
+  return AnyServeError.fromWire({ code: meta.code as WireError["code"], message: String(meta.error ?? meta.code), ...(data ? { data } : {}) });
+}
+
+export function encodedOf(meta: Meta, body: Buffer): EncodedBody {
+  const out: EncodedBody = { body, contentType: typeof meta?.ct === "string" ? meta.ct : "application/json" };
+  if (typeof meta?.hl === "number") out.headerLength = meta.hl;
+  return out;
+}
+
+/** A batch's RESULT: `{items: [{ct, hl?, n} | {code, error}]}` and the answers' bodies concatenated. */
+export function batchResultMessage(outcomes: readonly BatchOutcome[]): { meta: Meta; body: Buffer } {
+  const bodies: Buffer[] = [];
+  const items = outcomes.map((o) => {
+    if (!o.ok) return o.error.data === undefined ? { code: o.error.code, error: o.error.message } : { code: o.error.code, error: o.error.message, data: o.error.data };
+    bodies.push(o.value.body);
+    return { ...answerMeta(o.value), n: o.value.body.length };
+  });
+  return { meta: { items }, body: bodies.length === 0 ? EMPTY : Buffer.concat(bodies) };
+}
+
+export function batchOutcomesOf(meta: Meta, body: Buffer): BatchOutcome[] {
+  const items = (meta as { items?: unknown } | null)?.items;
+  if (!Array.isArray(items)) throw new AnyServeError("INTERNAL", "worker protocol: a batch RESULT needs items");
+  let off = 0;
+  return items.map((item: Record<string, unknown>) => {
+    const err = errorOf(item);
+    if (err) return { ok: false, error: err.toWire() };
+    const n = Number(item.n);
+    const value = encodedOf(item, body.subarray(off, off + n));
+    off += n;
+    return { ok: true, value };
+  });
+}

@@ -1,0 +1,211 @@
+/**
+ * The seed's environment API in TypeScript: register class services (with or without a deployment
+ * config), or load a deployment file, start everything, and call services through the router.
+ *
+ * @example
+ * ```ts
+ * import { Environment } from "anyserve";
+ * import { KVService } from "./kv.js";
+ * const env = new Environment();
+ * env.registerService("kv_service", KVService);
+ * env.registerServiceWithConfig("kv_big", KVService, { deployment: { replicas: 2, threading_strategy: "async", thread_count: 8 } });
+ * await env.start();
+ * await env.callService("kv_service").set("a", 1);
+ * console.log(await env.callService("kv_service").get("a")); // 1
+ * await env.stop();
+ * ```
+ */
+import { AnyServeError } from "../errors.js";
+import { DeploymentController } from "../deploy/controller.js";
+import { loadDeploymentFile } from "../deploy/load.js";
+import { localNode, placementConflict } from "../deploy/placement.js";
+import { executionOf } from "../deploy/replica-args.js";
+import { deploymentFileSchema, nodeSchema, serviceSchema, type DeploymentFile, type ServiceConfig } from "../deploy/schema.js";
+import { startApiServer, type RunningApiServer } from "../gateway/api-server.js";
+import { startReplica, type RunningReplica } from "../replica/replica.js";
+import { createLogger, silentLogger, type Logger } from "../util/logger.js";
+import { Client } from "./client.js";
+import { serviceApp, serviceProxy, unwrapResult, type ServiceProxy } from "./service.js";
+
+type ServiceClass = new (...args: never[]) => object;
+
+/** A config as users write it: any subset of the sections, defaults for the rest. */
+export type ServiceConfigInput = {
+  [S in "deployment" | "resources" | "performance" | "monitoring"]?: Partial<ServiceConfig[S]>;
+} & { app?: string };
+
+export interface EnvironmentOptions {
+  /** API server port (default: any free port). */
+  port?: number;
+  host?: string;
+  logger?: Logger;
+}
+
+interface Registered {
+  name: string;
+  Class: ServiceClass;
+  args: unknown[];
+  config: ServiceConfig;
+}
+
+/** A pending call of `callServiceAsync`: await it, or cancel it. */
+export interface ServiceCall<T = unknown> extends PromiseLike<T> {
+  cancel(): void;
+}
+
+export class Environment {
+  readonly #o: EnvironmentOptions;
+  readonly #registered = new Map<string, Registered>();
+  #file: DeploymentFile | undefined;
+  #api: RunningApiServer | undefined;
+  #client: Client | undefined;
+  #controller: DeploymentController | undefined;
+  readonly #replicas: RunningReplica[] = [];
+  readonly #unschedulable = new Map<string, string>();
+
+  constructor(options: EnvironmentOptions = {}) {
+    this.#o = options;
+  }
+
+  /** The API server's URL once started. */
+  get url(): string | undefined {
+    return this.#api?.url;
+  }
+
+  registerService(name: string, Class: ServiceClass, ...args: unknown[]): this {
+    return this.registerServiceWithConfig(name, Class, {}, ...args);
+  }
+
+  registerServiceWithConfig(name: string, Class: ServiceClass, config: ServiceConfigInput, ...args: unknown[]): this {
+    if (this.#registered.has(name)) throw new AnyServeError("CONFIG_INVALID", `service '${name}' is already registered`);
+    const parsed = serviceSchema.safeParse({ app: config.app ?? `<class ${Class.name}>`, ...config });
+    if (!parsed.success) {
+      throw new AnyServeError("CONFIG_INVALID", `service '${name}': ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+    }
+    this.#registered.set(name, { name, Class, args, config: parsed.data });
+    return this;
+  }
+
+  /** The seed's `register_service_on_nodes`: pinned to named nodes, `threads` worker threads each. */
+  registerServiceOnNodes(name: string, Class: ServiceClass, o: { nodes: string[]; threads?: number; memoryMb?: number; app?: string }, ...args: unknown[]): this {
+    return this.registerServiceWithConfig(name, Class, {
+      ...(o.app ? { app: o.app } : {}),
+      deployment: { target: "remote_specific", target_nodes: o.nodes, threading_strategy: o.app ? "multi" : "async", thread_count: o.threads ?? 1 },
+      resources: { memory_mb: o.memoryMb ?? null },
+    }, ...args);
+  }
+
+  /** The seed's `register_local_service_pool`: a thread pool of `poolSize` growing to `maxThreads`. */
+  registerLocalServicePool(name: string, Class: ServiceClass, o: { poolSize: number; maxThreads?: number; gpuCount?: number; app?: string }, ...args: unknown[]): this {
+    return this.registerServiceWithConfig(name, Class, {
+      ...(o.app ? { app: o.app } : {}),
+      deployment: { target: "local", threading_strategy: o.app ? "pool" : "async", thread_count: o.poolSize, thread_pool_size: o.poolSize, max_thread_count: o.maxThreads ?? o.poolSize },
+      resources: { gpu_count: o.gpuCount ?? null },
+    }, ...args);
+  }
+
+  /** The seed's `load_service_deployment_config`: services from a YAML file run as their own processes. */
+  async loadServiceDeploymentConfig(path: string): Promise<this> {
+    this.#file = await loadDeploymentFile(path);
+    return this;
+  }
+
+  async start(): Promise<void> {
+    if (this.#api) return;
+    const logger = this.#o.logger ?? silentLogger;
+    const node = localNode(this.#file?.node ?? nodeSchema.parse({}));
+    this.#api = await startApiServer({ port: this.#o.port ?? 0, host: this.#o.host ?? "127.0.0.1", logger });
+    this.#client = new Client({ apiServer: this.#api.url });
+    for (const r of this.#registered.values()) {
+      const conflict = placementConflict(r.config, node);
+      if (conflict) {
+        this.#unschedulable.set(r.name, conflict);
+        logger.warn({ service: r.name, reason: conflict }, "service is unschedulable on this node");
+        continue;
+      }
+      await this.#startInProcess(r, logger);
+    }
+    if (this.#file) {
+      this.#controller = new DeploymentController({ apiServerUrl: this.#api.url, registry: this.#api.registry, node, logger: createLogger("environment") });
+      await this.#controller.apply(deploymentFileSchema.parse(this.#file));
+    }
+  }
+
+  /** Stops every replica (each drains) and the API server; calling it again does nothing. */
+  async stop(): Promise<void> {
+    const api = this.#api;
+    if (!api) return;
+    this.#api = undefined;
+    await this.#controller?.stopAll();
+    await Promise.all(this.#replicas.splice(0).map((r) => r.stop()));
+    await this.#client?.close();
+    this.#client = undefined;
+    await api.close();
+  }
+
+  /** `await using env = new Environment()` stops it at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+
+  /** `await env.callService("kv").get("a")` — through the router, like any client. */
+  callService(name: string, o: { timeout?: number } = {}): ServiceProxy {
+    return serviceProxy((method, args) => this.#call(name, method, args, o.timeout));
+  }
+
+  /** Like {@link callService}, but each call returns a {@link ServiceCall} that can be cancelled. */
+  callServiceAsync(name: string, o: { timeout?: number } = {}): Record<string, (...args: unknown[]) => ServiceCall> {
+    return new Proxy({}, {
+      get: (_t, method) => (typeof method !== "string" || method === "then" ? undefined : (...args: unknown[]): ServiceCall => {
+        const controller = new AbortController();
+        const promise = this.#call(name, method, args, o.timeout, controller.signal);
+        return { then: promise.then.bind(promise), cancel: () => controller.abort() };
+      }),
+    });
+  }
+
+  /** Why a registered service is not running here, if it is not. */
+  unschedulableReason(name: string): string | undefined {
+    return this.#unschedulable.get(name);
+  }
+
+  async #call(service: string, method: string, args: unknown[], timeout?: number, signal?: AbortSignal): Promise<unknown> {
+    if (!this.#client) throw new AnyServeError("INTERNAL", "the environment is not started: await env.start() first");
+    const res = await this.#client.infer({ service, method }, { args: JSON.stringify(args) }, {
+      ...(timeout !== undefined ? { timeout } : {}),
+      ...(signal ? { signal } : {}),
+    });
+    return unwrapResult(res);
+  }
+
+  async #startInProcess(r: Registered, logger: Logger): Promise<void> {
+    const d = r.config.deployment;
+    if (d.threading_strategy !== "single" && d.threading_strategy !== "async" && !r.config.app.startsWith("./") && !r.config.app.startsWith("/")) {
+      throw new AnyServeError("CONFIG_INVALID", `service '${r.name}': threading_strategy '${d.threading_strategy}' runs the service in worker threads or processes, which load it from its module: give config.app (e.g. './kv.ts:${r.Class.name}')`);
+    }
+    for (let i = 0; i < d.replicas; i++) {
+      const replica = await startReplica({
+        app: serviceApp(r.name, r.Class as never, r.args),
+        replicaId: `${r.name}-${i}`,
+        service: r.name,
+        apiServer: this.#api!.url,
+        timeoutMs: r.config.performance.timeout * 1000,
+        execution: executionOf(r.config),
+        ...(r.config.app.startsWith("<") ? {} : { appSpec: r.config.app }),
+        heartbeatIntervalMs: Math.round(r.config.monitoring.health_check_interval * 1000),
+        logger,
+      });
+      this.#replicas.push(replica);
+    }
+    // Wait until the router knows every replica, so the first call does not race registration.
+    await waitUntil(() => (this.#api!.registry.lookup({ service: r.name }).length >= d.replicas));
+  }
+}
+
+async function waitUntil(check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) throw new AnyServeError("INTERNAL", "replicas did not register in time");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

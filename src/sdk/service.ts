@@ -1,0 +1,185 @@
+/**
+ * Class services (the seed's SAGE service classes): each public method of a class becomes the
+ * capability `{service: <name>, method: <method>}` (a class whose only method is `process` is
+ * called with `method: "process"` by default). One instance per worker, created when the worker
+ * starts; the instance gets its {@link ServiceContext} before its constructor body runs (extend
+ * {@link Service}, or read `currentServiceContext()` in the constructor), and the hooks `setup`,
+ * `start`, `stop` and `cleanup` run around its life.
+ *
+ * Calls carry the arguments as JSON (input `args`, an array) and answer with the method's result
+ * as JSON (output `result`), so `callService("kv").get("k")` reads like a local call.
+ *
+ * @example
+ * ```ts
+ * // kv.ts — deployed with `app: ./kv.ts:KVService` or `env.registerService("kv", KVService)`
+ * import { Service } from "anyserve";
+ * export class KVService extends Service {
+ *   #data = new Map<string, unknown>();
+ *   get(key: string) { return this.#data.get(key) ?? null; }
+ *   set(key: string, value: unknown) { this.#data.set(key, value); return true; }
+ *   async describe() { return { size: this.#data.size, replica: this.ctx.replicaId }; }
+ * }
+ * ```
+ */
+import { AsyncLocalStorage } from "node:async_hooks";
+import { AnyServeError } from "../errors.js";
+import type { CapabilityMap } from "../protocol/capability.js";
+import { AnyServe, type WorkerInfo } from "./app.js";
+import type { Context } from "./context.js";
+import type { InferenceRequest } from "./request.js";
+import { createLogger, type Logger } from "../util/logger.js";
+
+/** What a service instance knows about where it runs, and how it calls other services. */
+export interface ServiceContext {
+  serviceName: string;
+  replicaId: string;
+  worker: string;
+  logger: Logger;
+  /** The request being served, while a method runs (cross-service calls go through it, within its deadline). */
+  readonly request: Context | undefined;
+  /** `await ctx.callService("other").method(...args)` through the router, within the current request's deadline. */
+  callService(name: string): ServiceProxy;
+}
+
+/** Methods of a remote service: every property is an async method. */
+export type ServiceProxy = Record<string, (...args: unknown[]) => Promise<unknown>>;
+
+/** Lifecycle methods, never exposed as capabilities. */
+export const SERVICE_HOOKS = new Set(["setup", "start", "stop", "cleanup", "close", "constructor"]);
+
+let pendingContext: ServiceContext | undefined;
+
+/** The context of the service instance being constructed (valid inside a constructor). */
+export function currentServiceContext(): ServiceContext {
+  if (!pendingContext) throw new AnyServeError("INTERNAL", "a service context exists only while anyserve constructs the service");
+  return pendingContext;
+}
+
+/** Optional base class: `this.ctx` is set before the subclass's constructor body runs. */
+export class Service {
+  protected readonly ctx: ServiceContext;
+  constructor() {
+    this.ctx = currentServiceContext();
+  }
+}
+
+type ServiceClass = new (...args: unknown[]) => object;
+
+/** True for a class (as opposed to an app object or a plain function meant as a handler). */
+export function isServiceClass(value: unknown): value is ServiceClass {
+  return typeof value === "function" && /^class[\s{]/.test(Function.prototype.toString.call(value));
+}
+
+/** The public methods of a class, own and inherited (not hooks, not `_private`). */
+export function serviceMethods(Class: ServiceClass): string[] {
+  const names = new Set<string>();
+  for (let proto = Class.prototype as object | null; proto && proto !== Object.prototype && proto !== Service.prototype; proto = Object.getPrototypeOf(proto) as object | null) {
+    for (const name of Object.getOwnPropertyNames(proto)) {
+      const desc = Object.getOwnPropertyDescriptor(proto, name);
+      if (desc && typeof desc.value === "function" && !SERVICE_HOOKS.has(name) && !name.startsWith("_")) names.add(name);
+    }
+  }
+  return [...names];
+}
+
+/** Builds the app that serves a class: one capability per public method. */
+export function serviceApp(serviceName: string, Class: ServiceClass, args: unknown[] = []): AnyServe {
+  const app = new AnyServe();
+  const methods = serviceMethods(Class);
+  if (methods.length === 0) throw new TypeError(`service class ${Class.name} has no public methods to serve`);
+  let instance: Record<string, unknown> | undefined;
+  let starting: Promise<void> | undefined;
+  let live = 0;
+  // The request each method call serves, kept per async call chain: methods may run concurrently.
+  const current = new AsyncLocalStorage<Context>();
+  const ensure = (info: WorkerInfo): Promise<void> =>
+    (starting ??= (async () => {
+      const ctx = makeContext(serviceName, info, () => current.getStore());
+      pendingContext = ctx;
+      try {
+        instance = new Class(...args) as Record<string, unknown>;
+      } finally {
+        pendingContext = undefined;
+      }
+      await callHook(instance, "setup");
+      await callHook(instance, "start");
+    })());
+  const onStart = async (info: WorkerInfo): Promise<void> => {
+    live++;
+    await ensure(info);
+  };
+  const onStop = async (): Promise<void> => {
+    if (--live > 0 || !instance) return;
+    const it = instance;
+    instance = undefined;
+    starting = undefined;
+    await callHook(it, "stop");
+    await callHook(it, "cleanup");
+    await callHook(it, "close");
+  };
+  for (const method of methods) {
+    const cap: CapabilityMap = { service: serviceName, method };
+    app.capability(cap, async (req: InferenceRequest, ctx: Context) => {
+      if (!instance) await ensure({ capability: cap, replicaId: ctx.replicaId, worker: "main" });
+      const fn = instance![method] as (...a: unknown[]) => unknown;
+      const result = await current.run(ctx, () => fn.apply(instance, argsOf(req)));
+      return jsonResult(result);
+    }, { onStart, onStop });
+  }
+  return app;
+}
+
+/** The answer as one JSON output `result`, so arrays and objects come back exactly as returned. */
+function jsonResult(result: unknown): unknown {
+  const text = JSON.stringify(result === undefined ? null : result);
+  return { outputs: [{ name: "result", datatype: "BYTES", shape: [1], parameters: { content_type: "application/json" }, data: [text] }] };
+}
+
+function argsOf(req: InferenceRequest): unknown[] {
+  if (!req.has("args")) return [];
+  const text = String(req.value("args"));
+  let args: unknown;
+  try {
+    args = JSON.parse(text);
+  } catch {
+    throw new AnyServeError("INVALID_REQUEST", `input 'args': expected a JSON array of arguments, got ${JSON.stringify(text.slice(0, 64))}`);
+  }
+  if (!Array.isArray(args)) throw new AnyServeError("INVALID_REQUEST", `input 'args': expected a JSON array of arguments, got ${typeof args}`);
+  return args;
+}
+
+async function callHook(instance: Record<string, unknown>, hook: string): Promise<void> {
+  const fn = instance[hook];
+  if (typeof fn === "function") await (fn as () => unknown).call(instance);
+}
+
+function makeContext(serviceName: string, info: WorkerInfo, request: () => Context | undefined): ServiceContext {
+  return {
+    serviceName,
+    replicaId: info.replicaId,
+    worker: info.worker,
+    logger: createLogger("service", { service: serviceName, replica: info.replicaId }),
+    get request() {
+      return request();
+    },
+    callService(name: string): ServiceProxy {
+      return serviceProxy((method, args) => {
+        const ctx = request();
+        if (!ctx) throw new AnyServeError("INTERNAL", `callService('${name}').${method}() is only available while a request is being served`);
+        return ctx.call({ service: name, method }, { args: JSON.stringify(args) }).then(unwrapResult);
+      });
+    },
+  };
+}
+
+/** A proxy whose every property is a method that sends `(method, args)` to `send`. */
+export function serviceProxy(send: (method: string, args: unknown[]) => Promise<unknown>): ServiceProxy {
+  return new Proxy({} as ServiceProxy, {
+    get: (_t, method) => (typeof method === "string" && method !== "then" ? (...args: unknown[]) => send(method, args) : undefined),
+  });
+}
+
+/** A service method's answer is `{result}` (JSON); give back the result itself. */
+export function unwrapResult(value: unknown): unknown {
+  return value !== null && typeof value === "object" && "result" in (value as object) ? (value as { result: unknown }).result : value;
+}

@@ -1,0 +1,29 @@
+// The 'pool' strategy passes the shared conformance suite, and grows and shrinks with load.
+import { createPool } from "../../src/execution/pool.js";
+import { runConformance } from "./conformance.js";
+import assert from "node:assert/strict";
+import { after, test } from "node:test";
+import type { ExecutionStrategy } from "../../src/execution/base.js";
+import { waitFor } from "../helpers/processes.js";
+import { freshReplicaId, marks, never, strategyOptions, task } from "./helpers.js";
+
+runConformance({ name: "pool", create: createPool, options: { threads: 1, maxThreads: 2 } });
+
+
+const pools: ExecutionStrategy[] = [];
+after(() => Promise.all(pools.map((p) => p.stop())));
+
+test("pool grows from thread_count toward max_thread_count while every thread is busy, and shrinks back when idle (onStop runs)", async () => {
+  const replicaId = freshReplicaId("pool-grow");
+  const p = createPool(await strategyOptions("do", { replicaId, threads: 1, maxThreads: 3, poolIdleMs: 300 }));
+  pools.push(p);
+  await p.start();
+  assert.equal(p.stats().workers.warm, 1);
+  const busy = Array.from({ length: 3 }, () => p.submit(task({ op: "sleep", ms: 1_500 }), never()));
+  await waitFor("the pool to grow", () => p.stats().workers.starting + p.stats().workers.warm >= 2);
+  await Promise.all(busy);
+  await waitFor("the pool to shrink back to thread_count", () => p.stats().workers.warm === 1 && p.stats().workers.starting === 0, 15_000);
+  const log = marks(replicaId, "do.log");
+  const stopped = log.filter((l) => l.startsWith("stop ")).length;
+  assert.equal(stopped, log.filter((l) => l.startsWith("start ")).length - 1, log.join("; "));
+});
