@@ -2,7 +2,6 @@
 import { Command } from "commander";
 import { VERSION } from "../version.js";
 import { registerApiServerCommand } from "./api-server.js";
-import { registerDemoCommand } from "./demo.js";
 import { registerStartCommand } from "./start.js";
 import { registerUpCommand } from "./up.js";
 import { registerApplyCommands } from "./apply.js";
@@ -14,7 +13,6 @@ const program = new Command()
 
 registerApiServerCommand(program);
 registerStartCommand(program);
-registerDemoCommand(program);
 registerUpCommand(program);
 registerApplyCommands(program);
 

@@ -71,6 +71,7 @@ export function registerUpCommand(program: Command): void {
         return fail(err);
       });
       printSummary(api.url, api.grpcAddress, controller);
+      printTryLines(api.url, api.registry.list().flatMap((e) => e.capabilities.map((c) => c.capability)));
       announceReady({ role: "up", url: api.url, grpc: api.grpcAddress ?? null, services: report });
     });
 }
@@ -88,6 +89,21 @@ function printSummary(url: string, grpc: string | undefined, controller: Deploym
   }
   lines.push(`  registry: ${url}/registry   deployment: ${url}/api/deployment`, `Ctrl-C stops everything.`, ``);
   process.stdout.write(lines.join("\n") + "\n");
+}
+
+/** One first curl per deployed capability, so a new user can call each right away. */
+function printTryLines(url: string, caps: Record<string, string>[]): void {
+  const seen = new Set<string>();
+  const lines = ["Try:"];
+  for (const cap of caps) {
+    const headers = Object.entries(cap).map(([k, v]) => `-H 'X-Capability-${k.replace(/_/g, "-")}: ${v}'`).join(" ");
+    if (seen.has(headers) || seen.size >= 6) continue;
+    seen.add(headers);
+    const route = cap.type === "stream" ? "/infer/stream" : "/infer";
+    lines.push(`  curl -s${route.endsWith("stream") ? "N" : ""} ${url}${route} ${headers} -H 'Content-Type: application/json' \\`,
+      `    -d '{"inputs":[{"name":"text","datatype":"BYTES","shape":[1],"data":["hello there"]}]}'`);
+  }
+  process.stdout.write(lines.join("\n") + "\n\n");
 }
 
 function fail(err: unknown): never {

@@ -21,19 +21,25 @@ export interface ForwarderOptions {
   token?: string | undefined;
 }
 
+/** The longest a retired replica connection is kept for its in-flight requests. */
+const RETIRE_MAX_MS = 10 * 60_000;
+
 export class Forwarder implements InferBackend {
   readonly #o: ForwarderOptions;
   readonly #clients = new Map<string, FrameClient>();
+  /** Clients of replicas that left, kept until their in-flight requests are answered. */
+  readonly #retired = new Set<FrameClient>();
   #draining = false;
 
   constructor(options: ForwarderOptions) {
     this.#o = options;
     options.registry.onChange((event, entry) => {
-      // A replica that left (or re-registered elsewhere) must not keep a stale connection.
+      // A replica that left (or re-registered elsewhere) gets no new requests on its old
+      // connection; the ones in flight finish (a draining replica unregisters before it drains).
       const client = this.#clients.get(entry.replicaId);
       if (client && (event === "unregister" || client.url !== entry.httpEndpoint)) {
         this.#clients.delete(entry.replicaId);
-        void client.close();
+        this.#retire(client);
       }
     });
   }
@@ -72,16 +78,30 @@ export class Forwarder implements InferBackend {
 
   async close(): Promise<void> {
     this.#draining = true;
-    const clients = [...this.#clients.values()];
+    const clients = [...this.#clients.values(), ...this.#retired];
     this.#clients.clear();
+    this.#retired.clear();
     await Promise.all(clients.map((c) => c.close()));
+  }
+
+  /** Closes a client once its last in-flight request is answered (or after RETIRE_MAX_MS). */
+  #retire(client: FrameClient): void {
+    if (client.inFlight === 0) {
+      void client.close();
+      return;
+    }
+    this.#retired.add(client);
+    setTimeout(() => {
+      if (this.#retired.delete(client)) void client.close();
+    }, RETIRE_MAX_MS).unref();
   }
 
   async #send(call: IncomingCall, kind: FrameKind, onChunk?: (meta: Record<string, unknown> | null, body: Buffer) => void): Promise<FrameReply> {
     const entry = this.#choose(call.query, call);
+    const client = this.#client(entry);
     entry.inFlight++;
     try {
-      const reply = await this.#client(entry).request(toFrameMeta(call, kind), call.body, {
+      const reply = await client.request(toFrameMeta(call, kind), call.body, {
         timeoutMs: call.timeoutMs,
         signal: call.signal,
         ...(onChunk ? { onChunk } : {}),
@@ -90,6 +110,7 @@ export class Forwarder implements InferBackend {
       return reply;
     } finally {
       entry.inFlight--;
+      if (client.inFlight === 0 && this.#retired.delete(client)) void client.close();
     }
   }
 

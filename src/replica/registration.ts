@@ -25,6 +25,8 @@ export class RegistrationLoop {
   #registered = false;
   #stopped = false;
   #busy = false;
+  /** The heartbeat/registration in flight, if any. */
+  #current: Promise<void> = Promise.resolve();
   /** A refresh arrived while a request was in flight: register once more when it ends. */
   #again = false;
 
@@ -45,11 +47,14 @@ export class RegistrationLoop {
     this.#schedule();
   }
 
-  /** Stops heartbeating and unregisters (best effort, bounded in time). */
+  /**
+   * Stops heartbeating and unregisters (best effort, bounded in time). A heartbeat or
+   * registration in flight is awaited first, so nothing registers the replica again after this.
+   */
   async stop(): Promise<void> {
     this.#stopped = true;
     clearTimeout(this.#timer);
-    if (!this.#registered) return;
+    await this.#current;
     this.#registered = false;
     await this.#post("DELETE", "/unregister", { replica_id: this.#body().replica_id }).catch(() => undefined);
   }
@@ -72,15 +77,20 @@ export class RegistrationLoop {
     this.#timer.unref();
   }
 
-  async #tick(): Promise<void> {
-    if (this.#busy || this.#stopped) return;
+  #tick(): Promise<void> {
+    if (this.#busy || this.#stopped) return this.#current;
+    this.#current = this.#beat();
+    return this.#current;
+  }
+
+  async #beat(): Promise<void> {
     this.#busy = true;
     try {
       if (this.#registered) {
         const status = await this.#post("POST", "/heartbeat", { replica_id: this.#body().replica_id });
         if (status === 404) this.#registered = false;
       }
-      if (!this.#registered) {
+      if (!this.#registered && !this.#stopped) {
         const body = this.#body();
         const status = await this.#post("POST", "/register", body);
         this.#registered = status === 200;
@@ -93,10 +103,10 @@ export class RegistrationLoop {
     } finally {
       this.#busy = false;
     }
-    if (this.#again) {
+    if (this.#again && !this.#stopped) {
       this.#again = false;
       this.#registered = false;
-      await this.#tick();
+      await this.#beat();
     }
   }
 

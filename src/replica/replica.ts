@@ -139,8 +139,12 @@ export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
       // Leave the registry first so the API server stops choosing us, then finish what we have.
       await registration?.stop();
       frames.goAway();
-      const drained = dispatcher.drain();
       const drainTimeout = o.drainTimeoutMs ?? 30_000;
+      // Frames the gateway sent just before it processed our unregister may still be on their way;
+      // it closes its connection to us once every request on it is answered, so wait for that
+      // (bounded) before refusing new work.
+      await until(() => frames.connections === 0, Math.min(drainTimeout, QUIET_WAIT_MS));
+      const drained = dispatcher.drain();
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([drained, new Promise<void>((r) => (timer = setTimeout(r, drainTimeout)))]);
       clearTimeout(timer);
@@ -152,6 +156,20 @@ export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
     })());
 
   return { replicaId, httpUrl, grpcAddress, dispatcher, registration, stop };
+}
+
+/** How long a stopping replica waits for gateways to close their frame connections. */
+const QUIET_WAIT_MS = 5_000;
+
+function until(check: () => boolean, timeoutMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    const end = Date.now() + timeoutMs;
+    const poll = (): void => {
+      if (check() || Date.now() >= end) resolve();
+      else setTimeout(poll, 20);
+    };
+    poll();
+  });
 }
 
 export function listen(server: Server, port: number, host: string): Promise<number> {
