@@ -8,12 +8,12 @@
  *
  * With a token configured, all three need `Authorization: Bearer <token>` (constant-time check).
  */
-import { timingSafeEqual } from "node:crypto";
 import type { IncomingMessage } from "node:http";
 import { AnyServeError } from "../errors.js";
 import { readJson, sendJson } from "../frontend/http-util.js";
 import type { RouteHandler } from "../frontend/rest.js";
 import type { CapabilityMap } from "../protocol/capability.js";
+import { requireBearer } from "../util/auth.js";
 
 export interface WorkerControl {
   workers(): Record<string, unknown>[];
@@ -42,11 +42,5 @@ export function workerRoutes(control: WorkerControl, token: string | undefined):
 }
 
 function checkToken(req: IncomingMessage, token: string | undefined): void {
-  if (!token) return;
-  const header = req.headers.authorization ?? "";
-  const given = Buffer.from(header.startsWith("Bearer ") ? header.slice(7) : "");
-  const want = Buffer.from(token);
-  if (given.length !== want.length || !timingSafeEqual(given, want)) {
-    throw new AnyServeError("UNAUTHENTICATED", "the worker routes need 'Authorization: Bearer <token>' with the replica's token");
-  }
+  requireBearer(req, token, "the worker routes");
 }

@@ -2,11 +2,11 @@
  * The API server's control routes (the seed's): register, unregister, heartbeat, registry,
  * route, health. Register/unregister/heartbeat need the bearer token when one is configured.
  */
-import { timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { AnyServeError } from "../errors.js";
 import { normalizeCapability } from "../protocol/capability.js";
 import { readJson, sendJson } from "../frontend/http-util.js";
+import { requireBearer } from "../util/auth.js";
 import type { RouteHandler } from "../frontend/rest.js";
 import type { Balancer } from "./balancers/base.js";
 import type { CapabilityState, RegisteredCapability, Registry, ReplicaEntry, ReplicaRegistration } from "./registry.js";
@@ -81,15 +81,9 @@ export function replicaJson(e: ReplicaEntry): Record<string, unknown> {
   };
 }
 
-/** Throws UNAUTHENTICATED unless the request carries the bearer token (constant-time compare). */
+/** Throws UNAUTHENTICATED unless the request carries the control-plane token. */
 export function checkToken(req: IncomingMessage, token: string | undefined): void {
-  if (!token) return;
-  const header = req.headers.authorization ?? "";
-  const given = Buffer.from(header.startsWith("Bearer ") ? header.slice(7) : "");
-  const want = Buffer.from(token);
-  if (given.length !== want.length || !timingSafeEqual(given, want)) {
-    throw new AnyServeError("UNAUTHENTICATED", "this control-plane route needs 'Authorization: Bearer <token>' with the API server's token");
-  }
+  requireBearer(req, token, "this control-plane route");
 }
 
 function field(body: unknown, name: string): unknown {

@@ -19,7 +19,6 @@
  * // curl -H 'Authorization: Bearer s3cret' -H 'Range: bytes=0-1023' http://replica:8001/objects/obj-…
  * ```
  */
-import { createHash, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
 import { pipeline } from "node:stream/promises";
 import { AnyServeError } from "../errors.js";
@@ -27,6 +26,7 @@ import { sendError } from "../frontend/http-util.js";
 import type { ByteRange } from "./backends/base.js";
 import { checkId } from "./ref.js";
 import type { ObjectStore } from "./store.js";
+import { bearerMatches, tokenDigest } from "../util/auth.js";
 
 export const OBJECTS_PATH = "/objects/";
 
@@ -47,7 +47,7 @@ export function withObjectEndpoint(next: RequestListener, o: ObjectEndpointOptio
 /** A handler that answers `/objects/…` requests and returns true, or returns false for any other path. */
 export function objectEndpoint(o: ObjectEndpointOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
   const token = o.token ?? o.store.token;
-  const want = token ? digest(token) : undefined;
+  const want = token ? tokenDigest(token) : undefined;
   return (req, res) => {
     const raw = req.url ?? "";
     if (!raw.startsWith(OBJECTS_PATH)) return false;
@@ -69,9 +69,7 @@ async function serve(req: IncomingMessage, res: ServerResponse, raw: string, sto
     return;
   }
   if (want) {
-    const header = req.headers.authorization ?? "";
-    const given = digest(header.startsWith("Bearer ") ? header.slice(7) : "");
-    if (!timingSafeEqual(given, want)) throw new AnyServeError("UNAUTHENTICATED", "the object endpoint needs 'Authorization: Bearer <token>' with the replicas' token");
+    if (!bearerMatches(req.headers.authorization, want)) throw new AnyServeError("UNAUTHENTICATED", "the object endpoint needs 'Authorization: Bearer <token>' with the replicas' token");
   }
   const q = raw.indexOf("?");
   const id = checkId(raw.slice(OBJECTS_PATH.length, q < 0 ? undefined : q));
@@ -126,6 +124,3 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
 }
 
 /** Tokens are compared as SHA-256 digests, so the comparison takes the same time whatever their lengths. */
-function digest(token: string): Buffer {
-  return createHash("sha256").update(token).digest();
-}

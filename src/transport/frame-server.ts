@@ -8,13 +8,13 @@
  *
  * Error answers follow the convention of call-meta.ts / frames.ts `errorMeta`: `{ code, error }`.
  */
-import { createHash, timingSafeEqual } from "node:crypto";
 import type { IncomingMessage, Server } from "node:http";
 import type { Duplex } from "node:stream";
 import type { Socket } from "node:net";
 import { AnyServeError } from "../errors.js";
 import { FrameConnection } from "./frame-connection.js";
 import { FrameProtocolError, FrameType, encodeFrame, errorMeta, type FrameMeta } from "./frames.js";
+import { bearerMatches, tokenDigest } from "../util/auth.js";
 
 /** The path and Upgrade token of the framed hop. */
 export const FRAMES_PATH = "/_anyserve/frames";
@@ -223,9 +223,6 @@ class Responder implements FrameResponder {
   }
 }
 
-function sha256(s: string): Buffer {
-  return createHash("sha256").update(s).digest();
-}
 
 function refuse(socket: Duplex, status: string, message: string): void {
   const body = JSON.stringify({ error: message });
@@ -239,8 +236,7 @@ function refuse(socket: Duplex, status: string, message: string): void {
  */
 export function attachFrameServer(server: Server, handler: FrameHandler, opts: FrameServerOptions = {}): FrameServerControl {
   const conns = new Set<ServerConn>();
-  // Compare digests: timingSafeEqual needs equal lengths, and this leaks neither content nor length.
-  const tokenDigest = opts.token === undefined ? undefined : sha256(opts.token);
+  const wantDigest = opts.token === undefined ? undefined : tokenDigest(opts.token);
   let refuseNew = false;
   let closed = false;
   const onGone = (c: ServerConn): void => { conns.delete(c); };
@@ -252,10 +248,8 @@ export function attachFrameServer(server: Server, handler: FrameHandler, opts: F
       return;
     }
     socket.on("error", () => {}); // errors before the FrameConnection takes over are just closes
-    if (tokenDigest !== undefined) {
-      const auth = req.headers.authorization ?? "";
-      const given = auth.startsWith("Bearer ") ? auth.slice(7) : "";
-      if (!timingSafeEqual(sha256(given), tokenDigest)) {
+    if (wantDigest !== undefined) {
+      if (!bearerMatches(req.headers.authorization, wantDigest)) {
         refuse(socket, "401 Unauthorized", "missing or wrong bearer token for the frame connection");
         return;
       }
