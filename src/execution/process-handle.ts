@@ -14,6 +14,7 @@ import { fileURLToPath } from "node:url";
 import { workerEntry, type SpawnWorker, type WorkerHandle } from "./handle.js";
 import { readFrames, SocketOutbox } from "./socket-port.js";
 import { Msg, type Meta } from "./worker-protocol.js";
+import type { ObjectStoreOptions } from "../objects/types.js";
 
 /** Passed to every child when set; anything else only when named in `workerEnv`. */
 const BASE_ENV = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "NODE_ENV", "NODE_EXTRA_CA_CERTS", "ANYSERVE_LOG_LEVEL", "ANYSERVE_SERVICE"];
@@ -28,6 +29,8 @@ export interface ProcessSpawnOptions {
   apiServer?: string | undefined;
   memoryMb?: number | undefined;
   workerEnv?: readonly string[] | undefined;
+  /** The object store to open in the child, without its token (children never get secrets). */
+  objects?: ObjectStoreOptions | undefined;
 }
 
 const entry = workerEntry(import.meta.url, "worker-process");
@@ -123,6 +126,7 @@ export class ProcessSpawner {
       ANYSERVE_WORKER_HANDLER: String(this.#o.handler),
       ANYSERVE_WORKER_REPLICA_ID: this.#o.replicaId,
       ...(this.#o.apiServer ? { ANYSERVE_API_SERVER: this.#o.apiServer } : {}),
+      ...(this.#o.objects ? { ANYSERVE_WORKER_OBJECTS: JSON.stringify({ ...this.#o.objects, token: undefined }) } : {}),
     });
     return env;
   }

@@ -8,6 +8,7 @@ import type { StrategyOptions } from "./base.js";
 import { ProcessSpawner } from "./process-handle.js";
 import { GroupStrategy, PIPELINE_DEPTH, requireAppSpec } from "./threads.js";
 import { WorkerGroup } from "./worker-group.js";
+import { workerStoreConfig } from "./threads.js";
 
 class ProcessStrategy extends GroupStrategy {
   readonly #spawner: ProcessSpawner;
@@ -32,7 +33,7 @@ export function createProcess(o: StrategyOptions): GroupStrategy {
   const n = Math.max(1, o.threads);
   const spawner = new ProcessSpawner({
     appSpec: requireAppSpec("process", o), handler: o.handler, replicaId: o.env.replicaId,
-    apiServer: o.apiServer, memoryMb: o.memoryMb, workerEnv: o.workerEnv,
+    apiServer: o.apiServer, memoryMb: o.memoryMb, workerEnv: o.workerEnv, objects: workerStoreConfig(o.env.objects),
   });
   const group = new WorkerGroup({
     name: "process", kind: "process", spawn: spawner.spawn, min: n, max: n, depth: PIPELINE_DEPTH,

@@ -8,6 +8,7 @@ import { workerEntry } from "./handle.js";
 import { ThreadOutbox, unpack } from "./thread-port.js";
 import type { Meta } from "./worker-protocol.js";
 import type { ThreadWorkerData } from "./worker-thread.js";
+import type { ObjectStoreOptions } from "../objects/types.js";
 
 export interface ThreadSpawnOptions {
   appSpec: string;
@@ -15,6 +16,8 @@ export interface ThreadSpawnOptions {
   replicaId: string;
   apiServer?: string | undefined;
   memoryMb?: number | undefined;
+  /** The object store to open in the thread (includes its peer token: threads share the process). */
+  objects?: ObjectStoreOptions | undefined;
 }
 
 const entry = workerEntry(import.meta.url, "worker-thread");
@@ -42,7 +45,7 @@ export class ThreadHandle implements WorkerHandle {
 
   constructor(name: string, o: ThreadSpawnOptions) {
     this.name = name;
-    const workerData: ThreadWorkerData = { appSpec: o.appSpec, handler: o.handler, replicaId: o.replicaId, worker: name, apiServer: o.apiServer };
+    const workerData: ThreadWorkerData = { appSpec: o.appSpec, handler: o.handler, replicaId: o.replicaId, worker: name, apiServer: o.apiServer, objects: o.objects };
     this.#worker = new Worker(bootstrap(), {
       eval: true,
       workerData,

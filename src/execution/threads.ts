@@ -8,6 +8,7 @@ import type { SpawnWorker } from "./handle.js";
 import type { BatchOutcome, Task, TaskHooks } from "./task.js";
 import { ThreadHandle } from "./thread-handle.js";
 import { WorkerGroup } from "./worker-group.js";
+import type { ObjectStoreOptions } from "../objects/types.js";
 
 /**
  * Jobs a worker holds at once: one running and one in its inbox, so it never idles on a round
@@ -66,6 +67,12 @@ export class GroupStrategy implements ExecutionStrategy {
   }
 }
 
+/** The replica's object store as plain data a worker can open again (ctx.objects in workers), if it has one. */
+export function workerStoreConfig(store: unknown): ObjectStoreOptions | undefined {
+  const s = store as { workerConfig?: () => ObjectStoreOptions } | undefined;
+  return typeof s?.workerConfig === "function" ? s.workerConfig() : undefined;
+}
+
 export function requireAppSpec(name: StrategyName, o: StrategyOptions): string {
   if (!o.appSpec) {
     throw new AnyServeError("INTERNAL", `strategy '${name}' loads the app in each worker and needs its module path: start the replica with --app FILE[:export] (startReplica({appSpec}))`);
@@ -75,7 +82,8 @@ export function requireAppSpec(name: StrategyName, o: StrategyOptions): string {
 
 export function threadSpawner(name: StrategyName, o: StrategyOptions): SpawnWorker {
   const appSpec = requireAppSpec(name, o);
-  return (worker) => new ThreadHandle(worker, { appSpec, handler: o.handler, replicaId: o.env.replicaId, apiServer: o.apiServer, memoryMb: o.memoryMb });
+  const objects = workerStoreConfig(o.env.objects);
+  return (worker) => new ThreadHandle(worker, { appSpec, handler: o.handler, replicaId: o.env.replicaId, apiServer: o.apiServer, memoryMb: o.memoryMb, objects });
 }
 
 export function threadGroup(name: StrategyName, o: StrategyOptions, min: number, max: number): WorkerGroup {

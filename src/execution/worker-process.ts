@@ -5,6 +5,8 @@
  */
 import { connect } from "node:net";
 import { AnyServeError } from "../errors.js";
+import { ObjectStore } from "../objects/store.js";
+import type { ObjectStoreOptions } from "../objects/types.js";
 import { ApiServerCaller } from "../sdk/caller.js";
 import { loadApp } from "../sdk/load-app.js";
 import { createLogger } from "../util/logger.js";
@@ -33,7 +35,8 @@ try {
   const replicaId = env.ANYSERVE_WORKER_REPLICA_ID ?? "";
   const logger = createLogger("worker", { replica: replicaId, worker: name });
   const caller = env.ANYSERVE_API_SERVER ? new ApiServerCaller(env.ANYSERVE_API_SERVER) : undefined;
-  runtime = new WorkerRuntime({ app, replicaId, logger, caller }, Number(env.ANYSERVE_WORKER_HANDLER ?? 0), name, out);
+  const objects = env.ANYSERVE_WORKER_OBJECTS ? ObjectStore.fromConfig(JSON.parse(env.ANYSERVE_WORKER_OBJECTS) as ObjectStoreOptions) : undefined;
+  runtime = new WorkerRuntime({ app, replicaId, logger, caller, objects }, Number(env.ANYSERVE_WORKER_HANDLER ?? 0), name, out);
   runtime.onStopped = () => socket.end(() => process.exit(0));
   if (await runtime.boot()) for (const m of early.splice(0)) runtime.receive(...m);
 } catch (err) {

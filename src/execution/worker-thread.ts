@@ -4,6 +4,8 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { AnyServeError } from "../errors.js";
+import { ObjectStore } from "../objects/store.js";
+import type { ObjectStoreOptions } from "../objects/types.js";
 import { ApiServerCaller } from "../sdk/caller.js";
 import { loadApp } from "../sdk/load-app.js";
 import { createLogger } from "../util/logger.js";
@@ -17,6 +19,7 @@ export interface ThreadWorkerData {
   replicaId: string;
   worker: string;
   apiServer?: string | undefined;
+  objects?: ObjectStoreOptions | undefined;
 }
 
 const port = parentPort!;
@@ -34,7 +37,8 @@ try {
   const app = await loadApp(data.appSpec);
   const logger = createLogger("worker", { replica: data.replicaId, worker: data.worker });
   const caller = data.apiServer ? new ApiServerCaller(data.apiServer) : undefined;
-  runtime = new WorkerRuntime({ app, replicaId: data.replicaId, logger, caller }, data.handler, data.worker, out);
+  const objects = data.objects ? ObjectStore.fromConfig(data.objects) : undefined;
+  runtime = new WorkerRuntime({ app, replicaId: data.replicaId, logger, caller, objects }, data.handler, data.worker, out);
   runtime.onStopped = () => {
     out.flush();
     port.close();
