@@ -184,9 +184,16 @@ export class WorkerGroup {
 
   #shrink(): void {
     const now = Date.now();
+    // Slots being stopped stay in #slots until their worker exits: count only the live ones, or
+    // one pass would stop every idle worker, the ones `min` keeps included.
+    let live = 0;
+    for (const s of this.#slots) if (s.state !== "stopping") live++;
     for (const s of this.#slots) {
-      if (this.#slots.size <= this.#min) return;
-      if (s.state === "warm" && s.jobs.length === 0 && now - s.idleSince >= this.#o.idleMs) void this.#stopSlot(s, 10_000);
+      if (live <= this.#min) return;
+      if (s.state === "warm" && s.jobs.length === 0 && now - s.idleSince >= this.#o.idleMs) {
+        live--;
+        void this.#stopSlot(s, 10_000);
+      }
     }
   }
 

@@ -42,8 +42,8 @@ test("a SIGKILLed replica is restarted by up and takes traffic again; a crash-lo
     const r = (await deployment(url)).good!.replicas[0]!;
     return r.state === "running" && r.pid !== before.pid ? r : undefined;
   }, 30_000);
-  assert.equal(after.restarts, 1);
-  assert.match(after.lastExit!, /SIGKILL/);
+  assert.equal(after!.restarts, 1);
+  assert.match(after!.lastExit!, /SIGKILL/);
   const client = new Client({ apiServer: url });
   t.after(() => client.close());
   const who = await waitFor("serving again", async () => client.infer({ type: "whoami" }, { x: 1 }).catch(() => undefined), 30_000);
