@@ -96,7 +96,8 @@ function printTryLines(url: string, caps: Record<string, string>[]): void {
   const seen = new Set<string>();
   const lines = ["Try:"];
   for (const cap of caps) {
-    const headers = Object.entries(cap).map(([k, v]) => `-H 'X-Capability-${k.replace(/_/g, "-")}: ${v}'`).join(" ");
+    const headerName = (k: string): string => k.split("_").map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join("-");
+    const headers = Object.entries(cap).map(([k, v]) => `-H 'X-Capability-${headerName(k)}: ${v}'`).join(" ");
     if (seen.has(headers) || seen.size >= 6) continue;
     seen.add(headers);
     const route = cap.type === "stream" ? "/infer/stream" : "/infer";
