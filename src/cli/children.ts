@@ -24,10 +24,13 @@ export interface SpawnOptions {
 
 /** Starts `anyserve <args>` and resolves with its ready line, or rejects with what it printed. */
 export function spawnAnyserve(name: string, args: string[], o: SpawnOptions = {}): Promise<ChildInfo> {
+  // stdin is a pipe the child never reads: when we die, however we die, it closes and the
+  // child shuts itself down (ANYSERVE_EXIT_WITH_PARENT), so no replica outlives its supervisor.
   const child = spawn(process.execPath, [...process.execArgv, CLI_ENTRY, ...args], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: o.env ?? process.env,
+    stdio: ["pipe", "pipe", "pipe"],
+    env: { ...(o.env ?? process.env), ANYSERVE_EXIT_WITH_PARENT: "1" },
   });
+  child.stdin!.on("error", () => undefined);
   return new Promise((resolve, reject) => {
     const tail: string[] = [];
     const remember = (line: string): void => {

@@ -38,4 +38,10 @@ export function onShutdown(stop: () => Promise<void>): void {
   };
   process.on("SIGINT", handler);
   process.on("SIGTERM", handler);
+  if (process.env.ANYSERVE_EXIT_WITH_PARENT === "1") {
+    // Our supervisor holds the other end of stdin; it closing means the supervisor is gone.
+    process.stdin.on("end", () => handler("SIGTERM"));
+    process.stdin.on("error", () => handler("SIGTERM"));
+    process.stdin.resume();
+  }
 }

@@ -16,6 +16,13 @@ registerStartCommand(program);
 registerUpCommand(program);
 registerApplyCommands(program);
 
+// A reader that went away (`anyserve up … | head`) must not crash a supervisor of processes.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code !== "EPIPE") throw err;
+  });
+}
+
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`anyserve: ${(err as Error).message}\n`);
   process.exit(1);

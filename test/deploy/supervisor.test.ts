@@ -49,3 +49,23 @@ test("a SIGKILLed replica is restarted by up and takes traffic again; a crash-lo
   const who = await waitFor("serving again", async () => client.infer({ type: "whoami" }, { x: 1 }).catch(() => undefined), 30_000);
   assert.equal(who, "good-0");
 });
+
+test("replicas do not outlive a supervisor that is SIGKILLed: they drain and exit by themselves", async (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), "anyserve-orphan-"));
+  const file = path.join(dir, "anyserve.yaml");
+  writeFileSync(file, `services:\n  svc:\n    app: ${path.join(FIXTURES, "test_app.ts:app")}\n    deployment: {threading_strategy: async, replicas: 2}\n`);
+  const up = await startCli(t, ["up", file, "--port", "0", "--grpc-port", "0"], {}, 120_000);
+  const pids = Object.values(await deployment(up.ready.url!)).flatMap((s) => s.replicas.map((r) => r.pid!));
+  assert.equal(pids.length, 2);
+  up.child.kill("SIGKILL");
+  await up.exited;
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  await waitFor("every replica gone", () => pids.every((pid) => !alive(pid)), 30_000);
+});
