@@ -23,6 +23,6 @@ if (files.length === 0) {
   console.error(`no test files match ${filters.join(" ")}`);
   process.exit(1);
 }
-const args = ["--import", "tsx", "--test", "--test-concurrency=2", "--test-timeout=120000", ...files];
+const args = ["--import", "tsx", "--test", "--test-concurrency=2", "--test-timeout=240000", ...files];
 const child = spawn(process.execPath, args, { stdio: "inherit", cwd: root, env: { ...process.env, ANYSERVE_LOG_LEVEL: process.env.ANYSERVE_LOG_LEVEL ?? "warn" } });
 child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
