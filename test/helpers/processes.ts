@@ -27,10 +27,13 @@ type Cleanup = Pick<TestContext, "after"> | { after(fn: () => unknown): void };
 
 /** Runs `anyserve <args>` and waits until it announces itself. */
 export function startCli(t: Cleanup, args: string[], env: NodeJS.ProcessEnv = {}, readyTimeoutMs = 30_000): Promise<Proc> {
+  // A stdin pipe the child watches: if this test process is killed (a runner timeout, Ctrl-C)
+  // before its cleanup runs, the child still exits instead of living on.
   const child = spawn(process.execPath, [BIN, ...args], {
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, ANYSERVE_LOG_LEVEL: "warn", ...env },
+    stdio: ["pipe", "pipe", "pipe"],
+    env: { ...process.env, ANYSERVE_LOG_LEVEL: "warn", ANYSERVE_EXIT_WITH_PARENT: "1", ...env },
   });
+  child.stdin!.on("error", () => undefined);
   const output: string[] = [];
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
     child.once("exit", (code, signal) => resolve({ code, signal })));
