@@ -26,7 +26,7 @@ export interface Proc {
 type Cleanup = Pick<TestContext, "after"> | { after(fn: () => unknown): void };
 
 /** Runs `anyserve <args>` and waits until it announces itself. */
-export function startCli(t: Cleanup, args: string[], env: NodeJS.ProcessEnv = {}, readyTimeoutMs = 30_000): Promise<Proc> {
+export function startCli(t: Cleanup, args: string[], env: NodeJS.ProcessEnv = {}, readyTimeoutMs = 60_000): Promise<Proc> {
   // A stdin pipe the child watches: if this test process is killed (a runner timeout, Ctrl-C)
   // before its cleanup runs, the child still exits instead of living on.
   const child = spawn(process.execPath, [BIN, ...args], {
