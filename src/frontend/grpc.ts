@@ -5,7 +5,7 @@
  * the replica's dispatcher decodes it once. The small health/metadata RPCs use protobufjs.
  */
 import * as grpc from "@grpc/grpc-js";
-import { AnyServeError, GrpcStatus } from "../errors.js";
+import { AnyServeError } from "../errors.js";
 import { normalizeCapability, type CapabilityMap } from "../protocol/capability.js";
 import { protoTypes, readModelName } from "../protocol/proto-codec.js";
 import { CONTENT_TYPE_PROTOBUF } from "../protocol/types.js";
@@ -205,4 +205,3 @@ function varint(n: number): Buffer {
   return Buffer.from(out);
 }
 
-export { GrpcStatus };

@@ -12,7 +12,7 @@ import type { IncomingCall, InferBackend } from "./backend.js";
 import { intHeader, readBody, requestIdOf, sendError, sendJson } from "./http-util.js";
 import { SseWriter } from "./sse.js";
 
-export type RouteHandler = (req: IncomingMessage, res: ServerResponse, url: URL) => unknown;
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => unknown;
 
 export interface RestOptions {
   backend: InferBackend;
@@ -62,12 +62,15 @@ export class RestFrontend {
 
   /** The node:http request listener. */
   readonly listener = (req: IncomingMessage, res: ServerResponse): void => {
-    const url = new URL(req.url ?? "/", "http://x");
-    const path = url.pathname;
+    // Only the path is needed to route; a full URL parse per request is avoidable work on the
+    // hot path (the one route that reads a query string parses it itself).
+    const raw = req.url ?? "/";
+    const q = raw.indexOf("?");
+    const path = q < 0 ? raw : raw.slice(0, q);
     const handler = this.#routes.get(`${req.method} ${path}`);
     let done: unknown;
     try {
-      if (handler) done = handler(req, res, url);
+      if (handler) done = handler(req, res);
       else if (path.startsWith("/v2/models/")) done = this.#modelRoute(req, res, path);
       else this.#notFound(req, res, path);
     } catch (err) {

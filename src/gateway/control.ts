@@ -34,8 +34,8 @@ export function controlRoutes(o: ControlOptions): Record<string, RouteHandler> {
       const replicas = o.registry.list().map(replicaJson);
       sendJson(res, 200, { replicas, total: replicas.length });
     },
-    "GET /route": (_q, res, url) => {
-      const query = normalizeCapability(Object.fromEntries(url.searchParams), "route query");
+    "GET /route": (req, res) => {
+      const query = normalizeCapability(Object.fromEntries(new URL(req.url ?? "/", "http://x").searchParams), "route query");
       const candidates = o.registry.lookupAvailable(query);
       if (candidates.length === 0) {
         throw new AnyServeError("NO_MATCHING_CAPABILITY", `no replica offers ${JSON.stringify(query)}; ${o.registry.describeCapabilities()}`);
