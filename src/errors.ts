@@ -63,7 +63,7 @@ export const ERROR_CATALOGUE = {
   METHOD_NOT_ALLOWED: { http: 405, grpc: G.UNIMPLEMENTED, retryable: false, when: "the route exists but not for this HTTP method (the Allow header lists the methods)" },
   NO_MATCHING_CAPABILITY: { http: 404, grpc: G.NOT_FOUND, retryable: false, when: "no registered replica (or handler) has a capability matching the query; the message lists what is registered" },
   MODEL_NOT_FOUND: { http: 404, grpc: G.NOT_FOUND, retryable: false, when: "an OIP model route names a model (and version) nobody serves" },
-  NO_READY_REPLICA: { http: 503, grpc: G.UNAVAILABLE, retryable: true, when: "replicas match, but none is available (unhealthy, draining); Retry-After is set" },
+  NO_READY_REPLICA: { http: 503, grpc: G.UNAVAILABLE, retryable: true, when: "replicas match, but none is available (draining, unhealthy, ejected, circuit open); the message says why for each; Retry-After is set" },
   DELEGATION_EXHAUSTED: { http: 508, grpc: G.NOT_FOUND, retryable: false, when: "a delegated request went past the delegation depth limit; the message names the capability and the replicas tried" },
   // ── replica and worker ─────────────────────────────────────────────────────
   REPLICA_UNREACHABLE: { http: 502, grpc: G.UNAVAILABLE, retryable: true, when: "the gateway could not deliver the request to the chosen replica (connect refused, reset before any answer)" },

@@ -30,7 +30,8 @@ test("GET /health → 200 {status: healthy}", async (t) => {
 
 test("register → success with the id in the message; gpus: 2 accepted; registry lists it", async (t) => {
   const s = await api(t);
-  assert.deepEqual(await (await fetch(`${s.url}/registry`)).json(), { replicas: [], total: 0 });
+  const listed = (await (await fetch(`${s.url}/registry`)).json()) as { replicas: unknown[]; total: number };
+  assert.deepEqual([listed.replicas, listed.total], [[], 0]);
   const res = await fetch(`${s.url}/register`, json("POST", { replica_id: "replica-x", endpoint: "localhost:50051", capabilities: [{ type: "chat", gpus: 2 }] }));
   assert.equal(res.status, 200);
   const body = (await res.json()) as { success: boolean; message: string };

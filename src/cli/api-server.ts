@@ -1,7 +1,22 @@
 /** `anyserve api-server`: the gateway and control plane. */
 import type { Command } from "commander";
 import { startApiServer } from "../gateway/api-server.js";
+import { BALANCER_NAMES } from "../gateway/balancers/index.js";
 import { announceReady, intOption, onShutdown, secondsOption } from "./common.js";
+
+interface ApiServerFlags {
+  port: number;
+  grpcPort?: number;
+  host: string;
+  token?: string;
+  unmatched: string;
+  maxDelegationDepth: number;
+  requestTimeout: number;
+  maxBodyMb: number;
+  loadBalancing: string;
+  failover?: boolean;
+  healthCheckInterval?: number;
+}
 
 export function registerApiServerCommand(program: Command): void {
   program
@@ -15,9 +30,15 @@ export function registerApiServerCommand(program: Command): void {
     .option("--max-delegation-depth <n>", "delegation hops allowed", intOption("--max-delegation-depth", 0, 16), 1)
     .option("--request-timeout <seconds>", "time a request gets when the client sets none", secondsOption("--request-timeout"), 60)
     .option("--max-body-mb <mb>", "largest request body", intOption("--max-body-mb", 1, 4096), 64)
-    .action(async (o: { port: number; grpcPort?: number; host: string; token?: string; unmatched: string; maxDelegationDepth: number; requestTimeout: number; maxBodyMb: number }) => {
+    .option("--load-balancing <strategy>", `balancing strategy for replicas: ${BALANCER_NAMES.join(", ")}`, "power_of_two")
+    .option("--failover", "retry requests that were not delivered (or got a retryable error) on another replica")
+    .option("--health-check-interval <seconds>", "probe each replica this often (default: its heartbeat interval)", secondsOption("--health-check-interval"))
+    .action(async (o: ApiServerFlags) => {
       if (o.unmatched !== "error" && o.unmatched !== "delegate") {
         program.error(`--unmatched: expected 'error' or 'delegate', got '${o.unmatched}'`);
+      }
+      if (!BALANCER_NAMES.includes(o.loadBalancing)) {
+        program.error(`--load-balancing: expected one of ${BALANCER_NAMES.join(", ")}, got '${o.loadBalancing}'`);
       }
       const token = o.token ?? process.env.ANYSERVE_TOKEN;
       const server = await startApiServer({
@@ -27,6 +48,7 @@ export function registerApiServerCommand(program: Command): void {
         maxDelegationDepth: o.maxDelegationDepth,
         requestTimeoutMs: o.requestTimeout * 1000,
         maxBodyBytes: o.maxBodyMb * 1024 * 1024,
+        defaultPolicy: { load_balancing: o.loadBalancing, failover_enabled: o.failover ?? false, health_check_interval: o.healthCheckInterval },
         ...(o.grpcPort !== undefined ? { grpcPort: o.grpcPort } : {}),
         ...(token ? { token } : {}),
       });

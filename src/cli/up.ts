@@ -9,6 +9,7 @@ import { ConfigError, loadDeploymentFile } from "../deploy/load.js";
 import { localNode, PlacementError } from "../deploy/placement.js";
 import { deploymentRoutes } from "../deploy/routes.js";
 import { startApiServer } from "../gateway/api-server.js";
+import { resilienceOf } from "../deploy/gateway-options.js";
 import { createLogger } from "../util/logger.js";
 import { announceReady, intOption, onShutdown } from "./common.js";
 
@@ -57,11 +58,12 @@ export function registerUpCommand(program: Command): void {
         unmatched: a.unmatched,
         maxDelegationDepth: a.max_delegation_depth,
         requestTimeoutMs: a.request_timeout * 1000,
+        resilience: resilienceOf(a),
         ...(token ? { token } : {}),
         logger,
         routes: deploymentRoutes(() => controller!, token),
       });
-      controller = new DeploymentController({ apiServerUrl: api.url, registry: api.registry, node, logger, token });
+      controller = new DeploymentController({ apiServerUrl: api.url, registry: api.registry, policies: api.policies, node, logger, token });
       onShutdown(async () => {
         await controller!.stopAll();
         await api.close();

@@ -5,7 +5,9 @@
  * replicas of a service whose restart-type fields changed one at a time — the new one is serving
  * before the old one drains — so no request is dropped.
  */
+import type { ServicePolicies } from "../gateway/policies.js";
 import type { Registry } from "../gateway/registry.js";
+import { policyFieldsOf } from "./gateway-options.js";
 import type { Logger } from "../util/logger.js";
 import { place, type NodeCapacity, type ServicePlacement } from "./placement.js";
 import { UPDATE_TYPES, type DeploymentFile, type ServiceConfig } from "./schema.js";
@@ -15,6 +17,8 @@ import { replicaArgs, replicaEnv } from "./replica-args.js";
 export interface ControllerOptions {
   apiServerUrl: string;
   registry: Registry;
+  /** The API server's per-service routing policies: set from each service's config (live fields). */
+  policies?: ServicePolicies;
   node: NodeCapacity;
   logger: Logger;
   token?: string | undefined;
@@ -93,6 +97,7 @@ export class DeploymentController {
     await Promise.all(placements.map(async (p) => {
       const cfg = file.services[p.service]!;
       const changed = diffFields(previous?.services[p.service], cfg);
+      this.#o.policies?.set(p.service, policyFieldsOf(cfg));
       if (p.status === "unschedulable") {
         await this.#scaleTo(p.service, cfg, 0, p);
         report[p.service] = { status: "unschedulable", reason: p.reason, replicas: 0, changed };
@@ -107,6 +112,7 @@ export class DeploymentController {
       if (!file.services[name]) {
         await this.#scaleTo(name, undefined, 0, undefined);
         this.#replicas.delete(name);
+        this.#o.policies?.delete(name);
         report[name] = { status: "removed", replicas: 0, changed: [] };
       }
     }

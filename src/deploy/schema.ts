@@ -9,7 +9,7 @@ import { z } from "zod";
 
 export const TARGETS = ["local", "remote_any", "remote_specific", "cluster_group"] as const;
 export const STRATEGIES = ["single", "async", "multi", "pool", "process"] as const;
-export const BALANCING = ["power_of_two", "round_robin", "random", "least_requests", "consistent_hash"] as const;
+export const BALANCING = ["power_of_two", "round_robin", "random", "least_requests", "consistent_hash", "first_available"] as const;
 
 const positiveInt = (max: number) => z.number().int().min(1).max(max);
 const seconds = z.number().positive().max(86_400);
@@ -24,7 +24,8 @@ const deployment = z.strictObject({
   max_thread_count: positiveInt(1024).nullable().default(null),
   thread_pool_size: positiveInt(1024).nullable().default(null),
   replicas: z.number().int().min(0).max(1000).default(1),
-  load_balancing: z.union([z.boolean(), z.enum(BALANCING)]).default(false),
+  // The seed defaults to false; replicas > 1 that do not share load waste capacity, so true.
+  load_balancing: z.union([z.boolean(), z.enum(BALANCING)]).default(true),
   failover_enabled: z.boolean().default(false),
   lazy: z.boolean().default(false),
   idle_timeout: seconds.nullable().default(null),
@@ -86,6 +87,29 @@ export const serviceSchema = z
   // Cross-field rules run even when other fields failed, so every problem is reported at once.
   .check(z.superRefine(crossFieldRules, { when: () => true }));
 
+/** Failover retries (Finagle-style budget: retries ≤ ratio × requests + a floor per second). */
+const failover = z.strictObject({
+  max_retries: z.number().int().min(0).max(10).default(2),
+  retry_budget_ratio: z.number().min(0).max(10).default(0.2),
+  min_retries_per_second: z.number().min(0).max(100_000).default(10),
+});
+
+/** Envoy's outlier detection defaults. */
+const outlierDetection = z.strictObject({
+  consecutive_failures: positiveInt(1_000_000).default(5),
+  base_ejection_time: seconds.default(30),
+  max_ejection_time: seconds.default(300),
+  max_ejection_percent: z.number().min(0).max(100).default(10),
+});
+
+/** Moleculer's circuit breaker defaults. */
+const circuitBreaker = z.strictObject({
+  failure_ratio: z.number().gt(0).max(1).default(0.5),
+  min_requests: positiveInt(1_000_000).default(20),
+  window: seconds.default(60),
+  half_open_time: seconds.default(10),
+});
+
 export const apiServerSchema = z.strictObject({
   host: z.string().min(1).max(255).default("127.0.0.1"),
   port: z.number().int().min(0).max(65_535).default(8080),
@@ -93,6 +117,9 @@ export const apiServerSchema = z.strictObject({
   unmatched: z.enum(["error", "delegate"]).default("error"),
   max_delegation_depth: z.number().int().min(0).max(16).default(1),
   request_timeout: seconds.default(60),
+  failover: failover.default(failover.parse({})),
+  outlier_detection: outlierDetection.default(outlierDetection.parse({})),
+  circuit_breaker: circuitBreaker.default(circuitBreaker.parse({})),
 });
 
 export const nodeSchema = z.strictObject({

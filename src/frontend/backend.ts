@@ -7,6 +7,9 @@
 import type { CapabilityMap } from "../protocol/capability.js";
 import type { EncodedBody, WireFormat } from "../protocol/types.js";
 
+/** Header (REST) and metadata key (gRPC) carrying a request's affinity key. */
+export const AFFINITY_HEADER = "x-anyserve-affinity";
+
 /** One inference call as the front end hands it over: headers read, body untouched. */
 export interface IncomingCall {
   /** The capability query to route/dispatch by. */
@@ -26,6 +29,8 @@ export interface IncomingCall {
   /** Delegation: hops taken so far, and replica ids already tried. */
   depth?: number;
   tried?: string[];
+  /** `X-Anyserve-Affinity` header / metadata: the key the `consistent_hash` balancer keeps on one replica. */
+  affinityKey?: string | undefined;
   /** Set when the model route named the model (OIP `/v2/models/{m}`), for MODEL_NOT_FOUND messages. */
   model?: { name: string; version?: string | undefined };
 }

@@ -11,6 +11,7 @@ import { protoTypes, readModelName } from "../protocol/proto-codec.js";
 import { CONTENT_TYPE_PROTOBUF } from "../protocol/types.js";
 import { newRequestId } from "./http-util.js";
 import type { IncomingCall, InferBackend } from "./backend.js";
+import { AFFINITY_HEADER } from "./backend.js";
 import type { Logger } from "../util/logger.js";
 
 export interface GrpcOptions {
@@ -123,6 +124,8 @@ export class GrpcFrontend {
       ...delegationOf(call.metadata),
     };
     if (modelName) incoming.model = { name: modelName, version: modelVersion || undefined };
+    const affinity = call.metadata.get(AFFINITY_HEADER)[0];
+    if (typeof affinity === "string") incoming.affinityKey = affinity.slice(0, 256);
     return incoming;
   }
 

@@ -9,6 +9,7 @@ import { capabilityFromHeaders, normalizeCapability, type CapabilityMap } from "
 import { CONTENT_TYPE_PROTOBUF, HEADER_INFERENCE_LENGTH, type WireFormat } from "../protocol/types.js";
 import type { Logger } from "../util/logger.js";
 import type { IncomingCall, InferBackend } from "./backend.js";
+import { AFFINITY_HEADER } from "./backend.js";
 import { intHeader, readBody, requestIdOf, sendError, sendJson } from "./http-util.js";
 import { SseWriter } from "./sse.js";
 
@@ -150,6 +151,8 @@ export class RestFrontend {
       model,
       ...delegationOf(req),
     };
+    const affinity = req.headers[AFFINITY_HEADER];
+    if (typeof affinity === "string") call.affinityKey = affinity.slice(0, 256);
     if (stream) return this.#stream(call, res);
     const out = await this.#o.backend.infer(call);
     const headers: Record<string, string | number> = {

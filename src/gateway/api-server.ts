@@ -9,9 +9,10 @@ import { RestFrontend, type RouteHandler } from "../frontend/rest.js";
 import { closeServer, listen } from "../replica/replica.js";
 import { createLogger, type Logger } from "../util/logger.js";
 import { VERSION } from "../version.js";
-import { createBalancer } from "./balancers/index.js";
 import { controlRoutes } from "./control.js";
-import { Forwarder } from "./forwarder.js";
+import { Forwarder, type ResilienceOptions } from "./forwarder.js";
+import { HealthChecker } from "./health-checker.js";
+import { ServicePolicies, type PolicyFields } from "./policies.js";
 import { Registry } from "./registry.js";
 
 export interface ApiServerOptions {
@@ -30,6 +31,10 @@ export interface ApiServerOptions {
   /** Heartbeat interval assumed for replicas that do not say theirs (ms). */
   heartbeatIntervalMs?: number;
   logger?: Logger;
+  /** Balancing and failover for replicas whose service has no policy set (default: power_of_two, no failover). */
+  defaultPolicy?: PolicyFields;
+  /** Outlier ejection, circuit breaking and retry budget settings. */
+  resilience?: ResilienceOptions;
   /** More routes by "METHOD /path" (the deployment controller's, for `anyserve up`). */
   routes?: Record<string, RouteHandler>;
 }
@@ -38,6 +43,9 @@ export interface RunningApiServer {
   readonly url: string;
   readonly grpcAddress: string | undefined;
   readonly registry: Registry;
+  /** Per-service balancing/failover/health interval; `anyserve up` sets one per service. */
+  readonly policies: ServicePolicies;
+  readonly forwarder: Forwarder;
   close(): Promise<void>;
 }
 
@@ -45,17 +53,19 @@ export async function startApiServer(o: ApiServerOptions = {}): Promise<RunningA
   const host = o.host ?? "127.0.0.1";
   const logger = o.logger ?? createLogger("api-server");
   const registry = new Registry();
-  const balancer = createBalancer("power_of_two");
+  const policies = new ServicePolicies(o.defaultPolicy);
   const token = o.token;
   const maxBodyBytes = o.maxBodyBytes ?? 64 * 1024 * 1024;
   const timeoutMs = o.requestTimeoutMs ?? 60_000;
   const forwarder = new Forwarder({
     registry,
-    balancer,
+    policies,
     unmatched: o.unmatched ?? "error",
     maxDelegationDepth: o.maxDelegationDepth ?? 1,
     token,
+    ...(o.resilience ? { resilience: o.resilience } : {}),
   });
+  const health = new HealthChecker({ registry, policies, logger, probe: (entry, timeoutMs) => forwarder.probe(entry, timeoutMs) });
   const rest = new RestFrontend({
     backend: forwarder,
     logger,
@@ -64,7 +74,7 @@ export async function startApiServer(o: ApiServerOptions = {}): Promise<RunningA
     maxBodyBytes,
     defaultTimeoutMs: timeoutMs,
     maxTimeoutMs: Math.max(timeoutMs, 3_600_000),
-    routes: { ...controlRoutes({ registry, balancer, token, defaultHeartbeatMs: o.heartbeatIntervalMs ?? 5_000 }), ...o.routes },
+    routes: { ...controlRoutes({ registry, policies, forwarder, token, defaultHeartbeatMs: o.heartbeatIntervalMs ?? 5_000 }), ...o.routes },
   });
   const server = createServer(serverOptions(), rest.listener);
   hardenServer(server);
@@ -81,6 +91,7 @@ export async function startApiServer(o: ApiServerOptions = {}): Promise<RunningA
     for (const id of registry.expire()) logger.warn({ replica: id }, "replica stopped heartbeating; removed");
   }, 100);
   expiry.unref();
+  health.start();
   registry.onChange((event, entry) => logger.info({ replica: entry.replicaId, endpoint: entry.httpEndpoint }, event));
   const url = `http://${hostForUrl}:${port}`;
   logger.info({ url, grpc: grpcAddress }, "API server listening");
@@ -88,8 +99,11 @@ export async function startApiServer(o: ApiServerOptions = {}): Promise<RunningA
     url,
     grpcAddress,
     registry,
+    policies,
+    forwarder,
     async close() {
       clearInterval(expiry);
+      health.stop();
       await Promise.all([closeServer(server), grpc?.close()]);
       await forwarder.close();
     },

@@ -8,7 +8,8 @@ import { normalizeCapability } from "../protocol/capability.js";
 import { readJson, sendJson } from "../frontend/http-util.js";
 import { requireBearer } from "../util/auth.js";
 import type { RouteHandler } from "../frontend/rest.js";
-import type { Balancer } from "./balancers/base.js";
+import type { Forwarder } from "./forwarder.js";
+import type { ServicePolicies } from "./policies.js";
 import type { CapabilityState, RegisteredCapability, Registry, ReplicaEntry, ReplicaRegistration } from "./registry.js";
 
 const ID_PATTERN = /^[\w.\-]{1,128}$/;
@@ -17,7 +18,9 @@ const MAX_CAPABILITIES = 1024;
 
 export interface ControlOptions {
   registry: Registry;
-  balancer: Balancer;
+  policies: ServicePolicies;
+  /** For each replica's ejection and circuit state in /registry. */
+  forwarder: Forwarder;
   token?: string | undefined;
   defaultHeartbeatMs: number;
 }
@@ -31,8 +34,18 @@ export function controlRoutes(o: ControlOptions): Record<string, RouteHandler> {
   return {
     "GET /health": (_q, res) => sendJson(res, 200, { status: "healthy", replicas: o.registry.size }),
     "GET /registry": (_q, res) => {
-      const replicas = o.registry.list().map(replicaJson);
-      sendJson(res, 200, { replicas, total: replicas.length });
+      const f = o.forwarder;
+      const replicas = o.registry.list().map((e) => ({
+        ...replicaJson(e),
+        outlier: f.outliers.snapshot(e.replicaId),
+        circuits: f.circuits.snapshot(e.replicaId),
+      }));
+      sendJson(res, 200, {
+        replicas,
+        total: replicas.length,
+        policies: o.policies.describe(),
+        failover: { ...f.counters, retry_budget: f.retryBudget.snapshot() },
+      });
     },
     "GET /route": (req, res) => {
       const query = normalizeCapability(Object.fromEntries(new URL(req.url ?? "/", "http://x").searchParams), "route query");
@@ -40,7 +53,7 @@ export function controlRoutes(o: ControlOptions): Record<string, RouteHandler> {
       if (candidates.length === 0) {
         throw new AnyServeError("NO_MATCHING_CAPABILITY", `no replica offers ${JSON.stringify(query)}; ${o.registry.describeCapabilities()}`);
       }
-      const e = o.balancer.pick(candidates);
+      const e = o.policies.of(candidates[0]!).balancer.pick(candidates);
       sendJson(res, 200, { replica_id: e.replicaId, endpoint: e.endpoint, http_endpoint: e.httpEndpoint ?? null });
     },
     "POST /register": guard(async (req, res) => {
@@ -78,6 +91,9 @@ export function replicaJson(e: ReplicaEntry): Record<string, unknown> {
     heartbeat_interval_ms: e.heartbeatIntervalMs,
     in_flight: e.inFlight,
     available: e.available,
+    health: e.healthy ? "healthy" : "unhealthy",
+    failed_health_checks: e.probeFailures,
+    ...(e.probeError !== undefined ? { health_error: e.probeError } : {}),
   };
 }
 

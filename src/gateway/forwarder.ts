@@ -1,45 +1,92 @@
 /**
  * The gateway's backend: picks a replica for the call's capability and forwards the body, as
  * bytes, over the replica's framed connection. It never parses a body it only forwards.
+ *
+ * Choosing is two steps (DESIGN §3): availability first — not draining, not unhealthy (health
+ * checker), not ejected (outlier detector), circuit not open for this capability — then the
+ * service's balancing strategy among what is left. With failover on, an attempt that was not
+ * delivered or got a retryable error goes to another replica, within a retry budget.
  */
 import { AnyServeError, isErrorCode, type ErrorCode } from "../errors.js";
 import type { IncomingCall, InferBackend, ModelMetadata } from "../frontend/backend.js";
 import { formatCapability, matches, type CapabilityMap } from "../protocol/capability.js";
 import type { EncodedBody } from "../protocol/types.js";
 import { FrameClient, type FrameReply } from "../transport/frame-client.js";
-import type { Balancer } from "./balancers/base.js";
-import type { Registry, ReplicaEntry } from "./registry.js";
 import { toFrameMeta, type FrameKind } from "../transport/call-meta.js";
+import type { ServicePolicies, ServicePolicy } from "./policies.js";
+import { isRoutable, type Registry, type ReplicaEntry, type Route } from "./registry.js";
+import { CircuitBreakers, type CircuitBreakerOptions } from "./resilience/circuit-breaker.js";
+import { OutlierDetector, type OutlierDetectorOptions } from "./resilience/outlier-detector.js";
+import { canRetryElsewhere, isCircuitFailure, isReplicaFault } from "./resilience/outcome.js";
+import { RetryBudget, type RetryBudgetOptions } from "./resilience/retry-budget.js";
 
 export interface ForwarderOptions {
   registry: Registry;
-  balancer: Balancer;
+  /** Balancing strategy and failover per service. */
+  policies: ServicePolicies;
   /** What to do when nothing matches: answer 404, or pick a random replica to start delegation (seed scenario 2). */
   unmatched: "error" | "delegate";
   maxDelegationDepth: number;
   /** Bearer token the replicas' frame endpoints require, if any. */
   token?: string | undefined;
+  /** Outlier ejection, circuit breakers, retry budget (defaults: Envoy's, Moleculer's, Finagle's). */
+  resilience?: ResilienceOptions;
+}
+
+export interface ResilienceOptions {
+  outlier?: OutlierDetectorOptions;
+  circuit?: CircuitBreakerOptions;
+  retryBudget?: RetryBudgetOptions;
+  /** Retries of one request on other replicas (failover); default 2. */
+  maxRetries?: number;
 }
 
 /** The longest a retired replica connection is kept for its in-flight requests. */
 const RETIRE_MAX_MS = 10 * 60_000;
+
+/** One routing decision. */
+interface Pick {
+  entry: ReplicaEntry;
+  policy: ServicePolicy;
+  route: Route;
+}
+
+/** Thrown by #choose when failover has excluded every candidate: #send rethrows its last failure. */
+const NO_OTHER_REPLICA = Symbol("no other replica");
 
 export class Forwarder implements InferBackend {
   readonly #o: ForwarderOptions;
   readonly #clients = new Map<string, FrameClient>();
   /** Clients of replicas that left, kept until their in-flight requests are answered. */
   readonly #retired = new Set<FrameClient>();
+  readonly outliers: OutlierDetector;
+  readonly circuits: CircuitBreakers;
+  readonly retryBudget: RetryBudget;
+  readonly #maxRetries: number;
+  /** Failover counters, for /registry and metrics. */
+  readonly counters = { retries: 0, retries_denied: 0, ejections: 0 };
   #draining = false;
 
   constructor(options: ForwarderOptions) {
     this.#o = options;
+    const r = options.resilience ?? {};
+    this.outliers = new OutlierDetector(r.outlier);
+    this.circuits = new CircuitBreakers(r.circuit);
+    this.retryBudget = new RetryBudget(r.retryBudget);
+    this.#maxRetries = r.maxRetries ?? 2;
     options.registry.onChange((event, entry) => {
       // A replica that left (or re-registered elsewhere) gets no new requests on its old
       // connection; the ones in flight finish (a draining replica unregisters before it drains).
       const client = this.#clients.get(entry.replicaId);
-      if (client && (event === "unregister" || client.url !== entry.httpEndpoint)) {
+      const moved = client !== undefined && client.url !== entry.httpEndpoint;
+      if (client && (event === "unregister" || moved)) {
         this.#clients.delete(entry.replicaId);
         this.#retire(client);
+      }
+      // A new process under this id (or none) starts with a clean record.
+      if (event === "unregister" || moved) {
+        this.outliers.forget(entry.replicaId);
+        this.circuits.forget(entry.replicaId);
       }
     });
   }
@@ -59,14 +106,22 @@ export class Forwarder implements InferBackend {
   }
 
   async modelMetadata(query: CapabilityMap, name: string, version?: string): Promise<ModelMetadata> {
-    const entry = this.#choose(query, { model: { name, version } } as IncomingCall);
+    const { entry } = this.#choose({ query, model: { name, version } } as IncomingCall, undefined);
     const reply = await this.#client(entry).request({ k: "meta", q: query, m: { name, version } }, Buffer.alloc(0), { timeoutMs: 10_000 });
-    throwIfError(reply, entry);
+    const err = errorOf(reply, entry);
+    if (err) throw err;
     return JSON.parse(reply.body.toString("utf8")) as ModelMetadata;
   }
 
   async modelReady(query: CapabilityMap): Promise<boolean> {
     return this.#o.registry.lookupAvailable(query).length > 0;
+  }
+
+  /** One readiness probe of a replica over its framed connection (the health checker's). */
+  async probe(entry: ReplicaEntry, timeoutMs: number): Promise<void> {
+    const reply = await this.#client(entry).request({ k: "health" }, Buffer.alloc(0), { timeoutMs });
+    const err = errorOf(reply, entry);
+    if (err) throw err;
   }
 
   /** In-flight requests across replicas, for draining. */
@@ -96,36 +151,131 @@ export class Forwarder implements InferBackend {
     }, RETIRE_MAX_MS).unref();
   }
 
+  /**
+   * Sends the call to a chosen replica. With failover on, an attempt that was not delivered or got
+   * a retryable error is sent again to another replica, within the retry budget and the call's
+   * deadline, and never after part of the answer went out.
+   */
   async #send(call: IncomingCall, kind: FrameKind, onChunk?: (meta: Record<string, unknown> | null, body: Buffer) => void): Promise<FrameReply> {
-    const entry = this.#choose(call.query, call);
+    this.retryBudget.recordRequest();
+    let pick = this.#choose(call, undefined);
+    if (!pick.policy.failover) {
+      const out = await this.#attempt(pick, call, kind, onChunk);
+      if (out instanceof AnyServeError) throw out;
+      return out;
+    }
+    const started = Date.now();
+    let answered = false;
+    const sink = onChunk && ((meta: Record<string, unknown> | null, body: Buffer): void => {
+      answered = true;
+      onChunk(meta, body);
+    });
+    let attempt = call;
+    let excluded: string[] | undefined;
+    for (let retries = 0; ; retries++) {
+      const out = await this.#attempt(pick, attempt, kind, sink);
+      if (!(out instanceof AnyServeError)) return out;
+      const remaining = call.timeoutMs - (Date.now() - started);
+      if (retries >= this.#maxRetries || remaining <= 0 || !canRetryElsewhere(out, answered)) throw out;
+      (excluded ??= []).push(pick.entry.replicaId);
+      attempt = { ...call, timeoutMs: remaining };
+      try {
+        pick = this.#choose(attempt, excluded);
+      } catch (err) {
+        // Nobody else can take it: the client gets the failure that happened, not a routing error.
+        if (err === NO_OTHER_REPLICA || err instanceof AnyServeError) throw out;
+        throw err;
+      }
+      if (!this.retryBudget.tryRetry()) {
+        this.counters.retries_denied++;
+        throw out;
+      }
+      this.counters.retries++;
+    }
+  }
+
+  /** One attempt on one replica: its answer, or the failure (recorded against the replica). */
+  async #attempt(pick: Pick, call: IncomingCall, kind: FrameKind, onChunk: ((meta: Record<string, unknown> | null, body: Buffer) => void) | undefined): Promise<FrameReply | AnyServeError> {
+    const { entry, route } = pick;
     const client = this.#client(entry);
     entry.inFlight++;
+    let failure: AnyServeError | undefined;
+    let reply: FrameReply | undefined;
     try {
-      const reply = await client.request(toFrameMeta(call, kind), call.body, {
+      reply = await client.request(toFrameMeta(call, kind), call.body, {
         timeoutMs: call.timeoutMs,
         signal: call.signal,
         ...(onChunk ? { onChunk } : {}),
       });
-      throwIfError(reply, entry);
-      return reply;
+      failure = errorOf(reply, entry);
+    } catch (err) {
+      failure = AnyServeError.from(err, "INTERNAL");
     } finally {
       entry.inFlight--;
       if (client.inFlight === 0 && this.#retired.delete(client)) void client.close();
     }
+    if (failure === undefined) {
+      this.outliers.onSuccess(entry.replicaId);
+      this.circuits.record(entry.replicaId, route.key, true);
+      return reply!;
+    }
+    this.#recordFailure(entry, route, failure.code);
+    return failure;
   }
 
-  #choose(query: CapabilityMap, call: IncomingCall): ReplicaEntry {
+  #recordFailure(entry: ReplicaEntry, route: Route, code: ErrorCode): void {
+    if (code === "CANCELLED") return; // the caller left: says nothing about the replica
+    this.circuits.record(entry.replicaId, route.key, !isCircuitFailure(code));
+    if (!isReplicaFault(code)) {
+      this.outliers.onSuccess(entry.replicaId);
+      return;
+    }
+    const peers = route.replicas.map((e) => e.replicaId);
+    if (this.outliers.onFailure(entry.replicaId, peers)) this.counters.ejections++;
+  }
+
+  /**
+   * Availability, then the strategy. `excluded` are replicas failover already tried for this call;
+   * when they were the only candidates this throws NO_OTHER_REPLICA.
+   */
+  #choose(call: IncomingCall, excluded: readonly string[] | undefined): Pick {
     const { registry } = this.#o;
+    const query = call.query;
     const depth = call.depth ?? 0;
     const tried = call.tried ?? [];
     if (depth > this.#o.maxDelegationDepth) throw this.#exhausted(query, tried);
-    const candidates = registry.lookup(query, tried);
-    if (candidates.length === 0) return this.#unmatched(query, call, tried);
-    const available = candidates.every((e) => e.available) ? candidates : candidates.filter((e) => e.available);
-    if (available.length === 0) {
-      throw new AnyServeError("NO_READY_REPLICA", `${candidates.length} replica(s) match ${formatCapability(query)} but none is ready (all draining or unhealthy)`);
+    const route = registry.route(query);
+    let candidates = route.replicas;
+    if (tried.length > 0) candidates = candidates.filter((e) => !tried.includes(e.replicaId));
+    if (candidates.length === 0) {
+      const entry = this.#unmatched(query, call, tried);
+      return { entry, policy: this.#o.policies.of(entry), route };
     }
-    return this.#o.balancer.pick(preferWarm(available, query));
+    if (excluded !== undefined) {
+      candidates = candidates.filter((e) => !excluded.includes(e.replicaId));
+      if (candidates.length === 0) throw NO_OTHER_REPLICA;
+    }
+    const available = this.#available(candidates, route.key);
+    if (available.length === 0) {
+      if (excluded !== undefined) throw NO_OTHER_REPLICA;
+      throw new AnyServeError("NO_READY_REPLICA", `${candidates.length} replica(s) match ${formatCapability(query)} but none is ready: ${describeUnavailable(candidates, this.outliers, this.circuits, route.key)}`);
+    }
+    const policy = this.#o.policies.of(available[0]!);
+    const entry = policy.balancer.pick(preferWarm(available, query), call.affinityKey === undefined ? undefined : { key: call.affinityKey });
+    // A half-open circuit lets one trial through: the pick takes it.
+    if (this.circuits.openCount > 0) this.circuits.allows(entry.replicaId, route.key);
+    return { entry, policy, route };
+  }
+
+  /** Candidates that may take a request now; the same array when all may (the common case). */
+  #available(candidates: ReplicaEntry[], key: string): ReplicaEntry[] {
+    const ejected = this.outliers.ejectedCount > 0;
+    const open = this.circuits.openCount > 0;
+    if (!ejected && !open && candidates.every(isRoutable)) return candidates;
+    return candidates.filter((e) =>
+      isRoutable(e) &&
+      !(ejected && this.outliers.isEjected(e.replicaId)) &&
+      !(open && this.circuits.blocks(e.replicaId, key)));
   }
 
   #unmatched(query: CapabilityMap, call: IncomingCall, tried: string[]): ReplicaEntry {
@@ -160,6 +310,18 @@ export class Forwarder implements InferBackend {
     }
     return client;
   }
+}
+
+/** Why each candidate is out, for the NO_READY_REPLICA message. */
+function describeUnavailable(candidates: ReplicaEntry[], outliers: OutlierDetector, circuits: CircuitBreakers, key: string): string {
+  return candidates.map((e) => {
+    const why = !e.available ? "draining"
+      : !e.healthy ? `unhealthy (${e.probeFailures} failed health checks${e.probeError ? `: ${e.probeError}` : ""})`
+      : outliers.isEjected(e.replicaId) ? "ejected after consecutive failures"
+      : circuits.blocks(e.replicaId, key) ? "circuit open"
+      : "ready";
+    return `${e.replicaId} ${why}`;
+  }).join("; ");
 }
 
 const allWarmCache = new WeakMap<ReplicaEntry, boolean>();
@@ -200,10 +362,10 @@ function encodedOf(reply: FrameReply): EncodedBody {
   return out;
 }
 
-/** A reply carrying an error code is rebuilt into the same error the replica raised. */
-function throwIfError(reply: FrameReply, entry: ReplicaEntry): void {
+/** A reply carrying an error code, rebuilt into the same error the replica raised. */
+function errorOf(reply: FrameReply, entry: ReplicaEntry): AnyServeError | undefined {
   const code = reply.meta.code;
-  if (code === undefined) return;
+  if (code === undefined) return undefined;
   const message = typeof reply.meta.error === "string" ? reply.meta.error : `replica '${entry.replicaId}' failed`;
-  throw new AnyServeError(isErrorCode(code) ? (code as ErrorCode) : "INTERNAL", message);
+  return new AnyServeError(isErrorCode(code) ? (code as ErrorCode) : "INTERNAL", message);
 }

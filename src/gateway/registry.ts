@@ -36,8 +36,23 @@ export interface ReplicaEntry extends ReplicaRegistration {
   inFlight: number;
   /** False while draining: matched but not chosen. */
   available: boolean;
+  /**
+   * The gateway's health probes (gateway/health-checker.ts): false after 3 failed probes in a row
+   * until one passes. Kept across a re-registration from the same endpoint.
+   */
+  healthy: boolean;
+  /** Failed health probes in a row. */
+  probeFailures: number;
+  /** Why the last probe failed, for /registry. */
+  probeError?: string | undefined;
   /** Registration order, so lookups return replicas in a stable order without a full scan. */
   order: number;
+}
+
+/** A query's matches: its canonical key (`type=chat,model=x`) and the replicas. */
+export interface Route {
+  readonly key: string;
+  readonly replicas: ReplicaEntry[];
 }
 
 type ChangeListener = (event: "register" | "unregister", entry: ReplicaEntry) => void;
@@ -46,7 +61,7 @@ export class Registry {
   readonly #replicas = new Map<string, ReplicaEntry>();
   /** "key=value" → replicas having at least one capability with that pair. */
   readonly #index = new Map<string, Set<ReplicaEntry>>();
-  #cache = new Map<string, ReplicaEntry[]>();
+  #cache = new Map<string, Route>();
   readonly #listeners: ChangeListener[] = [];
   readonly #now: () => number;
   #nextOrder = 0;
@@ -68,12 +83,18 @@ export class Registry {
     const previous = this.#replicas.get(reg.replicaId);
     if (previous) this.#remove(previous);
     const now = this.#now();
+    // The same process re-registering (a capability turned warm) keeps its probe results; a new
+    // endpoint is a new process and starts healthy.
+    const same = previous !== undefined && previous.httpEndpoint === reg.httpEndpoint;
     const entry: ReplicaEntry = {
       ...reg,
       registeredAt: previous?.registeredAt ?? now,
       lastHeartbeat: now,
       inFlight: previous?.inFlight ?? 0,
       available: true,
+      healthy: same ? previous.healthy : true,
+      probeFailures: same ? previous.probeFailures : 0,
+      probeError: same ? previous.probeError : undefined,
       order: previous?.order ?? this.#nextOrder++,
     };
     this.#replicas.set(entry.replicaId, entry);
@@ -121,6 +142,17 @@ export class Registry {
     return true;
   }
 
+  /** Marks a replica (un)healthy (the health checker); false when the id is unknown. */
+  setHealthy(replicaId: string, healthy: boolean): boolean {
+    const entry = this.#replicas.get(replicaId);
+    if (!entry) return false;
+    if (entry.healthy !== healthy) {
+      entry.healthy = healthy;
+      this.#cache = new Map();
+    }
+    return true;
+  }
+
   /** Removes replicas silent for more than 3 of their heartbeat intervals; returns their ids. */
   expire(): string[] {
     const now = this.#now();
@@ -137,7 +169,7 @@ export class Registry {
    * `exclude`. The result is cached until the registry changes; do not mutate it.
    */
   lookup(query: CapabilityMap, exclude?: ReadonlySet<string> | readonly string[]): ReplicaEntry[] {
-    const all = this.#lookupAll(query);
+    const all = this.route(query).replicas;
     if (!exclude || (Array.isArray(exclude) ? exclude.length === 0 : (exclude as ReadonlySet<string>).size === 0)) {
       return all;
     }
@@ -145,15 +177,15 @@ export class Registry {
     return all.filter((e) => !skip.has(e.replicaId));
   }
 
-  /** Like {@link lookup} but only replicas that are available (not draining). */
+  /** Like {@link lookup} but only replicas that can take requests (not draining, not unhealthy). */
   lookupAvailable(query: CapabilityMap, exclude?: ReadonlySet<string> | readonly string[]): ReplicaEntry[] {
     const found = this.lookup(query, exclude);
-    return found.every((e) => e.available) ? found : found.filter((e) => e.available);
+    return found.every(isRoutable) ? found : found.filter(isRoutable);
   }
 
   /** A random replica not in `exclude`, or undefined (the seed's delegation starting point). */
   random(exclude?: ReadonlySet<string>, rand: () => number = Math.random): ReplicaEntry | undefined {
-    const pool = [...this.#replicas.values()].filter((e) => e.available && !exclude?.has(e.replicaId));
+    const pool = [...this.#replicas.values()].filter((e) => isRoutable(e) && !exclude?.has(e.replicaId));
     return pool.length === 0 ? undefined : pool[Math.floor(rand() * pool.length)];
   }
 
@@ -173,11 +205,15 @@ export class Registry {
     return `registered: ${list.slice(0, limit).join(", ")}${more}`;
   }
 
-  #lookupAll(query: CapabilityMap): ReplicaEntry[] {
+  /**
+   * The query's key and every replica matching it, in registration order (availability not
+   * applied). Cached until the registry changes; do not mutate it.
+   */
+  route(query: CapabilityMap): Route {
     const key = capabilityKey(query);
     const cached = this.#cache.get(key);
     if (cached) return cached;
-    const result = this.#scan(query);
+    const result: Route = { key, replicas: this.#scan(query) };
     this.#cache.set(key, result);
     return result;
   }
@@ -219,6 +255,11 @@ export class Registry {
     this.#cache = new Map();
     for (const listener of this.#listeners) listener(event, entry);
   }
+}
+
+/** Not draining and not marked unhealthy by the health checker. */
+export function isRoutable(e: ReplicaEntry): boolean {
+  return e.available && e.healthy;
 }
 
 function pairsOf(entry: ReplicaRegistration): Set<string> {

@@ -78,6 +78,20 @@ export class Dispatcher implements InferBackend {
     return !this.#draining;
   }
 
+  /**
+   * The answer to the gateway's health probe: not ready while draining, or when every capability
+   * has failed to start (workers that crash are replaced by their lane; a lane that keeps failing
+   * turns `failed`).
+   */
+  health(): { ready: boolean; reason?: string } {
+    if (this.#draining) return { ready: false, reason: "draining" };
+    const lanes = [...this.#lanes.values()];
+    if (lanes.length > 0 && lanes.every((l) => l.state === "failed")) {
+      return { ready: false, reason: `every capability failed to start (${lanes.length})` };
+    }
+    return { ready: true };
+  }
+
   /** Stops taking new calls; resolves when the in-flight ones have finished. */
   drain(): Promise<void> {
     this.#draining = true;

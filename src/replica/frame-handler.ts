@@ -4,7 +4,13 @@ import { errorMeta, fromFrameMeta } from "../transport/call-meta.js";
 import type { FrameHandler } from "../transport/frame-server.js";
 import type { EncodedBody } from "../protocol/types.js";
 
-export function createFrameHandler(backend: InferBackend): FrameHandler {
+/** What a replica answers the gateway's health probe with (`ready: false` → the probe failed). */
+export interface ReplicaHealth {
+  ready: boolean;
+  reason?: string;
+}
+
+export function createFrameHandler(backend: InferBackend, health: () => ReplicaHealth): FrameHandler {
   return (req, res) => {
     let call: ReturnType<typeof fromFrameMeta>;
     try {
@@ -24,6 +30,11 @@ export function createFrameHandler(backend: InferBackend): FrameHandler {
           (err: unknown) => res.end(errorMeta(err)),
         );
         return;
+      case "health": {
+        const h = health();
+        res.reply(h.ready ? { ct: "application/json" } : { code: "SHUTTING_DOWN", error: h.reason ?? "not ready" }, Buffer.from(JSON.stringify(h)));
+        return;
+      }
       case "meta":
         backend.modelMetadata(call.query, call.model?.name ?? "", call.model?.version).then(
           (meta) => res.reply({ ct: "application/json" }, Buffer.from(JSON.stringify(meta))),

@@ -100,7 +100,7 @@ export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
   const listener = o.objectStore ? withObjectEndpoint(rest.listener, { store: o.objectStore, token: o.token }) : rest.listener;
   const server = createServer(serverOptions(), listener);
   hardenServer(server);
-  const frames = attachFrameServer(server, createFrameHandler(backend), o.token ? { token: o.token } : {});
+  const frames = attachFrameServer(server, createFrameHandler(backend, () => dispatcher.health()), o.token ? { token: o.token } : {});
   const httpPort = await listen(server, o.httpPort ?? 0, host);
   const grpc = new GrpcFrontend({ backend, logger, maxBodyBytes, defaultTimeoutMs: timeoutMs, serverName: "anyserve-replica", version: VERSION });
   const grpcPort = await grpc.listen(host, o.port ?? 0);

@@ -126,7 +126,7 @@ export class Environment {
       await this.#startInProcess(r, logger);
     }
     if (this.#file) {
-      this.#controller = new DeploymentController({ apiServerUrl: this.#api.url, registry: this.#api.registry, node, logger: createLogger("environment") });
+      this.#controller = new DeploymentController({ apiServerUrl: this.#api.url, registry: this.#api.registry, policies: this.#api.policies, node, logger: createLogger("environment") });
       await this.#controller.apply(deploymentFileSchema.parse(this.#file));
     }
   }

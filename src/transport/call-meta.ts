@@ -5,7 +5,7 @@
  *
  * | key | meaning |
  * |---|---|
- * | k | kind: infer, stream, meta (model metadata) |
+ * | k | kind: infer, stream, meta (model metadata), health (the gateway's readiness probe) |
  * | q | capability query |
  * | ct, hl | body Content-Type, Inference-Header-Content-Length |
  * | f | answer wire format: json or protobuf |
@@ -21,7 +21,7 @@ import { AnyServeError } from "../errors.js";
 import type { IncomingCall } from "../frontend/backend.js";
 import { normalizeCapability } from "../protocol/capability.js";
 
-export type FrameKind = "infer" | "stream" | "meta";
+export type FrameKind = "infer" | "stream" | "meta" | "health";
 
 export function toFrameMeta(call: IncomingCall, kind: FrameKind): Record<string, unknown> {
   const meta: Record<string, unknown> = { k: kind, q: call.query, f: call.format, to: call.timeoutMs, rid: call.requestId };
@@ -35,8 +35,8 @@ export function toFrameMeta(call: IncomingCall, kind: FrameKind): Record<string,
 
 export function fromFrameMeta(meta: Record<string, unknown>, body: Buffer, signal: AbortSignal): IncomingCall & { kind: FrameKind } {
   const kind = meta.k;
-  if (kind !== "infer" && kind !== "stream" && kind !== "meta") {
-    throw new AnyServeError("UPSTREAM_PROTOCOL_ERROR", `frame kind ${JSON.stringify(kind)} is not one of infer, stream, meta`);
+  if (kind !== "infer" && kind !== "stream" && kind !== "meta" && kind !== "health") {
+    throw new AnyServeError("UPSTREAM_PROTOCOL_ERROR", `frame kind ${JSON.stringify(kind)} is not one of infer, stream, meta, health`);
   }
   const call: IncomingCall & { kind: FrameKind } = {
     kind,

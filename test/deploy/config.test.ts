@@ -13,7 +13,7 @@ test("defaults follow the seed's ServiceDeploymentConfig", () => {
   assert.equal(s.deployment.threading_strategy, "single");
   assert.equal(s.deployment.thread_count, 1);
   assert.equal(s.deployment.replicas, 1);
-  assert.equal(s.deployment.load_balancing, false);
+  assert.equal(s.deployment.load_balancing, true, "anyserve balances by default (the seed defaults to false; docs/config.md says why)");
   assert.equal(s.deployment.failover_enabled, false);
   assert.equal(s.performance.queue_size, 1000);
   assert.equal(s.performance.timeout, 30);

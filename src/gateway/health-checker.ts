@@ -1,0 +1,106 @@
+/**
+ * Active health checks: the API server probes every registered replica's readiness over its
+ * framed connection (the same path requests take, so a wedged connection or a blocked event loop
+ * shows) every `health_check_interval`. A replica failing {@link UNHEALTHY_AFTER} probes in a row
+ * is marked unhealthy and gets no traffic until one probe passes (Kubernetes' and Ray Serve's
+ * threshold of 3). Heartbeats are separate: a replica that stops heartbeating is removed by the
+ * registry's expiry, a replica that heartbeats but cannot serve is caught here.
+ */
+import type { Logger } from "../util/logger.js";
+import type { ServicePolicies } from "./policies.js";
+import type { Registry, ReplicaEntry } from "./registry.js";
+
+/** Failed probes in a row before a replica is taken out of rotation. */
+export const UNHEALTHY_AFTER = 3;
+
+export interface HealthCheckerOptions {
+  registry: Registry;
+  policies: ServicePolicies;
+  /** Sends one readiness probe; rejects when the replica is not ready or did not answer in time. */
+  probe(entry: ReplicaEntry, timeoutMs: number): Promise<void>;
+  logger: Logger;
+  /** How often due probes are looked for (ms); default 50. */
+  tickMs?: number;
+}
+
+interface ProbeSlot {
+  lastStart: number;
+  busy: boolean;
+}
+
+export class HealthChecker {
+  readonly #o: HealthCheckerOptions;
+  readonly #slots = new Map<string, ProbeSlot>();
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(options: HealthCheckerOptions) {
+    this.#o = options;
+    options.registry.onChange((event, entry) => {
+      if (event === "unregister") this.#slots.delete(entry.replicaId);
+    });
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => this.#tick(), this.#o.tickMs ?? 50);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  /** The probe period of one replica: its service's `health_check_interval`, else its heartbeat interval. */
+  intervalOf(entry: ReplicaEntry): number {
+    return this.#o.policies.of(entry).healthCheckIntervalMs ?? entry.heartbeatIntervalMs;
+  }
+
+  #tick(): void {
+    const now = Date.now();
+    for (const entry of this.#o.registry.list()) {
+      let slot = this.#slots.get(entry.replicaId);
+      // A newly registered replica was just heard from: its first probe is one interval later.
+      if (!slot) this.#slots.set(entry.replicaId, (slot = { lastStart: now, busy: false }));
+      const interval = this.intervalOf(entry);
+      if (slot.busy || now - slot.lastStart < interval) continue;
+      slot.busy = true;
+      slot.lastStart = now;
+      void this.#check(entry, slot, probeTimeout(interval));
+    }
+  }
+
+  async #check(entry: ReplicaEntry, slot: ProbeSlot, timeoutMs: number): Promise<void> {
+    let error: string | undefined;
+    try {
+      await this.#o.probe(entry, timeoutMs);
+    } catch (err) {
+      error = (err as Error).message;
+    }
+    slot.busy = false;
+    // The replica may have left or re-registered from another endpoint meanwhile.
+    const current = this.#o.registry.get(entry.replicaId);
+    if (!current || current.httpEndpoint !== entry.httpEndpoint) return;
+    this.#record(current, error);
+  }
+
+  #record(entry: ReplicaEntry, error: string | undefined): void {
+    const { registry, logger } = this.#o;
+    if (error === undefined) {
+      if (!entry.healthy) logger.info({ replica: entry.replicaId }, "replica passed its health check; back in rotation");
+      entry.probeFailures = 0;
+      entry.probeError = undefined;
+      registry.setHealthy(entry.replicaId, true);
+      return;
+    }
+    entry.probeFailures++;
+    entry.probeError = error;
+    if (entry.healthy && entry.probeFailures >= UNHEALTHY_AFTER) {
+      logger.warn({ replica: entry.replicaId, failures: entry.probeFailures, error }, "replica failed its health checks; out of rotation");
+      registry.setHealthy(entry.replicaId, false);
+    }
+  }
+}
+
+/** A probe may take the whole period, but at least 1 s (a loaded machine) and at most 10 s. */
+function probeTimeout(intervalMs: number): number {
+  return Math.min(Math.max(intervalMs, 1_000), 10_000);
+}

@@ -1,0 +1,87 @@
+/**
+ * A paced load generator for failover tests: sends `rps` requests per second for `durationMs`
+ * over keep-alive connections and records every answer (status, error code, body), so a test
+ * can count failures and see which replica answered. A request that gets no answer within
+ * `timeoutMs` is recorded with status 0 — a hang.
+ */
+import http from "node:http";
+
+export interface Answer {
+  status: number;
+  code?: string;
+  /** The first output's first value (the replica id for resilience_app's `who`). */
+  value?: unknown;
+  /** When it was sent, ms after the load started. */
+  at: number;
+}
+
+export interface LoadOptions {
+  url: string;
+  path?: string;
+  headers: Record<string, string>;
+  body?: string;
+  rps: number;
+  durationMs: number;
+  timeoutMs?: number;
+  /** Called once per pacing tick with the elapsed ms (to inject faults mid-run). */
+  onTick?: (elapsedMs: number) => void;
+}
+
+const DEFAULT_BODY = JSON.stringify({ inputs: [{ name: "text", datatype: "BYTES", shape: [1], data: ["x"] }] });
+
+export async function runLoad(o: LoadOptions): Promise<Answer[]> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  const target = new URL(o.path ?? "/infer", o.url);
+  const body = o.body ?? DEFAULT_BODY;
+  const answers: Promise<Answer>[] = [];
+  const start = Date.now();
+  await new Promise<void>((resolve) => {
+    const timer = setInterval(() => {
+      const elapsed = Date.now() - start;
+      o.onTick?.(elapsed);
+      const due = Math.min(Math.floor((elapsed * o.rps) / 1000), Math.floor((o.durationMs * o.rps) / 1000));
+      while (answers.length < due) answers.push(send(agent, target, o.headers, body, elapsed, o.timeoutMs ?? 15_000));
+      if (elapsed >= o.durationMs) {
+        clearInterval(timer);
+        resolve();
+      }
+    }, 5);
+  });
+  const out = await Promise.all(answers);
+  agent.destroy();
+  return out;
+}
+
+/** One request with the same shape of answer as {@link runLoad}'s. */
+export function send(agent: http.Agent, url: URL, headers: Record<string, string>, body: string, at: number, timeoutMs: number): Promise<Answer> {
+  return new Promise((resolve) => {
+    const req = http.request(url, { method: "POST", agent, headers: { "content-type": "application/json", ...headers } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => resolve(answerOf(res.statusCode ?? 0, Buffer.concat(chunks).toString("utf8"), at)));
+      res.on("error", () => resolve({ status: -1, at }));
+    });
+    req.setTimeout(timeoutMs, () => {
+      req.destroy();
+      resolve({ status: 0, at });
+    });
+    req.on("error", () => resolve({ status: -1, at }));
+    req.end(body);
+  });
+}
+
+function answerOf(status: number, text: string, at: number): Answer {
+  try {
+    const json = JSON.parse(text) as { code?: string; outputs?: { data?: unknown[] }[] };
+    return { status, at, ...(json.code ? { code: json.code } : {}), ...(json.outputs ? { value: json.outputs[0]?.data?.[0] } : {}) };
+  } catch {
+    return { status, at };
+  }
+}
+
+/** Counts answers by a key. */
+export function countBy<T>(items: T[], key: (t: T) => string): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const it of items) out[key(it)] = (out[key(it)] ?? 0) + 1;
+  return out;
+}
