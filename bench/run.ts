@@ -135,6 +135,13 @@ async function main(): Promise<void> {
     `CPU = server processes' CPU per request; c=1 = one connection, p50 and added p50 vs bare\n`);
   console.log(renderText(rows));
   if (splits.length) console.log(`\nCPU µs/req by process (c=${CONFIG.connections}, medians): ${splits.join("; ")}`);
+  // Metrics cost: the full path with metrics on vs off, same rounds (issue 7's bar: ≤ 10 % loss).
+  const on = loaded.filter((x) => x.scenario === "rest-infer");
+  const off = loaded.filter((x) => x.scenario === "rest-infer-nometrics");
+  if (on.length && off.length) {
+    const perRound = on.map((x) => x.rps / off.find((y) => y.round === x.round)!.rps);
+    console.log(`\nmetrics on ÷ off (full path REST /infer, same round, median of ${perRound.length}): ${median(perRound).toFixed(3)}`);
+  }
   // Other processes competing for the cores shift every figure, and not all by the same factor.
   const disturbed = [...loaded, ...single].filter((x) => x.interference && x.interference.foreignPct + x.interference.stealPct > FOREIGN_LIMIT_PCT);
   if (disturbed.length) {

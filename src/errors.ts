@@ -79,7 +79,8 @@ export const ERROR_CATALOGUE = {
   NOT_STREAMING: { http: 400, grpc: G.INVALID_ARGUMENT, retryable: false, when: "a streaming route was called for a handler that does not stream (or the reverse)" },
   // ── control plane ──────────────────────────────────────────────────────────
   INVALID_REGISTRATION: { http: 400, grpc: G.INVALID_ARGUMENT, retryable: false, when: "a /register body is missing a field or has a bad one; the message names the field's path" },
-  REPLICA_NOT_FOUND: { http: 404, grpc: G.NOT_FOUND, retryable: false, when: "unregister or heartbeat for a replica id the registry does not hold" },
+  REPLICA_NOT_FOUND: { http: 404, grpc: G.NOT_FOUND, retryable: false, when: "unregister, heartbeat or a management action for a replica id the registry does not hold" },
+  SERVICE_NOT_FOUND: { http: 404, grpc: G.NOT_FOUND, retryable: false, when: "a management route or `anyserve status` names a service that is neither deployed nor registered; the message lists the known ones" },
   URL_NOT_ALLOWED: { http: 400, grpc: G.INVALID_ARGUMENT, retryable: false, when: "a registered endpoint is not an http(s) host:port the gateway may call" },
   UNAUTHENTICATED: { http: 401, grpc: G.UNAUTHENTICATED, retryable: false, when: "a control-plane route was called without the bearer token, or with a wrong one" },
   // ── objects ────────────────────────────────────────────────────────────────

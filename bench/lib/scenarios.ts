@@ -56,6 +56,11 @@ export async function startScenarios(body: string, log: (line: string) => void):
     { id: "rest-v2", label: "full path REST /v2/models/{m}/infer", url: `${api.ready.url}/v2/models/noop-model/infer`, headers: JSON_CT, body, procs: both },
     { id: "direct", label: "direct to replica REST /infer", url: `${replica.ready.http}/infer`, headers: NOOP, body, procs: { replica: replica.child.pid! } },
   );
+  // The same full path with metrics off on both processes: what metrics cost (issue 7: ≤ 10 %).
+  const apiOff = await startCli("api-server-nometrics", ["api-server", "--port", "0", "--no-metrics"]);
+  const replicaOff = await startCli("replica-nometrics", ["start", "--app", "bench/apps/noop_app.ts:app", "--port", "0", "--api-server", apiOff.ready.url!, "--no-metrics"]);
+  await waitForRegistry(apiOff.ready.url!, 1);
+  scenarios.push({ id: "rest-infer-nometrics", label: "full path REST /infer, metrics off", url: `${apiOff.ready.url}/infer`, headers: NOOP, body, procs: { "api-server": apiOff.child.pid!, replica: replicaOff.child.pid! } });
 
   // hop.ts's prototype: its `--child` mode serves { bare, framed } ports; the gateway is ours to run.
   const hop = await forkServer<{ framed: number }>("hop-frame-server", path.join(ROOT, "bench/hop.ts"), ["--child"]);

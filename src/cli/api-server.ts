@@ -16,6 +16,7 @@ interface ApiServerFlags {
   loadBalancing: string;
   failover?: boolean;
   healthCheckInterval?: number;
+  metrics: boolean;
 }
 
 export function registerApiServerCommand(program: Command): void {
@@ -32,6 +33,7 @@ export function registerApiServerCommand(program: Command): void {
     .option("--max-body-mb <mb>", "largest request body", intOption("--max-body-mb", 1, 4096), 64)
     .option("--load-balancing <strategy>", `balancing strategy for replicas: ${BALANCER_NAMES.join(", ")}`, "power_of_two")
     .option("--failover", "retry requests that were not delivered (or got a retryable error) on another replica")
+    .option("--no-metrics", "no Prometheus metrics (/metrics) and no request statistics (status API)")
     .option("--health-check-interval <seconds>", "probe each replica this often (default: its heartbeat interval)", secondsOption("--health-check-interval"))
     .action(async (o: ApiServerFlags) => {
       if (o.unmatched !== "error" && o.unmatched !== "delegate") {
@@ -48,6 +50,7 @@ export function registerApiServerCommand(program: Command): void {
         maxDelegationDepth: o.maxDelegationDepth,
         requestTimeoutMs: o.requestTimeout * 1000,
         maxBodyBytes: o.maxBodyMb * 1024 * 1024,
+        metrics: o.metrics,
         defaultPolicy: { load_balancing: o.loadBalancing, failover_enabled: o.failover ?? false, health_check_interval: o.healthCheckInterval },
         ...(o.grpcPort !== undefined ? { grpcPort: o.grpcPort } : {}),
         ...(token ? { token } : {}),

@@ -5,6 +5,7 @@ import { registerApiServerCommand } from "./api-server.js";
 import { registerStartCommand } from "./start.js";
 import { registerUpCommand } from "./up.js";
 import { registerApplyCommands } from "./apply.js";
+import { registerStatusCommand } from "./status.js";
 
 const program = new Command()
   .name("anyserve")
@@ -15,6 +16,7 @@ registerApiServerCommand(program);
 registerStartCommand(program);
 registerUpCommand(program);
 registerApplyCommands(program);
+registerStatusCommand(program);
 
 // A reader that went away (`anyserve up … | head`) must not crash a supervisor of processes.
 for (const stream of [process.stdout, process.stderr]) {

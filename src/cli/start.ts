@@ -24,6 +24,8 @@ interface StartOptions extends ExecutionFlags {
   maxBodyMb: number;
   service?: string;
   node?: string;
+  /** false with --no-metrics. */
+  metrics: boolean;
 }
 
 export function registerStartCommand(program: Command): void {
@@ -46,6 +48,7 @@ export function registerStartCommand(program: Command): void {
     .option("--max-body-mb <mb>", "largest request body", intOption("--max-body-mb", 1, 4096), 64)
     .option("--service <name>", "service name to report in the registry (and to serve a class export under)")
     .option("--node <name>", "node name to report in the registry")
+    .option("--no-metrics", "collect no Prometheus metrics and serve no GET /metrics (docs/metrics.md)")
     .action(async (o: StartOptions) => {
       // Worker threads and processes read the service name from the environment, so they agree.
       if (o.service) process.env.ANYSERVE_SERVICE = o.service;
@@ -70,6 +73,7 @@ export function registerStartCommand(program: Command): void {
         heartbeatIntervalMs: Math.round(o.heartbeatInterval * 1000),
         timeoutMs: o.timeout * 1000,
         maxBodyBytes: o.maxBodyMb * 1024 * 1024,
+        metrics: o.metrics,
         ...(o.apiServer ? { apiServer: o.apiServer } : {}),
         ...(o.replicaId ? { replicaId: o.replicaId } : {}),
         ...(token ? { token } : {}),

@@ -64,6 +64,7 @@ export function registerUpCommand(program: Command): void {
         routes: deploymentRoutes(() => controller!, token),
       });
       controller = new DeploymentController({ apiServerUrl: api.url, registry: api.registry, policies: api.policies, node, logger, token });
+      api.status.attach(controller);
       onShutdown(async () => {
         await controller!.stopAll();
         await api.close();
@@ -89,7 +90,12 @@ function printSummary(url: string, grpc: string | undefined, controller: Deploym
     lines.push(`  ${name}: ${s.replicas.length} replica(s), ${d.threading_strategy} × ${d.thread_count}, queue ${s.config.performance.queue_size}`);
     for (const r of s.replicas) lines.push(`    ${r.replicaId}: ${r.state}${r.http ? ` ${r.http}` : ""}${r.lastExit ? ` (last exit: ${r.lastExit})` : ""}`);
   }
-  lines.push(`  registry: ${url}/registry   deployment: ${url}/api/deployment`, `Ctrl-C stops everything.`, ``);
+  lines.push(
+    `  dashboard: ${url}/dashboard   metrics: ${url}/metrics   status: anyserve status --api-server ${url}`,
+    `  registry: ${url}/registry   services: ${url}/api/services   deployment: ${url}/api/deployment`,
+    `Ctrl-C stops everything.`,
+    ``,
+  );
   process.stdout.write(lines.join("\n") + "\n");
 }
 

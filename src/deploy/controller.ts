@@ -46,6 +46,11 @@ export class DeploymentController {
     this.#o = options;
   }
 
+  /** This node's name, labels and capacity. */
+  get node(): NodeCapacity {
+    return this.#o.node;
+  }
+
   get config(): DeploymentFile | undefined {
     return this.#config;
   }

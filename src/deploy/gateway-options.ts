@@ -25,5 +25,6 @@ export function policyFieldsOf(cfg: ServiceConfig): PolicyFields {
     load_balancing: cfg.deployment.load_balancing,
     failover_enabled: cfg.deployment.failover_enabled,
     health_check_interval: cfg.monitoring.health_check_interval,
+    enable_metrics: cfg.monitoring.enable_metrics,
   };
 }

@@ -37,6 +37,7 @@ export function replicaArgs({ service, cfg, replicaId, apiServer, nodeName }: Re
   if (d.idle_timeout !== null) args.push("--idle-timeout", String(d.idle_timeout));
   if (d.lazy) args.push("--lazy");
   if (cfg.resources.memory_mb !== null) args.push("--memory-mb", String(cfg.resources.memory_mb));
+  if (cfg.monitoring.enable_metrics === false) args.push("--no-metrics");
   return args;
 }
 

@@ -13,6 +13,7 @@
  * free slot takes a full batch (Triton's dynamic batcher behaves the same way).
  */
 import { AnyServeError } from "../errors.js";
+import type { LaneLoad, LaneMetrics } from "../metrics/replica-metrics.js";
 import { formatCapability } from "../protocol/capability.js";
 import type { EncodedBody } from "../protocol/types.js";
 import type { HandlerEntry } from "../sdk/app.js";
@@ -39,6 +40,8 @@ export interface LaneOptions {
   logger: Logger;
   /** Called on every state change (the replica re-registers: warm/cold/failed). */
   onState: () => void;
+  /** Where queue wait, execution time and batch sizes go (absent: `--no-metrics`). */
+  metrics?: LaneMetrics | undefined;
 }
 
 interface Item {
@@ -46,6 +49,7 @@ interface Item {
   signal: AbortSignal;
   hooks: TaskHooks | undefined;
   onChunk: ((chunk: EncodedBody) => void) | undefined;
+  /** When the lane accepted it (performance.now()): batch waits and queue-wait metrics. */
   at: number;
   gone: boolean;
   resolve: (value: never) => void;
@@ -87,6 +91,10 @@ export class Lane {
   /** The state the registry knows: `warm`, `cold` (starting and stopping count as cold) or `failed`. */
   get registryState(): "warm" | "cold" | "failed" {
     return this.#state === "warm" || this.#state === "failed" ? this.#state : "cold";
+  }
+
+  get metrics(): LaneMetrics | undefined {
+    return this.#o.metrics;
   }
 
   /** Queues one call (503 QUEUE_FULL at once when full) and resolves with its answer. */
@@ -157,12 +165,21 @@ export class Lane {
       ...(this.#state === "failed" ? { reason: this.#reason } : {}),
       lazy: this.lazy,
       strategy: this.#o.strategy,
-      workers: s?.workers ?? { starting: 0, warm: 0, idle: 0, failed: this.#state === "failed" ? 1 : 0 },
+      workers: s?.workers ?? this.#noWorkers(),
       queue_size: this.#o.queueSize,
       queued: this.#live,
       in_flight: this.#runningItems,
       replaced: s?.replaced ?? 0,
     };
+  }
+
+  /** Requests running and waiting, and workers by state: for metrics and the health probe. */
+  load(): LaneLoad {
+    return { inFlight: this.#runningItems, queued: this.#live, workers: this.#strategy?.stats().workers ?? this.#noWorkers() };
+  }
+
+  #noWorkers(): LaneLoad["workers"] {
+    return { starting: 0, warm: 0, idle: 0, failed: this.#state === "failed" ? 1 : 0 };
   }
 
   #admit(task: Task, signal: AbortSignal, hooks: TaskHooks | undefined, onChunk: Item["onChunk"]): Promise<unknown> {
@@ -174,7 +191,7 @@ export class Lane {
     }
     clearTimeout(this.#idleTimer);
     return new Promise((resolve, reject) => {
-      const item: Item = { task, signal, hooks, onChunk, at: Date.now(), gone: false, resolve, reject, off: () => undefined };
+      const item: Item = { task, signal, hooks, onChunk, at: performance.now(), gone: false, resolve, reject, off: () => undefined };
       const onAbort = (): void => this.#leave(item, AnyServeError.from(signal.reason, "CANCELLED"));
       signal.addEventListener("abort", onAbort, { once: true });
       item.off = () => signal.removeEventListener("abort", onAbort);
@@ -215,7 +232,7 @@ export class Lane {
     const slots = size > 1 ? strategy.concurrency : strategy.capacity;
     while (this.#live > 0 && this.#jobs < slots) {
       if (size > 1 && this.#live < size) {
-        const wait = this.#oldest()!.at + this.#o.batchWaitMs - Date.now();
+        const wait = this.#oldest()!.at + this.#o.batchWaitMs - performance.now();
         if (wait > 0) {
           this.#batchTimer ??= setTimeout(() => { this.#batchTimer = undefined; this.#pump(); }, wait);
           return;
@@ -249,12 +266,17 @@ export class Lane {
   #send(strategy: ExecutionStrategy, items: Item[]): void {
     this.#jobs++;
     this.#runningItems += items.length;
+    // Metrics: queue wait ends here, execution runs until the strategy answers (the whole batch).
+    const m = this.#o.metrics;
+    const started = m ? performance.now() : 0;
+    if (m) for (const it of items) m.queueWait.observe((started - it.at) / 1000);
     let done: Promise<void>;
     if (this.#o.entry.options.batch !== true) {
       const it = items[0]!;
       done = (it.onChunk ? strategy.stream(it.task, it.signal, it.onChunk, it.hooks) : strategy.submit(it.task, it.signal, it.hooks))
         .then((v) => it.resolve(v as never), (err: unknown) => it.reject(err));
     } else {
+      m?.batchSize.observe(items.length);
       const hooks: TaskHooks = { lowerDeadline: (i, dl) => items[i]?.hooks?.lowerDeadline?.(0, dl) };
       done = strategy.submitBatch(items.map((i) => i.task), items.map((i) => i.signal), hooks).then(
         (outs) => outs.forEach((o, i) => {
@@ -271,6 +293,7 @@ export class Lane {
       );
     }
     void done.finally(() => {
+      if (m) m.execution.observeN((performance.now() - started) / 1000, items.length);
       this.#jobs--;
       this.#runningItems -= items.length;
       this.#pump();

@@ -37,6 +37,8 @@ export class RestFrontend {
   readonly #routes = new Map<string, RouteHandler>();
   /** path → allowed methods, for 405 answers. */
   readonly #methods = new Map<string, string[]>();
+  /** Routes registered as `METHOD /prefix/*` (management API paths with an id), tried after exact ones. */
+  readonly #prefixed: { method: string; prefix: string; handler: RouteHandler }[] = [];
 
   constructor(options: RestOptions) {
     this.#o = options;
@@ -52,8 +54,12 @@ export class RestFrontend {
       "POST /infer/stream": (q, res) => this.#inferByHeaders(q, res, "json", true),
     };
     for (const [key, handler] of Object.entries({ ...common, ...options.routes })) {
-      this.#routes.set(key, handler);
       const space = key.indexOf(" ");
+      if (key.endsWith("/*")) {
+        this.#prefixed.push({ method: key.slice(0, space), prefix: key.slice(space + 1, -1), handler });
+        continue;
+      }
+      this.#routes.set(key, handler);
       const path = key.slice(space + 1);
       const list = this.#methods.get(path) ?? [];
       list.push(key.slice(0, space));
@@ -73,7 +79,7 @@ export class RestFrontend {
     try {
       if (handler) done = handler(req, res);
       else if (path.startsWith("/v2/models/")) done = this.#modelRoute(req, res, path);
-      else this.#notFound(req, res, path);
+      else done = this.#notFound(req, res, path);
     } catch (err) {
       sendError(res, err);
       return;
@@ -81,8 +87,11 @@ export class RestFrontend {
     if (done instanceof Promise) done.catch((err: unknown) => sendError(res, err));
   };
 
-  #notFound(req: IncomingMessage, res: ServerResponse, path: string): void {
-    const allowed = this.#methods.get(path);
+  #notFound(req: IncomingMessage, res: ServerResponse, path: string): unknown {
+    const prefixed = this.#prefixed.filter((r) => path.startsWith(r.prefix) && path.length > r.prefix.length);
+    const route = prefixed.find((r) => r.method === req.method);
+    if (route) return route.handler(req, res);
+    const allowed = prefixed.length > 0 ? prefixed.map((r) => r.method) : this.#methods.get(path);
     if (allowed) {
       const allow = allowed.join(", ");
       sendError(res, new AnyServeError("METHOD_NOT_ALLOWED", `${req.method} is not allowed on ${path}: use ${allow}`), { allow });
@@ -93,7 +102,7 @@ export class RestFrontend {
 
   #modelRoute(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> | void {
     const m = MODEL_ROUTE.exec(path);
-    if (!m) return this.#notFound(req, res, path);
+    if (!m) return void this.#notFound(req, res, path);
     const name = decodeSegment(m[1]!, "model name");
     const version = m[2] === undefined ? undefined : decodeSegment(m[2], "model version");
     const action = m[3] ?? "metadata";

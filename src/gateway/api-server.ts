@@ -9,7 +9,13 @@ import { RestFrontend, type RouteHandler } from "../frontend/rest.js";
 import { closeServer, listen } from "../replica/replica.js";
 import { createLogger, type Logger } from "../util/logger.js";
 import { VERSION } from "../version.js";
+import { dashboardRoutes } from "../dashboard/routes.js";
+import { metricsRoute } from "../metrics/exposition.js";
+import { GatewayMetrics } from "../metrics/gateway-metrics.js";
 import { controlRoutes } from "./control.js";
+import { managementRoutes } from "./management.js";
+import { ServiceStats } from "./service-stats.js";
+import { StatusModel } from "./status.js";
 import { Forwarder, type ResilienceOptions } from "./forwarder.js";
 import { HealthChecker } from "./health-checker.js";
 import { ServicePolicies, type PolicyFields } from "./policies.js";
@@ -35,6 +41,8 @@ export interface ApiServerOptions {
   defaultPolicy?: PolicyFields;
   /** Outlier ejection, circuit breaking and retry budget settings. */
   resilience?: ResilienceOptions;
+  /** Prometheus metrics at /metrics and request statistics for the status API (default true). */
+  metrics?: boolean;
   /** More routes by "METHOD /path" (the deployment controller's, for `anyserve up`). */
   routes?: Record<string, RouteHandler>;
 }
@@ -46,6 +54,10 @@ export interface RunningApiServer {
   /** Per-service balancing/failover/health interval; `anyserve up` sets one per service. */
   readonly policies: ServicePolicies;
   readonly forwarder: Forwarder;
+  /** Service status (management API, `anyserve status`, dashboard); `attach()` the deployment controller. */
+  readonly status: StatusModel;
+  /** Undefined when started with `metrics: false`. */
+  readonly metrics: GatewayMetrics | undefined;
   close(): Promise<void>;
 }
 
@@ -65,6 +77,10 @@ export async function startApiServer(o: ApiServerOptions = {}): Promise<RunningA
     token,
     ...(o.resilience ? { resilience: o.resilience } : {}),
   });
+  const metrics = o.metrics === false ? undefined : new GatewayMetrics({ registry, forwarder });
+  forwarder.observer = metrics;
+  const stats = new ServiceStats(metrics);
+  const status = new StatusModel({ registry, policies, forwarder, stats });
   const health = new HealthChecker({ registry, policies, logger, probe: (entry, timeoutMs) => forwarder.probe(entry, timeoutMs) });
   const rest = new RestFrontend({
     backend: forwarder,
@@ -74,7 +90,13 @@ export async function startApiServer(o: ApiServerOptions = {}): Promise<RunningA
     maxBodyBytes,
     defaultTimeoutMs: timeoutMs,
     maxTimeoutMs: Math.max(timeoutMs, 3_600_000),
-    routes: { ...controlRoutes({ registry, policies, forwarder, token, defaultHeartbeatMs: o.heartbeatIntervalMs ?? 5_000 }), ...o.routes },
+    routes: {
+      ...controlRoutes({ registry, policies, forwarder, token, defaultHeartbeatMs: o.heartbeatIntervalMs ?? 5_000 }),
+      ...managementRoutes({ status, registry, token }),
+      ...dashboardRoutes(),
+      ...(metrics ? { "GET /metrics": metricsRoute(metrics.registry) } : {}),
+      ...o.routes,
+    },
   });
   const server = createServer(serverOptions(), rest.listener);
   hardenServer(server);
@@ -92,6 +114,7 @@ export async function startApiServer(o: ApiServerOptions = {}): Promise<RunningA
   }, 100);
   expiry.unref();
   health.start();
+  stats.start();
   registry.onChange((event, entry) => logger.info({ replica: entry.replicaId, endpoint: entry.httpEndpoint }, event));
   const url = `http://${hostForUrl}:${port}`;
   logger.info({ url, grpc: grpcAddress }, "API server listening");
@@ -101,9 +124,12 @@ export async function startApiServer(o: ApiServerOptions = {}): Promise<RunningA
     registry,
     policies,
     forwarder,
+    status,
+    metrics,
     async close() {
       clearInterval(expiry);
       health.stop();
+      stats.stop();
       await Promise.all([closeServer(server), grpc?.close()]);
       await forwarder.close();
     },

@@ -51,6 +51,18 @@ interface Pick {
   route: Route;
 }
 
+/** Hears of every answered request: its service ("" when none matched), capability key, outcome code and seconds. */
+export interface RequestObserver {
+  observe(service: string, capability: string, code: string, seconds: number): void;
+}
+
+type ChunkSink = (meta: Record<string, unknown> | null, body: Buffer) => void;
+
+/** Which replica (and service) the call went to last, for the observer. */
+interface Trace {
+  pick: Pick | undefined;
+}
+
 /** Thrown by #choose when failover has excluded every candidate: #send rethrows its last failure. */
 const NO_OTHER_REPLICA = Symbol("no other replica");
 
@@ -64,7 +76,9 @@ export class Forwarder implements InferBackend {
   readonly retryBudget: RetryBudget;
   readonly #maxRetries: number;
   /** Failover counters, for /registry and metrics. */
-  readonly counters = { retries: 0, retries_denied: 0, ejections: 0 };
+  readonly counters = { retries: 0, retries_denied: 0, ejections: 0, delegated: 0 };
+  /** Told about every answered request (the API server's metrics), unless the service turned metrics off. */
+  observer: RequestObserver | undefined;
   #draining = false;
 
   constructor(options: ForwarderOptions) {
@@ -117,11 +131,17 @@ export class Forwarder implements InferBackend {
     return this.#o.registry.lookupAvailable(query).length > 0;
   }
 
-  /** One readiness probe of a replica over its framed connection (the health checker's). */
-  async probe(entry: ReplicaEntry, timeoutMs: number): Promise<void> {
+  /** One readiness probe of a replica over its framed connection (the health checker's); resolves with what it reported. */
+  async probe(entry: ReplicaEntry, timeoutMs: number): Promise<Record<string, unknown>> {
     const reply = await this.#client(entry).request({ k: "health" }, Buffer.alloc(0), { timeoutMs });
     const err = errorOf(reply, entry);
     if (err) throw err;
+    try {
+      const body: unknown = JSON.parse(reply.body.toString("utf8"));
+      return body !== null && typeof body === "object" ? (body as Record<string, unknown>) : {};
+    } catch {
+      return {};
+    }
   }
 
   /** In-flight requests across replicas, for draining. */
@@ -156,9 +176,30 @@ export class Forwarder implements InferBackend {
    * a retryable error is sent again to another replica, within the retry budget and the call's
    * deadline, and never after part of the answer went out.
    */
-  async #send(call: IncomingCall, kind: FrameKind, onChunk?: (meta: Record<string, unknown> | null, body: Buffer) => void): Promise<FrameReply> {
+  async #send(call: IncomingCall, kind: FrameKind, onChunk?: ChunkSink): Promise<FrameReply> {
+    if (call.depth !== undefined && call.depth > 0) this.counters.delegated++;
+    const observer = this.observer;
+    if (observer === undefined) return this.#deliver(call, kind, onChunk, undefined);
+    const t0 = performance.now();
+    const trace: Trace = { pick: undefined };
+    let code = "OK";
+    try {
+      return await this.#deliver(call, kind, onChunk, trace);
+    } catch (err) {
+      code = err instanceof AnyServeError ? err.code : "INTERNAL";
+      throw err;
+    } finally {
+      const pick = trace.pick;
+      if (pick === undefined || pick.policy.metrics) {
+        observer.observe(pick?.entry.service ?? "", pick ? pick.route.key : "unmatched", code, (performance.now() - t0) / 1000);
+      }
+    }
+  }
+
+  async #deliver(call: IncomingCall, kind: FrameKind, onChunk: ChunkSink | undefined, trace: Trace | undefined): Promise<FrameReply> {
     this.retryBudget.recordRequest();
     let pick = this.#choose(call, undefined);
+    if (trace) trace.pick = pick;
     if (!pick.policy.failover) {
       const out = await this.#attempt(pick, call, kind, onChunk);
       if (out instanceof AnyServeError) throw out;
@@ -181,6 +222,7 @@ export class Forwarder implements InferBackend {
       attempt = { ...call, timeoutMs: remaining };
       try {
         pick = this.#choose(attempt, excluded);
+        if (trace) trace.pick = pick;
       } catch (err) {
         // Nobody else can take it: the client gets the failure that happened, not a routing error.
         if (err === NO_OTHER_REPLICA || err instanceof AnyServeError) throw out;

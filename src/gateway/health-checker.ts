@@ -9,6 +9,7 @@
 import type { Logger } from "../util/logger.js";
 import type { ServicePolicies } from "./policies.js";
 import type { Registry, ReplicaEntry } from "./registry.js";
+import type { ReplicaLoad } from "./status.js";
 
 /** Failed probes in a row before a replica is taken out of rotation. */
 export const UNHEALTHY_AFTER = 3;
@@ -16,8 +17,8 @@ export const UNHEALTHY_AFTER = 3;
 export interface HealthCheckerOptions {
   registry: Registry;
   policies: ServicePolicies;
-  /** Sends one readiness probe; rejects when the replica is not ready or did not answer in time. */
-  probe(entry: ReplicaEntry, timeoutMs: number): Promise<void>;
+  /** Sends one readiness probe; resolves with what the replica reported, rejects when it is not ready or did not answer in time. */
+  probe(entry: ReplicaEntry, timeoutMs: number): Promise<Record<string, unknown>>;
   logger: Logger;
   /** How often due probes are looked for (ms); default 50. */
   tickMs?: number;
@@ -58,8 +59,9 @@ export class HealthChecker {
     const now = Date.now();
     for (const entry of this.#o.registry.list()) {
       let slot = this.#slots.get(entry.replicaId);
-      // A newly registered replica was just heard from: its first probe is one interval later.
-      if (!slot) this.#slots.set(entry.replicaId, (slot = { lastStart: now, busy: false }));
+      // A newly registered replica is probed at once: its load (queue, workers, CPU, memory) shows
+      // in the status API without waiting a whole interval.
+      if (!slot) this.#slots.set(entry.replicaId, (slot = { lastStart: 0, busy: false }));
       const interval = this.intervalOf(entry);
       if (slot.busy || now - slot.lastStart < interval) continue;
       slot.busy = true;
@@ -70,8 +72,9 @@ export class HealthChecker {
 
   async #check(entry: ReplicaEntry, slot: ProbeSlot, timeoutMs: number): Promise<void> {
     let error: string | undefined;
+    let report: Record<string, unknown> | undefined;
     try {
-      await this.#o.probe(entry, timeoutMs);
+      report = await this.#o.probe(entry, timeoutMs);
     } catch (err) {
       error = (err as Error).message;
     }
@@ -79,6 +82,7 @@ export class HealthChecker {
     // The replica may have left or re-registered from another endpoint meanwhile.
     const current = this.#o.registry.get(entry.replicaId);
     if (!current || current.httpEndpoint !== entry.httpEndpoint) return;
+    if (report?.load !== null && typeof report?.load === "object") current.load = report.load as ReplicaLoad;
     this.#record(current, error);
   }
 

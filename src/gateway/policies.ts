@@ -14,6 +14,8 @@ export interface ServicePolicy {
   readonly failover: boolean;
   /** Health probe period; undefined = the replica's heartbeat interval. */
   readonly healthCheckIntervalMs: number | undefined;
+  /** Count this service's requests in the API server's metrics (`monitoring.enable_metrics`). */
+  readonly metrics: boolean;
 }
 
 /** The deployment file's fields a policy is made from (`load_balancing: true` = the default strategy). */
@@ -22,6 +24,8 @@ export interface PolicyFields {
   failover_enabled: boolean;
   /** Seconds. */
   health_check_interval?: number | undefined;
+  /** Default true. */
+  enable_metrics?: boolean | undefined;
 }
 
 /** `true` → power_of_two; `false` → first_available (the seed's "no balancing": one active replica, the rest standby). */
@@ -36,6 +40,7 @@ export function policyOf(fields: PolicyFields): ServicePolicy {
     balancer: createBalancer(balancerName(fields.load_balancing)),
     failover: fields.failover_enabled,
     healthCheckIntervalMs: fields.health_check_interval === undefined ? undefined : Math.round(fields.health_check_interval * 1000),
+    metrics: fields.enable_metrics ?? true,
   };
 }
 

@@ -5,6 +5,7 @@
  */
 import { AnyServeError } from "../errors.js";
 import { capabilityKey, formatCapability, matches, type CapabilityMap } from "../protocol/capability.js";
+import type { ReplicaLoad } from "./status.js";
 
 /** `warm` = workers running; `cold` = started on demand; `failed` = cannot start. */
 export type CapabilityState = "warm" | "cold" | "failed";
@@ -45,6 +46,8 @@ export interface ReplicaEntry extends ReplicaRegistration {
   probeFailures: number;
   /** Why the last probe failed, for /registry. */
   probeError?: string | undefined;
+  /** What the replica reported with its last health probe answer (queue, workers, CPU, memory). */
+  load?: ReplicaLoad | undefined;
   /** Registration order, so lookups return replicas in a stable order without a full scan. */
   order: number;
 }
@@ -62,6 +65,8 @@ export class Registry {
   /** "key=value" → replicas having at least one capability with that pair. */
   readonly #index = new Map<string, Set<ReplicaEntry>>();
   #cache = new Map<string, Route>();
+  /** Replicas an operator drained (management API): they stay out of rotation across re-registrations. */
+  readonly #drained = new Set<string>();
   readonly #listeners: ChangeListener[] = [];
   readonly #now: () => number;
   #nextOrder = 0;
@@ -91,10 +96,11 @@ export class Registry {
       registeredAt: previous?.registeredAt ?? now,
       lastHeartbeat: now,
       inFlight: previous?.inFlight ?? 0,
-      available: true,
+      available: !this.#drained.has(reg.replicaId),
       healthy: same ? previous.healthy : true,
       probeFailures: same ? previous.probeFailures : 0,
       probeError: same ? previous.probeError : undefined,
+      load: same ? previous.load : undefined,
       order: previous?.order ?? this.#nextOrder++,
     };
     this.#replicas.set(entry.replicaId, entry);
@@ -140,6 +146,13 @@ export class Registry {
       this.#cache = new Map();
     }
     return true;
+  }
+
+  /** Takes a replica out of rotation (or puts it back) until told otherwise; false when unknown. */
+  drain(replicaId: string, drained: boolean): boolean {
+    if (drained) this.#drained.add(replicaId);
+    else this.#drained.delete(replicaId);
+    return this.setAvailable(replicaId, !drained);
   }
 
   /** Marks a replica (un)healthy (the health checker); false when the id is unknown. */

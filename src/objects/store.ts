@@ -197,6 +197,16 @@ export class ObjectStore implements ObjectStoreApi {
     return this.#removeWhere((o, now) => expired(o, now));
   }
 
+  /**
+   * What the store's directory holds now (it may be shared with other replicas): objects
+   * (expired ones until the next sweep) and bytes on disk (objects and unfinished writes — what
+   * counts toward `maxTotalBytes`). Scans the directory: for metrics, not for every request.
+   */
+  async totals(): Promise<{ objects: number; bytes: number }> {
+    const [objects, bytes] = await Promise.all([this.backend.list(), this.backend.usage()]);
+    return { objects: objects.length, bytes };
+  }
+
   /** Opens a local object for the endpoint: 404 when absent, 410 when expired; never fetches. */
   async openLocal(id: string): Promise<OpenedObject> {
     return live(await this.backend.open(checkId(id)));

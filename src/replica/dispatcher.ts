@@ -4,18 +4,25 @@
  * and abort signal. The lane queues it (bounded), batches it, starts cold workers, and runs it
  * with the capability's execution strategy; decoding and encoding happen where the handler runs.
  * Errors leave as AnyServeError with their code.
+ *
+ * Metrics (when the replica has them): every call that finds its handler is counted here with its
+ * outcome — OK, or the code it fails with, including QUEUE_FULL, DEADLINE_EXCEEDED, CANCELLED and
+ * SHUTTING_DOWN — under the handler's capability; calls no handler matches are counted with an
+ * empty capability. Queue wait, execution time and batch sizes are recorded by the lane.
  */
 import { AnyServeError } from "../errors.js";
 import { resolveExecution, type ExecutionConfig } from "../execution/config.js";
 import { Lane } from "../execution/lane.js";
 import { taskOf } from "../execution/task.js";
 import type { IncomingCall, InferBackend, ModelMetadata } from "../frontend/backend.js";
+import { addLoad, type LaneLoad, type ReplicaMetrics } from "../metrics/replica-metrics.js";
 import { formatCapability, matches, normalizeCapability, type CapabilityMap } from "../protocol/capability.js";
 import type { EncodedBody } from "../protocol/types.js";
 import type { AnyServe, HandlerEntry } from "../sdk/app.js";
 import type { Caller, ObjectStoreLike } from "../sdk/context.js";
 import type { Logger } from "../util/logger.js";
 import { runWithDeadline } from "./deadline.js";
+import type { ReplicaHealth, ReplicaLoad } from "./frame-handler.js";
 
 export interface DispatcherOptions {
   app: AnyServe;
@@ -33,6 +40,8 @@ export interface DispatcherOptions {
   execution?: Partial<ExecutionConfig> | undefined;
   /** A capability turned warm, cold or failed: the registration should say so. */
   onStateChange?: (() => void) | undefined;
+  /** The replica's metrics; without them nothing is recorded. */
+  metrics?: ReplicaMetrics | undefined;
 }
 
 export class Dispatcher implements InferBackend {
@@ -42,6 +51,8 @@ export class Dispatcher implements InferBackend {
   #draining = false;
   #inFlight = 0;
   #idleWaiters: (() => void)[] = [];
+  /** CPU time at the previous health probe, for `load.process.cpu_percent`. */
+  #cpu = { at: performance.now(), usage: process.cpuUsage(), percent: 0 };
 
   constructor(options: DispatcherOptions) {
     this.#o = options;
@@ -49,14 +60,17 @@ export class Dispatcher implements InferBackend {
     const c = this.config;
     const env = { app: options.app, replicaId: options.replicaId, logger: options.logger, objects: options.objects, caller: options.caller };
     options.app.handlers.forEach((entry, handler) => {
-      this.#lanes.set(entry, new Lane({
+      // Read when scraped only, once the lane exists.
+      const metrics = options.metrics?.lane(entry.capability, { batching: entry.options.batch === true && c.batchSize > 1, load: () => lane.load() });
+      const lane: Lane = new Lane({
         entry, handler, strategy: c.strategy, queueSize: c.queueSize, batchSize: c.batchSize, batchWaitMs: c.batchWaitMs,
-        idleTimeoutMs: c.idleTimeoutMs, lazy: c.lazy, logger: options.logger, onState: () => options.onStateChange?.(),
+        idleTimeoutMs: c.idleTimeoutMs, lazy: c.lazy, logger: options.logger, onState: () => options.onStateChange?.(), metrics,
         strategyOptions: {
           env, appSpec: options.appSpec, apiServer: options.apiServer, threads: c.threads, maxThreads: c.maxThreads,
           memoryMb: c.memoryMb, graceMs: c.graceMs, startRetries: c.startRetries, poolIdleMs: c.poolIdleMs, workerEnv: c.workerEnv,
         },
-      }));
+      });
+      this.#lanes.set(entry, lane);
     });
   }
 
@@ -81,15 +95,32 @@ export class Dispatcher implements InferBackend {
   /**
    * The answer to the gateway's health probe: not ready while draining, or when every capability
    * has failed to start (workers that crash are replaced by their lane; a lane that keeps failing
-   * turns `failed`).
+   * turns `failed`). `load` sums the lanes — requests running and queued, workers by state — and
+   * adds the process's memory and CPU.
    */
-  health(): { ready: boolean; reason?: string } {
-    if (this.#draining) return { ready: false, reason: "draining" };
+  health(): ReplicaHealth & { load: ReplicaLoad } {
     const lanes = [...this.#lanes.values()];
+    const sum: LaneLoad = { inFlight: 0, queued: 0, workers: { starting: 0, warm: 0, idle: 0, failed: 0 } };
+    for (const l of lanes) addLoad(sum, l.load());
+    const load: ReplicaLoad = { in_flight: sum.inFlight, queue_depth: sum.queued, workers: sum.workers, process: this.#processLoad() };
+    if (this.#draining) return { ready: false, reason: "draining", load };
     if (lanes.length > 0 && lanes.every((l) => l.state === "failed")) {
-      return { ready: false, reason: `every capability failed to start (${lanes.length})` };
+      return { ready: false, reason: `every capability failed to start (${lanes.length})`, load };
     }
-    return { ready: true };
+    return { ready: true, load };
+  }
+
+  /** Resident memory, and CPU since the previous call (several gateways probing: calls < 200 ms apart reuse the figure). */
+  #processLoad(): ReplicaLoad["process"] {
+    const c = this.#cpu;
+    const now = performance.now();
+    if (now - c.at >= 200) {
+      const usage = process.cpuUsage();
+      c.percent = ((usage.user - c.usage.user + usage.system - c.usage.system) / 1000 / (now - c.at)) * 100;
+      c.at = now;
+      c.usage = usage;
+    }
+    return { rss_mb: Math.round(process.memoryUsage.rss() / 104857.6) / 10, cpu_percent: Math.round(c.percent * 10) / 10 };
   }
 
   /** Stops taking new calls; resolves when the in-flight ones have finished. */
@@ -150,26 +181,39 @@ export class Dispatcher implements InferBackend {
     go: (lane: Lane, task: ReturnType<typeof taskOf>, signal: AbortSignal, hooks: { lowerDeadline: (i: number, dl: number) => void }) => Promise<T>,
   ): Promise<T> {
     const lane = this.#admit(call, wantStream);
+    const m = lane.metrics;
     try {
-      return await runWithDeadline(Math.min(call.timeoutMs, this.#o.maxTimeoutMs), call.signal, (signal, deadline, lower) =>
+      const out = await runWithDeadline(Math.min(call.timeoutMs, this.#o.maxTimeoutMs), call.signal, (signal, deadline, lower) =>
         go(lane, taskOf(call, deadline), signal, { lowerDeadline: (_i, dl) => lower(dl) }));
+      m?.ok();
+      return out;
+    } catch (err) {
+      m?.outcome(codeOf(err));
+      throw err;
     } finally {
       this.#release();
     }
   }
 
   #admit(call: IncomingCall, wantStream: boolean): Lane {
-    if (this.#draining) throw new AnyServeError("SHUTTING_DOWN", `replica '${this.#o.replicaId}' is draining and takes no new requests`);
     const entry = this.#o.app.findAnyHandler(call.query);
-    if (!entry) {
-      if (call.model) throw modelNotFound(call.model.name, call.model.version);
-      throw this.#noMatch(call.query);
-    }
-    if (entry.isStream && !wantStream) {
-      throw new AnyServeError("NOT_STREAMING", `${formatCapability(entry.capability)} streams its answer: call it with POST /infer/stream or gRPC ModelStreamInfer`);
+    const lane = entry && this.#lanes.get(entry);
+    try {
+      if (this.#draining) throw new AnyServeError("SHUTTING_DOWN", `replica '${this.#o.replicaId}' is draining and takes no new requests`);
+      if (!entry || !lane) {
+        if (call.model) throw modelNotFound(call.model.name, call.model.version);
+        throw this.#noMatch(call.query);
+      }
+      if (entry.isStream && !wantStream) {
+        throw new AnyServeError("NOT_STREAMING", `${formatCapability(entry.capability)} streams its answer: call it with POST /infer/stream or gRPC ModelStreamInfer`);
+      }
+    } catch (err) {
+      if (lane) lane.metrics?.outcome(codeOf(err));
+      else this.#o.metrics?.unmatched(codeOf(err));
+      throw err;
     }
     this.#inFlight++;
-    return this.#lanes.get(entry)!;
+    return lane;
   }
 
   #noMatch(query: CapabilityMap): AnyServeError {
@@ -188,6 +232,10 @@ export class Dispatcher implements InferBackend {
       for (const w of waiters) w();
     }
   }
+}
+
+function codeOf(err: unknown): string {
+  return err instanceof AnyServeError ? err.code : "INTERNAL";
 }
 
 function modelNotFound(name: string, version?: string): AnyServeError {

@@ -8,6 +8,20 @@ import type { EncodedBody } from "../protocol/types.js";
 export interface ReplicaHealth {
   ready: boolean;
   reason?: string;
+  /** The replica's load, summed over its capabilities (replicas of this version always send it). */
+  load?: ReplicaLoad;
+}
+
+/**
+ * Requests running on workers and waiting in queues, workers by state (idle ones are also warm),
+ * and the replica process's memory and CPU (percent of one core since the previous probe; worker
+ * threads included, worker processes not).
+ */
+export interface ReplicaLoad {
+  in_flight: number;
+  queue_depth: number;
+  workers: { starting: number; warm: number; idle: number; failed: number };
+  process: { rss_mb: number; cpu_percent: number };
 }
 
 export function createFrameHandler(backend: InferBackend, health: () => ReplicaHealth): FrameHandler {

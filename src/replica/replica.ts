@@ -20,6 +20,8 @@ import { workerRoutes } from "../execution/routes.js";
 import { withObjectEndpoint } from "../objects/endpoint.js";
 import type { ObjectStore } from "../objects/store.js";
 import { createFrameHandler } from "./frame-handler.js";
+import { metricsRoute } from "../metrics/exposition.js";
+import { ReplicaMetrics } from "../metrics/replica-metrics.js";
 import { RegistrationLoop } from "./registration.js";
 
 export interface ReplicaOptions {
@@ -48,6 +50,8 @@ export interface ReplicaOptions {
   execution?: Partial<ExecutionConfig>;
   /** The store handlers get as `ctx.objects`; also served at `GET|HEAD /objects/{id}` (docs/objects.md). */
   objectStore?: ObjectStore;
+  /** Prometheus metrics at `GET /metrics` (docs/metrics.md); false: none are collected and the route is 404. Default true. */
+  metrics?: boolean;
 }
 
 export interface RunningReplica {
@@ -57,6 +61,8 @@ export interface RunningReplica {
   /** `host:port` of gRPC. */
   readonly grpcAddress: string;
   readonly dispatcher: Dispatcher;
+  /** Undefined with `metrics: false`. */
+  readonly metrics: ReplicaMetrics | undefined;
   readonly registration: RegistrationLoop | undefined;
   /** Drains, unregisters and closes everything. */
   stop(): Promise<void>;
@@ -72,7 +78,8 @@ export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
   const caller = o.apiServer ? new ApiServerCaller(o.apiServer) : undefined;
   // Capabilities turning warm/cold/failed re-register; set once the registration loop exists.
   let onStateChange = (): void => undefined;
-  const dispatcher = new Dispatcher({ app: o.app, appSpec: o.appSpec, apiServer: o.apiServer, execution: o.execution, onStateChange: () => onStateChange(), replicaId, logger, maxTimeoutMs: timeoutMs, ...(caller ? { caller } : {}), ...(o.objectStore ? { objects: o.objectStore } : {}) });
+  const metrics = o.metrics === false ? undefined : new ReplicaMetrics({ replicaId, service: o.service, objectStore: o.objectStore });
+  const dispatcher = new Dispatcher({ app: o.app, appSpec: o.appSpec, apiServer: o.apiServer, execution: o.execution, onStateChange: () => onStateChange(), replicaId, logger, maxTimeoutMs: timeoutMs, metrics, ...(caller ? { caller } : {}), ...(o.objectStore ? { objects: o.objectStore } : {}) });
   // Eager capabilities start their workers (onStart) while the servers come up.
   const started = dispatcher.start();
   const backend = o.apiServer
@@ -89,6 +96,7 @@ export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
     maxTimeoutMs: timeoutMs,
     routes: {
       ...workerRoutes(dispatcher, o.token),
+      ...(metrics ? { "GET /metrics": metricsRoute(metrics.registry) } : {}),
       "GET /health": (_q, res) => sendJson(res, dispatcher.ready() ? 200 : 503, {
         status: dispatcher.ready() ? "healthy" : "draining",
         replica_id: replicaId,
@@ -155,7 +163,7 @@ export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
       logger.info("replica stopped");
     })());
 
-  return { replicaId, httpUrl, grpcAddress, dispatcher, registration, stop };
+  return { replicaId, httpUrl, grpcAddress, dispatcher, metrics, registration, stop };
 }
 
 /** How long a stopping replica waits for gateways to close their frame connections. */

@@ -22,6 +22,7 @@ import { localNode, placementConflict } from "../deploy/placement.js";
 import { executionOf } from "../deploy/replica-args.js";
 import { deploymentFileSchema, nodeSchema, serviceSchema, type DeploymentFile, type ServiceConfig } from "../deploy/schema.js";
 import { startApiServer, type RunningApiServer } from "../gateway/api-server.js";
+import type { ServiceView } from "../gateway/status.js";
 import { startReplica, type RunningReplica } from "../replica/replica.js";
 import { createLogger, silentLogger, type Logger } from "../util/logger.js";
 import { Client } from "./client.js";
@@ -127,8 +128,24 @@ export class Environment {
     }
     if (this.#file) {
       this.#controller = new DeploymentController({ apiServerUrl: this.#api.url, registry: this.#api.registry, policies: this.#api.policies, node, logger: createLogger("environment") });
+      this.#api.status.attach(this.#controller);
       await this.#controller.apply(deploymentFileSchema.parse(this.#file));
     }
+  }
+
+  /**
+   * The seed's `ServiceMonitor.get_service_status()`: the service's config, replicas and their
+   * health, request/error counts, rps, latency p50/p95/p99, queue depth, active workers, CPU and
+   * memory — the same view as `GET /api/services/{name}`. Undefined for an unknown service.
+   *
+   * @example
+   * const s = await env.getServiceStatus("kv_service");
+   * console.log(s?.stats.requests, s?.stats.latency_ms?.p99);
+   */
+  async getServiceStatus(name: string): Promise<ServiceView | undefined> {
+    if (!this.#api) throw new Error("the environment is not started: call await env.start() first");
+    await this.#api.status.refresh();
+    return this.#api.status.service(name);
   }
 
   /** Stops every replica (each drains) and the API server; calling it again does nothing. */

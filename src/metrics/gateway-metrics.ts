@@ -1,0 +1,105 @@
+/**
+ * The API server's metrics: every request it answers, by service, capability and outcome, with
+ * its end-to-end latency; failover, ejections and delegations; replica health and open circuits.
+ * Per-request work is one cached counter child and one histogram child (label children are
+ * resolved once per service/capability/code); everything that is state rather than an event
+ * (replicas by health, in-flight, open circuits) is read from the registry when scraped.
+ */
+import { Counter, Gauge, Histogram, type Registry as PromRegistry } from "prom-client";
+import type { Forwarder } from "../gateway/forwarder.js";
+import type { Registry } from "../gateway/registry.js";
+import { createMetricsRegistry } from "./exposition.js";
+
+/** Seconds: 250 µs … 60 s, dense where a serving system's requests are. */
+export const LATENCY_BUCKETS = [0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+/** The service label of requests that matched no replica. */
+export const NO_SERVICE = "";
+
+interface Children {
+  duration: { observe(v: number): void };
+  byCode: Map<string, { inc(): void }>;
+}
+
+export class GatewayMetrics {
+  readonly registry: PromRegistry;
+  readonly requests: Counter<"service" | "capability" | "code">;
+  readonly duration: Histogram<"service" | "capability">;
+  /** service → capability → cached children. */
+  readonly #children = new Map<string, Map<string, Children>>();
+
+  constructor(sources: { registry: Registry; forwarder: Forwarder }) {
+    const registry = (this.registry = createMetricsRegistry());
+    const { registry: replicas, forwarder } = sources;
+    this.requests = new Counter({
+      name: "anyserve_gateway_requests_total",
+      help: "Requests the API server answered, by service, capability and outcome code (OK or the error code).",
+      labelNames: ["service", "capability", "code"],
+      registers: [registry],
+    });
+    this.duration = new Histogram({
+      name: "anyserve_gateway_request_duration_seconds",
+      help: "End-to-end time at the API server, from the request's headers to the last byte of the answer handed to the socket.",
+      labelNames: ["service", "capability"],
+      buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    });
+    const counterFrom = (name: string, help: string, read: () => number): void => {
+      new Counter({ name, help, registers: [registry], collect() { this.reset(); this.inc(read()); } });
+    };
+    counterFrom("anyserve_gateway_retries_total", "Failover retries sent to another replica.", () => forwarder.counters.retries);
+    counterFrom("anyserve_gateway_retries_denied_total", "Retries the retry budget refused.", () => forwarder.counters.retries_denied);
+    counterFrom("anyserve_gateway_ejections_total", "Replicas ejected by the outlier detector.", () => forwarder.counters.ejections);
+    counterFrom("anyserve_gateway_delegated_requests_total", "Requests that arrived already delegated by a replica (X-Delegated-From).", () => forwarder.counters.delegated);
+    new Gauge({
+      name: "anyserve_gateway_in_flight",
+      help: "Requests the API server has sent to replicas and not yet had answered, by service.",
+      labelNames: ["service"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const e of replicas.list()) this.inc({ service: e.service ?? NO_SERVICE }, e.inFlight);
+      },
+    });
+    new Gauge({
+      name: "anyserve_gateway_replicas",
+      help: "Registered replicas by service and availability: healthy, unhealthy, draining, ejected.",
+      labelNames: ["service", "state"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const e of replicas.list()) {
+          const state = !e.available ? "draining" : !e.healthy ? "unhealthy" : forwarder.outliers.isEjected(e.replicaId) ? "ejected" : "healthy";
+          this.inc({ service: e.service ?? NO_SERVICE, state });
+        }
+      },
+    });
+    new Gauge({
+      name: "anyserve_gateway_circuits_open",
+      help: "Circuits open or half-open, by replica and capability (1 per circuit).",
+      labelNames: ["replica", "capability", "state"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        if (forwarder.circuits.openCount === 0) return;
+        for (const e of replicas.list()) {
+          for (const c of forwarder.circuits.snapshot(e.replicaId)) {
+            if (c.state !== "closed") this.set({ replica: e.replicaId, capability: c.capability, state: c.state }, 1);
+          }
+        }
+      },
+    });
+  }
+
+  /** One answered request (`code` "OK" or the error code). */
+  observe(service: string, capability: string, code: string, seconds: number): void {
+    let byCap = this.#children.get(service);
+    if (!byCap) this.#children.set(service, (byCap = new Map()));
+    let c = byCap.get(capability);
+    if (!c) byCap.set(capability, (c = { duration: this.duration.labels(service, capability), byCode: new Map() }));
+    let counter = c.byCode.get(code);
+    if (!counter) c.byCode.set(code, (counter = this.requests.labels(service, capability, code)));
+    counter.inc();
+    c.duration.observe(seconds);
+  }
+}
