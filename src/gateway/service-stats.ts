@@ -15,6 +15,8 @@ export interface ServiceRequestStats {
   rps: number;
   /** Over the last 60 s; null before any request in that window. */
   latency_ms: { p50: number; p95: number; p99: number } | null;
+  /** When the service last answered a request (ISO 8601), null before the first. */
+  last_activity_time: string | null;
 }
 
 interface Sample {
@@ -84,10 +86,18 @@ export class ServiceStats {
 
   of(service: string): ServiceRequestStats {
     const last = this.#ring.at(-1)?.services.get(service);
-    if (!last) return { requests: 0, errors: 0, errors_by_code: {}, rps: 0, latency_ms: null };
+    if (!last) return { requests: 0, errors: 0, errors_by_code: {}, rps: 0, latency_ms: null, last_activity_time: null };
     const byCode = Object.fromEntries([...last.byCode].filter(([c]) => c !== "OK"));
     const errors = Object.values(byCode).reduce((a, b) => a + b, 0);
-    return { requests: last.requests, errors, errors_by_code: byCode, rps: this.#rate(service), latency_ms: this.#latency(service) };
+    const at = this.#metrics?.lastActivity.get(service)?.at ?? 0;
+    return {
+      requests: last.requests,
+      errors,
+      errors_by_code: byCode,
+      rps: this.#rate(service),
+      latency_ms: this.#latency(service),
+      last_activity_time: at > 0 ? new Date(at).toISOString() : null,
+    };
   }
 
   #rate(service: string): number {

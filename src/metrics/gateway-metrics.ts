@@ -19,6 +19,8 @@ export const NO_SERVICE = "";
 interface Children {
   duration: { observe(v: number): void };
   byCode: Map<string, { inc(): void }>;
+  /** The service's entry in `lastActivity` (shared by its capabilities). */
+  service: { at: number };
 }
 
 export class GatewayMetrics {
@@ -27,6 +29,8 @@ export class GatewayMetrics {
   readonly duration: Histogram<"service" | "capability">;
   /** service → capability → cached children. */
   readonly #children = new Map<string, Map<string, Children>>();
+  /** service → when its last request was answered (ms epoch), for the SAGE statistics. */
+  readonly lastActivity = new Map<string, { at: number }>();
 
   constructor(sources: { registry: Registry; forwarder: Forwarder }) {
     const registry = (this.registry = createMetricsRegistry());
@@ -96,10 +100,15 @@ export class GatewayMetrics {
     let byCap = this.#children.get(service);
     if (!byCap) this.#children.set(service, (byCap = new Map()));
     let c = byCap.get(capability);
-    if (!c) byCap.set(capability, (c = { duration: this.duration.labels(service, capability), byCode: new Map() }));
+    if (!c) {
+      let last = this.lastActivity.get(service);
+      if (!last) this.lastActivity.set(service, (last = { at: 0 }));
+      byCap.set(capability, (c = { duration: this.duration.labels(service, capability), byCode: new Map(), service: last }));
+    }
     let counter = c.byCode.get(code);
     if (!counter) c.byCode.set(code, (counter = this.requests.labels(service, capability, code)));
     counter.inc();
     c.duration.observe(seconds);
+    c.service.at = Date.now();
   }
 }

@@ -49,6 +49,20 @@ interface Registered {
   config: ServiceConfig;
 }
 
+/** What {@link Environment.getServiceStatistics} answers (the seed's SAGE statistics, plus codes and latency). */
+export interface ServiceStatistics {
+  service_name: string;
+  /** The registered class's name, or "app" for a service deployed from a module. */
+  service_type: string;
+  is_running: boolean;
+  replicas: number;
+  request_count: number;
+  error_count: number;
+  errors_by_code: Record<string, number>;
+  last_activity_time: string | null;
+  latency_ms: { p50: number; p95: number; p99: number } | null;
+}
+
 /** A pending call of `callServiceAsync`: await it, or cancel it. */
 export interface ServiceCall<T = unknown> extends PromiseLike<T> {
   cancel(): void;
@@ -146,6 +160,30 @@ export class Environment {
     if (!this.#api) throw new Error("the environment is not started: call await env.start() first");
     await this.#api.status.refresh();
     return this.#api.status.service(name);
+  }
+
+  /**
+   * SAGE's service-task statistics, from the same counters as {@link getServiceStatus}:
+   * requests answered through the router, errors among them, and when the last one was.
+   *
+   * @example
+   * const s = await env.getServiceStatistics("kv");
+   * // { service_name: "kv", service_type: "KVService", is_running: true, request_count: 7, error_count: 2, … }
+   */
+  async getServiceStatistics(name: string): Promise<ServiceStatistics | undefined> {
+    const view = await this.getServiceStatus(name);
+    if (!view) return undefined;
+    return {
+      service_name: name,
+      service_type: this.#registered.get(name)?.Class.name ?? "app",
+      is_running: view.replicas.some((r) => r.health === "healthy"),
+      replicas: view.replicas.length,
+      request_count: view.stats.requests,
+      error_count: view.stats.errors,
+      errors_by_code: view.stats.errors_by_code,
+      last_activity_time: view.stats.last_activity_time,
+      latency_ms: view.stats.latency_ms,
+    };
   }
 
   /** Stops every replica (each drains) and the API server; calling it again does nothing. */

@@ -55,6 +55,14 @@ test("environment: register, start (idempotent), call, failures with codes, stop
     await assert.rejects(kv.fail!("boom"), { code: "WORKER_ERROR", message: /kv failed: boom/ });
     await assert.rejects(kv.nope!(), (err: { code: string; message: string }) => err.code === "NO_MATCHING_CAPABILITY" && /method=nope/.test(err.message));
     await assert.rejects(env.callService("kv", { timeout: 100 }).slow!(2000), { code: "DEADLINE_EXCEEDED" });
+    // SAGE statistics after those calls: 7 reached kv (nope matched nothing), 2 failed.
+    const stats = (await env.getServiceStatistics("kv"))!;
+    assert.deepEqual(
+      [stats.service_name, stats.service_type, stats.is_running, stats.request_count, stats.error_count, stats.errors_by_code],
+      ["kv", "KVService", true, 7, 2, { WORKER_ERROR: 1, DEADLINE_EXCEEDED: 1 }],
+    );
+    assert.ok(Date.now() - Date.parse(stats.last_activity_time!) < 10_000, stats.last_activity_time!);
+    assert.equal(await env.getServiceStatistics("nope"), undefined);
     // Concurrent calls all answered; two replicas share them.
     const answers = await Promise.all(Array.from({ length: 40 }, (_, i) => env.callService("kv_async").info!().then((r) => (r as { replica: string }).replica)));
     assert.equal(answers.length, 40);
