@@ -28,6 +28,7 @@ export {
   type StreamCreateOptions, type ReadOptions, type StreamReadOptions, type ObjectBackend, type PeerResolver,
 } from "./objects/index.js";
 export { Service, currentServiceContext, type ServiceContext, type ServiceProxy } from "./sdk/service.js";
+export type { ServiceView, ReplicaView } from "./gateway/status.js";
 export { Environment, type EnvironmentOptions, type ServiceConfigInput, type ServiceCall, type ServiceStatistics } from "./sdk/environment.js";
 export { loadDeploymentFile, parseDeployment, ConfigError } from "./deploy/load.js";
 export type { DeploymentFile, ServiceConfig } from "./deploy/schema.js";

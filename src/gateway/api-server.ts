@@ -77,7 +77,7 @@ export async function startApiServer(o: ApiServerOptions = {}): Promise<RunningA
     token,
     ...(o.resilience ? { resilience: o.resilience } : {}),
   });
-  const metrics = o.metrics === false ? undefined : new GatewayMetrics({ registry, forwarder });
+  const metrics = o.metrics === false ? undefined : new GatewayMetrics({ registry, forwarder, policies });
   forwarder.observer = metrics;
   const stats = new ServiceStats(metrics);
   const status = new StatusModel({ registry, policies, forwarder, stats });

@@ -7,6 +7,7 @@
  */
 import { Counter, Gauge, Histogram, type Registry as PromRegistry } from "prom-client";
 import type { Forwarder } from "../gateway/forwarder.js";
+import type { ServicePolicies } from "../gateway/policies.js";
 import type { Registry } from "../gateway/registry.js";
 import { createMetricsRegistry } from "./exposition.js";
 
@@ -32,9 +33,11 @@ export class GatewayMetrics {
   /** service → when its last request was answered (ms epoch), for the SAGE statistics. */
   readonly lastActivity = new Map<string, { at: number }>();
 
-  constructor(sources: { registry: Registry; forwarder: Forwarder }) {
+  constructor(sources: { registry: Registry; forwarder: Forwarder; policies: ServicePolicies }) {
     const registry = (this.registry = createMetricsRegistry());
-    const { registry: replicas, forwarder } = sources;
+    const { forwarder, policies } = sources;
+    // Services with `enable_metrics: false` are left out of the state series too.
+    const replicas = { list: () => sources.registry.list().filter((e) => policies.of(e).metrics) };
     this.requests = new Counter({
       name: "anyserve_gateway_requests_total",
       help: "Requests the API server answered, by service, capability and outcome code (OK or the error code).",
