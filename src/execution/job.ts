@@ -8,7 +8,7 @@ import type { EncodedBody } from "../protocol/types.js";
 import { allAborted } from "./base.js";
 import type { WorkerHandle } from "./handle.js";
 import type { JobMode, Task, TaskHooks } from "./task.js";
-import { ownsBuffer } from "./thread-port.js";
+import { movesOnSend } from "./thread-port.js";
 import { Msg, runMessage } from "./worker-protocol.js";
 
 /** A worker as the group holds it. */
@@ -60,7 +60,7 @@ export class Job {
     this.tasks = init.tasks;
     this.hooks = init.hooks;
     this.onChunk = init.onChunk;
-    this.moves = init.tasks.length === 1 && ownsBuffer(init.tasks[0]!.body);
+    this.moves = init.tasks.length === 1 && movesOnSend(init.tasks[0]!.body);
     const signals = init.signals;
     this.signal = signals.length === 1 ? signals[0]! : allAborted(signals);
     const onAbort = (): void => init.onAbort(this);

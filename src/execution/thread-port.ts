@@ -6,10 +6,13 @@
  * `postMessage` costs a wake-up of the other thread, so fewer, fuller batches keep the hop cheap
  * under load (a burst of answers becomes one message, and so do the jobs sent in reply).
  *
- * Transfer rule: a Buffer that owns its whole ArrayBuffer is transferred (no copy; the sender's
- * Buffer is detached afterwards). Any other Buffer — a view into Node's 8 KiB pool or into a
- * socket chunk — is copied into an exactly sized ArrayBuffer first, which is then transferred:
- * structured-cloning the view would copy its *whole* backing store (the pool, the chunk).
+ * Transfer rule: a Buffer of at least {@link TRANSFER_MIN_BYTES} that owns its whole ArrayBuffer
+ * is transferred (no copy; the sender's Buffer is detached afterwards). Any other Buffer — a small
+ * one, a view into Node's 8 KiB pool or into a socket chunk — is copied into an exactly sized
+ * ArrayBuffer first, which is then transferred: structured-cloning the view would copy its *whole*
+ * backing store (the pool, the chunk). Small bodies are copied on purpose: a job whose body moved
+ * can only go to an idle worker (it cannot be re-sent if that worker dies), which costs a round
+ * trip of idle time per job; copying a few KiB costs far less than that and keeps the pipeline.
  */
 import type { Meta } from "./worker-protocol.js";
 
@@ -19,9 +22,12 @@ export interface PortLike {
   postMessage(value: unknown, transferList?: readonly ArrayBuffer[]): void;
 }
 
+/** Bodies from this size on move by transfer when they can; smaller ones are copied. */
+export const TRANSFER_MIN_BYTES = 64 * 1024;
+
 /** True when sending `buf` transfers it (and detaches it here). */
-export function ownsBuffer(buf: Buffer): boolean {
-  return buf.length > 0 && buf.byteOffset === 0 && buf.byteLength === buf.buffer.byteLength && buf.buffer instanceof ArrayBuffer;
+export function movesOnSend(buf: Buffer): boolean {
+  return buf.length >= TRANSFER_MIN_BYTES && buf.byteOffset === 0 && buf.byteLength === buf.buffer.byteLength && buf.buffer instanceof ArrayBuffer;
 }
 
 /** Where messages wait to be sent together; `flush` sends them now. */
@@ -51,7 +57,7 @@ export class ThreadOutbox implements Outbox {
   send(type: number, id: number, meta: Meta, body?: Buffer): void {
     let view: Uint8Array | null = null;
     if (body && body.length > 0) {
-      view = ownsBuffer(body) ? body : new Uint8Array(body);
+      view = movesOnSend(body) ? body : new Uint8Array(body);
       this.#transfer.push(view.buffer as ArrayBuffer);
     }
     if (this.#batch.length === 0) this.#since = performance.now();
