@@ -6,7 +6,7 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { AnyServeError } from "../errors.js";
 import { capabilityFromHeaders, normalizeCapability, type CapabilityMap } from "../protocol/capability.js";
-import { CONTENT_TYPE_PROTOBUF, HEADER_INFERENCE_LENGTH, type WireFormat } from "../protocol/types.js";
+import { CONTENT_TYPE_PROTOBUF, HEADER_INFERENCE_LENGTH, type EncodedBody, type WireFormat } from "../protocol/types.js";
 import type { Logger } from "../util/logger.js";
 import type { IncomingCall, InferBackend } from "./backend.js";
 import { AFFINITY_HEADER } from "./backend.js";
@@ -27,6 +27,11 @@ export interface RestOptions {
   maxTimeoutMs: number;
   /** Extra routes by "METHOD /path" (control plane, health). */
   routes?: Record<string, RouteHandler>;
+  /**
+   * Told the code of every request refused before it reached the backend (malformed headers or
+   * body, too large, unknown route, unauthenticated…): what the backend answered is counted there.
+   */
+  onRejected?: (code: string) => void;
 }
 
 const MODEL_ROUTE = /^\/v2\/models\/([^/]+)(?:\/versions\/([^/]+))?(?:\/(infer|ready|generate_stream))?$/;
@@ -37,6 +42,8 @@ export class RestFrontend {
   readonly #routes = new Map<string, RouteHandler>();
   /** path → allowed methods, for 405 answers. */
   readonly #methods = new Map<string, string[]>();
+  /** Errors the backend raised (counted by the backend's own metrics, not as rejections). */
+  readonly #fromBackend = new WeakSet<object>();
   /** Routes registered as `METHOD /prefix/*` (management API paths with an id), tried after exact ones. */
   readonly #prefixed: { method: string; prefix: string; handler: RouteHandler }[] = [];
 
@@ -81,10 +88,24 @@ export class RestFrontend {
       else if (path.startsWith("/v2/models/")) done = this.#modelRoute(req, res, path);
       else done = this.#notFound(req, res, path);
     } catch (err) {
-      sendError(res, err);
+      this.#fail(res, err);
       return;
     }
-    if (done instanceof Promise) done.catch((err: unknown) => sendError(res, err));
+    if (done instanceof Promise) done.catch((err: unknown) => this.#fail(res, err));
+  };
+
+  #fail(res: ServerResponse, err: unknown): void {
+    const onRejected = this.#o.onRejected;
+    if (onRejected && !(typeof err === "object" && err !== null && this.#fromBackend.has(err))) {
+      onRejected(AnyServeError.from(err, "INTERNAL").code);
+    }
+    sendError(res, err);
+  }
+
+  /** Marks an error as the backend's and rethrows it. */
+  #backendFailed = (err: unknown): never => {
+    if (typeof err === "object" && err !== null) this.#fromBackend.add(err);
+    throw err;
   };
 
   #notFound(req: IncomingMessage, res: ServerResponse, path: string): unknown {
@@ -94,10 +115,11 @@ export class RestFrontend {
     const allowed = prefixed.length > 0 ? prefixed.map((r) => r.method) : this.#methods.get(path);
     if (allowed) {
       const allow = allowed.join(", ");
+      this.#o.onRejected?.("METHOD_NOT_ALLOWED");
       sendError(res, new AnyServeError("METHOD_NOT_ALLOWED", `${req.method} is not allowed on ${path}: use ${allow}`), { allow });
       return;
     }
-    sendError(res, new AnyServeError("ROUTE_NOT_FOUND", `no route ${req.method} ${path.slice(0, 200)}`));
+    throw new AnyServeError("ROUTE_NOT_FOUND", `no route ${req.method} ${path.slice(0, 200)}`);
   }
 
   #modelRoute(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> | void {
@@ -108,6 +130,7 @@ export class RestFrontend {
     const action = m[3] ?? "metadata";
     const expected = action === "infer" || action === "generate_stream" ? "POST" : "GET";
     if (req.method !== expected) {
+      this.#o.onRejected?.("METHOD_NOT_ALLOWED");
       sendError(res, new AnyServeError("METHOD_NOT_ALLOWED", `${req.method} is not allowed on ${path.slice(0, 200)}: use ${expected}`), { allow: expected });
       return;
     }
@@ -116,11 +139,11 @@ export class RestFrontend {
     switch (action) {
       case "infer": return this.#infer(req, res, query, undefined, false, model);
       case "generate_stream": return this.#infer(req, res, query, "json", true, model);
-      case "ready": return this.#o.backend.modelReady(query).then((ready) => {
+      case "ready": return this.#o.backend.modelReady(query).catch(this.#backendFailed).then((ready) => {
         if (ready) sendJson(res, 200, { name, ready: true });
         else sendError(res, new AnyServeError("MODEL_NOT_FOUND", `model '${name}'${version ? ` version '${version}'` : ""} is not ready`));
       });
-      default: return this.#o.backend.modelMetadata(query, name, version).then((meta) => sendJson(res, 200, meta));
+      default: return this.#o.backend.modelMetadata(query, name, version).catch(this.#backendFailed).then((meta) => sendJson(res, 200, meta));
     }
   }
 
@@ -163,7 +186,12 @@ export class RestFrontend {
     const affinity = req.headers[AFFINITY_HEADER];
     if (typeof affinity === "string") call.affinityKey = affinity.slice(0, 256);
     if (stream) return this.#stream(call, res);
-    const out = await this.#o.backend.infer(call);
+    let out: EncodedBody;
+    try {
+      out = await this.#o.backend.infer(call);
+    } catch (err) {
+      return this.#backendFailed(err);
+    }
     const headers: Record<string, string | number> = {
       "content-type": out.contentType,
       "content-length": out.body.length,
@@ -180,7 +208,7 @@ export class RestFrontend {
       await this.#o.backend.stream(call, (chunk) => sse.data(chunk.body));
       sse.end();
     } catch (err) {
-      if (!sse.started) throw err; // nothing sent yet: a plain HTTP error answer
+      if (!sse.started) this.#backendFailed(err); // nothing sent yet: a plain HTTP error answer
       sse.error(AnyServeError.from(err));
     }
   }

@@ -90,6 +90,7 @@ export async function startApiServer(o: ApiServerOptions = {}): Promise<RunningA
     maxBodyBytes,
     defaultTimeoutMs: timeoutMs,
     maxTimeoutMs: Math.max(timeoutMs, 3_600_000),
+    ...(metrics ? { onRejected: (code: string) => metrics.rejected(code) } : {}),
     routes: {
       ...controlRoutes({ registry, policies, forwarder, token, defaultHeartbeatMs: o.heartbeatIntervalMs ?? 5_000 }),
       ...managementRoutes({ status, registry, token }),

@@ -28,6 +28,8 @@ export class GatewayMetrics {
   readonly registry: PromRegistry;
   readonly requests: Counter<"service" | "capability" | "code">;
   readonly duration: Histogram<"service" | "capability">;
+  readonly #rejected: Counter<"code">;
+  readonly #rejectedByCode = new Map<string, { inc(): void }>();
   /** service → capability → cached children. */
   readonly #children = new Map<string, Map<string, Children>>();
   /** service → when its last request was answered (ms epoch), for the SAGE statistics. */
@@ -49,6 +51,12 @@ export class GatewayMetrics {
       help: "End-to-end time at the API server, from the request's headers to the last byte of the answer handed to the socket.",
       labelNames: ["service", "capability"],
       buckets: LATENCY_BUCKETS,
+      registers: [registry],
+    });
+    this.#rejected = new Counter({
+      name: "anyserve_gateway_rejected_total",
+      help: "Requests refused before they reached a replica (malformed headers or body, too large, unknown route, unauthenticated), by code.",
+      labelNames: ["code"],
       registers: [registry],
     });
     const counterFrom = (name: string, help: string, read: () => number): void => {
@@ -96,6 +104,13 @@ export class GatewayMetrics {
         }
       },
     });
+  }
+
+  /** One request refused before routing. */
+  rejected(code: string): void {
+    let c = this.#rejectedByCode.get(code);
+    if (!c) this.#rejectedByCode.set(code, (c = this.#rejected.labels(code)));
+    c.inc();
   }
 
   /** One answered request (`code` "OK" or the error code). */

@@ -61,7 +61,15 @@ test("after 500 requests of which 50 fail, metrics, /api/services and `anyserve 
   assert.deepEqual(countBy(bad, (a) => `${a.status} ${a.code}`), { "400 INVALID_PARAMETER": 50 });
   assert.equal((await load(url, "who", 20)).filter((a) => a.status === 200).length, 20, "the quiet service answers");
 
+  // Refused before routing: counted as rejections by code, not as any service's requests.
+  const headerless = await fetch(`${url}/infer`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+  assert.equal(headerless.status, 400);
+  assert.equal((await fetch(`${url}/nowhere`)).status, 404);
+
   const metrics = await (await fetch(`${url}/metrics`)).text();
+  assert.equal(sum(metrics, "anyserve_gateway_rejected_total", { code: "MISSING_CAPABILITY" }), 1, metrics.split("\n").filter((l) => l.includes("rejected")).join("\n"));
+  assert.equal(sum(metrics, "anyserve_gateway_rejected_total", { code: "ROUTE_NOT_FOUND" }), 1);
+  assert.equal(sum(metrics, "anyserve_gateway_rejected_total", { code: "INVALID_PARAMETER" }), 0, "a replica's answer is not a rejection");
   assert.equal(sum(metrics, "anyserve_gateway_requests_total", { service: "svc" }), 500);
   assert.equal(sum(metrics, "anyserve_gateway_requests_total", { service: "svc", code: "INVALID_PARAMETER" }), 50);
   assert.equal(sum(metrics, "anyserve_gateway_requests_total", { service: "svc", code: "OK" }), 450);
