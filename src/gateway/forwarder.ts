@@ -9,10 +9,11 @@
  */
 import { AnyServeError, isErrorCode, type ErrorCode } from "../errors.js";
 import type { IncomingCall, InferBackend, ModelMetadata } from "../frontend/backend.js";
-import { formatCapability, matches, type CapabilityMap } from "../protocol/capability.js";
+import { formatCapability, type CapabilityMap } from "../protocol/capability.js";
 import type { EncodedBody } from "../protocol/types.js";
 import { FrameClient, type FrameReply } from "../transport/frame-client.js";
 import { toFrameMeta, type FrameKind } from "../transport/call-meta.js";
+import { describeUnavailable, preferWarm } from "./candidates.js";
 import type { ServicePolicies, ServicePolicy } from "./policies.js";
 import { isRoutable, type Registry, type ReplicaEntry, type Route } from "./registry.js";
 import { CircuitBreakers, type CircuitBreakerOptions } from "./resilience/circuit-breaker.js";
@@ -352,49 +353,6 @@ export class Forwarder implements InferBackend {
     }
     return client;
   }
-}
-
-/** Why each candidate is out, for the NO_READY_REPLICA message. */
-function describeUnavailable(candidates: ReplicaEntry[], outliers: OutlierDetector, circuits: CircuitBreakers, key: string): string {
-  return candidates.map((e) => {
-    const why = !e.available ? "draining"
-      : !e.healthy ? `unhealthy (${e.probeFailures} failed health checks${e.probeError ? `: ${e.probeError}` : ""})`
-      : outliers.isEjected(e.replicaId) ? "ejected after consecutive failures"
-      : circuits.blocks(e.replicaId, key) ? "circuit open"
-      : "ready";
-    return `${e.replicaId} ${why}`;
-  }).join("; ");
-}
-
-const allWarmCache = new WeakMap<ReplicaEntry, boolean>();
-
-/** Entries are replaced, never mutated, when their states change, so this is cached per entry. */
-function allWarm(e: ReplicaEntry): boolean {
-  let v = allWarmCache.get(e);
-  if (v === undefined) allWarmCache.set(e, (v = e.capabilities.every((c) => c.state === "warm")));
-  return v;
-}
-
-/**
- * Warm replicas first: a cold (lazy) capability makes its first request wait for workers to
- * start. Cold ones are used when no warm one matches; failed ones only when nothing else does
- * (they answer CAPABILITY_FAILED with the reason).
- */
-function preferWarm(entries: ReplicaEntry[], query: CapabilityMap): ReplicaEntry[] {
-  if (entries.every(allWarm)) return entries;
-  const warm: ReplicaEntry[] = [];
-  const cold: ReplicaEntry[] = [];
-  for (const e of entries) {
-    let best: string | undefined;
-    for (const c of e.capabilities) {
-      if (!matches(c.capability, query)) continue;
-      if (c.state === "warm") { best = "warm"; break; }
-      if (c.state === "cold") best = "cold";
-    }
-    if (best === "warm") warm.push(e);
-    else if (best === "cold") cold.push(e);
-  }
-  return warm.length > 0 ? warm : cold.length > 0 ? cold : entries;
 }
 
 function encodedOf(reply: FrameReply): EncodedBody {
