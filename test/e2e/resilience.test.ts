@@ -2,11 +2,10 @@
 // outlier ejection and the retry budget — real `anyserve up` deployments under load.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import http from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
-import { countBy, runLoad, send, type Answer } from "../helpers/load.js";
+import { burst as burstLoad, countBy, runLoad, type Answer } from "../helpers/load.js";
 import { FIXTURES, startCli, waitFor } from "../helpers/processes.js";
 
 const WHO = { "x-capability-type": "who" };
@@ -59,21 +58,9 @@ function deployment(extra: Record<string, unknown>): Record<string, unknown> {
   return { deployment: { replicas: 3, threading_strategy: "async", thread_count: 64, ...extra } };
 }
 
-/** `n` requests, `concurrency` at a time, with extra headers. */
-async function burst(url: string, n: number, concurrency: number, headers: Record<string, string> = {}): Promise<Answer[]> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
-  const target = new URL("/infer", url);
-  const body = JSON.stringify({ inputs: [{ name: "text", datatype: "BYTES", shape: [1], data: ["x"] }] });
-  const out: Answer[] = [];
-  let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < n) {
-      next++;
-      out.push(await send(agent, target, { ...WHO, ...headers }, body, 0, 15_000));
-    }
-  }));
-  agent.destroy();
-  return out;
+/** `n` requests for `who`, `concurrency` at a time, with extra headers. */
+function burst(url: string, n: number, concurrency: number, headers: Record<string, string> = {}): Promise<Answer[]> {
+  return burstLoad(url, n, concurrency, { ...WHO, ...headers });
 }
 
 const failures = (answers: Answer[]): Answer[] => answers.filter((a) => a.status !== 200);

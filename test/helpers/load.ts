@@ -79,6 +79,22 @@ function answerOf(status: number, text: string, at: number): Answer {
   }
 }
 
+/** `n` requests to `/infer` with `headers`, `concurrency` at a time (closed loop, no pacing). */
+export async function burst(url: string, n: number, concurrency: number, headers: Record<string, string>): Promise<Answer[]> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+  const target = new URL("/infer", url);
+  const out: Answer[] = [];
+  let next = 0;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < n) {
+      next++;
+      out.push(await send(agent, target, headers, DEFAULT_BODY, 0, 15_000));
+    }
+  }));
+  agent.destroy();
+  return out;
+}
+
 /** Counts answers by a key. */
 export function countBy<T>(items: T[], key: (t: T) => string): Record<string, number> {
   const out: Record<string, number> = {};

@@ -3,12 +3,11 @@
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import http from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { test } from "node:test";
-import { countBy, send, type Answer } from "../helpers/load.js";
+import { burst, countBy, type Answer } from "../helpers/load.js";
 import { BIN, FIXTURES, startCli, waitFor } from "../helpers/processes.js";
 
 const run = promisify(execFile);
@@ -24,20 +23,8 @@ function sum(text: string, name: string, labels: Record<string, string> = {}): n
   return total;
 }
 
-async function load(url: string, capability: string, n: number): Promise<Answer[]> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 8 });
-  const body = JSON.stringify({ inputs: [{ name: "text", datatype: "BYTES", shape: [1], data: ["x"] }] });
-  const target = new URL("/infer", url);
-  const out: Answer[] = [];
-  let next = 0;
-  await Promise.all(Array.from({ length: 8 }, async () => {
-    while (next < n) {
-      next++;
-      out.push(await send(agent, target, { "x-capability-type": capability }, body, 0, 15_000));
-    }
-  }));
-  agent.destroy();
-  return out;
+function load(url: string, capability: string, n: number): Promise<Answer[]> {
+  return burst(url, n, 8, { "x-capability-type": capability });
 }
 
 test("after 500 requests of which 50 fail, metrics, /api/services and `anyserve status --json` agree", async (t) => {
