@@ -17,6 +17,9 @@
  * Rounds are interleaved (every configuration once per round, order rotated) and each ratio is
  * taken within a round; the medians over rounds are printed. On a shared VM absolute numbers drift;
  * same-round ratios hold.
+ *
+ * Flags: `--rounds N`, `--seconds S` (per throughput run), `--hop-requests N`; `--json` prints one
+ * JSON object instead of the table (`npm run bench` runs it that way and prints its own table).
  */
 import os from "node:os";
 import { Worker } from "node:worker_threads";
@@ -32,9 +35,14 @@ import { median, percentile } from "./lib/stats.js";
 import { work } from "./apps/exec_app.js";
 
 const quick = process.argv.includes("--quick");
-const ROUNDS = quick ? 1 : 3;
-const SECONDS = quick ? 0.5 : 2;
-const HOP_REQUESTS = quick ? 300 : 2000;
+const json = process.argv.includes("--json");
+const flag = (name: string): number | undefined => {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? Number(process.argv[i + 1]) : undefined;
+};
+const ROUNDS = flag("--rounds") ?? (quick ? 1 : 3);
+const SECONDS = flag("--seconds") ?? (quick ? 0.5 : 2);
+const HOP_REQUESTS = flag("--hop-requests") ?? (quick ? 300 : 2000);
 const SPEC = path.join(path.dirname(fileURLToPath(import.meta.url)), "apps", "exec_app.ts:app");
 const CPUS = os.availableParallelism();
 const log = (line: string): void => { process.stderr.write(`${line}\n`); };
@@ -143,9 +151,18 @@ for (let round = 0; round < ROUNDS; round++) {
 }
 await Promise.all(Object.values(lanes).map((l) => l.stop()));
 
-const width = Math.max(...Object.keys(rows).map((k) => k.length));
-process.stdout.write(`\n${"measure".padEnd(width)}  median (of ${ROUNDS})\n`);
-for (const [k, v] of Object.entries(rows)) {
-  const m = median(v);
-  process.stdout.write(`${k.padEnd(width)}  ${k.includes("/") ? `${m.toFixed(2)}×` : m.toFixed(k.includes("µs") ? 0 : 1)}\n`);
+/** The goals of the strategies issue (issue 4), next to the measures they apply to. */
+const GOALS: Record<string, string> = { "multi / single": "≥ 1.8× on 2 idle cores", "pool / single": "≥ 1.8× on 2 idle cores", "batch 8 / batch 1": "≥ 4×" };
+const shown = (k: string, m: number): string => (k.includes("/") ? `${m.toFixed(2)}×` : m.toFixed(k.includes("µs") ? 0 : 1));
+const table = Object.entries(rows).map(([k, v]) => [k, shown(k, median(v)), v.map((x) => shown(k, x)).join(" / "), GOALS[k] ?? ""]);
+if (json) {
+  process.stdout.write(`${JSON.stringify({
+    config: { cpus: CPUS, rounds: ROUNDS, seconds: SECONDS, hopRequests: HOP_REQUESTS },
+    head: ["measure", `median (of ${ROUNDS})`, "rounds", "goal"], rows: table,
+    measures: Object.fromEntries(Object.entries(rows).map(([k, v]) => [k, { median: median(v), perRound: v }])),
+  })}\n`);
+} else {
+  const width = Math.max(...Object.keys(rows).map((k) => k.length));
+  process.stdout.write(`\n${"measure".padEnd(width)}  median (of ${ROUNDS})\n`);
+  for (const [k, m] of table) process.stdout.write(`${k!.padEnd(width)}  ${m}\n`);
 }

@@ -11,7 +11,8 @@
  *
  * Medians over rounds; plain and store runs alternate so the page cache treats them alike.
  * Goals (objects issue): same-dir handoff ≤ 1.2× plain write+read; peer fetch ≥ 300 MB/s.
- * Run: node --import tsx bench/objects.ts [--rounds N] [--sizes 1,10,100]
+ * Run: node --import tsx bench/objects.ts [--rounds N] [--sizes 1,10,100] [--json]
+ * (`--json`: one JSON object on stdout instead of the table; `npm run bench` runs it that way.)
  */
 import { spawn } from "node:child_process";
 import { randomFillSync } from "node:crypto";
@@ -26,6 +27,8 @@ import { Readable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { withObjectEndpoint } from "../src/objects/endpoint.js";
 import { ObjectStore } from "../src/objects/store.js";
+import { median } from "./lib/stats.js";
+import { renderPlain } from "./lib/table.js";
 
 const MiB = 1 << 20;
 const TOKEN = "bench-token";
@@ -67,7 +70,8 @@ async function main(): Promise<void> {
   const reader = new ObjectStore({ dir: dirs.reader, token: TOKEN, peers: [ready.url], owner: { replicaId: "reader" } });
   await import("node:fs/promises").then((fs) => fs.mkdir(dirs.plain, { recursive: true }));
 
-  console.log(`object handoff, ${rounds} rounds: MB/s = size / time of the whole pair, as median (best round); × plain = median of per-round ratios\n`);
+  const json = process.argv.includes("--json");
+  const title = `object handoff, ${rounds} rounds: MB/s = size / time of the whole pair, as median (best round); × plain = time ÷ plain's time, median of per-round ratios`;
   const head = ["size", "plain write+read", "store create+get", "× plain", "stream create+get", "× plain", "peer get", "peer stream"];
   const rows: string[][] = [];
   const results: Record<string, unknown>[] = [];
@@ -103,12 +107,13 @@ async function main(): Promise<void> {
     rows.push([`${mb} MB`, rate("plain"), rate("store"), ratio("store"), rate("stream"), ratio("stream"), rate("peerGet"), rate("peerStream")]);
     results.push({ mb, median: m, best, storeRatio: paired("store"), bestStoreRatio: best.store / best.plain, peerMBs: mb / (Math.max(m.peerGet, m.peerStream) / 1000), bestPeerMBs: mb / (Math.max(best.peerGet, best.peerStream) / 1000) });
   }
-  printTable(head, rows);
-  for (const r of results) {
+  const goals = results.map((r) => {
     const [ratio, bestRatio, peer, bestPeer] = [r.storeRatio, r.bestStoreRatio, r.peerMBs, r.bestPeerMBs] as number[];
-    console.log(`\n${r.mb} MB: same dir ${ratio!.toFixed(2)}× plain (best ${bestRatio!.toFixed(2)}×) → goal ≤ 1.2× ${ratio! <= 1.2 ? "met" : "NOT met"}; ` +
-      `peer fetch ${peer!.toFixed(0)} MB/s (best ${bestPeer!.toFixed(0)}) → goal ≥ 300 MB/s ${peer! >= 300 ? "met" : "NOT met"}`);
-  }
+    return `${r.mb} MB: same dir ${ratio!.toFixed(2)}× plain (best ${bestRatio!.toFixed(2)}×) → goal ≤ 1.2× ${ratio! <= 1.2 ? "met" : "NOT met"}; ` +
+      `peer fetch ${peer!.toFixed(0)} MB/s (best ${bestPeer!.toFixed(0)}) → goal ≥ 300 MB/s ${peer! >= 300 ? "met" : "NOT met"}`;
+  });
+  if (json) process.stdout.write(`${JSON.stringify({ config: { rounds, sizes }, title, head, rows, goals, results })}\n`);
+  else console.log(`${title}\n\n${renderPlain(head, rows).text}\n\n${goals.join("\n")}`);
   child.stdin!.end();
   rmSync(base, { recursive: true, force: true });
 }
@@ -129,16 +134,4 @@ async function timed(fn: () => Promise<unknown>): Promise<number> {
   const t0 = process.hrtime.bigint();
   await fn();
   return Number(process.hrtime.bigint() - t0) / 1e6;
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-}
-
-function printTable(head: string[], rows: string[][]): void {
-  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (c: string[]): string => c.map((x, i) => (i === 0 ? x.padEnd(w[i]!) : x.padStart(w[i]!))).join("  ");
-  console.log(line(head));
-  for (const r of rows) console.log(line(r));
 }

@@ -8,6 +8,7 @@
  * even a SIGKILLed parent; the anyserve CLI processes and nginx are stopped by signal.
  */
 import { fork, spawn, type ChildProcess } from "node:child_process";
+import net, { type AddressInfo } from "node:net";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
@@ -20,7 +21,17 @@ const children: ChildProcess[] = [];
 
 const isAlive = (c: ChildProcess): boolean => c.exitCode === null && c.signalCode === null;
 
+/** Set once the suite is on its way out (signal or crash): nothing new may start then. */
+let exiting = false;
+
+/** Resolves never once the suite is stopping (the exit is under way), at once otherwise. */
+export const unlessExiting = (): Promise<void> => (exiting ? new Promise<void>(() => undefined) : Promise.resolve());
+
 function track(child: ChildProcess, name: string, log: string[]): ChildProcess {
+  if (exiting) {
+    child.kill("SIGKILL");
+    throw new Error(`not starting ${name}: the suite is stopping`);
+  }
   children.push(child);
   child.once("exit", () => children.splice(children.indexOf(child), 1));
   // Keep the last lines of output for error messages; never let a full pipe block the child.
@@ -72,9 +83,42 @@ export async function forkServer<T>(name: string, file: string, args: string[] =
   return { child, ready };
 }
 
-/** Spawns any other program (nginx); the caller decides when it is ready. */
-export function spawnTracked(name: string, cmd: string, args: string[], log: string[]): ChildProcess {
-  return track(spawn(cmd, args, { cwd: ROOT, stdio: ["ignore", "ignore", "pipe"] }), name, log);
+/** Spawns any other program (nginx, a load generator); the caller decides when it is ready. */
+export function spawnTracked(name: string, cmd: string, args: string[], log: string[], stdout: "ignore" | "pipe" = "ignore"): ChildProcess {
+  return track(spawn(cmd, args, { cwd: ROOT, stdio: ["ignore", stdout, "pipe"] }), name, log);
+}
+
+/**
+ * Runs a TypeScript module (through tsx) to its end and resolves with its stdout; its stderr is
+ * passed on line by line (progress), prefixed with `name`. Rejects if it exits unsuccessfully.
+ */
+export function runScript(name: string, file: string, args: string[], echo: (line: string) => void): Promise<string> {
+  const log: string[] = [];
+  const child = spawnTracked(name, process.execPath, ["--import", "tsx", file, ...args], log, "pipe");
+  if (child.stderr) createInterface({ input: child.stderr }).on("line", (l) => echo(`  [${name}] ${l}`));
+  let out = "";
+  child.stdout!.on("data", (c: Buffer) => { out += c.toString(); });
+  return new Promise((resolve, reject) => {
+    child.once("error", reject);
+    child.once("close", (code, sig) => {
+      if (code === 0) return resolve(out);
+      // The most telling line first (the thrown error), then everything it said.
+      const why = [...log].reverse().find((l) => /Error\b/.test(l))?.replace(/^\[[^\]]*\] /, "") ?? "";
+      reject(new Error(`${name} exited (${sig ?? code}): ${why}\n${log.join("\n")}\n${out.slice(-2000)}`));
+    });
+  });
+}
+
+/** A port that was free a moment ago (for servers that cannot report a port chosen by the kernel). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
 }
 
 /** SIGTERM to every child (reverse start order), SIGKILL whatever is still alive after `graceMs`. */
@@ -94,10 +138,9 @@ export async function stopAll(graceMs = 5_000): Promise<void> {
  * print, stop, exit 1. `exit` itself (synchronous) is the last resort: SIGKILL what is left.
  */
 export function installCleanup(): void {
-  let stopping = false;
   const bail = (code: number) => (): void => {
-    if (stopping) process.exit(code); // second Ctrl-C: do not wait any more
-    stopping = true;
+    if (exiting) process.exit(code); // second Ctrl-C: do not wait any more
+    exiting = true;
     process.stderr.write(`\nstopping ${children.length} child process(es)…\n`);
     void stopAll().finally(() => process.exit(code));
   };

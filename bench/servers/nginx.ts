@@ -10,11 +10,10 @@
  * instead); no access log (the Node servers log nothing per request either).
  */
 import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import net, { type AddressInfo } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import type { ChildProcess } from "node:child_process";
-import { spawnTracked } from "../lib/procs.js";
+import { freePort, spawnTracked } from "../lib/procs.js";
 
 /** The nginx binary to use, or undefined when there is none. */
 export function findNginx(): string | undefined {
@@ -22,18 +21,6 @@ export function findNginx(): string | undefined {
     ? [process.env.ANYSERVE_BENCH_NGINX]
     : (process.env.PATH ?? "").split(path.delimiter).filter(Boolean).map((d) => path.join(d, "nginx"));
   return candidates.find((c) => { try { accessSync(c, constants.X_OK); return true; } catch { return false; } });
-}
-
-/** A port that was free a moment ago (nginx cannot report a port chosen by the kernel). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 function config(dir: string, port: number, upstream: URL): string {

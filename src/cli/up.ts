@@ -58,6 +58,7 @@ export function registerUpCommand(program: Command): void {
         unmatched: a.unmatched,
         maxDelegationDepth: a.max_delegation_depth,
         requestTimeoutMs: a.request_timeout * 1000,
+        fastIngress: a.fast_ingress,
         resilience: resilienceOf(a),
         ...(token ? { token } : {}),
         logger,

@@ -117,6 +117,8 @@ export const apiServerSchema = z.strictObject({
   unmatched: z.enum(["error", "delegate"]).default("error"),
   max_delegation_depth: z.number().int().min(0).max(16).default(1),
   request_timeout: seconds.default(60),
+  /** Serve REST with the fast ingress (raw sockets + llhttp for the inference routes). */
+  fast_ingress: z.boolean().default(false),
   failover: failover.default(failover.parse({})),
   outlier_detection: outlierDetection.default(outlierDetection.parse({})),
   circuit_breaker: circuitBreaker.default(circuitBreaker.parse({})),

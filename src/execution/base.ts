@@ -9,6 +9,7 @@
 import type { EncodedBody } from "../protocol/types.js";
 import type { RunEnv } from "./run-task.js";
 import type { BatchOutcome, Task, TaskHooks } from "./task.js";
+import type { CancelSignal } from "../util/cancel.js";
 
 export type StrategyName = "single" | "async" | "multi" | "pool" | "process";
 
@@ -67,11 +68,11 @@ export interface ExecutionStrategy {
   /** Starts the workers and runs `onStart` in each; rejects when they cannot start (after retries). */
   start(): Promise<void>;
   /** Runs one task. `signal` aborting fires the handler's signal; a worker that ignores it is replaced. */
-  submit(task: Task, signal: AbortSignal, hooks?: TaskHooks): Promise<EncodedBody>;
+  submit(task: Task, signal: CancelSignal, hooks?: TaskHooks): Promise<EncodedBody>;
   /** Runs one streaming task; chunks arrive through `onChunk` in order. */
-  stream(task: Task, signal: AbortSignal, onChunk: (chunk: EncodedBody) => void, hooks?: TaskHooks): Promise<void>;
+  stream(task: Task, signal: CancelSignal, onChunk: (chunk: EncodedBody) => void, hooks?: TaskHooks): Promise<void>;
   /** Runs the batch handler once on several tasks; `signals[i]` belongs to `tasks[i]`. */
-  submitBatch(tasks: Task[], signals: AbortSignal[], hooks?: TaskHooks): Promise<BatchOutcome[]>;
+  submitBatch(tasks: Task[], signals: CancelSignal[], hooks?: TaskHooks): Promise<BatchOutcome[]>;
   /** Changes the number of workers (or the concurrency) while running. */
   resize?(n: number): void;
   /** Stops the workers after running `onStop` in each; pending jobs fail with SHUTTING_DOWN. */
@@ -79,16 +80,3 @@ export interface ExecutionStrategy {
   stats(): StrategyStats;
 }
 
-/** A signal that fires once every one of `signals` has fired (a batch is abandoned only when all its callers are gone). */
-export function allAborted(signals: readonly AbortSignal[]): AbortSignal {
-  const controller = new AbortController();
-  let left = signals.length;
-  const one = (): void => {
-    if (--left === 0) controller.abort(signals[0]!.reason);
-  };
-  for (const s of signals) {
-    if (s.aborted) one();
-    else s.addEventListener("abort", one, { once: true });
-  }
-  return controller.signal;
-}

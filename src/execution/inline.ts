@@ -9,6 +9,7 @@ import type { EncodedBody } from "../protocol/types.js";
 import type { ExecutionStrategy, StrategyName, StrategyOptions, StrategyStats } from "./base.js";
 import { runBatchTask, runHook, runStreamTask, runTask } from "./run-task.js";
 import type { BatchOutcome, Task, TaskHooks } from "./task.js";
+import type { CancelSignal } from "../util/cancel.js";
 
 export class InlineStrategy implements ExecutionStrategy {
   readonly name: StrategyName;
@@ -48,15 +49,15 @@ export class InlineStrategy implements ExecutionStrategy {
     throw new AnyServeError("CAPABILITY_FAILED", `onStart failed ${Math.max(1, this.#o.startRetries)} time(s): ${(last as Error)?.message ?? String(last)}`);
   }
 
-  submit(task: Task, signal: AbortSignal, hooks?: TaskHooks): Promise<EncodedBody> {
+  submit(task: Task, signal: CancelSignal, hooks?: TaskHooks): Promise<EncodedBody> {
     return this.#track(() => runTask(this.#o.env, this.#o.handler, task, signal, hooks));
   }
 
-  stream(task: Task, signal: AbortSignal, onChunk: (chunk: EncodedBody) => void, hooks?: TaskHooks): Promise<void> {
+  stream(task: Task, signal: CancelSignal, onChunk: (chunk: EncodedBody) => void, hooks?: TaskHooks): Promise<void> {
     return this.#track(() => runStreamTask(this.#o.env, this.#o.handler, task, signal, onChunk, hooks));
   }
 
-  submitBatch(tasks: Task[], signals: AbortSignal[], hooks?: TaskHooks): Promise<BatchOutcome[]> {
+  submitBatch(tasks: Task[], signals: CancelSignal[], hooks?: TaskHooks): Promise<BatchOutcome[]> {
     return this.#track(() => runBatchTask(this.#o.env, this.#o.handler, tasks, signals, hooks));
   }
 

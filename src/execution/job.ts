@@ -5,11 +5,11 @@
  */
 import { AnyServeError } from "../errors.js";
 import type { EncodedBody } from "../protocol/types.js";
-import { allAborted } from "./base.js";
 import type { WorkerHandle } from "./handle.js";
 import type { JobMode, Task, TaskHooks } from "./task.js";
 import { movesOnSend } from "./thread-port.js";
 import { Msg, runMessage } from "./worker-protocol.js";
+import { allAborted, type CancelSignal } from "../util/cancel.js";
 
 /** A worker as the group holds it. */
 export interface Slot {
@@ -26,7 +26,7 @@ export interface JobInit {
   id: number;
   mode: JobMode;
   tasks: Task[];
-  signals: AbortSignal[];
+  signals: CancelSignal[];
   hooks?: TaskHooks | undefined;
   onChunk?: ((chunk: EncodedBody) => void) | undefined;
   resolve: (value: unknown) => void;
@@ -40,7 +40,7 @@ export class Job {
   readonly mode: JobMode;
   readonly tasks: Task[];
   /** Fires when every caller has gone. */
-  readonly signal: AbortSignal;
+  readonly signal: CancelSignal;
   readonly hooks: TaskHooks | undefined;
   readonly onChunk: ((chunk: EncodedBody) => void) | undefined;
   /** The body moves to the worker (transfer): once sent, it cannot be re-sent elsewhere. */

@@ -21,6 +21,7 @@ import type { Logger } from "../util/logger.js";
 import type { ExecutionStrategy, StrategyOptions, StrategyStats } from "./base.js";
 import { createStrategy } from "./index.js";
 import type { Task, TaskHooks } from "./task.js";
+import type { CancelSignal } from "../util/cancel.js";
 
 export type LaneState = "cold" | "starting" | "warm" | "stopping" | "failed";
 
@@ -46,7 +47,7 @@ export interface LaneOptions {
 
 interface Item {
   task: Task;
-  signal: AbortSignal;
+  signal: CancelSignal;
   hooks: TaskHooks | undefined;
   onChunk: ((chunk: EncodedBody) => void) | undefined;
   /** When the lane accepted it (performance.now()): batch waits and queue-wait metrics. */
@@ -98,12 +99,12 @@ export class Lane {
   }
 
   /** Queues one call (503 QUEUE_FULL at once when full) and resolves with its answer. */
-  run(task: Task, signal: AbortSignal, hooks?: TaskHooks): Promise<EncodedBody> {
+  run(task: Task, signal: CancelSignal, hooks?: TaskHooks): Promise<EncodedBody> {
     return this.#admit(task, signal, hooks, undefined) as Promise<EncodedBody>;
   }
 
   /** Queues one streaming call; chunks stop once `signal` fires. */
-  stream(task: Task, signal: AbortSignal, onChunk: (chunk: EncodedBody) => void, hooks?: TaskHooks): Promise<void> {
+  stream(task: Task, signal: CancelSignal, onChunk: (chunk: EncodedBody) => void, hooks?: TaskHooks): Promise<void> {
     return this.#admit(task, signal, hooks, (c) => { if (!signal.aborted) onChunk(c); }) as Promise<void>;
   }
 
@@ -182,7 +183,7 @@ export class Lane {
     return { starting: 0, warm: 0, idle: 0, failed: this.#state === "failed" ? 1 : 0 };
   }
 
-  #admit(task: Task, signal: AbortSignal, hooks: TaskHooks | undefined, onChunk: Item["onChunk"]): Promise<unknown> {
+  #admit(task: Task, signal: CancelSignal, hooks: TaskHooks | undefined, onChunk: Item["onChunk"]): Promise<unknown> {
     if (this.#state === "failed") return Promise.reject(this.#failedError());
     const cap = this.#o.entry.capability;
     const limit = this.#capacity() * this.#batchSize() + this.#o.queueSize;
@@ -190,6 +191,10 @@ export class Lane {
       return Promise.reject(new AnyServeError("QUEUE_FULL", `the queue of ${formatCapability(cap)} is full (${this.#runningItems} running, ${this.#live} waiting, queue_size ${this.#o.queueSize})`));
     }
     clearTimeout(this.#idleTimer);
+    const strategy = this.#strategy;
+    if (onChunk === undefined && this.#live === 0 && this.#state === "warm" && strategy !== undefined && this.#jobs < strategy.capacity && this.#o.entry.options.batch !== true) {
+      return this.#runNow(strategy, task, signal, hooks);
+    }
     return new Promise((resolve, reject) => {
       const item: Item = { task, signal, hooks, onChunk, at: performance.now(), gone: false, resolve, reject, off: () => undefined };
       const onAbort = (): void => this.#leave(item, AnyServeError.from(signal.reason, "CANCELLED"));
@@ -199,6 +204,26 @@ export class Lane {
       this.#live++;
       if (this.#state === "cold") void this.start().catch(() => undefined);
       else this.#pump();
+    });
+  }
+
+  /**
+   * The common case: nothing waits and a slot is free, so the call goes to the strategy at once,
+   * without a queue item or an abort listener of its own (once running, the strategy and the
+   * dispatcher's deadline handle the abort, as for a call that waited).
+   */
+  #runNow(strategy: ExecutionStrategy, task: Task, signal: CancelSignal, hooks: TaskHooks | undefined): Promise<EncodedBody> {
+    if (signal.aborted) return Promise.reject(AnyServeError.from(signal.reason, "CANCELLED"));
+    this.#jobs++;
+    this.#runningItems++;
+    const m = this.#o.metrics;
+    const started = m ? performance.now() : 0;
+    m?.queueWait.observe(0);
+    return strategy.submit(task, signal, hooks).finally(() => {
+      if (m) m.execution.observeN((performance.now() - started) / 1000, 1);
+      this.#jobs--;
+      this.#runningItems--;
+      this.#pump();
     });
   }
 

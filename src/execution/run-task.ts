@@ -17,6 +17,7 @@ import { Context, type Caller, type ObjectStoreLike } from "../sdk/context.js";
 import { InferenceRequest } from "../sdk/request.js";
 import type { Logger } from "../util/logger.js";
 import type { BatchOutcome, Task, TaskCall, TaskHooks } from "./task.js";
+import type { CancelSignal } from "../util/cancel.js";
 
 /** Where tasks run: the app and what a Context needs. */
 export interface RunEnv {
@@ -28,7 +29,7 @@ export interface RunEnv {
 }
 
 /** Runs a non-streaming handler on one task; resolves with the encoded answer. */
-export async function runTask(env: RunEnv, index: number, task: Task, signal: AbortSignal, hooks: TaskHooks = {}): Promise<EncodedBody> {
+export async function runTask(env: RunEnv, index: number, task: Task, signal: CancelSignal, hooks: TaskHooks = {}): Promise<EncodedBody> {
   const entry = handlerAt(env, index);
   const { req, ctx } = prepare(env, entry, task, signal, hooks, 0);
   const result = await entry.fn(new InferenceRequest(req, task.call.q), ctx);
@@ -37,7 +38,7 @@ export async function runTask(env: RunEnv, index: number, task: Task, signal: Ab
 
 /** Runs a handler whose answer streams; each item is encoded and handed to `onChunk` in order. */
 export async function runStreamTask(
-  env: RunEnv, index: number, task: Task, signal: AbortSignal, onChunk: (chunk: EncodedBody) => void, hooks: TaskHooks = {},
+  env: RunEnv, index: number, task: Task, signal: CancelSignal, onChunk: (chunk: EncodedBody) => void, hooks: TaskHooks = {},
 ): Promise<void> {
   const entry = handlerAt(env, index);
   const { req, ctx } = prepare(env, entry, task, signal, hooks, 0);
@@ -53,7 +54,7 @@ export async function runStreamTask(
  * passed to the handler; a slot holding an Error fails only that task; a throw, or an answer
  * of the wrong length, fails every task.
  */
-export async function runBatchTask(env: RunEnv, index: number, tasks: Task[], signals: AbortSignal[], hooks: TaskHooks = {}): Promise<BatchOutcome[]> {
+export async function runBatchTask(env: RunEnv, index: number, tasks: Task[], signals: CancelSignal[], hooks: TaskHooks = {}): Promise<BatchOutcome[]> {
   const entry = handlerAt(env, index);
   const out: BatchOutcome[] = new Array<BatchOutcome>(tasks.length);
   const live: { i: number; req: InferRequest; ctx: Context }[] = [];
@@ -103,7 +104,7 @@ export function handlerAt(env: RunEnv, index: number): HandlerEntry {
   return entry;
 }
 
-function prepare(env: RunEnv, entry: HandlerEntry, task: Task, signal: AbortSignal, hooks: TaskHooks, index: number): { req: InferRequest; ctx: Context } {
+function prepare(env: RunEnv, entry: HandlerEntry, task: Task, signal: CancelSignal, hooks: TaskHooks, index: number): { req: InferRequest; ctx: Context } {
   const req = decodeRequest(task.body, { ...(task.call.ct !== undefined ? { contentType: task.call.ct } : {}), ...(task.call.hl !== undefined ? { headerLength: task.call.hl } : {}) });
   const deadline = requestDeadline(task.call.dl, req);
   if (deadline < task.call.dl) hooks.lowerDeadline?.(index, deadline);

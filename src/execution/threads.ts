@@ -9,6 +9,7 @@ import type { BatchOutcome, Task, TaskHooks } from "./task.js";
 import { ThreadHandle } from "./thread-handle.js";
 import { WorkerGroup } from "./worker-group.js";
 import type { ObjectStoreOptions } from "../objects/types.js";
+import type { CancelSignal } from "../util/cancel.js";
 
 /**
  * Jobs a worker holds at once: one running and one in its inbox, so it never idles on a round
@@ -41,15 +42,15 @@ export class GroupStrategy implements ExecutionStrategy {
     return this.#group.start();
   }
 
-  submit(task: Task, signal: AbortSignal, hooks?: TaskHooks): Promise<EncodedBody> {
+  submit(task: Task, signal: CancelSignal, hooks?: TaskHooks): Promise<EncodedBody> {
     return this.#group.run("infer", [task], [signal], hooks) as Promise<EncodedBody>;
   }
 
-  async stream(task: Task, signal: AbortSignal, onChunk: (chunk: EncodedBody) => void, hooks?: TaskHooks): Promise<void> {
+  async stream(task: Task, signal: CancelSignal, onChunk: (chunk: EncodedBody) => void, hooks?: TaskHooks): Promise<void> {
     await this.#group.run("stream", [task], [signal], hooks, onChunk);
   }
 
-  submitBatch(tasks: Task[], signals: AbortSignal[], hooks?: TaskHooks): Promise<BatchOutcome[]> {
+  submitBatch(tasks: Task[], signals: CancelSignal[], hooks?: TaskHooks): Promise<BatchOutcome[]> {
     return this.#group.run("batch", tasks, signals, hooks) as Promise<BatchOutcome[]>;
   }
 

@@ -27,6 +27,7 @@ import type { SpawnWorker, WorkerExit } from "./handle.js";
 import { Job, type Slot } from "./job.js";
 import type { JobMode, Task, TaskHooks } from "./task.js";
 import { batchOutcomesOf, encodedOf, errorOf, Msg, type Meta } from "./worker-protocol.js";
+import type { CancelSignal } from "../util/cancel.js";
 
 export interface GroupOptions {
   name: StrategyName;
@@ -96,7 +97,7 @@ export class WorkerGroup {
     });
   }
 
-  run(mode: JobMode, tasks: Task[], signals: AbortSignal[], hooks?: TaskHooks, onChunk?: (chunk: EncodedBody) => void): Promise<unknown> {
+  run(mode: JobMode, tasks: Task[], signals: CancelSignal[], hooks?: TaskHooks, onChunk?: (chunk: EncodedBody) => void): Promise<unknown> {
     if (this.#state !== "running") return Promise.reject(new AnyServeError("SHUTTING_DOWN", `the ${this.#o.name} workers are ${this.#state}`));
     return new Promise((resolve, reject) => {
       const id = this.#nextId = (this.#nextId % 0xffff_fffe) + 1;

@@ -16,6 +16,7 @@ import { runBatchTask, runHook, runStreamTask, runTask, type RunEnv } from "./ru
 import type { JobMode, Task, TaskHooks } from "./task.js";
 import type { Outbox } from "./thread-port.js";
 import { answerMeta, batchResultMessage, errorMetaOf, Msg, tasksOf, type Meta } from "./worker-protocol.js";
+import { Cancellation } from "../util/cancel.js";
 
 /** How long a finished job's answer may wait for the next ones before it is sent anyway (ms). */
 const HOLD_MS = 0.1;
@@ -24,7 +25,7 @@ interface Job {
   id: number;
   mode: JobMode;
   tasks: Task[];
-  controllers: AbortController[];
+  controllers: Cancellation[];
 }
 
 export class WorkerRuntime {
@@ -87,7 +88,7 @@ export class WorkerRuntime {
           this.#answer(Msg.RESULT, id, errorMetaOf(err));
           return;
         }
-        this.#queue.push({ id, ...parsed, controllers: parsed.tasks.map(() => new AbortController()) });
+        this.#queue.push({ id, ...parsed, controllers: parsed.tasks.map(() => new Cancellation()) });
         this.#next();
         return;
       }

@@ -6,6 +6,7 @@
  */
 import type { CapabilityMap } from "../protocol/capability.js";
 import type { EncodedBody, WireFormat } from "../protocol/types.js";
+import type { CancelSignal } from "../util/cancel.js";
 
 /** Header (REST) and metadata key (gRPC) carrying a request's affinity key. */
 export const AFFINITY_HEADER = "x-anyserve-affinity";
@@ -24,8 +25,8 @@ export interface IncomingCall {
   /** Caller's remaining time in milliseconds (after which the call has failed). */
   timeoutMs: number;
   requestId: string;
-  /** Fires when the caller goes away. */
-  signal: AbortSignal;
+  /** Fires when the caller goes away (an AbortSignal, or the cheaper Cancellation). */
+  signal: CancelSignal;
   /** Delegation: hops taken so far, and replica ids already tried. */
   depth?: number;
   tried?: string[];

@@ -25,21 +25,32 @@ export function hardenServer(server: Server, maxConnections = 10_000): void {
 export const EMPTY = Buffer.alloc(0);
 
 /**
- * Reads a body up to `limit` bytes. A declared Content-Length over the limit is refused before
- * any byte is read; a chunked body is refused as soon as it crosses the limit. Compressed bodies
- * are refused (415): sizes are checked on what the handler would see.
+ * Refuses a body by its headers alone: a Content-Encoding (415: sizes are checked on what the
+ * handler would see, so compressed bodies are refused) or a declared Content-Length over `limit`
+ * (413, before any byte is read). Returns the declared length, if any. Shared with the fast ingress.
  */
-export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const encoding = req.headers["content-encoding"];
+export function checkBodyHeaders(headers: RequestHeaders, limit: number): number | undefined {
+  const raw = headers["content-encoding"];
+  const encoding = Array.isArray(raw) ? raw.join(", ") : raw;
   if (encoding !== undefined && encoding !== "identity") {
-    return Promise.reject(new AnyServeError("UNSUPPORTED_MEDIA_TYPE", `Content-Encoding '${encoding.slice(0, 32)}' is not accepted: send the body uncompressed`));
+    throw new AnyServeError("UNSUPPORTED_MEDIA_TYPE", `Content-Encoding '${encoding.slice(0, 32)}' is not accepted: send the body uncompressed`);
   }
-  const declared = req.headers["content-length"];
-  if (declared !== undefined) {
-    const n = Number(declared);
-    if (n > limit) return Promise.reject(tooLarge(limit, n));
-    if (n === 0) return Promise.resolve(EMPTY);
+  const declared = headers["content-length"];
+  if (declared === undefined) return undefined;
+  const n = Number(declared);
+  if (n > limit) throw tooLarge(limit, n);
+  return n;
+}
+
+/** Reads a body up to `limit` bytes, after {@link checkBodyHeaders}; a chunked body is refused as soon as it crosses the limit. */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  let declared: number | undefined;
+  try {
+    declared = checkBodyHeaders(req.headers, limit);
+  } catch (err) {
+    return Promise.reject(err);
   }
+  if (declared === 0) return Promise.resolve(EMPTY);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
@@ -75,7 +86,8 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
-function tooLarge(limit: number, got: number, partial = false): AnyServeError {
+/** PAYLOAD_TOO_LARGE for a body of `got` bytes (`partial`: it passed the limit while arriving). */
+export function tooLarge(limit: number, got: number, partial = false): AnyServeError {
   return new AnyServeError(
     "PAYLOAD_TOO_LARGE",
     `request body ${partial ? "passed" : "is"} ${got} bytes: expected at most ${limit} bytes`,
@@ -99,16 +111,21 @@ export function sendJson(res: ServerResponse, status: number, value: unknown): v
   res.end(body);
 }
 
+/** An error answer as {@link sendError} writes it: status, headers and the `{"error", "code"}` body. */
+export interface ErrorAnswer {
+  error: AnyServeError;
+  status: number;
+  headers: Record<string, string | number>;
+  body: Buffer;
+}
+
 /**
- * Answers an error as `{"error", "code"}` with its catalogue status. 503s carry Retry-After;
- * 413s close the connection (the rest of the body is not read).
+ * The answer for an error, with its catalogue status. 503s carry Retry-After; 413s close the
+ * connection (the rest of the body is not read). Shared by {@link sendError} and the fast
+ * ingress, which writes it to its socket itself.
  */
-export function sendError(res: ServerResponse, err: unknown, extraHeaders: Record<string, string> = {}): void {
+export function errorAnswer(err: unknown, extraHeaders: Record<string, string> = {}): ErrorAnswer {
   const e = AnyServeError.from(err, "INTERNAL");
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
   const body = Buffer.from(JSON.stringify(e.toJSON()));
   const headers: Record<string, string | number> = {
     "content-type": "application/json",
@@ -117,17 +134,33 @@ export function sendError(res: ServerResponse, err: unknown, extraHeaders: Recor
   };
   if (e.httpStatus === 503) headers["retry-after"] = "1";
   if (e.code === "PAYLOAD_TOO_LARGE") headers.connection = "close";
-  res.writeHead(e.httpStatus, headers);
-  res.end(body);
+  return { error: e, status: e.httpStatus, headers, body };
+}
+
+/** Answers an error as {@link errorAnswer} says; a response already started is cut off instead. */
+export function sendError(res: ServerResponse, err: unknown, extraHeaders: Record<string, string> = {}): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const a = errorAnswer(err, extraHeaders);
+  res.writeHead(a.status, a.headers);
+  res.end(a.body);
 }
 
 const REQUEST_ID = /^[\w.\-]{1,128}$/;
 let counter = 0;
 const prefix = `${process.pid.toString(36)}-${Date.now().toString(36)}-`;
 
+/**
+ * A request's headers by lower-case name, as node:http's `req.headers` has them (the fast ingress
+ * builds the same from llhttp's raw list), so header reading is shared by both ingresses.
+ */
+export type RequestHeaders = Record<string, string | string[] | undefined>;
+
 /** The caller's `x-request-id` when it is safe to echo, else a fresh one (never echo raw input). */
-export function requestIdOf(req: IncomingMessage): string {
-  const given = req.headers["x-request-id"];
+export function requestIdOf(headers: RequestHeaders): string {
+  const given = headers["x-request-id"];
   if (typeof given === "string" && REQUEST_ID.test(given)) return given;
   return newRequestId();
 }
@@ -138,8 +171,8 @@ export function newRequestId(): string {
 }
 
 /** Parses a non-negative integer header; undefined when absent, INVALID_HEADER when malformed. */
-export function intHeader(req: IncomingMessage, name: string, max = Number.MAX_SAFE_INTEGER): number | undefined {
-  const raw = req.headers[name];
+export function intHeader(headers: RequestHeaders, name: string, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  const raw = headers[name];
   if (raw === undefined) return undefined;
   const text = Array.isArray(raw) ? raw[0]! : raw;
   if (!/^\d{1,16}$/.test(text) || Number(text) > max) {

@@ -10,8 +10,9 @@ import { CONTENT_TYPE_PROTOBUF, HEADER_INFERENCE_LENGTH, type EncodedBody, type 
 import type { Logger } from "../util/logger.js";
 import type { IncomingCall, InferBackend } from "./backend.js";
 import { AFFINITY_HEADER } from "./backend.js";
-import { intHeader, readBody, requestIdOf, sendError, sendJson } from "./http-util.js";
+import { EMPTY, intHeader, readBody, requestIdOf, sendError, sendJson, type RequestHeaders } from "./http-util.js";
 import { SseWriter } from "./sse.js";
+import { Cancellation, type CancelSignal } from "../util/cancel.js";
 
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => unknown;
 
@@ -123,11 +124,9 @@ export class RestFrontend {
   }
 
   #modelRoute(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> | void {
-    const m = MODEL_ROUTE.exec(path);
-    if (!m) return void this.#notFound(req, res, path);
-    const name = decodeSegment(m[1]!, "model name");
-    const version = m[2] === undefined ? undefined : decodeSegment(m[2], "model version");
-    const action = m[3] ?? "metadata";
+    const route = modelRouteOf(path);
+    if (!route) return void this.#notFound(req, res, path);
+    const { name, version, action } = route;
     const expected = action === "infer" || action === "generate_stream" ? "POST" : "GET";
     if (req.method !== expected) {
       this.#o.onRejected?.("METHOD_NOT_ALLOWED");
@@ -148,11 +147,7 @@ export class RestFrontend {
   }
 
   #inferByHeaders(req: IncomingMessage, res: ServerResponse, format: WireFormat | undefined, stream: boolean): Promise<void> {
-    const query = capabilityFromHeaders(req.headers);
-    if (Object.keys(query).length === 0) {
-      throw new AnyServeError("MISSING_CAPABILITY", "no capability in the request: send X-Capability-<Key>: <value> headers (e.g. X-Capability-Type: chat)");
-    }
-    return this.#infer(req, res, query, format, stream, undefined);
+    return this.#infer(req, res, headerQuery(req.headers), format, stream, undefined);
   }
 
   async #infer(
@@ -163,28 +158,13 @@ export class RestFrontend {
     stream: boolean,
     model: IncomingCall["model"],
   ): Promise<void> {
-    const contentType = req.headers["content-type"];
-    const format = forced ?? formatOf(contentType);
-    if (forced === "json" && contentType !== undefined && formatOf(contentType) !== "json") {
-      throw new AnyServeError("UNSUPPORTED_MEDIA_TYPE", `Content-Type '${contentType.slice(0, 64)}' is not accepted here: expected application/json`);
-    }
-    const headerLength = intHeader(req, HEADER_INFERENCE_LENGTH);
-    const requestId = requestIdOf(req);
-    const timeoutMs = Math.min(intHeader(req, "x-anyserve-timeout-ms") ?? this.#o.defaultTimeoutMs, this.#o.maxTimeoutMs);
-    const body = await readBody(req, this.#o.maxBodyBytes);
-    const controller = new AbortController();
+    const cancel = new Cancellation();
+    const call = callFromHeaders(req.headers, query, forced, model, this.#o, cancel);
+    call.body = await readBody(req, this.#o.maxBodyBytes);
     // The response closing before we finished means the client went away: cancel upstream.
     res.once("close", () => {
-      if (!res.writableFinished) controller.abort();
+      if (!res.writableFinished) cancel.abort(new AnyServeError("CANCELLED", "the client closed the connection"));
     });
-    const call: IncomingCall = {
-      query, body, contentType, headerLength, format, timeoutMs, requestId,
-      signal: controller.signal,
-      model,
-      ...delegationOf(req),
-    };
-    const affinity = req.headers[AFFINITY_HEADER];
-    if (typeof affinity === "string") call.affinityKey = affinity.slice(0, 256);
     if (stream) return this.#stream(call, res);
     let out: EncodedBody;
     try {
@@ -195,7 +175,7 @@ export class RestFrontend {
     const headers: Record<string, string | number> = {
       "content-type": out.contentType,
       "content-length": out.body.length,
-      "x-request-id": requestId,
+      "x-request-id": call.requestId,
     };
     if (out.headerLength !== undefined) headers[HEADER_INFERENCE_LENGTH] = out.headerLength;
     res.writeHead(200, headers);
@@ -244,12 +224,75 @@ function decodeSegment(raw: string, what: string): string {
   return text;
 }
 
-/** Delegation headers: `X-Delegated-From` (comma-separated replica ids tried) and `X-Delegation-Depth`. */
-function delegationOf(req: IncomingMessage): { depth?: number; tried?: string[] } {
-  const from = req.headers["x-delegated-from"];
-  const depthHeader = req.headers["x-delegation-depth"];
-  if (from === undefined && depthHeader === undefined) return {};
-  const tried = typeof from === "string" ? from.split(",").map((s) => s.trim()).filter((s) => s.length > 0).slice(0, 64) : [];
-  const depth = intHeader(req, "x-delegation-depth", 64) ?? (tried.length > 0 ? 1 : 0);
-  return { depth, tried };
+/** A `/v2/models/{name}[/versions/{v}][/{action}]` path, decoded; the action is "metadata" when none is named. */
+export interface ModelRoute {
+  name: string;
+  version: string | undefined;
+  action: string;
+}
+
+/** Reads a model route's path; undefined when it is not one. Throws INVALID_CAPABILITY for a malformed name or version. */
+export function modelRouteOf(path: string): ModelRoute | undefined {
+  const m = MODEL_ROUTE.exec(path);
+  if (!m) return undefined;
+  const name = decodeSegment(m[1]!, "model name");
+  const version = m[2] === undefined ? undefined : decodeSegment(m[2], "model version");
+  return { name, version, action: m[3] ?? "metadata" };
+}
+
+/** The query of a header-routed request (`POST /infer…`): its `X-Capability-*` headers, at least one. */
+export function headerQuery(headers: RequestHeaders): CapabilityMap {
+  const query = capabilityFromHeaders(headers);
+  if (Object.keys(query).length === 0) {
+    throw new AnyServeError("MISSING_CAPABILITY", "no capability in the request: send X-Capability-<Key>: <value> headers (e.g. X-Capability-Type: chat)");
+  }
+  return query;
+}
+
+/** The time an inference call gets when the caller sets none, and the most it may ask for (ms). */
+export interface CallLimits {
+  defaultTimeoutMs: number;
+  maxTimeoutMs: number;
+}
+
+/**
+ * An inference call as its request's headers describe it — content type and wire format, binary
+ * header length, request id, timeout, delegation state, affinity key — with an empty body that the
+ * caller sets once read. The REST front end and the fast ingress both build calls here, so they
+ * read and refuse headers the same way. Throws AnyServeError (415, INVALID_HEADER).
+ */
+export function callFromHeaders(
+  headers: RequestHeaders,
+  query: CapabilityMap,
+  forced: WireFormat | undefined,
+  model: IncomingCall["model"],
+  limits: CallLimits,
+  signal: CancelSignal,
+): IncomingCall {
+  const raw = headers["content-type"];
+  const contentType = Array.isArray(raw) ? raw[0] : raw;
+  const format = forced ?? formatOf(contentType);
+  if (forced === "json" && contentType !== undefined && formatOf(contentType) !== "json") {
+    throw new AnyServeError("UNSUPPORTED_MEDIA_TYPE", `Content-Type '${contentType.slice(0, 64)}' is not accepted here: expected application/json`);
+  }
+  const call: IncomingCall = {
+    query,
+    body: EMPTY,
+    contentType,
+    headerLength: intHeader(headers, HEADER_INFERENCE_LENGTH),
+    format,
+    timeoutMs: Math.min(intHeader(headers, "x-anyserve-timeout-ms") ?? limits.defaultTimeoutMs, limits.maxTimeoutMs),
+    requestId: requestIdOf(headers),
+    signal,
+    model,
+  };
+  // Delegation: `X-Delegated-From` (comma-separated replica ids tried) and `X-Delegation-Depth`.
+  const from = headers["x-delegated-from"];
+  if (from !== undefined || headers["x-delegation-depth"] !== undefined) {
+    call.tried = typeof from === "string" ? from.split(",").map((s) => s.trim()).filter((s) => s.length > 0).slice(0, 64) : [];
+    call.depth = intHeader(headers, "x-delegation-depth", 64) ?? (call.tried.length > 0 ? 1 : 0);
+  }
+  const affinity = headers[AFFINITY_HEADER];
+  if (typeof affinity === "string") call.affinityKey = affinity.slice(0, 256);
+  return call;
 }

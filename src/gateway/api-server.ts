@@ -4,6 +4,7 @@
  */
 import { createServer } from "node:http";
 import { GrpcFrontend } from "../frontend/grpc.js";
+import { FastIngress, llhttpAvailable } from "../frontend/fast-ingress/ingress.js";
 import { hardenServer, serverOptions } from "../frontend/http-util.js";
 import { RestFrontend, type RouteHandler } from "../frontend/rest.js";
 import { closeServer, listen } from "../replica/replica.js";
@@ -20,6 +21,7 @@ import { Forwarder, type ResilienceOptions } from "./forwarder.js";
 import { HealthChecker } from "./health-checker.js";
 import { ServicePolicies, type PolicyFields } from "./policies.js";
 import { Registry } from "./registry.js";
+import { RouteTable } from "./route-table.js";
 
 export interface ApiServerOptions {
   host?: string;
@@ -45,6 +47,11 @@ export interface ApiServerOptions {
   metrics?: boolean;
   /** More routes by "METHOD /path" (the deployment controller's, for `anyserve up`). */
   routes?: Record<string, RouteHandler>;
+  /**
+   * Serve the REST port with the fast ingress (raw sockets and Node's llhttp; the inference routes
+   * answered without node:http's request objects, everything else handed to node:http). Default false.
+   */
+  fastIngress?: boolean;
 }
 
 export interface RunningApiServer {
@@ -82,6 +89,8 @@ export async function startApiServer(o: ApiServerOptions = {}): Promise<RunningA
   const stats = new ServiceStats(metrics);
   const status = new StatusModel({ registry, policies, forwarder, stats });
   const health = new HealthChecker({ registry, policies, logger, probe: (entry, timeoutMs) => forwarder.probe(entry, timeoutMs) });
+  const maxTimeoutMs = Math.max(timeoutMs, 3_600_000);
+  const onRejected = metrics ? (code: string) => metrics.rejected(code) : undefined;
   const rest = new RestFrontend({
     backend: forwarder,
     logger,
@@ -89,11 +98,12 @@ export async function startApiServer(o: ApiServerOptions = {}): Promise<RunningA
     version: VERSION,
     maxBodyBytes,
     defaultTimeoutMs: timeoutMs,
-    maxTimeoutMs: Math.max(timeoutMs, 3_600_000),
-    ...(metrics ? { onRejected: (code: string) => metrics.rejected(code) } : {}),
+    maxTimeoutMs,
+    ...(onRejected ? { onRejected } : {}),
     routes: {
       ...controlRoutes({ registry, policies, forwarder, token, defaultHeartbeatMs: o.heartbeatIntervalMs ?? 5_000 }),
       ...managementRoutes({ status, registry, token }),
+      ...new RouteTable({ registry, policies, token }).routes(),
       ...dashboardRoutes(),
       ...(metrics ? { "GET /metrics": metricsRoute(metrics.registry) } : {}),
       ...o.routes,
@@ -101,7 +111,17 @@ export async function startApiServer(o: ApiServerOptions = {}): Promise<RunningA
   });
   const server = createServer(serverOptions(), rest.listener);
   hardenServer(server);
-  const port = await listen(server, o.port ?? 0, host);
+  let ingress: FastIngress | undefined;
+  let port: number;
+  if (o.fastIngress && !llhttpAvailable) logger.warn("this Node has no usable llhttp binding: the fast ingress is off, node:http serves the REST port");
+  if (o.fastIngress && llhttpAvailable) {
+    // node:http keeps every non-hot request: handed fresh connections, and relayed ones over loopback.
+    await listen(server, 0, "127.0.0.1");
+    ingress = new FastIngress({ backend: forwarder, httpServer: server, maxBodyBytes, defaultTimeoutMs: timeoutMs, maxTimeoutMs, logger, ...(onRejected ? { onRejected } : {}) });
+    port = await ingress.listen(o.port ?? 0, host);
+  } else {
+    port = await listen(server, o.port ?? 0, host);
+  }
   let grpc: GrpcFrontend | undefined;
   let grpcAddress: string | undefined;
   const hostForUrl = host.includes(":") ? `[${host}]` : host;
@@ -118,7 +138,7 @@ export async function startApiServer(o: ApiServerOptions = {}): Promise<RunningA
   stats.start();
   registry.onChange((event, entry) => logger.info({ replica: entry.replicaId, endpoint: entry.httpEndpoint }, event));
   const url = `http://${hostForUrl}:${port}`;
-  logger.info({ url, grpc: grpcAddress }, "API server listening");
+  logger.info({ url, grpc: grpcAddress, ingress: ingress ? "fast" : "node:http" }, "API server listening");
   return {
     url,
     grpcAddress,
@@ -131,7 +151,7 @@ export async function startApiServer(o: ApiServerOptions = {}): Promise<RunningA
       clearInterval(expiry);
       health.stop();
       stats.stop();
-      await Promise.all([closeServer(server), grpc?.close()]);
+      await Promise.all([ingress?.close(), closeServer(server), grpc?.close()]);
       await forwarder.close();
     },
   };

@@ -7,12 +7,13 @@
  * service's balancing strategy among what is left. With failover on, an attempt that was not
  * delivered or got a retryable error goes to another replica, within a retry budget.
  */
-import { AnyServeError, isErrorCode, type ErrorCode } from "../errors.js";
+import { AnyServeError, type ErrorCode } from "../errors.js";
 import type { IncomingCall, InferBackend, ModelMetadata } from "../frontend/backend.js";
 import { formatCapability, type CapabilityMap } from "../protocol/capability.js";
 import type { EncodedBody } from "../protocol/types.js";
 import { FrameClient, type FrameReply } from "../transport/frame-client.js";
-import { toFrameMeta, type FrameKind } from "../transport/call-meta.js";
+import { answerError, answerOf, toFrameMeta, type FrameKind } from "../transport/call-meta.js";
+import { retireClient } from "../transport/retire.js";
 import { describeUnavailable, preferWarm } from "./candidates.js";
 import type { ServicePolicies, ServicePolicy } from "./policies.js";
 import { isRoutable, type Registry, type ReplicaEntry, type Route } from "./registry.js";
@@ -41,9 +42,6 @@ export interface ResilienceOptions {
   /** Retries of one request on other replicas (failover); default 2. */
   maxRetries?: number;
 }
-
-/** The longest a retired replica connection is kept for its in-flight requests. */
-const RETIRE_MAX_MS = 10 * 60_000;
 
 /** One routing decision. */
 interface Pick {
@@ -112,7 +110,7 @@ export class Forwarder implements InferBackend {
 
   async infer(call: IncomingCall): Promise<EncodedBody> {
     const reply = await this.#send(call, "infer");
-    return encodedOf(reply);
+    return answerOf(reply);
   }
 
   async stream(call: IncomingCall, onChunk: (chunk: EncodedBody) => void): Promise<void> {
@@ -160,16 +158,9 @@ export class Forwarder implements InferBackend {
     await Promise.all(clients.map((c) => c.close()));
   }
 
-  /** Closes a client once its last in-flight request is answered (or after RETIRE_MAX_MS). */
+  /** Closes a client once its last in-flight request is answered (or after 10 minutes). */
   #retire(client: FrameClient): void {
-    if (client.inFlight === 0) {
-      void client.close();
-      return;
-    }
-    this.#retired.add(client);
-    setTimeout(() => {
-      if (this.#retired.delete(client)) void client.close();
-    }, RETIRE_MAX_MS).unref();
+    retireClient(client, this.#retired);
   }
 
   /**
@@ -355,17 +346,7 @@ export class Forwarder implements InferBackend {
   }
 }
 
-function encodedOf(reply: FrameReply): EncodedBody {
-  const meta = reply.meta;
-  const out: EncodedBody = { body: reply.body, contentType: typeof meta.ct === "string" ? meta.ct : "application/json" };
-  if (typeof meta.hl === "number") out.headerLength = meta.hl;
-  return out;
-}
-
 /** A reply carrying an error code, rebuilt into the same error the replica raised. */
 function errorOf(reply: FrameReply, entry: ReplicaEntry): AnyServeError | undefined {
-  const code = reply.meta.code;
-  if (code === undefined) return undefined;
-  const message = typeof reply.meta.error === "string" ? reply.meta.error : `replica '${entry.replicaId}' failed`;
-  return new AnyServeError(isErrorCode(code) ? (code as ErrorCode) : "INTERNAL", message);
+  return answerError(reply.meta, entry.replicaId);
 }

@@ -68,6 +68,8 @@ export class Registry {
   /** Replicas an operator drained (management API): they stay out of rotation across re-registrations. */
   readonly #drained = new Set<string>();
   readonly #listeners: ChangeListener[] = [];
+  /** Told of every change that can alter a routing decision (the route table's watchers). */
+  readonly #routingListeners: (() => void)[] = [];
   readonly #now: () => number;
   #nextOrder = 0;
 
@@ -81,6 +83,11 @@ export class Registry {
 
   onChange(listener: ChangeListener): void {
     this.#listeners.push(listener);
+  }
+
+  /** Called after any change that can alter routing: register, unregister, draining, health. */
+  onRoutingChange(listener: () => void): void {
+    this.#routingListeners.push(listener);
   }
 
   /** Adds a replica, or replaces the one with the same id (its capabilities are replaced). */
@@ -143,7 +150,7 @@ export class Registry {
     if (!entry) return false;
     if (entry.available !== available) {
       entry.available = available;
-      this.#cache = new Map();
+      this.#routingChanged();
     }
     return true;
   }
@@ -161,7 +168,7 @@ export class Registry {
     if (!entry) return false;
     if (entry.healthy !== healthy) {
       entry.healthy = healthy;
-      this.#cache = new Map();
+      this.#routingChanged();
     }
     return true;
   }
@@ -267,6 +274,12 @@ export class Registry {
   #changed(event: "register" | "unregister", entry: ReplicaEntry): void {
     this.#cache = new Map();
     for (const listener of this.#listeners) listener(event, entry);
+    for (const listener of this.#routingListeners) listener();
+  }
+
+  #routingChanged(): void {
+    this.#cache = new Map();
+    for (const listener of this.#routingListeners) listener();
   }
 }
 

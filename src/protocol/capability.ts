@@ -26,22 +26,39 @@ export function normalizeCapability(input: unknown, where = "capability"): Capab
   if (keys.length > CAPABILITY_LIMITS.maxKeys) {
     throw new AnyServeError("INVALID_CAPABILITY", `${where}: expected at most ${CAPABILITY_LIMITS.maxKeys} keys, got ${keys.length}`);
   }
-  const out: CapabilityMap = Object.create(null);
+  const out: CapabilityMap = {};
   for (const key of keys) {
-    if (!KEY_PATTERN.test(key) || key.length > CAPABILITY_LIMITS.maxKeyLength) {
+    if (!validKey(key)) {
       throw new AnyServeError("INVALID_CAPABILITY", `${where}: key ${JSON.stringify(key.slice(0, 64))} must be 1-${CAPABILITY_LIMITS.maxKeyLength} characters of [A-Za-z0-9_.-]`);
     }
     const value = (input as Record<string, unknown>)[key];
     if (typeof value !== "string" && typeof value !== "number" && typeof value !== "boolean") {
       throw new AnyServeError("INVALID_CAPABILITY", `${where}.${key}: expected a string, number or boolean, got ${describe(value)}`);
     }
-    const text = String(value);
+    const text = typeof value === "string" ? value : String(value);
     if (text.length > CAPABILITY_LIMITS.maxValueLength) {
       throw new AnyServeError("INVALID_CAPABILITY", `${where}.${key}: expected at most ${CAPABILITY_LIMITS.maxValueLength} characters, got ${text.length}`);
     }
-    out[key] = text;
+    // An own "__proto__" key must stay a key: plain assignment would set the prototype instead.
+    if (key === "__proto__") Object.defineProperty(out, key, { value: text, enumerable: true, writable: true, configurable: true });
+    else out[key] = text;
   }
-  return { ...out };
+  return out;
+}
+
+/**
+ * Keys already checked against KEY_PATTERN: every request of a capability carries the same few
+ * keys, so the regex runs once per key instead of once per request. Bounded so that a client
+ * sending endless new keys cannot grow it.
+ */
+const knownKeys = new Set<string>();
+
+function validKey(key: string): boolean {
+  if (knownKeys.has(key)) return true;
+  if (!KEY_PATTERN.test(key) || key.length > CAPABILITY_LIMITS.maxKeyLength) return false;
+  if (knownKeys.size >= 4096) knownKeys.clear();
+  knownKeys.add(key);
+  return true;
 }
 
 /** True when every key of `query` is in `capability` with the same (string) value. */

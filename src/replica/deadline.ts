@@ -8,55 +8,87 @@
  * `timeout` parameter asks for less time.
  */
 import { AnyServeError } from "../errors.js";
+import { Cancellation, type CancelSignal } from "../util/cancel.js";
 
 export function runWithDeadline<T>(
   timeoutMs: number,
-  callerSignal: AbortSignal | undefined,
-  work: (signal: AbortSignal, deadline: number, lower: (deadline: number) => void) => Promise<T>,
+  callerSignal: CancelSignal | undefined,
+  work: (signal: CancelSignal, deadline: number, lower: (deadline: number) => void) => Promise<T>,
 ): Promise<T> {
-  const controller = new AbortController();
-  const started = Date.now();
-  let deadline = started + timeoutMs;
   return new Promise<T>((resolve, reject) => {
-    let settled = false;
-    let timer: NodeJS.Timeout | undefined;
-    const finish = (err: AnyServeError | undefined, value?: T): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      callerSignal?.removeEventListener("abort", onCallerAbort);
-      if (err) {
-        controller.abort(err);
-        reject(err);
-      } else {
-        resolve(value as T);
-      }
-    };
-    const onCallerAbort = (): void => finish(new AnyServeError("CANCELLED", "the caller cancelled the request"));
-    const arm = (): void => {
-      clearTimeout(timer);
-      timer = setTimeout(
-        () => finish(new AnyServeError("DEADLINE_EXCEEDED", `request exceeded its deadline of ${Math.round(deadline - started)} ms`)),
-        Math.max(0, deadline - Date.now()),
-      );
-    };
-    const lower = (at: number): void => {
-      if (settled || !(at < deadline)) return;
-      deadline = at;
-      arm();
-    };
-    arm();
-    if (callerSignal?.aborted) return onCallerAbort();
-    callerSignal?.addEventListener("abort", onCallerAbort, { once: true });
+    const run = new DeadlineRun<T>(timeoutMs, callerSignal, resolve, reject);
+    if (callerSignal?.aborted) return run.handleEvent();
+    callerSignal?.addEventListener("abort", run, { once: true });
     let running: Promise<T>;
     try {
-      running = work(controller.signal, deadline, lower);
+      running = work(run.cancel, run.deadline, run.lower);
     } catch (err) {
-      return finish(AnyServeError.from(err));
+      return run.finish(AnyServeError.from(err));
     }
-    running.then(
-      (value) => finish(undefined, value),
-      (err: unknown) => finish(AnyServeError.from(err)),
-    );
+    running.then(run.succeed, run.fail);
   });
+}
+
+/**
+ * One call under a deadline. A class rather than closures: it runs once per request, and being
+ * its own abort listener (`handleEvent`) and timer argument saves several allocations per call.
+ */
+class DeadlineRun<T> {
+  readonly cancel = new Cancellation();
+  readonly #started = Date.now();
+  deadline: number;
+  #settled = false;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    timeoutMs: number,
+    private readonly callerSignal: CancelSignal | undefined,
+    private readonly resolve: (value: T) => void,
+    private readonly reject: (err: AnyServeError) => void,
+  ) {
+    this.deadline = this.#started + timeoutMs;
+    this.#arm();
+  }
+
+  /** The caller left. */
+  handleEvent(): void {
+    this.finish(new AnyServeError("CANCELLED", "the caller cancelled the request"));
+  }
+
+  readonly succeed = (value: T): void => this.finish(undefined, value);
+  readonly fail = (err: unknown): void => this.finish(AnyServeError.from(err));
+
+  /** The work may only lower the deadline (the request's own `timeout` parameter). */
+  readonly lower = (at: number): void => {
+    if (this.#settled || !(at < this.deadline)) return;
+    this.deadline = at;
+    this.#arm();
+  };
+
+  finish(err: AnyServeError | undefined, value?: T): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    clearTimeout(this.#timer);
+    this.callerSignal?.removeEventListener("abort", this);
+    if (err) {
+      this.cancel.abort(err);
+      this.reject(err);
+    } else {
+      this.resolve(value as T);
+    }
+  }
+
+  #arm(): void {
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(expire, Math.max(0, this.deadline - Date.now()), this);
+  }
+
+  /** @internal */
+  expired(): void {
+    this.finish(new AnyServeError("DEADLINE_EXCEEDED", `request exceeded its deadline of ${Math.round(this.deadline - this.#started)} ms`));
+  }
+}
+
+function expire(run: { expired(): void }): void {
+  run.expired();
 }

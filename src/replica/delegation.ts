@@ -14,6 +14,7 @@ import { encodeProtoResponse } from "../protocol/proto-codec.js";
 import { CONTENT_TYPE_PROTOBUF, HEADER_INFERENCE_LENGTH, type EncodedBody } from "../protocol/types.js";
 import { errorFromBody } from "../sdk/client.js";
 import { readSse } from "../sdk/sse-reader.js";
+import { toAbortSignal } from "../util/cancel.js";
 
 export interface DelegationOptions {
   apiServer: string;
@@ -92,7 +93,7 @@ export class DelegatingBackend implements InferBackend {
     if (call.headerLength !== undefined) headers[HEADER_INFERENCE_LENGTH] = String(call.headerLength);
     if (this.#o.token) headers.authorization = `Bearer ${this.#o.token}`;
     return this.#pool
-      .request({ method: "POST", path, headers, body: call.body, signal: call.signal, headersTimeout: call.timeoutMs + 1_000, bodyTimeout: call.timeoutMs + 1_000 })
+      .request({ method: "POST", path, headers, body: call.body, signal: toAbortSignal(call.signal), headersTimeout: call.timeoutMs + 1_000, bodyTimeout: call.timeoutMs + 1_000 })
       .catch((err: unknown) => {
         if (call.signal.aborted) throw new AnyServeError("CANCELLED", "the caller cancelled the delegated request");
         throw new AnyServeError("REPLICA_UNREACHABLE", `replica '${this.#o.replicaId}' could not delegate to the API server ${this.#o.apiServer}: ${(err as Error).message}`);

@@ -23,6 +23,7 @@ import type { Caller, ObjectStoreLike } from "../sdk/context.js";
 import type { Logger } from "../util/logger.js";
 import { runWithDeadline } from "./deadline.js";
 import type { ReplicaHealth, ReplicaLoad } from "./frame-handler.js";
+import type { CancelSignal } from "../util/cancel.js";
 
 export interface DispatcherOptions {
   app: AnyServe;
@@ -178,7 +179,7 @@ export class Dispatcher implements InferBackend {
   async #run<T>(
     call: IncomingCall,
     wantStream: boolean,
-    go: (lane: Lane, task: ReturnType<typeof taskOf>, signal: AbortSignal, hooks: { lowerDeadline: (i: number, dl: number) => void }) => Promise<T>,
+    go: (lane: Lane, task: ReturnType<typeof taskOf>, signal: CancelSignal, hooks: { lowerDeadline: (i: number, dl: number) => void }) => Promise<T>,
   ): Promise<T> {
     const lane = this.#admit(call, wantStream);
     const m = lane.metrics;

@@ -74,8 +74,8 @@ export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
   const logger = o.logger ?? createLogger("replica", { replica: replicaId });
   const timeoutMs = o.timeoutMs ?? 30_000;
   const maxBodyBytes = o.maxBodyBytes ?? 64 * 1024 * 1024;
-  // Cross-replica calls and delegation both go through the API server, when there is one.
-  const caller = o.apiServer ? new ApiServerCaller(o.apiServer) : undefined;
+  // Cross-replica calls (direct to the callee by default, sdk/caller.ts) and delegation need the API server.
+  const caller = o.apiServer ? new ApiServerCaller(o.apiServer, { token: o.token }) : undefined;
   // Capabilities turning warm/cold/failed re-register; set once the registration loop exists.
   let onStateChange = (): void => undefined;
   const metrics = o.metrics === false ? undefined : new ReplicaMetrics({ replicaId, service: o.service, objectStore: o.objectStore });

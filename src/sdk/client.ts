@@ -12,13 +12,17 @@
  * ```
  */
 import { Pool } from "undici";
-import { AnyServeError, codeForHttpStatus, isErrorCode } from "../errors.js";
+import { AnyServeError } from "../errors.js";
 import { capabilityToHeaders, normalizeCapability, type CapabilityInput, type CapabilityMap } from "../protocol/capability.js";
-import { decodeResponse, encodeRequest } from "../protocol/codec.js";
 import { HEADER_INFERENCE_LENGTH, type InferRequest, type InferResponse, type Parameters } from "../protocol/types.js";
 import { inputsToRequest, responseToValue } from "../protocol/values.js";
 import { GrpcTransport } from "./client-grpc.js";
+import { DirectTransport } from "./direct/direct-transport.js";
+import type { RouteCacheState } from "./direct/route-cache.js";
 import { readSse } from "./sse-reader.js";
+import { decodeAnswer, encodeCall, errorFromBody } from "./wire.js";
+
+export { errorFromBody };
 
 export interface ClientOptions {
   /** The API server's REST URL, e.g. http://localhost:8080. */
@@ -31,6 +35,22 @@ export interface ClientOptions {
   timeout?: number;
   /** REST connections kept to the server, default 16. */
   connections?: number;
+  /**
+   * Call replicas directly over their frame endpoints, chosen by this client from the API
+   * server's route table (`GET /routes/watch`), and through the API server only when no replica
+   * in the table can take the call or a direct attempt failed before the replica ran it. Needs
+   * `apiServer` and REST; streams go direct too. Default false. See docs/routing.md, "Direct path".
+   *
+   * @example
+   * ```ts
+   * const client = new Client({ apiServer: "http://localhost:8080", direct: true, token: process.env.ANYSERVE_TOKEN });
+   * await client.infer({ type: "embed" }, { text: "hi" }); // the first calls go through the API server until the table arrives
+   * await client.close(); // closes the watch stream and every replica connection
+   * ```
+   */
+  direct?: boolean;
+  /** The API server's control-plane token (`--token`): the route table and the replicas' frame endpoints need it when one is set. */
+  token?: string;
 }
 
 export interface InferOptions {
@@ -62,9 +82,18 @@ export class Client {
     const target = options.endpoint ?? options.apiServer;
     if (!target) throw new TypeError("Client needs apiServer or endpoint");
     this.#timeout = options.timeout ?? 60_000;
-    this.#transport = options.protocol === "grpc"
+    if (options.direct && (options.apiServer === undefined || options.endpoint !== undefined || options.protocol === "grpc")) {
+      throw new TypeError("Client: direct needs apiServer (its route table), without endpoint, over REST");
+    }
+    const rest = options.protocol === "grpc" ? undefined : new RestTransport(target, options.connections ?? 16);
+    this.#transport = rest === undefined
       ? new GrpcTransport(target)
-      : new RestTransport(target, options.connections ?? 16);
+      : options.direct ? new DirectTransport({ apiServer: target, token: options.token, fallback: rest }) : rest;
+  }
+
+  /** With `direct`: the route table as this client has it (version, replicas, stream state); otherwise undefined. */
+  routes(): RouteCacheState | undefined {
+    return this.#transport instanceof DirectTransport ? this.#transport.routes() : undefined;
   }
 
   /** Calls `capability` with `inputs` (an object of name → value, OIP tensors, or one value) and returns the decoded answer. */
@@ -120,17 +149,14 @@ class RestTransport implements ClientTransport {
     const body = Buffer.from(await res.body.arrayBuffer());
     if (res.statusCode !== 200) throw errorFromBody(res.statusCode, body);
     const hl = res.headers[HEADER_INFERENCE_LENGTH];
-    return decodeResponse(body, {
-      contentType: String(res.headers["content-type"] ?? "application/json"),
-      ...(hl !== undefined ? { headerLength: Number(hl) } : {}),
-    });
+    return decodeAnswer(body, String(res.headers["content-type"] ?? "application/json"), hl === undefined ? undefined : Number(hl));
   }
 
   async *stream(query: CapabilityMap, req: InferRequest, o: InferOptions & { timeout: number }): AsyncIterable<InferResponse> {
     const res = await this.#post("/infer/stream", query, req, o);
     if (res.statusCode !== 200) throw errorFromBody(res.statusCode, Buffer.from(await res.body.arrayBuffer()));
     for await (const data of readSse(res.body)) {
-      yield decodeResponse(Buffer.from(data), { contentType: "application/json" });
+      yield decodeAnswer(Buffer.from(data), "application/json", undefined);
     }
   }
 
@@ -158,8 +184,7 @@ class RestTransport implements ClientTransport {
   }
 
   #post(path: string, query: CapabilityMap, req: InferRequest, o: InferOptions & { timeout: number }) {
-    const binary = o.binary ?? req.inputs.some((t) => t.datatype === "FP16" || t.datatype === "BF16");
-    const enc = encodeRequest(req, "json", { binary });
+    const enc = encodeCall(req, o.binary);
     const headers: Record<string, string> = {
       ...capabilityToHeaders(query),
       "content-type": enc.contentType,
@@ -172,19 +197,6 @@ class RestTransport implements ClientTransport {
       throw transportError(err, o.timeout);
     });
   }
-}
-
-/** Rebuilds the server's error from its `{"error", "code"}` body. */
-export function errorFromBody(status: number, body: Buffer): AnyServeError {
-  try {
-    const parsed = JSON.parse(body.toString("utf8")) as { error?: unknown; code?: unknown };
-    if (typeof parsed.error === "string") {
-      return new AnyServeError(isErrorCode(parsed.code) ? parsed.code : codeForHttpStatus(status), parsed.error);
-    }
-  } catch {
-    // not JSON: fall through
-  }
-  return new AnyServeError(codeForHttpStatus(status), `HTTP ${status}: ${body.toString("utf8").slice(0, 200)}`);
 }
 
 function transportError(err: unknown, timeout: number): AnyServeError {

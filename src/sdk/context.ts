@@ -6,6 +6,7 @@ import { AnyServeError } from "../errors.js";
 import { normalizeCapability, type CapabilityInput, type CapabilityMap } from "../protocol/capability.js";
 import type { ObjectStoreApi } from "../objects/types.js";
 import type { Logger } from "../util/logger.js";
+import { toAbortSignal, type CancelSignal } from "../util/cancel.js";
 
 /** Options for {@link Context.call}. */
 export interface CallOptions {
@@ -26,7 +27,8 @@ export interface ContextInit {
   replicaId: string;
   capability: CapabilityMap;
   requestId: string;
-  signal: AbortSignal;
+  /** The call's cancellation; `ctx.signal` makes a real AbortSignal of it only if the handler asks. */
+  signal: CancelSignal;
   logger: Logger;
   /** Epoch milliseconds after which the request has failed. */
   deadline: number;
@@ -40,24 +42,28 @@ export class Context {
   /** The capability of the handler that matched. */
   readonly capability: CapabilityMap;
   readonly requestId: string;
-  /** Fires when the deadline passes or the caller goes away. */
-  readonly signal: AbortSignal;
   readonly logger: Logger;
   readonly deadline: number;
   readonly #objects: ObjectStoreLike | undefined;
   readonly #caller: Caller | undefined;
   readonly #depth: number;
+  readonly #cancel: CancelSignal;
 
   constructor(init: ContextInit) {
     this.replicaId = init.replicaId;
     this.capability = init.capability;
     this.requestId = init.requestId;
-    this.signal = init.signal;
+    this.#cancel = init.signal;
     this.logger = init.logger;
     this.deadline = init.deadline;
     this.#objects = init.objects;
     this.#caller = init.caller;
     this.#depth = init.delegationDepth ?? 0;
+  }
+
+  /** Fires when the deadline passes or the caller goes away. */
+  get signal(): AbortSignal {
+    return toAbortSignal(this.#cancel);
   }
 
   /** Milliseconds left before the deadline (never negative). */

@@ -17,9 +17,11 @@
  * Answers: RESPONSE meta `{ct, hl?}` on success, `{code, error}` on failure; streams send
  * CHUNK frames then END with `{}` or `{code, error}`.
  */
-import { AnyServeError } from "../errors.js";
+import { AnyServeError, isErrorCode } from "../errors.js";
 import type { IncomingCall } from "../frontend/backend.js";
 import { normalizeCapability } from "../protocol/capability.js";
+import type { EncodedBody } from "../protocol/types.js";
+import type { CancelSignal } from "../util/cancel.js";
 
 export type FrameKind = "infer" | "stream" | "meta" | "health";
 
@@ -33,7 +35,7 @@ export function toFrameMeta(call: IncomingCall, kind: FrameKind): Record<string,
   return meta;
 }
 
-export function fromFrameMeta(meta: Record<string, unknown>, body: Buffer, signal: AbortSignal): IncomingCall & { kind: FrameKind } {
+export function fromFrameMeta(meta: Record<string, unknown>, body: Buffer, signal: CancelSignal): IncomingCall & { kind: FrameKind } {
   const kind = meta.k;
   if (kind !== "infer" && kind !== "stream" && kind !== "meta" && kind !== "health") {
     throw new AnyServeError("UPSTREAM_PROTOCOL_ERROR", `frame kind ${JSON.stringify(kind)} is not one of infer, stream, meta, health`);
@@ -60,4 +62,20 @@ export function fromFrameMeta(meta: Record<string, unknown>, body: Buffer, signa
 export function errorMeta(err: unknown): Record<string, unknown> {
   const e = AnyServeError.from(err, "INTERNAL");
   return { code: e.code, error: e.message };
+}
+
+/** A RESPONSE frame's answer `{ct, hl?}` as the encoded body it carries. */
+export function answerOf(reply: { meta: Record<string, unknown>; body: Buffer }): EncodedBody {
+  const meta = reply.meta;
+  const out: EncodedBody = { body: reply.body, contentType: typeof meta.ct === "string" ? meta.ct : "application/json" };
+  if (typeof meta.hl === "number") out.headerLength = meta.hl;
+  return out;
+}
+
+/** An answer's `{code, error}`, rebuilt into the error the replica raised; undefined for a success. */
+export function answerError(meta: Record<string, unknown>, replicaId: string): AnyServeError | undefined {
+  const code = meta.code;
+  if (code === undefined) return undefined;
+  const message = typeof meta.error === "string" ? meta.error : `replica '${replicaId}' failed`;
+  return new AnyServeError(isErrorCode(code) ? code : "INTERNAL", message);
 }

@@ -14,6 +14,7 @@ import { AnyServeError } from "../errors.js";
 import { FrameConnection } from "./frame-connection.js";
 import { FRAMES_PATH, FRAMES_PROTOCOL } from "./frame-server.js";
 import { DEFAULT_MAX_FRAME_BYTES, FrameType, encodeFrame, metaError, type FrameMeta } from "./frames.js";
+import type { CancelSignal } from "../util/cancel.js";
 
 /**
  * A RESPONSE frame, or for a stream the END frame's meta (body empty). An error answer is
@@ -25,7 +26,7 @@ export interface FrameRequestOptions {
   /** Rejects with DEADLINE_EXCEEDED and sends CANCEL when no answer came in time. */
   timeoutMs?: number;
   /** Abort → rejects with CANCELLED (or with the reason, if it is an AnyServeError) and sends CANCEL. */
-  signal?: AbortSignal;
+  signal?: CancelSignal;
   /** Makes this a stream: called for each CHUNK, in order, before the promise resolves with END. */
   onChunk?: (meta: Record<string, unknown> | null, body: Buffer) => void;
 }
@@ -41,6 +42,11 @@ export interface FrameClientOptions {
   maxFrameBytes?: number;
   /** Time allowed to connect and upgrade, default 2000 ms. */
   connectTimeoutMs?: number;
+  /**
+   * Open sockets do not keep the process alive (the SDK's direct client, which a script may not
+   * close); a request in flight still does, through its timeout timer.
+   */
+  unref?: boolean;
 }
 
 const CONNECTING = 0, OPEN = 1, CLOSED = 2;
@@ -66,7 +72,7 @@ export class Pending {
   resolve!: (r: FrameReply) => void;
   reject!: (e: unknown) => void;
   timer: NodeJS.Timeout | undefined;
-  signal: AbortSignal | undefined;
+  signal: CancelSignal | undefined;
   /** Encoded REQUEST, kept only while waiting for the connection. */
   parts: Buffer[] | null = null;
   started = false;
@@ -94,6 +100,7 @@ export class FrameClient extends EventEmitter {
   private readonly token: string | undefined;
   private readonly maxFrameBytes: number;
   private readonly connectTimeoutMs: number;
+  private readonly unref: boolean;
   private readonly pending = new Map<number, Pending>();
   private readonly slots: (ClientConn | null)[];
   private readonly conns = new Set<ClientConn>();
@@ -107,6 +114,7 @@ export class FrameClient extends EventEmitter {
     this.token = opts.token;
     this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 2000;
+    this.unref = opts.unref ?? false;
     this.slots = new Array<ClientConn | null>(Math.max(1, opts.sockets ?? 2)).fill(null);
   }
 
@@ -240,6 +248,7 @@ export class FrameClient extends EventEmitter {
 
   private open(conn: ClientConn, socket: Socket, head: Buffer): void {
     conn.state = OPEN;
+    if (this.unref) socket.unref();
     const fc = new FrameConnection(socket, {
       onFrame: (type, id, meta, body) => this.onFrame(conn, type, id, meta, body),
       onClose: (err) => this.onClose(conn, err),
@@ -261,7 +270,8 @@ export class FrameClient extends EventEmitter {
   private failConnect(conn: ClientConn, why: string, code: "REPLICA_UNREACHABLE" | "SHUTTING_DOWN" = "REPLICA_UNREACHABLE", status?: number): void {
     if (conn.state !== CONNECTING) return;
     this.retire(conn);
-    const data: Record<string, unknown> = { responseStarted: false, replica: this.url };
+    // `sent: false`: the request never left this process, so the replica cannot have run it.
+    const data: Record<string, unknown> = { responseStarted: false, sent: false, replica: this.url };
     if (status !== undefined) data.status = status;
     for (const p of conn.waiting) {
       if (this.pending.get(p.id) !== p) continue;

@@ -4,9 +4,9 @@
  *
  * Why coalescing: the main win of the framed hop is that every frame queued during one
  * event-loop turn (all requests the gateway received in one poll phase, all replies a replica
- * produced for one input chunk) leaves in ONE writev. The first write of a turn corks the socket
- * and schedules an uncork with setImmediate, which runs right after the poll phase — late enough
- * to collect the frames of every socket read in that phase and of the microtasks they spawned.
+ * produced for one input chunk) leaves in ONE socket write. The first frame of a turn schedules a
+ * flush with setImmediate, which runs right after the poll phase — late enough to collect the
+ * frames of every socket read in that phase and of the microtasks they spawned.
  */
 import type { Socket } from "node:net";
 import {
@@ -17,6 +17,9 @@ import {
   type FrameMeta,
   type FrameSink,
 } from "./frames.js";
+
+/** Frames of one turn up to this many bytes in total are joined into one buffer before writing. */
+const COALESCE_MAX_BYTES = 64 * 1024;
 
 /** Callbacks of a {@link FrameConnection}; plain functions, not EventEmitter, to keep dispatch cheap. */
 export interface FrameConnectionEvents {
@@ -43,7 +46,10 @@ export class FrameConnection {
   /** The first error seen on this connection, reported to onClose. */
   error: Error | undefined;
   private readonly highWaterMark: number;
-  private corked = false;
+  private flushScheduled = false;
+  /** Frame parts of this event-loop turn, written together by flush(). */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
   private ending = false;
   private isClosed = false;
   private reportedCongested = false;
@@ -96,7 +102,7 @@ export class FrameConnection {
    * its own ingress until onDrain.
    */
   get congested(): boolean {
-    if (this.socket.writableLength < this.highWaterMark) return false;
+    if (this.socket.writableLength + this.pendingBytes < this.highWaterMark) return false;
     this.reportedCongested = true;
     return true;
   }
@@ -109,20 +115,23 @@ export class FrameConnection {
   /** Queues already-encoded frame parts (from encodeFrame). */
   write(parts: Buffer[]): void {
     if (this.closed) return;
-    const socket = this.socket;
-    if (!this.corked) {
-      this.corked = true;
-      socket.cork();
-      setImmediate(uncork, this);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(flushTurn, this);
     }
-    for (let i = 0; i < parts.length; i++) socket.write(parts[i]!);
+    for (let i = 0; i < parts.length; i++) {
+      const part = parts[i]!;
+      this.pending.push(part);
+      this.pendingBytes += part.length;
+    }
   }
 
   /** Flushes what is queued, then closes the write side; the socket closes when the peer ends too. */
   end(): void {
     if (this.closed) return;
     this.ending = true;
-    this.socket.end(); // end() uncorks
+    this.flush();
+    this.socket.end();
   }
 
   /** Closes at once; frames still queued are lost. */
@@ -131,13 +140,32 @@ export class FrameConnection {
     this.socket.destroy();
   }
 
-  /** @internal */
+  /**
+   * @internal Writes what this turn queued. Small frames are joined into one buffer and written
+   * once: copying a few hundred bytes is cheaper than the stream's per-chunk bookkeeping for a
+   * writev. Big bodies are never copied: then each part is written, corked, into one writev.
+   */
   flush(): void {
-    this.corked = false;
-    if (!this.socket.destroyed) this.socket.uncork();
+    this.flushScheduled = false;
+    const parts = this.pending;
+    const bytes = this.pendingBytes;
+    if (parts.length === 0) return;
+    this.pending = [];
+    this.pendingBytes = 0;
+    const socket = this.socket;
+    if (socket.destroyed) return;
+    if (parts.length === 1) {
+      socket.write(parts[0]!);
+    } else if (bytes <= COALESCE_MAX_BYTES) {
+      socket.write(Buffer.concat(parts, bytes));
+    } else {
+      socket.cork();
+      for (const part of parts) socket.write(part);
+      socket.uncork();
+    }
   }
 }
 
-function uncork(conn: FrameConnection): void {
+function flushTurn(conn: FrameConnection): void {
   conn.flush();
 }

@@ -15,6 +15,7 @@ import { AnyServeError } from "../errors.js";
 import { FrameConnection } from "./frame-connection.js";
 import { FrameProtocolError, FrameType, encodeFrame, errorMeta, type FrameMeta } from "./frames.js";
 import { bearerMatches, tokenDigest } from "../util/auth.js";
+import { Cancellation, type CancelSignal } from "../util/cancel.js";
 
 /** The path and Upgrade token of the framed hop. */
 export const FRAMES_PATH = "/_anyserve/frames";
@@ -26,7 +27,7 @@ export interface FrameRequest {
   meta: Record<string, unknown>;
   body: Buffer;
   /** Fires on CANCEL from the gateway (reason: CANCELLED or DEADLINE_EXCEEDED) or when the connection closes. */
-  signal: AbortSignal;
+  signal: CancelSignal;
 }
 
 /**
@@ -140,7 +141,7 @@ class ServerConn {
 /** A request; its signal is created on first use (an AbortController was 15% of the frame server's CPU). */
 class IncomingFrame implements FrameRequest {
   constructor(readonly id: number, readonly meta: Record<string, unknown>, readonly body: Buffer, private readonly res: Responder) {}
-  get signal(): AbortSignal {
+  get signal(): CancelSignal {
     return this.res.signal;
   }
 }
@@ -149,7 +150,7 @@ class IncomingFrame implements FrameRequest {
 class Responder implements FrameResponder {
   streaming = false;
   private done = false;
-  private controller: AbortController | undefined;
+  private cancel: Cancellation | undefined;
   private abortReason: AnyServeError | undefined;
 
   constructor(private readonly conn: ServerConn, private readonly id: number) {}
@@ -207,19 +208,19 @@ class Responder implements FrameResponder {
     this.conn.checkCongestion();
   }
 
-  get signal(): AbortSignal {
-    if (this.controller === undefined) {
-      this.controller = new AbortController();
-      if (this.abortReason !== undefined) this.controller.abort(this.abortReason);
+  get signal(): CancelSignal {
+    if (this.cancel === undefined) {
+      this.cancel = new Cancellation();
+      if (this.abortReason !== undefined) this.cancel.abort(this.abortReason);
     }
-    return this.controller.signal;
+    return this.cancel;
   }
 
   /** @internal */
   abort(reason: AnyServeError): void {
     this.done = true;
     this.abortReason = reason;
-    this.controller?.abort(reason);
+    this.cancel?.abort(reason);
   }
 }
 

@@ -86,6 +86,16 @@ test("a batch never waits longer than batch_wait_ms after its first item", async
   assert.ok(took >= 38 && took < 40 + 150, `a lone request took ${took} ms`);
 });
 
+test("a batch handler with batch_size 1 still gets an array of one (the lane's fast path is for plain handlers only)", async () => {
+  const l = await lane("batch", { strategy: "async", so: { threads: 2 }, batchSize: 1 });
+  await l.start();
+  const outs = await Promise.all(["a", "b"].map((text) => l.run(task({ text }, { parameters: { ms: 1 } }), never())));
+  assert.deepEqual(outs.map((o) => (answer(o) as { text: string; size: number })), [
+    { text: "a", call: (answer(outs[0]!) as { call: string }).call, size: 1 },
+    { text: "b", call: (answer(outs[1]!) as { call: string }).call, size: 1 },
+  ]);
+});
+
 test("lazy: cold until the first request, warm while used, cold again after idle_timeout with onStop run", async () => {
   const replicaId = freshReplicaId("lane-lazy");
   const states: string[] = [];

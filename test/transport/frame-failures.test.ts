@@ -9,6 +9,7 @@ import { FrameDecoder, FrameType, encodeFrame } from "../../src/transport/frames
 import type { FrameRequest } from "../../src/transport/frame-server.js";
 import { AnyServeError } from "../../src/errors.js";
 import { deadPort, deferred, echo, startReplica } from "./helpers.js";
+import { toAbortSignal } from "../../src/util/cancel.js";
 
 const isErr = (code: string, extra?: (e: AnyServeError) => void) => (e: unknown): boolean => {
   assert.ok(e instanceof AnyServeError, `expected an AnyServeError, got ${String(e)}`);
@@ -69,7 +70,7 @@ test("timeout → DEADLINE_EXCEEDED, and the replica's signal fires", async () =
     const p = client.request({}, Buffer.alloc(0), { timeoutMs: 50 });
     const req = await next();
     await assert.rejects(p, isErr("DEADLINE_EXCEEDED"));
-    if (!req.signal.aborted) await once(req.signal, "abort");
+    if (!req.signal.aborted) await once(toAbortSignal(req.signal), "abort");
     assert.equal((req.signal.reason as AnyServeError).code, "DEADLINE_EXCEEDED");
     assert.equal(client.inFlight, 0);
   } finally {
@@ -87,7 +88,7 @@ test("abort → CANCELLED, and the replica's signal fires", async () => {
     const req = await next();
     ac.abort();
     await assert.rejects(p, isErr("CANCELLED"));
-    if (!req.signal.aborted) await once(req.signal, "abort");
+    if (!req.signal.aborted) await once(toAbortSignal(req.signal), "abort");
     assert.equal((req.signal.reason as AnyServeError).code, "CANCELLED");
   } finally {
     await client.close();
@@ -164,7 +165,7 @@ test("connect refused → REPLICA_UNREACHABLE for every waiting request", async 
     for (const r of results) {
       assert.equal(r.status, "rejected");
       isErr("REPLICA_UNREACHABLE", (e) => {
-        assert.deepEqual(e.data, { responseStarted: false, replica: `http://127.0.0.1:${port}` });
+        assert.deepEqual(e.data, { responseStarted: false, sent: false, replica: `http://127.0.0.1:${port}` });
         assert.match(e.message, /ECONNREFUSED/);
       })((r as PromiseRejectedResult).reason);
     }
@@ -206,7 +207,7 @@ test("close() fails what is in flight with CANCELLED and aborts it at the replic
     const req = await next();
     await client.close();
     await rejected;
-    if (!req.signal.aborted) await once(req.signal, "abort");
+    if (!req.signal.aborted) await once(toAbortSignal(req.signal), "abort");
   } finally {
     await replica.close();
   }

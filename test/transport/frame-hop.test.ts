@@ -126,7 +126,7 @@ test("bearer token: missing and wrong are refused, right is accepted", async () 
       await assert.rejects(c.request({}, Buffer.alloc(0)), (e: AnyServeError) => {
         assert.equal(e.code, "REPLICA_UNREACHABLE");
         assert.match(e.message, /HTTP 401/);
-        assert.deepEqual(e.data, { responseStarted: false, replica: replica.url, status: 401 });
+        assert.deepEqual(e.data, { responseStarted: false, sent: false, replica: replica.url, status: 401 });
         return true;
       });
     }

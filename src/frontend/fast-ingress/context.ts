@@ -1,0 +1,28 @@
+/** What the fast ingress's connections share (built once by ingress.ts, read by connection.ts). */
+import type { Socket } from "node:net";
+import type { Logger } from "../../util/logger.js";
+import type { InferBackend } from "../backend.js";
+import type { CallLimits } from "../rest.js";
+import type { Connection } from "./connection.js";
+import type { RelayTarget } from "./relay.js";
+import type { HeadEnd } from "./response.js";
+
+/** What every connection shares: the backend, the limits, and the way to node:http. */
+export interface IngressContext {
+  backend: InferBackend;
+  limits: CallLimits;
+  maxBodyBytes: number;
+  maxHeaderSize: number;
+  maxHeaders: number;
+  /** Requests parsed ahead of their answers; past this the socket is not read until answers go out. */
+  maxPipelined: number;
+  end: HeadEnd;
+  onRejected: ((code: string) => void) | undefined;
+  logger: Logger | undefined;
+  /** Where relayed requests go; undefined when node:http is not listening. */
+  relayTarget(): RelayTarget | undefined;
+  /** Makes a fresh connection node:http's, with the bytes read from it so far. */
+  handOver(socket: Socket, bytes: Buffer): void;
+  /** The connection is closed or handed over. */
+  forget(conn: Connection): void;
+}

@@ -1,0 +1,153 @@
+/**
+ * A raw HTTP/1.1 client connection for conformance tests: writes exact bytes and reads every
+ * answer that comes back, in order — interim 1xx answers, Content-Length, chunked and
+ * close-delimited bodies — so pipelining, `Expect: 100-continue` and closes can be checked.
+ */
+import { connect, type Socket } from "node:net";
+
+export interface WireAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+export class Wire {
+  readonly socket: Socket;
+  readonly answers: WireAnswer[] = [];
+  /** Resolves when the server closed (or the socket failed). */
+  readonly closed: Promise<void>;
+  #data = Buffer.alloc(0);
+  #ended = false;
+  #waiters: (() => void)[] = [];
+
+  private constructor(socket: Socket) {
+    this.socket = socket;
+    socket.on("data", (chunk: Buffer) => {
+      this.#data = Buffer.concat([this.#data, chunk]);
+      this.#parse();
+    });
+    socket.on("error", () => undefined);
+    this.closed = new Promise((resolve) => socket.on("close", () => {
+      this.#ended = true;
+      this.#parse();
+      resolve();
+    }));
+  }
+
+  static open(port: number): Promise<Wire> {
+    return new Promise((resolve, reject) => {
+      const socket = connect(port, "127.0.0.1");
+      socket.once("connect", () => resolve(new Wire(socket)));
+      socket.once("error", reject);
+    });
+  }
+
+  get isClosed(): boolean {
+    return this.#ended;
+  }
+
+  write(bytes: string | Buffer): void {
+    this.socket.write(bytes);
+  }
+
+  /** Writes `text` one byte per `gapMs`, stopping when the server closes. */
+  async trickle(text: string, gapMs: number): Promise<void> {
+    for (const ch of text) {
+      if (this.#ended || this.socket.destroyed) return;
+      this.socket.write(ch);
+      await new Promise((r) => setTimeout(r, gapMs));
+    }
+  }
+
+  /** Waits until `count` answers (interim ones included) have come, or fails after `timeoutMs`. */
+  async next(count = 1, timeoutMs = 5_000): Promise<WireAnswer[]> {
+    const end = Date.now() + timeoutMs;
+    while (this.answers.length < count) {
+      if (this.#ended) throw new Error(`closed after ${this.answers.length} of ${count} answers; left: ${JSON.stringify(this.#data.toString("latin1").slice(0, 200))}`);
+      const left = end - Date.now();
+      if (left <= 0) throw new Error(`${this.answers.length} of ${count} answers within ${timeoutMs} ms; left: ${JSON.stringify(this.#data.toString("latin1").slice(0, 200))}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.#waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    return this.answers.slice(0, count);
+  }
+
+  /** Resolves true when the server closes within `timeoutMs`. */
+  async closesWithin(timeoutMs: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), timeoutMs); });
+    const result = await Promise.race([this.closed.then(() => true), timeout]);
+    clearTimeout(timer);
+    return result;
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  #parse(): void {
+    for (;;) {
+      const a = this.#one();
+      if (a === undefined) break;
+      this.answers.push(a);
+    }
+    for (const w of this.#waiters.splice(0)) w();
+  }
+
+  /** Takes one complete answer off the front of the buffer. */
+  #one(): WireAnswer | undefined {
+    const data = this.#data;
+    const headEnd = data.indexOf("\r\n\r\n");
+    if (headEnd < 0) return undefined;
+    const [statusLine, ...lines] = data.subarray(0, headEnd).toString("latin1").split("\r\n");
+    const status = Number(statusLine!.split(" ")[1]);
+    const headers: Record<string, string> = {};
+    for (const l of lines) {
+      const i = l.indexOf(":");
+      const name = l.slice(0, i).trim().toLowerCase();
+      headers[name] = headers[name] === undefined ? l.slice(i + 1).trim() : `${headers[name]}, ${l.slice(i + 1).trim()}`;
+    }
+    let rest = data.subarray(headEnd + 4);
+    let body: Buffer;
+    if (status < 200 || status === 204 || status === 304) {
+      body = Buffer.alloc(0);
+    } else if (headers["content-length"] !== undefined) {
+      const n = Number(headers["content-length"]);
+      if (rest.length < n) return undefined;
+      body = rest.subarray(0, n);
+      rest = rest.subarray(n);
+    } else if (/chunked/i.test(headers["transfer-encoding"] ?? "")) {
+      const parts: Buffer[] = [];
+      for (;;) {
+        const line = rest.indexOf("\r\n");
+        if (line < 0) return undefined;
+        const size = parseInt(rest.subarray(0, line).toString("latin1"), 16);
+        if (rest.length < line + 2 + size + 2) return undefined;
+        if (size === 0) {
+          rest = rest.subarray(line + 4);
+          break;
+        }
+        parts.push(rest.subarray(line + 2, line + 2 + size));
+        rest = rest.subarray(line + 2 + size + 2);
+      }
+      body = Buffer.concat(parts);
+    } else {
+      if (!this.#ended) return undefined; // close-delimited
+      body = rest;
+      rest = Buffer.alloc(0);
+    }
+    this.#data = rest;
+    return { status, headers, body: body.toString("utf8") };
+  }
+}
+
+/** A request's bytes: request line, Host, the given header lines, Content-Length when there is a body. */
+export function req(method: string, path: string, headers: string[] = [], body?: string): string {
+  const length = body === undefined ? [] : [`Content-Length: ${Buffer.byteLength(body)}`];
+  return `${method} ${path} HTTP/1.1\r\nHost: t\r\n${[...headers, ...length].map((h) => `${h}\r\n`).join("")}\r\n${body ?? ""}`;
+}
