@@ -31,6 +31,7 @@ import { encodeRequest } from "../src/protocol/codec.js";
 import { inputsToRequest } from "../src/protocol/values.js";
 import { loadApp } from "../src/sdk/load-app.js";
 import { silentLogger } from "../src/util/logger.js";
+import { Cancellation } from "../src/util/cancel.js";
 import { median, percentile } from "./lib/stats.js";
 import { work } from "./apps/exec_app.js";
 
@@ -85,7 +86,7 @@ async function throughput(l: Lane, outstanding: number): Promise<number> {
   let done = 0;
   const worker = async (): Promise<void> => {
     while (performance.now() < end) {
-      await l.run(task(), new AbortController().signal);
+      await l.run(task(), new Cancellation());
       done++;
     }
   };
@@ -96,11 +97,11 @@ async function throughput(l: Lane, outstanding: number): Promise<number> {
 
 /** p50 latency (µs) of one request at a time. */
 async function p50(l: Lane): Promise<number> {
-  for (let i = 0; i < 100; i++) await l.run(task(), new AbortController().signal); // warm-up (JIT, caches)
+  for (let i = 0; i < 100; i++) await l.run(task(), new Cancellation()); // warm-up (JIT, caches)
   const times: number[] = [];
   for (let i = 0; i < HOP_REQUESTS; i++) {
     const t0 = performance.now();
-    await l.run(task(), new AbortController().signal);
+    await l.run(task(), new Cancellation());
     times.push((performance.now() - t0) * 1000);
   }
   return percentile(times.sort((a, b) => a - b), 0.5);

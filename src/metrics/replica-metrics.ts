@@ -13,10 +13,13 @@
  * label set on every call (about 0.5 µs); these cost a few nanoseconds. Gauges are prom-client
  * gauges whose `collect()` reads the lanes when scraped: nothing is done per request for them.
  */
-import { Gauge, type Metric, type Registry } from "prom-client";
+import { Gauge, type Registry } from "prom-client";
 import type { WorkerCounts } from "../execution/base.js";
 import { capabilityKey, type CapabilityMap } from "../protocol/capability.js";
 import { createMetricsRegistry } from "./exposition.js";
+import { HistogramChild, ScrapedMetric, histogramValues, registerScraped } from "./scraped.js";
+
+export { HistogramChild } from "./scraped.js";
 
 /** Seconds: 100 µs … 60 s, about 2.5× apart. */
 export const LATENCY_BUCKETS: readonly number[] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -45,33 +48,6 @@ export interface ReplicaMetricsOptions {
   objectStore?: { totals(): Promise<StoreTotals> } | undefined;
   /** A store scan is reused for this long (ms) by the next scrapes; default 5 s. */
   storeTotalsMaxAgeMs?: number;
-}
-
-/** One histogram series: non-cumulative bucket counts (the last one is +Inf), sum and count. */
-export class HistogramChild {
-  readonly #bounds: readonly number[];
-  readonly counts: Float64Array;
-  sum = 0;
-  count = 0;
-
-  constructor(bounds: readonly number[]) {
-    this.#bounds = bounds;
-    this.counts = new Float64Array(bounds.length + 1);
-  }
-
-  observe(v: number): void {
-    this.observeN(v, 1);
-  }
-
-  /** `n` observations of the same value (every request of one batch). */
-  observeN(v: number, n: number): void {
-    const b = this.#bounds;
-    let i = 0;
-    while (i < b.length && v > b[i]!) i++;
-    this.counts[i]! += n;
-    this.sum += v * n;
-    this.count += n;
-  }
 }
 
 /** The series of one capability, resolved once: what its lane and the dispatcher record into. */
@@ -105,44 +81,6 @@ export class LaneMetrics {
   }
 }
 
-type Value = { value: number; labels: Record<string, string | number>; metricName?: string };
-
-/**
- * A series family read from the lanes' numbers when scraped, registered like a prom-client metric
- * (the registry only calls `get()`; `reset()` for `resetMetrics()`).
- */
-class ScrapedMetric {
-  readonly aggregator = "sum";
-  constructor(
-    readonly name: string,
-    readonly help: string,
-    readonly type: "counter" | "histogram",
-    readonly values: () => Value[],
-  ) {}
-
-  async get(): Promise<{ name: string; help: string; type: string; aggregator: string; values: Value[] }> {
-    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values: this.values() };
-  }
-
-  /** The numbers belong to the lanes; `resetMetrics()` leaves them. */
-  reset(): void {}
-}
-
-function histogramValues(name: string, bounds: readonly number[], series: { labels: Record<string, string>; h: HistogramChild }[]): Value[] {
-  const out: Value[] = [];
-  for (const { labels, h } of series) {
-    let acc = 0;
-    for (let i = 0; i < bounds.length; i++) {
-      acc += h.counts[i]!;
-      out.push({ value: acc, labels: { ...labels, le: bounds[i]! }, metricName: `${name}_bucket` });
-    }
-    out.push({ value: h.count, labels: { ...labels, le: "+Inf" }, metricName: `${name}_bucket` });
-    out.push({ value: h.sum, labels, metricName: `${name}_sum` });
-    out.push({ value: h.count, labels, metricName: `${name}_count` });
-  }
-  return out;
-}
-
 const STATES = ["starting", "warm", "idle", "failed"] as const;
 
 export class ReplicaMetrics {
@@ -155,7 +93,7 @@ export class ReplicaMetrics {
     this.registry = createMetricsRegistry({ replica: o.replicaId, ...(o.service ? { service: o.service } : {}) });
     const lanes = (): LaneMetrics[] => [...this.#lanes.values()];
     const all = (): LaneMetrics[] => (this.#unmatched ? [...lanes(), this.#unmatched] : lanes());
-    const register = (m: ScrapedMetric): void => this.registry.registerMetric(m as unknown as Metric);
+    const register = (m: ScrapedMetric): void => registerScraped(this.registry, m);
 
     register(new ScrapedMetric("anyserve_replica_requests_total", "Requests that reached this replica's dispatcher, by the handler's capability and outcome (OK or the error code).", "counter", () =>
       all().flatMap((l) => [...l.outcomes].map(([code, c]) => ({ value: c.n, labels: { capability: l.capability, code } })))));
