@@ -51,7 +51,7 @@ export class Job {
   graceTimer: NodeJS.Timeout | undefined;
   #settled = false;
   readonly #init: JobInit;
-  readonly #cleanup: () => void;
+  readonly #itemAborts: (() => void)[] | undefined;
 
   constructor(init: JobInit) {
     this.#init = init;
@@ -63,18 +63,18 @@ export class Job {
     this.moves = init.tasks.length === 1 && movesOnSend(init.tasks[0]!.body);
     const signals = init.signals;
     this.signal = signals.length === 1 ? signals[0]! : allAborted(signals);
-    const onAbort = (): void => init.onAbort(this);
-    this.signal.addEventListener("abort", onAbort, { once: true });
+    this.signal.addEventListener("abort", this, { once: true });
     // One caller of a batch leaving cancels only its item.
-    const itemAborts = signals.length > 1 ? signals.map((s, i) => {
+    this.#itemAborts = signals.length > 1 ? signals.map((s, i) => {
       const fn = (): void => this.slot?.handle.send(Msg.CANCEL, this.id, { i });
       s.addEventListener("abort", fn, { once: true });
       return fn;
-    }) : [];
-    this.#cleanup = () => {
-      this.signal.removeEventListener("abort", onAbort);
-      itemAborts.forEach((fn, i) => signals[i]!.removeEventListener("abort", fn));
-    };
+    }) : undefined;
+  }
+
+  /** Every caller has gone (the job is its own abort listener: no closure per job). */
+  handleEvent(): void {
+    this.#init.onAbort(this);
   }
 
   get settled(): boolean {
@@ -100,7 +100,9 @@ export class Job {
   settle(err: AnyServeError | undefined, value?: unknown): boolean {
     if (this.#settled) return false;
     this.#settled = true;
-    this.#cleanup();
+    this.signal.removeEventListener("abort", this);
+    const items = this.#itemAborts;
+    if (items !== undefined) items.forEach((fn, i) => this.#init.signals[i]!.removeEventListener("abort", fn));
     clearTimeout(this.graceTimer);
     if (err) this.#init.reject(err);
     else this.#init.resolve(value);

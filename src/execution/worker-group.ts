@@ -97,11 +97,14 @@ export class WorkerGroup {
     });
   }
 
+  /** Every caller of a job has gone (one function for all jobs, not a closure per job). */
+  readonly #onJobAbort = (job: Job): void => this.#abort(job);
+
   run(mode: JobMode, tasks: Task[], signals: CancelSignal[], hooks?: TaskHooks, onChunk?: (chunk: EncodedBody) => void): Promise<unknown> {
     if (this.#state !== "running") return Promise.reject(new AnyServeError("SHUTTING_DOWN", `the ${this.#o.name} workers are ${this.#state}`));
     return new Promise((resolve, reject) => {
       const id = this.#nextId = (this.#nextId % 0xffff_fffe) + 1;
-      const job = new Job({ id, mode, tasks, signals, hooks, onChunk, resolve, reject, onAbort: (j) => this.#abort(j) });
+      const job = new Job({ id, mode, tasks, signals, hooks, onChunk, resolve, reject, onAbort: this.#onJobAbort });
       if (job.signal.aborted) return job.settle(job.abortError());
       this.#inFlight++;
       this.#waiting.push(job);
