@@ -62,8 +62,14 @@ export class Cancellation implements CancelSignal {
     this.#listeners = undefined;
     if (list !== undefined) {
       for (const l of list) {
-        if (typeof l === "function") l();
-        else l.handleEvent();
+        // As EventTarget does: a listener that throws does not stop the others; its error is
+        // reported as uncaught, not thrown at whoever called abort().
+        try {
+          if (typeof l === "function") l();
+          else l.handleEvent();
+        } catch (err) {
+          process.nextTick(() => { throw err; });
+        }
       }
     }
     this.#controller?.abort(this.reason);

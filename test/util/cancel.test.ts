@@ -63,3 +63,21 @@ test("allAborted fires only once every signal has fired, with the first signal's
   done.abort("x");
   assert.equal(allAborted([done]).aborted, true, "already-aborted inputs count at once");
 });
+
+test("a listener that throws does not stop the others, and abort() itself does not throw (as EventTarget)", async () => {
+  const c = new Cancellation();
+  let second = 0;
+  c.addEventListener("abort", () => { throw new Error("listener bug"); });
+  c.addEventListener("abort", () => { second++; });
+  // The test runner fails a test on any uncaught exception: take its handlers out while this one is expected.
+  const runners = process.listeners("uncaughtException");
+  process.removeAllListeners("uncaughtException");
+  try {
+    const uncaught = new Promise<Error>((resolve) => process.once("uncaughtException", resolve));
+    assert.doesNotThrow(() => c.abort("x"));
+    assert.equal(second, 1);
+    assert.equal((await uncaught).message, "listener bug");
+  } finally {
+    for (const l of runners) process.on("uncaughtException", l);
+  }
+});
