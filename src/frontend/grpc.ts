@@ -13,6 +13,7 @@ import { newRequestId } from "./http-util.js";
 import type { IncomingCall, InferBackend } from "./backend.js";
 import { AFFINITY_HEADER } from "./backend.js";
 import type { Logger } from "../util/logger.js";
+import { Cancellation } from "../util/cancel.js";
 
 export interface GrpcOptions {
   backend: InferBackend;
@@ -21,6 +22,8 @@ export interface GrpcOptions {
   defaultTimeoutMs: number;
   serverName: string;
   version: string;
+  /** Told the code of every inference call refused before it reached the backend (malformed message, no capability…), as the REST front end's `onRejected`. */
+  onRejected?: (code: string) => void;
 }
 
 const SERVICE = "/inference.GRPCInferenceService/";
@@ -78,7 +81,7 @@ export class GrpcFrontend {
       ServerMetadata: unary(() => ({ name: options.serverName, version: options.version, extensions: ["binary_tensor_data", "capability_routing", "streaming"] })),
       ModelMetadata: unary(async (req: { name: string; version: string }) =>
         b.modelMetadata(modelCapability(req.name, req.version, {}), req.name, req.version || undefined)),
-      ModelInfer: unary((body: Buffer, call) => b.infer(this.#call(body, call, new AbortController())).then((out) => out.body)),
+      ModelInfer: unary((body: Buffer, call) => b.infer(this.#accept(body, call, new Cancellation())).then((out) => out.body)),
       ModelStreamInfer: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => this.#streamInfer(call),
     } as unknown as grpc.UntypedServiceImplementation);
   }
@@ -106,9 +109,19 @@ export class GrpcFrontend {
     });
   }
 
-  #call(body: Buffer, call: grpc.ServerUnaryCall<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>, controller: AbortController): IncomingCall {
+  /** {@link #call}, counting a refusal (a throw before the backend is reached) with `onRejected`. */
+  #accept(body: Buffer, call: grpc.ServerUnaryCall<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>, cancel: Cancellation): IncomingCall {
+    try {
+      return this.#call(body, call, cancel);
+    } catch (err) {
+      this.#o.onRejected?.(AnyServeError.from(err, "INVALID_REQUEST").code);
+      throw err;
+    }
+  }
+
+  #call(body: Buffer, call: grpc.ServerUnaryCall<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>, cancel: Cancellation): IncomingCall {
     const { modelName, modelVersion } = readModelName(body);
-    call.on("cancelled", () => controller.abort());
+    call.on("cancelled", () => cancel.abort(new AnyServeError("CANCELLED", "the client cancelled the call")));
     const deadline = call.getDeadline();
     const remaining = deadline instanceof Date ? deadline.getTime() - Date.now() : Number(deadline) - Date.now();
     const timeoutMs = Number.isFinite(remaining) ? Math.max(0, remaining) : this.#o.defaultTimeoutMs;
@@ -120,7 +133,7 @@ export class GrpcFrontend {
       format: "protobuf",
       timeoutMs,
       requestId: newRequestId(),
-      signal: controller.signal,
+      signal: cancel,
       ...delegationOf(call.metadata),
     };
     if (modelName) incoming.model = { name: modelName, version: modelVersion || undefined };
@@ -130,7 +143,7 @@ export class GrpcFrontend {
   }
 
   #streamInfer(call: grpc.ServerDuplexStream<Buffer, Buffer>): void {
-    const controller = new AbortController();
+    const cancel = new Cancellation();
     let pending = 0;
     let inputEnded = false;
     const maybeEnd = (): void => {
@@ -139,9 +152,9 @@ export class GrpcFrontend {
     call.on("data", (body: Buffer) => {
       pending++;
       Promise.resolve()
-        .then(() => this.#o.backend.stream(this.#call(body, call, controller), (chunk) => call.write(wrapStreamResponse(chunk.body))))
+        .then(() => this.#o.backend.stream(this.#accept(body, call, cancel), (chunk) => call.write(wrapStreamResponse(chunk.body))))
         .catch((err: unknown) => {
-          if (!controller.signal.aborted) call.write(wrapStreamError(AnyServeError.from(err, "INTERNAL")));
+          if (!cancel.aborted) call.write(wrapStreamError(AnyServeError.from(err, "INTERNAL")));
         })
         .finally(() => {
           pending--;
@@ -152,7 +165,7 @@ export class GrpcFrontend {
       inputEnded = true;
       maybeEnd();
     });
-    call.on("error", () => controller.abort());
+    call.on("error", () => cancel.abort(new AnyServeError("CANCELLED", "the client's stream failed")));
   }
 }
 

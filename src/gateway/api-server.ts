@@ -126,7 +126,7 @@ export async function startApiServer(o: ApiServerOptions = {}): Promise<RunningA
   let grpcAddress: string | undefined;
   const hostForUrl = host.includes(":") ? `[${host}]` : host;
   if (o.grpcPort !== undefined) {
-    grpc = new GrpcFrontend({ backend: forwarder, logger, maxBodyBytes, defaultTimeoutMs: timeoutMs, serverName: "anyserve", version: VERSION });
+    grpc = new GrpcFrontend({ backend: forwarder, logger, maxBodyBytes, defaultTimeoutMs: timeoutMs, serverName: "anyserve", version: VERSION, ...(onRejected ? { onRejected } : {}) });
     grpcAddress = `${hostForUrl}:${await grpc.listen(host, o.grpcPort)}`;
   }
   // Expiry runs often so a dead replica leaves within its 3 intervals, whatever they are.

@@ -49,11 +49,7 @@ export function controlRoutes(o: ControlOptions): Record<string, RouteHandler> {
     },
     "GET /route": (req, res) => {
       const query = normalizeCapability(Object.fromEntries(new URL(req.url ?? "/", "http://x").searchParams), "route query");
-      const candidates = o.registry.lookupAvailable(query);
-      if (candidates.length === 0) {
-        throw new AnyServeError("NO_MATCHING_CAPABILITY", `no replica offers ${JSON.stringify(query)}; ${o.registry.describeCapabilities()}`);
-      }
-      const e = o.policies.of(candidates[0]!).balancer.pick(candidates);
+      const e = o.forwarder.lookup(query);
       sendJson(res, 200, { replica_id: e.replicaId, endpoint: e.endpoint, http_endpoint: e.httpEndpoint ?? null });
     },
     "POST /register": guard(async (req, res) => {

@@ -292,13 +292,33 @@ export class Forwarder implements InferBackend {
     const available = this.#available(candidates, route.key);
     if (available.length === 0) {
       if (excluded !== undefined) throw NO_OTHER_REPLICA;
-      throw new AnyServeError("NO_READY_REPLICA", `${candidates.length} replica(s) match ${formatCapability(query)} but none is ready: ${describeUnavailable(candidates, this.outliers, this.circuits, route.key)}`);
+      throw this.#notReady(candidates, query, route.key);
     }
     const policy = this.#o.policies.of(available[0]!);
     const entry = policy.balancer.pick(preferWarm(available, query), call.affinityKey === undefined ? undefined : { key: call.affinityKey });
     // A half-open circuit lets one trial through: the pick takes it.
     if (this.circuits.openCount > 0) this.circuits.allows(entry.replicaId, route.key);
     return { entry, policy, route };
+  }
+
+  /**
+   * The replica a call for `query` would go to now (the seed's `GET /route`): the same
+   * availability and strategy as a forwarded call, without taking a half-open circuit's trial.
+   * Throws NO_MATCHING_CAPABILITY or NO_READY_REPLICA.
+   */
+  lookup(query: CapabilityMap): ReplicaEntry {
+    const { registry } = this.#o;
+    const route = registry.route(query);
+    if (route.replicas.length === 0) {
+      throw new AnyServeError("NO_MATCHING_CAPABILITY", `no replica offers ${formatCapability(query)}; ${registry.describeCapabilities()}`);
+    }
+    const available = this.#available(route.replicas, route.key);
+    if (available.length === 0) throw this.#notReady(route.replicas, query, route.key);
+    return this.#o.policies.of(available[0]!).balancer.pick(preferWarm(available, query));
+  }
+
+  #notReady(candidates: ReplicaEntry[], query: CapabilityMap, key: string): AnyServeError {
+    return new AnyServeError("NO_READY_REPLICA", `${candidates.length} replica(s) match ${formatCapability(query)} but none is ready: ${describeUnavailable(candidates, this.outliers, this.circuits, key)}`);
   }
 
   /** Candidates that may take a request now; the same array when all may (the common case). */

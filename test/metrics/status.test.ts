@@ -9,19 +9,9 @@ import { promisify } from "node:util";
 import { test } from "node:test";
 import { burst, countBy, type Answer } from "../helpers/load.js";
 import { BIN, FIXTURES, startCli, waitFor } from "../helpers/processes.js";
+import { sum } from "../helpers/metrics.js";
 
 const run = promisify(execFile);
-
-/** Sums the samples of one metric in Prometheus text whose labels include all of `labels`. */
-function sum(text: string, name: string, labels: Record<string, string> = {}): number {
-  let total = 0;
-  for (const line of text.split("\n")) {
-    if (!line.startsWith(name + "{") && !line.startsWith(name + " ")) continue;
-    const wanted = Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`));
-    if (wanted) total += Number(line.slice(line.lastIndexOf(" ") + 1));
-  }
-  return total;
-}
 
 function load(url: string, capability: string, n: number): Promise<Answer[]> {
   return burst(url, n, 8, { "x-capability-type": capability });

@@ -1,0 +1,46 @@
+// The seed's `GET /route` answers with the replica a forwarded call would use: the same
+// availability (draining, unhealthy, ejected, circuit open) and strategy as the forwarder.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { AnyServeError } from "../../src/errors.js";
+import { Forwarder } from "../../src/gateway/forwarder.js";
+import { ServicePolicies } from "../../src/gateway/policies.js";
+import { Registry } from "../../src/gateway/registry.js";
+
+function setup(): { registry: Registry; forwarder: Forwarder } {
+  const registry = new Registry();
+  for (const id of ["a", "b", "c"]) {
+    registry.register({
+      replicaId: id, endpoint: `localhost:${id}`, httpEndpoint: "http://127.0.0.1:1",
+      capabilities: [{ capability: { type: "chat" }, state: "warm" }], heartbeatIntervalMs: 60_000,
+    });
+  }
+  const forwarder = new Forwarder({ registry, policies: new ServicePolicies(), unmatched: "error", maxDelegationDepth: 1, resilience: { outlier: { consecutiveFailures: 1 } } });
+  return { registry, forwarder };
+}
+
+const picks = (f: Forwarder, n = 200): Set<string> => new Set(Array.from({ length: n }, () => f.lookup({ type: "chat" }).replicaId));
+const code = (fn: () => unknown): string => {
+  try {
+    fn();
+    return "no error";
+  } catch (err) {
+    return err instanceof AnyServeError ? err.code : String(err);
+  }
+};
+
+test("lookup never names a draining or ejected replica, like the forwarder", () => {
+  const { registry, forwarder } = setup();
+  assert.deepEqual(picks(forwarder), new Set(["a", "b", "c"]));
+  registry.drain("a", true);
+  assert.ok(forwarder.outliers.onFailure("b", ["a", "b", "c"]), "b is ejected after one failure (consecutiveFailures: 1)");
+  assert.deepEqual(picks(forwarder), new Set(["c"]));
+});
+
+test("lookup: nothing matches → NO_MATCHING_CAPABILITY; matches but none ready → NO_READY_REPLICA", async () => {
+  const { registry, forwarder } = setup();
+  assert.equal(code(() => forwarder.lookup({ type: "embed" })), "NO_MATCHING_CAPABILITY");
+  for (const id of ["a", "b", "c"]) registry.drain(id, true);
+  assert.equal(code(() => forwarder.lookup({ type: "chat" })), "NO_READY_REPLICA");
+  await forwarder.close();
+});
