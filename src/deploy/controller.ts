@@ -13,6 +13,7 @@ import { place, type NodeCapacity, type ServicePlacement } from "./placement.js"
 import { UPDATE_TYPES, type DeploymentFile, type ServiceConfig } from "./schema.js";
 import { ReplicaProcess, type ReplicaStatus } from "./supervisor.js";
 import { replicaArgs, replicaEnv } from "./replica-args.js";
+import { UnhealthyReplacer, type Replaceable } from "./unhealthy-replacer.js";
 
 export interface ControllerOptions {
   apiServerUrl: string;
@@ -42,8 +43,24 @@ export class DeploymentController {
   readonly #usedIds = new Set<string>();
   #applying: Promise<unknown> = Promise.resolve();
 
+  readonly #replacer: UnhealthyReplacer;
+
   constructor(options: ControllerOptions) {
     this.#o = options;
+    this.#replacer = new UnhealthyReplacer({ registry: options.registry, logger: options.logger, running: () => this.#runningReplicas() });
+  }
+
+  /** Supervised replicas whose process runs, with their service's `unhealthy_restart_after`. */
+  #runningReplicas(): Replaceable[] {
+    const out: Replaceable[] = [];
+    for (const [service, list] of this.#replicas) {
+      const after = this.#config?.services[service]?.monitoring.unhealthy_restart_after ?? null;
+      for (const proc of list) {
+        if (proc.state !== "running") continue;
+        out.push({ replicaId: proc.spec.replicaId, restartAfterMs: after === null ? null : after * 1000, replace: (reason) => proc.replace(reason) });
+      }
+    }
+    return out;
   }
 
   /** This node's name, labels and capacity. */
@@ -87,6 +104,7 @@ export class DeploymentController {
 
   /** Stops every replica (each drains), e.g. on Ctrl-C. */
   async stopAll(): Promise<void> {
+    this.#replacer.stop();
     const all = [...this.#replicas.values()].flat();
     this.#replicas.clear();
     await Promise.all(all.map((r) => r.stop()));

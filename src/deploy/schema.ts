@@ -47,6 +47,8 @@ const performance = z.strictObject({
 const monitoring = z.strictObject({
   enable_metrics: z.boolean().default(true),
   health_check_interval: seconds.default(10),
+  /** Seconds a replica may stay unhealthy (alive, failing readiness probes) before `up` kills and restarts it; null: never. */
+  unhealthy_restart_after: seconds.nullable().default(30),
 });
 
 type Issue = { code: "custom"; path: PropertyKey[]; input: unknown; message: string };
@@ -154,4 +156,5 @@ export const UPDATE_TYPES: Record<string, "live" | "restart"> = {
   "deployment.load_balancing": "live",
   "deployment.failover_enabled": "live",
   "monitoring.health_check_interval": "live",
+  "monitoring.unhealthy_restart_after": "live",
 };

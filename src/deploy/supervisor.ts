@@ -43,6 +43,8 @@ export class ReplicaProcess {
   #crashes: number[] = [];
   #restarts = 0;
   #lastExit: string | null = null;
+  /** Why replace() killed the process, until its exit is seen. */
+  #replacing: string | undefined;
   #timer: NodeJS.Timeout | undefined;
   readonly #logger: Logger;
   readonly #onExit: (p: ReplicaProcess) => void;
@@ -77,6 +79,17 @@ export class ReplicaProcess {
     this.#state = "stopping";
     if (this.#child) await stopChild(this.#child, graceMs);
     this.#state = "stopped";
+  }
+
+  /**
+   * Kills a running process that is alive but unhealthy (SIGKILL: a stuck process cannot drain);
+   * its exit restarts it like a crash, with back-off and the crash-loop limit.
+   */
+  replace(reason: string): void {
+    if (this.#state !== "running" || this.#child === undefined) return;
+    this.#logger.warn({ replica: this.spec.replicaId, pid: this.#child.pid, reason }, "killing the replica to replace it");
+    this.#replacing = `replaced, ${reason}`;
+    this.#child.kill("SIGKILL");
   }
 
   status(): ReplicaStatus {
@@ -118,7 +131,8 @@ export class ReplicaProcess {
 
   #exited(why: string): void {
     this.#child = undefined;
-    this.#lastExit = why;
+    this.#lastExit = this.#replacing === undefined ? why : `${this.#replacing} (${why})`;
+    this.#replacing = undefined;
     if (this.#stopRequested()) {
       this.#settle?.();
       return;

@@ -20,6 +20,7 @@ test("defaults follow the seed's ServiceDeploymentConfig", () => {
   assert.equal(s.performance.batch_size, null);
   assert.equal(s.monitoring.enable_metrics, true);
   assert.equal(s.monitoring.health_check_interval, 10);
+  assert.equal(s.monitoring.unhealthy_restart_after, 30, "an unhealthy replica is replaced after 30 s by default");
 });
 
 test("the seed's YAML layout is accepted verbatim (plus app:)", () => {

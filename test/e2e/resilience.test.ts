@@ -288,3 +288,23 @@ test("health checks: a replica that stops answering probes is taken out (503 NO_
   await waitFor("healthy again after one passing probe", async () => (await health()) === "healthy", 30_000);
   assert.equal((await burst(url, 1, 1))[0]!.status, 200);
 });
+
+test("a replica that is alive but not serving (SIGSTOP) is killed after unhealthy_restart_after and restarted; its replacement is healthy and serves", async (t) => {
+  const d = await deploy(t, { deployment: { replicas: 2, threading_strategy: "async", thread_count: 8 }, monitoring: { health_check_interval: 0.3, unhealthy_restart_after: 1 } });
+  const victim = (await d.replicas()).find((r) => r.replicaId === "svc-1")!;
+  process.kill(victim.pid!, "SIGSTOP");
+  t.after(() => { try { process.kill(victim.pid!, "SIGCONT"); } catch { /* already gone: replaced */ } });
+  const entry = async (): Promise<RegistryEntry | undefined> => (await d.registry()).find((e) => e.replica_id === "svc-1");
+  // Stopped, it fails its probes and stops heartbeating (0.3 s interval: dropped after 0.9 s); either way it is not serving.
+  await waitFor("svc-1 out of rotation", async () => (await entry())?.health !== "healthy", 30_000);
+  await waitFor("svc-1 running again as a new process", async () => {
+    const r = (await d.replicas()).find((x) => x.replicaId === "svc-1");
+    return r !== undefined && r.state === "running" && r.pid !== null && r.pid !== victim.pid;
+  }, 30_000);
+  const replaced = (await d.replicas()).find((x) => x.replicaId === "svc-1") as Replica & { lastExit?: string | null };
+  assert.match(String(replaced.lastExit), /^replaced, not serving for 1 s \(.+\) \(SIGKILL\)$/);
+  assert.throws(() => process.kill(victim.pid!, 0), { code: "ESRCH" }, "the stopped process is gone");
+  await waitFor("the replacement is healthy", async () => (await entry())?.health === "healthy", 30_000);
+  const whoAnswered = new Set((await burst(d.url, 40, 4)).map((a) => String(a.value)));
+  assert.ok(whoAnswered.has("svc-1"), `svc-1 serves again: ${[...whoAnswered].join(", ")}`);
+});
