@@ -18,8 +18,8 @@ import {
   type FrameSink,
 } from "./frames.js";
 
-/** Frames of one turn up to this many bytes in total are joined into one buffer before writing. */
-const COALESCE_MAX_BYTES = 64 * 1024;
+/** Frame parts up to this size are joined with their neighbours into one buffer; bigger ones are written uncopied. */
+const JOIN_MAX_PART_BYTES = 4 * 1024;
 
 /** Callbacks of a {@link FrameConnection}; plain functions, not EventEmitter, to keep dispatch cheap. */
 export interface FrameConnectionEvents {
@@ -141,14 +141,14 @@ export class FrameConnection {
   }
 
   /**
-   * @internal Writes what this turn queued. Small frames are joined into one buffer and written
-   * once: copying a few hundred bytes is cheaper than the stream's per-chunk bookkeeping for a
-   * writev. Big bodies are never copied: then each part is written, corked, into one writev.
+   * @internal Writes what this turn queued. Small parts (headers, metas, inline bodies) are joined
+   * into one buffer: copying a few hundred bytes is cheaper than the stream's per-chunk bookkeeping
+   * for a writev. A big body is never copied: it is written as it is, between the joined runs,
+   * all corked into one writev.
    */
   flush(): void {
     this.flushScheduled = false;
     const parts = this.pending;
-    const bytes = this.pendingBytes;
     if (parts.length === 0) return;
     this.pending = [];
     this.pendingBytes = 0;
@@ -156,13 +156,28 @@ export class FrameConnection {
     if (socket.destroyed) return;
     if (parts.length === 1) {
       socket.write(parts[0]!);
-    } else if (bytes <= COALESCE_MAX_BYTES) {
-      socket.write(Buffer.concat(parts, bytes));
-    } else {
-      socket.cork();
-      for (const part of parts) socket.write(part);
-      socket.uncork();
+      return;
     }
+    socket.cork();
+    let run: Buffer[] = [];
+    let runBytes = 0;
+    const writeRun = (): void => {
+      if (run.length === 0) return;
+      socket.write(run.length === 1 ? run[0]! : Buffer.concat(run, runBytes));
+      run = [];
+      runBytes = 0;
+    };
+    for (const part of parts) {
+      if (part.length > JOIN_MAX_PART_BYTES) {
+        writeRun();
+        socket.write(part);
+      } else {
+        run.push(part);
+        runBytes += part.length;
+      }
+    }
+    writeRun();
+    socket.uncork();
   }
 }
 
