@@ -39,7 +39,11 @@ describe("lazy capabilities (seed scenario 4)", () => {
     assert.deepEqual(marks(ids[i]!, "lazy.log").map((l) => l.split(" ").slice(0, 2).join(" ")), ["start thread-1"]);
     await waitFor("the registry to show it warm", async () => (await registryState(api, ids[i]!, LAZY)) === "warm");
     await waitFor("the registry to show it cold after idle_timeout", async () => (await registryState(api, ids[i]!, LAZY)) === "cold", 15_000);
-    assert.deepEqual(marks(ids[i]!, "lazy.log").map((l) => l.split(" ").slice(0, 2).join(" ")), ["start thread-1", "stop thread-1"]);
+    // The registration turns cold as the lane starts stopping (so routers stop preferring it);
+    // onStop runs in the worker just after, so wait for its mark rather than race it.
+    const hookMarks = (): string[] => marks(ids[i]!, "lazy.log").map((l) => l.split(" ").slice(0, 2).join(" "));
+    await waitFor("onStop to run in the worker", async () => hookMarks().length >= 2);
+    assert.deepEqual(hookMarks(), ["start thread-1", "stop thread-1"]);
   });
 
   test("the router prefers the replica whose capability is warm; POST /workers/start warms it", async () => {
