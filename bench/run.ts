@@ -3,16 +3,21 @@
  * and objects benchmarks) and writes bench/results/<date>.json.
  *
  * Method, and why:
- * - Every server runs in a child process; autocannon runs here, the gRPC and SDK load generators
- *   in child processes of their own. A load generator sharing the server's event loop would
- *   measure itself.
+ * - Every server runs in a child process. The HTTP load is wrk's when scripts/bench-tools.mjs could
+ *   fetch it (the generator of the reference figures; C, so it leaves more of the 2 shared cores to
+ *   the servers), else autocannon's, run here; the gRPC and SDK load generators run in child
+ *   processes of their own. A load generator sharing the server's event loop would measure itself.
  * - Interleaved rounds (round 1 runs every scenario once, then round 2…, the order rotating), and
  *   each figure is reported as a ratio to its baseline *of the same round* — bare node:http for the
  *   HTTP rows, a bare grpc-js server for gRPC, the `single` replica for the worker-thread hop, the
  *   SDK calling the bare server for the SDK's direct path. On a shared 2-core VM the absolute
  *   throughput drifts by tens of percent within an afternoon; only same-round ratios hold.
- * - Medians of 3 rounds, 50 connections, 2.5 s per measurement after a warm-up (1 s before a
- *   scenario's first measurement, 0.25 s before the later ones, when its processes are warm).
+ * - Every scenario is warmed for 1 s as soon as its processes are up, before any is measured:
+ *   a Node server whose hot path first ran after ~15 s idle was measured here 30–80 % slower per
+ *   request, for up to tens of seconds of load, than the same server loaded right after start
+ *   (interleaved A/B, same machine); bare node:http did not show it.
+ * - Medians of 3 rounds, 50 connections, 3 s per measurement (wrk takes whole seconds) after a
+ *   warm-up (0.25 s; 0.5 s before a scenario's first measurement).
  * - Latency at concurrency 1 (one connection, one request at a time) shows the added cost of each
  *   hop per request, without queueing; its rounds are interleaved too.
  * - CPU µs per request of the serving processes (from /proc): the cost that decides throughput
@@ -26,18 +31,19 @@ import os from "node:os";
 import path from "node:path";
 import { ROOT, installCleanup, stopAll, unlessExiting } from "./lib/procs.js";
 import { buildReport } from "./lib/report.js";
-import { runRounds, type RoundsConfig } from "./lib/rounds.js";
+import { runRounds, warmAll, type RoundsConfig } from "./lib/rounds.js";
 import { requestBody } from "./lib/scenario.js";
 import { startScenarios } from "./lib/scenarios.js";
 import { machineInfo } from "./lib/stats.js";
 import { runSubBenches, subBenchSpecs } from "./lib/sub-benches.js";
 import { renderMarkdown, renderText } from "./lib/table.js";
+import { wrkTool } from "./lib/wrk.js";
 
 const quick = process.argv.includes("--quick");
 const rounds = quick ? 1 : 3;
 // Sized so that the whole suite (up to 16 scenarios, then the execution and objects benchmarks)
 // stays under 5 minutes with the build on a 2-core machine.
-const LOADED: RoundsConfig = { connections: 50, seconds: quick ? 1 : 2.5, firstWarmup: quick ? 0.5 : 1, warmup: 0.25, rounds };
+const LOADED: RoundsConfig = { connections: 50, seconds: quick ? 1 : 3, firstWarmup: 0.5, warmup: 0.25, rounds };
 const SINGLE: RoundsConfig = { connections: 1, seconds: 0.75, firstWarmup: 0.5, warmup: 0.25, rounds };
 
 /** Above this share of the machine used by others, a measurement is flagged. */
@@ -54,6 +60,9 @@ async function main(): Promise<void> {
   const body = requestBody();
   log(`anyserve bench: ${machine.cpuCount} × ${machine.cpuModel}, node ${machine.node}, load ${machine.loadAvg1}${quick ? " (--quick: figures mean nothing)" : ""}`);
   const { entries, scenarios } = await startScenarios(body, log);
+  const http = scenarios.find((s) => s.generator === "wrk" || s.generator === "autocannon");
+  log(`HTTP load generator: ${http?.generator === "wrk" ? `wrk (${wrkTool()!.bin})` : "autocannon (wrk not found: see scripts/bench-tools.mjs)"}`);
+  await warmAll(scenarios, LOADED.connections, quick ? 0.25 : 1);
   log(`${scenarios.length} scenarios, ${rounds} interleaved rounds at ${LOADED.connections} connections, then ${scenarios.filter((s) => s.c1).length} of them at 1 ` +
     `(startup took ${Math.round((Date.now() - started) / 1000)} s)`);
 
@@ -84,7 +93,7 @@ async function main(): Promise<void> {
   mkdirSync(path.dirname(file), { recursive: true });
   writeFileSync(file, `${JSON.stringify({
     machine,
-    config: { quick, loaded: LOADED, single: SINGLE, bodyBytes: body.length, loadGenerators: "autocannon (programmatic, in the parent process); grpc-js (bench/clients/grpc-load.ts); SDK (bench/clients/sdk-load.ts)" },
+    config: { quick, loaded: LOADED, single: SINGLE, bodyBytes: body.length, loadGenerators: `${http?.generator === "wrk" ? "wrk -t 1 (loaded runs), autocannon (c=1 runs, warm-ups)" : "autocannon (programmatic, in the parent process)"}; grpc-js (bench/clients/grpc-load.ts); SDK (bench/clients/sdk-load.ts)` },
     scenarios: entries.map((e) => ("note" in e ? e : { id: e.id, label: e.label, baseline: e.baseline, generator: e.generator, target: e.target, headers: e.headers, processes: Object.keys(e.procs), c1: e.c1 })),
     medians: report.medians,
     derived: report.derived,

@@ -91,7 +91,7 @@ export function buildReport(entries: Entry[], loaded: Sample[], single: Sample[]
   note("threadHopRatio", paired(loaded, "replica-multi", "replica-single", (a, b) => a.rps / b.rps), (d) =>
     `  worker-thread hop at ${connections} connections: replica multi 1 thread ÷ single = ${d.median.toFixed(2)}× req/s (rounds ${rounds(d, (x) => x.toFixed(2))})`);
 
-  // Across load generators: the grpc-js client costs more CPU than autocannon on the same cores.
+  // Across load generators: the grpc-js client costs more CPU than the HTTP generator on the same cores.
   const cross = ["grpc-infer", "grpc-bare"].filter((id) => medians[id]);
   if (cross.length) {
     lines.push("", `gRPC rows ÷ bare node:http (same round; † another load generator, whose own CPU cost is in the ratio): ${cross.map((id) =>

@@ -36,6 +36,16 @@ export interface RoundsConfig {
 /** Rotates the order by `round` so each scenario takes every position in turn. */
 const rotated = <T>(xs: T[], round: number): T[] => xs.map((_, i) => xs[(i + round) % xs.length]!);
 
+/**
+ * Loads every scenario once for `seconds`, right after start-up, results discarded. Measured here:
+ * a Node server whose hot path first runs after ~15 s idle costs 30–80 % more CPU per request, for
+ * up to tens of seconds of load, than one loaded right after it started; warming all of them first
+ * puts every scenario in the same state, whatever its turn in round 1.
+ */
+export async function warmAll(scenarios: Scenario[], connections: number, seconds: number): Promise<void> {
+  for (const s of scenarios) await s.measure(connections, seconds, 0, () => undefined);
+}
+
 /** Runs every scenario once per round; returns all samples, ratios filled in. */
 export async function runRounds(scenarios: Scenario[], c: RoundsConfig, log: (line: string) => void): Promise<Sample[]> {
   const samples: Sample[] = [];

@@ -1,11 +1,12 @@
 /**
  * What a scenario of the suite is: a way to put load on some server processes, the processes whose
  * CPU is charged to it, and the baseline its ratios divide by (measured in the same round). Also
- * the request body, the HTTP scenario built on autocannon, and the API server + replica pair that
+ * the request body, the HTTP scenario (wrk or autocannon), and the API server + replica pair that
  * several scenarios start.
  */
 import { runLoad, type LoadResult, type Target } from "./load.js";
 import { startCli } from "./procs.js";
+import { runWrk, wrkTool } from "./wrk.js";
 
 export interface Scenario {
   id: string;
@@ -15,7 +16,7 @@ export interface Scenario {
   /** Id of the scenario its ratio and c=1 added latency are taken against. */
   baseline: string;
   /** The load generator; a ratio across different ones includes the generators' own cost. */
-  generator: "autocannon" | "grpc-js" | "sdk";
+  generator: "wrk" | "autocannon" | "grpc-js" | "sdk";
   /** Where the load goes, for the results file. */
   target: string;
   headers?: Record<string, string>;
@@ -56,15 +57,21 @@ export const NOOP = { ...JSON_CT, "x-capability-type": "noop" };
 
 type HttpOptions = Pick<Scenario, "id" | "label" | "procs"> & Partial<Pick<Scenario, "short" | "baseline" | "c1">> & { headers: Record<string, string> };
 
-/** A scenario driven by autocannon: POST `body` to `url`. */
+/**
+ * A scenario that POSTs `body` to `url`. Loaded runs use wrk when there is one (bench/lib/wrk.ts:
+ * it leaves more of the shared cores to the servers), else autocannon. Runs at concurrency 1 and
+ * warm-ups always use autocannon: they need fractional durations, and the c=1 latency is timed by
+ * our own clock on every response (bench/lib/load.ts).
+ */
 export function httpScenario(url: string, body: string, o: HttpOptions): Scenario {
   const target: Target = { url, headers: o.headers, body };
+  const wrk = wrkTool() !== undefined;
   return {
-    baseline: "bare", c1: true, ...o, generator: "autocannon", target: url,
+    baseline: "bare", c1: true, ...o, generator: wrk ? "wrk" : "autocannon", target: url,
     async measure(connections, seconds, warmup, onStart) {
       if (warmup > 0) await runLoad(target, connections, warmup);
       onStart();
-      return runLoad(target, connections, seconds);
+      return wrk && connections > 1 ? runWrk(target, connections, seconds) : runLoad(target, connections, seconds);
     },
     async check() {
       const res = await fetch(url, { method: "POST", headers: o.headers, body });

@@ -1,26 +1,24 @@
 /**
  * nginx as a reverse proxy in front of the bare node:http server: the peer a user would put in
- * front of a Node service instead of a Node gateway. Used when `nginx` is on PATH, or when
- * `ANYSERVE_BENCH_NGINX` names an nginx binary (e.g. one unpacked from a distribution package
- * without installing it); otherwise the suite prints a "skipped" row.
+ * front of a Node service instead of a Node gateway. Used when `ANYSERVE_BENCH_NGINX` names an
+ * nginx binary, when scripts/bench-tools.mjs unpacked the distribution's package into
+ * `.bench-tools/`, or when `nginx` is on PATH; otherwise the suite prints a "skipped" row.
  *
  * Configuration choices, and why: one worker (the machine has 2 cores shared with the load
  * generator and the Node backend, like the single-threaded Node servers it is compared with); an
  * upstream keep-alive pool (without it nginx opens a connection per request and measures that
  * instead); no access log (the Node servers log nothing per request either).
  */
-import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import type { ChildProcess } from "node:child_process";
 import { freePort, spawnTracked } from "../lib/procs.js";
+import { findTool } from "../lib/tools.js";
 
-/** The nginx binary to use, or undefined when there is none. */
+/** The nginx binary to use (ANYSERVE_BENCH_NGINX, .bench-tools/, PATH), or undefined when there is none. */
 export function findNginx(): string | undefined {
-  const candidates = process.env.ANYSERVE_BENCH_NGINX
-    ? [process.env.ANYSERVE_BENCH_NGINX]
-    : (process.env.PATH ?? "").split(path.delimiter).filter(Boolean).map((d) => path.join(d, "nginx"));
-  return candidates.find((c) => { try { accessSync(c, constants.X_OK); return true; } catch { return false; } });
+  return findTool("nginx", "ANYSERVE_BENCH_NGINX", "usr/sbin/nginx")?.bin;
 }
 
 function config(dir: string, port: number, upstream: URL): string {

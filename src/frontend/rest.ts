@@ -4,6 +4,7 @@
  * to the backend as bytes; the backend decides what to do with them.
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Socket } from "node:net";
 import { AnyServeError } from "../errors.js";
 import { capabilityFromHeaders, normalizeCapability, type CapabilityMap } from "../protocol/capability.js";
 import { CONTENT_TYPE_PROTOBUF, HEADER_INFERENCE_LENGTH, type EncodedBody, type WireFormat } from "../protocol/types.js";
@@ -161,17 +162,17 @@ export class RestFrontend {
     const cancel = new Cancellation();
     const call = callFromHeaders(req.headers, query, forced, model, this.#o, cancel);
     call.body = await readBody(req, this.#o.maxBodyBytes);
-    // The response closing before we finished means the client went away: cancel upstream.
-    res.once("close", () => {
-      if (!res.writableFinished) cancel.abort(new AnyServeError("CANCELLED", "the client closed the connection"));
-    });
-    if (stream) return this.#stream(call, res);
+    // The connection closing before we finished means the client went away: cancel upstream.
+    const untrack = cancelOnClose(req.socket, cancel);
+    if (stream) return this.#stream(call, res).finally(untrack);
     let out: EncodedBody;
     try {
       out = await this.#o.backend.infer(call);
     } catch (err) {
+      untrack();
       return this.#backendFailed(err);
     }
+    untrack();
     const headers: Record<string, string | number> = {
       "content-type": out.contentType,
       "content-length": out.body.length,
@@ -179,7 +180,7 @@ export class RestFrontend {
     };
     if (out.headerLength !== undefined) headers[HEADER_INFERENCE_LENGTH] = out.headerLength;
     res.writeHead(200, headers);
-    res.end(out.body);
+    endWith(res, out.body);
   }
 
   async #stream(call: IncomingCall, res: ServerResponse): Promise<void> {
@@ -192,6 +193,48 @@ export class RestFrontend {
       sse.error(AnyServeError.from(err));
     }
   }
+}
+
+/** Bodies up to this size are sent with the head in one write (see {@link endWith}). */
+const ONE_WRITE_MAX = 16 * 1024;
+
+/**
+ * Ends `res` with `body`. node:http writes a Buffer body apart from the head (a writev of two
+ * buffers), but a string body in the same write as the head; latin1 maps bytes to characters
+ * one to one, so a small body goes as a latin1 string: one write, the same bytes.
+ */
+function endWith(res: ServerResponse, body: Buffer): void {
+  if (body.length <= ONE_WRITE_MAX) res.end(body.toString("latin1"), "latin1");
+  else res.end(body);
+}
+
+/** Per socket: the cancellations of the calls in flight on it (one, unless pipelined). */
+const inFlightBySocket = new WeakMap<Socket, Set<Cancellation>>();
+
+/**
+ * Cancels `cancel` if `socket` closes before the call is untracked — the client went away. One
+ * 'close' listener per socket, not one per request: a keep-alive connection carries thousands of
+ * calls, and adding and removing a listener per call showed in the profile. Returns the untrack
+ * function, to call once the answer is ready (or failed).
+ */
+function cancelOnClose(socket: Socket, cancel: Cancellation): () => void {
+  if (socket.destroyed) {
+    cancel.abort(new AnyServeError("CANCELLED", "the client closed the connection"));
+    return () => undefined;
+  }
+  let calls = inFlightBySocket.get(socket);
+  if (calls === undefined) {
+    const set = new Set<Cancellation>();
+    calls = set;
+    inFlightBySocket.set(socket, set);
+    socket.once("close", () => {
+      for (const c of set) c.abort(new AnyServeError("CANCELLED", "the client closed the connection"));
+      set.clear();
+    });
+  }
+  const set = calls;
+  set.add(cancel);
+  return () => { set.delete(cancel); };
 }
 
 /** The wire format of a request body by its Content-Type; missing means JSON. */

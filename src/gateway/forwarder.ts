@@ -108,9 +108,8 @@ export class Forwarder implements InferBackend {
     return !this.#draining;
   }
 
-  async infer(call: IncomingCall): Promise<EncodedBody> {
-    const reply = await this.#send(call, "infer");
-    return answerOf(reply);
+  infer(call: IncomingCall): Promise<EncodedBody> {
+    return this.#send(call, "infer").then(answerOf);
   }
 
   async stream(call: IncomingCall, onChunk: (chunk: EncodedBody) => void): Promise<void> {
@@ -188,15 +187,22 @@ export class Forwarder implements InferBackend {
     }
   }
 
-  async #deliver(call: IncomingCall, kind: FrameKind, onChunk: ChunkSink | undefined, trace: Trace | undefined): Promise<FrameReply> {
+  #deliver(call: IncomingCall, kind: FrameKind, onChunk: ChunkSink | undefined, trace: Trace | undefined): Promise<FrameReply> {
     this.retryBudget.recordRequest();
-    let pick = this.#choose(call, undefined);
-    if (trace) trace.pick = pick;
-    if (!pick.policy.failover) {
-      const out = await this.#attempt(pick, call, kind, onChunk);
-      if (out instanceof AnyServeError) throw out;
-      return out;
+    let pick: Pick;
+    try {
+      pick = this.#choose(call, undefined);
+    } catch (err) {
+      return Promise.reject(err);
     }
+    if (trace) trace.pick = pick;
+    // Without failover (the common case) one attempt, without another async frame around it.
+    if (!pick.policy.failover) return this.#attempt(pick, call, kind, onChunk).then(replyOrThrow);
+    return this.#deliverWithFailover(pick, call, kind, onChunk, trace);
+  }
+
+  async #deliverWithFailover(first: Pick, call: IncomingCall, kind: FrameKind, onChunk: ChunkSink | undefined, trace: Trace | undefined): Promise<FrameReply> {
+    let pick = first;
     const started = Date.now();
     let answered = false;
     const sink = onChunk && ((meta: Record<string, unknown> | null, body: Buffer): void => {
@@ -369,4 +375,10 @@ export class Forwarder implements InferBackend {
 /** A reply carrying an error code, rebuilt into the same error the replica raised. */
 function errorOf(reply: FrameReply, entry: ReplicaEntry): AnyServeError | undefined {
   return answerError(reply.meta, entry.replicaId);
+}
+
+/** An attempt's outcome as a promise's: the reply, or its failure thrown. */
+function replyOrThrow(out: FrameReply | AnyServeError): FrameReply {
+  if (out instanceof AnyServeError) throw out;
+  return out;
 }
