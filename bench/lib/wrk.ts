@@ -23,7 +23,7 @@ export function wrkTool(): Tool | undefined {
   return found ?? undefined;
 }
 
-/** A Lua long string that cannot be closed by the text it holds. */
+/** A Lua long string that cannot be closed by the text it holds (as a table key it needs spaces: `t[ [[k]] ]`, since `t[[[k]]]` is a call). */
 function luaString(text: string): string {
   let eq = "";
   while (text.includes(`]${eq}]`)) eq += "=";
@@ -32,7 +32,7 @@ function luaString(text: string): string {
 
 /** The script: the fixed request, and a summary line of JSON when wrk is done. */
 function script(target: Target): string {
-  const headers = Object.entries(target.headers).map(([k, v]) => `wrk.headers[${luaString(k)}] = ${luaString(v)}`).join("\n");
+  const headers = Object.entries(target.headers).map(([k, v]) => `wrk.headers[ ${luaString(k)} ] = ${luaString(v)}`).join("\n");
   return `wrk.method = "POST"
 wrk.body = ${luaString(target.body)}
 ${headers}
