@@ -94,12 +94,16 @@ const CLK_TCK = (() => {
   try { return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100; } catch { return 100; }
 })();
 
-/** utime + stime of one process (all its threads) in ticks; 0 if it is gone or not on Linux. */
-function ticksOf(pid: number): number {
+/**
+ * utime + stime of one process (all its threads) in ticks; 0 if it is gone or not on Linux.
+ * `reaped`: plus the CPU of its children that exited and were waited for (cutime + cstime) — how
+ * a short-lived child like wrk, gone before the measurement ends, is still counted.
+ */
+function ticksOf(pid: number, reaped = false): number {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     const f = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // comm may contain spaces
-    return Number(f[11]) + Number(f[12]); // fields 14 and 15 of proc(5)
+    return Number(f[11]) + Number(f[12]) + (reaped ? Number(f[13]) + Number(f[14]) : 0); // fields 14–17 of proc(5)
   } catch { return 0; }
 }
 
@@ -149,10 +153,12 @@ export function interferenceMeter(): () => Interference | null {
   const cores = os.cpus().length;
   const t0 = performance.now();
   const m0 = machineTicks();
-  const o0 = ours.reduce((s, p) => s + ticksOf(p), 0);
+  // This process with its reaped children: a load generator it ran (wrk) is ours, not foreign.
+  const oursNow = (): number => ours.reduce((s, p) => s + ticksOf(p, p === process.pid), 0);
+  const o0 = oursNow();
   return () => {
     const m1 = machineTicks();
-    const o1 = ours.reduce((s, p) => s + ticksOf(p), 0);
+    const o1 = oursNow();
     const available = ((performance.now() - t0) / 1000) * CLK_TCK * cores;
     const pct = (x: number): number => Math.round(Math.max(0, x / available) * 1000) / 10;
     return { foreignPct: pct(m1.busy - m0.busy - (o1 - o0)), stealPct: pct(m1.steal - m0.steal) };

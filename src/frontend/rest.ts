@@ -239,7 +239,11 @@ function cancelOnClose(socket: Socket, cancel: Cancellation): () => void {
 
 /** The wire format of a request body by its Content-Type; missing means JSON. */
 export function formatOf(contentType: string | undefined): WireFormat {
-  if (contentType === undefined) return "json";
+  if (contentType === undefined || contentType === "application/json") return "json"; // the common case, without splitting
+  return formatOfOther(contentType);
+}
+
+function formatOfOther(contentType: string): WireFormat {
   const base = contentType.split(";", 1)[0]!.trim().toLowerCase();
   if (base === "application/json" || base === "application/octet-stream") return "json";
   if (base === CONTENT_TYPE_PROTOBUF || base === "application/protobuf" || base === "application/x-protobuf") return "protobuf";
