@@ -133,7 +133,7 @@ describe("hot routes", () => {
     w.destroy();
   });
 
-  test("backpressure: past maxPipelined, and while the client does not read big answers, reading pauses and resumes", async () => {
+  test("backpressure: past maxPipelined, and while the client does not read big answers (past the keep-alive timeout), reading pauses and resumes", async () => {
     const w = await Wire.open(port);
     for (let i = 0; i < 5; i++) {
       w.write(Array.from({ length: 8 }, (_, j) => req("POST", "/infer", [`X-Capability-N: ${i * 8 + j}`, "X-Capability-Delay: 5"], "{}")).join(""));
@@ -144,7 +144,9 @@ describe("hot routes", () => {
     const big = await Wire.open(port);
     big.socket.pause();
     big.write(Array.from({ length: 6 }, (_, i) => req("POST", "/infer", ["X-Capability-Size: 1000000", `X-Capability-N: ${i}`], "{}")).join(""));
-    await sleep(200);
+    // Not reading for longer than the keep-alive timeout (400 ms) is the point: answers still
+    // being written are not an idle connection, so it must not be closed under them.
+    await sleep(900);
     big.socket.resume();
     const answers = await big.next(6, 10_000);
     assert.deepEqual(answers.map((a) => [a.body.length, a.body[0]]), Array.from({ length: 6 }, (_, i) => [1_000_000, String(i)]));

@@ -80,6 +80,12 @@ export class Connection implements OutboxOwner {
 
   /** Called by the sweep with the time: applies the headers, request, keep-alive and linger timeouts. */
   tick(now: number, t: { headersMs: number; requestMs: number; keepAliveMs: number; lingerMs: number }): void {
+    if (this.phase === Phase.IDLE && this.socket.writableLength > 0) {
+      // Answers still being written (a client reading slowly) are not an idle connection: the
+      // keep-alive time starts once they are out, as node:http's starts at 'finish'.
+      this.since = now;
+      return;
+    }
     const age = now - this.since;
     if (this.phase === Phase.HEADERS ? age > t.headersMs : this.phase === Phase.BODY ? age > t.requestMs : false) {
       this.#fatal(bareAnswer(408));
