@@ -180,7 +180,7 @@ export class RestFrontend {
     };
     if (out.headerLength !== undefined) headers[HEADER_INFERENCE_LENGTH] = out.headerLength;
     res.writeHead(200, headers);
-    endWith(res, out.body);
+    res.end(out.body);
   }
 
   async #stream(call: IncomingCall, res: ServerResponse): Promise<void> {
@@ -193,20 +193,6 @@ export class RestFrontend {
       sse.error(AnyServeError.from(err));
     }
   }
-}
-
-/** Bodies up to this size are sent with the head in one write (see {@link endWith}). */
-const ONE_WRITE_MAX = 16 * 1024;
-
-/**
- * Ends `res` with `body`. node:http queues a Buffer body as a chunk of its own after the head,
- * but joins a string body to the head; latin1 maps bytes to characters one to one, so a small
- * body goes as a latin1 string: one chunk fewer in the socket write, the same bytes (binary
- * tensor data included).
- */
-function endWith(res: ServerResponse, body: Buffer): void {
-  if (body.length <= ONE_WRITE_MAX) res.end(body.toString("latin1"), "latin1");
-  else res.end(body);
 }
 
 /** Per socket: the cancellations of the calls in flight on it (one, unless pipelined). */
