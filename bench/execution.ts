@@ -14,6 +14,7 @@
  * 3. **Batching** — a handler with a fixed ~4 ms cost per call, 64 outstanding: `batch_size` 8
  *    against 1 (same handler, same strategy `single`). Expect ≥ 4×.
  *
+ * Every lane is loaded first (longest for the CPU-bound ones: each worker thread warms its own JIT).
  * Rounds are interleaved (every configuration once per round, order rotated) and each ratio is
  * taken within a round; the medians over rounds are printed. On a shared VM absolute numbers drift;
  * same-round ratios hold.
@@ -70,19 +71,19 @@ async function lane(type: string, strategy: string, threads: number, batchSize =
 async function rawThreads(n: number): Promise<number> {
   const code = `const { parentPort } = require("node:worker_threads");
     ${work.toString()}
-    const end = performance.now() + ${SECONDS * 1000}; let n = 0;
+    const end = performance.now() + ${(SECONDS * 1000) / 2}; let n = 0;
     while (performance.now() < end) { work(64000); n++; }
     parentPort.postMessage(n);`;
   const counts = await Promise.all(Array.from({ length: n }, () => new Promise<number>((resolve) => {
     const w = new Worker(code, { eval: true });
     w.once("message", (c: number) => { resolve(c); void w.terminate(); });
   })));
-  return counts.reduce((a, b) => a + b, 0) / SECONDS;
+  return counts.reduce((a, b) => a + b, 0) / (SECONDS / 2);
 }
 
 /** Requests per second with `outstanding` always in flight, for `SECONDS`. */
-async function throughput(l: Lane, outstanding: number): Promise<number> {
-  const end = performance.now() + SECONDS * 1000;
+async function throughput(l: Lane, outstanding: number, seconds = SECONDS): Promise<number> {
+  const end = performance.now() + seconds * 1000;
   let done = 0;
   const worker = async (): Promise<void> => {
     while (performance.now() < end) {
@@ -117,6 +118,17 @@ const lanes = {
   batch1: await lane("fixed", "single", 1, 1),
   batch8: await lane("fixed", "single", 1, 8),
 };
+
+// Warm-up. Every worker thread is its own V8 isolate and optimises the per-job code (decode,
+// run, encode, post) by itself, once each function has been called often enough: at ~450 jobs/s
+// per thread, TurboFan was still compiling 20–30 functions a second for the first ~6 s of load
+// and a few until ~10 s (--trace-opt), the V8 helper threads taking ~8 % of a core meanwhile.
+// multi ÷ single measured 1.71–1.84× in that phase and 1.82–1.87× after it. The rounds measure
+// the steady state: the thread lanes get 6 s first. (A new deployment's first seconds are slower.)
+const WARM_S = quick ? 0.2 : 6;
+const warmFor = (name: string): number => (name === "cpuMulti" || name === "cpuPool" ? WARM_S : WARM_S / 8);
+log(`warm-up: ${WARM_S} s per CPU-bound thread lane, ${WARM_S / 8} s for the others`);
+for (const [name, l] of Object.entries(lanes)) await throughput(l, 16, warmFor(name));
 
 const rows: Record<string, number[]> = {};
 const add = (k: string, v: number): void => { (rows[k] ??= []).push(v); };

@@ -7,7 +7,8 @@ import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { AnyServeError } from "../errors.js";
 import { capabilityFromHeaders, normalizeCapability, type CapabilityMap } from "../protocol/capability.js";
-import { CONTENT_TYPE_PROTOBUF, HEADER_INFERENCE_LENGTH, type EncodedBody, type WireFormat } from "../protocol/types.js";
+import { formatOfContentType } from "../protocol/media-type.js";
+import { HEADER_INFERENCE_LENGTH, type EncodedBody, type WireFormat } from "../protocol/types.js";
 import type { Logger } from "../util/logger.js";
 import type { IncomingCall, InferBackend } from "./backend.js";
 import { AFFINITY_HEADER } from "./backend.js";
@@ -224,22 +225,6 @@ function cancelOnClose(socket: Socket, cancel: Cancellation): () => void {
   return () => { set.delete(cancel); };
 }
 
-/** The wire format of a request body by its Content-Type; missing means JSON. */
-export function formatOf(contentType: string | undefined): WireFormat {
-  if (contentType === undefined || contentType === "application/json") return "json"; // the common case, without splitting
-  return formatOfOther(contentType);
-}
-
-function formatOfOther(contentType: string): WireFormat {
-  const base = contentType.split(";", 1)[0]!.trim().toLowerCase();
-  if (base === "application/json" || base === "application/octet-stream") return "json";
-  if (base === CONTENT_TYPE_PROTOBUF || base === "application/protobuf" || base === "application/x-protobuf") return "protobuf";
-  throw new AnyServeError(
-    "UNSUPPORTED_MEDIA_TYPE",
-    `Content-Type '${contentType.slice(0, 64)}' is not accepted: expected application/json, application/octet-stream (binary tensors) or application/x-protobuf`,
-  );
-}
-
 export function modelQuery(name: string, version: string | undefined): CapabilityMap {
   return normalizeCapability(version === undefined ? { model: name } : { model: name, version }, "model");
 }
@@ -305,8 +290,8 @@ export function callFromHeaders(
 ): IncomingCall {
   const raw = headers["content-type"];
   const contentType = Array.isArray(raw) ? raw[0] : raw;
-  const format = forced ?? formatOf(contentType);
-  if (forced === "json" && contentType !== undefined && formatOf(contentType) !== "json") {
+  const format = forced ?? formatOfContentType(contentType);
+  if (forced === "json" && contentType !== undefined && formatOfContentType(contentType) !== "json") {
     throw new AnyServeError("UNSUPPORTED_MEDIA_TYPE", `Content-Type '${contentType.slice(0, 64)}' is not accepted here: expected application/json`);
   }
   const call: IncomingCall = {

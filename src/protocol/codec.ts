@@ -12,37 +12,15 @@ import { AnyServeError } from "../errors.js";
 import { binaryOutputChoice } from "./binary-ext.js";
 import { decodeJsonRequest, decodeJsonResponse, encodeJsonRequest, encodeJsonResponse } from "./json-codec.js";
 import { decodeProtoRequest, decodeProtoResponse, encodeProtoRequest, encodeProtoResponse } from "./proto-codec.js";
+import { formatOfContentType } from "./media-type.js";
 import { CONTENT_TYPE_PROTOBUF, type EncodedBody, type InferRequest, type InferResponse, type WireFormat } from "./types.js";
 
-const FORMATS: ReadonlyMap<string, WireFormat> = new Map<string, WireFormat>([
-  ["application/json", "json"],
-  ["application/octet-stream", "json"],
-  ["application/x-protobuf", "protobuf"],
-  ["application/protobuf", "protobuf"],
-  ["application/grpc+proto", "protobuf"],
-]);
+export { formatOfContentType };
 
 /** Options for decoding a body: its content type and, for the binary extension, the JSON length. */
 export interface DecodeOptions {
   contentType?: string;
   headerLength?: number;
-}
-
-/**
- * The wire format of a Content-Type header value (parameters such as `charset` are ignored,
- * case-insensitive). A missing or empty value means JSON.
- * @throws AnyServeError UNSUPPORTED_MEDIA_TYPE for any other media type
- */
-export function formatOfContentType(ct: string | undefined): WireFormat {
-  if (ct === undefined) return "json";
-  const media = ct.split(";", 1)[0]!.trim().toLowerCase();
-  if (media === "") return "json";
-  const format = FORMATS.get(media);
-  if (format === undefined) {
-    throw new AnyServeError("UNSUPPORTED_MEDIA_TYPE",
-      `Content-Type '${media.slice(0, 100)}' is not supported; use application/json, application/octet-stream (binary tensor data) or application/x-protobuf`);
-  }
-  return format;
 }
 
 /**
