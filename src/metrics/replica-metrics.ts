@@ -16,7 +16,7 @@
 import { Gauge, type Registry } from "prom-client";
 import type { WorkerCounts } from "../execution/base.js";
 import { capabilityKey, type CapabilityMap } from "../protocol/capability.js";
-import { createMetricsRegistry } from "./exposition.js";
+import { createMetricsRegistry, metricsText } from "./exposition.js";
 import { HistogramChild, ScrapedMetric, histogramValues, registerScraped } from "./scraped.js";
 
 export { HistogramChild } from "./scraped.js";
@@ -167,7 +167,7 @@ export class ReplicaMetrics {
 
   /** The exposition text (what `GET /metrics` answers). */
   text(): Promise<string> {
-    return this.registry.metrics();
+    return metricsText(this.registry);
   }
 }
 
