@@ -23,6 +23,12 @@ test("defaults follow the seed's ServiceDeploymentConfig", () => {
   assert.equal(s.monitoring.unhealthy_restart_after, 30, "an unhealthy replica is replaced after 30 s by default");
 });
 
+test("unhealthy_restart_after: null stays null (never replace), in YAML too, not the default", () => {
+  assert.equal(parseDeployment(service({ monitoring: { unhealthy_restart_after: null } })).services.svc!.monitoring.unhealthy_restart_after, null);
+  const yaml = "services:\n  svc:\n    app: ./app.ts\n    monitoring:\n      unhealthy_restart_after: null\n";
+  assert.equal(parseDeployment(yaml).services.svc!.monitoring.unhealthy_restart_after, null);
+});
+
 test("the seed's YAML layout is accepted verbatim (plus app:)", () => {
   const doc = parseDeployment(`
 services:

@@ -308,3 +308,26 @@ test("a replica that is alive but not serving (SIGSTOP) is killed after unhealth
   const whoAnswered = new Set((await burst(d.url, 40, 4)).map((a) => String(a.value)));
   assert.ok(whoAnswered.has("svc-1"), `svc-1 serves again: ${[...whoAnswered].join(", ")}`);
 });
+
+test("with unhealthy_restart_after: null a replica that is not serving only leaves rotation: it is never killed, and comes back when it resumes", async (t) => {
+  const d = await deploy(t, { deployment: { replicas: 2, threading_strategy: "async", thread_count: 8 }, monitoring: { health_check_interval: 0.3, unhealthy_restart_after: null } });
+  const victim = (await d.replicas()).find((r) => r.replicaId === "svc-1")!;
+  process.kill(victim.pid!, "SIGSTOP");
+  t.after(() => { try { process.kill(victim.pid!, "SIGCONT"); } catch { /* gone */ } });
+  const entry = async (): Promise<RegistryEntry | undefined> => (await d.registry()).find((e) => e.replica_id === "svc-1");
+  await waitFor("svc-1 out of rotation", async () => (await entry())?.health !== "healthy", 30_000);
+  // The condition under test is time itself: 3 s out of rotation — three of the replacer's sweeps,
+  // three times the 1 s after which the test above is replaced — and still the same, stopped process.
+  const outSince = Date.now();
+  while (Date.now() - outSince < 3_000) {
+    const r = (await d.replicas()).find((x) => x.replicaId === "svc-1")!;
+    assert.equal(r.pid, victim.pid, "not restarted");
+    assert.equal(r.state, "running");
+    process.kill(victim.pid!, 0); // still alive (throws ESRCH if it was killed)
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  process.kill(victim.pid!, "SIGCONT");
+  await waitFor("svc-1 healthy again, same process", async () => (await entry())?.health === "healthy", 30_000);
+  assert.equal((await d.replicas()).find((x) => x.replicaId === "svc-1")!.pid, victim.pid);
+  await waitFor("svc-1 serves again", async () => new Set((await burst(d.url, 20, 4)).map((a) => String(a.value))).has("svc-1"), 30_000);
+});
