@@ -111,6 +111,41 @@ export function sendJson(res: ServerResponse, status: number, value: unknown): v
   res.end(body);
 }
 
+/** Answers waiting for the end of this event-loop turn (see {@link endAtEndOfTurn}). */
+const endOfTurn: { res: ServerResponse; status: number; headers: Record<string, string | number>; body: Buffer }[] = [];
+
+/**
+ * Writes an answer at the end of this event-loop turn (`setImmediate`: after the poll phase has
+ * served every request that arrived), together with the other answers of the turn.
+ *
+ * Why: on loopback a write also wakes the reading client, and that wake-up is most of the write's
+ * cost to the writer (`perf`: `sock_def_readable` → `_raw_spin_unlock_irqrestore` under
+ * `writev`). Answers written one by one, each right after its request was served, woke the client
+ * every time (~25 µs of the server's CPU per answer on the 2-vCPU VM); written back to back, most
+ * find it awake. Measured with wrk: a replica serving REST went from ~11k to ~18.6k req/s (95 → 56
+ * µs of CPU per request); the API server, whose answers already come in bursts (frames), ~5 %. An
+ * answer waits at most for the rest of its turn. Over a real network the wake-up is the remote
+ * host's; the gain here is for clients on the same machine (a local proxy, the bench's load
+ * generator).
+ */
+export function endAtEndOfTurn(res: ServerResponse, status: number, headers: Record<string, string | number>, body: Buffer): void {
+  if (endOfTurn.length === 0) setImmediate(writeEndOfTurn);
+  endOfTurn.push({ res, status, headers, body });
+}
+
+function writeEndOfTurn(): void {
+  const answers = endOfTurn.splice(0);
+  for (const a of answers) {
+    if (a.res.destroyed || a.res.writableEnded) continue; // the client left meanwhile
+    try {
+      a.res.writeHead(a.status, a.headers);
+      a.res.end(a.body);
+    } catch {
+      a.res.destroy(); // one broken answer must not keep the others of the turn from going out
+    }
+  }
+}
+
 /** An error answer as {@link sendError} writes it: status, headers and the `{"error", "code"}` body. */
 export interface ErrorAnswer {
   error: AnyServeError;

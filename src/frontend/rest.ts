@@ -12,7 +12,7 @@ import { HEADER_INFERENCE_LENGTH, type EncodedBody, type WireFormat } from "../p
 import type { Logger } from "../util/logger.js";
 import type { IncomingCall, InferBackend } from "./backend.js";
 import { AFFINITY_HEADER } from "./backend.js";
-import { EMPTY, intHeader, readBody, requestIdOf, sendError, sendJson, type RequestHeaders } from "./http-util.js";
+import { EMPTY, endAtEndOfTurn, intHeader, readBody, requestIdOf, sendError, sendJson, type RequestHeaders } from "./http-util.js";
 import { SseWriter } from "./sse.js";
 import { Cancellation, type CancelSignal } from "../util/cancel.js";
 
@@ -180,8 +180,7 @@ export class RestFrontend {
       "x-request-id": call.requestId,
     };
     if (out.headerLength !== undefined) headers[HEADER_INFERENCE_LENGTH] = out.headerLength;
-    res.writeHead(200, headers);
-    res.end(out.body);
+    endAtEndOfTurn(res, 200, headers, out.body);
   }
 
   async #stream(call: IncomingCall, res: ServerResponse): Promise<void> {
@@ -315,3 +314,4 @@ export function callFromHeaders(
   if (typeof affinity === "string") call.affinityKey = affinity.slice(0, 256);
   return call;
 }
+
