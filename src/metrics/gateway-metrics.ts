@@ -54,7 +54,7 @@ export class GatewayMetrics {
     const DURATION = "anyserve_gateway_request_duration_seconds";
     this.duration = new ScrapedMetric(
       DURATION,
-      "End-to-end time at the API server, from the request's headers to the last byte of the answer handed to the socket.",
+      "Time at the API server from routing the request to the replica's answer (or the failure), failover retries included.",
       "histogram",
       () => histogramValues(DURATION, LATENCY_BUCKETS, all().map((c) => ({ labels: c.labels, h: c.duration }))),
     );
