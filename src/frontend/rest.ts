@@ -163,6 +163,7 @@ export class RestFrontend {
     const cancel = new Cancellation();
     const call = callFromHeaders(req.headers, query, forced, model, this.#o, cancel);
     call.body = await readBody(req, this.#o.maxBodyBytes);
+    const served = performance.now();
     // The connection closing before we finished means the client went away: cancel upstream.
     const untrack = cancelOnClose(req.socket, cancel);
     if (stream) return this.#stream(call, res).finally(untrack);
@@ -180,7 +181,7 @@ export class RestFrontend {
       "x-request-id": call.requestId,
     };
     if (out.headerLength !== undefined) headers[HEADER_INFERENCE_LENGTH] = out.headerLength;
-    endAtEndOfTurn(res, 200, headers, out.body);
+    endAtEndOfTurn(res, 200, headers, out.body, performance.now() - served);
   }
 
   async #stream(call: IncomingCall, res: ServerResponse): Promise<void> {

@@ -1,6 +1,7 @@
 // Answers written at the end of the event-loop turn (http-util.ts endAtEndOfTurn), over real
-// sockets: not written while the turn still serves requests, then all of them, in order; a
-// response whose client left, or whose head is invalid, does not keep the others from going out.
+// sockets: cheap answers are not written while the turn still serves requests, then all of them,
+// in order; a slow answer goes at once, with those waiting before it; a response whose client
+// left, or whose head is invalid, does not keep the others from going out.
 import assert from "node:assert/strict";
 import http from "node:http";
 import net from "node:net";
@@ -15,10 +16,10 @@ async function serve(t: test.TestContext, handler: http.RequestListener): Promis
   return (server.address() as AddressInfo).port;
 }
 
-/** Sends raw bytes on one connection and collects everything until the server closes it. */
+/** Sends raw bytes on one connection (the last request says `Connection: close`) and collects everything until the server closes it. */
 function exchange(port: number, raw: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const socket = net.connect(port, "127.0.0.1", () => socket.end(raw));
+    const socket = net.connect(port, "127.0.0.1", () => socket.write(raw));
     let got = "";
     socket.setEncoding("latin1");
     socket.on("data", (c: string) => (got += c));
@@ -33,7 +34,7 @@ test("an answer goes out after the turn, not when it is handed over; pipelined a
     req.resume();
     req.on("end", () => {
       const body = Buffer.from(`answer to ${req.url}`);
-      endAtEndOfTurn(res, 200, { "content-type": "text/plain", "content-length": body.length }, body);
+      endAtEndOfTurn(res, 200, { "content-type": "text/plain", "content-length": body.length }, body, 0.01);
       sentAtCall.push(res.headersSent);
     });
   });
@@ -57,7 +58,7 @@ test("a client that left is skipped and a broken answer is dropped; the turn's o
         if (req.url === "/gone") res.destroy();
         const headers: Record<string, string | number> = { "content-length": body.length };
         if (req.url === "/broken") headers["x-bad"] = "line\nbreak"; // writeHead throws: invalid header value
-        endAtEndOfTurn(res, 200, headers, body);
+        endAtEndOfTurn(res, 200, headers, body, 0.01);
       });
       if (++served === 3) for (const w of waiting) w();
     });
@@ -67,4 +68,29 @@ test("a client that left is skipped and a broken answer is dropped; the turn's o
   assert.equal(gone, "", "the destroyed response wrote nothing");
   assert.equal(broken, "", "the answer whose head was invalid was dropped with its connection");
   assert.match(good, /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nok \/good$/);
+});
+
+test("a slow answer is not held: it goes at once, after the cheap ones waiting before it", async (t) => {
+  const order: string[] = [];
+  const responses: http.ServerResponse[] = [];
+  const port = await serve(t, (req, res) => {
+    req.resume();
+    req.on("end", () => {
+      responses.push(res);
+      res.on("finish", () => order.push(req.url!));
+      if (responses.length < 2) return;
+      const [cheap, slow] = responses as [http.ServerResponse, http.ServerResponse];
+      const body = Buffer.from("x");
+      endAtEndOfTurn(cheap, 200, { "content-length": 1 }, body, 0.01);
+      assert.equal(cheap.headersSent, false, "the cheap answer waits for the end of the turn");
+      endAtEndOfTurn(slow, 200, { "content-length": 1 }, body, 5);
+      assert.equal(slow.headersSent, true, "an answer that took 5 ms is written at once");
+      assert.equal(cheap.headersSent, true, "and the one waiting before it goes first");
+    });
+  });
+  const one = (p: string): Promise<string> => exchange(port, `GET ${p} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+  const [a, b] = await Promise.all([one("/first"), one("/second")]);
+  assert.match(a, /^HTTP\/1\.1 200 OK/);
+  assert.match(b, /^HTTP\/1\.1 200 OK/);
+  assert.deepEqual(order.sort(), ["/first", "/second"]);
 });
