@@ -8,14 +8,11 @@
  * | `application/x-protobuf`, `application/protobuf`, `application/grpc+proto` | protobuf |
  * | anything else | 415 UNSUPPORTED_MEDIA_TYPE |
  */
-import { AnyServeError } from "../errors.js";
 import { binaryOutputChoice } from "./binary-ext.js";
 import { decodeJsonRequest, decodeJsonResponse, encodeJsonRequest, encodeJsonResponse } from "./json-codec.js";
 import { decodeProtoRequest, decodeProtoResponse, encodeProtoRequest, encodeProtoResponse } from "./proto-codec.js";
 import { formatOfContentType } from "./media-type.js";
 import { CONTENT_TYPE_PROTOBUF, type EncodedBody, type InferRequest, type InferResponse, type WireFormat } from "./types.js";
-
-export { formatOfContentType };
 
 /** Options for decoding a body: its content type and, for the binary extension, the JSON length. */
 export interface DecodeOptions {

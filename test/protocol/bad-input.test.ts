@@ -1,7 +1,8 @@
 /** The bad-input catalogue (docs: reliability.md §3) rows that the codecs own. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { decodeRequest, formatOfContentType } from "../../src/protocol/codec.js";
+import { decodeRequest } from "../../src/protocol/codec.js";
+import { formatOfContentType } from "../../src/protocol/media-type.js";
 import { parseHeaderLength } from "../../src/protocol/binary-ext.js";
 import { decodeJsonRequest, encodeJsonResponse } from "../../src/protocol/json-codec.js";
 import { decodeProtoRequest, encodeProtoRequest, protoTypes } from "../../src/protocol/proto-codec.js";
