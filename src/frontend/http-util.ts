@@ -117,7 +117,7 @@ const endOfTurn: { res: ServerResponse; status: number; headers: Record<string, 
 let waitingSince = 0;
 /** Moving average of the time from a request's body to its answer (ms). */
 let servedMs = 0;
-/** Answers are held only while requests are served faster than this, and never longer than this (ms). */
+/** Answers are held only while requests are served faster than this; a held one goes with the next answer once it has waited this long (ms). */
 const HOLD_MAX_MS = 1;
 
 /**

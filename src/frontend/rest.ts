@@ -315,4 +315,3 @@ export function callFromHeaders(
   if (typeof affinity === "string") call.affinityKey = affinity.slice(0, 256);
   return call;
 }
-

@@ -28,7 +28,7 @@ function processRegistry(): Registry {
 
 /** A server's registry with `labels` on every series it exposes (e.g. `{replica: "chat-0"}`). */
 export function createMetricsRegistry(labels: Record<string, string> = {}): Registry {
-  processRegistry();
+  processRegistry(); // started now, not at the first scrape: the event-loop and GC histograms observe from here
   const registry = new Registry();
   registry.setDefaultLabels(labels);
   labelsOf.set(registry, labels);
