@@ -2,7 +2,7 @@
  * Object handoff benchmark: 1 / 10 / 100 MB from A to B through the object store, next to a plain
  * `fs` write + read of the same bytes measured in the same run.
  *
- * - plain:      writeFile(p, bytes) then readFile(p)
+ * - plain:      writeFile(p, bytes) then readFile(p), p a new path each time (as each object is new)
  * - same dir:   storeA.create(bytes) then storeB.get(ref) — two store instances on one directory
  *               (what two replicas sharing `--object-store` do); also the streaming pair
  *               createFromStream + getStream
