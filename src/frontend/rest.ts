@@ -12,7 +12,7 @@ import { HEADER_INFERENCE_LENGTH, type EncodedBody, type WireFormat } from "../p
 import type { Logger } from "../util/logger.js";
 import type { IncomingCall, InferBackend } from "./backend.js";
 import { AFFINITY_HEADER } from "./backend.js";
-import { EMPTY, endAtEndOfTurn, intHeader, readBody, requestIdOf, sendError, sendJson, type RequestHeaders } from "./http-util.js";
+import { collectBody, EMPTY, endAtEndOfTurn, intHeader, requestIdOf, sendError, sendJson, type RequestHeaders } from "./http-util.js";
 import { SseWriter } from "./sse.js";
 import { Cancellation, type CancelSignal } from "../util/cancel.js";
 
@@ -97,9 +97,10 @@ export class RestFrontend {
     if (done instanceof Promise) done.catch((err: unknown) => this.#fail(res, err));
   };
 
-  #fail(res: ServerResponse, err: unknown): void {
+  /** Answers `err`; one the backend raised (`fromBackend`, or marked so) is not counted as a rejection. */
+  #fail(res: ServerResponse, err: unknown, fromBackend = false): void {
     const onRejected = this.#o.onRejected;
-    if (onRejected && !(typeof err === "object" && err !== null && this.#fromBackend.has(err))) {
+    if (onRejected && !fromBackend && !(typeof err === "object" && err !== null && this.#fromBackend.has(err))) {
       onRejected(AnyServeError.from(err, "INTERNAL").code);
     }
     sendError(res, err);
@@ -148,40 +149,59 @@ export class RestFrontend {
     }
   }
 
-  #inferByHeaders(req: IncomingMessage, res: ServerResponse, format: WireFormat | undefined, stream: boolean): Promise<void> {
-    return this.#infer(req, res, headerQuery(req.headers), format, stream, undefined);
+  #inferByHeaders(req: IncomingMessage, res: ServerResponse, format: WireFormat | undefined, stream: boolean): void {
+    this.#infer(req, res, headerQuery(req.headers), format, stream, undefined);
   }
 
-  async #infer(
+  /**
+   * Reads the body, hands the call to the backend, writes its answer. Callbacks and one `.then`
+   * rather than an async function: each await is a promise and a microtask on a path that runs
+   * once per request (the gateway's profile). Headers that are refused throw here, synchronously.
+   */
+  #infer(
     req: IncomingMessage,
     res: ServerResponse,
     query: CapabilityMap,
     forced: WireFormat | undefined,
     stream: boolean,
     model: IncomingCall["model"],
-  ): Promise<void> {
+  ): void {
     const cancel = new Cancellation();
     const call = callFromHeaders(req.headers, query, forced, model, this.#o, cancel);
-    call.body = await readBody(req, this.#o.maxBodyBytes);
+    collectBody(req, this.#o.maxBodyBytes, (body) => {
+      call.body = body;
+      this.#serve(call, res, stream, cancelOnClose(req.socket, cancel));
+    }, (err) => this.#fail(res, err));
+  }
+
+  /** `untrack` ends the watch on the client's connection (see {@link cancelOnClose}). */
+  #serve(call: IncomingCall, res: ServerResponse, stream: boolean, untrack: () => void): void {
+    if (stream) {
+      this.#stream(call, res).finally(untrack).catch((err: unknown) => this.#fail(res, err));
+      return;
+    }
     const served = performance.now();
-    // The connection closing before we finished means the client went away: cancel upstream.
-    const untrack = cancelOnClose(req.socket, cancel);
-    if (stream) return this.#stream(call, res).finally(untrack);
-    let out: EncodedBody;
+    let answer: Promise<EncodedBody>;
     try {
-      out = await this.#o.backend.infer(call);
+      answer = this.#o.backend.infer(call);
     } catch (err) {
       untrack();
-      return this.#backendFailed(err);
+      this.#fail(res, err, true);
+      return;
     }
-    untrack();
-    const headers: Record<string, string | number> = {
-      "content-type": out.contentType,
-      "content-length": out.body.length,
-      "x-request-id": call.requestId,
-    };
-    if (out.headerLength !== undefined) headers[HEADER_INFERENCE_LENGTH] = out.headerLength;
-    endAtEndOfTurn(res, 200, headers, out.body, performance.now() - served);
+    answer.then((out) => {
+      untrack();
+      const headers: Record<string, string | number> = {
+        "content-type": out.contentType,
+        "content-length": out.body.length,
+        "x-request-id": call.requestId,
+      };
+      if (out.headerLength !== undefined) headers[HEADER_INFERENCE_LENGTH] = out.headerLength;
+      endAtEndOfTurn(res, 200, headers, out.body, performance.now() - served);
+    }, (err: unknown) => {
+      untrack();
+      this.#fail(res, err, true);
+    });
   }
 
   async #stream(call: IncomingCall, res: ServerResponse): Promise<void> {

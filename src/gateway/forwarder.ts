@@ -12,7 +12,7 @@ import type { IncomingCall, InferBackend, ModelMetadata } from "../frontend/back
 import { formatCapability, type CapabilityMap } from "../protocol/capability.js";
 import type { EncodedBody } from "../protocol/types.js";
 import { FrameClient, type FrameReply } from "../transport/frame-client.js";
-import { answerError, answerOf, toFrameMeta, type FrameKind } from "../transport/call-meta.js";
+import { answerError, answerOf, frameMetaJson, type FrameKind } from "../transport/call-meta.js";
 import { retireClient } from "../transport/retire.js";
 import { describeUnavailable, preferWarm } from "./candidates.js";
 import type { ServicePolicies, ServicePolicy } from "./policies.js";
@@ -167,24 +167,25 @@ export class Forwarder implements InferBackend {
    * a retryable error is sent again to another replica, within the retry budget and the call's
    * deadline, and never after part of the answer went out.
    */
-  async #send(call: IncomingCall, kind: FrameKind, onChunk?: ChunkSink): Promise<FrameReply> {
+  #send(call: IncomingCall, kind: FrameKind, onChunk?: ChunkSink): Promise<FrameReply> {
     if (call.depth !== undefined && call.depth > 0) this.counters.delegated++;
     const observer = this.observer;
     if (observer === undefined) return this.#deliver(call, kind, onChunk, undefined);
     const t0 = performance.now();
     const trace: Trace = { pick: undefined };
-    let code = "OK";
-    try {
-      return await this.#deliver(call, kind, onChunk, trace);
-    } catch (err) {
-      code = err instanceof AnyServeError ? err.code : "INTERNAL";
-      throw err;
-    } finally {
+    const observe = (code: string): void => {
       const pick = trace.pick;
       if (pick === undefined || pick.policy.metrics) {
         observer.observe(pick?.entry.service ?? "", pick ? pick.route.key : "unmatched", code, (performance.now() - t0) / 1000);
       }
-    }
+    };
+    return this.#deliver(call, kind, onChunk, trace).then((reply) => {
+      observe("OK");
+      return reply;
+    }, (err: unknown) => {
+      observe(err instanceof AnyServeError ? err.code : "INTERNAL");
+      throw err;
+    });
   }
 
   #deliver(call: IncomingCall, kind: FrameKind, onChunk: ChunkSink | undefined, trace: Trace | undefined): Promise<FrameReply> {
@@ -197,7 +198,7 @@ export class Forwarder implements InferBackend {
     }
     if (trace) trace.pick = pick;
     // Without failover (the common case) one attempt, without another async frame around it.
-    if (!pick.policy.failover) return this.#attempt(pick, call, kind, onChunk).then(replyOrThrow);
+    if (!pick.policy.failover) return this.#attempt(pick, call, kind, onChunk, true) as Promise<FrameReply>;
     return this.#deliverWithFailover(pick, call, kind, onChunk, trace);
   }
 
@@ -234,30 +235,46 @@ export class Forwarder implements InferBackend {
     }
   }
 
-  /** One attempt on one replica: its answer, or the failure (recorded against the replica). */
-  async #attempt(pick: Pick, call: IncomingCall, kind: FrameKind, onChunk: ((meta: Record<string, unknown> | null, body: Buffer) => void) | undefined): Promise<FrameReply | AnyServeError> {
-    const { entry, route } = pick;
-    const client = this.#client(entry);
-    entry.inFlight++;
-    let failure: AnyServeError | undefined;
-    let reply: FrameReply | undefined;
+  /**
+   * One attempt on one replica: its answer, or the failure (recorded against the replica) —
+   * resolved with, or with `rejectOnFailure` thrown. Promise callbacks, not an async function:
+   * this runs once per request.
+   */
+  #attempt(pick: Pick, call: IncomingCall, kind: FrameKind, onChunk: ChunkSink | undefined, rejectOnFailure = false): Promise<FrameReply | AnyServeError> {
+    const { entry } = pick;
+    let client: FrameClient;
     try {
-      reply = await client.request(toFrameMeta(call, kind), call.body, {
-        timeoutMs: call.timeoutMs,
-        signal: call.signal,
-        ...(onChunk ? { onChunk } : {}),
-      });
-      failure = errorOf(reply, entry);
+      client = this.#client(entry);
     } catch (err) {
-      failure = AnyServeError.from(err, "INTERNAL");
-    } finally {
-      entry.inFlight--;
-      if (client.inFlight === 0 && this.#retired.delete(client)) void client.close();
+      return Promise.reject(err);
     }
+    entry.inFlight++;
+    const sent = client.request(frameMetaJson(call, kind, pick.route.queryJson), call.body, {
+      timeoutMs: call.timeoutMs,
+      signal: call.signal,
+      ...(onChunk ? { onChunk } : {}),
+    });
+    return sent.then((reply) => {
+      const failure = this.#settle(pick, client, errorOf(reply, entry));
+      if (failure === undefined) return reply;
+      if (rejectOnFailure) throw failure;
+      return failure;
+    }, (err: unknown) => {
+      const failure = this.#settle(pick, client, AnyServeError.from(err, "INTERNAL"))!;
+      if (rejectOnFailure) throw failure;
+      return failure;
+    });
+  }
+
+  /** Ends an attempt: the replica's in-flight count, a retired client's close, the outcome's record. */
+  #settle(pick: Pick, client: FrameClient, failure: AnyServeError | undefined): AnyServeError | undefined {
+    const { entry, route } = pick;
+    entry.inFlight--;
+    if (client.inFlight === 0 && this.#retired.delete(client)) void client.close();
     if (failure === undefined) {
       this.outliers.onSuccess(entry.replicaId);
       this.circuits.record(entry.replicaId, route.key, true);
-      return reply!;
+      return undefined;
     }
     this.#recordFailure(entry, route, failure.code);
     return failure;
@@ -377,8 +394,4 @@ function errorOf(reply: FrameReply, entry: ReplicaEntry): AnyServeError | undefi
   return answerError(reply.meta, entry.replicaId);
 }
 
-/** An attempt's outcome as a promise's: the reply, or its failure thrown. */
-function replyOrThrow(out: FrameReply | AnyServeError): FrameReply {
-  if (out instanceof AnyServeError) throw out;
-  return out;
-}
+

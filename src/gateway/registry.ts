@@ -56,6 +56,8 @@ export interface ReplicaEntry extends ReplicaRegistration {
 export interface Route {
   readonly key: string;
   readonly replicas: ReplicaEntry[];
+  /** The query as JSON, for the frames' meta: every query with this key is the same map. */
+  readonly queryJson: string;
 }
 
 type ChangeListener = (event: "register" | "unregister", entry: ReplicaEntry) => void;
@@ -233,7 +235,7 @@ export class Registry {
     const key = capabilityKey(query);
     const cached = this.#cache.get(key);
     if (cached) return cached;
-    const result: Route = { key, replicas: this.#scan(query) };
+    const result: Route = { key, replicas: this.#scan(query), queryJson: JSON.stringify(query) };
     this.#cache.set(key, result);
     return result;
   }

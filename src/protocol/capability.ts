@@ -71,7 +71,10 @@ export function matches(capability: CapabilityMap, query: CapabilityMap): boolea
 
 /** `type=chat,model=llama-70b` — stable (sorted) so it can be a cache key. */
 export function capabilityKey(cap: CapabilityMap): string {
-  return Object.keys(cap)
+  const keys = Object.keys(cap);
+  // One key is the common query (`type=…` or `model=…`): no sort, map and join per request.
+  if (keys.length === 1) return `${keys[0]!}=${cap[keys[0]!]!}`;
+  return keys
     .sort()
     .map((k) => `${k}=${cap[k]}`)
     .join(",");

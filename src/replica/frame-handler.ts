@@ -1,8 +1,7 @@
 /** Answers the gateway's frames with the replica's dispatcher (see transport/call-meta.ts for the meta). */
 import type { InferBackend } from "../frontend/backend.js";
-import { errorMeta, fromFrameMeta } from "../transport/call-meta.js";
+import { answerMeta, errorMeta, fromFrameMeta } from "../transport/call-meta.js";
 import type { FrameHandler } from "../transport/frame-server.js";
-import type { EncodedBody } from "../protocol/types.js";
 
 /** What a replica answers the gateway's health probe with (`ready: false` → the probe failed). */
 export interface ReplicaHealth {
@@ -57,8 +56,4 @@ export function createFrameHandler(backend: InferBackend, health: () => ReplicaH
         return;
     }
   };
-}
-
-function answerMeta(out: EncodedBody): Record<string, unknown> {
-  return out.headerLength === undefined ? { ct: out.contentType } : { ct: out.contentType, hl: out.headerLength };
 }

@@ -1,7 +1,8 @@
 /**
  * The meta part of a REQUEST frame: an IncomingCall without its body and signal, in short keys
- * (it is serialised once per request). Both ends use these two functions, so the gateway and
- * the replica cannot disagree on a field.
+ * (it is serialised once per request). Both ends use these functions ({@link frameMetaJson},
+ * {@link fromFrameMeta}, {@link answerMeta}, {@link answerOf}), so the gateway and the replica
+ * cannot disagree on a field.
  *
  * | key | meaning |
  * |---|---|
@@ -14,7 +15,8 @@
  * | d, tr | delegation depth, replica ids tried |
  * | m | model route {name, version} |
  *
- * Answers: RESPONSE meta `{ct, hl?}` on success, `{code, error}` on failure; streams send
+ * Answers: RESPONSE meta `{ct, hl?}` on success (no meta at all for a plain `application/json`
+ * answer: the commonest one then costs no JSON either way), `{code, error}` on failure; streams send
  * CHUNK frames then END with `{}` or `{code, error}`.
  */
 import { AnyServeError, isErrorCode } from "../errors.js";
@@ -25,14 +27,25 @@ import type { CancelSignal } from "../util/cancel.js";
 
 export type FrameKind = "infer" | "stream" | "meta" | "health";
 
-export function toFrameMeta(call: IncomingCall, kind: FrameKind): Record<string, unknown> {
-  const meta: Record<string, unknown> = { k: kind, q: call.query, f: call.format, to: call.timeoutMs, rid: call.requestId };
-  if (call.contentType !== undefined) meta.ct = call.contentType;
-  if (call.headerLength !== undefined) meta.hl = call.headerLength;
-  if (call.depth !== undefined) meta.d = call.depth;
-  if (call.tried !== undefined && call.tried.length > 0) meta.tr = call.tried;
-  if (call.model !== undefined) meta.m = call.model;
-  return meta;
+/**
+ * The meta of a REQUEST frame as the JSON text the frame carries, written by hand: building the
+ * object and `JSON.stringify`-ing it cost ~0.8 µs per request in the gateway's profile, this a
+ * third of that. `queryJson` is `call.query` as JSON when the caller has it already (the
+ * gateway's route keeps it). Strings go through `JSON.stringify`; numbers that are not finite
+ * become `null`, as `JSON.stringify` would write them.
+ */
+export function frameMetaJson(call: IncomingCall, kind: FrameKind, queryJson: string = JSON.stringify(call.query)): string {
+  let json = `{"k":"${kind}","q":${queryJson},"f":${JSON.stringify(call.format)},"to":${num(call.timeoutMs)},"rid":${JSON.stringify(call.requestId)}`;
+  if (call.contentType !== undefined) json += `,"ct":${JSON.stringify(call.contentType)}`;
+  if (call.headerLength !== undefined) json += `,"hl":${num(call.headerLength)}`;
+  if (call.depth !== undefined) json += `,"d":${num(call.depth)}`;
+  if (call.tried !== undefined && call.tried.length > 0) json += `,"tr":${JSON.stringify(call.tried)}`;
+  if (call.model !== undefined) json += `,"m":${JSON.stringify(call.model)}`;
+  return json + "}";
+}
+
+function num(n: number): string {
+  return Number.isFinite(n) ? String(n) : "null";
 }
 
 export function fromFrameMeta(meta: Record<string, unknown>, body: Buffer, signal: CancelSignal): IncomingCall & { kind: FrameKind } {
@@ -64,10 +77,18 @@ export function errorMeta(err: unknown): Record<string, unknown> {
   return { code: e.code, error: e.message };
 }
 
-/** A RESPONSE frame's answer `{ct, hl?}` as the encoded body it carries. */
+/** The meta of a RESPONSE frame for `out`: none for plain JSON (see {@link answerOf}). */
+export function answerMeta(out: EncodedBody): Record<string, unknown> | null {
+  if (out.headerLength !== undefined) return { ct: out.contentType, hl: out.headerLength };
+  return out.contentType === JSON_TYPE ? null : { ct: out.contentType };
+}
+
+const JSON_TYPE = "application/json";
+
+/** A RESPONSE frame's answer `{ct, hl?}` as the encoded body it carries (no `ct`: JSON). */
 export function answerOf(reply: { meta: Record<string, unknown>; body: Buffer }): EncodedBody {
   const meta = reply.meta;
-  const out: EncodedBody = { body: reply.body, contentType: typeof meta.ct === "string" ? meta.ct : "application/json" };
+  const out: EncodedBody = { body: reply.body, contentType: typeof meta.ct === "string" ? meta.ct : JSON_TYPE };
   if (typeof meta.hl === "number") out.headerLength = meta.hl;
   return out;
 }

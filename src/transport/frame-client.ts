@@ -135,7 +135,7 @@ export class FrameClient extends EventEmitter {
   }
 
   /** Sends one request. Never throws: every failure is a rejected promise with an AnyServeError. */
-  request(meta: Record<string, unknown>, body: Buffer, opts?: FrameRequestOptions): Promise<FrameReply> {
+  request(meta: Record<string, unknown> | string, body: Buffer, opts?: FrameRequestOptions): Promise<FrameReply> {
     if (this.closing) return Promise.reject(new AnyServeError("INTERNAL", `the FrameClient for ${this.url} is closed`));
     const signal = opts?.signal;
     if (signal?.aborted) {

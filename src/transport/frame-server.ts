@@ -35,7 +35,8 @@ export interface FrameRequest {
  * Calls after the answer is complete, after a cancel or after the connection closed are dropped.
  */
 export interface FrameResponder {
-  reply(meta: Record<string, unknown>, body?: Buffer): void;
+  /** The answer; `meta` null: a plain JSON answer (see call-meta's `answerMeta`). */
+  reply(meta: Record<string, unknown> | null, body?: Buffer): void;
   chunk(meta: Record<string, unknown> | null, body: Buffer): void;
   end(meta?: Record<string, unknown>): void;
   /** True once the answer is complete, the request was cancelled or the connection closed. */
@@ -159,7 +160,7 @@ class Responder implements FrameResponder {
     return this.done || this.conn.fc.closed;
   }
 
-  reply(meta: Record<string, unknown>, body?: Buffer): void {
+  reply(meta: Record<string, unknown> | null, body?: Buffer): void {
     this.finish(FrameType.RESPONSE, meta, body);
   }
 
@@ -174,7 +175,7 @@ class Responder implements FrameResponder {
   }
 
   /** @internal Sends the last frame of this id. */
-  finish(type: number, meta: Record<string, unknown> | undefined, body: Buffer | undefined): void {
+  finish(type: number, meta: Record<string, unknown> | null | undefined, body: Buffer | undefined): void {
     if (this.closed) return;
     this.done = true;
     this.conn.inflight.delete(this.id);

@@ -69,11 +69,11 @@ export class FrameProtocolError extends Error {
 const EMPTY = Buffer.alloc(0);
 
 /**
- * Encodes one frame. Returns one Buffer (header + meta, and the body when it is small) or two
+ * Encodes one frame; `meta` may be given as its JSON text already. Returns one Buffer (header + meta, and the body when it is small) or two
  * (the header, then the caller's body untouched): big bodies are never copied or concatenated.
  */
-export function encodeFrame(type: number, id: number, meta: FrameMeta | null | undefined, body: Buffer = EMPTY): Buffer[] {
-  const json = meta == null ? "" : JSON.stringify(meta);
+export function encodeFrame(type: number, id: number, meta: FrameMeta | string | null | undefined, body: Buffer = EMPTY): Buffer[] {
+  const json = meta == null ? "" : typeof meta === "string" ? meta : JSON.stringify(meta);
   const metaLength = json.length === 0 ? 0 : Buffer.byteLength(json);
   const inline = body.length <= INLINE_BODY_MAX;
   const headLength = FRAME_HEADER_BYTES + metaLength;
