@@ -214,7 +214,7 @@ export class Connection implements OutboxOwner {
       const chunks = this.#chunks;
       this.#chunks = undefined;
       call.body = chunks === undefined ? EMPTY : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.#size);
-      void this.#serve(call, slot, this.#keepAlive);
+      this.#serve(call, slot, this.#keepAlive);
     }
     if (!this.#keepAlive) this.#closeAfter();
   };
@@ -232,17 +232,20 @@ export class Connection implements OutboxOwner {
     if (typeof ret !== "number" && !this.#closing) this.#fatal(bareAnswer(statusOfParseError(ret.code)));
   };
 
-  async #serve(call: IncomingCall, slot: Slot, keepAlive: boolean): Promise<void> {
-    let out: EncodedBody;
+  /** One `.then`, not an async function: a promise and a microtask fewer per request. */
+  #serve(call: IncomingCall, slot: Slot, keepAlive: boolean): void {
+    let answer: Promise<EncodedBody>;
     try {
-      out = await this.#ctx.backend.infer(call);
+      answer = this.#ctx.backend.infer(call);
     } catch (err) {
       this.#answerError(slot, err, !keepAlive);
       return;
     }
-    const text = okHead(out, call.requestId, this.#ctx.end, keepAlive);
-    if (text === undefined) this.#answerError(slot, BAD_CONTENT_TYPE(), !keepAlive);
-    else this.#outbox.finish(slot, text, out.body, false);
+    answer.then((out) => {
+      const text = okHead(out, call.requestId, this.#ctx.end, keepAlive);
+      if (text === undefined) this.#answerError(slot, BAD_CONTENT_TYPE(), !keepAlive);
+      else this.#outbox.finish(slot, text, out.body, false);
+    }, (err: unknown) => this.#answerError(slot, err, !keepAlive));
   }
 
   /**
