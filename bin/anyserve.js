@@ -1,3 +1,4 @@
-#!/usr/bin/env node
-// Thin launcher: the CLI is compiled to dist/ by `npm install` (the `prepare` script).
+#!/usr/bin/env -S node --no-memory-reducer
+// Thin launcher: the CLI is compiled to dist/ by `npm install` (the `prepare` script). The node
+// flags on the first line are src/cli/node-flags.ts's SERVING_NODE_FLAGS (why: see there).
 import "../dist/cli/main.js";

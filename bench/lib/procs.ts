@@ -12,6 +12,7 @@ import net, { type AddressInfo } from "node:net";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
+import { SERVING_NODE_FLAGS } from "../../src/cli/node-flags.js";
 
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const BIN = path.join(ROOT, "bin", "anyserve.js");
@@ -54,7 +55,8 @@ function waitFor<T>(child: ChildProcess, what: string, log: string[], timeoutMs:
 /** Runs `anyserve <args>` (the built CLI) and resolves with the JSON of its `ANYSERVE_READY` line. */
 export async function startCli(name: string, args: string[]): Promise<{ child: ChildProcess; ready: Record<string, string> }> {
   const log: string[] = [];
-  const child = track(spawn(process.execPath, [BIN, ...args], {
+  // With the node flags the `anyserve` command runs with (its shebang), as a user would start it.
+  const child = track(spawn(process.execPath, [...SERVING_NODE_FLAGS, BIN, ...args], {
     cwd: ROOT,
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, ANYSERVE_LOG_LEVEL: "warn" },

@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { servingExecArgv } from "./node-flags.js";
 
 export const CLI_ENTRY = fileURLToPath(new URL("./main.js", import.meta.url));
 
@@ -26,7 +27,7 @@ export interface SpawnOptions {
 export function spawnAnyserve(name: string, args: string[], o: SpawnOptions = {}): Promise<ChildInfo> {
   // stdin is a pipe the child never reads: when we die, however we die, it closes and the
   // child shuts itself down (ANYSERVE_EXIT_WITH_PARENT), so no replica outlives its supervisor.
-  const child = spawn(process.execPath, [...process.execArgv, CLI_ENTRY, ...args], {
+  const child = spawn(process.execPath, [...servingExecArgv(process.execArgv), CLI_ENTRY, ...args], {
     stdio: ["pipe", "pipe", "pipe"],
     env: { ...(o.env ?? process.env), ANYSERVE_EXIT_WITH_PARENT: "1" },
   });

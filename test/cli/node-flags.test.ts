@@ -1,0 +1,20 @@
+/** The node flags of the serving processes: added unless the user set the option, and the same in the launcher's shebang. */
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { test } from "node:test";
+import { SERVING_NODE_FLAGS, servingExecArgv } from "../../src/cli/node-flags.js";
+
+test("the serving flags are added before the inherited ones, unless the user set the option either way", () => {
+  assert.deepEqual(servingExecArgv([]), [...SERVING_NODE_FLAGS]);
+  assert.deepEqual(servingExecArgv(["--import", "tsx"]), ["--no-memory-reducer", "--import", "tsx"]);
+  assert.deepEqual(servingExecArgv(["--memory-reducer"]), ["--memory-reducer"]);
+  assert.deepEqual(servingExecArgv(["--memory_reducer"]), ["--memory_reducer"]);
+  assert.deepEqual(servingExecArgv(["--no-memory-reducer"]), ["--no-memory-reducer"]);
+  // A different option that starts with the same words is not the same option.
+  assert.deepEqual(servingExecArgv(["--memory-reducer-for-small-heaps"]), ["--no-memory-reducer", "--memory-reducer-for-small-heaps"]);
+});
+
+test("bin/anyserve.js's shebang runs node with exactly the serving flags", () => {
+  const first = readFileSync(new URL("../../bin/anyserve.js", import.meta.url), "utf8").split("\n")[0];
+  assert.equal(first, `#!/usr/bin/env -S node ${SERVING_NODE_FLAGS.join(" ")}`);
+});
