@@ -170,7 +170,12 @@ export class RestFrontend {
     const call = callFromHeaders(req.headers, query, forced, model, this.#o, cancel);
     collectBody(req, this.#o.maxBodyBytes, (body) => {
       call.body = body;
-      this.#serve(call, res, stream, cancelOnClose(req.socket, cancel));
+      // This runs in the request's 'end' listener: a throw here would not reach the listener's catch.
+      try {
+        this.#serve(call, res, stream, cancelOnClose(req.socket, cancel));
+      } catch (err) {
+        this.#fail(res, err);
+      }
     }, (err) => this.#fail(res, err));
   }
 
@@ -191,13 +196,18 @@ export class RestFrontend {
     }
     answer.then((out) => {
       untrack();
-      const headers: Record<string, string | number> = {
-        "content-type": out.contentType,
-        "content-length": out.body.length,
-        "x-request-id": call.requestId,
-      };
-      if (out.headerLength !== undefined) headers[HEADER_INFERENCE_LENGTH] = out.headerLength;
-      endAtEndOfTurn(res, 200, headers, out.body, performance.now() - served);
+      // Nothing awaits this callback: what it throws is answered here, not left unhandled.
+      try {
+        const headers: Record<string, string | number> = {
+          "content-type": out.contentType,
+          "content-length": out.body.length,
+          "x-request-id": call.requestId,
+        };
+        if (out.headerLength !== undefined) headers[HEADER_INFERENCE_LENGTH] = out.headerLength;
+        endAtEndOfTurn(res, 200, headers, out.body, performance.now() - served);
+      } catch (err) {
+        this.#fail(res, err);
+      }
     }, (err: unknown) => {
       untrack();
       this.#fail(res, err, true);

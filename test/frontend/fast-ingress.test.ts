@@ -30,6 +30,8 @@ class StubBackend implements InferBackend {
     }
     if (call.query.delay !== undefined) await sleep(Number(call.query.delay));
     if (call.query.type === "full") throw new AnyServeError("QUEUE_FULL", "queue full");
+    // A backend bug: an answer without a body.
+    if (call.query.type === "broken") return { contentType: "application/json" } as unknown as { contentType: string; body: Buffer };
     if (call.query.size !== undefined) return { contentType: "application/octet-stream", body: Buffer.alloc(Number(call.query.size), call.query.n ?? "x") };
     return { contentType: "application/json", body: Buffer.from(JSON.stringify({ query: call.query, body: call.body.toString() })) };
   }
@@ -123,6 +125,17 @@ describe("hot routes", () => {
   test("a backend error: its status and code, Retry-After on 503", async () => {
     const a = await one(req("POST", "/infer", ["X-Capability-Type: full", JSON_CT], "{}"));
     assert.deepEqual([a.status, JSON.parse(a.body).code, a.headers["retry-after"]], [503, "QUEUE_FULL", "1"]);
+  });
+
+  test("a broken answer from the backend (no body) is a 500 on both ports, and both keep serving", async () => {
+    for (const p of [port, nodePort]) {
+      const w = await Wire.open(p);
+      w.write(req("POST", "/infer", ["X-Capability-Type: broken", JSON_CT], "{}") + req("POST", "/infer", ["X-Capability-Type: echo", JSON_CT], "{}"));
+      const [bad, good] = await w.next(2);
+      w.destroy();
+      assert.deepEqual([bad!.status, JSON.parse(bad!.body).code], [500, "INTERNAL"], `port ${p === port ? "fast" : "node:http"}`);
+      assert.equal(good!.status, 200);
+    }
   });
 
   test("pipelined requests are answered in request order, the slow first one included", async () => {

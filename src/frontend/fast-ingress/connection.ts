@@ -242,9 +242,14 @@ export class Connection implements OutboxOwner {
       return;
     }
     answer.then((out) => {
-      const text = okHead(out, call.requestId, this.#ctx.end, keepAlive);
-      if (text === undefined) this.#answerError(slot, BAD_CONTENT_TYPE(), !keepAlive);
-      else this.#outbox.finish(slot, text, out.body, false);
+      // Nothing awaits this callback: what it throws is answered here, not left unhandled.
+      try {
+        const text = okHead(out, call.requestId, this.#ctx.end, keepAlive);
+        if (text === undefined) this.#answerError(slot, BAD_CONTENT_TYPE(), !keepAlive);
+        else this.#outbox.finish(slot, text, out.body, false);
+      } catch (err) {
+        this.#answerError(slot, err, !keepAlive);
+      }
     }, (err: unknown) => this.#answerError(slot, err, !keepAlive));
   }
 
