@@ -393,5 +393,3 @@ export class Forwarder implements InferBackend {
 function errorOf(reply: FrameReply, entry: ReplicaEntry): AnyServeError | undefined {
   return answerError(reply.meta, entry.replicaId);
 }
-
-
