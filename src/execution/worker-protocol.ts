@@ -9,6 +9,7 @@
  */
 import { AnyServeError, type WireError } from "../errors.js";
 import type { EncodedBody } from "../protocol/types.js";
+import { answerMeta } from "../transport/call-meta.js";
 import type { BatchOutcome, JobMode, Task, TaskCall } from "./task.js";
 
 export const WORKER_PROTOCOL_VERSION = 1;
@@ -16,9 +17,9 @@ export const WORKER_PROTOCOL_VERSION = 1;
 export const Msg = {
   /** → worker: run a job. meta `{mode, calls, sizes}`, body = the task bodies one after another. */
   RUN: 1,
-  /** ← worker: a job's answer. meta `{ct, hl?}`, `{items}` (batch) or `{code, error}`. */
+  /** ← worker: a job's answer. meta `{ct, hl?}` (none for JSON), `{items}` (batch) or `{code, error}`. */
   RESULT: 2,
-  /** ← worker: one streamed item. meta `{ct, hl?}`. */
+  /** ← worker: one streamed item. meta `{ct, hl?}` (none for JSON). */
   CHUNK: 3,
   /** ← worker: a stream's end. meta `{}` or `{code, error}`. */
   END: 4,
@@ -67,10 +68,6 @@ export function tasksOf(meta: Meta, body: Buffer): { mode: JobMode; tasks: Task[
   return { mode: m.mode, tasks };
 }
 
-export function answerMeta(out: EncodedBody): Record<string, unknown> {
-  return out.headerLength === undefined ? { ct: out.contentType } : { ct: out.contentType, hl: out.headerLength };
-}
-
 export function errorMetaOf(err: unknown): Record<string, unknown> {
   const w = AnyServeError.from(err).toWire();
   return w.data === undefined ? { code: w.code, error: w.message } : { code: w.code, error: w.message, data: w.data };
@@ -89,7 +86,7 @@ export function encodedOf(meta: Meta, body: Buffer): EncodedBody {
   return out;
 }
 
-/** A batch's RESULT: `{items: [{ct, hl?, n} | {code, error}]}` and the answers' bodies concatenated. */
+/** A batch's RESULT: `{items: [{ct?, hl?, n} | {code, error}]}` and the answers' bodies concatenated. */
 export function batchResultMessage(outcomes: readonly BatchOutcome[]): { meta: Meta; body: Buffer } {
   const bodies: Buffer[] = [];
   const items = outcomes.map((o) => {

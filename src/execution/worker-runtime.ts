@@ -15,7 +15,8 @@ import { AnyServeError } from "../errors.js";
 import { runBatchTask, runHook, runStreamTask, runTask, type RunEnv } from "./run-task.js";
 import type { JobMode, Task, TaskHooks } from "./task.js";
 import type { Outbox } from "./thread-port.js";
-import { answerMeta, batchResultMessage, errorMetaOf, Msg, tasksOf, type Meta } from "./worker-protocol.js";
+import { answerMeta } from "../transport/call-meta.js";
+import { batchResultMessage, errorMetaOf, Msg, tasksOf, type Meta } from "./worker-protocol.js";
 import { Cancellation } from "../util/cancel.js";
 
 /** How long a finished job's answer may wait for the next ones before it is sent anyway (ms). */
