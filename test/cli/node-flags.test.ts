@@ -14,7 +14,10 @@ test("the serving flags are added before the inherited ones, unless the user set
   assert.deepEqual(servingExecArgv(["--memory-reducer-for-small-heaps"]), ["--no-memory-reducer", "--memory-reducer-for-small-heaps"]);
 });
 
-test("bin/anyserve.js's shebang runs node with exactly the serving flags", () => {
+test("bin/anyserve.js's shebang and npm start run node with exactly the serving flags", () => {
   const first = readFileSync(new URL("../../bin/anyserve.js", import.meta.url), "utf8").split("\n")[0];
   assert.equal(first, `#!/usr/bin/env -S node ${SERVING_NODE_FLAGS.join(" ")}`);
+  // `npm start` runs `anyserve up`, which hosts the API server in its own process.
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { scripts: { start: string } };
+  assert.match(pkg.scripts.start, new RegExp(`^node ${SERVING_NODE_FLAGS.join(" ")} bin/anyserve\\.js up `));
 });
