@@ -12,21 +12,60 @@ const FIRST_WINS = new Set([
   "last-modified", "server", "age", "expires",
 ]);
 
+/** Scratch space for {@link headerBag}: lower-cased names and their order (one head at a time). */
+const names: string[] = [];
+const order: number[] = [];
+/** Up to this many headers an insertion sort; past it, Array.prototype.sort (stable, O(n log n)). */
+const INSERTION_SORT_MAX = 16;
+
 /**
  * llhttp's flat `[name, value, …]` list as node:http's `req.headers`: lower-case names, repeats
  * merged the same way. A plain object, as node:http's is (a prototype-less one is a dictionary to
  * V8, slower to build and to walk with `for…in`); names `Object.prototype` has (`constructor`,
  * `__proto__`…) are taken as absent, and assigning a string to `__proto__` does nothing.
+ *
+ * Names are added in sorted order, not in the order they came in. V8 gives an object built key by
+ * key a hidden class per key order, and code optimised for one class deoptimises on the next: wrk,
+ * for one, sends its headers in a new order each run, and every route that read the bag was
+ * recompiled at the start of every run (and went megamorphic across clients). Sorted, one set of
+ * header names is one class, whatever order a client sends them in. The sort is stable, so
+ * repeats of one name still merge in the order they came.
  */
 export function headerBag(raw: readonly string[]): RequestHeaders {
-  const bag: RequestHeaders = {};
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i]!.toLowerCase();
-    const prev = bag[name];
-    if (typeof prev !== "string") bag[name] = raw[i + 1]!;
-    else if (!FIRST_WINS.has(name)) bag[name] = `${prev}, ${raw[i + 1]!}`;
+  const count = raw.length >> 1;
+  for (let i = 0; i < count; i++) names[i] = raw[2 * i]!.toLowerCase();
+  if (count <= INSERTION_SORT_MAX) {
+    for (let i = 0; i < count; i++) {
+      const name = names[i]!;
+      let j = i;
+      while (j > 0 && names[order[j - 1]!]! > name) {
+        order[j] = order[j - 1]!;
+        j--;
+      }
+      order[j] = i;
+    }
+  } else {
+    order.length = count;
+    for (let i = 0; i < count; i++) order[i] = i;
+    order.sort(byName);
   }
+  const bag: RequestHeaders = {};
+  for (let k = 0; k < count; k++) {
+    const i = order[k]!;
+    const name = names[i]!;
+    const prev = bag[name];
+    if (typeof prev !== "string") bag[name] = raw[2 * i + 1]!;
+    else if (!FIRST_WINS.has(name)) bag[name] = `${prev}, ${raw[2 * i + 1]!}`;
+  }
+  // Do not keep a long head's strings alive until a longer one comes.
+  if (count > INSERTION_SORT_MAX) names.length = order.length = 0;
   return bag;
+}
+
+function byName(a: number, b: number): number {
+  const x = names[a]!;
+  const y = names[b]!;
+  return x < y ? -1 : x > y ? 1 : a - b;
 }
 
 /** lib/_http_server.js's test for a `100-continue` expectation. */
