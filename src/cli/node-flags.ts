@@ -20,9 +20,8 @@
  * was no mark-compact (why the promotion stops too is not established). Interleaved A/B, wrk at
  * 50 connections for 3 s after 25 s idle, six rounds, run twice with the sides swapped: the API
  * server cost 24–27 µs of CPU per request against 26–30 (+3–4 % requests); loaded without a
- * pause, both cost the same (24 µs).
- * The price is up to 64 MB of old generation before V8 collects it (the API server's resident
- * size after that A/B: 117 MB against 113).
+ * pause, both cost the same (24 µs). The price is up to 64 MB of old generation before V8
+ * collects it (the API server's resident size after that A/B: 117 MB against 113).
  *
  * The flag the user gave wins: run node with `--memory-reducer` or another
  * `--initial-old-space-size` to change either.
