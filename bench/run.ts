@@ -25,6 +25,8 @@
  * - Then, with every server stopped, bench/execution.ts and bench/objects.ts in turn.
  *
  * `--quick` (1 round, 1 s runs) is a smoke test of the suite itself; its figures mean nothing.
+ * `--only id,id…` measures just those scenarios (and their baselines; every server still starts,
+ * and the execution and objects benchmarks are skipped): for looking at one row while changing it.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -32,7 +34,7 @@ import path from "node:path";
 import { ROOT, installCleanup, stopAll, unlessExiting } from "./lib/procs.js";
 import { buildReport } from "./lib/report.js";
 import { runRounds, warmAll, type RoundsConfig } from "./lib/rounds.js";
-import { requestBody } from "./lib/scenario.js";
+import { requestBody, type Entry, type Scenario } from "./lib/scenario.js";
 import { startScenarios } from "./lib/scenarios.js";
 import { machineInfo } from "./lib/stats.js";
 import { runSubBenches, subBenchSpecs } from "./lib/sub-benches.js";
@@ -40,6 +42,8 @@ import { renderMarkdown, renderText } from "./lib/table.js";
 import { wrkTool } from "./lib/wrk.js";
 
 const quick = process.argv.includes("--quick");
+const onlyArg = process.argv.indexOf("--only");
+const only = onlyArg > 0 ? new Set((process.argv[onlyArg + 1] ?? "").split(",").filter(Boolean)) : undefined;
 const rounds = quick ? 1 : 3;
 // Sized so that the whole suite (up to 16 scenarios, then the execution and objects benchmarks)
 // stays under 5 minutes with the build on a 2-core machine.
@@ -59,7 +63,8 @@ async function main(): Promise<void> {
   const machine = machineInfo();
   const body = requestBody();
   log(`anyserve bench: ${machine.cpuCount} × ${machine.cpuModel}, node ${machine.node}, load ${machine.loadAvg1}${quick ? " (--quick: figures mean nothing)" : ""}`);
-  const { entries, scenarios } = await startScenarios(body, log);
+  const all = await startScenarios(body, log);
+  const { entries, scenarios } = only ? onlyThese(all, only) : all;
   const http = scenarios.find((s) => s.generator === "wrk" || s.generator === "autocannon");
   log(`HTTP load generator: ${http?.generator === "wrk" ? `wrk (${wrkTool()!.bin})` : "autocannon (wrk not found: see scripts/bench-tools.mjs)"}`);
   await warmAll(scenarios, LOADED.connections, quick ? 0.25 : 1);
@@ -70,7 +75,7 @@ async function main(): Promise<void> {
   const single = await runRounds(scenarios.filter((s) => s.c1), SINGLE, log);
   await stopAll(); // the execution and objects benchmarks get the machine to themselves
   log("scenario servers stopped");
-  const subs = await runSubBenches(subBenchSpecs(quick), log);
+  const subs = only ? [] : await runSubBenches(subBenchSpecs(quick), log);
   await unlessExiting(); // Ctrl-C during the run: no table, no results file of a broken run
 
   const report = buildReport(entries, loaded, single, LOADED.connections);
@@ -93,7 +98,7 @@ async function main(): Promise<void> {
   mkdirSync(path.dirname(file), { recursive: true });
   writeFileSync(file, `${JSON.stringify({
     machine,
-    config: { quick, loaded: LOADED, single: SINGLE, bodyBytes: body.length, loadGenerators: `${http?.generator === "wrk" ? "wrk -t 1 (loaded runs), autocannon (c=1 runs, warm-ups)" : "autocannon (programmatic, in the parent process)"}; grpc-js (bench/clients/grpc-load.ts); SDK (bench/clients/sdk-load.ts)` },
+    config: { quick, only: only ? [...only] : undefined, loaded: LOADED, single: SINGLE, bodyBytes: body.length, loadGenerators: `${http?.generator === "wrk" ? "wrk -t 1 (loaded runs), autocannon (c=1 runs, warm-ups)" : "autocannon (programmatic, in the parent process)"}; grpc-js (bench/clients/grpc-load.ts); SDK (bench/clients/sdk-load.ts)` },
     scenarios: entries.map((e) => ("note" in e ? e : { id: e.id, label: e.label, baseline: e.baseline, generator: e.generator, target: e.target, headers: e.headers, processes: Object.keys(e.procs), c1: e.c1 })),
     medians: report.medians,
     derived: report.derived,
@@ -105,6 +110,15 @@ async function main(): Promise<void> {
     durationSeconds: seconds,
   }, null, 2)}\n`);
   console.log(`\nraw rounds and medians: ${path.relative(process.cwd(), file)} (suite took ${seconds} s)`);
+}
+
+/** The scenarios named in `--only`, with the baselines their ratios need. */
+function onlyThese(all: { entries: Entry[]; scenarios: Scenario[] }, ids: Set<string>): { entries: Entry[]; scenarios: Scenario[] } {
+  const unknown = [...ids].filter((id) => !all.entries.some((e) => e.id === id));
+  if (unknown.length) throw new Error(`--only: no scenario ${unknown.join(", ")} (there are: ${all.entries.map((e) => e.id).join(", ")})`);
+  const keep = new Set(ids);
+  for (const s of all.scenarios) if (ids.has(s.id)) keep.add(s.baseline).add("bare");
+  return { entries: all.entries.filter((e) => keep.has(e.id)), scenarios: all.scenarios.filter((s) => keep.has(s.id)) };
 }
 
 main().then(

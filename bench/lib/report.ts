@@ -83,13 +83,15 @@ export function buildReport(entries: Entry[], loaded: Sample[], single: Sample[]
   const hop = (key: string, a: string, b: string, what: string, goal = ""): void =>
     note(key, paired(single, a, b, (x, y) => x.p50Us - y.p50Us), (d) =>
       `${what}: ${us(d.median)} µs p50 at c=1 (rounds ${rounds(d, us)})${goal}`);
-  lines.push("", "hops, added p50 at concurrency 1 (the path with the hop − the same path without it, same round, median):");
+  const hopsAt = lines.length;
   hop("gatewayHopUs", "rest-infer", "direct", "  gateway hop: full path REST /infer − direct to replica REST /infer", " — issue 8 goal ≤ 80 µs");
   hop("fastGatewayHopUs", "rest-infer-fast", "direct", "  gateway hop, fast ingress: full path fast ingress − direct to replica", " — issue 8 goal ≤ 80 µs");
   hop("grpcGatewayUs", "grpc-infer", "grpc-bare", "  gRPC ingress: full path gRPC ModelInfer − bare grpc-js");
   hop("threadHopUs", "replica-multi", "replica-single", "  replica → worker-thread hop: replica multi 1 thread − replica single");
   note("threadHopRatio", paired(loaded, "replica-multi", "replica-single", (a, b) => a.rps / b.rps), (d) =>
     `  worker-thread hop at ${connections} connections: replica multi 1 thread ÷ single = ${d.median.toFixed(2)}× req/s (rounds ${rounds(d, (x) => x.toFixed(2))})`);
+  // The heading only when some hop was measured (`--only` may leave out the rows they need).
+  if (lines.length > hopsAt) lines.splice(hopsAt, 0, "", "hops, added p50 at concurrency 1 (the path with the hop − the same path without it, same round, median):");
 
   // Across load generators: the grpc-js client costs more CPU than the HTTP generator on the same cores.
   const cross = ["grpc-infer", "grpc-bare"].filter((id) => medians[id]);
