@@ -9,7 +9,7 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { headerBag } from "../../src/frontend/fast-ingress/request-head.js";
+import { checkHead, headerBag, tooManyHeaders } from "../../src/frontend/fast-ingress/request-head.js";
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 
@@ -84,4 +84,19 @@ test("bags of one set of names share V8's hidden class, whatever the order (chec
       (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
   });
   assert.deepEqual(JSON.parse(out.trim()), { same: true, other: false });
+});
+
+test("the header count is judged on llhttp's list, before any bag: max lines pass, one more is a 431", () => {
+  const lines = (n: number): string[] => flat(Array.from({ length: n }, (_, i): [string, string] => [`X-H${i}`, "1"]));
+  assert.equal(tooManyHeaders(lines(50), 50), false);
+  assert.equal(tooManyHeaders(lines(51), 50), true);
+  assert.equal(tooManyHeaders([], 0), false);
+});
+
+test("head rules on the bag: HTTP/1.1 needs Host, an Expect other than 100-continue is a 417, HTTP/1.0 needs neither", () => {
+  assert.deepEqual(checkHead(headerBag(["Content-Length", "0"]), 1, 1), { refuse: 400 });
+  assert.deepEqual(checkHead(headerBag(["Content-Length", "0"]), 1, 0), { refuse: undefined, expectContinue: false });
+  assert.deepEqual(checkHead(headerBag(["Host", "h", "Expect", "100-Continue"]), 1, 1), { refuse: undefined, expectContinue: true });
+  assert.deepEqual(checkHead(headerBag(["Host", "h", "Expect", "fly"]), 1, 1), { refuse: 417 });
+  assert.deepEqual(checkHead(headerBag(["Expect", "fly"]), 1, 0), { refuse: undefined, expectContinue: false });
 });

@@ -21,7 +21,7 @@ import { allocParser, freeParser, K, METHODS, statusOfParseError, STOP_AFTER_HEA
 import { Outbox, Slot, type OutboxOwner } from "./outbox.js";
 import { QUEUE, ReadGate, UPLOAD, WRITE } from "./read-gate.js";
 import { Relay } from "./relay.js";
-import { checkHead, headerBag } from "./request-head.js";
+import { checkHead, headerBag, tooManyHeaders } from "./request-head.js";
 import { BAD_CONTENT_TYPE, bareAnswer, CONTINUE, errorHead, head, okHead } from "./response.js";
 
 /** Where a connection is, for the ingress's timeout sweep. */
@@ -149,8 +149,9 @@ export class Connection implements OutboxOwner {
     this.#keepAlive = keepAlive && !upgrade && method !== CONNECT;
     if (!this.#keepAlive) slot.close = true;
     try {
+      if (tooManyHeaders(headers, this.#ctx.maxHeaders)) return this.#fatal(bareAnswer(431));
       const bag = headerBag(headers);
-      const verdict = checkHead(headers, bag, major, minor, this.#ctx.maxHeaders);
+      const verdict = checkHead(bag, major, minor);
       if (verdict.refuse === 417) {
         this.#outbox.finish(slot, head(417, "Expectation Failed", { "content-length": 0 }, this.#ctx.end, false), undefined, true);
         return this.#closeAfter();

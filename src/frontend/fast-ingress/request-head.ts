@@ -1,7 +1,8 @@
 /**
  * A request head as llhttp hands it over, read the way node:http reads it: the header list as
  * `req.headers`, and the rules node:http applies before any route runs (header count, Host on
- * HTTP/1.1, `Expect`), so both ingresses refuse the same requests.
+ * HTTP/1.1, `Expect`), so both ingresses refuse the same requests. The count is checked first: a
+ * head refused for it is never sorted into a bag.
  */
 import type { RequestHeaders } from "../http-util.js";
 
@@ -72,17 +73,21 @@ function byName(a: number, b: number): number {
 const CONTINUE_EXPECTED = /(?:^|\W)100-continue(?:$|\W)/i;
 
 /** What the head rules say: refuse with a status, or go on (with a 100 Continue owed first). */
-export type HeadVerdict = { refuse: 400 | 417 | 431 } | { refuse: undefined; expectContinue: boolean };
+export type HeadVerdict = { refuse: 400 | 417 } | { refuse: undefined; expectContinue: boolean };
 
 const GO: HeadVerdict = { refuse: undefined, expectContinue: false };
 const GO_CONTINUE: HeadVerdict = { refuse: undefined, expectContinue: true };
 
+/** More than `maxHeaders` header lines (llhttp's flat list): a 431, checked before the bag is built. */
+export function tooManyHeaders(raw: readonly string[], maxHeaders: number): boolean {
+  return raw.length / 2 > maxHeaders;
+}
+
 /**
- * 431 past `maxHeaders` header lines, 400 for HTTP/1.1 without Host (node:http's
- * `requireHostHeader`), 417 for an expectation other than `100-continue` (HTTP/1.1 only, as node:http).
+ * 400 for HTTP/1.1 without Host (node:http's `requireHostHeader`), 417 for an expectation other
+ * than `100-continue` (HTTP/1.1 only, as node:http). The header count is {@link tooManyHeaders}'.
  */
-export function checkHead(raw: readonly string[], bag: RequestHeaders, major: number, minor: number, maxHeaders: number): HeadVerdict {
-  if (raw.length / 2 > maxHeaders) return { refuse: 431 };
+export function checkHead(bag: RequestHeaders, major: number, minor: number): HeadVerdict {
   if (minor !== 0 && bag.host === undefined) return { refuse: 400 };
   const expect = bag.expect;
   if (expect === undefined || major !== 1 || minor !== 1) return GO;
