@@ -114,6 +114,7 @@ async function main(): Promise<void> {
 
 /** The scenarios named in `--only`, with the baselines their ratios need. */
 function onlyThese(all: { entries: Entry[]; scenarios: Scenario[] }, ids: Set<string>): { entries: Entry[]; scenarios: Scenario[] } {
+  if (ids.size === 0) throw new Error(`--only needs scenario ids, comma-separated (there are: ${all.entries.map((e) => e.id).join(", ")})`);
   const unknown = [...ids].filter((id) => !all.entries.some((e) => e.id === id));
   if (unknown.length) throw new Error(`--only: no scenario ${unknown.join(", ")} (there are: ${all.entries.map((e) => e.id).join(", ")})`);
   const keep = new Set(ids);
