@@ -86,7 +86,7 @@ test("bags of one set of names share V8's hidden class, whatever the order (chec
   assert.deepEqual(JSON.parse(out.trim()), { same: true, other: false });
 });
 
-test("the header count is judged on llhttp's list, before any bag: max lines pass, one more is a 431", () => {
+test("the header count on llhttp's flat list: maxHeaders lines pass, one more is too many (a 431)", () => {
   const lines = (n: number): string[] => flat(Array.from({ length: n }, (_, i): [string, string] => [`X-H${i}`, "1"]));
   assert.equal(tooManyHeaders(lines(50), 50), false);
   assert.equal(tooManyHeaders(lines(51), 50), true);
