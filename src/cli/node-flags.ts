@@ -23,15 +23,24 @@
  * pause, both cost the same (24 µs). The price is up to 64 MB of old generation before V8
  * collects it (the API server's resident size after that A/B: 117 MB against 113).
  *
- * The flag the user gave wins: run node with `--memory-reducer` or another
- * `--initial-old-space-size` to change either.
+ * `--min-semi-space-size=8`: after a pause V8 shrinks the young generation (its semi-spaces, 16 MB
+ * each under load) and under load grows it back a step at a time, so the first seconds of load
+ * after a pause collect it three to five times as often: `--trace-gc` over 3 s of load after 20 s
+ * idle counted 44–58 scavenges a second in the API server and 34–108 in the replica, against 6–15
+ * and 16–25 before the pause; with this flag, 9–25 and 15–42. Interleaved A/B after 20 s idle
+ * (docs/performance.md): see there for the requests per second. The price: a semi-space that
+ * has been used stays at 8 MB or more while idle (two of them, in every isolate: worker threads
+ * too), against 1 MB at V8's default.
+ *
+ * The flag the user gave wins: run node with `--memory-reducer`, another
+ * `--initial-old-space-size` or another `--min-semi-space-size` to change any of them.
  *
  * @example
  * ```ts
  * spawn(process.execPath, [...servingExecArgv(process.execArgv), "bin/anyserve.js", "api-server"]);
  * ```
  */
-export const SERVING_NODE_FLAGS: readonly string[] = ["--no-memory-reducer", "--initial-old-space-size=64"];
+export const SERVING_NODE_FLAGS: readonly string[] = ["--no-memory-reducer", "--initial-old-space-size=64", "--min-semi-space-size=8"];
 
 /** `execArgv` with each serving flag added unless it sets that option already (either way). */
 export function servingExecArgv(execArgv: readonly string[]): string[] {

@@ -7,13 +7,15 @@ import { SERVING_NODE_FLAGS, servingExecArgv } from "../../src/cli/node-flags.js
 test("the serving flags are added before the inherited ones, unless the user set the option either way", () => {
   assert.deepEqual(servingExecArgv([]), [...SERVING_NODE_FLAGS]);
   const OLD = "--initial-old-space-size=64";
-  assert.deepEqual(servingExecArgv(["--import", "tsx"]), ["--no-memory-reducer", OLD, "--import", "tsx"]);
-  assert.deepEqual(servingExecArgv(["--memory-reducer"]), [OLD, "--memory-reducer"]);
-  assert.deepEqual(servingExecArgv(["--memory_reducer"]), [OLD, "--memory_reducer"]);
-  assert.deepEqual(servingExecArgv(["--no-memory-reducer"]), [OLD, "--no-memory-reducer"]);
-  assert.deepEqual(servingExecArgv(["--initial_old_space_size=256"]), ["--no-memory-reducer", "--initial_old_space_size=256"]);
+  const SEMI = "--min-semi-space-size=8";
+  assert.deepEqual(servingExecArgv(["--import", "tsx"]), ["--no-memory-reducer", OLD, SEMI, "--import", "tsx"]);
+  assert.deepEqual(servingExecArgv(["--memory-reducer"]), [OLD, SEMI, "--memory-reducer"]);
+  assert.deepEqual(servingExecArgv(["--memory_reducer"]), [OLD, SEMI, "--memory_reducer"]);
+  assert.deepEqual(servingExecArgv(["--no-memory-reducer"]), [OLD, SEMI, "--no-memory-reducer"]);
+  assert.deepEqual(servingExecArgv(["--initial_old_space_size=256"]), ["--no-memory-reducer", SEMI, "--initial_old_space_size=256"]);
+  assert.deepEqual(servingExecArgv(["--min_semi_space_size=1"]), ["--no-memory-reducer", OLD, "--min_semi_space_size=1"]);
   // A different option that starts with the same words is not the same option.
-  assert.deepEqual(servingExecArgv(["--memory-reducer-for-small-heaps"]), ["--no-memory-reducer", OLD, "--memory-reducer-for-small-heaps"]);
+  assert.deepEqual(servingExecArgv(["--memory-reducer-for-small-heaps"]), ["--no-memory-reducer", OLD, SEMI, "--memory-reducer-for-small-heaps"]);
 });
 
 test("bin/anyserve.js's shebang and npm start run node with exactly the serving flags", () => {
