@@ -29,9 +29,9 @@
  * idle counted 44–58 scavenges a second in the API server and 34–108 in the replica, against 6–15
  * and 16–25 before the pause; with this flag, 9–25 and 15–42. Interleaved A/B of two pairs, 3 s of
  * load after 20 s idle, six rounds: 33.9k against 32.7k req/s (medians; ahead in 4 of 6: modest,
- * docs/performance.md has the rest). The price: a semi-space that
- * has been used stays at 8 MB or more while idle (two of them, in every isolate: worker threads
- * too), against 1 MB at V8's default.
+ * docs/performance.md has the rest). The price: a semi-space that has been used stays at 8 MB or
+ * more while idle (two of them, in every isolate: worker threads too), against V8's default of
+ * 1 MB on the main thread.
  *
  * The flag the user gave wins: run node with `--memory-reducer`, another
  * `--initial-old-space-size` or another `--min-semi-space-size` to change any of them.
