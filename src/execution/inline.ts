@@ -87,15 +87,25 @@ export class InlineStrategy implements ExecutionStrategy {
     };
   }
 
-  async #track<T>(run: () => Promise<T>): Promise<T> {
-    if (this.#state !== "warm") throw new AnyServeError("SHUTTING_DOWN", `the ${this.name} strategy is ${this.#state}, not running`);
+  /** Counts the job while it runs. One `.then`, not an async function: a promise and a microtask fewer per call. */
+  #track<T>(run: () => Promise<T>): Promise<T> {
+    if (this.#state !== "warm") return Promise.reject(new AnyServeError("SHUTTING_DOWN", `the ${this.name} strategy is ${this.#state}, not running`));
     this.#inFlight++;
+    let running: Promise<T>;
     try {
-      return await run();
+      running = run();
     } catch (err) {
-      throw AnyServeError.from(err);
-    } finally {
-      this.#inFlight--;
+      running = Promise.reject(err);
     }
+    return running.then(
+      (value) => {
+        this.#inFlight--;
+        return value;
+      },
+      (err: unknown) => {
+        this.#inFlight--;
+        throw AnyServeError.from(err);
+      },
+    );
   }
 }

@@ -219,12 +219,23 @@ export class Lane {
     const m = this.#o.metrics;
     const started = m ? performance.now() : 0;
     m?.queueWait.observe(0);
-    return strategy.submit(task, signal, hooks).finally(() => {
+    // `.then(ok, fail)` rather than `.finally`, which costs two promises more per call.
+    const done = (): void => {
       if (m) m.execution.observeN((performance.now() - started) / 1000, 1);
       this.#jobs--;
       this.#runningItems--;
       this.#pump();
-    });
+    };
+    return strategy.submit(task, signal, hooks).then(
+      (out) => {
+        done();
+        return out;
+      },
+      (err: unknown) => {
+        done();
+        throw err;
+      },
+    );
   }
 
   #leave(item: Item, err: AnyServeError): void {

@@ -28,12 +28,27 @@ export interface RunEnv {
   caller?: Caller | undefined;
 }
 
-/** Runs a non-streaming handler on one task; resolves with the encoded answer. */
-export async function runTask(env: RunEnv, index: number, task: Task, signal: CancelSignal, hooks: TaskHooks = {}): Promise<EncodedBody> {
-  const entry = handlerAt(env, index);
-  const { req, ctx } = prepare(env, entry, task, signal, hooks, 0);
-  const result = await entry.fn(new InferenceRequest(req, task.call.q), ctx);
-  return encodeResponse(toResponse(result, entry, task.call, req), task.call.f, req);
+/**
+ * Runs a non-streaming handler on one task; resolves with the encoded answer (a throw at any step
+ * rejects, never throws). Not an async function: a handler that answers synchronously is encoded
+ * in the same turn, without the promise and microtask an `await` of its value would cost.
+ */
+export function runTask(env: RunEnv, index: number, task: Task, signal: CancelSignal, hooks: TaskHooks = NO_HOOKS): Promise<EncodedBody> {
+  try {
+    const entry = handlerAt(env, index);
+    const { req, ctx } = prepare(env, entry, task, signal, hooks, 0);
+    const result = entry.fn(new InferenceRequest(req, task.call.q), ctx);
+    const encode = (value: unknown): EncodedBody => encodeResponse(toResponse(value, entry, task.call, req), task.call.f, req);
+    return isThenable(result) ? Promise.resolve(result).then(encode) : Promise.resolve(encode(result));
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+const NO_HOOKS: TaskHooks = {};
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return value !== null && (typeof value === "object" || typeof value === "function") && typeof (value as { then?: unknown }).then === "function";
 }
 
 /** Runs a handler whose answer streams; each item is encoded and handed to `onChunk` in order. */
@@ -105,7 +120,7 @@ export function handlerAt(env: RunEnv, index: number): HandlerEntry {
 }
 
 function prepare(env: RunEnv, entry: HandlerEntry, task: Task, signal: CancelSignal, hooks: TaskHooks, index: number): { req: InferRequest; ctx: Context } {
-  const req = decodeRequest(task.body, { ...(task.call.ct !== undefined ? { contentType: task.call.ct } : {}), ...(task.call.hl !== undefined ? { headerLength: task.call.hl } : {}) });
+  const req = decodeRequest(task.body, { contentType: task.call.ct, headerLength: task.call.hl });
   const deadline = requestDeadline(task.call.dl, req);
   if (deadline < task.call.dl) hooks.lowerDeadline?.(index, deadline);
   const ctx = new Context({

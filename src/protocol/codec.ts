@@ -16,8 +16,8 @@ import { CONTENT_TYPE_PROTOBUF, type EncodedBody, type InferRequest, type InferR
 
 /** Options for decoding a body: its content type and, for the binary extension, the JSON length. */
 export interface DecodeOptions {
-  contentType?: string;
-  headerLength?: number;
+  contentType?: string | undefined;
+  headerLength?: number | undefined;
 }
 
 /**

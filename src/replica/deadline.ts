@@ -4,16 +4,17 @@
  * handler that listens can stop, a queued request leaves its queue, and a worker that ignores the
  * signal can be terminated; the caller never waits past the deadline.
  *
- * The work may only lower the deadline (`lower`), once the request is decoded and its own
+ * The work may only lower the deadline (`hooks.lowerDeadline`), once the request is decoded and its own
  * `timeout` parameter asks for less time.
  */
 import { AnyServeError } from "../errors.js";
+import type { TaskHooks } from "../execution/task.js";
 import { Cancellation, type CancelSignal } from "../util/cancel.js";
 
 export function runWithDeadline<T>(
   timeoutMs: number,
   callerSignal: CancelSignal | undefined,
-  work: (signal: CancelSignal, deadline: number, lower: (deadline: number) => void) => Promise<T>,
+  work: (signal: CancelSignal, deadline: number, hooks: TaskHooks) => Promise<T>,
 ): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const run = new DeadlineRun<T>(timeoutMs, callerSignal, resolve, reject);
@@ -21,7 +22,7 @@ export function runWithDeadline<T>(
     callerSignal?.addEventListener("abort", run, { once: true });
     let running: Promise<T>;
     try {
-      running = work(run.cancel, run.deadline, run.lower);
+      running = work(run.cancel, run.deadline, run);
     } catch (err) {
       return run.finish(AnyServeError.from(err));
     }
@@ -31,9 +32,10 @@ export function runWithDeadline<T>(
 
 /**
  * One call under a deadline. A class rather than closures: it runs once per request, and being
- * its own abort listener (`handleEvent`) and timer argument saves several allocations per call.
+ * its own abort listener (`handleEvent`), task hooks (`lowerDeadline`) and timer argument saves
+ * several allocations per call.
  */
-class DeadlineRun<T> {
+class DeadlineRun<T> implements TaskHooks {
   readonly cancel = new Cancellation();
   readonly #started = Date.now();
   deadline: number;
@@ -59,11 +61,11 @@ class DeadlineRun<T> {
   readonly fail = (err: unknown): void => this.finish(AnyServeError.from(err));
 
   /** The work may only lower the deadline (the request's own `timeout` parameter). */
-  readonly lower = (at: number): void => {
+  lowerDeadline(_index: number, at: number): void {
     if (this.#settled || !(at < this.deadline)) return;
     this.deadline = at;
     this.#arm();
-  };
+  }
 
   finish(err: AnyServeError | undefined, value?: T): void {
     if (this.#settled) return;

@@ -13,7 +13,7 @@
 import { AnyServeError } from "../errors.js";
 import { resolveExecution, type ExecutionConfig } from "../execution/config.js";
 import { Lane } from "../execution/lane.js";
-import { taskOf } from "../execution/task.js";
+import { taskOf, type Task, type TaskHooks } from "../execution/task.js";
 import type { IncomingCall, InferBackend, ModelMetadata } from "../frontend/backend.js";
 import { addLoad, type LaneLoad, type ReplicaMetrics } from "../metrics/replica-metrics.js";
 import { formatCapability, matches, normalizeCapability, type CapabilityMap } from "../protocol/capability.js";
@@ -151,7 +151,7 @@ export class Dispatcher implements InferBackend {
   }
 
   infer(call: IncomingCall): Promise<EncodedBody> {
-    return this.#run(call, false, (lane, task, signal, hooks) => lane.run(task, signal, hooks));
+    return this.#run(call, false, runOn);
   }
 
   async stream(call: IncomingCall, onChunk: (chunk: EncodedBody) => void): Promise<void> {
@@ -176,24 +176,31 @@ export class Dispatcher implements InferBackend {
     return !this.#draining && entry !== undefined && this.#lanes.get(entry)?.state !== "failed";
   }
 
-  async #run<T>(
-    call: IncomingCall,
-    wantStream: boolean,
-    go: (lane: Lane, task: ReturnType<typeof taskOf>, signal: CancelSignal, hooks: { lowerDeadline: (i: number, dl: number) => void }) => Promise<T>,
-  ): Promise<T> {
-    const lane = this.#admit(call, wantStream);
-    const m = lane.metrics;
+  /**
+   * Admits the call, runs it on its lane under its deadline, counts the outcome. Rejects, never
+   * throws. One `.then`, not an async function: it runs once per request.
+   */
+  #run<T>(call: IncomingCall, wantStream: boolean, go: (lane: Lane, task: Task, signal: CancelSignal, hooks: TaskHooks) => Promise<T>): Promise<T> {
+    let lane: Lane;
     try {
-      const out = await runWithDeadline(Math.min(call.timeoutMs, this.#o.maxTimeoutMs), call.signal, (signal, deadline, lower) =>
-        go(lane, taskOf(call, deadline), signal, { lowerDeadline: (_i, dl) => lower(dl) }));
-      m?.ok();
-      return out;
+      lane = this.#admit(call, wantStream);
     } catch (err) {
-      m?.outcome(codeOf(err));
-      throw err;
-    } finally {
-      this.#release();
+      return Promise.reject(err);
     }
+    const m = lane.metrics;
+    return runWithDeadline(Math.min(call.timeoutMs, this.#o.maxTimeoutMs), call.signal, (signal, deadline, hooks) =>
+      go(lane, taskOf(call, deadline), signal, hooks)).then(
+      (out) => {
+        m?.ok();
+        this.#release();
+        return out;
+      },
+      (err: unknown) => {
+        m?.outcome(codeOf(err));
+        this.#release();
+        throw err;
+      },
+    );
   }
 
   #admit(call: IncomingCall, wantStream: boolean): Lane {
@@ -233,6 +240,11 @@ export class Dispatcher implements InferBackend {
       for (const w of waiters) w();
     }
   }
+}
+
+/** What a non-streaming call does on its lane. */
+function runOn(lane: Lane, task: Task, signal: CancelSignal, hooks: TaskHooks): Promise<EncodedBody> {
+  return lane.run(task, signal, hooks);
 }
 
 function codeOf(err: unknown): string {
