@@ -12,7 +12,7 @@ import type { IncomingCall, InferBackend, ModelMetadata } from "../frontend/back
 import { formatCapability, type CapabilityMap } from "../protocol/capability.js";
 import type { EncodedBody } from "../protocol/types.js";
 import { FrameClient, type FrameReply } from "../transport/frame-client.js";
-import { answerError, answerOf, frameMetaJson, type FrameKind } from "../transport/call-meta.js";
+import { answerError, answerOf, callMeta, type FrameKind } from "../transport/call-meta.js";
 import { retireClient } from "../transport/retire.js";
 import { describeUnavailable, preferWarm } from "./candidates.js";
 import type { ServicePolicies, ServicePolicy } from "./policies.js";
@@ -249,7 +249,7 @@ export class Forwarder implements InferBackend {
       return Promise.reject(err);
     }
     entry.inFlight++;
-    const sent = client.request(frameMetaJson(call, kind, pick.route.queryJson), call.body, {
+    const sent = client.request(callMeta(call, kind, pick.route.queryBytes), call.body, {
       timeoutMs: call.timeoutMs,
       signal: call.signal,
       ...(onChunk ? { onChunk } : {}),

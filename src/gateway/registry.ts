@@ -56,8 +56,8 @@ export interface ReplicaEntry extends ReplicaRegistration {
 export interface Route {
   readonly key: string;
   readonly replicas: ReplicaEntry[];
-  /** The query as JSON, for the frames' meta: every query with this key is the same map. */
-  readonly queryJson: string;
+  /** The query as JSON bytes, for the frames' call meta: every query with this key is the same map. */
+  readonly queryBytes: Buffer;
 }
 
 type ChangeListener = (event: "register" | "unregister", entry: ReplicaEntry) => void;
@@ -235,7 +235,7 @@ export class Registry {
     const key = capabilityKey(query);
     const cached = this.#cache.get(key);
     if (cached) return cached;
-    const result: Route = { key, replicas: this.#scan(query), queryJson: JSON.stringify(query) };
+    const result: Route = { key, replicas: this.#scan(query), queryBytes: Buffer.from(JSON.stringify(query)) };
     this.#cache.set(key, result);
     return result;
   }

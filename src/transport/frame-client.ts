@@ -134,8 +134,8 @@ export class FrameClient extends EventEmitter {
     return open > 0;
   }
 
-  /** Sends one request. Never throws: every failure is a rejected promise with an AnyServeError. */
-  request(meta: Record<string, unknown> | string, body: Buffer, opts?: FrameRequestOptions): Promise<FrameReply> {
+  /** Sends one request; `meta` as for encodeFrame (JSON, its text, or bytes). Never throws: every failure is a rejected promise with an AnyServeError. */
+  request(meta: Record<string, unknown> | string | Buffer, body: Buffer, opts?: FrameRequestOptions): Promise<FrameReply> {
     if (this.closing) return Promise.reject(new AnyServeError("INTERNAL", `the FrameClient for ${this.url} is closed`));
     const signal = opts?.signal;
     if (signal?.aborted) {

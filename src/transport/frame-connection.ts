@@ -16,6 +16,7 @@ import {
   encodeFrame,
   type FrameMeta,
   type FrameSink,
+  type MetaReaders,
 } from "./frames.js";
 
 /** Frame parts up to this size are joined with their neighbours into one buffer; bigger ones are written uncopied. */
@@ -38,6 +39,8 @@ export interface FrameConnectionOptions {
   maxFrameBytes?: number;
   /** Bytes queued in the socket above which the connection reports itself congested. Default 1 MiB. */
   highWaterMark?: number;
+  /** Readers of metas that are not JSON, by frame type. */
+  metaReaders?: MetaReaders;
 }
 
 /** A framed, full-duplex connection over an already-upgraded socket. */
@@ -55,7 +58,7 @@ export class FrameConnection {
   private reportedCongested = false;
 
   constructor(readonly socket: Socket, private readonly events: FrameConnectionEvents, opts: FrameConnectionOptions = {}) {
-    this.decoder = new FrameDecoder(events.onFrame, opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES);
+    this.decoder = new FrameDecoder(events.onFrame, opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES, opts.metaReaders);
     this.highWaterMark = opts.highWaterMark ?? 1024 * 1024;
     socket.setNoDelay(true);
     socket.setTimeout(0); // the HTTP server's idle timeouts must not apply to a long-lived frame socket

@@ -13,7 +13,8 @@ import type { Duplex } from "node:stream";
 import type { Socket } from "node:net";
 import { AnyServeError } from "../errors.js";
 import { FrameConnection } from "./frame-connection.js";
-import { FrameProtocolError, FrameType, encodeFrame, errorMeta, type FrameMeta } from "./frames.js";
+import { readCallMeta } from "./call-meta.js";
+import { FrameProtocolError, FrameType, encodeFrame, errorMeta, type FrameMeta, type MetaReaders } from "./frames.js";
 import { bearerMatches, tokenDigest } from "../util/auth.js";
 import { Cancellation, type CancelSignal } from "../util/cancel.js";
 
@@ -62,6 +63,9 @@ export interface FrameServerControl {
   readonly connections: number;
 }
 
+/** REQUEST metas are call metas, binary or JSON (call-meta.ts). */
+const REQUEST_META: MetaReaders = { [FrameType.REQUEST]: readCallMeta };
+
 /** Per-connection state: its in-flight requests and whether reading is paused for backpressure. */
 class ServerConn {
   readonly inflight = new Map<number, Responder>();
@@ -78,7 +82,7 @@ class ServerConn {
         this.paused = false;
         this.fc.socket.resume();
       },
-    }, maxFrameBytes === undefined ? {} : { maxFrameBytes });
+    }, { metaReaders: REQUEST_META, ...(maxFrameBytes === undefined ? {} : { maxFrameBytes }) });
   }
 
   private onFrame(type: number, id: number, meta: FrameMeta | null, body: Buffer): void {

@@ -12,9 +12,12 @@
  * u8  type        FrameType
  * u32 id          request id (0 for connection-level frames: PING, PONG, GOAWAY)
  * u32 metaLength
- * meta            UTF-8 JSON object, empty = null
+ * meta            UTF-8 JSON object, empty = null (or bytes a {@link MetaReader} reads, see below)
  * body            the rest
  * ```
+ * A decoder may be given a {@link MetaReader} per frame type for metas that are not JSON: the
+ * replica's frame server reads REQUEST metas with call-meta.ts's `readCallMeta`, which takes the
+ * binary call meta the gateway writes as well as JSON.
  * Unknown frame types are passed through (and ignored by the connections) so a later minor
  * revision can add types without a version bump; a wrong version byte is a protocol error.
  */
@@ -55,6 +58,17 @@ export type FrameMeta = Record<string, unknown>;
 /** Receives each decoded frame. `body` may be a view into the socket's chunk (no copy). */
 export type FrameSink = (type: number, id: number, meta: FrameMeta | null, body: Buffer) => void;
 
+/**
+ * Reads the meta bytes `buf[start, end)` of frame `id` (never empty); throws FrameProtocolError
+ * when they are malformed. The bytes are a view into a socket chunk: copy what must outlive the call.
+ */
+export type MetaReader = (buf: Buffer, start: number, end: number, id: number) => FrameMeta | null;
+
+/** Meta readers by frame type; types without one have JSON metas. */
+export type MetaReaders = Readonly<Partial<Record<number, MetaReader>>>;
+
+const JSON_ONLY: MetaReaders = {};
+
 /** Malformed input: the connection it came from must be closed. */
 export class FrameProtocolError extends Error {
   /** The catalogue code to report this as (PAYLOAD_TOO_LARGE for an oversized frame). */
@@ -69,12 +83,14 @@ export class FrameProtocolError extends Error {
 const EMPTY = Buffer.alloc(0);
 
 /**
- * Encodes one frame; `meta` may be given as its JSON text already. Returns one Buffer (header + meta, and the body when it is small) or two
+ * Encodes one frame; `meta` may be given as its JSON text already, or as bytes (a meta a
+ * {@link MetaReader} reads). Returns one Buffer (header + meta, and the body when it is small) or two
  * (the header, then the caller's body untouched): big bodies are never copied or concatenated.
  */
-export function encodeFrame(type: number, id: number, meta: FrameMeta | string | null | undefined, body: Buffer = EMPTY): Buffer[] {
-  const json = meta == null ? "" : typeof meta === "string" ? meta : JSON.stringify(meta);
-  const metaLength = json.length === 0 ? 0 : Buffer.byteLength(json);
+export function encodeFrame(type: number, id: number, meta: FrameMeta | string | Buffer | null | undefined, body: Buffer = EMPTY): Buffer[] {
+  const bytes = meta instanceof Buffer ? meta : undefined;
+  const json = meta == null || bytes !== undefined ? "" : typeof meta === "string" ? meta : JSON.stringify(meta);
+  const metaLength = bytes !== undefined ? bytes.length : json.length === 0 ? 0 : Buffer.byteLength(json);
   const inline = body.length <= INLINE_BODY_MAX;
   const headLength = FRAME_HEADER_BYTES + metaLength;
   const head = Buffer.allocUnsafe(inline ? headLength + body.length : headLength);
@@ -83,7 +99,8 @@ export function encodeFrame(type: number, id: number, meta: FrameMeta | string |
   head[5] = type;
   head.writeUInt32LE(id >>> 0, 6);
   head.writeUInt32LE(metaLength, 10);
-  if (metaLength > 0) head.write(json, FRAME_HEADER_BYTES, metaLength, "utf8");
+  if (bytes !== undefined) bytes.copy(head, FRAME_HEADER_BYTES);
+  else if (metaLength > 0) head.write(json, FRAME_HEADER_BYTES, metaLength, "utf8");
   if (!inline) return [head, body];
   if (body.length > 0) body.copy(head, headLength);
   return [head];
@@ -119,7 +136,7 @@ export class FrameDecoder {
   private filled = 0;
   private failed = false;
 
-  constructor(private readonly sink: FrameSink, readonly maxFrameBytes: number = DEFAULT_MAX_FRAME_BYTES) {}
+  constructor(private readonly sink: FrameSink, readonly maxFrameBytes: number = DEFAULT_MAX_FRAME_BYTES, private readonly readers: MetaReaders = JSON_ONLY) {}
 
   /** Id of a frame partly received, or -1: tells the client that an answer had started to arrive. */
   get partialId(): number {
@@ -208,18 +225,21 @@ export class FrameDecoder {
     const metaEnd = off + FRAME_HEADER_BYTES + metaLength;
     if (metaEnd > off + total) throw new FrameProtocolError(`frame meta length ${metaLength} overruns the frame (${total} bytes)`);
     let meta: FrameMeta | null = null;
-    if (metaLength > 0) {
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(buf.toString("utf8", off + FRAME_HEADER_BYTES, metaEnd));
-      } catch {
-        throw new FrameProtocolError(`frame ${id} has meta that is not valid JSON`);
-      }
-      if (parsed !== null && (typeof parsed !== "object" || Array.isArray(parsed))) {
-        throw new FrameProtocolError(`frame ${id} has meta that is not a JSON object`);
-      }
-      meta = parsed as FrameMeta | null;
-    }
+    if (metaLength > 0) meta = (this.readers[type] ?? readJsonMeta)(buf, off + FRAME_HEADER_BYTES, metaEnd, id);
     this.sink(type, id, meta, metaEnd === off + total ? EMPTY : buf.subarray(metaEnd, off + total));
   }
+}
+
+/** The default {@link MetaReader}: a JSON object (or `null`). */
+export function readJsonMeta(buf: Buffer, start: number, end: number, id: number): FrameMeta | null {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(buf.toString("utf8", start, end));
+  } catch {
+    throw new FrameProtocolError(`frame ${id} has meta that is not valid JSON`);
+  }
+  if (parsed !== null && (typeof parsed !== "object" || Array.isArray(parsed))) {
+    throw new FrameProtocolError(`frame ${id} has meta that is not a JSON object`);
+  }
+  return parsed as FrameMeta | null;
 }

@@ -2,7 +2,7 @@
  * The direct path (docs/routing.md): calls go straight to a replica's frame endpoint, chosen
  * from the API server's route table by this client, and through the API server when that cannot
  * be done safely. The replica gets the same request meta as from the gateway's forwarder
- * (`frameMetaJson`), so it cannot tell the two apart.
+ * (`callMeta`), so it cannot tell the two apart.
  *
  * Through the API server (the REST transport) instead when
  * - the table is not loaded yet, nothing in it matches, or nothing that matches is available;
@@ -20,7 +20,7 @@ import { newRequestId } from "../../frontend/http-util.js";
 import { canRetryElsewhere } from "../../gateway/resilience/outcome.js";
 import { capabilityFromHeaders, capabilityToHeaders, type CapabilityMap } from "../../protocol/capability.js";
 import type { InferRequest, InferResponse } from "../../protocol/types.js";
-import { answerError, answerOf, frameMetaJson, type FrameKind } from "../../transport/call-meta.js";
+import { answerError, answerOf, callMeta, type FrameKind } from "../../transport/call-meta.js";
 import { FrameClient, type FrameReply } from "../../transport/frame-client.js";
 import { retireClient } from "../../transport/retire.js";
 import type { ClientTransport, InferOptions } from "../client.js";
@@ -209,7 +209,7 @@ export class DirectTransport implements ClientTransport {
     const client = this.#client(id, entry.httpEndpoint);
     entry.inFlight++;
     try {
-      const reply = await client.request(frameMetaJson(call, kind), call.body, {
+      const reply = await client.request(callMeta(call, kind), call.body, {
         timeoutMs: call.timeoutMs,
         ...(signal ? { signal } : {}),
         ...(onChunk ? { onChunk } : {}),
