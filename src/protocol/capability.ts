@@ -100,10 +100,28 @@ export function capabilityFromHeaders(headers: Record<string, string | string[] 
     const raw = headers[name];
     const value = Array.isArray(raw) ? raw[0] : raw;
     if (value === undefined) continue;
-    out[name.slice(HEADER_PREFIX.length).replace(/-/g, "_")] = value;
+    out[keyOfHeader(name)] = value;
     any = true;
   }
   return any ? normalizeCapability(out, "X-Capability headers") : out;
+}
+
+/**
+ * Capability keys by header name (`x-capability-model-version` → `model_version`). Every request
+ * of a capability sends the same few names: a remembered key is one string V8 has already
+ * interned, where a fresh one from `slice` and `replace` cost a string-table lookup (and the
+ * regex) per request. Bounded, as {@link validKey}'s set is.
+ */
+const headerKeys = new Map<string, string>();
+
+function keyOfHeader(name: string): string {
+  let key = headerKeys.get(name);
+  if (key === undefined) {
+    key = name.slice(HEADER_PREFIX.length).replace(/-/g, "_");
+    if (headerKeys.size >= 4096) headerKeys.clear();
+    headerKeys.set(name, key);
+  }
+  return key;
 }
 
 /** The inverse of {@link capabilityFromHeaders}, for clients and delegation. */
