@@ -10,6 +10,7 @@
 import { AnyServeError } from "../errors.js";
 import type { TaskHooks } from "../execution/task.js";
 import { Cancellation, type CancelSignal } from "../util/cancel.js";
+import { deadlines, Timed } from "../util/deadlines.js";
 
 export function runWithDeadline<T>(
   timeoutMs: number,
@@ -32,15 +33,14 @@ export function runWithDeadline<T>(
 
 /**
  * One call under a deadline. A class rather than closures: it runs once per request, and being
- * its own abort listener (`handleEvent`), task hooks (`lowerDeadline`) and timer argument saves
- * several allocations per call.
+ * its own abort listener (`handleEvent`), task hooks (`lowerDeadline`) and deadline (`Timed`, on
+ * the process's shared timer) saves several allocations per call.
  */
-class DeadlineRun<T> implements TaskHooks {
+class DeadlineRun<T> extends Timed implements TaskHooks {
   readonly cancel = new Cancellation();
   readonly #started = Date.now();
   deadline: number;
   #settled = false;
-  #timer: NodeJS.Timeout | undefined;
 
   constructor(
     timeoutMs: number,
@@ -48,6 +48,7 @@ class DeadlineRun<T> implements TaskHooks {
     private readonly resolve: (value: T) => void,
     private readonly reject: (err: AnyServeError) => void,
   ) {
+    super();
     this.deadline = this.#started + timeoutMs;
     this.#arm();
   }
@@ -70,7 +71,7 @@ class DeadlineRun<T> implements TaskHooks {
   finish(err: AnyServeError | undefined, value?: T): void {
     if (this.#settled) return;
     this.#settled = true;
-    clearTimeout(this.#timer);
+    deadlines.clear(this);
     this.callerSignal?.removeEventListener("abort", this);
     if (err) {
       this.cancel.abort(err);
@@ -81,16 +82,11 @@ class DeadlineRun<T> implements TaskHooks {
   }
 
   #arm(): void {
-    clearTimeout(this.#timer);
-    this.#timer = setTimeout(expire, Math.max(0, this.deadline - Date.now()), this);
+    deadlines.set(this, Math.max(0, this.deadline - Date.now()));
   }
 
-  /** @internal */
-  expired(): void {
+  /** @internal The deadline passed. */
+  onTimeout(): void {
     this.finish(new AnyServeError("DEADLINE_EXCEEDED", `request exceeded its deadline of ${Math.round(this.deadline - this.#started)} ms`));
   }
-}
-
-function expire(run: { expired(): void }): void {
-  run.expired();
 }

@@ -204,7 +204,7 @@ export class Dispatcher implements InferBackend {
   }
 
   #admit(call: IncomingCall, wantStream: boolean): Lane {
-    const entry = this.#o.app.findAnyHandler(call.query);
+    const entry = this.#o.app.handlerFor(call.query);
     const lane = entry && this.#lanes.get(entry);
     try {
       if (this.#draining) throw new AnyServeError("SHUTTING_DOWN", `replica '${this.#o.replicaId}' is draining and takes no new requests`);

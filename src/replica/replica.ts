@@ -83,7 +83,7 @@ export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
   // Eager capabilities start their workers (onStart) while the servers come up.
   const started = dispatcher.start();
   const backend = o.apiServer
-    ? new DelegatingBackend(dispatcher, { apiServer: o.apiServer, replicaId, token: o.token, canServe: (q) => o.app.findAnyHandler(q) !== undefined })
+    ? new DelegatingBackend(dispatcher, { apiServer: o.apiServer, replicaId, token: o.token, canServe: (q) => o.app.handlerFor(q) !== undefined })
     : dispatcher;
 
   const rest = new RestFrontend({

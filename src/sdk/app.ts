@@ -149,8 +149,17 @@ export class AnyServe {
 
   /** The first handler of either kind matching `query`. */
   findAnyHandler(query: CapabilityInput): HandlerEntry | undefined {
-    const q = normalizeCapability(query, "query");
-    return this.#handlers.find((h) => matches(h.capability, q));
+    return this.handlerFor(normalizeCapability(query, "query"));
+  }
+
+  /**
+   * @internal {@link findAnyHandler} for a query already normalised, as every call's is (the
+   * replica looks its handler up twice per request: whether to delegate, then to dispatch).
+   */
+  handlerFor(query: CapabilityMap): HandlerEntry | undefined {
+    const handlers = this.#handlers;
+    for (let i = 0; i < handlers.length; i++) if (matches(handlers[i]!.capability, query)) return handlers[i];
+    return undefined;
   }
 }
 

@@ -2,9 +2,9 @@
  * Gateway side of the framed hop: multiplexes requests to one replica over 1–2 persistent
  * upgraded sockets, replies matched by id and allowed out of order.
  *
- * Hot path: one Pending record per request in a Map id → record; the timer gets the record as an
- * argument and the record itself is the abort listener (handleEvent), so no per-request closures
- * except the Promise executor.
+ * Hot path: one Pending record per request in a Map id → record; the record is its own deadline
+ * (on the process's shared timer, util/deadlines.ts) and abort listener (handleEvent), so no
+ * per-request closures except the Promise executor.
  */
 import { EventEmitter } from "node:events";
 import http, { type ClientRequest, type IncomingMessage } from "node:http";
@@ -15,6 +15,7 @@ import { FrameConnection } from "./frame-connection.js";
 import { FRAMES_PATH, FRAMES_PROTOCOL } from "./frame-server.js";
 import { DEFAULT_MAX_FRAME_BYTES, FrameType, encodeFrame, metaError, type FrameMeta } from "./frames.js";
 import type { CancelSignal } from "../util/cancel.js";
+import { deadlines, Timed } from "../util/deadlines.js";
 
 /**
  * A RESPONSE frame, or for a stream the END frame's meta (body empty). An error answer is
@@ -66,26 +67,25 @@ class ClientConn {
   readonly done = new Promise<void>((r) => { this.resolveDone = r; });
 }
 
-/** @internal One request in flight. It is its own abort listener. */
-export class Pending {
+/** @internal One request in flight. It is its own abort listener and its own deadline. */
+export class Pending extends Timed {
   conn!: ClientConn;
   resolve!: (r: FrameReply) => void;
   reject!: (e: unknown) => void;
-  timer: NodeJS.Timeout | undefined;
   signal: CancelSignal | undefined;
   /** Encoded REQUEST, kept only while waiting for the connection. */
   parts: Buffer[] | null = null;
   started = false;
-  constructor(readonly client: FrameClient, readonly id: number, readonly onChunk: FrameRequestOptions["onChunk"]) {}
+  constructor(readonly client: FrameClient, readonly id: number, readonly onChunk: FrameRequestOptions["onChunk"]) {
+    super();
+  }
   handleEvent(): void {
     const reason: unknown = this.signal?.reason;
     this.client._cancel(this, reason instanceof AnyServeError ? reason : new AnyServeError("CANCELLED", "the request was cancelled by the caller"));
   }
-}
-
-function onTimeout(p: Pending): void {
-  p.timer = undefined;
-  p.client._cancel(p, new AnyServeError("DEADLINE_EXCEEDED", `no answer from replica ${p.client.url} within the request's timeout`));
+  onTimeout(): void {
+    this.client._cancel(this, new AnyServeError("DEADLINE_EXCEEDED", `no answer from replica ${this.client.url} within the request's timeout`));
+  }
 }
 
 /**
@@ -162,7 +162,7 @@ export class FrameClient extends EventEmitter {
     if (conn.fc !== null) conn.fc.write(parts);
     else { p.parts = parts; conn.waiting.push(p); }
     const ms = opts?.timeoutMs;
-    if (ms !== undefined && ms < 2 ** 31) p.timer = setTimeout(onTimeout, Math.max(0, ms), p);
+    if (ms !== undefined) deadlines.set(p, ms);
     if (signal !== undefined) { p.signal = signal; signal.addEventListener("abort", p, { once: true }); }
     return promise;
   }
@@ -342,7 +342,7 @@ export class FrameClient extends EventEmitter {
     this.pending.delete(p.id);
     const conn = p.conn;
     conn.inFlight--;
-    if (p.timer !== undefined) clearTimeout(p.timer);
+    deadlines.clear(p);
     if (p.signal !== undefined) p.signal.removeEventListener("abort", p);
     if (conn.goingAway && conn.inFlight === 0 && conn.fc !== null) conn.fc.end();
   }
