@@ -5,7 +5,7 @@
  *
  * The gateway and the SDK's direct path write it in binary ({@link callMeta}): parsing a JSON meta
  * and writing it cost ~1.4 µs and ~0.8 µs per request (a tenth of the replica's whole share), the
- * binary form a fraction of that. The replica also reads a JSON meta (a first byte of `{`), the
+ * binary form a fraction of that. The replica also reads a JSON meta (any first byte but 0x01), the
  * form earlier versions wrote, so a client in any language can call it with a JSON object.
  * Both read back as the same record, in short keys:
  *
@@ -45,9 +45,8 @@ import { FrameProtocolError, readJsonMeta, type FrameMeta } from "./frames.js";
 
 export type FrameKind = "infer" | "stream" | "meta" | "health";
 
-/** First byte of a binary call meta; a JSON one starts with `{`. */
+/** First byte of a binary call meta (no JSON text starts with it). */
 const BINARY_CALL_META = 0x01;
-const JSON_OBJECT = 0x7b;
 const KINDS: readonly FrameKind[] = ["infer", "stream", "meta", "health"];
 const KIND_CODE: Readonly<Record<FrameKind, number>> = { infer: 0, stream: 1, meta: 2, health: 3 };
 const HAS_CT = 1;
@@ -138,14 +137,13 @@ function putString(b: Buffer, off: number, s: string): number {
 }
 
 /**
- * Reads a REQUEST meta, binary or JSON, into the record {@link fromFrameMeta} takes: the replica's
- * frame server decodes every REQUEST frame with it. Throws FrameProtocolError for bytes that are
- * neither (the connection is then closed); what the fields mean is checked per request later.
+ * Reads a REQUEST meta, binary (first byte 0x01) or else JSON, into the record {@link fromFrameMeta}
+ * takes: the replica's frame server decodes every REQUEST frame with it. Throws FrameProtocolError
+ * for bytes that are neither (the connection is then closed); what the fields mean is checked per
+ * request later.
  */
 export function readCallMeta(buf: Buffer, start: number, end: number, id: number): FrameMeta | null {
-  if (buf[start] === JSON_OBJECT) return readJsonMeta(buf, start, end, id);
-  if (buf[start] !== BINARY_CALL_META) throw new FrameProtocolError(`frame ${id} has a request meta that is neither JSON nor a binary call meta (first byte ${buf[start]!})`);
-  return new CallMetaReader(buf, start, end, id).read();
+  return buf[start] === BINARY_CALL_META ? new CallMetaReader(buf, start, end, id).read() : readJsonMeta(buf, start, end, id);
 }
 
 /**

@@ -9,10 +9,10 @@
  * owns it, linked into a list, and setting or clearing one is a few pointer writes.
  *
  * Deadlines with the same duration (in whole ms) are due in the order they were set, so each
- * duration has a first-in-first-out list; the one Node timer is armed for the earliest head. A
- * cleared deadline is unlinked at once; the timer is not moved for it (it fires, finds nothing due,
- * and is armed again), except that it is cancelled as soon as no deadline is left, so an idle
- * process is not kept alive by it.
+ * duration has a first-in-first-out list (dropped when it empties); the one Node timer is armed
+ * for the earliest head. A cleared deadline is unlinked at once; the timer is not moved for it (it
+ * fires, finds nothing due, and is armed again), except that it is cancelled as soon as no
+ * deadline is left, so an idle process is not kept alive by it.
  *
  * @example
  * ```ts
@@ -102,6 +102,8 @@ export class Deadlines {
     const list = t._list;
     if (list === null) return;
     list.remove(t);
+    // An empty list goes: with many distinct durations, lists kept would pile up for the timer to walk.
+    if (list.head === null) this.#lists.delete(list.ms);
     if (--this.#size === 0) this.#disarm();
   }
 

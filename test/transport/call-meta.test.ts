@@ -67,6 +67,7 @@ test("a JSON request meta, as earlier versions and other clients write it, reads
     contentType: "application/x-protobuf", tried: ["r9"], depth: 1, model: { name: "m", version: undefined },
   });
   assert.equal(callOf(JSON.stringify({ k: "infer", q: { type: "chat" }, to: null, rid: "j" })).timeoutMs, 30_000);
+  assert.equal(callOf(` \n${JSON.stringify({ k: "stream", q: { type: "chat" }, rid: "ws" })}`).kind, "stream"); // JSON may start with whitespace
 });
 
 test("malformed request metas close the connection; a kind or query that makes no call fails that request only", () => {
@@ -76,7 +77,7 @@ test("malformed request metas close the connection; a kind or query that makes n
   };
   for (let cut = 1; cut < good.length; cut++) protocolError(good.subarray(0, cut), /frame 7 has a binary call meta cut short/);
   protocolError(Buffer.concat([good, Buffer.from([0])]), /1 bytes after its binary call meta/);
-  protocolError(Buffer.from([0x02, 0, 0, 0]), /neither JSON nor a binary call meta \(first byte 2\)/);
+  protocolError(Buffer.from([0x02, 0, 0, 0]), /not valid JSON/);
   protocolError("{not json", /not valid JSON/);
   const badQuery = callMeta(call(), "infer", Buffer.from("{oops"));
   protocolError(badQuery, /whose query is not valid JSON/);
