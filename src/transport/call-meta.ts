@@ -158,6 +158,8 @@ interface Remembered {
 /** Parsed queries by their bytes (as latin1: one char per byte), and the last one seen. */
 const queries = new Map<string, unknown>();
 const MAX_QUERIES = 256;
+/** Longer queries are parsed each time: the cache stays under 256 KB whoever sends what. */
+const MAX_QUERY_BYTES_CACHED = 1024;
 let lastQuery: Remembered = { bytes: Buffer.alloc(0), value: undefined };
 let lastContentType: Remembered = { bytes: Buffer.alloc(0), value: undefined };
 
@@ -191,6 +193,7 @@ class CallMetaReader {
   #query(): unknown {
     const span = this.#span();
     if (this.#same(lastQuery.bytes, span)) return lastQuery.value;
+    if (this.#off - span > MAX_QUERY_BYTES_CACHED) return this.#json(span, "query");
     const bytes = Buffer.from(this.buf.subarray(span, this.#off)); // a copy: the frame's chunk is not kept
     const key = bytes.toString("latin1");
     let value = queries.get(key);

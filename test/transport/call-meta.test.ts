@@ -51,6 +51,9 @@ test("the query bytes the gateway's route keeps are used as given, and repeats r
   // Another query between two alike ones is read as itself.
   assert.deepEqual(callOf(callMeta(call(), "infer", Buffer.from('{"type":"other"}'))).query, { type: "other" });
   assert.deepEqual(callOf(callMeta(call(), "infer", q)).query, { type: "cached" });
+  // A long query (not cached) reads back the same, twice.
+  const long = { type: "x".repeat(1000), model: "y".repeat(500) };
+  for (let i = 0; i < 2; i++) assert.deepEqual(callOf(callMeta(call({ query: long }), "infer")).query, long);
 });
 
 test("a time that is not a finite number, or is negative, falls back to the replica's default", () => {
