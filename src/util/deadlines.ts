@@ -12,7 +12,8 @@
  * duration has a first-in-first-out list (dropped when it empties); the one Node timer is armed
  * for the earliest head. A cleared deadline is unlinked at once; the timer is not moved for it (it
  * fires, finds nothing due, and is armed again), except that it is cancelled as soon as no
- * deadline is left, so an idle process is not kept alive by it.
+ * deadline is left, so an idle process is not kept alive by it. Times are monotonic
+ * (`performance.now()`), as Node's own timers' are: a wall clock set back must not postpone them.
  *
  * @example
  * ```ts
@@ -33,7 +34,7 @@ export abstract class Timed {
   /** @internal */ _prev: Timed | null = null;
   /** @internal */ _next: Timed | null = null;
   /** @internal The list it is linked in, or null. */ _list: DeadlineList | null = null;
-  /** @internal When it is due (Date.now() time). */ _due = 0;
+  /** @internal When it is due (performance.now() time). */ _due = 0;
 
   /** Called once, from the timer, when the deadline passes without being cleared. */
   abstract onTimeout(): void;
@@ -69,7 +70,7 @@ export class Deadlines {
   readonly #lists = new Map<number, DeadlineList>();
   #size = 0;
   #timer: NodeJS.Timeout | undefined;
-  /** When the timer fires (Date.now() time); Infinity when it is not armed. */
+  /** When the timer fires (performance.now() time); Infinity when it is not armed. */
   #armedFor = Infinity;
   readonly #fire = (): void => this.#onTimer();
 
@@ -91,7 +92,7 @@ export class Deadlines {
       list = new DeadlineList(key);
       this.#lists.set(key, list);
     }
-    t._due = Date.now() + key;
+    t._due = performance.now() + key;
     list.push(t);
     this.#size++;
     if (t._due < this.#armedFor) this.#arm(t._due);
@@ -110,7 +111,7 @@ export class Deadlines {
   #arm(due: number): void {
     clearTimeout(this.#timer);
     this.#armedFor = due;
-    this.#timer = setTimeout(this.#fire, Math.max(0, due - Date.now()));
+    this.#timer = setTimeout(this.#fire, Math.max(0, Math.ceil(due - performance.now())));
   }
 
   #disarm(): void {
@@ -123,7 +124,7 @@ export class Deadlines {
   #onTimer(): void {
     this.#timer = undefined;
     this.#armedFor = Infinity;
-    const now = Date.now();
+    const now = performance.now();
     const due: Timed[] = [];
     let next = Infinity;
     for (const [key, list] of this.#lists) {

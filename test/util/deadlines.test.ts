@@ -13,7 +13,7 @@ class Probe extends Timed {
     this.fired = new Promise((resolve) => { this.#done = resolve; });
   }
   onTimeout(): void {
-    this.firedAt = Date.now();
+    this.firedAt = performance.now();
     this.log.push(this.name);
     this.then?.();
     this.#done();
@@ -23,7 +23,7 @@ class Probe extends Timed {
 test("a deadline fires once, not before its time; deadlines of several durations fire in due order", async () => {
   const d = new Deadlines();
   const log: string[] = [];
-  const start = Date.now();
+  const start = performance.now();
   const late = new Probe("late", log);
   const early = new Probe("early", log);
   const middle = new Probe("middle", log);
