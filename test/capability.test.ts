@@ -42,4 +42,8 @@ test("X-Capability-* headers: key lowercased, '-' → '_'", () => {
     model_version: "2",
   });
   assert.deepEqual(capabilityFromHeaders({ host: "x" }), {});
+  // Past the bound of remembered header names, keys are still derived the same way.
+  for (let i = 0; i < 5000; i++) {
+    assert.deepEqual(capabilityFromHeaders({ [`x-capability-k-${i}-x`]: "v", "x-capability-type": "chat" }), { [`k_${i}_x`]: "v", type: "chat" });
+  }
 });

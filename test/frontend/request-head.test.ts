@@ -100,3 +100,11 @@ test("head rules on the bag: HTTP/1.1 needs Host, an Expect other than 100-conti
   assert.deepEqual(checkHead(headerBag(["Host", "h", "Expect", "fly"]), 1, 1), { refuse: 417 });
   assert.deepEqual(checkHead(headerBag(["Expect", "fly"]), 1, 0), { refuse: undefined, expectContinue: false });
 });
+
+test("names are lower-cased alike however many spellings came before (the remembered names are bounded)", () => {
+  // More distinct spellings than the cache keeps: it empties and fills again, and every bag is still right.
+  for (let i = 0; i < 2500; i++) {
+    const bag = headerBag(flat([[`X-Custom-${i}`, "a"], ["CONTENT-TYPE", "application/json"], ["x-CUSTOM-" + i, "b"], ["Host", "h"]]));
+    assert.deepEqual(bag, { "content-type": "application/json", host: "h", [`x-custom-${i}`]: "a, b" });
+  }
+});
