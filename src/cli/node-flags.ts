@@ -17,10 +17,10 @@
  * `--trace-gc-nvp` over the 3 s after 25 s idle counted 33–55 MB promoted and two mark-compacts,
  * against under 1 MB and none without the pause. Given a starting size for the old generation, V8
  * skips full collections while it holds less: after the same pause ~1 MB was promoted and there
- * was no mark-compact (why so much was promoted: the young generation had shrunk, see the next flag). Interleaved A/B, wrk at
- * 50 connections for 3 s after 25 s idle, six rounds, run twice with the sides swapped: the API
- * server cost 24–27 µs of CPU per request against 26–30 (+3–4 % requests); loaded without a
- * pause, both cost the same (24 µs). The price is up to 64 MB of old generation before V8
+ * was no mark-compact (why so much was promoted: the young generation had shrunk, see the next
+ * flag). Interleaved A/B, wrk at 50 connections for 3 s after 25 s idle, six rounds, run twice
+ * with the sides swapped: the API server cost 24–27 µs of CPU per request against 26–30 (+3–4 %
+ * requests); loaded without a pause, both cost the same (24 µs). The price is up to 64 MB of old generation before V8
  * collects it (the API server's resident size after that A/B: 117 MB against 113).
  *
  * `--min-semi-space-size=8`: after a pause V8 shrinks the young generation (its semi-spaces, 16 MB
