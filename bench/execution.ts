@@ -47,7 +47,9 @@ const SECONDS = flag("--seconds") ?? (quick ? 0.5 : 2);
 const HOP_REQUESTS = flag("--hop-requests") ?? (quick ? 300 : 2000);
 const SPEC = path.join(path.dirname(fileURLToPath(import.meta.url)), "apps", "exec_app.ts:app");
 const CPUS = os.availableParallelism();
-const log = (line: string): void => { process.stderr.write(`${line}\n`); };
+const log = (line: string): void => {
+  process.stderr.write(`${line}\n`);
+};
 
 const app = await loadApp(SPEC);
 const body = encodeRequest(inputsToRequest({ x: 1 }), "json").body;
@@ -56,11 +58,24 @@ const task = (): Task => ({ call: { q: {}, f: "json", rid: "b", dl: Date.now() +
 async function lane(type: string, strategy: string, threads: number, batchSize = 1): Promise<Lane> {
   const handler = app.handlers.findIndex((h) => h.capability.type === type);
   const l = new Lane({
-    entry: app.handlers[handler]!, handler, strategy, queueSize: 100_000, batchSize, batchWaitMs: 2, idleTimeoutMs: 3_600_000,
-    logger: silentLogger, onState: () => undefined,
+    entry: app.handlers[handler]!,
+    handler,
+    strategy,
+    queueSize: 100_000,
+    batchSize,
+    batchWaitMs: 2,
+    idleTimeoutMs: 3_600_000,
+    logger: silentLogger,
+    onState: () => undefined,
     strategyOptions: {
-      env: { app, replicaId: "bench", logger: silentLogger }, appSpec: SPEC, threads, maxThreads: threads,
-      graceMs: 1_000, startRetries: 1, poolIdleMs: 3_600_000, workerEnv: [],
+      env: { app, replicaId: "bench", logger: silentLogger },
+      appSpec: SPEC,
+      threads,
+      maxThreads: threads,
+      graceMs: 1_000,
+      startRetries: 1,
+      poolIdleMs: 3_600_000,
+      workerEnv: [],
     },
   });
   await l.start();
@@ -74,10 +89,19 @@ async function rawThreads(n: number): Promise<number> {
     const end = performance.now() + ${(SECONDS * 1000) / 2}; let n = 0;
     while (performance.now() < end) { work(64000); n++; }
     parentPort.postMessage(n);`;
-  const counts = await Promise.all(Array.from({ length: n }, () => new Promise<number>((resolve) => {
-    const w = new Worker(code, { eval: true });
-    w.once("message", (c: number) => { resolve(c); void w.terminate(); });
-  })));
+  const counts = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<number>((resolve) => {
+          const w = new Worker(code, { eval: true });
+          w.once("message", (c: number) => {
+            resolve(c);
+            void w.terminate();
+          });
+        }),
+    ),
+  );
   return counts.reduce((a, b) => a + b, 0) / (SECONDS / 2);
 }
 
@@ -105,7 +129,10 @@ async function p50(l: Lane): Promise<number> {
     await l.run(task(), new Cancellation());
     times.push((performance.now() - t0) * 1000);
   }
-  return percentile(times.sort((a, b) => a - b), 0.5);
+  return percentile(
+    times.sort((a, b) => a - b),
+    0.5,
+  );
 }
 
 log(`execution bench: ${CPUS} CPUs, ${ROUNDS} round(s) of ${SECONDS} s${quick ? " (quick: figures mean little)" : ""}`);
@@ -131,30 +158,50 @@ log(`warm-up: ${WARM_S} s per CPU-bound thread lane, ${WARM_S / 8} s for the oth
 for (const [name, l] of Object.entries(lanes)) await throughput(l, 16, warmFor(name));
 
 const rows: Record<string, number[]> = {};
-const add = (k: string, v: number): void => { (rows[k] ??= []).push(v); };
+const add = (k: string, v: number): void => {
+  (rows[k] ??= []).push(v);
+};
 for (let round = 0; round < ROUNDS; round++) {
   const steps: [string, () => Promise<void>][] = [
-    ["cpu", async () => {
-      const single = await throughput(lanes.cpuSingle, 16);
-      const multi = await throughput(lanes.cpuMulti, 16);
-      const pool = await throughput(lanes.cpuPool, 16);
-      add("cpu single rps", single); add("cpu multi rps", multi); add("cpu pool rps", pool);
-      add("multi / single", multi / single); add("pool / single", pool / single);
-      add("bare threads: N / 1 (the machine's parallelism now)", (await rawThreads(CPUS)) / (await rawThreads(1)));
-    }],
-    ["hop", async () => {
-      const single = await p50(lanes.noopSingle);
-      const pool = await p50(lanes.noopPool);
-      add("noop p50 µs single", single); add("noop p50 µs pool", pool); add("hop µs (pool − single)", pool - single);
-      const st = await throughput(lanes.noopSingle, 64);
-      const pt = await throughput(lanes.noopPool, 64);
-      add("noop rps single", st); add("noop rps pool (1 thread)", pt); add("noop pool / single", pt / st);
-    }],
-    ["batch", async () => {
-      const b1 = await throughput(lanes.batch1, 64);
-      const b8 = await throughput(lanes.batch8, 64);
-      add("fixed-cost rps batch 1", b1); add("fixed-cost rps batch 8", b8); add("batch 8 / batch 1", b8 / b1);
-    }],
+    [
+      "cpu",
+      async () => {
+        const single = await throughput(lanes.cpuSingle, 16);
+        const multi = await throughput(lanes.cpuMulti, 16);
+        const pool = await throughput(lanes.cpuPool, 16);
+        add("cpu single rps", single);
+        add("cpu multi rps", multi);
+        add("cpu pool rps", pool);
+        add("multi / single", multi / single);
+        add("pool / single", pool / single);
+        add("bare threads: N / 1 (the machine's parallelism now)", (await rawThreads(CPUS)) / (await rawThreads(1)));
+      },
+    ],
+    [
+      "hop",
+      async () => {
+        const single = await p50(lanes.noopSingle);
+        const pool = await p50(lanes.noopPool);
+        add("noop p50 µs single", single);
+        add("noop p50 µs pool", pool);
+        add("hop µs (pool − single)", pool - single);
+        const st = await throughput(lanes.noopSingle, 64);
+        const pt = await throughput(lanes.noopPool, 64);
+        add("noop rps single", st);
+        add("noop rps pool (1 thread)", pt);
+        add("noop pool / single", pt / st);
+      },
+    ],
+    [
+      "batch",
+      async () => {
+        const b1 = await throughput(lanes.batch1, 64);
+        const b8 = await throughput(lanes.batch8, 64);
+        add("fixed-cost rps batch 1", b1);
+        add("fixed-cost rps batch 8", b8);
+        add("batch 8 / batch 1", b8 / b1);
+      },
+    ],
   ];
   for (let i = 0; i < steps.length; i++) {
     const [name, run] = steps[(i + round) % steps.length]!;
@@ -165,15 +212,22 @@ for (let round = 0; round < ROUNDS; round++) {
 await Promise.all(Object.values(lanes).map((l) => l.stop()));
 
 /** The goals of the strategies issue (issue 4), next to the measures they apply to. */
-const GOALS: Record<string, string> = { "multi / single": "≥ 1.8× on 2 idle cores", "pool / single": "≥ 1.8× on 2 idle cores", "batch 8 / batch 1": "≥ 4×" };
+const GOALS: Record<string, string> = {
+  "multi / single": "≥ 1.8× on 2 idle cores",
+  "pool / single": "≥ 1.8× on 2 idle cores",
+  "batch 8 / batch 1": "≥ 4×",
+};
 const shown = (k: string, m: number): string => (k.includes("/") ? `${m.toFixed(2)}×` : m.toFixed(k.includes("µs") ? 0 : 1));
 const table = Object.entries(rows).map(([k, v]) => [k, shown(k, median(v)), v.map((x) => shown(k, x)).join(" / "), GOALS[k] ?? ""]);
 if (json) {
-  process.stdout.write(`${JSON.stringify({
-    config: { cpus: CPUS, rounds: ROUNDS, seconds: SECONDS, hopRequests: HOP_REQUESTS },
-    head: ["measure", `median (of ${ROUNDS})`, "rounds", "goal"], rows: table,
-    measures: Object.fromEntries(Object.entries(rows).map(([k, v]) => [k, { median: median(v), perRound: v }])),
-  })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({
+      config: { cpus: CPUS, rounds: ROUNDS, seconds: SECONDS, hopRequests: HOP_REQUESTS },
+      head: ["measure", `median (of ${ROUNDS})`, "rounds", "goal"],
+      rows: table,
+      measures: Object.fromEntries(Object.entries(rows).map(([k, v]) => [k, { median: median(v), perRound: v }])),
+    })}\n`,
+  );
 } else {
   const width = Math.max(...Object.keys(rows).map((k) => k.length));
   process.stdout.write(`\n${"measure".padEnd(width)}  median (of ${ROUNDS})\n`);

@@ -59,11 +59,18 @@ async function main(): Promise<void> {
   const sizes = arg("--sizes", "1,10,100").split(",").map(Number);
   const rounds = Number(arg("--rounds", "7"));
   const base = mkdtempSync(path.join(tmpdir(), "anyserve-bench-objects-"));
-  const dirs = { plain: path.join(base, "plain"), shared: path.join(base, "shared"), owner: path.join(base, "owner"), reader: path.join(base, "reader") };
+  const dirs = {
+    plain: path.join(base, "plain"),
+    shared: path.join(base, "shared"),
+    owner: path.join(base, "owner"),
+    reader: path.join(base, "reader"),
+  };
   const storeA = new ObjectStore({ dir: dirs.shared, maxTotalBytes: 4 * 1024 ** 3, owner: { replicaId: "a" } });
   const storeB = new ObjectStore({ dir: dirs.shared, maxTotalBytes: 4 * 1024 ** 3, owner: { replicaId: "b" } });
   await storeA.clear(); // creates the directory
-  const child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url), "--owner", dirs.owner, sizes.join(",")], { stdio: ["pipe", "pipe", "inherit"] });
+  const child = spawn(process.execPath, ["--import", "tsx", fileURLToPath(import.meta.url), "--owner", dirs.owner, sizes.join(",")], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
   const ready = await new Promise<{ url: string; refs: Record<number, string> }>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on("line", (l) => l.startsWith("READY ") && resolve(JSON.parse(l.slice(6))));
     child.once("exit", (code) => reject(new Error(`owner process exited (${code})`)));
@@ -85,9 +92,29 @@ async function main(): Promise<void> {
       // add a truncation to plain's time (on this VM's ext4, 10 MB: ~7.7 ms rewritten, ~4 ms new).
       const files: string[] = [];
       const runs: [keyof typeof t, () => Promise<unknown>][] = [
-        ["plain", async () => { const file = path.join(dirs.plain, `f${r}-${files.length}`); files.push(file); await writeFile(file, bytes); await readFile(file); }],
-        ["store", async () => { const ref = await storeA.create(bytes); await storeB.get(ref.toString()); }],
-        ["stream", async () => { const ref = await storeA.createFromStream(Readable.from(chunks(bytes))); await drain(await storeB.getStream(ref.toString())); }],
+        [
+          "plain",
+          async () => {
+            const file = path.join(dirs.plain, `f${r}-${files.length}`);
+            files.push(file);
+            await writeFile(file, bytes);
+            await readFile(file);
+          },
+        ],
+        [
+          "store",
+          async () => {
+            const ref = await storeA.create(bytes);
+            await storeB.get(ref.toString());
+          },
+        ],
+        [
+          "stream",
+          async () => {
+            const ref = await storeA.createFromStream(Readable.from(chunks(bytes)));
+            await drain(await storeB.getStream(ref.toString()));
+          },
+        ],
         ["peerGet", () => reader.get(ready.refs[mb]!)],
         ["peerStream", async () => drain(await reader.getStream(ready.refs[mb]!))],
       ];
@@ -108,13 +135,32 @@ async function main(): Promise<void> {
     // the median: a slow spell of the machine hits both sides of a round alike.
     const paired = (k: keyof typeof t): number => median(t[k].map((v, i) => v / t.plain[i]!));
     const ratio = (k: keyof typeof t): string => paired(k).toFixed(2);
-    rows.push([`${mb} MB`, rate("plain"), rate("store"), ratio("store"), rate("stream"), ratio("stream"), rate("peerGet"), rate("peerStream")]);
-    results.push({ mb, median: m, best, storeRatio: paired("store"), bestStoreRatio: best.store / best.plain, peerMBs: mb / (Math.max(m.peerGet, m.peerStream) / 1000), bestPeerMBs: mb / (Math.max(best.peerGet, best.peerStream) / 1000) });
+    rows.push([
+      `${mb} MB`,
+      rate("plain"),
+      rate("store"),
+      ratio("store"),
+      rate("stream"),
+      ratio("stream"),
+      rate("peerGet"),
+      rate("peerStream"),
+    ]);
+    results.push({
+      mb,
+      median: m,
+      best,
+      storeRatio: paired("store"),
+      bestStoreRatio: best.store / best.plain,
+      peerMBs: mb / (Math.max(m.peerGet, m.peerStream) / 1000),
+      bestPeerMBs: mb / (Math.max(best.peerGet, best.peerStream) / 1000),
+    });
   }
   const goals = results.map((r) => {
     const [ratio, bestRatio, peer, bestPeer] = [r.storeRatio, r.bestStoreRatio, r.peerMBs, r.bestPeerMBs] as number[];
-    return `${r.mb} MB: same dir ${ratio!.toFixed(2)}× plain (best ${bestRatio!.toFixed(2)}×) → goal ≤ 1.2× ${ratio! <= 1.2 ? "met" : "NOT met"}; ` +
-      `peer fetch ${peer!.toFixed(0)} MB/s (best ${bestPeer!.toFixed(0)}) → goal ≥ 300 MB/s ${peer! >= 300 ? "met" : "NOT met"}`;
+    return (
+      `${r.mb} MB: same dir ${ratio!.toFixed(2)}× plain (best ${bestRatio!.toFixed(2)}×) → goal ≤ 1.2× ${ratio! <= 1.2 ? "met" : "NOT met"}; ` +
+      `peer fetch ${peer!.toFixed(0)} MB/s (best ${bestPeer!.toFixed(0)}) → goal ≥ 300 MB/s ${peer! >= 300 ? "met" : "NOT met"}`
+    );
   });
   if (json) process.stdout.write(`${JSON.stringify({ config: { rounds, sizes }, title, head, rows, goals, results })}\n`);
   else console.log(`${title}\n\n${renderPlain(head, rows).text}\n\n${goals.join("\n")}`);
@@ -131,7 +177,9 @@ function* chunks(b: Buffer): Generator<Buffer> {
 }
 
 async function drain(s: Readable): Promise<void> {
-  for await (const _ of s) { /* count nothing: the transfer is what is timed */ }
+  for await (const _ of s) {
+    /* count nothing: the transfer is what is timed */
+  }
 }
 
 /**

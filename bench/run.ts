@@ -55,24 +55,36 @@ const FOREIGN_LIMIT_PCT = 10;
 
 const t0 = Date.now();
 /** Progress on stderr, each line with the seconds since the start (the table goes to stdout). */
-const log = (line: string): void => { process.stderr.write(`${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s ${line}\n`); };
+const log = (line: string): void => {
+  process.stderr.write(`${((Date.now() - t0) / 1000).toFixed(0).padStart(4)}s ${line}\n`);
+};
 
 async function main(): Promise<void> {
   installCleanup();
   const started = Date.now();
   const machine = machineInfo();
   const body = requestBody();
-  log(`anyserve bench: ${machine.cpuCount} × ${machine.cpuModel}, node ${machine.node}, load ${machine.loadAvg1}${quick ? " (--quick: figures mean nothing)" : ""}`);
+  log(
+    `anyserve bench: ${machine.cpuCount} × ${machine.cpuModel}, node ${machine.node}, load ${machine.loadAvg1}${quick ? " (--quick: figures mean nothing)" : ""}`,
+  );
   const all = await startScenarios(body, log);
   const { entries, scenarios } = only ? onlyThese(all, only) : all;
   const http = scenarios.find((s) => s.generator === "wrk" || s.generator === "autocannon");
-  log(`HTTP load generator: ${http?.generator === "wrk" ? `wrk (${wrkTool()!.bin})` : "autocannon (wrk not found: see scripts/bench-tools.mjs)"}`);
+  log(
+    `HTTP load generator: ${http?.generator === "wrk" ? `wrk (${wrkTool()!.bin})` : "autocannon (wrk not found: see scripts/bench-tools.mjs)"}`,
+  );
   await warmAll(scenarios, LOADED.connections, quick ? 0.25 : 1);
-  log(`${scenarios.length} scenarios, ${rounds} interleaved rounds at ${LOADED.connections} connections, then ${scenarios.filter((s) => s.c1).length} of them at 1 ` +
-    `(startup took ${Math.round((Date.now() - started) / 1000)} s)`);
+  log(
+    `${scenarios.length} scenarios, ${rounds} interleaved rounds at ${LOADED.connections} connections, then ${scenarios.filter((s) => s.c1).length} of them at 1 ` +
+      `(startup took ${Math.round((Date.now() - started) / 1000)} s)`,
+  );
 
   const loaded = await runRounds(scenarios, LOADED, log);
-  const single = await runRounds(scenarios.filter((s) => s.c1), SINGLE, log);
+  const single = await runRounds(
+    scenarios.filter((s) => s.c1),
+    SINGLE,
+    log,
+  );
   await stopAll(); // the execution and objects benchmarks get the machine to themselves
   log("scenario servers stopped");
   const subs = only ? [] : await runSubBenches(subBenchSpecs(quick), log);
@@ -80,35 +92,72 @@ async function main(): Promise<void> {
 
   const report = buildReport(entries, loaded, single, LOADED.connections);
   const seconds = Math.round((Date.now() - started) / 1000);
-  console.log(`\nanyserve bench — ${machine.date}, ${machine.cpuCount} × ${machine.cpuModel}, node ${machine.node}, commit ${machine.gitCommit?.slice(0, 10) ?? "?"}${machine.gitDirty ? " (+ uncommitted changes)" : ""}`);
-  console.log(`${LOADED.connections} connections, median of ${rounds} interleaved rounds of ${LOADED.seconds} s; ratio = req/s ÷ the req/s of the row named in "vs", same round ` +
-    `(† = a different load generator: its own cost is in the ratio); CPU = server processes' CPU per request; c=1 = one connection, p50 and its difference to the "vs" row's\n`);
+  console.log(
+    `\nanyserve bench — ${machine.date}, ${machine.cpuCount} × ${machine.cpuModel}, node ${machine.node}, commit ${machine.gitCommit?.slice(0, 10) ?? "?"}${machine.gitDirty ? " (+ uncommitted changes)" : ""}`,
+  );
+  console.log(
+    `${LOADED.connections} connections, median of ${rounds} interleaved rounds of ${LOADED.seconds} s; ratio = req/s ÷ the req/s of the row named in "vs", same round ` +
+      `(† = a different load generator: its own cost is in the ratio); CPU = server processes' CPU per request; c=1 = one connection, p50 and its difference to the "vs" row's\n`,
+  );
   console.log(renderText(report.rows));
   console.log(`\n${report.lines.join("\n")}`);
   for (const s of subs) console.log(`\n${s.text}`);
   // Other processes competing for the cores shift every figure, and not all by the same factor.
-  const disturbed = [...loaded, ...single].filter((x) => x.interference && x.interference.foreignPct + x.interference.stealPct > FOREIGN_LIMIT_PCT);
+  const disturbed = [...loaded, ...single].filter(
+    (x) => x.interference && x.interference.foreignPct + x.interference.stealPct > FOREIGN_LIMIT_PCT,
+  );
   if (disturbed.length) {
     const worst = Math.max(...disturbed.map((x) => x.interference!.foreignPct + x.interference!.stealPct));
-    console.log(`\nwarning: in ${disturbed.length} of ${loaded.length + single.length} measurements other processes (or VM steal) used more than ` +
-      `${FOREIGN_LIMIT_PCT}% of the machine (worst ${worst.toFixed(0)}%): the figures are disturbed — rerun on a quiet machine`);
+    console.log(
+      `\nwarning: in ${disturbed.length} of ${loaded.length + single.length} measurements other processes (or VM steal) used more than ` +
+        `${FOREIGN_LIMIT_PCT}% of the machine (worst ${worst.toFixed(0)}%): the figures are disturbed — rerun on a quiet machine`,
+    );
   }
 
   const file = path.join(ROOT, "bench", "results", `${machine.date.replace(/:/g, "-").replace(/\.\d+Z$/, "Z")}.json`);
   mkdirSync(path.dirname(file), { recursive: true });
-  writeFileSync(file, `${JSON.stringify({
-    machine,
-    config: { quick, only: only ? [...only] : undefined, loaded: LOADED, single: SINGLE, bodyBytes: body.length, loadGenerators: `${http?.generator === "wrk" ? "wrk -t 1 (loaded runs), autocannon (c=1 runs, warm-ups)" : "autocannon (programmatic, in the parent process)"}; grpc-js (bench/clients/grpc-load.ts); SDK (bench/clients/sdk-load.ts)` },
-    scenarios: entries.map((e) => ("note" in e ? e : { id: e.id, label: e.label, baseline: e.baseline, generator: e.generator, target: e.target, headers: e.headers, processes: Object.keys(e.procs), c1: e.c1 })),
-    medians: report.medians,
-    derived: report.derived,
-    rounds: loaded,
-    c1Rounds: single,
-    markdown: renderMarkdown(report.rows),
-    subBenches: Object.fromEntries(subs.map((s) => [s.id, { title: s.title, seconds: s.seconds, markdown: s.markdown, error: s.error, result: s.result }])),
-    loadAvg1AtEnd: Math.round(os.loadavg()[0]! * 100) / 100,
-    durationSeconds: seconds,
-  }, null, 2)}\n`);
+  writeFileSync(
+    file,
+    `${JSON.stringify(
+      {
+        machine,
+        config: {
+          quick,
+          only: only ? [...only] : undefined,
+          loaded: LOADED,
+          single: SINGLE,
+          bodyBytes: body.length,
+          loadGenerators: `${http?.generator === "wrk" ? "wrk -t 1 (loaded runs), autocannon (c=1 runs, warm-ups)" : "autocannon (programmatic, in the parent process)"}; grpc-js (bench/clients/grpc-load.ts); SDK (bench/clients/sdk-load.ts)`,
+        },
+        scenarios: entries.map((e) =>
+          "note" in e
+            ? e
+            : {
+                id: e.id,
+                label: e.label,
+                baseline: e.baseline,
+                generator: e.generator,
+                target: e.target,
+                headers: e.headers,
+                processes: Object.keys(e.procs),
+                c1: e.c1,
+              },
+        ),
+        medians: report.medians,
+        derived: report.derived,
+        rounds: loaded,
+        c1Rounds: single,
+        markdown: renderMarkdown(report.rows),
+        subBenches: Object.fromEntries(
+          subs.map((s) => [s.id, { title: s.title, seconds: s.seconds, markdown: s.markdown, error: s.error, result: s.result }]),
+        ),
+        loadAvg1AtEnd: Math.round(os.loadavg()[0]! * 100) / 100,
+        durationSeconds: seconds,
+      },
+      null,
+      2,
+    )}\n`,
+  );
   console.log(`\nraw rounds and medians: ${path.relative(process.cwd(), file)} (suite took ${seconds} s)`);
 }
 
@@ -123,9 +172,12 @@ function onlyThese(all: { entries: Entry[]; scenarios: Scenario[] }, ids: Set<st
 }
 
 main().then(
-  async () => { await stopAll(); process.exit(0); },
+  async () => {
+    await stopAll();
+    process.exit(0);
+  },
   async (err: unknown) => {
-    log(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+    log(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     await stopAll();
     process.exit(1);
   },

@@ -39,12 +39,21 @@ if (process.platform !== "linux") {
   process.exit(0);
 }
 for (const tool of TOOLS) {
-  if (process.env[tool.env]) { say(`${tool.name}: ${tool.env}=${process.env[tool.env]}`); continue; }
-  if (existsSync(path.join(dest, tool.binary))) { say(`${tool.name}: present in .bench-tools/`); continue; }
+  if (process.env[tool.env]) {
+    say(`${tool.name}: ${tool.env}=${process.env[tool.env]}`);
+    continue;
+  }
+  if (existsSync(path.join(dest, tool.binary))) {
+    say(`${tool.name}: present in .bench-tools/`);
+    continue;
+  }
   const tmp = mkdtempSync(path.join(os.tmpdir(), "anyserve-bench-tools-"));
   try {
     let err = run("apt-get", ["download", ...tool.packages], tmp);
-    if (err) { say(`${tool.name}: not fetched (${err}); the suite runs without it`); continue; }
+    if (err) {
+      say(`${tool.name}: not fetched (${err}); the suite runs without it`);
+      continue;
+    }
     mkdirSync(dest, { recursive: true });
     for (const deb of readdirSync(tmp).filter((f) => f.endsWith(".deb"))) {
       err = run("dpkg-deb", ["-x", path.join(tmp, deb), dest]);

@@ -42,9 +42,7 @@ function run(cmd, args) {
 }
 
 function onPath(cmd) {
-  return (process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin")
-    .split(":")
-    .some((dir) => dir && existsSync(`${dir}/${cmd}`));
+  return (process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin").split(":").some((dir) => dir && existsSync(`${dir}/${cmd}`));
 }
 
 if (present()) {
@@ -53,7 +51,8 @@ if (present()) {
 }
 if (process.env.ANYSERVE_CHROMIUM) fail(`ANYSERVE_CHROMIUM=${wanted} is not an executable file`);
 if (process.platform !== "linux") fail(`${wanted} is missing and automatic installation only works on Linux with apt-get`);
-if (typeof process.getuid !== "function" || process.getuid() !== 0) fail(`${wanted} is missing and this is not root, so it cannot be installed with apt-get here`);
+if (typeof process.getuid !== "function" || process.getuid() !== 0)
+  fail(`${wanted} is missing and this is not root, so it cannot be installed with apt-get here`);
 if (!onPath("apt-get")) fail(`${wanted} is missing and apt-get is not available to install it`);
 
 say(`${wanted} is missing: installing the distribution's chromium package with apt-get`);

@@ -24,5 +24,9 @@ if (files.length === 0) {
   process.exit(1);
 }
 const args = ["--import", "tsx", "--test", "--test-concurrency=2", "--test-timeout=240000", ...files];
-const child = spawn(process.execPath, args, { stdio: "inherit", cwd: root, env: { ...process.env, ANYSERVE_LOG_LEVEL: process.env.ANYSERVE_LOG_LEVEL ?? "warn" } });
+const child = spawn(process.execPath, args, {
+  stdio: "inherit",
+  cwd: root,
+  env: { ...process.env, ANYSERVE_LOG_LEVEL: process.env.ANYSERVE_LOG_LEVEL ?? "warn" },
+});
 child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

@@ -48,52 +48,222 @@ const G = GrpcStatus;
 /** Every error code anyserve emits. Keys are the codes. */
 export const ERROR_CATALOGUE = {
   // ── request shape ──────────────────────────────────────────────────────────
-  INVALID_JSON: { http: 400, grpc: G.INVALID_ARGUMENT, retryable: false, when: "the body is not valid JSON (truncated, empty, too deeply nested, or with prototype keys)" },
+  INVALID_JSON: {
+    http: 400,
+    grpc: G.INVALID_ARGUMENT,
+    retryable: false,
+    when: "the body is not valid JSON (truncated, empty, too deeply nested, or with prototype keys)",
+  },
   INVALID_PROTOBUF: { http: 400, grpc: G.INVALID_ARGUMENT, retryable: false, when: "the body is not a valid protobuf ModelInferRequest" },
-  UNSUPPORTED_MEDIA_TYPE: { http: 415, grpc: G.INVALID_ARGUMENT, retryable: false, when: "the Content-Type (or Content-Encoding) is not one the route accepts" },
-  PAYLOAD_TOO_LARGE: { http: 413, grpc: G.RESOURCE_EXHAUSTED, retryable: false, when: "the body is over the route's size limit (checked while streaming, before it is all read)" },
-  INVALID_REQUEST: { http: 400, grpc: G.INVALID_ARGUMENT, retryable: false, when: "the inference request has a wrong shape: missing or empty inputs, bad id, bad parameters" },
-  INVALID_TENSOR: { http: 400, grpc: G.INVALID_ARGUMENT, retryable: false, when: "a tensor's datatype, shape, data or byte size is wrong; the message names the tensor, the expected and the actual value" },
-  INVALID_PARAMETER: { http: 400, grpc: G.INVALID_ARGUMENT, retryable: false, when: "a request parameter has a wrong type or an out-of-range value (e.g. timeout)" },
-  MISSING_CAPABILITY: { http: 400, grpc: G.INVALID_ARGUMENT, retryable: false, when: "a routed request names no capability (no X-Capability-* header, no model name)" },
-  INVALID_CAPABILITY: { http: 400, grpc: G.INVALID_ARGUMENT, retryable: false, when: "a capability key or value is malformed (empty key, non-string value, too long, too many keys)" },
-  INVALID_HEADER: { http: 400, grpc: G.INVALID_ARGUMENT, retryable: false, when: "a request header anyserve reads has a bad value (e.g. Inference-Header-Content-Length)" },
+  UNSUPPORTED_MEDIA_TYPE: {
+    http: 415,
+    grpc: G.INVALID_ARGUMENT,
+    retryable: false,
+    when: "the Content-Type (or Content-Encoding) is not one the route accepts",
+  },
+  PAYLOAD_TOO_LARGE: {
+    http: 413,
+    grpc: G.RESOURCE_EXHAUSTED,
+    retryable: false,
+    when: "the body is over the route's size limit (checked while streaming, before it is all read)",
+  },
+  INVALID_REQUEST: {
+    http: 400,
+    grpc: G.INVALID_ARGUMENT,
+    retryable: false,
+    when: "the inference request has a wrong shape: missing or empty inputs, bad id, bad parameters",
+  },
+  INVALID_TENSOR: {
+    http: 400,
+    grpc: G.INVALID_ARGUMENT,
+    retryable: false,
+    when: "a tensor's datatype, shape, data or byte size is wrong; the message names the tensor, the expected and the actual value",
+  },
+  INVALID_PARAMETER: {
+    http: 400,
+    grpc: G.INVALID_ARGUMENT,
+    retryable: false,
+    when: "a request parameter has a wrong type or an out-of-range value (e.g. timeout)",
+  },
+  MISSING_CAPABILITY: {
+    http: 400,
+    grpc: G.INVALID_ARGUMENT,
+    retryable: false,
+    when: "a routed request names no capability (no X-Capability-* header, no model name)",
+  },
+  INVALID_CAPABILITY: {
+    http: 400,
+    grpc: G.INVALID_ARGUMENT,
+    retryable: false,
+    when: "a capability key or value is malformed (empty key, non-string value, too long, too many keys)",
+  },
+  INVALID_HEADER: {
+    http: 400,
+    grpc: G.INVALID_ARGUMENT,
+    retryable: false,
+    when: "a request header anyserve reads has a bad value (e.g. Inference-Header-Content-Length)",
+  },
   // ── routing ────────────────────────────────────────────────────────────────
   ROUTE_NOT_FOUND: { http: 404, grpc: G.UNIMPLEMENTED, retryable: false, when: "no HTTP route or gRPC method with this path" },
-  METHOD_NOT_ALLOWED: { http: 405, grpc: G.UNIMPLEMENTED, retryable: false, when: "the route exists but not for this HTTP method (the Allow header lists the methods)" },
-  NO_MATCHING_CAPABILITY: { http: 404, grpc: G.NOT_FOUND, retryable: false, when: "no registered replica (or handler) has a capability matching the query; the message lists what is registered" },
+  METHOD_NOT_ALLOWED: {
+    http: 405,
+    grpc: G.UNIMPLEMENTED,
+    retryable: false,
+    when: "the route exists but not for this HTTP method (the Allow header lists the methods)",
+  },
+  NO_MATCHING_CAPABILITY: {
+    http: 404,
+    grpc: G.NOT_FOUND,
+    retryable: false,
+    when: "no registered replica (or handler) has a capability matching the query; the message lists what is registered",
+  },
   MODEL_NOT_FOUND: { http: 404, grpc: G.NOT_FOUND, retryable: false, when: "an OIP model route names a model (and version) nobody serves" },
-  NO_READY_REPLICA: { http: 503, grpc: G.UNAVAILABLE, retryable: true, when: "replicas match, but none is available (draining, unhealthy, ejected, circuit open); the message says why for each; Retry-After is set" },
-  DELEGATION_EXHAUSTED: { http: 508, grpc: G.NOT_FOUND, retryable: false, when: "a delegated request went past the delegation depth limit; the message names the capability and the replicas tried" },
+  NO_READY_REPLICA: {
+    http: 503,
+    grpc: G.UNAVAILABLE,
+    retryable: true,
+    when: "replicas match, but none is available (draining, unhealthy, ejected, circuit open); the message says why for each; Retry-After is set",
+  },
+  DELEGATION_EXHAUSTED: {
+    http: 508,
+    grpc: G.NOT_FOUND,
+    retryable: false,
+    when: "a delegated request went past the delegation depth limit; the message names the capability and the replicas tried",
+  },
   // ── replica and worker ─────────────────────────────────────────────────────
-  REPLICA_UNREACHABLE: { http: 502, grpc: G.UNAVAILABLE, retryable: true, when: "the gateway could not deliver the request to the chosen replica (connect refused, reset before any answer)" },
-  UPSTREAM_PROTOCOL_ERROR: { http: 502, grpc: G.INTERNAL, retryable: false, when: "a replica answered with a frame or body the gateway cannot read" },
+  REPLICA_UNREACHABLE: {
+    http: 502,
+    grpc: G.UNAVAILABLE,
+    retryable: true,
+    when: "the gateway could not deliver the request to the chosen replica (connect refused, reset before any answer)",
+  },
+  UPSTREAM_PROTOCOL_ERROR: {
+    http: 502,
+    grpc: G.INTERNAL,
+    retryable: false,
+    when: "a replica answered with a frame or body the gateway cannot read",
+  },
   QUEUE_FULL: { http: 503, grpc: G.UNAVAILABLE, retryable: true, when: "the capability's bounded queue is full; Retry-After is set" },
   SHUTTING_DOWN: { http: 503, grpc: G.UNAVAILABLE, retryable: true, when: "the replica or server is draining and takes no new requests" },
-  DEADLINE_EXCEEDED: { http: 504, grpc: G.DEADLINE_EXCEEDED, retryable: false, when: "the request's deadline passed before an answer; the handler's AbortSignal fired" },
+  DEADLINE_EXCEEDED: {
+    http: 504,
+    grpc: G.DEADLINE_EXCEEDED,
+    retryable: false,
+    when: "the request's deadline passed before an answer; the handler's AbortSignal fired",
+  },
   CANCELLED: { http: 499, grpc: G.CANCELLED, retryable: false, when: "the client went away or cancelled; the handler's AbortSignal fired" },
   WORKER_ERROR: { http: 500, grpc: G.INTERNAL, retryable: false, when: "the handler threw; the message is the handler's own" },
-  WORKER_CRASHED: { http: 502, grpc: G.INTERNAL, retryable: false, when: "the worker running the request died; only its own requests fail and it is replaced" },
-  WORKER_OUT_OF_MEMORY: { http: 500, grpc: G.RESOURCE_EXHAUSTED, retryable: false, when: "the worker running the request went over its memory limit (memory_mb); only its own requests fail and it is replaced" },
-  CAPABILITY_FAILED: { http: 503, grpc: G.UNAVAILABLE, retryable: true, when: "the capability's workers failed to start (onStart threw, the app did not load) more than the retry cap; the message gives the reason; Retry-After is set" },
-  NOT_STREAMING: { http: 400, grpc: G.INVALID_ARGUMENT, retryable: false, when: "a streaming route was called for a handler that does not stream (or the reverse)" },
+  WORKER_CRASHED: {
+    http: 502,
+    grpc: G.INTERNAL,
+    retryable: false,
+    when: "the worker running the request died; only its own requests fail and it is replaced",
+  },
+  WORKER_OUT_OF_MEMORY: {
+    http: 500,
+    grpc: G.RESOURCE_EXHAUSTED,
+    retryable: false,
+    when: "the worker running the request went over its memory limit (memory_mb); only its own requests fail and it is replaced",
+  },
+  CAPABILITY_FAILED: {
+    http: 503,
+    grpc: G.UNAVAILABLE,
+    retryable: true,
+    when: "the capability's workers failed to start (onStart threw, the app did not load) more than the retry cap; the message gives the reason; Retry-After is set",
+  },
+  NOT_STREAMING: {
+    http: 400,
+    grpc: G.INVALID_ARGUMENT,
+    retryable: false,
+    when: "a streaming route was called for a handler that does not stream (or the reverse)",
+  },
   // ── control plane ──────────────────────────────────────────────────────────
-  INVALID_REGISTRATION: { http: 400, grpc: G.INVALID_ARGUMENT, retryable: false, when: "a /register body is missing a field or has a bad one; the message names the field's path" },
-  REPLICA_NOT_FOUND: { http: 404, grpc: G.NOT_FOUND, retryable: false, when: "unregister, heartbeat or a management action for a replica id the registry does not hold" },
-  SERVICE_NOT_FOUND: { http: 404, grpc: G.NOT_FOUND, retryable: false, when: "a management route or `anyserve status` names a service that is neither deployed nor registered; the message lists the known ones" },
-  URL_NOT_ALLOWED: { http: 400, grpc: G.INVALID_ARGUMENT, retryable: false, when: "a registered endpoint is not an http(s) host:port the gateway may call" },
-  UNAUTHENTICATED: { http: 401, grpc: G.UNAUTHENTICATED, retryable: false, when: "a control-plane route was called without the bearer token, or with a wrong one" },
+  INVALID_REGISTRATION: {
+    http: 400,
+    grpc: G.INVALID_ARGUMENT,
+    retryable: false,
+    when: "a /register body is missing a field or has a bad one; the message names the field's path",
+  },
+  REPLICA_NOT_FOUND: {
+    http: 404,
+    grpc: G.NOT_FOUND,
+    retryable: false,
+    when: "unregister, heartbeat or a management action for a replica id the registry does not hold",
+  },
+  SERVICE_NOT_FOUND: {
+    http: 404,
+    grpc: G.NOT_FOUND,
+    retryable: false,
+    when: "a management route or `anyserve status` names a service that is neither deployed nor registered; the message lists the known ones",
+  },
+  URL_NOT_ALLOWED: {
+    http: 400,
+    grpc: G.INVALID_ARGUMENT,
+    retryable: false,
+    when: "a registered endpoint is not an http(s) host:port the gateway may call",
+  },
+  UNAUTHENTICATED: {
+    http: 401,
+    grpc: G.UNAUTHENTICATED,
+    retryable: false,
+    when: "a control-plane route was called without the bearer token, or with a wrong one",
+  },
   // ── objects ────────────────────────────────────────────────────────────────
-  OBJECT_REF_INVALID: { http: 400, grpc: G.INVALID_ARGUMENT, retryable: false, when: "an object ref or id is malformed or names something outside the store (traversal, absolute path, NUL, planted symlink, untrusted owner URL)" },
-  OBJECT_NOT_FOUND: { http: 404, grpc: G.NOT_FOUND, retryable: false, when: "no object with this id in the store (nor at its owner replica)" },
-  OBJECT_EXPIRED: { http: 410, grpc: G.NOT_FOUND, retryable: false, when: "the object's TTL has passed; it is removed by the next sweep, after which it is OBJECT_NOT_FOUND" },
-  OBJECT_TOO_LARGE: { http: 413, grpc: G.RESOURCE_EXHAUSTED, retryable: false, when: "the object is over the per-object size limit (checked while it is written; nothing is kept)" },
-  OBJECT_RANGE_INVALID: { http: 416, grpc: G.OUT_OF_RANGE, retryable: false, when: "a Range header on the object endpoint is malformed, multi-range, or outside the object" },
-  OBJECT_STORE_FULL: { http: 507, grpc: G.RESOURCE_EXHAUSTED, retryable: false, when: "the store's total-size cap (or the disk) is full; nothing is kept" },
-  OBJECT_OWNER_UNREACHABLE: { http: 502, grpc: G.UNAVAILABLE, retryable: true, when: "fetching an object from its owner replica failed (connection, refused token, truncated body)" },
+  OBJECT_REF_INVALID: {
+    http: 400,
+    grpc: G.INVALID_ARGUMENT,
+    retryable: false,
+    when: "an object ref or id is malformed or names something outside the store (traversal, absolute path, NUL, planted symlink, untrusted owner URL)",
+  },
+  OBJECT_NOT_FOUND: {
+    http: 404,
+    grpc: G.NOT_FOUND,
+    retryable: false,
+    when: "no object with this id in the store (nor at its owner replica)",
+  },
+  OBJECT_EXPIRED: {
+    http: 410,
+    grpc: G.NOT_FOUND,
+    retryable: false,
+    when: "the object's TTL has passed; it is removed by the next sweep, after which it is OBJECT_NOT_FOUND",
+  },
+  OBJECT_TOO_LARGE: {
+    http: 413,
+    grpc: G.RESOURCE_EXHAUSTED,
+    retryable: false,
+    when: "the object is over the per-object size limit (checked while it is written; nothing is kept)",
+  },
+  OBJECT_RANGE_INVALID: {
+    http: 416,
+    grpc: G.OUT_OF_RANGE,
+    retryable: false,
+    when: "a Range header on the object endpoint is malformed, multi-range, or outside the object",
+  },
+  OBJECT_STORE_FULL: {
+    http: 507,
+    grpc: G.RESOURCE_EXHAUSTED,
+    retryable: false,
+    when: "the store's total-size cap (or the disk) is full; nothing is kept",
+  },
+  OBJECT_OWNER_UNREACHABLE: {
+    http: 502,
+    grpc: G.UNAVAILABLE,
+    retryable: true,
+    when: "fetching an object from its owner replica failed (connection, refused token, truncated body)",
+  },
   // ── deployment ─────────────────────────────────────────────────────────────
-  CONFIG_INVALID: { http: 400, grpc: G.INVALID_ARGUMENT, retryable: false, when: "a deployment file or management request is invalid; every failing field is listed with its path, the bad value and what is allowed" },
-  DEPLOYMENT_DOES_NOT_FIT: { http: 409, grpc: G.FAILED_PRECONDITION, retryable: false, when: "the deployment needs more CPU, memory or GPUs than the node has; nothing was changed" },
+  CONFIG_INVALID: {
+    http: 400,
+    grpc: G.INVALID_ARGUMENT,
+    retryable: false,
+    when: "a deployment file or management request is invalid; every failing field is listed with its path, the bad value and what is allowed",
+  },
+  DEPLOYMENT_DOES_NOT_FIT: {
+    http: 409,
+    grpc: G.FAILED_PRECONDITION,
+    retryable: false,
+    when: "the deployment needs more CPU, memory or GPUs than the node has; nothing was changed",
+  },
   // ── anything else ──────────────────────────────────────────────────────────
   INTERNAL: { http: 500, grpc: G.INTERNAL, retryable: false, when: "a bug in anyserve; the message says where" },
 } as const satisfies Record<string, CatalogueEntry>;
@@ -170,32 +340,53 @@ export class AnyServeError extends Error {
 /** Maps an HTTP status from a peer that sent no code to our nearest code. */
 export function codeForHttpStatus(status: number): ErrorCode {
   switch (status) {
-    case 400: return "INVALID_REQUEST";
-    case 401: return "UNAUTHENTICATED";
-    case 404: return "NO_MATCHING_CAPABILITY";
-    case 405: return "METHOD_NOT_ALLOWED";
-    case 413: return "PAYLOAD_TOO_LARGE";
-    case 415: return "UNSUPPORTED_MEDIA_TYPE";
-    case 499: return "CANCELLED";
-    case 502: return "REPLICA_UNREACHABLE";
-    case 503: return "NO_READY_REPLICA";
-    case 504: return "DEADLINE_EXCEEDED";
-    case 508: return "DELEGATION_EXHAUSTED";
-    default: return status >= 500 ? "INTERNAL" : "INVALID_REQUEST";
+    case 400:
+      return "INVALID_REQUEST";
+    case 401:
+      return "UNAUTHENTICATED";
+    case 404:
+      return "NO_MATCHING_CAPABILITY";
+    case 405:
+      return "METHOD_NOT_ALLOWED";
+    case 413:
+      return "PAYLOAD_TOO_LARGE";
+    case 415:
+      return "UNSUPPORTED_MEDIA_TYPE";
+    case 499:
+      return "CANCELLED";
+    case 502:
+      return "REPLICA_UNREACHABLE";
+    case 503:
+      return "NO_READY_REPLICA";
+    case 504:
+      return "DEADLINE_EXCEEDED";
+    case 508:
+      return "DELEGATION_EXHAUSTED";
+    default:
+      return status >= 500 ? "INTERNAL" : "INVALID_REQUEST";
   }
 }
 
 /** Maps a gRPC status from a peer that sent no code to our nearest code. */
 export function codeForGrpcStatus(status: number): ErrorCode {
   switch (status) {
-    case G.INVALID_ARGUMENT: return "INVALID_REQUEST";
-    case G.DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-    case G.NOT_FOUND: return "NO_MATCHING_CAPABILITY";
-    case G.CANCELLED: return "CANCELLED";
-    case G.RESOURCE_EXHAUSTED: return "PAYLOAD_TOO_LARGE";
-    case G.UNAVAILABLE: return "REPLICA_UNREACHABLE";
-    case G.UNAUTHENTICATED: return "UNAUTHENTICATED";
-    case G.UNIMPLEMENTED: return "ROUTE_NOT_FOUND";
-    default: return "INTERNAL";
+    case G.INVALID_ARGUMENT:
+      return "INVALID_REQUEST";
+    case G.DEADLINE_EXCEEDED:
+      return "DEADLINE_EXCEEDED";
+    case G.NOT_FOUND:
+      return "NO_MATCHING_CAPABILITY";
+    case G.CANCELLED:
+      return "CANCELLED";
+    case G.RESOURCE_EXHAUSTED:
+      return "PAYLOAD_TOO_LARGE";
+    case G.UNAVAILABLE:
+      return "REPLICA_UNREACHABLE";
+    case G.UNAUTHENTICATED:
+      return "UNAUTHENTICATED";
+    case G.UNIMPLEMENTED:
+      return "ROUTE_NOT_FOUND";
+    default:
+      return "INTERNAL";
   }
 }

@@ -9,7 +9,16 @@
  * // anyserve start --app ./app.ts:app --api-server http://localhost:8080
  * ```
  */
-export { AnyServe, type Handler, type HandlerOptions, type HandlerEntry, type TensorSpec, type BatchHandler, type LifecycleHook, type WorkerInfo } from "./sdk/app.js";
+export {
+  AnyServe,
+  type Handler,
+  type HandlerOptions,
+  type HandlerEntry,
+  type TensorSpec,
+  type BatchHandler,
+  type LifecycleHook,
+  type WorkerInfo,
+} from "./sdk/app.js";
 export { Context, type CallOptions } from "./sdk/context.js";
 export { InferenceRequest } from "./sdk/request.js";
 export { Stream } from "./sdk/stream.js";
@@ -23,12 +32,33 @@ export type { ExecutionConfig } from "./execution/config.js";
 export { Registry } from "./gateway/registry.js";
 export { loadApp } from "./sdk/load-app.js";
 export {
-  ObjectStore, ObjRef, DirBackend, allowListPeers, registryPeers, objectEndpoint, withObjectEndpoint,
-  type ObjectStoreOptions, type ObjectStoreApi, type ObjRefData, type ObjRefLike, type ObjectInfo, type CreateOptions,
-  type StreamCreateOptions, type ReadOptions, type StreamReadOptions, type ObjectBackend, type PeerResolver,
+  ObjectStore,
+  ObjRef,
+  DirBackend,
+  allowListPeers,
+  registryPeers,
+  objectEndpoint,
+  withObjectEndpoint,
+  type ObjectStoreOptions,
+  type ObjectStoreApi,
+  type ObjRefData,
+  type ObjRefLike,
+  type ObjectInfo,
+  type CreateOptions,
+  type StreamCreateOptions,
+  type ReadOptions,
+  type StreamReadOptions,
+  type ObjectBackend,
+  type PeerResolver,
 } from "./objects/index.js";
 export { Service, currentServiceContext, type ServiceContext, type ServiceProxy } from "./sdk/service.js";
 export type { ServiceView, ReplicaView } from "./gateway/status.js";
-export { Environment, type EnvironmentOptions, type ServiceConfigInput, type ServiceCall, type ServiceStatistics } from "./sdk/environment.js";
+export {
+  Environment,
+  type EnvironmentOptions,
+  type ServiceConfigInput,
+  type ServiceCall,
+  type ServiceStatistics,
+} from "./sdk/environment.js";
 export { loadDeploymentFile, parseDeployment, ConfigError } from "./deploy/load.js";
 export type { DeploymentFile, ServiceConfig } from "./deploy/schema.js";

@@ -13,7 +13,9 @@ test("a registered handler is stored with its capability, context use and stream
   assert.equal(app.capability({ type: "chat", model: "x" }, h), h);
   const one = (req: unknown) => req;
   app.capability({ type: "one" }, one);
-  async function* gen() { yield 1; }
+  async function* gen() {
+    yield 1;
+  }
   app.capability({ type: "gen" }, gen);
   const [a, b, c] = app.handlers;
   assert.deepEqual(a!.capability, { type: "chat", model: "x" });
@@ -51,7 +53,9 @@ test("findHandler: exact, subset, none; first registered match wins", () => {
 
 test("stream and non-stream handlers coexist", () => {
   const app = new AnyServe();
-  async function* tokens() { yield "a"; }
+  async function* tokens() {
+    yield "a";
+  }
   const plain = () => "x";
   app.capability({ type: "chat" }, tokens);
   app.capability({ type: "chat" }, plain);
@@ -80,23 +84,35 @@ test("error(msg) closes and is received after the data sent before it; any JSON 
   s.error("boom");
   assert.equal(s.closed, true);
   const got: unknown[] = [];
-  await assert.rejects(async () => { for await (const v of s) got.push(v); }, /boom/);
+  await assert.rejects(async () => {
+    for await (const v of s) got.push(v);
+  }, /boom/);
   assert.deepEqual(got, [{ a: [1, "x", null] }, "two"]);
 });
 
 test("a producer on another thread keeps order", async () => {
   const s = new Stream<number>();
-  const worker = new Worker(`const { parentPort } = require("node:worker_threads"); for (let i = 0; i < 100; i++) parentPort.postMessage(i); parentPort.postMessage("end");`, { eval: true });
+  const worker = new Worker(
+    `const { parentPort } = require("node:worker_threads"); for (let i = 0; i < 100; i++) parentPort.postMessage(i); parentPort.postMessage("end");`,
+    { eval: true },
+  );
   worker.on("message", (m: number | string) => (m === "end" ? s.close() : s.send(m as number)));
   const got: number[] = [];
   for await (const v of s) got.push(v);
   await worker.terminate();
-  assert.deepEqual(got, Array.from({ length: 100 }, (_, i) => i));
+  assert.deepEqual(
+    got,
+    Array.from({ length: 100 }, (_, i) => i),
+  );
 });
 
 test("iteration waits for items sent later (consumer first)", async () => {
   const s = new Stream<string>();
-  const collected = (async () => { const out: string[] = []; for await (const v of s) out.push(v); return out; })();
+  const collected = (async () => {
+    const out: string[] = [];
+    for await (const v of s) out.push(v);
+    return out;
+  })();
   s.send("a");
   await Promise.resolve();
   s.send("b");
@@ -131,7 +147,12 @@ test("call forwards (capability, inputs, options) and returns the result", async
   const seen: unknown[] = [];
   const ctx = new Context({
     ...ctxInit(),
-    caller: { call: async (cap, inputs, opts) => { seen.push(cap, inputs, opts.timeout! <= 500); return "ok"; } },
+    caller: {
+      call: async (cap, inputs, opts) => {
+        seen.push(cap, inputs, opts.timeout! <= 500);
+        return "ok";
+      },
+    },
   });
   assert.equal(await ctx.call({ type: "embed" }, { x: 1 }, { timeout: 500 }), "ok");
   assert.deepEqual(seen, [{ type: "embed" }, { x: 1 }, true]);

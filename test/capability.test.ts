@@ -44,6 +44,9 @@ test("X-Capability-* headers: key lowercased, '-' → '_'", () => {
   assert.deepEqual(capabilityFromHeaders({ host: "x" }), {});
   // Past the bound of remembered header names, keys are still derived the same way.
   for (let i = 0; i < 5000; i++) {
-    assert.deepEqual(capabilityFromHeaders({ [`x-capability-k-${i}-x`]: "v", "x-capability-type": "chat" }), { [`k_${i}_x`]: "v", type: "chat" });
+    assert.deepEqual(capabilityFromHeaders({ [`x-capability-k-${i}-x`]: "v", "x-capability-type": "chat" }), {
+      [`k_${i}_x`]: "v",
+      type: "chat",
+    });
   }
 });

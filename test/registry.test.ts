@@ -39,8 +39,14 @@ test("exact 2-key lookup, subset lookup, unknown → no match", () => {
   const r = new Registry();
   r.register(reg("a", [{ type: "chat", model: "llama-70b" }]));
   r.register(reg("b", [{ type: "chat", model: "llama-7b" }]));
-  assert.deepEqual(r.lookup({ type: "chat", model: "llama-7b" }).map((e) => e.replicaId), ["b"]);
-  assert.deepEqual(r.lookup({ type: "chat" }).map((e) => e.replicaId), ["a", "b"]);
+  assert.deepEqual(
+    r.lookup({ type: "chat", model: "llama-7b" }).map((e) => e.replicaId),
+    ["b"],
+  );
+  assert.deepEqual(
+    r.lookup({ type: "chat" }).map((e) => e.replicaId),
+    ["a", "b"],
+  );
   assert.deepEqual(r.lookup({ type: "unknown" }), []);
   assert.deepEqual(r.lookup({ type: "chat", model: "gpt" }), []);
 });
@@ -49,7 +55,10 @@ test("exclude skips to the next match; excluding all → no match", () => {
   const r = new Registry();
   r.register(reg("a", [{ type: "chat" }]));
   r.register(reg("b", [{ type: "chat" }]));
-  assert.deepEqual(r.lookup({ type: "chat" }, ["a"]).map((e) => e.replicaId), ["b"]);
+  assert.deepEqual(
+    r.lookup({ type: "chat" }, ["a"]).map((e) => e.replicaId),
+    ["b"],
+  );
   assert.deepEqual(r.lookup({ type: "chat" }, new Set(["a", "b"])), []);
 });
 
@@ -58,7 +67,10 @@ test("list all; random pick honours exclude; empty registry → none", () => {
   assert.equal(r.random(), undefined);
   r.register(reg("a", [{ type: "chat" }]));
   r.register(reg("b", [{ type: "embed" }]));
-  assert.deepEqual(r.list().map((e) => e.replicaId), ["a", "b"]);
+  assert.deepEqual(
+    r.list().map((e) => e.replicaId),
+    ["a", "b"],
+  );
   for (let i = 0; i < 20; i++) assert.equal(r.random(new Set(["a"]))!.replicaId, "b");
   assert.equal(r.random(new Set(["a", "b"])), undefined);
 });
@@ -81,8 +93,14 @@ test("precision with 3-key capabilities", () => {
   r.register(reg("a", [{ type: "chat", model: "llama-70b", quant: "fp16" }]));
   r.register(reg("b", [{ type: "chat", model: "llama-70b", quant: "int4" }]));
   r.register(reg("c", [{ type: "chat", model: "llama-7b", quant: "fp16" }]));
-  assert.deepEqual(r.lookup({ type: "chat", model: "llama-70b", quant: "int4" }).map((e) => e.replicaId), ["b"]);
-  assert.deepEqual(r.lookup({ type: "chat", model: "llama-7b" }).map((e) => e.replicaId), ["c"]);
+  assert.deepEqual(
+    r.lookup({ type: "chat", model: "llama-70b", quant: "int4" }).map((e) => e.replicaId),
+    ["b"],
+  );
+  assert.deepEqual(
+    r.lookup({ type: "chat", model: "llama-7b" }).map((e) => e.replicaId),
+    ["c"],
+  );
   assert.equal(r.lookup({ type: "chat" }).length, 3);
 });
 
@@ -94,9 +112,17 @@ test("a lookup reads only the rarest key=value posting list, not every replica",
   let checked = 0;
   for (const e of r.list()) {
     const caps = e.capabilities;
-    e.capabilities = new Proxy(caps, { get: (t, p, rcv) => { if (p === "some") checked++; return Reflect.get(t, p, rcv); } });
+    e.capabilities = new Proxy(caps, {
+      get: (t, p, rcv) => {
+        if (p === "some") checked++;
+        return Reflect.get(t, p, rcv);
+      },
+    });
   }
-  assert.deepEqual(r.lookup({ type: "chat", model: "m7" }).map((e) => e.replicaId), ["chat-7"]);
+  assert.deepEqual(
+    r.lookup({ type: "chat", model: "m7" }).map((e) => e.replicaId),
+    ["chat-7"],
+  );
   assert.ok(checked <= 1, `checked ${checked} replicas`);
 });
 

@@ -32,12 +32,18 @@ test("register → success with the id in the message; gpus: 2 accepted; registr
   const s = await api(t);
   const listed = (await (await fetch(`${s.url}/registry`)).json()) as { replicas: unknown[]; total: number };
   assert.deepEqual([listed.replicas, listed.total], [[], 0]);
-  const res = await fetch(`${s.url}/register`, json("POST", { replica_id: "replica-x", endpoint: "localhost:50051", capabilities: [{ type: "chat", gpus: 2 }] }));
+  const res = await fetch(
+    `${s.url}/register`,
+    json("POST", { replica_id: "replica-x", endpoint: "localhost:50051", capabilities: [{ type: "chat", gpus: 2 }] }),
+  );
   assert.equal(res.status, 200);
   const body = (await res.json()) as { success: boolean; message: string };
   assert.equal(body.success, true);
   assert.match(body.message, /replica-x/);
-  await fetch(`${s.url}/register`, json("POST", { replica_id: "replica-y", endpoint: "localhost:50052", capabilities: [{ type: "embed" }] }));
+  await fetch(
+    `${s.url}/register`,
+    json("POST", { replica_id: "replica-y", endpoint: "localhost:50052", capabilities: [{ type: "embed" }] }),
+  );
   const reg = (await (await fetch(`${s.url}/registry`)).json()) as { total: number; replicas: Record<string, unknown>[] };
   assert.equal(reg.total, 2);
   const x = reg.replicas.find((r) => r.replica_id === "replica-x")!;
@@ -89,28 +95,32 @@ test("POST /infer/json with no capability headers → 400; unknown capability on
 
 test("X-Delegated-From routes to another replica than the one named; past the depth → 508", async (t) => {
   const s = await api(t);
-  const replicas = await Promise.all(["one", "two"].map(async (id) => {
-    const app = new AnyServe();
-    app.capability({ type: "who" }, (_r, ctx) => ctx.replicaId);
-    const r = await startReplica({ app, replicaId: id, apiServer: s.url, logger: silentLogger, heartbeatIntervalMs: 1000 });
-    t.after(() => r.stop());
-    return r;
-  }));
+  const replicas = await Promise.all(
+    ["one", "two"].map(async (id) => {
+      const app = new AnyServe();
+      app.capability({ type: "who" }, (_r, ctx) => ctx.replicaId);
+      const r = await startReplica({ app, replicaId: id, apiServer: s.url, logger: silentLogger, heartbeatIntervalMs: 1000 });
+      t.after(() => r.stop());
+      return r;
+    }),
+  );
   assert.equal(replicas.length, 2);
   await waitFor("registered", () => s.registry.size === 2);
   const client = new Client({ apiServer: s.url });
   t.after(() => client.close());
   for (let i = 0; i < 10; i++) {
-    assert.equal(await client.infer({ type: "who" }, { x: 1 }, { headers: { "x-delegated-from": "one", "x-delegation-depth": "1" } }), "two");
+    assert.equal(
+      await client.infer({ type: "who" }, { x: 1 }, { headers: { "x-delegated-from": "one", "x-delegation-depth": "1" } }),
+      "two",
+    );
   }
   await assert.rejects(
     client.infer({ type: "who" }, { x: 1 }, { headers: { "x-delegated-from": "one,two", "x-delegation-depth": "1" } }),
     (err: { code: string; message: string }) => err.code === "DELEGATION_EXHAUSTED" && /one, two/.test(err.message),
   );
-  await assert.rejects(
-    client.infer({ type: "who" }, { x: 1 }, { headers: { "x-delegated-from": "one", "x-delegation-depth": "2" } }),
-    { code: "DELEGATION_EXHAUSTED" },
-  );
+  await assert.rejects(client.infer({ type: "who" }, { x: 1 }, { headers: { "x-delegated-from": "one", "x-delegation-depth": "2" } }), {
+    code: "DELEGATION_EXHAUSTED",
+  });
 });
 
 test("with a token: control routes need it (401 without or wrong), replicas register and serve with it", async (t) => {
@@ -136,8 +146,14 @@ test("a replica refuses frame connections without its token (the gateway cannot 
   const replica = await startReplica({ app, token: "s3cret", logger: silentLogger });
   t.after(() => replica.stop());
   const s = await api(t); // no token: its frame connection is refused
-  await fetch(`${s.url}/register`, json("POST", { replica_id: "r", endpoint: replica.grpcAddress, http_endpoint: replica.httpUrl, capabilities: [{ type: "secure" }] }));
+  await fetch(
+    `${s.url}/register`,
+    json("POST", { replica_id: "r", endpoint: replica.grpcAddress, http_endpoint: replica.httpUrl, capabilities: [{ type: "secure" }] }),
+  );
   const client = new Client({ apiServer: s.url });
   t.after(() => client.close());
-  await assert.rejects(client.infer({ type: "secure" }, { x: 1 }), (err: { code: string }) => err.code !== undefined && err.code !== "WORKER_ERROR");
+  await assert.rejects(
+    client.infer({ type: "secure" }, { x: 1 }),
+    (err: { code: string }) => err.code !== undefined && err.code !== "WORKER_ERROR",
+  );
 });

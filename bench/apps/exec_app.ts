@@ -20,7 +20,11 @@ export function work(steps: number): number {
 
 app.capability({ type: "cpu" }, () => ({ x: work(64_000) }));
 app.capability({ type: "noop" }, () => ({ ok: true }));
-app.capability({ type: "fixed" }, (reqs) => {
-  work(128_000);
-  return reqs.map(() => ({ ok: true }));
-}, { batch: true });
+app.capability(
+  { type: "fixed" },
+  (reqs) => {
+    work(128_000);
+    return reqs.map(() => ({ ok: true }));
+  },
+  { batch: true },
+);

@@ -34,7 +34,11 @@ function call(c: grpc.Client): Promise<Buffer> {
 }
 
 /** Runs the loops for `seconds`; returns the sorted response times (µs) and the error count. */
-async function load(c: grpc.Client, connections: number, seconds: number): Promise<{ times: Float64Array; errors: number; elapsed: number }> {
+async function load(
+  c: grpc.Client,
+  connections: number,
+  seconds: number,
+): Promise<{ times: Float64Array; errors: number; elapsed: number }> {
   let times = new Float64Array(1 << 16);
   let n = 0;
   let errors = 0;
@@ -49,7 +53,11 @@ async function load(c: grpc.Client, connections: number, seconds: number): Promi
         errors++;
         continue;
       }
-      if (n === times.length) { const grown = new Float64Array(n * 2); grown.set(times); times = grown; }
+      if (n === times.length) {
+        const grown = new Float64Array(n * 2);
+        grown.set(times);
+        times = grown;
+      }
       times[n++] = (performance.now() - start) * 1000;
     }
   };
@@ -57,19 +65,36 @@ async function load(c: grpc.Client, connections: number, seconds: number): Promi
   return { times: times.subarray(0, n).sort(), errors, elapsed: (performance.now() - t0) / 1000 };
 }
 
-interface Run { target: string; connections: number; seconds: number; warmup: number }
+interface Run {
+  target: string;
+  connections: number;
+  seconds: number;
+  warmup: number;
+}
 
 async function run(r: Run): Promise<void> {
   const c = channel(r.target);
   if (r.warmup > 0) await load(c, r.connections, r.warmup);
   process.send!({ phase: "measure" });
   const { times, errors, elapsed } = await load(c, r.connections, r.seconds);
-  process.send!({ result: { requests: times.length, errors, rps: times.length / elapsed, p50_us: percentile(times, 0.5), p99_us: percentile(times, 0.99) } });
+  process.send!({
+    result: {
+      requests: times.length,
+      errors,
+      rps: times.length / elapsed,
+      p50_us: percentile(times, 0.5),
+      p99_us: percentile(times, 0.99),
+    },
+  });
 }
 
 process.on("message", (m: { run?: Run; check?: string }) => {
   if (m.run) void run(m.run).catch((err: unknown) => process.send!({ error: String(err) }));
-  else if (m.check) call(channel(m.check)).then((b) => process.send!({ checked: b.length }), (err: unknown) => process.send!({ error: String(err) }));
+  else if (m.check)
+    call(channel(m.check)).then(
+      (b) => process.send!({ checked: b.length }),
+      (err: unknown) => process.send!({ error: String(err) }),
+    );
 });
 process.on("disconnect", () => process.exit(0));
 process.send!({ ready: true });

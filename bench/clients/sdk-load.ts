@@ -35,9 +35,13 @@ if (a.mode !== "direct" && a.mode !== "rest") throw new Error(`--mode: direct or
 if (!(connections >= 1 && duration > 0 && warmup >= 0)) throw new Error("--connections ≥ 1, --duration > 0, --warmup ≥ 0");
 
 const token = a.token ?? process.env.ANYSERVE_TOKEN;
-const client = a.mode === "direct"
-  ? new Client({ apiServer: required(a["api-server"], "--api-server"), direct: true, connections, ...(token ? { token } : {}) })
-  : new Client({ ...(a.endpoint ? { endpoint: a.endpoint } : { apiServer: required(a["api-server"], "--api-server or --endpoint") }), connections });
+const client =
+  a.mode === "direct"
+    ? new Client({ apiServer: required(a["api-server"], "--api-server"), direct: true, connections, ...(token ? { token } : {}) })
+    : new Client({
+        ...(a.endpoint ? { endpoint: a.endpoint } : { apiServer: required(a["api-server"], "--api-server or --endpoint") }),
+        connections,
+      });
 const capability = { type: "noop" };
 const inputs = (JSON.parse(requestBody()) as { inputs: unknown[] }).inputs;
 
@@ -60,16 +64,18 @@ async function phase(seconds: number): Promise<{ rec: Recorder; elapsed: number 
   const rec = new Recorder();
   const t0 = performance.now();
   const end = t0 + seconds * 1000;
-  await Promise.all(Array.from({ length: connections }, async () => {
-    for (let start = performance.now(); start < end; start = performance.now()) {
-      try {
-        await client.inferRaw(capability, inputs);
-        rec.add((performance.now() - start) * 1000);
-      } catch {
-        rec.errors++;
+  await Promise.all(
+    Array.from({ length: connections }, async () => {
+      for (let start = performance.now(); start < end; start = performance.now()) {
+        try {
+          await client.inferRaw(capability, inputs);
+          rec.add((performance.now() - start) * 1000);
+        } catch {
+          rec.errors++;
+        }
       }
-    }
-  }));
+    }),
+  );
   return { rec, elapsed: (performance.now() - t0) / 1000 };
 }
 
@@ -86,7 +92,13 @@ async function main(): Promise<void> {
   if (warmup > 0) await phase(warmup);
   const { rec, elapsed } = await phase(duration);
   const sorted = rec.times.subarray(0, rec.n).sort();
-  const line = { requests: rec.n, errors: rec.errors, rps: rec.n / elapsed, p50_us: percentile(sorted, 0.5), p99_us: percentile(sorted, 0.99) };
+  const line = {
+    requests: rec.n,
+    errors: rec.errors,
+    rps: rec.n / elapsed,
+    p50_us: percentile(sorted, 0.5),
+    p99_us: percentile(sorted, 0.99),
+  };
   process.stdout.write(`${JSON.stringify(line)}\n`);
   await client.close();
 }
@@ -96,7 +108,10 @@ function required(v: string | undefined, what: string): string {
   return v;
 }
 
-main().then(() => process.exit(0), (err: unknown) => {
-  process.stderr.write(`sdk-load: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
-});
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`sdk-load: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);

@@ -11,7 +11,13 @@ import type { LoadResult } from "./load.js";
 import { ROOT, forkServer, spawnTracked } from "./procs.js";
 
 /** What a child load generator reports for one run. */
-export interface ChildLoadLine { requests: number; errors: number; rps: number; p50_us: number; p99_us: number }
+export interface ChildLoadLine {
+  requests: number;
+  errors: number;
+  rps: number;
+  p50_us: number;
+  p99_us: number;
+}
 
 function toLoadResult(r: ChildLoadLine, seconds: number): LoadResult {
   return { rps: r.rps, p50Us: r.p50_us, p99Us: r.p99_us, requests: r.requests, errors: r.errors, seconds };
@@ -31,7 +37,10 @@ export class GrpcLoad {
   /** Warm-up, then `onStart()` (the CPU meters start), then the measured run. */
   run(target: string, connections: number, seconds: number, warmup: number, onStart: () => void): Promise<LoadResult> {
     return this.ask({ run: { target, connections, seconds, warmup } }, (m) => {
-      if (m.phase === "measure") { onStart(); return undefined; }
+      if (m.phase === "measure") {
+        onStart();
+        return undefined;
+      }
       return m.result && toLoadResult(m.result, seconds);
     });
   }
@@ -44,12 +53,25 @@ export class GrpcLoad {
   private ask<T>(msg: object, take: (m: Reply) => T | undefined): Promise<T> {
     return new Promise((resolve, reject) => {
       const onMessage = (m: Reply): void => {
-        if (m.error) { done(); reject(new Error(`grpc-load: ${m.error}`)); return; }
+        if (m.error) {
+          done();
+          reject(new Error(`grpc-load: ${m.error}`));
+          return;
+        }
         const v = take(m);
-        if (v !== undefined) { done(); resolve(v); }
+        if (v !== undefined) {
+          done();
+          resolve(v);
+        }
       };
-      const onExit = (): void => { done(); reject(new Error("grpc-load exited")); };
-      const done = (): void => { this.child.off("message", onMessage); this.child.off("exit", onExit); };
+      const onExit = (): void => {
+        done();
+        reject(new Error("grpc-load exited"));
+      };
+      const done = (): void => {
+        this.child.off("message", onMessage);
+        this.child.off("exit", onExit);
+      };
       this.child.on("message", onMessage);
       this.child.once("exit", onExit);
       this.child.send(msg);
@@ -64,19 +86,43 @@ export class GrpcLoad {
  */
 export function runSdkLoad(args: string[], connections: number, seconds: number, warmup: number): Promise<LoadResult> {
   const log: string[] = [];
-  const child = spawnTracked("sdk-load", process.execPath, ["--import", "tsx", path.join(ROOT, "bench/clients/sdk-load.ts"), ...args,
-    "--connections", String(connections), "--duration", String(seconds), "--warmup", String(warmup)], log, "pipe");
+  const child = spawnTracked(
+    "sdk-load",
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      path.join(ROOT, "bench/clients/sdk-load.ts"),
+      ...args,
+      "--connections",
+      String(connections),
+      "--duration",
+      String(seconds),
+      "--warmup",
+      String(warmup),
+    ],
+    log,
+    "pipe",
+  );
   let last: ChildLoadLine | undefined;
   createInterface({ input: child.stdout! }).on("line", (l) => {
     if (!l.startsWith("{")) return;
-    try { last = JSON.parse(l) as ChildLoadLine; } catch { /* not ours */ }
+    try {
+      last = JSON.parse(l) as ChildLoadLine;
+    } catch {
+      /* not ours */
+    }
   });
   return new Promise((resolve, reject) => {
     child.once("error", reject);
     child.once("close", (code, sig) => {
       if (code === 0 && last && typeof last.rps === "number") resolve(toLoadResult(last, seconds));
       else {
-        const last = log.filter((l) => l.trim() !== "[sdk-load]").pop()?.replace(/^\[sdk-load\] /, "") ?? "no output";
+        const last =
+          log
+            .filter((l) => l.trim() !== "[sdk-load]")
+            .pop()
+            ?.replace(/^\[sdk-load\] /, "") ?? "no output";
         reject(new Error(`sdk-load exited (${sig ?? code}) without a result: ${last}\n${args.join(" ")}\n${log.join("\n")}`));
       }
     });

@@ -24,7 +24,11 @@ interface AutocannonOptions {
   timeout: number;
   sampleInt: number;
 }
-interface AutocannonResult { errors: number; timeouts: number; non2xx: number }
+interface AutocannonResult {
+  errors: number;
+  timeouts: number;
+  non2xx: number;
+}
 type Autocannon = (opts: AutocannonOptions, cb: (err: Error | null, result: AutocannonResult) => void) => EventEmitter & { stop(): void };
 
 const autocannon = createRequire(import.meta.url)("autocannon") as Autocannon;
@@ -55,35 +59,42 @@ export function runLoad(target: Target, connections: number, seconds: number): P
   let ok = 0;
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const instance = autocannon({
-      url: target.url,
-      method: "POST",
-      headers: target.headers,
-      body: target.body,
-      connections,
-      duration: seconds,
-      pipelining: 1,
-      timeout: 10,
-      // autocannon notices the end of `duration` only at its next sample tick (1 s by default),
-      // which would stretch a 0.25 s warm-up to 1 s; our percentiles do not use its samples.
-      sampleInt: 100,
-    }, (err, result) => {
-      const elapsed = (performance.now() - started) / 1000;
-      if (err) return reject(err);
-      const sorted = times.subarray(0, n).sort();
-      resolve({
-        rps: ok / elapsed,
-        p50Us: percentile(sorted, 0.5) * 1000,
-        p99Us: percentile(sorted, 0.99) * 1000,
-        requests: ok,
-        errors: result.errors + result.timeouts + result.non2xx,
-        seconds: elapsed,
-      });
-    });
+    const instance = autocannon(
+      {
+        url: target.url,
+        method: "POST",
+        headers: target.headers,
+        body: target.body,
+        connections,
+        duration: seconds,
+        pipelining: 1,
+        timeout: 10,
+        // autocannon notices the end of `duration` only at its next sample tick (1 s by default),
+        // which would stretch a 0.25 s warm-up to 1 s; our percentiles do not use its samples.
+        sampleInt: 100,
+      },
+      (err, result) => {
+        const elapsed = (performance.now() - started) / 1000;
+        if (err) return reject(err);
+        const sorted = times.subarray(0, n).sort();
+        resolve({
+          rps: ok / elapsed,
+          p50Us: percentile(sorted, 0.5) * 1000,
+          p99Us: percentile(sorted, 0.99) * 1000,
+          requests: ok,
+          errors: result.errors + result.timeouts + result.non2xx,
+          seconds: elapsed,
+        });
+      },
+    );
     instance.on("response", (_client: unknown, status: number, _bytes: number, ms: number) => {
       if (status < 200 || status > 299) return;
       ok++;
-      if (n === times.length) { const grown = new Float64Array(n * 2); grown.set(times); times = grown; }
+      if (n === times.length) {
+        const grown = new Float64Array(n * 2);
+        grown.set(times);
+        times = grown;
+      }
       times[n++] = ms;
     });
   });
@@ -91,7 +102,11 @@ export function runLoad(target: Target, connections: number, seconds: number): P
 
 /** Clock ticks per second of /proc/<pid>/stat (almost always 100). */
 const CLK_TCK = (() => {
-  try { return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100; } catch { return 100; }
+  try {
+    return Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+  } catch {
+    return 100;
+  }
 })();
 
 /**
@@ -104,7 +119,9 @@ function ticksOf(pid: number, reaped = false): number {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     const f = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // comm may contain spaces
     return Number(f[11]) + Number(f[12]) + (reaped ? Number(f[13]) + Number(f[14]) : 0); // fields 14–17 of proc(5)
-  } catch { return 0; }
+  } catch {
+    return 0;
+  }
 }
 
 /** `pids` plus all their descendants (nginx workers are children of the master). */
@@ -120,9 +137,13 @@ function withDescendants(pids: number[]): number[] {
         const list = parents.get(ppid) ?? [];
         list.push(Number(d));
         parents.set(ppid, list);
-      } catch { /* exited meanwhile */ }
+      } catch {
+        /* exited meanwhile */
+      }
     }
-  } catch { return pids; }
+  } catch {
+    return pids;
+  }
   const all = new Set(pids);
   for (const p of all) for (const c of parents.get(p) ?? []) all.add(c);
   return [...all];

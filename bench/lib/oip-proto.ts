@@ -23,10 +23,15 @@ export const GRPC_MODEL = "noop-model";
  * `noop-model`, one BYTES input padded to size), like the REST scenarios' 222-byte JSON request.
  */
 export function grpcRequestBody(bytes = 222): Buffer {
-  const make = (pad: string): Buffer => Buffer.from(InferRequest.encode(InferRequest.fromObject({
-    model_name: GRPC_MODEL,
-    inputs: [{ name: "text", datatype: "BYTES", shape: [1], contents: { bytes_contents: [Buffer.from(pad)] } }],
-  })).finish());
+  const make = (pad: string): Buffer =>
+    Buffer.from(
+      InferRequest.encode(
+        InferRequest.fromObject({
+          model_name: GRPC_MODEL,
+          inputs: [{ name: "text", datatype: "BYTES", shape: [1], contents: { bytes_contents: [Buffer.from(pad)] } }],
+        }),
+      ).finish(),
+    );
   // Length prefixes grow by a byte past 127, so converge instead of computing the padding once.
   let pad = bytes - make("").length;
   for (let i = 0; i < 4; i++) pad += bytes - make("x".repeat(Math.max(0, pad))).length;

@@ -36,19 +36,31 @@ function track(child: ChildProcess, name: string, log: string[]): ChildProcess {
   children.push(child);
   child.once("exit", () => children.splice(children.indexOf(child), 1));
   // Keep the last lines of output for error messages; never let a full pipe block the child.
-  const keep = (l: string): void => { log.push(`[${name}] ${l}`); if (log.length > 50) log.shift(); };
+  const keep = (l: string): void => {
+    log.push(`[${name}] ${l}`);
+    if (log.length > 50) log.shift();
+  };
   if (child.stderr) createInterface({ input: child.stderr }).on("line", keep);
   return child;
 }
 
 function waitFor<T>(child: ChildProcess, what: string, log: string[], timeoutMs: number, arm: (done: (v: T) => void) => void): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const fail = (why: string): void => { cleanup(); reject(new Error(`${what} ${why}:\n${log.join("\n")}`)); };
+    const fail = (why: string): void => {
+      cleanup();
+      reject(new Error(`${what} ${why}:\n${log.join("\n")}`));
+    };
     const onExit = (code: number | null, sig: NodeJS.Signals | null): void => fail(`exited (${sig ?? code}) before it was ready`);
     const timer = setTimeout(() => fail(`not ready in ${timeoutMs} ms`), timeoutMs);
-    const cleanup = (): void => { clearTimeout(timer); child.off("exit", onExit); };
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      child.off("exit", onExit);
+    };
     child.once("exit", onExit);
-    arm((v) => { cleanup(); resolve(v); });
+    arm((v) => {
+      cleanup();
+      resolve(v);
+    });
   });
 }
 
@@ -56,11 +68,15 @@ function waitFor<T>(child: ChildProcess, what: string, log: string[], timeoutMs:
 export async function startCli(name: string, args: string[]): Promise<{ child: ChildProcess; ready: Record<string, string> }> {
   const log: string[] = [];
   // With the node flags the `anyserve` command runs with (its shebang), as a user would start it.
-  const child = track(spawn(process.execPath, [...SERVING_NODE_FLAGS, BIN, ...args], {
-    cwd: ROOT,
-    stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, ANYSERVE_LOG_LEVEL: "warn" },
-  }), name, log);
+  const child = track(
+    spawn(process.execPath, [...SERVING_NODE_FLAGS, BIN, ...args], {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, ANYSERVE_LOG_LEVEL: "warn" },
+    }),
+    name,
+    log,
+  );
   const ready = await waitFor<Record<string, string>>(child, `anyserve ${name}`, log, 30_000, (done) => {
     createInterface({ input: child.stdout! }).on("line", (line) => {
       if (line.startsWith("ANYSERVE_READY ")) done(JSON.parse(line.slice(15)) as Record<string, string>);
@@ -76,11 +92,15 @@ export async function startCli(name: string, args: string[]): Promise<{ child: C
  */
 export async function forkServer<T>(name: string, file: string, args: string[] = []): Promise<{ child: ChildProcess; ready: T }> {
   const log: string[] = [];
-  const child = track(fork(file, args, {
-    cwd: ROOT,
-    execArgv: ["--import", "tsx"],
-    stdio: ["ignore", "ignore", "pipe", "ipc"],
-  }), name, log);
+  const child = track(
+    fork(file, args, {
+      cwd: ROOT,
+      execArgv: ["--import", "tsx"],
+      stdio: ["ignore", "ignore", "pipe", "ipc"],
+    }),
+    name,
+    log,
+  );
   const ready = await waitFor<T>(child, name, log, 30_000, (done) => child.once("message", (m) => done(m as T)));
   return { child, ready };
 }
@@ -99,13 +119,19 @@ export function runScript(name: string, file: string, args: string[], echo: (lin
   const child = spawnTracked(name, process.execPath, ["--import", "tsx", file, ...args], log, "pipe");
   if (child.stderr) createInterface({ input: child.stderr }).on("line", (l) => echo(`  [${name}] ${l}`));
   let out = "";
-  child.stdout!.on("data", (c: Buffer) => { out += c.toString(); });
+  child.stdout!.on("data", (c: Buffer) => {
+    out += c.toString();
+  });
   return new Promise((resolve, reject) => {
     child.once("error", reject);
     child.once("close", (code, sig) => {
       if (code === 0) return resolve(out);
       // The most telling line first (the thrown error), then everything it said.
-      const why = [...log].reverse().find((l) => /Error\b/.test(l))?.replace(/^\[[^\]]*\] /, "") ?? "";
+      const why =
+        [...log]
+          .reverse()
+          .find((l) => /Error\b/.test(l))
+          ?.replace(/^\[[^\]]*\] /, "") ?? "";
       reject(new Error(`${name} exited (${sig ?? code}): ${why}\n${log.join("\n")}\n${out.slice(-2000)}`));
     });
   });
@@ -126,13 +152,21 @@ export function freePort(): Promise<number> {
 /** SIGTERM to every child (reverse start order), SIGKILL whatever is still alive after `graceMs`. */
 export async function stopAll(graceMs = 5_000): Promise<void> {
   const live = [...children].reverse().filter(isAlive);
-  await Promise.all(live.map((c) => new Promise<void>((resolve) => {
-    if (!isAlive(c)) return resolve();
-    const timer = setTimeout(() => c.kill("SIGKILL"), graceMs);
-    c.once("exit", () => { clearTimeout(timer); resolve(); });
-    if (c.connected) c.disconnect();
-    c.kill("SIGTERM");
-  })));
+  await Promise.all(
+    live.map(
+      (c) =>
+        new Promise<void>((resolve) => {
+          if (!isAlive(c)) return resolve();
+          const timer = setTimeout(() => c.kill("SIGKILL"), graceMs);
+          c.once("exit", () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          if (c.connected) c.disconnect();
+          c.kill("SIGTERM");
+        }),
+    ),
+  );
 }
 
 /**
@@ -150,10 +184,12 @@ export function installCleanup(): void {
   process.on("SIGTERM", bail(143));
   process.on("SIGHUP", bail(129));
   const crash = (err: unknown): void => {
-    process.stderr.write(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+    process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
     bail(1)();
   };
   process.on("uncaughtException", crash);
   process.on("unhandledRejection", crash);
-  process.on("exit", () => { for (const c of children) if (isAlive(c)) c.kill("SIGKILL"); });
+  process.on("exit", () => {
+    for (const c of children) if (isAlive(c)) c.kill("SIGKILL");
+  });
 }

@@ -21,7 +21,12 @@ export interface Report {
 const byRound = (xs: Sample[], id: string): Map<number, Sample> => new Map(xs.filter((x) => x.scenario === id).map((x) => [x.round, x]));
 
 /** `f(a, b)` for every round where both scenarios ran, and the median. */
-function paired(xs: Sample[], a: string, b: string, f: (a: Sample, b: Sample) => number): { median: number; perRound: number[] } | undefined {
+function paired(
+  xs: Sample[],
+  a: string,
+  b: string,
+  f: (a: Sample, b: Sample) => number,
+): { median: number; perRound: number[] } | undefined {
   const [ra, rb] = [byRound(xs, a), byRound(xs, b)];
   const perRound = [...ra].filter(([r]) => rb.has(r)).map(([r, x]) => f(x, rb.get(r)!));
   return perRound.length ? { median: median(perRound), perRound } : undefined;
@@ -57,47 +62,97 @@ export function buildReport(entries: Entry[], loaded: Sample[], single: Sample[]
       ...(errors ? { note: `${errors} errors` } : {}),
     };
     // Per-process CPU: in the full path, the api-server's share is the gateway hop's own cost.
-    const cpuByProcess = Object.fromEntries(Object.keys(s.procs).map((name) =>
-      [name, median(mine.map((x) => x.cpuByProcess?.[name]).filter((x): x is number => x !== undefined))]));
+    const cpuByProcess = Object.fromEntries(
+      Object.keys(s.procs).map((name) => [
+        name,
+        median(mine.map((x) => x.cpuByProcess?.[name]).filter((x): x is number => x !== undefined)),
+      ]),
+    );
     if (Object.keys(cpuByProcess).length > 1 && row.cpuUs !== null) {
-      splits.push(`${s.id}: ${Object.entries(cpuByProcess).map(([n, v]) => `${n} ${v.toFixed(0)}`).join(" + ")}`);
+      splits.push(
+        `${s.id}: ${Object.entries(cpuByProcess)
+          .map(([n, v]) => `${n} ${v.toFixed(0)}`)
+          .join(" + ")}`,
+      );
     }
-    medians[s.id] = { rps: row.rps, p50Ms: row.p50Ms, p99Ms: row.p99Ms, ratio: row.ratio, baseline: s.baseline, ratioToBare: of((x) => x.ratioBare!),
-      cpuUsPerReq: row.cpuUs, cpuByProcess, c1P50Us: row.c1P50Us ?? null, c1AddedUs: row.c1AddedUs ?? null, errors };
+    medians[s.id] = {
+      rps: row.rps,
+      p50Ms: row.p50Ms,
+      p99Ms: row.p99Ms,
+      ratio: row.ratio,
+      baseline: s.baseline,
+      ratioToBare: of((x) => x.ratioBare!),
+      cpuUsPerReq: row.cpuUs,
+      cpuByProcess,
+      c1P50Us: row.c1P50Us ?? null,
+      c1AddedUs: row.c1AddedUs ?? null,
+      errors,
+    };
     return row;
   });
 
   const derived: Report["derived"] = {};
   const lines: string[] = [];
   if (splits.length) lines.push(`CPU µs/req by process (c=${connections}, medians): ${splits.join("; ")}`);
-  const note = (key: string, d: { median: number; perRound: number[] } | undefined, say: (d: { median: number; perRound: number[] }) => string): void => {
+  const note = (
+    key: string,
+    d: { median: number; perRound: number[] } | undefined,
+    say: (d: { median: number; perRound: number[] }) => string,
+  ): void => {
     if (!d) return;
     derived[key] = d;
     lines.push(say(d));
   };
   const rounds = (d: { perRound: number[] }, f: (x: number) => string): string => d.perRound.map(f).join(" / ");
-  note("metricsOnOff", paired(loaded, "rest-infer", "rest-infer-nometrics", (a, b) => a.rps / b.rps), (d) =>
-    `metrics on ÷ off (full path REST /infer, same round, median of ${d.perRound.length}): ${d.median.toFixed(3)} (issue 7: ≥ 0.9)`);
+  note(
+    "metricsOnOff",
+    paired(loaded, "rest-infer", "rest-infer-nometrics", (a, b) => a.rps / b.rps),
+    (d) => `metrics on ÷ off (full path REST /infer, same round, median of ${d.perRound.length}): ${d.median.toFixed(3)} (issue 7: ≥ 0.9)`,
+  );
 
   // Hops at concurrency 1: p50 of the path with the hop − p50 of the path without it, same round.
   const hop = (key: string, a: string, b: string, what: string, goal = ""): void =>
-    note(key, paired(single, a, b, (x, y) => x.p50Us - y.p50Us), (d) =>
-      `${what}: ${us(d.median)} µs p50 at c=1 (rounds ${rounds(d, us)})${goal}`);
+    note(
+      key,
+      paired(single, a, b, (x, y) => x.p50Us - y.p50Us),
+      (d) => `${what}: ${us(d.median)} µs p50 at c=1 (rounds ${rounds(d, us)})${goal}`,
+    );
   const hopsAt = lines.length;
-  hop("gatewayHopUs", "rest-infer", "direct", "  gateway hop: full path REST /infer − direct to replica REST /infer", " — issue 8 goal ≤ 80 µs");
-  hop("fastGatewayHopUs", "rest-infer-fast", "direct", "  gateway hop, fast ingress: full path fast ingress − direct to replica", " — issue 8 goal ≤ 80 µs");
+  hop(
+    "gatewayHopUs",
+    "rest-infer",
+    "direct",
+    "  gateway hop: full path REST /infer − direct to replica REST /infer",
+    " — issue 8 goal ≤ 80 µs",
+  );
+  hop(
+    "fastGatewayHopUs",
+    "rest-infer-fast",
+    "direct",
+    "  gateway hop, fast ingress: full path fast ingress − direct to replica",
+    " — issue 8 goal ≤ 80 µs",
+  );
   hop("grpcGatewayUs", "grpc-infer", "grpc-bare", "  gRPC ingress: full path gRPC ModelInfer − bare grpc-js");
   hop("threadHopUs", "replica-multi", "replica-single", "  replica → worker-thread hop: replica multi 1 thread − replica single");
-  note("threadHopRatio", paired(loaded, "replica-multi", "replica-single", (a, b) => a.rps / b.rps), (d) =>
-    `  worker-thread hop at ${connections} connections: replica multi 1 thread ÷ single = ${d.median.toFixed(2)}× req/s (rounds ${rounds(d, (x) => x.toFixed(2))})`);
+  note(
+    "threadHopRatio",
+    paired(loaded, "replica-multi", "replica-single", (a, b) => a.rps / b.rps),
+    (d) =>
+      `  worker-thread hop at ${connections} connections: replica multi 1 thread ÷ single = ${d.median.toFixed(2)}× req/s (rounds ${rounds(d, (x) => x.toFixed(2))})`,
+  );
   // The heading only when some hop was measured (`--only` may leave out the rows they need).
-  if (lines.length > hopsAt) lines.splice(hopsAt, 0, "", "hops, added p50 at concurrency 1 (the path with the hop − the same path without it, same round, median):");
+  if (lines.length > hopsAt)
+    lines.splice(hopsAt, 0, "", "hops, added p50 at concurrency 1 (the path with the hop − the same path without it, same round, median):");
 
   // Across load generators: the grpc-js client costs more CPU than the HTTP generator on the same cores.
   const cross = ["grpc-infer", "grpc-bare"].filter((id) => medians[id]);
   if (cross.length) {
-    lines.push("", `gRPC rows ÷ bare node:http (same round; † another load generator, whose own CPU cost is in the ratio): ${cross.map((id) =>
-      `${find(id)!.label} ${(medians[id]!.ratioToBare as number).toFixed(2)}×`).join(", ")}`);
+    lines.push(
+      "",
+      `gRPC rows ÷ bare node:http (same round; † another load generator, whose own CPU cost is in the ratio): ${cross
+        .map((id) => `${find(id)!.label} ${(medians[id]!.ratioToBare as number).toFixed(2)}×`)
+        .join(", ")}`,
+    );
   }
   return { rows, medians, derived, lines };
 }

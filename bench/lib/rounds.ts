@@ -61,13 +61,16 @@ export async function runRounds(scenarios: Scenario[], c: RoundsConfig, log: (li
       });
       const used = cpu();
       const interference = others();
-      const byProcess = used === null || r.requests === 0 ? null : Object.fromEntries(Object.entries(used).map(([k, us]) => [k, us / r.requests]));
+      const byProcess =
+        used === null || r.requests === 0 ? null : Object.fromEntries(Object.entries(used).map(([k, us]) => [k, us / r.requests]));
       const total = byProcess && Object.values(byProcess).reduce((a, b) => a + b, 0);
       const sample: Sample = { round, scenario: s.id, ...r, cpuUsPerReq: total, cpuByProcess: byProcess, interference };
       inRound.push(sample);
-      log(`  c=${c.connections} round ${round} ${s.id.padEnd(width)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${(r.p50Us / 1000).toFixed(2)} ms  p99 ${(r.p99Us / 1000).toFixed(2)} ms` +
-        `  cpu ${sample.cpuUsPerReq?.toFixed(0) ?? "–"} µs/req${r.errors ? `  ERRORS ${r.errors}` : ""}` +
-        (interference ? `  others ${interference.foreignPct}% steal ${interference.stealPct}%` : ""));
+      log(
+        `  c=${c.connections} round ${round} ${s.id.padEnd(width)} ${r.rps.toFixed(0).padStart(6)} req/s  p50 ${(r.p50Us / 1000).toFixed(2)} ms  p99 ${(r.p99Us / 1000).toFixed(2)} ms` +
+          `  cpu ${sample.cpuUsPerReq?.toFixed(0) ?? "–"} µs/req${r.errors ? `  ERRORS ${r.errors}` : ""}` +
+          (interference ? `  others ${interference.foreignPct}% steal ${interference.stealPct}%` : ""),
+      );
     }
     const rps = (id: string): number => inRound.find((x) => x.scenario === id)?.rps ?? NaN;
     for (const x of inRound) {

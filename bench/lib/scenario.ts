@@ -45,8 +45,7 @@ export const isScenario = (e: Entry): e is Scenario => !("note" in e);
  * like the request of the reference measurements (issue 8, fast-gateway.md) so ratios compare.
  */
 export function requestBody(bytes = 222): string {
-  const make = (pad: string): string =>
-    JSON.stringify({ inputs: [{ name: "text", datatype: "BYTES", shape: [1], data: [pad] }] });
+  const make = (pad: string): string => JSON.stringify({ inputs: [{ name: "text", datatype: "BYTES", shape: [1], data: [pad] }] });
   const body = make("x".repeat(Math.max(0, bytes - make("").length)));
   if (body.length !== bytes) throw new Error(`request body is ${body.length} bytes, wanted ${bytes}`);
   return body;
@@ -55,7 +54,8 @@ export function requestBody(bytes = 222): string {
 export const JSON_CT = { "content-type": "application/json" };
 export const NOOP = { ...JSON_CT, "x-capability-type": "noop" };
 
-type HttpOptions = Pick<Scenario, "id" | "label" | "procs"> & Partial<Pick<Scenario, "short" | "baseline" | "c1">> & { headers: Record<string, string> };
+type HttpOptions = Pick<Scenario, "id" | "label" | "procs"> &
+  Partial<Pick<Scenario, "short" | "baseline" | "c1">> & { headers: Record<string, string> };
 
 /**
  * A scenario that POSTs `body` to `url`. Loaded runs use wrk when there is one (bench/lib/wrk.ts:
@@ -67,7 +67,11 @@ export function httpScenario(url: string, body: string, o: HttpOptions): Scenari
   const target: Target = { url, headers: o.headers, body };
   const wrk = wrkTool() !== undefined;
   return {
-    baseline: "bare", c1: true, ...o, generator: wrk ? "wrk" : "autocannon", target: url,
+    baseline: "bare",
+    c1: true,
+    ...o,
+    generator: wrk ? "wrk" : "autocannon",
+    target: url,
     async measure(connections, seconds, warmup, onStart) {
       if (warmup > 0) await runLoad(target, connections, warmup);
       onStart();
@@ -89,7 +93,9 @@ export async function waitForRegistry(apiUrl: string, total: number): Promise<vo
     try {
       const r = (await (await fetch(`${apiUrl}/registry`)).json()) as { total: number };
       if (r.total === total) return;
-    } catch { /* not up yet */ }
+    } catch {
+      /* not up yet */
+    }
     if (Date.now() > deadline) throw new Error(`registry did not reach ${total} replica(s) in 10 s`);
     await new Promise((r) => setTimeout(r, 25));
   }
@@ -102,7 +108,16 @@ type Cli = Awaited<ReturnType<typeof startCli>>;
 /** An API server and one noop replica registered with it (`suffix` names their processes). */
 export async function gatewayPair(suffix: string, apiArgs: string[], replicaArgs: string[]): Promise<{ api: Cli; replica: Cli }> {
   const api = await startCli(`api-server${suffix}`, ["api-server", "--port", "0", ...apiArgs]);
-  const replica = await startCli(`replica${suffix}`, ["start", "--app", NOOP_APP, "--port", "0", "--api-server", api.ready.url!, ...replicaArgs]);
+  const replica = await startCli(`replica${suffix}`, [
+    "start",
+    "--app",
+    NOOP_APP,
+    "--port",
+    "0",
+    "--api-server",
+    api.ready.url!,
+    ...replicaArgs,
+  ]);
   await waitForRegistry(api.ready.url!, 1);
   return { api, replica };
 }

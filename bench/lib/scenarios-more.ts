@@ -30,9 +30,18 @@ export async function grpcScenarios(apiGrpc: string, procs: Record<string, numbe
   const gen = await GrpcLoad.start();
   const bare = await forkServer<{ address: string }>("grpc-bare", path.join(ROOT, "bench/servers/grpc-bare.ts"));
   const make = (id: string, label: string, address: string, p: Record<string, number>, more: Partial<Scenario>): Scenario => ({
-    id, label, baseline: "bare", generator: "grpc-js", target: `grpc://${address} ModelInfer, model_name noop-model`, procs: p, c1: true, ...more,
+    id,
+    label,
+    baseline: "bare",
+    generator: "grpc-js",
+    target: `grpc://${address} ModelInfer, model_name noop-model`,
+    procs: p,
+    c1: true,
+    ...more,
     measure: (connections, seconds, warmup, onStart) => gen.run(address, connections, seconds, warmup, onStart),
-    async check() { await gen.check(address); },
+    async check() {
+      await gen.check(address);
+    },
   });
   const [full, base] = [await gen.check(apiGrpc), await gen.check(bare.ready.address)];
   log(`gRPC answers: full path ${full} bytes, bare grpc-js ${base} bytes`);
@@ -52,7 +61,14 @@ export function moleculerScenario(body: string): Promise<Entry[]> {
     while (gwPort === svcPort) gwPort = await freePort();
     const svc = await forkServer<{ ready: boolean }>("moleculer-service", file, ["service", String(svcPort), String(gwPort)]);
     const gw = await forkServer<{ url: string }>("moleculer-gateway", file, ["gateway", String(gwPort), String(svcPort)]);
-    return [httpScenario(`${gw.ready.url}/infer`, body, { id: "moleculer", label, headers: NOOP, procs: { "moleculer-gateway": gw.child.pid!, "moleculer-service": svc.child.pid! } })];
+    return [
+      httpScenario(`${gw.ready.url}/infer`, body, {
+        id: "moleculer",
+        label,
+        headers: NOOP,
+        procs: { "moleculer-gateway": gw.child.pid!, "moleculer-service": svc.child.pid! },
+      }),
+    ];
   });
 }
 
@@ -67,8 +83,20 @@ export async function threadHopScenarios(body: string): Promise<Scenario[]> {
     startCli("replica-multi", ["start", "--app", NOOP_APP, "--port", "0", "--strategy", "multi", "--threads", "1"]),
   ]);
   return [
-    httpScenario(`${single.ready.http}/infer`, body, { id: "replica-single", label: "replica REST /infer, strategy single", short: "single", headers: NOOP, procs: { replica: single.child.pid! } }),
-    httpScenario(`${multi.ready.http}/infer`, body, { id: "replica-multi", label: "replica REST /infer, multi 1 thread (thread hop)", baseline: "replica-single", headers: NOOP, procs: { replica: multi.child.pid! } }),
+    httpScenario(`${single.ready.http}/infer`, body, {
+      id: "replica-single",
+      label: "replica REST /infer, strategy single",
+      short: "single",
+      headers: NOOP,
+      procs: { replica: single.child.pid! },
+    }),
+    httpScenario(`${multi.ready.http}/infer`, body, {
+      id: "replica-multi",
+      label: "replica REST /infer, multi 1 thread (thread hop)",
+      baseline: "replica-single",
+      headers: NOOP,
+      procs: { replica: multi.child.pid! },
+    }),
   ];
 }
 
@@ -77,12 +105,20 @@ export function fastIngressScenarios(body: string): Promise<Entry[]> {
   const id = "rest-infer-fast";
   const label = "full path REST /infer, fast ingress";
   const help = execFileSync(process.execPath, [BIN, "api-server", "--help"], { cwd: ROOT, encoding: "utf8" });
-  if (!help.includes("--fast-ingress")) return Promise.resolve([{ id, label, note: "not yet available (api-server has no --fast-ingress)" }]);
+  if (!help.includes("--fast-ingress"))
+    return Promise.resolve([{ id, label, note: "not yet available (api-server has no --fast-ingress)" }]);
   return optional(id, label, async () => {
     const { api, replica } = await gatewayPair("-fast", ["--fast-ingress"], []);
     // If the fast ingress announces a URL of its own (`fast` in ANYSERVE_READY), the load goes there.
     const url = api.ready.fast ?? api.ready.url!;
-    return [httpScenario(`${url}/infer`, body, { id, label, headers: NOOP, procs: { "api-server": api.child.pid!, replica: replica.child.pid! } })];
+    return [
+      httpScenario(`${url}/infer`, body, {
+        id,
+        label,
+        headers: NOOP,
+        procs: { "api-server": api.child.pid!, replica: replica.child.pid! },
+      }),
+    ];
   });
 }
 
@@ -93,19 +129,43 @@ export function fastIngressScenarios(body: string): Promise<Entry[]> {
  */
 export function sdkScenarios(apiUrl: string, bareUrl: string): Promise<Entry[]> {
   const rows = [
-    { id: "sdk-bare", label: "SDK client → bare node:http (SDK baseline)", args: ["--mode", "rest", "--endpoint", bareUrl], more: { short: "SDK→bare" } },
-    { id: "sdk-direct", label: "SDK client direct → replica", args: ["--mode", "direct", "--api-server", apiUrl], more: { baseline: "sdk-bare" } },
+    {
+      id: "sdk-bare",
+      label: "SDK client → bare node:http (SDK baseline)",
+      args: ["--mode", "rest", "--endpoint", bareUrl],
+      more: { short: "SDK→bare" },
+    },
+    {
+      id: "sdk-direct",
+      label: "SDK client direct → replica",
+      args: ["--mode", "direct", "--api-server", apiUrl],
+      more: { baseline: "sdk-bare" },
+    },
   ];
   if (!existsSync(path.join(ROOT, "bench/clients/sdk-load.ts"))) {
     return Promise.resolve(rows.map((r) => ({ id: r.id, label: r.label, note: "not yet available (no bench/clients/sdk-load.ts)" })));
   }
-  return Promise.all(rows.map((r) => optional(r.id, r.label, async () => {
-    const check = await runSdkLoad(r.args, 1, 1, 0);
-    if (check.errors || !check.requests) throw new Error(`sdk-load ${r.args.join(" ")}: ${check.requests} requests, ${check.errors} errors`);
-    return [{
-      id: r.id, label: r.label, baseline: "bare", generator: "sdk", target: r.args.join(" "), procs: {}, c1: false, ...r.more,
-      measure: (connections: number, seconds: number, warmup: number) => runSdkLoad(r.args, connections, seconds, warmup),
-      check: () => Promise.resolve(),
-    } satisfies Scenario];
-  }))).then((x) => x.flat());
+  return Promise.all(
+    rows.map((r) =>
+      optional(r.id, r.label, async () => {
+        const check = await runSdkLoad(r.args, 1, 1, 0);
+        if (check.errors || !check.requests)
+          throw new Error(`sdk-load ${r.args.join(" ")}: ${check.requests} requests, ${check.errors} errors`);
+        return [
+          {
+            id: r.id,
+            label: r.label,
+            baseline: "bare",
+            generator: "sdk",
+            target: r.args.join(" "),
+            procs: {},
+            c1: false,
+            ...r.more,
+            measure: (connections: number, seconds: number, warmup: number) => runSdkLoad(r.args, connections, seconds, warmup),
+            check: () => Promise.resolve(),
+          } satisfies Scenario,
+        ];
+      }),
+    ),
+  ).then((x) => x.flat());
 }

@@ -33,7 +33,11 @@ export interface MachineInfo {
 }
 
 function git(args: string[]): string | null {
-  try { return execFileSync("git", args, { cwd: ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim(); } catch { return null; }
+  try {
+    return execFileSync("git", args, { cwd: ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+  } catch {
+    return null;
+  }
 }
 
 export function machineInfo(): MachineInfo {
@@ -44,7 +48,7 @@ export function machineInfo(): MachineInfo {
     cpuCount: cpus.length,
     node: process.version,
     os: `${os.type()} ${os.release()} ${os.arch()}`,
-    memoryGb: Math.round(os.totalmem() / 2 ** 30 * 10) / 10,
+    memoryGb: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
     loadAvg1: Math.round(os.loadavg()[0]! * 100) / 100,
     date: new Date().toISOString(),
     gitCommit: git(["rev-parse", "HEAD"]),

@@ -20,13 +20,19 @@ export interface SubBench {
   markdown: string;
 }
 
-interface Spec { id: string; title: string; file: string; args: string[] }
+interface Spec {
+  id: string;
+  title: string;
+  file: string;
+  args: string[];
+}
 
 export function subBenchSpecs(quick: boolean): Spec[] {
   return [
     {
       id: "execution",
-      title: "strategies, thread hop and batching (bench/execution.ts: lane → strategy → task runner, no HTTP; ratios within each round, median)",
+      title:
+        "strategies, thread hop and batching (bench/execution.ts: lane → strategy → task runner, no HTTP; ratios within each round, median)",
       file: "bench/execution.ts",
       args: quick ? ["--quick"] : ["--rounds", "3", "--seconds", "0.6", "--hop-requests", "1000"],
     },
@@ -58,7 +64,11 @@ export async function runSubBenches(specs: Spec[], log: (line: string) => void):
     const goals = result?.goals?.length ? `\n\n${result.goals.join("\n")}` : "";
     const body = table ? `${table.text}${goals}` : `failed: ${error?.split("\n", 1)[0]}`;
     out.push({
-      id: s.id, title: s.title, result, ...(error ? { error } : {}), seconds: Math.round((Date.now() - started) / 100) / 10,
+      id: s.id,
+      title: s.title,
+      result,
+      ...(error ? { error } : {}),
+      seconds: Math.round((Date.now() - started) / 100) / 10,
       text: `${s.title}\n\n${body}`,
       markdown: table ? `${table.markdown}${goals}` : body,
     });

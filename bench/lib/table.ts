@@ -28,8 +28,14 @@ function cells(r: Row): string[] {
   if (r.rps === undefined) return [r.label, r.note ?? "", ...HEAD.slice(2).map(() => "")];
   return [
     r.note ? `${r.label} (${r.note})` : r.label,
-    fmt(r.rps, 0), fmt(r.p50Ms, 2), fmt(r.p99Ms, 2), fmt(r.ratio, 2), r.vs ?? "",
-    fmt(r.cpuUs, 0), fmt(r.c1P50Us, 0), r.c1AddedUs === 0 ? "0" : fmt(r.c1AddedUs, 0, true),
+    fmt(r.rps, 0),
+    fmt(r.p50Ms, 2),
+    fmt(r.p99Ms, 2),
+    fmt(r.ratio, 2),
+    r.vs ?? "",
+    fmt(r.cpuUs, 0),
+    fmt(r.c1P50Us, 0),
+    r.c1AddedUs === 0 ? "0" : fmt(r.c1AddedUs, 0, true),
   ];
 }
 

@@ -16,13 +16,24 @@ export interface Tool {
 }
 
 const executable = (file: string): boolean => {
-  try { accessSync(file, constants.X_OK); return true; } catch { return false; }
+  try {
+    accessSync(file, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
 };
 
 /** The unpacked packages' library folders (`usr/lib/<arch>-linux-gnu`, whatever the architecture). */
 function libDirs(): string[] {
   const lib = path.join(TOOLS_DIR, "usr/lib");
-  try { return readdirSync(lib).filter((d) => d.endsWith("-linux-gnu")).map((d) => path.join(lib, d)); } catch { return []; }
+  try {
+    return readdirSync(lib)
+      .filter((d) => d.endsWith("-linux-gnu"))
+      .map((d) => path.join(lib, d));
+  } catch {
+    return [];
+  }
 }
 
 /** `name`'s binary: `$envVar`, `.bench-tools/<relative>`, or PATH; undefined when none is there. */
@@ -34,6 +45,10 @@ export function findTool(name: string, envVar: string, relative: string): Tool |
     const ld = [...libDirs(), process.env.LD_LIBRARY_PATH].filter(Boolean).join(path.delimiter);
     return { bin: unpacked, env: { ...process.env, LD_LIBRARY_PATH: ld } };
   }
-  const onPath = (process.env.PATH ?? "").split(path.delimiter).filter(Boolean).map((d) => path.join(d, name)).find(executable);
+  const onPath = (process.env.PATH ?? "")
+    .split(path.delimiter)
+    .filter(Boolean)
+    .map((d) => path.join(d, name))
+    .find(executable);
   return onPath ? { bin: onPath, env: process.env } : undefined;
 }

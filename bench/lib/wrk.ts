@@ -32,7 +32,9 @@ function luaString(text: string): string {
 
 /** The script: the fixed request, and a summary line of JSON when wrk is done. */
 function script(target: Target): string {
-  const headers = Object.entries(target.headers).map(([k, v]) => `wrk.headers[ ${luaString(k)} ] = ${luaString(v)}`).join("\n");
+  const headers = Object.entries(target.headers)
+    .map(([k, v]) => `wrk.headers[ ${luaString(k)} ] = ${luaString(v)}`)
+    .join("\n");
   return `wrk.method = "POST"
 wrk.body = ${luaString(target.body)}
 ${headers}
@@ -45,7 +47,14 @@ end
 `;
 }
 
-interface WrkSummary { requests: number; durationUs: number; p50Us: number; p99Us: number; socketErrors: number; statusErrors: number }
+interface WrkSummary {
+  requests: number;
+  durationUs: number;
+  p50Us: number;
+  p99Us: number;
+  socketErrors: number;
+  statusErrors: number;
+}
 
 /** Runs wrk against `target` for `seconds` (rounded to whole seconds). */
 export async function runWrk(target: Target, connections: number, seconds: number): Promise<LoadResult> {
@@ -54,7 +63,19 @@ export async function runWrk(target: Target, connections: number, seconds: numbe
   const dir = mkdtempSync(path.join(os.tmpdir(), "anyserve-bench-wrk-"));
   const file = path.join(dir, "request.lua");
   writeFileSync(file, script(target));
-  const args = ["-t", "1", "-c", String(connections), "-d", `${Math.max(1, Math.round(seconds))}s`, "--timeout", "10s", "-s", file, target.url];
+  const args = [
+    "-t",
+    "1",
+    "-c",
+    String(connections),
+    "-d",
+    `${Math.max(1, Math.round(seconds))}s`,
+    "--timeout",
+    "10s",
+    "-s",
+    file,
+    target.url,
+  ];
   try {
     const out = await new Promise<string>((resolve, reject) => {
       execFile(tool.bin, args, { env: tool.env, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {

@@ -11,4 +11,6 @@ const target = process.argv[2];
 if (!target) throw new Error("usage: frame-gateway.ts <frame server url>");
 const gw = await startFrameGateway(target);
 process.send!({ url: `http://127.0.0.1:${gw.port}` });
-process.on("disconnect", () => { void gw.close().finally(() => process.exit(0)); });
+process.on("disconnect", () => {
+  void gw.close().finally(() => process.exit(0));
+});

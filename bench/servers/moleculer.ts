@@ -18,7 +18,8 @@ import { ServiceBroker, type Context } from "moleculer";
 import ApiGateway from "moleculer-web";
 
 const [role, port, peerPort] = process.argv.slice(2);
-if ((role !== "service" && role !== "gateway") || !port || !peerPort) throw new Error("usage: moleculer.ts service|gateway <port> <peer port>");
+if ((role !== "service" && role !== "gateway") || !port || !peerPort)
+  throw new Error("usage: moleculer.ts service|gateway <port> <peer port>");
 const peer = role === "service" ? "gateway" : "service";
 
 const broker = new ServiceBroker({
@@ -61,4 +62,6 @@ if (role === "service") {
   const server = (broker.getLocalService("api") as unknown as { server: Server }).server;
   process.send!({ url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` });
 }
-process.on("disconnect", () => { void broker.stop().finally(() => process.exit(0)); });
+process.on("disconnect", () => {
+  void broker.stop().finally(() => process.exit(0));
+});

@@ -69,7 +69,9 @@ export async function startNginx(bin: string, upstreamUrl: string): Promise<{ ur
       const res = await fetch(`${url}/`, { method: "POST", body: "{}", headers: { "content-type": "application/json" } });
       await res.arrayBuffer();
       if (res.status === 200) return { url, child };
-    } catch { /* not listening yet */ }
+    } catch {
+      /* not listening yet */
+    }
     if (Date.now() > deadline) throw new Error(`nginx not ready in 10 s:\n${log.join("\n")}`);
     await new Promise((r) => setTimeout(r, 50));
   }

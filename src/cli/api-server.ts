@@ -35,8 +35,15 @@ export function registerApiServerCommand(program: Command): void {
     .option("--load-balancing <strategy>", `balancing strategy for replicas: ${BALANCER_NAMES.join(", ")}`, "power_of_two")
     .option("--failover", "retry requests that were not delivered (or got a retryable error) on another replica")
     .option("--no-metrics", "no Prometheus metrics (/metrics) and no request statistics (status API)")
-    .option("--fast-ingress", "serve REST with the fast ingress: raw sockets and Node's llhttp for the inference routes, node:http for the rest")
-    .option("--health-check-interval <seconds>", "probe each replica this often (default: its heartbeat interval)", secondsOption("--health-check-interval"))
+    .option(
+      "--fast-ingress",
+      "serve REST with the fast ingress: raw sockets and Node's llhttp for the inference routes, node:http for the rest",
+    )
+    .option(
+      "--health-check-interval <seconds>",
+      "probe each replica this often (default: its heartbeat interval)",
+      secondsOption("--health-check-interval"),
+    )
     .action(async (o: ApiServerFlags) => {
       if (o.unmatched !== "error" && o.unmatched !== "delegate") {
         program.error(`--unmatched: expected 'error' or 'delegate', got '${o.unmatched}'`);
@@ -54,7 +61,11 @@ export function registerApiServerCommand(program: Command): void {
         maxBodyBytes: o.maxBodyMb * 1024 * 1024,
         metrics: o.metrics,
         fastIngress: o.fastIngress ?? false,
-        defaultPolicy: { load_balancing: o.loadBalancing, failover_enabled: o.failover ?? false, health_check_interval: o.healthCheckInterval },
+        defaultPolicy: {
+          load_balancing: o.loadBalancing,
+          failover_enabled: o.failover ?? false,
+          health_check_interval: o.healthCheckInterval,
+        },
         ...(o.grpcPort !== undefined ? { grpcPort: o.grpcPort } : {}),
         ...(token ? { token } : {}),
       });

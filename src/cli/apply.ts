@@ -1,6 +1,7 @@
 /** `anyserve apply FILE` and `anyserve validate FILE`. */
 import type { Command } from "commander";
 import { ConfigError, loadDeploymentFile } from "../deploy/load.js";
+import type { DeploymentFile } from "../deploy/schema.js";
 
 export function registerApplyCommands(program: Command): void {
   program
@@ -11,7 +12,9 @@ export function registerApplyCommands(program: Command): void {
       try {
         const config = await loadDeploymentFile(file);
         const services = Object.entries(config.services);
-        process.stdout.write(`${file}: valid — ${services.length} service(s): ${services.map(([n, s]) => `${n} (${s.deployment.replicas} × ${s.deployment.threading_strategy})`).join(", ")}\n`);
+        process.stdout.write(
+          `${file}: valid — ${services.length} service(s): ${services.map(([n, s]) => `${n} (${s.deployment.replicas} × ${s.deployment.threading_strategy})`).join(", ")}\n`,
+        );
       } catch (err) {
         if (!(err instanceof ConfigError)) throw err;
         process.stderr.write(`${err.message}\n`);
@@ -26,7 +29,7 @@ export function registerApplyCommands(program: Command): void {
     .option("--api-server <url>", "the API server of the running deployment", "http://127.0.0.1:8080")
     .option("--token <token>", "control-plane bearer token (default: $ANYSERVE_TOKEN)")
     .action(async (file: string, o: { apiServer: string; token?: string }) => {
-      let config;
+      let config: DeploymentFile;
       try {
         config = await loadDeploymentFile(file); // validates here first, and makes app paths absolute
       } catch (err) {
@@ -40,14 +43,21 @@ export function registerApplyCommands(program: Command): void {
         headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
         body: JSON.stringify(config),
       });
-      const body = (await res.json()) as { services?: Record<string, { status: string; replicas: number; reason?: string; changed: { field: string; applied: string }[] }>; error?: string };
+      const body = (await res.json()) as {
+        services?: Record<string, { status: string; replicas: number; reason?: string; changed: { field: string; applied: string }[] }>;
+        error?: string;
+      };
       if (!res.ok) {
         process.stderr.write(`apply failed (${res.status}): ${body.error}\n`);
         process.exit(1);
       }
       for (const [name, s] of Object.entries(body.services ?? {})) {
-        const changes = s.changed.map((c) => `${c.field} (${c.applied === "live" ? "applied live" : "replicas replaced one by one"})`).join(", ");
-        process.stdout.write(`${name}: ${s.status}, ${s.replicas} replica(s)${s.reason ? ` — ${s.reason}` : ""}${changes ? `; changed ${changes}` : ""}\n`);
+        const changes = s.changed
+          .map((c) => `${c.field} (${c.applied === "live" ? "applied live" : "replicas replaced one by one"})`)
+          .join(", ");
+        process.stdout.write(
+          `${name}: ${s.status}, ${s.replicas} replica(s)${s.reason ? ` — ${s.reason}` : ""}${changes ? `; changed ${changes}` : ""}\n`,
+        );
       }
     });
 }

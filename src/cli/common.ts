@@ -4,7 +4,8 @@ import { InvalidArgumentError } from "commander";
 export function intOption(name: string, min: number, max: number): (v: string) => number {
   return (v) => {
     const n = Number(v);
-    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name}: expected an integer from ${min} to ${max}, got '${v}'`);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new InvalidArgumentError(`${name}: expected an integer from ${min} to ${max}, got '${v}'`);
     return n;
   };
 }

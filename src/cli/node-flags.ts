@@ -51,5 +51,8 @@ export function servingExecArgv(execArgv: readonly string[]): string[] {
 
 /** `--no-memory_reducer` → `memory-reducer`: the V8 option a flag sets, however it is spelled. */
 function optionName(arg: string): string {
-  return arg.replace(/^--(no-)?/, "").split("=")[0]!.replace(/_/g, "-");
+  return arg
+    .replace(/^--(no-)?/, "")
+    .split("=")[0]!
+    .replace(/_/g, "-");
 }

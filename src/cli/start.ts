@@ -29,8 +29,7 @@ interface StartOptions extends ExecutionFlags {
 }
 
 export function registerStartCommand(program: Command): void {
-  addExecutionOptions(program
-    .command("start"))
+  addExecutionOptions(program.command("start"))
     .description("run a replica: serve an app over OIP v2 (gRPC and REST) and register it with the API server")
     .requiredOption("--app <file[:export]>", "the app module, e.g. ./examples/mvp_demo/chat_app.ts:app (TypeScript loads directly)")
     .option("--port <port>", "gRPC port (0 = any free port)", intOption("--port", 0, 65535), 50051)
@@ -43,7 +42,12 @@ export function registerStartCommand(program: Command): void {
     .option("--object-store-max-gb <gb>", "cap on all objects in the store directory", positiveNumber("--object-store-max-gb"), 10)
     .option("--object-cache", "keep local copies of objects fetched from other replicas")
     .option("--token <token>", "bearer token of the API server (default: $ANYSERVE_TOKEN)")
-    .option("--heartbeat-interval <seconds>", "heartbeat period; the API server drops a replica after 3 silent periods", secondsOption("--heartbeat-interval"), 5)
+    .option(
+      "--heartbeat-interval <seconds>",
+      "heartbeat period; the API server drops a replica after 3 silent periods",
+      secondsOption("--heartbeat-interval"),
+      5,
+    )
     .option("--timeout <seconds>", "the longest a request may run", secondsOption("--timeout"), 30)
     .option("--max-body-mb <mb>", "largest request body", intOption("--max-body-mb", 1, 4096), 64)
     .option("--service <name>", "service name to report in the registry (and to serve a class export under)")

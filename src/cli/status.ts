@@ -49,21 +49,24 @@ async function fetchStatus(base: string, service: string | undefined): Promise<S
     try {
       res = await fetch(base + path, { signal: AbortSignal.timeout(10_000) });
     } catch (err) {
-      throw new Error(`cannot reach the API server at ${base} (${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message})`);
+      throw new Error(
+        `cannot reach the API server at ${base} (${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message})`,
+      );
     }
     const body = (await res.json()) as T & { error?: string };
     if (!res.ok) throw new Error(body.error ?? `${path}: HTTP ${res.status}`);
     return body;
   };
-  const services = service === undefined
-    ? (await get<{ services: ServiceView[] }>("/api/services")).services
-    : [await get<ServiceView>(`/api/services/${encodeURIComponent(service)}`)];
+  const services =
+    service === undefined
+      ? (await get<{ services: ServiceView[] }>("/api/services")).services
+      : [await get<ServiceView>(`/api/services/${encodeURIComponent(service)}`)];
   return { services, stats: await get<Record<string, unknown>>("/api/stats") };
 }
 
 /** The status as text: JSON, or two aligned tables. */
 export function render(s: Status, json: boolean): string {
-  if (json) return JSON.stringify(s, null, 2) + "\n";
+  if (json) return `${JSON.stringify(s, null, 2)}\n`;
   const services = table(
     ["SERVICE", "STATUS", "REPLICAS", "HEALTHY", "RPS", "P50 ms", "P99 ms", "REQUESTS", "ERRORS", "IN-FLIGHT", "QUEUE"],
     s.services.map((v) => [
@@ -111,7 +114,11 @@ function num(v: number | null | undefined): string {
 
 function table(head: string[], rows: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join("  ").trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd();
   return [line(head), ...rows.map(line)].join("\n");
 }
 

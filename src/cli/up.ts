@@ -35,7 +35,11 @@ export function registerUpCommand(program: Command): void {
     .option("--token <token>", "control-plane bearer token (default: $ANYSERVE_TOKEN)")
     .option("--node-name <name>", "this node's name (overrides node.name)")
     .option("--node-cpus <n>", "CPU cores this node offers (overrides node.cpu_cores)", intOption("--node-cpus", 1, 4096))
-    .option("--node-memory-mb <mb>", "memory this node offers (overrides node.memory_mb)", intOption("--node-memory-mb", 1, 16 * 1024 * 1024))
+    .option(
+      "--node-memory-mb <mb>",
+      "memory this node offers (overrides node.memory_mb)",
+      intOption("--node-memory-mb", 1, 16 * 1024 * 1024),
+    )
     .option("--node-gpus <n>", "GPUs this node offers (overrides node.gpu_count)", intOption("--node-gpus", 0, 64))
     .action(async (file: string, o: UpOptions) => {
       const logger = createLogger("anyserve-up");
@@ -75,7 +79,10 @@ export function registerUpCommand(program: Command): void {
         return fail(err);
       });
       printSummary(api.url, api.grpcAddress, controller);
-      printTryLines(api.url, api.registry.list().flatMap((e) => e.capabilities.map((c) => c.capability)));
+      printTryLines(
+        api.url,
+        api.registry.list().flatMap((e) => e.capabilities.map((c) => c.capability)),
+      );
       announceReady({ role: "up", url: api.url, grpc: api.grpcAddress ?? null, services: report });
     });
 }
@@ -88,8 +95,11 @@ function printSummary(url: string, grpc: string | undefined, controller: Deploym
       continue;
     }
     const d = s.config.deployment;
-    lines.push(`  ${name}: ${s.replicas.length} replica(s), ${d.threading_strategy} × ${d.thread_count}, queue ${s.config.performance.queue_size}`);
-    for (const r of s.replicas) lines.push(`    ${r.replicaId}: ${r.state}${r.http ? ` ${r.http}` : ""}${r.lastExit ? ` (last exit: ${r.lastExit})` : ""}`);
+    lines.push(
+      `  ${name}: ${s.replicas.length} replica(s), ${d.threading_strategy} × ${d.thread_count}, queue ${s.config.performance.queue_size}`,
+    );
+    for (const r of s.replicas)
+      lines.push(`    ${r.replicaId}: ${r.state}${r.http ? ` ${r.http}` : ""}${r.lastExit ? ` (last exit: ${r.lastExit})` : ""}`);
   }
   lines.push(
     `  dashboard: ${url}/dashboard   metrics: ${url}/metrics   status: anyserve status --api-server ${url}`,
@@ -97,7 +107,7 @@ function printSummary(url: string, grpc: string | undefined, controller: Deploym
     `Ctrl-C stops everything.`,
     ``,
   );
-  process.stdout.write(lines.join("\n") + "\n");
+  process.stdout.write(`${lines.join("\n")}\n`);
 }
 
 /** One first curl per deployed capability, so a new user can call each right away. */
@@ -105,15 +115,23 @@ function printTryLines(url: string, caps: Record<string, string>[]): void {
   const seen = new Set<string>();
   const lines = ["Try:"];
   for (const cap of caps) {
-    const headerName = (k: string): string => k.split("_").map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join("-");
-    const headers = Object.entries(cap).map(([k, v]) => `-H 'X-Capability-${headerName(k)}: ${v}'`).join(" ");
+    const headerName = (k: string): string =>
+      k
+        .split("_")
+        .map((w) => w.charAt(0).toUpperCase() + w.slice(1))
+        .join("-");
+    const headers = Object.entries(cap)
+      .map(([k, v]) => `-H 'X-Capability-${headerName(k)}: ${v}'`)
+      .join(" ");
     if (seen.has(headers) || seen.size >= 6) continue;
     seen.add(headers);
     const route = cap.type === "stream" ? "/infer/stream" : "/infer";
-    lines.push(`  curl -s${route.endsWith("stream") ? "N" : ""} ${url}${route} ${headers} -H 'Content-Type: application/json' \\`,
-      `    -d '{"inputs":[{"name":"text","datatype":"BYTES","shape":[1],"data":["hello there"]}]}'`);
+    lines.push(
+      `  curl -s${route.endsWith("stream") ? "N" : ""} ${url}${route} ${headers} -H 'Content-Type: application/json' \\`,
+      `    -d '{"inputs":[{"name":"text","datatype":"BYTES","shape":[1],"data":["hello there"]}]}'`,
+    );
   }
-  process.stdout.write(lines.join("\n") + "\n\n");
+  process.stdout.write(`${lines.join("\n")}\n\n`);
 }
 
 function fail(err: unknown): never {

@@ -57,7 +57,11 @@ export class DeploymentController {
       const after = this.#config?.services[service]?.monitoring.unhealthy_restart_after ?? null;
       for (const proc of list) {
         if (proc.state !== "running") continue;
-        out.push({ replicaId: proc.spec.replicaId, restartAfterMs: after === null ? null : after * 1000, replace: (reason) => proc.replace(reason) });
+        out.push({
+          replicaId: proc.spec.replicaId,
+          restartAfterMs: after === null ? null : after * 1000,
+          replace: (reason) => proc.replace(reason),
+        });
       }
     }
     return out;
@@ -82,13 +86,15 @@ export class DeploymentController {
   /** Sets one service's replica count (the management API's "scale"). */
   scale(service: string, replicas: number): Promise<Record<string, ServiceReport>> {
     const cfg = this.#config;
-    if (!cfg || !cfg.services[service]) return Promise.reject(new Error(`no service '${service}' is deployed`));
+    if (!cfg?.services[service]) return Promise.reject(new Error(`no service '${service}' is deployed`));
     const next: DeploymentFile = structuredClone(cfg);
     next.services[service]!.deployment.replicas = replicas;
     return this.apply(next);
   }
 
-  status(): { services: Record<string, { placement: ServicePlacement["status"]; reason?: string; config: ServiceConfig; replicas: ReplicaStatus[] }> } {
+  status(): {
+    services: Record<string, { placement: ServicePlacement["status"]; reason?: string; config: ServiceConfig; replicas: ReplicaStatus[] }>;
+  } {
     const services: ReturnType<DeploymentController["status"]>["services"] = {};
     for (const [name, cfg] of Object.entries(this.#config?.services ?? {})) {
       const p = this.#placements.get(name);
@@ -117,20 +123,22 @@ export class DeploymentController {
     this.#placements = new Map(placements.map((p) => [p.service, p]));
     const report: Record<string, ServiceReport> = {};
     // Services are independent: start (or change) them all at once.
-    await Promise.all(placements.map(async (p) => {
-      const cfg = file.services[p.service]!;
-      const changed = diffFields(previous?.services[p.service], cfg);
-      this.#o.policies?.set(p.service, policyFieldsOf(cfg));
-      if (p.status === "unschedulable") {
-        await this.#scaleTo(p.service, cfg, 0, p);
-        report[p.service] = { status: "unschedulable", reason: p.reason, replicas: 0, changed };
-        this.#o.logger.warn({ service: p.service, reason: p.reason }, "service is unschedulable on this node");
-        return;
-      }
-      if (changed.some((c) => c.applied === "restart")) await this.#rollingReplace(p.service, cfg, p);
-      await this.#scaleTo(p.service, cfg, cfg.deployment.replicas, p);
-      report[p.service] = { status: "scheduled", replicas: cfg.deployment.replicas, changed };
-    }));
+    await Promise.all(
+      placements.map(async (p) => {
+        const cfg = file.services[p.service]!;
+        const changed = diffFields(previous?.services[p.service], cfg);
+        this.#o.policies?.set(p.service, policyFieldsOf(cfg));
+        if (p.status === "unschedulable") {
+          await this.#scaleTo(p.service, cfg, 0, p);
+          report[p.service] = { status: "unschedulable", reason: p.reason, replicas: 0, changed };
+          this.#o.logger.warn({ service: p.service, reason: p.reason }, "service is unschedulable on this node");
+          return;
+        }
+        if (changed.some((c) => c.applied === "restart")) await this.#rollingReplace(p.service, cfg, p);
+        await this.#scaleTo(p.service, cfg, cfg.deployment.replicas, p);
+        report[p.service] = { status: "scheduled", replicas: cfg.deployment.replicas, changed };
+      }),
+    );
     for (const name of this.#replicas.keys()) {
       if (!file.services[name]) {
         await this.#scaleTo(name, undefined, 0, undefined);

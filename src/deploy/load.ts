@@ -56,7 +56,10 @@ export function parseDeployment(doc: string | unknown, source = "config"): Deplo
   }
   const result = deploymentFileSchema.safeParse(value, { reportInput: true });
   if (result.success) return result.data;
-  throw new ConfigError(source, result.error.issues.flatMap((issue) => describeIssue(issue, value)));
+  throw new ConfigError(
+    source,
+    result.error.issues.flatMap((issue) => describeIssue(issue, value)),
+  );
 }
 
 function describeIssue(issue: z.core.$ZodIssue, root: unknown): ConfigIssue[] {
@@ -73,10 +76,14 @@ function describeIssue(issue: z.core.$ZodIssue, root: unknown): ConfigIssue[] {
     });
   }
   const input = "input" in issue ? issue.input : valueAt(root, at);
-  const got = input === undefined ? "nothing" : typeof input === "number" && !Number.isFinite(input) ? String(input) : JSON.stringify(input)?.slice(0, 80);
+  const got =
+    input === undefined
+      ? "nothing"
+      : typeof input === "number" && !Number.isFinite(input)
+        ? String(input)
+        : JSON.stringify(input)?.slice(0, 80);
   return [{ path: dotted, message: `${issue.message}; got ${got}` }];
 }
-
 
 /** The keys the schema allows at a path (for hints). */
 function knownKeys(at: string[]): string[] {

@@ -88,14 +88,18 @@ export function place(file: DeploymentFile, node: NodeCapacity): ServicePlacemen
       const want = r.gpu_count ?? 0;
       const gpuIds = freeGpus.splice(0, want);
       if (gpuIds.length < want) {
-        problems.push(`${service}: replica ${index} needs ${want} GPU(s); node '${node.name}' has ${node.gpuIds.length} in all and none left`);
+        problems.push(
+          `${service}: replica ${index} needs ${want} GPU(s); node '${node.name}' has ${node.gpuIds.length} in all and none left`,
+        );
       }
       replicas.push({ service, index, replicaId: `${service}-${index}`, gpuIds });
     }
     out.push({ service, status: "scheduled", replicas });
   }
-  if (cpu > node.cpuCores) problems.push(`cpu_cores: the services need ${cpu} in all (replicas × cpu_cores); node '${node.name}' has ${node.cpuCores}`);
-  if (memory > node.memoryMb) problems.push(`memory_mb: the services need ${memory} MB in all; node '${node.name}' has ${node.memoryMb} MB`);
+  if (cpu > node.cpuCores)
+    problems.push(`cpu_cores: the services need ${cpu} in all (replicas × cpu_cores); node '${node.name}' has ${node.cpuCores}`);
+  if (memory > node.memoryMb)
+    problems.push(`memory_mb: the services need ${memory} MB in all; node '${node.name}' has ${node.memoryMb} MB`);
   if (problems.length > 0) throw new PlacementError(problems);
   return out;
 }

@@ -14,12 +14,14 @@ import { PlacementError } from "./placement.js";
 
 /** `controller` is a getter: the API server (and so these routes) exists before the controller that needs its URL. */
 export function deploymentRoutes(controller: () => DeploymentController, token: string | undefined): Record<string, RouteHandler> {
-  const guarded = (fn: (req: IncomingMessage, res: ServerResponse) => Promise<void>): RouteHandler => (req, res) => {
-    checkToken(req, token);
-    return fn(req, res).catch((err: unknown) => {
-      throw toHttpError(err);
-    });
-  };
+  const guarded =
+    (fn: (req: IncomingMessage, res: ServerResponse) => Promise<void>): RouteHandler =>
+    (req, res) => {
+      checkToken(req, token);
+      return fn(req, res).catch((err: unknown) => {
+        throw toHttpError(err);
+      });
+    };
   return {
     "GET /api/deployment": (_q, res) => sendJson(res, 200, controller().status()),
     "POST /api/apply": guarded(async (req, res) => {
@@ -29,8 +31,17 @@ export function deploymentRoutes(controller: () => DeploymentController, token: 
     }),
     "POST /api/scale": guarded(async (req, res) => {
       const body = (await readJson(req)) as { service?: unknown; replicas?: unknown };
-      if (typeof body.service !== "string" || typeof body.replicas !== "number" || !Number.isInteger(body.replicas) || body.replicas < 0 || body.replicas > 1000) {
-        throw new AnyServeError("CONFIG_INVALID", `expected {"service": name, "replicas": 0-1000}, got ${JSON.stringify(body).slice(0, 200)}`);
+      if (
+        typeof body.service !== "string" ||
+        typeof body.replicas !== "number" ||
+        !Number.isInteger(body.replicas) ||
+        body.replicas < 0 ||
+        body.replicas > 1000
+      ) {
+        throw new AnyServeError(
+          "CONFIG_INVALID",
+          `expected {"service": name, "replicas": 0-1000}, got ${JSON.stringify(body).slice(0, 200)}`,
+        );
       }
       const report = await controller().scale(body.service, body.replicas);
       sendJson(res, 200, { success: true, services: report });

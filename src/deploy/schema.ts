@@ -33,7 +33,9 @@ const deployment = z.strictObject({
 
 const resources = z.strictObject({
   cpu_cores: z.number().positive().max(4096).nullable().default(null),
-  memory_mb: positiveInt(16 * 1024 * 1024).nullable().default(null),
+  memory_mb: positiveInt(16 * 1024 * 1024)
+    .nullable()
+    .default(null),
   gpu_count: z.number().int().min(0).max(64).nullable().default(null),
 });
 
@@ -68,10 +70,20 @@ function crossFieldRules(raw: unknown, ctx: { addIssue(issue: Issue): void }): v
   }
   const nodes = d.target_nodes;
   if (d.target === "remote_specific" && (!Array.isArray(nodes) || nodes.length === 0)) {
-    ctx.addIssue({ code: "custom", path: ["deployment", "target_nodes"], input: nodes ?? null, message: "target remote_specific needs at least one node name" });
+    ctx.addIssue({
+      code: "custom",
+      path: ["deployment", "target_nodes"],
+      input: nodes ?? null,
+      message: "target remote_specific needs at least one node name",
+    });
   }
   if (d.target === "cluster_group" && (d.node_selector === undefined || d.node_selector === null)) {
-    ctx.addIssue({ code: "custom", path: ["deployment", "node_selector"], input: null, message: "target cluster_group needs a node_selector (labels of the group)" });
+    ctx.addIssue({
+      code: "custom",
+      path: ["deployment", "node_selector"],
+      input: null,
+      message: "target cluster_group needs a node_selector (labels of the group)",
+    });
   }
 }
 
@@ -131,7 +143,9 @@ export const nodeSchema = z.strictObject({
   labels: z.record(name, z.string().max(256)).default({}),
   /** Capacity of this machine; defaults are read from the OS (cpus, memory) and 0 GPUs. */
   cpu_cores: z.number().positive().nullable().default(null),
-  memory_mb: positiveInt(16 * 1024 * 1024).nullable().default(null),
+  memory_mb: positiveInt(16 * 1024 * 1024)
+    .nullable()
+    .default(null),
   gpu_count: z.number().int().min(0).max(64).default(0),
 });
 

@@ -142,7 +142,10 @@ export class ReplicaProcess {
     this.#crashes = [...this.#crashes.filter((t) => now - t < CRASH_LOOP_WINDOW_MS), now];
     if (this.#crashes.length >= CRASH_LOOP_LIMIT) {
       this.#state = "crash_looping";
-      this.#logger.error({ replica: this.spec.replicaId, crashes: this.#crashes.length, lastExit: why }, "replica is crash-looping; not restarting it");
+      this.#logger.error(
+        { replica: this.spec.replicaId, crashes: this.#crashes.length, lastExit: why },
+        "replica is crash-looping; not restarting it",
+      );
       this.#settle?.();
       return;
     }

@@ -79,4 +79,3 @@ export interface ExecutionStrategy {
   stop(): Promise<void>;
   stats(): StrategyStats;
 }
-

@@ -57,7 +57,9 @@ export function resolveExecution(given: Partial<ExecutionConfig> = {}, appSpec?:
   const strategy = given.strategy ?? "async";
   if (!strategyNames().includes(strategy)) throw new Error(`strategy: unknown '${strategy}'; valid: ${strategyNames().join(", ")}`);
   if (WORKER_STRATEGIES.has(strategy) && !appSpec) {
-    throw new Error(`strategy '${strategy}' runs the app in worker threads or processes, which load it themselves: give the app's module path (appSpec)`);
+    throw new Error(
+      `strategy '${strategy}' runs the app in worker threads or processes, which load it themselves: give the app's module path (appSpec)`,
+    );
   }
   const threads = given.threads ?? defaultThreads(strategy);
   const cfg: ExecutionConfig = {
@@ -75,7 +77,17 @@ export function resolveExecution(given: Partial<ExecutionConfig> = {}, appSpec?:
     workerEnv: given.workerEnv ?? [],
     lazy: given.lazy ?? false,
   };
-  for (const [k, min] of [["threads", 1], ["maxThreads", 1], ["queueSize", 0], ["batchSize", 1], ["batchWaitMs", 0], ["idleTimeoutMs", 1], ["graceMs", 0], ["startRetries", 1], ["poolIdleMs", 1]] as const) {
+  for (const [k, min] of [
+    ["threads", 1],
+    ["maxThreads", 1],
+    ["queueSize", 0],
+    ["batchSize", 1],
+    ["batchWaitMs", 0],
+    ["idleTimeoutMs", 1],
+    ["graceMs", 0],
+    ["startRetries", 1],
+    ["poolIdleMs", 1],
+  ] as const) {
     const v = cfg[k];
     if (!Number.isFinite(v) || v < min) throw new Error(`${k}: expected a number ≥ ${min}, got ${v}`);
   }

@@ -46,7 +46,10 @@ export class InlineStrategy implements ExecutionStrategy {
       }
     }
     this.#state = "failed";
-    throw new AnyServeError("CAPABILITY_FAILED", `onStart failed ${Math.max(1, this.#o.startRetries)} time(s): ${(last as Error)?.message ?? String(last)}`);
+    throw new AnyServeError(
+      "CAPABILITY_FAILED",
+      `onStart failed ${Math.max(1, this.#o.startRetries)} time(s): ${(last as Error)?.message ?? String(last)}`,
+    );
   }
 
   submit(task: Task, signal: CancelSignal, hooks?: TaskHooks): Promise<EncodedBody> {
@@ -73,14 +76,20 @@ export class InlineStrategy implements ExecutionStrategy {
     }
     this.#state = "stopped";
     await runHook(this.#o.env, this.#o.handler, "onStop", "main").catch((err: unknown) =>
-      this.#o.env.logger.warn({ err: (err as Error)?.message }, "onStop failed"));
+      this.#o.env.logger.warn({ err: (err as Error)?.message }, "onStop failed"),
+    );
   }
 
   stats(): StrategyStats {
     const warm = this.#state === "warm" ? 1 : 0;
     return {
       strategy: this.name,
-      workers: { starting: this.#state === "starting" ? 1 : 0, warm, idle: warm && this.#inFlight === 0 ? 1 : 0, failed: this.#state === "failed" ? 1 : 0 },
+      workers: {
+        starting: this.#state === "starting" ? 1 : 0,
+        warm,
+        idle: warm && this.#inFlight === 0 ? 1 : 0,
+        failed: this.#state === "failed" ? 1 : 0,
+      },
       inFlight: this.#inFlight,
       queued: 0,
       replaced: 0,
@@ -89,7 +98,8 @@ export class InlineStrategy implements ExecutionStrategy {
 
   /** Counts the job while it runs. One `.then`, not an async function: a promise and a microtask fewer per call. */
   #track<T>(run: () => Promise<T>): Promise<T> {
-    if (this.#state !== "warm") return Promise.reject(new AnyServeError("SHUTTING_DOWN", `the ${this.name} strategy is ${this.#state}, not running`));
+    if (this.#state !== "warm")
+      return Promise.reject(new AnyServeError("SHUTTING_DOWN", `the ${this.name} strategy is ${this.#state}, not running`));
     this.#inFlight++;
     let running: Promise<T>;
     try {

@@ -65,11 +65,14 @@ export class Job {
     this.signal = signals.length === 1 ? signals[0]! : allAborted(signals);
     this.signal.addEventListener("abort", this, { once: true });
     // One caller of a batch leaving cancels only its item.
-    this.#itemAborts = signals.length > 1 ? signals.map((s, i) => {
-      const fn = (): void => this.slot?.handle.send(Msg.CANCEL, this.id, { i });
-      s.addEventListener("abort", fn, { once: true });
-      return fn;
-    }) : undefined;
+    this.#itemAborts =
+      signals.length > 1
+        ? signals.map((s, i) => {
+            const fn = (): void => this.slot?.handle.send(Msg.CANCEL, this.id, { i });
+            s.addEventListener("abort", fn, { once: true });
+            return fn;
+          })
+        : undefined;
   }
 
   /** Every caller has gone (the job is its own abort listener: no closure per job). */
@@ -93,7 +96,11 @@ export class Job {
     slot.jobs.push(this);
     const msg = runMessage(this.mode, this.tasks);
     slot.handle.send(Msg.RUN, this.id, msg.meta, msg.body);
-    if (this.#init.signals.length > 1) this.#init.signals.forEach((s, i) => s.aborted && slot.handle.send(Msg.CANCEL, this.id, { i }));
+    if (this.#init.signals.length > 1) {
+      this.#init.signals.forEach((s, i) => {
+        if (s.aborted) slot.handle.send(Msg.CANCEL, this.id, { i });
+      });
+    }
   }
 
   /** Settles the caller's promise (once); returns false if it was already settled. */
@@ -102,7 +109,11 @@ export class Job {
     this.#settled = true;
     this.signal.removeEventListener("abort", this);
     const items = this.#itemAborts;
-    if (items !== undefined) items.forEach((fn, i) => this.#init.signals[i]!.removeEventListener("abort", fn));
+    if (items !== undefined) {
+      items.forEach((fn, i) => {
+        this.#init.signals[i]!.removeEventListener("abort", fn);
+      });
+    }
     clearTimeout(this.graceTimer);
     if (err) this.#init.reject(err);
     else this.#init.resolve(value);

@@ -105,7 +105,9 @@ export class Lane {
 
   /** Queues one streaming call; chunks stop once `signal` fires. */
   stream(task: Task, signal: CancelSignal, onChunk: (chunk: EncodedBody) => void, hooks?: TaskHooks): Promise<void> {
-    return this.#admit(task, signal, hooks, (c) => { if (!signal.aborted) onChunk(c); }) as Promise<void>;
+    return this.#admit(task, signal, hooks, (c) => {
+      if (!signal.aborted) onChunk(c);
+    }) as Promise<void>;
   }
 
   /** Starts the workers (idempotent); a failed lane is given a fresh set of attempts. */
@@ -118,7 +120,9 @@ export class Lane {
     const strategy = createStrategy(this.#o.strategy, {
       ...this.#o.strategyOptions,
       handler: this.#o.handler,
-      onFailed: (reason) => { if (this.#strategy === strategy) this.#failed(reason); },
+      onFailed: (reason) => {
+        if (this.#strategy === strategy) this.#failed(reason);
+      },
     });
     this.#strategy = strategy;
     this.#starting = strategy.start().then(
@@ -188,11 +192,23 @@ export class Lane {
     const cap = this.#o.entry.capability;
     const limit = this.#capacity() * this.#batchSize() + this.#o.queueSize;
     if (this.#live + this.#runningItems >= limit) {
-      return Promise.reject(new AnyServeError("QUEUE_FULL", `the queue of ${formatCapability(cap)} is full (${this.#runningItems} running, ${this.#live} waiting, queue_size ${this.#o.queueSize})`));
+      return Promise.reject(
+        new AnyServeError(
+          "QUEUE_FULL",
+          `the queue of ${formatCapability(cap)} is full (${this.#runningItems} running, ${this.#live} waiting, queue_size ${this.#o.queueSize})`,
+        ),
+      );
     }
     clearTimeout(this.#idleTimer);
     const strategy = this.#strategy;
-    if (onChunk === undefined && this.#live === 0 && this.#state === "warm" && strategy !== undefined && this.#jobs < strategy.capacity && this.#o.entry.options.batch !== true) {
+    if (
+      onChunk === undefined &&
+      this.#live === 0 &&
+      this.#state === "warm" &&
+      strategy !== undefined &&
+      this.#jobs < strategy.capacity &&
+      this.#o.entry.options.batch !== true
+    ) {
       return this.#runNow(strategy, task, signal, hooks);
     }
     return new Promise((resolve, reject) => {
@@ -270,7 +286,10 @@ export class Lane {
       if (size > 1 && this.#live < size) {
         const wait = this.#oldest()!.at + this.#o.batchWaitMs - performance.now();
         if (wait > 0) {
-          this.#batchTimer ??= setTimeout(() => { this.#batchTimer = undefined; this.#pump(); }, wait);
+          this.#batchTimer ??= setTimeout(() => {
+            this.#batchTimer = undefined;
+            this.#pump();
+          }, wait);
           return;
         }
       }
@@ -309,24 +328,38 @@ export class Lane {
     let done: Promise<void>;
     if (this.#o.entry.options.batch !== true) {
       const it = items[0]!;
-      done = (it.onChunk ? strategy.stream(it.task, it.signal, it.onChunk, it.hooks) : strategy.submit(it.task, it.signal, it.hooks))
-        .then((v) => it.resolve(v as never), (err: unknown) => it.reject(err));
+      done = (it.onChunk ? strategy.stream(it.task, it.signal, it.onChunk, it.hooks) : strategy.submit(it.task, it.signal, it.hooks)).then(
+        (v) => it.resolve(v as never),
+        (err: unknown) => it.reject(err),
+      );
     } else {
       m?.batchSize.observe(items.length);
       const hooks: TaskHooks = { lowerDeadline: (i, dl) => items[i]?.hooks?.lowerDeadline?.(0, dl) };
-      done = strategy.submitBatch(items.map((i) => i.task), items.map((i) => i.signal), hooks).then(
-        (outs) => outs.forEach((o, i) => {
-          const it = items[i]!;
-          if (!o.ok) return it.reject(AnyServeError.fromWire(o.error));
-          // A batch handler called on a streaming route answers with one chunk.
-          if (it.onChunk) {
-            it.onChunk(o.value);
-            return it.resolve(undefined as never);
-          }
-          it.resolve(o.value as never);
-        }),
-        (err: unknown) => items.forEach((i) => i.reject(err)),
-      );
+      done = strategy
+        .submitBatch(
+          items.map((i) => i.task),
+          items.map((i) => i.signal),
+          hooks,
+        )
+        .then(
+          (outs) => {
+            for (const [i, o] of outs.entries()) {
+              const it = items[i]!;
+              if (!o.ok) {
+                it.reject(AnyServeError.fromWire(o.error));
+              } else if (it.onChunk) {
+                // A batch handler called on a streaming route answers with one chunk.
+                it.onChunk(o.value);
+                it.resolve(undefined as never);
+              } else {
+                it.resolve(o.value as never);
+              }
+            }
+          },
+          (err: unknown) => {
+            for (const i of items) i.reject(err);
+          },
+        );
     }
     void done.finally(() => {
       if (m) m.execution.observeN((performance.now() - started) / 1000, items.length);

@@ -17,7 +17,18 @@ import { Msg, type Meta } from "./worker-protocol.js";
 import type { ObjectStoreOptions } from "../objects/types.js";
 
 /** Passed to every child when set; anything else only when named in `workerEnv`. */
-const BASE_ENV = ["PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "NODE_ENV", "NODE_EXTRA_CA_CERTS", "ANYSERVE_LOG_LEVEL", "ANYSERVE_SERVICE"];
+const BASE_ENV = [
+  "PATH",
+  "HOME",
+  "LANG",
+  "LC_ALL",
+  "TZ",
+  "TMPDIR",
+  "NODE_ENV",
+  "NODE_EXTRA_CA_CERTS",
+  "ANYSERVE_LOG_LEVEL",
+  "ANYSERVE_SERVICE",
+];
 /** Never passed, even when named. */
 const SECRET_ENV = new Set(["ANYSERVE_TOKEN"]);
 const OOM = /heap out of memory|Reached heap limit/i;
@@ -45,7 +56,11 @@ class ProcessHandle implements WorkerHandle {
   onMessage: WorkerHandle["onMessage"] = () => undefined;
   onExit: WorkerHandle["onExit"] = () => undefined;
 
-  constructor(name: string, readonly key: string, child: ChildProcess) {
+  constructor(
+    name: string,
+    readonly key: string,
+    child: ChildProcess,
+  ) {
     this.name = name;
     this.child = child;
     child.stderr?.on("data", (chunk: Buffer) => {
@@ -54,9 +69,11 @@ class ProcessHandle implements WorkerHandle {
     });
     child.once("exit", (code, signal) => {
       const oom = OOM.test(this.#stderrTail);
-      this.onExit(oom
-        ? { reason: "oom", detail: `worker process ${name} (pid ${child.pid}) went over its memory limit` }
-        : { reason: "exit", detail: `worker process ${name} (pid ${child.pid}) exited with ${signal ?? `code ${code}`}` });
+      this.onExit(
+        oom
+          ? { reason: "oom", detail: `worker process ${name} (pid ${child.pid}) went over its memory limit` }
+          : { reason: "exit", detail: `worker process ${name} (pid ${child.pid}) exited with ${signal ?? `code ${code}`}` },
+      );
     });
   }
 

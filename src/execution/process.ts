@@ -32,12 +32,26 @@ class ProcessStrategy extends GroupStrategy {
 export function createProcess(o: StrategyOptions): GroupStrategy {
   const n = Math.max(1, o.threads);
   const spawner = new ProcessSpawner({
-    appSpec: requireAppSpec("process", o), handler: o.handler, replicaId: o.env.replicaId,
-    apiServer: o.apiServer, memoryMb: o.memoryMb, workerEnv: o.workerEnv, objects: workerStoreConfig(o.env.objects),
+    appSpec: requireAppSpec("process", o),
+    handler: o.handler,
+    replicaId: o.env.replicaId,
+    apiServer: o.apiServer,
+    memoryMb: o.memoryMb,
+    workerEnv: o.workerEnv,
+    objects: workerStoreConfig(o.env.objects),
   });
   const group = new WorkerGroup({
-    name: "process", kind: "process", spawn: spawner.spawn, min: n, max: n, depth: PIPELINE_DEPTH,
-    graceMs: o.graceMs, startRetries: o.startRetries, idleMs: o.poolIdleMs, logger: o.env.logger, onFailed: o.onFailed,
+    name: "process",
+    kind: "process",
+    spawn: spawner.spawn,
+    min: n,
+    max: n,
+    depth: PIPELINE_DEPTH,
+    graceMs: o.graceMs,
+    startRetries: o.startRetries,
+    idleMs: o.poolIdleMs,
+    logger: o.env.logger,
+    onFailed: o.onFailed,
   });
   return new ProcessStrategy(spawner, group);
 }

@@ -21,16 +21,22 @@ export interface WorkerControl {
 }
 
 export function workerRoutes(control: WorkerControl, token: string | undefined): Record<string, RouteHandler> {
-  const manage = (action: "start" | "stop"): RouteHandler => async (req, res) => {
-    checkToken(req, token);
-    const body = await readJson(req);
-    const cap = body !== null && typeof body === "object" && !Array.isArray(body) ? (body as { capability?: unknown }).capability : undefined;
-    if (cap === null || typeof cap !== "object" || Array.isArray(cap)) {
-      throw new AnyServeError("INVALID_REQUEST", `body: expected {"capability": {key: value, ...}}, got ${JSON.stringify(body)?.slice(0, 100)}`);
-    }
-    const capabilities = await control.manage(cap as CapabilityMap, action);
-    sendJson(res, 200, { success: true, capabilities });
-  };
+  const manage =
+    (action: "start" | "stop"): RouteHandler =>
+    async (req, res) => {
+      checkToken(req, token);
+      const body = await readJson(req);
+      const cap =
+        body !== null && typeof body === "object" && !Array.isArray(body) ? (body as { capability?: unknown }).capability : undefined;
+      if (cap === null || typeof cap !== "object" || Array.isArray(cap)) {
+        throw new AnyServeError(
+          "INVALID_REQUEST",
+          `body: expected {"capability": {key: value, ...}}, got ${JSON.stringify(body)?.slice(0, 100)}`,
+        );
+      }
+      const capabilities = await control.manage(cap as CapabilityMap, action);
+      sendJson(res, 200, { success: true, capabilities });
+    };
   return {
     "GET /workers": (req, res) => {
       checkToken(req, token);

@@ -48,12 +48,19 @@ export function runTask(env: RunEnv, index: number, task: Task, signal: CancelSi
 const NO_HOOKS: TaskHooks = {};
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return value !== null && (typeof value === "object" || typeof value === "function") && typeof (value as { then?: unknown }).then === "function";
+  return (
+    value !== null && (typeof value === "object" || typeof value === "function") && typeof (value as { then?: unknown }).then === "function"
+  );
 }
 
 /** Runs a handler whose answer streams; each item is encoded and handed to `onChunk` in order. */
 export async function runStreamTask(
-  env: RunEnv, index: number, task: Task, signal: CancelSignal, onChunk: (chunk: EncodedBody) => void, hooks: TaskHooks = {},
+  env: RunEnv,
+  index: number,
+  task: Task,
+  signal: CancelSignal,
+  onChunk: (chunk: EncodedBody) => void,
+  hooks: TaskHooks = {},
 ): Promise<void> {
   const entry = handlerAt(env, index);
   const { req, ctx } = prepare(env, entry, task, signal, hooks, 0);
@@ -69,7 +76,13 @@ export async function runStreamTask(
  * passed to the handler; a slot holding an Error fails only that task; a throw, or an answer
  * of the wrong length, fails every task.
  */
-export async function runBatchTask(env: RunEnv, index: number, tasks: Task[], signals: CancelSignal[], hooks: TaskHooks = {}): Promise<BatchOutcome[]> {
+export async function runBatchTask(
+  env: RunEnv,
+  index: number,
+  tasks: Task[],
+  signals: CancelSignal[],
+  hooks: TaskHooks = {},
+): Promise<BatchOutcome[]> {
   const entry = handlerAt(env, index);
   const out: BatchOutcome[] = new Array<BatchOutcome>(tasks.length);
   const live: { i: number; req: InferRequest; ctx: Context }[] = [];
@@ -83,10 +96,17 @@ export async function runBatchTask(env: RunEnv, index: number, tasks: Task[], si
   if (live.length === 0) return out;
   let results: unknown;
   try {
-    results = await (entry.fn as unknown as BatchHandler)(live.map((l) => new InferenceRequest(l.req, tasks[l.i]!.call.q)), live.map((l) => l.ctx));
+    results = await (entry.fn as unknown as BatchHandler)(
+      live.map((l) => new InferenceRequest(l.req, tasks[l.i]!.call.q)),
+      live.map((l) => l.ctx),
+    );
     if (!Array.isArray(results) || results.length !== live.length) {
-      throw new AnyServeError("WORKER_ERROR", `batch handler for ${formatCapability(entry.capability)} returned ${
-        Array.isArray(results) ? `${results.length} results` : typeof results} for ${live.length} requests; it must return an array of the same length`);
+      throw new AnyServeError(
+        "WORKER_ERROR",
+        `batch handler for ${formatCapability(entry.capability)} returned ${
+          Array.isArray(results) ? `${results.length} results` : typeof results
+        } for ${live.length} requests; it must return an array of the same length`,
+      );
     }
   } catch (err) {
     const error = AnyServeError.from(err).toWire();
@@ -115,11 +135,22 @@ export async function runHook(env: RunEnv, index: number, hook: "onStart" | "onS
 
 export function handlerAt(env: RunEnv, index: number): HandlerEntry {
   const entry = env.app.handlers[index];
-  if (!entry) throw new AnyServeError("INTERNAL", `handler #${index} is not registered in this copy of the app (it has ${env.app.handlers.length}): workers must load the same module as the replica`);
+  if (!entry)
+    throw new AnyServeError(
+      "INTERNAL",
+      `handler #${index} is not registered in this copy of the app (it has ${env.app.handlers.length}): workers must load the same module as the replica`,
+    );
   return entry;
 }
 
-function prepare(env: RunEnv, entry: HandlerEntry, task: Task, signal: CancelSignal, hooks: TaskHooks, index: number): { req: InferRequest; ctx: Context } {
+function prepare(
+  env: RunEnv,
+  entry: HandlerEntry,
+  task: Task,
+  signal: CancelSignal,
+  hooks: TaskHooks,
+  index: number,
+): { req: InferRequest; ctx: Context } {
   const req = decodeRequest(task.body, { contentType: task.call.ct, headerLength: task.call.hl });
   const deadline = requestDeadline(task.call.dl, req);
   if (deadline < task.call.dl) hooks.lowerDeadline?.(index, deadline);
@@ -145,7 +176,10 @@ export function requestDeadline(deadline: number, req: InferRequest, now = Date.
   const t = req.parameters?.timeout;
   if (t === undefined) return deadline;
   if (typeof t !== "number" || !Number.isFinite(t) || t <= 0) {
-    throw new AnyServeError("INVALID_PARAMETER", `parameter 'timeout': expected a positive number of microseconds, got ${JSON.stringify(t)}`);
+    throw new AnyServeError(
+      "INVALID_PARAMETER",
+      `parameter 'timeout': expected a positive number of microseconds, got ${JSON.stringify(t)}`,
+    );
   }
   return Math.min(deadline, now + t / 1000);
 }
@@ -154,7 +188,11 @@ function toResponse(result: unknown, entry: HandlerEntry, call: TaskCall, req: I
   const modelName = call.m?.name ?? req.modelName ?? entry.capability.model ?? entry.capability.type ?? "anyserve";
   const res = handlerResultToResponse(result, req.id === undefined ? { modelName } : { modelName, id: req.id });
   if (call.m?.version !== undefined && res.modelVersion === undefined) res.modelVersion = call.m.version;
-  if (req.outputs && req.outputs.length > 0) res.outputs = selectOutputs(res.outputs, req.outputs.map((o) => o.name));
+  if (req.outputs && req.outputs.length > 0)
+    res.outputs = selectOutputs(
+      res.outputs,
+      req.outputs.map((o) => o.name),
+    );
   return res;
 }
 
@@ -163,7 +201,10 @@ function selectOutputs(outputs: InferResponse["outputs"], wanted: string[]): Inf
   return wanted.map((name) => {
     const found = outputs.find((o) => o.name === name);
     if (!found) {
-      throw new AnyServeError("INVALID_REQUEST", `requested output '${name}' is not produced: the handler returned ${outputs.map((o) => `'${o.name}'`).join(", ") || "no outputs"}`);
+      throw new AnyServeError(
+        "INVALID_REQUEST",
+        `requested output '${name}' is not produced: the handler returned ${outputs.map((o) => `'${o.name}'`).join(", ") || "no outputs"}`,
+      );
     }
     return found;
   });
@@ -173,11 +214,18 @@ function asAsyncIterable(value: unknown, entry: HandlerEntry): AsyncIterable<unk
   if (value && typeof value === "object") {
     if (Symbol.asyncIterator in value) return value as AsyncIterable<unknown>;
     if (Symbol.iterator in value && !Array.isArray(value) && !ArrayBuffer.isView(value)) {
-      return (async function* () { yield* value as Iterable<unknown>; })();
+      return (async function* () {
+        yield* value as Iterable<unknown>;
+      })();
     }
   }
   if (entry.isStream) {
-    throw new AnyServeError("WORKER_ERROR", `streaming handler for ${formatCapability(entry.capability)} returned ${typeof value}, expected an async iterable or Stream`);
+    throw new AnyServeError(
+      "WORKER_ERROR",
+      `streaming handler for ${formatCapability(entry.capability)} returned ${typeof value}, expected an async iterable or Stream`,
+    );
   }
-  return (async function* () { yield value; })();
+  return (async function* () {
+    yield value;
+  })();
 }

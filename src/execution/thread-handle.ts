@@ -45,7 +45,14 @@ export class ThreadHandle implements WorkerHandle {
 
   constructor(name: string, o: ThreadSpawnOptions) {
     this.name = name;
-    const workerData: ThreadWorkerData = { appSpec: o.appSpec, handler: o.handler, replicaId: o.replicaId, worker: name, apiServer: o.apiServer, objects: o.objects };
+    const workerData: ThreadWorkerData = {
+      appSpec: o.appSpec,
+      handler: o.handler,
+      replicaId: o.replicaId,
+      worker: name,
+      apiServer: o.apiServer,
+      objects: o.objects,
+    };
     this.#worker = new Worker(bootstrap(), {
       eval: true,
       workerData,
@@ -69,9 +76,13 @@ export class ThreadHandle implements WorkerHandle {
     if (this.#exited) return;
     this.#exited = true;
     const err = this.#error as (Error & { code?: string }) | undefined;
-    const exit: WorkerExit = err?.code === "ERR_WORKER_OUT_OF_MEMORY"
-      ? { reason: "oom", detail: `worker thread ${this.name} went over its memory limit` }
-      : { reason: "exit", detail: err ? `worker thread ${this.name} failed: ${err.message}` : `worker thread ${this.name} exited with code ${code}` };
+    const exit: WorkerExit =
+      err?.code === "ERR_WORKER_OUT_OF_MEMORY"
+        ? { reason: "oom", detail: `worker thread ${this.name} went over its memory limit` }
+        : {
+            reason: "exit",
+            detail: err ? `worker thread ${this.name} failed: ${err.message}` : `worker thread ${this.name} exited with code ${code}`,
+          };
     this.onExit(exit);
   }
 }

@@ -27,7 +27,12 @@ export const TRANSFER_MIN_BYTES = 64 * 1024;
 
 /** True when sending `buf` transfers it (and detaches it here). */
 export function movesOnSend(buf: Buffer): boolean {
-  return buf.length >= TRANSFER_MIN_BYTES && buf.byteOffset === 0 && buf.byteLength === buf.buffer.byteLength && buf.buffer instanceof ArrayBuffer;
+  return (
+    buf.length >= TRANSFER_MIN_BYTES &&
+    buf.byteOffset === 0 &&
+    buf.byteLength === buf.buffer.byteLength &&
+    buf.buffer instanceof ArrayBuffer
+  );
 }
 
 /** Where messages wait to be sent together; `flush` sends them now. */

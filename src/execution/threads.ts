@@ -76,7 +76,10 @@ export function workerStoreConfig(store: unknown): ObjectStoreOptions | undefine
 
 export function requireAppSpec(name: StrategyName, o: StrategyOptions): string {
   if (!o.appSpec) {
-    throw new AnyServeError("INTERNAL", `strategy '${name}' loads the app in each worker and needs its module path: start the replica with --app FILE[:export] (startReplica({appSpec}))`);
+    throw new AnyServeError(
+      "INTERNAL",
+      `strategy '${name}' loads the app in each worker and needs its module path: start the replica with --app FILE[:export] (startReplica({appSpec}))`,
+    );
   }
   return o.appSpec;
 }
@@ -84,12 +87,29 @@ export function requireAppSpec(name: StrategyName, o: StrategyOptions): string {
 export function threadSpawner(name: StrategyName, o: StrategyOptions): SpawnWorker {
   const appSpec = requireAppSpec(name, o);
   const objects = workerStoreConfig(o.env.objects);
-  return (worker) => new ThreadHandle(worker, { appSpec, handler: o.handler, replicaId: o.env.replicaId, apiServer: o.apiServer, memoryMb: o.memoryMb, objects });
+  return (worker) =>
+    new ThreadHandle(worker, {
+      appSpec,
+      handler: o.handler,
+      replicaId: o.env.replicaId,
+      apiServer: o.apiServer,
+      memoryMb: o.memoryMb,
+      objects,
+    });
 }
 
 export function threadGroup(name: StrategyName, o: StrategyOptions, min: number, max: number): WorkerGroup {
   return new WorkerGroup({
-    name, kind: "thread", spawn: threadSpawner(name, o), min, max, depth: PIPELINE_DEPTH,
-    graceMs: o.graceMs, startRetries: o.startRetries, idleMs: o.poolIdleMs, logger: o.env.logger, onFailed: o.onFailed,
+    name,
+    kind: "thread",
+    spawn: threadSpawner(name, o),
+    min,
+    max,
+    depth: PIPELINE_DEPTH,
+    graceMs: o.graceMs,
+    startRetries: o.startRetries,
+    idleMs: o.poolIdleMs,
+    logger: o.env.logger,
+    onFailed: o.onFailed,
   });
 }

@@ -101,9 +101,10 @@ export class WorkerGroup {
   readonly #onJobAbort = (job: Job): void => this.#abort(job);
 
   run(mode: JobMode, tasks: Task[], signals: CancelSignal[], hooks?: TaskHooks, onChunk?: (chunk: EncodedBody) => void): Promise<unknown> {
-    if (this.#state !== "running") return Promise.reject(new AnyServeError("SHUTTING_DOWN", `the ${this.#o.name} workers are ${this.#state}`));
+    if (this.#state !== "running")
+      return Promise.reject(new AnyServeError("SHUTTING_DOWN", `the ${this.#o.name} workers are ${this.#state}`));
     return new Promise((resolve, reject) => {
-      const id = this.#nextId = (this.#nextId % 0xffff_fffe) + 1;
+      const id = (this.#nextId = (this.#nextId % 0xffff_fffe) + 1);
       const job = new Job({ id, mode, tasks, signals, hooks, onChunk, resolve, reject, onAbort: this.#onJobAbort });
       if (job.signal.aborted) return job.settle(job.abortError());
       this.#inFlight++;
@@ -222,7 +223,12 @@ export class WorkerGroup {
         this.#measure(slot, job);
         const err = errorOf(meta);
         if (err) this.#settle(job, err);
-        else this.#settle(job, undefined, job.mode === "batch" ? batchOutcomesOf(meta, body) : job.mode === "stream" ? undefined : encodedOf(meta, body));
+        else
+          this.#settle(
+            job,
+            undefined,
+            job.mode === "batch" ? batchOutcomesOf(meta, body) : job.mode === "stream" ? undefined : encodedOf(meta, body),
+          );
         this.#dispatch();
         return;
       }
@@ -299,18 +305,25 @@ export class WorkerGroup {
     // Jobs queued behind it never started: they go elsewhere, unless their body moved with the worker.
     for (const job of jobs.reverse()) {
       if (job.signal.aborted) this.#settle(job, job.abortError());
-      else if (job.moves || this.#state !== "running") this.#settle(job, new AnyServeError("WORKER_CRASHED", `${exit.detail} before it started request '${job.rid}'`));
+      else if (job.moves || this.#state !== "running")
+        this.#settle(job, new AnyServeError("WORKER_CRASHED", `${exit.detail} before it started request '${job.rid}'`));
       else {
         job.slot = undefined;
         this.#waiting.unshift(job);
       }
     }
-    if (this.#state !== "running" || slot.state === "stopping") return this.#dispatch();
+    if (this.#state !== "running" || slot.state === "stopping") {
+      this.#dispatch();
+      return;
+    }
     if (wasStarting) {
       this.#bootFailures++;
       if (!this.#lastFailure) this.#lastFailure = exit.detail;
       this.#o.logger.warn({ worker: slot.handle.name, failures: this.#bootFailures, reason: this.#lastFailure }, "worker failed to start");
-      if (this.#bootFailures >= this.#o.startRetries) return this.#fail();
+      if (this.#bootFailures >= this.#o.startRetries) {
+        this.#fail();
+        return;
+      }
     } else {
       this.#replaced++;
       this.#o.logger.warn({ worker: slot.handle.name, reason: exit.detail }, "worker died; replacing it");
@@ -332,7 +345,8 @@ export class WorkerGroup {
 
   #deathError(job: Job, slot: Slot, exit: WorkerExit): AnyServeError {
     if (job.signal.aborted) return job.abortError();
-    if (slot.state === "stopping") return new AnyServeError("SHUTTING_DOWN", `${exit.detail} while stopping, before request '${job.rid}' finished`);
+    if (slot.state === "stopping")
+      return new AnyServeError("SHUTTING_DOWN", `${exit.detail} while stopping, before request '${job.rid}' finished`);
     const code = exit.reason === "oom" ? "WORKER_OUT_OF_MEMORY" : "WORKER_CRASHED";
     return new AnyServeError(code, `${exit.detail} while running request '${job.rid}'`);
   }

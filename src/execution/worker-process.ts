@@ -35,7 +35,9 @@ try {
   const replicaId = env.ANYSERVE_WORKER_REPLICA_ID ?? "";
   const logger = createLogger("worker", { replica: replicaId, worker: name });
   const caller = env.ANYSERVE_API_SERVER ? new ApiServerCaller(env.ANYSERVE_API_SERVER) : undefined;
-  const objects = env.ANYSERVE_WORKER_OBJECTS ? ObjectStore.fromConfig(JSON.parse(env.ANYSERVE_WORKER_OBJECTS) as ObjectStoreOptions) : undefined;
+  const objects = env.ANYSERVE_WORKER_OBJECTS
+    ? ObjectStore.fromConfig(JSON.parse(env.ANYSERVE_WORKER_OBJECTS) as ObjectStoreOptions)
+    : undefined;
   runtime = new WorkerRuntime({ app, replicaId, logger, caller, objects }, Number(env.ANYSERVE_WORKER_HANDLER ?? 0), name, out);
   runtime.onStopped = () => socket.end(() => process.exit(0));
   if (await runtime.boot()) for (const m of early.splice(0)) runtime.receive(...m);

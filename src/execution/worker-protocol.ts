@@ -55,7 +55,13 @@ export function runMessage(mode: JobMode, tasks: readonly Task[]): { meta: Meta;
 /** Splits a RUN message back into its tasks (views into `body`, no copy). */
 export function tasksOf(meta: Meta, body: Buffer): { mode: JobMode; tasks: Task[] } {
   const m = meta as { mode?: unknown; calls?: unknown; sizes?: unknown } | null;
-  if (!m || (m.mode !== "infer" && m.mode !== "stream" && m.mode !== "batch") || !Array.isArray(m.calls) || !Array.isArray(m.sizes) || m.calls.length !== m.sizes.length) {
+  if (
+    !m ||
+    (m.mode !== "infer" && m.mode !== "stream" && m.mode !== "batch") ||
+    !Array.isArray(m.calls) ||
+    !Array.isArray(m.sizes) ||
+    m.calls.length !== m.sizes.length
+  ) {
     throw new AnyServeError("INTERNAL", "worker protocol: RUN meta needs mode, calls and sizes of equal length");
   }
   const tasks: Task[] = [];
@@ -77,7 +83,11 @@ export function errorMetaOf(err: unknown): Record<string, unknown> {
 export function errorOf(meta: Meta): AnyServeError | undefined {
   if (!meta || typeof meta.code !== "string") return undefined;
   const data = meta.data !== null && typeof meta.data === "object" ? (meta.data as Record<string, unknown>) : undefined;
-  return AnyServeError.fromWire({ code: meta.code as WireError["code"], message: String(meta.error ?? meta.code), ...(data ? { data } : {}) });
+  return AnyServeError.fromWire({
+    code: meta.code as WireError["code"],
+    message: String(meta.error ?? meta.code),
+    ...(data ? { data } : {}),
+  });
 }
 
 export function encodedOf(meta: Meta, body: Buffer): EncodedBody {
@@ -90,7 +100,10 @@ export function encodedOf(meta: Meta, body: Buffer): EncodedBody {
 export function batchResultMessage(outcomes: readonly BatchOutcome[]): { meta: Meta; body: Buffer } {
   const bodies: Buffer[] = [];
   const items = outcomes.map((o) => {
-    if (!o.ok) return o.error.data === undefined ? { code: o.error.code, error: o.error.message } : { code: o.error.code, error: o.error.message, data: o.error.data };
+    if (!o.ok)
+      return o.error.data === undefined
+        ? { code: o.error.code, error: o.error.message }
+        : { code: o.error.code, error: o.error.message, data: o.error.data };
     bodies.push(o.value.body);
     return { ...answerMeta(o.value), n: o.value.body.length };
   });

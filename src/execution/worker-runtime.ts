@@ -142,7 +142,8 @@ export class WorkerRuntime {
   async #stop(): Promise<void> {
     this.#stopping = false;
     await runHook(this.#env, this.#handler, "onStop", this.#name).catch((err: unknown) =>
-      this.#env.logger.warn({ err: (err as Error)?.message, worker: this.#name }, "onStop failed"));
+      this.#env.logger.warn({ err: (err as Error)?.message, worker: this.#name }, "onStop failed"),
+    );
     this.#send(Msg.STOPPED, 0, null);
     this.onStopped();
   }
@@ -153,11 +154,24 @@ export class WorkerRuntime {
     const env = this.#env;
     try {
       if (job.mode === "batch") {
-        const out = await runBatchTask(env, this.#handler, tasks, controllers.map((c) => c.signal), hooks);
+        const out = await runBatchTask(
+          env,
+          this.#handler,
+          tasks,
+          controllers.map((c) => c.signal),
+          hooks,
+        );
         const msg = batchResultMessage(out);
         this.#answer(Msg.RESULT, id, msg.meta, msg.body);
       } else if (job.mode === "stream") {
-        await runStreamTask(env, this.#handler, tasks[0]!, controllers[0]!.signal, (chunk) => this.#send(Msg.CHUNK, id, answerMeta(chunk), chunk.body), hooks);
+        await runStreamTask(
+          env,
+          this.#handler,
+          tasks[0]!,
+          controllers[0]!.signal,
+          (chunk) => this.#send(Msg.CHUNK, id, answerMeta(chunk), chunk.body),
+          hooks,
+        );
         this.#answer(Msg.END, id, {});
       } else {
         const out = await runTask(env, this.#handler, tasks[0]!, controllers[0]!.signal, hooks);

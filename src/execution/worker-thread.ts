@@ -28,10 +28,12 @@ const out = new ThreadOutbox(port);
 let runtime: WorkerRuntime | undefined;
 const early: [number, number, Meta, Buffer][] = [];
 
-port.on("message", (batch: unknown) => unpack(batch, (type, id, meta, body) => {
-  if (runtime) runtime.receive(type, id, meta, body);
-  else early.push([type, id, meta, body]);
-}));
+port.on("message", (batch: unknown) =>
+  unpack(batch, (type, id, meta, body) => {
+    if (runtime) runtime.receive(type, id, meta, body);
+    else early.push([type, id, meta, body]);
+  }),
+);
 
 try {
   const app = await loadApp(data.appSpec);

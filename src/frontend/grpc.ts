@@ -37,9 +37,13 @@ function method(name: string, stream: boolean, req?: string, res?: string): grpc
     path: SERVICE + name,
     requestStream: stream,
     responseStream: stream,
-    requestSerialize: reqType ? (v: unknown) => Buffer.from(reqType.encode(reqType.fromObject(v as object)).finish()) : identity as (v: unknown) => Buffer,
+    requestSerialize: reqType
+      ? (v: unknown) => Buffer.from(reqType.encode(reqType.fromObject(v as object)).finish())
+      : (identity as (v: unknown) => Buffer),
     requestDeserialize: reqType ? (b: Buffer) => reqType.toObject(reqType.decode(b), { defaults: true }) : identity,
-    responseSerialize: resType ? (v: unknown) => Buffer.from(resType.encode(resType.fromObject(v as object)).finish()) : identity as (v: unknown) => Buffer,
+    responseSerialize: resType
+      ? (v: unknown) => Buffer.from(resType.encode(resType.fromObject(v as object)).finish())
+      : (identity as (v: unknown) => Buffer),
     responseDeserialize: resType ? (b: Buffer) => resType.toObject(resType.decode(b), { defaults: true }) : identity,
   };
 }
@@ -68,19 +72,30 @@ export class GrpcFrontend {
       "grpc.max_send_message_length": options.maxBodyBytes,
     });
     const b = options.backend;
-    const unary = <Q, R>(fn: (req: Q, call: grpc.ServerUnaryCall<Q, R>) => Promise<R> | R) =>
+    const unary =
+      <Q, R>(fn: (req: Q, call: grpc.ServerUnaryCall<Q, R>) => Promise<R> | R) =>
       (call: grpc.ServerUnaryCall<Q, R>, cb: grpc.sendUnaryData<R>): void => {
         Promise.resolve()
           .then(() => fn(call.request, call))
-          .then((r) => cb(null, r), (err: unknown) => cb(toServiceError(err)));
+          .then(
+            (r) => cb(null, r),
+            (err: unknown) => cb(toServiceError(err)),
+          );
       };
     this.#server.addService(serviceDefinition(), {
       ServerLive: unary(() => ({ live: true })),
       ServerReady: unary(() => ({ ready: b.ready() })),
-      ModelReady: unary(async (req: { name: string; version: string }) => ({ ready: await b.modelReady(modelCapability(req.name, req.version, {})) })),
-      ServerMetadata: unary(() => ({ name: options.serverName, version: options.version, extensions: ["binary_tensor_data", "capability_routing", "streaming"] })),
+      ModelReady: unary(async (req: { name: string; version: string }) => ({
+        ready: await b.modelReady(modelCapability(req.name, req.version, {})),
+      })),
+      ServerMetadata: unary(() => ({
+        name: options.serverName,
+        version: options.version,
+        extensions: ["binary_tensor_data", "capability_routing", "streaming"],
+      })),
       ModelMetadata: unary(async (req: { name: string; version: string }) =>
-        b.modelMetadata(modelCapability(req.name, req.version, {}), req.name, req.version || undefined)),
+        b.modelMetadata(modelCapability(req.name, req.version, {}), req.name, req.version || undefined),
+      ),
       ModelInfer: unary((body: Buffer, call) => b.infer(this.#accept(body, call, new Cancellation())).then((out) => out.body)),
       ModelStreamInfer: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => this.#streamInfer(call),
     } as unknown as grpc.UntypedServiceImplementation);
@@ -90,7 +105,8 @@ export class GrpcFrontend {
   listen(host: string, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
       this.#server.bindAsync(`${host.includes(":") ? `[${host}]` : host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) =>
-        err ? reject(err) : resolve(bound));
+        err ? reject(err) : resolve(bound),
+      );
     });
   }
 
@@ -110,7 +126,11 @@ export class GrpcFrontend {
   }
 
   /** {@link #call}, counting a refusal (a throw before the backend is reached) with `onRejected`. */
-  #accept(body: Buffer, call: grpc.ServerUnaryCall<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>, cancel: Cancellation): IncomingCall {
+  #accept(
+    body: Buffer,
+    call: grpc.ServerUnaryCall<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>,
+    cancel: Cancellation,
+  ): IncomingCall {
     try {
       return this.#call(body, call, cancel);
     } catch (err) {
@@ -119,7 +139,11 @@ export class GrpcFrontend {
     }
   }
 
-  #call(body: Buffer, call: grpc.ServerUnaryCall<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>, cancel: Cancellation): IncomingCall {
+  #call(
+    body: Buffer,
+    call: grpc.ServerUnaryCall<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>,
+    cancel: Cancellation,
+  ): IncomingCall {
     const { modelName, modelVersion } = readModelName(body);
     call.on("cancelled", () => cancel.abort(new AnyServeError("CANCELLED", "the client cancelled the call")));
     const deadline = call.getDeadline();
@@ -187,7 +211,14 @@ function delegationOf(md: grpc.Metadata): { depth?: number; tried?: string[] } {
   const from = md.get("x-delegated-from")[0];
   const depth = md.get("x-delegation-depth")[0];
   if (from === undefined && depth === undefined) return {};
-  const tried = typeof from === "string" ? from.split(",").map((s) => s.trim()).filter(Boolean).slice(0, 64) : [];
+  const tried =
+    typeof from === "string"
+      ? from
+          .split(",")
+          .map((s) => s.trim())
+          .filter(Boolean)
+          .slice(0, 64)
+      : [];
   const d = Number(depth ?? (tried.length > 0 ? 1 : 0));
   return { depth: Number.isInteger(d) && d >= 0 ? d : 0, tried };
 }
@@ -220,4 +251,3 @@ function varint(n: number): Buffer {
   out.push(n);
   return Buffer.from(out);
 }
-

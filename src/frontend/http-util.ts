@@ -33,7 +33,10 @@ export function checkBodyHeaders(headers: RequestHeaders, limit: number): number
   const raw = headers["content-encoding"];
   const encoding = Array.isArray(raw) ? raw.join(", ") : raw;
   if (encoding !== undefined && encoding !== "identity") {
-    throw new AnyServeError("UNSUPPORTED_MEDIA_TYPE", `Content-Encoding '${encoding.slice(0, 32)}' is not accepted: send the body uncompressed`);
+    throw new AnyServeError(
+      "UNSUPPORTED_MEDIA_TYPE",
+      `Content-Encoding '${encoding.slice(0, 32)}' is not accepted: send the body uncompressed`,
+    );
   }
   const declared = headers["content-length"];
   if (declared === undefined) return undefined;
@@ -53,7 +56,12 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
  * it after the answer): adding and removing four listeners per request showed in the gateway's
  * profile.
  */
-export function collectBody(req: IncomingMessage, limit: number, onBody: (body: Buffer) => void, onError: (err: AnyServeError) => void): void {
+export function collectBody(
+  req: IncomingMessage,
+  limit: number,
+  onBody: (body: Buffer) => void,
+  onError: (err: AnyServeError) => void,
+): void {
   let declared: number | undefined;
   try {
     declared = checkBodyHeaders(req.headers, limit);
@@ -89,7 +97,7 @@ export function collectBody(req: IncomingMessage, limit: number, onBody: (body: 
   req.on("end", () => {
     if (settled) return;
     settled = true;
-    onBody(more === undefined ? first ?? EMPTY : Buffer.concat(more, size));
+    onBody(more === undefined ? (first ?? EMPTY) : Buffer.concat(more, size));
   });
   req.on("error", (err: Error) => fail(err.message));
   req.on("aborted", () => fail("aborted"));
@@ -97,10 +105,7 @@ export function collectBody(req: IncomingMessage, limit: number, onBody: (body: 
 
 /** PAYLOAD_TOO_LARGE for a body of `got` bytes (`partial`: it passed the limit while arriving). */
 export function tooLarge(limit: number, got: number, partial = false): AnyServeError {
-  return new AnyServeError(
-    "PAYLOAD_TOO_LARGE",
-    `request body ${partial ? "passed" : "is"} ${got} bytes: expected at most ${limit} bytes`,
-  );
+  return new AnyServeError("PAYLOAD_TOO_LARGE", `request body ${partial ? "passed" : "is"} ${got} bytes: expected at most ${limit} bytes`);
 }
 
 /** Reads and parses a small JSON body (control plane). */
@@ -147,7 +152,13 @@ const HOLD_MAX_MS = 1;
  * {@link HOLD_MAX_MS} — and none waits past that once the next answer comes; anything else is
  * written at once, after the ones waiting.
  */
-export function endAtEndOfTurn(res: ServerResponse, status: number, headers: Record<string, string | number>, body: Buffer, tookMs: number): void {
+export function endAtEndOfTurn(
+  res: ServerResponse,
+  status: number,
+  headers: Record<string, string | number>,
+  body: Buffer,
+  tookMs: number,
+): void {
   servedMs = 0.9 * servedMs + 0.1 * tookMs;
   const now = performance.now();
   if (tookMs >= HOLD_MAX_MS || servedMs >= HOLD_MAX_MS || (endOfTurn.length > 0 && now - waitingSince >= HOLD_MAX_MS)) {
@@ -214,7 +225,7 @@ export function sendError(res: ServerResponse, err: unknown, extraHeaders: Recor
   res.end(a.body);
 }
 
-const REQUEST_ID = /^[\w.\-]{1,128}$/;
+const REQUEST_ID = /^[\w.-]{1,128}$/;
 let counter = 0;
 const prefix = `${process.pid.toString(36)}-${Date.now().toString(36)}-`;
 
@@ -242,7 +253,10 @@ export function intHeader(headers: RequestHeaders, name: string, max = Number.MA
   if (raw === undefined) return undefined;
   const text = Array.isArray(raw) ? raw[0]! : raw;
   if (!/^\d{1,16}$/.test(text) || Number(text) > max) {
-    throw new AnyServeError("INVALID_HEADER", `header '${name}': expected a non-negative integer up to ${max}, got ${JSON.stringify(text.slice(0, 32))}`);
+    throw new AnyServeError(
+      "INVALID_HEADER",
+      `header '${name}': expected a non-negative integer up to ${max}, got ${JSON.stringify(text.slice(0, 32))}`,
+    );
   }
   return Number(text);
 }

@@ -133,19 +133,32 @@ export class RestFrontend {
     const expected = action === "infer" || action === "generate_stream" ? "POST" : "GET";
     if (req.method !== expected) {
       this.#o.onRejected?.("METHOD_NOT_ALLOWED");
-      sendError(res, new AnyServeError("METHOD_NOT_ALLOWED", `${req.method} is not allowed on ${path.slice(0, 200)}: use ${expected}`), { allow: expected });
+      sendError(res, new AnyServeError("METHOD_NOT_ALLOWED", `${req.method} is not allowed on ${path.slice(0, 200)}: use ${expected}`), {
+        allow: expected,
+      });
       return;
     }
     const query = modelQuery(name, version);
     const model = { name, version };
     switch (action) {
-      case "infer": return this.#infer(req, res, query, undefined, false, model);
-      case "generate_stream": return this.#infer(req, res, query, "json", true, model);
-      case "ready": return this.#o.backend.modelReady(query).catch(this.#backendFailed).then((ready) => {
-        if (ready) sendJson(res, 200, { name, ready: true });
-        else sendError(res, new AnyServeError("MODEL_NOT_FOUND", `model '${name}'${version ? ` version '${version}'` : ""} is not ready`));
-      });
-      default: return this.#o.backend.modelMetadata(query, name, version).catch(this.#backendFailed).then((meta) => sendJson(res, 200, meta));
+      case "infer":
+        return this.#infer(req, res, query, undefined, false, model);
+      case "generate_stream":
+        return this.#infer(req, res, query, "json", true, model);
+      case "ready":
+        return this.#o.backend
+          .modelReady(query)
+          .catch(this.#backendFailed)
+          .then((ready) => {
+            if (ready) sendJson(res, 200, { name, ready: true });
+            else
+              sendError(res, new AnyServeError("MODEL_NOT_FOUND", `model '${name}'${version ? ` version '${version}'` : ""} is not ready`));
+          });
+      default:
+        return this.#o.backend
+          .modelMetadata(query, name, version)
+          .catch(this.#backendFailed)
+          .then((meta) => sendJson(res, 200, meta));
     }
   }
 
@@ -168,21 +181,28 @@ export class RestFrontend {
   ): void {
     const cancel = new Cancellation();
     const call = callFromHeaders(req.headers, query, forced, model, this.#o, cancel);
-    collectBody(req, this.#o.maxBodyBytes, (body) => {
-      call.body = body;
-      // This runs in the request's 'end' listener: a throw here would not reach the listener's catch.
-      try {
-        this.#serve(call, res, stream, cancelOnClose(req.socket, cancel));
-      } catch (err) {
-        this.#fail(res, err);
-      }
-    }, (err) => this.#fail(res, err));
+    collectBody(
+      req,
+      this.#o.maxBodyBytes,
+      (body) => {
+        call.body = body;
+        // This runs in the request's 'end' listener: a throw here would not reach the listener's catch.
+        try {
+          this.#serve(call, res, stream, cancelOnClose(req.socket, cancel));
+        } catch (err) {
+          this.#fail(res, err);
+        }
+      },
+      (err) => this.#fail(res, err),
+    );
   }
 
   /** `untrack` ends the watch on the client's connection (see {@link cancelOnClose}). */
   #serve(call: IncomingCall, res: ServerResponse, stream: boolean, untrack: () => void): void {
     if (stream) {
-      this.#stream(call, res).finally(untrack).catch((err: unknown) => this.#fail(res, err));
+      this.#stream(call, res)
+        .finally(untrack)
+        .catch((err: unknown) => this.#fail(res, err));
       return;
     }
     const served = performance.now();
@@ -194,24 +214,27 @@ export class RestFrontend {
       this.#fail(res, err, true);
       return;
     }
-    answer.then((out) => {
-      untrack();
-      // Nothing awaits this callback: what it throws is answered here, not left unhandled.
-      try {
-        const headers: Record<string, string | number> = {
-          "content-type": out.contentType,
-          "content-length": out.body.length,
-          "x-request-id": call.requestId,
-        };
-        if (out.headerLength !== undefined) headers[HEADER_INFERENCE_LENGTH] = out.headerLength;
-        endAtEndOfTurn(res, 200, headers, out.body, performance.now() - served);
-      } catch (err) {
-        this.#fail(res, err);
-      }
-    }, (err: unknown) => {
-      untrack();
-      this.#fail(res, err, true);
-    });
+    answer.then(
+      (out) => {
+        untrack();
+        // Nothing awaits this callback: what it throws is answered here, not left unhandled.
+        try {
+          const headers: Record<string, string | number> = {
+            "content-type": out.contentType,
+            "content-length": out.body.length,
+            "x-request-id": call.requestId,
+          };
+          if (out.headerLength !== undefined) headers[HEADER_INFERENCE_LENGTH] = out.headerLength;
+          endAtEndOfTurn(res, 200, headers, out.body, performance.now() - served);
+        } catch (err) {
+          this.#fail(res, err);
+        }
+      },
+      (err: unknown) => {
+        untrack();
+        this.#fail(res, err, true);
+      },
+    );
   }
 
   async #stream(call: IncomingCall, res: ServerResponse): Promise<void> {
@@ -252,7 +275,9 @@ function cancelOnClose(socket: Socket, cancel: Cancellation): () => void {
   }
   const set = calls;
   set.add(cancel);
-  return () => { set.delete(cancel); };
+  return () => {
+    set.delete(cancel);
+  };
 }
 
 export function modelQuery(name: string, version: string | undefined): CapabilityMap {
@@ -266,9 +291,12 @@ function decodeSegment(raw: string, what: string): string {
   } catch {
     throw new AnyServeError("INVALID_CAPABILITY", `${what} is not valid percent-encoding: ${JSON.stringify(raw.slice(0, 64))}`);
   }
-  // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
   if (text.length === 0 || text.length > 256 || /[\u0000-\u001f/\\]/.test(text)) {
-    throw new AnyServeError("INVALID_CAPABILITY", `${what}: expected 1-256 characters without control characters or slashes, got ${JSON.stringify(text.slice(0, 64))}`);
+    throw new AnyServeError(
+      "INVALID_CAPABILITY",
+      `${what}: expected 1-256 characters without control characters or slashes, got ${JSON.stringify(text.slice(0, 64))}`,
+    );
   }
   return text;
 }
@@ -293,7 +321,10 @@ export function modelRouteOf(path: string): ModelRoute | undefined {
 export function headerQuery(headers: RequestHeaders): CapabilityMap {
   const query = capabilityFromHeaders(headers);
   if (Object.keys(query).length === 0) {
-    throw new AnyServeError("MISSING_CAPABILITY", "no capability in the request: send X-Capability-<Key>: <value> headers (e.g. X-Capability-Type: chat)");
+    throw new AnyServeError(
+      "MISSING_CAPABILITY",
+      "no capability in the request: send X-Capability-<Key>: <value> headers (e.g. X-Capability-Type: chat)",
+    );
   }
   return query;
 }
@@ -322,7 +353,10 @@ export function callFromHeaders(
   const contentType = Array.isArray(raw) ? raw[0] : raw;
   const format = forced ?? formatOfContentType(contentType);
   if (forced === "json" && contentType !== undefined && formatOfContentType(contentType) !== "json") {
-    throw new AnyServeError("UNSUPPORTED_MEDIA_TYPE", `Content-Type '${contentType.slice(0, 64)}' is not accepted here: expected application/json`);
+    throw new AnyServeError(
+      "UNSUPPORTED_MEDIA_TYPE",
+      `Content-Type '${contentType.slice(0, 64)}' is not accepted here: expected application/json`,
+    );
   }
   const call: IncomingCall = {
     query,
@@ -338,7 +372,14 @@ export function callFromHeaders(
   // Delegation: `X-Delegated-From` (comma-separated replica ids tried) and `X-Delegation-Depth`.
   const from = headers["x-delegated-from"];
   if (from !== undefined || headers["x-delegation-depth"] !== undefined) {
-    call.tried = typeof from === "string" ? from.split(",").map((s) => s.trim()).filter((s) => s.length > 0).slice(0, 64) : [];
+    call.tried =
+      typeof from === "string"
+        ? from
+            .split(",")
+            .map((s) => s.trim())
+            .filter((s) => s.length > 0)
+            .slice(0, 64)
+        : [];
     call.depth = intHeader(headers, "x-delegation-depth", 64) ?? (call.tried.length > 0 ? 1 : 0);
   }
   const affinity = headers[AFFINITY_HEADER];

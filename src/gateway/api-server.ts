@@ -113,11 +113,20 @@ export async function startApiServer(o: ApiServerOptions = {}): Promise<RunningA
   hardenServer(server);
   let ingress: FastIngress | undefined;
   let port: number;
-  if (o.fastIngress && !llhttpAvailable) logger.warn("this Node has no usable llhttp binding: the fast ingress is off, node:http serves the REST port");
+  if (o.fastIngress && !llhttpAvailable)
+    logger.warn("this Node has no usable llhttp binding: the fast ingress is off, node:http serves the REST port");
   if (o.fastIngress && llhttpAvailable) {
     // node:http keeps every non-hot request: handed fresh connections, and relayed ones over loopback.
     await listen(server, 0, "127.0.0.1");
-    ingress = new FastIngress({ backend: forwarder, httpServer: server, maxBodyBytes, defaultTimeoutMs: timeoutMs, maxTimeoutMs, logger, ...(onRejected ? { onRejected } : {}) });
+    ingress = new FastIngress({
+      backend: forwarder,
+      httpServer: server,
+      maxBodyBytes,
+      defaultTimeoutMs: timeoutMs,
+      maxTimeoutMs,
+      logger,
+      ...(onRejected ? { onRejected } : {}),
+    });
     port = await ingress.listen(o.port ?? 0, host);
   } else {
     port = await listen(server, o.port ?? 0, host);
@@ -126,7 +135,15 @@ export async function startApiServer(o: ApiServerOptions = {}): Promise<RunningA
   let grpcAddress: string | undefined;
   const hostForUrl = host.includes(":") ? `[${host}]` : host;
   if (o.grpcPort !== undefined) {
-    grpc = new GrpcFrontend({ backend: forwarder, logger, maxBodyBytes, defaultTimeoutMs: timeoutMs, serverName: "anyserve", version: VERSION, ...(onRejected ? { onRejected } : {}) });
+    grpc = new GrpcFrontend({
+      backend: forwarder,
+      logger,
+      maxBodyBytes,
+      defaultTimeoutMs: timeoutMs,
+      serverName: "anyserve",
+      version: VERSION,
+      ...(onRejected ? { onRejected } : {}),
+    });
     grpcAddress = `${hostForUrl}:${await grpc.listen(host, o.grpcPort)}`;
   }
   // Expiry runs often so a dead replica leaves within its 3 intervals, whatever they are.

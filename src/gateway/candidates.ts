@@ -9,14 +9,20 @@ import type { OutlierDetector } from "./resilience/outlier-detector.js";
 
 /** Why each candidate is out, for the NO_READY_REPLICA message. */
 export function describeUnavailable(candidates: ReplicaEntry[], outliers: OutlierDetector, circuits: CircuitBreakers, key: string): string {
-  return candidates.map((e) => {
-    const why = !e.available ? "draining"
-      : !e.healthy ? `unhealthy (${e.probeFailures} failed health checks${e.probeError ? `: ${e.probeError}` : ""})`
-      : outliers.isEjected(e.replicaId) ? "ejected after consecutive failures"
-      : circuits.blocks(e.replicaId, key) ? "circuit open"
-      : "ready";
-    return `${e.replicaId} ${why}`;
-  }).join("; ");
+  return candidates
+    .map((e) => {
+      const why = !e.available
+        ? "draining"
+        : !e.healthy
+          ? `unhealthy (${e.probeFailures} failed health checks${e.probeError ? `: ${e.probeError}` : ""})`
+          : outliers.isEjected(e.replicaId)
+            ? "ejected after consecutive failures"
+            : circuits.blocks(e.replicaId, key)
+              ? "circuit open"
+              : "ready";
+      return `${e.replicaId} ${why}`;
+    })
+    .join("; ");
 }
 
 const allWarmCache = new WeakMap<ReplicaEntry, boolean>();
@@ -41,7 +47,10 @@ export function preferWarm(entries: ReplicaEntry[], query: CapabilityMap): Repli
     let best: string | undefined;
     for (const c of e.capabilities) {
       if (!matches(c.capability, query)) continue;
-      if (c.state === "warm") { best = "warm"; break; }
+      if (c.state === "warm") {
+        best = "warm";
+        break;
+      }
       if (c.state === "cold") best = "cold";
     }
     if (best === "warm") warm.push(e);

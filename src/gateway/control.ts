@@ -12,7 +12,7 @@ import type { Forwarder } from "./forwarder.js";
 import type { ServicePolicies } from "./policies.js";
 import type { CapabilityState, RegisteredCapability, Registry, ReplicaEntry, ReplicaRegistration } from "./registry.js";
 
-const ID_PATTERN = /^[\w.\-]{1,128}$/;
+const ID_PATTERN = /^[\w.-]{1,128}$/;
 const STATES = new Set<CapabilityState>(["warm", "cold", "failed"]);
 const MAX_CAPABILITIES = 1024;
 
@@ -26,7 +26,8 @@ export interface ControlOptions {
 }
 
 export function controlRoutes(o: ControlOptions): Record<string, RouteHandler> {
-  const guard = (fn: (req: IncomingMessage, res: ServerResponse) => Promise<void>): RouteHandler =>
+  const guard =
+    (fn: (req: IncomingMessage, res: ServerResponse) => Promise<void>): RouteHandler =>
     (req, res) => {
       checkToken(req, o.token);
       return fn(req, res);
@@ -108,7 +109,10 @@ function field(body: unknown, name: string): unknown {
 function replicaIdOf(body: unknown): string {
   const id = field(body, "replica_id");
   if (typeof id !== "string" || !ID_PATTERN.test(id)) {
-    throw new AnyServeError("INVALID_REGISTRATION", `replica_id: expected 1-128 characters of [A-Za-z0-9_.-], got ${JSON.stringify(id ?? null)?.slice(0, 64)}`);
+    throw new AnyServeError(
+      "INVALID_REGISTRATION",
+      `replica_id: expected 1-128 characters of [A-Za-z0-9_.-], got ${JSON.stringify(id ?? null)?.slice(0, 64)}`,
+    );
   }
   return id;
 }
@@ -116,7 +120,7 @@ function replicaIdOf(body: unknown): string {
 export function parseRegistration(body: unknown, defaultHeartbeatMs: number): ReplicaRegistration {
   const replicaId = replicaIdOf(body);
   const endpoint = field(body, "endpoint");
-  if (typeof endpoint !== "string" || !/^[\w.\-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(endpoint)) {
+  if (typeof endpoint !== "string" || !/^[\w.-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(endpoint)) {
     throw new AnyServeError("INVALID_REGISTRATION", `endpoint: expected host:port, got ${JSON.stringify(endpoint ?? null)?.slice(0, 64)}`);
   }
   const caps = field(body, "capabilities");
@@ -159,7 +163,10 @@ function parseCapabilities(caps: unknown, states: unknown): RegisteredCapability
 function intervalOf(value: unknown, fallback: number): number {
   if (value === undefined || value === null) return fallback;
   if (typeof value !== "number" || !Number.isInteger(value) || value < 10 || value > 3_600_000) {
-    throw new AnyServeError("INVALID_REGISTRATION", `heartbeat_interval_ms: expected an integer from 10 to 3600000, got ${JSON.stringify(value)}`);
+    throw new AnyServeError(
+      "INVALID_REGISTRATION",
+      `heartbeat_interval_ms: expected an integer from 10 to 3600000, got ${JSON.stringify(value)}`,
+    );
   }
   return value;
 }
@@ -170,14 +177,19 @@ function checkHttpEndpoint(value: unknown): string {
   try {
     url = new URL(String(value));
   } catch {
-    throw new AnyServeError("URL_NOT_ALLOWED", `http_endpoint: expected an http(s)://host:port URL, got ${JSON.stringify(String(value).slice(0, 64))}`);
+    throw new AnyServeError(
+      "URL_NOT_ALLOWED",
+      `http_endpoint: expected an http(s)://host:port URL, got ${JSON.stringify(String(value).slice(0, 64))}`,
+    );
   }
   if ((url.protocol !== "http:" && url.protocol !== "https:") || url.username || url.password) {
-    throw new AnyServeError("URL_NOT_ALLOWED", `http_endpoint: only http(s) URLs without credentials are allowed, got scheme '${url.protocol}'`);
+    throw new AnyServeError(
+      "URL_NOT_ALLOWED",
+      `http_endpoint: only http(s) URLs without credentials are allowed, got scheme '${url.protocol}'`,
+    );
   }
   if (url.hostname.startsWith("169.254.") || url.hostname.toLowerCase().startsWith("[fe80:")) {
     throw new AnyServeError("URL_NOT_ALLOWED", `http_endpoint: link-local address ${url.hostname} is not allowed`);
   }
   return `${url.protocol}//${url.host}`;
 }
-

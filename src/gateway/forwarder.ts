@@ -179,13 +179,16 @@ export class Forwarder implements InferBackend {
         observer.observe(pick?.entry.service ?? "", pick ? pick.route.key : "unmatched", code, (performance.now() - t0) / 1000);
       }
     };
-    return this.#deliver(call, kind, onChunk, trace).then((reply) => {
-      observe("OK");
-      return reply;
-    }, (err: unknown) => {
-      observe(err instanceof AnyServeError ? err.code : "INTERNAL");
-      throw err;
-    });
+    return this.#deliver(call, kind, onChunk, trace).then(
+      (reply) => {
+        observe("OK");
+        return reply;
+      },
+      (err: unknown) => {
+        observe(err instanceof AnyServeError ? err.code : "INTERNAL");
+        throw err;
+      },
+    );
   }
 
   #deliver(call: IncomingCall, kind: FrameKind, onChunk: ChunkSink | undefined, trace: Trace | undefined): Promise<FrameReply> {
@@ -202,14 +205,22 @@ export class Forwarder implements InferBackend {
     return this.#deliverWithFailover(pick, call, kind, onChunk, trace);
   }
 
-  async #deliverWithFailover(first: Pick, call: IncomingCall, kind: FrameKind, onChunk: ChunkSink | undefined, trace: Trace | undefined): Promise<FrameReply> {
+  async #deliverWithFailover(
+    first: Pick,
+    call: IncomingCall,
+    kind: FrameKind,
+    onChunk: ChunkSink | undefined,
+    trace: Trace | undefined,
+  ): Promise<FrameReply> {
     let pick = first;
     const started = Date.now();
     let answered = false;
-    const sink = onChunk && ((meta: Record<string, unknown> | null, body: Buffer): void => {
-      answered = true;
-      onChunk(meta, body);
-    });
+    const sink =
+      onChunk &&
+      ((meta: Record<string, unknown> | null, body: Buffer): void => {
+        answered = true;
+        onChunk(meta, body);
+      });
     let attempt = call;
     let excluded: string[] | undefined;
     for (let retries = 0; ; retries++) {
@@ -240,7 +251,13 @@ export class Forwarder implements InferBackend {
    * resolved with, or with `rejectOnFailure` thrown. Promise callbacks, not an async function:
    * this runs once per request.
    */
-  #attempt(pick: Pick, call: IncomingCall, kind: FrameKind, onChunk: ChunkSink | undefined, rejectOnFailure = false): Promise<FrameReply | AnyServeError> {
+  #attempt(
+    pick: Pick,
+    call: IncomingCall,
+    kind: FrameKind,
+    onChunk: ChunkSink | undefined,
+    rejectOnFailure = false,
+  ): Promise<FrameReply | AnyServeError> {
     const { entry } = pick;
     let client: FrameClient;
     try {
@@ -254,16 +271,19 @@ export class Forwarder implements InferBackend {
       signal: call.signal,
       ...(onChunk ? { onChunk } : {}),
     });
-    return sent.then((reply) => {
-      const failure = this.#settle(pick, client, errorOf(reply, entry));
-      if (failure === undefined) return reply;
-      if (rejectOnFailure) throw failure;
-      return failure;
-    }, (err: unknown) => {
-      const failure = this.#settle(pick, client, AnyServeError.from(err, "INTERNAL"))!;
-      if (rejectOnFailure) throw failure;
-      return failure;
-    });
+    return sent.then(
+      (reply) => {
+        const failure = this.#settle(pick, client, errorOf(reply, entry));
+        if (failure === undefined) return reply;
+        if (rejectOnFailure) throw failure;
+        return failure;
+      },
+      (err: unknown) => {
+        const failure = this.#settle(pick, client, AnyServeError.from(err, "INTERNAL"))!;
+        if (rejectOnFailure) throw failure;
+        return failure;
+      },
+    );
   }
 
   /** Ends an attempt: the replica's in-flight count, a retired client's close, the outcome's record. */
@@ -318,7 +338,10 @@ export class Forwarder implements InferBackend {
       throw this.#notReady(candidates, query, route.key);
     }
     const policy = this.#o.policies.of(available[0]!);
-    const entry = policy.balancer.pick(preferWarm(available, query), call.affinityKey === undefined ? undefined : { key: call.affinityKey });
+    const entry = policy.balancer.pick(
+      preferWarm(available, query),
+      call.affinityKey === undefined ? undefined : { key: call.affinityKey },
+    );
     // A half-open circuit lets one trial through: the pick takes it.
     if (this.circuits.openCount > 0) this.circuits.allows(entry.replicaId, route.key);
     return { entry, policy, route };
@@ -341,7 +364,10 @@ export class Forwarder implements InferBackend {
   }
 
   #notReady(candidates: ReplicaEntry[], query: CapabilityMap, key: string): AnyServeError {
-    return new AnyServeError("NO_READY_REPLICA", `${candidates.length} replica(s) match ${formatCapability(query)} but none is ready: ${describeUnavailable(candidates, this.outliers, this.circuits, key)}`);
+    return new AnyServeError(
+      "NO_READY_REPLICA",
+      `${candidates.length} replica(s) match ${formatCapability(query)} but none is ready: ${describeUnavailable(candidates, this.outliers, this.circuits, key)}`,
+    );
   }
 
   /** Candidates that may take a request now; the same array when all may (the common case). */
@@ -349,10 +375,9 @@ export class Forwarder implements InferBackend {
     const ejected = this.outliers.ejectedCount > 0;
     const open = this.circuits.openCount > 0;
     if (!ejected && !open && candidates.every(isRoutable)) return candidates;
-    return candidates.filter((e) =>
-      isRoutable(e) &&
-      !(ejected && this.outliers.isEjected(e.replicaId)) &&
-      !(open && this.circuits.blocks(e.replicaId, key)));
+    return candidates.filter(
+      (e) => isRoutable(e) && !(ejected && this.outliers.isEjected(e.replicaId)) && !(open && this.circuits.blocks(e.replicaId, key)),
+    );
   }
 
   #unmatched(query: CapabilityMap, call: IncomingCall, tried: string[]): ReplicaEntry {
@@ -364,7 +389,8 @@ export class Forwarder implements InferBackend {
     }
     if (tried.length > 0) throw this.#exhausted(query, tried);
     if (call.model) {
-      const what = call.model.version === undefined ? `model '${call.model.name}'` : `model '${call.model.name}' version '${call.model.version}'`;
+      const what =
+        call.model.version === undefined ? `model '${call.model.name}'` : `model '${call.model.name}' version '${call.model.version}'`;
       throw new AnyServeError("MODEL_NOT_FOUND", `${what} is not served by any replica; ${registry.describeCapabilities()}`);
     }
     throw new AnyServeError("NO_MATCHING_CAPABILITY", `no replica offers ${formatCapability(query)}; ${registry.describeCapabilities()}`);
@@ -381,7 +407,8 @@ export class Forwarder implements InferBackend {
   #client(entry: ReplicaEntry): FrameClient {
     let client = this.#clients.get(entry.replicaId);
     if (!client) {
-      if (!entry.httpEndpoint) throw new AnyServeError("REPLICA_UNREACHABLE", `replica '${entry.replicaId}' registered no http_endpoint to forward to`);
+      if (!entry.httpEndpoint)
+        throw new AnyServeError("REPLICA_UNREACHABLE", `replica '${entry.replicaId}' registered no http_endpoint to forward to`);
       client = new FrameClient({ url: entry.httpEndpoint, ...(this.#o.token ? { token: this.#o.token } : {}) });
       this.#clients.set(entry.replicaId, client);
     }

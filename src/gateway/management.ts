@@ -27,10 +27,12 @@ export interface ManagementOptions {
 
 export function managementRoutes(o: ManagementOptions): Record<string, RouteHandler> {
   const { status, registry } = o;
-  const fresh = (fn: () => unknown): RouteHandler => async (_req, res) => {
-    await status.refresh();
-    sendJson(res, 200, fn());
-  };
+  const fresh =
+    (fn: () => unknown): RouteHandler =>
+    async (_req, res) => {
+      await status.refresh();
+      sendJson(res, 200, fn());
+    };
   return {
     "GET /api/services": fresh(() => ({ time: Date.now(), services: status.services() })),
     "GET /api/replicas": fresh(() => ({ time: Date.now(), replicas: status.replicas() })),
@@ -60,15 +62,22 @@ export function managementRoutes(o: ManagementOptions): Record<string, RouteHand
       }
       const service = serviceOrThrow(status, name);
       const { action, capability } = workersBody(await readJson(req));
-      const replicas = await Promise.all(service.replicas.filter((r) => r.http_endpoint).map(async (r) => {
-        const answer = await fetch(`${r.http_endpoint}/workers/${action}`, {
-          method: "POST",
-          headers: { "content-type": "application/json", ...(o.token ? { authorization: `Bearer ${o.token}` } : {}) },
-          body: JSON.stringify({ capability }),
-          signal: AbortSignal.timeout(60_000),
-        }).then(async (x) => ({ status: x.status, body: (await x.json()) as unknown }), (err: Error) => ({ status: 502, body: { error: err.message } }));
-        return { replica_id: r.replica_id, ...answer };
-      }));
+      const replicas = await Promise.all(
+        service.replicas
+          .filter((r) => r.http_endpoint)
+          .map(async (r) => {
+            const answer = await fetch(`${r.http_endpoint}/workers/${action}`, {
+              method: "POST",
+              headers: { "content-type": "application/json", ...(o.token ? { authorization: `Bearer ${o.token}` } : {}) },
+              body: JSON.stringify({ capability }),
+              signal: AbortSignal.timeout(60_000),
+            }).then(
+              async (x) => ({ status: x.status, body: (await x.json()) as unknown }),
+              (err: Error) => ({ status: 502, body: { error: err.message } }),
+            );
+            return { replica_id: r.replica_id, ...answer };
+          }),
+      );
       sendJson(res, replicas.every((r) => r.status === 200) ? 200 : 502, { success: replicas.every((r) => r.status === 200), replicas });
     },
   };
@@ -78,7 +87,10 @@ function serviceOrThrow(status: StatusModel, name: string): NonNullable<ReturnTy
   const view = status.service(name);
   if (!view) {
     const known = status.serviceNames();
-    throw new AnyServeError("SERVICE_NOT_FOUND", `no service '${name}': ${known.length ? `known services are ${known.join(", ")}` : "nothing is deployed or registered"}`);
+    throw new AnyServeError(
+      "SERVICE_NOT_FOUND",
+      `no service '${name}': ${known.length ? `known services are ${known.join(", ")}` : "nothing is deployed or registered"}`,
+    );
   }
   return view;
 }
@@ -101,7 +113,10 @@ function workersBody(body: unknown): { action: "start" | "stop"; capability: Rec
   }
   const cap = b.capability ?? {};
   if (cap === null || typeof cap !== "object" || Array.isArray(cap)) {
-    throw new AnyServeError("INVALID_REQUEST", `capability: expected {key: value, ...} (empty = every capability), got ${JSON.stringify(cap)}`);
+    throw new AnyServeError(
+      "INVALID_REQUEST",
+      `capability: expected {key: value, ...} (empty = every capability), got ${JSON.stringify(cap)}`,
+    );
   }
   return { action: b.action, capability: cap as Record<string, string> };
 }

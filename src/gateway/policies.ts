@@ -76,7 +76,11 @@ export class ServicePolicies {
   /** Service name → strategy, failover, health interval: for /registry and the status API. */
   describe(): Record<string, { load_balancing: string; failover_enabled: boolean; health_check_interval_ms: number | null }> {
     const out: ReturnType<ServicePolicies["describe"]> = {};
-    const row = (p: ServicePolicy) => ({ load_balancing: p.balancer.name, failover_enabled: p.failover, health_check_interval_ms: p.healthCheckIntervalMs ?? null });
+    const row = (p: ServicePolicy) => ({
+      load_balancing: p.balancer.name,
+      failover_enabled: p.failover,
+      health_check_interval_ms: p.healthCheckIntervalMs ?? null,
+    });
     out["*"] = row(this.#default);
     for (const [name, p] of this.#byService) out[name] = row(p);
     return out;

@@ -115,7 +115,7 @@ export class ServiceStats {
     const order = this.#bounds.map((b, i) => [b, i] as const).sort((a, b) => a[0] - b[0]);
     // Window counts per bucket, cumulative by bound; the first sample in the ring is the baseline,
     // unless the ring holds one sample only (then everything counts).
-    const cumulative = order.map(([, i]) => (last.buckets[i] ?? 0) - (this.#ring.length > 1 ? first?.buckets[i] ?? 0 : 0));
+    const cumulative = order.map(([, i]) => (last.buckets[i] ?? 0) - (this.#ring.length > 1 ? (first?.buckets[i] ?? 0) : 0));
     const total = cumulative.at(-1) ?? 0;
     if (total <= 0) return null;
     const q = (p: number): number => {

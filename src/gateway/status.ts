@@ -136,7 +136,9 @@ export class StatusModel {
     return [...byNode].map(([name, entries]) => ({
       name,
       replicas: entries.map((e) => e.replicaId),
-      ...(own && own.name === name ? { labels: own.labels, capacity: { cpu_cores: own.cpuCores, memory_mb: own.memoryMb, gpus: own.gpuIds.length } } : {}),
+      ...(own && own.name === name
+        ? { labels: own.labels, capacity: { cpu_cores: own.cpuCores, memory_mb: own.memoryMb, gpus: own.gpuIds.length } }
+        : {}),
     }));
   }
 

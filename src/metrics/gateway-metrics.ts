@@ -56,7 +56,12 @@ export class GatewayMetrics {
       DURATION,
       "Time at the API server from routing the request to the replica's answer (or the failure), failover retries included.",
       "histogram",
-      () => histogramValues(DURATION, LATENCY_BUCKETS, all().map((c) => ({ labels: c.labels, h: c.duration }))),
+      () =>
+        histogramValues(
+          DURATION,
+          LATENCY_BUCKETS,
+          all().map((c) => ({ labels: c.labels, h: c.duration })),
+        ),
     );
     registerScraped(registry, this.requests);
     registerScraped(registry, this.duration);
@@ -67,12 +72,24 @@ export class GatewayMetrics {
       registers: [registry],
     });
     const counterFrom = (name: string, help: string, read: () => number): void => {
-      new Counter({ name, help, registers: [registry], collect() { this.reset(); this.inc(read()); } });
+      new Counter({
+        name,
+        help,
+        registers: [registry],
+        collect() {
+          this.reset();
+          this.inc(read());
+        },
+      });
     };
     counterFrom("anyserve_gateway_retries_total", "Failover retries sent to another replica.", () => forwarder.counters.retries);
     counterFrom("anyserve_gateway_retries_denied_total", "Retries the retry budget refused.", () => forwarder.counters.retries_denied);
     counterFrom("anyserve_gateway_ejections_total", "Replicas ejected by the outlier detector.", () => forwarder.counters.ejections);
-    counterFrom("anyserve_gateway_delegated_requests_total", "Requests that arrived already delegated by a replica (X-Delegated-From).", () => forwarder.counters.delegated);
+    counterFrom(
+      "anyserve_gateway_delegated_requests_total",
+      "Requests that arrived already delegated by a replica (X-Delegated-From).",
+      () => forwarder.counters.delegated,
+    );
     new Gauge({
       name: "anyserve_gateway_in_flight",
       help: "Requests the API server has sent to replicas and not yet had answered, by service.",
@@ -91,7 +108,13 @@ export class GatewayMetrics {
       collect() {
         this.reset();
         for (const e of replicas.list()) {
-          const state = !e.available ? "draining" : !e.healthy ? "unhealthy" : forwarder.outliers.isEjected(e.replicaId) ? "ejected" : "healthy";
+          const state = !e.available
+            ? "draining"
+            : !e.healthy
+              ? "unhealthy"
+              : forwarder.outliers.isEjected(e.replicaId)
+                ? "ejected"
+                : "healthy";
           this.inc({ service: e.service ?? NO_SERVICE, state });
         }
       },
@@ -128,7 +151,10 @@ export class GatewayMetrics {
     if (!c) {
       let last = this.lastActivity.get(service);
       if (!last) this.lastActivity.set(service, (last = { at: 0 }));
-      byCap.set(capability, (c = { labels: { service, capability }, duration: new HistogramChild(LATENCY_BUCKETS), byCode: new Map(), service: last }));
+      byCap.set(
+        capability,
+        (c = { labels: { service, capability }, duration: new HistogramChild(LATENCY_BUCKETS), byCode: new Map(), service: last }),
+      );
     }
     let counter = c.byCode.get(code);
     if (!counter) c.byCode.set(code, (counter = { n: 0 }));

@@ -22,7 +22,9 @@ import { HistogramChild, ScrapedMetric, histogramValues, registerScraped } from 
 export { HistogramChild } from "./scraped.js";
 
 /** Seconds: 100 µs … 60 s, about 2.5× apart. */
-export const LATENCY_BUCKETS: readonly number[] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+export const LATENCY_BUCKETS: readonly number[] = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+];
 /** Requests per handler call: powers of two. */
 export const BATCH_BUCKETS: readonly number[] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
 
@@ -64,7 +66,10 @@ export class LaneMetrics {
   readonly loads: (() => LaneLoad)[] = [];
 
   /** `handler`: false for the series of requests no handler matched (outcomes only). */
-  constructor(capability: string, readonly handler = true) {
+  constructor(
+    capability: string,
+    readonly handler = true,
+  ) {
     this.capability = capability;
     if (handler) this.outcomes.set("OK", this.#ok);
   }
@@ -95,14 +100,45 @@ export class ReplicaMetrics {
     const all = (): LaneMetrics[] => (this.#unmatched ? [...lanes(), this.#unmatched] : lanes());
     const register = (m: ScrapedMetric): void => registerScraped(this.registry, m);
 
-    register(new ScrapedMetric("anyserve_replica_requests_total", "Requests that reached this replica's dispatcher, by the handler's capability and outcome (OK or the error code).", "counter", () =>
-      all().flatMap((l) => [...l.outcomes].map(([code, c]) => ({ value: c.n, labels: { capability: l.capability, code } })))));
+    register(
+      new ScrapedMetric(
+        "anyserve_replica_requests_total",
+        "Requests that reached this replica's dispatcher, by the handler's capability and outcome (OK or the error code).",
+        "counter",
+        () => all().flatMap((l) => [...l.outcomes].map(([code, c]) => ({ value: c.n, labels: { capability: l.capability, code } }))),
+      ),
+    );
     const hist = (name: string, help: string, pick: (l: LaneMetrics) => HistogramChild | undefined, bounds: readonly number[]): void =>
-      register(new ScrapedMetric(name, help, "histogram", () =>
-        histogramValues(name, bounds, lanes().flatMap((l) => { const h = pick(l); return h ? [{ labels: { capability: l.capability }, h }] : []; }))));
-    hist("anyserve_replica_queue_wait_seconds", "Time from the lane accepting a request to its start on a worker (requests that started).", (l) => l.queueWait, LATENCY_BUCKETS);
-    hist("anyserve_replica_execution_seconds", "Time from a request's start on a worker to the worker's answer (for a batch: the handler call).", (l) => l.execution, LATENCY_BUCKETS);
-    hist("anyserve_replica_batch_size", "Requests per call of a batch handler.", (l) => (l.batching ? l.batchSize : undefined), BATCH_BUCKETS);
+      register(
+        new ScrapedMetric(name, help, "histogram", () =>
+          histogramValues(
+            name,
+            bounds,
+            lanes().flatMap((l) => {
+              const h = pick(l);
+              return h ? [{ labels: { capability: l.capability }, h }] : [];
+            }),
+          ),
+        ),
+      );
+    hist(
+      "anyserve_replica_queue_wait_seconds",
+      "Time from the lane accepting a request to its start on a worker (requests that started).",
+      (l) => l.queueWait,
+      LATENCY_BUCKETS,
+    );
+    hist(
+      "anyserve_replica_execution_seconds",
+      "Time from a request's start on a worker to the worker's answer (for a batch: the handler call).",
+      (l) => l.execution,
+      LATENCY_BUCKETS,
+    );
+    hist(
+      "anyserve_replica_batch_size",
+      "Requests per call of a batch handler.",
+      (l) => (l.batching ? l.batchSize : undefined),
+      BATCH_BUCKETS,
+    );
 
     const loads = (): Map<string, LaneLoad> => {
       const out = new Map<string, LaneLoad>();
@@ -114,15 +150,28 @@ export class ReplicaMetrics {
       return out;
     };
     const inFlight = new Gauge({
-      name: "anyserve_replica_in_flight", help: "Requests running on a worker now, by capability.", labelNames: ["capability"], registers: [this.registry],
-      collect: () => { for (const [capability, l] of loads()) inFlight.set({ capability }, l.inFlight); },
+      name: "anyserve_replica_in_flight",
+      help: "Requests running on a worker now, by capability.",
+      labelNames: ["capability"],
+      registers: [this.registry],
+      collect: () => {
+        for (const [capability, l] of loads()) inFlight.set({ capability }, l.inFlight);
+      },
     });
     const queueDepth = new Gauge({
-      name: "anyserve_replica_queue_depth", help: "Requests waiting in the capability's queue now.", labelNames: ["capability"], registers: [this.registry],
-      collect: () => { for (const [capability, l] of loads()) queueDepth.set({ capability }, l.queued); },
+      name: "anyserve_replica_queue_depth",
+      help: "Requests waiting in the capability's queue now.",
+      labelNames: ["capability"],
+      registers: [this.registry],
+      collect: () => {
+        for (const [capability, l] of loads()) queueDepth.set({ capability }, l.queued);
+      },
     });
     const workers = new Gauge({
-      name: "anyserve_replica_workers", help: "Workers by state (idle: warm workers with nothing to do, also counted as warm).", labelNames: ["capability", "state"], registers: [this.registry],
+      name: "anyserve_replica_workers",
+      help: "Workers by state (idle: warm workers with nothing to do, also counted as warm).",
+      labelNames: ["capability", "state"],
+      registers: [this.registry],
       collect: () => {
         for (const [capability, l] of loads()) for (const state of STATES) workers.set({ capability, state }, l.workers[state]);
       },
@@ -137,12 +186,22 @@ export class ReplicaMetrics {
         return this.#totals.value;
       };
       const bytes = new Gauge({
-        name: "anyserve_object_store_bytes", help: "Bytes in the replica's object store directory (objects and unfinished writes; what counts toward its cap).", registers: [this.registry],
-        collect: async () => { const t = await totals(); if (t) bytes.set(t.bytes); },
+        name: "anyserve_object_store_bytes",
+        help: "Bytes in the replica's object store directory (objects and unfinished writes; what counts toward its cap).",
+        registers: [this.registry],
+        collect: async () => {
+          const t = await totals();
+          if (t) bytes.set(t.bytes);
+        },
       });
       const objects = new Gauge({
-        name: "anyserve_object_store_objects", help: "Objects in the replica's object store directory (expired ones until the next sweep).", registers: [this.registry],
-        collect: async () => { const t = await totals(); if (t) objects.set(t.objects); },
+        name: "anyserve_object_store_objects",
+        help: "Objects in the replica's object store directory (expired ones until the next sweep).",
+        registers: [this.registry],
+        collect: async () => {
+          const t = await totals();
+          if (t) objects.set(t.objects);
+        },
       });
     }
   }

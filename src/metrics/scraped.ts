@@ -57,7 +57,11 @@ export class ScrapedMetric {
   reset(): void {}
 }
 
-export function histogramValues(name: string, bounds: readonly number[], series: { labels: Record<string, string>; h: HistogramChild }[]): Value[] {
+export function histogramValues(
+  name: string,
+  bounds: readonly number[],
+  series: { labels: Record<string, string>; h: HistogramChild }[],
+): Value[] {
   const out: Value[] = [];
   for (const { labels, h } of series) {
     let acc = 0;

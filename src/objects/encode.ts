@@ -8,9 +8,15 @@ import { JSON_TYPE, OCTET_STREAM, checkContentType } from "./ref.js";
 
 /** Typed arrays by OIP datatype name; stored little-endian, as every supported host is. */
 const TYPED: Record<string, { new (b: ArrayBuffer, off: number, len: number): ArrayBufferView; BYTES_PER_ELEMENT: number }> = {
-  INT8: Int8Array, INT16: Int16Array, INT32: Int32Array, INT64: BigInt64Array,
-  UINT16: Uint16Array, UINT32: Uint32Array, UINT64: BigUint64Array,
-  FP32: Float32Array, FP64: Float64Array,
+  INT8: Int8Array,
+  INT16: Int16Array,
+  INT32: Int32Array,
+  INT64: BigInt64Array,
+  UINT16: Uint16Array,
+  UINT32: Uint32Array,
+  UINT64: BigUint64Array,
+  FP32: Float32Array,
+  FP64: Float64Array,
 };
 export const ARRAY_TYPE = "application/x-anyserve-array";
 

@@ -65,11 +65,14 @@ export function objectEndpoint(o: ObjectEndpointOptions): (req: IncomingMessage,
 
 async function serve(req: IncomingMessage, res: ServerResponse, raw: string, store: ObjectStore, want: Buffer | undefined): Promise<void> {
   if (req.method !== "GET" && req.method !== "HEAD") {
-    sendError(res, new AnyServeError("METHOD_NOT_ALLOWED", `${req.method} is not allowed on ${OBJECTS_PATH}{id}: use GET or HEAD`), { allow: "GET, HEAD" });
+    sendError(res, new AnyServeError("METHOD_NOT_ALLOWED", `${req.method} is not allowed on ${OBJECTS_PATH}{id}: use GET or HEAD`), {
+      allow: "GET, HEAD",
+    });
     return;
   }
   if (want) {
-    if (!bearerMatches(req.headers.authorization, want)) throw new AnyServeError("UNAUTHENTICATED", "the object endpoint needs 'Authorization: Bearer <token>' with the replicas' token");
+    if (!bearerMatches(req.headers.authorization, want))
+      throw new AnyServeError("UNAUTHENTICATED", "the object endpoint needs 'Authorization: Bearer <token>' with the replicas' token");
   }
   const q = raw.indexOf("?");
   const id = checkId(raw.slice(OBJECTS_PATH.length, q < 0 ? undefined : q));
@@ -109,7 +112,11 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
   if (header === undefined) return undefined;
   const m = /^bytes=(\d{0,16})-(\d{0,16})$/.exec(header.trim());
   const bad = (): never => {
-    throw new AnyServeError("OBJECT_RANGE_INVALID", `Range ${JSON.stringify(header.slice(0, 64))} is not one satisfiable 'bytes=' range of this ${size}-byte object`, { size });
+    throw new AnyServeError(
+      "OBJECT_RANGE_INVALID",
+      `Range ${JSON.stringify(header.slice(0, 64))} is not one satisfiable 'bytes=' range of this ${size}-byte object`,
+      { size },
+    );
   };
   if (!m || (m[1] === "" && m[2] === "")) return bad();
   if (m[1] === "") {

@@ -11,17 +11,35 @@ export function expired(o: StoredObject, now: number): boolean {
 export function live(o: OpenedObject): OpenedObject {
   if (!expired(o.info, Date.now())) return o;
   void o.close();
-  throw new AnyServeError("OBJECT_EXPIRED", `object ${o.info.id} expired at ${new Date(o.info.created + o.info.ttl! * 1000).toISOString()}`);
+  throw new AnyServeError(
+    "OBJECT_EXPIRED",
+    `object ${o.info.id} expired at ${new Date(o.info.created + o.info.ttl! * 1000).toISOString()}`,
+  );
 }
 
 export function checkRange(range: { start: number; end: number } | undefined, info: StoredObject): void {
-  if (range && !(Number.isSafeInteger(range.start) && Number.isSafeInteger(range.end) && range.start >= 0 && range.start <= range.end && range.end < info.size)) {
+  if (
+    range &&
+    !(
+      Number.isSafeInteger(range.start) &&
+      Number.isSafeInteger(range.end) &&
+      range.start >= 0 &&
+      range.start <= range.end &&
+      range.end < info.size
+    )
+  ) {
     throw new AnyServeError("OBJECT_RANGE_INVALID", `range ${range.start}-${range.end} is outside object ${info.id} (${info.size} bytes)`);
   }
 }
 
 export function refOf(o: StoredObject): ObjRef {
-  return new ObjRef({ id: o.id, size: o.size, contentType: o.contentType, ...(o.owner !== undefined ? { owner: o.owner } : {}), ...(o.url !== undefined ? { url: o.url } : {}) });
+  return new ObjRef({
+    id: o.id,
+    size: o.size,
+    contentType: o.contentType,
+    ...(o.owner !== undefined ? { owner: o.owner } : {}),
+    ...(o.url !== undefined ? { url: o.url } : {}),
+  });
 }
 
 export function infoOf(o: StoredObject): ObjectInfo {

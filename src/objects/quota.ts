@@ -12,7 +12,10 @@ export class Quota {
   #bytes = 0;
   #at = 0;
 
-  constructor(readonly backend: ObjectBackend, readonly maxBytes: number) {}
+  constructor(
+    readonly backend: ObjectBackend,
+    readonly maxBytes: number,
+  ) {}
 
   /** Bytes left for a write of `needed` bytes (0 when unknown); `sweep` runs once before giving up with 507. */
   async room(needed: number, sweep: () => Promise<unknown>): Promise<number> {
@@ -22,7 +25,10 @@ export class Quota {
       left = this.maxBytes - (await this.#used(true));
     }
     if (left < needed || left <= 0) {
-      throw new AnyServeError("OBJECT_STORE_FULL", `object store ${this.backend.location} is full: ${needed} bytes needed, ${Math.max(0, left)} left under its ${this.maxBytes}-byte cap`);
+      throw new AnyServeError(
+        "OBJECT_STORE_FULL",
+        `object store ${this.backend.location} is full: ${needed} bytes needed, ${Math.max(0, left)} left under its ${this.maxBytes}-byte cap`,
+      );
     }
     return left;
   }

@@ -58,7 +58,8 @@ export class ObjRef implements ObjRefData {
 
   constructor(data: ObjRefData) {
     this.id = checkId(data.id);
-    if (!Number.isSafeInteger(data.size) || data.size < -1) invalid(`size: expected a non-negative integer (or -1: unknown), got ${JSON.stringify(data.size)}`);
+    if (!Number.isSafeInteger(data.size) || data.size < -1)
+      invalid(`size: expected a non-negative integer (or -1: unknown), got ${JSON.stringify(data.size)}`);
     this.size = data.size;
     this.contentType = checkContentType(data.contentType);
     if (data.owner !== undefined) {
@@ -124,7 +125,8 @@ export class ObjRef implements ObjRefData {
       fields.set(name, value);
     }
     const size = fields.get("size");
-    if (size === undefined || !/^(?:-1|\d{1,16})$/.test(size)) invalid(`size: expected a non-negative integer (or -1: unknown), got ${quote(size ?? null)}`);
+    if (size === undefined || !/^(?:-1|\d{1,16})$/.test(size))
+      invalid(`size: expected a non-negative integer (or -1: unknown), got ${quote(size ?? null)}`);
     const type = fields.get("type");
     if (type === undefined) invalid("type: missing");
     const data: ObjRefData = { id, size: Number(size), contentType: type };
@@ -167,7 +169,13 @@ export class ObjRef implements ObjRefData {
     }
     if (value !== null && typeof value === "object" && !Array.isArray(value)) {
       const d = value as Partial<ObjRefData>;
-      return new ObjRef({ id: d.id as string, size: d.size ?? -1, contentType: d.contentType ?? OCTET_STREAM, ...(d.owner !== undefined ? { owner: d.owner } : {}), ...(d.url !== undefined ? { url: d.url } : {}) });
+      return new ObjRef({
+        id: d.id as string,
+        size: d.size ?? -1,
+        contentType: d.contentType ?? OCTET_STREAM,
+        ...(d.owner !== undefined ? { owner: d.owner } : {}),
+        ...(d.url !== undefined ? { url: d.url } : {}),
+      });
     }
     invalid(`expected an ObjRef, its string or its JSON form, got ${value === null ? "null" : typeof value}`);
   }
@@ -182,7 +190,8 @@ export function checkId(id: unknown): string {
 }
 
 export function checkOwner(owner: unknown): string {
-  if (typeof owner !== "string" || !OWNER_PATTERN.test(owner)) invalid(`owner: expected a replica id of 1-128 [A-Za-z0-9_.-], got ${quote(owner)}`);
+  if (typeof owner !== "string" || !OWNER_PATTERN.test(owner))
+    invalid(`owner: expected a replica id of 1-128 [A-Za-z0-9_.-], got ${quote(owner)}`);
   return owner;
 }
 
@@ -201,7 +210,15 @@ export function checkOwnerUrl(text: unknown): string {
   } catch {
     u = undefined;
   }
-  if (!u || (u.protocol !== "http:" && u.protocol !== "https:") || u.username || u.password || (u.pathname !== "/" && u.pathname !== "") || u.search || u.hash) {
+  if (
+    !u ||
+    (u.protocol !== "http:" && u.protocol !== "https:") ||
+    u.username ||
+    u.password ||
+    (u.pathname !== "/" && u.pathname !== "") ||
+    u.search ||
+    u.hash
+  ) {
     invalid(`owner url: expected http(s)://host:port, got ${quote(text ?? null)}`);
   }
   return u.origin;

@@ -154,7 +154,10 @@ export function parseMetaHeader(raw: string | string[] | undefined, id: string):
 /** Passes bytes through and fails unless exactly `expected` arrive, so a cut transfer is never taken for a whole object. */
 class LengthCheck extends Transform {
   #seen = 0;
-  constructor(readonly expected: number, readonly id: string) {
+  constructor(
+    readonly expected: number,
+    readonly id: string,
+  ) {
     // Large buffers: with the 16 KiB default, every 64 KiB socket chunk pauses the socket and the
     // transfer runs at a fraction of loopback speed.
     super({ highWaterMark: 4 << 20 });
@@ -198,5 +201,8 @@ function fetchError(err: unknown, p: PeerRequest): AnyServeError {
       ? new AnyServeError("DEADLINE_EXCEEDED", `fetching object ${p.id} from its owner ${p.base} did not finish in time`)
       : new AnyServeError("CANCELLED", `fetching object ${p.id} from its owner ${p.base} was cancelled`);
   }
-  return new AnyServeError("OBJECT_OWNER_UNREACHABLE", `fetching object ${p.id} from its owner ${p.base} failed: ${(err as Error)?.message ?? String(err)}`);
+  return new AnyServeError(
+    "OBJECT_OWNER_UNREACHABLE",
+    `fetching object ${p.id} from its owner ${p.base} failed: ${(err as Error)?.message ?? String(err)}`,
+  );
 }

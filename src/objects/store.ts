@@ -24,7 +24,15 @@ import { checkRange, expired, infoOf, live, positive, refOf } from "./info.js";
 import { Quota } from "./quota.js";
 import { OCTET_STREAM, ObjRef, checkContentType, checkId, type ObjRefLike } from "./ref.js";
 import { allowListPeers, fetchFromPeer, readFromPeer, registryPeers, type PeerResolver } from "./remote.js";
-import type { CreateOptions, ObjectInfo, ObjectStoreApi, ObjectStoreOptions, ReadOptions, StreamCreateOptions, StreamReadOptions } from "./types.js";
+import type {
+  CreateOptions,
+  ObjectInfo,
+  ObjectStoreApi,
+  ObjectStoreOptions,
+  ReadOptions,
+  StreamCreateOptions,
+  StreamReadOptions,
+} from "./types.js";
 
 export type { ObjectStoreOptions } from "./types.js";
 
@@ -45,7 +53,13 @@ export class ObjectStore implements ObjectStoreApi {
 
   constructor(o: ObjectStoreOptions = {}) {
     this.#o = o;
-    this.backend = o.backend ?? new DirBackend({ dir: o.dir ?? DEFAULT_OBJECT_DIR, ...(o.fileMode !== undefined ? { fileMode: o.fileMode } : {}), fsync: o.fsync ?? false });
+    this.backend =
+      o.backend ??
+      new DirBackend({
+        dir: o.dir ?? DEFAULT_OBJECT_DIR,
+        ...(o.fileMode !== undefined ? { fileMode: o.fileMode } : {}),
+        fsync: o.fsync ?? false,
+      });
     this.maxObjectBytes = positive("maxObjectBytes", o.maxObjectBytes, 2 * 1024 ** 3);
     this.maxTotalBytes = positive("maxTotalBytes", o.maxTotalBytes, 10 * 1024 ** 3);
     this.#quota = new Quota(this.backend, this.maxTotalBytes);
@@ -144,7 +158,14 @@ export class ObjectStore implements ObjectStoreApi {
       }
       return where.local.stream(options.range);
     }
-    const { body } = await fetchFromPeer({ method: "GET", base: where.base, id: where.ref.id, token: this.token, signal: this.#signal(options), range: options.range });
+    const { body } = await fetchFromPeer({
+      method: "GET",
+      base: where.base,
+      id: where.ref.id,
+      token: this.token,
+      signal: this.#signal(options),
+      range: options.range,
+    });
     return body!;
   }
 
@@ -154,7 +175,9 @@ export class ObjectStore implements ObjectStoreApi {
       await where.local.close();
       return infoOf(where.local.info);
     }
-    return infoOf((await fetchFromPeer({ method: "HEAD", base: where.base, id: where.ref.id, token: this.token, signal: this.#signal(options) })).info);
+    return infoOf(
+      (await fetchFromPeer({ method: "HEAD", base: where.base, id: where.ref.id, token: this.token, signal: this.#signal(options) })).info,
+    );
   }
 
   /** True when the object can be read (here or at its owner); expired objects do not exist. */
@@ -217,15 +240,22 @@ export class ObjectStore implements ObjectStoreApi {
     clearInterval(this.#timer);
   }
 
-  async #write(source: Buffer | AsyncIterable<Uint8Array>, contentType: string, o: CreateOptions, size: number | undefined): Promise<ObjRef> {
+  async #write(
+    source: Buffer | AsyncIterable<Uint8Array>,
+    contentType: string,
+    o: CreateOptions,
+    size: number | undefined,
+  ): Promise<ObjRef> {
     // A source that fails before the backend starts reading it must not crash the process: the
     // error is kept by the stream and thrown by its iterator, or the stream is destroyed below.
     if (source instanceof Readable) source.on("error", () => undefined);
     try {
       const id = o.key !== undefined ? checkId(o.key) : `obj-${randomUUID()}`;
       const ttl = o.ttl ?? this.#o.defaultTtl;
-      if (ttl !== undefined && !(ttl > 0 && Number.isFinite(ttl))) throw new AnyServeError("INVALID_PARAMETER", `ttl: expected a positive number of seconds, got ${ttl}`);
-      if (size !== undefined && size > this.maxObjectBytes) throw new AnyServeError("OBJECT_TOO_LARGE", `object ${id} is ${size} bytes: the limit is ${this.maxObjectBytes} bytes per object`);
+      if (ttl !== undefined && !(ttl > 0 && Number.isFinite(ttl)))
+        throw new AnyServeError("INVALID_PARAMETER", `ttl: expected a positive number of seconds, got ${ttl}`);
+      if (size !== undefined && size > this.maxObjectBytes)
+        throw new AnyServeError("OBJECT_TOO_LARGE", `object ${id} is ${size} bytes: the limit is ${this.maxObjectBytes} bytes per object`);
       const meta: ObjectMeta = { id, contentType, created: Date.now() };
       if (ttl !== undefined) meta.ttl = ttl;
       if (this.#owner) meta.owner = this.#owner.replicaId;
@@ -260,7 +290,11 @@ export class ObjectStore implements ObjectStoreApi {
   }
 
   /** Finds an object: here (the owner's copy, or a shared directory, or a cache), else at its owner (cached first when asked). */
-  async #locate(refLike: ObjRefLike, options: ReadOptions, whole = false): Promise<{ local: OpenedObject } | { base: string; ref: ObjRef }> {
+  async #locate(
+    refLike: ObjRefLike,
+    options: ReadOptions,
+    whole = false,
+  ): Promise<{ local: OpenedObject } | { base: string; ref: ObjRef }> {
     const ref = ObjRef.from(refLike);
     const local = await this.#openLocal(ref, whole);
     if (local) return { local: live(local) };
@@ -270,11 +304,18 @@ export class ObjectStore implements ObjectStoreApi {
     const { info, body } = await fetchFromPeer({ method: "GET", base, id: ref.id, token: this.token, signal });
     if (info.size > this.maxObjectBytes) {
       body!.destroy();
-      throw new AnyServeError("OBJECT_TOO_LARGE", `object ${ref.id} is ${info.size} bytes: too large to cache here (limit ${this.maxObjectBytes})`);
+      throw new AnyServeError(
+        "OBJECT_TOO_LARGE",
+        `object ${ref.id} is ${info.size} bytes: too large to cache here (limit ${this.maxObjectBytes})`,
+      );
     }
     const { size: _size, ...meta } = info;
     try {
-      await this.backend.write(meta, body!, { maxBytes: this.maxObjectBytes, room: await this.#quota.room(info.size, () => this.sweep()), signal });
+      await this.backend.write(meta, body!, {
+        maxBytes: this.maxObjectBytes,
+        room: await this.#quota.room(info.size, () => this.sweep()),
+        signal,
+      });
     } catch (err) {
       body!.destroy(); // the socket goes with it
       throw err;
@@ -305,7 +346,10 @@ export class ObjectStore implements ObjectStoreApi {
     }
     const base = this.#peers ? await this.#peers(ref.owner, ref.url) : undefined;
     if (!base) {
-      throw new AnyServeError("OBJECT_REF_INVALID", `object ${ref.id} is owned by '${ref.owner}', which is not a known peer of this store (a replica learns peers from its API server; a standalone store needs 'peers')`);
+      throw new AnyServeError(
+        "OBJECT_REF_INVALID",
+        `object ${ref.id} is owned by '${ref.owner}', which is not a known peer of this store (a replica learns peers from its API server; a standalone store needs 'peers')`,
+      );
     }
     return base;
   }

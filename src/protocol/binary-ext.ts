@@ -10,8 +10,7 @@
 import { AnyServeError } from "../errors.js";
 import { describe } from "./json-util.js";
 import { checkTensorData, countMismatch, elementCount, invalidTensor } from "./tensor.js";
-import { CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON, type Datatype, type EncodedBody, type InferRequest,
-  type Tensor } from "./types.js";
+import { CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON, type Datatype, type EncodedBody, type InferRequest, type Tensor } from "./types.js";
 
 /**
  * Parses an `Inference-Header-Content-Length` header value (as Node gives it). Absent → undefined;
@@ -29,10 +28,16 @@ export function parseHeaderLength(value: string | readonly string[] | undefined)
 /** Splits a body at `headerLength` after checking it is an integer within the body. */
 export function splitBinaryBody(body: Buffer, headerLength: number): { json: Buffer; binary: Buffer } {
   if (!Number.isSafeInteger(headerLength) || headerLength < 0) {
-    throw new AnyServeError("INVALID_HEADER", `Inference-Header-Content-Length must be a non-negative integer, got ${describe(headerLength)}`);
+    throw new AnyServeError(
+      "INVALID_HEADER",
+      `Inference-Header-Content-Length must be a non-negative integer, got ${describe(headerLength)}`,
+    );
   }
   if (headerLength > body.length) {
-    throw new AnyServeError("INVALID_HEADER", `Inference-Header-Content-Length ${headerLength} is larger than the ${body.length}-byte body`);
+    throw new AnyServeError(
+      "INVALID_HEADER",
+      `Inference-Header-Content-Length ${headerLength} is larger than the ${body.length}-byte body`,
+    );
   }
   return { json: body.subarray(0, headerLength), binary: body.subarray(headerLength) };
 }
@@ -56,7 +61,9 @@ export class BinaryCursor {
   finish(): void {
     const left = this.binary.length - this.offset;
     if (left !== 0) {
-      throw invalidTensor(`the binary part of the body is ${this.binary.length} bytes but binary_data_size values add up to ${this.offset}`);
+      throw invalidTensor(
+        `the binary part of the body is ${this.binary.length} bytes but binary_data_size values add up to ${this.offset}`,
+      );
     }
   }
 }

@@ -12,7 +12,7 @@ export type CapabilityMap = Record<string, string>;
 export type CapabilityInput = Record<string, string | number | boolean>;
 
 export const CAPABILITY_LIMITS = { maxKeys: 64, maxKeyLength: 128, maxValueLength: 1024 } as const;
-const KEY_PATTERN = /^[A-Za-z0-9_.\-]+$/;
+const KEY_PATTERN = /^[A-Za-z0-9_.-]+$/;
 
 /**
  * Validates and normalises a capability (or query): string values, sane keys, bounded sizes.
@@ -29,7 +29,10 @@ export function normalizeCapability(input: unknown, where = "capability"): Capab
   const out: CapabilityMap = {};
   for (const key of keys) {
     if (!validKey(key)) {
-      throw new AnyServeError("INVALID_CAPABILITY", `${where}: key ${JSON.stringify(key.slice(0, 64))} must be 1-${CAPABILITY_LIMITS.maxKeyLength} characters of [A-Za-z0-9_.-]`);
+      throw new AnyServeError(
+        "INVALID_CAPABILITY",
+        `${where}: key ${JSON.stringify(key.slice(0, 64))} must be 1-${CAPABILITY_LIMITS.maxKeyLength} characters of [A-Za-z0-9_.-]`,
+      );
     }
     const value = (input as Record<string, unknown>)[key];
     if (typeof value !== "string" && typeof value !== "number" && typeof value !== "boolean") {
@@ -37,7 +40,10 @@ export function normalizeCapability(input: unknown, where = "capability"): Capab
     }
     const text = typeof value === "string" ? value : String(value);
     if (text.length > CAPABILITY_LIMITS.maxValueLength) {
-      throw new AnyServeError("INVALID_CAPABILITY", `${where}.${key}: expected at most ${CAPABILITY_LIMITS.maxValueLength} characters, got ${text.length}`);
+      throw new AnyServeError(
+        "INVALID_CAPABILITY",
+        `${where}.${key}: expected at most ${CAPABILITY_LIMITS.maxValueLength} characters, got ${text.length}`,
+      );
     }
     // An own "__proto__" key must stay a key: plain assignment would set the prototype instead.
     if (key === "__proto__") Object.defineProperty(out, key, { value: text, enumerable: true, writable: true, configurable: true });
@@ -82,7 +88,9 @@ export function capabilityKey(cap: CapabilityMap): string {
 
 /** The readable form used in messages: `{type=chat, model=llama-70b}`. */
 export function formatCapability(cap: CapabilityMap): string {
-  return `{${Object.keys(cap).map((k) => `${k}=${cap[k]}`).join(", ")}}`;
+  return `{${Object.keys(cap)
+    .map((k) => `${k}=${cap[k]}`)
+    .join(", ")}}`;
 }
 
 const HEADER_PREFIX = "x-capability-";

@@ -14,13 +14,26 @@ export type DatatypeKind = "bool" | "int" | "uint" | "float" | "half" | "bytes";
 
 /** The `InferTensorContents` field that carries a datatype, or `null` when it travels raw only. */
 export type ContentsField =
-  | "bool_contents" | "int_contents" | "int64_contents" | "uint_contents" | "uint64_contents"
-  | "fp32_contents" | "fp64_contents" | "bytes_contents";
+  | "bool_contents"
+  | "int_contents"
+  | "int64_contents"
+  | "uint_contents"
+  | "uint64_contents"
+  | "fp32_contents"
+  | "fp64_contents"
+  | "bytes_contents";
 
 type TypedArrayCtor =
-  | Uint8ArrayConstructor | Int8ArrayConstructor | Uint16ArrayConstructor | Int16ArrayConstructor
-  | Uint32ArrayConstructor | Int32ArrayConstructor | BigInt64ArrayConstructor | BigUint64ArrayConstructor
-  | Float32ArrayConstructor | Float64ArrayConstructor;
+  | Uint8ArrayConstructor
+  | Int8ArrayConstructor
+  | Uint16ArrayConstructor
+  | Int16ArrayConstructor
+  | Uint32ArrayConstructor
+  | Int32ArrayConstructor
+  | BigInt64ArrayConstructor
+  | BigUint64ArrayConstructor
+  | Float32ArrayConstructor
+  | Float64ArrayConstructor;
 
 /** One row of {@link DATATYPE_INFO}. */
 export interface DatatypeInfo {
@@ -36,9 +49,15 @@ export interface DatatypeInfo {
   readonly max?: number;
 }
 
-const row = (datatype: Datatype, kind: DatatypeKind, size: number, array: TypedArrayCtor | null,
-  contents: ContentsField | null, min?: number, max?: number): DatatypeInfo =>
-  min === undefined ? { datatype, kind, size, array, contents } : { datatype, kind, size, array, contents, min, max };
+const row = (
+  datatype: Datatype,
+  kind: DatatypeKind,
+  size: number,
+  array: TypedArrayCtor | null,
+  contents: ContentsField | null,
+  min?: number,
+  max?: number,
+): DatatypeInfo => (min === undefined ? { datatype, kind, size, array, contents } : { datatype, kind, size, array, contents, min, max });
 
 /** The table, keyed by datatype. */
 export const DATATYPE_INFO: Readonly<Record<Datatype, DatatypeInfo>> = {
@@ -78,7 +97,10 @@ export const UINT64_RANGE = { min: 0n, max: (1n << 64n) - 1n } as const;
 // Rounded straight from the JS double (not via float32) so there is exactly one rounding step:
 // going through float32 first would round twice and can be off by one ulp on ties.
 
-interface MiniFloat { readonly expBits: number; readonly manBits: number }
+interface MiniFloat {
+  readonly expBits: number;
+  readonly manBits: number;
+}
 const HALF: MiniFloat = { expBits: 5, manBits: 10 };
 const BFLOAT: MiniFloat = { expBits: 8, manBits: 7 };
 
@@ -107,10 +129,14 @@ function toMiniFloat(x: number, fmt: MiniFloat): number {
     return sign | roundEven(a * 2 ** (manBits - minNormalExp));
   }
   let e = Math.floor(Math.log2(a));
-  if (2 ** e > a) e -= 1; // log2 can round up just below a power of two
+  if (2 ** e > a)
+    e -= 1; // log2 can round up just below a power of two
   else if (2 ** (e + 1) <= a) e += 1;
   let m = roundEven((a / 2 ** e - 1) * 2 ** manBits);
-  if (m === 1 << manBits) { m = 0; e += 1; }
+  if (m === 1 << manBits) {
+    m = 0;
+    e += 1;
+  }
   const biased = e + bias;
   if (biased >= expMax) return sign | (expMax << manBits); // overflow rounds to infinity
   return sign | (biased << manBits) | m;

@@ -7,11 +7,17 @@
  * prototype keys; unknown top-level keys are ignored, as other servers do.
  */
 import { AnyServeError } from "../errors.js";
-import { BinaryCursor, assembleBody, decodeBinaryTensorData, encodeBinaryTensorData, splitBinaryBody,
-  wantsBinary, type BinaryOutputChoice } from "./binary-ext.js";
+import {
+  BinaryCursor,
+  assembleBody,
+  decodeBinaryTensorData,
+  encodeBinaryTensorData,
+  splitBinaryBody,
+  wantsBinary,
+  type BinaryOutputChoice,
+} from "./binary-ext.js";
 import { describe, isPlainObject, optionalString, parseJson, readParameters, rejectPrototypeKeys } from "./json-util.js";
-import { checkTensor, invalidTensor, jsonDataToTensorData, readJsonTensorHeader, tensorToJsonData,
-  type TensorRole } from "./tensor.js";
+import { checkTensor, invalidTensor, jsonDataToTensorData, readJsonTensorHeader, tensorToJsonData, type TensorRole } from "./tensor.js";
 import type { EncodedBody, InferRequest, InferResponse, Parameters, RequestedOutput, Tensor } from "./types.js";
 
 /** Longest accepted request `id`; an id is echoed in responses and logs, so it stays small. */
@@ -34,7 +40,10 @@ function parseTop(json: Buffer, what: "request" | "response"): Record<string, un
 function readTensors(list: unknown, role: TensorRole, what: string, cursor: BinaryCursor | undefined): Tensor[] {
   const field = `${role}s`;
   if (!Array.isArray(list) || (role === "input" && list.length === 0)) {
-    throw new AnyServeError("INVALID_REQUEST", `${what} field '${field}' must be a ${role === "input" ? "non-empty " : ""}array of tensors, got ${describe(list)}`);
+    throw new AnyServeError(
+      "INVALID_REQUEST",
+      `${what} field '${field}' must be a ${role === "input" ? "non-empty " : ""}array of tensors, got ${describe(list)}`,
+    );
   }
   const seen = new Set<string>();
   const tensors = list.map((item, i): Tensor => {
@@ -45,7 +54,9 @@ function readTensors(list: unknown, role: TensorRole, what: string, cursor: Bina
     if (h.binaryDataSize !== undefined) {
       if (h.data !== undefined) throw invalidTensor(`${h.label}: has both 'data' and parameter binary_data_size`);
       if (cursor === undefined) {
-        throw invalidTensor(`${h.label}: has binary_data_size but the body has no binary part (Inference-Header-Content-Length is missing)`);
+        throw invalidTensor(
+          `${h.label}: has binary_data_size but the body has no binary part (Inference-Header-Content-Length is missing)`,
+        );
       }
       data = decodeBinaryTensorData(h.datatype, h.shape, cursor.take(h.binaryDataSize, h.label), h.label);
     } else if (h.data === undefined) {

@@ -68,16 +68,20 @@ export function readParameters(value: unknown, where: string): Parameters | unde
     if (typeof v === "string" || typeof v === "boolean" || (typeof v === "number" && Number.isFinite(v))) {
       out[k] = v;
     } else {
-      throw new AnyServeError("INVALID_PARAMETER",
-        `${where} parameter '${k}' must be a string, number or boolean, got ${describe(v)}`);
+      throw new AnyServeError("INVALID_PARAMETER", `${where} parameter '${k}' must be a string, number or boolean, got ${describe(v)}`);
     }
   }
   return out;
 }
 
 /** Reads an optional string field, throwing `code` naming the field when it is not a string. */
-export function optionalString(obj: Record<string, unknown>, key: string, where: string,
-  code: ErrorCode = "INVALID_REQUEST", maxLength = Infinity): string | undefined {
+export function optionalString(
+  obj: Record<string, unknown>,
+  key: string,
+  where: string,
+  code: ErrorCode = "INVALID_REQUEST",
+  maxLength = Infinity,
+): string | undefined {
   const v = obj[key];
   if (v === undefined) return undefined;
   if (typeof v !== "string") {

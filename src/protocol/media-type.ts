@@ -24,9 +24,10 @@ export function formatOfContentType(ct: string | undefined): WireFormat {
   if (media === "") return "json";
   const format = FORMATS.get(media);
   if (format === undefined) {
-    throw new AnyServeError("UNSUPPORTED_MEDIA_TYPE",
-      `Content-Type '${media.slice(0, 100)}' is not supported; use application/json, application/octet-stream (binary tensor data) or application/x-protobuf`);
+    throw new AnyServeError(
+      "UNSUPPORTED_MEDIA_TYPE",
+      `Content-Type '${media.slice(0, 100)}' is not supported; use application/json, application/octet-stream (binary tensor data) or application/x-protobuf`,
+    );
   }
   return format;
 }
-

@@ -13,9 +13,17 @@ import { AnyServeError } from "../errors.js";
 import { decodeBinaryTensorData, encodeBinaryTensorData } from "./binary-ext.js";
 import { DATATYPE_INFO, DATATYPES_LIST, isDatatype } from "./datatypes.js";
 import { MAX_ID_LENGTH } from "./json-codec.js";
-import { checkShape, checkTensor, countMismatch, elementCount, encodeElements, invalidTensor, tensorLabel,
-  type TensorRole } from "./tensor.js";
-import type { Datatype, InferRequest, InferResponse, Parameters, RequestedOutput, Tensor } from "./types.js";
+import {
+  checkShape,
+  checkTensor,
+  countMismatch,
+  elementCount,
+  encodeElements,
+  invalidTensor,
+  tensorLabel,
+  type TensorRole,
+} from "./tensor.js";
+import type { Datatype, InferRequest, InferResponse, RequestedOutput, Tensor } from "./types.js";
 
 import { fromProtoParams, int64String, safeNumber, toProtoParams, type Int64, type PParams } from "./proto-params.js";
 import { walkFields } from "./proto-scan.js";
@@ -62,10 +70,22 @@ export function protoTypes(): ProtoTypes {
 
 // ── decoded message shapes (protobufjs with keepCase; int64 fields arrive as Long or number) ──
 type PContents = Partial<Record<string, unknown[]>>;
-interface PTensor { name: string; datatype: string; shape: Int64[]; parameters?: PParams; contents?: PContents | null }
+interface PTensor {
+  name: string;
+  datatype: string;
+  shape: Int64[];
+  parameters?: PParams;
+  contents?: PContents | null;
+}
 interface PMessage {
-  model_name: string; model_version: string; id: string; parameters?: PParams;
-  inputs?: PTensor[]; outputs?: PTensor[]; raw_input_contents?: Buffer[]; raw_output_contents?: Buffer[];
+  model_name: string;
+  model_version: string;
+  id: string;
+  parameters?: PParams;
+  inputs?: PTensor[];
+  outputs?: PTensor[];
+  raw_input_contents?: Buffer[];
+  raw_output_contents?: Buffer[];
 }
 
 function decodeMessage<T>(type: protobuf.Type, body: Buffer, what: string): T {
@@ -88,9 +108,11 @@ function contentsToData(dt: Datatype, shape: number[], contents: PContents | nul
   const info = DATATYPE_INFO[dt];
   for (const [field, v] of Object.entries(contents ?? {})) {
     if (Array.isArray(v) && v.length > 0 && field !== info.contents) {
-      throw invalidTensor(info.contents === null
-        ? `${label}: ${dt} has no typed contents field and must be sent in raw contents, got ${field}`
-        : `${label}: ${dt} data must be in ${info.contents}, got ${field}`);
+      throw invalidTensor(
+        info.contents === null
+          ? `${label}: ${dt} has no typed contents field and must be sent in raw contents, got ${field}`
+          : `${label}: ${dt} data must be in ${info.contents}, got ${field}`,
+      );
     }
   }
   const values = (info.contents !== null ? contents?.[info.contents] : undefined) ?? [];
@@ -118,7 +140,8 @@ function readTensors(m: PMessage, role: TensorRole): Tensor[] {
   const list = (role === "input" ? m.inputs : m.outputs) ?? [];
   const raw = (role === "input" ? m.raw_input_contents : m.raw_output_contents) ?? [];
   const rawField = role === "input" ? "raw_input_contents" : "raw_output_contents";
-  if (role === "input" && list.length === 0) throw new AnyServeError("INVALID_REQUEST", "request field 'inputs' must be a non-empty array of tensors");
+  if (role === "input" && list.length === 0)
+    throw new AnyServeError("INVALID_REQUEST", "request field 'inputs' must be a non-empty array of tensors");
   if (raw.length > 0 && raw.length !== list.length) {
     throw invalidTensor(`${rawField} has ${raw.length} entries for ${list.length} ${role}s; it needs one per ${role}`);
   }
@@ -129,7 +152,10 @@ function readTensors(m: PMessage, role: TensorRole): Tensor[] {
     if (seen.has(p.name)) throw invalidTensor(`${label} appears more than once`);
     seen.add(p.name);
     if (!isDatatype(p.datatype)) throw invalidTensor(`${label}: unknown datatype "${p.datatype}", expected one of ${DATATYPES_LIST}`);
-    const shape = checkShape(p.shape.map((d) => safeNumber(d) ?? int64String(d)), label);
+    const shape = checkShape(
+      p.shape.map((d) => safeNumber(d) ?? int64String(d)),
+      label,
+    );
     let data: Buffer | Buffer[];
     if (raw.length > 0) {
       if (hasContents(p.contents)) throw invalidTensor(`${label}: has both contents and ${rawField}; send one or the other`);

@@ -10,7 +10,13 @@ import type { Parameters } from "./types.js";
 /** An int64 field as protobufjs decodes it: a Long (the `long` package is installed) or a number. */
 export type Int64 = number | protobuf.Long;
 /** A decoded `InferParameter`: exactly one field is an own property when set. */
-export interface PParam { bool_param?: boolean; int64_param?: Int64; string_param?: string; double_param?: number; uint64_param?: Int64 }
+export interface PParam {
+  bool_param?: boolean;
+  int64_param?: Int64;
+  string_param?: string;
+  double_param?: number;
+  uint64_param?: Int64;
+}
 export type PParams = Record<string, PParam>;
 
 /** A Long/number int64 as a JS number, or `undefined` when it is not a safe integer. */
@@ -45,7 +51,8 @@ export function fromProtoParams(map: PParams | undefined, where: string): Parame
       const v = Object.hasOwn(p, "int64_param") ? p.int64_param : Object.hasOwn(p, "uint64_param") ? p.uint64_param : undefined;
       if (v === undefined) continue; // an InferParameter with no choice set carries nothing
       const n = safeNumber(v);
-      if (n === undefined) throw new AnyServeError("INVALID_PARAMETER", `${where} parameter '${k}' is ${int64String(v)}, beyond the safe-integer range`);
+      if (n === undefined)
+        throw new AnyServeError("INVALID_PARAMETER", `${where} parameter '${k}' is ${int64String(v)}, beyond the safe-integer range`);
       out[k] = n;
     }
   }

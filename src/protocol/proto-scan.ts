@@ -34,8 +34,11 @@ function readVarint(buf: Buffer, off: number, malformed: Fail): [number, number]
  * codec runs this walk first so a truncated body is INVALID_PROTOBUF, not a shortened string.
  * @throws AnyServeError INVALID_PROTOBUF on any framing error
  */
-export function walkFields(body: Buffer, visit?: (field: number, wireType: number, start: number, end: number) => void,
-  what = "ModelInferRequest"): void {
+export function walkFields(
+  body: Buffer,
+  visit?: (field: number, wireType: number, start: number, end: number) => void,
+  what = "ModelInferRequest",
+): void {
   const fail = (why: string): AnyServeError => new AnyServeError("INVALID_PROTOBUF", `body is not a valid ${what}: ${why}`);
   let off = 0;
   while (off < body.length) {
@@ -54,7 +57,8 @@ export function walkFields(body: Buffer, visit?: (field: number, wireType: numbe
         off += 8;
         visit?.(field, wireType, off, off);
         break;
-      case 2: { // length-delimited
+      case 2: {
+        // length-delimited
         let len: number;
         [len, off] = readVarint(body, off, fail);
         if (len > body.length - off) throw fail(`field ${field} claims ${len} bytes, only ${body.length - off} remain`);
@@ -83,7 +87,8 @@ export function readModelName(body: Buffer): { modelName: string; modelVersion: 
   let modelVersion = "";
   walkFields(body, (field, wireType, start, end) => {
     if (field !== 1 && field !== 2) return;
-    if (wireType !== 2) throw new AnyServeError("INVALID_PROTOBUF", `body is not a valid ModelInferRequest: field ${field} must be a string`);
+    if (wireType !== 2)
+      throw new AnyServeError("INVALID_PROTOBUF", `body is not a valid ModelInferRequest: field ${field} must be a string`);
     if (field === 1) modelName = body.toString("utf8", start, end);
     else modelVersion = body.toString("utf8", start, end);
   });

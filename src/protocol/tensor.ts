@@ -15,8 +15,18 @@
  */
 import { isUtf8 } from "node:buffer";
 import { AnyServeError } from "../errors.js";
-import { DATATYPE_INFO, DATATYPES_LIST, bfloat16Bits, bfloat16Value, float16Bits, float16Value, isDatatype,
-  INT64_RANGE, UINT64_RANGE, type DatatypeInfo } from "./datatypes.js";
+import {
+  DATATYPE_INFO,
+  DATATYPES_LIST,
+  bfloat16Bits,
+  bfloat16Value,
+  float16Bits,
+  float16Value,
+  isDatatype,
+  INT64_RANGE,
+  UINT64_RANGE,
+  type DatatypeInfo,
+} from "./datatypes.js";
 import { describe, isPlainObject, readParameters, rejectPrototypeKeys } from "./json-util.js";
 import type { Datatype, Parameters, Tensor } from "./types.js";
 
@@ -91,7 +101,9 @@ export function checkTensorData(dt: Datatype, shape: readonly number[], data: un
   if (!Buffer.isBuffer(data)) throw invalidTensor(`${label}: ${dt} data must be a Buffer, got ${describe(data)}`);
   const want = count * info.size;
   if (data.length !== want) {
-    throw invalidTensor(`${label}: expected ${count > Number.MAX_SAFE_INTEGER ? `${countString(shape)}×${info.size}` : want} bytes of ${dt} data for shape ${shapeString(shape)}, got ${data.length}`);
+    throw invalidTensor(
+      `${label}: expected ${count > Number.MAX_SAFE_INTEGER ? `${countString(shape)}×${info.size}` : want} bytes of ${dt} data for shape ${shapeString(shape)}, got ${data.length}`,
+    );
   }
   if (info.kind === "bool") {
     const bad = data.findIndex((b) => b > 1);
@@ -165,12 +177,14 @@ export function flattenJsonData(data: unknown, shape: readonly number[], dt: Dat
     let arrays = 0;
     for (const item of level) if (Array.isArray(item)) arrays++;
     if (arrays === 0) break;
-    if (depth >= maxDepth) throw invalidTensor(`${label}: data is nested deeper than the rank ${shape.length} of shape ${shapeString(shape)}`);
+    if (depth >= maxDepth)
+      throw invalidTensor(`${label}: data is nested deeper than the rank ${shape.length} of shape ${shapeString(shape)}`);
     if (arrays !== level.length) throw invalidTensor(`${label}: nested data is ragged: depth ${depth} mixes arrays and ${dt} values`);
     const width = (level[0] as unknown[]).length;
     for (const item of level) {
       const len = (item as unknown[]).length;
-      if (len !== width) throw invalidTensor(`${label}: nested data is ragged: at depth ${depth} expected rows of ${width} items, got ${len}`);
+      if (len !== width)
+        throw invalidTensor(`${label}: nested data is ragged: at depth ${depth} expected rows of ${width} items, got ${len}`);
     }
     level = level.flat(1);
   }
@@ -268,7 +282,8 @@ export function tensorToJsonData(t: Tensor, role: TensorRole): JsonElement[] {
   const info = DATATYPE_INFO[t.datatype];
   if (Array.isArray(t.data)) {
     return t.data.map((b, i) => {
-      if (!isUtf8(b)) throw invalidTensor(`${label}: BYTES element ${i} is not valid UTF-8 and cannot be written as JSON; request binary data instead`);
+      if (!isUtf8(b))
+        throw invalidTensor(`${label}: BYTES element ${i} is not valid UTF-8 and cannot be written as JSON; request binary data instead`);
       return b.toString("utf8");
     });
   }
@@ -278,26 +293,50 @@ export function tensorToJsonData(t: Tensor, role: TensorRole): JsonElement[] {
   const out = new Array<JsonElement>(n);
   for (let i = 0; i < n; i++) {
     switch (t.datatype) {
-      case "BOOL": out[i] = buf[i] !== 0; break;
-      case "UINT8": out[i] = buf[i]; break;
-      case "INT8": out[i] = dv.getInt8(i); break;
-      case "UINT16": out[i] = dv.getUint16(i * 2, true); break;
-      case "INT16": out[i] = dv.getInt16(i * 2, true); break;
-      case "UINT32": out[i] = dv.getUint32(i * 4, true); break;
-      case "INT32": out[i] = dv.getInt32(i * 4, true); break;
+      case "BOOL":
+        out[i] = buf[i] !== 0;
+        break;
+      case "UINT8":
+        out[i] = buf[i]!;
+        break;
+      case "INT8":
+        out[i] = dv.getInt8(i);
+        break;
+      case "UINT16":
+        out[i] = dv.getUint16(i * 2, true);
+        break;
+      case "INT16":
+        out[i] = dv.getInt16(i * 2, true);
+        break;
+      case "UINT32":
+        out[i] = dv.getUint32(i * 4, true);
+        break;
+      case "INT32":
+        out[i] = dv.getInt32(i * 4, true);
+        break;
       case "INT64":
       case "UINT64": {
         const b = t.datatype === "INT64" ? dv.getBigInt64(i * 8, true) : dv.getBigUint64(i * 8, true);
         if (b > BigInt(Number.MAX_SAFE_INTEGER) || b < BigInt(Number.MIN_SAFE_INTEGER)) {
-          throw invalidTensor(`${label}: ${t.datatype} element ${i} is ${b}, beyond the safe-integer range JSON can carry; request binary data instead`);
+          throw invalidTensor(
+            `${label}: ${t.datatype} element ${i} is ${b}, beyond the safe-integer range JSON can carry; request binary data instead`,
+          );
         }
         out[i] = Number(b);
         break;
       }
-      case "FP32": out[i] = dv.getFloat32(i * 4, true); break;
-      case "FP64": out[i] = dv.getFloat64(i * 8, true); break;
-      case "FP16": out[i] = float16Value(dv.getUint16(i * 2, true)); break;
-      default: out[i] = bfloat16Value(dv.getUint16(i * 2, true)); break; // BF16
+      case "FP32":
+        out[i] = dv.getFloat32(i * 4, true);
+        break;
+      case "FP64":
+        out[i] = dv.getFloat64(i * 8, true);
+        break;
+      case "FP16":
+        out[i] = float16Value(dv.getUint16(i * 2, true));
+        break;
+      default:
+        out[i] = bfloat16Value(dv.getUint16(i * 2, true));
+        break; // BF16
     }
   }
   return out;

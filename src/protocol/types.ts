@@ -9,8 +9,20 @@
 
 /** The 13 datatypes of the spec plus BF16, in the spec's order. */
 export const DATATYPES = [
-  "BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
-  "FP16", "FP32", "FP64", "BYTES", "BF16",
+  "BOOL",
+  "UINT8",
+  "UINT16",
+  "UINT32",
+  "UINT64",
+  "INT8",
+  "INT16",
+  "INT32",
+  "INT64",
+  "FP16",
+  "FP32",
+  "FP64",
+  "BYTES",
+  "BF16",
 ] as const;
 
 export type Datatype = (typeof DATATYPES)[number];

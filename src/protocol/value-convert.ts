@@ -10,8 +10,18 @@ import type { Datatype, Tensor } from "./types.js";
 
 /** What {@link tensorToValues} returns: a typed array for numbers, arrays for BOOL and BYTES. */
 export type TensorValues =
-  | Uint8Array | Int8Array | Uint16Array | Int16Array | Uint32Array | Int32Array
-  | BigInt64Array | BigUint64Array | Float32Array | Float64Array | boolean[] | string[];
+  | Uint8Array
+  | Int8Array
+  | Uint16Array
+  | Int16Array
+  | Uint32Array
+  | Int32Array
+  | BigInt64Array
+  | BigUint64Array
+  | Float32Array
+  | Float64Array
+  | boolean[]
+  | string[];
 
 /** `content_type` parameter marking a BYTES tensor that holds JSON text (a non-tensor value). */
 export const JSON_CONTENT_TYPE = "application/json";
@@ -81,9 +91,17 @@ export function tensorToBuffers(t: Tensor): Buffer[] {
 }
 
 const TYPED_ARRAY_TYPES: ReadonlyArray<[abstract new (...a: never[]) => unknown, Datatype]> = [
-  [Uint8Array, "UINT8"], [Uint8ClampedArray, "UINT8"], [Int8Array, "INT8"], [Uint16Array, "UINT16"],
-  [Int16Array, "INT16"], [Uint32Array, "UINT32"], [Int32Array, "INT32"], [BigInt64Array, "INT64"],
-  [BigUint64Array, "UINT64"], [Float32Array, "FP32"], [Float64Array, "FP64"],
+  [Uint8Array, "UINT8"],
+  [Uint8ClampedArray, "UINT8"],
+  [Int8Array, "INT8"],
+  [Uint16Array, "UINT16"],
+  [Int16Array, "INT16"],
+  [Uint32Array, "UINT32"],
+  [Int32Array, "INT32"],
+  [BigInt64Array, "INT64"],
+  [BigUint64Array, "UINT64"],
+  [Float32Array, "FP32"],
+  [Float64Array, "FP64"],
 ];
 
 function typedArrayDatatype(v: ArrayBufferView): Datatype | undefined {
@@ -167,16 +185,21 @@ export function tryInferTensor(name: string, value: unknown): Tensor | undefined
   if (kinds.size > 1) return undefined;
   const kind = kinds.values().next().value ?? "number";
   switch (kind) {
-    case "number": return { name, datatype: "FP64", shape, data: encodeElements("FP64", leaves, label) };
-    case "boolean": return { name, datatype: "BOOL", shape, data: encodeElements("BOOL", leaves, label) };
-    case "string": return { name, datatype: "BYTES", shape, data: encodeElements("BYTES", leaves, label) };
-    case "buffer": return bytesTensor(name, leaves as Buffer[], shape, BLOB_CONTENT_TYPE);
+    case "number":
+      return { name, datatype: "FP64", shape, data: encodeElements("FP64", leaves, label) };
+    case "boolean":
+      return { name, datatype: "BOOL", shape, data: encodeElements("BOOL", leaves, label) };
+    case "string":
+      return { name, datatype: "BYTES", shape, data: encodeElements("BYTES", leaves, label) };
+    case "buffer":
+      return bytesTensor(name, leaves as Buffer[], shape, BLOB_CONTENT_TYPE);
     case "bigint": {
       const dts = new Set((leaves as bigint[]).map(bigintDatatype));
       const dt = dts.has(undefined) ? undefined : dts.has("UINT64") ? "UINT64" : "INT64";
       return dt && { name, datatype: dt, shape, data: encodeElements(dt, leaves, label) };
     }
-    default: return undefined;
+    default:
+      return undefined;
   }
 }
 
@@ -198,7 +221,11 @@ function convertTo(name: string, value: unknown, dt: Datatype): Tensor {
   const info = DATATYPE_INFO[dt];
   if (ArrayBuffer.isView(value) && !Buffer.isBuffer(value)) {
     if (typedArrayDatatype(value) === dt) return tryInferTensor(name, value)!;
-    const leaves = Array.from((value instanceof DataView ? new Uint8Array(value.buffer, value.byteOffset, value.byteLength) : value) as unknown as ArrayLike<unknown>);
+    const leaves = Array.from(
+      (value instanceof DataView
+        ? new Uint8Array(value.buffer, value.byteOffset, value.byteLength)
+        : value) as unknown as ArrayLike<unknown>,
+    );
     return { name, datatype: dt, shape: [leaves.length], data: encodeElements(dt, leaves, label) };
   }
   if (Buffer.isBuffer(value)) {

@@ -20,7 +20,12 @@ function tensorFromObject(o: Record<string, unknown>, role: TensorRole, index: n
   const data = o.data;
   const internal = Buffer.isBuffer(data) || (Array.isArray(data) && data.length > 0 && data.every((d) => Buffer.isBuffer(d)));
   if (internal) {
-    const t: Tensor = { name: o.name as string, datatype: o.datatype as Datatype, shape: o.shape as number[], data: data as Buffer | Buffer[] };
+    const t: Tensor = {
+      name: o.name as string,
+      datatype: o.datatype as Datatype,
+      shape: o.shape as number[],
+      data: data as Buffer | Buffer[],
+    };
     const params = readParameters(o.parameters, `${role} '${t.name}'`);
     if (params !== undefined) t.parameters = params;
     return checkTensor(t, role, index);
@@ -69,9 +74,13 @@ function optionalStringOf(r: Record<string, unknown>, ...keys: string[]): string
  */
 export function handlerResultToResponse(result: unknown, base: { modelName: string; id?: string }): InferResponse {
   let res: InferResponse;
-  if (result !== null && typeof result === "object" && !Array.isArray(result) &&
-      Array.isArray((result as { outputs?: unknown }).outputs) &&
-      ((result as { outputs: unknown[] }).outputs).every(isTensorObject)) {
+  if (
+    result !== null &&
+    typeof result === "object" &&
+    !Array.isArray(result) &&
+    Array.isArray((result as { outputs?: unknown }).outputs) &&
+    (result as { outputs: unknown[] }).outputs.every(isTensorObject)
+  ) {
     const r = result as Record<string, unknown>;
     res = {
       modelName: optionalStringOf(r, "model_name", "modelName") ?? base.modelName,
@@ -100,7 +109,10 @@ function parseJsonElement(b: Buffer, name: string): unknown {
   try {
     return JSON.parse(b.toString("utf8")) as unknown;
   } catch (err) {
-    throw new AnyServeError("INVALID_TENSOR", `output '${name}' says content_type application/json but is not JSON: ${(err as Error).message}`);
+    throw new AnyServeError(
+      "INVALID_TENSOR",
+      `output '${name}' says content_type application/json but is not JSON: ${(err as Error).message}`,
+    );
   }
 }
 
@@ -191,7 +203,8 @@ export function inputsToRequest(inputs: unknown, opts: InputsOptions = {}): Infe
   if (opts.outputs !== undefined) {
     req.outputs = opts.outputs.map((o) => (typeof o === "string" ? { name: o } : o));
     for (const o of req.outputs) {
-      if (typeof o.name !== "string" || o.name === "") throw new AnyServeError("INVALID_REQUEST", `requested output name must be a non-empty string, got ${describe(o.name)}`);
+      if (typeof o.name !== "string" || o.name === "")
+        throw new AnyServeError("INVALID_REQUEST", `requested output name must be a non-empty string, got ${describe(o.name)}`);
     }
   }
   return req;

@@ -13,7 +13,12 @@
  * The definitions (and their examples) live in `value-convert.ts` and `value-messages.ts`.
  */
 export type { Tensor } from "./types.js";
-export { BLOB_CONTENT_TYPE, JSON_CONTENT_TYPE, tensorToBuffers, tensorToValues, valueToTensor,
-  type TensorValues } from "./value-convert.js";
-export { handlerResultToResponse, inputsToRequest, outputToValue, responseToValue,
-  type InputsOptions } from "./value-messages.js";
+export {
+  BLOB_CONTENT_TYPE,
+  JSON_CONTENT_TYPE,
+  tensorToBuffers,
+  tensorToValues,
+  valueToTensor,
+  type TensorValues,
+} from "./value-convert.js";
+export { handlerResultToResponse, inputsToRequest, outputToValue, responseToValue, type InputsOptions } from "./value-messages.js";

@@ -74,9 +74,11 @@ export class DelegatingBackend implements InferBackend {
     if (res.statusCode !== 200) throw errorFromBody(res.statusCode, Buffer.from(await res.body.arrayBuffer()));
     for await (const data of readSse(res.body)) {
       // SSE carries JSON; a gRPC caller wants each chunk as protobuf.
-      onChunk(call.format === "protobuf"
-        ? { body: encodeProtoResponse(decodeJsonResponse(Buffer.from(data))), contentType: CONTENT_TYPE_PROTOBUF }
-        : { body: Buffer.from(data), contentType: "application/json" });
+      onChunk(
+        call.format === "protobuf"
+          ? { body: encodeProtoResponse(decodeJsonResponse(Buffer.from(data))), contentType: CONTENT_TYPE_PROTOBUF }
+          : { body: Buffer.from(data), contentType: "application/json" },
+      );
     }
   }
 
@@ -93,10 +95,21 @@ export class DelegatingBackend implements InferBackend {
     if (call.headerLength !== undefined) headers[HEADER_INFERENCE_LENGTH] = String(call.headerLength);
     if (this.#o.token) headers.authorization = `Bearer ${this.#o.token}`;
     return this.#pool
-      .request({ method: "POST", path, headers, body: call.body, signal: toAbortSignal(call.signal), headersTimeout: call.timeoutMs + 1_000, bodyTimeout: call.timeoutMs + 1_000 })
+      .request({
+        method: "POST",
+        path,
+        headers,
+        body: call.body,
+        signal: toAbortSignal(call.signal),
+        headersTimeout: call.timeoutMs + 1_000,
+        bodyTimeout: call.timeoutMs + 1_000,
+      })
       .catch((err: unknown) => {
         if (call.signal.aborted) throw new AnyServeError("CANCELLED", "the caller cancelled the delegated request");
-        throw new AnyServeError("REPLICA_UNREACHABLE", `replica '${this.#o.replicaId}' could not delegate to the API server ${this.#o.apiServer}: ${(err as Error).message}`);
+        throw new AnyServeError(
+          "REPLICA_UNREACHABLE",
+          `replica '${this.#o.replicaId}' could not delegate to the API server ${this.#o.apiServer}: ${(err as Error).message}`,
+        );
       });
   }
 }

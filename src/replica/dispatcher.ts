@@ -59,16 +59,42 @@ export class Dispatcher implements InferBackend {
     this.#o = options;
     this.config = resolveExecution(options.execution, options.appSpec);
     const c = this.config;
-    const env = { app: options.app, replicaId: options.replicaId, logger: options.logger, objects: options.objects, caller: options.caller };
+    const env = {
+      app: options.app,
+      replicaId: options.replicaId,
+      logger: options.logger,
+      objects: options.objects,
+      caller: options.caller,
+    };
     options.app.handlers.forEach((entry, handler) => {
       // Read when scraped only, once the lane exists.
-      const metrics = options.metrics?.lane(entry.capability, { batching: entry.options.batch === true && c.batchSize > 1, load: () => lane.load() });
+      const metrics = options.metrics?.lane(entry.capability, {
+        batching: entry.options.batch === true && c.batchSize > 1,
+        load: () => lane.load(),
+      });
       const lane: Lane = new Lane({
-        entry, handler, strategy: c.strategy, queueSize: c.queueSize, batchSize: c.batchSize, batchWaitMs: c.batchWaitMs,
-        idleTimeoutMs: c.idleTimeoutMs, lazy: c.lazy, logger: options.logger, onState: () => options.onStateChange?.(), metrics,
+        entry,
+        handler,
+        strategy: c.strategy,
+        queueSize: c.queueSize,
+        batchSize: c.batchSize,
+        batchWaitMs: c.batchWaitMs,
+        idleTimeoutMs: c.idleTimeoutMs,
+        lazy: c.lazy,
+        logger: options.logger,
+        onState: () => options.onStateChange?.(),
+        metrics,
         strategyOptions: {
-          env, appSpec: options.appSpec, apiServer: options.apiServer, threads: c.threads, maxThreads: c.maxThreads,
-          memoryMb: c.memoryMb, graceMs: c.graceMs, startRetries: c.startRetries, poolIdleMs: c.poolIdleMs, workerEnv: c.workerEnv,
+          env,
+          appSpec: options.appSpec,
+          apiServer: options.apiServer,
+          threads: c.threads,
+          maxThreads: c.maxThreads,
+          memoryMb: c.memoryMb,
+          graceMs: c.graceMs,
+          startRetries: c.startRetries,
+          poolIdleMs: c.poolIdleMs,
+          workerEnv: c.workerEnv,
         },
       });
       this.#lanes.set(entry, lane);
@@ -180,7 +206,11 @@ export class Dispatcher implements InferBackend {
    * Admits the call, runs it on its lane under its deadline, counts the outcome. Rejects, never
    * throws. One `.then`, not an async function: it runs once per request.
    */
-  #run<T>(call: IncomingCall, wantStream: boolean, go: (lane: Lane, task: Task, signal: CancelSignal, hooks: TaskHooks) => Promise<T>): Promise<T> {
+  #run<T>(
+    call: IncomingCall,
+    wantStream: boolean,
+    go: (lane: Lane, task: Task, signal: CancelSignal, hooks: TaskHooks) => Promise<T>,
+  ): Promise<T> {
     let lane: Lane;
     try {
       lane = this.#admit(call, wantStream);
@@ -189,7 +219,8 @@ export class Dispatcher implements InferBackend {
     }
     const m = lane.metrics;
     return runWithDeadline(Math.min(call.timeoutMs, this.#o.maxTimeoutMs), call.signal, (signal, deadline, hooks) =>
-      go(lane, taskOf(call, deadline), signal, hooks)).then(
+      go(lane, taskOf(call, deadline), signal, hooks),
+    ).then(
       (out) => {
         m?.ok();
         this.#release();
@@ -213,7 +244,10 @@ export class Dispatcher implements InferBackend {
         throw this.#noMatch(call.query);
       }
       if (entry.isStream && !wantStream) {
-        throw new AnyServeError("NOT_STREAMING", `${formatCapability(entry.capability)} streams its answer: call it with POST /infer/stream or gRPC ModelStreamInfer`);
+        throw new AnyServeError(
+          "NOT_STREAMING",
+          `${formatCapability(entry.capability)} streams its answer: call it with POST /infer/stream or gRPC ModelStreamInfer`,
+        );
       }
     } catch (err) {
       if (lane) lane.metrics?.outcome(codeOf(err));

@@ -38,21 +38,25 @@ export function createFrameHandler(backend: InferBackend, health: () => ReplicaH
         backend.infer(call).then((out) => res.reply(answerMeta(out), out.body), fail);
         return;
       case "stream":
-        backend.stream(call, (chunk) => res.chunk(null, chunk.body)).then(
-          () => res.end({}),
-          (err: unknown) => res.end(errorMeta(err)),
-        );
+        backend
+          .stream(call, (chunk) => res.chunk(null, chunk.body))
+          .then(
+            () => res.end({}),
+            (err: unknown) => res.end(errorMeta(err)),
+          );
         return;
       case "health": {
         const h = health();
-        res.reply(h.ready ? { ct: "application/json" } : { code: "SHUTTING_DOWN", error: h.reason ?? "not ready" }, Buffer.from(JSON.stringify(h)));
+        res.reply(
+          h.ready ? { ct: "application/json" } : { code: "SHUTTING_DOWN", error: h.reason ?? "not ready" },
+          Buffer.from(JSON.stringify(h)),
+        );
         return;
       }
       case "meta":
-        backend.modelMetadata(call.query, call.model?.name ?? "", call.model?.version).then(
-          (meta) => res.reply({ ct: "application/json" }, Buffer.from(JSON.stringify(meta))),
-          fail,
-        );
+        backend
+          .modelMetadata(call.query, call.model?.name ?? "", call.model?.version)
+          .then((meta) => res.reply({ ct: "application/json" }, Buffer.from(JSON.stringify(meta))), fail);
         return;
     }
   };

@@ -79,11 +79,28 @@ export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
   // Capabilities turning warm/cold/failed re-register; set once the registration loop exists.
   let onStateChange = (): void => undefined;
   const metrics = o.metrics === false ? undefined : new ReplicaMetrics({ replicaId, service: o.service, objectStore: o.objectStore });
-  const dispatcher = new Dispatcher({ app: o.app, appSpec: o.appSpec, apiServer: o.apiServer, execution: o.execution, onStateChange: () => onStateChange(), replicaId, logger, maxTimeoutMs: timeoutMs, metrics, ...(caller ? { caller } : {}), ...(o.objectStore ? { objects: o.objectStore } : {}) });
+  const dispatcher = new Dispatcher({
+    app: o.app,
+    appSpec: o.appSpec,
+    apiServer: o.apiServer,
+    execution: o.execution,
+    onStateChange: () => onStateChange(),
+    replicaId,
+    logger,
+    maxTimeoutMs: timeoutMs,
+    metrics,
+    ...(caller ? { caller } : {}),
+    ...(o.objectStore ? { objects: o.objectStore } : {}),
+  });
   // Eager capabilities start their workers (onStart) while the servers come up.
   const started = dispatcher.start();
   const backend = o.apiServer
-    ? new DelegatingBackend(dispatcher, { apiServer: o.apiServer, replicaId, token: o.token, canServe: (q) => o.app.handlerFor(q) !== undefined })
+    ? new DelegatingBackend(dispatcher, {
+        apiServer: o.apiServer,
+        replicaId,
+        token: o.token,
+        canServe: (q) => o.app.handlerFor(q) !== undefined,
+      })
     : dispatcher;
 
   const rest = new RestFrontend({
@@ -97,20 +114,32 @@ export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
     routes: {
       ...workerRoutes(dispatcher, o.token),
       ...(metrics ? { "GET /metrics": metricsRoute(metrics.registry) } : {}),
-      "GET /health": (_q, res) => sendJson(res, dispatcher.ready() ? 200 : 503, {
-        status: dispatcher.ready() ? "healthy" : "draining",
-        replica_id: replicaId,
-        in_flight: dispatcher.inFlight,
-        capabilities: o.app.getCapabilities(),
-      }),
+      "GET /health": (_q, res) =>
+        sendJson(res, dispatcher.ready() ? 200 : 503, {
+          status: dispatcher.ready() ? "healthy" : "draining",
+          replica_id: replicaId,
+          in_flight: dispatcher.inFlight,
+          capabilities: o.app.getCapabilities(),
+        }),
     },
   });
   const listener = o.objectStore ? withObjectEndpoint(rest.listener, { store: o.objectStore, token: o.token }) : rest.listener;
   const server = createServer(serverOptions(), listener);
   hardenServer(server);
-  const frames = attachFrameServer(server, createFrameHandler(backend, () => dispatcher.health()), o.token ? { token: o.token } : {});
+  const frames = attachFrameServer(
+    server,
+    createFrameHandler(backend, () => dispatcher.health()),
+    o.token ? { token: o.token } : {},
+  );
   const httpPort = await listen(server, o.httpPort ?? 0, host);
-  const grpc = new GrpcFrontend({ backend, logger, maxBodyBytes, defaultTimeoutMs: timeoutMs, serverName: "anyserve-replica", version: VERSION });
+  const grpc = new GrpcFrontend({
+    backend,
+    logger,
+    maxBodyBytes,
+    defaultTimeoutMs: timeoutMs,
+    serverName: "anyserve-replica",
+    version: VERSION,
+  });
   const grpcPort = await grpc.listen(host, o.port ?? 0);
 
   const hostForUrl = host.includes(":") ? `[${host}]` : host;

@@ -107,7 +107,8 @@ export class AnyServe {
     const isStream = options.stream ?? isGeneratorFunction(fn);
     if (options.batch && isStream) throw new TypeError("a handler cannot both stream and take batches");
     for (const hook of ["onStart", "onStop"] as const) {
-      if (options[hook] !== undefined && typeof options[hook] !== "function") throw new TypeError(`${hook} must be a function, got ${typeof options[hook]}`);
+      if (options[hook] !== undefined && typeof options[hook] !== "function")
+        throw new TypeError(`${hook} must be a function, got ${typeof options[hook]}`);
     }
     this.#handlers.push({
       capability: normalizeCapability(capability),

@@ -31,7 +31,11 @@ export class ApiServerCaller implements Caller {
     return this.#client.infer(capability, inputs, { timeout: o.timeout, ...(o.signal ? { signal: o.signal } : {}) });
   }
 
-  callStream(capability: CapabilityMap, inputs: unknown, o: CallOptions & { timeout: number; signal?: AbortSignal }): AsyncIterable<unknown> {
+  callStream(
+    capability: CapabilityMap,
+    inputs: unknown,
+    o: CallOptions & { timeout: number; signal?: AbortSignal },
+  ): AsyncIterable<unknown> {
     return this.#client.stream(capability, inputs, { timeout: o.timeout, ...(o.signal ? { signal: o.signal } : {}) });
   }
 

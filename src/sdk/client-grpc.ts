@@ -9,7 +9,12 @@ import type { ClientTransport, InferOptions } from "./client.js";
 
 const ServiceClient = grpc.makeGenericClientConstructor(serviceDefinition(), "GRPCInferenceService");
 
-type Unary = (req: unknown, md: grpc.Metadata, opts: grpc.CallOptions, cb: (err: grpc.ServiceError | null, res: unknown) => void) => grpc.ClientUnaryCall;
+type Unary = (
+  req: unknown,
+  md: grpc.Metadata,
+  opts: grpc.CallOptions,
+  cb: (err: grpc.ServiceError | null, res: unknown) => void,
+) => grpc.ClientUnaryCall;
 
 export class GrpcTransport implements ClientTransport {
   readonly #client: grpc.Client & Record<string, Unary>;
@@ -64,7 +69,9 @@ export class GrpcTransport implements ClientTransport {
 
   async isModelReady(name: string, version?: string): Promise<boolean> {
     try {
-      const res = (await this.#unary("ModelReady", { name, version: version ?? "" }, new grpc.Metadata(), { timeout: 5_000 })) as { ready: boolean };
+      const res = (await this.#unary("ModelReady", { name, version: version ?? "" }, new grpc.Metadata(), { timeout: 5_000 })) as {
+        ready: boolean;
+      };
       return res.ready;
     } catch {
       return false;

@@ -86,9 +86,12 @@ export class Client {
       throw new TypeError("Client: direct needs apiServer (its route table), without endpoint, over REST");
     }
     const rest = options.protocol === "grpc" ? undefined : new RestTransport(target, options.connections ?? 16);
-    this.#transport = rest === undefined
-      ? new GrpcTransport(target)
-      : options.direct ? new DirectTransport({ apiServer: target, token: options.token, fallback: rest }) : rest;
+    this.#transport =
+      rest === undefined
+        ? new GrpcTransport(target)
+        : options.direct
+          ? new DirectTransport({ apiServer: target, token: options.token, fallback: rest })
+          : rest;
   }
 
   /** With `direct`: the route table as this client has it (version, replicas, stream state); otherwise undefined. */

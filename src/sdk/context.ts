@@ -17,7 +17,11 @@ export interface CallOptions {
 /** A cross-replica caller (provided by the replica when it knows its API server). */
 export interface Caller {
   call(capability: CapabilityMap, inputs: unknown, options: CallOptions & { timeout: number; signal?: AbortSignal }): Promise<unknown>;
-  callStream?(capability: CapabilityMap, inputs: unknown, options: CallOptions & { timeout: number; signal?: AbortSignal }): AsyncIterable<unknown>;
+  callStream?(
+    capability: CapabilityMap,
+    inputs: unknown,
+    options: CallOptions & { timeout: number; signal?: AbortSignal },
+  ): AsyncIterable<unknown>;
 }
 
 /** The object store surface handlers use (`src/objects/`, see docs/objects.md). */

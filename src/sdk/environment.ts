@@ -95,28 +95,62 @@ export class Environment {
     if (this.#registered.has(name)) throw new AnyServeError("CONFIG_INVALID", `service '${name}' is already registered`);
     const parsed = serviceSchema.safeParse({ app: config.app ?? `<class ${Class.name}>`, ...config });
     if (!parsed.success) {
-      throw new AnyServeError("CONFIG_INVALID", `service '${name}': ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+      throw new AnyServeError(
+        "CONFIG_INVALID",
+        `service '${name}': ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`,
+      );
     }
     this.#registered.set(name, { name, Class, args, config: parsed.data });
     return this;
   }
 
   /** The seed's `register_service_on_nodes`: pinned to named nodes, `threads` worker threads each. */
-  registerServiceOnNodes(name: string, Class: ServiceClass, o: { nodes: string[]; threads?: number; memoryMb?: number; app?: string }, ...args: unknown[]): this {
-    return this.registerServiceWithConfig(name, Class, {
-      ...(o.app ? { app: o.app } : {}),
-      deployment: { target: "remote_specific", target_nodes: o.nodes, threading_strategy: o.app ? "multi" : "async", thread_count: o.threads ?? 1 },
-      resources: { memory_mb: o.memoryMb ?? null },
-    }, ...args);
+  registerServiceOnNodes(
+    name: string,
+    Class: ServiceClass,
+    o: { nodes: string[]; threads?: number; memoryMb?: number; app?: string },
+    ...args: unknown[]
+  ): this {
+    return this.registerServiceWithConfig(
+      name,
+      Class,
+      {
+        ...(o.app ? { app: o.app } : {}),
+        deployment: {
+          target: "remote_specific",
+          target_nodes: o.nodes,
+          threading_strategy: o.app ? "multi" : "async",
+          thread_count: o.threads ?? 1,
+        },
+        resources: { memory_mb: o.memoryMb ?? null },
+      },
+      ...args,
+    );
   }
 
   /** The seed's `register_local_service_pool`: a thread pool of `poolSize` growing to `maxThreads`. */
-  registerLocalServicePool(name: string, Class: ServiceClass, o: { poolSize: number; maxThreads?: number; gpuCount?: number; app?: string }, ...args: unknown[]): this {
-    return this.registerServiceWithConfig(name, Class, {
-      ...(o.app ? { app: o.app } : {}),
-      deployment: { target: "local", threading_strategy: o.app ? "pool" : "async", thread_count: o.poolSize, thread_pool_size: o.poolSize, max_thread_count: o.maxThreads ?? o.poolSize },
-      resources: { gpu_count: o.gpuCount ?? null },
-    }, ...args);
+  registerLocalServicePool(
+    name: string,
+    Class: ServiceClass,
+    o: { poolSize: number; maxThreads?: number; gpuCount?: number; app?: string },
+    ...args: unknown[]
+  ): this {
+    return this.registerServiceWithConfig(
+      name,
+      Class,
+      {
+        ...(o.app ? { app: o.app } : {}),
+        deployment: {
+          target: "local",
+          threading_strategy: o.app ? "pool" : "async",
+          thread_count: o.poolSize,
+          thread_pool_size: o.poolSize,
+          max_thread_count: o.maxThreads ?? o.poolSize,
+        },
+        resources: { gpu_count: o.gpuCount ?? null },
+      },
+      ...args,
+    );
   }
 
   /** The seed's `load_service_deployment_config`: services from a YAML file run as their own processes. */
@@ -141,7 +175,13 @@ export class Environment {
       await this.#startInProcess(r, logger);
     }
     if (this.#file) {
-      this.#controller = new DeploymentController({ apiServerUrl: this.#api.url, registry: this.#api.registry, policies: this.#api.policies, node, logger: createLogger("environment") });
+      this.#controller = new DeploymentController({
+        apiServerUrl: this.#api.url,
+        registry: this.#api.registry,
+        policies: this.#api.policies,
+        node,
+        logger: createLogger("environment"),
+      });
       this.#api.status.attach(this.#controller);
       await this.#controller.apply(deploymentFileSchema.parse(this.#file));
     }
@@ -210,13 +250,20 @@ export class Environment {
 
   /** Like {@link callService}, but each call returns a {@link ServiceCall} that can be cancelled. */
   callServiceAsync(name: string, o: { timeout?: number } = {}): Record<string, (...args: unknown[]) => ServiceCall> {
-    return new Proxy({}, {
-      get: (_t, method) => (typeof method !== "string" || method === "then" ? undefined : (...args: unknown[]): ServiceCall => {
-        const controller = new AbortController();
-        const promise = this.#call(name, method, args, o.timeout, controller.signal);
-        return { then: promise.then.bind(promise), cancel: () => controller.abort() };
-      }),
-    });
+    return new Proxy(
+      {},
+      {
+        get: (_t, method) =>
+          typeof method !== "string" || method === "then"
+            ? undefined
+            : (...args: unknown[]): ServiceCall => {
+                const controller = new AbortController();
+                const promise = this.#call(name, method, args, o.timeout, controller.signal);
+                // biome-ignore lint/suspicious/noThenProperty: a ServiceCall is a thenable on purpose (await it, or cancel it)
+                return { then: promise.then.bind(promise), cancel: () => controller.abort() };
+              },
+      },
+    );
   }
 
   /** Why a registered service is not running here, if it is not. */
@@ -226,17 +273,29 @@ export class Environment {
 
   async #call(service: string, method: string, args: unknown[], timeout?: number, signal?: AbortSignal): Promise<unknown> {
     if (!this.#client) throw new AnyServeError("INTERNAL", "the environment is not started: await env.start() first");
-    const res = await this.#client.infer({ service, method }, { args: JSON.stringify(args) }, {
-      ...(timeout !== undefined ? { timeout } : {}),
-      ...(signal ? { signal } : {}),
-    });
+    const res = await this.#client.infer(
+      { service, method },
+      { args: JSON.stringify(args) },
+      {
+        ...(timeout !== undefined ? { timeout } : {}),
+        ...(signal ? { signal } : {}),
+      },
+    );
     return unwrapResult(res);
   }
 
   async #startInProcess(r: Registered, logger: Logger): Promise<void> {
     const d = r.config.deployment;
-    if (d.threading_strategy !== "single" && d.threading_strategy !== "async" && !r.config.app.startsWith("./") && !r.config.app.startsWith("/")) {
-      throw new AnyServeError("CONFIG_INVALID", `service '${r.name}': threading_strategy '${d.threading_strategy}' runs the service in worker threads or processes, which load it from its module: give config.app (e.g. './kv.ts:${r.Class.name}')`);
+    if (
+      d.threading_strategy !== "single" &&
+      d.threading_strategy !== "async" &&
+      !r.config.app.startsWith("./") &&
+      !r.config.app.startsWith("/")
+    ) {
+      throw new AnyServeError(
+        "CONFIG_INVALID",
+        `service '${r.name}': threading_strategy '${d.threading_strategy}' runs the service in worker threads or processes, which load it from its module: give config.app (e.g. './kv.ts:${r.Class.name}')`,
+      );
     }
     for (let i = 0; i < d.replicas; i++) {
       const replica = await startReplica({
@@ -253,7 +312,7 @@ export class Environment {
       this.#replicas.push(replica);
     }
     // Wait until the router knows every replica, so the first call does not race registration.
-    await waitUntil(() => (this.#api!.registry.lookup({ service: r.name }).length >= d.replicas));
+    await waitUntil(() => this.#api!.registry.lookup({ service: r.name }).length >= d.replicas);
   }
 }
 

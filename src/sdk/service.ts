@@ -73,7 +73,11 @@ export function isServiceClass(value: unknown): value is ServiceClass {
 /** The public methods of a class, own and inherited (not hooks, not `_private`). */
 export function serviceMethods(Class: ServiceClass): string[] {
   const names = new Set<string>();
-  for (let proto = Class.prototype as object | null; proto && proto !== Object.prototype && proto !== Service.prototype; proto = Object.getPrototypeOf(proto) as object | null) {
+  for (
+    let proto = Class.prototype as object | null;
+    proto && proto !== Object.prototype && proto !== Service.prototype;
+    proto = Object.getPrototypeOf(proto) as object | null
+  ) {
     for (const name of Object.getOwnPropertyNames(proto)) {
       const desc = Object.getOwnPropertyDescriptor(proto, name);
       if (desc && typeof desc.value === "function" && !SERVICE_HOOKS.has(name) && !name.startsWith("_")) names.add(name);
@@ -119,12 +123,16 @@ export function serviceApp(serviceName: string, Class: ServiceClass, args: unkno
   };
   for (const method of methods) {
     const cap: CapabilityMap = { service: serviceName, method };
-    app.capability(cap, async (req: InferenceRequest, ctx: Context) => {
-      if (!instance) await ensure({ capability: cap, replicaId: ctx.replicaId, worker: "main" });
-      const fn = instance![method] as (...a: unknown[]) => unknown;
-      const result = await current.run(ctx, () => fn.apply(instance, argsOf(req)));
-      return jsonResult(result);
-    }, { onStart, onStop });
+    app.capability(
+      cap,
+      async (req: InferenceRequest, ctx: Context) => {
+        if (!instance) await ensure({ capability: cap, replicaId: ctx.replicaId, worker: "main" });
+        const fn = instance![method] as (...a: unknown[]) => unknown;
+        const result = await current.run(ctx, () => fn.apply(instance, argsOf(req)));
+        return jsonResult(result);
+      },
+      { onStart, onStop },
+    );
   }
   return app;
 }
@@ -142,9 +150,13 @@ function argsOf(req: InferenceRequest): unknown[] {
   try {
     args = JSON.parse(text);
   } catch {
-    throw new AnyServeError("INVALID_REQUEST", `input 'args': expected a JSON array of arguments, got ${JSON.stringify(text.slice(0, 64))}`);
+    throw new AnyServeError(
+      "INVALID_REQUEST",
+      `input 'args': expected a JSON array of arguments, got ${JSON.stringify(text.slice(0, 64))}`,
+    );
   }
-  if (!Array.isArray(args)) throw new AnyServeError("INVALID_REQUEST", `input 'args': expected a JSON array of arguments, got ${typeof args}`);
+  if (!Array.isArray(args))
+    throw new AnyServeError("INVALID_REQUEST", `input 'args': expected a JSON array of arguments, got ${typeof args}`);
   return args;
 }
 
@@ -165,7 +177,8 @@ function makeContext(serviceName: string, info: WorkerInfo, request: () => Conte
     callService(name: string): ServiceProxy {
       return serviceProxy((method, args) => {
         const ctx = request();
-        if (!ctx) throw new AnyServeError("INTERNAL", `callService('${name}').${method}() is only available while a request is being served`);
+        if (!ctx)
+          throw new AnyServeError("INTERNAL", `callService('${name}').${method}() is only available while a request is being served`);
         return ctx.call({ service: name, method }, { args: JSON.stringify(args) }).then(unwrapResult);
       });
     },

@@ -165,7 +165,12 @@ let lastContentType: Remembered = { bytes: Buffer.alloc(0), value: undefined };
 
 class CallMetaReader {
   #off: number;
-  constructor(private readonly buf: Buffer, private readonly start: number, private readonly end: number, private readonly id: number) {
+  constructor(
+    private readonly buf: Buffer,
+    private readonly start: number,
+    private readonly end: number,
+    private readonly id: number,
+  ) {
     this.#off = start + 12;
   }
 
@@ -186,7 +191,8 @@ class CallMetaReader {
       tr: fields & HAS_TRIED ? this.#json(this.#span(), "replica ids tried") : undefined,
       m: fields & HAS_MODEL ? { name: this.#string(), version: fields & HAS_MODEL_VERSION ? this.#string() : undefined } : undefined,
     };
-    if (this.#off !== this.end) throw new FrameProtocolError(`frame ${this.id} has ${this.end - this.#off} bytes after its binary call meta`);
+    if (this.#off !== this.end)
+      throw new FrameProtocolError(`frame ${this.id} has ${this.end - this.#off} bytes after its binary call meta`);
     return meta;
   }
 

@@ -21,7 +21,10 @@ import { deadlines, Timed } from "../util/deadlines.js";
  * A RESPONSE frame, or for a stream the END frame's meta (body empty). An error answer is
  * resolved too, as meta `{ code, error }` (see call-meta.ts; `metaError()` in frames.ts reads it).
  */
-export interface FrameReply { meta: Record<string, unknown>; body: Buffer }
+export interface FrameReply {
+  meta: Record<string, unknown>;
+  body: Buffer;
+}
 
 export interface FrameRequestOptions {
   /** Rejects with DEADLINE_EXCEEDED and sends CANCEL when no answer came in time. */
@@ -50,7 +53,9 @@ export interface FrameClientOptions {
   unref?: boolean;
 }
 
-const CONNECTING = 0, OPEN = 1, CLOSED = 2;
+const CONNECTING = 0,
+  OPEN = 1,
+  CLOSED = 2;
 
 /** One socket to the replica, connecting or open. */
 class ClientConn {
@@ -64,7 +69,9 @@ class ClientConn {
   /** Why the replica closed us, when it said (GOAWAY with `{ error }`), or our own protocol error. */
   closeError: AnyServeError | undefined;
   resolveDone!: () => void;
-  readonly done = new Promise<void>((r) => { this.resolveDone = r; });
+  readonly done = new Promise<void>((r) => {
+    this.resolveDone = r;
+  });
 }
 
 /** @internal One request in flight. It is its own abort listener and its own deadline. */
@@ -76,15 +83,25 @@ export class Pending extends Timed {
   /** Encoded REQUEST, kept only while waiting for the connection. */
   parts: Buffer[] | null = null;
   started = false;
-  constructor(readonly client: FrameClient, readonly id: number, readonly onChunk: FrameRequestOptions["onChunk"]) {
+  constructor(
+    readonly client: FrameClient,
+    readonly id: number,
+    readonly onChunk: FrameRequestOptions["onChunk"],
+  ) {
     super();
   }
   handleEvent(): void {
     const reason: unknown = this.signal?.reason;
-    this.client._cancel(this, reason instanceof AnyServeError ? reason : new AnyServeError("CANCELLED", "the request was cancelled by the caller"));
+    this.client._cancel(
+      this,
+      reason instanceof AnyServeError ? reason : new AnyServeError("CANCELLED", "the request was cancelled by the caller"),
+    );
   }
   onTimeout(): void {
-    this.client._cancel(this, new AnyServeError("DEADLINE_EXCEEDED", `no answer from replica ${this.client.url} within the request's timeout`));
+    this.client._cancel(
+      this,
+      new AnyServeError("DEADLINE_EXCEEDED", `no answer from replica ${this.client.url} within the request's timeout`),
+    );
   }
 }
 
@@ -151,26 +168,41 @@ export class FrameClient extends EventEmitter {
     }
     const length = parts[0]!.readUInt32LE(0);
     if (length > this.maxFrameBytes) {
-      return Promise.reject(new AnyServeError("PAYLOAD_TOO_LARGE", `a request frame of ${length} bytes exceeds the maximum frame size of ${this.maxFrameBytes} bytes`));
+      return Promise.reject(
+        new AnyServeError(
+          "PAYLOAD_TOO_LARGE",
+          `a request frame of ${length} bytes exceeds the maximum frame size of ${this.maxFrameBytes} bytes`,
+        ),
+      );
     }
     const p = new Pending(this, id, opts?.onChunk);
-    const promise = new Promise<FrameReply>((res, rej) => { p.resolve = res; p.reject = rej; });
+    const promise = new Promise<FrameReply>((res, rej) => {
+      p.resolve = res;
+      p.reject = rej;
+    });
     this.pending.set(id, p);
     const conn = this.pick();
     p.conn = conn;
     conn.inFlight++;
     if (conn.fc !== null) conn.fc.write(parts);
-    else { p.parts = parts; conn.waiting.push(p); }
+    else {
+      p.parts = parts;
+      conn.waiting.push(p);
+    }
     const ms = opts?.timeoutMs;
     if (ms !== undefined) deadlines.set(p, ms);
-    if (signal !== undefined) { p.signal = signal; signal.addEventListener("abort", p, { once: true }); }
+    if (signal !== undefined) {
+      p.signal = signal;
+      signal.addEventListener("abort", p, { once: true });
+    }
     return promise;
   }
 
   /** Fails every request in flight with CANCELLED, closes every socket; resolves when all are closed. */
   async close(): Promise<void> {
     this.closing = true;
-    for (const p of [...this.pending.values()]) this._cancel(p, new AnyServeError("CANCELLED", `the FrameClient for ${this.url} was closed`), false);
+    for (const p of [...this.pending.values()])
+      this._cancel(p, new AnyServeError("CANCELLED", `the FrameClient for ${this.url} was closed`), false);
     const done: Promise<void>[] = [];
     for (const c of this.conns) {
       done.push(c.done);
@@ -194,9 +226,15 @@ export class FrameClient extends EventEmitter {
     let empty = -1;
     for (let i = 0; i < this.slots.length; i++) {
       const c = this.slots[i] ?? null;
-      if (c === null || (c.fc !== null && c.fc.closed)) { if (empty < 0) empty = i; continue; } // a dying socket is replaced
-      const score = c.inFlight + (c.fc !== null && c.fc.congested ? 1e9 : 0);
-      if (score < bestScore) { best = c; bestScore = score; }
+      if (c === null || c.fc?.closed) {
+        if (empty < 0) empty = i;
+        continue;
+      } // a dying socket is replaced
+      const score = c.inFlight + (c.fc?.congested ? 1e9 : 0);
+      if (score < bestScore) {
+        best = c;
+        bestScore = score;
+      }
     }
     if (best !== null && (bestScore === 0 || empty < 0)) return best;
     const conn = new ClientConn();
@@ -213,8 +251,12 @@ export class FrameClient extends EventEmitter {
     let req: ClientRequest;
     try {
       req = (t.protocol === "https:" ? https : http).request({
-        host: t.hostname.replace(/^\[|\]$/g, ""), port: t.port || (t.protocol === "https:" ? 443 : 80),
-        method: "GET", path: FRAMES_PATH, headers, agent: false,
+        host: t.hostname.replace(/^\[|\]$/g, ""),
+        port: t.port || (t.protocol === "https:" ? 443 : 80),
+        method: "GET",
+        path: FRAMES_PATH,
+        headers,
+        agent: false,
       });
     } catch (err) {
       process.nextTick(() => this.failConnect(conn, `cannot connect: ${(err as Error).message}`));
@@ -225,8 +267,14 @@ export class FrameClient extends EventEmitter {
       this.failConnect(conn, `no connection within ${this.connectTimeoutMs} ms`);
       req.destroy();
     }, this.connectTimeoutMs);
-    req.on("error", (err) => { clearTimeout(timer); this.failConnect(conn, err.message); });
-    req.on("close", () => { clearTimeout(timer); this.failConnect(conn, "the connection closed during the upgrade"); });
+    req.on("error", (err) => {
+      clearTimeout(timer);
+      this.failConnect(conn, err.message);
+    });
+    req.on("close", () => {
+      clearTimeout(timer);
+      this.failConnect(conn, "the connection closed during the upgrade");
+    });
     req.on("response", (res: IncomingMessage) => {
       clearTimeout(timer);
       res.resume();
@@ -249,15 +297,19 @@ export class FrameClient extends EventEmitter {
   private open(conn: ClientConn, socket: Socket, head: Buffer): void {
     conn.state = OPEN;
     if (this.unref) socket.unref();
-    const fc = new FrameConnection(socket, {
-      onFrame: (type, id, meta, body) => this.onFrame(conn, type, id, meta, body),
-      onClose: (err) => this.onClose(conn, err),
-      onProtocolError: (err) => {
-        conn.closeError = new AnyServeError("UPSTREAM_PROTOCOL_ERROR", `replica ${this.url} sent a bad frame: ${err.message}`);
-        fc.destroy(err);
+    const fc = new FrameConnection(
+      socket,
+      {
+        onFrame: (type, id, meta, body) => this.onFrame(conn, type, id, meta, body),
+        onClose: (err) => this.onClose(conn, err),
+        onProtocolError: (err) => {
+          conn.closeError = new AnyServeError("UPSTREAM_PROTOCOL_ERROR", `replica ${this.url} sent a bad frame: ${err.message}`);
+          fc.destroy(err);
+        },
+        onDrain: () => this.emit("drain"),
       },
-      onDrain: () => this.emit("drain"),
-    }, { maxFrameBytes: this.maxFrameBytes });
+      { maxFrameBytes: this.maxFrameBytes },
+    );
     conn.fc = fc;
     for (const p of conn.waiting) {
       if (p.parts !== null && this.pending.get(p.id) === p) fc.write(p.parts);
@@ -267,7 +319,12 @@ export class FrameClient extends EventEmitter {
     fc.onData(head);
   }
 
-  private failConnect(conn: ClientConn, why: string, code: "REPLICA_UNREACHABLE" | "SHUTTING_DOWN" = "REPLICA_UNREACHABLE", status?: number): void {
+  private failConnect(
+    conn: ClientConn,
+    why: string,
+    code: "REPLICA_UNREACHABLE" | "SHUTTING_DOWN" = "REPLICA_UNREACHABLE",
+    status?: number,
+  ): void {
     if (conn.state !== CONNECTING) return;
     this.retire(conn);
     // `sent: false`: the request never left this process, so the replica cannot have run it.
@@ -291,9 +348,15 @@ export class FrameClient extends EventEmitter {
       this.settle(p);
       const data = { responseStarted: started, replica: this.url };
       const ce = conn.closeError;
-      p.reject(ce !== undefined
-        ? new AnyServeError(ce.code, ce.message, { ...ce.data, ...data })
-        : new AnyServeError("REPLICA_UNREACHABLE", `replica ${this.url} closed the frame connection ${started ? "after part of the answer had arrived" : "before any byte of the answer arrived"}${err ? ` (${err.message})` : ""}`, data));
+      p.reject(
+        ce !== undefined
+          ? new AnyServeError(ce.code, ce.message, { ...ce.data, ...data })
+          : new AnyServeError(
+              "REPLICA_UNREACHABLE",
+              `replica ${this.url} closed the frame connection ${started ? "after part of the answer had arrived" : "before any byte of the answer arrived"}${err ? ` (${err.message})` : ""}`,
+              data,
+            ),
+      );
     }
   }
 
@@ -316,7 +379,10 @@ export class FrameClient extends EventEmitter {
       if (p === undefined || p.conn !== conn) return;
       p.started = true;
       if (p.onChunk === undefined) {
-        this._cancel(p, new AnyServeError("UPSTREAM_PROTOCOL_ERROR", `replica ${this.url} streamed an answer to a request that is not a stream`));
+        this._cancel(
+          p,
+          new AnyServeError("UPSTREAM_PROTOCOL_ERROR", `replica ${this.url} streamed an answer to a request that is not a stream`),
+        );
         return;
       }
       try {

@@ -57,7 +57,11 @@ export class FrameConnection {
   private isClosed = false;
   private reportedCongested = false;
 
-  constructor(readonly socket: Socket, private readonly events: FrameConnectionEvents, opts: FrameConnectionOptions = {}) {
+  constructor(
+    readonly socket: Socket,
+    private readonly events: FrameConnectionEvents,
+    opts: FrameConnectionOptions = {},
+  ) {
     this.decoder = new FrameDecoder(events.onFrame, opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES, opts.metaReaders);
     this.highWaterMark = opts.highWaterMark ?? 1024 * 1024;
     socket.setNoDelay(true);
@@ -65,8 +69,12 @@ export class FrameConnection {
     socket.setKeepAlive(true, 30_000); // find peers that vanished without a FIN
     socket.on("data", (chunk: Buffer) => this.onData(chunk));
     // No half-open connections: when the peer ends, end too (http.Server sockets allow half-open).
-    socket.on("end", () => { if (!socket.writableEnded) socket.end(); });
-    socket.on("error", (err) => { this.error ??= err; });
+    socket.on("end", () => {
+      if (!socket.writableEnded) socket.end();
+    });
+    socket.on("error", (err) => {
+      this.error ??= err;
+    });
     socket.on("drain", () => {
       if (!this.reportedCongested) return;
       this.reportedCongested = false;

@@ -72,17 +72,26 @@ class ServerConn {
   readonly fc: FrameConnection;
   paused = false;
 
-  constructor(socket: Socket, private readonly handler: FrameHandler, maxFrameBytes: number | undefined, private readonly onGone: (c: ServerConn) => void) {
-    this.fc = new FrameConnection(socket, {
-      onFrame: (type, id, meta, body) => this.onFrame(type, id, meta, body),
-      onClose: () => this.onClose(),
-      onProtocolError: (err) => this.onProtocolError(err),
-      onDrain: () => {
-        if (!this.paused) return;
-        this.paused = false;
-        this.fc.socket.resume();
+  constructor(
+    socket: Socket,
+    private readonly handler: FrameHandler,
+    maxFrameBytes: number | undefined,
+    private readonly onGone: (c: ServerConn) => void,
+  ) {
+    this.fc = new FrameConnection(
+      socket,
+      {
+        onFrame: (type, id, meta, body) => this.onFrame(type, id, meta, body),
+        onClose: () => this.onClose(),
+        onProtocolError: (err) => this.onProtocolError(err),
+        onDrain: () => {
+          if (!this.paused) return;
+          this.paused = false;
+          this.fc.socket.resume();
+        },
       },
-    }, { metaReaders: REQUEST_META, ...(maxFrameBytes === undefined ? {} : { maxFrameBytes }) });
+      { metaReaders: REQUEST_META, ...(maxFrameBytes === undefined ? {} : { maxFrameBytes }) },
+    );
   }
 
   private onFrame(type: number, id: number, meta: FrameMeta | null, body: Buffer): void {
@@ -103,7 +112,12 @@ class ServerConn {
         if (res === undefined) return; // already answered: the CANCEL crossed our reply
         this.inflight.delete(id);
         const code = meta?.code === "DEADLINE_EXCEEDED" ? "DEADLINE_EXCEEDED" : "CANCELLED";
-        res.abort(new AnyServeError(code, code === "CANCELLED" ? "the gateway cancelled the request" : "the request's deadline passed at the gateway"));
+        res.abort(
+          new AnyServeError(
+            code,
+            code === "CANCELLED" ? "the gateway cancelled the request" : "the request's deadline passed at the gateway",
+          ),
+        );
         return;
       }
       case FrameType.PING:
@@ -145,7 +159,12 @@ class ServerConn {
 
 /** A request; its signal is created on first use (an AbortController was 15% of the frame server's CPU). */
 class IncomingFrame implements FrameRequest {
-  constructor(readonly id: number, readonly meta: Record<string, unknown>, readonly body: Buffer, private readonly res: Responder) {}
+  constructor(
+    readonly id: number,
+    readonly meta: Record<string, unknown>,
+    readonly body: Buffer,
+    private readonly res: Responder,
+  ) {}
   get signal(): CancelSignal {
     return this.res.signal;
   }
@@ -158,7 +177,10 @@ class Responder implements FrameResponder {
   private cancel: Cancellation | undefined;
   private abortReason: AnyServeError | undefined;
 
-  constructor(private readonly conn: ServerConn, private readonly id: number) {}
+  constructor(
+    private readonly conn: ServerConn,
+    private readonly id: number,
+  ) {}
 
   get closed(): boolean {
     return this.done || this.conn.fc.closed;
@@ -229,10 +251,11 @@ class Responder implements FrameResponder {
   }
 }
 
-
 function refuse(socket: Duplex, status: string, message: string): void {
   const body = JSON.stringify({ error: message });
-  socket.end(`HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  socket.end(
+    `HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
   setTimeout(() => socket.destroy(), 1000).unref();
 }
 
@@ -245,7 +268,9 @@ export function attachFrameServer(server: Server, handler: FrameHandler, opts: F
   const wantDigest = opts.token === undefined ? undefined : tokenDigest(opts.token);
   let refuseNew = false;
   let closed = false;
-  const onGone = (c: ServerConn): void => { conns.delete(c); };
+  const onGone = (c: ServerConn): void => {
+    conns.delete(c);
+  };
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const path = (req.url ?? "").split("?", 1)[0];

@@ -87,7 +87,12 @@ const EMPTY = Buffer.alloc(0);
  * {@link MetaReader} reads). Returns one Buffer (header + meta, and the body when it is small) or two
  * (the header, then the caller's body untouched): big bodies are never copied or concatenated.
  */
-export function encodeFrame(type: number, id: number, meta: FrameMeta | string | Buffer | null | undefined, body: Buffer = EMPTY): Buffer[] {
+export function encodeFrame(
+  type: number,
+  id: number,
+  meta: FrameMeta | string | Buffer | null | undefined,
+  body: Buffer = EMPTY,
+): Buffer[] {
   const bytes = meta instanceof Buffer ? meta : undefined;
   const json = meta == null || bytes !== undefined ? "" : typeof meta === "string" ? meta : JSON.stringify(meta);
   const metaLength = bytes !== undefined ? bytes.length : json.length === 0 ? 0 : Buffer.byteLength(json);
@@ -118,7 +123,7 @@ export function errorMeta(err: unknown, fallback: AnyServeError["code"] = "WORKE
 /** The error an answer's meta carries (`{ code, error }`), or undefined for a success. */
 export function metaError(meta: FrameMeta | null): AnyServeError | undefined {
   if (meta === null || typeof meta.error !== "string" || typeof meta.code !== "string") return undefined;
-  const data = meta.data !== null && typeof meta.data === "object" ? meta.data as Record<string, unknown> : undefined;
+  const data = meta.data !== null && typeof meta.data === "object" ? (meta.data as Record<string, unknown>) : undefined;
   return AnyServeError.fromWire({ code: meta.code as WireError["code"], message: meta.error, ...(data ? { data } : {}) });
 }
 
@@ -136,7 +141,11 @@ export class FrameDecoder {
   private filled = 0;
   private failed = false;
 
-  constructor(private readonly sink: FrameSink, readonly maxFrameBytes: number = DEFAULT_MAX_FRAME_BYTES, private readonly readers: MetaReaders = JSON_ONLY) {}
+  constructor(
+    private readonly sink: FrameSink,
+    readonly maxFrameBytes: number = DEFAULT_MAX_FRAME_BYTES,
+    private readonly readers: MetaReaders = JSON_ONLY,
+  ) {}
 
   /** Id of a frame partly received, or -1: tells the client that an answer had started to arrive. */
   get partialId(): number {
@@ -210,7 +219,10 @@ export class FrameDecoder {
 
   private checkLength(length: number): number {
     if (length > this.maxFrameBytes) {
-      throw new FrameProtocolError(`frame of ${length} bytes exceeds the maximum frame size of ${this.maxFrameBytes} bytes`, "PAYLOAD_TOO_LARGE");
+      throw new FrameProtocolError(
+        `frame of ${length} bytes exceeds the maximum frame size of ${this.maxFrameBytes} bytes`,
+        "PAYLOAD_TOO_LARGE",
+      );
     }
     if (length < MIN_LENGTH) throw new FrameProtocolError(`frame length ${length} is below the ${MIN_LENGTH}-byte header`);
     return length;

@@ -68,7 +68,9 @@ export class Cancellation implements CancelSignal {
           if (typeof l === "function") l();
           else l.handleEvent();
         } catch (err) {
-          process.nextTick(() => { throw err; });
+          process.nextTick(() => {
+            throw err;
+          });
         }
       }
     }

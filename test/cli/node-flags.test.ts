@@ -15,7 +15,12 @@ test("the serving flags are added before the inherited ones, unless the user set
   assert.deepEqual(servingExecArgv(["--initial_old_space_size=256"]), ["--no-memory-reducer", SEMI, "--initial_old_space_size=256"]);
   assert.deepEqual(servingExecArgv(["--min_semi_space_size=1"]), ["--no-memory-reducer", OLD, "--min_semi_space_size=1"]);
   // A different option that starts with the same words is not the same option.
-  assert.deepEqual(servingExecArgv(["--memory-reducer-for-small-heaps"]), ["--no-memory-reducer", OLD, SEMI, "--memory-reducer-for-small-heaps"]);
+  assert.deepEqual(servingExecArgv(["--memory-reducer-for-small-heaps"]), [
+    "--no-memory-reducer",
+    OLD,
+    SEMI,
+    "--memory-reducer-for-small-heaps",
+  ]);
 });
 
 test("bin/anyserve.js's shebang and npm start run node with exactly the serving flags", () => {

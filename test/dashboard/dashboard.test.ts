@@ -13,7 +13,10 @@ const CHROMIUM = process.env.ANYSERVE_CHROMIUM || "/usr/bin/chromium";
 const ARTIFACTS = path.join(ROOT, "test-artifacts");
 const CHAT_BODY = JSON.stringify({ inputs: [{ name: "text", datatype: "BYTES", shape: [1], data: ["hi"] }] });
 
-interface ServicesBody { time: number; services: { name: string; replicas: { replica_id: string }[] }[] }
+interface ServicesBody {
+  time: number;
+  services: { name: string; replicas: { replica_id: string }[] }[];
+}
 
 /** The chat card's rps chart as the page last drew it. */
 async function rpsChart(page: Page): Promise<{ points: number; last: number }> {
@@ -24,13 +27,25 @@ async function rpsChart(page: Page): Promise<{ points: number; last: number }> {
 }
 
 test("the dashboard shows every service live, charts load as it happens, and scales a service", async (t) => {
-  assert.ok(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM}: run \`node scripts/ensure-chromium.mjs\` (npm test does) or set ANYSERVE_CHROMIUM`);
+  assert.ok(
+    existsSync(CHROMIUM),
+    `no Chromium at ${CHROMIUM}: run \`node scripts/ensure-chromium.mjs\` (npm test does) or set ANYSERVE_CHROMIUM`,
+  );
   const up = await startCli(t, ["up", path.join(DEMO, "anyserve.yaml"), "--port", "0", "--grpc-port", "0"], {}, 120_000);
   const url = up.ready.url!;
 
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
   });
   t.after(() => browser.close());
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
@@ -62,20 +77,38 @@ test("the dashboard shows every service live, charts load as it happens, and sca
       method: "POST",
       headers: { "X-Capability-Type": "chat", "Content-Type": "application/json" },
       body: CHAT_BODY,
-    }).then((r) => r.arrayBuffer().then(() => { if (!r.ok) failed++; }), () => { failed++; });
+    }).then(
+      (r) =>
+        r.arrayBuffer().then(() => {
+          if (!r.ok) failed++;
+        }),
+      () => {
+        failed++;
+      },
+    );
   }, 50);
   t.after(() => clearInterval(load));
-  const seen = await waitFor("the chat card's rps chart to show the load", async () => {
-    const c = await rpsChart(page);
-    return c.last > 0 && c.points >= before.points + 3 ? c : undefined;
-  }, 30_000, 200) as { points: number; last: number };
+  const seen = (await waitFor(
+    "the chat card's rps chart to show the load",
+    async () => {
+      const c = await rpsChart(page);
+      return c.last > 0 && c.points >= before.points + 3 ? c : undefined;
+    },
+    30_000,
+    200,
+  )) as { points: number; last: number };
   clearInterval(load);
   assert.ok(seen.last > 0 && seen.last < 1000, `rps drawn: ${seen.last}`);
   assert.equal(failed, 0, `${failed} of ${sent} load requests failed`);
-  await waitFor("the chat request count on the page", async () => {
-    const shown = Number(((await page.locator('[data-service="chat"] [data-stat="requests"]').textContent()) ?? "").replace(/,/g, ""));
-    return shown > 0;
-  }, 10_000, 200);
+  await waitFor(
+    "the chat request count on the page",
+    async () => {
+      const shown = Number(((await page.locator('[data-service="chat"] [data-stat="requests"]').textContent()) ?? "").replace(/,/g, ""));
+      return shown > 0;
+    },
+    10_000,
+    200,
+  );
 
   // Scale chat to 2 from the page: a second replica row appears.
   await page.locator('[data-service="chat"] [data-input="replicas"]').fill("2");
@@ -85,8 +118,12 @@ test("the dashboard shows every service live, charts load as it happens, and sca
   assert.doesNotMatch(status, /scale chat:/, `the page reported a failed scale: ${status}`);
 
   // Let the new replica show as running before the picture is taken.
-  await waitFor("chat-1 running on the page", async () =>
-    (await page.locator('[data-replica="chat-1"]').getAttribute("data-state")) === "running", 60_000, 200);
+  await waitFor(
+    "chat-1 running on the page",
+    async () => (await page.locator('[data-replica="chat-1"]').getAttribute("data-state")) === "running",
+    60_000,
+    200,
+  );
 
   // Drain chat-1 from its row, then put it back: the same button turns into Undrain and back.
   const chat1 = page.locator('[data-service="chat"] [data-replica="chat-1"]');

@@ -20,7 +20,10 @@ test("anyserve apply scales 1 → 3 → 1 under a steady load without losing a r
   const file = path.join(dir, "anyserve.yaml");
   const app = path.join(FIXTURES, "test_app.ts:app");
   const write = (replicas: number) =>
-    writeFileSync(file, `services:\n  svc:\n    app: ${app}\n    deployment: {threading_strategy: async, thread_count: 16, replicas: ${replicas}}\n    monitoring: {health_check_interval: 1}\n`);
+    writeFileSync(
+      file,
+      `services:\n  svc:\n    app: ${app}\n    deployment: {threading_strategy: async, thread_count: 16, replicas: ${replicas}}\n    monitoring: {health_check_interval: 1}\n`,
+    );
   write(1);
   const up = await startCli(t, ["up", file, "--port", "0", "--grpc-port", "0"]);
   const url = up.ready.url!;

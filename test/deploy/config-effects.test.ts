@@ -18,13 +18,22 @@ const SERVICES = {
   batching: { app: APP, deployment: { threading_strategy: "async", thread_count: 64 }, performance: { batch_size: 8, batch_wait_ms: 50 } },
   gpu: { app: APP, deployment: { replicas: 2 }, resources: { gpu_count: 1 } },
   quiet: { app: APP, monitoring: { enable_metrics: false } },
-  spread: { app: APP, deployment: { replicas: 3, load_balancing: "round_robin", threading_strategy: "async", thread_count: 8 }, monitoring: { health_check_interval: 0.25 } },
+  spread: {
+    app: APP,
+    deployment: { replicas: 3, load_balancing: "round_robin", threading_strategy: "async", thread_count: 8 },
+    monitoring: { health_check_interval: 0.25 },
+  },
   sleepy: { app: APP, deployment: { lazy: true } },
   far: { app: APP, deployment: { target: "remote_specific", target_nodes: ["gpu-node-7"] } },
 };
 const PROCESSES = 13; // replicas of every service but far, which is unschedulable: no process
 
-interface Answer { status: number; code?: string; value?: unknown; ms: number }
+interface Answer {
+  status: number;
+  code?: string;
+  value?: unknown;
+  ms: number;
+}
 
 async function call(url: string, type: string, ms?: number): Promise<Answer> {
   const t0 = performance.now();
@@ -35,7 +44,12 @@ async function call(url: string, type: string, ms?: number): Promise<Answer> {
     body: JSON.stringify({ inputs }),
   });
   const body = (await res.json()) as { code?: string; outputs?: { data: unknown[] }[] };
-  return { status: res.status, ms: performance.now() - t0, ...(body.code ? { code: body.code } : {}), ...(body.outputs ? { value: body.outputs[0]!.data[0] } : {}) };
+  return {
+    status: res.status,
+    ms: performance.now() - t0,
+    ...(body.code ? { code: body.code } : {}),
+    ...(body.outputs ? { value: body.outputs[0]!.data[0] } : {}),
+  };
 }
 
 /** Through the API server, to the one service offering `{type: whoami, svc: service}`. */
@@ -46,7 +60,12 @@ async function viaGateway(url: string, service: string): Promise<Answer> {
     body: JSON.stringify({ inputs: [{ name: "x", datatype: "BYTES", shape: [1], data: ["x"] }] }),
   });
   const body = (await res.json()) as { code?: string; outputs?: { data: unknown[] }[] };
-  return { status: res.status, ms: 0, ...(body.code ? { code: body.code } : {}), ...(body.outputs ? { value: body.outputs[0]!.data[0] } : {}) };
+  return {
+    status: res.status,
+    ms: 0,
+    ...(body.code ? { code: body.code } : {}),
+    ...(body.outputs ? { value: body.outputs[0]!.data[0] } : {}),
+  };
 }
 
 /** Routes a request to one service's replica directly (types are shared by all services). */
@@ -55,8 +74,16 @@ async function callService(d: Deployed, service: string, type: string, ms?: numb
   return call(replica.http_endpoint, type, ms);
 }
 
-interface Entry { replica_id: string; service: string; http_endpoint: string; states: string[] }
-interface Deployed { url: string; registry(): Promise<Entry[]> }
+interface Entry {
+  replica_id: string;
+  service: string;
+  http_endpoint: string;
+  states: string[];
+}
+interface Deployed {
+  url: string;
+  registry(): Promise<Entry[]>;
+}
 
 describe("each deployment field, observed", () => {
   const cleanups = new Cleanups();
@@ -77,15 +104,27 @@ describe("each deployment field, observed", () => {
   test("performance.queue_size: 2 → with one running and 2 queued, the next is 503 QUEUE_FULL at once", async () => {
     const replica = (await d.registry()).find((e) => e.service === "queued")!.http_endpoint;
     const running = [call(replica, "hold", 1500), call(replica, "hold", 1500), call(replica, "hold", 1500)];
-    await waitFor("1 running + 2 queued", async () => {
-      const caps = ((await (await fetch(`${replica}/workers`)).json()) as { capabilities: { capability: { type: string }; queued: number; in_flight: number }[] }).capabilities;
-      const hold = caps.find((c) => c.capability.type === "hold")!;
-      return hold.in_flight + hold.queued === 3;
-    }, 10_000, 10);
+    await waitFor(
+      "1 running + 2 queued",
+      async () => {
+        const caps = (
+          (await (await fetch(`${replica}/workers`)).json()) as {
+            capabilities: { capability: { type: string }; queued: number; in_flight: number }[];
+          }
+        ).capabilities;
+        const hold = caps.find((c) => c.capability.type === "hold")!;
+        return hold.in_flight + hold.queued === 3;
+      },
+      10_000,
+      10,
+    );
     const refused = await call(replica, "hold", 0);
     assert.deepEqual([refused.status, refused.code], [503, "QUEUE_FULL"]);
     assert.ok(refused.ms < 200, `refused in ${refused.ms} ms`);
-    assert.deepEqual((await Promise.all(running)).map((a) => a.status), [200, 200, 200]);
+    assert.deepEqual(
+      (await Promise.all(running)).map((a) => a.status),
+      [200, 200, 200],
+    );
   });
 
   test("performance.timeout: 0.3 → a 2 s request is 504 DEADLINE_EXCEEDED after ~300 ms", async () => {
@@ -113,7 +152,10 @@ describe("each deployment field, observed", () => {
     const before = Number((await callService(d, "batching", "batch_calls")).value);
     const answers = await Promise.all(Array.from({ length: 32 }, () => callService(d, "batching", "batched")));
     const sizes = answers.map((a) => Number(a.value));
-    assert.ok(sizes.every((s) => s >= 1 && s <= 8), sizes.join(","));
+    assert.ok(
+      sizes.every((s) => s >= 1 && s <= 8),
+      sizes.join(","),
+    );
     const calls = Number((await callService(d, "batching", "batch_calls")).value) - before;
     assert.ok(calls >= 4 && calls <= 16, `${calls} handler calls for 32 requests`);
   });
@@ -142,13 +184,18 @@ describe("each deployment field, observed", () => {
     const counts: Record<string, number> = {};
     for (const a of answers) counts[String(a.value)] = (counts[String(a.value)] ?? 0) + 1;
     assert.deepEqual(counts, { "spread-0": 10, "spread-1": 10, "spread-2": 10 });
-    const view = (await (await fetch(`${d.url}/api/services/spread`)).json()) as { policy: { load_balancing: string; health_check_interval_ms: number } };
+    const view = (await (await fetch(`${d.url}/api/services/spread`)).json()) as {
+      policy: { load_balancing: string; health_check_interval_ms: number };
+    };
     assert.deepEqual([view.policy.load_balancing, view.policy.health_check_interval_ms], ["round_robin", 250]);
   });
 
   test("deployment.lazy: true → registered cold, warm after its first request", async () => {
     const entry = async () => (await d.registry()).find((e) => e.service === "sleepy")!;
-    assert.ok((await entry()).states.every((s) => s === "cold"), (await entry()).states.join(","));
+    assert.ok(
+      (await entry()).states.every((s) => s === "cold"),
+      (await entry()).states.join(","),
+    );
     assert.equal((await callService(d, "sleepy", "gpus")).status, 200);
     await waitFor("warm after first use", async () => (await entry()).states.includes("warm"), 15_000);
   });

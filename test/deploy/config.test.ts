@@ -24,7 +24,10 @@ test("defaults follow the seed's ServiceDeploymentConfig", () => {
 });
 
 test("unhealthy_restart_after: null stays null (never replace), in YAML too, not the default", () => {
-  assert.equal(parseDeployment(service({ monitoring: { unhealthy_restart_after: null } })).services.svc!.monitoring.unhealthy_restart_after, null);
+  assert.equal(
+    parseDeployment(service({ monitoring: { unhealthy_restart_after: null } })).services.svc!.monitoring.unhealthy_restart_after,
+    null,
+  );
   const yaml = "services:\n  svc:\n    app: ./app.ts\n    monitoring:\n      unhealthy_restart_after: null\n";
   assert.equal(parseDeployment(yaml).services.svc!.monitoring.unhealthy_restart_after, null);
 });
@@ -60,17 +63,33 @@ const malformed: [string, unknown, RegExp][] = [
   ["replicas as a word", service({ deployment: { replicas: "two" } }), /deployment\.replicas: .*got "two"/],
   ["replicas 1e9", service({ deployment: { replicas: 1e9 } }), /deployment\.replicas: .*1000/],
   ["fractional replicas", service({ deployment: { replicas: 1.5 } }), /deployment\.replicas: .*expected int.*got 1.5/],
-  ["unknown strategy", service({ deployment: { threading_strategy: "turbo" } }), /threading_strategy: .*single.*async.*multi.*pool.*process.*got "turbo"/],
+  [
+    "unknown strategy",
+    service({ deployment: { threading_strategy: "turbo" } }),
+    /threading_strategy: .*single.*async.*multi.*pool.*process.*got "turbo"/,
+  ],
   ["unknown key with a hint", service({ deployment: { replica: 2 } }), /deployment\.replica: unknown key; did you mean 'replicas'\?/],
   ["unknown section", service({ perfomance: {} }), /services\.svc\.perfomance: unknown key; did you mean 'performance'\?/],
   ["unknown top-level key", { ...service(), servics: {} }, /servics: unknown key; did you mean 'services'\?/],
-  ["max_thread_count < thread_count", service({ deployment: { thread_count: 4, max_thread_count: 2 } }), /max_thread_count: must be at least thread_count \(4\); got 2/],
-  ["thread_pool_size < thread_count", service({ deployment: { thread_count: 8, thread_pool_size: 2 } }), /thread_pool_size: must be at least thread_count \(8\)/],
+  [
+    "max_thread_count < thread_count",
+    service({ deployment: { thread_count: 4, max_thread_count: 2 } }),
+    /max_thread_count: must be at least thread_count \(4\); got 2/,
+  ],
+  [
+    "thread_pool_size < thread_count",
+    service({ deployment: { thread_count: 8, thread_pool_size: 2 } }),
+    /thread_pool_size: must be at least thread_count \(8\)/,
+  ],
   ["negative queue_size", service({ performance: { queue_size: -5 } }), /performance\.queue_size: .*got -5/],
   ["zero timeout", service({ performance: { timeout: 0 } }), /performance\.timeout: .*got 0/],
   ["timeout as a string", service({ performance: { timeout: "30s" } }), /performance\.timeout: .*got "30s"/],
   ["unknown target", service({ deployment: { target: "mars" } }), /deployment\.target: .*local.*remote_any/],
-  ["remote_specific without nodes", service({ deployment: { target: "remote_specific" } }), /target_nodes: target remote_specific needs at least one node name/],
+  [
+    "remote_specific without nodes",
+    service({ deployment: { target: "remote_specific" } }),
+    /target_nodes: target remote_specific needs at least one node name/,
+  ],
   ["unknown balancing strategy", service({ deployment: { load_balancing: "fastest" } }), /deployment\.load_balancing/],
   ["negative gpu_count", service({ resources: { gpu_count: -1 } }), /resources\.gpu_count: .*got -1/],
   ["memory_mb zero", service({ resources: { memory_mb: 0 } }), /resources\.memory_mb: .*got 0/],
@@ -80,17 +99,23 @@ const malformed: [string, unknown, RegExp][] = [
 
 for (const [name, doc, expected] of malformed) {
   test(`malformed: ${name} → refused with its path and reason`, () => {
-    assert.throws(() => parseDeployment(doc), (err: unknown) => {
-      assert.ok(err instanceof ConfigError);
-      assert.match(err.message, expected);
-      return true;
-    });
+    assert.throws(
+      () => parseDeployment(doc),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError);
+        assert.match(err.message, expected);
+        return true;
+      },
+    );
   });
 }
 
 test("every failing field is reported at once", () => {
   assert.throws(
-    () => parseDeployment(service({ deployment: { replicas: -1, thread_count: 0, threading_strategy: "x" }, performance: { queue_size: "a" } })),
+    () =>
+      parseDeployment(
+        service({ deployment: { replicas: -1, thread_count: 0, threading_strategy: "x" }, performance: { queue_size: "a" } }),
+      ),
     (err: ConfigError) => err.issues.length === 4,
   );
 });

@@ -16,22 +16,55 @@ class KVService extends Service {
     super();
     this.constructedWith = this.ctx.serviceName; // ctx exists before the constructor body runs
   }
-  setup() { this.#setUp = true; events.push(`setup:${this.ctx.serviceName}`); }
-  stop() { events.push(`stop:${this.ctx.serviceName}`); }
-  cleanup() { events.push(`cleanup:${this.ctx.serviceName}`); }
-  get(key: string) { return this.#data.get(this.prefix + key) ?? null; }
-  set(key: string, value: unknown) { this.#data.set(this.prefix + key, value); return true; }
-  info() { return { setUp: this.#setUp, name: this.constructedWith, replica: this.ctx.replicaId }; }
-  fail(msg: string) { throw new Error(`kv failed: ${msg}`); }
-  async slow(ms: number) { await sleep(ms); return "late"; }
-  list() { return [1, 2, 3]; }
+  setup() {
+    this.#setUp = true;
+    events.push(`setup:${this.ctx.serviceName}`);
+  }
+  stop() {
+    events.push(`stop:${this.ctx.serviceName}`);
+  }
+  cleanup() {
+    events.push(`cleanup:${this.ctx.serviceName}`);
+  }
+  get(key: string) {
+    return this.#data.get(this.prefix + key) ?? null;
+  }
+  set(key: string, value: unknown) {
+    this.#data.set(this.prefix + key, value);
+    return true;
+  }
+  info() {
+    return { setUp: this.#setUp, name: this.constructedWith, replica: this.ctx.replicaId };
+  }
+  fail(msg: string) {
+    throw new Error(`kv failed: ${msg}`);
+  }
+  async slow(ms: number) {
+    await sleep(ms);
+    return "late";
+  }
+  list() {
+    return [1, 2, 3];
+  }
 }
 
-class C extends Service { process(x: number) { return x * 10; } }
-class B extends Service { async process(x: number) { return (await this.ctx.callService("c").process!(x + 1)) as number; } }
+class C extends Service {
+  process(x: number) {
+    return x * 10;
+  }
+}
+class B extends Service {
+  async process(x: number) {
+    return (await this.ctx.callService("c").process!(x + 1)) as number;
+  }
+}
 class A extends Service {
-  async process(x: number) { return { viaB: await this.ctx.callService("b").process!(x) }; }
-  async fanOut(xs: number[]) { return Promise.all(xs.map((x) => this.ctx.callService("b").process!(x))); }
+  async process(x: number) {
+    return { viaB: await this.ctx.callService("b").process!(x) };
+  }
+  async fanOut(xs: number[]) {
+    return Promise.all(xs.map((x) => this.ctx.callService("b").process!(x)));
+  }
 }
 
 test("a service class needs its context: constructing one outside anyserve is an error", () => {
@@ -53,7 +86,10 @@ test("environment: register, start (idempotent), call, failures with codes, stop
     assert.equal(await kv.get!("missing"), null);
     assert.deepEqual(await kv.list!(), [1, 2, 3]);
     await assert.rejects(kv.fail!("boom"), { code: "WORKER_ERROR", message: /kv failed: boom/ });
-    await assert.rejects(kv.nope!(), (err: { code: string; message: string }) => err.code === "NO_MATCHING_CAPABILITY" && /method=nope/.test(err.message));
+    await assert.rejects(
+      kv.nope!(),
+      (err: { code: string; message: string }) => err.code === "NO_MATCHING_CAPABILITY" && /method=nope/.test(err.message),
+    );
     await assert.rejects(env.callService("kv", { timeout: 100 }).slow!(2000), { code: "DEADLINE_EXCEEDED" });
     // SAGE statistics after those calls: 7 reached kv (nope matched nothing), 2 failed.
     const stats = (await env.getServiceStatistics("kv"))!;
@@ -64,7 +100,9 @@ test("environment: register, start (idempotent), call, failures with codes, stop
     assert.ok(Date.now() - Date.parse(stats.last_activity_time!) < 10_000, stats.last_activity_time!);
     assert.equal(await env.getServiceStatistics("nope"), undefined);
     // Concurrent calls all answered; two replicas share them.
-    const answers = await Promise.all(Array.from({ length: 40 }, (_, i) => env.callService("kv_async").info!().then((r) => (r as { replica: string }).replica)));
+    const answers = await Promise.all(
+      Array.from({ length: 40 }, (_, _i) => env.callService("kv_async").info!().then((r) => (r as { replica: string }).replica)),
+    );
     assert.equal(answers.length, 40);
     assert.deepEqual([...new Set(answers)].sort(), ["kv_async-0", "kv_async-1"]);
   } finally {

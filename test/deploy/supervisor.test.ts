@@ -9,7 +9,13 @@ import { SERVING_NODE_FLAGS } from "../../src/cli/node-flags.js";
 import { Client } from "../../src/sdk/client.js";
 import { FIXTURES, startCli, waitFor } from "../helpers/processes.js";
 
-interface Replica { replicaId: string; state: string; pid: number | null; restarts: number; lastExit: string | null }
+interface Replica {
+  replicaId: string;
+  state: string;
+  pid: number | null;
+  restarts: number;
+  lastExit: string | null;
+}
 async function deployment(url: string): Promise<Record<string, { replicas: Replica[] }>> {
   return ((await (await fetch(`${url}/api/deployment`)).json()) as { services: Record<string, { replicas: Replica[] }> }).services;
 }
@@ -17,16 +23,19 @@ async function deployment(url: string): Promise<Record<string, { replicas: Repli
 test("a SIGKILLed replica is restarted by up and takes traffic again; a crash-looping one is reported", async (t) => {
   const dir = mkdtempSync(path.join(tmpdir(), "anyserve-sup-"));
   const file = path.join(dir, "anyserve.yaml");
-  writeFileSync(file, [
-    "services:",
-    "  good:",
-    `    app: ${path.join(FIXTURES, "test_app.ts:app")}`,
-    "    deployment: {threading_strategy: async, thread_count: 8}",
-    "    monitoring: {health_check_interval: 1}",
-    "  broken:",
-    `    app: ${path.join(FIXTURES, "broken_app.ts:app")}`,
-    "",
-  ].join("\n"));
+  writeFileSync(
+    file,
+    [
+      "services:",
+      "  good:",
+      `    app: ${path.join(FIXTURES, "test_app.ts:app")}`,
+      "    deployment: {threading_strategy: async, thread_count: 8}",
+      "    monitoring: {health_check_interval: 1}",
+      "  broken:",
+      `    app: ${path.join(FIXTURES, "broken_app.ts:app")}`,
+      "",
+    ].join("\n"),
+  );
   const up = await startCli(t, ["up", file, "--port", "0", "--grpc-port", "0"], {}, 120_000);
   const url = up.ready.url!;
 
@@ -39,10 +48,14 @@ test("a SIGKILLed replica is restarted by up and takes traffic again; a crash-lo
   const before = (await deployment(url)).good!.replicas[0]!;
   assert.equal(before.state, "running");
   process.kill(before.pid!, "SIGKILL");
-  const after = await waitFor("restarted", async () => {
-    const r = (await deployment(url)).good!.replicas[0]!;
-    return r.state === "running" && r.pid !== before.pid ? r : undefined;
-  }, 30_000);
+  const after = await waitFor(
+    "restarted",
+    async () => {
+      const r = (await deployment(url)).good!.replicas[0]!;
+      return r.state === "running" && r.pid !== before.pid ? r : undefined;
+    },
+    30_000,
+  );
   assert.equal(after!.restarts, 1);
   assert.match(after!.lastExit!, /SIGKILL/);
   const client = new Client({ apiServer: url });
@@ -54,7 +67,10 @@ test("a SIGKILLed replica is restarted by up and takes traffic again; a crash-lo
 test("replicas do not outlive a supervisor that is SIGKILLed: they drain and exit by themselves", async (t) => {
   const dir = mkdtempSync(path.join(tmpdir(), "anyserve-orphan-"));
   const file = path.join(dir, "anyserve.yaml");
-  writeFileSync(file, `services:\n  svc:\n    app: ${path.join(FIXTURES, "test_app.ts:app")}\n    deployment: {threading_strategy: async, replicas: 2}\n`);
+  writeFileSync(
+    file,
+    `services:\n  svc:\n    app: ${path.join(FIXTURES, "test_app.ts:app")}\n    deployment: {threading_strategy: async, replicas: 2}\n`,
+  );
   const up = await startCli(t, ["up", file, "--port", "0", "--grpc-port", "0"], {}, 120_000);
   const pids = Object.values(await deployment(up.ready.url!)).flatMap((s) => s.replicas.map((r) => r.pid!));
   assert.equal(pids.length, 2);

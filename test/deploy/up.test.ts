@@ -12,20 +12,54 @@ import { BIN, FIXTURES, startCli, waitFor } from "../helpers/processes.js";
 const run = promisify(execFile);
 const SEED = path.join(FIXTURES, "seed", "service_deployment.yaml");
 
-interface RegistryEntry { replica_id: string; service: string; node: string; http_endpoint: string; capabilities: Record<string, string>[] }
+interface RegistryEntry {
+  replica_id: string;
+  service: string;
+  node: string;
+  http_endpoint: string;
+  capabilities: Record<string, string>[];
+}
 
 async function registry(url: string): Promise<RegistryEntry[]> {
   return ((await (await fetch(`${url}/registry`)).json()) as { replicas: RegistryEntry[] }).replicas;
 }
 
 test("the seed's YAML deploys: replicas, strategy, queue size and GPUs as the file says", async (t) => {
-  const up = await startCli(t, ["up", SEED, "--port", "0", "--grpc-port", "0", "--node-name", "node-storage-01", "--node-cpus", "16", "--node-memory-mb", "65536", "--node-gpus", "1"], {}, 120_000);
+  const up = await startCli(
+    t,
+    [
+      "up",
+      SEED,
+      "--port",
+      "0",
+      "--grpc-port",
+      "0",
+      "--node-name",
+      "node-storage-01",
+      "--node-cpus",
+      "16",
+      "--node-memory-mb",
+      "65536",
+      "--node-gpus",
+      "1",
+    ],
+    {},
+    120_000,
+  );
   const url = up.ready.url!;
-  const entries: RegistryEntry[] = await waitFor("4 replicas registered", async () => {
-    const r = await registry(url);
-    return r.length === 4 ? r : (undefined as unknown as RegistryEntry[]);
-  }, 60_000);
-  const byService = (s: string) => entries.filter((e) => e.service === s).map((e) => e.replica_id).sort();
+  const entries: RegistryEntry[] = await waitFor(
+    "4 replicas registered",
+    async () => {
+      const r = await registry(url);
+      return r.length === 4 ? r : (undefined as unknown as RegistryEntry[]);
+    },
+    60_000,
+  );
+  const byService = (s: string) =>
+    entries
+      .filter((e) => e.service === s)
+      .map((e) => e.replica_id)
+      .sort();
   assert.deepEqual(byService("kv_service"), ["kv_service-0", "kv_service-1"]);
   assert.deepEqual(byService("llm_service"), ["llm_service-0"]);
   assert.deepEqual(byService("memory_service"), ["memory_service-0"]);
@@ -34,14 +68,27 @@ test("the seed's YAML deploys: replicas, strategy, queue size and GPUs as the fi
   // What each replica process really runs, from its own /workers endpoint.
   const workersOf = async (id: string) => {
     const e = entries.find((x) => x.replica_id === id)!;
-    return ((await (await fetch(`${e.http_endpoint}/workers`)).json()) as { capabilities: { strategy: string; queue_size: number; workers: { warm: number } }[] }).capabilities;
+    return (
+      (await (await fetch(`${e.http_endpoint}/workers`)).json()) as {
+        capabilities: { strategy: string; queue_size: number; workers: { warm: number } }[];
+      }
+    ).capabilities;
   };
   const kv = await workersOf("kv_service-0");
-  assert.ok(kv.every((c) => c.strategy === "multi" && c.queue_size === 2000), JSON.stringify(kv));
+  assert.ok(
+    kv.every((c) => c.strategy === "multi" && c.queue_size === 2000),
+    JSON.stringify(kv),
+  );
   const llm = await workersOf("llm_service-0");
-  assert.ok(llm.every((c) => c.strategy === "pool" && c.queue_size === 100), JSON.stringify(llm));
+  assert.ok(
+    llm.every((c) => c.strategy === "pool" && c.queue_size === 100),
+    JSON.stringify(llm),
+  );
   const mem = await workersOf("memory_service-0");
-  assert.ok(mem.every((c) => c.strategy === "async" && c.queue_size === 1000), JSON.stringify(mem));
+  assert.ok(
+    mem.every((c) => c.strategy === "async" && c.queue_size === 1000),
+    JSON.stringify(mem),
+  );
 
   const client = new Client({ apiServer: url });
   t.after(() => client.close());
@@ -61,15 +108,27 @@ test("the seed's YAML deploys: replicas, strategy, queue size and GPUs as the fi
 });
 
 test("on a node the file does not name, kv_service is unschedulable with the reason; the others run", async (t) => {
-  const up = await startCli(t, ["up", SEED, "--port", "0", "--grpc-port", "0", "--node-cpus", "16", "--node-memory-mb", "65536", "--node-gpus", "1"], {}, 120_000);
-  assert.equal(up.ready.services && (up.ready.services as unknown as Record<string, { status: string; reason: string }>).kv_service!.status, "unschedulable");
-  const status = (await (await fetch(`${up.ready.url}/api/deployment`)).json()) as { services: Record<string, { placement: string; reason?: string }> };
+  const up = await startCli(
+    t,
+    ["up", SEED, "--port", "0", "--grpc-port", "0", "--node-cpus", "16", "--node-memory-mb", "65536", "--node-gpus", "1"],
+    {},
+    120_000,
+  );
+  assert.equal(
+    up.ready.services && (up.ready.services as unknown as Record<string, { status: string; reason: string }>).kv_service!.status,
+    "unschedulable",
+  );
+  const status = (await (await fetch(`${up.ready.url}/api/deployment`)).json()) as {
+    services: Record<string, { placement: string; reason?: string }>;
+  };
   assert.match(status.services.kv_service!.reason!, /target_nodes \[node-storage-01, node-storage-02\] does not include this node 'local'/);
   assert.equal(status.services.llm_service!.placement, "scheduled");
 });
 
 test("a deployment that does not fit the node is refused with the numbers, nothing started", async () => {
-  const err = await run(process.execPath, [BIN, "up", SEED, "--port", "0", "--node-name", "node-storage-01", "--node-cpus", "2"]).catch((e: { code: number; stderr: string }) => e);
+  const err = await run(process.execPath, [BIN, "up", SEED, "--port", "0", "--node-name", "node-storage-01", "--node-cpus", "2"]).catch(
+    (e: { code: number; stderr: string }) => e,
+  );
   assert.equal((err as { code: number }).code, 2);
   assert.match((err as { stderr: string }).stderr, /cpu_cores: the services need 16 in all .* has 2/);
 });

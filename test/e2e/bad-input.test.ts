@@ -30,55 +30,258 @@ const LIMIT = 1024 * 1024; // --max-body-mb 1
 const cases: Case[] = [
   { row: "1", name: "truncated JSON", parts: post("/infer", "{", [ECHO, JSON_CT]), status: 400, code: "INVALID_JSON" },
   { row: "1", name: "empty body with application/json", parts: post("/infer", "", [ECHO, JSON_CT]), status: 400, code: "INVALID_JSON" },
-  { row: "2", name: "text/plain", parts: post("/infer", tensor({}), [ECHO, "Content-Type: text/plain"]), status: 415, code: "UNSUPPORTED_MEDIA_TYPE" },
-  { row: "3", name: "declared body over the limit", parts: [`POST /infer HTTP/1.1\r\nHost: x\r\n${ECHO}\r\n${JSON_CT}\r\nContent-Length: ${2 * LIMIT}\r\n\r\n`], status: 413, code: "PAYLOAD_TOO_LARGE" },
-  { row: "4", name: "chunked body crossing the limit", parts: [`POST /infer HTTP/1.1\r\nHost: x\r\n${ECHO}\r\n${JSON_CT}\r\nTransfer-Encoding: chunked\r\n\r\n`, ...Array.from({ length: 3 }, () => `80000\r\n${"a".repeat(0x80000)}\r\n`)], status: 413, code: "PAYLOAD_TOO_LARGE" },
-  { row: "5", name: "gzip body", parts: post("/infer", "xx", [ECHO, JSON_CT, "Content-Encoding: gzip"]), status: 415, code: "UNSUPPORTED_MEDIA_TYPE" },
-  { row: "6", name: "__proto__ key", parts: post("/infer", '{"__proto__":{"x":1},"inputs":[]}', [ECHO, JSON_CT]), status: 400, code: "INVALID_JSON" },
-  { row: "6", name: "constructor.prototype key", parts: post("/infer", '{"constructor":{"prototype":{"x":1}}}', [ECHO, JSON_CT]), status: 400, code: "INVALID_JSON" },
-  { row: "7", name: "100k nested [", parts: post("/infer", `{"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":${"[".repeat(100_000)}}]}`, [ECHO, JSON_CT]), status: 400 },
+  {
+    row: "2",
+    name: "text/plain",
+    parts: post("/infer", tensor({}), [ECHO, "Content-Type: text/plain"]),
+    status: 415,
+    code: "UNSUPPORTED_MEDIA_TYPE",
+  },
+  {
+    row: "3",
+    name: "declared body over the limit",
+    parts: [`POST /infer HTTP/1.1\r\nHost: x\r\n${ECHO}\r\n${JSON_CT}\r\nContent-Length: ${2 * LIMIT}\r\n\r\n`],
+    status: 413,
+    code: "PAYLOAD_TOO_LARGE",
+  },
+  {
+    row: "4",
+    name: "chunked body crossing the limit",
+    parts: [
+      `POST /infer HTTP/1.1\r\nHost: x\r\n${ECHO}\r\n${JSON_CT}\r\nTransfer-Encoding: chunked\r\n\r\n`,
+      ...Array.from({ length: 3 }, () => `80000\r\n${"a".repeat(0x80000)}\r\n`),
+    ],
+    status: 413,
+    code: "PAYLOAD_TOO_LARGE",
+  },
+  {
+    row: "5",
+    name: "gzip body",
+    parts: post("/infer", "xx", [ECHO, JSON_CT, "Content-Encoding: gzip"]),
+    status: 415,
+    code: "UNSUPPORTED_MEDIA_TYPE",
+  },
+  {
+    row: "6",
+    name: "__proto__ key",
+    parts: post("/infer", '{"__proto__":{"x":1},"inputs":[]}', [ECHO, JSON_CT]),
+    status: 400,
+    code: "INVALID_JSON",
+  },
+  {
+    row: "6",
+    name: "constructor.prototype key",
+    parts: post("/infer", '{"constructor":{"prototype":{"x":1}}}', [ECHO, JSON_CT]),
+    status: 400,
+    code: "INVALID_JSON",
+  },
+  {
+    row: "7",
+    name: "100k nested [",
+    parts: post("/infer", `{"inputs":[{"name":"x","datatype":"FP32","shape":[1],"data":${"[".repeat(100_000)}}]}`, [ECHO, JSON_CT]),
+    status: 400,
+  },
   { row: "8", name: "inputs missing", parts: post("/infer", "{}", [ECHO, JSON_CT]), status: 400, code: "INVALID_REQUEST" },
   { row: "8", name: "inputs not an array", parts: post("/infer", '{"inputs":5}', [ECHO, JSON_CT]), status: 400, code: "INVALID_REQUEST" },
   { row: "8", name: "inputs empty", parts: post("/infer", '{"inputs":[]}', [ECHO, JSON_CT]), status: 400, code: "INVALID_REQUEST" },
-  { row: "9", name: "duplicate input name", parts: post("/infer", JSON.stringify({ inputs: [{ name: "x", datatype: "FP32", shape: [1], data: [1] }, { name: "x", datatype: "FP32", shape: [1], data: [1] }] }), [ECHO, JSON_CT]), status: 400, code: "INVALID_TENSOR" },
-  { row: "9", name: "datatype FP128", parts: post("/infer", tensor({ datatype: "FP128" }), [ECHO, JSON_CT]), status: 400, code: "INVALID_TENSOR" },
+  {
+    row: "9",
+    name: "duplicate input name",
+    parts: post(
+      "/infer",
+      JSON.stringify({
+        inputs: [
+          { name: "x", datatype: "FP32", shape: [1], data: [1] },
+          { name: "x", datatype: "FP32", shape: [1], data: [1] },
+        ],
+      }),
+      [ECHO, JSON_CT],
+    ),
+    status: 400,
+    code: "INVALID_TENSOR",
+  },
+  {
+    row: "9",
+    name: "datatype FP128",
+    parts: post("/infer", tensor({ datatype: "FP128" }), [ECHO, JSON_CT]),
+    status: 400,
+    code: "INVALID_TENSOR",
+  },
   { row: "10", name: "shape [-1]", parts: post("/infer", tensor({ shape: [-1] }), [ECHO, JSON_CT]), status: 400, code: "INVALID_TENSOR" },
   { row: "10", name: "shape [1.5]", parts: post("/infer", tensor({ shape: [1.5] }), [ECHO, JSON_CT]), status: 400, code: "INVALID_TENSOR" },
   { row: "10", name: 'shape ["2"]', parts: post("/infer", tensor({ shape: ["2"] }), [ECHO, JSON_CT]), status: 400, code: "INVALID_TENSOR" },
-  { row: "10", name: "dim > 2^53", parts: post("/infer", tensor({ shape: [2 ** 54] }), [ECHO, JSON_CT]), status: 400, code: "INVALID_TENSOR" },
-  { row: "11", name: "len(data) ≠ ∏shape", parts: post("/infer", tensor({ shape: [3], data: [1, 2] }), [ECHO, JSON_CT]), status: 400, code: "INVALID_TENSOR" },
-  { row: "12", name: "shape [1e9,1e9] with tiny data", parts: post("/infer", tensor({ shape: [1e9, 1e9], data: [1] }), [ECHO, JSON_CT]), status: 400, code: "INVALID_TENSOR" },
-  { row: "13", name: '"abc" in FP32 data', parts: post("/infer", tensor({ data: ["abc"] }), [ECHO, JSON_CT]), status: 400, code: "INVALID_TENSOR" },
-  { row: "13", name: "ragged nested data", parts: post("/infer", tensor({ shape: [2, 2], data: [[1, 2], [3]] }), [ECHO, JSON_CT]), status: 400, code: "INVALID_TENSOR" },
-  { row: "13", name: '"NaN" string', parts: post("/infer", tensor({ data: ["NaN"] }), [ECHO, JSON_CT]), status: 400, code: "INVALID_TENSOR" },
-  { row: "14", name: "parameter value an object", parts: post("/infer", JSON.stringify({ parameters: { a: { b: 1 } }, inputs: [{ name: "x", datatype: "FP32", shape: [1], data: [1] }] }), [ECHO, JSON_CT]), status: 400, code: "INVALID_PARAMETER" },
-  { row: "14", name: "id not a string", parts: post("/infer", JSON.stringify({ id: 5, inputs: [{ name: "x", datatype: "FP32", shape: [1], data: [1] }] }), [ECHO, JSON_CT]), status: 400, code: "INVALID_REQUEST" },
-  { row: "14", name: "id of 1 MB", parts: post("/infer", JSON.stringify({ id: "i".repeat(1000_000), inputs: [{ name: "x", datatype: "FP32", shape: [1], data: [1] }] }), [ECHO, JSON_CT]), status: 400, code: "INVALID_REQUEST" },
-  { row: "15", name: "Inference-Header-Content-Length > body", parts: post("/infer", tensor({}), [ECHO, "Content-Type: application/octet-stream", "Inference-Header-Content-Length: 99999"]), status: 400, code: "INVALID_HEADER" },
-  { row: "15", name: "Inference-Header-Content-Length not a number", parts: post("/infer", tensor({}), [ECHO, "Content-Type: application/octet-stream", "Inference-Header-Content-Length: abc"]), status: 400, code: "INVALID_HEADER" },
+  {
+    row: "10",
+    name: "dim > 2^53",
+    parts: post("/infer", tensor({ shape: [2 ** 54] }), [ECHO, JSON_CT]),
+    status: 400,
+    code: "INVALID_TENSOR",
+  },
+  {
+    row: "11",
+    name: "len(data) ≠ ∏shape",
+    parts: post("/infer", tensor({ shape: [3], data: [1, 2] }), [ECHO, JSON_CT]),
+    status: 400,
+    code: "INVALID_TENSOR",
+  },
+  {
+    row: "12",
+    name: "shape [1e9,1e9] with tiny data",
+    parts: post("/infer", tensor({ shape: [1e9, 1e9], data: [1] }), [ECHO, JSON_CT]),
+    status: 400,
+    code: "INVALID_TENSOR",
+  },
+  {
+    row: "13",
+    name: '"abc" in FP32 data',
+    parts: post("/infer", tensor({ data: ["abc"] }), [ECHO, JSON_CT]),
+    status: 400,
+    code: "INVALID_TENSOR",
+  },
+  {
+    row: "13",
+    name: "ragged nested data",
+    parts: post("/infer", tensor({ shape: [2, 2], data: [[1, 2], [3]] }), [ECHO, JSON_CT]),
+    status: 400,
+    code: "INVALID_TENSOR",
+  },
+  {
+    row: "13",
+    name: '"NaN" string',
+    parts: post("/infer", tensor({ data: ["NaN"] }), [ECHO, JSON_CT]),
+    status: 400,
+    code: "INVALID_TENSOR",
+  },
+  {
+    row: "14",
+    name: "parameter value an object",
+    parts: post(
+      "/infer",
+      JSON.stringify({ parameters: { a: { b: 1 } }, inputs: [{ name: "x", datatype: "FP32", shape: [1], data: [1] }] }),
+      [ECHO, JSON_CT],
+    ),
+    status: 400,
+    code: "INVALID_PARAMETER",
+  },
+  {
+    row: "14",
+    name: "id not a string",
+    parts: post("/infer", JSON.stringify({ id: 5, inputs: [{ name: "x", datatype: "FP32", shape: [1], data: [1] }] }), [ECHO, JSON_CT]),
+    status: 400,
+    code: "INVALID_REQUEST",
+  },
+  {
+    row: "14",
+    name: "id of 1 MB",
+    parts: post("/infer", JSON.stringify({ id: "i".repeat(1000_000), inputs: [{ name: "x", datatype: "FP32", shape: [1], data: [1] }] }), [
+      ECHO,
+      JSON_CT,
+    ]),
+    status: 400,
+    code: "INVALID_REQUEST",
+  },
+  {
+    row: "15",
+    name: "Inference-Header-Content-Length > body",
+    parts: post("/infer", tensor({}), [ECHO, "Content-Type: application/octet-stream", "Inference-Header-Content-Length: 99999"]),
+    status: 400,
+    code: "INVALID_HEADER",
+  },
+  {
+    row: "15",
+    name: "Inference-Header-Content-Length not a number",
+    parts: post("/infer", tensor({}), [ECHO, "Content-Type: application/octet-stream", "Inference-Header-Content-Length: abc"]),
+    status: 400,
+    code: "INVALID_HEADER",
+  },
   { row: "16", name: "unknown model", parts: post("/v2/models/nope/infer", tensor({}), [JSON_CT]), status: 404, code: "MODEL_NOT_FOUND" },
-  { row: "16", name: "unknown version", parts: post("/v2/models/nope/versions/3/infer", tensor({}), [JSON_CT]), status: 404, code: "MODEL_NOT_FOUND" },
-  { row: "18", name: "model name ..%2F..%2Fetc", parts: post("/v2/models/..%2F..%2Fetc/infer", tensor({}), [JSON_CT]), status: 400, code: "INVALID_CAPABILITY" },
-  { row: "18", name: "model name of 10 KB", parts: post(`/v2/models/${"m".repeat(10_000)}/infer`, tensor({}), [JSON_CT]), status: 400, code: "INVALID_CAPABILITY" },
-  { row: "18", name: "model name with NUL", parts: post("/v2/models/a%00b/infer", tensor({}), [JSON_CT]), status: 400, code: "INVALID_CAPABILITY" },
+  {
+    row: "16",
+    name: "unknown version",
+    parts: post("/v2/models/nope/versions/3/infer", tensor({}), [JSON_CT]),
+    status: 404,
+    code: "MODEL_NOT_FOUND",
+  },
+  {
+    row: "18",
+    name: "model name ..%2F..%2Fetc",
+    parts: post("/v2/models/..%2F..%2Fetc/infer", tensor({}), [JSON_CT]),
+    status: 400,
+    code: "INVALID_CAPABILITY",
+  },
+  {
+    row: "18",
+    name: "model name of 10 KB",
+    parts: post(`/v2/models/${"m".repeat(10_000)}/infer`, tensor({}), [JSON_CT]),
+    status: 400,
+    code: "INVALID_CAPABILITY",
+  },
+  {
+    row: "18",
+    name: "model name with NUL",
+    parts: post("/v2/models/a%00b/infer", tensor({}), [JSON_CT]),
+    status: 400,
+    code: "INVALID_CAPABILITY",
+  },
   { row: "19", name: "GET /infer", parts: ["GET /infer HTTP/1.1\r\nHost: x\r\n\r\n"], status: 405, code: "METHOD_NOT_ALLOWED" },
-  { row: "19", name: "DELETE /v2/health/ready", parts: ["DELETE /v2/health/ready HTTP/1.1\r\nHost: x\r\n\r\n"], status: 405, code: "METHOD_NOT_ALLOWED" },
-  { row: "19", name: "GET on a model infer route", parts: ["GET /v2/models/demo/infer HTTP/1.1\r\nHost: x\r\n\r\n"], status: 405, code: "METHOD_NOT_ALLOWED" },
-  { row: "24", name: "headers trickled 1 byte at a time", parts: "GET /v2/health/live HTTP/1.1\r\nHost: x\r\nX-Slow: abcdefghijklmnopqrstuvwxyz".split(""), gapMs: 100, status: 408 },
+  {
+    row: "19",
+    name: "DELETE /v2/health/ready",
+    parts: ["DELETE /v2/health/ready HTTP/1.1\r\nHost: x\r\n\r\n"],
+    status: 405,
+    code: "METHOD_NOT_ALLOWED",
+  },
+  {
+    row: "19",
+    name: "GET on a model infer route",
+    parts: ["GET /v2/models/demo/infer HTTP/1.1\r\nHost: x\r\n\r\n"],
+    status: 405,
+    code: "METHOD_NOT_ALLOWED",
+  },
+  {
+    row: "24",
+    name: "headers trickled 1 byte at a time",
+    parts: "GET /v2/health/live HTTP/1.1\r\nHost: x\r\nX-Slow: abcdefghijklmnopqrstuvwxyz".split(""),
+    gapMs: 100,
+    status: 408,
+  },
   { row: "25", name: "a single 20 KB header", parts: [`GET /v2 HTTP/1.1\r\nHost: x\r\nX-Big: ${"b".repeat(20_000)}\r\n\r\n`], status: 431 },
   { row: "26", name: "CR in a header value", parts: ["GET /v2 HTTP/1.1\r\nHost: x\r\nX-A: a\rb\r\n\r\n"], status: 400 },
   { row: "26", name: "obs-fold", parts: ["GET /v2 HTTP/1.1\r\nHost: x\r\nX-A: a\r\n  folded\r\n\r\n"], status: 400 },
   { row: "26", name: "header with no colon", parts: ["GET /v2 HTTP/1.1\r\nHost: x\r\nNoColonHere\r\n\r\n"], status: 400 },
-  { row: "27", name: "Content-Length + Transfer-Encoding", parts: [`POST /infer HTTP/1.1\r\nHost: x\r\n${ECHO}\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`], status: 400 },
-  { row: "27", name: "two different Content-Lengths", parts: [`POST /infer HTTP/1.1\r\nHost: x\r\n${ECHO}\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde`], status: 400 },
-  { row: "27", name: "Content-Length -1", parts: [`POST /infer HTTP/1.1\r\nHost: x\r\n${ECHO}\r\nContent-Length: -1\r\n\r\n`], status: 400 },
+  {
+    row: "27",
+    name: "Content-Length + Transfer-Encoding",
+    parts: [`POST /infer HTTP/1.1\r\nHost: x\r\n${ECHO}\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n`],
+    status: 400,
+  },
+  {
+    row: "27",
+    name: "two different Content-Lengths",
+    parts: [`POST /infer HTTP/1.1\r\nHost: x\r\n${ECHO}\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde`],
+    status: 400,
+  },
+  {
+    row: "27",
+    name: "Content-Length -1",
+    parts: [`POST /infer HTTP/1.1\r\nHost: x\r\n${ECHO}\r\nContent-Length: -1\r\n\r\n`],
+    status: 400,
+  },
   { row: "—", name: "no capability header", parts: post("/infer", tensor({}), [JSON_CT]), status: 400, code: "MISSING_CAPABILITY" },
-  { row: "—", name: "unknown capability", parts: post("/infer", tensor({}), ["X-Capability-Type: unknown", JSON_CT]), status: 404, code: "NO_MATCHING_CAPABILITY" },
+  {
+    row: "—",
+    name: "unknown capability",
+    parts: post("/infer", tensor({}), ["X-Capability-Type: unknown", JSON_CT]),
+    status: 404,
+    code: "NO_MATCHING_CAPABILITY",
+  },
 ];
 
 describe("bad input at the API server", () => {
   before(async () => {
-    api = await startCli(hooks, ["api-server", "--port", "0", "--grpc-port", "0", "--max-body-mb", "1"], { ANYSERVE_HEADERS_TIMEOUT_MS: "1000" });
+    api = await startCli(hooks, ["api-server", "--port", "0", "--grpc-port", "0", "--max-body-mb", "1"], {
+      ANYSERVE_HEADERS_TIMEOUT_MS: "1000",
+    });
     port = Number(new URL(api.ready.url!).port);
     await startReplicaProc(hooks, api.ready.url!, path.join(FIXTURES, "test_app.ts:app"));
     await waitFor("registered", async () => (await registryIds(api.ready.url!)).length === 1);
@@ -117,25 +320,48 @@ describe("bad input at the API server", () => {
     const reg = await fetch(`${api.ready.url}/register`, {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ replica_id: "ghost", endpoint: "127.0.0.1:9", http_endpoint: "http://127.0.0.1:9", capabilities: [{ type: "ghost" }], heartbeat_interval_ms: 60_000 }),
+      body: JSON.stringify({
+        replica_id: "ghost",
+        endpoint: "127.0.0.1:9",
+        http_endpoint: "http://127.0.0.1:9",
+        capabilities: [{ type: "ghost" }],
+        heartbeat_interval_ms: 60_000,
+      }),
     });
     assert.equal(reg.status, 200);
     const res = await rawRequest(port, post("/infer", tensor({}), ["X-Capability-Type: ghost", JSON_CT]));
     assert.equal(res.status, 502);
     assert.equal((JSON.parse(res.body) as { code: string }).code, "REPLICA_UNREACHABLE");
-    await fetch(`${api.ready.url}/unregister`, { method: "DELETE", headers: { "content-type": "application/json" }, body: JSON.stringify({ replica_id: "ghost" }) });
+    await fetch(`${api.ready.url}/unregister`, {
+      method: "DELETE",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ replica_id: "ghost" }),
+    });
   });
 
   describe("gRPC ingress", () => {
-    const call = (method: string, body: Buffer, md: Record<string, string> = {}, deadlineMs = 10_000): Promise<grpcjs.ServiceError | undefined> => {
+    const call = (
+      method: string,
+      body: Buffer,
+      md: Record<string, string> = {},
+      deadlineMs = 10_000,
+    ): Promise<grpcjs.ServiceError | undefined> => {
       const client = new grpcjs.Client(api.ready.grpc!, grpcjs.credentials.createInsecure(), { "grpc.max_send_message_length": 8 * LIMIT });
       const metadata = new grpcjs.Metadata();
       for (const [k, v] of Object.entries(md)) metadata.set(k, v);
       return new Promise((resolve) => {
-        client.makeUnaryRequest(`/inference.GRPCInferenceService/${method}`, (b: Buffer) => b, (b: Buffer) => b, body, metadata, { deadline: Date.now() + deadlineMs }, (err) => {
-          client.close();
-          resolve(err ?? undefined);
-        });
+        client.makeUnaryRequest(
+          `/inference.GRPCInferenceService/${method}`,
+          (b: Buffer) => b,
+          (b: Buffer) => b,
+          body,
+          metadata,
+          { deadline: Date.now() + deadlineMs },
+          (err) => {
+            client.close();
+            resolve(err ?? undefined);
+          },
+        );
       });
     };
     const request = (o: Record<string, unknown>): Buffer => {
@@ -144,7 +370,11 @@ describe("bad input at the API server", () => {
     };
 
     test("row 43: a message over the receive limit → RESOURCE_EXHAUSTED", async () => {
-      const err = await call("ModelInfer", request({ inputs: [{ name: "x", datatype: "UINT8", shape: [2 * LIMIT] }], raw_input_contents: [Buffer.alloc(2 * LIMIT)] }), { "x-capability-type": "echo" });
+      const err = await call(
+        "ModelInfer",
+        request({ inputs: [{ name: "x", datatype: "UINT8", shape: [2 * LIMIT] }], raw_input_contents: [Buffer.alloc(2 * LIMIT)] }),
+        { "x-capability-type": "echo" },
+      );
       assert.equal(err?.code, grpcjs.status.RESOURCE_EXHAUSTED);
     });
 
@@ -155,12 +385,25 @@ describe("bad input at the API server", () => {
     });
 
     test("row 45: raw_input_contents count ≠ inputs → INVALID_ARGUMENT", async () => {
-      const err = await call("ModelInfer", request({ inputs: [{ name: "a", datatype: "UINT8", shape: [1] }, { name: "b", datatype: "UINT8", shape: [1] }], raw_input_contents: [Buffer.alloc(1)] }), { "x-capability-type": "echo" });
+      const err = await call(
+        "ModelInfer",
+        request({
+          inputs: [
+            { name: "a", datatype: "UINT8", shape: [1] },
+            { name: "b", datatype: "UINT8", shape: [1] },
+          ],
+          raw_input_contents: [Buffer.alloc(1)],
+        }),
+        { "x-capability-type": "echo" },
+      );
       assert.equal(err?.code, grpcjs.status.INVALID_ARGUMENT);
     });
 
     test("row 46: a 1 ms deadline → DEADLINE_EXCEEDED; a cancelled call → CANCELLED", async () => {
-      const body = request({ inputs: [{ name: "ms", datatype: "FP64", shape: [1] }], raw_input_contents: [Buffer.from(new Float64Array([2000]).buffer)] });
+      const body = request({
+        inputs: [{ name: "ms", datatype: "FP64", shape: [1] }],
+        raw_input_contents: [Buffer.from(new Float64Array([2000]).buffer)],
+      });
       const late = await call("ModelInfer", body, { "x-capability-type": "slow" }, 1);
       assert.equal(late?.code, grpcjs.status.DEADLINE_EXCEEDED);
       const client = new Client({ apiServer: api.ready.grpc!, protocol: "grpc" });
@@ -175,7 +418,7 @@ describe("bad input at the API server", () => {
   test("the API server and the replica are still up and serving", async () => {
     const client = new Client({ apiServer: api.ready.url! });
     try {
-      assert.equal(await client.infer({ type: "whoami" }, { x: 1 }) !== undefined, true);
+      assert.equal((await client.infer({ type: "whoami" }, { x: 1 })) !== undefined, true);
     } finally {
       await client.close();
     }

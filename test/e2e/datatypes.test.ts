@@ -24,7 +24,11 @@ function sameBytes(got: Tensor, want: Tensor): void {
   assert.equal(got.datatype, want.datatype, got.name);
   assert.deepEqual(got.shape, want.shape, got.name);
   if (Array.isArray(want.data)) {
-    assert.deepEqual((got.data as Buffer[]).map((b) => b.toString("hex")), want.data.map((b) => b.toString("hex")), got.name);
+    assert.deepEqual(
+      (got.data as Buffer[]).map((b) => b.toString("hex")),
+      want.data.map((b) => b.toString("hex")),
+      got.name,
+    );
   } else {
     assert.equal((got.data as Buffer).toString("hex"), want.data.toString("hex"), got.name);
   }
@@ -59,12 +63,20 @@ describe("datatypes through gateway and replica", () => {
     assert.equal(res.status, 200);
     const hl = res.headers.get("inference-header-content-length");
     assert.ok(hl !== null, "the answer uses the binary extension");
-    const decoded = decodeResponse(Buffer.from(await res.arrayBuffer()), { contentType: res.headers.get("content-type")!, headerLength: Number(hl) });
-    decoded.outputs.forEach((t, i) => sameBytes(t, req.inputs[i]!));
+    const decoded = decodeResponse(Buffer.from(await res.arrayBuffer()), {
+      contentType: res.headers.get("content-type")!,
+      headerLength: Number(hl),
+    });
+    for (const [i, t] of decoded.outputs.entries()) sameBytes(t, req.inputs[i]!);
   });
 
   test("BYTES with binary (non-UTF-8) elements survive the binary extension and gRPC", async () => {
-    const blob: Tensor = { name: "blob", datatype: "BYTES", shape: [3], data: [Buffer.from([0xff, 0x00, 0xfe]), Buffer.alloc(0), Buffer.from("ok")] };
+    const blob: Tensor = {
+      name: "blob",
+      datatype: "BYTES",
+      shape: [3],
+      data: [Buffer.from([0xff, 0x00, 0xfe]), Buffer.alloc(0), Buffer.from("ok")],
+    };
     const enc = encodeRequest({ inputs: [blob], parameters: { binary_data_output: true } }, "json", { binary: true });
     const res = await post(enc.body, { "content-type": enc.contentType, "inference-header-content-length": String(enc.headerLength) });
     assert.equal(res.status, 200);
@@ -87,7 +99,7 @@ describe("datatypes through gateway and replica", () => {
     try {
       const tensors = decodeJsonRequest(Buffer.from(JSON.stringify(allTypesJson()))).inputs;
       const res = await grpc.inferRaw({ type: "echo" }, tensors);
-      res.outputs.forEach((t, i) => sameBytes(t, tensors[i]!));
+      for (const [i, t] of res.outputs.entries()) sameBytes(t, tensors[i]!);
     } finally {
       await grpc.close();
     }
@@ -101,7 +113,9 @@ describe("datatypes through gateway and replica", () => {
     assert.equal(body.code, "INVALID_TENSOR");
     assert.match(body.error, /'weights'.*6.*5|'weights'.*expected/);
 
-    const header = Buffer.from(JSON.stringify({ inputs: [{ name: "raw_in", datatype: "FP32", shape: [4], parameters: { binary_data_size: 8 } }] }));
+    const header = Buffer.from(
+      JSON.stringify({ inputs: [{ name: "raw_in", datatype: "FP32", shape: [4], parameters: { binary_data_size: 8 } }] }),
+    );
     const bin = Buffer.concat([header, Buffer.alloc(8)]);
     const r2 = await post(bin, { "content-type": "application/octet-stream", "inference-header-content-length": String(header.length) });
     assert.equal(r2.status, 400);
@@ -111,11 +125,17 @@ describe("datatypes through gateway and replica", () => {
 
     // The SDK client refuses such a tensor itself, so hand-made protobuf bytes go straight to the server.
     const proto = protoTypes().request;
-    const raw = Buffer.from(proto.encode(proto.fromObject({
-      model_name: "",
-      inputs: [{ name: "short_in", datatype: "INT32", shape: [3] }],
-      raw_input_contents: [Buffer.alloc(8)],
-    })).finish());
+    const raw = Buffer.from(
+      proto
+        .encode(
+          proto.fromObject({
+            model_name: "",
+            inputs: [{ name: "short_in", datatype: "INT32", shape: [3] }],
+            raw_input_contents: [Buffer.alloc(8)],
+          }),
+        )
+        .finish(),
+    );
     const err = await rawGrpcInfer(api.ready.grpc!, raw, { "x-capability-type": "echo" });
     assert.equal(err?.code, 3 /* INVALID_ARGUMENT */);
     assert.match(err!.details, /short_in/);
@@ -129,9 +149,16 @@ function rawGrpcInfer(address: string, body: Buffer, metadata: Record<string, st
   const md = new grpcjs.Metadata();
   for (const [k, v] of Object.entries(metadata)) md.set(k, v);
   return new Promise((resolve) => {
-    client.makeUnaryRequest("/inference.GRPCInferenceService/ModelInfer", (b: Buffer) => b, (b: Buffer) => b, body, md, (err) => {
-      client.close();
-      resolve(err ?? undefined);
-    });
+    client.makeUnaryRequest(
+      "/inference.GRPCInferenceService/ModelInfer",
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      body,
+      md,
+      (err) => {
+        client.close();
+        resolve(err ?? undefined);
+      },
+    );
   });
 }

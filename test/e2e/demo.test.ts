@@ -9,7 +9,10 @@ import { DEMO, startCli, waitFor } from "../helpers/processes.js";
 
 function childrenOf(pid: number): number[] {
   try {
-    return execFileSync("pgrep", ["-P", String(pid)], { encoding: "utf8" }).split("\n").filter(Boolean).map(Number);
+    return execFileSync("pgrep", ["-P", String(pid)], { encoding: "utf8" })
+      .split("\n")
+      .filter(Boolean)
+      .map(Number);
   } catch {
     return [];
   }
@@ -34,7 +37,11 @@ test("the demo serves chat, embed, heavy and stream, and Ctrl-C stops every proc
   const embed = (await client.infer({ type: "embed" }, { text: "hello" })) as { embedding: Float32Array };
   assert.equal(embed.embedding.length, 8);
   // Scenario 3: chat stores an object and passes embed the ref; embed reads it.
-  const viaObject = (await client.infer({ type: "chat", model: "objects" }, { text: "a long document" })) as { ref: string; embedded_by: string; chars: number };
+  const viaObject = (await client.infer({ type: "chat", model: "objects" }, { text: "a long document" })) as {
+    ref: string;
+    embedded_by: string;
+    chars: number;
+  };
   assert.match(viaObject.ref, /^obj:/);
   assert.equal(viaObject.embedded_by, "embed-0");
   assert.equal(viaObject.chars, "a long document".length);
@@ -43,7 +50,10 @@ test("the demo serves chat, embed, heavy and stream, and Ctrl-C stops every proc
   const tokens: unknown[] = [];
   for await (const tok of client.stream({ type: "stream" }, { text: "one two three" }, { parameters: { delay_ms: 1 } })) tokens.push(tok);
   assert.deepEqual(tokens, ["one", "two", "three"]);
-  assert.ok(demo.output.some((l) => l.includes("curl")), "prints a first curl");
+  assert.ok(
+    demo.output.some((l) => l.includes("curl")),
+    "prints a first curl",
+  );
 
   const kids = childrenOf(demo.child.pid!);
   assert.equal(kids.length, 4, "4 replicas (the API server runs in the up process)");

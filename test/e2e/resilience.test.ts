@@ -10,7 +10,12 @@ import { FIXTURES, startCli, waitFor } from "../helpers/processes.js";
 
 const WHO = { "x-capability-type": "who" };
 
-interface Replica { replicaId: string; state: string; pid: number | null; http: string | null }
+interface Replica {
+  replicaId: string;
+  state: string;
+  pid: number | null;
+  http: string | null;
+}
 interface RegistryEntry {
   replica_id: string;
   http_endpoint: string;
@@ -33,10 +38,13 @@ async function deploy(t: test.TestContext, svc: Record<string, unknown>, apiServ
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const file = path.join(dir, "anyserve.yaml");
   const replicas = (svc.deployment as { replicas?: number } | undefined)?.replicas ?? 1;
-  writeFileSync(file, JSON.stringify({
-    api_server: { port: 0, grpc_port: null, ...apiServer },
-    services: { svc: { app: path.join(FIXTURES, "resilience_app.ts:app"), ...svc } },
-  }));
+  writeFileSync(
+    file,
+    JSON.stringify({
+      api_server: { port: 0, grpc_port: null, ...apiServer },
+      services: { svc: { app: path.join(FIXTURES, "resilience_app.ts:app"), ...svc } },
+    }),
+  );
   const up = await startCli(t, ["up", file], { RESILIENCE_DIR: dir }, 120_000);
   const url = up.ready.url!;
   const d: Deployed = {
@@ -105,7 +113,11 @@ test("consistent_hash keeps a key on one replica and moves only the leaving repl
   const spread = countBy([...before.values()], (v) => v);
   assert.equal(Object.keys(spread).length, 3, `keys spread over all replicas: ${JSON.stringify(spread)}`);
   // Scale to 2: svc-2 drains and leaves.
-  const res = await fetch(`${d.url}/api/scale`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ service: "svc", replicas: 2 }) });
+  const res = await fetch(`${d.url}/api/scale`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ service: "svc", replicas: 2 }),
+  });
   assert.equal(res.status, 200, await res.text());
   await waitFor("svc-2 gone", async () => (await d.registry()).length === 2, 30_000);
   const after = await placeAll();
@@ -142,7 +154,10 @@ async function loadWithFault(d: Deployed, id: string, signal: NodeJS.Signals, du
 
 test("SIGKILL of 1 of 3 replicas under 200 req/s: with failover no request fails, it restarts and takes traffic again", async (t) => {
   const interval = 0.5;
-  const d = await deploy(t, { ...deployment({ load_balancing: "round_robin", failover_enabled: true }), monitoring: { health_check_interval: interval } });
+  const d = await deploy(t, {
+    ...deployment({ load_balancing: "round_robin", failover_enabled: true }),
+    monitoring: { health_check_interval: interval },
+  });
   const { answers, faultAt, startedAt, victim } = await loadWithFault(d, "svc-1", "SIGKILL", 10_000, 2_000);
   assert.deepEqual(failures(answers).slice(0, 5), [], `${failures(answers).length} requests failed`);
   // The replacement registered, is healthy, and answered requests again.
@@ -155,17 +170,25 @@ test("SIGKILL of 1 of 3 replicas under 200 req/s: with failover no request fails
   const firstBack = Math.min(...back.map((a) => a.at));
   const registeredAt = Date.parse(entry.registered_at) - startedAt;
   assert.ok(firstBack - registeredAt <= 2 * interval * 1000, `first answer ${firstBack - registeredAt} ms after it registered again`);
-  t.diagnostic(`answers by replica: ${JSON.stringify(countBy(answers, (a) => String(a.value)))}; svc-1 registered again ${registeredAt - faultAt} ms after the kill (restart back-off + boot), answered ${firstBack - registeredAt} ms after that`);
+  t.diagnostic(
+    `answers by replica: ${JSON.stringify(countBy(answers, (a) => String(a.value)))}; svc-1 registered again ${registeredAt - faultAt} ms after the kill (restart back-off + boot), answered ${firstBack - registeredAt} ms after that`,
+  );
 });
 
 test("SIGKILL without failover: the failures are counted, nothing hangs, every request is answered", async (t) => {
   const d = await deploy(t, deployment({ load_balancing: "round_robin", failover_enabled: false, threading_strategy: "async" }));
   writeFileSync(path.join(d.dir, "svc-1.delay"), "200"); // requests are in flight on svc-1 when it dies
   const { answers } = await loadWithFault(d, "svc-1", "SIGKILL", 4_000, 1_500);
-  assert.ok(answers.every((a) => a.status !== 0 && a.status !== -1), "every request got an answer");
+  assert.ok(
+    answers.every((a) => a.status !== 0 && a.status !== -1),
+    "every request got an answer",
+  );
   const failed = failures(answers);
   assert.ok(failed.length > 0, "the requests in flight on the killed replica failed");
-  assert.ok(failed.every((a) => a.status === 502 && a.code === "REPLICA_UNREACHABLE"), JSON.stringify(countBy(failed, (a) => `${a.status} ${a.code}`)));
+  assert.ok(
+    failed.every((a) => a.status === 502 && a.code === "REPLICA_UNREACHABLE"),
+    JSON.stringify(countBy(failed, (a) => `${a.status} ${a.code}`)),
+  );
   t.diagnostic(`failed without failover: ${failed.length} of ${answers.length}`);
 });
 
@@ -174,11 +197,16 @@ test("SIGTERM to a replica under load: it drains, zero requests fail", async (t)
   for (const r of ["svc-0", "svc-1", "svc-2"]) writeFileSync(path.join(d.dir, `${r}.delay`), "50");
   const { answers, faultAt } = await loadWithFault(d, "svc-2", "SIGTERM", 4_000, 1_500);
   assert.deepEqual(failures(answers), []);
-  assert.ok(answers.some((a) => a.value === "svc-2" && a.at >= faultAt - 50), "svc-2 finished what it had");
+  assert.ok(
+    answers.some((a) => a.value === "svc-2" && a.at >= faultAt - 50),
+    "svc-2 finished what it had",
+  );
 });
 
 test("a replica answering 503 is ejected, traffic goes elsewhere, and it is re-admitted after it recovers", async (t) => {
-  const d = await deploy(t, deployment({ load_balancing: "round_robin" }), { outlier_detection: { consecutive_failures: 5, base_ejection_time: 1.5, max_ejection_percent: 34 } });
+  const d = await deploy(t, deployment({ load_balancing: "round_robin" }), {
+    outlier_detection: { consecutive_failures: 5, base_ejection_time: 1.5, max_ejection_percent: 34 },
+  });
   const flag = path.join(d.dir, "svc-0.fail");
   writeFileSync(flag, "");
   const during = await burst(d.url, 60, 1);
@@ -207,7 +235,11 @@ test("with failover, a replica answering 503 costs no request; retries stay insi
   });
   writeFileSync(path.join(d.dir, "svc-0.fail"), "");
   const partial = await burst(d.url, 60, 2);
-  assert.deepEqual(failures(partial), [], `QUEUE_FULL from svc-0 was retried on another replica: ${await (await fetch(`${d.url}/registry`)).text()}`);
+  assert.deepEqual(
+    failures(partial),
+    [],
+    `QUEUE_FULL from svc-0 was retried on another replica: ${await (await fetch(`${d.url}/registry`)).text()}`,
+  );
   assert.ok(partial.every((a) => a.value !== "svc-0"));
 
   // Total outage: every replica refuses. Count what reached the handlers.
@@ -216,17 +248,25 @@ test("with failover, a replica answering 503 costs no request; retries stay insi
   const n = 300;
   const outage = await burst(d.url, n, 4);
   // Load shedding never opens a circuit, so every request was tried and refused by a replica.
-  assert.ok(outage.every((a) => a.status === 503 && a.code === "QUEUE_FULL"), JSON.stringify(countBy(outage, (a) => `${a.status} ${a.code}`)));
+  assert.ok(
+    outage.every((a) => a.status === 503 && a.code === "QUEUE_FULL"),
+    JSON.stringify(countBy(outage, (a) => `${a.status} ${a.code}`)),
+  );
   const upstream = (await totalAttempts(d)) - attemptsBefore;
   // Budget: 0.2 × requests in the 10 s window + 3/s × 10 s (the window also holds the 60 above).
   const bound = n + Math.ceil(0.2 * (n + 60)) + 30;
-  assert.ok(upstream >= n && upstream <= bound, `${upstream} upstream attempts for ${n} requests (bound ${bound}; without a budget it would be ${3 * n})`);
+  assert.ok(
+    upstream >= n && upstream <= bound,
+    `${upstream} upstream attempts for ${n} requests (bound ${bound}; without a budget it would be ${3 * n})`,
+  );
   const body = (await (await fetch(`${d.url}/registry`)).json()) as { failover: { retries_denied: number } };
   assert.ok(body.failover.retries_denied > 0, "the budget denied retries");
 });
 
 test("a replica whose handler keeps failing one capability: its circuit opens for that capability only, then a trial closes it", async (t) => {
-  const d = await deploy(t, deployment({ load_balancing: "round_robin" }), { circuit_breaker: { min_requests: 5, failure_ratio: 0.5, half_open_time: 1 } });
+  const d = await deploy(t, deployment({ load_balancing: "round_robin" }), {
+    circuit_breaker: { min_requests: 5, failure_ratio: 0.5, half_open_time: 1 },
+  });
   const broken = path.join(d.dir, "svc-0.error");
   writeFileSync(broken, "");
   const first = await burst(d.url, 30, 1);
@@ -240,10 +280,14 @@ test("a replica whose handler keeps failing one capability: its circuit opens fo
   const attempts = await burst(d.url, 6, 1, { "x-capability-type": "attempts" });
   assert.equal(attempts.filter((a) => a.status === 200).length, 6);
   rmSync(broken);
-  await waitFor("the half-open trial closes the circuit", async () => {
-    await burst(d.url, 3, 1);
-    return (await circuit())!.state === "closed";
-  }, 15_000);
+  await waitFor(
+    "the half-open trial closes the circuit",
+    async () => {
+      await burst(d.url, 3, 1);
+      return (await circuit())!.state === "closed";
+    },
+    15_000,
+  );
   const healed = await burst(d.url, 30, 1);
   assert.deepEqual(failures(healed), []);
   assert.ok(healed.some((a) => a.value === "svc-0"));
@@ -268,7 +312,19 @@ test("health checks: a replica that stops answering probes is taken out (503 NO_
   const api = await startCli(t, ["api-server", "--port", "0", "--health-check-interval", "0.2"]);
   const url = api.ready.url!;
   // Heartbeats every 30 s: only the probes can notice it.
-  const replica = await startCli(t, ["start", "--app", path.join(FIXTURES, "resilience_app.ts:app"), "--port", "0", "--api-server", url, "--heartbeat-interval", "30", "--replica-id", "r-health"]);
+  const replica = await startCli(t, [
+    "start",
+    "--app",
+    path.join(FIXTURES, "resilience_app.ts:app"),
+    "--port",
+    "0",
+    "--api-server",
+    url,
+    "--heartbeat-interval",
+    "30",
+    "--replica-id",
+    "r-health",
+  ]);
   const health = async (): Promise<string | undefined> =>
     ((await (await fetch(`${url}/registry`)).json()) as { replicas: RegistryEntry[] }).replicas[0]?.health;
   await waitFor("registered", async () => (await health()) === "healthy", 30_000);
@@ -277,7 +333,11 @@ test("health checks: a replica that stops answering probes is taken out (503 NO_
   replica.child.kill("SIGSTOP");
   t.after(() => replica.child.kill("SIGCONT"));
   await waitFor("marked unhealthy after 3 failed probes", async () => (await health()) === "unhealthy", 30_000);
-  const res = await fetch(`${url}/infer`, { method: "POST", headers: { "content-type": "application/json", ...WHO }, body: JSON.stringify({ inputs: [{ name: "t", datatype: "BYTES", shape: [1], data: ["x"] }] }) });
+  const res = await fetch(`${url}/infer`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...WHO },
+    body: JSON.stringify({ inputs: [{ name: "t", datatype: "BYTES", shape: [1], data: ["x"] }] }),
+  });
   assert.equal(res.status, 503);
   assert.equal(res.headers.get("retry-after"), "1");
   const err = (await res.json()) as { code: string; error: string };
@@ -290,17 +350,30 @@ test("health checks: a replica that stops answering probes is taken out (503 NO_
 });
 
 test("a replica that is alive but not serving (SIGSTOP) is killed after unhealthy_restart_after and restarted; its replacement is healthy and serves", async (t) => {
-  const d = await deploy(t, { deployment: { replicas: 2, threading_strategy: "async", thread_count: 8 }, monitoring: { health_check_interval: 0.3, unhealthy_restart_after: 1 } });
+  const d = await deploy(t, {
+    deployment: { replicas: 2, threading_strategy: "async", thread_count: 8 },
+    monitoring: { health_check_interval: 0.3, unhealthy_restart_after: 1 },
+  });
   const victim = (await d.replicas()).find((r) => r.replicaId === "svc-1")!;
   process.kill(victim.pid!, "SIGSTOP");
-  t.after(() => { try { process.kill(victim.pid!, "SIGCONT"); } catch { /* already gone: replaced */ } });
+  t.after(() => {
+    try {
+      process.kill(victim.pid!, "SIGCONT");
+    } catch {
+      /* already gone: replaced */
+    }
+  });
   const entry = async (): Promise<RegistryEntry | undefined> => (await d.registry()).find((e) => e.replica_id === "svc-1");
   // Stopped, it fails its probes and stops heartbeating (0.3 s interval: dropped after 0.9 s); either way it is not serving.
   await waitFor("svc-1 out of rotation", async () => (await entry())?.health !== "healthy", 30_000);
-  await waitFor("svc-1 running again as a new process", async () => {
-    const r = (await d.replicas()).find((x) => x.replicaId === "svc-1");
-    return r !== undefined && r.state === "running" && r.pid !== null && r.pid !== victim.pid;
-  }, 30_000);
+  await waitFor(
+    "svc-1 running again as a new process",
+    async () => {
+      const r = (await d.replicas()).find((x) => x.replicaId === "svc-1");
+      return r !== undefined && r.state === "running" && r.pid !== null && r.pid !== victim.pid;
+    },
+    30_000,
+  );
   const replaced = (await d.replicas()).find((x) => x.replicaId === "svc-1") as Replica & { lastExit?: string | null };
   assert.match(String(replaced.lastExit), /^replaced, not serving for 1 s \(.+\) \(SIGKILL\)$/);
   assert.throws(() => process.kill(victim.pid!, 0), { code: "ESRCH" }, "the stopped process is gone");
@@ -310,10 +383,19 @@ test("a replica that is alive but not serving (SIGSTOP) is killed after unhealth
 });
 
 test("with unhealthy_restart_after: null a replica that is not serving only leaves rotation: it is never killed, and comes back when it resumes", async (t) => {
-  const d = await deploy(t, { deployment: { replicas: 2, threading_strategy: "async", thread_count: 8 }, monitoring: { health_check_interval: 0.3, unhealthy_restart_after: null } });
+  const d = await deploy(t, {
+    deployment: { replicas: 2, threading_strategy: "async", thread_count: 8 },
+    monitoring: { health_check_interval: 0.3, unhealthy_restart_after: null },
+  });
   const victim = (await d.replicas()).find((r) => r.replicaId === "svc-1")!;
   process.kill(victim.pid!, "SIGSTOP");
-  t.after(() => { try { process.kill(victim.pid!, "SIGCONT"); } catch { /* gone */ } });
+  t.after(() => {
+    try {
+      process.kill(victim.pid!, "SIGCONT");
+    } catch {
+      /* gone */
+    }
+  });
   const entry = async (): Promise<RegistryEntry | undefined> => (await d.registry()).find((e) => e.replica_id === "svc-1");
   await waitFor("svc-1 out of rotation", async () => (await entry())?.health !== "healthy", 30_000);
   // The condition under test is time itself: 3 s out of rotation — three of the replacer's sweeps,

@@ -30,7 +30,7 @@ describe("routing through the API server to replica processes", () => {
   test("REST /infer with X-Capability headers reaches the right replica", async () => {
     const chat = (await rest.infer({ type: "chat", model: "llama-70b" }, { text: "hi" })) as Record<string, string>;
     assert.equal(chat.replica, "replica-a");
-    assert.match(chat.text, /\[llama-70b\].*hi/);
+    assert.match(chat.text ?? "", /\[llama-70b\].*hi/);
     const who = await rest.infer({ type: "whoami" }, { x: 1 });
     assert.equal(who, "replica-c");
     const embed = (await rest.infer({ type: "embed" }, { text: "hello" })) as { embedding: Float32Array };
@@ -52,14 +52,18 @@ describe("routing through the API server to replica processes", () => {
   });
 
   test("requested outputs: only those are answered, in the asked order; an unknown one → 400", async () => {
-    const ask = async (outputs: { name: string }[]) => fetch(`${api.ready.url}/v2/models/demo/infer`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ outputs, inputs: [{ name: "text", datatype: "BYTES", shape: [1], data: ["yo"] }] }),
-    });
+    const ask = async (outputs: { name: string }[]) =>
+      fetch(`${api.ready.url}/v2/models/demo/infer`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ outputs, inputs: [{ name: "text", datatype: "BYTES", shape: [1], data: ["yo"] }] }),
+      });
     const res = await ask([{ name: "replica" }]);
     const body = (await res.json()) as { outputs: { name: string }[] };
-    assert.deepEqual(body.outputs.map((o) => o.name), ["replica"]);
+    assert.deepEqual(
+      body.outputs.map((o) => o.name),
+      ["replica"],
+    );
     const bad = await ask([{ name: "nope" }]);
     assert.equal(bad.status, 400);
     assert.match(((await bad.json()) as { error: string }).error, /'nope' is not produced.*'text'/);
@@ -94,7 +98,7 @@ describe("routing through the API server to replica processes", () => {
   test("gRPC ModelInfer: model_name and x-capability-* metadata route the call", async () => {
     const chat = (await grpc.infer({ model: "demo" }, { text: "over grpc" })) as Record<string, string>;
     assert.equal(chat.replica, "replica-a");
-    assert.match(chat.text, /over grpc/);
+    assert.match(chat.text ?? "", /over grpc/);
     const who = await grpc.infer({ type: "whoami" }, { x: 1 });
     assert.equal(who, "replica-c");
     assert.equal(await grpc.isAlive(), true);

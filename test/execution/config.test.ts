@@ -37,11 +37,51 @@ test("createStrategy: an unknown name is an error listing the valid names", asyn
 
 test("anyserve start flags become the execution settings", () => {
   const cmd = addExecutionOptions(new Command()).exitOverride();
-  cmd.parse(["--strategy", "pool", "--threads", "2", "--max-threads", "8", "--queue-size", "100", "--batch-size", "8",
-    "--batch-wait-ms", "5", "--idle-timeout", "1.5", "--memory-mb", "256", "--abort-grace", "0.2", "--worker-env", "A, B", "--lazy"], { from: "user" });
+  cmd.parse(
+    [
+      "--strategy",
+      "pool",
+      "--threads",
+      "2",
+      "--max-threads",
+      "8",
+      "--queue-size",
+      "100",
+      "--batch-size",
+      "8",
+      "--batch-wait-ms",
+      "5",
+      "--idle-timeout",
+      "1.5",
+      "--memory-mb",
+      "256",
+      "--abort-grace",
+      "0.2",
+      "--worker-env",
+      "A, B",
+      "--lazy",
+    ],
+    { from: "user" },
+  );
   assert.deepEqual(executionFromFlags(cmd.opts<ExecutionFlags>()), {
-    strategy: "pool", threads: 2, maxThreads: 8, queueSize: 100, batchSize: 8, batchWaitMs: 5, idleTimeoutMs: 1500,
-    memoryMb: 256, graceMs: 200, workerEnv: ["A", "B"], lazy: true,
+    strategy: "pool",
+    threads: 2,
+    maxThreads: 8,
+    queueSize: 100,
+    batchSize: 8,
+    batchWaitMs: 5,
+    idleTimeoutMs: 1500,
+    memoryMb: 256,
+    graceMs: 200,
+    workerEnv: ["A", "B"],
+    lazy: true,
   });
-  assert.throws(() => addExecutionOptions(new Command()).exitOverride().configureOutput({ writeErr: () => undefined }).parse(["--strategy", "nope"], { from: "user" }), /expected one of single, async, multi, pool, process/);
+  assert.throws(
+    () =>
+      addExecutionOptions(new Command())
+        .exitOverride()
+        .configureOutput({ writeErr: () => undefined })
+        .parse(["--strategy", "nope"], { from: "user" }),
+    /expected one of single, async, multi, pool, process/,
+  );
 });

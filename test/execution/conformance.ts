@@ -99,7 +99,12 @@ export function runConformance(target: ConformanceTarget): void {
     test("batches: one call, answers per item; an Error in a slot or an undecodable body fails only its item", async () => {
       const b = await make("batch");
       await b.start();
-      const tasks = [task({ text: "a" }, { parameters: { ms: 1 } }), task({ text: "bad" }), { ...task({ text: "c" }), body: Buffer.from("[") }, task({ text: "d" })];
+      const tasks = [
+        task({ text: "a" }, { parameters: { ms: 1 } }),
+        task({ text: "bad" }),
+        { ...task({ text: "c" }), body: Buffer.from("[") },
+        task({ text: "d" }),
+      ];
       const outs = await b.submitBatch(tasks, tasks.map(never));
       assert.equal(outs.length, 4);
       const a = outs[0]!.ok ? (answer(outs[0]!.value) as { text: string; call: string; size: number }) : undefined;

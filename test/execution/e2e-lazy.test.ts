@@ -18,13 +18,36 @@ const ids: string[] = [];
 describe("lazy capabilities (seed scenario 4)", () => {
   before(async () => {
     api = (await startApiServerProc(hooks, ["--token", TOKEN])).ready.url!;
-    await Promise.all([0, 1].map(async (i) => {
-      ids[i] = freshReplicaId(`e2e-lazy${i}`);
-      reps[i] = await startCli(hooks, [
-        "start", "--app", APP, "--port", "0", "--api-server", api, "--heartbeat-interval", "0.5", "--token", TOKEN,
-        "--replica-id", ids[i]!, "--strategy", "multi", "--threads", "1", "--idle-timeout", "1.5",
-      ], { EXEC_AT: "lazy" });
-    }));
+    await Promise.all(
+      [0, 1].map(async (i) => {
+        ids[i] = freshReplicaId(`e2e-lazy${i}`);
+        reps[i] = await startCli(
+          hooks,
+          [
+            "start",
+            "--app",
+            APP,
+            "--port",
+            "0",
+            "--api-server",
+            api,
+            "--heartbeat-interval",
+            "0.5",
+            "--token",
+            TOKEN,
+            "--replica-id",
+            ids[i]!,
+            "--strategy",
+            "multi",
+            "--threads",
+            "1",
+            "--idle-timeout",
+            "1.5",
+          ],
+          { EXEC_AT: "lazy" },
+        );
+      }),
+    );
     await waitFor("2 replicas registered", async () => (await registryIds(api)).length === 2);
   });
   after(() => hooks.run());
@@ -36,9 +59,16 @@ describe("lazy capabilities (seed scenario 4)", () => {
     const pid = String(first.value).split("/")[0];
     const i = reps.findIndex((r) => String(r.child.pid) === pid);
     assert.ok(i >= 0, `answered by pid ${pid}`);
-    assert.deepEqual(marks(ids[i]!, "lazy.log").map((l) => l.split(" ").slice(0, 2).join(" ")), ["start thread-1"]);
+    assert.deepEqual(
+      marks(ids[i]!, "lazy.log").map((l) => l.split(" ").slice(0, 2).join(" ")),
+      ["start thread-1"],
+    );
     await waitFor("the registry to show it warm", async () => (await registryState(api, ids[i]!, LAZY)) === "warm");
-    await waitFor("the registry to show it cold after idle_timeout", async () => (await registryState(api, ids[i]!, LAZY)) === "cold", 15_000);
+    await waitFor(
+      "the registry to show it cold after idle_timeout",
+      async () => (await registryState(api, ids[i]!, LAZY)) === "cold",
+      15_000,
+    );
     // The registration turns cold as the lane starts stopping (so routers stop preferring it);
     // onStop runs in the worker just after, so wait for its mark rather than race it.
     const hookMarks = (): string[] => marks(ids[i]!, "lazy.log").map((l) => l.split(" ").slice(0, 2).join(" "));
@@ -64,8 +94,19 @@ describe("lazy capabilities (seed scenario 4)", () => {
     assert.equal((await workersRoute(http, "POST", "/workers/start", { capability: LAZY }, "wrong")).status, 401);
     const w = await workersRoute(http, "GET", "/workers", undefined, TOKEN);
     assert.equal(w.status, 200);
-    const caps = w.body.capabilities as { capability: Record<string, string>; state: string; strategy: string; lazy: boolean; queued: number; in_flight: number; workers: Record<string, number> }[];
-    assert.deepEqual(caps.map((c) => c.capability.type), ["do", "open", "batch", "lazy", "badstart"]);
+    const caps = w.body.capabilities as {
+      capability: Record<string, string>;
+      state: string;
+      strategy: string;
+      lazy: boolean;
+      queued: number;
+      in_flight: number;
+      workers: Record<string, number>;
+    }[];
+    assert.deepEqual(
+      caps.map((c) => c.capability.type),
+      ["do", "open", "batch", "lazy", "badstart"],
+    );
     assert.ok(caps.every((c) => c.strategy === "multi" && c.lazy && c.queued === 0 && typeof c.workers.warm === "number"));
     assert.equal((await workersRoute(http, "POST", "/workers/start", { capability: { type: "nope" } }, TOKEN)).status, 404);
   });

@@ -24,10 +24,16 @@ describe("execution across processes", () => {
       single: ["--strategy", "single", "--queue-size", "5"],
       batch: ["--strategy", "async", "--threads", "1", "--batch-size", "8", "--batch-wait-ms", "5"],
     };
-    await Promise.all(Object.entries(flags).map(async ([at, extra]) => {
-      ids[at] = freshReplicaId(`e2e-${at}`);
-      reps[at] = await startCli(hooks, ["start", "--app", APP, "--port", "0", "--api-server", api, "--heartbeat-interval", "0.5", "--replica-id", ids[at]!, ...extra], { EXEC_AT: at });
-    }));
+    await Promise.all(
+      Object.entries(flags).map(async ([at, extra]) => {
+        ids[at] = freshReplicaId(`e2e-${at}`);
+        reps[at] = await startCli(
+          hooks,
+          ["start", "--app", APP, "--port", "0", "--api-server", api, "--heartbeat-interval", "0.5", "--replica-id", ids[at]!, ...extra],
+          { EXEC_AT: at },
+        );
+      }),
+    );
     await waitFor("4 replicas registered", async () => (await registryIds(api)).length === 4);
   });
   after(() => hooks.run());
@@ -37,9 +43,21 @@ describe("execution across processes", () => {
     const started = await workersRoute(http, "POST", "/workers/start", { capability: { type: "do", at: "proc" } });
     assert.equal(started.status, 200);
     const victim = infer(api, { type: "do", at: "proc" }, { op: "park", ms: 60_000 }, { "x-request-id": "victim" });
-    const victimPid = await waitFor("the victim to park", () => marks(ids.proc!, "parked").find((l) => l.startsWith("victim "))?.split(" ")[1]);
+    const victimPid = await waitFor(
+      "the victim to park",
+      () =>
+        marks(ids.proc!, "parked")
+          .find((l) => l.startsWith("victim "))
+          ?.split(" ")[1],
+    );
     const bystander = infer(api, { type: "do", at: "proc" }, { op: "park", ms: 300 }, { "x-request-id": "bystander" });
-    const bystanderPid = await waitFor("the bystander to park", () => marks(ids.proc!, "parked").find((l) => l.startsWith("bystander "))?.split(" ")[1]);
+    const bystanderPid = await waitFor(
+      "the bystander to park",
+      () =>
+        marks(ids.proc!, "parked")
+          .find((l) => l.startsWith("bystander "))
+          ?.split(" ")[1],
+    );
     assert.notEqual(bystanderPid, victimPid, "the second request runs on the other worker process");
     process.kill(Number(victimPid), "SIGKILL");
     const v = await victim;
@@ -50,7 +68,9 @@ describe("execution across processes", () => {
     assert.equal(next.status, 200);
     await waitFor("a replacement worker", async () => {
       const w = await workersRoute(http, "GET", "/workers");
-      const lane = (w.body.capabilities as { capability: Record<string, string>; workers: { warm: number }; replaced: number }[]).find((c) => c.capability.type === "do");
+      const lane = (w.body.capabilities as { capability: Record<string, string>; workers: { warm: number }; replaced: number }[]).find(
+        (c) => c.capability.type === "do",
+      );
       return lane!.replaced >= 1 && lane!.workers.warm === 2;
     });
   });
@@ -58,7 +78,8 @@ describe("execution across processes", () => {
   test("a client that disconnects cancels its request: the handler in the worker process sees its abort", async () => {
     const ac = new AbortController();
     const leaving = fetch(`${api}/infer`, {
-      method: "POST", signal: ac.signal,
+      method: "POST",
+      signal: ac.signal,
       headers: { "content-type": "application/json", "x-capability-type": "do", "x-capability-at": "proc", "x-request-id": "leaver" },
       body: new Uint8Array(encodeRequest(inputsToRequest({ op: "park", ms: 60_000 }), "json").body),
     }).catch((err: unknown) => err);
@@ -76,7 +97,10 @@ describe("execution across processes", () => {
     assert.ok(stuck.ms >= 450 && stuck.ms < 2_000, `answered after ${stuck.ms} ms`);
     await waitFor("the stuck thread to be replaced", async () => {
       const w = await workersRoute(reps.pool!.ready.http!, "GET", "/workers");
-      return (w.body.capabilities as { capability: Record<string, string>; replaced: number }[]).find((c) => c.capability.type === "do")!.replaced >= 1;
+      return (
+        (w.body.capabilities as { capability: Record<string, string>; replaced: number }[]).find((c) => c.capability.type === "do")!
+          .replaced >= 1
+      );
     });
     const next = await infer(api, { type: "do", at: "pool" }, { op: "echo" });
     assert.equal(next.status, 200);
@@ -85,10 +109,24 @@ describe("execution across processes", () => {
   test("queue full: of a burst of 1000, running + queue_size are taken, the rest get 503 QUEUE_FULL with Retry-After; nothing lost or answered twice", async () => {
     const pool = new Pool(api, { connections: 64 });
     const body = encodeRequest(inputsToRequest({ op: "gate" }), "json").body;
-    const send = (i: number) => pool.request({
-      method: "POST", path: "/infer", body,
-      headers: { "content-type": "application/json", "x-capability-type": "do", "x-capability-at": "single", "x-request-id": `burst-${i}` },
-    }).then(async (r) => ({ status: r.statusCode, retryAfter: r.headers["retry-after"], body: JSON.parse(await r.body.text()) as { code?: string } }));
+    const send = (i: number) =>
+      pool
+        .request({
+          method: "POST",
+          path: "/infer",
+          body,
+          headers: {
+            "content-type": "application/json",
+            "x-capability-type": "do",
+            "x-capability-at": "single",
+            "x-request-id": `burst-${i}`,
+          },
+        })
+        .then(async (r) => ({
+          status: r.statusCode,
+          retryAfter: r.headers["retry-after"],
+          body: JSON.parse(await r.body.text()) as { code?: string },
+        }));
     try {
       const answered = new Array<number>(1000).fill(0);
       const all = Array.from({ length: 1000 }, (_, i) => send(i).finally(() => answered[i]!++));
@@ -105,7 +143,10 @@ describe("execution across processes", () => {
       assert.equal(ok.length, 6, "1 running + queue_size 5");
       assert.equal(full.length, 994);
       assert.ok(full.every((r) => r.body.code === "QUEUE_FULL" && r.retryAfter !== undefined));
-      assert.ok(answered.every((n) => n === 1), "each request answered exactly once");
+      assert.ok(
+        answered.every((n) => n === 1),
+        "each request answered exactly once",
+      );
     } finally {
       await infer(api, { type: "open", at: "single" }, { x: 1 }); // never leave gated requests behind
       await pool.destroy();
@@ -116,7 +157,10 @@ describe("execution across processes", () => {
     const texts = Array.from({ length: 64 }, (_, i) => `item-${i}`);
     const replies = await Promise.all(texts.map((text) => infer(api, { type: "batch", at: "batch" }, { text })));
     const answers = replies.map((r) => r.value as { text: string; call: string; size: number });
-    assert.deepEqual(answers.map((a) => a.text), texts);
+    assert.deepEqual(
+      answers.map((a) => a.text),
+      texts,
+    );
     const calls = new Set(answers.map((a) => a.call));
     assert.ok(calls.size <= 10, `${calls.size} handler calls for 64 requests`);
     assert.ok(answers.every((a) => a.size <= 8));

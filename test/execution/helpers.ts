@@ -29,7 +29,9 @@ export function handlerIndex(app: AnyServe, type: string): number {
 let seq = 0;
 const made: string[] = [];
 // Marker directories live in the temp directory; none outlives the test file.
-process.once("exit", () => { for (const id of made) rmSync(markerDir(id), { recursive: true, force: true }); });
+process.once("exit", () => {
+  for (const id of made) rmSync(markerDir(id), { recursive: true, force: true });
+});
 
 /** A replica id no other test uses (its marker directory starts empty). */
 export function freshReplicaId(tag: string): string {
@@ -40,7 +42,10 @@ export function freshReplicaId(tag: string): string {
 }
 
 /** Strategy options for handler `type` of the fixture app. */
-export async function strategyOptions(type: string, extra: Partial<StrategyOptions> & { replicaId?: string } = {}): Promise<StrategyOptions> {
+export async function strategyOptions(
+  type: string,
+  extra: Partial<StrategyOptions> & { replicaId?: string } = {},
+): Promise<StrategyOptions> {
   const app = await execApp();
   const { replicaId = freshReplicaId(type), ...rest } = extra;
   return {
@@ -57,14 +62,22 @@ export async function strategyOptions(type: string, extra: Partial<StrategyOptio
 
 let rid = 0;
 /** A task carrying `inputs` as a JSON body, due in `ms`. */
-export function task(inputs: Record<string, unknown>, o: { ms?: number; parameters?: Record<string, number | string | boolean> } = {}): Task {
+export function task(
+  inputs: Record<string, unknown>,
+  o: { ms?: number; parameters?: Record<string, number | string | boolean> } = {},
+): Task {
   const req = inputsToRequest(inputs);
   if (o.parameters) req.parameters = { ...req.parameters, ...o.parameters };
   return { call: { q: {}, f: "json", rid: `r${++rid}`, dl: Date.now() + (o.ms ?? 10_000) }, body: encodeRequest(req, "json").body };
 }
 
 export function answer(out: EncodedBody): unknown {
-  return responseToValue(decodeResponse(out.body, { contentType: out.contentType, ...(out.headerLength !== undefined ? { headerLength: out.headerLength } : {}) }));
+  return responseToValue(
+    decodeResponse(out.body, {
+      contentType: out.contentType,
+      ...(out.headerLength !== undefined ? { headerLength: out.headerLength } : {}),
+    }),
+  );
 }
 
 /** Lines of a marker file written by the fixture's hooks (empty when absent). */
@@ -86,7 +99,12 @@ export interface Reply {
 }
 
 /** POSTs `inputs` to `${base}/infer` for capability `query` (REST, JSON) and reads the answer. */
-export async function infer(base: string, query: Record<string, string>, inputs: Record<string, unknown>, headers: Record<string, string> = {}): Promise<Reply> {
+export async function infer(
+  base: string,
+  query: Record<string, string>,
+  inputs: Record<string, unknown>,
+  headers: Record<string, string> = {},
+): Promise<Reply> {
   const caps = Object.fromEntries(Object.entries(query).map(([k, v]) => [`x-capability-${k}`, v]));
   const t0 = performance.now();
   const res = await fetch(`${base}/infer`, {
@@ -105,7 +123,13 @@ export async function infer(base: string, query: Record<string, string>, inputs:
 }
 
 /** GET/POST a replica's worker routes. */
-export async function workersRoute(base: string, method: "GET" | "POST", path: string, body?: unknown, token?: string): Promise<{ status: number; body: Record<string, unknown> }> {
+export async function workersRoute(
+  base: string,
+  method: "GET" | "POST",
+  path: string,
+  body?: unknown,
+  token?: string,
+): Promise<{ status: number; body: Record<string, unknown> }> {
   const res = await fetch(`${base}${path}`, {
     method,
     headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
@@ -117,7 +141,9 @@ export async function workersRoute(base: string, method: "GET" | "POST", path: s
 /** The registry's state of capability `query` on replica `replicaId` (warm, cold, failed), read from the API server. */
 export async function registryState(api: string, replicaId: string, query: Record<string, string>): Promise<string | undefined> {
   const res = await fetch(`${api}/registry`);
-  const { replicas } = (await res.json()) as { replicas: { replica_id: string; capabilities: Record<string, string>[]; states: string[] }[] };
+  const { replicas } = (await res.json()) as {
+    replicas: { replica_id: string; capabilities: Record<string, string>[]; states: string[] }[];
+  };
   const r = replicas.find((x) => x.replica_id === replicaId);
   const i = r?.capabilities.findIndex((c) => Object.entries(query).every(([k, v]) => c[k] === v)) ?? -1;
   return i >= 0 ? r!.states[i] : undefined;

@@ -11,11 +11,28 @@ import { answer, freshReplicaId, logger, marks, never, strategyOptions, task } f
 const lanes: Lane[] = [];
 after(() => Promise.all(lanes.map((l) => l.stop().catch(() => undefined))));
 
-async function lane(type: string, o: Partial<LaneOptions> & { strategy?: string; replicaId?: string; so?: Partial<StrategyOptions> } = {}): Promise<Lane> {
-  const { env, handler, onFailed: _f, ...strategyRest } = await strategyOptions(type, { ...o.so, ...(o.replicaId ? { replicaId: o.replicaId } : {}) });
+async function lane(
+  type: string,
+  o: Partial<LaneOptions> & { strategy?: string; replicaId?: string; so?: Partial<StrategyOptions> } = {},
+): Promise<Lane> {
+  const {
+    env,
+    handler,
+    onFailed: _f,
+    ...strategyRest
+  } = await strategyOptions(type, { ...o.so, ...(o.replicaId ? { replicaId: o.replicaId } : {}) });
   const l = new Lane({
-    entry: env.app.handlers[handler]!, handler, strategy: o.strategy ?? "single", strategyOptions: { env, ...strategyRest },
-    queueSize: 1000, batchSize: 1, batchWaitMs: 5, idleTimeoutMs: 300_000, logger, onState: () => undefined, ...o,
+    entry: env.app.handlers[handler]!,
+    handler,
+    strategy: o.strategy ?? "single",
+    strategyOptions: { env, ...strategyRest },
+    queueSize: 1000,
+    batchSize: 1,
+    batchWaitMs: 5,
+    idleTimeoutMs: 300_000,
+    logger,
+    onState: () => undefined,
+    ...o,
   });
   lanes.push(l);
   return l;
@@ -31,7 +48,12 @@ test("queue full: 503 QUEUE_FULL at once; of a burst of 1000, exactly running + 
   const settled = new Array<number>(1000).fill(0);
   const tasks = Array.from({ length: 1000 }, () => task({ op: "sleep", ms: 60_000 }));
   const started = performance.now();
-  const outcomes = tasks.map((tk, i) => l.run(tk, ac.signal).then(() => "ok", code).finally(() => settled[i]!++));
+  const outcomes = tasks.map((tk, i) =>
+    l
+      .run(tk, ac.signal)
+      .then(() => "ok", code)
+      .finally(() => settled[i]!++),
+  );
   const rejected = await Promise.all(outcomes.slice(6));
   assert.ok(performance.now() - started < 500, `994 refusals took ${performance.now() - started} ms`);
   assert.deepEqual(new Set(rejected), new Set(["QUEUE_FULL"]));
@@ -43,7 +65,10 @@ test("queue full: 503 QUEUE_FULL at once; of a burst of 1000, exactly running + 
   ac.abort(new AnyServeError("CANCELLED", "test over"));
   const first = await Promise.all(outcomes.slice(0, 6));
   assert.deepEqual(first, Array(6).fill("CANCELLED"));
-  assert.ok(settled.every((n) => n === 1), "every request settled exactly once");
+  assert.ok(
+    settled.every((n) => n === 1),
+    "every request settled exactly once",
+  );
 });
 
 test("an aborted request leaves the queue and frees its place", async (t) => {
@@ -70,10 +95,16 @@ test("batching (batch_size 8, batch_wait_ms 5): 64 concurrent requests in ≤ 10
   const texts = Array.from({ length: 64 }, (_, i) => `item-${i}`);
   const outs = await Promise.all(texts.map((text) => l.run(task({ text }, { parameters: { ms: 20 } }), never())));
   const answers = outs.map((o) => answer(o) as { text: string; call: string; size: number });
-  assert.deepEqual(answers.map((a) => a.text), texts);
+  assert.deepEqual(
+    answers.map((a) => a.text),
+    texts,
+  );
   const calls = new Set(answers.map((a) => a.call));
   assert.ok(calls.size <= 10, `${calls.size} handler calls`);
-  assert.ok(answers.every((a) => a.size <= 8), "no batch exceeds batch_size");
+  assert.ok(
+    answers.every((a) => a.size <= 8),
+    "no batch exceeds batch_size",
+  );
 });
 
 test("a batch never waits longer than batch_wait_ms after its first item", async () => {
@@ -90,10 +121,13 @@ test("a batch handler with batch_size 1 still gets an array of one (the lane's f
   const l = await lane("batch", { strategy: "async", so: { threads: 2 }, batchSize: 1 });
   await l.start();
   const outs = await Promise.all(["a", "b"].map((text) => l.run(task({ text }, { parameters: { ms: 1 } }), never())));
-  assert.deepEqual(outs.map((o) => (answer(o) as { text: string; size: number })), [
-    { text: "a", call: (answer(outs[0]!) as { call: string }).call, size: 1 },
-    { text: "b", call: (answer(outs[1]!) as { call: string }).call, size: 1 },
-  ]);
+  assert.deepEqual(
+    outs.map((o) => answer(o) as { text: string; size: number }),
+    [
+      { text: "a", call: (answer(outs[0]!) as { call: string }).call, size: 1 },
+      { text: "b", call: (answer(outs[1]!) as { call: string }).call, size: 1 },
+    ],
+  );
 });
 
 test("lazy: cold until the first request, warm while used, cold again after idle_timeout with onStop run", async () => {

@@ -9,7 +9,6 @@ import { freshReplicaId, marks, never, strategyOptions, task } from "./helpers.j
 
 runConformance({ name: "pool", create: createPool, options: { threads: 1, maxThreads: 2 } });
 
-
 const pools: ExecutionStrategy[] = [];
 after(() => Promise.all(pools.map((p) => p.stop())));
 
@@ -28,8 +27,14 @@ test("pool grows from thread_count toward max_thread_count while every thread is
     const log = marks(replicaId, "do.log");
     return { log, started: log.filter((l) => l.startsWith("start ")).length, stopped: log.filter((l) => l.startsWith("stop ")).length };
   };
-  await waitFor("onStop in every thread that left", () => { const c = counts(); return c.started >= 2 && c.stopped === c.started - 1; }, 15_000)
-    .catch(() => undefined);
+  await waitFor(
+    "onStop in every thread that left",
+    () => {
+      const c = counts();
+      return c.started >= 2 && c.stopped === c.started - 1;
+    },
+    15_000,
+  ).catch(() => undefined);
   const { log, started, stopped } = counts();
   assert.ok(started >= 2, log.join("; "));
   assert.equal(stopped, started - 1, log.join("; "));

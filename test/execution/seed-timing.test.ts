@@ -12,8 +12,16 @@ after(() => Promise.all(lanes.map((l) => l.stop())));
 async function warmLane(strategy: string, type: string, threads: number): Promise<Lane> {
   const { env, handler, onFailed: _f, ...rest } = await strategyOptions(type, { threads, maxThreads: threads });
   const l = new Lane({
-    entry: env.app.handlers[handler]!, handler, strategy, strategyOptions: { env, ...rest },
-    queueSize: 1000, batchSize: 1, batchWaitMs: 5, idleTimeoutMs: 300_000, logger, onState: () => undefined,
+    entry: env.app.handlers[handler]!,
+    handler,
+    strategy,
+    strategyOptions: { env, ...rest },
+    queueSize: 1000,
+    batchSize: 1,
+    batchWaitMs: 5,
+    idleTimeoutMs: 300_000,
+    logger,
+    onState: () => undefined,
   });
   lanes.push(l);
   await l.start();

@@ -37,14 +37,16 @@ let fast: RunningApiServer;
 const text = (t: string) => JSON.stringify({ inputs: [{ name: "text", datatype: "BYTES", shape: [1], data: [t] }] });
 
 before(async () => {
-  [plain, fast] = await Promise.all([false, true].map(async (fastIngress) => {
-    const s = await startApiServer({ port: 0, logger: silentLogger, fastIngress });
-    hooks.after(() => s.close());
-    const r = await startReplica({ app, apiServer: s.url, logger: silentLogger, heartbeatIntervalMs: 1000 });
-    hooks.after(() => r.stop());
-    await waitFor("registered", () => s.registry.size === 1);
-    return s;
-  })) as [RunningApiServer, RunningApiServer];
+  [plain, fast] = (await Promise.all(
+    [false, true].map(async (fastIngress) => {
+      const s = await startApiServer({ port: 0, logger: silentLogger, fastIngress });
+      hooks.after(() => s.close());
+      const r = await startReplica({ app, apiServer: s.url, logger: silentLogger, heartbeatIntervalMs: 1000 });
+      hooks.after(() => r.stop());
+      await waitFor("registered", () => s.registry.size === 1);
+      return s;
+    }),
+  )) as [RunningApiServer, RunningApiServer];
 });
 after(() => hooks.run());
 
@@ -59,10 +61,19 @@ describe("fast ingress, full path", () => {
   ];
   for (const [path, headers, body] of cases) {
     test(`POST ${path} ${JSON.stringify(headers)}: the same answer as the node:http ingress`, async () => {
-      const [a, b] = await Promise.all([plain, fast].map(async (s) => {
-        const res = await fetch(`${s.url}${path}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
-        return { status: res.status, body: await res.text(), type: res.headers.get("content-type"), length: res.headers.get("content-length"), id: res.headers.get("x-request-id"), connection: res.headers.get("connection") };
-      }));
+      const [a, b] = await Promise.all(
+        [plain, fast].map(async (s) => {
+          const res = await fetch(`${s.url}${path}`, { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
+          return {
+            status: res.status,
+            body: await res.text(),
+            type: res.headers.get("content-type"),
+            length: res.headers.get("content-length"),
+            id: res.headers.get("x-request-id"),
+            connection: res.headers.get("connection"),
+          };
+        }),
+      );
       if (headers["x-request-id"] === undefined) {
         assert.equal(typeof a!.id === typeof b!.id, true);
         a!.id = b!.id = null;
@@ -76,9 +87,16 @@ describe("fast ingress, full path", () => {
       const [a, b] = await Promise.all([plain, fast].map(async (s) => (await fetch(`${s.url}${path}`)).status));
       assert.equal(b, a, path);
     }
-    const res = await fetch(`${fast.url}/infer/stream`, { method: "POST", headers: { "content-type": "application/json", "x-capability-type": "tokens" }, body: text("one two three") });
+    const res = await fetch(`${fast.url}/infer/stream`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-capability-type": "tokens" },
+      body: text("one two three"),
+    });
     assert.equal(res.headers.get("content-type"), "text/event-stream");
-    const events = (await res.text()).split("\n\n").filter(Boolean).map((e) => JSON.parse(e.slice(6)).outputs[0].data[0]);
+    const events = (await res.text())
+      .split("\n\n")
+      .filter(Boolean)
+      .map((e) => JSON.parse(e.slice(6)).outputs[0].data[0]);
     assert.deepEqual(events, ["one", "two", "three"]);
   });
 
@@ -114,7 +132,11 @@ describe("opt-in wiring", () => {
     const api = await startApiServerProc(t, ["--fast-ingress"]);
     const url = api.ready.url!;
     assert.equal((await fetch(`${url}/v2/health/live`)).status, 200);
-    const res = await fetch(`${url}/infer`, { method: "POST", headers: { "content-type": "application/json", "x-capability-type": "none" }, body: text("x") });
+    const res = await fetch(`${url}/infer`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-capability-type": "none" },
+      body: text("x"),
+    });
     assert.deepEqual([res.status, ((await res.json()) as { code: string }).code], [404, "NO_MATCHING_CAPABILITY"]);
   });
 });

@@ -32,7 +32,8 @@ class StubBackend implements InferBackend {
     if (call.query.type === "full") throw new AnyServeError("QUEUE_FULL", "queue full");
     // A backend bug: an answer without a body.
     if (call.query.type === "broken") return { contentType: "application/json" } as unknown as { contentType: string; body: Buffer };
-    if (call.query.size !== undefined) return { contentType: "application/octet-stream", body: Buffer.alloc(Number(call.query.size), call.query.n ?? "x") };
+    if (call.query.size !== undefined)
+      return { contentType: "application/octet-stream", body: Buffer.alloc(Number(call.query.size), call.query.n ?? "x") };
     return { contentType: "application/json", body: Buffer.from(JSON.stringify({ query: call.query, body: call.body.toString() })) };
   }
   async stream(_call: IncomingCall, onChunk: (c: { contentType: string; body: Buffer }) => void) {
@@ -59,15 +60,31 @@ let nodePort: number;
 
 /** A fast ingress in front of the stub, and the REST front end on node:http (listening on loopback) behind it. */
 async function startPair(): Promise<{ ingress: FastIngress; port: number; nodePort: number; close(): Promise<void> }> {
-  const rest = new RestFrontend({ backend, logger: silentLogger, serverName: "t", version: "0", maxBodyBytes: LIMIT, defaultTimeoutMs: 5_000, maxTimeoutMs: 5_000 });
+  const rest = new RestFrontend({
+    backend,
+    logger: silentLogger,
+    serverName: "t",
+    version: "0",
+    maxBodyBytes: LIMIT,
+    defaultTimeoutMs: 5_000,
+    maxTimeoutMs: 5_000,
+  });
   const http = createServer({ maxHeaderSize: 16 * 1024 }, rest.listener);
   const nodePort = await listen(http, 0, "127.0.0.1");
   const ingress = new FastIngress({
-    backend, httpServer: http, maxBodyBytes: LIMIT, defaultTimeoutMs: 5_000, maxTimeoutMs: 5_000,
-    headersTimeoutMs: 300, requestTimeoutMs: 600, keepAliveTimeoutMs: 400, maxHeaders: 50, maxPipelined: 8,
+    backend,
+    httpServer: http,
+    maxBodyBytes: LIMIT,
+    defaultTimeoutMs: 5_000,
+    maxTimeoutMs: 5_000,
+    headersTimeoutMs: 300,
+    requestTimeoutMs: 600,
+    keepAliveTimeoutMs: 400,
+    maxHeaders: 50,
+    maxPipelined: 8,
   });
   const port = await ingress.listen(0, "127.0.0.1");
-  return { ingress, port, nodePort, close: async () => void await Promise.all([ingress.close(1_000), closeServer(http, 1_000)]) };
+  return { ingress, port, nodePort, close: async () => void (await Promise.all([ingress.close(1_000), closeServer(http, 1_000)])) };
 }
 
 let pair: Awaited<ReturnType<typeof startPair>>;
@@ -90,7 +107,9 @@ const echo = (body: string, more: string[] = []) => req("POST", "/infer", ["X-Ca
 
 describe("hot routes", () => {
   test("POST /infer: the call is built from the headers; the answer has node:http's headers", async () => {
-    const a = await one(echo('{"a":1}', ["X-Request-Id: rid-1", "X-Anyserve-Timeout-Ms: 1234", "X-Anyserve-Affinity: k", "X-Delegated-From: r1, r2"]));
+    const a = await one(
+      echo('{"a":1}', ["X-Request-Id: rid-1", "X-Anyserve-Timeout-Ms: 1234", "X-Anyserve-Affinity: k", "X-Delegated-From: r1, r2"]),
+    );
     assert.equal(a.status, 200);
     assert.deepEqual(JSON.parse(a.body), { query: { type: "echo" }, body: '{"a":1}' });
     assert.equal(a.headers["content-type"], "application/json");
@@ -130,7 +149,10 @@ describe("hot routes", () => {
   test("a broken answer from the backend (no body) is a 500 on both ports, and both keep serving", async () => {
     for (const p of [port, nodePort]) {
       const w = await Wire.open(p);
-      w.write(req("POST", "/infer", ["X-Capability-Type: broken", JSON_CT], "{}") + req("POST", "/infer", ["X-Capability-Type: echo", JSON_CT], "{}"));
+      w.write(
+        req("POST", "/infer", ["X-Capability-Type: broken", JSON_CT], "{}") +
+          req("POST", "/infer", ["X-Capability-Type: echo", JSON_CT], "{}"),
+      );
       const [bad, good] = await w.next(2);
       w.destroy();
       assert.deepEqual([bad!.status, JSON.parse(bad!.body).code], [500, "INTERNAL"], `port ${p === port ? "fast" : "node:http"}`);
@@ -140,29 +162,46 @@ describe("hot routes", () => {
 
   test("pipelined requests are answered in request order, the slow first one included", async () => {
     const w = await Wire.open(port);
-    w.write(["150", "1", "80", "0"].map((d, i) => req("POST", "/infer", [`X-Capability-Delay: ${d}`, `X-Capability-N: ${i}`], "{}")).join(""));
+    w.write(
+      ["150", "1", "80", "0"].map((d, i) => req("POST", "/infer", [`X-Capability-Delay: ${d}`, `X-Capability-N: ${i}`], "{}")).join(""),
+    );
     const answers = await w.next(4);
-    assert.deepEqual(answers.map((a) => JSON.parse(a.body).query.n), ["0", "1", "2", "3"]);
+    assert.deepEqual(
+      answers.map((a) => JSON.parse(a.body).query.n),
+      ["0", "1", "2", "3"],
+    );
     w.destroy();
   });
 
   test("backpressure: past maxPipelined, and while the client does not read big answers (past the keep-alive timeout), reading pauses and resumes", async () => {
     const w = await Wire.open(port);
     for (let i = 0; i < 5; i++) {
-      w.write(Array.from({ length: 8 }, (_, j) => req("POST", "/infer", [`X-Capability-N: ${i * 8 + j}`, "X-Capability-Delay: 5"], "{}")).join(""));
+      w.write(
+        Array.from({ length: 8 }, (_, j) => req("POST", "/infer", [`X-Capability-N: ${i * 8 + j}`, "X-Capability-Delay: 5"], "{}")).join(
+          "",
+        ),
+      );
       await sleep(2);
     }
-    assert.deepEqual((await w.next(40)).map((a) => JSON.parse(a.body).query.n), Array.from({ length: 40 }, (_, i) => String(i)));
+    assert.deepEqual(
+      (await w.next(40)).map((a) => JSON.parse(a.body).query.n),
+      Array.from({ length: 40 }, (_, i) => String(i)),
+    );
     w.destroy();
     const big = await Wire.open(port);
     big.socket.pause();
-    big.write(Array.from({ length: 6 }, (_, i) => req("POST", "/infer", ["X-Capability-Size: 1000000", `X-Capability-N: ${i}`], "{}")).join(""));
+    big.write(
+      Array.from({ length: 6 }, (_, i) => req("POST", "/infer", ["X-Capability-Size: 1000000", `X-Capability-N: ${i}`], "{}")).join(""),
+    );
     // Not reading for longer than the keep-alive timeout (400 ms) is the point: answers still
     // being written are not an idle connection, so it must not be closed under them.
     await sleep(900);
     big.socket.resume();
     const answers = await big.next(6, 10_000);
-    assert.deepEqual(answers.map((a) => [a.body.length, a.body[0]]), Array.from({ length: 6 }, (_, i) => [1_000_000, String(i)]));
+    assert.deepEqual(
+      answers.map((a) => [a.body.length, a.body[0]]),
+      Array.from({ length: 6 }, (_, i) => [1_000_000, String(i)]),
+    );
     big.destroy();
   });
 
@@ -187,20 +226,38 @@ describe("limits and smuggling", () => {
 
   test("a chunked body crossing the limit → 413 and close", async () => {
     const chunk = `800\r\n${"a".repeat(0x800)}\r\n`;
-    const a = await one(`POST /infer HTTP/1.1\r\nHost: t\r\nX-Capability-Type: echo\r\nTransfer-Encoding: chunked\r\n\r\n${chunk}${chunk}${chunk}`);
+    const a = await one(
+      `POST /infer HTTP/1.1\r\nHost: t\r\nX-Capability-Type: echo\r\nTransfer-Encoding: chunked\r\n\r\n${chunk}${chunk}${chunk}`,
+    );
     assert.deepEqual([a.status, JSON.parse(a.body).code, a.closed], [413, "PAYLOAD_TOO_LARGE", true]);
   });
 
   test("headers over 16 KiB → 431; more than maxHeaders → 431", async () => {
     assert.equal((await one(echo("{}", [`X-Big: ${"b".repeat(20_000)}`]))).status, 431);
-    assert.equal((await one(echo("{}", Array.from({ length: 60 }, (_, i) => `X-H${i}: 1`)))).status, 431);
+    assert.equal(
+      (
+        await one(
+          echo(
+            "{}",
+            Array.from({ length: 60 }, (_, i) => `X-H${i}: 1`),
+          ),
+        )
+      ).status,
+      431,
+    );
   });
 
   const callCount = () => backend.calls.length;
   for (const [name, bytes] of [
-    ["duplicate differing Content-Length", "POST /infer HTTP/1.1\r\nHost: t\r\nX-Capability-Type: echo\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde"],
+    [
+      "duplicate differing Content-Length",
+      "POST /infer HTTP/1.1\r\nHost: t\r\nX-Capability-Type: echo\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde",
+    ],
     ["Content-Length -1", "POST /infer HTTP/1.1\r\nHost: t\r\nX-Capability-Type: echo\r\nContent-Length: -1\r\n\r\n"],
-    ["an invalid chunk size", "POST /infer HTTP/1.1\r\nHost: t\r\nX-Capability-Type: echo\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n"],
+    [
+      "an invalid chunk size",
+      "POST /infer HTTP/1.1\r\nHost: t\r\nX-Capability-Type: echo\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+    ],
     ["CR in a header value", "POST /infer HTTP/1.1\r\nHost: t\r\nX-Capability-Type: ec\rho\r\nContent-Length: 0\r\n\r\n"],
     ["obs-fold", "POST /infer HTTP/1.1\r\nHost: t\r\nX-Capability-Type: echo\r\n  folded\r\nContent-Length: 0\r\n\r\n"],
     ["HTTP/1.1 without Host", "POST /infer HTTP/1.1\r\nX-Capability-Type: echo\r\nContent-Length: 0\r\n\r\n"],
@@ -218,7 +275,9 @@ describe("limits and smuggling", () => {
     const body = `0\r\n\r\n${smuggled}`;
     const n = callCount();
     const w = await Wire.open(port);
-    w.write(`POST /infer HTTP/1.1\r\nHost: t\r\nX-Capability-Type: echo\r\nContent-Length: ${body.length}\r\nTransfer-Encoding: chunked\r\n\r\n${body}`);
+    w.write(
+      `POST /infer HTTP/1.1\r\nHost: t\r\nX-Capability-Type: echo\r\nContent-Length: ${body.length}\r\nTransfer-Encoding: chunked\r\n\r\n${body}`,
+    );
     const [a] = await w.next(1);
     assert.equal(a!.status, 400);
     assert.equal(await w.closesWithin(2_000), true);
@@ -322,7 +381,9 @@ describe("the way to node:http", () => {
 
   test("a non-hot request after a hot one on the same connection is relayed, in order", async () => {
     const w = await Wire.open(port);
-    w.write(req("POST", "/infer", ["X-Capability-Type: echo", "X-Capability-Delay: 50"], "{}") + req("GET", "/v2/health/live") + echo("{}"));
+    w.write(
+      req("POST", "/infer", ["X-Capability-Type: echo", "X-Capability-Delay: 50"], "{}") + req("GET", "/v2/health/live") + echo("{}"),
+    );
     const [first, live, last] = await w.next(3);
     assert.equal(first!.status, 200);
     assert.deepEqual([live!.status, JSON.parse(live!.body)], [200, { live: true }]);
@@ -350,14 +411,21 @@ describe("the way to node:http", () => {
 
   test("SSE /infer/stream: handed over on a fresh connection, relayed (chunked) after a hot request", async () => {
     const stream = req("POST", "/infer/stream", ["X-Capability-Type: s", JSON_CT], "{}");
-    const chunked = "POST /infer/stream HTTP/1.1\r\nHost: t\r\nX-Capability-Type: s\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\n1\r\n}\r\n0\r\n\r\n";
+    const chunked =
+      "POST /infer/stream HTTP/1.1\r\nHost: t\r\nX-Capability-Type: s\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\n1\r\n}\r\n0\r\n\r\n";
     for (const bytes of [stream, echo("{}") + stream, echo("{}") + chunked]) {
       const w = await Wire.open(port);
       w.write(bytes);
       const answers = await w.next(bytes === stream ? 1 : 2);
       const sse = answers.at(-1)!;
       assert.equal(sse.headers["content-type"], "text/event-stream");
-      assert.deepEqual(sse.body.split("\n\n").filter(Boolean).map((e) => JSON.parse(e.slice(6)).w), ["one", "two", "three"]);
+      assert.deepEqual(
+        sse.body
+          .split("\n\n")
+          .filter(Boolean)
+          .map((e) => JSON.parse(e.slice(6)).w),
+        ["one", "two", "three"],
+      );
       w.destroy();
     }
   });

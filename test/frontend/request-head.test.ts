@@ -17,14 +17,23 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const flat = (pairs: [string, string][]): string[] => pairs.flat();
 
 /** What a node:http server makes of these header lines: `req.headers` and `req.rawHeaders`. */
-async function nodeHttpHeaders(t: test.TestContext, pairs: [string, string][]): Promise<{ headers: http.IncomingHttpHeaders; raw: string[] }> {
+async function nodeHttpHeaders(
+  t: test.TestContext,
+  pairs: [string, string][],
+): Promise<{ headers: http.IncomingHttpHeaders; raw: string[] }> {
   let seen: { headers: http.IncomingHttpHeaders; raw: string[] } | undefined;
   const server = http.createServer((req, res) => {
     seen = { headers: { ...req.headers }, raw: req.rawHeaders };
     res.end();
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  t.after(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()); }));
+  t.after(
+    () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  );
   const port = (server.address() as AddressInfo).port;
   await new Promise<void>((resolve, reject) => {
     const socket = net.connect(port, "127.0.0.1", () => {
@@ -40,9 +49,17 @@ async function nodeHttpHeaders(t: test.TestContext, pairs: [string, string][]): 
 
 test("the bag holds what node:http's req.headers holds: lower-case names, first-wins and joined repeats in arrival order", async (t) => {
   const pairs: [string, string][] = [
-    ["Host", "example"], ["X-Capability-Type", "chat"], ["Content-Type", "application/json"],
-    ["Accept", "a/1"], ["content-type", "text/plain"], ["X-Capability-Model", "m"], ["accept", "a/2"],
-    ["X-Custom", "one"], ["Cookie", "k=1"], ["x-custom", "two"], ["ACCEPT", "a/3"],
+    ["Host", "example"],
+    ["X-Capability-Type", "chat"],
+    ["Content-Type", "application/json"],
+    ["Accept", "a/1"],
+    ["content-type", "text/plain"],
+    ["X-Capability-Model", "m"],
+    ["accept", "a/2"],
+    ["X-Custom", "one"],
+    ["Cookie", "k=1"],
+    ["x-custom", "two"],
+    ["ACCEPT", "a/3"],
   ];
   const seen = await nodeHttpHeaders(t, pairs);
   const bag = headerBag(seen.raw);
@@ -63,8 +80,18 @@ test("past the insertion-sort limit (more than 16 headers) the bag is the same a
 });
 
 test("one set of names gives one key order whatever the order it came in (wrk sends a new order each run)", () => {
-  const pairs: [string, string][] = [["Host", "127.0.0.1:8000"], ["Content-Type", "application/json"], ["X-Capability-Type", "noop"], ["Content-Length", "222"]];
-  const orders = [[0, 1, 2, 3], [2, 0, 3, 1], [3, 2, 1, 0], [1, 3, 0, 2]];
+  const pairs: [string, string][] = [
+    ["Host", "127.0.0.1:8000"],
+    ["Content-Type", "application/json"],
+    ["X-Capability-Type", "noop"],
+    ["Content-Length", "222"],
+  ];
+  const orders = [
+    [0, 1, 2, 3],
+    [2, 0, 3, 1],
+    [3, 2, 1, 0],
+    [1, 3, 0, 2],
+  ];
   const keys = orders.map((o) => Object.keys(headerBag(flat(o.map((i) => pairs[i]!)))));
   for (const k of keys) assert.deepEqual(k, ["content-length", "content-type", "host", "x-capability-type"]);
 });
@@ -80,8 +107,12 @@ test("bags of one set of names share V8's hidden class, whatever the order (chec
     console.log(JSON.stringify({ same: sameMap(a, b), other: sameMap(a, c) }));
   `;
   const out = await new Promise<string>((resolve, reject) => {
-    execFile(process.execPath, ["--allow-natives-syntax", "--import", "tsx", "--input-type=module", "-e", script], { cwd: path.join(HERE, "../..") },
-      (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)));
+    execFile(
+      process.execPath,
+      ["--allow-natives-syntax", "--import", "tsx", "--input-type=module", "-e", script],
+      { cwd: path.join(HERE, "../..") },
+      (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout)),
+    );
   });
   assert.deepEqual(JSON.parse(out.trim()), { same: true, other: false });
 });
@@ -104,7 +135,14 @@ test("head rules on the bag: HTTP/1.1 needs Host, an Expect other than 100-conti
 test("names are lower-cased alike however many spellings came before (the remembered names are bounded)", () => {
   // More distinct spellings than the cache keeps: it empties and fills again, and every bag is still right.
   for (let i = 0; i < 2500; i++) {
-    const bag = headerBag(flat([[`X-Custom-${i}`, "a"], ["CONTENT-TYPE", "application/json"], ["x-CUSTOM-" + i, "b"], ["Host", "h"]]));
+    const bag = headerBag(
+      flat([
+        [`X-Custom-${i}`, "a"],
+        ["CONTENT-TYPE", "application/json"],
+        [`x-CUSTOM-${i}`, "b"],
+        ["Host", "h"],
+      ]),
+    );
     assert.deepEqual(bag, { "content-type": "application/json", host: "h", [`x-custom-${i}`]: "a, b" });
   }
 });

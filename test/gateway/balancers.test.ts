@@ -41,7 +41,14 @@ function keys(n: number): string[] {
 }
 
 test("BALANCER_NAMES lists exactly the strategies the deploy schema accepts", () => {
-  assert.deepEqual([...BALANCER_NAMES].sort(), ["consistent_hash", "first_available", "least_requests", "power_of_two", "random", "round_robin"]);
+  assert.deepEqual([...BALANCER_NAMES].sort(), [
+    "consistent_hash",
+    "first_available",
+    "least_requests",
+    "power_of_two",
+    "random",
+    "round_robin",
+  ]);
   assert.deepEqual([...BALANCER_NAMES].sort(), [...BALANCING].sort());
 });
 
@@ -71,7 +78,10 @@ test("round_robin: 300 picks over 3 stable candidates give exactly 100 each, in 
   const c = entries(3);
   const picks = Array.from({ length: 300 }, () => b.pick(c));
   assert.deepEqual([...tally(picks).values()], [100, 100, 100]);
-  assert.deepEqual(picks.slice(0, 6).map((e) => e.replicaId), ["r0", "r1", "r2", "r0", "r1", "r2"]);
+  assert.deepEqual(
+    picks.slice(0, 6).map((e) => e.replicaId),
+    ["r0", "r1", "r2", "r0", "r1", "r2"],
+  );
 });
 
 test("round_robin: a single candidate and a shrinking list are handled", () => {
@@ -99,7 +109,10 @@ test("random: deterministic with an injected rand", () => {
   const fixed = [0, 0.25, 0.5, 0.99, 0.3];
   let i = 0;
   const b = new RandomBalancer(() => fixed[i++ % fixed.length]!);
-  assert.deepEqual(Array.from({ length: 5 }, () => b.pick(c).replicaId), ["r0", "r1", "r2", "r3", "r1"]);
+  assert.deepEqual(
+    Array.from({ length: 5 }, () => b.pick(c).replicaId),
+    ["r0", "r1", "r2", "r3", "r1"],
+  );
   // A source that returns exactly 1 still yields a candidate.
   assert.equal(new RandomBalancer(() => 1).pick(c), c[3]);
 });
@@ -128,7 +141,10 @@ test("least_requests: follows in-flight counts as they change", () => {
   const c = entries(4);
   // Simulate requests that never finish: each pick adds one in flight, so picks stay level.
   for (let i = 0; i < 40; i++) b.pick(c).inFlight++;
-  assert.deepEqual(c.map((e) => e.inFlight), [10, 10, 10, 10]);
+  assert.deepEqual(
+    c.map((e) => e.inFlight),
+    [10, 10, 10, 10],
+  );
 });
 
 test("consistent_hash: the same key always maps to the same replica, whatever the candidate order", () => {
@@ -210,6 +226,9 @@ test("consistent_hash: no key falls back to power-of-two without throwing", () =
 
 test("first_available: always the first candidate (the seed's load_balancing: false)", () => {
   const b = createBalancer("first_available");
-  const list = [{ replicaId: "a", inFlight: 9 }, { replicaId: "b", inFlight: 0 }] as unknown as Parameters<typeof b.pick>[0];
+  const list = [
+    { replicaId: "a", inFlight: 9 },
+    { replicaId: "b", inFlight: 0 },
+  ] as unknown as Parameters<typeof b.pick>[0];
   for (let i = 0; i < 10; i++) assert.equal(b.pick(list).replicaId, "a");
 });

@@ -270,9 +270,7 @@ describe("CircuitBreakers", () => {
     cb.record("r1", CAP, true); // 20th: 19/20 failures
     assert.equal(cb.openCount, 1);
     assert.equal(cb.allows("r1", CAP), false);
-    assert.deepEqual(cb.snapshot("r1"), [
-      { capability: CAP, state: "open", requests: 20, failures: 19, opened_at: clock.t },
-    ]);
+    assert.deepEqual(cb.snapshot("r1"), [{ capability: CAP, state: "open", requests: 20, failures: 19, opened_at: clock.t }]);
   });
 
   test("exactly 50 % opens, just under stays closed", () => {

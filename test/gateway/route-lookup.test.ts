@@ -11,11 +11,20 @@ function setup(): { registry: Registry; forwarder: Forwarder } {
   const registry = new Registry();
   for (const id of ["a", "b", "c"]) {
     registry.register({
-      replicaId: id, endpoint: `localhost:${id}`, httpEndpoint: "http://127.0.0.1:1",
-      capabilities: [{ capability: { type: "chat" }, state: "warm" }], heartbeatIntervalMs: 60_000,
+      replicaId: id,
+      endpoint: `localhost:${id}`,
+      httpEndpoint: "http://127.0.0.1:1",
+      capabilities: [{ capability: { type: "chat" }, state: "warm" }],
+      heartbeatIntervalMs: 60_000,
     });
   }
-  const forwarder = new Forwarder({ registry, policies: new ServicePolicies(), unmatched: "error", maxDelegationDepth: 1, resilience: { outlier: { consecutiveFailures: 1 } } });
+  const forwarder = new Forwarder({
+    registry,
+    policies: new ServicePolicies(),
+    unmatched: "error",
+    maxDelegationDepth: 1,
+    resilience: { outlier: { consecutiveFailures: 1 } },
+  });
   return { registry, forwarder };
 }
 
@@ -39,8 +48,14 @@ test("lookup never names a draining or ejected replica, like the forwarder", () 
 
 test("lookup: nothing matches → NO_MATCHING_CAPABILITY; matches but none ready → NO_READY_REPLICA", async () => {
   const { registry, forwarder } = setup();
-  assert.equal(code(() => forwarder.lookup({ type: "embed" })), "NO_MATCHING_CAPABILITY");
+  assert.equal(
+    code(() => forwarder.lookup({ type: "embed" })),
+    "NO_MATCHING_CAPABILITY",
+  );
   for (const id of ["a", "b", "c"]) registry.drain(id, true);
-  assert.equal(code(() => forwarder.lookup({ type: "chat" })), "NO_READY_REPLICA");
+  assert.equal(
+    code(() => forwarder.lookup({ type: "chat" })),
+    "NO_READY_REPLICA",
+  );
   await forwarder.close();
 });

@@ -27,11 +27,13 @@ export class Wire {
       this.#parse();
     });
     socket.on("error", () => undefined);
-    this.closed = new Promise((resolve) => socket.on("close", () => {
-      this.#ended = true;
-      this.#parse();
-      resolve();
-    }));
+    this.closed = new Promise((resolve) =>
+      socket.on("close", () => {
+        this.#ended = true;
+        this.#parse();
+        resolve();
+      }),
+    );
   }
 
   static open(port: number): Promise<Wire> {
@@ -63,9 +65,15 @@ export class Wire {
   async next(count = 1, timeoutMs = 5_000): Promise<WireAnswer[]> {
     const end = Date.now() + timeoutMs;
     while (this.answers.length < count) {
-      if (this.#ended) throw new Error(`closed after ${this.answers.length} of ${count} answers; left: ${JSON.stringify(this.#data.toString("latin1").slice(0, 200))}`);
+      if (this.#ended)
+        throw new Error(
+          `closed after ${this.answers.length} of ${count} answers; left: ${JSON.stringify(this.#data.toString("latin1").slice(0, 200))}`,
+        );
       const left = end - Date.now();
-      if (left <= 0) throw new Error(`${this.answers.length} of ${count} answers within ${timeoutMs} ms; left: ${JSON.stringify(this.#data.toString("latin1").slice(0, 200))}`);
+      if (left <= 0)
+        throw new Error(
+          `${this.answers.length} of ${count} answers within ${timeoutMs} ms; left: ${JSON.stringify(this.#data.toString("latin1").slice(0, 200))}`,
+        );
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
         this.#waiters.push(() => {
@@ -80,7 +88,9 @@ export class Wire {
   /** Resolves true when the server closes within `timeoutMs`. */
   async closesWithin(timeoutMs: number): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), timeoutMs); });
+    const timeout = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    });
     const result = await Promise.race([this.closed.then(() => true), timeout]);
     clearTimeout(timer);
     return result;

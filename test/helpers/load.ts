@@ -53,7 +53,14 @@ export async function runLoad(o: LoadOptions): Promise<Answer[]> {
 }
 
 /** One request with the same shape of answer as {@link runLoad}'s. */
-export function send(agent: http.Agent, url: URL, headers: Record<string, string>, body: string, at: number, timeoutMs: number): Promise<Answer> {
+export function send(
+  agent: http.Agent,
+  url: URL,
+  headers: Record<string, string>,
+  body: string,
+  at: number,
+  timeoutMs: number,
+): Promise<Answer> {
   return new Promise((resolve) => {
     const req = http.request(url, { method: "POST", agent, headers: { "content-type": "application/json", ...headers } }, (res) => {
       const chunks: Buffer[] = [];
@@ -85,12 +92,14 @@ export async function burst(url: string, n: number, concurrency: number, headers
   const target = new URL("/infer", url);
   const out: Answer[] = [];
   let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < n) {
-      next++;
-      out.push(await send(agent, target, headers, DEFAULT_BODY, 0, 15_000));
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < n) {
+        next++;
+        out.push(await send(agent, target, headers, DEFAULT_BODY, 0, 15_000));
+      }
+    }),
+  );
   agent.destroy();
   return out;
 }

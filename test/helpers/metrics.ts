@@ -4,7 +4,7 @@
 export function sum(text: string, name: string, labels: Record<string, string> = {}): number {
   let total = 0;
   for (const line of text.split("\n")) {
-    if (!line.startsWith(name + "{") && !line.startsWith(name + " ")) continue;
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue;
     const wanted = Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`));
     if (wanted) total += Number(line.slice(line.lastIndexOf(" ") + 1));
   }

@@ -36,7 +36,8 @@ export function startCli(t: Cleanup, args: string[], env: NodeJS.ProcessEnv = {}
   child.stdin!.on("error", () => undefined);
   const output: string[] = [];
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once("exit", (code, signal) => resolve({ code, signal })));
+    child.once("exit", (code, signal) => resolve({ code, signal })),
+  );
   const proc: Proc = {
     child,
     ready: {},
@@ -54,7 +55,10 @@ export function startCli(t: Cleanup, args: string[], env: NodeJS.ProcessEnv = {}
   t.after(() => proc.stop());
   createInterface({ input: child.stderr! }).on("line", (l) => output.push(l));
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`anyserve ${args.join(" ")} not ready in ${readyTimeoutMs / 1000} s:\n${output.join("\n")}`)), readyTimeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`anyserve ${args.join(" ")} not ready in ${readyTimeoutMs / 1000} s:\n${output.join("\n")}`)),
+      readyTimeoutMs,
+    );
     createInterface({ input: child.stdout! }).on("line", (line) => {
       output.push(line);
       if (line.startsWith("ANYSERVE_READY ")) {

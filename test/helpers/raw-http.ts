@@ -12,14 +12,20 @@ export interface RawResponse {
   closed: boolean;
 }
 
-export function rawRequest(port: number, parts: (string | Buffer)[], opts: { gapMs?: number; timeoutMs?: number } = {}): Promise<RawResponse> {
+export function rawRequest(
+  port: number,
+  parts: (string | Buffer)[],
+  opts: { gapMs?: number; timeoutMs?: number } = {},
+): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     const socket = connect(port, "127.0.0.1");
     let data = Buffer.alloc(0);
     let closed = false;
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new Error(`no complete answer within ${opts.timeoutMs ?? 10_000} ms; got ${JSON.stringify(data.toString("latin1").slice(0, 300))}`));
+      reject(
+        new Error(`no complete answer within ${opts.timeoutMs ?? 10_000} ms; got ${JSON.stringify(data.toString("latin1").slice(0, 300))}`),
+      );
     }, opts.timeoutMs ?? 10_000);
     const tryParse = (): RawResponse | undefined => {
       const text = data.toString("latin1");
@@ -53,7 +59,8 @@ export function rawRequest(port: number, parts: (string | Buffer)[], opts: { gap
       closed = true;
       finish();
       clearTimeout(timer);
-      if (!tryParse()) reject(new Error(`connection closed without a complete answer: ${JSON.stringify(data.toString("latin1").slice(0, 300))}`));
+      if (!tryParse())
+        reject(new Error(`connection closed without a complete answer: ${JSON.stringify(data.toString("latin1").slice(0, 300))}`));
     });
     socket.on("connect", async () => {
       for (const p of parts) {

@@ -6,7 +6,8 @@ import { test } from "node:test";
 import { Counter } from "prom-client";
 import { createMetricsRegistry, metricsText } from "../../src/metrics/exposition.js";
 
-const series = (text: string, name: string): string[] => text.split("\n").filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
+const series = (text: string, name: string): string[] =>
+  text.split("\n").filter((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
 
 test("each registry's text has the process series once, with its own labels and its own metrics", async () => {
   const a = createMetricsRegistry({ replica: "a-0" });
@@ -15,8 +16,14 @@ test("each registry's text has the process series once, with its own labels and 
 
   const textA = await metricsText(a);
   const textB = await metricsText(b);
-  assert.deepEqual(series(textA, "anyserve_process_cpu_seconds_total").map((l) => l.split(" ")[0]), ['anyserve_process_cpu_seconds_total{replica="a-0"}']);
-  assert.deepEqual(series(textB, "anyserve_process_cpu_seconds_total").map((l) => l.split(" ")[0]), ['anyserve_process_cpu_seconds_total{replica="b-0"}']);
+  assert.deepEqual(
+    series(textA, "anyserve_process_cpu_seconds_total").map((l) => l.split(" ")[0]),
+    ['anyserve_process_cpu_seconds_total{replica="a-0"}'],
+  );
+  assert.deepEqual(
+    series(textB, "anyserve_process_cpu_seconds_total").map((l) => l.split(" ")[0]),
+    ['anyserve_process_cpu_seconds_total{replica="b-0"}'],
+  );
   assert.deepEqual(series(textA, "anyserve_test_only_a_total"), ['anyserve_test_only_a_total{replica="a-0"} 3']);
   assert.deepEqual(series(textB, "anyserve_test_only_a_total"), [], "b does not show a's metrics");
   assert.equal(textA.match(/^# TYPE anyserve_nodejs_eventloop_lag_seconds gauge$/gm)?.length, 1);
@@ -25,7 +32,11 @@ test("each registry's text has the process series once, with its own labels and 
 test("the default collectors are shared: a server's registry holds only its own metrics", async () => {
   const registries = Array.from({ length: 20 }, (_, i) => createMetricsRegistry({ replica: `r-${i}` }));
   for (const r of registries) {
-    assert.deepEqual(r.getMetricsAsArray().map((m) => m.name), [], "no per-server process collectors (they could never be stopped)");
+    assert.deepEqual(
+      r.getMetricsAsArray().map((m) => m.name),
+      [],
+      "no per-server process collectors (they could never be stopped)",
+    );
   }
   const first = await metricsText(registries[0]!);
   const last = await metricsText(registries[19]!);

@@ -19,7 +19,11 @@ import { freshReplicaId, infer } from "../execution/helpers.js";
 const TEST_APP = `${FIXTURES}/test_app.ts:app`;
 const EXEC_APP = `${FIXTURES}/exec_e2e_app.ts:app`;
 
-interface Sample { name: string; labels: Record<string, string>; value: number }
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
 
 /** Parses the Prometheus text format (the subset prom-client writes). */
 function parseExposition(text: string): Sample[] {
@@ -30,7 +34,7 @@ function parseExposition(text: string): Sample[] {
     assert.ok(m, `unparsable exposition line: ${line}`);
     const labels: Record<string, string> = {};
     for (const l of (m[2] ?? "").matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) {
-      labels[l[1]!] = l[2]!.replace(/\\n/g, "\n").replace(/\\"/g, "\"").replace(/\\\\/g, "\\");
+      labels[l[1]!] = l[2]!.replace(/\\n/g, "\n").replace(/\\"/g, '"').replace(/\\\\/g, "\\");
     }
     out.push({ name: m[1]!, labels, value: Number(m[3]) });
   }
@@ -38,7 +42,10 @@ function parseExposition(text: string): Sample[] {
 }
 
 class Scrape {
-  constructor(readonly samples: Sample[], readonly text: string) {}
+  constructor(
+    readonly samples: Sample[],
+    readonly text: string,
+  ) {}
   /** Every sample of `name` whose labels include `labels`. */
   all(name: string, labels: Record<string, string> = {}): Sample[] {
     return this.samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
@@ -69,7 +76,11 @@ async function scrape(http: string): Promise<Scrape> {
   return new Scrape(parseExposition(text), text);
 }
 
-async function health(http: string): Promise<{ ready: boolean; reason?: string; load: { in_flight: number; queue_depth: number; workers: Record<string, number>; process: { rss_mb: number; cpu_percent: number } } }> {
+async function health(http: string): Promise<{
+  ready: boolean;
+  reason?: string;
+  load: { in_flight: number; queue_depth: number; workers: Record<string, number>; process: { rss_mb: number; cpu_percent: number } };
+}> {
   const client = new FrameClient({ url: http });
   try {
     const reply = await client.request({ k: "health" }, Buffer.alloc(0), { timeoutMs: 5_000 });
@@ -94,10 +105,14 @@ describe("replica metrics (GET /metrics on anyserve start)", () => {
       batch: ["--app", EXEC_APP, "--strategy", "async", "--threads", "1", "--batch-size", "8", "--batch-wait-ms", "5"],
       off: ["--app", TEST_APP, "--no-metrics"],
     };
-    await Promise.all(Object.entries(flags).map(async ([name, extra]) => {
-      ids[name] = freshReplicaId(`metrics-${name}`);
-      reps[name] = await startCli(hooks, ["start", "--port", "0", "--http-port", "0", "--replica-id", ids[name]!, ...extra], { EXEC_AT: "metrics" });
-    }));
+    await Promise.all(
+      Object.entries(flags).map(async ([name, extra]) => {
+        ids[name] = freshReplicaId(`metrics-${name}`);
+        reps[name] = await startCli(hooks, ["start", "--port", "0", "--http-port", "0", "--replica-id", ids[name]!, ...extra], {
+          EXEC_AT: "metrics",
+        });
+      }),
+    );
   });
   after(async () => {
     await hooks.run();
@@ -124,15 +139,22 @@ describe("replica metrics (GET /metrics on anyserve start)", () => {
     // A client that goes away while its request runs: CANCELLED.
     const ac = new AbortController();
     const leaving = fetch(`${http}/infer`, {
-      method: "POST", signal: ac.signal,
+      method: "POST",
+      signal: ac.signal,
       headers: { "content-type": "application/json", "x-capability-type": "slow" },
       body: new Uint8Array(encodeRequest(inputsToRequest({ ms: 5_000 }), "json").body),
     }).catch((err: unknown) => err);
-    await waitFor("the slow request to run", async () => (await scrape(http)).one("anyserve_replica_in_flight", { capability: "type=slow" }) === 1);
+    await waitFor(
+      "the slow request to run",
+      async () => (await scrape(http)).one("anyserve_replica_in_flight", { capability: "type=slow" }) === 1,
+    );
     ac.abort();
     await leaving;
-    await waitFor("the cancellation to be counted", async () =>
-      (await scrape(http)).all("anyserve_replica_requests_total", { capability: "type=slow", code: "CANCELLED" })[0]?.value === 1);
+    await waitFor(
+      "the cancellation to be counted",
+      async () =>
+        (await scrape(http)).all("anyserve_replica_requests_total", { capability: "type=slow", code: "CANCELLED" })[0]?.value === 1,
+    );
 
     const s = await scrape(http);
     const req = (capability: string, code: string): number => s.one("anyserve_replica_requests_total", { capability, code });
@@ -143,7 +165,11 @@ describe("replica metrics (GET /metrics on anyserve start)", () => {
     assert.equal(req("type=slow", "DEADLINE_EXCEEDED"), 1);
     assert.equal(req("type=slow", "CANCELLED"), 1);
     assert.equal(req("", "NO_MATCHING_CAPABILITY"), 1, "requests no handler matched: empty capability");
-    assert.equal(s.all("anyserve_replica_requests_total").reduce((a, x) => a + x.value, 0), 40 + 10 + 5 + 1 + 1 + 1, "nothing else was counted");
+    assert.equal(
+      s.all("anyserve_replica_requests_total").reduce((a, x) => a + x.value, 0),
+      40 + 10 + 5 + 1 + 1 + 1,
+      "nothing else was counted",
+    );
     // Default labels: the replica and the service.
     for (const x of s.all("anyserve_replica_requests_total")) {
       assert.equal(x.labels.replica, ids.main);
@@ -202,12 +228,19 @@ describe("replica metrics (GET /metrics on anyserve start)", () => {
     const MS = 400;
     const all = Array.from({ length: 5 }, () => infer(http, { type: "slow" }, { ms: MS }));
     // 1 running + queue_size 2: two of the five are refused at once.
-    await waitFor("the backlog", async () => {
-      const s = await scrape(http);
-      return s.one("anyserve_replica_requests_total", { capability: "type=slow", code: "QUEUE_FULL" }) === 2
-        && s.one("anyserve_replica_in_flight", { capability: "type=slow" }) === 1
-        && s.one("anyserve_replica_queue_depth", { capability: "type=slow" }) === 2;
-    }, 5_000, 10);
+    await waitFor(
+      "the backlog",
+      async () => {
+        const s = await scrape(http);
+        return (
+          s.one("anyserve_replica_requests_total", { capability: "type=slow", code: "QUEUE_FULL" }) === 2 &&
+          s.one("anyserve_replica_in_flight", { capability: "type=slow" }) === 1 &&
+          s.one("anyserve_replica_queue_depth", { capability: "type=slow" }) === 2
+        );
+      },
+      5_000,
+      10,
+    );
     const busy = await health(http);
     assert.equal(busy.load.in_flight, 1);
     assert.equal(busy.load.queue_depth, 2);
@@ -222,8 +255,8 @@ describe("replica metrics (GET /metrics on anyserve start)", () => {
     assert.equal(wait.count, 3, "refused requests never started");
     assert.equal(exec.count, 3);
     // One after another: the second waited ~1 run, the third ~2.
-    assert.ok(wait.sum >= (3 * MS) / 1000 * 0.9 && wait.sum < 3, `queue wait sum ${wait.sum} s`);
-    assert.ok(exec.sum >= (3 * MS) / 1000 * 0.9 && exec.sum < 3, `execution sum ${exec.sum} s`);
+    assert.ok(wait.sum >= ((3 * MS) / 1000) * 0.9 && wait.sum < 3, `queue wait sum ${wait.sum} s`);
+    assert.ok(exec.sum >= ((3 * MS) / 1000) * 0.9 && exec.sum < 3, `execution sum ${exec.sum} s`);
     assert.equal(s.one("anyserve_replica_in_flight", { capability: "type=slow" }), 0);
     assert.equal(s.one("anyserve_replica_queue_depth", { capability: "type=slow" }), 0);
     assert.equal(s.all("anyserve_replica_requests_total", { service: "metrics-svc" }).length, 0, "no service label without --service");
@@ -233,7 +266,9 @@ describe("replica metrics (GET /metrics on anyserve start)", () => {
   test("batching: batch_size observes each handler call; requests and histograms count every request", async () => {
     const http = reps.batch!.ready.http!;
     const N = 64;
-    const replies = await Promise.all(Array.from({ length: N }, (_, i) => infer(http, { type: "batch", at: "metrics" }, { text: `item-${i}` })));
+    const replies = await Promise.all(
+      Array.from({ length: N }, (_, i) => infer(http, { type: "batch", at: "metrics" }, { text: `item-${i}` })),
+    );
     assert.ok(replies.every((r) => r.status === 200));
     const calls = new Set(replies.map((r) => (r.value as { call: string }).call)).size;
     const cap = "at=metrics,type=batch";
@@ -249,7 +284,11 @@ describe("replica metrics (GET /metrics on anyserve start)", () => {
     const exec = s.checkHistogram("anyserve_replica_execution_seconds", { capability: cap });
     assert.equal(exec.count, N);
     assert.ok(exec.sum >= N * 0.045, `every request of a batch ran the 50 ms handler call: ${exec.sum} s`);
-    assert.deepEqual(s.all("anyserve_replica_batch_size_count").map((x) => x.labels.capability), [cap], "only the batch handler has batch sizes");
+    assert.deepEqual(
+      s.all("anyserve_replica_batch_size_count").map((x) => x.labels.capability),
+      [cap],
+      "only the batch handler has batch sizes",
+    );
     // Lazy capabilities nobody called have no workers.
     assert.equal(s.one("anyserve_replica_workers", { capability: "at=metrics,type=lazy", state: "warm" }), 0);
     assert.equal(s.one("anyserve_replica_workers", { capability: cap, state: "warm" }), 1);
@@ -270,7 +309,13 @@ describe("replica metrics (GET /metrics on anyserve start)", () => {
 
 describe("replicaArgs and monitoring.enable_metrics", () => {
   const args = (monitoring: Record<string, unknown>): string[] =>
-    replicaArgs({ service: "s", cfg: serviceSchema.parse({ app: "app.ts:app", monitoring }), replicaId: "s-0", apiServer: "http://127.0.0.1:8080", nodeName: "n" });
+    replicaArgs({
+      service: "s",
+      cfg: serviceSchema.parse({ app: "app.ts:app", monitoring }),
+      replicaId: "s-0",
+      apiServer: "http://127.0.0.1:8080",
+      nodeName: "n",
+    });
   test("enable_metrics: false passes --no-metrics; true (the default) passes nothing", () => {
     assert.ok(args({ enable_metrics: false }).includes("--no-metrics"));
     assert.ok(!args({ enable_metrics: true }).includes("--no-metrics"));

@@ -51,7 +51,12 @@ describe("object endpoint", () => {
   });
 
   test("no token, a wrong token or another scheme → 401 with WWW-Authenticate; other paths pass through", async () => {
-    for (const headers of [{}, { authorization: "Bearer wrong" }, { authorization: `Basic ${TOKEN}` }, { authorization: `Bearer ${TOKEN}x` }] as Record<string, string>[]) {
+    for (const headers of [
+      {},
+      { authorization: "Bearer wrong" },
+      { authorization: `Basic ${TOKEN}` },
+      { authorization: `Bearer ${TOKEN}x` },
+    ] as Record<string, string>[]) {
       const res = await fetch(`${base}/objects/${id}`, { headers });
       assert.equal(res.status, 401);
       assert.match(res.headers.get("www-authenticate")!, /^Bearer/);

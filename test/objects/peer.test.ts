@@ -20,7 +20,13 @@ let c: ObjectStore;
 async function serve(listener: RequestListener): Promise<{ url: string; server: Server }> {
   const server = createServer(listener);
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  hooks.after(() => new Promise((r) => { server.closeAllConnections(); server.close(r); }));
+  hooks.after(
+    () =>
+      new Promise((r) => {
+        server.closeAllConnections();
+        server.close(r);
+      }),
+  );
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server };
 }
 
@@ -75,7 +81,10 @@ describe("objects across replicas without a shared directory", () => {
     const ref = await a.create(Buffer.from("cached bytes"));
     assert.deepEqual(await c.get(ref, { cache: true }), Buffer.from("cached bytes"));
     const local = await c.list();
-    assert.deepEqual(local.map((o) => [o.id, o.owner]), [[ref.id, "replica-a"]]);
+    assert.deepEqual(
+      local.map((o) => [o.id, o.owner]),
+      [[ref.id, "replica-a"]],
+    );
     await a.delete(ref);
     assert.deepEqual(await c.get(ref), Buffer.from("cached bytes"));
     await c.clear();
@@ -83,7 +92,10 @@ describe("objects across replicas without a shared directory", () => {
 
   test("a ref naming an untrusted owner is refused before any request is sent", async () => {
     let hits = 0;
-    const { url: evil } = await serve((_q, res) => { hits++; res.end(); });
+    const { url: evil } = await serve((_q, res) => {
+      hits++;
+      res.end();
+    });
     const forged = new ObjRef({ id: "x", size: 1, contentType: "application/octet-stream", owner: "evil", url: evil });
     await rejectsWith(c.get(forged), "OBJECT_REF_INVALID", /not a known peer/);
     const lonely = new ObjectStore({ dir: tempDir(hooks), token: TOKEN });
@@ -93,9 +105,14 @@ describe("objects across replicas without a shared directory", () => {
 
   test("with the registry resolver, the owner's URL comes from the registry, not from the ref", async () => {
     let evilHits = 0;
-    const { url: evil } = await serve((_q, res) => { evilHits++; res.end(); });
+    const { url: evil } = await serve((_q, res) => {
+      evilHits++;
+      res.end();
+    });
     const { url: registry } = await serve((_q, res) => {
-      res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ replicas: [{ replica_id: "replica-a", http_endpoint: aUrl }] }));
+      res
+        .writeHead(200, { "content-type": "application/json" })
+        .end(JSON.stringify({ replicas: [{ replica_id: "replica-a", http_endpoint: aUrl }] }));
     });
     const d = new ObjectStore({ dir: tempDir(hooks), token: TOKEN, peers: registryPeers(registry) });
     const real = await a.create("via registry");
@@ -147,9 +164,14 @@ describe("objects across replicas without a shared directory", () => {
     await rejectsWith(d.get(ref), "OBJECT_OWNER_UNREACHABLE");
     const stream = await d.getStream(ref);
     await new Promise((r) => stream.once("close", r)); // cut before anyone reads: no uncaught error; the reader still sees it
-    await assert.rejects(async () => {
-      for await (const _ of stream) { /* drain until the cut */ }
-    }, { code: "OBJECT_OWNER_UNREACHABLE" });
+    await assert.rejects(
+      async () => {
+        for await (const _ of stream) {
+          /* drain until the cut */
+        }
+      },
+      { code: "OBJECT_OWNER_UNREACHABLE" },
+    );
     assert.deepEqual(await d.list(), []);
     assert.deepEqual(temps(dir), []);
   });

@@ -35,11 +35,20 @@ describe("objects between replica processes", () => {
     dirC = tempDir(hooks);
     const api = await startApiServerProc(hooks, ["--token", TOKEN]);
     const dirs: Record<string, string> = { a: dirAB, b: dirAB, c: dirC };
-    await Promise.all(Object.entries(dirs).map(async ([name, dir]) => {
-      replicas[name] = await startReplicaProc(hooks, api.ready.url!, APP, ["--replica-id", `replica-${name}`, "--object-store", dir, "--token", TOKEN]);
-      clients[name] = new Client({ endpoint: replicas[name]!.ready.http!, timeout: 60_000 });
-      hooks.after(() => clients[name]!.close());
-    }));
+    await Promise.all(
+      Object.entries(dirs).map(async ([name, dir]) => {
+        replicas[name] = await startReplicaProc(hooks, api.ready.url!, APP, [
+          "--replica-id",
+          `replica-${name}`,
+          "--object-store",
+          dir,
+          "--token",
+          TOKEN,
+        ]);
+        clients[name] = new Client({ endpoint: replicas[name]!.ready.http!, timeout: 60_000 });
+        hooks.after(() => clients[name]!.close());
+      }),
+    );
     await waitFor("3 replicas registered", async () => (await registryIds(api.ready.url!)).length === 3);
   });
   after(() => hooks.run());
@@ -55,7 +64,11 @@ describe("objects between replica processes", () => {
     const budget = 100 * 1024 * 1024;
     assert.ok(num(made.peak_rss) - num(made.idle_rss) < budget, report[0]);
 
-    for (const [name, cache] of [["b", "no"], ["c", "no"], ["c", "yes"]] as const) {
+    for (const [name, cache] of [
+      ["b", "no"],
+      ["c", "no"],
+      ["c", "yes"],
+    ] as const) {
       const read = (await clients[name]!.infer({ type: "obj_read" }, { ref, cache })) as Answer;
       const line = `${name.toUpperCase()} read (cache ${cache}): idle ${mb(read.idle_rss)} peak ${mb(read.peak_rss)}`;
       report.push(line);
@@ -79,7 +92,14 @@ describe("objects between replica processes", () => {
     const port = Number(new URL(replicas.a!.ready.http!).port);
     const noToken = await rawRequest(port, ["GET /objects/anything HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"]);
     assert.equal(noToken.status, 401);
-    for (const p of ["/objects/../../etc/passwd", "/objects/%2e%2e%2f%2e%2e%2fetc%2fpasswd", "/objects/%252e%252e", "/objects/..\\..\\etc", "/objects//etc/passwd", "/objects/a%00b"]) {
+    for (const p of [
+      "/objects/../../etc/passwd",
+      "/objects/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+      "/objects/%252e%252e",
+      "/objects/..\\..\\etc",
+      "/objects//etc/passwd",
+      "/objects/a%00b",
+    ]) {
       const res = await rawRequest(port, [`GET ${p} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\nConnection: close\r\n\r\n`]);
       assert.equal(res.status, 400, p);
       assert.ok(!res.body.includes("root:"), p);
@@ -118,7 +138,10 @@ describe("a writer killed in the middle of create", () => {
 
 /** Starts a writer child and resolves once it has written 4 MiB into its temp file and stopped. */
 function startWriter(t: { after(fn: () => unknown): void }, dir: string, key: string) {
-  const child = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "test/objects/fixtures/writer.ts"), dir, key], { stdio: ["pipe", "pipe", "inherit"], cwd: ROOT });
+  const child = spawn(process.execPath, ["--import", "tsx", path.join(ROOT, "test/objects/fixtures/writer.ts"), dir, key], {
+    stdio: ["pipe", "pipe", "inherit"],
+    cwd: ROOT,
+  });
   t.after(() => child.kill("SIGKILL"));
   return new Promise<typeof child>((resolve, reject) => {
     createInterface({ input: child.stdout! }).on("line", (line) => line === "WRITING" && resolve(child));

@@ -23,7 +23,9 @@ let server: Server;
 let port: number;
 
 const get = (target: string, extra: string[] = []) =>
-  rawRequest(port, [`GET ${target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\n${extra.map((h) => `${h}\r\n`).join("")}Connection: close\r\n\r\n`]);
+  rawRequest(port, [
+    `GET ${target} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TOKEN}\r\n${extra.map((h) => `${h}\r\n`).join("")}Connection: close\r\n\r\n`,
+  ]);
 
 describe("object paths never leave the store", () => {
   before(async () => {
@@ -53,10 +55,21 @@ describe("object paths never leave the store", () => {
 
   test("row 38 over HTTP: GET /objects/<traversal> is 400 and never answers the sentinel", async () => {
     const paths = [
-      "/objects/../../etc/passwd", "/objects/../sentinel", "/objects/%2e%2e%2fsentinel", "/objects/%2e%2e/sentinel",
-      "/objects/%252e%252e%252fsentinel", "/objects/..\\sentinel", "/objects/..%5csentinel", "/objects//etc/passwd",
-      "/objects/%2Fetc%2Fpasswd", "/objects/a%00b", "/objects/legit/../../sentinel", "/objects/legit%2f..%2f..%2fsentinel",
-      "/objects/.", "/objects/", `/objects/${"a".repeat(129)}`,
+      "/objects/../../etc/passwd",
+      "/objects/../sentinel",
+      "/objects/%2e%2e%2fsentinel",
+      "/objects/%2e%2e/sentinel",
+      "/objects/%252e%252e%252fsentinel",
+      "/objects/..\\sentinel",
+      "/objects/..%5csentinel",
+      "/objects//etc/passwd",
+      "/objects/%2Fetc%2Fpasswd",
+      "/objects/a%00b",
+      "/objects/legit/../../sentinel",
+      "/objects/legit%2f..%2f..%2fsentinel",
+      "/objects/.",
+      "/objects/",
+      `/objects/${"a".repeat(129)}`,
     ];
     for (const p of paths) {
       const res = await get(p);
@@ -85,7 +98,11 @@ describe("object paths never leave the store", () => {
       assert.equal(res.status, 400);
       assert.ok(!res.body.includes(SECRET) && !res.body.includes("elsewhere"));
     }
-    assert.deepEqual((await store.list()).map((o) => o.id), ["legit"], "list skips what it refuses");
+    assert.deepEqual(
+      (await store.list()).map((o) => o.id),
+      ["legit"],
+      "list skips what it refuses",
+    );
   });
 
   test("a planted hard link, a foreign file and a FIFO are refused", async (t) => {

@@ -101,8 +101,15 @@ describe("object store: seed behaviours", () => {
     assert.deepEqual(ObjRef.from(JSON.stringify(ref)), ref);
     assert.equal(ref.toString(), "obj:emb-1?size=2048&type=application%2Fjson&owner=replica-a&url=http%3A%2F%2F10.0.0.5%3A8001");
     assert.equal(ref.describe(), "object emb-1 (2.0 KiB, application/json) owned by replica-a");
-    for (const bad of ["obj:a?size=1", "obj:a?type=x%2Fy", "obj:a?size=1&type=x%2Fy&size=2", "obj:a?size=1&type=x%2Fy&evil=1",
-      "obj:a?size=1&type=x%2Fy&url=file%3A%2F%2F%2Fetc", "obj:a?size=1&type=x%2Fy&url=http%3A%2F%2Fu%3Ap%40h%3A1", "obj:a?size=1&type=x%2Fy&owner=a%2Fb"]) {
+    for (const bad of [
+      "obj:a?size=1",
+      "obj:a?type=x%2Fy",
+      "obj:a?size=1&type=x%2Fy&size=2",
+      "obj:a?size=1&type=x%2Fy&evil=1",
+      "obj:a?size=1&type=x%2Fy&url=file%3A%2F%2F%2Fetc",
+      "obj:a?size=1&type=x%2Fy&url=http%3A%2F%2Fu%3Ap%40h%3A1",
+      "obj:a?size=1&type=x%2Fy&owner=a%2Fb",
+    ]) {
       assert.throws(() => ObjRef.parse(bad), { code: "OBJECT_REF_INVALID" }, bad);
     }
   });
@@ -120,7 +127,10 @@ describe("object store: TTL", () => {
     await rejectsWith(store.get(ref), "OBJECT_EXPIRED");
     await rejectsWith(store.getStream(ref), "OBJECT_EXPIRED");
     assert.equal(await store.exists(ref), false);
-    assert.deepEqual((await store.list()).map((o) => o.id), [keep.id]);
+    assert.deepEqual(
+      (await store.list()).map((o) => o.id),
+      [keep.id],
+    );
     assert.equal(await store.sweep(), 1);
     await rejectsWith(store.get(ref), "OBJECT_NOT_FOUND");
     assert.equal(await store.getJSON(keep), "forever");
@@ -144,8 +154,14 @@ describe("object store: limits and failed writes leave nothing", () => {
     const store = new ObjectStore({ dir, maxTotalBytes: 1_000_000 });
     const first = await store.create(Buffer.alloc(600_000, 1), { key: "first" });
     await rejectsWith(store.create(Buffer.alloc(600_000, 2), { key: "second" }), "OBJECT_STORE_FULL");
-    await rejectsWith(store.createFromStream(Readable.from([Buffer.alloc(300_000), Buffer.alloc(300_000)]), { key: "third" }), "OBJECT_STORE_FULL");
-    assert.deepEqual((await store.list()).map((o) => o.id), ["first"]);
+    await rejectsWith(
+      store.createFromStream(Readable.from([Buffer.alloc(300_000), Buffer.alloc(300_000)]), { key: "third" }),
+      "OBJECT_STORE_FULL",
+    );
+    assert.deepEqual(
+      (await store.list()).map((o) => o.id),
+      ["first"],
+    );
     assert.deepEqual(temps(dir), []);
     assert.equal(existsSync(`${dir}/second.obj`), false);
     await store.delete(first);

@@ -24,10 +24,23 @@ test("the table has a row for all 14 datatypes with the right sizes and contents
 
 test("FP16: known values, specials and overflow", () => {
   const cases: Array<[number, number]> = [
-    [1, 0x3c00], [-2, 0xc000], [65504, 0x7bff], [65519, 0x7bff], [65520, 0x7c00], [1e6, 0x7c00],
-    [Infinity, 0x7c00], [-Infinity, 0xfc00], [0, 0x0000], [-0, 0x8000], [2 ** -24, 0x0001],
-    [2 ** -14, 0x0400], [0.1, 0x2e66], [2 ** -25, 0x0000], [3 * 2 ** -25, 0x0002],
-    [1 + 2 ** -11, 0x3c00], [1 + 3 * 2 ** -11, 0x3c02],
+    [1, 0x3c00],
+    [-2, 0xc000],
+    [65504, 0x7bff],
+    [65519, 0x7bff],
+    [65520, 0x7c00],
+    [1e6, 0x7c00],
+    [Infinity, 0x7c00],
+    [-Infinity, 0xfc00],
+    [0, 0x0000],
+    [-0, 0x8000],
+    [2 ** -24, 0x0001],
+    [2 ** -14, 0x0400],
+    [0.1, 0x2e66],
+    [2 ** -25, 0x0000],
+    [3 * 2 ** -25, 0x0002],
+    [1 + 2 ** -11, 0x3c00],
+    [1 + 3 * 2 ** -11, 0x3c02],
   ];
   for (const [x, bits] of cases) assert.equal(float16Bits(x), bits, `float16Bits(${x})`);
   assert.equal(float16Bits(NaN) & 0x7c00, 0x7c00);
@@ -38,12 +51,12 @@ test("FP16: known values, specials and overflow", () => {
 
 function checkExhaustive(toBits: (x: number) => number, toValue: (b: number) => number, expMask: number): void {
   for (let b = 0; b < 0x10000; b++) {
-    const isNaN = (b & expMask) === expMask && (b & ~expMask & 0x7fff) !== 0;
-    if (isNaN) continue;
+    const nan = (b & expMask) === expMask && (b & ~expMask & 0x7fff) !== 0;
+    if (nan) continue;
     assert.equal(toBits(toValue(b)), b, `bits 0x${b.toString(16)}`);
   }
   // Every midpoint between neighbours rounds to the even one; just off the midpoint rounds to the nearer.
-  for (let b = 0; b < (expMask - 1); b++) {
+  for (let b = 0; b < expMask - 1; b++) {
     const lo = toValue(b);
     const hi = toValue(b + 1);
     const mid = (lo + hi) / 2;

@@ -24,7 +24,10 @@ test("SIGKILL: the call in flight fails (it may have run), later calls go to the
 
   const gateway = await gatewayRequests(s.url);
   const slow = client.infer({ type: "slow" }, { ms: 30_000 }).catch((e: { code: string }) => e.code); // only k2 has it
-  await waitFor("the slow call running on k2", async () => ((await (await fetch(`${k2.ready.http}/health`)).json()) as { in_flight: number }).in_flight === 1);
+  await waitFor(
+    "the slow call running on k2",
+    async () => ((await (await fetch(`${k2.ready.http}/health`)).json()) as { in_flight: number }).in_flight === 1,
+  );
   k2.child.kill("SIGKILL");
   assert.equal(await slow, "REPLICA_UNREACHABLE", "a call that may have run is not sent again (failover off)");
   assert.equal(await gatewayRequests(s.url), gateway, "nor through the gateway");

@@ -10,7 +10,10 @@ import { aborts, apiServer, directClient, gatewayRequests, replica, runs, tableL
 
 const TOKEN = "direct-s3cret";
 
-interface Table { version: number; replicas: { replica_id: string; available: boolean; health: string; http_endpoint: string; states: string[]; load_balancing: string }[] }
+interface Table {
+  version: number;
+  replicas: { replica_id: string; available: boolean; health: string; http_endpoint: string; states: string[]; load_balancing: string }[];
+}
 
 test("GET /routes and /routes/watch: the table, a growing version, an event per change, the token", async (t) => {
   const s = await apiServer(t, { token: TOKEN });
@@ -98,10 +101,12 @@ test("a replica that joins is used once the table says so; one that leaves is no
   let stopped = false;
   const load = (async () => {
     while (!stopped) {
-      await Promise.all(Array.from({ length: 8 }, async () => {
-        await client.infer({ type: "who" }, { x: 1 });
-        ok++;
-      }));
+      await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          await client.infer({ type: "who" }, { x: 1 });
+          ok++;
+        }),
+      );
     }
   })();
   await waitFor("some load", () => ok > 50);
@@ -122,14 +127,20 @@ test("no route: the call goes through the gateway and fails with the gateway's c
   const rest = new Client({ apiServer: s.url });
   t.after(() => rest.close());
   const gateway = await gatewayRequests(s.url);
-  const failure = (p: Promise<unknown>) => p.then(() => ({ code: "OK", message: "" }), (e: { code: string; message: string }) => e);
+  const failure = (p: Promise<unknown>) =>
+    p.then(
+      () => ({ code: "OK", message: "" }),
+      (e: { code: string; message: string }) => e,
+    );
   const viaRest = await failure(rest.infer({ type: "unicorn" }, { x: 1 }));
   const viaDirect = await failure(direct.infer({ type: "unicorn" }, { x: 1 }));
   assert.equal(viaDirect.code, "NO_MATCHING_CAPABILITY");
   assert.deepEqual([viaDirect.code, viaDirect.message], [viaRest.code, viaRest.message]);
   assert.equal(await gatewayRequests(s.url), gateway + 2, "both went through the gateway");
   // Delegation headers are the gateway's business: such a call is not sent direct either.
-  const delegated = await direct.infer({ type: "who" }, { x: 1 }, { headers: { "x-delegated-from": "n1", "x-delegation-depth": "1" } }).catch((e: { code: string }) => e.code);
+  const delegated = await direct
+    .infer({ type: "who" }, { x: 1 }, { headers: { "x-delegated-from": "n1", "x-delegation-depth": "1" } })
+    .catch((e: { code: string }) => e.code);
   assert.equal(delegated, "DELEGATION_EXHAUSTED");
 });
 

@@ -26,14 +26,18 @@ export function whoApp(extra?: (app: AnyServe) => void): AnyServe {
   app.capability({ type: "tokens" }, async function* (req, ctx) {
     for (const w of String(req.value("text")).split(" ")) yield `${ctx.replicaId}:${w}`;
   });
-  app.capability({ type: "slow" }, (req, ctx) => new Promise((resolve) => {
-    const timer = setTimeout(() => resolve("slept"), Number(req.value("ms")));
-    ctx.signal.addEventListener("abort", () => {
-      clearTimeout(timer);
-      aborts.count++;
-      resolve("aborted");
-    });
-  }));
+  app.capability(
+    { type: "slow" },
+    (req, ctx) =>
+      new Promise((resolve) => {
+        const timer = setTimeout(() => resolve("slept"), Number(req.value("ms")));
+        ctx.signal.addEventListener("abort", () => {
+          clearTimeout(timer);
+          aborts.count++;
+          resolve("aborted");
+        });
+      }),
+  );
   extra?.(app);
   return app;
 }
@@ -44,9 +48,18 @@ export async function apiServer(t: Cleanup, opts: Parameters<typeof startApiServ
   return s;
 }
 
-export async function replica(t: Cleanup, apiServer: string, replicaId: string, opts: { app?: AnyServe; token?: string; execution?: ReplicaOptions["execution"] } = {}): Promise<RunningReplica> {
+export async function replica(
+  t: Cleanup,
+  apiServer: string,
+  replicaId: string,
+  opts: { app?: AnyServe; token?: string; execution?: ReplicaOptions["execution"] } = {},
+): Promise<RunningReplica> {
   const r = await startReplica({
-    app: opts.app ?? whoApp(), replicaId, apiServer, logger: silentLogger, heartbeatIntervalMs: 200,
+    app: opts.app ?? whoApp(),
+    replicaId,
+    apiServer,
+    logger: silentLogger,
+    heartbeatIntervalMs: 200,
     ...(opts.token ? { token: opts.token } : {}),
     ...(opts.execution ? { execution: opts.execution } : {}),
   });
@@ -67,17 +80,27 @@ export async function gatewayRequests(url: string): Promise<number> {
 /** Waits until the client's table lists exactly `ids` (sorted). */
 export function tableLists(client: Client, ids: string[], timeoutMs = 10_000): Promise<unknown> {
   const want = JSON.stringify([...ids].sort());
-  return waitFor(`the client's table to list ${want}`, () => {
-    const routes = client.routes();
-    return routes !== undefined && JSON.stringify([...routes.replicas].sort()) === want;
-  }, timeoutMs);
+  return waitFor(
+    `the client's table to list ${want}`,
+    () => {
+      const routes = client.routes();
+      return routes !== undefined && JSON.stringify([...routes.replicas].sort()) === want;
+    },
+    timeoutMs,
+  );
 }
 
 /**
  * A direct client whose table lists `ids`: its first call (`first`, through the gateway) opens
  * the watch stream. Closed when the test ends.
  */
-export async function directClient(t: Cleanup, apiServer: string, ids: string[], first: Record<string, string | number> = { type: "who" }, o: Partial<ClientOptions> = {}): Promise<Client> {
+export async function directClient(
+  t: Cleanup,
+  apiServer: string,
+  ids: string[],
+  first: Record<string, string | number> = { type: "who" },
+  o: Partial<ClientOptions> = {},
+): Promise<Client> {
   const client = new Client({ apiServer, direct: true, ...o });
   t.after(() => client.close());
   const { type, ...inputs } = first;

@@ -8,13 +8,27 @@ import type { IncomingCall } from "../../src/frontend/backend.js";
 import { Cancellation } from "../../src/util/cancel.js";
 
 function call(extra: Partial<IncomingCall> = {}): IncomingCall {
-  return { query: { type: "chat", model: "m\"1\u00e9\u2603" }, body: Buffer.alloc(0), format: "json", timeoutMs: 1500, requestId: "r-1", signal: new Cancellation(), ...extra };
+  return {
+    query: { type: "chat", model: 'm"1\u00e9\u2603' },
+    body: Buffer.alloc(0),
+    format: "json",
+    timeoutMs: 1500,
+    requestId: "r-1",
+    signal: new Cancellation(),
+    ...extra,
+  };
 }
 
 /** Sends the meta in a REQUEST frame and decodes it as the replica's frame server does. */
 function received(meta: Buffer | string): FrameMeta {
   let got: FrameMeta | null = null;
-  new FrameDecoder((_t, _id, m) => { got = m; }, undefined, { [FrameType.REQUEST]: readCallMeta }).push(Buffer.concat(encodeFrame(FrameType.REQUEST, 7, meta)));
+  new FrameDecoder(
+    (_t, _id, m) => {
+      got = m;
+    },
+    undefined,
+    { [FrameType.REQUEST]: readCallMeta },
+  ).push(Buffer.concat(encodeFrame(FrameType.REQUEST, 7, meta)));
   assert.ok(got);
   return got;
 }
@@ -27,14 +41,33 @@ function callOf(meta: Buffer | string): Partial<IncomingCall> & { kind: string }
 
 test("every field of a call survives the binary meta, non-ASCII values included", () => {
   const full = call({
-    contentType: "application/json; charset=utf-8", headerLength: 12, depth: 2, tried: ["a", "b\"c", "\u00e9t\u00e9"],
-    model: { name: "llama-\u2603", version: "3" }, requestId: "r-\u00fc-1", format: "protobuf",
+    contentType: "application/json; charset=utf-8",
+    headerLength: 12,
+    depth: 2,
+    tried: ["a", 'b"c', "\u00e9t\u00e9"],
+    model: { name: "llama-\u2603", version: "3" },
+    requestId: "r-\u00fc-1",
+    format: "protobuf",
   });
   assert.deepEqual(callOf(callMeta(full, "stream")), {
-    kind: "stream", query: full.query, format: "protobuf", timeoutMs: 1500, requestId: "r-\u00fc-1",
-    contentType: "application/json; charset=utf-8", headerLength: 12, depth: 2, tried: ["a", "b\"c", "\u00e9t\u00e9"], model: { name: "llama-\u2603", version: "3" },
+    kind: "stream",
+    query: full.query,
+    format: "protobuf",
+    timeoutMs: 1500,
+    requestId: "r-\u00fc-1",
+    contentType: "application/json; charset=utf-8",
+    headerLength: 12,
+    depth: 2,
+    tried: ["a", 'b"c', "\u00e9t\u00e9"],
+    model: { name: "llama-\u2603", version: "3" },
   });
-  assert.deepEqual(callOf(callMeta(call(), "infer")), { kind: "infer", query: call().query, format: "json", timeoutMs: 1500, requestId: "r-1" });
+  assert.deepEqual(callOf(callMeta(call(), "infer")), {
+    kind: "infer",
+    query: call().query,
+    format: "json",
+    timeoutMs: 1500,
+    requestId: "r-1",
+  });
   assert.deepEqual(callOf(callMeta(call({ model: { name: "m", version: undefined } }), "meta")).model, { name: "m", version: undefined });
   for (const kind of ["infer", "stream", "meta", "health"] as const) assert.equal(callOf(callMeta(call(), kind)).kind, kind);
 });
@@ -64,10 +97,27 @@ test("a time that is not a finite number, or is negative, falls back to the repl
 });
 
 test("a JSON request meta, as earlier versions and other clients write it, reads as the same call", () => {
-  const json = JSON.stringify({ k: "infer", q: { type: "chat" }, f: "protobuf", to: 900, rid: "j-1", ct: "application/x-protobuf", tr: ["r9"], d: 1, m: { name: "m" } });
+  const json = JSON.stringify({
+    k: "infer",
+    q: { type: "chat" },
+    f: "protobuf",
+    to: 900,
+    rid: "j-1",
+    ct: "application/x-protobuf",
+    tr: ["r9"],
+    d: 1,
+    m: { name: "m" },
+  });
   assert.deepEqual(callOf(json), {
-    kind: "infer", query: { type: "chat" }, format: "protobuf", timeoutMs: 900, requestId: "j-1",
-    contentType: "application/x-protobuf", tried: ["r9"], depth: 1, model: { name: "m", version: undefined },
+    kind: "infer",
+    query: { type: "chat" },
+    format: "protobuf",
+    timeoutMs: 900,
+    requestId: "j-1",
+    contentType: "application/x-protobuf",
+    tried: ["r9"],
+    depth: 1,
+    model: { name: "m", version: undefined },
   });
   assert.equal(callOf(JSON.stringify({ k: "infer", q: { type: "chat" }, to: null, rid: "j" })).timeoutMs, 30_000);
   assert.equal(callOf(` \n${JSON.stringify({ k: "stream", q: { type: "chat" }, rid: "ws" })}`).kind, "stream"); // JSON may start with whitespace
@@ -76,7 +126,10 @@ test("a JSON request meta, as earlier versions and other clients write it, reads
 test("malformed request metas close the connection; a kind or query that makes no call fails that request only", () => {
   const good = callMeta(call({ contentType: "application/json" }), "infer");
   const protocolError = (bytes: Buffer | string, message: RegExp): void => {
-    assert.throws(() => received(bytes), (e: unknown) => e instanceof FrameProtocolError && e.code === "UPSTREAM_PROTOCOL_ERROR" && message.test(e.message));
+    assert.throws(
+      () => received(bytes),
+      (e: unknown) => e instanceof FrameProtocolError && e.code === "UPSTREAM_PROTOCOL_ERROR" && message.test(e.message),
+    );
   };
   for (let cut = 1; cut < good.length; cut++) protocolError(good.subarray(0, cut), /frame 7 has a binary call meta cut short/);
   protocolError(Buffer.concat([good, Buffer.from([0])]), /1 bytes after its binary call meta/);
@@ -91,9 +144,16 @@ test("malformed request metas close the connection; a kind or query that makes n
 
   const unknownKind = Buffer.from(good);
   unknownKind[1] = 9;
-  assert.throws(() => callOf(unknownKind), (e: unknown) => e instanceof AnyServeError && e.code === "UPSTREAM_PROTOCOL_ERROR" && /frame kind "kind 9" is not one of/.test(e.message));
+  assert.throws(
+    () => callOf(unknownKind),
+    (e: unknown) =>
+      e instanceof AnyServeError && e.code === "UPSTREAM_PROTOCOL_ERROR" && /frame kind "kind 9" is not one of/.test(e.message),
+  );
   const badKey = callMeta(call(), "infer", Buffer.from('{"no spaces allowed": "x"}'));
-  assert.throws(() => callOf(badKey), (e: unknown) => e instanceof AnyServeError && e.code === "INVALID_CAPABILITY");
+  assert.throws(
+    () => callOf(badKey),
+    (e: unknown) => e instanceof AnyServeError && e.code === "INVALID_CAPABILITY",
+  );
 });
 
 test("a plain JSON answer has no meta at all, and reads back as JSON", () => {

@@ -15,7 +15,10 @@ test("one turn of small, big and small frames arrives in order with every byte i
   const accepted = once(server, "connection");
   const client = net.connect((server.address() as net.AddressInfo).port, "127.0.0.1");
   const [peer] = (await accepted) as [net.Socket];
-  t.after(() => { client.destroy(); peer.destroy(); });
+  t.after(() => {
+    client.destroy();
+    peer.destroy();
+  });
 
   const got: { id: number; meta: unknown; body: Buffer }[] = [];
   const all = new Promise<void>((resolve) => {
@@ -33,8 +36,14 @@ test("one turn of small, big and small frames arrives in order with every byte i
   conn.send(FrameType.REQUEST, 3, null, medium);
   conn.send(FrameType.REQUEST, 4, { n: 4 });
   await all;
-  assert.deepEqual(got.map((f) => f.id), [1, 2, 3, 4]);
-  assert.deepEqual(got.map((f) => f.meta), [{ n: 1 }, { n: 2 }, null, { n: 4 }]);
+  assert.deepEqual(
+    got.map((f) => f.id),
+    [1, 2, 3, 4],
+  );
+  assert.deepEqual(
+    got.map((f) => f.meta),
+    [{ n: 1 }, { n: 2 }, null, { n: 4 }],
+  );
   assert.equal(got[0]!.body.toString(), "small");
   assert.ok(got[1]!.body.equals(big), "the big body arrives intact");
   assert.ok(got[2]!.body.equals(medium));

@@ -11,21 +11,26 @@ import { AnyServeError } from "../../src/errors.js";
 import { deadPort, deferred, echo, startReplica } from "./helpers.js";
 import { toAbortSignal } from "../../src/util/cancel.js";
 
-const isErr = (code: string, extra?: (e: AnyServeError) => void) => (e: unknown): boolean => {
-  assert.ok(e instanceof AnyServeError, `expected an AnyServeError, got ${String(e)}`);
-  assert.equal(e.code, code, e.message);
-  extra?.(e);
-  return true;
-};
+const isErr =
+  (code: string, extra?: (e: AnyServeError) => void) =>
+  (e: unknown): boolean => {
+    assert.ok(e instanceof AnyServeError, `expected an AnyServeError, got ${String(e)}`);
+    assert.equal(e.code, code, e.message);
+    extra?.(e);
+    return true;
+  };
 
 test("a request frame over the replica's maximum closes the connection with a clear error", async () => {
   const replica = await startReplica(echo, { maxFrameBytes: 1 << 20 });
   const client = new FrameClient({ url: replica.url });
   try {
-    await assert.rejects(client.request({}, Buffer.alloc(2 << 20)), isErr("PAYLOAD_TOO_LARGE", (e) => {
-      assert.match(e.message, /exceeds the maximum frame size of 1048576 bytes/);
-      assert.match(e.message, new RegExp(`replica ${replica.url}`));
-    }));
+    await assert.rejects(
+      client.request({}, Buffer.alloc(2 << 20)),
+      isErr("PAYLOAD_TOO_LARGE", (e) => {
+        assert.match(e.message, /exceeds the maximum frame size of 1048576 bytes/);
+        assert.match(e.message, new RegExp(`replica ${replica.url}`));
+      }),
+    );
     // The next request reconnects.
     assert.equal((await client.request({}, Buffer.from("small"))).body.toString(), "small");
   } finally {
@@ -38,10 +43,13 @@ test("a reply frame over the client's maximum closes the connection with UPSTREA
   const replica = await startReplica((req, res) => res.reply({}, Buffer.alloc(Number(req.meta.n))));
   const client = new FrameClient({ url: replica.url, maxFrameBytes: 64 * 1024 });
   try {
-    await assert.rejects(client.request({ n: 100_000 }, Buffer.alloc(0)), isErr("UPSTREAM_PROTOCOL_ERROR", (e) => {
-      assert.match(e.message, /sent a bad frame: frame of 100012 bytes exceeds the maximum frame size of 65536 bytes/);
-      assert.equal(typeof e.data?.responseStarted, "boolean");
-    }));
+    await assert.rejects(
+      client.request({ n: 100_000 }, Buffer.alloc(0)),
+      isErr("UPSTREAM_PROTOCOL_ERROR", (e) => {
+        assert.match(e.message, /sent a bad frame: frame of 100012 bytes exceeds the maximum frame size of 65536 bytes/);
+        assert.equal(typeof e.data?.responseStarted, "boolean");
+      }),
+    );
     assert.equal((await client.request({ n: 10 }, Buffer.alloc(0))).body.length, 10);
   } finally {
     await client.close();
@@ -55,9 +63,17 @@ async function holdingReplica(): Promise<{ replica: Awaited<ReturnType<typeof st
   let waiter: ((r: FrameRequest) => void) | undefined;
   const replica = await startReplica((req, res) => {
     if (req.meta.warm) return res.reply({}, Buffer.alloc(0));
-    if (waiter) { waiter(req); waiter = undefined; } else queue.push(req);
+    if (waiter) {
+      waiter(req);
+      waiter = undefined;
+    } else queue.push(req);
   });
-  const next = (): Promise<FrameRequest> => queue.length > 0 ? Promise.resolve(queue.shift()!) : new Promise((r) => { waiter = r; });
+  const next = (): Promise<FrameRequest> =>
+    queue.length > 0
+      ? Promise.resolve(queue.shift()!)
+      : new Promise((r) => {
+          waiter = r;
+        });
   return { replica, next };
 }
 
@@ -103,10 +119,13 @@ test("connection destroyed before any answer → REPLICA_UNREACHABLE, responseSt
     const p = client.request({}, Buffer.alloc(0));
     const req = await next();
     replica.frames.close(); // destroys the replica's frame sockets
-    await assert.rejects(p, isErr("REPLICA_UNREACHABLE", (e) => {
-      assert.equal(e.data?.responseStarted, false);
-      assert.match(e.message, new RegExp(`replica ${replica.url} closed the frame connection before any byte`));
-    }));
+    await assert.rejects(
+      p,
+      isErr("REPLICA_UNREACHABLE", (e) => {
+        assert.equal(e.data?.responseStarted, false);
+        assert.match(e.message, new RegExp(`replica ${replica.url} closed the frame connection before any byte`));
+      }),
+    );
     assert.equal(req.signal.aborted, true, "the replica's in-flight request was aborted");
     replica.reattach(echo);
     assert.equal((await client.request({}, Buffer.from("back"))).body.toString(), "back");
@@ -124,7 +143,10 @@ test("connection destroyed mid-stream → REPLICA_UNREACHABLE, responseStarted t
     const p = client.request({}, Buffer.alloc(0), { onChunk: () => firstChunk.resolve() });
     await firstChunk.promise;
     replica.frames.close();
-    await assert.rejects(p, isErr("REPLICA_UNREACHABLE", (e) => assert.equal(e.data?.responseStarted, true)));
+    await assert.rejects(
+      p,
+      isErr("REPLICA_UNREACHABLE", (e) => assert.equal(e.data?.responseStarted, true)),
+    );
   } finally {
     await client.close();
     await replica.close();
@@ -147,10 +169,13 @@ test("a replica process dying halfway through a reply frame → responseStarted 
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const client = new FrameClient({ url });
   try {
-    await assert.rejects(client.request({}, Buffer.alloc(0)), isErr("REPLICA_UNREACHABLE", (e) => {
-      assert.equal(e.data?.responseStarted, true);
-      assert.match(e.message, /after part of the answer had arrived/);
-    }));
+    await assert.rejects(
+      client.request({}, Buffer.alloc(0)),
+      isErr("REPLICA_UNREACHABLE", (e) => {
+        assert.equal(e.data?.responseStarted, true);
+        assert.match(e.message, /after part of the answer had arrived/);
+      }),
+    );
   } finally {
     await client.close();
     await new Promise<void>((r) => server.close(() => r()));
@@ -178,7 +203,10 @@ test("connect refused → REPLICA_UNREACHABLE for every waiting request", async 
 test("connect timeout → REPLICA_UNREACHABLE", async () => {
   // Accepts TCP connections but never answers the upgrade.
   const sockets = new Set<net.Socket>();
-  const server = net.createServer((s) => { sockets.add(s); s.on("close", () => sockets.delete(s)); });
+  const server = net.createServer((s) => {
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+  });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const client = new FrameClient({ url, connectTimeoutMs: 100 });
@@ -186,9 +214,12 @@ test("connect timeout → REPLICA_UNREACHABLE", async () => {
     // A request whose own deadline passes while connecting fails with DEADLINE_EXCEEDED.
     await Promise.all([
       assert.rejects(client.request({}, Buffer.alloc(0), { timeoutMs: 10 }), isErr("DEADLINE_EXCEEDED")),
-      assert.rejects(client.request({}, Buffer.alloc(0)), isErr("REPLICA_UNREACHABLE", (e) => {
-        assert.match(e.message, /no connection within 100 ms/);
-      })),
+      assert.rejects(
+        client.request({}, Buffer.alloc(0)),
+        isErr("REPLICA_UNREACHABLE", (e) => {
+          assert.match(e.message, /no connection within 100 ms/);
+        }),
+      ),
     ]);
     assert.equal(client.inFlight, 0);
   } finally {

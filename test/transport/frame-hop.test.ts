@@ -94,7 +94,10 @@ test("streamed chunks arrive in order before END", async () => {
       },
     });
     assert.deepEqual(end.meta, { count: 100 });
-    assert.deepEqual(seen, Array.from({ length: 100 }, (_, i) => `c${i}`));
+    assert.deepEqual(
+      seen,
+      Array.from({ length: 100 }, (_, i) => `c${i}`),
+    );
   } finally {
     await client.close();
     await replica.close();
@@ -119,7 +122,9 @@ test("a handler that throws answers { code, error }; the connection stays usable
 
 test("bearer token: missing and wrong are refused, right is accepted", async () => {
   const replica = await startReplica(echo, { token: "s3cret" });
-  const clients = [undefined, "wrong", "s3cret-but-longer"].map((token) => new FrameClient({ url: replica.url, ...(token ? { token } : {}) }));
+  const clients = [undefined, "wrong", "s3cret-but-longer"].map(
+    (token) => new FrameClient({ url: replica.url, ...(token ? { token } : {}) }),
+  );
   const good = new FrameClient({ url: replica.url, token: "s3cret" });
   try {
     for (const c of clients) {
@@ -143,7 +148,7 @@ test("other upgrade requests are refused and plain HTTP still works", async () =
   try {
     const req = http.request(`${replica.url}/_anyserve/frames`, { headers: { Connection: "Upgrade", Upgrade: "websocket" } });
     req.end();
-    const [err] = await once(req, "error") as [NodeJS.ErrnoException];
+    const [err] = (await once(req, "error")) as [NodeJS.ErrnoException];
     assert.equal(err.code, "ECONNRESET");
     const res = await fetch(replica.url);
     assert.equal(await res.text(), "plain http");
@@ -185,8 +190,10 @@ test("goAway({ refuseNew }) makes new connections fail with SHUTTING_DOWN", asyn
   const client = new FrameClient({ url: replica.url });
   try {
     replica.frames.goAway({ refuseNew: true });
-    await assert.rejects(client.request({}, Buffer.alloc(0)), (e: AnyServeError) =>
-      e.code === "SHUTTING_DOWN" && e.data?.responseStarted === false && e.data?.status === 503);
+    await assert.rejects(
+      client.request({}, Buffer.alloc(0)),
+      (e: AnyServeError) => e.code === "SHUTTING_DOWN" && e.data?.responseStarted === false && e.data?.status === 503,
+    );
   } finally {
     await client.close();
     await replica.close();
@@ -215,11 +222,17 @@ test("errors are rejected promises, never synchronous throws", async () => {
 });
 
 test("an answer the replica cannot send (too big, unencodable meta) becomes an INTERNAL error answer", async () => {
-  const replica = await startReplica((req, res) => {
-    if (req.meta.big) res.reply({}, Buffer.alloc(2 << 20));
-    else if (req.meta.stream) { res.chunk(null, Buffer.from("a")); res.chunk({ n: 10n }, Buffer.alloc(0)); res.chunk(null, Buffer.from("never")); }
-    else echo(req, res);
-  }, { maxFrameBytes: 1 << 20 });
+  const replica = await startReplica(
+    (req, res) => {
+      if (req.meta.big) res.reply({}, Buffer.alloc(2 << 20));
+      else if (req.meta.stream) {
+        res.chunk(null, Buffer.from("a"));
+        res.chunk({ n: 10n }, Buffer.alloc(0));
+        res.chunk(null, Buffer.from("never"));
+      } else echo(req, res);
+    },
+    { maxFrameBytes: 1 << 20 },
+  );
   const client = new FrameClient({ url: replica.url });
   try {
     const big = await client.request({ big: true }, Buffer.alloc(0));

@@ -13,7 +13,12 @@ import {
 } from "../../src/transport/frames.js";
 import { AnyServeError } from "../../src/errors.js";
 
-interface Got { type: number; id: number; meta: FrameMeta | null; body: Buffer }
+interface Got {
+  type: number;
+  id: number;
+  meta: FrameMeta | null;
+  body: Buffer;
+}
 
 function collect(max?: number): { dec: FrameDecoder; got: Got[] } {
   const got: Got[] = [];
@@ -96,7 +101,10 @@ test("a wrong version is a protocol error, and the decoder then ignores input", 
   const bad = encodeFrame(FrameType.REQUEST, 1, null, Buffer.from("x"))[0]!;
   bad[4] = 2;
   const { dec, got } = collect();
-  assert.throws(() => dec.push(bad), (e: unknown) => e instanceof FrameProtocolError && /version 2/.test(e.message));
+  assert.throws(
+    () => dec.push(bad),
+    (e: unknown) => e instanceof FrameProtocolError && /version 2/.test(e.message),
+  );
   dec.push(wire(encodeFrame(FrameType.REQUEST, 2, null)));
   assert.equal(got.length, 0);
 });
@@ -104,8 +112,13 @@ test("a wrong version is a protocol error, and the decoder then ignores input", 
 test("a frame over the maximum size is rejected as soon as its length is read", () => {
   const { dec } = collect(1000);
   const head = encodeFrame(FrameType.REQUEST, 1, null, Buffer.alloc(2000))[0]!;
-  assert.throws(() => dec.push(head.subarray(0, 4)), (e: unknown) =>
-    e instanceof FrameProtocolError && e.code === "PAYLOAD_TOO_LARGE" && /2010 bytes exceeds the maximum frame size of 1000/.test(e.message));
+  assert.throws(
+    () => dec.push(head.subarray(0, 4)),
+    (e: unknown) =>
+      e instanceof FrameProtocolError &&
+      e.code === "PAYLOAD_TOO_LARGE" &&
+      /2010 bytes exceeds the maximum frame size of 1000/.test(e.message),
+  );
 });
 
 test("short lengths, overrunning meta and non-object meta are protocol errors", () => {

@@ -1,7 +1,12 @@
 /** Shared fixtures of the transport tests: a real http.Server with a frame server on port 0. */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { attachFrameServer, type FrameHandler, type FrameServerControl, type FrameServerOptions } from "../../src/transport/frame-server.js";
+import {
+  attachFrameServer,
+  type FrameHandler,
+  type FrameServerControl,
+  type FrameServerOptions,
+} from "../../src/transport/frame-server.js";
 
 export interface Replica {
   url: string;
@@ -13,14 +18,18 @@ export interface Replica {
 }
 
 export async function startReplica(handler: FrameHandler, opts?: FrameServerOptions): Promise<Replica> {
-  const server = http.createServer((_req, res) => { res.end("plain http"); });
+  const server = http.createServer((_req, res) => {
+    res.end("plain http");
+  });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const port = (server.address() as AddressInfo).port;
   const r: Replica = {
     url: `http://127.0.0.1:${port}`,
     server,
     frames: attachFrameServer(server, handler, opts),
-    reattach(h = handler) { r.frames = attachFrameServer(server, h, opts); },
+    reattach(h = handler) {
+      r.frames = attachFrameServer(server, h, opts);
+    },
     async close() {
       r.frames.close();
       server.closeAllConnections();
@@ -33,7 +42,9 @@ export async function startReplica(handler: FrameHandler, opts?: FrameServerOpti
 /** A promise with its resolve function outside, to wait on events without sleeping. */
 export function deferred<T = void>(): { promise: Promise<T>; resolve: (v: T) => void } {
   let resolve!: (v: T) => void;
-  const promise = new Promise<T>((r) => { resolve = r; });
+  const promise = new Promise<T>((r) => {
+    resolve = r;
+  });
   return { promise, resolve };
 }
 

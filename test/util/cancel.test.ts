@@ -16,12 +16,17 @@ test("abort calls every listener once, in order, with the reason set; later abor
 
 test("a removed listener is not called; one added after the abort is not called either (as AbortSignal)", () => {
   const c = new Cancellation();
-  let removed = 0, late = 0;
-  const l = (): void => { removed++; };
+  let removed = 0,
+    late = 0;
+  const l = (): void => {
+    removed++;
+  };
   c.addEventListener("abort", l);
   c.removeEventListener("abort", l);
   c.abort();
-  c.addEventListener("abort", () => { late++; });
+  c.addEventListener("abort", () => {
+    late++;
+  });
   assert.equal(removed, 0);
   assert.equal(late, 0);
   assert.ok(c.reason instanceof DOMException, "the default reason is an AbortError, like AbortController's");
@@ -33,7 +38,9 @@ test("signal is a real AbortSignal made on first use that follows the cancellati
   assert.ok(s instanceof AbortSignal);
   assert.equal(early.signal, s, "the same signal every time");
   let fired = 0;
-  s.addEventListener("abort", () => { fired++; });
+  s.addEventListener("abort", () => {
+    fired++;
+  });
   early.abort(new Error("gone"));
   assert.equal(fired, 1);
   assert.equal((s.reason as Error).message, "gone");
@@ -52,7 +59,8 @@ test("toAbortSignal: an AbortSignal is returned as is; a Cancellation gives its 
 });
 
 test("allAborted fires only once every signal has fired, with the first signal's reason", () => {
-  const a = new Cancellation(), b = new AbortController();
+  const a = new Cancellation(),
+    b = new AbortController();
   const all = allAborted([a, b.signal]);
   a.abort("a-left");
   assert.equal(all.aborted, false);
@@ -67,8 +75,12 @@ test("allAborted fires only once every signal has fired, with the first signal's
 test("a listener that throws does not stop the others, and abort() itself does not throw (as EventTarget)", async () => {
   const c = new Cancellation();
   let second = 0;
-  c.addEventListener("abort", () => { throw new Error("listener bug"); });
-  c.addEventListener("abort", () => { second++; });
+  c.addEventListener("abort", () => {
+    throw new Error("listener bug");
+  });
+  c.addEventListener("abort", () => {
+    second++;
+  });
   // The test runner fails a test on any uncaught exception: take its handlers out while this one is expected.
   const runners = process.listeners("uncaughtException");
   process.removeAllListeners("uncaughtException");

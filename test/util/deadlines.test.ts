@@ -8,9 +8,15 @@ class Probe extends Timed {
   firedAt: number | undefined;
   readonly fired: Promise<void>;
   #done!: () => void;
-  constructor(readonly name: string, private readonly log: string[] = [], private readonly then?: () => void) {
+  constructor(
+    readonly name: string,
+    private readonly log: string[] = [],
+    private readonly then?: () => void,
+  ) {
     super();
-    this.fired = new Promise((resolve) => { this.#done = resolve; });
+    this.fired = new Promise((resolve) => {
+      this.#done = resolve;
+    });
   }
   onTimeout(): void {
     this.firedAt = performance.now();
@@ -100,8 +106,12 @@ async function child(body: string): Promise<{ code: number | null; out: string; 
   const proc = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "pipe"] });
   let out = "";
   let err = "";
-  proc.stdout.on("data", (c: Buffer) => { out += c.toString(); });
-  proc.stderr.on("data", (c: Buffer) => { err += c.toString(); });
+  proc.stdout.on("data", (c: Buffer) => {
+    out += c.toString();
+  });
+  proc.stderr.on("data", (c: Buffer) => {
+    err += c.toString();
+  });
   const code = await new Promise<number | null>((resolve) => proc.on("exit", resolve));
   return { code, out, err };
 }

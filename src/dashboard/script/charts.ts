@@ -1,4 +1,5 @@
 /** Dashboard script, part: the hand-drawn canvas charts. */
+// biome-ignore lint/complexity/noUselessStringRaw: every part of the script is String.raw, so a backslash added later stays literal
 export const SCRIPT_CHARTS = String.raw`
   // ---- charts --------------------------------------------------------------------------------
   function drawChart(ch, samples, now) {

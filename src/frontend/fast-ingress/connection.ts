@@ -122,8 +122,17 @@ export class Connection implements OutboxOwner {
     this.#rawUrl += url;
   };
 
-  #onHeadersComplete = (major: number, minor: number, headers: string[] | undefined, method: number, url: string | undefined,
-    _status: unknown, _message: unknown, upgrade: boolean, keepAlive: boolean): number => {
+  #onHeadersComplete = (
+    major: number,
+    minor: number,
+    headers: string[] | undefined,
+    method: number,
+    url: string | undefined,
+    _status: unknown,
+    _message: unknown,
+    upgrade: boolean,
+    keepAlive: boolean,
+  ): number => {
     if (this.#closing) return 0;
     if (headers === undefined) headers = this.#raw ?? [];
     if (url === undefined) url = this.#rawUrl;
@@ -242,16 +251,19 @@ export class Connection implements OutboxOwner {
       this.#answerError(slot, err, !keepAlive);
       return;
     }
-    answer.then((out) => {
-      // Nothing awaits this callback: what it throws is answered here, not left unhandled.
-      try {
-        const text = okHead(out, call.requestId, this.#ctx.end, keepAlive);
-        if (text === undefined) this.#answerError(slot, BAD_CONTENT_TYPE(), !keepAlive);
-        else this.#outbox.finish(slot, text, out.body, false);
-      } catch (err) {
-        this.#answerError(slot, err, !keepAlive);
-      }
-    }, (err: unknown) => this.#answerError(slot, err, !keepAlive));
+    answer.then(
+      (out) => {
+        // Nothing awaits this callback: what it throws is answered here, not left unhandled.
+        try {
+          const text = okHead(out, call.requestId, this.#ctx.end, keepAlive);
+          if (text === undefined) this.#answerError(slot, BAD_CONTENT_TYPE(), !keepAlive);
+          else this.#outbox.finish(slot, text, out.body, false);
+        } catch (err) {
+          this.#answerError(slot, err, !keepAlive);
+        }
+      },
+      (err: unknown) => this.#answerError(slot, err, !keepAlive),
+    );
   }
 
   /**
@@ -297,7 +309,14 @@ export class Connection implements OutboxOwner {
     const target = this.#ctx.relayTarget();
     if (target === undefined) return this.#answerError(slot, new AnyServeError("SHUTTING_DOWN", "the API server is closing"), true);
     if (expectContinue) this.#interim(slot, CONTINUE);
-    const relay = new Relay(target, { method, url, rawHeaders, http10, keepAlive: this.#keepAlive }, slot, this.#outbox, this.socket, this.#ctx.end);
+    const relay = new Relay(
+      target,
+      { method, url, rawHeaders, http10, keepAlive: this.#keepAlive },
+      slot,
+      this.#outbox,
+      this.socket,
+      this.#ctx.end,
+    );
     relay.onBodyDrain = () => this.#gate.resume(UPLOAD);
     relay.onDone = (r) => this.#relays?.delete(r);
     (this.#relays ??= new Set()).add(relay);
@@ -358,7 +377,8 @@ export class Connection implements OutboxOwner {
     const ret = this.#parser?.finish();
     this.#closing = true;
     this.#abortAll();
-    if (ret instanceof Error && this.socket.bytesWritten === 0) this.socket.write(bareAnswer(statusOfParseError((ret as ParseError).code)), "latin1");
+    if (ret instanceof Error && this.socket.bytesWritten === 0)
+      this.socket.write(bareAnswer(statusOfParseError((ret as ParseError).code)), "latin1");
     this.afterFlush(true, true);
   };
 

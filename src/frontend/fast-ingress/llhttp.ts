@@ -52,8 +52,11 @@ const P = common.HTTPParser;
 
 /** True when this Node has the parser pieces the fast ingress uses. */
 export const llhttpAvailable =
-  P !== undefined && Array.isArray(common.methods) && typeof P.prototype.consume === "function" &&
-  typeof P.prototype.getCurrentBuffer === "function" && typeof P.kOnExecute === "number";
+  P !== undefined &&
+  Array.isArray(common.methods) &&
+  typeof P.prototype.consume === "function" &&
+  typeof P.prototype.getCurrentBuffer === "function" &&
+  typeof P.kOnExecute === "number";
 
 /** llhttp's method names, indexed by the `method` argument of kOnHeadersComplete. */
 export const METHODS: readonly string[] = common.methods ?? [];

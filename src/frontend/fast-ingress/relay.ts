@@ -74,7 +74,15 @@ export class Relay {
     }
     // The body arrives de-chunked from llhttp; the loopback request re-chunks it.
     if (chunked) headers.push("Transfer-Encoding", "chunked");
-    this.#req = request({ host: target.host, port: target.port, agent: target.agent, method: r.method, path: r.url, headers, setHost: !host });
+    this.#req = request({
+      host: target.host,
+      port: target.port,
+      agent: target.agent,
+      method: r.method,
+      path: r.url,
+      headers,
+      setHost: !host,
+    });
     this.#req.on("response", (res) => this.#onResponse(res));
     this.#req.on("error", (err) => this.#fail(err));
     this.#req.on("drain", () => this.onBodyDrain?.());
@@ -113,7 +121,8 @@ export class Relay {
     // node:http closes after answers like 413 (it did not read the whole body): so does the client's connection.
     if (/\bclose\b/i.test(res.headers.connection ?? "")) this.#keepAlive = false;
     if (!noBody && !length) {
-      if (this.#http10) this.#keepAlive = false; // close-delimited
+      if (this.#http10)
+        this.#keepAlive = false; // close-delimited
       else this.#chunked = true;
     }
     const out: string[] = [];

@@ -8,9 +8,24 @@ import type { RequestHeaders } from "../http-util.js";
 
 /** Headers node:http keeps the first of when repeated (lib/_http_incoming.js `matchKnownFields`); others are joined with ", ". */
 const FIRST_WINS = new Set([
-  "content-type", "content-length", "user-agent", "referer", "host", "authorization", "proxy-authorization",
-  "if-modified-since", "if-unmodified-since", "from", "location", "max-forwards", "retry-after", "etag",
-  "last-modified", "server", "age", "expires",
+  "content-type",
+  "content-length",
+  "user-agent",
+  "referer",
+  "host",
+  "authorization",
+  "proxy-authorization",
+  "if-modified-since",
+  "if-unmodified-since",
+  "from",
+  "location",
+  "max-forwards",
+  "retry-after",
+  "etag",
+  "last-modified",
+  "server",
+  "age",
+  "expires",
 ]);
 
 /** Scratch space for {@link headerBag}: lower-cased names and their order (one head at a time). */

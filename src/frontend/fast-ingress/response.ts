@@ -63,7 +63,13 @@ export function okHead(out: EncodedBody, requestId: string, end: HeadEnd, keepAl
 }
 
 /** A head for any status and header set (error answers, relayed answers). `Connection` is left out: `end` adds it. */
-export function head(status: number, message: string, headers: Record<string, string | number> | (string | number)[], end: HeadEnd, keepAlive: boolean): string {
+export function head(
+  status: number,
+  message: string,
+  headers: Record<string, string | number> | (string | number)[],
+  end: HeadEnd,
+  keepAlive: boolean,
+): string {
   let text = `HTTP/1.1 ${status} ${message}\r\n`;
   if (Array.isArray(headers)) {
     for (let i = 0; i + 1 < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
@@ -74,7 +80,12 @@ export function head(status: number, message: string, headers: Record<string, st
 }
 
 /** An error answer, as `sendError` would write it; `close` is true when it asks for the connection to close (413). */
-export function errorHead(err: unknown, end: HeadEnd, keepAlive: boolean, extra?: Record<string, string>): { answer: ErrorAnswer; head: string; close: boolean } {
+export function errorHead(
+  err: unknown,
+  end: HeadEnd,
+  keepAlive: boolean,
+  extra?: Record<string, string>,
+): { answer: ErrorAnswer; head: string; close: boolean } {
   const answer = errorAnswer(err, extra);
   const close = !keepAlive || answer.headers.connection === "close";
   return { answer, head: head(answer.status, STATUS_CODES[answer.status] ?? "Unknown", answer.headers, end, !close), close };
@@ -85,7 +96,11 @@ export const BAD_CONTENT_TYPE = (): AnyServeError =>
   new AnyServeError("UPSTREAM_PROTOCOL_ERROR", "the replica answered with a Content-Type that is not a valid header value");
 
 /** Writes a head and its body: one buffer for small bodies, two writes under one cork for large ones. */
-export function writeAnswer(socket: { write(b: Buffer | string, enc?: BufferEncoding): boolean; cork(): void; uncork(): void }, text: string, body: Buffer | undefined): void {
+export function writeAnswer(
+  socket: { write(b: Buffer | string, enc?: BufferEncoding): boolean; cork(): void; uncork(): void },
+  text: string,
+  body: Buffer | undefined,
+): void {
   const size = body === undefined ? 0 : body.length;
   if (size <= COPY_LIMIT) {
     const buf = Buffer.allocUnsafe(text.length + size);

@@ -118,10 +118,10 @@ export class CircuitBreakers {
     switch (c.state) {
       case "closed": {
         this.#advance(c, now);
-        c.requests[c.head]++;
+        c.requests[c.head]!++;
         c.totalRequests++;
         if (!ok) {
-          c.failures[c.head]++;
+          c.failures[c.head]!++;
           c.totalFailures++;
         }
         if (c.totalRequests >= this.#minRequests && c.totalFailures >= this.#ratio * c.totalRequests) {

@@ -57,13 +57,7 @@ export class OutlierDetector {
 
   /** @throws RangeError when an option is out of range. */
   constructor(options: OutlierDetectorOptions = {}) {
-    const {
-      consecutiveFailures = 5,
-      baseEjectionMs = 30_000,
-      maxEjectionMs = 300_000,
-      maxEjectionPercent = 10,
-      now = Date.now,
-    } = options;
+    const { consecutiveFailures = 5, baseEjectionMs = 30_000, maxEjectionMs = 300_000, maxEjectionPercent = 10, now = Date.now } = options;
     if (!(consecutiveFailures >= 1)) throw new RangeError(`consecutiveFailures must be >= 1, got ${consecutiveFailures}`);
     if (!(baseEjectionMs > 0)) throw new RangeError(`baseEjectionMs must be > 0, got ${baseEjectionMs}`);
     if (!(maxEjectionMs >= baseEjectionMs)) throw new RangeError(`maxEjectionMs must be >= baseEjectionMs, got ${maxEjectionMs}`);

@@ -69,7 +69,7 @@ export class RetryBudget {
   /** Counts one original (non-retry) request into the current bucket. */
   recordRequest(): void {
     this.#advance();
-    this.#requests[this.#head]++;
+    this.#requests[this.#head]!++;
     this.#totalRequests++;
   }
 
@@ -80,7 +80,7 @@ export class RetryBudget {
   tryRetry(): boolean {
     this.#advance();
     if (this.#totalRetries + 1 > this.#cap() + EPSILON) return false;
-    this.#retries[this.#head]++;
+    this.#retries[this.#head]!++;
     this.#totalRetries++;
     return true;
   }

@@ -26,7 +26,8 @@ export const HOST_TAG = createHash("sha256").update(hostname()).digest("hex").sl
 
 export function encodeHeader(meta: ObjectMeta): Buffer {
   const json = Buffer.from(JSON.stringify({ v: 1, ...meta }));
-  if (json.length > MAX_HEADER) throw new AnyServeError("INTERNAL", `object ${meta.id}: header is ${json.length} bytes, over ${MAX_HEADER}`);
+  if (json.length > MAX_HEADER)
+    throw new AnyServeError("INTERNAL", `object ${meta.id}: header is ${json.length} bytes, over ${MAX_HEADER}`);
   const prefix = Buffer.alloc(PREFIX_LENGTH);
   MAGIC.copy(prefix);
   prefix.writeUInt32BE(json.length, MAGIC.length);
@@ -67,13 +68,19 @@ export async function writeAll(fh: FileHandle, parts: Uint8Array[]): Promise<voi
   for (const part of parts) {
     const start = Math.min(skip, part.byteLength);
     skip -= start;
-    for (let off = start; off < part.byteLength;) off += (await fh.write(part, off, part.byteLength - off)).bytesWritten;
+    for (let off = start; off < part.byteLength; ) off += (await fh.write(part, off, part.byteLength - off)).bytesWritten;
   }
 }
 
 /** Reads exactly `length` bytes at `position` into `into` (or a new buffer); undefined when the file ends first. */
-export async function readExactly(fh: FileHandle, length: number, position: number, into = Buffer.allocUnsafe(length), at = 0): Promise<Buffer | undefined> {
-  for (let off = 0; off < length;) {
+export async function readExactly(
+  fh: FileHandle,
+  length: number,
+  position: number,
+  into = Buffer.allocUnsafe(length),
+  at = 0,
+): Promise<Buffer | undefined> {
+  for (let off = 0; off < length; ) {
     const { bytesRead } = await fh.read(into, at + off, Math.min(length - off, 1 << 30), position + off);
     if (bytesRead === 0) return undefined;
     off += bytesRead;

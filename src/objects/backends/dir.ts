@@ -54,9 +54,11 @@ export class DirBackend implements ObjectBackend {
   async write(meta: ObjectMeta, source: Buffer | AsyncIterable<Uint8Array>, limits: WriteLimits): Promise<StoredObject> {
     const final = await this.#pathOf(meta.id);
     const temp = path.join(path.dirname(final), `.tmp.${process.pid}.${HOST_TAG}.${randomBytes(6).toString("hex")}.${meta.id}`);
-    const fh = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | O_NOFOLLOW, this.#mode).catch((err: unknown) => {
-      throw mapFsError(err, this.location);
-    });
+    const fh = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | O_NOFOLLOW, this.#mode).catch(
+      (err: unknown) => {
+        throw mapFsError(err, this.location);
+      },
+    );
     let handleOpen = true;
     let size = 0;
     try {
@@ -65,8 +67,16 @@ export class DirBackend implements ObjectBackend {
       const put = async (chunk: Uint8Array): Promise<void> => {
         if (limits.signal?.aborted) throw new AnyServeError("CANCELLED", `writing object ${meta.id} was aborted`);
         size += chunk.byteLength;
-        if (size > limits.maxBytes) throw new AnyServeError("OBJECT_TOO_LARGE", `object ${meta.id} passed ${size} bytes: the limit is ${limits.maxBytes} bytes per object`);
-        if (size > limits.room) throw new AnyServeError("OBJECT_STORE_FULL", `object store ${this.location} is full: object ${meta.id} needs more than the ${Math.max(0, limits.room)} bytes left under its cap`);
+        if (size > limits.maxBytes)
+          throw new AnyServeError(
+            "OBJECT_TOO_LARGE",
+            `object ${meta.id} passed ${size} bytes: the limit is ${limits.maxBytes} bytes per object`,
+          );
+        if (size > limits.room)
+          throw new AnyServeError(
+            "OBJECT_STORE_FULL",
+            `object store ${this.location} is full: object ${meta.id} needs more than the ${Math.max(0, limits.room)} bytes left under its cap`,
+          );
         await writeAll(fh, header ? [header, chunk] : [chunk]);
         header = undefined;
       };
@@ -147,21 +157,35 @@ export class DirBackend implements ObjectBackend {
   async usage(): Promise<number> {
     const root = await this.#root;
     const names = (await this.#entries()).filter((e) => e.isFile() && (OBJECT_NAME.test(e.name) || TEMP_NAME.test(e.name)));
-    const sizes = await inBatches(names, (e) => stat(path.join(root, e.name)).then((s) => s.size, () => 0));
+    const sizes = await inBatches(names, (e) =>
+      stat(path.join(root, e.name)).then(
+        (s) => s.size,
+        () => 0,
+      ),
+    );
     return sizes.reduce((a, b) => a + b, 0);
   }
 
   async removeStaleTemps(staleMs: number): Promise<number> {
     const root = await this.#root;
     const now = Date.now();
-    const removed = await inBatches((await this.#entries()).filter((e) => TEMP_NAME.test(e.name)), async (e) => {
-      const [, pid, host] = TEMP_NAME.exec(e.name)!;
-      const file = path.join(root, e.name);
-      const dead = host === HOST_TAG && !pidAlive(Number(pid));
-      const idle = await stat(file).then((s) => now - s.mtimeMs > staleMs, () => false);
-      if (!dead && !idle) return 0;
-      return unlink(file).then(() => 1, () => 0);
-    });
+    const removed = await inBatches(
+      (await this.#entries()).filter((e) => TEMP_NAME.test(e.name)),
+      async (e) => {
+        const [, pid, host] = TEMP_NAME.exec(e.name)!;
+        const file = path.join(root, e.name);
+        const dead = host === HOST_TAG && !pidAlive(Number(pid));
+        const idle = await stat(file).then(
+          (s) => now - s.mtimeMs > staleMs,
+          () => false,
+        );
+        if (!dead && !idle) return 0;
+        return unlink(file).then(
+          () => 1,
+          () => 0,
+        );
+      },
+    );
     return removed.reduce<number>((a, b) => a + b, 0);
   }
 
@@ -253,7 +277,8 @@ async function inBatches<T, R>(items: T[], fn: (item: T) => Promise<R>, size = 6
 
 function mapFsError(err: unknown, where: string): unknown {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  if (code === "ENOSPC" || code === "EDQUOT") return new AnyServeError("OBJECT_STORE_FULL", `object store ${where}: the disk is full (${code})`);
+  if (code === "ENOSPC" || code === "EDQUOT")
+    return new AnyServeError("OBJECT_STORE_FULL", `object store ${where}: the disk is full (${code})`);
   return err;
 }
 

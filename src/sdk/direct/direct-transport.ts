@@ -59,7 +59,7 @@ const DOWN_MS = 2_000;
 const GOAWAY_MS = 10_000;
 const NEVER = new AbortController().signal;
 /** An `X-Request-Id` the REST front end would keep (`requestIdOf`). */
-const REQUEST_ID = /^[\w.\-]{1,128}$/;
+const REQUEST_ID = /^[\w.-]{1,128}$/;
 
 export class DirectTransport implements ClientTransport {
   readonly #fallback: ClientTransport;
@@ -135,7 +135,11 @@ export class DirectTransport implements ClientTransport {
     return route;
   }
 
-  #route(query: CapabilityMap, o: CallOptions, exclude: readonly string[] | undefined): (DirectRoute & { query: CapabilityMap }) | undefined {
+  #route(
+    query: CapabilityMap,
+    o: CallOptions,
+    exclude: readonly string[] | undefined,
+  ): (DirectRoute & { query: CapabilityMap }) | undefined {
     if (this.#closed) return undefined;
     let affinity: string | undefined;
     const headers = o.headers;
@@ -173,7 +177,11 @@ export class DirectTransport implements ClientTransport {
   }
 
   /** One direct stream: yields its chunks as they come; returns how it ended and whether any chunk came. */
-  async *#streamAttempt(route: DirectRoute, call: IncomingCall, caller: AbortSignal | undefined): AsyncGenerator<InferResponse, Outcome & { received: boolean }> {
+  async *#streamAttempt(
+    route: DirectRoute,
+    call: IncomingCall,
+    caller: AbortSignal | undefined,
+  ): AsyncGenerator<InferResponse, Outcome & { received: boolean }> {
     const stop = new AbortController();
     const chunks: Buffer[] = [];
     let wake: (() => void) | undefined;
@@ -203,7 +211,13 @@ export class DirectTransport implements ClientTransport {
     }
   }
 
-  async #attempt(route: DirectRoute, call: IncomingCall, kind: FrameKind, signal: AbortSignal | undefined, onChunk: ((meta: unknown, body: Buffer) => void) | undefined): Promise<Outcome> {
+  async #attempt(
+    route: DirectRoute,
+    call: IncomingCall,
+    kind: FrameKind,
+    signal: AbortSignal | undefined,
+    onChunk: ((meta: unknown, body: Buffer) => void) | undefined,
+  ): Promise<Outcome> {
     const { entry } = route;
     const id = entry.replicaId;
     const client = this.#client(id, entry.httpEndpoint);

@@ -85,7 +85,10 @@ export class RouteCache {
     if (this.#down.size > 0) found = found.filter((e) => !this.#isDown(e.replicaId));
     if (found.length === 0) return undefined;
     const policy = this.#policies.get(found[0]!.replicaId) ?? { balancer: "power_of_two", failover: false };
-    const entry = this.#balancer(policy.balancer).pick(preferWarm(found, query), affinityKey === undefined ? undefined : { key: affinityKey });
+    const entry = this.#balancer(policy.balancer).pick(
+      preferWarm(found, query),
+      affinityKey === undefined ? undefined : { key: affinityKey },
+    );
     if (entry.httpEndpoint === undefined) return undefined;
     return { entry: entry as DirectRoute["entry"], failover: policy.failover };
   }
@@ -101,7 +104,11 @@ export class RouteCache {
   }
 
   state(): RouteCacheState {
-    const out: RouteCacheState = { version: this.#version, connected: this.#connected, replicas: this.#registry.list().map((e) => e.replicaId) };
+    const out: RouteCacheState = {
+      version: this.#version,
+      connected: this.#connected,
+      replicas: this.#registry.list().map((e) => e.replicaId),
+    };
     if (this.#lastError !== undefined) out.lastError = this.#lastError;
     return out;
   }
@@ -159,7 +166,13 @@ export class RouteCache {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, wait * (0.5 + Math.random() / 2));
         timer.unref();
-        this.#retry = { timer, wake: () => { clearTimeout(timer); resolve(); } };
+        this.#retry = {
+          timer,
+          wake: () => {
+            clearTimeout(timer);
+            resolve();
+          },
+        };
       });
       this.#retry = undefined;
     }
@@ -218,7 +231,10 @@ export class RouteCache {
       }
       this.#registry.setAvailable(id, row.available !== false);
       this.#registry.setHealthy(id, row.health !== "unhealthy");
-      this.#policies.set(id, { balancer: typeof row.load_balancing === "string" ? row.load_balancing : "power_of_two", failover: row.failover === true });
+      this.#policies.set(id, {
+        balancer: typeof row.load_balancing === "string" ? row.load_balancing : "power_of_two",
+        failover: row.failover === true,
+      });
     }
     for (const e of this.#registry.list()) {
       if (seen.has(e.replicaId)) continue;
