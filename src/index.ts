@@ -61,4 +61,4 @@ export {
   type ServiceStatistics,
 } from "./sdk/environment.js";
 export { loadDeploymentFile, parseDeployment, ConfigError } from "./deploy/load.js";
-export type { DeploymentFile, ServiceConfig } from "./deploy/schema.js";
+export type { DeploymentFile, ServiceConfig } from "./config/schema.js";

@@ -74,13 +74,13 @@ export function moleculerScenario(body: string): Promise<Entry[]> {
 
 /**
  * The replica → worker-thread hop: the replica's own REST endpoint with the noop app on
- * `--strategy single` (handler on the event loop) and on `--strategy multi --threads 1` (one worker
+ * `--threading-strategy single` (handler on the event loop) and on `--threading-strategy multi --thread-count 1` (one worker
  * thread). Not registered anywhere: they are called directly.
  */
 export async function threadHopScenarios(body: string): Promise<Scenario[]> {
   const [single, multi] = await Promise.all([
-    startCli("replica-single", ["start", "--app", NOOP_APP, "--port", "0", "--strategy", "single"]),
-    startCli("replica-multi", ["start", "--app", NOOP_APP, "--port", "0", "--strategy", "multi", "--threads", "1"]),
+    startCli("replica-single", ["start", "--app", NOOP_APP, "--port", "0", "--threading-strategy", "single"]),
+    startCli("replica-multi", ["start", "--app", NOOP_APP, "--port", "0", "--threading-strategy", "multi", "--thread-count", "1"]),
   ]);
   return [
     httpScenario(`${single.ready.http}/infer`, body, {

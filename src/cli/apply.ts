@@ -1,7 +1,7 @@
 /** `anyserve apply FILE` and `anyserve validate FILE`. */
 import type { Command } from "commander";
 import { ConfigError, loadDeploymentFile } from "../deploy/load.js";
-import type { DeploymentFile } from "../deploy/schema.js";
+import type { DeploymentFile } from "../config/schema.js";
 
 export function registerApplyCommands(program: Command): void {
   program

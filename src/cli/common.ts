@@ -1,5 +1,6 @@
 /** Helpers shared by the CLI commands: option parsing and signal handling. */
 import { InvalidArgumentError } from "commander";
+import { ConfigError } from "../config/errors.js";
 
 export function intOption(name: string, min: number, max: number): (v: string) => number {
   return (v) => {
@@ -44,5 +45,16 @@ export function onShutdown(stop: () => Promise<void>): void {
     process.stdin.on("end", () => handler("SIGTERM"));
     process.stdin.on("error", () => handler("SIGTERM"));
     process.stdin.resume();
+  }
+}
+
+/** Runs `fn`; a ConfigError is printed (every problem) and exits 2, as a bad deployment file does. */
+export function configErrorExit<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`${err.message}\n`);
+    process.exit(2);
   }
 }

@@ -10,7 +10,8 @@ import type { Registry } from "../gateway/registry.js";
 import { policyFieldsOf } from "./gateway-options.js";
 import type { Logger } from "../util/logger.js";
 import { place, type NodeCapacity, type ServicePlacement } from "./placement.js";
-import { UPDATE_TYPES, type DeploymentFile, type ServiceConfig } from "./schema.js";
+import { resolveService } from "../config/resolve.js";
+import { SECTION_NAMES, updateTypeOf, type DeploymentFile, type ServiceConfig } from "../config/schema.js";
 import { ReplicaProcess, type ReplicaStatus } from "./supervisor.js";
 import { replicaArgs, replicaEnv } from "./replica-args.js";
 import { UnhealthyReplacer, type Replaceable } from "./unhealthy-replacer.js";
@@ -181,11 +182,12 @@ export class DeploymentController {
     for (let k = 2; this.#usedIds.has(replicaId); k++) replicaId = `${service}-${index}-r${k}`;
     this.#usedIds.add(replicaId);
     const gpuIds = p.replicas[index]?.gpuIds ?? [];
+    const resolved = resolveService(cfg, { source: `services.${service}`, cpus: this.#o.node.cpuCores });
     const spec = {
       replicaId,
       service,
-      args: replicaArgs({ service, cfg, replicaId, apiServer: this.#o.apiServerUrl, nodeName: this.#o.node.name }),
-      env: replicaEnv(cfg, gpuIds, this.#o.token),
+      args: replicaArgs({ service, cfg: resolved, replicaId, apiServer: this.#o.apiServerUrl, nodeName: this.#o.node.name }),
+      env: replicaEnv(resolved, gpuIds, this.#o.token),
     };
     // A replica that dies is taken out of the registry at once, not after 3 missed heartbeats.
     return new ReplicaProcess(spec, this.#o.logger, (r) => this.#o.registry.unregister(r.spec.replicaId));
@@ -197,13 +199,13 @@ export function diffFields(before: ServiceConfig | undefined, after: ServiceConf
   if (!before) return [];
   const out: ServiceReport["changed"] = [];
   if (before.app !== after.app) out.push({ field: "app", applied: "restart" });
-  for (const section of ["deployment", "resources", "performance", "monitoring"] as const) {
+  for (const section of SECTION_NAMES) {
     const a = before[section] as Record<string, unknown>;
     const b = after[section] as Record<string, unknown>;
     for (const key of Object.keys(b)) {
       if (JSON.stringify(a[key]) !== JSON.stringify(b[key])) {
         const field = `${section}.${key}`;
-        out.push({ field, applied: UPDATE_TYPES[field] ?? "restart" });
+        out.push({ field, applied: updateTypeOf(field) });
       }
     }
   }

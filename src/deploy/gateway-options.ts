@@ -1,7 +1,7 @@
 /** How the deployment file's `api_server` block becomes the API server's resilience settings. */
 import type { ResilienceOptions } from "../gateway/forwarder.js";
 import type { PolicyFields } from "../gateway/policies.js";
-import type { ApiServerConfig, ServiceConfig } from "./schema.js";
+import type { ApiServerConfig, ServiceConfig } from "../config/schema.js";
 
 export function resilienceOf(a: ApiServerConfig): ResilienceOptions {
   const o = a.outlier_detection;

@@ -1,36 +1,29 @@
 /**
- * Loading and validating deployment files. Every failing field is reported at once, with its
- * path, the bad value and what is allowed; an unknown key gets a "did you mean" hint.
+ * Loading deployment files: YAML (or JSON) text → a validated deployment (the schema is
+ * `src/config/schema.ts`); every failing field is reported at once (`ConfigError`).
  *
  * @example
  * ```ts
- * import { loadDeploymentFile } from "anyserve";
+ * import { loadDeploymentFile } from "anyserve/server";
  * const config = await loadDeploymentFile("anyserve.yaml"); // throws ConfigError listing every problem
  * ```
  */
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { parse as parseYaml } from "yaml";
-import type { z } from "zod";
-import { apiServerSchema, deploymentFileSchema, nodeSchema, SECTION_SCHEMAS, type DeploymentFile } from "./schema.js";
+import { ConfigError, issuesOf } from "../config/errors.js";
+import { deploymentFileSchema, type DeploymentFile } from "../config/schema.js";
 
-export interface ConfigIssue {
-  /** Dotted path, e.g. `services.kv_service.deployment.replicas`. */
-  path: string;
-  message: string;
-}
+export { ConfigError, closest, type ConfigIssue } from "../config/errors.js";
 
-export class ConfigError extends Error {
-  readonly issues: ConfigIssue[];
+/** A deployment's object store when it names none, relative to its file. */
+export const DEPLOYMENT_OBJECT_STORE = ".anyserve/objects";
 
-  constructor(source: string, issues: ConfigIssue[]) {
-    super(`${source}: ${issues.length} problem(s)\n${issues.map((i) => `  - ${i.path || "(top)"}: ${i.message}`).join("\n")}`);
-    this.name = "ConfigError";
-    this.issues = issues;
-  }
-}
-
-/** Reads and validates a YAML (or JSON) deployment file; `app:` paths become absolute (relative to the file). */
+/**
+ * Reads and validates a YAML (or JSON) deployment file. Paths in it are relative to the file and
+ * become absolute: `app:`, and `object_store.dir`, which defaults to the deployment's own
+ * `.anyserve/objects` beside the file (unrelated deployments do not share a store).
+ */
 export async function loadDeploymentFile(file: string): Promise<DeploymentFile> {
   let text: string;
   try {
@@ -40,7 +33,10 @@ export async function loadDeploymentFile(file: string): Promise<DeploymentFile> 
   }
   const config = parseDeployment(text, file);
   const dir = path.dirname(path.resolve(file));
-  for (const service of Object.values(config.services)) service.app = resolveApp(service.app, dir);
+  for (const service of Object.values(config.services)) {
+    service.app = resolveApp(service.app, dir);
+    service.object_store.dir = path.resolve(dir, service.object_store.dir ?? DEPLOYMENT_OBJECT_STORE);
+  }
   return config;
 }
 
@@ -54,82 +50,31 @@ export function parseDeployment(doc: string | unknown, source = "config"): Deplo
       throw new ConfigError(source, [{ path: "", message: `not valid YAML: ${(err as Error).message.split("\n")[0]}` }]);
     }
   }
-  const result = deploymentFileSchema.safeParse(value, { reportInput: true });
+  const merged = withObjectStoreDefaults(value);
+  const result = deploymentFileSchema.safeParse(merged, { reportInput: true });
   if (result.success) return result.data;
-  throw new ConfigError(
-    source,
-    result.error.issues.flatMap((issue) => describeIssue(issue, value)),
+  throw new ConfigError(source, issuesOf(result.error, merged));
+}
+
+/**
+ * The file's top-level `object_store` is the default of every service's own section: merged in
+ * before validation, so a service's own keys win and every value is checked in the service.
+ */
+function withObjectStoreDefaults(value: unknown): unknown {
+  if (!isRecord(value) || !isRecord(value.object_store) || !isRecord(value.services)) return value;
+  const defaults = value.object_store;
+  const services = Object.fromEntries(
+    Object.entries(value.services).map(([name, s]) => {
+      if (!isRecord(s)) return [name, s];
+      const own = isRecord(s.object_store) ? s.object_store : s.object_store === undefined ? {} : undefined;
+      return [name, own === undefined ? s : { ...s, object_store: { ...defaults, ...own } }];
+    }),
   );
+  return { ...value, services };
 }
 
-function describeIssue(issue: z.core.$ZodIssue, root: unknown): ConfigIssue[] {
-  const at = issue.path.map(String);
-  const dotted = at.join(".");
-  if (issue.code === "unrecognized_keys") {
-    const known = knownKeys(at);
-    return issue.keys.map((key) => {
-      const hint = closest(key, known);
-      return {
-        path: dotted ? `${dotted}.${key}` : key,
-        message: `unknown key${hint ? `; did you mean '${hint}'?` : ""} (allowed: ${known.join(", ")})`,
-      };
-    });
-  }
-  const input = "input" in issue ? issue.input : valueAt(root, at);
-  const got =
-    input === undefined
-      ? "nothing"
-      : typeof input === "number" && !Number.isFinite(input)
-        ? String(input)
-        : JSON.stringify(input)?.slice(0, 80);
-  return [{ path: dotted, message: `${issue.message}; got ${got}` }];
-}
-
-/** The keys the schema allows at a path (for hints). */
-function knownKeys(at: string[]): string[] {
-  const shapeKeys = (s: { shape: Record<string, unknown> }) => Object.keys(s.shape);
-  if (at.length === 0) return shapeKeys(deploymentFileSchema);
-  if (at[0] === "api_server") return shapeKeys(apiServerSchema);
-  if (at[0] === "node") return shapeKeys(nodeSchema);
-  if (at[0] === "services" && at.length === 2) return ["app", ...Object.keys(SECTION_SCHEMAS)];
-  if (at[0] === "services" && at.length === 3 && Object.hasOwn(SECTION_SCHEMAS, at[2]!)) {
-    return shapeKeys(SECTION_SCHEMAS[at[2] as keyof typeof SECTION_SCHEMAS]);
-  }
-  return [];
-}
-
-function valueAt(root: unknown, at: string[]): unknown {
-  let v = root;
-  for (const k of at) v = v !== null && typeof v === "object" ? (v as Record<string, unknown>)[k] : undefined;
-  return v;
-}
-
-/** The known key closest to `key` by edit distance, when it is close enough to be a typo. */
-export function closest(key: string, known: string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const k of known) {
-    const d = editDistance(key.toLowerCase(), k.toLowerCase());
-    if (d < bestDistance) {
-      bestDistance = d;
-      best = k;
-    }
-  }
-  return bestDistance <= Math.max(2, Math.floor(key.length / 3)) ? best : undefined;
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const cur = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = cur;
-    }
-  }
-  return row[b.length]!;
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === "object" && !Array.isArray(v);
 }
 
 /** `app: ./kv.ts:KVService` relative to the deployment file. */

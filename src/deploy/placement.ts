@@ -5,7 +5,7 @@
  * resources do not fit the node is refused as a whole, with the numbers.
  */
 import os from "node:os";
-import type { DeploymentFile, NodeConfig, ServiceConfig } from "./schema.js";
+import type { DeploymentFile, NodeConfig, ServiceConfig } from "../config/schema.js";
 
 export interface NodeCapacity {
   name: string;

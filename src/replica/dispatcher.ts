@@ -11,7 +11,7 @@
  * empty capability. Queue wait, execution time and batch sizes are recorded by the lane.
  */
 import { AnyServeError } from "../errors.js";
-import { resolveExecution, type ExecutionConfig } from "../execution/config.js";
+import { checkExecution, type ExecutionConfig } from "../execution/config.js";
 import { Lane } from "../execution/lane.js";
 import { taskOf, type Task, type TaskHooks } from "../execution/task.js";
 import type { IncomingCall, InferBackend, ModelMetadata } from "../frontend/backend.js";
@@ -37,8 +37,8 @@ export interface DispatcherOptions {
   appSpec?: string | undefined;
   /** The API server, so that thread and process workers can offer `ctx.call`. */
   apiServer?: string | undefined;
-  /** Strategy, sizes, queue and batching; defaults in execution/config.ts. */
-  execution?: Partial<ExecutionConfig> | undefined;
+  /** Strategy, sizes, queue and batching (from the service's config: `replica/service-config.ts`). */
+  execution: ExecutionConfig;
   /** A capability turned warm, cold or failed: the registration should say so. */
   onStateChange?: (() => void) | undefined;
   /** The replica's metrics; without them nothing is recorded. */
@@ -57,7 +57,7 @@ export class Dispatcher implements InferBackend {
 
   constructor(options: DispatcherOptions) {
     this.#o = options;
-    this.config = resolveExecution(options.execution, options.appSpec);
+    this.config = checkExecution(options.execution, options.appSpec);
     const c = this.config;
     const env = {
       app: options.app,

@@ -15,7 +15,9 @@ import { VERSION } from "../version.js";
 import { ApiServerCaller } from "../sdk/caller.js";
 import { DelegatingBackend } from "./delegation.js";
 import { Dispatcher } from "./dispatcher.js";
-import type { ExecutionConfig } from "../execution/config.js";
+import type { ResolvedServiceConfig } from "../config/resolve.js";
+import type { ServiceConfigInput } from "../config/schema.js";
+import { executionOf, serviceConfigOf } from "./service-config.js";
 import { workerRoutes } from "../execution/routes.js";
 import { withObjectEndpoint } from "../objects/endpoint.js";
 import type { ObjectStore } from "../objects/store.js";
@@ -46,8 +48,11 @@ export interface ReplicaOptions {
   logger?: Logger;
   /** `FILE[:export]` the app was loaded from: thread and process workers load it themselves. */
   appSpec?: string;
-  /** Execution strategy, sizes, queue, batching, idle timeout (docs/execution.md); defaults in execution/config.ts. */
-  execution?: Partial<ExecutionConfig>;
+  /**
+   * The service's config: strategy, sizes, queue, batching, idle timeout (docs/execution.md), as in
+   * a deployment file or already resolved; defaults from the config schema.
+   */
+  config?: ServiceConfigInput | ResolvedServiceConfig;
   /** The store handlers get as `ctx.objects`; also served at `GET|HEAD /objects/{id}` (docs/objects.md). */
   objectStore?: ObjectStore;
   /** Prometheus metrics at `GET /metrics` (docs/metrics.md); false: none are collected and the route is 404. Default true. */
@@ -83,7 +88,7 @@ export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
     app: o.app,
     appSpec: o.appSpec,
     apiServer: o.apiServer,
-    execution: o.execution,
+    execution: executionOf(serviceConfigOf(o.config, o.appSpec)),
     onStateChange: () => onStateChange(),
     replicaId,
     logger,

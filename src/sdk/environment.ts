@@ -19,8 +19,14 @@ import { AnyServeError } from "../errors.js";
 import { DeploymentController } from "../deploy/controller.js";
 import { loadDeploymentFile } from "../deploy/load.js";
 import { localNode, placementConflict } from "../deploy/placement.js";
-import { executionOf } from "../deploy/replica-args.js";
-import { deploymentFileSchema, nodeSchema, serviceSchema, type DeploymentFile, type ServiceConfig } from "../deploy/schema.js";
+import {
+  deploymentFileSchema,
+  nodeSchema,
+  serviceSchema,
+  type DeploymentFile,
+  type SectionName,
+  type ServiceConfig,
+} from "../config/schema.js";
 import { startApiServer, type RunningApiServer } from "../gateway/api-server.js";
 import type { ServiceView } from "../gateway/status.js";
 import { startReplica, type RunningReplica } from "../replica/replica.js";
@@ -32,7 +38,7 @@ type ServiceClass = new (...args: never[]) => object;
 
 /** A config as users write it: any subset of the sections, defaults for the rest. */
 export type ServiceConfigInput = {
-  [S in "deployment" | "resources" | "performance" | "monitoring"]?: Partial<ServiceConfig[S]>;
+  [S in SectionName]?: Partial<ServiceConfig[S]>;
 } & { app?: string };
 
 export interface EnvironmentOptions {
@@ -304,7 +310,7 @@ export class Environment {
         service: r.name,
         apiServer: this.#api!.url,
         timeoutMs: r.config.performance.timeout * 1000,
-        execution: executionOf(r.config),
+        config: r.config,
         ...(r.config.app.startsWith("<") ? {} : { appSpec: r.config.app }),
         heartbeatIntervalMs: Math.round(r.config.monitoring.health_check_interval * 1000),
         logger,

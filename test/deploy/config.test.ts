@@ -11,7 +11,7 @@ test("defaults follow the seed's ServiceDeploymentConfig", () => {
   const s = parseDeployment(service()).services.svc!;
   assert.equal(s.deployment.target, "local");
   assert.equal(s.deployment.threading_strategy, "single");
-  assert.equal(s.deployment.thread_count, 1);
+  assert.equal(s.deployment.thread_count, null, "decided by the strategy when the config is resolved (1 for single)");
   assert.equal(s.deployment.replicas, 1);
   assert.equal(s.deployment.load_balancing, true, "anyserve balances by default (the seed defaults to false; docs/config.md says why)");
   assert.equal(s.deployment.failover_enabled, false);

@@ -25,7 +25,7 @@ function freePort(): Promise<number> {
 
 test("a SIGKILLed replica is gone from /registry within 3 heartbeat intervals", async (t) => {
   const api = await startApiServerProc(t);
-  const a = await startReplicaProc(t, api.ready.url!, APP, ["--replica-id", "victim", "--heartbeat-interval", "0.5"]);
+  const a = await startReplicaProc(t, api.ready.url!, APP, ["--replica-id", "victim", "--health-check-interval", "0.5"]);
   await startReplicaProc(t, api.ready.url!, APP, ["--replica-id", "survivor"]);
   await waitFor("both registered", async () => (await registryIds(api.ready.url!)).length === 2);
   a.child.kill("SIGKILL");
@@ -42,8 +42,8 @@ test("replicas register again by themselves when the API server restarts", async
   const port = await freePort();
   const args = ["--port", String(port)];
   const api = await startCli(t, ["api-server", ...args]);
-  await startReplicaProc(t, api.ready.url!, APP, ["--replica-id", "r1", "--heartbeat-interval", "0.5"]);
-  await startReplicaProc(t, api.ready.url!, APP, ["--replica-id", "r2", "--heartbeat-interval", "0.5"]);
+  await startReplicaProc(t, api.ready.url!, APP, ["--replica-id", "r1", "--health-check-interval", "0.5"]);
+  await startReplicaProc(t, api.ready.url!, APP, ["--replica-id", "r2", "--health-check-interval", "0.5"]);
   await waitFor("registered", async () => (await registryIds(api.ready.url!)).length === 2);
   await api.stop("SIGKILL");
   const again = await startCli(t, ["api-server", ...args]);

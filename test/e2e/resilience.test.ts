@@ -320,7 +320,7 @@ test("health checks: a replica that stops answering probes is taken out (503 NO_
     "0",
     "--api-server",
     url,
-    "--heartbeat-interval",
+    "--health-check-interval",
     "30",
     "--replica-id",
     "r-health",

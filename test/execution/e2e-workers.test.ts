@@ -19,17 +19,17 @@ describe("execution across processes", () => {
   before(async () => {
     api = (await startApiServerProc(hooks)).ready.url!;
     const flags: Record<string, string[]> = {
-      proc: ["--strategy", "process", "--threads", "2", "--worker-env", "EXEC_AT"],
-      pool: ["--strategy", "pool", "--threads", "1", "--max-threads", "2", "--abort-grace", "0.2"],
-      single: ["--strategy", "single", "--queue-size", "5"],
-      batch: ["--strategy", "async", "--threads", "1", "--batch-size", "8", "--batch-wait-ms", "5"],
+      proc: ["--threading-strategy", "process", "--thread-count", "2", "--worker-env", "EXEC_AT"],
+      pool: ["--threading-strategy", "pool", "--thread-count", "1", "--max-thread-count", "2", "--abort-grace", "0.2"],
+      single: ["--threading-strategy", "single", "--queue-size", "5"],
+      batch: ["--threading-strategy", "async", "--thread-count", "1", "--batch-size", "8", "--batch-wait-ms", "5"],
     };
     await Promise.all(
       Object.entries(flags).map(async ([at, extra]) => {
         ids[at] = freshReplicaId(`e2e-${at}`);
         reps[at] = await startCli(
           hooks,
-          ["start", "--app", APP, "--port", "0", "--api-server", api, "--heartbeat-interval", "0.5", "--replica-id", ids[at]!, ...extra],
+          ["start", "--app", APP, "--port", "0", "--api-server", api, "--health-check-interval", "0.5", "--replica-id", ids[at]!, ...extra],
           { EXEC_AT: at },
         );
       }),

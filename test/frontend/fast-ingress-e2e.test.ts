@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
-import { apiServerSchema } from "../../src/deploy/schema.js";
+import { apiServerSchema } from "../../src/config/schema.js";
 import { startApiServer, type RunningApiServer } from "../../src/gateway/api-server.js";
 import { startReplica } from "../../src/replica/replica.js";
 import { AnyServe } from "../../src/sdk/app.js";

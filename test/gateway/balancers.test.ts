@@ -1,7 +1,7 @@
 // Gateway balancing strategies: round_robin, random, least_requests, consistent_hash, and the factory.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { BALANCING } from "../../src/deploy/schema.js";
+import { BALANCING } from "../../src/config/schema.js";
 import {
   BALANCER_NAMES,
   ConsistentHashBalancer,

@@ -79,7 +79,7 @@ export function startApiServerProc(t: Cleanup, extra: string[] = []): Promise<Pr
 }
 
 export function startReplicaProc(t: Cleanup, apiServer: string, app: string, extra: string[] = []): Promise<Proc> {
-  return startCli(t, ["start", "--app", app, "--port", "0", "--api-server", apiServer, "--heartbeat-interval", "0.2", ...extra]);
+  return startCli(t, ["start", "--app", app, "--port", "0", "--api-server", apiServer, "--health-check-interval", "0.2", ...extra]);
 }
 
 /** Polls `check` until it returns a truthy value or `timeoutMs` passes. */

@@ -8,7 +8,8 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { replicaArgs } from "../../src/deploy/replica-args.js";
-import { serviceSchema } from "../../src/deploy/schema.js";
+import { parseReplicaDoc } from "../../src/config/replica.js";
+import { resolveService } from "../../src/config/resolve.js";
 import { ObjectStore } from "../../src/objects/store.js";
 import { FrameClient } from "../../src/transport/frame-client.js";
 import { encodeRequest } from "../../src/protocol/codec.js";
@@ -101,8 +102,8 @@ describe("replica metrics (GET /metrics on anyserve start)", () => {
       // Default strategy, its own object store directory.
       main: ["--app", TEST_APP, "--object-store", objectDir, "--service", "metrics-svc"],
       // One request runs, two wait, the rest are refused.
-      full: ["--app", TEST_APP, "--strategy", "single", "--queue-size", "2"],
-      batch: ["--app", EXEC_APP, "--strategy", "async", "--threads", "1", "--batch-size", "8", "--batch-wait-ms", "5"],
+      full: ["--app", TEST_APP, "--threading-strategy", "single", "--queue-size", "2"],
+      batch: ["--app", EXEC_APP, "--threading-strategy", "async", "--thread-count", "1", "--batch-size", "8", "--batch-wait-ms", "5"],
       off: ["--app", TEST_APP, "--no-metrics"],
     };
     await Promise.all(
@@ -308,17 +309,16 @@ describe("replica metrics (GET /metrics on anyserve start)", () => {
 });
 
 describe("replicaArgs and monitoring.enable_metrics", () => {
-  const args = (monitoring: Record<string, unknown>): string[] =>
-    replicaArgs({
-      service: "s",
-      cfg: serviceSchema.parse({ app: "app.ts:app", monitoring }),
-      replicaId: "s-0",
-      apiServer: "http://127.0.0.1:8080",
-      nodeName: "n",
-    });
-  test("enable_metrics: false passes --no-metrics; true (the default) passes nothing", () => {
-    assert.ok(args({ enable_metrics: false }).includes("--no-metrics"));
-    assert.ok(!args({ enable_metrics: true }).includes("--no-metrics"));
-    assert.ok(!args({}).includes("--no-metrics"));
+  const docOf = (monitoring: Record<string, unknown>) => {
+    const cfg = resolveService({ app: "app.ts:app", monitoring });
+    const args = replicaArgs({ service: "s", cfg, replicaId: "s-0", apiServer: "http://127.0.0.1:8080", nodeName: "n" });
+    assert.deepEqual(args.slice(0, 2), ["start", "--replica-config"]);
+    return { cfg, doc: parseReplicaDoc(args[2]) };
+  };
+  test("the replica gets the resolved config whole: enable_metrics false stays false, the default true", () => {
+    const off = docOf({ enable_metrics: false });
+    assert.equal(off.doc.config.monitoring.enable_metrics, false);
+    assert.deepEqual(off.doc.config, off.cfg);
+    assert.equal(docOf({}).doc.config.monitoring.enable_metrics, true);
   });
 });

@@ -124,7 +124,7 @@ test("a replica that answers QUEUE_FULL did not run the call: it is tried on ano
     return ctx.replicaId;
   });
   // One request at a time and no queue: while one runs, the next is answered 503 QUEUE_FULL.
-  const busy = await replica(t, s.url, "busy", { app: busyApp, execution: { strategy: "single", queueSize: 0 } });
+  const busy = await replica(t, s.url, "busy", { app: busyApp, config: { app: "busy", performance: { queue_size: 0 } } });
   await replica(t, s.url, "fine");
   const toBusy = new Client({ endpoint: busy.httpUrl });
   t.after(() => toBusy.close());

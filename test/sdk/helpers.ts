@@ -52,7 +52,7 @@ export async function replica(
   t: Cleanup,
   apiServer: string,
   replicaId: string,
-  opts: { app?: AnyServe; token?: string; execution?: ReplicaOptions["execution"] } = {},
+  opts: { app?: AnyServe; token?: string; config?: ReplicaOptions["config"] } = {},
 ): Promise<RunningReplica> {
   const r = await startReplica({
     app: opts.app ?? whoApp(),
@@ -61,7 +61,7 @@ export async function replica(
     logger: silentLogger,
     heartbeatIntervalMs: 200,
     ...(opts.token ? { token: opts.token } : {}),
-    ...(opts.execution ? { execution: opts.execution } : {}),
+    ...(opts.config ? { config: opts.config } : {}),
   });
   t.after(() => r.stop());
   return r;

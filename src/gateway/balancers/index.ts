@@ -7,7 +7,7 @@ import { PowerOfTwoBalancer } from "./power-of-two.js";
 import { RandomBalancer } from "./random.js";
 import { RoundRobinBalancer } from "./round-robin.js";
 
-// Same names, same order as BALANCING in src/deploy/schema.ts, plus first_available
+// Same names, same order as BALANCING in src/config/schema.ts, plus first_available
 // (what `load_balancing: false` selects).
 const FACTORIES: Record<string, () => Balancer> = {
   power_of_two: () => new PowerOfTwoBalancer(),

@@ -1,0 +1,356 @@
+/**
+ * The deployment config: the seed's `ServiceDeploymentConfig`, in the seed's YAML layout
+ * (`services.<name>.{deployment, resources, performance, monitoring}`) plus what anyserve needs
+ * (`app`, `object_store`, batching wait, lazy workers, the `api_server` and `node` blocks).
+ *
+ * This zod schema is the one source of every field's type, range and default, and (in each
+ * field's metadata, {@link FieldMeta}) of how a change applies to a running deployment and which
+ * `anyserve start` flag sets it. Everything else is derived from it: the TypeScript types, the
+ * validation errors of `up`/`apply`/`validate`, the replica's start flags (`src/cli/config-flags.ts`),
+ * the document `up` hands to each replica (`replica.ts` here) and the execution settings
+ * (`resolve.ts`). `docs/config.md` lists every field; `test/config/docs.test.ts` keeps it in step.
+ */
+import { z } from "zod";
+
+export const TARGETS = ["local", "remote_any", "remote_specific", "cluster_group"] as const;
+export const STRATEGIES = ["single", "async", "multi", "pool", "process"] as const;
+export const BALANCING = ["power_of_two", "round_robin", "random", "least_requests", "consistent_hash", "first_available"] as const;
+
+/**
+ * What a field's metadata says besides its type.
+ * - `update`: how a change applies to a running deployment (Ray's update types): `live` without
+ *   restarting anything; `restart` by replacing the service's replicas one at a time (rolling).
+ * - `flag`: the `anyserve start` flag that sets it: the field's name with `-` for `_` unless given;
+ *   `false` when the field is not the replica's to decide (placement, balancing). A boolean that
+ *   defaults to true is set off with `--no-<flag>`.
+ * - `help`: one line for `--help`.
+ */
+export interface FieldMeta {
+  update: "live" | "restart";
+  flag?: string | false;
+  help: string;
+}
+
+const meta = (m: FieldMeta) => m as unknown as Record<string, unknown>;
+const positiveInt = (max: number) => z.number().int().min(1).max(max);
+/** Seconds: 1 ms to a day. */
+const seconds = z.number().min(0.001).max(86_400);
+const name = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "expected 1-64 characters of [A-Za-z0-9_.-]");
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, "expected an environment variable name");
+
+/**
+ * The least memory a replica runs in, MB: its heap limit when `memory_mb` is set (a Node process
+ * serving an app needs ~40 MB of heap) and what placement counts per replica when it is not.
+ */
+export const MIN_REPLICA_MEMORY_MB = 64;
+
+const deployment = z.strictObject({
+  target: z
+    .enum(TARGETS)
+    .default("local")
+    .meta(meta({ update: "restart", flag: false, help: "where replicas may run" })),
+  target_nodes: z
+    .array(name)
+    .max(256)
+    .nullable()
+    .default(null)
+    .meta(meta({ update: "restart", flag: false, help: "node names the service may run on" })),
+  node_selector: z
+    .record(name, z.string().max(256))
+    .nullable()
+    .default(null)
+    .meta(meta({ update: "restart", flag: false, help: "labels a node must have" })),
+  threading_strategy: z
+    .enum(STRATEGIES)
+    .default("single")
+    .meta(meta({ update: "restart", help: "how handlers run (docs/execution.md)" })),
+  thread_count: positiveInt(1024)
+    .nullable()
+    .default(null)
+    .meta(
+      meta({
+        update: "restart",
+        help: "async: calls at once; multi/process: workers; pool: fewest threads (default: 1 for single and pool, 64 for async, one per CPU for multi and process)",
+      }),
+    ),
+  max_thread_count: positiveInt(1024)
+    .nullable()
+    .default(null)
+    .meta(meta({ update: "restart", help: "pool: the most threads it grows to (default: thread_pool_size, else one per CPU)" })),
+  thread_pool_size: positiveInt(1024)
+    .nullable()
+    .default(null)
+    .meta(meta({ update: "restart", help: "pool: the seed's name for max_thread_count, used when that is unset" })),
+  replicas: z
+    .number()
+    .int()
+    .min(0)
+    .max(1000)
+    .default(1)
+    .meta(meta({ update: "live", flag: false, help: "replica processes" })),
+  // The seed defaults to false; replicas > 1 that do not share load waste capacity, so true.
+  load_balancing: z
+    .union([z.boolean(), z.enum(BALANCING)])
+    .default(true)
+    .meta(meta({ update: "live", flag: false, help: "how the API server picks among the service's replicas" })),
+  failover_enabled: z
+    .boolean()
+    .default(false)
+    .meta(meta({ update: "live", flag: false, help: "retry undelivered requests on another replica" })),
+  lazy: z
+    .boolean()
+    .default(false)
+    .meta(meta({ update: "restart", help: "every capability starts cold: workers start on the first request" })),
+  idle_timeout: seconds
+    .default(300)
+    .meta(meta({ update: "restart", help: "seconds without requests after which a lazy capability stops its workers" })),
+  pool_idle_timeout: seconds
+    .default(30)
+    .meta(meta({ update: "restart", help: "pool: seconds idle after which threads above thread_count stop" })),
+  worker_env: z
+    .array(envName)
+    .max(256)
+    .default([])
+    .meta(meta({ update: "restart", help: "process: environment variables passed to worker processes (comma-separated)" })),
+});
+
+const resources = z.strictObject({
+  cpu_cores: z
+    .number()
+    .positive()
+    .max(4096)
+    .nullable()
+    .default(null)
+    .meta(meta({ update: "restart", flag: false, help: "CPU cores per replica" })),
+  memory_mb: z
+    .number()
+    .int()
+    .min(MIN_REPLICA_MEMORY_MB)
+    .max(16 * 1024 * 1024)
+    .nullable()
+    .default(null)
+    .meta(meta({ update: "restart", help: "heap limit per worker thread or process, MB" })),
+  gpu_count: z
+    .number()
+    .int()
+    .min(0)
+    .max(64)
+    .nullable()
+    .default(null)
+    .meta(meta({ update: "restart", flag: false, help: "GPUs per replica" })),
+});
+
+const performance = z.strictObject({
+  queue_size: z
+    .number()
+    .int()
+    .min(0)
+    .max(10_000_000)
+    .default(1000)
+    .meta(meta({ update: "restart", help: "requests that may wait per capability beyond those running; more get 503 QUEUE_FULL" })),
+  timeout: seconds.default(30).meta(meta({ update: "restart", help: "seconds a request may run at most" })),
+  batch_size: positiveInt(65_536)
+    .nullable()
+    .default(null)
+    .meta(meta({ update: "restart", help: "largest batch for {batch: true} handlers (default: no batching)" })),
+  batch_wait_ms: z
+    .number()
+    .min(0)
+    .max(60_000)
+    .default(5)
+    .meta(meta({ update: "restart", help: "longest a batch waits to fill after its first request, ms" })),
+  max_body_mb: positiveInt(2048)
+    .default(64)
+    .meta(meta({ update: "restart", help: "largest request body, MB" })),
+  abort_grace: z
+    .number()
+    .min(0)
+    .max(3600)
+    .default(1)
+    .meta(meta({ update: "restart", help: "seconds a worker may ignore an abort before it is terminated and replaced" })),
+});
+
+const monitoring = z.strictObject({
+  enable_metrics: z
+    .boolean()
+    .default(true)
+    .meta(meta({ update: "restart", flag: "metrics", help: "Prometheus metrics, served at GET /metrics" })),
+  health_check_interval: z
+    .number()
+    .min(0.1)
+    .max(86_400)
+    .default(10)
+    .meta(meta({ update: "live", help: "seconds between heartbeats (and the API server's probes)" })),
+  unhealthy_restart_after: seconds
+    .nullable()
+    .default(30)
+    .meta(meta({ update: "live", flag: false, help: "seconds a replica may stay unhealthy before up replaces it" })),
+});
+
+const objectStore = z.strictObject({
+  dir: z
+    .string()
+    .min(1)
+    .max(4096)
+    .nullable()
+    .default(null)
+    .meta(
+      meta({
+        update: "restart",
+        flag: "object-store",
+        help: "object store directory (default: under `up`, the deployment's own; alone, /tmp/anyserve-objects)",
+      }),
+    ),
+  max_object_mb: positiveInt(1 << 20)
+    .default(2048)
+    .meta(meta({ update: "restart", flag: "object-max-mb", help: "largest object, MB" })),
+  max_total_gb: z
+    .number()
+    .positive()
+    .max(1 << 20)
+    .default(10)
+    .meta(meta({ update: "restart", flag: "object-store-max-gb", help: "cap on all objects in the store directory, GB" })),
+  cache_remote: z
+    .boolean()
+    .default(false)
+    .meta(meta({ update: "restart", flag: "object-cache", help: "keep local copies of objects fetched from other replicas" })),
+});
+
+type Issue = { code: "custom"; path: PropertyKey[]; input: unknown; message: string };
+
+function crossFieldRules(raw: unknown, ctx: { addIssue(issue: Issue): void }): void {
+  const section = (k: string): Record<string, unknown> => {
+    const v = raw !== null && typeof raw === "object" ? (raw as Record<string, unknown>)[k] : undefined;
+    return v !== null && typeof v === "object" ? (v as Record<string, unknown>) : {};
+  };
+  const d = section("deployment");
+  const count = typeof d.thread_count === "number" ? d.thread_count : 1;
+  for (const key of ["max_thread_count", "thread_pool_size"]) {
+    const v = d[key];
+    if (typeof v === "number" && v < count) {
+      ctx.addIssue({ code: "custom", path: ["deployment", key], input: v, message: `must be at least thread_count (${count})` });
+    }
+  }
+  const nodes = d.target_nodes;
+  if (d.target === "remote_specific" && (!Array.isArray(nodes) || nodes.length === 0)) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["deployment", "target_nodes"],
+      input: nodes ?? null,
+      message: "target remote_specific needs at least one node name",
+    });
+  }
+  if (d.target === "cluster_group" && (d.node_selector === undefined || d.node_selector === null)) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["deployment", "node_selector"],
+      input: null,
+      message: "target cluster_group needs a node_selector (labels of the group)",
+    });
+  }
+}
+
+/** The sections of a service, by name. */
+export const SECTION_SCHEMAS = { deployment, resources, performance, monitoring, object_store: objectStore } as const;
+export type SectionName = keyof typeof SECTION_SCHEMAS;
+export const SECTION_NAMES = Object.keys(SECTION_SCHEMAS) as SectionName[];
+
+const sections = {
+  deployment: deployment.default(deployment.parse({})),
+  resources: resources.default(resources.parse({})),
+  performance: performance.default(performance.parse({})),
+  monitoring: monitoring.default(monitoring.parse({})),
+  object_store: objectStore.default(objectStore.parse({})),
+};
+
+/** `app`: the module serving the service, `FILE[:export]` (an AnyServe app or a service class). */
+const app = z
+  .string()
+  .min(1)
+  .max(1024)
+  .meta(meta({ update: "restart", help: "the app module, FILE[:export]; .ts loads directly" }));
+
+// Cross-field rules run even when other fields failed, so every problem is reported at once.
+const withRules = <T extends z.ZodType>(s: T) => s.check(z.superRefine(crossFieldRules, { when: () => true }));
+
+export const serviceSchema = withRules(z.strictObject({ app, ...sections }));
+
+/** Failover retries (Finagle-style budget: retries ≤ ratio × requests + a floor per second). */
+const failover = z.strictObject({
+  max_retries: z.number().int().min(0).max(10).default(2),
+  retry_budget_ratio: z.number().min(0).max(10).default(0.2),
+  min_retries_per_second: z.number().min(0).max(100_000).default(10),
+});
+
+/** Envoy's outlier detection defaults. */
+const outlierDetection = z.strictObject({
+  consecutive_failures: positiveInt(1_000_000).default(5),
+  base_ejection_time: seconds.default(30),
+  max_ejection_time: seconds.default(300),
+  max_ejection_percent: z.number().min(0).max(100).default(10),
+});
+
+/** Moleculer's circuit breaker defaults. */
+const circuitBreaker = z.strictObject({
+  failure_ratio: z.number().gt(0).max(1).default(0.5),
+  min_requests: positiveInt(1_000_000).default(20),
+  window: seconds.default(60),
+  half_open_time: seconds.default(10),
+});
+
+export const apiServerSchema = z.strictObject({
+  host: z.string().min(1).max(255).default("127.0.0.1"),
+  port: z.number().int().min(0).max(65_535).default(8080),
+  grpc_port: z.number().int().min(0).max(65_535).nullable().default(8081),
+  unmatched: z.enum(["error", "delegate"]).default("error"),
+  max_delegation_depth: z.number().int().min(0).max(16).default(1),
+  request_timeout: seconds.default(60),
+  /** Serve REST with the fast ingress (raw sockets + llhttp for the inference routes). */
+  fast_ingress: z.boolean().default(false),
+  failover: failover.default(failover.parse({})),
+  outlier_detection: outlierDetection.default(outlierDetection.parse({})),
+  circuit_breaker: circuitBreaker.default(circuitBreaker.parse({})),
+});
+
+export const nodeSchema = z.strictObject({
+  name: name.default("local"),
+  labels: z.record(name, z.string().max(256)).default({}),
+  /** Capacity of this machine; defaults are read from the OS (cpus, memory) and 0 GPUs. */
+  cpu_cores: z.number().positive().max(4096).nullable().default(null),
+  memory_mb: positiveInt(64 * 1024 * 1024)
+    .nullable()
+    .default(null),
+  gpu_count: z.number().int().min(0).max(64).default(0),
+});
+
+export const deploymentFileSchema = z.strictObject({
+  api_server: apiServerSchema.default(apiServerSchema.parse({})),
+  node: nodeSchema.default(nodeSchema.parse({})),
+  /**
+   * Defaults of every service's `object_store` section: `parseDeployment` merges them into each
+   * service before validation (a service's own values win).
+   */
+  object_store: objectStore.partial().default({}),
+  services: z.record(name, serviceSchema).refine((s) => Object.keys(s).length > 0, "at least one service is needed"),
+});
+
+export type ServiceConfig = z.output<typeof serviceSchema>;
+/** A service's config as users write it: `app` and any subset of each section. */
+export type ServiceConfigInput = z.input<typeof serviceSchema>;
+export type ApiServerConfig = z.output<typeof apiServerSchema>;
+export type NodeConfig = z.output<typeof nodeSchema>;
+export type ObjectStoreConfig = z.output<typeof objectStore>;
+export type DeploymentFile = z.output<typeof deploymentFileSchema>;
+
+/** A field's metadata, or undefined for a path that is not a service field. */
+export function fieldMeta(section: SectionName | "app", key?: string): FieldMeta | undefined {
+  if (section === "app") return app.meta() as unknown as FieldMeta;
+  const shape = SECTION_SCHEMAS[section].shape as Record<string, z.ZodType>;
+  return key !== undefined && Object.hasOwn(shape, key) ? (shape[key]!.meta() as unknown as FieldMeta | undefined) : undefined;
+}
+
+/** How a changed field (`section.key`, or `app`) applies to a running deployment. */
+export function updateTypeOf(field: string): "live" | "restart" {
+  const [section, key] = field.split(".") as [SectionName | "app", string | undefined];
+  return fieldMeta(section, key)?.update ?? "restart";
+}
