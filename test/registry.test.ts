@@ -1,7 +1,7 @@
 // Seed registry behaviours (../shared/reference/seed-tests.md, "Registry").
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Registry, type ReplicaRegistration } from "../src/gateway/registry.js";
+import { EXPIRY_FLOOR_MS, Registry, type ReplicaRegistration } from "../src/gateway/registry.js";
 
 const reg = (id: string, caps: Record<string, string>[], heartbeatIntervalMs = 1000): ReplicaRegistration => ({
   replicaId: id,
@@ -126,15 +126,21 @@ test("a lookup reads only the rarest key=value posting list, not every replica",
   assert.ok(checked <= 1, `checked ${checked} replicas`);
 });
 
-test("heartbeats keep a replica; 3 silent intervals drop it", () => {
+test("heartbeats keep a replica; 3 silent intervals drop it, never sooner than the floor", () => {
   let now = 0;
   const r = new Registry({ now: () => now });
-  r.register(reg("a", [{ type: "chat" }], 100));
-  now = 250;
+  r.register(reg("a", [{ type: "chat" }], 2000));
+  now = 2500;
   r.heartbeat("a");
-  now = 500;
+  now = 8500;
   assert.deepEqual(r.expire(), []);
-  now = 551;
+  now = 8501;
   assert.deepEqual(r.expire(), ["a"]);
   assert.throws(() => r.heartbeat("a"), { code: "REPLICA_NOT_FOUND" });
+  // 3 × 100 ms is shorter than the floor: the floor decides.
+  r.register(reg("b", [{ type: "chat" }], 100));
+  now += EXPIRY_FLOOR_MS;
+  assert.deepEqual(r.expire(), []);
+  now += 1;
+  assert.deepEqual(r.expire(), ["b"]);
 });

@@ -16,7 +16,10 @@ import { serviceSchema, type ServiceConfig, type ServiceConfigInput } from "./sc
 
 /** Where the machine decides a default. */
 export interface ResolveContext {
-  /** CPUs to size `multi`, `process` and `pool` by (default: this machine's). */
+  /**
+   * This machine's CPUs (default: `os.availableParallelism()`). `multi`, `process` and `pool` are
+   * sized by them, or by the service's `cpu_cores` when it asks for fewer.
+   */
   cpus?: number;
   /** The object store directory when the config names none. */
   objectStoreDir?: string;
@@ -53,7 +56,9 @@ export function resolveService(input: ServiceConfigInput | ServiceConfig, ctx: R
   const parsed = serviceSchema.safeParse(input, { reportInput: true });
   if (!parsed.success) throw new ConfigError(ctx.source ?? "service config", issuesOf(parsed.error, input));
   const cfg = structuredClone(parsed.data);
-  const cpus = ctx.cpus ?? os.availableParallelism();
+  const machine = ctx.cpus ?? os.availableParallelism();
+  const wanted = cfg.resources.cpu_cores;
+  const cpus = wanted === null ? machine : Math.max(1, Math.min(machine, Math.ceil(wanted)));
   const d = cfg.deployment;
   d.thread_count ??= defaultThreadCount(d.threading_strategy, cpus);
   d.max_thread_count ??= d.thread_pool_size ?? Math.max(d.thread_count, cpus);

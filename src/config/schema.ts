@@ -117,7 +117,7 @@ const deployment = z.strictObject({
 const resources = z.strictObject({
   cpu_cores: z
     .number()
-    .positive()
+    .min(0.001)
     .max(4096)
     .nullable()
     .default(null)
@@ -178,7 +178,7 @@ const monitoring = z.strictObject({
   health_check_interval: z
     .number()
     .min(0.1)
-    .max(86_400)
+    .max(3600)
     .default(10)
     .meta(meta({ update: "live", help: "seconds between heartbeats (and the API server's probes)" })),
   unhealthy_restart_after: seconds
@@ -206,7 +206,7 @@ const objectStore = z.strictObject({
     .meta(meta({ update: "restart", flag: "object-max-mb", help: "largest object, MB" })),
   max_total_gb: z
     .number()
-    .positive()
+    .min(0.001)
     .max(1 << 20)
     .default(10)
     .meta(meta({ update: "restart", flag: "object-store-max-gb", help: "cap on all objects in the store directory, GB" })),
@@ -316,11 +316,11 @@ export const nodeSchema = z.strictObject({
   name: name.default("local"),
   labels: z.record(name, z.string().max(256)).default({}),
   /** Capacity of this machine; defaults are read from the OS (cpus, memory) and 0 GPUs. */
-  cpu_cores: z.number().positive().max(4096).nullable().default(null),
+  cpu_cores: z.number().min(0.001).max(1_000_000).nullable().default(null),
   memory_mb: positiveInt(64 * 1024 * 1024)
     .nullable()
     .default(null),
-  gpu_count: z.number().int().min(0).max(64).default(0),
+  gpu_count: z.number().int().min(0).max(1024).default(0),
 });
 
 export const deploymentFileSchema = z.strictObject({

@@ -182,7 +182,7 @@ export class DeploymentController {
     for (let k = 2; this.#usedIds.has(replicaId); k++) replicaId = `${service}-${index}-r${k}`;
     this.#usedIds.add(replicaId);
     const gpuIds = p.replicas[index]?.gpuIds ?? [];
-    const resolved = resolveService(cfg, { source: `services.${service}`, cpus: this.#o.node.cpuCores });
+    const resolved = resolveService(cfg, { source: `services.${service}` });
     const spec = {
       replicaId,
       service,

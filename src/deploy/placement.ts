@@ -5,7 +5,7 @@
  * resources do not fit the node is refused as a whole, with the numbers.
  */
 import os from "node:os";
-import type { DeploymentFile, NodeConfig, ServiceConfig } from "../config/schema.js";
+import { type DeploymentFile, MIN_REPLICA_MEMORY_MB, type NodeConfig, type ServiceConfig } from "../config/schema.js";
 
 export interface NodeCapacity {
   name: string;
@@ -82,7 +82,8 @@ export function place(file: DeploymentFile, node: NodeCapacity): ServicePlacemen
     const n = cfg.deployment.replicas;
     const r = cfg.resources;
     cpu += n * (r.cpu_cores ?? 0);
-    memory += n * (r.memory_mb ?? 0);
+    // A replica takes memory whether or not it says how much: count the least it runs in.
+    memory += n * (r.memory_mb ?? MIN_REPLICA_MEMORY_MB);
     const replicas: ReplicaPlan[] = [];
     for (let index = 0; index < n; index++) {
       const want = r.gpu_count ?? 0;
@@ -99,7 +100,9 @@ export function place(file: DeploymentFile, node: NodeCapacity): ServicePlacemen
   if (cpu > node.cpuCores)
     problems.push(`cpu_cores: the services need ${cpu} in all (replicas × cpu_cores); node '${node.name}' has ${node.cpuCores}`);
   if (memory > node.memoryMb)
-    problems.push(`memory_mb: the services need ${memory} MB in all; node '${node.name}' has ${node.memoryMb} MB`);
+    problems.push(
+      `memory_mb: the services need ${memory} MB in all (replicas × memory_mb, ${MIN_REPLICA_MEMORY_MB} MB for a replica that sets none); node '${node.name}' has ${node.memoryMb} MB`,
+    );
   if (problems.length > 0) throw new PlacementError(problems);
   return out;
 }

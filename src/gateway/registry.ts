@@ -60,6 +60,13 @@ export interface Route {
   readonly queryBytes: Buffer;
 }
 
+/**
+ * The least silence after which a replica is removed, whatever its heartbeat interval: an event
+ * loop busy for a second (a replica starting workers, a loaded machine) is not a dead replica, as
+ * a health probe gets at least a second to answer.
+ */
+export const EXPIRY_FLOOR_MS = 3_000;
+
 type ChangeListener = (event: "register" | "unregister", entry: ReplicaEntry) => void;
 
 export class Registry {
@@ -175,12 +182,16 @@ export class Registry {
     return true;
   }
 
-  /** Removes replicas silent for more than 3 of their heartbeat intervals; returns their ids. */
+  /**
+   * Removes replicas silent for more than 3 of their heartbeat intervals, and at least
+   * {@link EXPIRY_FLOOR_MS} (a short interval must not turn a busy second into a removal); returns
+   * their ids.
+   */
   expire(): string[] {
     const now = this.#now();
     const gone: string[] = [];
     for (const entry of this.#replicas.values()) {
-      if (now - entry.lastHeartbeat > 3 * entry.heartbeatIntervalMs) gone.push(entry.replicaId);
+      if (now - entry.lastHeartbeat > Math.max(3 * entry.heartbeatIntervalMs, EXPIRY_FLOOR_MS)) gone.push(entry.replicaId);
     }
     for (const id of gone) this.unregister(id);
     return gone;

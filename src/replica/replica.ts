@@ -10,6 +10,7 @@ import { hardenServer, serverOptions, sendJson } from "../frontend/http-util.js"
 import { RestFrontend } from "../frontend/rest.js";
 import type { AnyServe } from "../sdk/app.js";
 import { attachFrameServer } from "../transport/frame-server.js";
+import { requireBearer } from "../util/auth.js";
 import { createLogger, type Logger } from "../util/logger.js";
 import { VERSION } from "../version.js";
 import { ApiServerCaller } from "../sdk/caller.js";
@@ -75,20 +76,24 @@ export interface RunningReplica {
 
 export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
   const replicaId = o.replicaId ?? `replica-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  const serviceConfig = serviceConfigOf(o.config, o.appSpec);
   const host = o.host ?? "127.0.0.1";
   const logger = o.logger ?? createLogger("replica", { replica: replicaId });
-  const timeoutMs = o.timeoutMs ?? 30_000;
-  const maxBodyBytes = o.maxBodyBytes ?? 64 * 1024 * 1024;
+  const timeoutMs = o.timeoutMs ?? serviceConfig.performance.timeout * 1000;
+  const maxBodyBytes = o.maxBodyBytes ?? serviceConfig.performance.max_body_mb * 1024 * 1024;
   // Cross-replica calls (direct to the callee by default, sdk/caller.ts) and delegation need the API server.
   const caller = o.apiServer ? new ApiServerCaller(o.apiServer, { token: o.token }) : undefined;
   // Capabilities turning warm/cold/failed re-register; set once the registration loop exists.
   let onStateChange = (): void => undefined;
-  const metrics = o.metrics === false ? undefined : new ReplicaMetrics({ replicaId, service: o.service, objectStore: o.objectStore });
+  const metrics =
+    (o.metrics ?? serviceConfig.monitoring.enable_metrics) === false
+      ? undefined
+      : new ReplicaMetrics({ replicaId, service: o.service, objectStore: o.objectStore });
   const dispatcher = new Dispatcher({
     app: o.app,
     appSpec: o.appSpec,
     apiServer: o.apiServer,
-    execution: executionOf(serviceConfigOf(o.config, o.appSpec)),
+    execution: executionOf(serviceConfig),
     onStateChange: () => onStateChange(),
     replicaId,
     logger,
@@ -119,6 +124,11 @@ export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
     routes: {
       ...workerRoutes(dispatcher, o.token),
       ...(metrics ? { "GET /metrics": metricsRoute(metrics.registry) } : {}),
+      // The config this replica runs with, resolved: what `up` asked for is what it got.
+      "GET /config": (req, res) => {
+        requireBearer(req, o.token, "GET /config");
+        sendJson(res, 200, { replica_id: replicaId, service: o.service ?? null, config: serviceConfig });
+      },
       "GET /health": (_q, res) =>
         sendJson(res, dispatcher.ready() ? 200 : 503, {
           status: dispatcher.ready() ? "healthy" : "draining",
@@ -152,7 +162,7 @@ export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
   const grpcAddress = `${hostForUrl}:${grpcPort}`;
   // Refs made here name this replica and its endpoint; owners of other refs are looked up in the registry.
   o.objectStore?.bindReplica({ replicaId, url: httpUrl }, { apiServer: o.apiServer });
-  const heartbeatIntervalMs = o.heartbeatIntervalMs ?? 5_000;
+  const heartbeatIntervalMs = o.heartbeatIntervalMs ?? serviceConfig.monitoring.health_check_interval * 1000;
   const registration = o.apiServer
     ? new RegistrationLoop({
         apiServer: o.apiServer,
