@@ -151,22 +151,21 @@ test("a probe still running is not started again; a replica gone meanwhile is fo
 });
 
 test("start() probes on its timer; stop() stops it", async () => {
-  // Real timers here: a 1 ms probe interval and a 2 ms tick.
-  const make = (p: ServicePolicies) => p.set("s", { load_balancing: true, failover_enabled: false, health_check_interval: 0.001 });
-  const a = setup(make);
-  a.add("r1", "s");
-  const checker = new HealthChecker({ registry: a.registry, policies: a.policies, probe: a.fake.probe, logger: silentLogger, tickMs: 2 });
-  checker.start();
-  await waitFor("three probes on the timer", () => a.fake.count("r1") >= 3, 5_000, 1);
-  checker.stop();
-  const stoppedAt = a.fake.count("r1");
+  /** A checker on real timers (a 2 ms tick, a 1 ms probe interval) with one replica, started and probed three times. */
+  const running = async (replicaId: string) => {
+    const h = setup((p) => p.set("s", { load_balancing: true, failover_enabled: false, health_check_interval: 0.001 }));
+    h.add(replicaId, "s");
+    const checker = new HealthChecker({ registry: h.registry, policies: h.policies, probe: h.fake.probe, logger: silentLogger, tickMs: 2 });
+    checker.start();
+    await waitFor(`three probes of ${replicaId} on the timer`, () => h.fake.count(replicaId) >= 3, 5_000, 1);
+    return { checker, count: () => h.fake.count(replicaId) };
+  };
+  const a = await running("r1");
+  a.checker.stop();
+  const stoppedAt = a.count();
   // A witness checker on the same tick, started after the stop: by the time it has probed three
   // times, the stopped one's timer — earlier in the same timer list — would have fired as often.
-  const w = setup(make);
-  w.add("w1", "s");
-  const witness = new HealthChecker({ registry: w.registry, policies: w.policies, probe: w.fake.probe, logger: silentLogger, tickMs: 2 });
-  witness.start();
-  await waitFor("the witness probed three times", () => w.fake.count("w1") >= 3, 5_000, 1);
-  witness.stop();
-  assert.equal(a.fake.count("r1"), stoppedAt, "no probe after stop()");
+  const witness = await running("w1");
+  witness.checker.stop();
+  assert.equal(a.count(), stoppedAt, "no probe after stop()");
 });
