@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Fetches the optional load generator and peer the benchmark suite compares against — wrk (the
-// load generator of the reference figures in fast-gateway.md: C, so it takes far less of the
-// shared cores than a Node generator) and nginx — into .bench-tools/, without installing them:
+// load generator the reference gateway measurements were taken with: C, so it takes far less of
+// the shared cores than a Node generator) and nginx — into .bench-tools/, without installing them:
 // `apt-get download` of the distribution's packages, unpacked with `dpkg-deb -x`. Runs before
 // `npm run bench`; best effort: when a tool cannot be fetched, the suite runs without it (wrk →
 // autocannon, nginx → a "skipped" row) and says so.

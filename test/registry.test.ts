@@ -1,4 +1,5 @@
-// Seed registry behaviours (../shared/reference/seed-tests.md, "Registry").
+// The registry behaviours the original system's tests checked: register, re-register, unregister,
+// exact and subset lookups, exclude, random pick, the record's fields, concurrent registrations.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { EXPIRY_FLOOR_MS, Registry, type ReplicaRegistration } from "../src/gateway/registry.js";

@@ -41,8 +41,9 @@ export type Entry = Scenario | Unmeasured;
 export const isScenario = (e: Entry): e is Scenario => !("note" in e);
 
 /**
- * The request of every HTTP scenario: a 222-byte OIP v2 JSON request with one BYTES input. Sized
- * like the request of the reference measurements (issue 8, fast-gateway.md) so ratios compare.
+ * The request of every HTTP scenario: a 222-byte OIP v2 JSON request with one BYTES input, the
+ * size of the request in the reference gateway measurements the fast-path goals came from (a
+ * 222-byte JSON POST on a 2-core machine with wrk), so ratios compare.
  */
 export function requestBody(bytes = 222): string {
   const make = (pad: string): string => JSON.stringify({ inputs: [{ name: "text", datatype: "BYTES", shape: [1], data: [pad] }] });

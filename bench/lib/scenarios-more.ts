@@ -1,14 +1,12 @@
 /**
  * The scenarios beyond REST through the API server: the gRPC ingress against a bare grpc-js
- * server, the Moleculer peer, the replica → worker-thread hop, and two hooks for work that lands
- * later (the API server's fast ingress, the SDK client's direct path). A hook whose piece is not
- * there yet, or fails to start, becomes a row with a note instead of stopping the suite.
+ * server, the Moleculer peer, the replica → worker-thread hop, the API server's fast ingress and
+ * the SDK client's direct path. An optional scenario that fails to start becomes a row with a note
+ * instead of stopping the suite.
  */
-import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import path from "node:path";
 import { GrpcLoad, runSdkLoad } from "./child-load.js";
-import { BIN, ROOT, forkServer, freePort, startCli } from "./procs.js";
+import { ROOT, forkServer, freePort, startCli } from "./procs.js";
 import { NOOP, NOOP_APP, gatewayPair, httpScenario, type Entry, type Scenario } from "./scenario.js";
 
 /** Runs `start`; on failure the scenario becomes a row saying why (the rest of the suite goes on). */
@@ -100,13 +98,10 @@ export async function threadHopScenarios(body: string): Promise<Scenario[]> {
   ];
 }
 
-/** Hook: the full path through the API server's fast ingress, once `api-server --fast-ingress` exists. */
+/** The full path through an API server started with `--fast-ingress`. */
 export function fastIngressScenarios(body: string): Promise<Entry[]> {
   const id = "rest-infer-fast";
   const label = "full path REST /infer, fast ingress";
-  const help = execFileSync(process.execPath, [BIN, "api-server", "--help"], { cwd: ROOT, encoding: "utf8" });
-  if (!help.includes("--fast-ingress"))
-    return Promise.resolve([{ id, label, note: "not yet available (api-server has no --fast-ingress)" }]);
   return optional(id, label, async () => {
     const { api, replica } = await gatewayPair("-fast", ["--fast-ingress"], []);
     // If the fast ingress announces a URL of its own (`fast` in ANYSERVE_READY), the load goes there.
@@ -123,9 +118,9 @@ export function fastIngressScenarios(body: string): Promise<Entry[]> {
 }
 
 /**
- * Hook: the SDK client calling the replica directly (it asks the API server where the capability
- * lives, then skips it) against the same client calling the bare server, both driven by
- * bench/clients/sdk-load.ts — once that file exists. Its server CPU is not measured (see runSdkLoad).
+ * The SDK client calling the replica directly (it asks the API server where the capability lives,
+ * then skips it) against the same client calling the bare server, both driven by
+ * bench/clients/sdk-load.ts. Its server CPU is not measured (see runSdkLoad).
  */
 export function sdkScenarios(apiUrl: string, bareUrl: string): Promise<Entry[]> {
   const rows = [
@@ -142,9 +137,6 @@ export function sdkScenarios(apiUrl: string, bareUrl: string): Promise<Entry[]> 
       more: { baseline: "sdk-bare" },
     },
   ];
-  if (!existsSync(path.join(ROOT, "bench/clients/sdk-load.ts"))) {
-    return Promise.resolve(rows.map((r) => ({ id: r.id, label: r.label, note: "not yet available (no bench/clients/sdk-load.ts)" })));
-  }
   return Promise.all(
     rows.map((r) =>
       optional(r.id, r.label, async () => {

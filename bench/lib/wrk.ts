@@ -1,6 +1,6 @@
 /**
- * Load from wrk (when bench/lib/tools.ts finds it): the load generator of the reference figures
- * (fast-gateway.md). Being C, it takes a fraction of the CPU autocannon takes per request (measured
+ * Load from wrk (when bench/lib/tools.ts finds it): the load generator the project's reference
+ * gateway measurements were taken with. Being C, it takes a fraction of the CPU autocannon takes per request (measured
  * here: ~10 µs against ~30), and that CPU comes out of the same 2 cores the servers run on — so
  * with autocannon every ratio above 1 is squeezed towards the generator's own limit.
  *

@@ -1,5 +1,5 @@
 /**
- * The execution strategy interface (DESIGN §4): how a capability's handler runs. One file per
+ * The execution strategy interface: how a capability's handler runs. One file per
  * strategy (`single`, `async`, `multi`, `pool`, `process`), all behind this interface and all
  * checked by one conformance suite (test/execution/conformance.ts).
  *

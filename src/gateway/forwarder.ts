@@ -2,7 +2,7 @@
  * The gateway's backend: picks a replica for the call's capability and forwards the body, as
  * bytes, over the replica's framed connection. It never parses a body it only forwards.
  *
- * Choosing is two steps (DESIGN §3): availability first — not draining, not unhealthy (health
+ * Choosing is two steps: availability first — not draining, not unhealthy (health
  * checker), not ejected (outlier detector), circuit not open for this capability — then the
  * service's balancing strategy among what is left. With failover on, an attempt that was not
  * delivered or got a retryable error goes to another replica, within a retry budget.

@@ -22,6 +22,8 @@ export interface HealthCheckerOptions {
   logger: Logger;
   /** How often due probes are looked for (ms); default 50. */
   tickMs?: number;
+  /** The clock intervals are measured on (default `Date.now`); tests pass their own and call {@link HealthChecker.probeDue}. */
+  now?: () => number;
 }
 
 interface ProbeSlot {
@@ -42,7 +44,7 @@ export class HealthChecker {
   }
 
   start(): void {
-    this.#timer = setInterval(() => this.#tick(), this.#o.tickMs ?? 50);
+    this.#timer = setInterval(() => this.probeDue(), this.#o.tickMs ?? 50);
     this.#timer.unref();
   }
 
@@ -55,13 +57,14 @@ export class HealthChecker {
     return this.#o.policies.of(entry).healthCheckIntervalMs ?? entry.heartbeatIntervalMs;
   }
 
-  #tick(): void {
-    const now = Date.now();
+  /** Starts a probe of every replica whose interval has passed and that has none running; `start()` calls it every `tickMs`. */
+  probeDue(): void {
+    const now = (this.#o.now ?? Date.now)();
     for (const entry of this.#o.registry.list()) {
       let slot = this.#slots.get(entry.replicaId);
       // A newly registered replica is probed at once: its load (queue, workers, CPU, memory) shows
       // in the status API without waiting a whole interval.
-      if (!slot) this.#slots.set(entry.replicaId, (slot = { lastStart: 0, busy: false }));
+      if (!slot) this.#slots.set(entry.replicaId, (slot = { lastStart: Number.NEGATIVE_INFINITY, busy: false }));
       const interval = this.intervalOf(entry);
       if (slot.busy || now - slot.lastStart < interval) continue;
       slot.busy = true;

@@ -1,5 +1,5 @@
 /**
- * Delegation at the replica (seed §4.3, which the original left to the API server): a call for a
+ * Delegation at the replica (the seed describes it; its implementation left it to the API server): a call for a
  * capability this replica has no handler for is sent back to the API server with
  * `X-Delegated-From: <ids tried, this one last>` and `X-Delegation-Depth: n+1`, and the answer is
  * relayed unchanged. The API server excludes every replica tried and stops past its depth limit,

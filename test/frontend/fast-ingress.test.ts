@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { createServer } from "node:http";
 import { after, before, describe, test } from "node:test";
-import { setTimeout as sleep } from "node:timers/promises";
+import { setImmediate as nextTurn } from "node:timers/promises";
 import { AnyServeError } from "../../src/errors.js";
 import type { IncomingCall, InferBackend } from "../../src/frontend/backend.js";
 import { FastIngress } from "../../src/frontend/fast-ingress/ingress.js";
@@ -17,18 +17,51 @@ import { req, Wire } from "../helpers/http-wire.js";
 const LIMIT = 4096;
 const JSON_CT = "Content-Type: application/json";
 
-/** Answers `{query, body}`; `X-Capability-Delay: ms` delays the answer; `type=hang` waits for the abort. */
+/**
+ * Answers `{query, body}`; `X-Capability-Gate: name` holds the call until the test opens that gate
+ * (so a test decides which call finishes first, without timing); `type=hang` waits for the abort.
+ */
 class StubBackend implements InferBackend {
   readonly calls: IncomingCall[] = [];
+  /** Calls the backend has answered (or failed), in the order they finished. */
+  readonly finished: IncomingCall[] = [];
   aborted = 0;
+  readonly #gates = new Map<string, { opened: Promise<void>; open: () => void }>();
+
+  /** Lets every call held by gate `name` (now or later) go on. */
+  open(name: string): void {
+    this.#gate(name).open();
+  }
+
+  #gate(name: string): { opened: Promise<void>; open: () => void } {
+    let gate = this.#gates.get(name);
+    if (gate === undefined) {
+      let open!: () => void;
+      const opened = new Promise<void>((resolve) => {
+        open = resolve;
+      });
+      gate = { opened, open };
+      this.#gates.set(name, gate);
+    }
+    return gate;
+  }
+
   async infer(call: IncomingCall) {
     this.calls.push(call);
+    try {
+      return await this.#answer(call);
+    } finally {
+      this.finished.push(call);
+    }
+  }
+
+  async #answer(call: IncomingCall) {
     if (call.query.type === "hang") {
       await new Promise<void>((resolve) => call.signal.addEventListener("abort", () => resolve(), { once: true }));
       this.aborted++;
       throw new AnyServeError("CANCELLED", "the client left");
     }
-    if (call.query.delay !== undefined) await sleep(Number(call.query.delay));
+    if (call.query.gate !== undefined) await this.#gate(call.query.gate).opened;
     if (call.query.type === "full") throw new AnyServeError("QUEUE_FULL", "queue full");
     // A backend bug: an answer without a body.
     if (call.query.type === "broken") return { contentType: "application/json" } as unknown as { contentType: string; body: Buffer };
@@ -39,7 +72,7 @@ class StubBackend implements InferBackend {
   async stream(_call: IncomingCall, onChunk: (c: { contentType: string; body: Buffer }) => void) {
     for (const w of ["one", "two", "three"]) {
       onChunk({ contentType: "application/json", body: Buffer.from(JSON.stringify({ w })) });
-      await sleep(5);
+      await nextTurn(); // each chunk in a write of its own
     }
   }
   modelMetadata(): never {
@@ -54,12 +87,16 @@ class StubBackend implements InferBackend {
 }
 
 const backend = new StubBackend();
+/** The `n` of the calls tagged `X-Capability-Tag: tag`, among `calls` (the backend's calls or finished calls). */
+const ns = (calls: IncomingCall[], tag: string): string[] => calls.filter((c) => c.query.tag === tag).map((c) => c.query.n ?? "");
+/** Paths of the requests node:http has answered (its own, handed-over and relayed ones), in order. */
+const nodeAnswered: string[] = [];
 let ingress: FastIngress;
 let port: number;
 let nodePort: number;
 
 /** A fast ingress in front of the stub, and the REST front end on node:http (listening on loopback) behind it. */
-async function startPair(): Promise<{ ingress: FastIngress; port: number; nodePort: number; close(): Promise<void> }> {
+async function startPair(): Promise<{ ingress: FastIngress; port: number; nodePort: number; close(graceMs?: number): Promise<void> }> {
   const rest = new RestFrontend({
     backend,
     logger: silentLogger,
@@ -70,6 +107,7 @@ async function startPair(): Promise<{ ingress: FastIngress; port: number; nodePo
     maxTimeoutMs: 5_000,
   });
   const http = createServer({ maxHeaderSize: 16 * 1024 }, rest.listener);
+  http.on("request", (rq, rs) => rs.once("finish", () => nodeAnswered.push(rq.url ?? "")));
   const nodePort = await listen(http, 0, "127.0.0.1");
   const ingress = new FastIngress({
     backend,
@@ -84,7 +122,12 @@ async function startPair(): Promise<{ ingress: FastIngress; port: number; nodePo
     maxPipelined: 8,
   });
   const port = await ingress.listen(0, "127.0.0.1");
-  return { ingress, port, nodePort, close: async () => void (await Promise.all([ingress.close(1_000), closeServer(http, 1_000)])) };
+  return {
+    ingress,
+    port,
+    nodePort,
+    close: async (graceMs = 1_000) => void (await Promise.all([ingress.close(graceMs), closeServer(http, graceMs)])),
+  };
 }
 
 let pair: Awaited<ReturnType<typeof startPair>>;
@@ -98,9 +141,18 @@ async function one(bytes: string | Buffer): Promise<{ status: number; headers: R
   const w = await Wire.open(port);
   w.write(bytes);
   const [a] = await w.next(1);
-  const closed = await w.closesWithin(a!.headers.connection === "close" ? 2_000 : 50);
+  // An answer that says close must be followed by the close; one that does not is not waited on.
+  const closed = a!.headers.connection === "close" ? await w.closesWithin(2_000) : w.isClosed;
   w.destroy();
   return { ...a!, closed };
+}
+
+/**
+ * Whether the ingress reads the connection now: the libuv handle's `reading` flag, which the
+ * ingress's read gate (as node:http) sets when it stops and starts reading.
+ */
+function serverReading(w: Wire): boolean | undefined {
+  return (w.serverEnd() as unknown as { _handle?: { reading?: boolean } } | undefined)?._handle?.reading;
 }
 
 const echo = (body: string, more: string[] = []) => req("POST", "/infer", ["X-Capability-Type: echo", JSON_CT, ...more], body);
@@ -132,7 +184,7 @@ describe("hot routes", () => {
     w.write(req("POST", "/infer", [JSON_CT], "{}"));
     w.write(req("POST", "/infer", ["X-Capability-Type: echo", "Content-Type: text/plain"], "{}"));
     w.write(req("POST", "/v2/models/a%00b/infer", [JSON_CT], "{}"));
-    w.write(echo("{}", ["X-Capability-Delay: 1"]));
+    w.write(echo("{}"));
     const [missing, media, name, ok] = await w.next(4);
     assert.deepEqual([missing!.status, JSON.parse(missing!.body).code], [400, "MISSING_CAPABILITY"]);
     assert.deepEqual([media!.status, JSON.parse(media!.body).code], [415, "UNSUPPORTED_MEDIA_TYPE"]);
@@ -160,42 +212,68 @@ describe("hot routes", () => {
     }
   });
 
-  test("pipelined requests are answered in request order, the slow first one included", async () => {
+  test("pipelined requests are answered in request order, whichever the backend finishes first", async () => {
     const w = await Wire.open(port);
+    // 0 and 2 are held: the backend finishes 1 and 3, then 2, then 0.
+    const gates = ["pipe-0", undefined, "pipe-2", undefined];
     w.write(
-      ["150", "1", "80", "0"].map((d, i) => req("POST", "/infer", [`X-Capability-Delay: ${d}`, `X-Capability-N: ${i}`], "{}")).join(""),
+      gates
+        .map((g, i) =>
+          req("POST", "/infer", ["X-Capability-Tag: pipe", `X-Capability-N: ${i}`, ...(g ? [`X-Capability-Gate: ${g}`] : [])], "{}"),
+        )
+        .join(""),
     );
+    await waitFor("1 and 3 finished", () => ns(backend.finished, "pipe").sort().join() === "1,3");
+    backend.open("pipe-2");
+    await waitFor("2 finished", () => ns(backend.finished, "pipe").length === 3);
+    assert.equal(w.answers.length, 0, "nothing is answered before the first request");
+    backend.open("pipe-0");
     const answers = await w.next(4);
     assert.deepEqual(
       answers.map((a) => JSON.parse(a.body).query.n),
       ["0", "1", "2", "3"],
     );
+    assert.equal(ns(backend.finished, "pipe").at(-1), "0", "the first request finished last");
     w.destroy();
   });
 
-  test("backpressure: past maxPipelined, and while the client does not read big answers (past the keep-alive timeout), reading pauses and resumes", async () => {
+  test("backpressure: reading pauses at maxPipelined unanswered requests and resumes as their answers go out", async () => {
     const w = await Wire.open(port);
+    const batch = (i: number) =>
+      Array.from({ length: 8 }, (_, j) =>
+        req("POST", "/infer", ["X-Capability-Tag: bp", `X-Capability-N: ${i * 8 + j}`, `X-Capability-Gate: bp-${i}`], "{}"),
+      ).join("");
+    w.write(batch(0));
     for (let i = 0; i < 5; i++) {
-      w.write(
-        Array.from({ length: 8 }, (_, j) => req("POST", "/infer", [`X-Capability-N: ${i * 8 + j}`, "X-Capability-Delay: 5"], "{}")).join(
-          "",
-        ),
-      );
-      await sleep(2);
+      // Batch i fills the pipeline (8 = maxPipelined, all held): reading has stopped, so batch
+      // i + 1, written now, stays in the socket until batch i's answers go out.
+      await waitFor(`batch ${i} at the backend`, () => ns(backend.calls, "bp").length === (i + 1) * 8);
+      assert.equal(serverReading(w), false, `reading stopped at the pipeline limit (batch ${i})`);
+      if (i < 4) w.write(batch(i + 1));
+      backend.open(`bp-${i}`);
     }
     assert.deepEqual(
       (await w.next(40)).map((a) => JSON.parse(a.body).query.n),
       Array.from({ length: 40 }, (_, i) => String(i)),
     );
     w.destroy();
+  });
+
+  test("answers the client does not read yet are not an idle connection: it is not closed under them", async () => {
     const big = await Wire.open(port);
     big.socket.pause();
     big.write(
-      Array.from({ length: 6 }, (_, i) => req("POST", "/infer", ["X-Capability-Size: 1000000", `X-Capability-N: ${i}`], "{}")).join(""),
+      Array.from({ length: 6 }, (_, i) =>
+        req("POST", "/infer", ["X-Capability-Tag: big", "X-Capability-Size: 1000000", `X-Capability-N: ${i}`], "{}"),
+      ).join(""),
     );
-    // Not reading for longer than the keep-alive timeout (400 ms) is the point: answers still
-    // being written are not an idle connection, so it must not be closed under them.
-    await sleep(900);
+    await waitFor("the six answers made", () => ns(backend.finished, "big").length === 6);
+    // A witness connection, idle from after that, is closed by the keep-alive timeout (400 ms):
+    // once it is, the big one has gone unread for longer than the keep-alive timeout too.
+    const witness = await Wire.open(port);
+    witness.write(echo("{}"));
+    await witness.next(1);
+    assert.equal(await witness.closesWithin(3_000), true, "the idle witness is closed");
     big.socket.resume();
     const answers = await big.next(6, 10_000);
     assert.deepEqual(
@@ -207,10 +285,9 @@ describe("hot routes", () => {
 
   test("chunked request body, headers split over several writes", async () => {
     const w = await Wire.open(port);
-    w.write("POST /infer HTTP/1.1\r\nHost: t\r\nX-Capa");
-    await sleep(10);
-    w.write("bility-Type: echo\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n");
-    await sleep(10);
+    // Each piece reaches the server in a read of its own.
+    await w.writeApart("POST /infer HTTP/1.1\r\nHost: t\r\nX-Capa");
+    await w.writeApart("bility-Type: echo\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n");
     w.write("4;ext=1\r\ndefg\r\n0\r\nX-Trailer: t\r\n\r\n");
     const [a] = await w.next(1);
     assert.equal(JSON.parse(a!.body).body, "abcdefg");
@@ -370,10 +447,9 @@ describe("the way to node:http", () => {
 
   test("a non-hot first request whose head comes in pieces is handed over whole", async () => {
     const w = await Wire.open(port);
-    for (const piece of ["GET /v2/hea", "lth/live HTTP/1.1\r\nHo", "st: t\r\n", "\r\n"]) {
-      w.write(piece);
-      await sleep(15);
-    }
+    // Each piece reaches the server in a read of its own.
+    for (const piece of ["GET /v2/hea", "lth/live HTTP/1.1\r\nHo", "st: t\r\n"]) await w.writeApart(piece);
+    w.write("\r\n");
     const [live] = await w.next(1);
     assert.deepEqual(JSON.parse(live!.body), { live: true });
     w.destroy();
@@ -381,9 +457,17 @@ describe("the way to node:http", () => {
 
   test("a non-hot request after a hot one on the same connection is relayed, in order", async () => {
     const w = await Wire.open(port);
+    const lives = nodeAnswered.filter((u) => u === "/v2/health/live").length;
     w.write(
-      req("POST", "/infer", ["X-Capability-Type: echo", "X-Capability-Delay: 50"], "{}") + req("GET", "/v2/health/live") + echo("{}"),
+      req("POST", "/infer", ["X-Capability-Type: echo", "X-Capability-Gate: relay-0"], "{}") +
+        req("GET", "/v2/health/live") +
+        echo("{}", ["X-Capability-Tag: relay"]),
     );
+    // The relayed request and the third one are answered while the first is held; they still come after it.
+    await waitFor("node:http answered the relayed request", () => nodeAnswered.filter((u) => u === "/v2/health/live").length > lives);
+    await waitFor("the third request finished", () => ns(backend.finished, "relay").length === 1);
+    assert.equal(w.answers.length, 0);
+    backend.open("relay-0");
     const [first, live, last] = await w.next(3);
     assert.equal(first!.status, 200);
     assert.deepEqual([live!.status, JSON.parse(live!.body)], [200, { live: true }]);
@@ -439,18 +523,24 @@ describe("shutdown", () => {
   test("close(): an answer in flight is delivered, a request still arriving gets 503, idle ones close, all within the grace", async () => {
     const p = await startPair();
     const busy = await Wire.open(p.port);
-    busy.write(req("POST", "/infer", ["X-Capability-Delay: 150"], "{}"));
+    busy.write(req("POST", "/infer", ["X-Capability-Gate: shutdown"], "{}"));
     const partial = await Wire.open(p.port);
-    partial.write("POST /infer HTTP/1.1\r\nHost: t\r\nX-Capability-Type: echo\r\nContent-Length: 10\r\n\r\nabc");
+    await partial.writeApart("POST /infer HTTP/1.1\r\nHost: t\r\nX-Capability-Type: echo\r\nContent-Length: 10\r\n\r\nabc");
     const idle = await Wire.open(p.port);
     idle.write(echo("{}"));
     await idle.next(1);
-    await waitFor("requests read", () => backend.calls.some((c) => c.query.delay === "150"));
-    const started = Date.now();
-    await p.close();
-    assert.ok(Date.now() - started < 1_000, "closed before the grace ran out");
-    assert.equal((await busy.next(1))[0]!.status, 200);
+    await waitFor("the busy call at the backend", () => backend.calls.some((c) => c.query.gate === "shutdown"));
+    const grace = 5_000;
+    const closing = p.close(grace);
+    // While the busy call is held: the request still arriving gets 503, the idle connection closes.
     assert.equal((await partial.next(1))[0]!.status, 503);
-    for (const w of [busy, partial, idle]) assert.equal(await w.closesWithin(1_000), true);
+    assert.equal(await idle.closesWithin(1_000), true);
+    assert.equal(busy.answers.length, 0);
+    const released = Date.now();
+    backend.open("shutdown");
+    await closing;
+    assert.ok(Date.now() - released < grace, "closed when the answer was out, not at the end of the grace");
+    assert.equal((await busy.next(1))[0]!.status, 200);
+    for (const w of [busy, partial]) assert.equal(await w.closesWithin(1_000), true);
   });
 });

@@ -3,7 +3,25 @@
  * answer that comes back, in order — interim 1xx answers, Content-Length, chunked and
  * close-delimited bodies — so pipelining, `Expect: 100-continue` and closes can be checked.
  */
+import { subscribe } from "node:diagnostics_channel";
 import { connect, type Socket } from "node:net";
+import { waitFor } from "./processes.js";
+
+/**
+ * The server's end of every TCP connection accepted in this process, by the client's port (Node's
+ * documented `net.server.socket` diagnostics channel): its `bytesRead` tells a test what the
+ * server has read, whoever reads it (llhttp in consume mode emits no 'data' events).
+ */
+const accepted = new Map<number, Socket>();
+subscribe("net.server.socket", (message) => {
+  const { socket } = message as { socket: Socket };
+  const port = socket.remotePort;
+  if (port === undefined) return;
+  accepted.set(port, socket);
+  socket.once("close", () => {
+    if (accepted.get(port) === socket) accepted.delete(port);
+  });
+});
 
 export interface WireAnswer {
   status: number;
@@ -19,6 +37,8 @@ export class Wire {
   #data = Buffer.alloc(0);
   #ended = false;
   #waiters: (() => void)[] = [];
+  /** Bytes written so far. */
+  #sent = 0;
 
   private constructor(socket: Socket) {
     this.socket = socket;
@@ -49,14 +69,32 @@ export class Wire {
   }
 
   write(bytes: string | Buffer): void {
+    this.#sent += Buffer.byteLength(bytes);
     this.socket.write(bytes);
+  }
+
+  /**
+   * Writes `bytes`, then waits until the server — which must run in this process — has read every
+   * byte written so far. What is written next then reaches the server in a read of its own, so a
+   * test can split a request at exact places (or know a request arrived) without sleeping.
+   */
+  async writeApart(bytes: string | Buffer, timeoutMs = 5_000): Promise<void> {
+    this.socket.setNoDelay(true);
+    this.write(bytes);
+    const port = this.socket.localPort;
+    await waitFor("the server to read what was written", () => (accepted.get(port ?? -1)?.bytesRead ?? -1) >= this.#sent, timeoutMs, 1);
+  }
+
+  /** The server's end of this connection, when the server runs in this process. */
+  serverEnd(): Socket | undefined {
+    return accepted.get(this.socket.localPort ?? -1);
   }
 
   /** Writes `text` one byte per `gapMs`, stopping when the server closes. */
   async trickle(text: string, gapMs: number): Promise<void> {
     for (const ch of text) {
       if (this.#ended || this.socket.destroyed) return;
-      this.socket.write(ch);
+      this.write(ch);
       await new Promise((r) => setTimeout(r, gapMs));
     }
   }

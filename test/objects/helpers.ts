@@ -31,7 +31,7 @@ export function temps(dir: string): string[] {
   return readdirSync(dir).filter((n) => n.startsWith(".tmp."));
 }
 
-/** The traversal spellings of catalogue row 38 (and friends), as ids/refs. */
+/** Spellings of a path that leaves the store (dot segments, encodings, absolute paths, NUL), as ids/refs. */
 export const TRAVERSALS = [
   "../../etc/passwd",
   "..",

@@ -8,7 +8,7 @@ import { withObjectEndpoint } from "../../src/objects/endpoint.js";
 import { ObjRef } from "../../src/objects/ref.js";
 import { registryPeers } from "../../src/objects/remote.js";
 import { ObjectStore } from "../../src/objects/store.js";
-import { Cleanups } from "../helpers/processes.js";
+import { Cleanups, waitFor } from "../helpers/processes.js";
 import { rejectsWith, tempDir, temps } from "./helpers.js";
 
 const TOKEN = "peer-token";
@@ -31,8 +31,12 @@ async function serve(listener: RequestListener): Promise<{ url: string; server: 
 }
 
 /** A fake owner that announces `size` bytes and then misbehaves. */
+/** Requests the fake owners have received. */
+let ownerRequests = 0;
+
 async function fakeOwner(behaviour: "stall" | "cut"): Promise<string> {
   const { url } = await serve((req, res) => {
+    ownerRequests++;
     const meta = { id: "big", size: 1 << 20, created: Date.now(), contentType: "application/octet-stream" };
     res.writeHead(200, { "content-length": meta.size, "x-anyserve-object": JSON.stringify(meta) });
     if (behaviour === "cut") res.write(Buffer.alloc(300_000), () => res.destroy());
@@ -151,8 +155,11 @@ describe("objects across replicas without a shared directory", () => {
     const took = Date.now() - t0;
     assert.ok(took >= 190 && took < 2_000, `took ${took} ms`);
     const controller = new AbortController();
-    setTimeout(() => controller.abort(), 100);
-    await rejectsWith(d.get(ref, { signal: controller.signal }), "CANCELLED");
+    const seen = ownerRequests;
+    const fetching = d.get(ref, { signal: controller.signal });
+    await waitFor("the request at the owner", () => ownerRequests > seen);
+    controller.abort();
+    await rejectsWith(fetching, "CANCELLED");
   });
 
   test("a transfer cut halfway leaves no cached object and no temp file", async () => {

@@ -1,4 +1,4 @@
-// Catalogue rows 38–39: no id, ref or request path reads anything outside the store; planted
+// Path traversal and planted files: no id, ref or request path reads anything outside the store; planted
 // symlinks, hard links, FIFOs and foreign files are refused. A sentinel file sits beside the store.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -53,7 +53,7 @@ describe("object paths never leave the store", () => {
     }
   });
 
-  test("row 38 over HTTP: GET /objects/<traversal> is 400 and never answers the sentinel", async () => {
+  test("over HTTP: GET /objects/<traversal> is 400 and never answers the sentinel", async () => {
     const paths = [
       "/objects/../../etc/passwd",
       "/objects/../sentinel",

@@ -1,4 +1,4 @@
-/** The bad-input catalogue (docs: reliability.md §3) rows that the codecs own. */
+/** Bad input the codecs refuse on their own (JSON, protobuf, binary extension): each case, its code and message. */
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { decodeRequest } from "../../src/protocol/codec.js";
@@ -12,7 +12,7 @@ const ok = { name: "x", datatype: "FP32", shape: [2], data: [1, 2] };
 const req = (extra: Record<string, unknown>): Buffer => json({ inputs: [ok], ...extra });
 const input = (t: Record<string, unknown>): Buffer => json({ inputs: [{ ...ok, ...t }] });
 
-test("row 1: truncated or empty JSON → INVALID_JSON 400", () => {
+test("truncated or empty JSON → INVALID_JSON 400", () => {
   const e = expectError(() => decodeRequest(Buffer.from("{"), { contentType: "application/json" }), "INVALID_JSON", "not valid JSON");
   assert.equal(e.httpStatus, 400);
   expectError(() => decodeRequest(Buffer.alloc(0), { contentType: "application/json" }), "INVALID_JSON", "empty");
@@ -21,7 +21,7 @@ test("row 1: truncated or empty JSON → INVALID_JSON 400", () => {
   expectError(() => decodeRequest(Buffer.from([0xff, 0xfe, 0x7b]), {}), "INVALID_JSON");
 });
 
-test("row 2: unsupported content type → 415; missing means JSON", () => {
+test("unsupported content type → 415; missing means JSON", () => {
   const e = expectError(() => formatOfContentType("text/plain"), "UNSUPPORTED_MEDIA_TYPE", "text/plain");
   assert.equal(e.httpStatus, 415);
   expectError(() => decodeRequest(req({}), { contentType: "application/xml" }), "UNSUPPORTED_MEDIA_TYPE");
@@ -32,7 +32,7 @@ test("row 2: unsupported content type → 415; missing means JSON", () => {
     assert.equal(formatOfContentType(ct), "protobuf");
 });
 
-test("row 6: prototype keys anywhere walked → INVALID_JSON, Object.prototype unchanged", () => {
+test("prototype keys anywhere walked → INVALID_JSON, Object.prototype unchanged", () => {
   const bodies = [
     '{"__proto__":{"polluted":1},"inputs":[]}',
     '{"constructor":{"prototype":{"polluted":1}},"inputs":[]}',
@@ -50,7 +50,7 @@ test("row 6: prototype keys anywhere walked → INVALID_JSON, Object.prototype u
   assert.equal(Object.hasOwn(Object.prototype, "polluted"), false);
 });
 
-test("row 7: 100k nested '[' → 400, no stack overflow", () => {
+test("100k nested '[' → 400, no stack overflow", () => {
   const deep = "[".repeat(100_000) + "]".repeat(100_000);
   expectError(() => decodeRequest(Buffer.from(deep), {}), "INVALID_JSON");
   expectError(() => decodeRequest(Buffer.from("[".repeat(100_000)), {}), "INVALID_JSON");
@@ -60,14 +60,14 @@ test("row 7: 100k nested '[' → 400, no stack overflow", () => {
   expectError(() => decodeRequest(Buffer.from(params), {}), "INVALID_PARAMETER", "'p'");
 });
 
-test("row 8: inputs missing, not an array, or empty → INVALID_REQUEST naming inputs", () => {
+test("inputs missing, not an array, or empty → INVALID_REQUEST naming inputs", () => {
   for (const body of [{}, { inputs: {} }, { inputs: "x" }, { inputs: [] }, { inputs: null }]) {
     expectError(() => decodeJsonRequest(json(body)), "INVALID_REQUEST", "'inputs'");
   }
   expectError(() => decodeProtoRequest(encodeProtoRequest({ inputs: [] })), "INVALID_REQUEST", "'inputs'");
 });
 
-test("row 9: duplicate input names and unknown datatypes → INVALID_TENSOR", () => {
+test("duplicate input names and unknown datatypes → INVALID_TENSOR", () => {
   expectError(() => decodeJsonRequest(json({ inputs: [ok, ok] })), "INVALID_TENSOR", "input 'x'", "more than once");
   expectError(() => decodeJsonRequest(input({ datatype: "FP128" })), "INVALID_TENSOR", "input 'x'", "FP128", "FP32");
   expectError(() => decodeJsonRequest(input({ datatype: "fp32" })), "INVALID_TENSOR", "fp32");
@@ -88,7 +88,7 @@ test("row 9: duplicate input names and unknown datatypes → INVALID_TENSOR", ()
   expectError(() => decodeProtoRequest(Buffer.from(bad)), "INVALID_TENSOR", "input 'a'", "FP128");
 });
 
-test("row 10: bad shape dims → INVALID_TENSOR naming the dim", () => {
+test("bad shape dims → INVALID_TENSOR naming the dim", () => {
   for (const shape of [[-1], [1.5], ["2"], [2 ** 53], [1e20], [null], "2", [2, -3]]) {
     expectError(() => decodeJsonRequest(input({ shape, data: [] })), "INVALID_TENSOR", "input 'x'", "shape");
   }
@@ -102,7 +102,7 @@ test("row 10: bad shape dims → INVALID_TENSOR naming the dim", () => {
   expectError(() => decodeProtoRequest(Buffer.from(huge)), "INVALID_TENSOR", "shape[0]", "9223372036854775807");
 });
 
-test("row 11: element count ≠ product of shape → 'expected N elements, got M'", () => {
+test("element count ≠ product of shape → 'expected N elements, got M'", () => {
   const e = expectError(() => decodeJsonRequest(input({ shape: [2, 3], data: [1, 2, 3, 4, 5] })), "INVALID_TENSOR");
   assert.equal(e.message, "input 'x': expected 6 FP32 elements for shape [2,3], got 5");
   expectError(
@@ -127,7 +127,7 @@ test("row 11: element count ≠ product of shape → 'expected N elements, got M
   expectError(() => decodeProtoRequest(Buffer.from(typed)), "INVALID_TENSOR", "input 'a': expected 3 INT32 elements for shape [3], got 2");
 });
 
-test("row 12: huge shape with tiny data → 400 before any allocation", () => {
+test("huge shape with tiny data → 400 before any allocation", () => {
   const before = process.memoryUsage().arrayBuffers;
   expectError(
     () => decodeJsonRequest(input({ shape: [1e9, 1e9], data: [1, 2, 3] })),
@@ -156,7 +156,7 @@ test("row 12: huge shape with tiny data → 400 before any allocation", () => {
   assert.ok(process.memoryUsage().arrayBuffers - before < 64 * 1024 * 1024);
 });
 
-test("row 13: non-numbers, ragged nesting, out-of-range integers → INVALID_TENSOR", () => {
+test("non-numbers, ragged nesting, out-of-range integers → INVALID_TENSOR", () => {
   expectError(() => decodeJsonRequest(input({ data: [1, "abc"] })), "INVALID_TENSOR", "input 'x'", "element 1", "FP32 number", '"abc"');
   expectError(() => decodeJsonRequest(input({ data: [1, "NaN"] })), "INVALID_TENSOR", '"NaN"');
   expectError(() => decodeJsonRequest(input({ data: [1, { v: 1 }] })), "INVALID_TENSOR", "element 1");
@@ -186,7 +186,7 @@ test("row 13: non-numbers, ragged nesting, out-of-range integers → INVALID_TEN
   expectError(() => decodeProtoRequest(Buffer.from(half)), "INVALID_TENSOR", "FP16", "raw");
 });
 
-test("row 14: bad parameters and ids", () => {
+test("bad parameters and ids", () => {
   expectError(() => decodeJsonRequest(req({ parameters: { deep: { a: 1 } } })), "INVALID_PARAMETER", "'deep'");
   expectError(() => decodeJsonRequest(req({ parameters: { n: null } })), "INVALID_PARAMETER", "'n'");
   expectError(() => decodeJsonRequest(req({ parameters: [1] })), "INVALID_PARAMETER", "parameters must be an object");
@@ -211,7 +211,7 @@ test("row 14: bad parameters and ids", () => {
   expectError(() => decodeProtoRequest(Buffer.from(protoParam)), "INVALID_PARAMETER", "'big'", "9223372036854775807");
 });
 
-test("row 15: binary extension header length and sizes", () => {
+test("binary extension header length and sizes", () => {
   const header = Buffer.from(
     JSON.stringify({ inputs: [{ name: "x", datatype: "FP32", shape: [2], parameters: { binary_data_size: 8 } }] }),
   );
@@ -264,7 +264,7 @@ test("row 15: binary extension header length and sizes", () => {
   );
 });
 
-test("row 15: malformed BYTES length prefixes in binary data", () => {
+test("malformed BYTES length prefixes in binary data", () => {
   const make = (raw: Buffer, count: number): [Buffer, number] => {
     const h = Buffer.from(
       JSON.stringify({ inputs: [{ name: "s", datatype: "BYTES", shape: [count], parameters: { binary_data_size: raw.length } }] }),
@@ -288,7 +288,7 @@ test("row 15: malformed BYTES length prefixes in binary data", () => {
   expectError(() => decodeJsonRequest(...make(el("a"), 3)), "INVALID_TENSOR", "got 1");
 });
 
-test("rows 44/45: protobuf garbage, raw_input_contents count and size", () => {
+test("protobuf garbage, raw_input_contents count and size", () => {
   const garbage = [
     Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
     Buffer.from("hello world, not protobuf"),

@@ -13,7 +13,8 @@ type Cleanup = { after(fn: () => unknown): void };
 export const runs = new Map<string, number>();
 export const totalRuns = (): number => [...runs.values()].reduce((a, b) => a + b, 0);
 
-/** Aborts seen by the `slow` handler. */
+/** Calls the `slow` handler started, and aborts it saw. */
+export const slowStarts = { count: 0 };
 export const aborts = { count: 0 };
 
 /** `who` answers its replica id (and counts the run); `tokens` streams words; `slow` waits `ms` or its abort. */
@@ -30,6 +31,7 @@ export function whoApp(extra?: (app: AnyServe) => void): AnyServe {
     { type: "slow" },
     (req, ctx) =>
       new Promise((resolve) => {
+        slowStarts.count++;
         const timer = setTimeout(() => resolve("slept"), Number(req.value("ms")));
         ctx.signal.addEventListener("abort", () => {
           clearTimeout(timer);
