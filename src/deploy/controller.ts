@@ -256,8 +256,9 @@ export class DeploymentController {
     };
   }
 
-  #execute(a: Action, now: number): void {
+  #execute(action: Action, now: number): void {
     const log = this.#o.logger;
+    const a = this.#closed ? { ...action, reason: "the deployment is stopping" } : action;
     if (a.type === "start") {
       const spec = this.#specFor(a);
       log.info({ replica: spec.replicaId, slot: a.slot, version: a.version, reason: a.reason }, "starting a replica");

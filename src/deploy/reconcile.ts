@@ -119,72 +119,80 @@ export function reconcile(desired: DesiredState, actual: ActualState, now: numbe
 function reconcileService(want: DesiredService | undefined, replicas: ObservedReplica[], plan: PlanBuilder): void {
   const n = want?.placement.status === "scheduled" ? want.replicas : 0;
   const leaving = !want ? "its service was removed" : want.placement.status === "unschedulable" ? "unschedulable here" : "scaled down";
-  // Replicas holding (or about to hold) a process: the roll's budget counts them.
-  let alive = replicas.filter((r) => r.phase !== "exited").length;
-  const bySlot = new Map<number, ObservedReplica[]>();
+  const kept: ObservedReplica[] = [];
   for (const r of replicas) {
     if (r.phase === "stopping") plan.pending(`${r.id} is draining`);
     else if (!want || r.slot >= n) plan.act({ type: "stop", id: r.id, reason: leaving });
     else if (r.version !== want.version && r.phase === "exited") plan.act({ type: "stop", id: r.id, reason: "outdated and down" });
-    else bySlot.set(r.slot, [...(bySlot.get(r.slot) ?? []), r]);
+    else kept.push(r);
   }
   if (!want || n === 0) return;
-  const after = want.config.monitoring.unhealthy_restart_after;
-  const waitingToRoll: number[] = [];
-  let rollBlockedBy: ObservedReplica | undefined;
+  const toRoll: number[] = [];
+  let newVersionCrashLoops = false;
   for (let slot = 0; slot < n; slot++) {
-    const here = bySlot.get(slot) ?? [];
-    const [current, ...extra] = here.filter((r) => r.version === want.version).sort(byReadiness);
-    // One outdated replica per slot is enough to hold its place until the new one serves: after
-    // an apply during a roll, the half-started replica of the previous apply leaves.
-    const [holder, ...superseded] = here.filter((r) => r.version !== want.version).sort(byReadiness);
-    let outdated = holder ? [holder] : [];
-    for (const r of [...extra, ...superseded]) plan.act({ type: "stop", id: r.id, reason: `slot ${slot} has ${(current ?? holder)!.id}` });
-    if (!current) {
-      if (outdated.length === 0) {
-        plan.act({
-          type: "start",
-          service: want.placement.service,
-          slot,
-          version: want.version,
-          gpuIds: gpuIdsOf(want, slot),
-          reason: "empty slot",
-        });
-        alive++;
-      } else {
-        waitingToRoll.push(slot);
-      }
-    } else if (serving(current)) {
-      for (const r of outdated) plan.act({ type: "stop", id: r.id, reason: `replaced by ${current.id}` });
-      outdated = [];
-    } else if (current.phase === "exited") {
-      if (!current.crashLooping) alive++;
-      restartOrGiveUp(current, plan);
-      if (current.crashLooping) rollBlockedBy = current;
-    } else if (outdated.length > 0) {
-      plan.pending(`rolling: ${outdated.map((r) => r.id).join(", ")} serves until ${current.id} does`);
-    } else if (current.phase === "starting" || current.phase === "created") {
-      plan.pending(`${current.id} is starting`);
-    }
-    for (const r of current ? [current, ...outdated] : outdated) killIfNotServing(r, after, plan);
-  }
-  // One extra replica at a time: the next slot rolls once the last old replica has drained.
-  for (const slot of waitingToRoll) {
-    if (rollBlockedBy) break; // the new version crash-loops (reported): the old replicas keep serving
-    if (alive >= n + MAX_SURGE) {
-      plan.pending(`rolling: slot ${slot} waits its turn`);
-      continue;
-    }
-    plan.act({
-      type: "start",
-      service: want.placement.service,
+    const outcome = reconcileSlot(
+      want,
       slot,
-      version: want.version,
-      gpuIds: gpuIdsOf(want, slot),
-      reason: "rolling update",
-    });
-    alive++;
+      kept.filter((r) => r.slot === slot),
+      plan,
+    );
+    if (outcome === "waits_to_roll") toRoll.push(slot);
+    if (outcome === "crash_loops") newVersionCrashLoops = true;
   }
+  // One extra replica at a time: the next slot rolls once the last old replica has drained. While
+  // the new version crash-loops (reported), the roll stops and the old replicas keep serving.
+  if (newVersionCrashLoops) return;
+  // Replicas holding a process now or soon (an exited one of this version restarts), and new ones.
+  let alive = replicas.filter((r) => r.phase !== "exited" || (r.version === want.version && r.slot < n && !r.crashLooping)).length;
+  alive += plan.startsOf(want.placement.service);
+  for (const slot of toRoll) {
+    if (alive >= n + MAX_SURGE) plan.pending(`rolling: slot ${slot} waits its turn`);
+    else {
+      plan.act(startIn(want, slot, "rolling update"));
+      alive++;
+    }
+  }
+}
+
+type SlotOutcome = "ok" | "waits_to_roll" | "crash_loops";
+
+/** One slot: its replica of the current version, and until that one serves, one outdated replica holding the place. */
+function reconcileSlot(want: DesiredService, slot: number, here: ObservedReplica[], plan: PlanBuilder): SlotOutcome {
+  const [current, ...extra] = here.filter((r) => r.version === want.version).sort(byReadiness);
+  // One outdated replica per slot is enough to hold its place until the new one serves: after
+  // an apply during a roll, the half-started replica of the previous apply leaves.
+  const [holder, ...superseded] = here.filter((r) => r.version !== want.version).sort(byReadiness);
+  for (const r of [...extra, ...superseded]) plan.act({ type: "stop", id: r.id, reason: `slot ${slot} has ${(current ?? holder)!.id}` });
+  const after = want.config.monitoring.unhealthy_restart_after;
+  if (!current) {
+    if (!holder) plan.act(startIn(want, slot, "empty slot"));
+    else killIfNotServing(holder, after, plan);
+    return holder ? "waits_to_roll" : "ok";
+  }
+  if (serving(current)) {
+    if (holder) plan.act({ type: "stop", id: holder.id, reason: `replaced by ${current.id}` });
+    return "ok";
+  }
+  if (holder) killIfNotServing(holder, after, plan);
+  if (current.phase === "exited") {
+    restartOrGiveUp(current, plan);
+    return current.crashLooping ? "crash_loops" : "ok";
+  }
+  killIfNotServing(current, after, plan);
+  if (holder) plan.pending(`rolling: ${holder.id} serves until ${current.id} does`);
+  else if (current.phase === "starting" || current.phase === "created") plan.pending(`${current.id} is starting`);
+  return "ok";
+}
+
+function startIn(want: DesiredService, slot: number, reason: string): Action {
+  return {
+    type: "start",
+    service: want.placement.service,
+    slot,
+    version: want.version,
+    gpuIds: want.placement.replicas[slot]?.gpuIds ?? [],
+    reason,
+  };
 }
 
 function restartOrGiveUp(r: ObservedReplica, plan: PlanBuilder): void {
@@ -224,10 +232,6 @@ function byReadiness(a: ObservedReplica, b: ObservedReplica): number {
   return rank(a) - rank(b);
 }
 
-function gpuIdsOf(want: DesiredService, slot: number): number[] {
-  return want.placement.replicas[slot]?.gpuIds ?? [];
-}
-
 class PlanBuilder {
   readonly #actions: Action[] = [];
   readonly #pending: string[] = [];
@@ -237,6 +241,11 @@ class PlanBuilder {
 
   act(a: Action): void {
     this.#actions.push(a);
+  }
+
+  /** Replicas of `service` this plan starts. */
+  startsOf(service: string): number {
+    return this.#actions.filter((a) => a.type === "start" && a.service === service).length;
   }
 
   pending(what: string): void {

@@ -77,3 +77,19 @@ test("a settled deployment yields nothing to do and nothing pending", () => {
   const plan = reconcile(want, { replicas: [replica(want, "svc", 0), replica(want, "svc", 1)] }, 0);
   assert.deepEqual(plan, { actions: [], pending: [], wakeAt: null });
 });
+
+test("an outdated replica that is down is cleared away and its slot refilled at once, beside a slot that is rolling", () => {
+  const old = desired({ svc: { deployment: { replicas: 2 } } });
+  const want = desired({ svc: { deployment: { replicas: 2, thread_count: 2 } } });
+  const actual = {
+    replicas: [
+      replica(old, "svc", 0),
+      replica(want, "svc", 0, { id: "svc-0-r2", phase: "starting", health: "unregistered" }),
+      replica(old, "svc", 1, { phase: "exited", crashes: [0] }),
+    ],
+  };
+  assert.deepEqual(
+    reconcile(want, actual, 10).actions.map((a) => `${a.type} ${"id" in a ? a.id : `slot ${a.slot}`}: ${a.reason}`),
+    ["stop svc-1: outdated and down", "start slot 1: empty slot"],
+  );
+});
