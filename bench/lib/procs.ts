@@ -12,7 +12,7 @@ import net, { type AddressInfo } from "node:net";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
-import { SERVING_NODE_FLAGS } from "../../src/cli/node-flags.js";
+import { SERVING_NODE_FLAGS } from "../../src/util/node-flags.js";
 
 export const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 export const BIN = path.join(ROOT, "bin", "anyserve.js");

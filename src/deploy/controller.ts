@@ -1,71 +1,111 @@
 /**
- * The deployment controller behind `anyserve up` and `anyserve apply`: it turns a validated
- * deployment file into replica processes on this node and keeps them there. Applying a changed
- * file scales services up and down (a replica being removed drains first), and replaces the
- * replicas of a service whose restart-type fields changed one at a time — the new one is serving
- * before the old one drains — so no request is dropped.
+ * The deployment controller behind `anyserve up`, `anyserve apply`, `/api/scale` and the
+ * Environment API: a small loop around the pure `reconcile()` (`reconcile.ts`). `apply` and
+ * `scale` set the desired state; a pass — run after every change of desired state, every phase
+ * change of a replica, every routing change in the registry (health), and on a tick — observes the
+ * replicas, asks `reconcile` what to do, and does it through their handles (`replica-handle.ts`).
+ * Passes are serialised (one at a time, never re-entered), so an `apply` during a rolling update
+ * simply changes where the next pass heads.
  */
 import type { ServicePolicies } from "../gateway/policies.js";
-import type { Registry } from "../gateway/registry.js";
-import { policyFieldsOf } from "./gateway-options.js";
 import type { Logger } from "../util/logger.js";
+import { configVersion, diffFields, type FieldChange } from "./changes.js";
+import { policyFieldsOf } from "./gateway-options.js";
+import { localReplicas } from "./local-replica.js";
 import { place, type NodeCapacity, type ServicePlacement } from "./placement.js";
+import { CRASH_LOOP_LIMIT, reconcile, type Action, type DesiredState, type ObservedReplica, type ReplicaHealth } from "./reconcile.js";
+import type { ReplicaFactory, ReplicaHandle, ReplicaPhase, ReplicaSpec, ReplicaState, ReplicaStatus } from "./replica-handle.js";
 import { resolveService } from "../config/resolve.js";
-import { SECTION_NAMES, updateTypeOf, type DeploymentFile, type ServiceConfig } from "../config/schema.js";
-import { ReplicaProcess, type ReplicaStatus } from "./supervisor.js";
-import { replicaArgs, replicaEnv } from "./replica-args.js";
-import { UnhealthyReplacer, type Replaceable } from "./unhealthy-replacer.js";
+import type { DeploymentFile, ServiceConfig } from "../config/schema.js";
 
-export interface ControllerOptions {
-  apiServerUrl: string;
-  registry: Registry;
-  /** The API server's per-service routing policies: set from each service's config (live fields). */
-  policies?: ServicePolicies;
+/** Time for the loop; tests pass a fake one. */
+export interface Clock {
+  now(): number;
+  /** Calls `fn` after `ms`; returns a cancel function. Must not keep the process alive. */
+  schedule(fn: () => void, ms: number): () => void;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  schedule(fn, ms) {
+    const timer = setTimeout(fn, ms);
+    timer.unref();
+    return () => clearTimeout(timer);
+  },
+};
+
+/** What the controller reads from the registry (the gateway's `Registry` is one). */
+export interface HealthSource {
+  get(replicaId: string): { healthy: boolean; available: boolean; probeFailures: number; probeError?: string | undefined } | undefined;
+  /** Told of registrations, removals, drains and health changes. */
+  onRoutingChange(listener: () => void): void;
+  /** A replica that dies is taken out at once, not after 3 missed heartbeats. */
+  unregister(replicaId: string): boolean;
+}
+
+interface CommonOptions {
   node: NodeCapacity;
   logger: Logger;
-  token?: string | undefined;
+  registry: HealthSource;
+  /** The API server's per-service routing policies: set from each service's config (live fields). */
+  policies?: ServicePolicies;
+  clock?: Clock;
+  /** The longest the loop waits without being woken (ms; default 1000). */
+  tickMs?: number;
 }
+
+export type ControllerOptions = CommonOptions &
+  (
+    | { /** How replicas run (a fake in tests). */ replicas: ReplicaFactory }
+    | { /** Local processes registering here. */ apiServerUrl: string; token?: string | undefined }
+  );
 
 export interface ServiceReport {
   status: "scheduled" | "unschedulable" | "removed";
   reason?: string;
   replicas: number;
   /** Fields that changed and how they were applied. */
-  changed: { field: string; applied: "live" | "restart" }[];
+  changed: FieldChange[];
+}
+
+/** A replica and what the controller has seen of it. */
+interface Tracked {
+  handle: ReplicaHandle;
+  phase: ReplicaPhase;
+  crashes: number[];
+  crashLooping: boolean;
+  notServingSince: number | null;
 }
 
 export class DeploymentController {
-  readonly #o: ControllerOptions;
+  readonly #o: CommonOptions;
+  readonly #factory: ReplicaFactory;
+  readonly #clock: Clock;
+  readonly #tickMs: number;
   #config: DeploymentFile | undefined;
   #placements = new Map<string, ServicePlacement>();
-  /** Running replica processes by service, in index order. */
-  readonly #replicas = new Map<string, ReplicaProcess[]>();
-  /** Every replica id used so far: a replacement never reuses a live (or draining) replica's id. */
+  /** Desired replicas per service, apart from the config (`scale`, and later an autoscaler, set it). */
+  #counts: Record<string, number> = {};
+  #desired: DesiredState = { services: {} };
+  /** Replicas by id, in creation order. */
+  readonly #tracked = new Map<string, Tracked>();
+  /** Every replica id used so far: a new replica never takes the id of a live (or draining) one. */
   readonly #usedIds = new Set<string>();
-  #applying: Promise<unknown> = Promise.resolve();
-
-  readonly #replacer: UnhealthyReplacer;
+  /** Resolved when a pass finds nothing to do and nothing under way. */
+  #waiters: (() => void)[] = [];
+  #passQueued = false;
+  #cancelTimer: (() => void) | undefined;
+  #closed = false;
 
   constructor(options: ControllerOptions) {
     this.#o = options;
-    this.#replacer = new UnhealthyReplacer({ registry: options.registry, logger: options.logger, running: () => this.#runningReplicas() });
-  }
-
-  /** Supervised replicas whose process runs, with their service's `unhealthy_restart_after`. */
-  #runningReplicas(): Replaceable[] {
-    const out: Replaceable[] = [];
-    for (const [service, list] of this.#replicas) {
-      const after = this.#config?.services[service]?.monitoring.unhealthy_restart_after ?? null;
-      for (const proc of list) {
-        if (proc.state !== "running") continue;
-        out.push({
-          replicaId: proc.spec.replicaId,
-          restartAfterMs: after === null ? null : after * 1000,
-          replace: (reason) => proc.replace(reason),
-        });
-      }
-    }
-    return out;
+    this.#factory =
+      "replicas" in options
+        ? options.replicas
+        : localReplicas({ apiServerUrl: options.apiServerUrl, nodeName: options.node.name, token: options.token });
+    this.#clock = options.clock ?? systemClock;
+    this.#tickMs = options.tickMs ?? 1_000;
+    options.registry.onRoutingChange(() => this.#requestPass());
   }
 
   /** This node's name, labels and capacity. */
@@ -77,137 +117,225 @@ export class DeploymentController {
     return this.#config;
   }
 
-  /** Applies a deployment (serialised: one apply at a time). Throws PlacementError before changing anything. */
-  apply(file: DeploymentFile): Promise<Record<string, ServiceReport>> {
-    const run = this.#applying.then(() => this.#apply(file));
-    this.#applying = run.catch(() => undefined);
-    return run;
+  /**
+   * Makes `file` the desired deployment and resolves once it is reached (every replica serving or
+   * given up, nothing starting or draining). Rejects with PlacementError before changing anything.
+   * A later apply supersedes this one at once; both resolve when the later one is reached.
+   */
+  async apply(file: DeploymentFile): Promise<Record<string, ServiceReport>> {
+    const counts = Object.fromEntries(Object.entries(file.services).map(([name, s]) => [name, s.deployment.replicas]));
+    return this.#setDesired(file, counts);
   }
 
   /** Sets one service's replica count (the management API's "scale"). */
-  scale(service: string, replicas: number): Promise<Record<string, ServiceReport>> {
+  async scale(service: string, replicas: number): Promise<Record<string, ServiceReport>> {
     const cfg = this.#config;
-    if (!cfg?.services[service]) return Promise.reject(new Error(`no service '${service}' is deployed`));
+    if (!cfg?.services[service]) throw new Error(`no service '${service}' is deployed`);
     const next: DeploymentFile = structuredClone(cfg);
     next.services[service]!.deployment.replicas = replicas;
-    return this.apply(next);
+    return this.#setDesired(next, { ...this.#counts, [service]: replicas });
   }
 
   status(): {
     services: Record<string, { placement: ServicePlacement["status"]; reason?: string; config: ServiceConfig; replicas: ReplicaStatus[] }>;
   } {
     const services: ReturnType<DeploymentController["status"]>["services"] = {};
-    for (const [name, cfg] of Object.entries(this.#config?.services ?? {})) {
+    const all = [...this.#tracked.values()].sort((a, b) => a.handle.spec.slot - b.handle.spec.slot);
+    for (const [name, config] of Object.entries(this.#config?.services ?? {})) {
       const p = this.#placements.get(name);
       services[name] = {
         placement: p?.status ?? "scheduled",
         ...(p?.status === "unschedulable" ? { reason: p.reason } : {}),
-        config: cfg,
-        replicas: (this.#replicas.get(name) ?? []).map((r) => r.status()),
+        config,
+        replicas: all.filter((t) => t.handle.spec.service === name).map(statusOf),
       };
     }
     return { services };
   }
 
-  /** Stops every replica (each drains), e.g. on Ctrl-C. */
+  /** Stops every replica (each drains), e.g. on Ctrl-C; the controller does nothing more after. */
   async stopAll(): Promise<void> {
-    this.#replacer.stop();
-    const all = [...this.#replicas.values()].flat();
-    this.#replicas.clear();
-    await Promise.all(all.map((r) => r.stop()));
+    this.#closed = true;
+    this.#desired = { services: {} };
+    await this.#settled();
+    this.#cancelTimer?.();
   }
 
-  async #apply(file: DeploymentFile): Promise<Record<string, ServiceReport>> {
-    const placements = place(file, this.#o.node);
+  async #setDesired(file: DeploymentFile, counts: Record<string, number>): Promise<Record<string, ServiceReport>> {
+    if (this.#closed) throw new Error("the deployment is stopping");
+    const placements = place(file, this.#o.node, counts);
     const previous = this.#config;
-    this.#config = file;
-    this.#placements = new Map(placements.map((p) => [p.service, p]));
     const report: Record<string, ServiceReport> = {};
-    // Services are independent: start (or change) them all at once.
-    await Promise.all(
-      placements.map(async (p) => {
-        const cfg = file.services[p.service]!;
-        const changed = diffFields(previous?.services[p.service], cfg);
-        this.#o.policies?.set(p.service, policyFieldsOf(cfg));
-        if (p.status === "unschedulable") {
-          await this.#scaleTo(p.service, cfg, 0, p);
-          report[p.service] = { status: "unschedulable", reason: p.reason, replicas: 0, changed };
-          this.#o.logger.warn({ service: p.service, reason: p.reason }, "service is unschedulable on this node");
-          return;
-        }
-        if (changed.some((c) => c.applied === "restart")) await this.#rollingReplace(p.service, cfg, p);
-        await this.#scaleTo(p.service, cfg, cfg.deployment.replicas, p);
-        report[p.service] = { status: "scheduled", replicas: cfg.deployment.replicas, changed };
-      }),
-    );
-    for (const name of this.#replicas.keys()) {
-      if (!file.services[name]) {
-        await this.#scaleTo(name, undefined, 0, undefined);
-        this.#replicas.delete(name);
-        this.#o.policies?.delete(name);
-        report[name] = { status: "removed", replicas: 0, changed: [] };
+    const desired: DesiredState = { services: {} };
+    for (const p of placements) {
+      // Resolved once here: every replica of this version gets this very value.
+      const cfg = resolveService(file.services[p.service]!, { source: `services.${p.service}` });
+      const replicas = p.status === "scheduled" ? (counts[p.service] ?? cfg.deployment.replicas) : 0;
+      desired.services[p.service] = { config: cfg, version: configVersion(cfg), replicas, placement: p };
+      this.#o.policies?.set(p.service, policyFieldsOf(cfg));
+      // Resolved against resolved: a default the machine decides is not a change.
+      const changed = diffFields(this.#desired.services[p.service]?.config, cfg);
+      if (p.status === "unschedulable") {
+        report[p.service] = { status: "unschedulable", reason: p.reason, replicas: 0, changed };
+        this.#o.logger.warn({ service: p.service, reason: p.reason }, "service is unschedulable on this node");
+      } else {
+        report[p.service] = { status: "scheduled", replicas, changed };
       }
     }
+    for (const name of Object.keys(previous?.services ?? {})) {
+      if (file.services[name]) continue;
+      this.#o.policies?.delete(name);
+      report[name] = { status: "removed", replicas: 0, changed: [] };
+    }
+    this.#config = file;
+    this.#counts = counts;
+    this.#placements = new Map(placements.map((p) => [p.service, p]));
+    this.#desired = desired;
+    await this.#settled();
     return report;
   }
 
-  async #scaleTo(service: string, cfg: ServiceConfig | undefined, n: number, p: ServicePlacement | undefined): Promise<void> {
-    const list = this.#replicas.get(service) ?? [];
-    this.#replicas.set(service, list);
-    const starting: Promise<void>[] = [];
-    while (cfg && p && list.length < n) {
-      const proc = this.#spawn(service, cfg, p, list.length);
-      list.push(proc);
-      starting.push(proc.start());
-    }
-    await Promise.all(starting);
-    // Scale down from the end; each leaving replica unregisters first, then drains.
-    const leaving = list.splice(n);
-    await Promise.all(leaving.map((r) => r.stop()));
+  /** Resolves at the next pass that finds the desired state reached. */
+  #settled(): Promise<void> {
+    const done = new Promise<void>((resolve) => this.#waiters.push(resolve));
+    this.#requestPass();
+    return done;
   }
 
-  async #rollingReplace(service: string, cfg: ServiceConfig, p: ServicePlacement): Promise<void> {
-    const list = this.#replicas.get(service) ?? [];
-    for (let i = 0; i < list.length; i++) {
-      const fresh = this.#spawn(service, cfg, p, i);
-      await fresh.start();
-      const old = list[i]!;
-      list[i] = fresh;
-      await old.stop();
+  #requestPass(): void {
+    if (this.#passQueued) return;
+    this.#passQueued = true;
+    queueMicrotask(() => {
+      this.#passQueued = false;
+      this.#pass();
+    });
+  }
+
+  /** One pass: observe, decide, act. Synchronous, so passes never overlap. */
+  #pass(): void {
+    const now = this.#clock.now();
+    const observed = [...this.#tracked.values()].map((t) => this.#observe(t, now));
+    const plan = reconcile(this.#desired, { replicas: observed }, now);
+    for (const action of plan.actions) this.#execute(action, now);
+    this.#cancelTimer?.();
+    this.#cancelTimer = undefined;
+    if (!this.#closed) {
+      const at = Math.min(plan.wakeAt ?? Number.POSITIVE_INFINITY, now + this.#tickMs);
+      this.#cancelTimer = this.#clock.schedule(() => this.#requestPass(), Math.max(0, at - now));
+    }
+    if (plan.actions.length === 0 && plan.pending.length === 0) {
+      for (const resolve of this.#waiters.splice(0)) resolve();
     }
   }
 
-  #spawn(service: string, cfg: ServiceConfig, p: ServicePlacement, index: number): ReplicaProcess {
-    let replicaId = `${service}-${index}`;
-    for (let k = 2; this.#usedIds.has(replicaId); k++) replicaId = `${service}-${index}-r${k}`;
-    this.#usedIds.add(replicaId);
-    const gpuIds = p.replicas[index]?.gpuIds ?? [];
-    const resolved = resolveService(cfg, { source: `services.${service}` });
-    const spec = {
-      replicaId,
-      service,
-      args: replicaArgs({ service, cfg: resolved, replicaId, apiServer: this.#o.apiServerUrl, nodeName: this.#o.node.name }),
-      env: replicaEnv(resolved, gpuIds, this.#o.token),
+  /** The replica as `reconcile` sees it, with the registry's health as data. */
+  #observe(t: Tracked, now: number): ObservedReplica {
+    const spec = t.handle.spec;
+    const entry = this.#o.registry.get(spec.replicaId);
+    let health: ReplicaHealth = "serving";
+    let healthDetail: string | undefined;
+    if (entry === undefined) {
+      health = "unregistered";
+      healthDetail = "not registered (no heartbeat)";
+    } else if (!entry.healthy) {
+      health = "unhealthy";
+      healthDetail = `${entry.probeFailures} failed health checks${entry.probeError ? `: ${entry.probeError}` : ""}`;
+    } else if (!entry.available) {
+      health = "draining";
+    }
+    const troubled = t.phase === "running" && (health === "unhealthy" || health === "unregistered");
+    t.notServingSince = troubled ? (t.notServingSince ?? now) : null;
+    return {
+      id: spec.replicaId,
+      service: spec.service,
+      slot: spec.slot,
+      version: spec.version,
+      phase: t.phase,
+      crashLooping: t.crashLooping,
+      health,
+      healthDetail,
+      notServingSince: t.notServingSince,
+      crashes: t.crashes,
     };
-    // A replica that dies is taken out of the registry at once, not after 3 missed heartbeats.
-    return new ReplicaProcess(spec, this.#o.logger, (r) => this.#o.registry.unregister(r.spec.replicaId));
+  }
+
+  #execute(action: Action, now: number): void {
+    const log = this.#o.logger;
+    const a = this.#closed ? { ...action, reason: "the deployment is stopping" } : action;
+    if (a.type === "start") {
+      const spec = this.#specFor(a);
+      log.info({ replica: spec.replicaId, slot: a.slot, version: a.version, reason: a.reason }, "starting a replica");
+      const handle = this.#factory(spec);
+      const t: Tracked = { handle, phase: handle.phase, crashes: [], crashLooping: false, notServingSince: null };
+      this.#tracked.set(spec.replicaId, t);
+      handle.onChange(() => this.#changed(t));
+      handle.start();
+      return;
+    }
+    const t = this.#tracked.get(a.id);
+    if (!t) return;
+    switch (a.type) {
+      case "restart":
+        log.info({ replica: a.id, reason: a.reason }, "restarting a replica");
+        t.handle.start();
+        break;
+      case "stop":
+        log.info({ replica: a.id, reason: a.reason }, "stopping a replica");
+        void t.handle.stop();
+        break;
+      case "kill":
+        log.warn(
+          { replica: a.id, pid: t.handle.info().pid, reason: a.reason },
+          "killing a replica that is alive but not serving, to replace it",
+        );
+        // Its grace starts over: the next kill, if any, comes a full period later, not on the next pass.
+        t.notServingSince = now;
+        t.handle.kill(a.reason);
+        break;
+      case "give_up":
+        log.error({ replica: a.id, reason: a.reason, lastExit: t.handle.info().lastExit }, "replica is crash-looping; not restarting it");
+        t.crashLooping = true;
+        this.#requestPass();
+        break;
+    }
+  }
+
+  #specFor(a: Extract<Action, { type: "start" }>): ReplicaSpec {
+    let replicaId = `${a.service}-${a.slot}`;
+    for (let k = 2; this.#usedIds.has(replicaId); k++) replicaId = `${a.service}-${a.slot}-r${k}`;
+    this.#usedIds.add(replicaId);
+    const config = this.#desired.services[a.service]!.config;
+    return { replicaId, service: a.service, slot: a.slot, version: a.version, config, gpuIds: a.gpuIds };
+  }
+
+  /** A handle's phase changed: note crashes, forget stopped replicas, and look again. */
+  #changed(t: Tracked): void {
+    const phase = t.handle.phase;
+    if (phase === t.phase) return;
+    t.phase = phase;
+    const id = t.handle.spec.replicaId;
+    if (phase === "exited") {
+      t.crashes = [...t.crashes, this.#clock.now()].slice(-CRASH_LOOP_LIMIT);
+      t.notServingSince = null;
+      this.#o.registry.unregister(id);
+      this.#o.logger.warn({ replica: id, exit: t.handle.info().lastExit }, "replica exited");
+    } else if (phase === "stopped") {
+      this.#tracked.delete(id);
+      this.#o.registry.unregister(id);
+    }
+    this.#requestPass();
   }
 }
 
-/** Which fields differ, and whether each applies live or needs the replicas replaced. */
-export function diffFields(before: ServiceConfig | undefined, after: ServiceConfig): ServiceReport["changed"] {
-  if (!before) return [];
-  const out: ServiceReport["changed"] = [];
-  if (before.app !== after.app) out.push({ field: "app", applied: "restart" });
-  for (const section of SECTION_NAMES) {
-    const a = before[section] as Record<string, unknown>;
-    const b = after[section] as Record<string, unknown>;
-    for (const key of Object.keys(b)) {
-      if (JSON.stringify(a[key]) !== JSON.stringify(b[key])) {
-        const field = `${section}.${key}`;
-        out.push({ field, applied: updateTypeOf(field) });
-      }
-    }
-  }
-  return out;
+function statusOf(t: Tracked): ReplicaStatus {
+  const spec = t.handle.spec;
+  const info = t.handle.info();
+  const state: ReplicaState = t.crashLooping
+    ? "crash_looping"
+    : t.phase === "exited" || (t.phase === "starting" && info.restarts > 0)
+      ? "restarting"
+      : t.phase === "created"
+        ? "starting"
+        : t.phase;
+  return { replicaId: spec.replicaId, service: spec.service, slot: spec.slot, version: spec.version, state, ...info };
 }

@@ -65,9 +65,11 @@ export function placementConflict(s: ServiceConfig, node: NodeCapacity): string 
 
 /**
  * Places every service's replicas on `node`, in file order. Throws PlacementError when the
- * schedulable services together need more CPU, memory or GPUs than the node has.
+ * schedulable services together need more CPU, memory or GPUs than the node has. `counts` is the
+ * desired number of replicas per service when it is not the config's `deployment.replicas`
+ * (`anyserve scale`; an autoscaler).
  */
-export function place(file: DeploymentFile, node: NodeCapacity): ServicePlacement[] {
+export function place(file: DeploymentFile, node: NodeCapacity, counts: Record<string, number> = {}): ServicePlacement[] {
   const out: ServicePlacement[] = [];
   let cpu = 0;
   let memory = 0;
@@ -79,7 +81,7 @@ export function place(file: DeploymentFile, node: NodeCapacity): ServicePlacemen
       out.push({ service, status: "unschedulable", reason: conflict, replicas: [] });
       continue;
     }
-    const n = cfg.deployment.replicas;
+    const n = counts[service] ?? cfg.deployment.replicas;
     const r = cfg.resources;
     cpu += n * (r.cpu_cores ?? 0);
     // A replica takes memory whether or not it says how much: count the least it runs in.

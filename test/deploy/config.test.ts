@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ConfigError, parseDeployment, closest } from "../../src/deploy/load.js";
-import { diffFields } from "../../src/deploy/controller.js";
+import { diffFields } from "../../src/deploy/changes.js";
 
 const service = (over: Record<string, unknown> = {}) => ({ services: { svc: { app: "./app.ts", ...over } } });
 

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
-import { SERVING_NODE_FLAGS } from "../../src/cli/node-flags.js";
+import { SERVING_NODE_FLAGS } from "../../src/util/node-flags.js";
 import { Client } from "../../src/sdk/client.js";
 import { FIXTURES, startCli, waitFor } from "../helpers/processes.js";
 
@@ -74,7 +74,7 @@ test("replicas do not outlive a supervisor that is SIGKILLed: they drain and exi
   const up = await startCli(t, ["up", file, "--port", "0", "--grpc-port", "0"], {}, 120_000);
   const pids = Object.values(await deployment(up.ready.url!)).flatMap((s) => s.replicas.map((r) => r.pid!));
   assert.equal(pids.length, 2);
-  // Each replica runs with the serving processes' node flags (src/cli/node-flags.ts).
+  // Each replica runs with the serving processes' node flags (src/util/node-flags.ts).
   for (const pid of pids) {
     const argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
     for (const flag of SERVING_NODE_FLAGS) assert.ok(argv.includes(flag), `replica ${pid} runs without ${flag}: ${argv.join(" ")}`);

@@ -1,19 +1,21 @@
 /**
- * Child processes started by the CLI (the demo, later `anyserve up`): each runs `anyserve <args>`,
- * announces itself with an `ANYSERVE_READY {json}` line, and is stopped with SIGTERM (drain),
- * then SIGKILL after a grace period, so nothing is left behind.
+ * `anyserve` child processes, as the local replica handle (`local-replica.ts`) runs them: each runs
+ * `anyserve <args>` with the serving node flags, announces itself with an `ANYSERVE_READY {json}`
+ * line, and is stopped with SIGTERM (it drains), then SIGKILL after a grace period, so nothing is
+ * left behind.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { servingExecArgv } from "./node-flags.js";
+import { servingExecArgv } from "../util/node-flags.js";
 
-export const CLI_ENTRY = fileURLToPath(new URL("./main.js", import.meta.url));
+/** The CLI's entry point (a path, not an import: deploy does not depend on the cli module). */
+const CLI_ENTRY = fileURLToPath(new URL("../cli/main.js", import.meta.url));
 
-export interface ChildInfo {
-  name: string;
+export interface AnyserveChild {
   process: ChildProcess;
-  ready: Record<string, unknown>;
+  /** The child's ready line; rejects with the last lines it printed when it exits or times out first. */
+  ready: Promise<Record<string, unknown>>;
 }
 
 export interface SpawnOptions {
@@ -23,8 +25,11 @@ export interface SpawnOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** Starts `anyserve <args>` and resolves with its ready line, or rejects with what it printed. */
-export function spawnAnyserve(name: string, args: string[], o: SpawnOptions = {}): Promise<ChildInfo> {
+/**
+ * Starts `anyserve <args>`. The process is returned at once (so a start can be stopped before it is
+ * ready); `ready` settles with its ready line or with what it printed.
+ */
+export function spawnAnyserve(name: string, args: string[], o: SpawnOptions = {}): AnyserveChild {
   // stdin is a pipe the child never reads: when we die, however we die, it closes and the
   // child shuts itself down (ANYSERVE_EXIT_WITH_PARENT), so no replica outlives its supervisor.
   const child = spawn(process.execPath, [...servingExecArgv(process.execArgv), CLI_ENTRY, ...args], {
@@ -32,7 +37,8 @@ export function spawnAnyserve(name: string, args: string[], o: SpawnOptions = {}
     env: { ...(o.env ?? process.env), ANYSERVE_EXIT_WITH_PARENT: "1" },
   });
   child.stdin!.on("error", () => undefined);
-  return new Promise((resolve, reject) => {
+  const readyTimeoutMs = o.readyTimeoutMs ?? 30_000;
+  const ready = new Promise<Record<string, unknown>>((resolve, reject) => {
     const tail: string[] = [];
     const remember = (line: string): void => {
       tail.push(line);
@@ -41,13 +47,13 @@ export function spawnAnyserve(name: string, args: string[], o: SpawnOptions = {}
     };
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
-      reject(new Error(`${name} did not start within ${o.readyTimeoutMs ?? 30_000} ms:\n${tail.join("\n")}`));
-    }, o.readyTimeoutMs ?? 30_000);
+      reject(new Error(`${name} did not start within ${readyTimeoutMs} ms:\n${tail.join("\n")}`));
+    }, readyTimeoutMs);
     createInterface({ input: child.stderr! }).on("line", remember);
     createInterface({ input: child.stdout! }).on("line", (line) => {
       if (line.startsWith("ANYSERVE_READY ")) {
         clearTimeout(timer);
-        resolve({ name, process: child, ready: JSON.parse(line.slice(15)) as Record<string, unknown> });
+        resolve(JSON.parse(line.slice(15)) as Record<string, unknown>);
       } else {
         remember(line);
       }
@@ -57,6 +63,7 @@ export function spawnAnyserve(name: string, args: string[], o: SpawnOptions = {}
       reject(new Error(`${name} exited (${signal ?? code}) before it was ready:\n${tail.join("\n")}`));
     });
   });
+  return { process: child, ready };
 }
 
 /** SIGTERM, then SIGKILL after `graceMs`; resolves when the process has exited. */

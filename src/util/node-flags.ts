@@ -2,7 +2,7 @@
  * Node flags of the serving processes (API server, replicas). V8 reads them when it creates the
  * heap, so they go on the node command line: `bin/anyserve.js`'s shebang, `npm start` (whose
  * `anyserve up` runs the API server in its own process), and every process the CLI starts
- * ({@link servingExecArgv} in `children.ts`).
+ * ({@link servingExecArgv} in `deploy/child-process.ts`).
  *
  * `--no-memory-reducer`: after a few seconds with little allocation, V8's memory reducer shrinks
  * the heap, and the next burst of requests pays for it. Measured on the 2-vCPU VM (interleaved

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { SERVING_NODE_FLAGS, servingExecArgv } from "../../src/cli/node-flags.js";
+import { SERVING_NODE_FLAGS, servingExecArgv } from "../../src/util/node-flags.js";
 
 test("the serving flags are added before the inherited ones, unless the user set the option either way", () => {
   assert.deepEqual(servingExecArgv([]), [...SERVING_NODE_FLAGS]);
