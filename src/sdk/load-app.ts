@@ -2,14 +2,61 @@
  * Loads a user app from `FILE[:export]` — TypeScript directly (through tsx), no build step for
  * the user. The seed's dotted form (`examples.chat_app:app`) is accepted too. A class export is
  * served as a class service (see service.ts).
+ *
+ * An app loads from any folder: `anyserve` resolves to the running anyserve wherever the app is,
+ * and `.ts`/`.js` files load as the module system their syntax is written in, whatever the
+ * package type (`app-hooks.ts` says why).
  */
 import { existsSync } from "node:fs";
+import Module, { createRequire, register } from "node:module";
 import path from "node:path";
-import { pathToFileURL } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { isApp, type AnyServe } from "./app.js";
 import { isServiceClass, serviceApp } from "./service.js";
 
 let tsxRegistered = false;
+let tsxCjsRegistered = false;
+
+/**
+ * A `.cts` app is CommonJS: loaded with `require` under tsx's CommonJS hooks. Imported instead, its
+ * `require("anyserve")` would run inside Node's ESM loader, which cannot require ES modules there.
+ */
+async function requireCts(file: string): Promise<unknown> {
+  if (!tsxCjsRegistered) {
+    const tsx = await import("tsx/cjs/api");
+    tsx.register();
+    tsxCjsRegistered = true;
+  }
+  return createRequire(import.meta.url)(file);
+}
+let hooksRegistered = false;
+
+/** The running anyserve's package.json (this file is `<root>/dist/sdk/` or `<root>/src/sdk/`). */
+const SELF = new URL("../../package.json", import.meta.url);
+
+/**
+ * Registers the app hooks once per thread: `anyserve` for `import` (ESM hooks) and for `require`
+ * (Node 20 offers no hook for CommonJS resolution, so `Module._resolveFilename` is wrapped, as
+ * module-alias and tsconfig-paths do; only `anyserve` and `anyserve/*` are touched).
+ */
+function registerAppHooks(): void {
+  if (hooksRegistered) return;
+  hooksRegistered = true;
+  const ext = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
+  register(new URL(`./app-hooks${ext}`, import.meta.url), { data: { self: SELF.href } });
+  // `anyserve` resolved as from our own package.json: the package's self-reference.
+  const selfPath = fileURLToPath(SELF);
+  const internals = Module as unknown as {
+    _resolveFilename: (request: string, parent: unknown, ...rest: unknown[]) => string;
+    _nodeModulePaths: (dir: string) => string[];
+  };
+  const self = Object.assign(new Module(selfPath), { filename: selfPath, paths: internals._nodeModulePaths(path.dirname(selfPath)) });
+  const resolveFilename = internals._resolveFilename;
+  internals._resolveFilename = function (request: string, parent: unknown, ...rest: unknown[]): string {
+    const ours = request === "anyserve" || request.startsWith("anyserve/");
+    return resolveFilename.call(this, request, ours ? self : parent, ...rest);
+  };
+}
 
 export interface LoadAppOptions {
   cwd?: string;
@@ -29,11 +76,16 @@ export async function loadApp(spec: string, opts: LoadAppOptions | string = {}):
   const exportName = hasExport ? spec.slice(colon + 1) : undefined;
   const file = resolveFile(fileSpec, cwd);
   if (/\.[cm]?tsx?$/.test(file) && !tsxRegistered) {
-    const { register } = await import("tsx/esm/api");
-    register();
+    const tsx = await import("tsx/esm/api");
+    tsx.register();
     tsxRegistered = true;
   }
-  const mod = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+  // After tsx: hooks registered later run first, so these see tsx's resolution and correct it.
+  registerAppHooks();
+  // A CommonJS app's require("anyserve") loads our ESM entry synchronously, which Node cannot do
+  // through asynchronous hooks unless the module is already loaded: load it first.
+  await import("anyserve");
+  const mod = (file.endsWith(".cts") ? await requireCts(file) : await import(pathToFileURL(file).href)) as Record<string, unknown>;
   const names = exportName ? [exportName] : ["app", "default"];
   for (const name of names) {
     if (isApp(mod[name])) return mod[name] as AnyServe;
