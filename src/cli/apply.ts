@@ -2,6 +2,7 @@
 import type { Command } from "commander";
 import { ConfigError, loadDeploymentFile } from "../deploy/load.js";
 import type { DeploymentFile } from "../config/schema.js";
+import { checkApps } from "../deploy/check-apps.js";
 
 export function registerApplyCommands(program: Command): void {
   program
@@ -11,6 +12,7 @@ export function registerApplyCommands(program: Command): void {
     .action(async (file: string) => {
       try {
         const config = await loadDeploymentFile(file);
+        await checkApps(config, file);
         const services = Object.entries(config.services);
         process.stdout.write(
           `${file}: valid — ${services.length} service(s): ${services.map(([n, s]) => `${n} (${s.deployment.replicas} × ${s.deployment.threading_strategy})`).join(", ")}\n`,
@@ -32,6 +34,7 @@ export function registerApplyCommands(program: Command): void {
       let config: DeploymentFile;
       try {
         config = await loadDeploymentFile(file); // validates here first, and makes app paths absolute
+        await checkApps(config, file);
       } catch (err) {
         if (!(err instanceof ConfigError)) throw err;
         process.stderr.write(`${err.message}\n`);

@@ -6,6 +6,7 @@ import { registerStartCommand } from "./start.js";
 import { registerUpCommand } from "./up.js";
 import { registerApplyCommands } from "./apply.js";
 import { registerStatusCommand } from "./status.js";
+import { registerCheckAppCommand } from "./check-app.js";
 
 const program = new Command()
   .name("anyserve")
@@ -17,6 +18,7 @@ registerStartCommand(program);
 registerUpCommand(program);
 registerApplyCommands(program);
 registerStatusCommand(program);
+registerCheckAppCommand(program);
 
 // A reader that went away (`anyserve up … | head`) must not crash a supervisor of processes.
 for (const stream of [process.stdout, process.stderr]) {

@@ -7,6 +7,7 @@ import type { Command } from "commander";
 import { DeploymentController } from "../deploy/controller.js";
 import { ConfigError, loadDeploymentFile } from "../deploy/load.js";
 import { localNode, PlacementError, place } from "../deploy/placement.js";
+import { checkApps } from "../deploy/check-apps.js";
 import { deploymentRoutes } from "../deploy/routes.js";
 import { startApiServer } from "../gateway/api-server.js";
 import { resilienceOf } from "../deploy/gateway-options.js";
@@ -52,12 +53,13 @@ export function registerUpCommand(program: Command): void {
         ...(o.nodeMemoryMb !== undefined ? { memory_mb: o.nodeMemoryMb } : {}),
         ...(o.nodeGpus !== undefined ? { gpu_count: o.nodeGpus } : {}),
       });
-      // A deployment that cannot fit is refused before any process starts.
+      // A deployment that cannot fit, or whose apps cannot load, is refused before any process starts.
       try {
         place(config, node);
       } catch (err) {
         fail(err);
       }
+      await checkApps(config, file).catch(fail);
       const token = o.token ?? process.env.ANYSERVE_TOKEN;
       let controller: DeploymentController | undefined;
       const grpcPort = o.grpcPort ?? a.grpc_port;

@@ -3,6 +3,7 @@
  * allowed; an unknown key gets a "did you mean" hint.
  */
 import type { z } from "zod";
+import { closest } from "../util/closest.js";
 import { apiServerSchema, deploymentFileSchema, nodeSchema, SECTION_SCHEMAS } from "./schema.js";
 
 export interface ConfigIssue {
@@ -10,6 +11,8 @@ export interface ConfigIssue {
   path: string;
   message: string;
 }
+
+export { closest };
 
 export class ConfigError extends Error {
   readonly issues: ConfigIssue[];
@@ -40,6 +43,7 @@ function describeIssue(issue: z.core.$ZodIssue, root: unknown): ConfigIssue[] {
     });
   }
   const input = "input" in issue ? issue.input : valueAt(root, at);
+  if (at.at(-1) === "app" && input === undefined) return [{ path: dotted, message: missingApp(at) }];
   const got =
     input === undefined
       ? "nothing"
@@ -70,36 +74,15 @@ function knownKeys(at: string[]): string[] {
   return serviceKeys(at);
 }
 
+/** The seed's service layouts have no `app:`: say what to add. */
+function missingApp(at: string[]): string {
+  const service = at[0] === "services" && at.length === 3 ? at[1]! : "my_service";
+  const className = service.replace(/(^|_)([a-z0-9])/g, (_, _sep: string, c: string) => c.toUpperCase());
+  return `missing: add the module that serves the service, FILE[:export] relative to this file — e.g. \`app: ./${service}.ts:${className}\` for a class, \`app: ./${service}.ts:app\` for an AnyServe app`;
+}
+
 function valueAt(root: unknown, at: string[]): unknown {
   let v = root;
   for (const k of at) v = v !== null && typeof v === "object" ? (v as Record<string, unknown>)[k] : undefined;
   return v;
-}
-
-/** The known key closest to `key` by edit distance, when it is close enough to be a typo. */
-export function closest(key: string, known: string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const k of known) {
-    const d = editDistance(key.toLowerCase(), k.toLowerCase());
-    if (d < bestDistance) {
-      bestDistance = d;
-      best = k;
-    }
-  }
-  return bestDistance <= Math.max(2, Math.floor(key.length / 3)) ? best : undefined;
-}
-
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const cur = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = cur;
-    }
-  }
-  return row[b.length]!;
 }

@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { servingExecArgv } from "../util/node-flags.js";
 
 /** The CLI's entry point (a path, not an import: deploy does not depend on the cli module). */
-const CLI_ENTRY = fileURLToPath(new URL("../cli/main.js", import.meta.url));
+export const CLI_ENTRY = fileURLToPath(new URL("../cli/main.js", import.meta.url));
 
 export interface AnyserveChild {
   process: ChildProcess;

@@ -11,6 +11,7 @@ import { existsSync } from "node:fs";
 import Module, { createRequire, register } from "node:module";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { closest } from "../util/closest.js";
 import { isApp, type AnyServe } from "./app.js";
 import { isServiceClass, serviceApp } from "./service.js";
 
@@ -85,7 +86,13 @@ export async function loadApp(spec: string, opts: LoadAppOptions | string = {}):
   // A CommonJS app's require("anyserve") loads our ESM entry synchronously, which Node cannot do
   // through asynchronous hooks unless the module is already loaded: load it first.
   await import("anyserve");
-  const mod = (file.endsWith(".cts") ? await requireCts(file) : await import(pathToFileURL(file).href)) as Record<string, unknown>;
+  let mod: Record<string, unknown>;
+  try {
+    mod = (file.endsWith(".cts") ? await requireCts(file) : await import(pathToFileURL(file).href)) as Record<string, unknown>;
+  } catch (err) {
+    const why = err instanceof Error ? err.message.split("\n")[0] : String(err);
+    throw new AppLoadError("import_failed", `${file} failed to load: ${why}`, file);
+  }
   const names = exportName ? [exportName] : ["app", "default"];
   for (const name of names) {
     if (isApp(mod[name])) return mod[name] as AnyServe;
@@ -93,10 +100,37 @@ export async function loadApp(spec: string, opts: LoadAppOptions | string = {}):
       return serviceApp(service ?? process.env.ANYSERVE_SERVICE ?? name, mod[name] as never);
     }
   }
-  const found = Object.keys(mod).filter((k) => isApp(mod[k]));
-  throw new Error(
-    `${file} has no AnyServe app exported as ${names.map((n) => `'${n}'`).join(" or ")}` +
-      (found.length ? `; it exports apps named ${found.join(", ")}` : ""),
+  throw noExport(file, names, mod);
+}
+
+/** Why an app could not be loaded: its file is missing, its module threw, or it exports no app under the name. */
+export class AppLoadError extends Error {
+  constructor(
+    readonly kind: "not_found" | "import_failed" | "no_export",
+    message: string,
+    readonly file: string,
+    /** `no_export`: what the module does export that could be served. */
+    readonly servable: string[] = [],
+  ) {
+    super(message);
+    this.name = "AppLoadError";
+  }
+}
+
+function noExport(file: string, names: string[], mod: Record<string, unknown>): AppLoadError {
+  const servable = Object.keys(mod).filter((k) => isApp(mod[k]) || isServiceClass(mod[k]));
+  const wanted = names[0]!;
+  const near = servable.find((k) => k.toLowerCase() === wanted.toLowerCase()) ?? closest(wanted, servable);
+  const hint = near ? `; did you mean '${near}'?` : "";
+  const list =
+    servable.length > 0
+      ? ` (it exports ${servable.map((k) => `'${k}'`).join(", ")} that could be served)`
+      : " (it exports no AnyServe app and no class)";
+  return new AppLoadError(
+    "no_export",
+    `${file} has no AnyServe app or service class exported as ${names.map((n) => `'${n}'`).join(" or ")}${hint}${list}`,
+    file,
+    servable,
   );
 }
 
@@ -108,6 +142,8 @@ function resolveFile(spec: string, cwd: string): string {
     return [direct + ext, ...dotted];
   });
   const hit = candidates.find((c) => existsSync(c));
-  if (!hit) throw new Error(`app file not found: ${spec} (looked in ${cwd})`);
+  if (!hit) {
+    throw new AppLoadError("not_found", `app file not found: ${spec} (looked for ${[direct, ...candidates].join(", ")})`, direct);
+  }
   return hit;
 }

@@ -1,0 +1,27 @@
+/**
+ * `anyserve check-app FILE[:export]` (not listed in --help): loads an app the way a replica would
+ * and prints one JSON line — `{ok: true, capabilities}` or `{ok: false, kind, message}`. `up`,
+ * `apply` and `validate` run it in a child process for each app before anything starts, so a
+ * missing file, a module that throws or a misspelt export is reported once, with the path and what
+ * exists, instead of as a crash loop (a child, so the app's import-time code cannot touch them).
+ */
+import type { Command } from "commander";
+import { AppLoadError, loadApp } from "../sdk/load-app.js";
+
+export function registerCheckAppCommand(program: Command): void {
+  program
+    .command("check-app", { hidden: true })
+    .argument("<app>", "FILE[:export]")
+    .option("--service <name>", "the service a class export is served as")
+    .action(async (spec: string, o: { service?: string }) => {
+      try {
+        const app = await loadApp(spec, o.service ? { service: o.service } : {});
+        process.stdout.write(`${JSON.stringify({ ok: true, capabilities: app.getCapabilities() })}\n`);
+      } catch (err) {
+        const kind = err instanceof AppLoadError ? err.kind : "import_failed";
+        process.stdout.write(`${JSON.stringify({ ok: false, kind, message: (err as Error).message })}\n`);
+      }
+      // The app may hold the event loop open (timers, sockets): the answer is out, so leave.
+      process.exit(0);
+    });
+}
