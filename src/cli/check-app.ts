@@ -1,11 +1,12 @@
 /**
  * `anyserve check-app FILE[:export]` (not listed in --help): loads an app the way a replica would
- * and prints one JSON line — `{ok: true, capabilities}` or `{ok: false, kind, message}`. `up`,
+ * and prints one JSON line — `{ok: true, handlers}` or `{ok: false, kind, message}`. `up`,
  * `apply` and `validate` run it in a child process for each app before anything starts, so a
  * missing file, a module that throws or a misspelt export is reported once, with the path and what
  * exists, instead of as a crash loop (a child, so the app's import-time code cannot touch them).
  */
 import type { Command } from "commander";
+import type { CheckedHandler } from "../deploy/check-apps.js";
 import { AppLoadError, loadApp } from "../sdk/load-app.js";
 
 export function registerCheckAppCommand(program: Command): void {
@@ -16,7 +17,12 @@ export function registerCheckAppCommand(program: Command): void {
     .action(async (spec: string, o: { service?: string }) => {
       try {
         const app = await loadApp(spec, o.service ? { service: o.service } : {});
-        process.stdout.write(`${JSON.stringify({ ok: true, capabilities: app.getCapabilities() })}\n`);
+        const handlers: CheckedHandler[] = app.handlers.map((h) => ({
+          capability: h.capability,
+          stream: h.isStream,
+          ...(h.options.example ? { example: h.options.example } : {}),
+        }));
+        process.stdout.write(`${JSON.stringify({ ok: true, handlers })}\n`);
       } catch (err) {
         const kind = err instanceof AppLoadError ? err.kind : "import_failed";
         process.stdout.write(`${JSON.stringify({ ok: false, kind, message: (err as Error).message })}\n`);

@@ -7,7 +7,9 @@ import type { Command } from "commander";
 import { DeploymentController } from "../deploy/controller.js";
 import { ConfigError, loadDeploymentFile } from "../deploy/load.js";
 import { localNode, PlacementError, place } from "../deploy/placement.js";
-import { checkApps } from "../deploy/check-apps.js";
+import { type CheckedHandler, checkApps } from "../deploy/check-apps.js";
+import { encodeJsonRequest } from "../protocol/json-codec.js";
+import { inputsToRequest } from "../protocol/values.js";
 import { deploymentRoutes } from "../deploy/routes.js";
 import { startApiServer } from "../gateway/api-server.js";
 import { resilienceOf } from "../deploy/gateway-options.js";
@@ -59,7 +61,7 @@ export function registerUpCommand(program: Command): void {
       } catch (err) {
         fail(err);
       }
-      await checkApps(config, file).catch(fail);
+      const served = await checkApps(config, file).catch(fail);
       const token = o.token ?? process.env.ANYSERVE_TOKEN;
       let controller: DeploymentController | undefined;
       const grpcPort = o.grpcPort ?? a.grpc_port;
@@ -87,10 +89,7 @@ export function registerUpCommand(program: Command): void {
         return fail(err);
       });
       printSummary(api.url, api.grpcAddress, controller);
-      printTryLines(
-        api.url,
-        api.registry.list().flatMap((e) => e.capabilities.map((c) => c.capability)),
-      );
+      printTryLines(api.url, Object.values(served).flat());
       announceReady({ role: "up", url: api.url, grpc: api.grpcAddress ?? null, services: report });
     });
 }
@@ -118,26 +117,31 @@ function printSummary(url: string, grpc: string | undefined, controller: Deploym
   process.stdout.write(`${lines.join("\n")}\n`);
 }
 
-/** One first curl per deployed capability, so a new user can call each right away. */
-function printTryLines(url: string, caps: Record<string, string>[]): void {
+/**
+ * One first curl per deployed capability (six at most), so a new user can call each right away:
+ * with the handler's declared example (a class method's: its parameter names as arguments), else
+ * a `text` input, to `/infer/stream` for streaming handlers.
+ */
+function printTryLines(url: string, handlers: CheckedHandler[]): void {
   const seen = new Set<string>();
   const lines = ["Try:"];
-  for (const cap of caps) {
-    const headerName = (k: string): string =>
-      k
-        .split("_")
-        .map((w) => w.charAt(0).toUpperCase() + w.slice(1))
-        .join("-");
-    const headers = Object.entries(cap)
+  const headerName = (k: string): string =>
+    k
+      .split("_")
+      .map((w) => w.charAt(0).toUpperCase() + w.slice(1))
+      .join("-");
+  for (const h of handlers) {
+    const headers = Object.entries(h.capability)
       .map(([k, v]) => `-H 'X-Capability-${headerName(k)}: ${v}'`)
       .join(" ");
     if (seen.has(headers) || seen.size >= 6) continue;
     seen.add(headers);
-    const route = cap.type === "stream" ? "/infer/stream" : "/infer";
-    lines.push(
-      `  curl -s${route.endsWith("stream") ? "N" : ""} ${url}${route} ${headers} -H 'Content-Type: application/json' \\`,
-      `    -d '{"inputs":[{"name":"text","datatype":"BYTES","shape":[1],"data":["hello there"]}]}'`,
-    );
+    const route = h.stream ? "/infer/stream" : "/infer";
+    const body = JSON.parse(encodeJsonRequest(inputsToRequest(h.example ?? { text: "hello there" })).body.toString("utf8")) as {
+      inputs: unknown;
+    };
+    const json = JSON.stringify({ inputs: body.inputs }).replaceAll("'", "'\\''");
+    lines.push(`  curl -s${h.stream ? "N" : ""} ${url}${route} ${headers} -H 'Content-Type: application/json' \\`, `    -d '${json}'`);
   }
   process.stdout.write(`${lines.join("\n")}\n\n`);
 }

@@ -15,14 +15,26 @@ const run = promisify(execFile);
 /** How long one app may take to load before it counts as failing. */
 const CHECK_TIMEOUT_MS = 60_000;
 
-/** Loads each distinct app of `file`; throws ConfigError naming every service whose app cannot be served. */
-export async function checkApps(file: DeploymentFile, source: string): Promise<void> {
-  const issues = await Promise.all(Object.entries(file.services).map(([name, s]) => checkOne(name, s.app)));
-  const problems = issues.filter((i): i is ConfigIssue => i !== undefined);
-  if (problems.length > 0) throw new ConfigError(source, problems);
+/** What a loaded app serves, as `anyserve check-app` reports it. */
+export interface CheckedHandler {
+  capability: Record<string, string>;
+  stream: boolean;
+  /** The handler's declared example inputs. */
+  example?: Record<string, unknown>;
 }
 
-async function checkOne(service: string, app: string): Promise<ConfigIssue | undefined> {
+/**
+ * Loads each service's app; throws ConfigError naming every service whose app cannot be served,
+ * else answers what each serves.
+ */
+export async function checkApps(file: DeploymentFile, source: string): Promise<Record<string, CheckedHandler[]>> {
+  const results = await Promise.all(Object.entries(file.services).map(async ([name, s]) => [name, await checkOne(name, s.app)] as const));
+  const problems = results.flatMap(([, r]) => ("path" in r ? [r] : []));
+  if (problems.length > 0) throw new ConfigError(source, problems);
+  return Object.fromEntries(results.map(([name, r]) => [name, "path" in r ? [] : r.handlers]));
+}
+
+async function checkOne(service: string, app: string): Promise<ConfigIssue | { handlers: CheckedHandler[] }> {
   const path = `services.${service}.app`;
   try {
     const { stdout } = await run(process.execPath, [CLI_ENTRY, "check-app", app, "--service", service], {
@@ -31,8 +43,8 @@ async function checkOne(service: string, app: string): Promise<ConfigIssue | und
       maxBuffer: 1 << 20,
     });
     const line = stdout.trim().split("\n").at(-1) ?? "";
-    const answer = JSON.parse(line) as { ok: boolean; message?: string };
-    return answer.ok ? undefined : { path, message: answer.message ?? "cannot be loaded" };
+    const answer = JSON.parse(line) as { ok: boolean; message?: string; handlers?: CheckedHandler[] };
+    return answer.ok ? { handlers: answer.handlers ?? [] } : { path, message: answer.message ?? "cannot be loaded" };
   } catch (err) {
     const e = err as { killed?: boolean; stderr?: string; message: string };
     const why = e.killed ? `did not load within ${CHECK_TIMEOUT_MS / 1000} s` : (e.stderr?.trim().split("\n").at(-1) ?? e.message);

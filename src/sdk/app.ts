@@ -77,6 +77,15 @@ export interface HandlerOptions {
    * within its deadline; after the replica's `idle_timeout` without requests the workers stop again.
    */
   lazy?: boolean;
+  /**
+   * Inputs of a call that works, as a client passes them (`client.infer(capability, example)`):
+   * `anyserve up` prints it as the capability's first curl.
+   * @example
+   * ```ts
+   * app.capability({ type: "translate" }, translate, { example: { text: "good morning", to: "fr" } });
+   * ```
+   */
+  example?: Record<string, unknown>;
   /** Declared tensors, served as OIP model metadata. */
   inputs?: TensorSpec[];
   outputs?: TensorSpec[];

@@ -131,10 +131,27 @@ export function serviceApp(serviceName: string, Class: ServiceClass, args: unkno
         const result = await current.run(ctx, () => fn.apply(instance, argsOf(req)));
         return jsonResult(result);
       },
-      { onStart, onStop },
+      {
+        onStart,
+        onStop,
+        inputs: [{ name: "args", datatype: "BYTES", shape: [1] }],
+        outputs: [{ name: "result", datatype: "BYTES", shape: [1] }],
+        // The parameters' own names as the arguments: `set("key", "value")`, then `get("key")`.
+        example: { args: JSON.stringify(paramNames(Class.prototype[method as keyof object] as unknown as () => unknown)) },
+      },
     );
   }
   return app;
+}
+
+/** A function's parameter names as written (`get(key)` → `["key"]`); `argN` where a name cannot be read. */
+export function paramNames(fn: (...a: never[]) => unknown): string[] {
+  const head = /^[^(]*\(([^)]*)\)/.exec(Function.prototype.toString.call(fn))?.[1] ?? "";
+  return head
+    .split(",")
+    .map((p) => p.replace(/=[\s\S]*$/, "").trim())
+    .filter((p) => p.length > 0)
+    .map((p, i) => (/^[A-Za-z_$][\w$]*$/.test(p) ? p : `arg${i + 1}`));
 }
 
 /** The answer as one JSON output `result`, so arrays and objects come back exactly as returned. */
