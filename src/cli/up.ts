@@ -7,6 +7,7 @@ import type { Command } from "commander";
 import { DeploymentController } from "../deploy/controller.js";
 import { ConfigError, loadDeploymentFile } from "../deploy/load.js";
 import { localNode, PlacementError, place } from "../deploy/placement.js";
+import { cpuCapper } from "../deploy/cpu-cap.js";
 import { type CheckedHandler, checkApps } from "../deploy/check-apps.js";
 import { encodeJsonRequest } from "../protocol/json-codec.js";
 import { inputsToRequest } from "../protocol/values.js";
@@ -43,7 +44,11 @@ export function registerUpCommand(program: Command): void {
       "memory this node offers (overrides node.memory_mb)",
       intOption("--node-memory-mb", 1, 16 * 1024 * 1024),
     )
-    .option("--node-gpus <n>", "GPUs this node offers (overrides node.gpu_count)", intOption("--node-gpus", 0, 64))
+    .option(
+      "--node-gpus <n>",
+      "GPUs this node offers (overrides node.gpu_count; default: what nvidia-smi -L lists)",
+      intOption("--node-gpus", 0, 64),
+    )
     .action(async (file: string, o: UpOptions) => {
       const logger = createLogger("anyserve-up");
       const config = await loadDeploymentFile(file).catch(fail);
@@ -78,7 +83,20 @@ export function registerUpCommand(program: Command): void {
         logger,
         routes: deploymentRoutes(() => controller!, token),
       });
-      controller = new DeploymentController({ apiServerUrl: api.url, registry: api.registry, policies: api.policies, node, logger, token });
+      const cpu = cpuCapper();
+      if (Object.values(config.services).some((s) => s.resources.cpu_cores !== null)) {
+        if (cpu.available) logger.info({ how: cpu.how }, "resources.cpu_cores caps each replica's CPU");
+        else logger.warn({ reason: cpu.reason }, "resources.cpu_cores is a placement figure only here: replicas' CPU is not capped");
+      }
+      controller = new DeploymentController({
+        apiServerUrl: api.url,
+        registry: api.registry,
+        policies: api.policies,
+        node,
+        logger,
+        token,
+        cpu,
+      });
       api.status.attach(controller);
       onShutdown(async () => {
         await controller!.stopAll();

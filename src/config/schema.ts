@@ -117,7 +117,7 @@ const deployment = z.strictObject({
 const resources = z.strictObject({
   cpu_cores: z
     .number()
-    .min(0.001)
+    .min(0.1)
     .max(4096)
     .nullable()
     .default(null)
@@ -315,12 +315,13 @@ export const apiServerSchema = z.strictObject({
 export const nodeSchema = z.strictObject({
   name: name.default("local"),
   labels: z.record(name, z.string().max(256)).default({}),
-  /** Capacity of this machine; defaults are read from the OS (cpus, memory) and 0 GPUs. */
+  /** Capacity of this machine; defaults are read from the OS (cpus, memory) and nvidia-smi (GPUs). */
   cpu_cores: z.number().min(0.001).max(1_000_000).nullable().default(null),
   memory_mb: positiveInt(64 * 1024 * 1024)
     .nullable()
     .default(null),
-  gpu_count: z.number().int().min(0).max(1024).default(0),
+  /** null: as many as `nvidia-smi -L` lists (none without it). */
+  gpu_count: z.number().int().min(0).max(1024).nullable().default(null),
 });
 
 export const deploymentFileSchema = z.strictObject({

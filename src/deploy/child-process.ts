@@ -23,6 +23,8 @@ export interface SpawnOptions {
   echo?: boolean;
   readyTimeoutMs?: number;
   env?: NodeJS.ProcessEnv;
+  /** Node flags for this child besides the serving ones (they win: given later). */
+  execArgv?: string[];
 }
 
 /**
@@ -32,7 +34,7 @@ export interface SpawnOptions {
 export function spawnAnyserve(name: string, args: string[], o: SpawnOptions = {}): AnyserveChild {
   // stdin is a pipe the child never reads: when we die, however we die, it closes and the
   // child shuts itself down (ANYSERVE_EXIT_WITH_PARENT), so no replica outlives its supervisor.
-  const child = spawn(process.execPath, [...servingExecArgv(process.execArgv), CLI_ENTRY, ...args], {
+  const child = spawn(process.execPath, [...servingExecArgv(process.execArgv), ...(o.execArgv ?? []), CLI_ENTRY, ...args], {
     stdio: ["pipe", "pipe", "pipe"],
     env: { ...(o.env ?? process.env), ANYSERVE_EXIT_WITH_PARENT: "1" },
   });

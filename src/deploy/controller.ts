@@ -11,6 +11,7 @@ import type { ServicePolicies } from "../gateway/policies.js";
 import type { Logger } from "../util/logger.js";
 import { configVersion, diffFields, type FieldChange } from "./changes.js";
 import { policyFieldsOf } from "./gateway-options.js";
+import type { CpuCapper } from "./cpu-cap.js";
 import { localReplicas } from "./local-replica.js";
 import { place, type NodeCapacity, type ServicePlacement } from "./placement.js";
 import { CRASH_LOOP_LIMIT, reconcile, type Action, type DesiredState, type ObservedReplica, type ReplicaHealth } from "./reconcile.js";
@@ -57,7 +58,13 @@ interface CommonOptions {
 export type ControllerOptions = CommonOptions &
   (
     | { /** How replicas run (a fake in tests). */ replicas: ReplicaFactory }
-    | { /** Local processes registering here. */ apiServerUrl: string; token?: string | undefined }
+    | {
+        /** Local processes registering here. */
+        apiServerUrl: string;
+        token?: string | undefined;
+        /** How `cpu_cores` caps replicas here (default: found on this machine, `cpuCapper()`). */
+        cpu?: CpuCapper | undefined;
+      }
   );
 
 export interface ServiceReport {
@@ -102,7 +109,7 @@ export class DeploymentController {
     this.#factory =
       "replicas" in options
         ? options.replicas
-        : localReplicas({ apiServerUrl: options.apiServerUrl, nodeName: options.node.name, token: options.token });
+        : localReplicas({ apiServerUrl: options.apiServerUrl, nodeName: options.node.name, token: options.token, cpu: options.cpu });
     this.#clock = options.clock ?? systemClock;
     this.#tickMs = options.tickMs ?? 1_000;
     options.registry.onRoutingChange(() => this.#requestPass());

@@ -8,7 +8,8 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { spawnAnyserve, stopChild } from "./child-process.js";
-import { replicaArgs, replicaEnv } from "./replica-args.js";
+import type { CpuCapper } from "./cpu-cap.js";
+import { replicaArgs, replicaEnv, replicaExecArgv } from "./replica-args.js";
 import type { ReplicaFactory, ReplicaHandle, ReplicaInfo, ReplicaPhase, ReplicaSpec } from "./replica-handle.js";
 
 export interface LocalReplicaOptions {
@@ -17,6 +18,16 @@ export interface LocalReplicaOptions {
   nodeName: string;
   /** The control-plane token the replicas register with. */
   token?: string | undefined;
+  /** Caps replicas' CPU at their `cpu_cores` (cgroups), where this machine allows it. */
+  cpu?: CpuCapper | undefined;
+}
+
+interface Launch {
+  args: string[];
+  env: NodeJS.ProcessEnv;
+  execArgv: string[];
+  /** The cgroup capper and the cores to cap at, when the service sets `cpu_cores`. */
+  cpu?: { capper: Extract<CpuCapper, { available: true }>; cores: number } | undefined;
 }
 
 /** Replica handles that run `anyserve start` processes on this machine. */
@@ -31,12 +42,17 @@ export function localReplicas(o: LocalReplicaOptions): ReplicaFactory {
         nodeName: o.nodeName,
       }),
       env: replicaEnv(spec.config, spec.gpuIds, o.token),
+      execArgv: replicaExecArgv(spec.config),
+      cpu:
+        o.cpu?.available && spec.config.resources.cpu_cores !== null
+          ? { capper: o.cpu, cores: spec.config.resources.cpu_cores }
+          : undefined,
     });
 }
 
 export class LocalReplica implements ReplicaHandle {
   readonly spec: ReplicaSpec;
-  readonly #launch: { args: string[]; env: NodeJS.ProcessEnv };
+  readonly #launch: Launch;
   #phase: ReplicaPhase = "created";
   #child: ChildProcess | undefined;
   #ready: Record<string, unknown> = {};
@@ -48,7 +64,7 @@ export class LocalReplica implements ReplicaHandle {
   readonly #stopped: Promise<void>;
   #resolveStopped!: () => void;
 
-  constructor(spec: ReplicaSpec, launch: { args: string[]; env: NodeJS.ProcessEnv }) {
+  constructor(spec: ReplicaSpec, launch: Launch) {
     this.spec = spec;
     this.#launch = launch;
     this.#stopped = new Promise((resolve) => (this.#resolveStopped = resolve));
@@ -63,7 +79,11 @@ export class LocalReplica implements ReplicaHandle {
     this.#restarts++;
     this.#ready = {};
     this.#set("starting");
-    const run = spawnAnyserve(this.spec.replicaId, this.#launch.args, { env: this.#launch.env, echo: true });
+    const run = spawnAnyserve(this.spec.replicaId, this.#launch.args, {
+      env: this.#launch.env,
+      execArgv: this.#launch.execArgv,
+      echo: true,
+    });
     const child = run.process;
     this.#child = child;
     run.ready.then(
@@ -75,6 +95,7 @@ export class LocalReplica implements ReplicaHandle {
           return;
         }
         child.once("exit", (code, signal) => this.#ended(child, signal ?? `code ${code}`));
+        this.#capCpu(child);
         if (this.#phase === "starting") this.#set("running");
       },
       (err: Error) => {
@@ -113,10 +134,26 @@ export class LocalReplica implements ReplicaHandle {
     };
   }
 
+  /**
+   * Puts the process in its CPU-capped cgroup once it serves: start-up (loading Node, the app, the
+   * first workers) is not throttled, as a cap of a fraction of a core would make it take minutes.
+   * Workers it starts later are its children and inherit the group.
+   */
+  #capCpu(child: ChildProcess): void {
+    const cpu = this.#launch.cpu;
+    if (cpu === undefined || child.pid === undefined) return;
+    try {
+      cpu.capper.cap(this.spec.replicaId, child.pid, cpu.cores);
+    } catch (err) {
+      process.stderr.write(`[${this.spec.replicaId}] cpu_cores ${cpu.cores} not applied: ${(err as Error).message}\n`);
+    }
+  }
+
   /** The run of `child` is over: stopped if we asked for it, exited otherwise. */
   #ended(child: ChildProcess, why: string): void {
     if (this.#child !== child) return;
     this.#child = undefined;
+    this.#launch.cpu?.capper.release(this.spec.replicaId);
     this.#lastExit = this.#killedFor === undefined ? why : `replaced, ${this.#killedFor} (${why})`;
     this.#killedFor = undefined;
     this.#set(this.#phase === "stopping" ? "stopped" : "exited");

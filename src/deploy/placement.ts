@@ -5,6 +5,7 @@
  * resources do not fit the node is refused as a whole, with the numbers.
  */
 import os from "node:os";
+import { detectGpus } from "./gpus.js";
 import { type DeploymentFile, MIN_REPLICA_MEMORY_MB, type NodeConfig, type ServiceConfig } from "../config/schema.js";
 
 export interface NodeCapacity {
@@ -34,14 +35,14 @@ export class PlacementError extends Error {
   }
 }
 
-/** This machine as a node: the config's values, else what the OS reports (and no GPUs). */
+/** This machine as a node: the config's values, else what the OS and `nvidia-smi` report. */
 export function localNode(cfg: NodeConfig): NodeCapacity {
   return {
     name: cfg.name,
     labels: cfg.labels,
     cpuCores: cfg.cpu_cores ?? os.availableParallelism(),
     memoryMb: cfg.memory_mb ?? Math.floor(os.totalmem() / 1024 / 1024),
-    gpuIds: Array.from({ length: cfg.gpu_count }, (_, i) => i),
+    gpuIds: Array.from({ length: cfg.gpu_count ?? detectGpus() }, (_, i) => i),
   };
 }
 

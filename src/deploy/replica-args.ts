@@ -24,11 +24,25 @@ export function replicaArgs(input: ReplicaArgsInput): string[] {
   return ["start", "--replica-config", JSON.stringify(replicaDoc(input))];
 }
 
-/** The replica's environment: ours minus secrets, plus its GPUs. */
+/**
+ * The replica's environment: ours minus secrets, plus its GPUs. A replica with no `gpu_count` sees
+ * no GPU (an empty `CUDA_VISIBLE_DEVICES`, as Ray does), so it cannot take another's by accident.
+ */
 export function replicaEnv(cfg: ResolvedServiceConfig, gpuIds: number[], token: string | undefined): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
   delete env.ANYSERVE_TOKEN;
   if (token) env.ANYSERVE_TOKEN = token; // the replica needs it to register; its workers get a minimal env of their own
-  if ((cfg.resources.gpu_count ?? 0) > 0) env.CUDA_VISIBLE_DEVICES = gpuIds.join(",");
+  env.CUDA_VISIBLE_DEVICES = (cfg.resources.gpu_count ?? 0) > 0 ? gpuIds.join(",") : "";
   return env;
+}
+
+/**
+ * Node flags of the replica process. Under `single` and `async` the handlers run in the replica
+ * process itself, so `memory_mb` is its heap limit (under the other strategies it is each
+ * worker's, set by the replica).
+ */
+export function replicaExecArgv(cfg: ResolvedServiceConfig): string[] {
+  const inline = cfg.deployment.threading_strategy === "single" || cfg.deployment.threading_strategy === "async";
+  const mb = cfg.resources.memory_mb;
+  return inline && mb !== null ? [`--max-old-space-size=${mb}`] : [];
 }
