@@ -29,7 +29,7 @@ export type { Datatype, Tensor, InferRequest, InferResponse, Parameters } from "
 export { startApiServer, type ApiServerOptions, type RunningApiServer } from "./gateway/api-server.js";
 export { startReplica, type ReplicaOptions, type RunningReplica } from "./replica/replica.js";
 export type { ExecutionConfig } from "./execution/config.js";
-export { Registry } from "./gateway/registry.js";
+export { Registry } from "./routing/registry.js";
 export { loadApp } from "./sdk/load-app.js";
 export {
   ObjectStore,
@@ -59,6 +59,6 @@ export {
   type ServiceConfigInput,
   type ServiceCall,
   type ServiceStatistics,
-} from "./sdk/environment.js";
+} from "./deploy/environment.js";
 export { loadDeploymentFile, parseDeployment, ConfigError } from "./deploy/load.js";
 export type { DeploymentFile, ServiceConfig } from "./deploy/schema.js";

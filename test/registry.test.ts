@@ -1,7 +1,7 @@
 // Seed registry behaviours (../shared/reference/seed-tests.md, "Registry").
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Registry, type ReplicaRegistration } from "../src/gateway/registry.js";
+import { Registry, type ReplicaRegistration } from "../src/routing/registry.js";
 
 const reg = (id: string, caps: Record<string, string>[], heartbeatIntervalMs = 1000): ReplicaRegistration => ({
   replicaId: id,

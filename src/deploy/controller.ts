@@ -6,7 +6,7 @@
  * before the old one drains — so no request is dropped.
  */
 import type { ServicePolicies } from "../gateway/policies.js";
-import type { Registry } from "../gateway/registry.js";
+import type { Registry } from "../routing/registry.js";
 import { policyFieldsOf } from "./gateway-options.js";
 import type { Logger } from "../util/logger.js";
 import { place, type NodeCapacity, type ServicePlacement } from "./placement.js";

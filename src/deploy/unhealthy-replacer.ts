@@ -8,7 +8,7 @@
  * supervisor restarts it like any crash — with back-off, and given up when it crash-loops. Ray
  * Serve does the same with replicas that fail their health checks.
  */
-import type { Registry } from "../gateway/registry.js";
+import type { Registry } from "../routing/registry.js";
 import type { Logger } from "../util/logger.js";
 
 /** A supervised, running replica the replacer may restart, and after how long unhealthy (ms; null: never). */

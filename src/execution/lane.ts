@@ -13,7 +13,7 @@
  * free slot takes a full batch (Triton's dynamic batcher behaves the same way).
  */
 import { AnyServeError } from "../errors.js";
-import type { LaneLoad, LaneMetrics } from "../metrics/replica-metrics.js";
+import type { LaneLoad, LaneMetrics } from "../replica/metrics.js";
 import { formatCapability } from "../protocol/capability.js";
 import type { EncodedBody } from "../protocol/types.js";
 import type { HandlerEntry } from "../sdk/app.js";

@@ -9,9 +9,9 @@ import { AnyServeError } from "../errors.js";
 import { normalizeCapability, type CapabilityMap } from "../protocol/capability.js";
 import { protoTypes, readModelName } from "../protocol/proto-codec.js";
 import { CONTENT_TYPE_PROTOBUF } from "../protocol/types.js";
-import { newRequestId } from "./http-util.js";
-import type { IncomingCall, InferBackend } from "./backend.js";
-import { AFFINITY_HEADER } from "./backend.js";
+import { newRequestId } from "../util/http.js";
+import type { IncomingCall, InferBackend } from "../protocol/call.js";
+import { AFFINITY_HEADER } from "../protocol/call.js";
 import type { Logger } from "../util/logger.js";
 import { Cancellation } from "../util/cancel.js";
 

@@ -10,9 +10,9 @@ import { capabilityFromHeaders, normalizeCapability, type CapabilityMap } from "
 import { formatOfContentType } from "../protocol/media-type.js";
 import { HEADER_INFERENCE_LENGTH, type EncodedBody, type WireFormat } from "../protocol/types.js";
 import type { Logger } from "../util/logger.js";
-import type { IncomingCall, InferBackend } from "./backend.js";
-import { AFFINITY_HEADER } from "./backend.js";
-import { collectBody, EMPTY, endAtEndOfTurn, intHeader, requestIdOf, sendError, sendJson, type RequestHeaders } from "./http-util.js";
+import type { IncomingCall, InferBackend } from "../protocol/call.js";
+import { AFFINITY_HEADER } from "../protocol/call.js";
+import { collectBody, EMPTY, endAtEndOfTurn, intHeader, requestIdOf, sendError, sendJson, type RequestHeaders } from "../util/http.js";
 import { SseWriter } from "./sse.js";
 import { Cancellation, type CancelSignal } from "../util/cancel.js";
 

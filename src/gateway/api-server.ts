@@ -5,14 +5,14 @@
 import { createServer } from "node:http";
 import { GrpcFrontend } from "../frontend/grpc.js";
 import { FastIngress, llhttpAvailable } from "../frontend/fast-ingress/ingress.js";
-import { hardenServer, serverOptions } from "../frontend/http-util.js";
+import { hardenServer, serverOptions } from "../util/http.js";
 import { RestFrontend, type RouteHandler } from "../frontend/rest.js";
 import { closeServer, listen } from "../replica/replica.js";
 import { createLogger, type Logger } from "../util/logger.js";
 import { VERSION } from "../version.js";
 import { dashboardRoutes } from "../dashboard/routes.js";
 import { metricsRoute } from "../metrics/exposition.js";
-import { GatewayMetrics } from "../metrics/gateway-metrics.js";
+import { GatewayMetrics } from "./metrics.js";
 import { controlRoutes } from "./control.js";
 import { managementRoutes } from "./management.js";
 import { ServiceStats } from "./service-stats.js";
@@ -20,7 +20,7 @@ import { StatusModel } from "./status.js";
 import { Forwarder, type ResilienceOptions } from "./forwarder.js";
 import { HealthChecker } from "./health-checker.js";
 import { ServicePolicies, type PolicyFields } from "./policies.js";
-import { Registry } from "./registry.js";
+import { Registry } from "../routing/registry.js";
 import { RouteTable } from "./route-table.js";
 
 export interface ApiServerOptions {

@@ -5,12 +5,12 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { AnyServeError } from "../errors.js";
 import { normalizeCapability } from "../protocol/capability.js";
-import { readJson, sendJson } from "../frontend/http-util.js";
+import { readJson, sendJson } from "../util/http.js";
 import { requireBearer } from "../util/auth.js";
 import type { RouteHandler } from "../frontend/rest.js";
 import type { Forwarder } from "./forwarder.js";
 import type { ServicePolicies } from "./policies.js";
-import type { CapabilityState, RegisteredCapability, Registry, ReplicaEntry, ReplicaRegistration } from "./registry.js";
+import type { CapabilityState, RegisteredCapability, Registry, ReplicaEntry, ReplicaRegistration } from "../routing/registry.js";
 
 const ID_PATTERN = /^[\w.-]{1,128}$/;
 const STATES = new Set<CapabilityState>(["warm", "cold", "failed"]);

@@ -8,7 +8,7 @@
  */
 import type { Logger } from "../util/logger.js";
 import type { ServicePolicies } from "./policies.js";
-import type { Registry, ReplicaEntry } from "./registry.js";
+import type { Registry, ReplicaEntry } from "../routing/registry.js";
 import type { ReplicaLoad } from "./status.js";
 
 /** Failed probes in a row before a replica is taken out of rotation. */

@@ -8,7 +8,7 @@
  */
 import type { Forwarder } from "./forwarder.js";
 import type { ServicePolicies } from "./policies.js";
-import type { Registry, ReplicaEntry } from "./registry.js";
+import type { Registry, ReplicaEntry } from "../routing/registry.js";
 import type { ServiceRequestStats, ServiceStats } from "./service-stats.js";
 
 /** The deployment controller as the status model sees it (absent for a bare `anyserve api-server`). */

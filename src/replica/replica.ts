@@ -6,7 +6,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { GrpcFrontend } from "../frontend/grpc.js";
-import { hardenServer, serverOptions, sendJson } from "../frontend/http-util.js";
+import { hardenServer, serverOptions, sendJson } from "../util/http.js";
 import { RestFrontend } from "../frontend/rest.js";
 import type { AnyServe } from "../sdk/app.js";
 import { attachFrameServer } from "../transport/frame-server.js";
@@ -16,12 +16,12 @@ import { ApiServerCaller } from "../sdk/caller.js";
 import { DelegatingBackend } from "./delegation.js";
 import { Dispatcher } from "./dispatcher.js";
 import type { ExecutionConfig } from "../execution/config.js";
-import { workerRoutes } from "../execution/routes.js";
+import { workerRoutes } from "./worker-routes.js";
 import { withObjectEndpoint } from "../objects/endpoint.js";
 import type { ObjectStore } from "../objects/store.js";
 import { createFrameHandler } from "./frame-handler.js";
 import { metricsRoute } from "../metrics/exposition.js";
-import { ReplicaMetrics } from "../metrics/replica-metrics.js";
+import { ReplicaMetrics } from "./metrics.js";
 import { RegistrationLoop } from "./registration.js";
 
 export interface ReplicaOptions {

@@ -6,7 +6,7 @@ import { createServer } from "node:http";
 import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { AnyServeError } from "../../src/errors.js";
-import type { IncomingCall, InferBackend } from "../../src/frontend/backend.js";
+import type { IncomingCall, InferBackend } from "../../src/protocol/call.js";
 import { FastIngress } from "../../src/frontend/fast-ingress/ingress.js";
 import { RestFrontend } from "../../src/frontend/rest.js";
 import { closeServer, listen } from "../../src/replica/replica.js";

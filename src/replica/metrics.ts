@@ -16,10 +16,10 @@
 import { Gauge, type Registry } from "prom-client";
 import type { WorkerCounts } from "../execution/base.js";
 import { capabilityKey, type CapabilityMap } from "../protocol/capability.js";
-import { createMetricsRegistry, metricsText } from "./exposition.js";
-import { HistogramChild, ScrapedMetric, histogramValues, registerScraped } from "./scraped.js";
+import { createMetricsRegistry, metricsText } from "../metrics/exposition.js";
+import { HistogramChild, ScrapedMetric, histogramValues, registerScraped } from "../metrics/scraped.js";
 
-export { HistogramChild } from "./scraped.js";
+export { HistogramChild } from "../metrics/scraped.js";
 
 /** Seconds: 100 µs … 60 s, about 2.5× apart. */
 export const LATENCY_BUCKETS: readonly number[] = [

@@ -5,7 +5,7 @@
  */
 import { AnyServeError } from "../errors.js";
 import { capabilityKey, formatCapability, matches, type CapabilityMap } from "../protocol/capability.js";
-import type { ReplicaLoad } from "./status.js";
+import type { ReplicaLoad } from "../gateway/status.js";
 
 /** `warm` = workers running; `cold` = started on demand; `failed` = cannot start. */
 export type CapabilityState = "warm" | "cold" | "failed";

@@ -4,8 +4,8 @@
  */
 import { matches, type CapabilityMap } from "../protocol/capability.js";
 import type { ReplicaEntry } from "./registry.js";
-import type { CircuitBreakers } from "./resilience/circuit-breaker.js";
-import type { OutlierDetector } from "./resilience/outlier-detector.js";
+import type { CircuitBreakers } from "../gateway/resilience/circuit-breaker.js";
+import type { OutlierDetector } from "../gateway/resilience/outlier-detector.js";
 
 /** Why each candidate is out, for the NO_READY_REPLICA message. */
 export function describeUnavailable(candidates: ReplicaEntry[], outliers: OutlierDetector, circuits: CircuitBreakers, key: string): string {

@@ -1,7 +1,7 @@
 /** Small HTTP pieces shared by every REST route: bounded body reading, JSON and error answers. */
 import type { IncomingMessage, Server, ServerOptions, ServerResponse } from "node:http";
 import { AnyServeError } from "../errors.js";
-import { envInt } from "../util/env.js";
+import { envInt } from "./env.js";
 
 /**
  * Limits against slow clients. Node's own defaults are 60 s for headers and 300 s for a request,

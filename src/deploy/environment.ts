@@ -16,17 +16,17 @@
  * ```
  */
 import { AnyServeError } from "../errors.js";
-import { DeploymentController } from "../deploy/controller.js";
-import { loadDeploymentFile } from "../deploy/load.js";
-import { localNode, placementConflict } from "../deploy/placement.js";
-import { executionOf } from "../deploy/replica-args.js";
-import { deploymentFileSchema, nodeSchema, serviceSchema, type DeploymentFile, type ServiceConfig } from "../deploy/schema.js";
+import { DeploymentController } from "./controller.js";
+import { loadDeploymentFile } from "./load.js";
+import { localNode, placementConflict } from "./placement.js";
+import { executionOf } from "./replica-args.js";
+import { deploymentFileSchema, nodeSchema, serviceSchema, type DeploymentFile, type ServiceConfig } from "./schema.js";
 import { startApiServer, type RunningApiServer } from "../gateway/api-server.js";
 import type { ServiceView } from "../gateway/status.js";
 import { startReplica, type RunningReplica } from "../replica/replica.js";
 import { createLogger, silentLogger, type Logger } from "../util/logger.js";
-import { Client } from "./client.js";
-import { serviceApp, serviceProxy, unwrapResult, type ServiceProxy } from "./service.js";
+import { Client } from "../sdk/client.js";
+import { serviceApp, serviceProxy, unwrapResult, type ServiceProxy } from "../sdk/service.js";
 
 type ServiceClass = new (...args: never[]) => object;
 
