@@ -9,7 +9,7 @@
 import type { Logger } from "../util/logger.js";
 import type { ServicePolicies } from "./policies.js";
 import type { Registry, ReplicaEntry } from "../routing/registry.js";
-import type { ReplicaLoad } from "./status.js";
+import type { ReplicaLoad } from "../routing/registry.js";
 
 /** Failed probes in a row before a replica is taken out of rotation. */
 export const UNHEALTHY_AFTER = 3;

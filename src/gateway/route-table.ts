@@ -10,7 +10,7 @@
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { sendJson } from "../util/http.js";
-import type { RouteHandler } from "../frontend/rest.js";
+import type { RouteHandler } from "../util/http.js";
 import { checkToken, replicaJson } from "./control.js";
 import type { ServicePolicies } from "./policies.js";
 import type { Registry } from "../routing/registry.js";

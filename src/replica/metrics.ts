@@ -14,7 +14,7 @@
  * gauges whose `collect()` reads the lanes when scraped: nothing is done per request for them.
  */
 import { Gauge, type Registry } from "prom-client";
-import type { WorkerCounts } from "../execution/base.js";
+import type { LaneLoad, LaneObserver } from "../execution/lane.js";
 import { capabilityKey, type CapabilityMap } from "../protocol/capability.js";
 import { createMetricsRegistry, metricsText } from "../metrics/exposition.js";
 import { HistogramChild, ScrapedMetric, histogramValues, registerScraped } from "../metrics/scraped.js";
@@ -27,15 +27,6 @@ export const LATENCY_BUCKETS: readonly number[] = [
 ];
 /** Requests per handler call: powers of two. */
 export const BATCH_BUCKETS: readonly number[] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
-
-/** What a lane has at this moment, read at scrape time and by the health probe. */
-export interface LaneLoad {
-  /** Requests running on a worker. */
-  inFlight: number;
-  /** Requests waiting in the lane's queue. */
-  queued: number;
-  workers: WorkerCounts;
-}
 
 /** Totals of an object store (the directory's, which other replicas may share). */
 export interface StoreTotals {
@@ -53,7 +44,7 @@ export interface ReplicaMetricsOptions {
 }
 
 /** The series of one capability, resolved once: what its lane and the dispatcher record into. */
-export class LaneMetrics {
+export class LaneMetrics implements LaneObserver {
   readonly capability: string;
   readonly queueWait = new HistogramChild(LATENCY_BUCKETS);
   readonly execution = new HistogramChild(LATENCY_BUCKETS);

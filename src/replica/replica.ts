@@ -3,10 +3,9 @@
  * API server forwards to. It registers with the API server, heartbeats, and on stop drains
  * (new requests go elsewhere, in-flight ones finish) before it unregisters and exits.
  */
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { createServer } from "node:http";
 import { GrpcFrontend } from "../frontend/grpc.js";
-import { hardenServer, serverOptions, sendJson } from "../util/http.js";
+import { closeServer, hardenServer, listen, serverOptions, sendJson } from "../util/http.js";
 import { RestFrontend } from "../frontend/rest.js";
 import type { AnyServe } from "../sdk/app.js";
 import { attachFrameServer } from "../transport/frame-server.js";
@@ -206,28 +205,5 @@ function until(check: () => boolean, timeoutMs: number): Promise<void> {
       else setTimeout(poll, 20);
     };
     poll();
-  });
-}
-
-export function listen(server: Server, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => {
-      server.off("error", reject);
-      resolve((server.address() as AddressInfo).port);
-    });
-  });
-}
-
-/** Closes a server: idle keep-alive connections at once, busy ones when their answer is sent, stragglers after `graceMs`. */
-export function closeServer(server: Server, graceMs = 5_000): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => server.closeAllConnections(), graceMs);
-    timer.unref();
-    server.close(() => {
-      clearTimeout(timer);
-      resolve();
-    });
-    server.closeIdleConnections();
   });
 }

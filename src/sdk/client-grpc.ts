@@ -4,7 +4,7 @@ import { AnyServeError, codeForGrpcStatus, isErrorCode } from "../errors.js";
 import type { CapabilityMap } from "../protocol/capability.js";
 import { decodeProtoResponse, decodeStreamResponse, encodeProtoRequest } from "../protocol/proto-codec.js";
 import type { InferRequest, InferResponse } from "../protocol/types.js";
-import { serviceDefinition } from "../frontend/grpc.js";
+import { serviceDefinition } from "../protocol/grpc-service.js";
 import type { ClientTransport, InferOptions } from "./client.js";
 
 const ServiceClient = grpc.makeGenericClientConstructor(serviceDefinition(), "GRPCInferenceService");

@@ -9,7 +9,7 @@ import { AnyServeError } from "../../src/errors.js";
 import type { IncomingCall, InferBackend } from "../../src/protocol/call.js";
 import { FastIngress } from "../../src/frontend/fast-ingress/ingress.js";
 import { RestFrontend } from "../../src/frontend/rest.js";
-import { closeServer, listen } from "../../src/replica/replica.js";
+import { closeServer, listen } from "../../src/util/http.js";
 import { silentLogger } from "../../src/util/logger.js";
 import { waitFor } from "../helpers/processes.js";
 import { req, Wire } from "../helpers/http-wire.js";

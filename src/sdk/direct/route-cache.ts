@@ -13,7 +13,7 @@ import { AnyServeError } from "../../errors.js";
 import type { CapabilityMap } from "../../protocol/capability.js";
 import { createBalancer, type Balancer } from "../../routing/balancers/index.js";
 import { preferWarm } from "../../routing/candidates.js";
-import { parseRegistration } from "../../gateway/control.js";
+import { parseRegistration } from "../../routing/registration.js";
 import { Registry, type ReplicaEntry, type ReplicaRegistration } from "../../routing/registry.js";
 import { errorFromBody } from "../wire.js";
 import { readSse } from "../sse-reader.js";
