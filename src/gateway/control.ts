@@ -11,7 +11,7 @@ import type { RouteHandler } from "../util/http.js";
 import type { Forwarder } from "./forwarder.js";
 import type { ServicePolicies } from "./policies.js";
 import type { Registry, ReplicaEntry } from "../routing/registry.js";
-import { parseCapabilities, parseRegistration, replicaIdOf } from "../routing/registration.js";
+import { parseHeartbeat, parseRegistration, parseUnregister } from "../routing/registration.js";
 
 export interface ControlOptions {
   registry: Registry;
@@ -56,16 +56,13 @@ export function controlRoutes(o: ControlOptions): Record<string, RouteHandler> {
       sendJson(res, 200, { success: true, message: `registered replica '${reg.replicaId}' with ${reg.capabilities.length} capabilities` });
     }),
     "DELETE /unregister": guard(async (req, res) => {
-      const id = replicaIdOf(await readJson(req));
+      const id = parseUnregister(await readJson(req));
       if (!o.registry.unregister(id)) throw new AnyServeError("REPLICA_NOT_FOUND", `replica '${id}' is not registered`);
       sendJson(res, 200, { success: true, message: `unregistered replica '${id}'` });
     }),
     "POST /heartbeat": guard(async (req, res) => {
-      const body = await readJson(req);
-      const id = replicaIdOf(body);
-      const caps = (body as { capabilities?: unknown }).capabilities;
-      const update = caps === undefined ? {} : { capabilities: parseCapabilities(caps, (body as { states?: unknown }).states) };
-      o.registry.heartbeat(id, update);
+      const { replicaId, capabilities } = parseHeartbeat(await readJson(req));
+      o.registry.heartbeat(replicaId, capabilities === undefined ? {} : { capabilities });
       sendJson(res, 200, { success: true });
     }),
   };
