@@ -13,7 +13,7 @@ import { CONTENT_TYPE_PROTOBUF } from "../protocol/types.js";
 import { newRequestId } from "../util/http.js";
 import type { IncomingCall, InferBackend } from "../protocol/call.js";
 import { AFFINITY_HEADER } from "../protocol/call.js";
-import type { Logger } from "../util/logger.js";
+import type { Logger } from "../util/log.js";
 import { Cancellation } from "../util/cancel.js";
 
 export interface GrpcOptions {

@@ -6,7 +6,7 @@
  * threshold of 3). Heartbeats are separate: a replica that stops heartbeating is removed by the
  * registry's expiry, a replica that heartbeats but cannot serve is caught here.
  */
-import type { Logger } from "../util/logger.js";
+import type { Logger } from "../util/log.js";
 import type { ServicePolicies } from "./policies.js";
 import type { Registry, ReplicaEntry } from "../routing/registry.js";
 import type { ReplicaLoad } from "../routing/registry.js";

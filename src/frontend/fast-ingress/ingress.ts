@@ -20,7 +20,7 @@
  */
 import { Agent, type Server } from "node:http";
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from "node:net";
-import type { Logger } from "../../util/logger.js";
+import type { Logger } from "../../util/log.js";
 import type { InferBackend } from "../../protocol/call.js";
 import { serverOptions } from "../../util/http.js";
 import { Connection } from "./connection.js";
