@@ -17,7 +17,7 @@ import type { WorkerCounts } from "./base.js";
 import { formatCapability } from "../protocol/capability.js";
 import type { EncodedBody } from "../protocol/types.js";
 import type { HandlerEntry } from "../sdk/app.js";
-import type { Logger } from "../util/logger.js";
+import type { Logger } from "../util/log.js";
 import type { ExecutionStrategy, StrategyOptions, StrategyStats } from "./base.js";
 import { createStrategy } from "./index.js";
 import type { Task, TaskHooks } from "./task.js";
@@ -42,6 +42,16 @@ export interface LaneLoad {
   /** Requests waiting in the lane's queue. */
   queued: number;
   workers: WorkerCounts;
+}
+
+/** Adds `l` into `into` (the replica's totals over its lanes). */
+export function addLoad(into: LaneLoad, l: LaneLoad): void {
+  into.inFlight += l.inFlight;
+  into.queued += l.queued;
+  into.workers.starting += l.workers.starting;
+  into.workers.warm += l.workers.warm;
+  into.workers.idle += l.workers.idle;
+  into.workers.failed += l.workers.failed;
 }
 
 export interface LaneOptions<M extends LaneObserver = LaneObserver> {

@@ -10,7 +10,8 @@ import { Counter, Gauge, type Registry as PromRegistry } from "prom-client";
 import type { Forwarder } from "./forwarder.js";
 import type { ServicePolicies } from "./policies.js";
 import type { Registry } from "../routing/registry.js";
-import { createMetricsRegistry } from "../metrics/exposition.js";
+import { createMetricsRegistry, metricsRoute } from "../metrics/exposition.js";
+import type { RouteHandler } from "../util/http.js";
 import { HistogramChild, ScrapedMetric, histogramValues, registerScraped } from "../metrics/scraped.js";
 
 /** Seconds: 250 µs … 60 s, dense where a serving system's requests are. */
@@ -134,6 +135,11 @@ export class GatewayMetrics {
         }
       },
     });
+  }
+
+  /** `GET /metrics`. */
+  route(): RouteHandler {
+    return metricsRoute(this.registry);
   }
 
   /** One request refused before routing. */

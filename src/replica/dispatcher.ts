@@ -12,15 +12,15 @@
  */
 import { AnyServeError } from "../errors.js";
 import { resolveExecution, type ExecutionConfig } from "../execution/config.js";
-import { Lane, type LaneLoad } from "../execution/lane.js";
+import { addLoad, Lane, type LaneLoad } from "../execution/lane.js";
 import { taskOf, type Task, type TaskHooks } from "../execution/task.js";
 import type { IncomingCall, InferBackend, ModelMetadata } from "../protocol/call.js";
-import { addLoad, type LaneMetrics, type ReplicaMetrics } from "./metrics.js";
+import type { LaneMetrics, ReplicaMetrics } from "./metrics.js";
 import { formatCapability, matches, normalizeCapability, type CapabilityMap } from "../protocol/capability.js";
 import type { EncodedBody } from "../protocol/types.js";
 import type { AnyServe, HandlerEntry } from "../sdk/app.js";
 import type { Caller, ObjectStoreLike } from "../sdk/context.js";
-import type { Logger } from "../util/logger.js";
+import type { Logger } from "../util/log.js";
 import { runWithDeadline } from "../util/deadlines.js";
 import type { ReplicaHealth, ReplicaLoad } from "./frame-handler.js";
 import type { CancelSignal } from "../util/cancel.js";

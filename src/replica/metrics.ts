@@ -14,9 +14,10 @@
  * gauges whose `collect()` reads the lanes when scraped: nothing is done per request for them.
  */
 import { Gauge, type Registry } from "prom-client";
-import type { LaneLoad, LaneObserver } from "../execution/lane.js";
+import { addLoad, type LaneLoad, type LaneObserver } from "../execution/lane.js";
 import { capabilityKey, type CapabilityMap } from "../protocol/capability.js";
-import { createMetricsRegistry, metricsText } from "../metrics/exposition.js";
+import { createMetricsRegistry, metricsRoute, metricsText } from "../metrics/exposition.js";
+import type { RouteHandler } from "../util/http.js";
 import { HistogramChild, ScrapedMetric, histogramValues, registerScraped } from "../metrics/scraped.js";
 
 export { HistogramChild } from "../metrics/scraped.js";
@@ -219,13 +220,9 @@ export class ReplicaMetrics {
   text(): Promise<string> {
     return metricsText(this.registry);
   }
-}
 
-export function addLoad(into: LaneLoad, l: LaneLoad): void {
-  into.inFlight += l.inFlight;
-  into.queued += l.queued;
-  into.workers.starting += l.workers.starting;
-  into.workers.warm += l.workers.warm;
-  into.workers.idle += l.workers.idle;
-  into.workers.failed += l.workers.failed;
+  /** `GET /metrics`. */
+  route(): RouteHandler {
+    return metricsRoute(this.registry);
+  }
 }

@@ -3,12 +3,12 @@
  * API server forwards to. It registers with the API server, heartbeats, and on stop drains
  * (new requests go elsewhere, in-flight ones finish) before it unregisters and exits.
  */
-import { createServer } from "node:http";
+import { createServer, type Server } from "node:http";
 import { GrpcFrontend } from "../frontend/grpc.js";
 import { closeServer, hardenServer, listen, serverOptions, sendJson } from "../util/http.js";
 import { RestFrontend } from "../frontend/rest.js";
 import type { AnyServe } from "../sdk/app.js";
-import { attachFrameServer } from "../transport/frame-server.js";
+import { attachFrameServer, type FrameServerControl } from "../transport/frame-server.js";
 import { createLogger, type Logger } from "../util/logger.js";
 import { VERSION } from "../version.js";
 import { ApiServerCaller } from "../sdk/caller.js";
@@ -19,8 +19,7 @@ import { workerRoutes } from "./worker-routes.js";
 import { withObjectEndpoint } from "../objects/endpoint.js";
 import type { ObjectStore } from "../objects/store.js";
 import { createFrameHandler } from "./frame-handler.js";
-import { metricsRoute } from "../metrics/exposition.js";
-import { ReplicaMetrics } from "./metrics.js";
+import type { ReplicaMetrics } from "./metrics.js";
 import { RegistrationLoop } from "./registration.js";
 
 export interface ReplicaOptions {
@@ -68,31 +67,72 @@ export interface RunningReplica {
 }
 
 export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
+  const parts = await assembleReplica(o);
+  // Eager capabilities start their workers (onStart) while the servers come up.
+  const started = parts.dispatcher.start();
+  const addresses = await listenReplica(parts);
+  // Refs made here name this replica and its endpoint; owners of other refs are looked up in the registry.
+  o.objectStore?.bindReplica({ replicaId: parts.replicaId, url: addresses.httpUrl }, { apiServer: o.apiServer });
+  await started;
+  const registration = await registerReplica(parts, addresses);
+  parts.logger.info({ http: addresses.httpUrl, grpc: addresses.grpcAddress, capabilities: o.app.getCapabilities() }, "replica serving");
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => (stopping ??= stopReplica(parts, registration));
+  const { replicaId, dispatcher, metrics } = parts;
+  return { replicaId, ...addresses, dispatcher, metrics, registration, stop };
+}
+
+/** A replica's parts, made and wired but not yet listening. */
+interface ReplicaParts {
+  o: ReplicaOptions;
+  replicaId: string;
+  host: string;
+  logger: Logger;
+  dispatcher: Dispatcher;
+  backend: Dispatcher | DelegatingBackend;
+  metrics: ReplicaMetrics | undefined;
+  /** Cross-replica calls (`ctx.call`); needs the API server. */
+  caller: ApiServerCaller | undefined;
+  /** REST, `GET /health`, `/workers`, `/metrics`, `/objects` and the frame endpoint, on one port. */
+  server: Server;
+  frames: FrameServerControl;
+  grpc: GrpcFrontend;
+  /** Set once the registration loop exists: capabilities turning warm/cold/failed re-register. */
+  onStateChange: () => void;
+}
+
+/** Makes the dispatcher, the backends and the REST, frame and gRPC endpoints; nothing listens yet. */
+async function assembleReplica(o: ReplicaOptions): Promise<ReplicaParts> {
   const replicaId = o.replicaId ?? `replica-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-  const host = o.host ?? "127.0.0.1";
-  const logger = o.logger ?? createLogger("replica", { replica: replicaId });
-  const timeoutMs = o.timeoutMs ?? 30_000;
-  const maxBodyBytes = o.maxBodyBytes ?? 64 * 1024 * 1024;
   // Cross-replica calls (direct to the callee by default, sdk/caller.ts) and delegation need the API server.
   const caller = o.apiServer ? new ApiServerCaller(o.apiServer, { token: o.token }) : undefined;
-  // Capabilities turning warm/cold/failed re-register; set once the registration loop exists.
-  let onStateChange = (): void => undefined;
-  const metrics = o.metrics === false ? undefined : new ReplicaMetrics({ replicaId, service: o.service, objectStore: o.objectStore });
+  // prom-client is loaded only by a replica that keeps metrics.
+  const metrics =
+    o.metrics === false
+      ? undefined
+      : new (await import("./metrics.js")).ReplicaMetrics({ replicaId, service: o.service, objectStore: o.objectStore });
+  const base = {
+    o,
+    replicaId,
+    host: o.host ?? "127.0.0.1",
+    logger: o.logger ?? createLogger("replica", { replica: replicaId }),
+    metrics,
+    caller,
+    onStateChange: (): void => undefined,
+  };
   const dispatcher = new Dispatcher({
     app: o.app,
     appSpec: o.appSpec,
     apiServer: o.apiServer,
     execution: o.execution,
-    onStateChange: () => onStateChange(),
+    onStateChange: () => base.onStateChange(),
     replicaId,
-    logger,
-    maxTimeoutMs: timeoutMs,
+    logger: base.logger,
+    maxTimeoutMs: o.timeoutMs ?? DEFAULT_TIMEOUT_MS,
     metrics,
     ...(caller ? { caller } : {}),
     ...(o.objectStore ? { objects: o.objectStore } : {}),
   });
-  // Eager capabilities start their workers (onStart) while the servers come up.
-  const started = dispatcher.start();
   const backend = o.apiServer
     ? new DelegatingBackend(dispatcher, {
         apiServer: o.apiServer,
@@ -101,7 +141,18 @@ export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
         canServe: (q) => o.app.handlerFor(q) !== undefined,
       })
     : dispatcher;
+  return Object.assign(base, { dispatcher, backend }, replicaEndpoints(base, dispatcher, backend));
+}
 
+/** The REST port (OIP, `/health`, `/workers`, `/metrics`, `/objects`, frames) and the gRPC server, over `backend`. */
+function replicaEndpoints(
+  p: Pick<ReplicaParts, "o" | "replicaId" | "logger" | "metrics">,
+  dispatcher: Dispatcher,
+  backend: Dispatcher | DelegatingBackend,
+): Pick<ReplicaParts, "server" | "frames" | "grpc"> {
+  const { o, logger, metrics } = p;
+  const timeoutMs = o.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const maxBodyBytes = o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const rest = new RestFrontend({
     backend,
     logger,
@@ -112,11 +163,11 @@ export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
     maxTimeoutMs: timeoutMs,
     routes: {
       ...workerRoutes(dispatcher, o.token),
-      ...(metrics ? { "GET /metrics": metricsRoute(metrics.registry) } : {}),
+      ...(metrics ? { "GET /metrics": metrics.route() } : {}),
       "GET /health": (_q, res) =>
         sendJson(res, dispatcher.ready() ? 200 : 503, {
           status: dispatcher.ready() ? "healthy" : "draining",
-          replica_id: replicaId,
+          replica_id: p.replicaId,
           in_flight: dispatcher.inFlight,
           capabilities: o.app.getCapabilities(),
         }),
@@ -130,7 +181,6 @@ export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
     createFrameHandler(backend, () => dispatcher.health()),
     o.token ? { token: o.token } : {},
   );
-  const httpPort = await listen(server, o.httpPort ?? 0, host);
   const grpc = new GrpcFrontend({
     backend,
     logger,
@@ -139,60 +189,69 @@ export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
     serverName: "anyserve-replica",
     version: VERSION,
   });
-  const grpcPort = await grpc.listen(host, o.port ?? 0);
-
-  const hostForUrl = host.includes(":") ? `[${host}]` : host;
-  const httpUrl = `http://${hostForUrl}:${httpPort}`;
-  const grpcAddress = `${hostForUrl}:${grpcPort}`;
-  // Refs made here name this replica and its endpoint; owners of other refs are looked up in the registry.
-  o.objectStore?.bindReplica({ replicaId, url: httpUrl }, { apiServer: o.apiServer });
-  const heartbeatIntervalMs = o.heartbeatIntervalMs ?? 5_000;
-  const registration = o.apiServer
-    ? new RegistrationLoop({
-        apiServer: o.apiServer,
-        token: o.token,
-        logger,
-        body: () => ({
-          replica_id: replicaId,
-          endpoint: grpcAddress,
-          http_endpoint: httpUrl,
-          capabilities: o.app.getCapabilities(),
-          states: dispatcher.states(),
-          heartbeat_interval_ms: heartbeatIntervalMs,
-          ...(o.service ? { service: o.service } : {}),
-          ...(o.node ? { node: o.node } : {}),
-        }),
-      })
-    : undefined;
-  await started;
-  onStateChange = () => void registration?.refresh();
-  await registration?.start();
-  logger.info({ http: httpUrl, grpc: grpcAddress, capabilities: o.app.getCapabilities() }, "replica serving");
-
-  let stopping: Promise<void> | undefined;
-  const stop = (): Promise<void> =>
-    (stopping ??= (async () => {
-      // Leave the registry first so the API server stops choosing us, then finish what we have.
-      await registration?.stop();
-      frames.goAway();
-      const drainTimeout = o.drainTimeoutMs ?? 30_000;
-      // Frames the gateway sent just before it processed our unregister may still be on their way;
-      // it closes its connection to us once every request on it is answered, so wait for that
-      // (bounded) before refusing new work.
-      await until(() => frames.connections === 0, Math.min(drainTimeout, QUIET_WAIT_MS));
-      const drained = dispatcher.drain();
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([drained, new Promise<void>((r) => (timer = setTimeout(r, drainTimeout)))]);
-      clearTimeout(timer);
-      await dispatcher.stop();
-      frames.close();
-      await Promise.all([closeServer(server), grpc.close()]);
-      await Promise.all([caller?.close(), backend instanceof DelegatingBackend ? backend.close() : undefined]);
-      logger.info("replica stopped");
-    })());
-
-  return { replicaId, httpUrl, grpcAddress, dispatcher, metrics, registration, stop };
+  return { server, frames, grpc };
 }
+
+/** Binds REST + frames (`httpPort`) and gRPC (`port`); returns where they are. */
+async function listenReplica(p: ReplicaParts): Promise<{ httpUrl: string; grpcAddress: string }> {
+  const httpPort = await listen(p.server, p.o.httpPort ?? 0, p.host);
+  const grpcPort = await p.grpc.listen(p.host, p.o.port ?? 0);
+  const hostForUrl = p.host.includes(":") ? `[${p.host}]` : p.host;
+  return { httpUrl: `http://${hostForUrl}:${httpPort}`, grpcAddress: `${hostForUrl}:${grpcPort}` };
+}
+
+/** Registers with the API server (when there is one) and keeps the registration alive; state changes re-register. */
+async function registerReplica(p: ReplicaParts, at: { httpUrl: string; grpcAddress: string }): Promise<RegistrationLoop | undefined> {
+  const { o, replicaId, dispatcher } = p;
+  if (!o.apiServer) return undefined;
+  const heartbeatIntervalMs = o.heartbeatIntervalMs ?? 5_000;
+  const registration = new RegistrationLoop({
+    apiServer: o.apiServer,
+    token: o.token,
+    logger: p.logger,
+    body: () => ({
+      replica_id: replicaId,
+      endpoint: at.grpcAddress,
+      http_endpoint: at.httpUrl,
+      capabilities: o.app.getCapabilities(),
+      states: dispatcher.states(),
+      heartbeat_interval_ms: heartbeatIntervalMs,
+      ...(o.service ? { service: o.service } : {}),
+      ...(o.node ? { node: o.node } : {}),
+    }),
+  });
+  p.onStateChange = () => void registration.refresh();
+  await registration.start();
+  return registration;
+}
+
+/**
+ * Leaves the registry first so the API server stops choosing this replica, then finishes what it
+ * has: GOAWAY, wait for the gateways to close their connections, drain (bounded), stop the
+ * workers, close.
+ */
+async function stopReplica(p: ReplicaParts, registration: RegistrationLoop | undefined): Promise<void> {
+  await registration?.stop();
+  p.frames.goAway();
+  const drainTimeout = p.o.drainTimeoutMs ?? 30_000;
+  // Frames the gateway sent just before it processed our unregister may still be on their way;
+  // it closes its connection to us once every request on it is answered, so wait for that
+  // (bounded) before refusing new work.
+  await until(() => p.frames.connections === 0, Math.min(drainTimeout, QUIET_WAIT_MS));
+  const drained = p.dispatcher.drain();
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([drained, new Promise<void>((r) => (timer = setTimeout(r, drainTimeout)))]);
+  clearTimeout(timer);
+  await p.dispatcher.stop();
+  p.frames.close();
+  await Promise.all([closeServer(p.server), p.grpc.close()]);
+  await Promise.all([p.caller?.close(), p.backend instanceof DelegatingBackend ? p.backend.close() : undefined]);
+  p.logger.info("replica stopped");
+}
+
+/** A service's request timeout when none is given (ms). */
+const DEFAULT_TIMEOUT_MS = 30_000;
+const DEFAULT_MAX_BODY_BYTES = 64 * 1024 * 1024;
 
 /** How long a stopping replica waits for gateways to close their frame connections. */
 const QUIET_WAIT_MS = 5_000;
