@@ -4,7 +4,7 @@
  *
  * @example
  * ```ts
- * import { Environment } from "anyserve";
+ * import { Environment } from "anyserve/server";
  * import { KVService } from "./kv.js";
  * const env = new Environment();
  * env.registerService("kv_service", KVService);

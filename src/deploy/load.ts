@@ -4,7 +4,7 @@
  *
  * @example
  * ```ts
- * import { loadDeploymentFile } from "anyserve";
+ * import { loadDeploymentFile } from "anyserve/server";
  * const config = await loadDeploymentFile("anyserve.yaml"); // throws ConfigError listing every problem
  * ```
  */
