@@ -1,4 +1,5 @@
-// Seed registry behaviours (../shared/reference/seed-tests.md, "Registry").
+// The seed's registry behaviours: registering, replacing, unregistering, matching by capability
+// subset (values as strings), excluding, and lookups that read only the rarest key=value.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Registry, type ReplicaRegistration } from "../src/routing/registry.js";

@@ -1,5 +1,6 @@
-// Class services and the environment API — the SAGE service-task behaviours
-// (../shared/reference/seed-tests.md §"SAGE service task"), plus A → B → C calls.
+// Class services and the environment API — the seed's service-task behaviours (a context before
+// use, idempotent start/stop, calls that succeed, fail or name a missing method, statistics,
+// cleanup), plus A → B → C calls.
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { test } from "node:test";

@@ -1,5 +1,6 @@
-// The bad-input catalogue (../shared/reference/reliability.md §3, rows 1–19, 24–28, 43–46) against
-// a real API server + replica: each case gets its status and code, and the processes stay up.
+// The bad-input catalogue (malformed bodies, headers, tensors, limits and registrations, as the
+// design's reliability list has them) against a real API server + replica: each case gets its
+// status and code, and the processes stay up.
 import assert from "node:assert/strict";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
