@@ -34,6 +34,7 @@ export class GrpcTransport implements ClientTransport {
 
   async *stream(query: CapabilityMap, req: InferRequest, o: InferOptions & { timeout: number }): AsyncIterable<InferResponse> {
     const { body, md } = prepare(query, req, o);
+    if (o.signal?.aborted) throw cancelled();
     const call = this.#client.makeBidiStreamRequest(
       "/inference.GRPCInferenceService/ModelStreamInfer",
       (b: Buffer) => b,
@@ -83,6 +84,8 @@ export class GrpcTransport implements ClientTransport {
   }
 
   #unary(method: string, req: unknown, md: grpc.Metadata, o: { timeout: number; signal?: AbortSignal }): Promise<unknown> {
+    // A signal that fired before the call (e.g. while the transport was loading) never fires again.
+    if (o.signal?.aborted) return Promise.reject(cancelled());
     return new Promise((resolve, reject) => {
       const call = this.#client[method]!(req, md, { deadline: Date.now() + o.timeout }, (err, res) => {
         o.signal?.removeEventListener("abort", onAbort);
@@ -113,6 +116,10 @@ function toAnyServeError(err: unknown): AnyServeError {
   const code = e.metadata?.get("x-anyserve-code")[0];
   const message = e.details || e.message;
   return new AnyServeError(isErrorCode(code) ? code : codeForGrpcStatus(e.code), message);
+}
+
+function cancelled(): AnyServeError {
+  return new AnyServeError("CANCELLED", "the call was cancelled");
 }
 
 /** Stream errors arrive as `[CODE] message` in `error_message`. */
