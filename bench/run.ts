@@ -22,11 +22,12 @@
  *   hop per request, without queueing; its rounds are interleaved too.
  * - CPU µs per request of the serving processes (from /proc): the cost that decides throughput
  *   once the cores are busy, and one that does not depend on the load generator.
- * - Then, with every server stopped, bench/execution.ts and bench/objects.ts in turn.
+ * - Then, with every server stopped, bench/execution.ts, bench/worker-boot.ts and bench/objects.ts
+ *   in turn.
  *
  * `--quick` (1 round, 1 s runs) is a smoke test of the suite itself; its figures mean nothing.
  * `--only id,id…` measures just those scenarios (and their baselines; every server still starts,
- * and the execution and objects benchmarks are skipped): for looking at one row while changing it.
+ * and the execution, worker-boot and objects benchmarks are skipped): for looking at one row while changing it.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import os from "node:os";

@@ -1,5 +1,8 @@
 /**
- * anyserve — capability-routed serving for models and services.
+ * anyserve — capability-routed serving for models and services. This entry is what an app (and
+ * every worker that runs one) imports: the app, its handlers' request, context and stream, class
+ * services, the client, capabilities, errors and object refs. It loads no server code; servers,
+ * deployments and the in-process environment are `anyserve/server` (src/server.ts).
  *
  * @example
  * ```ts
@@ -22,43 +25,18 @@ export {
 export { Context, type CallOptions } from "./sdk/context.js";
 export { InferenceRequest } from "./sdk/request.js";
 export { Stream } from "./sdk/stream.js";
+export { Service, currentServiceContext, type ServiceContext, type ServiceProxy } from "./sdk/service.js";
 export { Client, type ClientOptions, type InferOptions } from "./sdk/client.js";
 export { Capability, type CapabilityMap, type CapabilityInput } from "./protocol/capability.js";
 export { AnyServeError, ERROR_CATALOGUE, type ErrorCode } from "./errors.js";
 export type { Datatype, Tensor, InferRequest, InferResponse, Parameters } from "./protocol/types.js";
-export { startApiServer, type ApiServerOptions, type RunningApiServer } from "./gateway/api-server.js";
-export { startReplica, type ReplicaOptions, type RunningReplica } from "./replica/replica.js";
-export type { ExecutionConfig } from "./execution/config.js";
-export { Registry } from "./gateway/registry.js";
-export { loadApp } from "./sdk/load-app.js";
-export {
-  ObjectStore,
-  ObjRef,
-  DirBackend,
-  allowListPeers,
-  registryPeers,
-  objectEndpoint,
-  withObjectEndpoint,
-  type ObjectStoreOptions,
-  type ObjectStoreApi,
-  type ObjRefData,
-  type ObjRefLike,
-  type ObjectInfo,
-  type CreateOptions,
-  type StreamCreateOptions,
-  type ReadOptions,
-  type StreamReadOptions,
-  type ObjectBackend,
-  type PeerResolver,
-} from "./objects/index.js";
-export { Service, currentServiceContext, type ServiceContext, type ServiceProxy } from "./sdk/service.js";
-export type { ServiceView, ReplicaView } from "./gateway/status.js";
-export {
-  Environment,
-  type EnvironmentOptions,
-  type ServiceConfigInput,
-  type ServiceCall,
-  type ServiceStatistics,
-} from "./sdk/environment.js";
-export { loadDeploymentFile, parseDeployment, ConfigError } from "./deploy/load.js";
-export type { DeploymentFile, ServiceConfig } from "./config/schema.js";
+export { ObjRef, type ObjRefData, type ObjRefLike } from "./objects/ref.js";
+export type {
+  ObjectStoreApi,
+  ObjectInfo,
+  CreateOptions,
+  StreamCreateOptions,
+  ReadOptions,
+  StreamReadOptions,
+} from "./objects/types.js";
+export type { Logger } from "./util/log.js";

@@ -2,7 +2,7 @@
 // exact and subset lookups, exclude, random pick, the record's fields, concurrent registrations.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { EXPIRY_FLOOR_MS, Registry, type ReplicaRegistration } from "../src/gateway/registry.js";
+import { EXPIRY_FLOOR_MS, Registry, type ReplicaRegistration } from "../src/routing/registry.js";
 
 const reg = (id: string, caps: Record<string, string>[], heartbeatIntervalMs = 1000): ReplicaRegistration => ({
   replicaId: id,

@@ -1,8 +1,9 @@
 /**
  * The benchmarks of the execution and objects issues, run by the suite after the HTTP scenarios
  * (whose servers are stopped by then: nothing else runs meanwhile), each as a child process with
- * `--json`: bench/execution.ts (strategies, the lane-level thread hop, batching) and
- * bench/objects.ts (object handoff through the store vs plain fs, peer fetch). Each reports its
+ * `--json`: bench/execution.ts (strategies, the lane-level thread hop, batching),
+ * bench/worker-boot.ts (a worker's spawn → ready) and bench/objects.ts (object handoff through the
+ * store vs plain fs, peer fetch). Each reports its
  * own small table, whose ratios are taken within its own rounds.
  */
 import path from "node:path";
@@ -35,6 +36,13 @@ export function subBenchSpecs(quick: boolean): Spec[] {
         "strategies, thread hop and batching (bench/execution.ts: lane → strategy → task runner, no HTTP; ratios within each round, median)",
       file: "bench/execution.ts",
       args: quick ? ["--quick"] : ["--rounds", "3", "--seconds", "0.6", "--hop-requests", "1000"],
+    },
+    {
+      id: "worker-boot",
+      title:
+        "worker boot, spawn → ready (bench/worker-boot.ts: a lane of the no-op app with one worker, from the build; median of the boots)",
+      file: "bench/worker-boot.ts",
+      args: quick ? ["--quick"] : ["--boots", "15"],
     },
     {
       id: "objects",

@@ -1,7 +1,7 @@
 /** `anyserve api-server`: the gateway and control plane. */
 import type { Command } from "commander";
 import { startApiServer } from "../gateway/api-server.js";
-import { BALANCER_NAMES } from "../gateway/balancers/index.js";
+import { BALANCER_NAMES } from "../routing/balancers/index.js";
 import { announceReady, intOption, onShutdown, secondsOption } from "./common.js";
 
 interface ApiServerFlags {

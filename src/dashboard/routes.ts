@@ -10,7 +10,7 @@
  */
 import { createHash } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { RouteHandler } from "../frontend/rest.js";
+import type { RouteHandler } from "../util/http.js";
 import { DASHBOARD_HTML, DASHBOARD_SCRIPT, DASHBOARD_STYLE } from "./page.js";
 
 function cspHash(source: string): string {

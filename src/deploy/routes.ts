@@ -5,8 +5,8 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { AnyServeError } from "../errors.js";
-import { readBody, readJson, sendJson } from "../frontend/http-util.js";
-import type { RouteHandler } from "../frontend/rest.js";
+import { readBody, readJson, sendJson } from "../util/http.js";
+import type { RouteHandler } from "../util/http.js";
 import { checkToken } from "../gateway/control.js";
 import type { DeploymentController } from "./controller.js";
 import { ConfigError, parseDeployment } from "./load.js";

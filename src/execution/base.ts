@@ -73,8 +73,6 @@ export interface ExecutionStrategy {
   stream(task: Task, signal: CancelSignal, onChunk: (chunk: EncodedBody) => void, hooks?: TaskHooks): Promise<void>;
   /** Runs the batch handler once on several tasks; `signals[i]` belongs to `tasks[i]`. */
   submitBatch(tasks: Task[], signals: CancelSignal[], hooks?: TaskHooks): Promise<BatchOutcome[]>;
-  /** Changes the number of workers (or the concurrency) while running. */
-  resize?(n: number): void;
   /** Stops the workers after running `onStop` in each; pending jobs fail with SHUTTING_DOWN. */
   stop(): Promise<void>;
   stats(): StrategyStats;

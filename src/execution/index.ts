@@ -1,6 +1,6 @@
 /**
  * The execution strategies by name. `createStrategy("pool", options)`; an unknown name is an
- * error that lists the valid ones. `registerStrategy` adds one (tests, experiments).
+ * error that lists the valid ones.
  *
  * @example
  * ```ts
@@ -36,10 +36,6 @@ export function createStrategy(name: string, options: StrategyOptions): Executio
   const factory = factories.get(name);
   if (!factory) throw new Error(`unknown execution strategy '${name}'; valid: ${strategyNames().join(", ")}`);
   return factory(options);
-}
-
-export function registerStrategy(name: string, factory: StrategyFactory): void {
-  factories.set(name, factory);
 }
 
 export type { ExecutionStrategy, StrategyOptions, StrategyStats, StrategyName, WorkerCounts } from "./base.js";

@@ -13,7 +13,7 @@ import type { CancelSignal } from "../util/cancel.js";
 
 export class InlineStrategy implements ExecutionStrategy {
   readonly name: StrategyName;
-  #capacity: number;
+  readonly #capacity: number;
   readonly #o: StrategyOptions;
   #state: "new" | "starting" | "warm" | "failed" | "stopped" = "new";
   #inFlight = 0;
@@ -62,11 +62,6 @@ export class InlineStrategy implements ExecutionStrategy {
 
   submitBatch(tasks: Task[], signals: CancelSignal[], hooks?: TaskHooks): Promise<BatchOutcome[]> {
     return this.#track(() => runBatchTask(this.#o.env, this.#o.handler, tasks, signals, hooks));
-  }
-
-  resize(n: number): void {
-    // `single` is one at a time by definition; `async` may change its concurrency.
-    if (this.name === "async") this.#capacity = Math.max(1, n);
   }
 
   async stop(): Promise<void> {

@@ -13,11 +13,11 @@
  * free slot takes a full batch (Triton's dynamic batcher behaves the same way).
  */
 import { AnyServeError } from "../errors.js";
-import type { LaneLoad, LaneMetrics } from "../metrics/replica-metrics.js";
+import type { WorkerCounts } from "./base.js";
 import { formatCapability } from "../protocol/capability.js";
 import type { EncodedBody } from "../protocol/types.js";
 import type { HandlerEntry } from "../sdk/app.js";
-import type { Logger } from "../util/logger.js";
+import type { Logger } from "../util/log.js";
 import type { ExecutionStrategy, StrategyOptions, StrategyStats } from "./base.js";
 import { createStrategy } from "./index.js";
 import type { Task, TaskHooks } from "./task.js";
@@ -25,7 +25,36 @@ import type { CancelSignal } from "../util/cancel.js";
 
 export type LaneState = "cold" | "starting" | "warm" | "stopping" | "failed";
 
-export interface LaneOptions {
+/**
+ * Where a lane records its timings: the replica's per-capability series (replica/metrics.ts
+ * implements it). Seconds; `observeN` records one value `n` times (a batch's execution).
+ */
+export interface LaneObserver {
+  readonly queueWait: { observe(seconds: number): void };
+  readonly execution: { observeN(seconds: number, n: number): void };
+  readonly batchSize: { observe(size: number): void };
+}
+
+/** What a lane has at this moment, read at scrape time and by the health probe. */
+export interface LaneLoad {
+  /** Requests running on a worker. */
+  inFlight: number;
+  /** Requests waiting in the lane's queue. */
+  queued: number;
+  workers: WorkerCounts;
+}
+
+/** Adds `l` into `into` (the replica's totals over its lanes). */
+export function addLoad(into: LaneLoad, l: LaneLoad): void {
+  into.inFlight += l.inFlight;
+  into.queued += l.queued;
+  into.workers.starting += l.workers.starting;
+  into.workers.warm += l.workers.warm;
+  into.workers.idle += l.workers.idle;
+  into.workers.failed += l.workers.failed;
+}
+
+export interface LaneOptions<M extends LaneObserver = LaneObserver> {
   entry: HandlerEntry;
   strategy: string;
   /** Everything a strategy needs except the handler index and the failure callback. */
@@ -42,7 +71,7 @@ export interface LaneOptions {
   /** Called on every state change (the replica re-registers: warm/cold/failed). */
   onState: () => void;
   /** Where queue wait, execution time and batch sizes go (absent: `--no-metrics`). */
-  metrics?: LaneMetrics | undefined;
+  metrics?: M | undefined;
 }
 
 interface Item {
@@ -58,8 +87,9 @@ interface Item {
   off: () => void;
 }
 
-export class Lane {
-  readonly #o: LaneOptions;
+/** `M`: the metrics object the lane is given, handed back as it is by {@link Lane.metrics}. */
+export class Lane<M extends LaneObserver = LaneObserver> {
+  readonly #o: LaneOptions<M>;
   #state: LaneState;
   #reason = "";
   #strategy: ExecutionStrategy | undefined;
@@ -72,7 +102,7 @@ export class Lane {
   #batchTimer: NodeJS.Timeout | undefined;
   #idleTimer: NodeJS.Timeout | undefined;
 
-  constructor(o: LaneOptions) {
+  constructor(o: LaneOptions<M>) {
     this.#o = o;
     this.#state = "cold";
   }
@@ -94,7 +124,7 @@ export class Lane {
     return this.#state === "warm" || this.#state === "failed" ? this.#state : "cold";
   }
 
-  get metrics(): LaneMetrics | undefined {
+  get metrics(): M | undefined {
     return this.#o.metrics;
   }
 

@@ -15,7 +15,7 @@ import { handlerResultToResponse } from "../protocol/values.js";
 import type { AnyServe, BatchHandler, HandlerEntry } from "../sdk/app.js";
 import { Context, type Caller, type ObjectStoreLike } from "../sdk/context.js";
 import { InferenceRequest } from "../sdk/request.js";
-import type { Logger } from "../util/logger.js";
+import type { Logger } from "../util/log.js";
 import type { BatchOutcome, Task, TaskCall, TaskHooks } from "./task.js";
 import type { CancelSignal } from "../util/cancel.js";
 

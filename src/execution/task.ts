@@ -5,7 +5,7 @@
  * process strategies). `TaskCall` is the part that crosses as JSON.
  */
 import type { WireError } from "../errors.js";
-import type { IncomingCall } from "../frontend/backend.js";
+import type { IncomingCall } from "../protocol/call.js";
 import type { CapabilityMap } from "../protocol/capability.js";
 import type { EncodedBody, WireFormat } from "../protocol/types.js";
 

@@ -54,10 +54,6 @@ export class GroupStrategy implements ExecutionStrategy {
     return this.#group.run("batch", tasks, signals, hooks) as Promise<BatchOutcome[]>;
   }
 
-  resize(n: number): void {
-    this.#group.resize(n);
-  }
-
   async stop(): Promise<void> {
     await this.#group.stop();
     await this.#stopExtra?.();

@@ -21,7 +21,7 @@
  */
 import { AnyServeError } from "../errors.js";
 import type { EncodedBody } from "../protocol/types.js";
-import type { Logger } from "../util/logger.js";
+import type { Logger } from "../util/log.js";
 import type { StrategyName, StrategyStats } from "./base.js";
 import type { SpawnWorker, WorkerExit } from "./handle.js";
 import { Job, type Slot } from "./job.js";
@@ -51,7 +51,7 @@ export class WorkerGroup {
   readonly #o: GroupOptions;
   readonly #slots = new Set<Slot>();
   readonly #waiting: Job[] = [];
-  #min: number;
+  readonly #min: number;
   #nextId = 1;
   #nextWorker = 1;
   #state: "new" | "running" | "failed" | "stopped" = "new";
@@ -111,11 +111,6 @@ export class WorkerGroup {
       this.#waiting.push(job);
       this.#dispatch();
     });
-  }
-
-  resize(n: number): void {
-    this.#min = Math.max(1, Math.min(n, this.#o.max));
-    while (this.#state === "running" && this.#slots.size < this.#min) this.#spawn();
   }
 
   async stop(timeoutMs = 10_000): Promise<void> {

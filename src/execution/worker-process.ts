@@ -5,13 +5,11 @@
  */
 import { connect } from "node:net";
 import { AnyServeError } from "../errors.js";
-import { ObjectStore } from "../objects/store.js";
 import type { ObjectStoreOptions } from "../objects/types.js";
-import { ApiServerCaller } from "../sdk/caller.js";
 import { loadApp } from "../sdk/load-app.js";
-import { createLogger } from "../util/logger.js";
 import { readFrames, SocketOutbox } from "./socket-port.js";
 import { errorMetaOf, Msg, WORKER_PROTOCOL_VERSION, type Meta } from "./worker-protocol.js";
+import { workerEnv } from "./worker-env.js";
 import { WorkerRuntime } from "./worker-runtime.js";
 
 const env = process.env;
@@ -33,12 +31,9 @@ out.send(Msg.HELLO, 0, { worker: name, key: env.ANYSERVE_WORKER_KEY ?? "", pid: 
 try {
   const app = await loadApp(env.ANYSERVE_WORKER_APP ?? "");
   const replicaId = env.ANYSERVE_WORKER_REPLICA_ID ?? "";
-  const logger = createLogger("worker", { replica: replicaId, worker: name });
-  const caller = env.ANYSERVE_API_SERVER ? new ApiServerCaller(env.ANYSERVE_API_SERVER) : undefined;
-  const objects = env.ANYSERVE_WORKER_OBJECTS
-    ? ObjectStore.fromConfig(JSON.parse(env.ANYSERVE_WORKER_OBJECTS) as ObjectStoreOptions)
-    : undefined;
-  runtime = new WorkerRuntime({ app, replicaId, logger, caller, objects }, Number(env.ANYSERVE_WORKER_HANDLER ?? 0), name, out);
+  const objects = env.ANYSERVE_WORKER_OBJECTS ? (JSON.parse(env.ANYSERVE_WORKER_OBJECTS) as ObjectStoreOptions) : undefined;
+  const runEnv = workerEnv({ app, replicaId, worker: name, apiServer: env.ANYSERVE_API_SERVER, objects });
+  runtime = new WorkerRuntime(runEnv, Number(env.ANYSERVE_WORKER_HANDLER ?? 0), name, out);
   runtime.onStopped = () => socket.end(() => process.exit(0));
   if (await runtime.boot()) for (const m of early.splice(0)) runtime.receive(...m);
 } catch (err) {

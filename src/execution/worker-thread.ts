@@ -4,13 +4,11 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { AnyServeError } from "../errors.js";
-import { ObjectStore } from "../objects/store.js";
 import type { ObjectStoreOptions } from "../objects/types.js";
-import { ApiServerCaller } from "../sdk/caller.js";
 import { loadApp } from "../sdk/load-app.js";
-import { createLogger } from "../util/logger.js";
 import { ThreadOutbox, unpack } from "./thread-port.js";
 import { errorMetaOf, Msg, type Meta } from "./worker-protocol.js";
+import { workerEnv } from "./worker-env.js";
 import { WorkerRuntime } from "./worker-runtime.js";
 
 export interface ThreadWorkerData {
@@ -37,10 +35,8 @@ port.on("message", (batch: unknown) =>
 
 try {
   const app = await loadApp(data.appSpec);
-  const logger = createLogger("worker", { replica: data.replicaId, worker: data.worker });
-  const caller = data.apiServer ? new ApiServerCaller(data.apiServer) : undefined;
-  const objects = data.objects ? ObjectStore.fromConfig(data.objects) : undefined;
-  runtime = new WorkerRuntime({ app, replicaId: data.replicaId, logger, caller, objects }, data.handler, data.worker, out);
+  const env = workerEnv({ app, replicaId: data.replicaId, worker: data.worker, apiServer: data.apiServer, objects: data.objects });
+  runtime = new WorkerRuntime(env, data.handler, data.worker, out);
   runtime.onStopped = () => {
     out.flush();
     port.close();

@@ -7,12 +7,13 @@
 import * as grpc from "@grpc/grpc-js";
 import { AnyServeError } from "../errors.js";
 import { normalizeCapability, type CapabilityMap } from "../protocol/capability.js";
-import { protoTypes, readModelName } from "../protocol/proto-codec.js";
+import { serviceDefinition } from "../protocol/grpc-service.js";
+import { readModelName } from "../protocol/proto-codec.js";
 import { CONTENT_TYPE_PROTOBUF } from "../protocol/types.js";
-import { newRequestId } from "./http-util.js";
-import type { IncomingCall, InferBackend } from "./backend.js";
-import { AFFINITY_HEADER } from "./backend.js";
-import type { Logger } from "../util/logger.js";
+import { newRequestId } from "../util/http.js";
+import type { IncomingCall, InferBackend } from "../protocol/call.js";
+import { AFFINITY_HEADER } from "../protocol/call.js";
+import type { Logger } from "../util/log.js";
 import { Cancellation } from "../util/cancel.js";
 
 export interface GrpcOptions {
@@ -24,41 +25,6 @@ export interface GrpcOptions {
   version: string;
   /** Told the code of every inference call refused before it reached the backend (malformed message, no capability…), as the REST front end's `onRejected`. */
   onRejected?: (code: string) => void;
-}
-
-const SERVICE = "/inference.GRPCInferenceService/";
-const identity = (b: Buffer): Buffer => b;
-
-function method(name: string, stream: boolean, req?: string, res?: string): grpc.MethodDefinition<unknown, unknown> {
-  const root = protoTypes().root;
-  const reqType = req ? root.lookupType(req) : undefined;
-  const resType = res ? root.lookupType(res) : undefined;
-  return {
-    path: SERVICE + name,
-    requestStream: stream,
-    responseStream: stream,
-    requestSerialize: reqType
-      ? (v: unknown) => Buffer.from(reqType.encode(reqType.fromObject(v as object)).finish())
-      : (identity as (v: unknown) => Buffer),
-    requestDeserialize: reqType ? (b: Buffer) => reqType.toObject(reqType.decode(b), { defaults: true }) : identity,
-    responseSerialize: resType
-      ? (v: unknown) => Buffer.from(resType.encode(resType.fromObject(v as object)).finish())
-      : (identity as (v: unknown) => Buffer),
-    responseDeserialize: resType ? (b: Buffer) => resType.toObject(resType.decode(b), { defaults: true }) : identity,
-  };
-}
-
-/** The service definition; raw-byte methods for inference, decoded ones for the rest. */
-export function serviceDefinition(): grpc.ServiceDefinition {
-  return {
-    ServerLive: method("ServerLive", false, "inference.ServerLiveRequest", "inference.ServerLiveResponse"),
-    ServerReady: method("ServerReady", false, "inference.ServerReadyRequest", "inference.ServerReadyResponse"),
-    ModelReady: method("ModelReady", false, "inference.ModelReadyRequest", "inference.ModelReadyResponse"),
-    ServerMetadata: method("ServerMetadata", false, "inference.ServerMetadataRequest", "inference.ServerMetadataResponse"),
-    ModelMetadata: method("ModelMetadata", false, "inference.ModelMetadataRequest", "inference.ModelMetadataResponse"),
-    ModelInfer: method("ModelInfer", false),
-    ModelStreamInfer: method("ModelStreamInfer", true),
-  };
 }
 
 export class GrpcFrontend {

@@ -9,14 +9,13 @@ import { AnyServeError } from "../errors.js";
 import { capabilityFromHeaders, normalizeCapability, type CapabilityMap } from "../protocol/capability.js";
 import { formatOfContentType } from "../protocol/media-type.js";
 import { HEADER_INFERENCE_LENGTH, type EncodedBody, type WireFormat } from "../protocol/types.js";
-import type { Logger } from "../util/logger.js";
-import type { IncomingCall, InferBackend } from "./backend.js";
-import { AFFINITY_HEADER } from "./backend.js";
-import { collectBody, EMPTY, endAtEndOfTurn, intHeader, requestIdOf, sendError, sendJson, type RequestHeaders } from "./http-util.js";
+import type { Logger } from "../util/log.js";
+import type { IncomingCall, InferBackend } from "../protocol/call.js";
+import { AFFINITY_HEADER } from "../protocol/call.js";
+import { collectBody, EMPTY, intHeader, requestIdOf, sendError, sendJson, type RequestHeaders, type RouteHandler } from "../util/http.js";
+import { endAtEndOfTurn } from "./end-of-turn.js";
 import { SseWriter } from "./sse.js";
 import { Cancellation, type CancelSignal } from "../util/cancel.js";
-
-export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => unknown;
 
 export interface RestOptions {
   backend: InferBackend;

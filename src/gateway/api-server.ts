@@ -2,17 +2,17 @@
  * The API server: gateway and control plane. REST (OIP v2 + the seed's routes) and gRPC
  * ingress share one forwarder; the registry drops replicas that stop heartbeating.
  */
-import { createServer } from "node:http";
-import { GrpcFrontend } from "../frontend/grpc.js";
-import { FastIngress, llhttpAvailable } from "../frontend/fast-ingress/ingress.js";
-import { hardenServer, serverOptions } from "../frontend/http-util.js";
-import { RestFrontend, type RouteHandler } from "../frontend/rest.js";
-import { closeServer, listen } from "../replica/replica.js";
+import { createServer, type Server } from "node:http";
+import type { FastIngress } from "../frontend/fast-ingress/ingress.js";
+import type { GrpcFrontend } from "../frontend/grpc.js";
+import { hardenServer, serverOptions } from "../util/http.js";
+import { RestFrontend } from "../frontend/rest.js";
+import type { RouteHandler } from "../util/http.js";
+import { closeServer, listen } from "../util/http.js";
 import { createLogger, type Logger } from "../util/logger.js";
 import { VERSION } from "../version.js";
 import { dashboardRoutes } from "../dashboard/routes.js";
-import { metricsRoute } from "../metrics/exposition.js";
-import { GatewayMetrics } from "../metrics/gateway-metrics.js";
+import type { GatewayMetrics } from "./metrics.js";
 import { controlRoutes } from "./control.js";
 import { managementRoutes } from "./management.js";
 import { ServiceStats } from "./service-stats.js";
@@ -20,7 +20,7 @@ import { StatusModel } from "./status.js";
 import { Forwarder, type ResilienceOptions } from "./forwarder.js";
 import { HealthChecker } from "./health-checker.js";
 import { ServicePolicies, type PolicyFields } from "./policies.js";
-import { Registry } from "./registry.js";
+import { Registry } from "../routing/registry.js";
 import { RouteTable } from "./route-table.js";
 
 export interface ApiServerOptions {
@@ -69,93 +69,11 @@ export interface RunningApiServer {
 }
 
 export async function startApiServer(o: ApiServerOptions = {}): Promise<RunningApiServer> {
-  const host = o.host ?? "127.0.0.1";
-  const logger = o.logger ?? createLogger("api-server");
-  const registry = new Registry();
-  const policies = new ServicePolicies(o.defaultPolicy);
-  const token = o.token;
-  const maxBodyBytes = o.maxBodyBytes ?? 64 * 1024 * 1024;
-  const timeoutMs = o.requestTimeoutMs ?? 60_000;
-  const forwarder = new Forwarder({
-    registry,
-    policies,
-    unmatched: o.unmatched ?? "error",
-    maxDelegationDepth: o.maxDelegationDepth ?? 1,
-    token,
-    ...(o.resilience ? { resilience: o.resilience } : {}),
-  });
-  const metrics = o.metrics === false ? undefined : new GatewayMetrics({ registry, forwarder, policies });
-  forwarder.observer = metrics;
-  const stats = new ServiceStats(metrics);
-  const status = new StatusModel({ registry, policies, forwarder, stats });
-  const health = new HealthChecker({ registry, policies, logger, probe: (entry, timeoutMs) => forwarder.probe(entry, timeoutMs) });
-  const maxTimeoutMs = Math.max(timeoutMs, 3_600_000);
-  const onRejected = metrics ? (code: string) => metrics.rejected(code) : undefined;
-  const rest = new RestFrontend({
-    backend: forwarder,
-    logger,
-    serverName: "anyserve",
-    version: VERSION,
-    maxBodyBytes,
-    defaultTimeoutMs: timeoutMs,
-    maxTimeoutMs,
-    ...(onRejected ? { onRejected } : {}),
-    routes: {
-      ...controlRoutes({ registry, policies, forwarder, token, defaultHeartbeatMs: o.heartbeatIntervalMs ?? 5_000 }),
-      ...managementRoutes({ status, registry, token }),
-      ...new RouteTable({ registry, policies, token }).routes(),
-      ...dashboardRoutes(),
-      ...(metrics ? { "GET /metrics": metricsRoute(metrics.registry) } : {}),
-      ...o.routes,
-    },
-  });
-  const server = createServer(serverOptions(), rest.listener);
-  hardenServer(server);
-  let ingress: FastIngress | undefined;
-  let port: number;
-  if (o.fastIngress && !llhttpAvailable)
-    logger.warn("this Node has no usable llhttp binding: the fast ingress is off, node:http serves the REST port");
-  if (o.fastIngress && llhttpAvailable) {
-    // node:http keeps every non-hot request: handed fresh connections, and relayed ones over loopback.
-    await listen(server, 0, "127.0.0.1");
-    ingress = new FastIngress({
-      backend: forwarder,
-      httpServer: server,
-      maxBodyBytes,
-      defaultTimeoutMs: timeoutMs,
-      maxTimeoutMs,
-      logger,
-      ...(onRejected ? { onRejected } : {}),
-    });
-    port = await ingress.listen(o.port ?? 0, host);
-  } else {
-    port = await listen(server, o.port ?? 0, host);
-  }
-  let grpc: GrpcFrontend | undefined;
-  let grpcAddress: string | undefined;
-  const hostForUrl = host.includes(":") ? `[${host}]` : host;
-  if (o.grpcPort !== undefined) {
-    grpc = new GrpcFrontend({
-      backend: forwarder,
-      logger,
-      maxBodyBytes,
-      defaultTimeoutMs: timeoutMs,
-      serverName: "anyserve",
-      version: VERSION,
-      ...(onRejected ? { onRejected } : {}),
-    });
-    grpcAddress = `${hostForUrl}:${await grpc.listen(host, o.grpcPort)}`;
-  }
-  // Expiry runs often so a dead replica leaves within its 3 intervals, whatever they are.
-  const expiry = setInterval(() => {
-    for (const id of registry.expire()) logger.warn({ replica: id }, "replica stopped heartbeating; removed");
-  }, 100);
-  expiry.unref();
-  health.start();
-  stats.start();
-  registry.onChange((event, entry) => logger.info({ replica: entry.replicaId, endpoint: entry.httpEndpoint }, event));
-  const url = `http://${hostForUrl}:${port}`;
-  logger.info({ url, grpc: grpcAddress, ingress: ingress ? "fast" : "node:http" }, "API server listening");
+  const parts = await assembleApiServer(o);
+  const { url, grpcAddress, ingress, grpc } = await listenApiServer(parts);
+  const stopHousekeeping = startHousekeeping(parts);
+  parts.logger.info({ url, grpc: grpcAddress, ingress: ingress ? "fast" : "node:http" }, "API server listening");
+  const { registry, policies, forwarder, status, metrics, server } = parts;
   return {
     url,
     grpcAddress,
@@ -165,11 +83,124 @@ export async function startApiServer(o: ApiServerOptions = {}): Promise<RunningA
     status,
     metrics,
     async close() {
-      clearInterval(expiry);
-      health.stop();
-      stats.stop();
+      stopHousekeeping();
       await Promise.all([ingress?.close(), closeServer(server), grpc?.close()]);
       await forwarder.close();
     },
+  };
+}
+
+/** An API server's parts, made and wired but not yet listening. */
+interface ApiServerParts {
+  o: ApiServerOptions;
+  host: string;
+  logger: Logger;
+  registry: Registry;
+  policies: ServicePolicies;
+  forwarder: Forwarder;
+  metrics: GatewayMetrics | undefined;
+  stats: ServiceStats;
+  status: StatusModel;
+  health: HealthChecker;
+  /** The REST front end's node:http server (behind the fast ingress when that is on). */
+  server: Server;
+  /** For the fast ingress and gRPC, as the REST front end has them. */
+  limits: { maxBodyBytes: number; defaultTimeoutMs: number; maxTimeoutMs: number; onRejected?: (code: string) => void };
+}
+
+/** Makes the registry, the forwarder, metrics, status, health checks and the REST front end with every route; nothing listens yet. */
+async function assembleApiServer(o: ApiServerOptions): Promise<ApiServerParts> {
+  const logger = o.logger ?? createLogger("api-server");
+  const registry = new Registry();
+  const policies = new ServicePolicies(o.defaultPolicy);
+  const forwarder = new Forwarder({
+    registry,
+    policies,
+    unmatched: o.unmatched ?? "error",
+    maxDelegationDepth: o.maxDelegationDepth ?? 1,
+    token: o.token,
+    ...(o.resilience ? { resilience: o.resilience } : {}),
+  });
+  // prom-client is loaded only by an API server that keeps metrics.
+  const metrics = o.metrics === false ? undefined : new (await import("./metrics.js")).GatewayMetrics({ registry, forwarder, policies });
+  forwarder.observer = metrics;
+  const stats = new ServiceStats(metrics);
+  const status = new StatusModel({ registry, policies, forwarder, stats });
+  const health = new HealthChecker({ registry, policies, logger, probe: (entry, timeoutMs) => forwarder.probe(entry, timeoutMs) });
+  const defaultTimeoutMs = o.requestTimeoutMs ?? 60_000;
+  const limits = {
+    maxBodyBytes: o.maxBodyBytes ?? 64 * 1024 * 1024,
+    defaultTimeoutMs,
+    maxTimeoutMs: Math.max(defaultTimeoutMs, 3_600_000),
+    ...(metrics ? { onRejected: (code: string) => metrics.rejected(code) } : {}),
+  };
+  const rest = new RestFrontend({
+    backend: forwarder,
+    logger,
+    serverName: "anyserve",
+    version: VERSION,
+    ...limits,
+    routes: {
+      ...controlRoutes({ registry, policies, forwarder, token: o.token, defaultHeartbeatMs: o.heartbeatIntervalMs ?? 5_000 }),
+      ...managementRoutes({ status, registry, token: o.token }),
+      ...new RouteTable({ registry, policies, token: o.token }).routes(),
+      ...dashboardRoutes(),
+      ...(metrics ? { "GET /metrics": metrics.route() } : {}),
+      ...o.routes,
+    },
+  });
+  const server = createServer(serverOptions(), rest.listener);
+  hardenServer(server);
+  const host = o.host ?? "127.0.0.1";
+  return { o, host, logger, registry, policies, forwarder, metrics, stats, status, health, server, limits };
+}
+
+/**
+ * Binds the REST port — node:http itself, or the fast ingress in front of it — and the gRPC
+ * ingress when a port is given. The fast ingress and gRPC are loaded only when asked for.
+ */
+async function listenApiServer(
+  p: ApiServerParts,
+): Promise<{ url: string; grpcAddress: string | undefined; ingress: FastIngress | undefined; grpc: GrpcFrontend | undefined }> {
+  const { o, host, logger, server, forwarder, limits } = p;
+  const fast = o.fastIngress ? await import("../frontend/fast-ingress/ingress.js") : undefined;
+  if (fast && !fast.llhttpAvailable)
+    logger.warn("this Node has no usable llhttp binding: the fast ingress is off, node:http serves the REST port");
+  let ingress: FastIngress | undefined;
+  let port: number;
+  if (fast?.llhttpAvailable) {
+    // node:http keeps every non-hot request: handed fresh connections, and relayed ones over loopback.
+    await listen(server, 0, "127.0.0.1");
+    ingress = new fast.FastIngress({ backend: forwarder, httpServer: server, logger, ...limits });
+    port = await ingress.listen(o.port ?? 0, host);
+  } else {
+    port = await listen(server, o.port ?? 0, host);
+  }
+  const hostForUrl = host.includes(":") ? `[${host}]` : host;
+  if (o.grpcPort === undefined) return { url: `http://${hostForUrl}:${port}`, grpcAddress: undefined, ingress, grpc: undefined };
+  const { GrpcFrontend } = await import("../frontend/grpc.js");
+  const grpc = new GrpcFrontend({ backend: forwarder, logger, serverName: "anyserve", version: VERSION, ...limits });
+  const grpcAddress = `${hostForUrl}:${await grpc.listen(host, o.grpcPort)}`;
+  return { url: `http://${hostForUrl}:${port}`, grpcAddress, ingress, grpc };
+}
+
+/**
+ * Keeps the registry true while the server runs: replicas that stop heartbeating leave, health
+ * probes run, request statistics are sampled, and every join and leave is logged. Returns the stop.
+ */
+function startHousekeeping(p: ApiServerParts): () => void {
+  const { registry, logger, health, stats } = p;
+  // Expiry runs often so a dead replica leaves within its 3 intervals, whatever they are.
+  const expiry = setInterval(() => {
+    for (const id of registry.expire()) logger.warn({ replica: id }, "replica stopped heartbeating; removed");
+  }, 100);
+  expiry.unref();
+  health.start();
+  stats.start();
+  registry.onChange((event, entry) => logger.info({ replica: entry.replicaId, endpoint: entry.httpEndpoint }, event));
+  return () => {
+    clearInterval(expiry);
+    health.stop();
+    stats.stop();
   };
 }

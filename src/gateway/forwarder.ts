@@ -8,18 +8,18 @@
  * delivered or got a retryable error goes to another replica, within a retry budget.
  */
 import { AnyServeError, type ErrorCode } from "../errors.js";
-import type { IncomingCall, InferBackend, ModelMetadata } from "../frontend/backend.js";
+import type { IncomingCall, InferBackend, ModelMetadata } from "../protocol/call.js";
 import { formatCapability, type CapabilityMap } from "../protocol/capability.js";
 import type { EncodedBody } from "../protocol/types.js";
 import { FrameClient, type FrameReply } from "../transport/frame-client.js";
 import { answerError, answerOf, callMeta, type FrameKind } from "../transport/call-meta.js";
 import { retireClient } from "../transport/retire.js";
-import { describeUnavailable, preferWarm } from "./candidates.js";
+import { describeUnavailable, preferWarm } from "../routing/candidates.js";
 import type { ServicePolicies, ServicePolicy } from "./policies.js";
-import { isRoutable, type Registry, type ReplicaEntry, type Route } from "./registry.js";
+import { isRoutable, type Registry, type ReplicaEntry, type Route } from "../routing/registry.js";
 import { CircuitBreakers, type CircuitBreakerOptions } from "./resilience/circuit-breaker.js";
 import { OutlierDetector, type OutlierDetectorOptions } from "./resilience/outlier-detector.js";
-import { canRetryElsewhere, isCircuitFailure, isReplicaFault } from "./resilience/outcome.js";
+import { canRetryElsewhere, isCircuitFailure, isReplicaFault } from "../routing/outcome.js";
 import { RetryBudget, type RetryBudgetOptions } from "./resilience/retry-budget.js";
 
 export interface ForwarderOptions {

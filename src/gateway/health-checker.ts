@@ -6,10 +6,10 @@
  * threshold of 3). Heartbeats are separate: a replica that stops heartbeating is removed by the
  * registry's expiry, a replica that heartbeats but cannot serve is caught here.
  */
-import type { Logger } from "../util/logger.js";
+import type { Logger } from "../util/log.js";
 import type { ServicePolicies } from "./policies.js";
-import type { Registry, ReplicaEntry } from "./registry.js";
-import type { ReplicaLoad } from "./status.js";
+import type { Registry, ReplicaEntry } from "../routing/registry.js";
+import type { ReplicaLoad } from "../routing/registry.js";
 
 /** Failed probes in a row before a replica is taken out of rotation. */
 export const UNHEALTHY_AFTER = 3;

@@ -13,10 +13,10 @@
  */
 import type { IncomingMessage } from "node:http";
 import { AnyServeError } from "../errors.js";
-import { readJson, sendJson } from "../frontend/http-util.js";
-import type { RouteHandler } from "../frontend/rest.js";
+import { readJson, sendJson } from "../util/http.js";
+import type { RouteHandler } from "../util/http.js";
 import { checkToken } from "./control.js";
-import type { Registry } from "./registry.js";
+import type { Registry } from "../routing/registry.js";
 import type { StatusModel } from "./status.js";
 
 export interface ManagementOptions {

@@ -5,8 +5,8 @@
  * live, without touching the replicas); replicas of services nobody configured get the API
  * server's defaults.
  */
-import { createBalancer, type Balancer } from "./balancers/index.js";
-import type { ReplicaEntry } from "./registry.js";
+import { createBalancer, type Balancer } from "../routing/balancers/index.js";
+import type { ReplicaEntry } from "../routing/registry.js";
 
 export interface ServicePolicy {
   readonly balancer: Balancer;

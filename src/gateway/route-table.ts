@@ -9,11 +9,11 @@
  */
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
-import { sendJson } from "../frontend/http-util.js";
-import type { RouteHandler } from "../frontend/rest.js";
+import { sendJson } from "../util/http.js";
+import type { RouteHandler } from "../util/http.js";
 import { checkToken, replicaJson } from "./control.js";
 import type { ServicePolicies } from "./policies.js";
-import type { Registry } from "./registry.js";
+import type { Registry } from "../routing/registry.js";
 
 export interface RouteTableOptions {
   registry: Registry;

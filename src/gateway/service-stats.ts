@@ -5,7 +5,7 @@
  * latency percentiles from the window's histogram buckets (interpolated within a bucket, as
  * Prometheus' `histogram_quantile` does).
  */
-import type { GatewayMetrics } from "../metrics/gateway-metrics.js";
+import type { GatewayMetrics } from "./metrics.js";
 
 export interface ServiceRequestStats {
   requests: number;

@@ -8,8 +8,10 @@
  */
 import type { Forwarder } from "./forwarder.js";
 import type { ServicePolicies } from "./policies.js";
-import type { Registry, ReplicaEntry } from "./registry.js";
+import type { Registry, ReplicaEntry, ReplicaLoad } from "../routing/registry.js";
 import type { ServiceRequestStats, ServiceStats } from "./service-stats.js";
+
+export type { ReplicaLoad };
 
 /** The deployment controller as the status model sees it (absent for a bare `anyserve api-server`). */
 export interface DeploymentView {
@@ -23,14 +25,6 @@ export interface SupervisedReplica {
   pid: number | null;
   restarts: number;
   lastExit: string | null;
-}
-
-/** What a replica reports with each health probe answer. */
-export interface ReplicaLoad {
-  in_flight?: number;
-  queue_depth?: number;
-  workers?: { starting: number; warm: number; idle: number; failed: number };
-  process?: { rss_mb: number; cpu_percent: number };
 }
 
 export interface ReplicaView {

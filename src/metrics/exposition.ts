@@ -11,7 +11,7 @@
  * Each server's scrape merges the one process set with its own metrics and labels.
  */
 import { collectDefaultMetrics, Registry } from "prom-client";
-import type { RouteHandler } from "../frontend/rest.js";
+import type { RouteHandler } from "../util/http.js";
 
 let processCollectors: Registry | undefined;
 /** The server registries' labels, applied to the process series too when they are scraped. */

@@ -22,7 +22,7 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
 import { pipeline } from "node:stream/promises";
 import { AnyServeError } from "../errors.js";
-import { sendError } from "../frontend/http-util.js";
+import { sendError } from "../util/http.js";
 import type { ByteRange } from "./backends/base.js";
 import { checkId } from "./ref.js";
 import type { ObjectStore } from "./store.js";

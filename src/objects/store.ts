@@ -6,7 +6,7 @@
  *
  * @example
  * ```ts
- * import { ObjectStore } from "anyserve";
+ * import { ObjectStore } from "anyserve/server";
  * const store = new ObjectStore({ dir: "/tmp/anyserve-objects", maxObjectBytes: 64 << 20 });
  * const ref = await store.create({ rows: [1, 2, 3] }, { ttl: 600 });
  * await store.getJSON(ref);                        // { rows: [1, 2, 3] }

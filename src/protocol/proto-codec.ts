@@ -8,7 +8,8 @@
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import protobuf from "protobufjs";
+import { createRequire } from "node:module";
+import type protobuf from "protobufjs";
 import { AnyServeError } from "../errors.js";
 import { decodeBinaryTensorData, encodeBinaryTensorData } from "./binary-ext.js";
 import { DATATYPE_INFO, DATATYPES_LIST, isDatatype } from "./datatypes.js";
@@ -54,10 +55,16 @@ interface ProtoTypes {
 }
 let cached: ProtoTypes | undefined;
 
-/** The loaded protobufjs root and message types (loaded once, on first use; field names as in the .proto). */
+/**
+ * The loaded protobufjs root and message types (loaded once, on first use; field names as in the
+ * .proto). protobufjs itself is required here, on first use, not imported: a worker whose callers
+ * all speak JSON never loads it (it is CommonJS, so a synchronous `require` serves the synchronous
+ * codec).
+ */
 export function protoTypes(): ProtoTypes {
   if (cached === undefined) {
-    const root = new protobuf.Root().loadSync(protoPath(), { keepCase: true });
+    const { Root } = createRequire(import.meta.url)("protobufjs") as typeof protobuf;
+    const root = new Root().loadSync(protoPath(), { keepCase: true });
     cached = {
       root,
       request: root.lookupType("inference.ModelInferRequest"),

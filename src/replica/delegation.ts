@@ -7,7 +7,7 @@
  */
 import { Pool } from "undici";
 import { AnyServeError } from "../errors.js";
-import type { IncomingCall, InferBackend, ModelMetadata } from "../frontend/backend.js";
+import type { IncomingCall, InferBackend, ModelMetadata } from "../protocol/call.js";
 import { capabilityToHeaders, type CapabilityMap } from "../protocol/capability.js";
 import { decodeJsonResponse } from "../protocol/json-codec.js";
 import { encodeProtoResponse } from "../protocol/proto-codec.js";

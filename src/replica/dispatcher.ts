@@ -12,16 +12,16 @@
  */
 import { AnyServeError } from "../errors.js";
 import { checkExecution, type ExecutionConfig } from "../execution/config.js";
-import { Lane } from "../execution/lane.js";
+import { addLoad, Lane, type LaneLoad } from "../execution/lane.js";
 import { taskOf, type Task, type TaskHooks } from "../execution/task.js";
-import type { IncomingCall, InferBackend, ModelMetadata } from "../frontend/backend.js";
-import { addLoad, type LaneLoad, type ReplicaMetrics } from "../metrics/replica-metrics.js";
+import type { IncomingCall, InferBackend, ModelMetadata } from "../protocol/call.js";
+import type { LaneMetrics, ReplicaMetrics } from "./metrics.js";
 import { formatCapability, matches, normalizeCapability, type CapabilityMap } from "../protocol/capability.js";
 import type { EncodedBody } from "../protocol/types.js";
 import type { AnyServe, HandlerEntry } from "../sdk/app.js";
 import type { Caller, ObjectStoreLike } from "../sdk/context.js";
-import type { Logger } from "../util/logger.js";
-import { runWithDeadline } from "./deadline.js";
+import type { Logger } from "../util/log.js";
+import { runWithDeadline } from "../util/deadlines.js";
 import type { ReplicaHealth, ReplicaLoad } from "./frame-handler.js";
 import type { CancelSignal } from "../util/cancel.js";
 
@@ -47,7 +47,7 @@ export interface DispatcherOptions {
 
 export class Dispatcher implements InferBackend {
   readonly #o: DispatcherOptions;
-  readonly #lanes = new Map<HandlerEntry, Lane>();
+  readonly #lanes = new Map<HandlerEntry, Lane<LaneMetrics>>();
   readonly config: ExecutionConfig;
   #draining = false;
   #inFlight = 0;
@@ -72,7 +72,7 @@ export class Dispatcher implements InferBackend {
         batching: entry.options.batch === true && c.batchSize > 1,
         load: () => lane.load(),
       });
-      const lane: Lane = new Lane({
+      const lane: Lane<LaneMetrics> = new Lane({
         entry,
         handler,
         strategy: c.strategy,
@@ -209,9 +209,9 @@ export class Dispatcher implements InferBackend {
   #run<T>(
     call: IncomingCall,
     wantStream: boolean,
-    go: (lane: Lane, task: Task, signal: CancelSignal, hooks: TaskHooks) => Promise<T>,
+    go: (lane: Lane<LaneMetrics>, task: Task, signal: CancelSignal, hooks: TaskHooks) => Promise<T>,
   ): Promise<T> {
-    let lane: Lane;
+    let lane: Lane<LaneMetrics>;
     try {
       lane = this.#admit(call, wantStream);
     } catch (err) {
@@ -234,7 +234,7 @@ export class Dispatcher implements InferBackend {
     );
   }
 
-  #admit(call: IncomingCall, wantStream: boolean): Lane {
+  #admit(call: IncomingCall, wantStream: boolean): Lane<LaneMetrics> {
     const entry = this.#o.app.handlerFor(call.query);
     const lane = entry && this.#lanes.get(entry);
     try {

@@ -1,5 +1,5 @@
 /** Answers the gateway's frames with the replica's dispatcher (see transport/call-meta.ts for the meta). */
-import type { InferBackend } from "../frontend/backend.js";
+import type { InferBackend } from "../protocol/call.js";
 import { answerMeta, errorMeta, fromFrameMeta } from "../transport/call-meta.js";
 import type { FrameHandler } from "../transport/frame-server.js";
 

@@ -3,7 +3,7 @@
  * server is down), heartbeats every interval, and registers again whenever a heartbeat says the
  * registry does not know it (the API server restarted) or the API server was unreachable.
  */
-import type { Logger } from "../util/logger.js";
+import type { Logger } from "../util/log.js";
 
 export interface RegistrationBody {
   replica_id: string;

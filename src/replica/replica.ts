@@ -4,13 +4,11 @@
  * (new requests go elsewhere, in-flight ones finish) before it unregisters and exits.
  */
 import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { GrpcFrontend } from "../frontend/grpc.js";
-import { hardenServer, serverOptions, sendJson } from "../frontend/http-util.js";
+import { closeServer, hardenServer, listen, serverOptions, sendJson } from "../util/http.js";
 import { RestFrontend } from "../frontend/rest.js";
 import type { AnyServe } from "../sdk/app.js";
-import { attachFrameServer } from "../transport/frame-server.js";
-import { requireBearer } from "../util/auth.js";
+import { attachFrameServer, type FrameServerControl } from "../transport/frame-server.js";
 import { createLogger, type Logger } from "../util/logger.js";
 import { VERSION } from "../version.js";
 import { ApiServerCaller } from "../sdk/caller.js";
@@ -18,13 +16,13 @@ import { DelegatingBackend } from "./delegation.js";
 import { Dispatcher } from "./dispatcher.js";
 import type { ResolvedServiceConfig } from "../config/resolve.js";
 import type { ServiceConfigInput } from "../config/schema.js";
+import { requireBearer } from "../util/auth.js";
 import { executionOf, serviceConfigOf } from "./service-config.js";
-import { workerRoutes } from "../execution/routes.js";
+import { workerRoutes } from "./worker-routes.js";
 import { withObjectEndpoint } from "../objects/endpoint.js";
 import type { ObjectStore } from "../objects/store.js";
 import { createFrameHandler } from "./frame-handler.js";
-import { metricsRoute } from "../metrics/exposition.js";
-import { ReplicaMetrics } from "../metrics/replica-metrics.js";
+import type { ReplicaMetrics } from "./metrics.js";
 import { RegistrationLoop } from "./registration.js";
 
 export interface ReplicaOptions {
@@ -50,8 +48,9 @@ export interface ReplicaOptions {
   /** `FILE[:export]` the app was loaded from: thread and process workers load it themselves. */
   appSpec?: string;
   /**
-   * The service's config: strategy, sizes, queue, batching, idle timeout (docs/execution.md), as in
-   * a deployment file or already resolved; defaults from the config schema.
+   * The service's config: strategy, sizes, queue, batching, timeouts, metrics (docs/config.md), as in
+   * a deployment file or already resolved; the schema's defaults for what it leaves out. The
+   * separate options above (`timeoutMs`, `maxBodyBytes`, `heartbeatIntervalMs`, `metrics`) win.
    */
   config?: ServiceConfigInput | ResolvedServiceConfig;
   /** The store handlers get as `ctx.objects`; also served at `GET|HEAD /objects/{id}` (docs/objects.md). */
@@ -75,35 +74,80 @@ export interface RunningReplica {
 }
 
 export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
+  const parts = await assembleReplica(o);
+  // Eager capabilities start their workers (onStart) while the servers come up.
+  const started = parts.dispatcher.start();
+  const addresses = await listenReplica(parts);
+  // Refs made here name this replica and its endpoint; owners of other refs are looked up in the registry.
+  o.objectStore?.bindReplica({ replicaId: parts.replicaId, url: addresses.httpUrl }, { apiServer: o.apiServer });
+  await started;
+  const registration = await registerReplica(parts, addresses);
+  parts.logger.info({ http: addresses.httpUrl, grpc: addresses.grpcAddress, capabilities: o.app.getCapabilities() }, "replica serving");
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => (stopping ??= stopReplica(parts, registration));
+  const { replicaId, dispatcher, metrics } = parts;
+  return { replicaId, ...addresses, dispatcher, metrics, registration, stop };
+}
+
+/** A replica's parts, made and wired but not yet listening. */
+interface ReplicaParts {
+  o: ReplicaOptions;
+  /** The service's resolved config (reported at `GET /config`). */
+  config: ResolvedServiceConfig;
+  /** The longest a request may take (ms): `timeoutMs`, else the config's `timeout`. */
+  timeoutMs: number;
+  replicaId: string;
+  host: string;
+  logger: Logger;
+  dispatcher: Dispatcher;
+  backend: Dispatcher | DelegatingBackend;
+  metrics: ReplicaMetrics | undefined;
+  /** Cross-replica calls (`ctx.call`); needs the API server. */
+  caller: ApiServerCaller | undefined;
+  /** REST, `GET /health`, `/workers`, `/metrics`, `/objects` and the frame endpoint, on one port. */
+  server: Server;
+  frames: FrameServerControl;
+  grpc: GrpcFrontend;
+  /** Set once the registration loop exists: capabilities turning warm/cold/failed re-register. */
+  onStateChange: () => void;
+}
+
+/** Makes the dispatcher, the backends and the REST, frame and gRPC endpoints; nothing listens yet. */
+async function assembleReplica(o: ReplicaOptions): Promise<ReplicaParts> {
   const replicaId = o.replicaId ?? `replica-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-  const serviceConfig = serviceConfigOf(o.config, o.appSpec);
-  const host = o.host ?? "127.0.0.1";
-  const logger = o.logger ?? createLogger("replica", { replica: replicaId });
-  const timeoutMs = o.timeoutMs ?? serviceConfig.performance.timeout * 1000;
-  const maxBodyBytes = o.maxBodyBytes ?? serviceConfig.performance.max_body_mb * 1024 * 1024;
+  const config = serviceConfigOf(o.config, o.appSpec);
+  const timeoutMs = o.timeoutMs ?? config.performance.timeout * 1000;
   // Cross-replica calls (direct to the callee by default, sdk/caller.ts) and delegation need the API server.
   const caller = o.apiServer ? new ApiServerCaller(o.apiServer, { token: o.token }) : undefined;
-  // Capabilities turning warm/cold/failed re-register; set once the registration loop exists.
-  let onStateChange = (): void => undefined;
+  // prom-client is loaded only by a replica that keeps metrics.
   const metrics =
-    (o.metrics ?? serviceConfig.monitoring.enable_metrics) === false
+    (o.metrics ?? config.monitoring.enable_metrics) === false
       ? undefined
-      : new ReplicaMetrics({ replicaId, service: o.service, objectStore: o.objectStore });
+      : new (await import("./metrics.js")).ReplicaMetrics({ replicaId, service: o.service, objectStore: o.objectStore });
+  const base = {
+    o,
+    config,
+    timeoutMs,
+    replicaId,
+    host: o.host ?? "127.0.0.1",
+    logger: o.logger ?? createLogger("replica", { replica: replicaId }),
+    metrics,
+    caller,
+    onStateChange: (): void => undefined,
+  };
   const dispatcher = new Dispatcher({
     app: o.app,
     appSpec: o.appSpec,
     apiServer: o.apiServer,
-    execution: executionOf(serviceConfig),
-    onStateChange: () => onStateChange(),
+    execution: executionOf(config),
+    onStateChange: () => base.onStateChange(),
     replicaId,
-    logger,
+    logger: base.logger,
     maxTimeoutMs: timeoutMs,
     metrics,
     ...(caller ? { caller } : {}),
     ...(o.objectStore ? { objects: o.objectStore } : {}),
   });
-  // Eager capabilities start their workers (onStart) while the servers come up.
-  const started = dispatcher.start();
   const backend = o.apiServer
     ? new DelegatingBackend(dispatcher, {
         apiServer: o.apiServer,
@@ -112,7 +156,17 @@ export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
         canServe: (q) => o.app.handlerFor(q) !== undefined,
       })
     : dispatcher;
+  return Object.assign(base, { dispatcher, backend }, replicaEndpoints(base, dispatcher, backend));
+}
 
+/** The REST port (OIP, `/health`, `/workers`, `/metrics`, `/objects`, frames) and the gRPC server, over `backend`. */
+function replicaEndpoints(
+  p: Pick<ReplicaParts, "o" | "config" | "timeoutMs" | "replicaId" | "logger" | "metrics">,
+  dispatcher: Dispatcher,
+  backend: Dispatcher | DelegatingBackend,
+): Pick<ReplicaParts, "server" | "frames" | "grpc"> {
+  const { o, logger, metrics, timeoutMs } = p;
+  const maxBodyBytes = o.maxBodyBytes ?? p.config.performance.max_body_mb * 1024 * 1024;
   const rest = new RestFrontend({
     backend,
     logger,
@@ -123,16 +177,16 @@ export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
     maxTimeoutMs: timeoutMs,
     routes: {
       ...workerRoutes(dispatcher, o.token),
-      ...(metrics ? { "GET /metrics": metricsRoute(metrics.registry) } : {}),
+      ...(metrics ? { "GET /metrics": metrics.route() } : {}),
       // The config this replica runs with, resolved: what `up` asked for is what it got.
       "GET /config": (req, res) => {
         requireBearer(req, o.token, "GET /config");
-        sendJson(res, 200, { replica_id: replicaId, service: o.service ?? null, config: serviceConfig });
+        sendJson(res, 200, { replica_id: p.replicaId, service: o.service ?? null, config: p.config });
       },
       "GET /health": (_q, res) =>
         sendJson(res, dispatcher.ready() ? 200 : 503, {
           status: dispatcher.ready() ? "healthy" : "draining",
-          replica_id: replicaId,
+          replica_id: p.replicaId,
           in_flight: dispatcher.inFlight,
           capabilities: o.app.getCapabilities(),
         }),
@@ -146,7 +200,6 @@ export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
     createFrameHandler(backend, () => dispatcher.health()),
     o.token ? { token: o.token } : {},
   );
-  const httpPort = await listen(server, o.httpPort ?? 0, host);
   const grpc = new GrpcFrontend({
     backend,
     logger,
@@ -155,59 +208,64 @@ export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
     serverName: "anyserve-replica",
     version: VERSION,
   });
-  const grpcPort = await grpc.listen(host, o.port ?? 0);
+  return { server, frames, grpc };
+}
 
-  const hostForUrl = host.includes(":") ? `[${host}]` : host;
-  const httpUrl = `http://${hostForUrl}:${httpPort}`;
-  const grpcAddress = `${hostForUrl}:${grpcPort}`;
-  // Refs made here name this replica and its endpoint; owners of other refs are looked up in the registry.
-  o.objectStore?.bindReplica({ replicaId, url: httpUrl }, { apiServer: o.apiServer });
-  const heartbeatIntervalMs = o.heartbeatIntervalMs ?? serviceConfig.monitoring.health_check_interval * 1000;
-  const registration = o.apiServer
-    ? new RegistrationLoop({
-        apiServer: o.apiServer,
-        token: o.token,
-        logger,
-        body: () => ({
-          replica_id: replicaId,
-          endpoint: grpcAddress,
-          http_endpoint: httpUrl,
-          capabilities: o.app.getCapabilities(),
-          states: dispatcher.states(),
-          heartbeat_interval_ms: heartbeatIntervalMs,
-          ...(o.service ? { service: o.service } : {}),
-          ...(o.node ? { node: o.node } : {}),
-        }),
-      })
-    : undefined;
-  await started;
-  onStateChange = () => void registration?.refresh();
-  await registration?.start();
-  logger.info({ http: httpUrl, grpc: grpcAddress, capabilities: o.app.getCapabilities() }, "replica serving");
+/** Binds REST + frames (`httpPort`) and gRPC (`port`); returns where they are. */
+async function listenReplica(p: ReplicaParts): Promise<{ httpUrl: string; grpcAddress: string }> {
+  const httpPort = await listen(p.server, p.o.httpPort ?? 0, p.host);
+  const grpcPort = await p.grpc.listen(p.host, p.o.port ?? 0);
+  const hostForUrl = p.host.includes(":") ? `[${p.host}]` : p.host;
+  return { httpUrl: `http://${hostForUrl}:${httpPort}`, grpcAddress: `${hostForUrl}:${grpcPort}` };
+}
 
-  let stopping: Promise<void> | undefined;
-  const stop = (): Promise<void> =>
-    (stopping ??= (async () => {
-      // Leave the registry first so the API server stops choosing us, then finish what we have.
-      await registration?.stop();
-      frames.goAway();
-      const drainTimeout = o.drainTimeoutMs ?? 30_000;
-      // Frames the gateway sent just before it processed our unregister may still be on their way;
-      // it closes its connection to us once every request on it is answered, so wait for that
-      // (bounded) before refusing new work.
-      await until(() => frames.connections === 0, Math.min(drainTimeout, QUIET_WAIT_MS));
-      const drained = dispatcher.drain();
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([drained, new Promise<void>((r) => (timer = setTimeout(r, drainTimeout)))]);
-      clearTimeout(timer);
-      await dispatcher.stop();
-      frames.close();
-      await Promise.all([closeServer(server), grpc.close()]);
-      await Promise.all([caller?.close(), backend instanceof DelegatingBackend ? backend.close() : undefined]);
-      logger.info("replica stopped");
-    })());
+/** Registers with the API server (when there is one) and keeps the registration alive; state changes re-register. */
+async function registerReplica(p: ReplicaParts, at: { httpUrl: string; grpcAddress: string }): Promise<RegistrationLoop | undefined> {
+  const { o, replicaId, dispatcher } = p;
+  if (!o.apiServer) return undefined;
+  const heartbeatIntervalMs = o.heartbeatIntervalMs ?? p.config.monitoring.health_check_interval * 1000;
+  const registration = new RegistrationLoop({
+    apiServer: o.apiServer,
+    token: o.token,
+    logger: p.logger,
+    body: () => ({
+      replica_id: replicaId,
+      endpoint: at.grpcAddress,
+      http_endpoint: at.httpUrl,
+      capabilities: o.app.getCapabilities(),
+      states: dispatcher.states(),
+      heartbeat_interval_ms: heartbeatIntervalMs,
+      ...(o.service ? { service: o.service } : {}),
+      ...(o.node ? { node: o.node } : {}),
+    }),
+  });
+  p.onStateChange = () => void registration.refresh();
+  await registration.start();
+  return registration;
+}
 
-  return { replicaId, httpUrl, grpcAddress, dispatcher, metrics, registration, stop };
+/**
+ * Leaves the registry first so the API server stops choosing this replica, then finishes what it
+ * has: GOAWAY, wait for the gateways to close their connections, drain (bounded), stop the
+ * workers, close.
+ */
+async function stopReplica(p: ReplicaParts, registration: RegistrationLoop | undefined): Promise<void> {
+  await registration?.stop();
+  p.frames.goAway();
+  const drainTimeout = p.o.drainTimeoutMs ?? 30_000;
+  // Frames the gateway sent just before it processed our unregister may still be on their way;
+  // it closes its connection to us once every request on it is answered, so wait for that
+  // (bounded) before refusing new work.
+  await until(() => p.frames.connections === 0, Math.min(drainTimeout, QUIET_WAIT_MS));
+  const drained = p.dispatcher.drain();
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([drained, new Promise<void>((r) => (timer = setTimeout(r, drainTimeout)))]);
+  clearTimeout(timer);
+  await p.dispatcher.stop();
+  p.frames.close();
+  await Promise.all([closeServer(p.server), p.grpc.close()]);
+  await Promise.all([p.caller?.close(), p.backend instanceof DelegatingBackend ? p.backend.close() : undefined]);
+  p.logger.info("replica stopped");
 }
 
 /** How long a stopping replica waits for gateways to close their frame connections. */
@@ -221,28 +279,5 @@ function until(check: () => boolean, timeoutMs: number): Promise<void> {
       else setTimeout(poll, 20);
     };
     poll();
-  });
-}
-
-export function listen(server: Server, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, host, () => {
-      server.off("error", reject);
-      resolve((server.address() as AddressInfo).port);
-    });
-  });
-}
-
-/** Closes a server: idle keep-alive connections at once, busy ones when their answer is sent, stragglers after `graceMs`. */
-export function closeServer(server: Server, graceMs = 5_000): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => server.closeAllConnections(), graceMs);
-    timer.unref();
-    server.close(() => {
-      clearTimeout(timer);
-      resolve();
-    });
-    server.closeIdleConnections();
   });
 }

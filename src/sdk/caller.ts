@@ -9,7 +9,7 @@
  * `direct: false`) sends every call through the API server.
  */
 import type { CapabilityMap } from "../protocol/capability.js";
-import { Client } from "./client.js";
+import { Client, type ClientOptions } from "./client.js";
 import type { Caller, CallOptions } from "./context.js";
 
 export interface ApiServerCallerOptions {
@@ -19,16 +19,22 @@ export interface ApiServerCallerOptions {
   direct?: boolean;
 }
 
+/**
+ * Builds its {@link Client} on the first call: a worker whose handlers never call another
+ * capability loads no HTTP client, no route table and no frame client.
+ */
 export class ApiServerCaller implements Caller {
-  readonly #client: Client;
+  readonly #options: ClientOptions;
+  #client: Client | undefined;
 
   constructor(apiServer: string, o: ApiServerCallerOptions = {}) {
+    // Decided now, as the process's environment is when the replica or worker starts.
     const direct = o.direct ?? process.env.ANYSERVE_DIRECT_CALLS !== "0";
-    this.#client = new Client({ apiServer, connections: 8, direct, ...(o.token ? { token: o.token } : {}) });
+    this.#options = { apiServer, connections: 8, direct, ...(o.token ? { token: o.token } : {}) };
   }
 
   call(capability: CapabilityMap, inputs: unknown, o: CallOptions & { timeout: number; signal?: AbortSignal }): Promise<unknown> {
-    return this.#client.infer(capability, inputs, { timeout: o.timeout, ...(o.signal ? { signal: o.signal } : {}) });
+    return this.#use().infer(capability, inputs, { timeout: o.timeout, ...(o.signal ? { signal: o.signal } : {}) });
   }
 
   callStream(
@@ -36,10 +42,15 @@ export class ApiServerCaller implements Caller {
     inputs: unknown,
     o: CallOptions & { timeout: number; signal?: AbortSignal },
   ): AsyncIterable<unknown> {
-    return this.#client.stream(capability, inputs, { timeout: o.timeout, ...(o.signal ? { signal: o.signal } : {}) });
+    return this.#use().stream(capability, inputs, { timeout: o.timeout, ...(o.signal ? { signal: o.signal } : {}) });
   }
 
-  close(): Promise<void> {
-    return this.#client.close();
+  async close(): Promise<void> {
+    await this.#client?.close();
+  }
+
+  #use(): Client {
+    this.#client ??= new Client(this.#options);
+    return this.#client;
   }
 }

@@ -4,7 +4,7 @@ import { AnyServeError, codeForGrpcStatus, isErrorCode } from "../errors.js";
 import type { CapabilityMap } from "../protocol/capability.js";
 import { decodeProtoResponse, decodeStreamResponse, encodeProtoRequest } from "../protocol/proto-codec.js";
 import type { InferRequest, InferResponse } from "../protocol/types.js";
-import { serviceDefinition } from "../frontend/grpc.js";
+import { serviceDefinition } from "../protocol/grpc-service.js";
 import type { ClientTransport, InferOptions } from "./client.js";
 
 const ServiceClient = grpc.makeGenericClientConstructor(serviceDefinition(), "GRPCInferenceService");
@@ -34,6 +34,7 @@ export class GrpcTransport implements ClientTransport {
 
   async *stream(query: CapabilityMap, req: InferRequest, o: InferOptions & { timeout: number }): AsyncIterable<InferResponse> {
     const { body, md } = prepare(query, req, o);
+    if (o.signal?.aborted) throw cancelled();
     const call = this.#client.makeBidiStreamRequest(
       "/inference.GRPCInferenceService/ModelStreamInfer",
       (b: Buffer) => b,
@@ -83,6 +84,8 @@ export class GrpcTransport implements ClientTransport {
   }
 
   #unary(method: string, req: unknown, md: grpc.Metadata, o: { timeout: number; signal?: AbortSignal }): Promise<unknown> {
+    // A signal that fired before the call (e.g. while the transport was loading) never fires again.
+    if (o.signal?.aborted) return Promise.reject(cancelled());
     return new Promise((resolve, reject) => {
       const call = this.#client[method]!(req, md, { deadline: Date.now() + o.timeout }, (err, res) => {
         o.signal?.removeEventListener("abort", onAbort);
@@ -113,6 +116,10 @@ function toAnyServeError(err: unknown): AnyServeError {
   const code = e.metadata?.get("x-anyserve-code")[0];
   const message = e.details || e.message;
   return new AnyServeError(isErrorCode(code) ? code : codeForGrpcStatus(e.code), message);
+}
+
+function cancelled(): AnyServeError {
+  return new AnyServeError("CANCELLED", "the call was cancelled");
 }
 
 /** Stream errors arrive as `[CODE] message` in `error_message`. */

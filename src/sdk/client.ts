@@ -11,16 +11,11 @@
  * await client.close();
  * ```
  */
-import { Pool } from "undici";
-import { AnyServeError } from "../errors.js";
-import { capabilityToHeaders, normalizeCapability, type CapabilityInput, type CapabilityMap } from "../protocol/capability.js";
-import { HEADER_INFERENCE_LENGTH, type InferRequest, type InferResponse, type Parameters } from "../protocol/types.js";
+import { normalizeCapability, type CapabilityInput, type CapabilityMap } from "../protocol/capability.js";
+import type { InferRequest, InferResponse, Parameters } from "../protocol/types.js";
 import { inputsToRequest, responseToValue } from "../protocol/values.js";
-import { GrpcTransport } from "./client-grpc.js";
-import { DirectTransport } from "./direct/direct-transport.js";
 import type { RouteCacheState } from "./direct/route-cache.js";
-import { readSse } from "./sse-reader.js";
-import { decodeAnswer, encodeCall, errorFromBody } from "./wire.js";
+import { errorFromBody } from "./wire.js";
 
 export { errorFromBody };
 
@@ -75,7 +70,10 @@ export interface ClientTransport {
 }
 
 export class Client {
-  readonly #transport: ClientTransport;
+  /** The transport once loaded (see {@link loadTransport}). */
+  #transport: ClientTransport | undefined;
+  readonly #ready: Promise<ClientTransport>;
+  readonly #direct: boolean;
   readonly #timeout: number;
 
   constructor(options: ClientOptions) {
@@ -85,18 +83,21 @@ export class Client {
     if (options.direct && (options.apiServer === undefined || options.endpoint !== undefined || options.protocol === "grpc")) {
       throw new TypeError("Client: direct needs apiServer (its route table), without endpoint, over REST");
     }
-    const rest = options.protocol === "grpc" ? undefined : new RestTransport(target, options.connections ?? 16);
-    this.#transport =
-      rest === undefined
-        ? new GrpcTransport(target)
-        : options.direct
-          ? new DirectTransport({ apiServer: target, token: options.token, fallback: rest })
-          : rest;
+    this.#direct = options.direct === true;
+    this.#ready = loadTransport(options, target);
+    // Handled here; a failed load reaches the caller through the calls that wait for it.
+    this.#ready.then(
+      (t) => (this.#transport = t),
+      () => undefined,
+    );
   }
 
   /** With `direct`: the route table as this client has it (version, replicas, stream state); otherwise undefined. */
   routes(): RouteCacheState | undefined {
-    return this.#transport instanceof DirectTransport ? this.#transport.routes() : undefined;
+    if (!this.#direct) return undefined;
+    const t = this.#transport as { routes?: () => RouteCacheState } | undefined;
+    // Until the direct path has loaded there is no table yet, as right after it has.
+    return t?.routes ? t.routes() : { version: 0, connected: false, replicas: [] };
   }
 
   /** Calls `capability` with `inputs` (an object of name → value, OIP tensors, or one value) and returns the decoded answer. */
@@ -107,27 +108,31 @@ export class Client {
   /** Like {@link infer} but returns the whole OIP response. */
   inferRaw(capability: CapabilityInput, inputs: unknown, options: InferOptions = {}): Promise<InferResponse> {
     const { query, req } = this.#prepare(capability, inputs, options);
-    return this.#transport.infer(query, req, { ...options, timeout: options.timeout ?? this.#timeout });
+    const o = { ...options, timeout: options.timeout ?? this.#timeout };
+    const t = this.#transport;
+    return t ? t.infer(query, req, o) : this.#ready.then((loaded) => loaded.infer(query, req, o));
   }
 
   /** Streams the decoded chunks of a streaming capability. */
   async *stream(capability: CapabilityInput, inputs: unknown, options: InferOptions = {}): AsyncIterable<unknown> {
     const { query, req } = this.#prepare(capability, inputs, options);
-    for await (const res of this.#transport.stream(query, req, { ...options, timeout: options.timeout ?? this.#timeout })) {
+    const t = this.#transport ?? (await this.#ready);
+    for await (const res of t.stream(query, req, { ...options, timeout: options.timeout ?? this.#timeout })) {
       yield responseToValue(res);
     }
   }
 
-  isAlive(): Promise<boolean> {
-    return this.#transport.isAlive();
+  async isAlive(): Promise<boolean> {
+    return (this.#transport ?? (await this.#ready)).isAlive();
   }
 
-  isModelReady(name: string, version?: string): Promise<boolean> {
-    return this.#transport.isModelReady(name, version);
+  async isModelReady(name: string, version?: string): Promise<boolean> {
+    return (this.#transport ?? (await this.#ready)).isModelReady(name, version);
   }
 
-  close(): Promise<void> {
-    return this.#transport.close();
+  async close(): Promise<void> {
+    const t = this.#transport ?? (await this.#ready.catch(() => undefined));
+    await t?.close();
   }
 
   #prepare(capability: CapabilityInput, inputs: unknown, o: InferOptions): { query: CapabilityMap; req: InferRequest } {
@@ -139,75 +144,19 @@ export class Client {
   }
 }
 
-/** REST over a pooled keep-alive connection set (undici). */
-class RestTransport implements ClientTransport {
-  readonly #pool: Pool;
-
-  constructor(url: string, connections: number) {
-    this.#pool = new Pool(new URL(url).origin, { connections, keepAliveTimeout: 30_000 });
+/**
+ * The transport the options ask for, loaded with `import()`: grpc-js, undici and the direct path
+ * (route table, frame client, registration schema) load only in a process that uses them. A
+ * worker's `ctx.call` client, for one, is made on its first call (sdk/caller.ts).
+ */
+async function loadTransport(options: ClientOptions, target: string): Promise<ClientTransport> {
+  if (options.protocol === "grpc") {
+    const { GrpcTransport } = await import("./client-grpc.js");
+    return new GrpcTransport(target);
   }
-
-  async infer(query: CapabilityMap, req: InferRequest, o: InferOptions & { timeout: number }): Promise<InferResponse> {
-    const res = await this.#post("/infer", query, req, o);
-    const body = Buffer.from(await res.body.arrayBuffer());
-    if (res.statusCode !== 200) throw errorFromBody(res.statusCode, body);
-    const hl = res.headers[HEADER_INFERENCE_LENGTH];
-    return decodeAnswer(body, String(res.headers["content-type"] ?? "application/json"), hl === undefined ? undefined : Number(hl));
-  }
-
-  async *stream(query: CapabilityMap, req: InferRequest, o: InferOptions & { timeout: number }): AsyncIterable<InferResponse> {
-    const res = await this.#post("/infer/stream", query, req, o);
-    if (res.statusCode !== 200) throw errorFromBody(res.statusCode, Buffer.from(await res.body.arrayBuffer()));
-    for await (const data of readSse(res.body)) {
-      yield decodeAnswer(Buffer.from(data), "application/json", undefined);
-    }
-  }
-
-  async isAlive(): Promise<boolean> {
-    return this.#get("/v2/health/live");
-  }
-
-  async isModelReady(name: string, version?: string): Promise<boolean> {
-    const v = version === undefined ? "" : `/versions/${encodeURIComponent(version)}`;
-    return this.#get(`/v2/models/${encodeURIComponent(name)}${v}/ready`);
-  }
-
-  close(): Promise<void> {
-    return this.#pool.close();
-  }
-
-  async #get(path: string): Promise<boolean> {
-    try {
-      const res = await this.#pool.request({ method: "GET", path, headersTimeout: 5_000, bodyTimeout: 5_000 });
-      await res.body.dump();
-      return res.statusCode === 200;
-    } catch {
-      return false;
-    }
-  }
-
-  #post(path: string, query: CapabilityMap, req: InferRequest, o: InferOptions & { timeout: number }) {
-    const enc = encodeCall(req, o.binary);
-    const headers: Record<string, string> = {
-      ...capabilityToHeaders(query),
-      "content-type": enc.contentType,
-      "x-anyserve-timeout-ms": String(Math.max(1, Math.round(o.timeout))),
-      ...o.headers,
-    };
-    if (enc.headerLength !== undefined) headers[HEADER_INFERENCE_LENGTH] = String(enc.headerLength);
-    const signal = o.signal ? AbortSignal.any([o.signal, AbortSignal.timeout(o.timeout + 1_000)]) : AbortSignal.timeout(o.timeout + 1_000);
-    return this.#pool.request({ method: "POST", path, headers, body: enc.body, signal }).catch((err: unknown) => {
-      throw transportError(err, o.timeout);
-    });
-  }
-}
-
-function transportError(err: unknown, timeout: number): AnyServeError {
-  const e = err as { name?: string; code?: string; message?: string };
-  if (e.name === "TimeoutError" || e.name === "AbortError") {
-    return e.name === "TimeoutError"
-      ? new AnyServeError("DEADLINE_EXCEEDED", `no answer within ${timeout} ms`)
-      : new AnyServeError("CANCELLED", "the call was cancelled");
-  }
-  return new AnyServeError("REPLICA_UNREACHABLE", `cannot reach the server: ${e.code ?? ""} ${e.message ?? String(err)}`.trim());
+  const { RestTransport } = await import("./client-rest.js");
+  const rest = new RestTransport(target, options.connections ?? 16);
+  if (!options.direct) return rest;
+  const { DirectTransport } = await import("./direct/direct-transport.js");
+  return new DirectTransport({ apiServer: target, token: options.token, fallback: rest });
 }

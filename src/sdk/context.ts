@@ -5,7 +5,7 @@
 import { AnyServeError } from "../errors.js";
 import { normalizeCapability, type CapabilityInput, type CapabilityMap } from "../protocol/capability.js";
 import type { ObjectStoreApi } from "../objects/types.js";
-import type { Logger } from "../util/logger.js";
+import type { Logger } from "../util/log.js";
 import { toAbortSignal, type CancelSignal } from "../util/cancel.js";
 
 /** Options for {@link Context.call}. */

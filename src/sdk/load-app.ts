@@ -76,6 +76,11 @@ export async function loadApp(spec: string, opts: LoadAppOptions | string = {}):
   const fileSpec = hasExport ? spec.slice(0, colon) : spec;
   const exportName = hasExport ? spec.slice(colon + 1) : undefined;
   const file = resolveFile(fileSpec, cwd);
+  // The app API, loaded before any hook: the app's `import "anyserve"` (which the hooks map here)
+  // then finds it loaded — through tsx's hooks it would cost ~60 ms of a TypeScript worker's boot —
+  // and a CommonJS app's require("anyserve"), which Node cannot serve through asynchronous hooks
+  // unless the module is already loaded, works.
+  await import("anyserve");
   if (/\.[cm]?tsx?$/.test(file) && !tsxRegistered) {
     const tsx = await import("tsx/esm/api");
     tsx.register();
@@ -83,9 +88,6 @@ export async function loadApp(spec: string, opts: LoadAppOptions | string = {}):
   }
   // After tsx: hooks registered later run first, so these see tsx's resolution and correct it.
   registerAppHooks();
-  // A CommonJS app's require("anyserve") loads our ESM entry synchronously, which Node cannot do
-  // through asynchronous hooks unless the module is already loaded: load it first.
-  await import("anyserve");
   let mod: Record<string, unknown>;
   try {
     mod = (file.endsWith(".cts") ? await requireCts(file) : await import(pathToFileURL(file).href)) as Record<string, unknown>;

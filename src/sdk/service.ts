@@ -27,7 +27,7 @@ import type { CapabilityMap } from "../protocol/capability.js";
 import { AnyServe, type WorkerInfo } from "./app.js";
 import type { Context } from "./context.js";
 import type { InferenceRequest } from "./request.js";
-import { createLogger, type Logger } from "../util/logger.js";
+import { jsonLogger, type Logger } from "../util/log.js";
 
 /** What a service instance knows about where it runs, and how it calls other services. */
 export interface ServiceContext {
@@ -187,7 +187,7 @@ function makeContext(serviceName: string, info: WorkerInfo, request: () => Conte
     serviceName,
     replicaId: info.replicaId,
     worker: info.worker,
-    logger: createLogger("service", { service: serviceName, replica: info.replicaId }),
+    logger: jsonLogger("service", { service: serviceName, replica: info.replicaId }),
     get request() {
       return request();
     },

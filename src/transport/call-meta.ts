@@ -37,7 +37,7 @@
  * CHUNK frames then END with `{}` or `{code, error}`.
  */
 import { AnyServeError, isErrorCode } from "../errors.js";
-import type { IncomingCall } from "../frontend/backend.js";
+import type { IncomingCall } from "../protocol/call.js";
 import { normalizeCapability } from "../protocol/capability.js";
 import type { EncodedBody } from "../protocol/types.js";
 import type { CancelSignal } from "../util/cancel.js";

@@ -1,9 +1,11 @@
 /**
  * The frame codec of the gateway → replica hop.
  *
- * Why frames instead of HTTP: an HTTP client hop costs ~230 µs CPU per request, id-tagged
- * frames multiplexed over 1–2 persistent sockets cost a fraction of that and allow replies out
- * of order (no head-of-line blocking). See docs in /work/shared/reference/fast-gateway.md.
+ * Why frames instead of HTTP: measured on the 2-core development machine before this hop was
+ * built, a gateway forwarding through an HTTP client (undici) spent 152–229 µs of CPU per request
+ * and added ~260 µs at p50; id-tagged frames multiplexed over 2 persistent sockets spent 57–92 µs
+ * and added ~72 µs, and let replies come back out of order (no head-of-line blocking, which
+ * HTTP/1.1 pipelining suffers).
  *
  * Layout, all little-endian:
  * ```

@@ -1,4 +1,7 @@
 /**
+ * Deadlines: many on one Node timer ({@link Deadlines}, {@link Timed}), and a call run under one
+ * ({@link runWithDeadline}, the replica's dispatcher's). The one module for deadlines.
+ *
  * Many deadlines on one Node timer.
  *
  * Every call in flight has a deadline: the gateway's frame client fails a request the replica
@@ -25,6 +28,9 @@
  * deadlines.clear(call); // answered in time
  * ```
  */
+
+import { AnyServeError } from "../errors.js";
+import { Cancellation, type CancelSignal } from "./cancel.js";
 
 /** Longest settable delay: Node's own timer limit (2^31 − 1 ms). A longer one is no deadline. */
 export const MAX_DEADLINE_MS = 2 ** 31 - 1;
@@ -158,3 +164,100 @@ export class Deadlines {
 
 /** The process's deadlines: the frame client's and the replica's dispatcher's. */
 export const deadlines = new Deadlines();
+
+/**
+ * What the work under {@link runWithDeadline} may do to its deadline (the execution layer's task
+ * hooks have this shape): lower it, once the request is decoded and its own `timeout` parameter
+ * asks for less time. `index` is the task's position in a batch, 0 otherwise.
+ */
+export interface LowersDeadline {
+  lowerDeadline(index: number, at: number): void;
+}
+
+/**
+ * Runs work under a deadline and the caller's abort signal. Whichever comes first rejects the
+ * call (504 DEADLINE_EXCEEDED or 499 CANCELLED) and fires the signal handed to the work, so a
+ * handler that listens can stop, a queued request leaves its queue, and a worker that ignores the
+ * signal can be terminated; the caller never waits past the deadline.
+ *
+ * The work may only lower the deadline (`hooks.lowerDeadline`), once the request is decoded and its own
+ * `timeout` parameter asks for less time.
+ */
+export function runWithDeadline<T>(
+  timeoutMs: number,
+  callerSignal: CancelSignal | undefined,
+  work: (signal: CancelSignal, deadline: number, hooks: LowersDeadline) => Promise<T>,
+): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const run = new DeadlineRun<T>(timeoutMs, callerSignal, resolve, reject);
+    if (callerSignal?.aborted) return run.handleEvent();
+    callerSignal?.addEventListener("abort", run, { once: true });
+    let running: Promise<T>;
+    try {
+      running = work(run.cancel, run.deadline, run);
+    } catch (err) {
+      return run.finish(AnyServeError.from(err));
+    }
+    running.then(run.succeed, run.fail);
+  });
+}
+
+/**
+ * One call under a deadline. A class rather than closures: it runs once per request, and being
+ * its own abort listener (`handleEvent`), task hooks (`lowerDeadline`) and deadline (`Timed`, on
+ * the process's shared timer) saves several allocations per call.
+ */
+class DeadlineRun<T> extends Timed implements LowersDeadline {
+  readonly cancel = new Cancellation();
+  readonly #started = Date.now();
+  deadline: number;
+  #settled = false;
+
+  constructor(
+    timeoutMs: number,
+    private readonly callerSignal: CancelSignal | undefined,
+    private readonly resolve: (value: T) => void,
+    private readonly reject: (err: AnyServeError) => void,
+  ) {
+    super();
+    this.deadline = this.#started + timeoutMs;
+    this.#arm();
+  }
+
+  /** The caller left. */
+  handleEvent(): void {
+    this.finish(new AnyServeError("CANCELLED", "the caller cancelled the request"));
+  }
+
+  readonly succeed = (value: T): void => this.finish(undefined, value);
+  readonly fail = (err: unknown): void => this.finish(AnyServeError.from(err));
+
+  /** The work may only lower the deadline (the request's own `timeout` parameter). */
+  lowerDeadline(_index: number, at: number): void {
+    if (this.#settled || !(at < this.deadline)) return;
+    this.deadline = at;
+    this.#arm();
+  }
+
+  finish(err: AnyServeError | undefined, value?: T): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    deadlines.clear(this);
+    this.callerSignal?.removeEventListener("abort", this);
+    if (err) {
+      this.cancel.abort(err);
+      this.reject(err);
+    } else {
+      this.resolve(value as T);
+    }
+  }
+
+  #arm(): void {
+    deadlines.set(this, Math.max(0, this.deadline - Date.now()));
+  }
+
+  /** @internal The deadline passed. */
+  onTimeout(): void {
+    this.finish(new AnyServeError("DEADLINE_EXCEEDED", `request exceeded its deadline of ${Math.round(this.deadline - this.#started)} ms`));
+  }
+}

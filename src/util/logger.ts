@@ -1,15 +1,13 @@
-/** Structured JSON-line logs (pino). `ANYSERVE_LOG_LEVEL` sets the level (default info). */
-import { pino, type Logger } from "pino";
+/**
+ * Structured JSON-line logs for the API server and the replica (pino). `ANYSERVE_LOG_LEVEL` sets
+ * the level (default info). Worker threads and processes, class services and apps log through the
+ * light logger of util/log.ts instead, which writes the same lines without loading pino.
+ */
+import { pino } from "pino";
+import { logLevel, type Logger } from "./log.js";
 
-export type { Logger };
-
-const LEVELS = new Set(["fatal", "error", "warn", "info", "debug", "trace", "silent"]);
+export { silentLogger, type Logger } from "./log.js";
 
 export function createLogger(name: string, bindings: Record<string, unknown> = {}): Logger {
-  const env = process.env.ANYSERVE_LOG_LEVEL ?? "info";
-  const level = LEVELS.has(env) ? env : "info";
-  return pino({ name, level, base: { pid: process.pid, ...bindings } });
+  return pino({ name, level: logLevel(), base: { pid: process.pid, ...bindings } });
 }
-
-/** A logger that drops everything, for library use without output. */
-export const silentLogger: Logger = pino({ level: "silent" });

@@ -93,7 +93,11 @@ const malformed: [string, unknown, RegExp][] = [
   ["unknown balancing strategy", service({ deployment: { load_balancing: "fastest" } }), /deployment\.load_balancing/],
   ["negative gpu_count", service({ resources: { gpu_count: -1 } }), /resources\.gpu_count: .*got -1/],
   ["memory_mb zero", service({ resources: { memory_mb: 0 } }), /resources\.memory_mb: .*got 0/],
-  ["missing app", { services: { svc: { deployment: {} } } }, /services\.svc\.app: .*got nothing/],
+  [
+    "missing app",
+    { services: { svc: { deployment: {} } } },
+    /services\.svc\.app: missing: add the module that serves the service.*`app: \.\/svc\.ts:Svc`/,
+  ],
   ["no services", { services: {} }, /services: at least one service is needed/],
 ];
 

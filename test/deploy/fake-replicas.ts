@@ -10,7 +10,7 @@
 import { setImmediate as nextTurn } from "node:timers/promises";
 import type { Clock } from "../../src/deploy/controller.js";
 import type { ReplicaFactory, ReplicaHandle, ReplicaInfo, ReplicaPhase, ReplicaSpec } from "../../src/deploy/replica-handle.js";
-import { Registry } from "../../src/gateway/registry.js";
+import { Registry } from "../../src/routing/registry.js";
 
 /** Lets every queued pass of the controller (and what it triggers) run. */
 export async function settle(): Promise<void> {

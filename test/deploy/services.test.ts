@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { test } from "node:test";
-import { Environment } from "../../src/sdk/environment.js";
+import { Environment } from "../../src/deploy/environment.js";
 import { Service, serviceMethods } from "../../src/sdk/service.js";
 
 const events: string[] = [];

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import path from "node:path";
 import { test } from "node:test";
-import { EXPIRY_FLOOR_MS } from "../../src/gateway/registry.js";
+import { EXPIRY_FLOOR_MS } from "../../src/routing/registry.js";
 import { Client } from "../../src/sdk/client.js";
 import { FIXTURES, registryIds, startApiServerProc, startCli, startReplicaProc, waitFor } from "../helpers/processes.js";
 

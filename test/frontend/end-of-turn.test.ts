@@ -7,7 +7,7 @@ import http from "node:http";
 import net from "node:net";
 import type { AddressInfo } from "node:net";
 import { test } from "node:test";
-import { endAtEndOfTurn } from "../../src/frontend/http-util.js";
+import { endAtEndOfTurn } from "../../src/frontend/end-of-turn.js";
 
 async function serve(t: test.TestContext, handler: http.RequestListener): Promise<number> {
   const server = http.createServer(handler);

@@ -10,8 +10,8 @@ import {
   PowerOfTwoBalancer,
   RandomBalancer,
   RoundRobinBalancer,
-} from "../../src/gateway/balancers/index.js";
-import type { ReplicaEntry } from "../../src/gateway/registry.js";
+} from "../../src/routing/balancers/index.js";
+import type { ReplicaEntry } from "../../src/routing/registry.js";
 
 let nextOrder = 0;
 function entry(replicaId: string, inFlight = 0): ReplicaEntry {

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { HealthChecker, UNHEALTHY_AFTER } from "../../src/gateway/health-checker.js";
 import { ServicePolicies } from "../../src/gateway/policies.js";
-import { Registry, type ReplicaEntry } from "../../src/gateway/registry.js";
+import { Registry, type ReplicaEntry } from "../../src/routing/registry.js";
 import { silentLogger } from "../../src/util/logger.js";
 import { waitFor } from "../helpers/processes.js";
 

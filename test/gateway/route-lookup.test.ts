@@ -5,7 +5,7 @@ import { test } from "node:test";
 import { AnyServeError } from "../../src/errors.js";
 import { Forwarder } from "../../src/gateway/forwarder.js";
 import { ServicePolicies } from "../../src/gateway/policies.js";
-import { Registry } from "../../src/gateway/registry.js";
+import { Registry } from "../../src/routing/registry.js";
 
 function setup(): { registry: Registry; forwarder: Forwarder } {
   const registry = new Registry();

@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { answerMeta, answerOf, callMeta, fromFrameMeta, readCallMeta } from "../../src/transport/call-meta.js";
 import { encodeFrame, FrameDecoder, FrameProtocolError, FrameType, type FrameMeta } from "../../src/transport/frames.js";
 import { AnyServeError } from "../../src/errors.js";
-import type { IncomingCall } from "../../src/frontend/backend.js";
+import type { IncomingCall } from "../../src/protocol/call.js";
 import { Cancellation } from "../../src/util/cancel.js";
 
 function call(extra: Partial<IncomingCall> = {}): IncomingCall {

@@ -1,7 +1,7 @@
 /** What the fast ingress's connections share (built once by ingress.ts, read by connection.ts). */
 import type { Socket } from "node:net";
-import type { Logger } from "../../util/logger.js";
-import type { InferBackend } from "../backend.js";
+import type { Logger } from "../../util/log.js";
+import type { InferBackend } from "../../protocol/call.js";
 import type { CallLimits } from "../rest.js";
 import type { Connection } from "./connection.js";
 import type { RelayTarget } from "./relay.js";

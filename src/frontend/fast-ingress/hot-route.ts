@@ -6,8 +6,8 @@
  */
 import type { WireFormat } from "../../protocol/types.js";
 import type { CancelSignal } from "../../util/cancel.js";
-import type { IncomingCall } from "../backend.js";
-import type { RequestHeaders } from "../http-util.js";
+import type { IncomingCall } from "../../protocol/call.js";
+import type { RequestHeaders } from "../../util/http.js";
 import { callFromHeaders, headerQuery, modelQuery, modelRouteOf, type CallLimits } from "../rest.js";
 
 /** A hot route: how the query is found and which wire format is forced; `error` when the path itself is malformed. */

@@ -20,9 +20,9 @@
  */
 import { Agent, type Server } from "node:http";
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from "node:net";
-import type { Logger } from "../../util/logger.js";
-import type { InferBackend } from "../backend.js";
-import { serverOptions } from "../http-util.js";
+import type { Logger } from "../../util/log.js";
+import type { InferBackend } from "../../protocol/call.js";
+import { serverOptions } from "../../util/http.js";
 import { Connection } from "./connection.js";
 import type { IngressContext } from "./context.js";
 import type { RelayTarget } from "./relay.js";

@@ -4,7 +4,7 @@
  * HTTP/1.1, `Expect`), so both ingresses refuse the same requests. The count is checked first: a
  * head refused for it is never sorted into a bag.
  */
-import type { RequestHeaders } from "../http-util.js";
+import type { RequestHeaders } from "../../util/http.js";
 
 /** Headers node:http keeps the first of when repeated (lib/_http_incoming.js `matchKnownFields`); others are joined with ", ". */
 const FIRST_WINS = new Set([

@@ -6,7 +6,7 @@
 import { STATUS_CODES } from "node:http";
 import { AnyServeError } from "../../errors.js";
 import { HEADER_INFERENCE_LENGTH, type EncodedBody } from "../../protocol/types.js";
-import { errorAnswer, type ErrorAnswer } from "../http-util.js";
+import { errorAnswer, type ErrorAnswer } from "../../util/http.js";
 
 /** Bodies up to this size are copied behind their head into one buffer (one write); larger ones go as a second write. */
 const COPY_LIMIT = 16 * 1024;

@@ -15,9 +15,9 @@
  * Never after part of a stream arrived, and only within the call's remaining time.
  */
 import { AnyServeError } from "../../errors.js";
-import type { IncomingCall } from "../../frontend/backend.js";
-import { newRequestId } from "../../frontend/http-util.js";
-import { canRetryElsewhere } from "../../gateway/resilience/outcome.js";
+import type { IncomingCall } from "../../protocol/call.js";
+import { newRequestId } from "../../util/http.js";
+import { canRetryElsewhere } from "../../routing/outcome.js";
 import { capabilityFromHeaders, capabilityToHeaders, type CapabilityMap } from "../../protocol/capability.js";
 import type { InferRequest, InferResponse } from "../../protocol/types.js";
 import { answerError, answerOf, callMeta, type FrameKind } from "../../transport/call-meta.js";

@@ -11,10 +11,10 @@ import http, { type IncomingMessage } from "node:http";
 import https from "node:https";
 import { AnyServeError } from "../../errors.js";
 import type { CapabilityMap } from "../../protocol/capability.js";
-import { createBalancer, type Balancer } from "../../gateway/balancers/index.js";
-import { preferWarm } from "../../gateway/candidates.js";
-import { parseRegistration } from "../../gateway/control.js";
-import { Registry, type ReplicaEntry, type ReplicaRegistration } from "../../gateway/registry.js";
+import { createBalancer, type Balancer } from "../../routing/balancers/index.js";
+import { preferWarm } from "../../routing/candidates.js";
+import { parseRegistration } from "../../routing/registration.js";
+import { Registry, type ReplicaEntry, type ReplicaRegistration } from "../../routing/registry.js";
 import { errorFromBody } from "../wire.js";
 import { readSse } from "../sse-reader.js";
 

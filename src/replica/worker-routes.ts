@@ -10,8 +10,8 @@
  */
 import type { IncomingMessage } from "node:http";
 import { AnyServeError } from "../errors.js";
-import { readJson, sendJson } from "../frontend/http-util.js";
-import type { RouteHandler } from "../frontend/rest.js";
+import { readJson, sendJson } from "../util/http.js";
+import type { RouteHandler } from "../util/http.js";
 import type { CapabilityMap } from "../protocol/capability.js";
 import { requireBearer } from "../util/auth.js";
 

@@ -3,7 +3,7 @@
  * circuit breaker), and may it be tried again on another replica (failover)? One place, so the
  * three mechanisms cannot disagree about what a failure is.
  */
-import { ERROR_CATALOGUE, type AnyServeError, type ErrorCode } from "../../errors.js";
+import { ERROR_CATALOGUE, type AnyServeError, type ErrorCode } from "../errors.js";
 
 /**
  * Failures that say something about the replica rather than the request: it could not be reached,

@@ -1,14 +1,22 @@
 /**
- * Helpers the forwarder uses on a query's candidates: warm replicas first, and the reasons each
- * unavailable one is out (for the NO_READY_REPLICA message).
+ * Helpers on a query's candidates, for the gateway's forwarder and the direct client: warm
+ * replicas first, and the reasons each unavailable one is out (for the NO_READY_REPLICA message).
  */
 import { matches, type CapabilityMap } from "../protocol/capability.js";
 import type { ReplicaEntry } from "./registry.js";
-import type { CircuitBreakers } from "./resilience/circuit-breaker.js";
-import type { OutlierDetector } from "./resilience/outlier-detector.js";
+
+/** What {@link describeUnavailable} asks of the gateway's outlier detector. */
+export interface EjectionState {
+  isEjected(replicaId: string): boolean;
+}
+
+/** What {@link describeUnavailable} asks of the gateway's circuit breakers. */
+export interface CircuitState {
+  blocks(replicaId: string, key: string): boolean;
+}
 
 /** Why each candidate is out, for the NO_READY_REPLICA message. */
-export function describeUnavailable(candidates: ReplicaEntry[], outliers: OutlierDetector, circuits: CircuitBreakers, key: string): string {
+export function describeUnavailable(candidates: ReplicaEntry[], outliers: EjectionState, circuits: CircuitState, key: string): string {
   return candidates
     .map((e) => {
       const why = !e.available

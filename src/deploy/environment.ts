@@ -4,7 +4,7 @@
  *
  * @example
  * ```ts
- * import { Environment } from "anyserve";
+ * import { Environment } from "anyserve/server";
  * import { KVService } from "./kv.js";
  * const env = new Environment();
  * env.registerService("kv_service", KVService);
@@ -16,9 +16,9 @@
  * ```
  */
 import { AnyServeError } from "../errors.js";
-import { DeploymentController } from "../deploy/controller.js";
-import { loadDeploymentFile } from "../deploy/load.js";
-import { localNode, placementConflict } from "../deploy/placement.js";
+import { DeploymentController } from "./controller.js";
+import { loadDeploymentFile } from "./load.js";
+import { localNode, placementConflict } from "./placement.js";
 import {
   deploymentFileSchema,
   nodeSchema,
@@ -31,8 +31,8 @@ import { startApiServer, type RunningApiServer } from "../gateway/api-server.js"
 import type { ServiceView } from "../gateway/status.js";
 import { startReplica, type RunningReplica } from "../replica/replica.js";
 import { createLogger, silentLogger, type Logger } from "../util/logger.js";
-import { Client } from "./client.js";
-import { serviceApp, serviceProxy, unwrapResult, type ServiceProxy } from "./service.js";
+import { Client } from "../sdk/client.js";
+import { serviceApp, serviceProxy, unwrapResult, type ServiceProxy } from "../sdk/service.js";
 
 type ServiceClass = new (...args: never[]) => object;
 

@@ -5,10 +5,17 @@
  */
 import { AnyServeError } from "../errors.js";
 import { capabilityKey, formatCapability, matches, type CapabilityMap } from "../protocol/capability.js";
-import type { ReplicaLoad } from "./status.js";
 
 /** `warm` = workers running; `cold` = started on demand; `failed` = cannot start. */
 export type CapabilityState = "warm" | "cold" | "failed";
+
+/** What a replica reports with each health probe answer (queue, workers, CPU, memory). */
+export interface ReplicaLoad {
+  in_flight?: number;
+  queue_depth?: number;
+  workers?: { starting: number; warm: number; idle: number; failed: number };
+  process?: { rss_mb: number; cpu_percent: number };
+}
 
 export interface RegisteredCapability {
   capability: CapabilityMap;

@@ -4,8 +4,8 @@
  * handler. Front ends only translate the wire format; routing, deadlines and errors live behind
  * this interface, so both processes share one REST and one gRPC front end.
  */
-import type { CapabilityMap } from "../protocol/capability.js";
-import type { EncodedBody, WireFormat } from "../protocol/types.js";
+import type { CapabilityMap } from "./capability.js";
+import type { EncodedBody, WireFormat } from "./types.js";
 import type { CancelSignal } from "../util/cancel.js";
 
 /** Header (REST) and metadata key (gRPC) carrying a request's affinity key. */

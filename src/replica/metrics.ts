@@ -14,12 +14,13 @@
  * gauges whose `collect()` reads the lanes when scraped: nothing is done per request for them.
  */
 import { Gauge, type Registry } from "prom-client";
-import type { WorkerCounts } from "../execution/base.js";
+import { addLoad, type LaneLoad, type LaneObserver } from "../execution/lane.js";
 import { capabilityKey, type CapabilityMap } from "../protocol/capability.js";
-import { createMetricsRegistry, metricsText } from "./exposition.js";
-import { HistogramChild, ScrapedMetric, histogramValues, registerScraped } from "./scraped.js";
+import { createMetricsRegistry, metricsRoute, metricsText } from "../metrics/exposition.js";
+import type { RouteHandler } from "../util/http.js";
+import { HistogramChild, ScrapedMetric, histogramValues, registerScraped } from "../metrics/scraped.js";
 
-export { HistogramChild } from "./scraped.js";
+export { HistogramChild } from "../metrics/scraped.js";
 
 /** Seconds: 100 µs … 60 s, about 2.5× apart. */
 export const LATENCY_BUCKETS: readonly number[] = [
@@ -27,15 +28,6 @@ export const LATENCY_BUCKETS: readonly number[] = [
 ];
 /** Requests per handler call: powers of two. */
 export const BATCH_BUCKETS: readonly number[] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
-
-/** What a lane has at this moment, read at scrape time and by the health probe. */
-export interface LaneLoad {
-  /** Requests running on a worker. */
-  inFlight: number;
-  /** Requests waiting in the lane's queue. */
-  queued: number;
-  workers: WorkerCounts;
-}
 
 /** Totals of an object store (the directory's, which other replicas may share). */
 export interface StoreTotals {
@@ -53,7 +45,7 @@ export interface ReplicaMetricsOptions {
 }
 
 /** The series of one capability, resolved once: what its lane and the dispatcher record into. */
-export class LaneMetrics {
+export class LaneMetrics implements LaneObserver {
   readonly capability: string;
   readonly queueWait = new HistogramChild(LATENCY_BUCKETS);
   readonly execution = new HistogramChild(LATENCY_BUCKETS);
@@ -228,13 +220,9 @@ export class ReplicaMetrics {
   text(): Promise<string> {
     return metricsText(this.registry);
   }
-}
 
-export function addLoad(into: LaneLoad, l: LaneLoad): void {
-  into.inFlight += l.inFlight;
-  into.queued += l.queued;
-  into.workers.starting += l.workers.starting;
-  into.workers.warm += l.workers.warm;
-  into.workers.idle += l.workers.idle;
-  into.workers.failed += l.workers.failed;
+  /** `GET /metrics`. */
+  route(): RouteHandler {
+    return metricsRoute(this.registry);
+  }
 }

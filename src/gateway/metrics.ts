@@ -7,11 +7,12 @@
  * in-flight, open circuits) is read from the registry when scraped.
  */
 import { Counter, Gauge, type Registry as PromRegistry } from "prom-client";
-import type { Forwarder } from "../gateway/forwarder.js";
-import type { ServicePolicies } from "../gateway/policies.js";
-import type { Registry } from "../gateway/registry.js";
-import { createMetricsRegistry } from "./exposition.js";
-import { HistogramChild, ScrapedMetric, histogramValues, registerScraped } from "./scraped.js";
+import type { Forwarder } from "./forwarder.js";
+import type { ServicePolicies } from "./policies.js";
+import type { Registry } from "../routing/registry.js";
+import { createMetricsRegistry, metricsRoute } from "../metrics/exposition.js";
+import type { RouteHandler } from "../util/http.js";
+import { HistogramChild, ScrapedMetric, histogramValues, registerScraped } from "../metrics/scraped.js";
 
 /** Seconds: 250 µs … 60 s, dense where a serving system's requests are. */
 export const LATENCY_BUCKETS = [0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -134,6 +135,11 @@ export class GatewayMetrics {
         }
       },
     });
+  }
+
+  /** `GET /metrics`. */
+  route(): RouteHandler {
+    return metricsRoute(this.registry);
   }
 
   /** One request refused before routing. */

@@ -1,0 +1,177 @@
+/**
+ * What a replica says about itself when it registers (`POST /register`, the seed's body), heartbeats
+ * (`POST /heartbeat`) or leaves (`DELETE /unregister`), and what each row of the route table lists:
+ * one zod schema per body, for the API server's control routes and the direct client's copy of the
+ * table alike. A bad body is 400 `INVALID_REGISTRATION` (or `URL_NOT_ALLOWED` for an
+ * `http_endpoint` the gateway must not call) naming each bad field, what it expects and what it got:
+ *
+ * ```
+ * replica_id: expected 1-128 characters of [A-Za-z0-9_.-], got "a b"; heartbeat_interval_ms: expected an integer from 10 to 3600000, got 2.5
+ * ```
+ */
+import { z } from "zod";
+import { AnyServeError, type ErrorCode } from "../errors.js";
+import { normalizeCapability } from "../protocol/capability.js";
+import type { CapabilityState, RegisteredCapability, ReplicaRegistration } from "./registry.js";
+
+const MAX_CAPABILITIES = 1024;
+/** Problems listed in one error message at most (a body can have many). */
+const MAX_REPORTED = 5;
+
+const ID_RULE = "expected 1-128 characters of [A-Za-z0-9_.-]";
+const replicaId = z.string(ID_RULE).regex(/^[\w.-]{1,128}$/, ID_RULE);
+
+/** One capability, checked and normalised by the protocol's own rules (the same as every query's). */
+const capability = z.unknown().transform((value, ctx) => {
+  try {
+    return normalizeCapability(value, "");
+  } catch (err) {
+    // normalizeCapability's message starts with `where` (here empty): ": expected …" or ".key: expected …".
+    ctx.addIssue({ code: "custom", message: (err as Error).message, input: value, params: { complete: true } });
+    return z.NEVER;
+  }
+});
+
+const capabilities = z
+  .array(capability, "expected a list of {key: value} objects")
+  .max(MAX_CAPABILITIES, `expected at most ${MAX_CAPABILITIES} capabilities`);
+
+const states = z.array(
+  z.enum(["warm", "cold", "failed"], "expected warm, cold or failed"),
+  "expected a list of states (warm, cold, failed)",
+);
+
+/** Milliseconds; absent or null: the API server's default. */
+const INTERVAL_RULE = "expected an integer from 10 to 3600000";
+const heartbeatInterval = z.number(INTERVAL_RULE).int(INTERVAL_RULE).min(10, INTERVAL_RULE).max(3_600_000, INTERVAL_RULE).nullish();
+
+/** Only http(s) host:port URLs without credentials; never file:, never link-local (cloud metadata) addresses. */
+const httpEndpoint = z
+  .unknown()
+  .transform((value, ctx) => {
+    if (value === undefined || value === null) return undefined;
+    const refuse = (message: string): never => {
+      ctx.addIssue({ code: "custom", message, input: value, params: { code: "URL_NOT_ALLOWED" } });
+      return z.NEVER;
+    };
+    let url: URL;
+    try {
+      url = new URL(String(value));
+    } catch {
+      return refuse("expected an http(s)://host:port URL");
+    }
+    if ((url.protocol !== "http:" && url.protocol !== "https:") || url.username || url.password) {
+      return refuse(`only http(s) URLs without credentials are allowed, got scheme '${url.protocol}'`);
+    }
+    if (url.hostname.startsWith("169.254.") || url.hostname.toLowerCase().startsWith("[fe80:")) {
+      return refuse(`link-local address ${url.hostname} is not allowed`);
+    }
+    return `${url.protocol}//${url.host}`;
+  })
+  .optional();
+
+/** Free-form labels: kept when they are strings (cut to 128 characters), ignored otherwise. */
+const label = z
+  .unknown()
+  .transform((v) => (typeof v === "string" ? v.slice(0, 128) : undefined))
+  .optional();
+
+/** A list of states must say one state per capability. */
+function statesMatch(body: { capabilities?: unknown[] | undefined; states?: unknown[] | undefined }, ctx: z.RefinementCtx): void {
+  const n = body.capabilities?.length;
+  if (body.states !== undefined && n !== undefined && body.states.length !== n) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["states"],
+      message: `expected a list of ${n} states (warm, cold, failed), got ${body.states.length}`,
+    });
+  }
+}
+
+const body = { error: "expected a JSON object" };
+
+/** `POST /register` and a route table row. */
+export const registrationSchema = z
+  .object(
+    {
+      replica_id: replicaId,
+      endpoint: z.string("expected host:port").regex(/^[\w.-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, "expected host:port"),
+      capabilities,
+      states: states.optional(),
+      heartbeat_interval_ms: heartbeatInterval,
+      http_endpoint: httpEndpoint,
+      service: label,
+      node: label,
+    },
+    body,
+  )
+  .superRefine(statesMatch);
+
+/** `POST /heartbeat`: the id, and the capabilities when they changed. */
+export const heartbeatSchema = z
+  .object({ replica_id: replicaId, capabilities: capabilities.optional(), states: states.optional() }, body)
+  .superRefine(statesMatch);
+
+/** `DELETE /unregister`. */
+export const unregisterSchema = z.object({ replica_id: replicaId }, body);
+
+/** Parses `value` with `schema`, or throws the one error for all its problems. */
+function parse<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
+  const result = schema.safeParse(value, { reportInput: true });
+  if (result.success) return result.data;
+  const issues = result.error.issues;
+  const code = issues.map((i) => (i.code === "custom" ? (i.params?.code as ErrorCode | undefined) : undefined)).find(Boolean);
+  const text = issues.slice(0, MAX_REPORTED).map(describeIssue);
+  if (issues.length > MAX_REPORTED) text.push(`and ${issues.length - MAX_REPORTED} more`);
+  throw new AnyServeError(code ?? "INVALID_REGISTRATION", text.join("; "));
+}
+
+/** `capabilities[2].type: expected …, got …` */
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const path = issue.path.reduce<string>(
+    (at, key) => (typeof key === "number" ? `${at}[${key}]` : at ? `${at}.${String(key)}` : String(key)),
+    "",
+  );
+  // Messages from the capability rules already say what they got, and where within the capability.
+  if (issue.code === "custom" && issue.params?.complete) return `${path}${issue.message}`;
+  const input = (issue as { input?: unknown }).input;
+  return `${path || "body"}: ${issue.message}${issue.message.includes(", got ") ? "" : `, got ${describeValue(input)}`}`;
+}
+
+function describeValue(value: unknown): string {
+  if (value === undefined) return "nothing";
+  if (Array.isArray(value)) return "an array";
+  return JSON.stringify(value ?? null)?.slice(0, 64) ?? typeof value;
+}
+
+function registeredCapabilities(caps: Record<string, string>[], given: CapabilityState[] | undefined): RegisteredCapability[] {
+  return caps.map((capability, i) => ({ capability, state: given?.[i] ?? "warm" }));
+}
+
+/** A registration body (or route table row) as the registry takes it; `defaultHeartbeatMs` when it names no interval. */
+export function parseRegistration(body: unknown, defaultHeartbeatMs: number): ReplicaRegistration {
+  const r = parse(registrationSchema, body);
+  const reg: ReplicaRegistration = {
+    replicaId: r.replica_id,
+    endpoint: r.endpoint,
+    capabilities: registeredCapabilities(r.capabilities, r.states),
+    heartbeatIntervalMs: r.heartbeat_interval_ms ?? defaultHeartbeatMs,
+  };
+  if (r.http_endpoint !== undefined) reg.httpEndpoint = r.http_endpoint;
+  if (r.service !== undefined) reg.service = r.service;
+  if (r.node !== undefined) reg.node = r.node;
+  return reg;
+}
+
+/** A heartbeat body: the replica's id, and its capabilities when they changed. */
+export function parseHeartbeat(body: unknown): { replicaId: string; capabilities?: RegisteredCapability[] } {
+  const h = parse(heartbeatSchema, body);
+  return h.capabilities === undefined
+    ? { replicaId: h.replica_id }
+    : { replicaId: h.replica_id, capabilities: registeredCapabilities(h.capabilities, h.states) };
+}
+
+/** An unregister body's replica id. */
+export function parseUnregister(body: unknown): string {
+  return parse(unregisterSchema, body).replica_id;
+}

@@ -1,0 +1,89 @@
+// The registration schema (routing/registration.ts): what the control routes and the direct
+// client's route table accept, and errors that name the field, what it expects and what it got.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { AnyServeError } from "../../src/errors.js";
+import { parseHeartbeat, parseRegistration, parseUnregister } from "../../src/routing/registration.js";
+
+const ok = { replica_id: "r-1", endpoint: "localhost:50051", capabilities: [{ type: "chat", gpus: 2 }] };
+
+function refused(fn: () => unknown): AnyServeError {
+  try {
+    fn();
+  } catch (err) {
+    assert.ok(err instanceof AnyServeError, String(err));
+    return err;
+  }
+  assert.fail("expected an error");
+}
+
+test("a registration is normalised: capability values as strings, states default to warm, the URL to its origin", () => {
+  const reg = parseRegistration(
+    { ...ok, http_endpoint: "http://10.0.0.5:8000/ignored?x=1", service: "chat", node: 7, heartbeat_interval_ms: null, unknown: 1 },
+    5_000,
+  );
+  assert.deepEqual(reg, {
+    replicaId: "r-1",
+    endpoint: "localhost:50051",
+    capabilities: [{ capability: { type: "chat", gpus: "2" }, state: "warm" }],
+    heartbeatIntervalMs: 5_000,
+    httpEndpoint: "http://10.0.0.5:8000",
+    service: "chat",
+  });
+  assert.equal(parseRegistration({ ...ok, states: ["cold"], heartbeat_interval_ms: 250 }, 5_000).capabilities[0]!.state, "cold");
+  assert.equal(parseRegistration({ ...ok, heartbeat_interval_ms: 250 }, 5_000).heartbeatIntervalMs, 250);
+});
+
+test("each bad field is named with what it expects and what it got, all of them in one message", () => {
+  const e = refused(() =>
+    parseRegistration(
+      { replica_id: "a b", endpoint: "nohost", capabilities: [{ a: "1" }], states: ["hot"], heartbeat_interval_ms: 2.5 },
+      1,
+    ),
+  );
+  assert.equal(e.code, "INVALID_REGISTRATION");
+  assert.equal(e.httpStatus, 400);
+  assert.match(e.message, /replica_id: expected 1-128 characters of \[A-Za-z0-9_.-\], got "a b"/);
+  assert.match(e.message, /endpoint: expected host:port, got "nohost"/);
+  assert.match(e.message, /states\[0\]: expected warm, cold or failed, got "hot"/);
+  assert.match(e.message, /heartbeat_interval_ms: expected an integer from 10 to 3600000, got 2.5/);
+  assert.match(
+    refused(() => parseRegistration({ replica_id: "a", endpoint: "h:1" }, 1)).message,
+    /^capabilities: expected a list .*, got nothing$/,
+  );
+  assert.match(
+    refused(() => parseRegistration({ ...ok, capabilities: [{ type: { nested: 1 } }] }, 1)).message,
+    /^capabilities\[0\]\.type: expected a string, number or boolean, got object$/,
+  );
+  assert.match(
+    refused(() => parseRegistration({ ...ok, states: ["warm", "cold"] }, 1)).message,
+    /^states: expected a list of 1 states .*, got 2$/,
+  );
+  assert.match(refused(() => parseRegistration([1], 1)).message, /^body: expected a JSON object, got an array$/);
+  assert.match(refused(() => parseRegistration({ ...ok, capabilities: new Array(1025).fill({ a: "b" }) }, 1)).message, /at most 1024/);
+});
+
+test("an http_endpoint the gateway must not call is URL_NOT_ALLOWED", () => {
+  for (const [url, why] of [
+    ["file:///etc/passwd", /scheme 'file:'/],
+    ["http://user:pw@h:1", /without credentials/],
+    ["http://169.254.169.254", /link-local/],
+    ["not a url", /expected an http\(s\):\/\/host:port URL, got "not a url"/],
+  ] as const) {
+    const e = refused(() => parseRegistration({ ...ok, http_endpoint: url }, 1));
+    assert.equal(e.code, "URL_NOT_ALLOWED", url);
+    assert.match(e.message, /^http_endpoint: /);
+    assert.match(e.message, why);
+  }
+});
+
+test("heartbeat and unregister bodies", () => {
+  assert.deepEqual(parseHeartbeat({ replica_id: "r" }), { replicaId: "r" });
+  assert.deepEqual(parseHeartbeat({ replica_id: "r", capabilities: [{ a: 1 }], states: ["failed"] }), {
+    replicaId: "r",
+    capabilities: [{ capability: { a: "1" }, state: "failed" }],
+  });
+  assert.equal(parseUnregister({ replica_id: "r" }), "r");
+  assert.match(refused(() => parseUnregister({ replica_id: 5 })).message, /^replica_id: expected .*, got 5$/);
+  assert.match(refused(() => parseHeartbeat({})).message, /^replica_id: .*got nothing$/);
+});
