@@ -117,6 +117,10 @@ export async function gatewayPair(suffix: string, apiArgs: string[], replicaArgs
     "0",
     "--api-server",
     api.ready.url!,
+    // The no-op handler on the event loop, many at once: what the gateway rows measure is the hop,
+    // not a queue (the default strategy is `single`, one call at a time).
+    "--threading-strategy",
+    "async",
     ...replicaArgs,
   ]);
   await waitForRegistry(api.ready.url!, 1);
