@@ -9,10 +9,12 @@
  * ```
  */
 import { createAsync } from "./async.js";
-import type { ExecutionStrategy, StrategyOptions } from "./base.js";
+import type { ExecutionStrategy, StrategyName, StrategyOptions } from "./base.js";
 import { createMulti } from "./multi.js";
 import { createPool } from "./pool.js";
 import { createProcess } from "./process.js";
+import { createPythonStrategy } from "./python.js";
+import { isPythonApp } from "../sdk/python-app.js";
 import { createSingle } from "./single.js";
 
 export type StrategyFactory = (options: StrategyOptions) => ExecutionStrategy;
@@ -32,9 +34,12 @@ export function strategyNames(): string[] {
   return [...factories.keys()];
 }
 
+/** The strategy `name` for one handler; a Python app's handlers always run in Python worker processes (python.ts). */
 export function createStrategy(name: string, options: StrategyOptions): ExecutionStrategy {
   const factory = factories.get(name);
   if (!factory) throw new Error(`unknown execution strategy '${name}'; valid: ${strategyNames().join(", ")}`);
+  const app = options.env.app;
+  if (isPythonApp(app)) return createPythonStrategy(name as StrategyName, options, app);
   return factory(options);
 }
 

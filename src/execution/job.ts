@@ -33,6 +33,8 @@ export interface JobInit {
   reject: (err: AnyServeError) => void;
   /** Called once when every caller of the job has gone (deadline, disconnect). */
   onAbort: (job: Job) => void;
+  /** The handler the worker should run (RUN meta `h`); absent: the worker's own. */
+  handler?: number | undefined;
 }
 
 export class Job {
@@ -94,7 +96,7 @@ export class Job {
     this.slot = slot;
     this.sentAt = performance.now();
     slot.jobs.push(this);
-    const msg = runMessage(this.mode, this.tasks);
+    const msg = runMessage(this.mode, this.tasks, this.#init.handler);
     slot.handle.send(Msg.RUN, this.id, msg.meta, msg.body);
     if (this.#init.signals.length > 1) {
       this.#init.signals.forEach((s, i) => {

@@ -33,6 +33,21 @@ const BASE_ENV = [
 const SECRET_ENV = new Set(["ANYSERVE_TOKEN"]);
 const OOM = /heap out of memory|Reached heap limit/i;
 
+/**
+ * A worker program other than this Node running worker-process.ts (a Python interpreter running
+ * `anyserve.worker`): what to run, environment to add, names passed through besides the minimal
+ * set, and how its stderr says it ran out of memory.
+ */
+export interface WorkerCommand {
+  file: string;
+  args: string[];
+  env: Record<string, string>;
+  passEnv: readonly string[];
+  oom: RegExp;
+  /** The exit code the program uses when it ran out of memory. */
+  oomExitCode?: number;
+}
+
 export interface ProcessSpawnOptions {
   appSpec: string;
   handler: number;
@@ -42,6 +57,8 @@ export interface ProcessSpawnOptions {
   workerEnv?: readonly string[] | undefined;
   /** The object store to open in the child, without its token (children never get secrets). */
   objects?: ObjectStoreOptions | undefined;
+  /** Run this instead of a Node worker. */
+  command?: WorkerCommand | undefined;
 }
 
 const entry = workerEntry(import.meta.url, "worker-process");
@@ -60,6 +77,8 @@ class ProcessHandle implements WorkerHandle {
     name: string,
     readonly key: string,
     child: ChildProcess,
+    oomPattern: RegExp = OOM,
+    oomExitCode?: number,
   ) {
     this.name = name;
     this.child = child;
@@ -67,13 +86,22 @@ class ProcessHandle implements WorkerHandle {
       process.stderr.write(chunk);
       this.#stderrTail = (this.#stderrTail + chunk.toString("utf8")).slice(-4096);
     });
+    let ended = false;
     child.once("exit", (code, signal) => {
-      const oom = OOM.test(this.#stderrTail);
+      if (ended) return;
+      ended = true;
+      const oom = oomPattern.test(this.#stderrTail) || (oomExitCode !== undefined && code === oomExitCode);
       this.onExit(
         oom
           ? { reason: "oom", detail: `worker process ${name} (pid ${child.pid}) went over its memory limit` }
           : { reason: "exit", detail: `worker process ${name} (pid ${child.pid}) exited with ${signal ?? `code ${code}`}` },
       );
+    });
+    // A program that cannot be started (ENOENT) may never emit 'exit'.
+    child.once("error", (err) => {
+      if (ended || child.pid !== undefined) return;
+      ended = true;
+      this.onExit({ reason: "exit", detail: `worker process ${name} could not be started: ${err.message}` });
     });
   }
 
@@ -113,17 +141,24 @@ export class ProcessSpawner {
   }
 
   readonly spawn: SpawnWorker = (name) => {
-    const args: string[] = [];
-    if (this.#o.memoryMb) args.push(`--max-old-space-size=${this.#o.memoryMb}`);
-    if (entry.typescript) args.push("--import", import.meta.resolve("tsx"));
-    args.push(fileURLToPath(entry.url));
     const key = randomBytes(16).toString("hex");
-    const child = spawn(process.execPath, args, { env: this.#env(name, key), stdio: ["ignore", "inherit", "pipe"] });
-    const handle = new ProcessHandle(name, key, child);
+    const command = this.#o.command;
+    const child = command
+      ? spawn(command.file, command.args, { env: { ...this.#env(name, key), ...command.env }, stdio: ["ignore", "inherit", "pipe"] })
+      : spawn(process.execPath, this.#nodeArgs(), { env: this.#env(name, key), stdio: ["ignore", "inherit", "pipe"] });
+    const handle = new ProcessHandle(name, key, child, command?.oom, command?.oomExitCode);
     this.#pending.set(handle.key, handle);
     child.once("exit", () => this.#pending.delete(handle.key));
     return handle;
   };
+
+  #nodeArgs(): string[] {
+    const args: string[] = [];
+    if (this.#o.memoryMb) args.push(`--max-old-space-size=${this.#o.memoryMb}`);
+    if (entry.typescript) args.push("--import", import.meta.resolve("tsx"));
+    args.push(fileURLToPath(entry.url));
+    return args;
+  }
 
   async close(): Promise<void> {
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
@@ -132,7 +167,7 @@ export class ProcessSpawner {
 
   #env(name: string, key: string): NodeJS.ProcessEnv {
     const env: NodeJS.ProcessEnv = {};
-    for (const k of [...BASE_ENV, ...(this.#o.workerEnv ?? [])]) {
+    for (const k of [...BASE_ENV, ...(this.#o.command?.passEnv ?? []), ...(this.#o.workerEnv ?? [])]) {
       if (process.env[k] !== undefined && !SECRET_ENV.has(k)) env[k] = process.env[k];
     }
     Object.assign(env, {

@@ -9,7 +9,8 @@
  *   the shallow pipeline so that jobs wait here, where any worker that frees up takes them. A job
  *   goes to the warm worker holding the fewest.
  * - **Known running job.** Workers run their jobs in order (worker-runtime.ts), so the oldest
- *   unanswered job of a worker is the one running. When a worker dies, that job fails (502
+ *   unanswered job of a worker is the one running (the oldest `perWorker`, for a worker that runs
+ *   several at once, as a Python `async` worker does). When a worker dies, those fail (502
  *   WORKER_CRASHED, or WORKER_OUT_OF_MEMORY) and the others, which never started, go to another
  *   worker — unless their body was transferred away, which is why such jobs only go to idle workers.
  * - **Aborts.** An aborted job still queued here is dropped; one queued in a worker is cancelled
@@ -23,7 +24,7 @@ import { AnyServeError } from "../errors.js";
 import type { EncodedBody } from "../protocol/types.js";
 import type { Logger } from "../util/log.js";
 import type { StrategyName, StrategyStats } from "./base.js";
-import type { SpawnWorker, WorkerExit } from "./handle.js";
+import type { SpawnWorker, WorkerExit, WorkerHandle } from "./handle.js";
 import { Job, type Slot } from "./job.js";
 import type { JobMode, Task, TaskHooks } from "./task.js";
 import { batchOutcomesOf, encodedOf, errorOf, Msg, type Meta } from "./worker-protocol.js";
@@ -42,6 +43,13 @@ export interface GroupOptions {
   idleMs: number;
   logger: Logger;
   onFailed?: ((reason: string) => void) | undefined;
+  /** Jobs a worker runs at once, started in arrival order (default 1). */
+  perWorker?: number | undefined;
+  /**
+   * A message a worker sends on its own (a Python worker's CALL or FETCH): answer it on `handle`.
+   * `signal` is the abort signal of the job it names in `meta.job`, while that job is unanswered.
+   */
+  onWorkerRequest?: ((handle: WorkerHandle, type: number, id: number, meta: Meta, body: Buffer, signal?: CancelSignal) => void) | undefined;
 }
 
 /** Handlers faster than this on average get the deep pipeline. */
@@ -100,12 +108,20 @@ export class WorkerGroup {
   /** Every caller of a job has gone (one function for all jobs, not a closure per job). */
   readonly #onJobAbort = (job: Job): void => this.#abort(job);
 
-  run(mode: JobMode, tasks: Task[], signals: CancelSignal[], hooks?: TaskHooks, onChunk?: (chunk: EncodedBody) => void): Promise<unknown> {
+  /** Runs a job on a worker; `handler` names the handler when workers serve several (RUN meta `h`). */
+  run(
+    mode: JobMode,
+    tasks: Task[],
+    signals: CancelSignal[],
+    hooks?: TaskHooks,
+    onChunk?: (chunk: EncodedBody) => void,
+    handler?: number,
+  ): Promise<unknown> {
     if (this.#state !== "running")
       return Promise.reject(new AnyServeError("SHUTTING_DOWN", `the ${this.#o.name} workers are ${this.#state}`));
     return new Promise((resolve, reject) => {
       const id = (this.#nextId = (this.#nextId % 0xffff_fffe) + 1);
-      const job = new Job({ id, mode, tasks, signals, hooks, onChunk, resolve, reject, onAbort: this.#onJobAbort });
+      const job = new Job({ id, mode, tasks, signals, hooks, onChunk, resolve, reject, onAbort: this.#onJobAbort, handler });
       if (job.signal.aborted) return job.settle(job.abortError());
       this.#inFlight++;
       this.#waiting.push(job);
@@ -243,7 +259,19 @@ export class WorkerGroup {
         t.unref();
         return;
       }
+      default: {
+        const on = this.#o.onWorkerRequest;
+        if (!on) return;
+        const jobId = typeof meta?.job === "number" ? meta.job : undefined;
+        const job = jobId === undefined ? undefined : slot.jobs.find((j) => j.id === jobId);
+        on(slot.handle, type, id, meta, body, job?.signal);
+      }
     }
+  }
+
+  /** Jobs a worker runs at once: the oldest this many of its unanswered jobs are running. */
+  get perWorker(): number {
+    return this.#o.perWorker ?? 1;
   }
 
   /** Run time: from when the job could start (sent, or its predecessor done) to its answer. */
@@ -263,7 +291,7 @@ export class WorkerGroup {
     if (slot.jobs.length === 0) slot.idleSince = Date.now();
     clearTimeout(job!.graceTimer);
     // The next job starts now; if its callers already left, it gets the same grace as any abort.
-    const next = slot.jobs[0];
+    const next = slot.jobs[this.perWorker - 1];
     if (next?.signal.aborted && !next.graceTimer) this.#armGrace(next, slot);
     return job;
   }
@@ -277,7 +305,9 @@ export class WorkerGroup {
       return;
     }
     slot.handle.send(Msg.CANCEL, job.id, null);
-    if (slot.jobs[0] === job) this.#armGrace(job, slot); // else queued in the worker: it answers CANCELLED at once
+    // Running: it has the grace period; else queued in the worker, which answers CANCELLED at once.
+    const at = slot.jobs.indexOf(job);
+    if (at >= 0 && at < this.perWorker) this.#armGrace(job, slot);
   }
 
   /** A running job whose callers left has `graceMs` to end before its worker is terminated. */
@@ -295,8 +325,7 @@ export class WorkerGroup {
     this.#slots.delete(slot);
     const wasStarting = slot.state === "starting";
     const jobs = slot.jobs.splice(0);
-    const running = jobs.shift();
-    if (running) this.#settle(running, this.#deathError(running, slot, exit));
+    for (const running of jobs.splice(0, this.perWorker)) this.#settle(running, this.#deathError(running, slot, exit));
     // Jobs queued behind it never started: they go elsewhere, unless their body moved with the worker.
     for (const job of jobs.reverse()) {
       if (job.signal.aborted) this.#settle(job, job.abortError());

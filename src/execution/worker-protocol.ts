@@ -37,6 +37,14 @@ export const Msg = {
   STOPPED: 20,
   /** ← worker: the request's `timeout` parameter lowered a task's deadline. meta `{i, dl}`. */
   DEADLINE: 21,
+  /** ← worker: call a capability through the replica's router (`ctx.call` of a Python worker). id: the worker's own; meta `{job, q, timeout, ct, hl?}`. */
+  CALL: 24,
+  /** → worker: a CALL's answer. meta `{ct, hl?}` or an error. */
+  CALL_RESULT: 25,
+  /** ← worker: read an object through the replica (owned by another replica: the replica has the token). meta `{ref, op: "get" | "stat"}`. */
+  FETCH: 26,
+  /** → worker: a FETCH's answer. meta: the object's info, or an error; body: its bytes (`get`). */
+  FETCHED: 27,
 } as const;
 
 export type Meta = Record<string, unknown> | null;
@@ -46,9 +54,14 @@ export type SendFn = (type: number, id: number, meta: Meta, body?: Buffer) => vo
 
 const EMPTY = Buffer.alloc(0);
 
-/** The RUN message of a job: one body, or a batch's bodies concatenated (one copy, batches are small requests). */
-export function runMessage(mode: JobMode, tasks: readonly Task[]): { meta: Meta; body: Buffer } {
-  const meta = { mode, calls: tasks.map((t) => t.call), sizes: tasks.map((t) => t.body.length) };
+/**
+ * The RUN message of a job: one body, or a batch's bodies concatenated (one copy, batches are small
+ * requests). `handler` (meta `h`) names the handler when the worker serves several (a Python worker
+ * serves its whole unit); without it the worker runs the one it was started for.
+ */
+export function runMessage(mode: JobMode, tasks: readonly Task[], handler?: number): { meta: Meta; body: Buffer } {
+  const meta: Record<string, unknown> = { mode, calls: tasks.map((t) => t.call), sizes: tasks.map((t) => t.body.length) };
+  if (handler !== undefined) meta.h = handler;
   return { meta, body: tasks.length === 1 ? tasks[0]!.body : Buffer.concat(tasks.map((t) => t.body)) };
 }
 

@@ -9,6 +9,7 @@
  * `direct: false`) sends every call through the API server.
  */
 import type { CapabilityMap } from "../protocol/capability.js";
+import type { InferRequest, InferResponse } from "../protocol/types.js";
 import { Client, type ClientOptions } from "./client.js";
 import type { Caller, CallOptions } from "./context.js";
 
@@ -35,6 +36,15 @@ export class ApiServerCaller implements Caller {
 
   call(capability: CapabilityMap, inputs: unknown, o: CallOptions & { timeout: number; signal?: AbortSignal }): Promise<unknown> {
     return this.#use().infer(capability, inputs, { timeout: o.timeout, ...(o.signal ? { signal: o.signal } : {}) });
+  }
+
+  callRaw(capability: CapabilityMap, request: InferRequest, o: { timeout: number; signal?: AbortSignal }): Promise<InferResponse> {
+    return this.#use().inferRaw(capability, request.inputs, {
+      timeout: o.timeout,
+      ...(o.signal ? { signal: o.signal } : {}),
+      ...(request.parameters ? { parameters: request.parameters } : {}),
+      ...(request.id !== undefined ? { id: request.id } : {}),
+    });
   }
 
   callStream(

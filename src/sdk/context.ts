@@ -5,6 +5,7 @@
 import { AnyServeError } from "../errors.js";
 import { normalizeCapability, type CapabilityInput, type CapabilityMap } from "../protocol/capability.js";
 import type { ObjectStoreApi } from "../objects/types.js";
+import type { InferRequest, InferResponse } from "../protocol/types.js";
 import type { Logger } from "../util/log.js";
 import { toAbortSignal, type CancelSignal } from "../util/cancel.js";
 
@@ -17,6 +18,8 @@ export interface CallOptions {
 /** A cross-replica caller (provided by the replica when it knows its API server). */
 export interface Caller {
   call(capability: CapabilityMap, inputs: unknown, options: CallOptions & { timeout: number; signal?: AbortSignal }): Promise<unknown>;
+  /** The call with a whole request in and the whole response out (a Python worker's CALL: nothing decoded to values). */
+  callRaw?(capability: CapabilityMap, request: InferRequest, options: { timeout: number; signal?: AbortSignal }): Promise<InferResponse>;
   callStream?(
     capability: CapabilityMap,
     inputs: unknown,

@@ -13,6 +13,7 @@ import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { closest } from "../util/closest.js";
 import { isApp, type AnyServe } from "./app.js";
+import { isPythonSpec, loadPythonApp, PythonAppError } from "./python-app.js";
 import { isServiceClass, serviceApp } from "./service.js";
 
 let tsxRegistered = false;
@@ -67,10 +68,20 @@ export interface LoadAppOptions {
    * export's name.
    */
   service?: string;
+  /** The interpreter of a Python app (`.py`): default `$ANYSERVE_PYTHON`, else `python3` (python-app.ts). */
+  python?: string | null | undefined;
 }
 
 export async function loadApp(spec: string, opts: LoadAppOptions | string = {}): Promise<AnyServe> {
-  const { cwd = process.cwd(), service } = typeof opts === "string" ? { cwd: opts } : opts;
+  const { cwd = process.cwd(), service, python } = typeof opts === "string" ? { cwd: opts } : opts;
+  if (isPythonSpec(spec)) {
+    try {
+      return await loadPythonApp(spec, { python, cwd, ...(service ? { service } : {}) });
+    } catch (err) {
+      if (err instanceof PythonAppError) throw new AppLoadError(err.kind, err.message, path.resolve(cwd, spec));
+      throw err;
+    }
+  }
   const colon = spec.lastIndexOf(":");
   const hasExport = colon > 1; // not a Windows drive letter
   const fileSpec = hasExport ? spec.slice(0, colon) : spec;
@@ -135,7 +146,7 @@ function packageType(dir: string): string | undefined {
 /** Why an app could not be loaded: its file is missing, its module threw, or it exports no app under the name. */
 export class AppLoadError extends Error {
   constructor(
-    readonly kind: "not_found" | "import_failed" | "no_export",
+    readonly kind: "not_found" | "import_failed" | "no_export" | "no_interpreter",
     message: string,
     readonly file: string,
     /** `no_export`: what the module does export that could be served. */

@@ -9,7 +9,7 @@ import { after, before, describe, test } from "node:test";
 import type { ExecutionStrategy, StrategyOptions } from "../../src/execution/base.js";
 import { AnyServeError } from "../../src/errors.js";
 import { waitFor } from "../helpers/processes.js";
-import { answer, freshReplicaId, marks, never, strategyOptions, task } from "./helpers.js";
+import { answer, freshReplicaId, marks, never, strategyOptions, task, type FixtureApp } from "./helpers.js";
 
 export interface ConformanceTarget {
   name: string;
@@ -18,6 +18,8 @@ export interface ConformanceTarget {
   options?: Partial<StrategyOptions>;
   /** Why the worker-isolation tests (crash, stuck, memory) do not apply, if they do not. */
   noIsolation?: string;
+  /** The fixture app with the suite's handlers (default: the TypeScript one). */
+  app?: FixtureApp;
 }
 
 const rejectsWith = async (p: Promise<unknown>, code: string, message?: RegExp): Promise<void> => {
@@ -32,7 +34,7 @@ const rejectsWith = async (p: Promise<unknown>, code: string, message?: RegExp):
 export function runConformance(target: ConformanceTarget): void {
   const made: ExecutionStrategy[] = [];
   const make = async (type: string, extra: Partial<StrategyOptions> & { replicaId?: string } = {}): Promise<ExecutionStrategy> => {
-    const s = target.create(await strategyOptions(type, { ...target.options, ...extra }));
+    const s = target.create(await strategyOptions(type, { ...target.options, ...extra }, target.app));
     made.push(s);
     return s;
   };

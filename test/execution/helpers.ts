@@ -41,17 +41,34 @@ export function freshReplicaId(tag: string): string {
   return id;
 }
 
+/** A fixture app for the execution tests: its spec, and how to load it (once). */
+export interface FixtureApp {
+  spec: string;
+  load(): Promise<AnyServe>;
+}
+
+/** The TypeScript fixture (exec_app.ts), the default. */
+export const TS_EXEC_APP: FixtureApp = { spec: EXEC_APP, load: execApp };
+
+let pyLoaded: Promise<AnyServe> | undefined;
+/** The same handlers in Python (fixtures/python/exec_app.py), run by Python workers. */
+export const PY_EXEC_APP: FixtureApp = {
+  spec: path.join(FIXTURES, "python", "exec_app.py:app"),
+  load: () => (pyLoaded ??= loadApp(path.join(FIXTURES, "python", "exec_app.py:app"))),
+};
+
 /** Strategy options for handler `type` of the fixture app. */
 export async function strategyOptions(
   type: string,
   extra: Partial<StrategyOptions> & { replicaId?: string } = {},
+  fixture: FixtureApp = TS_EXEC_APP,
 ): Promise<StrategyOptions> {
-  const app = await execApp();
+  const app = await fixture.load();
   const { replicaId = freshReplicaId(type), ...rest } = extra;
   return {
     env: { app, replicaId, logger },
     handler: handlerIndex(app, type),
-    appSpec: EXEC_APP,
+    appSpec: fixture.spec,
     threads: 1,
     graceMs: 300,
     startRetries: 3,

@@ -1,0 +1,202 @@
+"""What a handler gets besides its request: who it is, what it matched, its deadline and
+cancellation, a logger — and, where the replica has them, the object store and calls to other
+capabilities through the replica's router.
+
+Example::
+
+    @app.capability(type="chat")
+    def chat(request, context):
+        emb = context.call({"type": "embed"}, {"text": "hi"})          # within this request's deadline
+        kv = context.call_service("kv").get("last")                      # a class service's method
+        ref = context.objects.create({"embedding": emb})
+        context.logger.info("answered %s", context.request_id)
+        return {"ref": ref, "last": kv}
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from typing import Any, Callable, Dict, List, Optional
+
+from .capability import Capability
+from .errors import AnyServeError
+
+NO_STORE = "ObjectStore not available. Make sure --object-store is configured."
+NO_CALLS = "cross-replica call not available: the replica has no API server (start it with --api-server)"
+
+
+class Cancellation:
+    """Set once when the request is cancelled (deadline passed, caller gone); thread-safe."""
+
+    __slots__ = ("_event", "reason", "_callbacks", "_lock")
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.reason: Optional[AnyServeError] = None
+        self._callbacks: List[Callable[[], None]] = []
+        self._lock = threading.Lock()
+
+    def cancel(self, reason: Optional[AnyServeError] = None) -> None:
+        with self._lock:
+            if self._event.is_set():
+                return
+            self.reason = reason or AnyServeError("CANCELLED", "the request was cancelled")
+            self._event.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for cb in callbacks:
+            try:
+                cb()
+            except Exception:  # noqa: BLE001 - a callback must not stop the others
+                pass
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        return self._event.wait(timeout)
+
+    def on_cancel(self, cb: Callable[[], None]) -> None:
+        """Calls ``cb`` when cancelled (at once if it already is)."""
+        with self._lock:
+            if not self._event.is_set():
+                self._callbacks.append(cb)
+                return
+        cb()
+
+
+class ServiceProxy:
+    """``context.call_service("kv").get("k")``: every attribute is a method of the remote service."""
+
+    def __init__(self, call: Callable[[str, tuple, Dict[str, Any]], Any], name: str) -> None:
+        self._call = call
+        self._name = name
+
+    def __getattr__(self, method: str) -> Callable[..., Any]:
+        if method.startswith("__"):
+            raise AttributeError(method)
+        return lambda *args, **kwargs: self._call(method, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<service {self._name!r}>"
+
+
+def service_inputs(args: tuple, kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    """A service method call's inputs: ``args`` (a JSON array), and ``kwargs`` (a JSON object) when given."""
+    inputs: Dict[str, Any] = {"args": json.dumps(list(args), separators=(",", ":"), default=_ref_string)}
+    if kwargs:
+        inputs["kwargs"] = json.dumps(kwargs, separators=(",", ":"), default=_ref_string)
+    return inputs
+
+
+def _ref_string(v: Any) -> Any:
+    from .objects import ObjRef
+
+    if isinstance(v, ObjRef):
+        return v.to_string()
+    if type(v).__module__ == "numpy" and hasattr(v, "tolist"):
+        return v.tolist()
+    raise TypeError(f"{type(v).__name__} is not JSON serializable")
+
+
+def unwrap_result(value: Any) -> Any:
+    """A service method's answer is ``{"result": …}``: give back the result itself."""
+    return value["result"] if isinstance(value, dict) and "result" in value else value
+
+
+class Context:
+    """See the module doc. ``deadline`` is epoch seconds (``time.time()``); ``remaining`` seconds."""
+
+    def __init__(
+        self,
+        objects: Any = None,
+        call_func: Optional[Callable[..., Any]] = None,
+        replica_id: Optional[str] = None,
+        capability: Any = None,
+        *,
+        request_id: str = "",
+        deadline: Optional[float] = None,
+        cancellation: Optional[Cancellation] = None,
+        logger: Optional[logging.Logger] = None,
+        worker: Optional[str] = None,
+        delegation_depth: int = 0,
+    ) -> None:
+        self._objects = objects
+        self._call = call_func
+        self.replica_id = replica_id
+        self.capability = capability if isinstance(capability, Capability) or capability is None else Capability(capability)
+        self.request_id = request_id
+        self.deadline = deadline
+        self.cancellation = cancellation or Cancellation()
+        self.logger = logger or logging.getLogger("anyserve.handler")
+        self.worker = worker
+        self.delegation_depth = delegation_depth
+
+    # ── objects and calls ──
+
+    @property
+    def objects(self) -> Any:
+        if self._objects is None:
+            raise RuntimeError(NO_STORE)
+        return self._objects
+
+    def call(self, capability: Dict[str, Any], inputs: Any, **kwargs: Any) -> Any:
+        """Calls another capability through the replica's router and returns its decoded answer.
+
+        Keywords: ``timeout`` (seconds; never more than this request has left), ``raw=True`` for the
+        whole :class:`ModelInferResponse`, ``parameters``, ``datatypes`` (per input name).
+        """
+        if self._call is None:
+            raise RuntimeError(NO_CALLS)
+        return self._call(capability, inputs, **kwargs)
+
+    async def acall(self, capability: Dict[str, Any], inputs: Any, **kwargs: Any) -> Any:
+        """:meth:`call` for ``async def`` handlers: waits without holding the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(None, lambda: self.call(capability, inputs, **kwargs))
+
+    def call_service(self, name: str) -> ServiceProxy:
+        """A proxy of class service ``name``: ``context.call_service("kv").get("k")``."""
+
+        def send(method: str, args: tuple, kwargs: Dict[str, Any]) -> Any:
+            return unwrap_result(self.call({"service": name, "method": method}, service_inputs(args, kwargs)))
+
+        return ServiceProxy(send, name)
+
+    # ── time and cancellation ──
+
+    @property
+    def remaining(self) -> float:
+        """Seconds left before the deadline (never negative; infinity without one)."""
+        return float("inf") if self.deadline is None else max(0.0, self.deadline - time.time())
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the deadline passed or the caller went away: stop working and return (or raise)."""
+        return self.cancellation.cancelled
+
+    def is_cancelled(self) -> bool:
+        return self.cancellation.cancelled
+
+    def check_cancelled(self) -> None:
+        """Raises the cancellation's error (``CANCELLED`` / ``DEADLINE_EXCEEDED``) if cancelled."""
+        if self.cancellation.cancelled:
+            raise self.cancellation.reason or AnyServeError("CANCELLED", "the request was cancelled")
+
+    def sleep(self, seconds: float) -> None:
+        """Sleeps, but raises as soon as the request is cancelled."""
+        if self.cancellation.wait(seconds):
+            self.check_cancelled()
+
+    async def asleep(self, seconds: float) -> None:
+        """:meth:`sleep` for ``async def`` handlers (the task is cancelled outright on cancellation)."""
+        await asyncio.sleep(seconds)
+        self.check_cancelled()
+
+    def __repr__(self) -> str:
+        return f"Context(replica_id={self.replica_id!r}, capability={self.capability!r}, request_id={self.request_id!r})"
+
+
+__all__ = ["Context", "Cancellation", "ServiceProxy", "service_inputs", "unwrap_result", "NO_STORE", "NO_CALLS"]

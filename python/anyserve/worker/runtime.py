@@ -1,0 +1,647 @@
+"""A Python worker's runtime: takes RUN messages, runs the app's handlers on them, answers every
+RUN with exactly one terminal message (RESULT, or END for a stream), honours CANCEL and STOP.
+
+Two ways to run, chosen by the replica (``ANYSERVE_WORKER_CONCURRENCY``):
+
+- **one at a time** (strategies ``single``, ``multi``, ``pool``, ``process``): jobs run in arrival
+  order on the main thread. The replica may pipeline more jobs into the worker; because the oldest
+  unanswered job is always the running one, it knows which jobs had not started when a worker
+  dies. Answers of quick jobs are held while more jobs wait (at most ``HOLD_S``), so a burst goes
+  back in one write.
+- **N at once** (strategy ``async``): an asyncio loop on the main thread starts jobs in arrival
+  order, up to N at a time: ``async def`` handlers run on the loop, plain ``def`` handlers in a
+  pool of N threads. The running jobs are always the N oldest unanswered ones.
+
+A reader thread reads the socket all the time, so a CANCEL reaches a running handler (its
+``context.cancelled`` turns true; an ``async def`` handler's task is cancelled outright), and the
+answers to the worker's own requests (``context.call``, objects owned elsewhere) reach the
+handler waiting for them.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import json
+import logging
+import os
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+
+from ..app import AnyServe, HandlerEntry, WorkerInfo
+from ..capability import normalize
+from ..codec import JSON, decode_request, decode_response, encode_json_request, encode_response
+from ..context import Cancellation, Context
+from ..errors import AnyServeError
+from ..messages import ModelInferRequest
+from ..stream import Stream
+from ..values import inputs_to_request, response_to_value, result_to_response
+from . import protocol as P
+
+#: How long a quick job's answer may wait for the next jobs' before it is sent anyway (seconds).
+HOLD_S = 0.0002
+
+log = logging.getLogger("anyserve.worker")
+
+
+class Job:
+    __slots__ = ("id", "mode", "calls", "bodies", "handler", "cancels", "task")
+
+    def __init__(self, id_: int, mode: str, calls: List[Dict[str, Any]], bodies: List[bytes], handler: int) -> None:
+        self.id = id_
+        self.mode = mode
+        self.calls = calls
+        self.bodies = bodies
+        self.handler = handler
+        self.cancels = [Cancellation() for _ in calls]
+        #: The asyncio task running it (async mode, ``async def`` handlers).
+        self.task: Optional["asyncio.Task[Any]"] = None
+
+
+class _Pending:
+    """A request the worker made to the replica, waiting for its answer."""
+
+    __slots__ = ("event", "meta", "body")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.meta: Optional[Dict[str, Any]] = None
+        self.body = b""
+
+
+Terminal = Tuple[int, Optional[Dict[str, Any]], bytes]
+
+
+def error_of(err: BaseException) -> AnyServeError:
+    if isinstance(err, AnyServeError):
+        return err
+    if isinstance(err, asyncio.CancelledError):
+        return AnyServeError("CANCELLED", "the request was cancelled")
+    if isinstance(err, MemoryError):
+        return AnyServeError("WORKER_OUT_OF_MEMORY", "the worker went over its memory limit")
+    # The exception's own message, as a TypeScript handler's Error gives its message (the type and
+    # the traceback go to the replica's log).
+    return AnyServeError.of(err) if getattr(err, "code", None) else AnyServeError("WORKER_ERROR", str(err) or type(err).__name__)
+
+
+def _meta_of(err: AnyServeError) -> Dict[str, Any]:
+    return P.error_meta(err.code, err.message, err.data)
+
+
+class Runtime:
+    def __init__(
+        self,
+        sock: socket.socket,
+        *,
+        name: str,
+        replica_id: str,
+        concurrency: int = 1,
+    ) -> None:
+        self.sock = sock
+        self.name = name
+        self.replica_id = replica_id
+        self.concurrency = max(1, concurrency)
+        self.app: Optional[AnyServe] = None
+        self.unit = 0
+        self.objects: Any = None
+        self._wlock = threading.Lock()
+        self._out: List[bytes] = []
+        self._out_since = 0.0
+        self._cond = threading.Condition()
+        self._queue: Deque[Job] = deque()
+        self._running: Dict[int, Job] = {}
+        self._stopping = False
+        self._ready = False
+        self._pending: Dict[int, _Pending] = {}
+        self._ids = itertools.count(1)
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._executor: Optional[ThreadPoolExecutor] = None
+        #: Average run time of a job (seconds, moving average): answers are held only while it is short.
+        self._avg = HOLD_S
+
+    # ── writing ──
+
+    def send(self, type_: int, id_: int, meta: Optional[Dict[str, Any]] = None, body: bytes = b"", flush: bool = True) -> None:
+        frame = P.encode(type_, id_, meta, body)
+        with self._wlock:
+            if not self._out:
+                self._out_since = time.perf_counter()
+            self._out.append(frame)
+            if flush:
+                self._flush_locked()
+
+    def flush(self) -> None:
+        with self._wlock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        if not self._out:
+            return
+        data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
+        self._out.clear()
+        try:
+            self.sock.sendall(data)
+        except OSError:
+            _exit(0)  # the replica is gone: nothing left to serve
+
+    # ── reading ──
+
+    def start_reader(self) -> None:
+        threading.Thread(target=self._read_loop, name="anyserve-reader", daemon=True).start()
+
+    def _read_loop(self) -> None:
+        try:
+            self._read_frames()
+        except BaseException:  # noqa: BLE001 - without its reader the worker is deaf: end it (MemoryError included)
+            traceback.print_exc()
+            _exit(3)
+
+    def _read_frames(self) -> None:
+        reader = P.FrameReader()
+        while True:
+            try:
+                data = self.sock.recv(1 << 20)
+            except OSError:
+                data = b""
+            if not data:
+                _exit(0)  # without its replica there is nothing to serve
+            try:
+                frames = reader.feed(data)
+            except (P.ProtocolError, ValueError) as err:
+                log.error("malformed frames from the replica: %s", err)
+                _exit(1)
+            for type_, id_, meta, body in frames:
+                self._receive(type_, id_, meta, body)
+
+    def _receive(self, type_: int, id_: int, meta: Any, body: bytes) -> None:
+        if type_ == P.RUN:
+            try:
+                mode, calls, bodies, h = P.tasks_of(meta, body)
+            except P.ProtocolError as err:
+                self.send(P.RESULT, id_, P.error_meta("INTERNAL", f"worker protocol: {err}"))
+                return
+            self._admit(Job(id_, mode, calls, bodies, self.unit if h is None else h))
+        elif type_ == P.CANCEL:
+            self._cancel(id_, meta.get("i") if isinstance(meta, dict) and isinstance(meta.get("i"), int) else None)
+        elif type_ == P.STOP:
+            with self._cond:
+                self._stopping = True
+                self._cond.notify()
+            if self._loop is not None and self.concurrency > 1:
+                self._loop.call_soon_threadsafe(self._maybe_stop_async)
+        elif type_ in (P.CALL_RESULT, P.FETCHED):
+            pending = self._pending.pop(id_, None)
+            if pending is not None:
+                pending.meta, pending.body = meta, body
+                pending.event.set()
+        # Unknown types are ignored, so a newer replica can add messages.
+
+    def _admit(self, job: Job) -> None:
+        if self.concurrency > 1 and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._admit_async, job)
+            return
+        with self._cond:
+            self._queue.append(job)
+            self._cond.notify()
+
+    def _cancel(self, id_: int, index: Optional[int]) -> None:
+        reason = AnyServeError("CANCELLED", "the request was cancelled")
+        with self._cond:
+            job = self._running.get(id_)
+            at = -1
+            if job is None:
+                at = next((k for k, j in enumerate(self._queue) if j.id == id_), -1)
+                if at < 0:
+                    return
+                job = self._queue[at]
+            # The replica counts the oldest `concurrency` unanswered jobs as running: a job within
+            # them is about to start here (and starts with its cancellation set, so its handler sees
+            # it, as a running one does). One further back has not started: answered at once.
+            starting = job.id in self._running or at < self.concurrency - len(self._running)
+            if starting or (index is not None and len(job.calls) > 1):
+                for i, c in enumerate(job.cancels):
+                    if index is None or i == index:
+                        c.cancel(reason)
+                return
+            del self._queue[at]
+        self.send(P.END if job.mode == "stream" else P.RESULT, id_, _meta_of(reason))
+
+    # ── boot and stop ──
+
+    def boot(self, app: AnyServe, unit: int) -> None:
+        """Runs the unit's start hooks (load the model); raises when they fail."""
+        self.app = app
+        self.unit = unit
+        if not 0 <= unit < len(app.handlers):
+            raise AnyServeError("INTERNAL", f"handler #{unit} is not registered in this copy of the app (it has {len(app.handlers)})")
+        entry = app.handlers[unit]
+        entry.start_hook(WorkerInfo(entry.capability.to_dict(), self.replica_id, self.name))
+        self._ready = True
+
+    def _stop_hooks(self) -> None:
+        if self.app is None:
+            return
+        entry = self.app.handlers[self.unit]
+        try:
+            entry.stop_hook(WorkerInfo(entry.capability.to_dict(), self.replica_id, self.name))
+        except Exception as err:  # noqa: BLE001 - logged, not raised (as onStop)
+            log.warning("the stop hook of %s failed: %s", entry.capability, err)
+
+    def _finish(self) -> None:
+        self._stop_hooks()
+        self.send(P.STOPPED, 0)
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        _exit(0)
+
+    # ── one at a time ──
+
+    def serve_serial(self) -> None:
+        self._loop = asyncio.new_event_loop()  # for async def handlers, reused by every job
+        while True:
+            with self._cond:
+                while not self._queue and not self._stopping:
+                    self._cond.wait()
+                if not self._queue:
+                    break
+                job = self._queue.popleft()
+                self._running[job.id] = job
+            started = time.perf_counter()
+            type_, meta, body = self._execute(job, self._resolve_serial)
+            now = time.perf_counter()
+            self._avg = 0.8 * self._avg + 0.2 * (now - started)
+            with self._cond:
+                del self._running[job.id]
+                more = bool(self._queue)
+            # Held only while jobs are quick and more wait, and never longer than HOLD_S.
+            hold = more and self._avg < HOLD_S and (not self._out or now - self._out_since < HOLD_S)
+            self.send(type_, job.id, meta, body, flush=not hold)
+        self.flush()
+        self._finish()
+
+    def _resolve_serial(self, x: Any) -> Any:
+        return self._loop.run_until_complete(_awaited(x))  # type: ignore[union-attr]
+
+    # ── N at once ──
+
+    def serve_async(self) -> None:
+        loop = self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="anyserve-handler")
+        loop.set_default_executor(self._executor)
+        # Jobs that arrived while the app was loading.
+        with self._cond:
+            early = list(self._queue)
+            self._queue.clear()
+        for job in early:
+            self._admit_async(job)
+        loop.call_soon(self._maybe_stop_async)
+        loop.run_forever()
+
+    def _admit_async(self, job: Job) -> None:
+        with self._cond:
+            if len(self._running) >= self.concurrency:
+                self._queue.append(job)
+                return
+            self._running[job.id] = job
+        loop = self._loop
+        task = job.task = loop.create_task(self._run_async(job))  # type: ignore[union-attr]
+        # An `async def` handler's task is cancelled outright (a `def` one runs in a thread: it sees context.cancelled).
+        job.cancels[0].on_cancel(lambda: loop.call_soon_threadsafe(_cancel_task, job, task))  # type: ignore[union-attr]
+
+    async def _run_async(self, job: Job) -> None:
+        loop = asyncio.get_running_loop()
+        entry = self._entry(job)
+        try:
+            if entry is not None and entry.is_async:
+                terminal = await self._execute_async(job)
+            else:
+                job.task = None  # a thread cannot be cancelled: the handler sees context.cancelled
+                terminal = await loop.run_in_executor(None, self._execute, job, self._resolve_threaded)
+        except asyncio.CancelledError:
+            terminal = (P.END if job.mode == "stream" else P.RESULT, _meta_of(AnyServeError("CANCELLED", "the request was cancelled")), b"")
+        with self._cond:
+            self._running.pop(job.id, None)
+            nxt = self._queue.popleft() if self._queue else None
+        self.send(terminal[0], job.id, terminal[1], terminal[2])
+        if nxt is not None:
+            self._admit_async(nxt)
+        self._maybe_stop_async()
+
+    def _resolve_threaded(self, x: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(_awaited(x), self._loop).result()  # type: ignore[arg-type]
+
+    def _maybe_stop_async(self) -> None:
+        with self._cond:
+            done = self._stopping and not self._running and not self._queue
+        if done:
+            self._finish()
+
+    # ── running a job ──
+
+    def _entry(self, job: Job) -> Optional[HandlerEntry]:
+        handlers = self.app.handlers if self.app else []
+        return handlers[job.handler] if 0 <= job.handler < len(handlers) else None
+
+    def _execute(self, job: Job, resolve: Callable[[Any], Any]) -> Terminal:
+        """Runs a job to its terminal frame, awaiting what the handler returns with ``resolve``."""
+        terminal_type = P.END if job.mode == "stream" else P.RESULT
+        try:
+            entry = self._require(job)
+            if job.mode == "batch":
+                return self._batch(job, entry, resolve)
+            req, ctx = self._prepare(job, entry, 0)
+            if job.mode == "stream":
+                self._stream(job, entry, req, ctx, resolve)
+                return P.END, {}, b""
+            result = _invoke(entry, req, ctx)
+            if inspect.isawaitable(result):
+                result = resolve(result)
+            meta, body = self._answer(result, entry, job.calls[0], req)
+            return P.RESULT, meta, body
+        except BaseException as err:  # noqa: BLE001 - every failure is answered
+            return terminal_type, self._failure(err, job), b""
+
+    async def _execute_async(self, job: Job) -> Terminal:
+        terminal_type = P.END if job.mode == "stream" else P.RESULT
+        try:
+            entry = self._require(job)
+            if job.mode == "batch":
+                return await asyncio.get_running_loop().run_in_executor(None, self._batch, job, entry, self._resolve_threaded)
+            req, ctx = self._prepare(job, entry, 0)
+            if job.mode == "stream":
+                await self._stream_async(job, entry, req, ctx)
+                return P.END, {}, b""
+            result = _invoke(entry, req, ctx)
+            if inspect.isawaitable(result):
+                result = await result
+            meta, body = self._answer(result, entry, job.calls[0], req)
+            return P.RESULT, meta, body
+        except asyncio.CancelledError:
+            raise
+        except BaseException as err:  # noqa: BLE001
+            return terminal_type, self._failure(err, job), b""
+
+    def _require(self, job: Job) -> HandlerEntry:
+        entry = self._entry(job)
+        if entry is None or entry.fn is None:
+            raise AnyServeError(
+                "INTERNAL",
+                f"handler #{job.handler} is not ready in this worker (it serves unit #{self.unit}): workers must load the same app as the replica",
+            )
+        return entry
+
+    def _failure(self, err: BaseException, job: Job) -> Dict[str, Any]:
+        e = error_of(err)
+        if e.code == "WORKER_OUT_OF_MEMORY" and isinstance(err, MemoryError):
+            # As a Node worker over its heap: the process ends at once, the replica fails the running
+            # request with WORKER_OUT_OF_MEMORY (by the exit code), sends the others elsewhere and
+            # starts a replacement.
+            sys.stderr.write(f"MemoryError: worker {self.name} went over its memory limit\n")
+            _exit(P.OOM_EXIT_CODE)
+        if not isinstance(err, AnyServeError) and not isinstance(err, asyncio.CancelledError):
+            log.error(
+                "handler raised: %s",
+                e.message,
+                extra={"rid": job.calls[0].get("rid") if job.calls else None, "traceback": "".join(traceback.format_exception(type(err), err, err.__traceback__))},
+            )
+        return _meta_of(e)
+
+    def _prepare(self, job: Job, entry: HandlerEntry, i: int) -> Tuple[ModelInferRequest, Context]:
+        call = job.calls[i]
+        req = decode_request(job.bodies[i], call.get("ct"), call.get("hl"))
+        req.capability = call.get("q") or {}
+        dl = call.get("dl")
+        deadline_ms = float(dl) if isinstance(dl, (int, float)) else time.time() * 1000 + 60_000
+        t = req.parameters.get("timeout")
+        if t is not None:
+            if isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0 or t == float("inf"):
+                raise AnyServeError("INVALID_PARAMETER", f"parameter 'timeout': expected a positive number of microseconds, got {json.dumps(t)}")
+            lowered = time.time() * 1000 + t / 1000
+            if lowered < deadline_ms:
+                deadline_ms = lowered
+                self.send(P.DEADLINE, job.id, {"i": i, "dl": deadline_ms})
+        ctx = Context(
+            self.objects,
+            self._caller(job.id, deadline_ms / 1000),
+            self.replica_id,
+            entry.capability,
+            request_id=str(call.get("rid", "")),
+            deadline=deadline_ms / 1000,
+            cancellation=job.cancels[i],
+            logger=logging.getLogger("anyserve.handler"),
+            worker=self.name,
+            delegation_depth=int(call.get("d") or 0),
+        )
+        return req, ctx
+
+    def _answer(self, result: Any, entry: HandlerEntry, call: Dict[str, Any], req: ModelInferRequest) -> Tuple[Optional[Dict[str, Any]], bytes]:
+        m = call.get("m") or {}
+        model = m.get("name") or req.model_name or entry.capability.get("model") or entry.capability.get("type") or "anyserve"
+        res = result_to_response(result, model, req.id or None)
+        if m.get("version") is not None and not res.model_version:
+            res.model_version = m["version"]
+        if req.outputs:
+            chosen = []
+            for o in req.outputs:
+                t = res.outputs.get(o.name)
+                if t is None:
+                    have = ", ".join(f"'{x.name}'" for x in res.outputs) or "no outputs"
+                    raise AnyServeError("INVALID_REQUEST", f"requested output '{o.name}' is not produced: the handler returned {have}")
+                chosen.append(t)
+            res.outputs[:] = chosen
+        body, ct, hl = encode_response(res, call.get("f") or "json", req)
+        return P.answer_meta(ct, hl), body
+
+    def _stream_sink(self, job: Job, entry: HandlerEntry, req: ModelInferRequest, errors: List[str]) -> Callable[[Any], None]:
+        from .._proto import grpc_predict_v2_pb2 as pb
+
+        def sink(item: Any) -> None:
+            if errors or job.cancels[0].cancelled:
+                return
+            if isinstance(item, pb.ModelStreamInferResponse) and item.error_message:
+                errors.append(item.error_message)
+                return
+            if isinstance(item, dict) and set(item) == {"error_message"}:
+                errors.append(str(item["error_message"]))
+                return
+            meta, body = self._answer(item, entry, job.calls[0], req)
+            self.send(P.CHUNK, job.id, meta, body)
+
+        return sink
+
+    def _stream(self, job: Job, entry: HandlerEntry, req: ModelInferRequest, ctx: Context, resolve: Callable[[Any], Any]) -> None:
+        errors: List[str] = []
+        sink = self._stream_sink(job, entry, req, errors)
+        stream = Stream(sink)
+        result = _invoke(entry, req, ctx, stream)
+        if inspect.isawaitable(result):
+            result = resolve(result)
+        if inspect.isasyncgen(result):
+            agen = result
+            while not job.cancels[0].cancelled:
+                try:
+                    sink(resolve(agen.__anext__()))
+                except StopAsyncIteration:
+                    break
+        elif inspect.isgenerator(result) or (result is not None and not entry.takes_stream and _iterable(result)):
+            for item in result:
+                if job.cancels[0].cancelled:
+                    break
+                sink(item)
+        elif result is not None and not entry.takes_stream:
+            sink(result)
+        self._end_stream(stream, errors, job)
+
+    async def _stream_async(self, job: Job, entry: HandlerEntry, req: ModelInferRequest, ctx: Context) -> None:
+        errors: List[str] = []
+        sink = self._stream_sink(job, entry, req, errors)
+        stream = Stream(sink)
+        result = _invoke(entry, req, ctx, stream)
+        if inspect.isawaitable(result):
+            result = await result
+        if inspect.isasyncgen(result):
+            async for item in result:
+                if job.cancels[0].cancelled:
+                    break
+                sink(item)
+        elif result is not None and not entry.takes_stream and _iterable(result):
+            for item in result:
+                sink(item)
+        elif result is not None and not entry.takes_stream:
+            sink(result)
+        self._end_stream(stream, errors, job)
+
+    @staticmethod
+    def _end_stream(stream: Stream, errors: List[str], job: Job) -> None:
+        if stream.error_record is not None:
+            errors.append(stream.error_record["error_message"])
+        stream.close()
+        if errors:
+            raise AnyServeError("WORKER_ERROR", errors[0])
+        if job.cancels[0].cancelled:
+            raise job.cancels[0].reason or AnyServeError("CANCELLED", "the request was cancelled")
+
+    def _batch(self, job: Job, entry: HandlerEntry, resolve: Callable[[Any], Any]) -> Terminal:
+        n = len(job.calls)
+        items: List[Optional[Dict[str, Any]]] = [None] * n
+        answers: List[bytes] = [b""] * n
+        live: List[Tuple[int, ModelInferRequest, Context]] = []
+        for i in range(n):
+            try:
+                req, ctx = self._prepare(job, entry, i)
+                live.append((i, req, ctx))
+            except BaseException as err:  # noqa: BLE001 - a request that does not decode fails alone
+                items[i] = self._failure(err, job)
+        if live:
+            try:
+                results = entry.fn([r for _, r, _ in live], [c for _, _, c in live])  # type: ignore[misc]
+                if inspect.isawaitable(results):
+                    results = resolve(results)
+                if not isinstance(results, (list, tuple)) or len(results) != len(live):
+                    got = f"{len(results)} results" if isinstance(results, (list, tuple)) else type(results).__name__
+                    raise AnyServeError(
+                        "WORKER_ERROR",
+                        f"batch handler for {entry.capability} returned {got} for {len(live)} requests; it must return a list of the same length",
+                    )
+                for (i, req, _), r in zip(live, results):
+                    try:
+                        if isinstance(r, BaseException):
+                            raise r
+                        meta, body = self._answer(r, entry, job.calls[i], req)
+                        items[i] = dict(meta or {}, n=len(body))
+                        answers[i] = body
+                    except BaseException as err:  # noqa: BLE001
+                        items[i] = self._failure(err, job)
+            except BaseException as err:  # noqa: BLE001 - a throw fails every request of the batch
+                meta = self._failure(err, job)
+                for i, _, _ in live:
+                    items[i] = meta
+        return P.RESULT, {"items": items}, b"".join(a for a, it in zip(answers, items) if it is not None and "n" in it)
+
+    # ── the worker's own requests to the replica ──
+
+    def request(self, type_: int, meta: Dict[str, Any], body: bytes, timeout: float) -> Tuple[Dict[str, Any], bytes]:
+        """Sends CALL or FETCH and waits for the replica's answer; raises its error."""
+        id_ = next(self._ids) % 0xFFFFFFFE + 1
+        pending = _Pending()
+        self._pending[id_] = pending
+        self.send(type_, id_, meta, body)
+        if not pending.event.wait(timeout):
+            self._pending.pop(id_, None)
+            raise AnyServeError("DEADLINE_EXCEEDED", f"the replica did not answer within {timeout:.3f} s")
+        answer = pending.meta or {}
+        if isinstance(answer.get("code"), str):
+            raise AnyServeError.from_wire(answer)
+        return answer, pending.body
+
+    def _caller(self, job_id: int, deadline_s: float) -> Callable[..., Any]:
+        def call(
+            capability: Dict[str, Any],
+            inputs: Any,
+            timeout: Optional[float] = None,
+            raw: bool = False,
+            parameters: Optional[Dict[str, Any]] = None,
+            datatypes: Optional[Dict[str, str]] = None,
+            id: Optional[str] = None,
+        ) -> Any:
+            q = normalize(capability, "capability")
+            req = inputs_to_request(inputs, datatypes)
+            if parameters:
+                req.parameters.update(parameters)
+            if id:
+                req.id = id
+            body, ct, hl = encode_json_request(req, binary=True)
+            limit = min(deadline_s - time.time(), float("inf") if timeout is None else timeout)
+            if limit <= 0:
+                raise AnyServeError("DEADLINE_EXCEEDED", f"no time left to call {q}: the request's deadline has passed")
+            meta: Dict[str, Any] = {"job": job_id, "q": q, "timeout": limit * 1000, "ct": ct}
+            if hl is not None:
+                meta["hl"] = hl
+            answer, out = self.request(P.CALL, meta, body, limit + 5)
+            res = decode_response(out, answer.get("ct") or JSON, answer.get("hl"))
+            return res if raw else response_to_value(res)
+
+        return call
+
+    def fetcher(self, ref: str, op: str) -> Tuple[Dict[str, Any], bytes]:
+        """Reads an object the replica can reach (another replica's, with the replica's token)."""
+        return self.request(P.FETCH, {"ref": ref, "op": op}, b"", 120)
+
+
+def _cancel_task(job: Job, task: "asyncio.Task[Any]") -> None:
+    if job.task is task:
+        task.cancel()
+
+
+def _invoke(entry: HandlerEntry, req: ModelInferRequest, ctx: Context, stream: Optional[Stream] = None) -> Any:
+    fn = entry.fn
+    if entry.takes_stream:
+        return fn(req, ctx, stream)  # type: ignore[misc]
+    if entry.uses_context:
+        return fn(req, ctx)  # type: ignore[misc]
+    return fn(req)  # type: ignore[misc]
+
+
+def _iterable(x: Any) -> bool:
+    return hasattr(x, "__iter__") and not isinstance(x, (str, bytes, bytearray, dict)) and not hasattr(x, "outputs") and type(x).__module__ != "numpy"
+
+
+async def _awaited(x: Any) -> Any:
+    return await x
+
+
+def _exit(code: int) -> None:
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    finally:
+        os._exit(code)

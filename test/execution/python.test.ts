@@ -1,0 +1,67 @@
+// Python apps run in Python worker processes under every strategy: each strategy passes the shared
+// conformance suite with the Python twin of the fixture app (test/fixtures/python/exec_app.py),
+// and the seed's timing check holds for Python workers (single is serial; multi, pool and async run
+// side by side).
+import assert from "node:assert/strict";
+import { after, test } from "node:test";
+import { createStrategy } from "../../src/execution/index.js";
+import { Lane } from "../../src/execution/lane.js";
+import { runConformance } from "./conformance.js";
+import { answer, logger, never, PY_EXEC_APP, strategyOptions, task } from "./helpers.js";
+
+for (const name of ["single", "async", "multi", "pool", "process"]) {
+  runConformance({ name, create: (o) => createStrategy(name, o), options: { threads: 1 }, app: PY_EXEC_APP });
+}
+
+const lanes: Lane[] = [];
+after(() => Promise.all(lanes.map((l) => l.stop())));
+
+async function warmLane(strategy: string, type: string, threads: number): Promise<Lane> {
+  const { env, handler, onFailed: _f, ...rest } = await strategyOptions(type, { threads, maxThreads: threads }, PY_EXEC_APP);
+  const l = new Lane({
+    entry: env.app.handlers[handler]!,
+    handler,
+    strategy,
+    strategyOptions: { env, ...rest },
+    queueSize: 1000,
+    batchSize: 1,
+    batchWaitMs: 5,
+    idleTimeoutMs: 300_000,
+    logger,
+    onState: () => undefined,
+  });
+  lanes.push(l);
+  await l.start();
+  return l;
+}
+
+async function fourAtOnce(l: Lane, inputs: Record<string, unknown>): Promise<{ ms: number; who: Set<unknown> }> {
+  const t0 = performance.now();
+  const outs = await Promise.all(Array.from({ length: 4 }, () => l.run(task(inputs), never())));
+  return { ms: performance.now() - t0, who: new Set(outs.map(answer)) };
+}
+
+test("python single: 4 × 150 ms blocking calls run one after another (≥ 600 ms) in one process", async () => {
+  const { ms, who } = await fourAtOnce(await warmLane("single", "block", 4), { ms: 150 });
+  assert.ok(ms >= 600, `took ${ms} ms`);
+  assert.equal(who.size, 1);
+});
+
+test("python async with 4: 4 × 150 ms awaited sleeps overlap in one process (≤ 450 ms)", async () => {
+  const { ms } = await fourAtOnce(await warmLane("async", "sleep", 4), { ms: 150 });
+  assert.ok(ms <= 450, `took ${ms} ms`);
+});
+
+test("python async with 4: plain def handlers run in threads of the process, side by side (≤ 450 ms)", async () => {
+  const { ms, who } = await fourAtOnce(await warmLane("async", "block", 4), { ms: 150 });
+  assert.ok(ms <= 450, `took ${ms} ms`);
+  assert.equal(new Set([...who].map((w) => String(w).split("/")[0])).size, 1, "one process");
+});
+
+for (const strategy of ["multi", "pool"]) {
+  test(`python ${strategy} with 4 processes: 4 × 150 ms blocking calls in parallel (≤ 450 ms), on 4 processes`, async () => {
+    const { ms, who } = await fourAtOnce(await warmLane(strategy, "block", 4), { ms: 150 });
+    assert.ok(ms <= 450, `took ${ms} ms`);
+    assert.equal(new Set([...who].map((w) => String(w).split("/")[0])).size, 4);
+  });
+}

@@ -1,0 +1,69 @@
+"""The worker tests' app: echo, sleep (marks its cancellation), boom, coded errors, streams, batches."""
+import os
+import time
+
+from anyserve import AnyServe, AnyServeError, Worker
+
+app = AnyServe()
+MARKS = os.environ.get("MARKS_DIR", "/tmp")
+
+
+def mark(name, line):
+    with open(os.path.join(MARKS, name), "a") as f:
+        f.write(line + "\n")
+
+
+@app.capability(type="echo", on_start=lambda info: mark("hooks", f"start {info.worker}"), on_stop=lambda: mark("hooks", "stop"))
+def echo(request, context):
+    return {"text": request.inputs["text"].bytes_contents[0].decode(), "replica": context.replica_id}
+
+
+@app.capability(type="sleep")
+def sleep(request, context):
+    try:
+        context.sleep(float(request.inputs["s"].data[0]))
+    except AnyServeError:
+        mark("cancelled", context.request_id)
+        raise
+    return "slept"
+
+
+@app.capability(type="boom")
+def boom(request):
+    raise ValueError("boom from the handler")
+
+
+@app.capability(type="coded")
+def coded(request):
+    raise AnyServeError("INVALID_PARAMETER", "parameter 'k': expected 1-10, got 99")
+
+
+@app.capability(type="tokens", stream=True)
+def tokens(request, context, stream):
+    for i in range(int(request.inputs["n"].data[0])):
+        stream.send(f"t{i}")
+    stream.close()
+
+
+@app.capability(type="gen")
+def gen(request):
+    yield from ("a", "b", "c")
+
+
+@app.capability(type="batch", batch=True)
+def batch(requests, contexts):
+    return [ValueError("bad item") if r.inputs["text"].bytes_contents[0] == b"bad" else {"text": r.inputs["text"].bytes_contents[0].decode(), "size": len(requests)} for r in requests]
+
+
+@app.capability(type="aecho")
+async def aecho(request, context):
+    return {"text": request.inputs["text"].bytes_contents[0].decode()}
+
+
+@app.worker(type="model")
+class Model(Worker):
+    def on_start(self):
+        self.weights = 42
+
+    def handle(self, request, context):
+        return {"weights": self.weights}
