@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any, Dict, List, Optional, Tuple
 
 from .datatypes import DATATYPES, CONTENTS_FIELDS, check_shape, count_mismatch, describe, element_count, info_of, invalid_tensor
@@ -150,8 +151,40 @@ class _Cursor:
             )
 
 
-def tensor_from_json(obj: Any, role: str, index: int, cursor: Optional[_Cursor], cls: Any) -> Tensor:
-    """One JSON tensor (``data``, the seed's ``contents``, or binary data) as a Tensor, validated."""
+#: The seed's contents form: the datatype a tensor that names none gets from its one contents field.
+FIELD_DATATYPE = {
+    "bool_contents": "BOOL",
+    "int_contents": "INT32",
+    "int64_contents": "INT64",
+    "uint_contents": "UINT32",
+    "uint64_contents": "UINT64",
+    "fp32_contents": "FP32",
+    "fp64_contents": "FP64",
+    "bytes_contents": "BYTES",
+}
+
+
+def _filled(contents: Any, label: str) -> List[Tuple[str, List[Any]]]:
+    if not isinstance(contents, dict):
+        raise invalid_tensor(f"{label}: contents must be an object of {', '.join(FIELD_DATATYPE)}, got {describe(contents)}")
+    _no_prototype_keys(contents, f"{label} contents")
+    out = []
+    for k, v in contents.items():
+        if k not in FIELD_DATATYPE:
+            raise invalid_tensor(f"{label}: unknown contents field '{str(k)[:64]}', expected one of {', '.join(FIELD_DATATYPE)}")
+        if not isinstance(v, list):
+            raise invalid_tensor(f"{label}: contents.{k} must be an array, got {describe(v)}")
+        if v:
+            out.append((k, v))
+    return out
+
+
+def tensor_from_json(obj: Any, role: str, index: int, cursor: Optional[_Cursor], cls: Any, forms: Optional[Dict[str, bool]] = None) -> Tensor:
+    """One JSON tensor (``data``, the seed's ``contents``, or binary data) as a Tensor, validated.
+
+    The seed's form (``contents``, no ``data``) may leave out ``datatype`` (it follows from the one
+    contents field used) and ``shape`` (flat ``[n]``); ``forms["contents"]`` is set when it is used.
+    """
     label = f"{role} #{index}"
     if not isinstance(obj, dict):
         raise invalid_tensor(f"{label} must be an object, got {describe(obj)}")
@@ -160,6 +193,19 @@ def tensor_from_json(obj: Any, role: str, index: int, cursor: Optional[_Cursor],
     if not isinstance(name, str) or not name:
         raise invalid_tensor(f"{label}: name must be a non-empty string, got {describe(name)}")
     label = f"{role} '{name}'"
+    seed = obj.get("data") is None and obj.get("contents") is not None
+    if seed:
+        used = _filled(obj["contents"], label)
+        if forms is not None:
+            forms["contents"] = True
+        if obj.get("datatype") is None or obj.get("shape") is None:
+            obj = dict(obj)
+            if obj.get("datatype") is None:
+                if len(used) != 1:
+                    raise invalid_tensor(f"{label}: has no datatype, and its contents fill {len(used)} fields (expected exactly one to infer it from)")
+                obj["datatype"] = FIELD_DATATYPE[used[0][0]]
+            if obj.get("shape") is None:
+                obj["shape"] = [len(used[0][1]) if used else 0]
     datatype = obj.get("datatype")
     info = info_of(datatype, label)
     shape = check_shape(obj.get("shape"), label)
@@ -176,13 +222,20 @@ def tensor_from_json(obj: Any, role: str, index: int, cursor: Optional[_Cursor],
         t = cls(name, datatype, shape, parameters=params, raw=cursor.take(size, label))
         t._role = role
         return t.check(index)
-    if data is None and isinstance(obj.get("contents"), dict):
+    if seed:
         # The seed's form: {"contents": {"bytes_contents": [...]}} — the field of the datatype.
-        contents = obj["contents"]
-        filled = [k for k in CONTENTS_FIELDS if contents.get(k)]
-        if len(filled) > 1 or (filled and info.contents is not None and filled[0] != info.contents):
-            raise invalid_tensor(f"{label}: {datatype} data must be in contents.{info.contents}, got {', '.join(filled)}")
-        data = contents.get(filled[0]) if filled else []
+        filled = _filled(obj["contents"], label)
+        for field, _ in filled:
+            if field != info.contents:
+                raise invalid_tensor(
+                    f"{label}: {datatype} has no typed contents field and must be sent in raw contents, got {field}"
+                    if info.contents is None
+                    else f"{label}: {datatype} data must be in {info.contents}, got {field}"
+                )
+        data = filled[0][1] if filled else []
+        if info.kind in ("int", "uint") and info.size == 8:
+            # proto3's JSON mapping writes 64-bit integers as decimal strings.
+            data = [int(v) if isinstance(v, str) and re.match(r"^-?\d{1,20}$", v) else v for v in data]
     if data is None:
         raise invalid_tensor(f"{label}: has no 'data' and no parameter binary_data_size")
     flat = _flatten(data, shape, datatype, label)
@@ -197,7 +250,7 @@ def tensor_from_json(obj: Any, role: str, index: int, cursor: Optional[_Cursor],
     return t
 
 
-def _read_tensors(items: Any, role: str, cursor: Optional[_Cursor], cls: Any) -> List[Tensor]:
+def _read_tensors(items: Any, role: str, cursor: Optional[_Cursor], cls: Any, forms: Optional[Dict[str, bool]] = None) -> List[Tensor]:
     field = role + "s"
     if not isinstance(items, list) or (role == "input" and not items):
         raise AnyServeError(
@@ -207,7 +260,7 @@ def _read_tensors(items: Any, role: str, cursor: Optional[_Cursor], cls: Any) ->
     seen = set()
     out = []
     for i, item in enumerate(items):
-        t = tensor_from_json(item, role, i, cursor, cls)
+        t = tensor_from_json(item, role, i, cursor, cls, forms)
         if t.name in seen:
             raise invalid_tensor(f"{role} '{t.name}' appears more than once in '{field}'")
         seen.add(t.name)
@@ -235,8 +288,11 @@ def decode_json_request(body: bytes, hl: Optional[int] = None) -> ModelInferRequ
         model_version=_optional_string(obj, "model_version", "request"),
         parameters=read_parameters(obj.get("parameters"), "request"),
     )
-    for t in _read_tensors(obj.get("inputs"), "input", cursor, InferInputTensor):
+    forms = {"contents": False}
+    for t in _read_tensors(obj.get("inputs"), "input", cursor, InferInputTensor, forms):
         req.inputs.append(t)
+    if forms["contents"]:
+        req.json_form = "contents"
     outs = obj.get("outputs")
     if outs is not None:
         if not isinstance(outs, list):
@@ -276,7 +332,8 @@ def _json_data(t: Tensor) -> List[Any]:
         return out
     kind = DATATYPES[t.datatype].kind
     if kind in ("float", "half"):
-        return [v if math.isfinite(v) else None for v in values]
+        # As JavaScript writes numbers: 2.0 as 2, NaN and infinities as null.
+        return [(int(v) if v.is_integer() and -_SAFE <= v <= _SAFE else v) if math.isfinite(v) else None for v in values]
     if kind in ("int", "uint") and DATATYPES[t.datatype].size == 8:
         for i, v in enumerate(values):
             if v > _SAFE or v < -_SAFE:
@@ -311,6 +368,26 @@ def _wants_binary(req: Optional[ModelInferRequest]) -> Tuple[bool, Dict[str, boo
         return False, {}
     per = {o.name: o.parameters["binary_data"] for o in req.outputs if isinstance(o.parameters.get("binary_data"), bool)}
     return req.parameters.get("binary_data_output") is True, per
+
+
+def encode_contents_response(res: ModelInferResponse) -> Encoded:
+    """The seed's JSON form: ``{model_name, model_version, id, outputs: [{name, datatype, shape, contents: {<field>: [...]}}]}``."""
+    outputs = []
+    for i, t in enumerate(res.outputs):
+        t.check(i)
+        field = DATATYPES[t.datatype].contents
+        if field is None:
+            raise invalid_tensor(f"output '{t.name}': {t.datatype} has no contents field; call with OIP 'data' tensors or gRPC to receive it")
+        out: Dict[str, Any] = {"name": t.name, "datatype": t.datatype, "shape": t.shape}
+        if t.parameters:
+            out["parameters"] = t.parameters
+        out["contents"] = {field: _json_data(t)}
+        outputs.append(out)
+    obj: Dict[str, Any] = {"model_name": res.model_name, "model_version": res.model_version or "", "id": res.id or ""}
+    if res.parameters:
+        obj["parameters"] = res.parameters
+    obj["outputs"] = outputs
+    return _assemble(obj, [])
 
 
 def encode_json_response(res: ModelInferResponse, req: Optional[ModelInferRequest] = None) -> Encoded:
@@ -491,6 +568,8 @@ def encode_response(res: ModelInferResponse, fmt: str, req: Optional[ModelInferR
     """A response in the format the caller asked for (``json`` — binary outputs when the request asked — or ``protobuf``)."""
     if fmt == "protobuf":
         return response_to_proto(res).SerializeToString(), PROTOBUF, None
+    if req is not None and getattr(req, "json_form", None) == "contents":
+        return encode_contents_response(res)
     return encode_json_response(res, req)
 
 

@@ -362,6 +362,8 @@ class ModelInferRequest:
         self.outputs: List[RequestedOutput] = [o if isinstance(o, RequestedOutput) else RequestedOutput(str(o)) for o in outputs or []]
         #: The capability query the call was routed with (set by the worker).
         self.capability: Dict[str, str] = {}
+        #: ``contents`` when the request came in the seed's JSON form (and is answered in it).
+        self.json_form = "data"
 
     @property
     def raw_input_contents(self) -> List[bytes]:

@@ -14,9 +14,10 @@ export function registerCheckAppCommand(program: Command): void {
     .command("check-app", { hidden: true })
     .argument("<app>", "FILE[:export]")
     .option("--service <name>", "the service a class export is served as")
-    .action(async (spec: string, o: { service?: string }) => {
+    .option("--python <path>", "the interpreter of a .py app")
+    .action(async (spec: string, o: { service?: string; python?: string }) => {
       try {
-        const app = await loadApp(spec, o.service ? { service: o.service } : {});
+        const app = await loadApp(spec, { ...(o.service ? { service: o.service } : {}), python: o.python });
         const handlers: CheckedHandler[] = app.handlers.map((h) => ({
           capability: h.capability,
           stream: h.isStream,

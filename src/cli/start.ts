@@ -21,7 +21,7 @@ export function registerStartCommand(program: Command): void {
     const service = doc.service ?? undefined;
     // Worker threads and processes read the service name from the environment, so they agree.
     if (service) process.env.ANYSERVE_SERVICE = service;
-    const app = await loadApp(cfg.app, service ? { service } : {});
+    const app = await loadApp(cfg.app, { ...(service ? { service } : {}), python: cfg.deployment.python });
     const token = o.token ?? process.env.ANYSERVE_TOKEN;
     const objects = cfg.object_store;
     const objectStore = new ObjectStore({

@@ -112,6 +112,18 @@ const deployment = z.strictObject({
     .max(256)
     .default([])
     .meta(meta({ update: "restart", help: "process: environment variables passed to worker processes (comma-separated)" })),
+  python: z
+    .string()
+    .min(1)
+    .max(4096)
+    .nullable()
+    .default(null)
+    .meta(
+      meta({
+        update: "restart",
+        help: "the Python interpreter of a .py app, e.g. .venv/bin/python (default: $ANYSERVE_PYTHON, else python3)",
+      }),
+    ),
 });
 
 const resources = z.strictObject({

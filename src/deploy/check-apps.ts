@@ -28,16 +28,20 @@ export interface CheckedHandler {
  * else answers what each serves.
  */
 export async function checkApps(file: DeploymentFile, source: string): Promise<Record<string, CheckedHandler[]>> {
-  const results = await Promise.all(Object.entries(file.services).map(async ([name, s]) => [name, await checkOne(name, s.app)] as const));
+  const results = await Promise.all(
+    Object.entries(file.services).map(async ([name, s]) => [name, await checkOne(name, s.app, s.deployment.python)] as const),
+  );
   const problems = results.flatMap(([, r]) => ("path" in r ? [r] : []));
   if (problems.length > 0) throw new ConfigError(source, problems);
   return Object.fromEntries(results.map(([name, r]) => [name, "path" in r ? [] : r.handlers]));
 }
 
-async function checkOne(service: string, app: string): Promise<ConfigIssue | { handlers: CheckedHandler[] }> {
+async function checkOne(service: string, app: string, python: string | null): Promise<ConfigIssue | { handlers: CheckedHandler[] }> {
   const path = `services.${service}.app`;
+  // A Python app is loaded in its own interpreter (check-app runs `python -m anyserve.describe`).
+  const args = [CLI_ENTRY, "check-app", app, "--service", service, ...(python ? ["--python", python] : [])];
   try {
-    const { stdout } = await run(process.execPath, [CLI_ENTRY, "check-app", app, "--service", service], {
+    const { stdout } = await run(process.execPath, args, {
       timeout: CHECK_TIMEOUT_MS,
       env: { ...process.env, ANYSERVE_LOG_LEVEL: "silent" },
       maxBuffer: 1 << 20,

@@ -35,6 +35,9 @@ export async function loadDeploymentFile(file: string): Promise<DeploymentFile> 
   const dir = path.dirname(path.resolve(file));
   for (const service of Object.values(config.services)) {
     service.app = resolveApp(service.app, dir);
+    // A relative interpreter path (.venv/bin/python) is relative to the file; a bare name is looked up in PATH.
+    const python = service.deployment.python;
+    if (python?.includes("/")) service.deployment.python = path.resolve(dir, python);
     service.object_store.dir = path.resolve(dir, service.object_store.dir ?? DEPLOYMENT_OBJECT_STORE);
   }
   return config;
@@ -77,10 +80,10 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === "object" && !Array.isArray(v);
 }
 
-/** `app: ./kv.ts:KVService` relative to the deployment file. */
+/** `app: ./kv.ts:KVService` (or `kv_service.py:KVService`) relative to the deployment file. */
 function resolveApp(spec: string, dir: string): string {
   const colon = spec.lastIndexOf(":");
   const file = colon > 1 ? spec.slice(0, colon) : spec;
   const rest = colon > 1 ? spec.slice(colon) : "";
-  return /^[\w.]+$/.test(file) && !file.includes("/") && !/\.[cm]?[jt]s$/.test(file) ? spec : path.resolve(dir, file) + rest;
+  return /^[\w.]+$/.test(file) && !file.includes("/") && !/\.(?:[cm]?[jt]s|py)$/.test(file) ? spec : path.resolve(dir, file) + rest;
 }

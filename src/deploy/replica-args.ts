@@ -42,7 +42,9 @@ export function replicaEnv(cfg: ResolvedServiceConfig, gpuIds: number[], token: 
  * worker's, set by the replica).
  */
 export function replicaExecArgv(cfg: ResolvedServiceConfig): string[] {
-  const inline = cfg.deployment.threading_strategy === "single" || cfg.deployment.threading_strategy === "async";
+  // A Python app's handlers always run in Python worker processes, which take memory_mb themselves.
+  const python = /\.py(?::[^:]*)?$/.test(cfg.app);
+  const inline = !python && (cfg.deployment.threading_strategy === "single" || cfg.deployment.threading_strategy === "async");
   const mb = cfg.resources.memory_mb;
   return inline && mb !== null ? [`--max-old-space-size=${mb}`] : [];
 }

@@ -244,7 +244,8 @@ async function call(o: StrategyOptions, meta: Meta, body: Buffer, signal: Cancel
     contentType: typeof meta?.ct === "string" ? meta.ct : undefined,
     headerLength: typeof meta?.hl === "number" ? meta.hl : undefined,
   });
-  const timeout = typeof meta?.timeout === "number" && meta.timeout > 0 ? meta.timeout : 60_000;
+  // Whole milliseconds (timers take integers), at least one.
+  const timeout = typeof meta?.timeout === "number" && meta.timeout > 0 ? Math.max(1, Math.floor(meta.timeout)) : 60_000;
   const res = await caller.callRaw(normalizeCapability(meta?.q as Record<string, string>, "capability"), req, {
     timeout,
     ...(signal ? { signal: toAbortSignal(signal) } : {}),

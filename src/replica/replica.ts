@@ -75,12 +75,12 @@ export interface RunningReplica {
 
 export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
   const parts = await assembleReplica(o);
-  // Eager capabilities start their workers (onStart) while the servers come up.
-  const started = parts.dispatcher.start();
   const addresses = await listenReplica(parts);
-  // Refs made here name this replica and its endpoint; owners of other refs are looked up in the registry.
+  // Refs made here name this replica and its endpoint; owners of other refs are looked up in the
+  // registry. Bound before any worker starts: workers open the store as it is when they start.
   o.objectStore?.bindReplica({ replicaId: parts.replicaId, url: addresses.httpUrl }, { apiServer: o.apiServer });
-  await started;
+  // Eager capabilities start their workers (onStart) before the replica registers.
+  await parts.dispatcher.start();
   const registration = await registerReplica(parts, addresses);
   parts.logger.info({ http: addresses.httpUrl, grpc: addresses.grpcAddress, capabilities: o.app.getCapabilities() }, "replica serving");
   let stopping: Promise<void> | undefined;

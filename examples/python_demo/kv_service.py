@@ -1,0 +1,23 @@
+"""A SAGE service class in Python: every public method is a capability {service: kv, method: …},
+callable from TypeScript (``env.callService("kv").get("k")``, ``this.ctx.callService("kv")``) and
+from Python (``context.call_service("kv").get("k")``). One instance per worker process serves all
+its methods (run it with one process — `single` or `async` — to keep one store)."""
+from anyserve import Service
+
+
+class KVService(Service):
+    def __init__(self):
+        self.data = {}
+
+    def set(self, key, value):
+        self.data[key] = value
+        return True
+
+    def get(self, key):
+        return self.data.get(key)
+
+    def keys(self):
+        return sorted(self.data)
+
+    def describe(self):
+        return {"size": len(self.data), "replica": self.ctx.replica_id}

@@ -1,0 +1,231 @@
+// Python apps end to end, with real processes: the Python demo (examples/python_demo/) behind an
+// API server, each replica with its own object store directory (so objects cross replicas by peer
+// fetch, which a Python worker asks its replica to do). REST /infer, /infer/json in the seed's
+// `contents` form, /v2/models/{m}/infer, gRPC ModelInfer and ModelStreamInfer, SSE; a TypeScript
+// service and Python handlers calling each other and passing objects by ref; the seed's scenario 2
+// (delegation) and 4 (a worker started on demand and stopped when idle); errors.
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, before, describe, test } from "node:test";
+import { promisify } from "node:util";
+import { Client } from "../../src/sdk/client.js";
+import { BIN, Cleanups, ROOT, registryIds, startApiServerProc, startReplicaProc, waitFor, type Proc } from "../helpers/processes.js";
+import { workersRoute } from "../execution/helpers.js";
+
+const DEMO = path.join(ROOT, "examples", "python_demo");
+const run = promisify(execFile);
+
+describe("Python apps behind the API server", () => {
+  const hooks = new Cleanups();
+  const dirs: string[] = [];
+  let api: Proc;
+  const reps: Record<string, Proc> = {};
+  let rest: Client;
+  let grpc: Client;
+
+  before(async () => {
+    api = await startApiServerProc(hooks, ["--grpc-port", "0"]);
+    const start = (id: string, app: string, extra: string[]) => {
+      const dir = mkdtempSync(path.join(os.tmpdir(), `anyserve-py-e2e-${id}-`));
+      dirs.push(dir);
+      return startReplicaProc(hooks, api.ready.url!, path.join(DEMO, app), ["--replica-id", id, "--object-store", dir, ...extra]).then(
+        (p) => (reps[id] = p),
+      );
+    };
+    await Promise.all([
+      start("py-chat", "chat_app.py:app", ["--threading-strategy", "async", "--thread-count", "4"]),
+      start("py-embed", "embed_app.py:app", ["--threading-strategy", "multi", "--thread-count", "2"]),
+      start("py-heavy", "heavy_app.py:app", ["--idle-timeout", "1"]),
+      start("py-stream", "stream_app.py:app", ["--threading-strategy", "async", "--thread-count", "4"]),
+      start("py-kv", "kv_service.py:KVService", ["--service", "kv"]),
+      start("ts-notes", "notes_service.ts:NotesService", ["--service", "notes", "--threading-strategy", "async"]),
+    ]);
+    await waitFor("6 replicas registered", async () => (await registryIds(api.ready.url!)).length === 6, 30_000);
+    rest = new Client({ apiServer: api.ready.url! });
+    grpc = new Client({ apiServer: api.ready.grpc!, protocol: "grpc" });
+  });
+  after(async () => {
+    await Promise.all([rest?.close(), grpc?.close()]);
+    await hooks.run();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  });
+
+  const json = (base: string, route: string, body: unknown, headers: Record<string, string> = {}) =>
+    fetch(`${base}${route}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: JSON.stringify(body),
+    }).then(async (r) => ({ status: r.status, body: (await r.json()) as Record<string, unknown> }));
+
+  test("REST /infer: a Python handler answers (def handler on the async strategy)", async () => {
+    const out = (await rest.infer({ type: "chat", model: "demo" }, { text: "hello" })) as { text: string; replica: string };
+    assert.deepEqual(out, { text: "[demo] you said: hello", replica: "py-chat" });
+  });
+
+  test("POST /infer/json in the seed's contents form is answered in that form", async () => {
+    const r = await json(
+      api.ready.url!,
+      "/infer/json",
+      { model_name: "demo", inputs: [{ name: "text", datatype: "BYTES", shape: [1], contents: { bytes_contents: ["seed client"] } }] },
+      { "x-capability-type": "chat", "x-capability-model": "llama-70b" },
+    );
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const outputs = r.body.outputs as { name: string; contents: { bytes_contents: string[] } }[];
+    assert.equal(outputs.find((o) => o.name === "text")?.contents.bytes_contents[0], "[llama-70b] a very large answer to: seed client");
+  });
+
+  test("POST /v2/models/{m}/infer reaches the Python model; the answer names it", async () => {
+    const r = await json(api.ready.url!, "/v2/models/demo/infer", {
+      inputs: [{ name: "text", datatype: "BYTES", shape: [1], data: ["v2"] }],
+    });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.model_name, "demo");
+    assert.deepEqual((r.body.outputs as { name: string; data: string[] }[])[0]!.data, ["[demo] you said: v2"]);
+  });
+
+  test("gRPC ModelInfer: protobuf in, protobuf out, decoded by the Python worker's own codec", async () => {
+    const out = (await grpc.infer({ type: "embed" }, { text: "grpc" })) as { embedding: Float32Array; chars: number; embedded_by: string };
+    assert.ok(out.embedding instanceof Float32Array && out.embedding.length === 8);
+    assert.equal(out.chars, 4);
+    assert.equal(out.embedded_by, "py-embed");
+  });
+
+  test("gRPC ModelStreamInfer and SSE: a seed-style stream handler's chunks, in order, the first before the last is produced", async () => {
+    const viaGrpc: unknown[] = [];
+    for await (const t of grpc.stream({ type: "stream" }, { text: "one two three" }, { parameters: { delay_ms: 1 } })) viaGrpc.push(t);
+    assert.deepEqual(viaGrpc, ["one", "two", "three"]);
+    const t0 = performance.now();
+    const at: number[] = [];
+    const viaSse: unknown[] = [];
+    for await (const t of rest.stream({ type: "stream" }, { text: "slow words here" }, { parameters: { delay_ms: 300 } })) {
+      viaSse.push(t);
+      at.push(performance.now() - t0);
+    }
+    assert.deepEqual(viaSse, ["slow", "words", "here"]);
+    assert.ok(at[2]! - at[0]! >= 500, `chunks arrived at ${at.map((x) => x.toFixed(0)).join(", ")} ms: not one at a time`);
+  });
+
+  test("scenario 3: a Python handler stores an object and passes the ref; the Python callee on another replica fetches it through its replica", async () => {
+    const out = (await rest.infer({ type: "chat", model: "objects" }, { text: "a long document" })) as {
+      ref: string;
+      embedded_by: string;
+      chars: number;
+    };
+    assert.match(out.ref, /^obj:obj-[\w-]+\?size=\d+&type=application%2Fjson&owner=py-chat&url=http/);
+    assert.equal(out.embedded_by, "py-embed");
+    assert.equal(out.chars, "a long document".length);
+  });
+
+  test("Python → TypeScript → Python: call_service('notes') stores an object in TS, the Python embed reads it, the Python kv keeps its ref, and the Python caller reads it back", async () => {
+    const out = (await rest.infer({ type: "chat", model: "notes" }, { text: "remember this" })) as {
+      note: string;
+      dims: number;
+      kept: boolean;
+    };
+    assert.deepEqual(out, { note: "remember this", dims: 8, kept: true });
+    // The TypeScript service's env.callService("kv").set went to the Python class service: its keys are there.
+    const keys = (await rest.infer({ service: "kv", method: "keys" }, { args: "[]" })) as { result: string[] };
+    assert.ok(keys.result.some((k) => k.startsWith("note-")));
+  });
+
+  test("a Python class service keeps one instance for all its methods: set then get", async () => {
+    const set = (await rest.infer({ service: "kv", method: "set" }, { args: JSON.stringify(["colour", { name: "blue" }]) })) as {
+      result: unknown;
+    };
+    assert.equal(set.result, true);
+    const got = (await rest.infer({ service: "kv", method: "get" }, { args: JSON.stringify(["colour"]) })) as { result: unknown };
+    assert.deepEqual(got.result, { name: "blue" });
+  });
+
+  test("scenario 2: a request sent to the wrong replica is delegated to the Python replica that serves it (REST and gRPC)", async () => {
+    const wrongRest = new Client({ endpoint: reps["py-chat"]!.ready.http! });
+    const wrongGrpc = new Client({ endpoint: reps["py-chat"]!.ready.grpc!, protocol: "grpc" });
+    try {
+      assert.equal(((await wrongRest.infer({ type: "embed" }, { text: "x" })) as { embedded_by: string }).embedded_by, "py-embed");
+      assert.equal(((await wrongGrpc.infer({ type: "embed" }, { text: "x" })) as { embedded_by: string }).embedded_by, "py-embed");
+    } finally {
+      await Promise.all([wrongRest.close(), wrongGrpc.close()]);
+    }
+  });
+
+  test("scenario 4: the lazy Python worker starts on the first request (its on_start ran) and stops after idle_timeout", async () => {
+    const http = reps["py-heavy"]!.ready.http!;
+    const state = async () =>
+      ((await workersRoute(http, "GET", "/workers")).body.capabilities as { state: string; workers: { warm: number } }[])[0]!;
+    await waitFor("heavy cold", async () => (await state()).state === "cold");
+    const out = (await rest.infer({ type: "heavy" }, { ms: 10 })) as { done: string; replica: string; model_age_s: number };
+    assert.equal(out.done, "worked 10 ms");
+    assert.equal(out.replica, "py-heavy");
+    assert.ok(out.model_age_s >= 0, "on_start loaded the model before the request ran");
+    assert.equal((await state()).state, "warm");
+    await waitFor("heavy cold again after idle_timeout", async () => (await state()).state === "cold", 10_000);
+  });
+
+  test("a Python exception is 500 WORKER_ERROR with its message, never its traceback; the replica logs the traceback", async () => {
+    const r = await json(
+      api.ready.url!,
+      "/infer",
+      { inputs: [{ name: "args", datatype: "BYTES", shape: [1], data: ['["only-a-key"]'] }] },
+      { "x-capability-service": "kv", "x-capability-method": "set" },
+    );
+    assert.equal(r.status, 500);
+    assert.equal(r.body.code, "WORKER_ERROR");
+    assert.match(String(r.body.error), /missing 1 required positional argument: 'value'/);
+    assert.doesNotMatch(String(r.body.error), /Traceback/);
+    await waitFor("the traceback in the replica's log", () => reps["py-kv"]!.output.some((l) => l.includes("Traceback")));
+  });
+});
+
+describe("Python apps that cannot start", () => {
+  test("a wrong interpreter path is a clear error at start-up", async () => {
+    const r = await run(process.execPath, [
+      BIN,
+      "start",
+      "--app",
+      path.join(DEMO, "chat_app.py:app"),
+      "--port",
+      "0",
+      "--python",
+      "/no/such/python",
+    ]).then(
+      () => ({ code: 0, stderr: "" }),
+      (e: { code: number; stderr: string }) => e,
+    );
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /Python interpreter '\/no\/such\/python' was not found: give one with --python PATH/);
+  });
+
+  test("up refuses a Python app that fails to import (naming the Python error) or lacks the export (with a did-you-mean), and starts nothing", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "anyserve-py-check-"));
+    try {
+      writeFileSync(path.join(dir, "broken.py"), "import no_such_module_anywhere\n");
+      writeFileSync(path.join(dir, "kv.py"), "class KVService:\n    def get(self, k):\n        return k\n");
+      writeFileSync(
+        path.join(dir, "anyserve.yaml"),
+        "services:\n  broken: { app: ./broken.py:app }\n  typo: { app: kv.py:KVServce }\n  fine: { app: ./kv.py:KVService }\n",
+      );
+      const r = await run(process.execPath, [BIN, "up", path.join(dir, "anyserve.yaml"), "--port", "0", "--grpc-port", "0"], {
+        timeout: 90_000,
+      }).then(
+        ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+        (e: { code: number; stdout: string; stderr: string }) => e,
+      );
+      assert.equal(r.code, 2, r.stderr);
+      assert.doesNotMatch(r.stdout, /ANYSERVE_READY/);
+      assert.match(
+        r.stderr,
+        /services\.broken\.app: .*broken\.py failed to load: ModuleNotFoundError: No module named 'no_such_module_anywhere'/,
+      );
+      assert.match(
+        r.stderr,
+        /services\.typo\.app: .*kv\.py has no AnyServe app or service class exported as 'KVServce'; did you mean 'KVService'\?/,
+      );
+      assert.doesNotMatch(r.stderr, /services\.fine/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
