@@ -11,7 +11,7 @@ export class NotesService extends Service {
     const ref = await ctx.objects.create({ text, from: ctx.replicaId });
     const embedded = (await ctx.call({ type: "embed" }, { data: ref })) as { embedding: Float32Array };
     const id = `note-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
-    await this.ctx.callService("kv").set(id, String(ref));
+    await this.ctx.callService("kv").set!(id, String(ref));
     return { id, ref: String(ref), dims: embedded.embedding.length };
   }
 }
