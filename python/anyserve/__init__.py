@@ -14,6 +14,11 @@ Example::
         text = request.inputs["text"].bytes_contents[0].decode()
         return {"text": f"you said: {text}", "replica": context.replica_id}
 """
+import sys as _sys
+
+if _sys.version_info < (3, 9):  # pragma: no cover - checked before anything else loads
+    raise ImportError(f"anyserve's Python SDK needs Python 3.9 or newer; this is {_sys.version.split()[0]} ({_sys.executable})")
+
 from .app import AnyServe, HandlerEntry, Worker, WorkerInfo
 from .capability import Capability
 from .context import Cancellation, Context

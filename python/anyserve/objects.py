@@ -77,6 +77,13 @@ _ARRAY_DTYPES = {
 }
 
 
+class ObjectNotFoundError(AnyServeError, FileNotFoundError):
+    """``OBJECT_NOT_FOUND``, and a ``FileNotFoundError`` as the seed's store raised."""
+
+    def __init__(self, message: str) -> None:
+        AnyServeError.__init__(self, "OBJECT_NOT_FOUND", message)
+
+
 def _invalid(message: str) -> AnyServeError:
     return AnyServeError("OBJECT_REF_INVALID", message)
 
@@ -494,13 +501,18 @@ class ObjectStore:
     def _remote(self, r: ObjRef, op: str) -> Tuple[Dict[str, Any], bytes]:
         own = self.owner.get("replicaId") if self.owner else None
         if r.owner is None or r.owner == own:
-            raise AnyServeError("OBJECT_NOT_FOUND", f"object {r.id} is not in the store at {self.base_path}")
+            raise ObjectNotFoundError(f"object {r.id} is not in the store at {self.base_path}")
         if self._fetch is None:
             raise AnyServeError(
                 "OBJECT_REF_INVALID",
                 f"object {r.id} is owned by '{r.owner}', which this store cannot reach (a worker asks its replica; a standalone store reads local objects only)",
             )
-        return self._fetch(r.to_string(), op)
+        try:
+            return self._fetch(r.to_string(), op)
+        except AnyServeError as err:
+            if err.code == "OBJECT_NOT_FOUND" and not isinstance(err, ObjectNotFoundError):
+                raise ObjectNotFoundError(err.message) from None
+            raise
 
     def _open_local(self, r: ObjRef, whole: bool) -> Optional[Tuple[Dict[str, Any], int, Optional[bytes]]]:
         path = os.path.join(self._root, f"{r.id}.obj")
@@ -634,7 +646,7 @@ class ObjectStore:
 
 
 def _refused(ident: str, why: str) -> AnyServeError:
-    return AnyServeError("OBJECT_NOT_FOUND", f"object {ident} cannot be read: its file {why}")
+    return ObjectNotFoundError(f"object {ident} cannot be read: its file {why}")
 
 
 def _expired(header: Dict[str, Any], now_ms: float) -> bool:
@@ -682,4 +694,4 @@ def _pid_alive(pid: int) -> bool:
 
 RefLike = Union[ObjRef, str, bytes, Dict[str, Any]]
 
-__all__ = ["ObjectStore", "ObjRef", "encode_value", "decode_value", "DEFAULT_OBJECT_DIR", "HOST_TAG"]
+__all__ = ["ObjectStore", "ObjRef", "ObjectNotFoundError", "encode_value", "decode_value", "DEFAULT_OBJECT_DIR", "HOST_TAG"]

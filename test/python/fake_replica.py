@@ -89,6 +89,11 @@ class FakeReplica:
 
     def close(self) -> None:
         try:
+            # shutdown, not just close: another thread is in recv() on this socket.
+            try:
+                self.conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             self.conn.close()
         finally:
             self.server.close()

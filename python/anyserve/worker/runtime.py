@@ -158,7 +158,10 @@ class Runtime:
     def _read_loop(self) -> None:
         try:
             self._read_frames()
-        except BaseException:  # noqa: BLE001 - without its reader the worker is deaf: end it (MemoryError included)
+        except MemoryError:
+            sys.stderr.write(f"MemoryError: worker {self.name} went over its memory limit reading a request\n")
+            _exit(P.OOM_EXIT_CODE)
+        except BaseException:  # noqa: BLE001 - without its reader the worker is deaf: end it
             traceback.print_exc()
             _exit(3)
 

@@ -67,3 +67,26 @@ class Model(Worker):
 
     def handle(self, request, context):
         return {"weights": self.weights}
+
+
+@app.capability(type="caller")
+def caller(request, context):
+    """Calls another capability through the replica, and reads an object another replica owns."""
+    answer = context.call({"type": "embed"}, {"text": "hi"}, timeout=5)
+    far = context.objects.get("obj:far-1?size=2&type=application%2Fjson&owner=other&url=http%3A%2F%2F127.0.0.1%3A9")
+    return {"answer": answer, "far": far}
+
+
+@app.capability(type="asleep")
+async def asleep(request, context):
+    import asyncio
+
+    await asyncio.sleep(float(request.inputs["s"].data[0]))
+    return "awake"
+
+
+@app.capability(type="hog")
+def hog(request):
+    keep = []
+    while True:
+        keep.append([0.5] * 1_000_000)

@@ -1,0 +1,1 @@
+raise RuntimeError("weights not found at /models/x")

@@ -1,0 +1,155 @@
+"""The Python worker against a stand-in replica: the protocol as docs/worker-protocol.md writes it."""
+import json
+import os
+import shutil
+import tempfile
+import time
+import unittest
+
+from fake_replica import HERE, P, FakeReplica, call, json_body
+
+APP = os.path.join(HERE, "apps", "worker_app.py:app")
+
+
+def handler_index(name):
+    order = ["echo", "sleep", "boom", "coded", "tokens", "gen", "batch", "aecho", "model", "caller", "asleep", "hog"]
+    return order.index(name)
+
+
+class WorkerProtocolTest(unittest.TestCase):
+    def start(self, concurrency=1, handler="echo", app=APP, **env):
+        self.marks = tempfile.mkdtemp(prefix="anyserve-marks-")
+        self.addCleanup(shutil.rmtree, self.marks, True)
+        r = FakeReplica(app, handler_index(handler) if app == APP else 0, concurrency, env=dict(env, MARKS_DIR=self.marks))
+        self.addCleanup(r.close)
+        hello = r.expect(P.HELLO)
+        self.assertEqual(hello[2]["key"], r.key)
+        self.assertEqual(hello[2]["protocol"], 1)
+        return r
+
+    def marks_of(self, name):
+        p = os.path.join(self.marks, name)
+        if not os.path.exists(p):
+            return []
+        with open(p) as f:
+            return f.read().split("\n")[:-1]
+
+    def test_hello_ready_run_and_stop_with_hooks(self):
+        r = self.start()
+        r.expect(P.READY)
+        self.assertEqual(self.marks_of("hooks"), ["start process-1"])
+        r.run(7, "infer", [call()], [json_body(text="hi")])
+        t, id_, meta, body = r.expect(P.RESULT)
+        self.assertEqual((id_, meta), (7, None))  # plain JSON answers carry no meta
+        self.assertEqual(json.loads(body)["outputs"][0]["data"], ["hi"])
+        r.send(P.STOP, 0)
+        r.expect(P.STOPPED)
+        self.assertEqual(r.proc.wait(timeout=10), 0)
+        self.assertEqual(self.marks_of("hooks"), ["start process-1", "stop"])
+
+    def test_errors_keep_their_codes_and_the_message_not_the_traceback(self):
+        r = self.start()
+        r.expect(P.READY)
+        r.run(1, "infer", [call()], [json_body(text="x")], h=handler_index("boom"))
+        self.assertEqual(r.expect(P.RESULT)[2], {"code": "WORKER_ERROR", "error": "boom from the handler"})
+        r.run(2, "infer", [call()], [json_body(text="x")], h=handler_index("coded"))
+        self.assertEqual(r.expect(P.RESULT)[2]["code"], "INVALID_PARAMETER")
+        r.run(3, "infer", [call()], [b"{nope"])
+        self.assertEqual(r.expect(P.RESULT)[2]["code"], "INVALID_JSON")
+
+    def test_cancel_reaches_the_running_handler_and_drops_a_queued_job(self):
+        r = self.start()
+        r.expect(P.READY)
+        r.run(1, "infer", [call(rid="long")], [json_body(s=30)], h=handler_index("sleep"))
+        r.run(2, "infer", [call(rid="queued")], [json_body(s=30)], h=handler_index("sleep"))
+        r.send(P.CANCEL, 2)  # queued behind: answered at once, never run
+        self.assertEqual(r.expect(P.RESULT)[1:3], (2, {"code": "CANCELLED", "error": "the request was cancelled"}))
+        r.send(P.CANCEL, 1)  # running: its context.sleep raises
+        self.assertEqual(r.expect(P.RESULT)[1:3], (1, {"code": "CANCELLED", "error": "the request was cancelled"}))
+        self.assertEqual(self.marks_of("cancelled"), ["long"])
+
+    def test_streams_generators_and_batches(self):
+        r = self.start()
+        r.expect(P.READY)
+        r.run(1, "stream", [call()], [json_body(n=3)], h=handler_index("tokens"))
+        chunks = [json.loads(r.expect(P.CHUNK)[3])["outputs"][0]["data"][0] for _ in range(3)]
+        self.assertEqual(chunks, ["t0", "t1", "t2"])
+        self.assertEqual(r.expect(P.END)[2], {})
+        r.run(2, "stream", [call()], [json_body(x=1)], h=handler_index("gen"))
+        self.assertEqual([json.loads(r.expect(P.CHUNK)[3])["outputs"][0]["data"][0] for _ in range(3)], ["a", "b", "c"])
+        r.expect(P.END)
+        r.run(3, "batch", [call(), call(), call()], [json_body(text="a"), json_body(text="bad"), b"["], h=handler_index("batch"))
+        _, _, meta, body = r.expect(P.RESULT)
+        items = meta["items"]
+        self.assertEqual(items[1], {"code": "WORKER_ERROR", "error": "bad item"})
+        self.assertEqual(items[2]["code"], "INVALID_JSON")
+        answer = json.loads(body[: items[0]["n"]])
+        self.assertEqual({o["name"]: o["data"][0] for o in answer["outputs"]}, {"text": "a", "size": 2})
+
+    def test_the_timeout_parameter_lowers_the_deadline_and_says_so(self):
+        r = self.start()
+        r.expect(P.READY)
+        body = json.dumps({"parameters": {"timeout": 2_000_000}, "inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["x"]}]}).encode()
+        r.run(1, "infer", [call(ms=60_000)], [body])
+        _, id_, meta, _ = r.expect(P.DEADLINE)
+        self.assertEqual((id_, meta["i"]), (1, 0))
+        self.assertLess(meta["dl"], time.time() * 1000 + 2_500)
+        r.expect(P.RESULT)
+
+    def test_protobuf_answers_when_the_caller_speaks_protobuf(self):
+        r = self.start()
+        r.expect(P.READY)
+        r.run(1, "infer", [call(f="protobuf")], [json_body(text="hi")])
+        _, _, meta, body = r.expect(P.RESULT)
+        self.assertEqual(meta, {"ct": "application/x-protobuf"})
+        from anyserve._proto import grpc_predict_v2_pb2 as pb
+
+        self.assertEqual(pb.ModelInferResponse.FromString(body).outputs[0].name, "text")
+
+    def test_call_and_fetch_go_through_the_replica(self):
+        store = tempfile.mkdtemp(prefix="anyserve-objects-")
+        self.addCleanup(shutil.rmtree, store, True)
+        r = self.start(ANYSERVE_WORKER_OBJECTS=json.dumps({"dir": store, "owner": {"replicaId": "fake-replica"}}))
+        r.expect(P.READY)
+        r.run(5, "infer", [call()], [json_body(x=1)], h=handler_index("caller"))
+        _, call_id, meta, body = r.expect(P.CALL)
+        self.assertEqual((meta["job"], meta["q"]), (5, {"type": "embed"}))
+        self.assertTrue(0 < meta["timeout"] <= 5000)
+        self.assertIn(b'"name":"text"', body)
+        answer = json.dumps({"model_name": "embed", "outputs": [{"name": "dims", "datatype": "INT32", "shape": [1], "data": [8]}]}).encode()
+        r.send(P.CALL_RESULT, call_id, None, answer)
+        _, fetch_id, meta, _ = r.expect(P.FETCH)
+        self.assertEqual(meta["op"], "get")
+        self.assertTrue(meta["ref"].startswith("obj:far-1?"))
+        r.send(P.FETCHED, fetch_id, {"contentType": "application/json", "size": 2}, b"[7]")
+        _, _, meta, body = r.expect(P.RESULT)
+        self.assertEqual(json.loads(json.loads(body)["outputs"][0]["data"][0]), {"answer": {"dims": 8}, "far": [7]})
+
+    def test_async_concurrency_runs_jobs_side_by_side_and_answers_out_of_order(self):
+        r = self.start(concurrency=4, handler="asleep")
+        r.expect(P.READY)
+        t0 = time.time()
+        r.run(1, "infer", [call()], [json_body(s=0.4)], h=handler_index("asleep"))
+        for i in range(2, 5):
+            r.run(i, "infer", [call()], [json_body(s=0.05)], h=handler_index("asleep"))
+        order = [r.expect(P.RESULT)[1] for _ in range(4)]
+        self.assertEqual(order[-1], 1)
+        self.assertLess(time.time() - t0, 1.0)
+
+    def test_a_module_that_fails_to_import_says_so_in_boot_failed_and_exits(self):
+        r = self.start(app=os.path.join(HERE, "apps", "broken_app.py:app"))
+        _, _, meta, _ = r.expect(P.BOOT_FAILED)
+        self.assertEqual(meta["code"], "CAPABILITY_FAILED")
+        self.assertIn("RuntimeError: weights not found at /models/x", meta["error"])
+        self.assertEqual(r.proc.wait(timeout=10), 1)
+
+    def test_out_of_memory_ends_the_process_with_its_exit_code(self):
+        r = self.start(ANYSERVE_WORKER_MEMORY_MB="64")
+        r.expect(P.READY)
+        r.run(1, "infer", [call()], [json_body(x=1)], h=handler_index("hog"))
+        self.assertEqual(r.proc.wait(timeout=30), P.OOM_EXIT_CODE)
+        self.assertEqual(r.next()[0], -1, "no answer: the replica fails the running request by the exit code")
+
+
+if __name__ == "__main__":
+    unittest.main()
