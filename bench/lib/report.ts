@@ -140,6 +140,24 @@ export function buildReport(entries: Entry[], loaded: Sample[], single: Sample[]
     (d) =>
       `  worker-thread hop at ${connections} connections: replica multi 1 thread ÷ single = ${d.median.toFixed(2)}× req/s (rounds ${rounds(d, (x) => x.toFixed(2))})`,
   );
+  hop(
+    "processHopUs",
+    "replica-process",
+    "replica-single",
+    "  replica → Node worker-process hop: replica process 1 Node worker − replica single",
+  );
+  hop(
+    "pythonHopUs",
+    "replica-python",
+    "replica-single",
+    "  replica → Python worker-process hop: replica with 1 Python worker − replica single",
+  );
+  note(
+    "pythonProcessRatio",
+    paired(loaded, "replica-python", "replica-process", (a, b) => a.rps / b.rps),
+    (d) =>
+      `  Python worker at ${connections} connections: 1 Python worker ÷ 1 Node worker process = ${d.median.toFixed(2)}× req/s (rounds ${rounds(d, (x) => x.toFixed(2))}) — issue 26 goal ≥ 0.7×`,
+  );
   // The heading only when some hop was measured (`--only` may leave out the rows they need).
   if (lines.length > hopsAt)
     lines.splice(hopsAt, 0, "", "hops, added p50 at concurrency 1 (the path with the hop − the same path without it, same round, median):");

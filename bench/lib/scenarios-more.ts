@@ -98,6 +98,43 @@ export async function threadHopScenarios(body: string): Promise<Scenario[]> {
   ];
 }
 
+/**
+ * The replica → worker-process hop, Node and Python: the replica's own REST endpoint with the noop
+ * app on `--threading-strategy process --thread-count 1`, once as bench/apps/noop_app.ts (a Node
+ * worker process) and once as bench/apps/noop_app.py (a Python worker process). The Python row's
+ * baseline is the Node one: issue 26 asks for ≥ 0.7× its throughput.
+ */
+export function workerProcessScenarios(body: string): Promise<Entry[]> {
+  const one = ["--port", "0", "--threading-strategy", "process", "--thread-count", "1"];
+  return Promise.all([
+    optional("replica-process", "replica REST /infer, process 1 Node worker (process hop)", async () => {
+      const node = await startCli("replica-process", ["start", "--app", NOOP_APP, ...one]);
+      return [
+        httpScenario(`${node.ready.http}/infer`, body, {
+          id: "replica-process",
+          label: "replica REST /infer, process 1 Node worker (process hop)",
+          short: "Node process",
+          baseline: "replica-single",
+          headers: NOOP,
+          procs: { replica: node.child.pid! },
+        }),
+      ];
+    }),
+    optional("replica-python", "replica REST /infer, 1 Python worker process (Python hop)", async () => {
+      const py = await startCli("replica-python", ["start", "--app", "bench/apps/noop_app.py:app", ...one]);
+      return [
+        httpScenario(`${py.ready.http}/infer`, body, {
+          id: "replica-python",
+          label: "replica REST /infer, 1 Python worker process (Python hop)",
+          baseline: "replica-process",
+          headers: NOOP,
+          procs: { replica: py.child.pid! },
+        }),
+      ];
+    }),
+  ]).then((x) => x.flat());
+}
+
 /** The full path through an API server started with `--fast-ingress`. */
 export function fastIngressScenarios(body: string): Promise<Entry[]> {
   const id = "rest-infer-fast";

@@ -17,7 +17,14 @@
 import path from "node:path";
 import { ROOT, forkServer } from "./procs.js";
 import { JSON_CT, NOOP, gatewayPair, httpScenario, isScenario, type Entry, type Scenario } from "./scenario.js";
-import { fastIngressScenarios, grpcScenarios, moleculerScenario, sdkScenarios, threadHopScenarios } from "./scenarios-more.js";
+import {
+  fastIngressScenarios,
+  grpcScenarios,
+  moleculerScenario,
+  sdkScenarios,
+  threadHopScenarios,
+  workerProcessScenarios,
+} from "./scenarios-more.js";
 import { findNginx, startNginx } from "../servers/nginx.js";
 
 export async function startScenarios(body: string, log: (line: string) => void): Promise<{ entries: Entry[]; scenarios: Scenario[] }> {
@@ -106,6 +113,7 @@ export async function startScenarios(body: string, log: (line: string) => void):
       grpcScenarios(api.ready.grpc!, { "api-server": api.child.pid!, replica: replica.child.pid! }, log),
     ),
     threadHopScenarios(body),
+    workerProcessScenarios(body),
     Promise.all([mainStart, bareStart]).then(([{ api }, bare]) => sdkScenarios(api.ready.url!, bare.ready.url)),
   ]);
 
