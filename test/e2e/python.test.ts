@@ -11,6 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
+import { Environment } from "../../src/deploy/environment.js";
 import { Client } from "../../src/sdk/client.js";
 import { BIN, Cleanups, ROOT, registryIds, startApiServerProc, startReplicaProc, waitFor, type Proc } from "../helpers/processes.js";
 import { workersRoute } from "../execution/helpers.js";
@@ -177,6 +178,27 @@ describe("Python apps behind the API server", () => {
     assert.doesNotMatch(String(r.body.error), /Traceback/);
     await waitFor("the traceback in the replica's log", () => reps["py-kv"]!.output.some((l) => l.includes("Traceback")));
   });
+});
+
+test("a Python class service deployed from YAML in an Environment is called from TypeScript: env.callService('kv')", async () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "anyserve-py-env-"));
+  const env = new Environment();
+  try {
+    writeFileSync(
+      path.join(dir, "services.yaml"),
+      `services:\n  kv:\n    app: ${path.join(DEMO, "kv_service.py")}:KVService\n    deployment: { threading_strategy: single }\n`,
+    );
+    await env.loadServiceDeploymentConfig(path.join(dir, "services.yaml"));
+    await env.start();
+    const kv = env.callService("kv");
+    await waitFor("the kv service to answer", async () => (await kv.keys!()) !== undefined, 30_000);
+    assert.equal(await kv.set!("k", { v: [1, 2] }), true);
+    assert.deepEqual(await kv.get!("k"), { v: [1, 2] });
+    assert.deepEqual(await kv.keys!(), ["k"]);
+  } finally {
+    await env.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 describe("Python apps that cannot start", () => {
