@@ -528,12 +528,16 @@ def response_to_proto(res: ModelInferResponse) -> Any:
 
     m = pb.ModelInferResponse(model_name=res.model_name, model_version=res.model_version, id=res.id)
     _to_proto_params(res.parameters, m.parameters)
-    for i, t in enumerate(res.outputs):
-        t.check(i)
-        o = m.outputs.add(name=t.name, datatype=t.datatype, shape=t.shape)
-        _to_proto_params(t.parameters, o.parameters)
-        m.raw_output_contents.append(t.raw)
+    _tensors_to_proto(res.outputs, m.outputs, m.raw_output_contents)
     return m
+
+
+def _tensors_to_proto(tensors: List[Tensor], messages: Any, raw: Any) -> None:
+    for i, t in enumerate(tensors):
+        t.check(i)
+        o = messages.add(name=t.name, datatype=t.datatype, shape=t.shape)
+        _to_proto_params(t.parameters, o.parameters)
+        raw.append(t.raw)
 
 
 def request_to_proto(req: ModelInferRequest) -> Any:
@@ -541,11 +545,7 @@ def request_to_proto(req: ModelInferRequest) -> Any:
 
     m = pb.ModelInferRequest(model_name=req.model_name, model_version=req.model_version, id=req.id)
     _to_proto_params(req.parameters, m.parameters)
-    for i, t in enumerate(req.inputs):
-        t.check(i)
-        o = m.inputs.add(name=t.name, datatype=t.datatype, shape=t.shape)
-        _to_proto_params(t.parameters, o.parameters)
-        m.raw_input_contents.append(t.raw)
+    _tensors_to_proto(req.inputs, m.inputs, m.raw_input_contents)
     for o in req.outputs:
         r = m.outputs.add(name=o.name)
         _to_proto_params(o.parameters, r.parameters)

@@ -2,6 +2,7 @@
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import type { StrategyOptions } from "../../src/execution/base.js";
+import { Lane } from "../../src/execution/lane.js";
 import type { Task } from "../../src/execution/task.js";
 import { decodeResponse, encodeRequest } from "../../src/protocol/codec.js";
 import type { EncodedBody } from "../../src/protocol/types.js";
@@ -75,6 +76,33 @@ export async function strategyOptions(
     poolIdleMs: 60_000,
     ...rest,
   };
+}
+
+/** A started lane of `strategy` for handler `type` of the fixture with `threads` workers (pushed to `lanes`, for the caller to stop). */
+export async function warmLane(lanes: Lane[], strategy: string, type: string, threads: number, fixture?: FixtureApp): Promise<Lane> {
+  const { env, handler, onFailed: _f, ...rest } = await strategyOptions(type, { threads, maxThreads: threads }, fixture);
+  const l = new Lane({
+    entry: env.app.handlers[handler]!,
+    handler,
+    strategy,
+    strategyOptions: { env, ...rest },
+    queueSize: 1000,
+    batchSize: 1,
+    batchWaitMs: 5,
+    idleTimeoutMs: 300_000,
+    logger,
+    onState: () => undefined,
+  });
+  lanes.push(l);
+  await l.start();
+  return l;
+}
+
+/** `n` calls with `inputs` at once on a lane: how long they took together, and who answered. */
+export async function atOnce(l: Lane, n: number, inputs: Record<string, unknown>): Promise<{ ms: number; who: Set<unknown> }> {
+  const t0 = performance.now();
+  const outs = await Promise.all(Array.from({ length: n }, () => l.run(task(inputs), never())));
+  return { ms: performance.now() - t0, who: new Set(outs.map(answer)) };
 }
 
 let rid = 0;

@@ -5,9 +5,9 @@
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import { createStrategy } from "../../src/execution/index.js";
-import { Lane } from "../../src/execution/lane.js";
+import type { Lane } from "../../src/execution/lane.js";
 import { runConformance } from "./conformance.js";
-import { answer, logger, never, PY_EXEC_APP, strategyOptions, task } from "./helpers.js";
+import { atOnce, PY_EXEC_APP, warmLane as warm } from "./helpers.js";
 
 for (const name of ["single", "async", "multi", "pool", "process"]) {
   runConformance({ name, create: (o) => createStrategy(name, o), options: { threads: 1 }, app: PY_EXEC_APP });
@@ -16,30 +16,8 @@ for (const name of ["single", "async", "multi", "pool", "process"]) {
 const lanes: Lane[] = [];
 after(() => Promise.all(lanes.map((l) => l.stop())));
 
-async function warmLane(strategy: string, type: string, threads: number): Promise<Lane> {
-  const { env, handler, onFailed: _f, ...rest } = await strategyOptions(type, { threads, maxThreads: threads }, PY_EXEC_APP);
-  const l = new Lane({
-    entry: env.app.handlers[handler]!,
-    handler,
-    strategy,
-    strategyOptions: { env, ...rest },
-    queueSize: 1000,
-    batchSize: 1,
-    batchWaitMs: 5,
-    idleTimeoutMs: 300_000,
-    logger,
-    onState: () => undefined,
-  });
-  lanes.push(l);
-  await l.start();
-  return l;
-}
-
-async function fourAtOnce(l: Lane, inputs: Record<string, unknown>): Promise<{ ms: number; who: Set<unknown> }> {
-  const t0 = performance.now();
-  const outs = await Promise.all(Array.from({ length: 4 }, () => l.run(task(inputs), never())));
-  return { ms: performance.now() - t0, who: new Set(outs.map(answer)) };
-}
+const warmLane = (strategy: string, type: string, threads: number): Promise<Lane> => warm(lanes, strategy, type, threads, PY_EXEC_APP);
+const fourAtOnce = (l: Lane, inputs: Record<string, unknown>) => atOnce(l, 4, inputs);
 
 test("python single: 4 × 150 ms blocking calls run one after another (≥ 600 ms) in one process", async () => {
   const { ms, who } = await fourAtOnce(await warmLane("single", "block", 4), { ms: 150 });

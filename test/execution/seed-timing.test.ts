@@ -3,36 +3,14 @@
 // `async` with 8 overlaps 8 awaited 100 ms sleeps in ≤ 400 ms. Timed after the workers are warm.
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
-import { Lane } from "../../src/execution/lane.js";
-import { answer, logger, never, strategyOptions, task } from "./helpers.js";
+import type { Lane } from "../../src/execution/lane.js";
+import { atOnce, warmLane as warm } from "./helpers.js";
 
 const lanes: Lane[] = [];
 after(() => Promise.all(lanes.map((l) => l.stop())));
 
-async function warmLane(strategy: string, type: string, threads: number): Promise<Lane> {
-  const { env, handler, onFailed: _f, ...rest } = await strategyOptions(type, { threads, maxThreads: threads });
-  const l = new Lane({
-    entry: env.app.handlers[handler]!,
-    handler,
-    strategy,
-    strategyOptions: { env, ...rest },
-    queueSize: 1000,
-    batchSize: 1,
-    batchWaitMs: 5,
-    idleTimeoutMs: 300_000,
-    logger,
-    onState: () => undefined,
-  });
-  lanes.push(l);
-  await l.start();
-  return l;
-}
-
-async function eightAtOnce(l: Lane, inputs: Record<string, unknown>): Promise<{ ms: number; who: Set<unknown> }> {
-  const t0 = performance.now();
-  const outs = await Promise.all(Array.from({ length: 8 }, () => l.run(task(inputs), never())));
-  return { ms: performance.now() - t0, who: new Set(outs.map(answer)) };
-}
+const warmLane = (strategy: string, type: string, threads: number): Promise<Lane> => warm(lanes, strategy, type, threads);
+const eightAtOnce = (l: Lane, inputs: Record<string, unknown>) => atOnce(l, 8, inputs);
 
 test("single: 8 × 100 ms blocking calls run one after another (≥ 700 ms)", async () => {
   const { ms } = await eightAtOnce(await warmLane("single", "block", 1), { ms: 100 });
