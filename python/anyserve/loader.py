@@ -84,7 +84,7 @@ def _servable(value: Any) -> bool:
     return isinstance(value, AnyServe) or (inspect.isclass(value) and value.__module__ not in ("builtins",) and not issubclass(value, BaseException))
 
 
-def load_app(spec: str, service: Optional[str] = None, cwd: Optional[str] = None) -> AnyServe:
+def load_app(spec: str, service: Optional[str] = None, cwd: Optional[str] = None, args: tuple = ()) -> AnyServe:
     """The app ``spec`` names; a class becomes a class service named ``service`` (default:
     ``$ANYSERVE_SERVICE``, then the class's export name)."""
     file_spec, export = split_spec(spec)
@@ -95,7 +95,7 @@ def load_app(spec: str, service: Optional[str] = None, cwd: Optional[str] = None
         if isinstance(value, AnyServe):
             return value
         if inspect.isclass(value):
-            return service_app(service or os.environ.get("ANYSERVE_SERVICE") or name, value)
+            return service_app(service or os.environ.get("ANYSERVE_SERVICE") or name, value, args)
     own = [k for k, v in vars(module).items() if not k.startswith("_") and _servable(v) and (isinstance(v, AnyServe) or getattr(v, "__module__", None) == module.__name__)]
     wanted = names[0]
     near = next((k for k in own if k.lower() == wanted.lower()), None) or next(iter(difflib.get_close_matches(wanted, own, n=1)), None)

@@ -38,13 +38,13 @@ export const Msg = {
   /** ← worker: the request's `timeout` parameter lowered a task's deadline. meta `{i, dl}`. */
   DEADLINE: 21,
   /** ← worker: call a capability through the replica's router (`ctx.call` of a Python worker). id: the worker's own; meta `{job, q, timeout, ct, hl?}`. */
-  CALL: 24,
+  CALL: 32,
   /** → worker: a CALL's answer. meta `{ct, hl?}` or an error. */
-  CALL_RESULT: 25,
+  CALL_RESULT: 33,
   /** ← worker: read an object through the replica (owned by another replica: the replica has the token). meta `{ref, op: "get" | "stat"}`. */
-  FETCH: 26,
+  FETCH: 34,
   /** → worker: a FETCH's answer. meta: the object's info, or an error; body: its bytes (`get`). */
-  FETCHED: 27,
+  FETCHED: 35,
 } as const;
 
 export type Meta = Record<string, unknown> | null;

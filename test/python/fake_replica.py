@@ -24,7 +24,8 @@ from anyserve.worker import protocol as P  # noqa: E402
 
 
 class FakeReplica:
-    def __init__(self, app: str, handler: int = 0, concurrency: int = 1, env: Optional[Dict[str, str]] = None, replica_id: str = "fake-replica") -> None:
+    def __init__(self, app: str, handler: Optional[int] = 0, concurrency: int = 1, env: Optional[Dict[str, str]] = None, replica_id: str = "fake-replica") -> None:
+        """``handler``: protocol 1, the worker serves that handler's unit; None: protocol 2 (OPEN/CLOSE)."""
         self.dir = tempfile.mkdtemp(prefix="anyserve-pyw-")
         path = os.path.join(self.dir, "workers.sock")
         self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -39,11 +40,12 @@ class FakeReplica:
             "ANYSERVE_WORKER_NAME": "process-1",
             "ANYSERVE_WORKER_KEY": self.key,
             "ANYSERVE_WORKER_APP": app,
-            "ANYSERVE_WORKER_HANDLER": str(handler),
             "ANYSERVE_WORKER_REPLICA_ID": replica_id,
             "ANYSERVE_WORKER_CONCURRENCY": str(concurrency),
             "ANYSERVE_LOG_LEVEL": "error",
         }
+        if handler is not None:
+            full_env["ANYSERVE_WORKER_HANDLER"] = str(handler)
         full_env.update(env or {})
         self.proc = subprocess.Popen([sys.executable, "-m", "anyserve.worker"], env=full_env, stderr=subprocess.PIPE)
         self.server.settimeout(30)
@@ -86,6 +88,13 @@ class FakeReplica:
         if h is not None:
             meta["h"] = h
         self.send(P.RUN, id_, meta, b"".join(bodies))
+
+    def open(self, h: int) -> None:
+        """Protocol 2: starts handler ``h`` on the worker (its unit's start hooks) and waits for OPENED."""
+        self.send(P.OPEN, 0, {"h": h})
+        meta = self.expect(P.OPENED)[2]
+        if meta.get("code"):
+            raise AssertionError(f"OPEN {h} failed: {meta}")
 
     def close(self) -> None:
         try:

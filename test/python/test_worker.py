@@ -17,14 +17,20 @@ def handler_index(name):
 
 
 class WorkerProtocolTest(unittest.TestCase):
-    def start(self, concurrency=1, handler="echo", app=APP, **env):
+    def start(self, concurrency=1, handler=None, app=APP, open_=(), **env):
+        """A worker of APP; ``handler`` set: protocol 1 (that handler's unit), else protocol 2 with ``open_`` handlers OPENed."""
         self.marks = tempfile.mkdtemp(prefix="anyserve-marks-")
         self.addCleanup(shutil.rmtree, self.marks, True)
-        r = FakeReplica(app, handler_index(handler) if app == APP else 0, concurrency, env=dict(env, MARKS_DIR=self.marks))
+        unit = (handler_index(handler) if app == APP else 0) if handler is not None else None
+        r = FakeReplica(app, unit, concurrency, env=dict(env, MARKS_DIR=self.marks))
         self.addCleanup(r.close)
         hello = r.expect(P.HELLO)
         self.assertEqual(hello[2]["key"], r.key)
-        self.assertEqual(hello[2]["protocol"], 1)
+        self.assertEqual(hello[2]["protocol"], 1 if handler is not None else 2)
+        if open_:
+            r.expect(P.READY)
+            for name in open_:
+                r.open(handler_index(name))
         return r
 
     def marks_of(self, name):
@@ -35,7 +41,7 @@ class WorkerProtocolTest(unittest.TestCase):
             return f.read().split("\n")[:-1]
 
     def test_hello_ready_run_and_stop_with_hooks(self):
-        r = self.start()
+        r = self.start(handler="echo")  # protocol 1: the unit's hooks run before READY
         r.expect(P.READY)
         self.assertEqual(self.marks_of("hooks"), ["start process-1"])
         r.run(7, "infer", [call()], [json_body(text="hi")])
@@ -47,9 +53,22 @@ class WorkerProtocolTest(unittest.TestCase):
         self.assertEqual(r.proc.wait(timeout=10), 0)
         self.assertEqual(self.marks_of("hooks"), ["start process-1", "stop"])
 
-    def test_errors_keep_their_codes_and_the_message_not_the_traceback(self):
+    def test_protocol_2_open_runs_the_start_hooks_and_close_the_stop_hooks_in_job_order(self):
         r = self.start()
         r.expect(P.READY)
+        self.assertEqual(self.marks_of("hooks"), [])  # nothing started before OPEN
+        r.run(1, "infer", [call()], [json_body(text="x")], h=handler_index("echo"))
+        self.assertEqual(r.expect(P.RESULT)[2]["code"], "INTERNAL")  # not opened
+        r.open(handler_index("echo"))
+        self.assertEqual(self.marks_of("hooks"), ["start process-1"])
+        r.run(2, "infer", [call()], [json_body(text="x")], h=handler_index("echo"))
+        r.send(P.CLOSE, 0, {"h": handler_index("echo")})
+        self.assertEqual(r.expect(P.RESULT)[1], 2)  # the job sent before CLOSE ran first
+        self.assertEqual(r.expect(P.CLOSED)[2], {"h": handler_index("echo")})
+        self.assertEqual(self.marks_of("hooks"), ["start process-1", "stop"])
+
+    def test_errors_keep_their_codes_and_the_message_not_the_traceback(self):
+        r = self.start(open_=("echo", "boom", "coded"))
         r.run(1, "infer", [call()], [json_body(text="x")], h=handler_index("boom"))
         self.assertEqual(r.expect(P.RESULT)[2], {"code": "WORKER_ERROR", "error": "boom from the handler"})
         r.run(2, "infer", [call()], [json_body(text="x")], h=handler_index("coded"))
@@ -58,8 +77,7 @@ class WorkerProtocolTest(unittest.TestCase):
         self.assertEqual(r.expect(P.RESULT)[2]["code"], "INVALID_JSON")
 
     def test_cancel_reaches_the_running_handler_and_drops_a_queued_job(self):
-        r = self.start()
-        r.expect(P.READY)
+        r = self.start(open_=("sleep",))
         r.run(1, "infer", [call(rid="long")], [json_body(s=30)], h=handler_index("sleep"))
         r.run(2, "infer", [call(rid="queued")], [json_body(s=30)], h=handler_index("sleep"))
         r.send(P.CANCEL, 2)  # queued behind: answered at once, never run
@@ -69,8 +87,7 @@ class WorkerProtocolTest(unittest.TestCase):
         self.assertEqual(self.marks_of("cancelled"), ["long"])
 
     def test_streams_generators_and_batches(self):
-        r = self.start()
-        r.expect(P.READY)
+        r = self.start(open_=("tokens", "gen", "batch"))
         r.run(1, "stream", [call()], [json_body(n=3)], h=handler_index("tokens"))
         chunks = [json.loads(r.expect(P.CHUNK)[3])["outputs"][0]["data"][0] for _ in range(3)]
         self.assertEqual(chunks, ["t0", "t1", "t2"])
@@ -87,7 +104,7 @@ class WorkerProtocolTest(unittest.TestCase):
         self.assertEqual({o["name"]: o["data"][0] for o in answer["outputs"]}, {"text": "a", "size": 2})
 
     def test_the_timeout_parameter_lowers_the_deadline_and_says_so(self):
-        r = self.start()
+        r = self.start(handler="echo")
         r.expect(P.READY)
         body = json.dumps({"parameters": {"timeout": 2_000_000}, "inputs": [{"name": "text", "datatype": "BYTES", "shape": [1], "data": ["x"]}]}).encode()
         r.run(1, "infer", [call(ms=60_000)], [body])
@@ -97,7 +114,7 @@ class WorkerProtocolTest(unittest.TestCase):
         r.expect(P.RESULT)
 
     def test_protobuf_answers_when_the_caller_speaks_protobuf(self):
-        r = self.start()
+        r = self.start(handler="echo")
         r.expect(P.READY)
         r.run(1, "infer", [call(f="protobuf")], [json_body(text="hi")])
         _, _, meta, body = r.expect(P.RESULT)
@@ -109,7 +126,7 @@ class WorkerProtocolTest(unittest.TestCase):
     def test_call_and_fetch_go_through_the_replica(self):
         store = tempfile.mkdtemp(prefix="anyserve-objects-")
         self.addCleanup(shutil.rmtree, store, True)
-        r = self.start(ANYSERVE_WORKER_OBJECTS=json.dumps({"dir": store, "owner": {"replicaId": "fake-replica"}}))
+        r = self.start(handler="caller", ANYSERVE_WORKER_OBJECTS=json.dumps({"dir": store, "owner": {"replicaId": "fake-replica"}}))
         r.expect(P.READY)
         r.run(5, "infer", [call()], [json_body(x=1)], h=handler_index("caller"))
         _, call_id, meta, body = r.expect(P.CALL)
@@ -137,14 +154,14 @@ class WorkerProtocolTest(unittest.TestCase):
         self.assertLess(time.time() - t0, 1.0)
 
     def test_a_module_that_fails_to_import_says_so_in_boot_failed_and_exits(self):
-        r = self.start(app=os.path.join(HERE, "apps", "broken_app.py:app"))
+        r = self.start(handler="echo", app=os.path.join(HERE, "apps", "broken_app.py:app"))
         _, _, meta, _ = r.expect(P.BOOT_FAILED)
         self.assertEqual(meta["code"], "CAPABILITY_FAILED")
         self.assertIn("RuntimeError: weights not found at /models/x", meta["error"])
         self.assertEqual(r.proc.wait(timeout=10), 1)
 
     def test_out_of_memory_ends_the_process_with_its_exit_code(self):
-        r = self.start(ANYSERVE_WORKER_MEMORY_MB="64")
+        r = self.start(handler="hog", ANYSERVE_WORKER_MEMORY_MB="64")
         r.expect(P.READY)
         r.run(1, "infer", [call()], [json_body(x=1)], h=handler_index("hog"))
         self.assertEqual(r.proc.wait(timeout=30), P.OOM_EXIT_CODE)

@@ -1,7 +1,8 @@
 """Entry of a Python worker: ``python -m anyserve.worker``, started by the replica with a minimal
 environment (docs/worker-protocol.md): connects to ``ANYSERVE_WORKER_SOCKET``, says HELLO with
 ``ANYSERVE_WORKER_KEY``, loads ``ANYSERVE_WORKER_APP``, runs the start hooks of handler unit
-``ANYSERVE_WORKER_HANDLER``, says READY (or BOOT_FAILED with the Python error) and serves.
+``ANYSERVE_WORKER_HANDLER`` (protocol 1; without it, protocol 2: handlers start on OPEN), says
+READY (or BOOT_FAILED with the Python error) and serves.
 """
 from __future__ import annotations
 
@@ -67,20 +68,26 @@ def main() -> None:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(env.get("ANYSERVE_WORKER_SOCKET", ""))
     runtime = Runtime(sock, name=name, replica_id=replica_id, concurrency=int(env.get("ANYSERVE_WORKER_CONCURRENCY") or 1))
-    runtime.send(P.HELLO, 0, {"worker": name, "key": env.get("ANYSERVE_WORKER_KEY", ""), "pid": os.getpid(), "protocol": P.PROTOCOL, "runtime": "python"})
+    # Protocol 1: the worker serves the unit of ANYSERVE_WORKER_HANDLER, started before READY.
+    # Protocol 2 (no ANYSERVE_WORKER_HANDLER): it serves every handler, started by OPEN.
+    unit_env = env.get("ANYSERVE_WORKER_HANDLER")
+    unit = int(unit_env) if unit_env else None
+    protocol = 1 if unit is not None else 2
+    runtime.send(P.HELLO, 0, {"worker": name, "key": env.get("ANYSERVE_WORKER_KEY", ""), "pid": os.getpid(), "protocol": protocol, "runtime": "python"})
     runtime.start_reader()
     try:
         _memory_limit(env.get("ANYSERVE_WORKER_MEMORY_MB", ""))
         from ..loader import load_app
 
         started = time.perf_counter()
-        app = load_app(env.get("ANYSERVE_WORKER_APP", ""), env.get("ANYSERVE_SERVICE") or None)
+        args = json.loads(env["ANYSERVE_WORKER_SERVICE_ARGS"]) if env.get("ANYSERVE_WORKER_SERVICE_ARGS") else ()
+        app = load_app(env.get("ANYSERVE_WORKER_APP", ""), env.get("ANYSERVE_SERVICE") or None, args=tuple(args))
         objects = env.get("ANYSERVE_WORKER_OBJECTS")
         if objects:
             from ..objects import ObjectStore
 
             runtime.objects = ObjectStore.from_config(json.loads(objects), runtime.fetcher)
-        runtime.boot(app, int(env.get("ANYSERVE_WORKER_HANDLER") or 0))
+        runtime.boot(app, unit)
         logging.getLogger("anyserve.worker").debug("ready in %.0f ms", (time.perf_counter() - started) * 1000)
     except BaseException as err:  # noqa: BLE001 - reported to the replica, which retries a few times
         traceback.print_exc()

@@ -12,7 +12,7 @@ import struct
 from typing import Any, Dict, List, Optional, Tuple
 
 VERSION = 1
-PROTOCOL = 1
+PROTOCOL = 1  # 2 when started without ANYSERVE_WORKER_HANDLER (OPEN/CLOSE)
 
 # Types 1-5 mean what they mean on the gateway → replica hop; 16 and up exist only here.
 RUN = 1  # → worker: a job. meta {mode, calls, sizes, h?}; body: the task bodies one after another
@@ -26,10 +26,16 @@ BOOT_FAILED = 18  # ← worker: it could not start. meta: an error; it exits nex
 STOP = 19  # → worker: finish the jobs it has, run the stop hooks, answer STOPPED, exit
 STOPPED = 20  # ← worker
 DEADLINE = 21  # ← worker: the request's `timeout` parameter lowered a task's deadline. {i, dl}
-CALL = 24  # ← worker: call a capability through the replica's router. id: the worker's call id
-CALL_RESULT = 25  # → worker: the call's answer (meta {ct?, hl?} or an error)
-FETCH = 26  # ← worker: read an object the replica can reach and the worker cannot. {ref, op}
-FETCHED = 27  # → worker: meta {contentType, size, created, ...} or an error; body: the bytes (op get)
+# Protocol 2 (a worker serving every handler of the app; started without ANYSERVE_WORKER_HANDLER):
+OPEN = 24  # → worker: start handler h (its unit's start hooks), after the jobs sent before. {h}
+OPENED = 25  # ← worker: {h}, or {h, code, error} when its start hooks failed
+CLOSE = 26  # → worker: stop handler h (its unit's stop hooks once no handler of the unit is open). {h}
+CLOSED = 27  # ← worker: {h}
+# The worker's own requests (ids in the worker's own space; the replica answers each once):
+CALL = 32  # ← worker: call a capability through the replica's router. {job, q, timeout, ct, hl?}
+CALL_RESULT = 33  # → worker: the call's answer (meta {ct?, hl?} or an error)
+FETCH = 34  # ← worker: read an object the replica can reach and the worker cannot. {ref, op}
+FETCHED = 35  # → worker: meta {contentType, size, created, ...} or an error; body: the bytes (op get)
 
 #: The exit code of a worker that ran out of memory (memory_mb): its running job fails with WORKER_OUT_OF_MEMORY.
 OOM_EXIT_CODE = 87

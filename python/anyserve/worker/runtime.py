@@ -64,6 +64,18 @@ class Job:
         self.task: Optional["asyncio.Task[Any]"] = None
 
 
+class Control:
+    """OPEN or CLOSE of handler ``h`` (protocol 2), taking its turn behind the jobs sent before it."""
+
+    __slots__ = ("kind", "h", "id", "calls")
+
+    def __init__(self, kind: str, h: int) -> None:
+        self.kind = kind
+        self.h = h
+        self.id = 0
+        self.calls: List[Dict[str, Any]] = []
+
+
 class _Pending:
     """A request the worker made to the replica, waiting for its answer."""
 
@@ -114,12 +126,15 @@ class Runtime:
         self._out: List[bytes] = []
         self._out_since = 0.0
         self._cond = threading.Condition()
-        self._queue: Deque[Job] = deque()
+        self._queue: Deque[Any] = deque()  # Jobs, and Controls (protocol 2)
         self._running: Dict[int, Job] = {}
         self._stopping = False
         self._ready = False
         self._pending: Dict[int, _Pending] = {}
         self._ids = itertools.count(1)
+        #: Units whose start hooks ran, with their handlers open here (protocol 2: OPEN/CLOSE; 1: all of them).
+        self._started: Dict[int, set] = {}
+        self._control_running = False
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._executor: Optional[ThreadPoolExecutor] = None
         #: Average run time of a job (seconds, moving average): answers are held only while it is short.
@@ -192,6 +207,10 @@ class Runtime:
             self._admit(Job(id_, mode, calls, bodies, self.unit if h is None else h))
         elif type_ == P.CANCEL:
             self._cancel(id_, meta.get("i") if isinstance(meta, dict) and isinstance(meta.get("i"), int) else None)
+        elif type_ in (P.OPEN, P.CLOSE):
+            h = meta.get("h") if isinstance(meta, dict) else None
+            if isinstance(h, int):
+                self._admit(Control("open" if type_ == P.OPEN else "close", h))
         elif type_ == P.STOP:
             with self._cond:
                 self._stopping = True
@@ -237,24 +256,62 @@ class Runtime:
 
     # ── boot and stop ──
 
-    def boot(self, app: AnyServe, unit: int) -> None:
-        """Runs the unit's start hooks (load the model); raises when they fail."""
+    def boot(self, app: AnyServe, unit: Optional[int]) -> None:
+        """Protocol 1 (``unit`` given): runs the unit's start hooks (load the model), raising when they
+        fail. Protocol 2 (None): nothing yet — handlers start on OPEN."""
         self.app = app
+        if unit is None:
+            return
         self.unit = unit
         if not 0 <= unit < len(app.handlers):
             raise AnyServeError("INTERNAL", f"handler #{unit} is not registered in this copy of the app (it has {len(app.handlers)})")
-        entry = app.handlers[unit]
-        entry.start_hook(WorkerInfo(entry.capability.to_dict(), self.replica_id, self.name))
-        self._ready = True
+        self._start_unit(unit)
+        self._started[unit] = {i for i, h in enumerate(app.handlers) if h.unit == unit}
+
+    def _info(self, h: int) -> WorkerInfo:
+        entry = self.app.handlers[h]  # type: ignore[union-attr]
+        return WorkerInfo(entry.capability.to_dict(), self.replica_id, self.name)
+
+    def _start_unit(self, unit: int) -> None:
+        self.app.handlers[unit].start_hook(self._info(unit))  # type: ignore[union-attr]
+
+    def _stop_unit(self, unit: int) -> None:
+        try:
+            self.app.handlers[unit].stop_hook(self._info(unit))  # type: ignore[union-attr]
+        except Exception as err:  # noqa: BLE001 - logged, not raised (as onStop)
+            log.warning("the stop hook of %s failed: %s", self.app.handlers[unit].capability, err)  # type: ignore[union-attr]
 
     def _stop_hooks(self) -> None:
         if self.app is None:
             return
-        entry = self.app.handlers[self.unit]
-        try:
-            entry.stop_hook(WorkerInfo(entry.capability.to_dict(), self.replica_id, self.name))
-        except Exception as err:  # noqa: BLE001 - logged, not raised (as onStop)
-            log.warning("the stop hook of %s failed: %s", entry.capability, err)
+        for unit in reversed(list(self._started)):
+            self._stop_unit(unit)
+        self._started.clear()
+
+    def _control(self, c: Control) -> Tuple[int, Dict[str, Any]]:
+        """OPEN: the unit's start hooks on its first open handler; CLOSE: its stop hooks when none is left open."""
+        handlers = self.app.handlers if self.app else []
+        if not 0 <= c.h < len(handlers):
+            err = AnyServeError("INTERNAL", f"handler #{c.h} is not registered in this copy of the app (it has {len(handlers)})")
+            return (P.OPENED if c.kind == "open" else P.CLOSED), dict(_meta_of(err), h=c.h)
+        unit = handlers[c.h].unit
+        if c.kind == "close":
+            open_ = self._started.get(unit)
+            if open_ is not None:
+                open_.discard(c.h)
+                if not open_:
+                    del self._started[unit]
+                    self._stop_unit(unit)
+            return P.CLOSED, {"h": c.h}
+        if unit not in self._started:
+            try:
+                self._start_unit(unit)
+            except BaseException as err:  # noqa: BLE001 - reported; the replica may OPEN again
+                traceback.print_exc()
+                return P.OPENED, dict(_meta_of(AnyServeError(error_of(err).code if isinstance(err, AnyServeError) else "CAPABILITY_FAILED", str(err) or type(err).__name__)), h=c.h)
+            self._started[unit] = set()
+        self._started[unit].add(c.h)
+        return P.OPENED, {"h": c.h}
 
     def _finish(self) -> None:
         self._stop_hooks()
@@ -276,7 +333,14 @@ class Runtime:
                 if not self._queue:
                     break
                 job = self._queue.popleft()
-                self._running[job.id] = job
+                if isinstance(job, Control):
+                    control = job
+                else:
+                    control = None
+                    self._running[job.id] = job
+            if control is not None:
+                self.send(*self._control_frame(control))
+                continue
             started = time.perf_counter()
             type_, meta, body = self._execute(job, self._resolve_serial)
             now = time.perf_counter()
@@ -290,6 +354,10 @@ class Runtime:
         self.flush()
         self._finish()
 
+    def _control_frame(self, c: Control) -> Tuple[int, int, Dict[str, Any]]:
+        type_, meta = self._control(c)
+        return type_, 0, meta
+
     def _resolve_serial(self, x: Any) -> Any:
         return self._loop.run_until_complete(_awaited(x))  # type: ignore[union-attr]
 
@@ -301,20 +369,46 @@ class Runtime:
         self._executor = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="anyserve-handler")
         loop.set_default_executor(self._executor)
         # Jobs that arrived while the app was loading.
-        with self._cond:
-            early = list(self._queue)
-            self._queue.clear()
-        for job in early:
-            self._admit_async(job)
+        loop.call_soon(self._pump_async)  # jobs that arrived while the app was loading
         loop.call_soon(self._maybe_stop_async)
         loop.run_forever()
 
-    def _admit_async(self, job: Job) -> None:
+    def _admit_async(self, item: Any) -> None:
         with self._cond:
-            if len(self._running) >= self.concurrency:
-                self._queue.append(job)
+            self._queue.append(item)
+        self._pump_async()
+
+    def _pump_async(self) -> None:
+        """Starts queued jobs in arrival order up to N at once; an OPEN/CLOSE waits for the jobs before it and holds the ones after."""
+        while True:
+            with self._cond:
+                if not self._queue or self._control_running:
+                    return
+                head = self._queue[0]
+                if isinstance(head, Control):
+                    if self._running:
+                        return
+                    self._queue.popleft()
+                    self._control_running = True
+                else:
+                    if len(self._running) >= self.concurrency:
+                        return
+                    self._queue.popleft()
+                    self._running[head.id] = head
+            if isinstance(head, Control):
+                self._loop.create_task(self._run_control_async(head))  # type: ignore[union-attr]
                 return
-            self._running[job.id] = job
+            self._start_task(head)
+
+    async def _run_control_async(self, c: Control) -> None:
+        frame = await asyncio.get_running_loop().run_in_executor(None, self._control_frame, c)
+        self.send(*frame)
+        with self._cond:
+            self._control_running = False
+        self._pump_async()
+        self._maybe_stop_async()
+
+    def _start_task(self, job: Job) -> None:
         loop = self._loop
         task = job.task = loop.create_task(self._run_async(job))  # type: ignore[union-attr]
         # An `async def` handler's task is cancelled outright (a `def` one runs in a thread: it sees context.cancelled).
@@ -333,10 +427,8 @@ class Runtime:
             terminal = (P.END if job.mode == "stream" else P.RESULT, _meta_of(AnyServeError("CANCELLED", "the request was cancelled")), b"")
         with self._cond:
             self._running.pop(job.id, None)
-            nxt = self._queue.popleft() if self._queue else None
         self.send(terminal[0], job.id, terminal[1], terminal[2])
-        if nxt is not None:
-            self._admit_async(nxt)
+        self._pump_async()
         self._maybe_stop_async()
 
     def _resolve_threaded(self, x: Any) -> Any:
@@ -344,7 +436,7 @@ class Runtime:
 
     def _maybe_stop_async(self) -> None:
         with self._cond:
-            done = self._stopping and not self._running and not self._queue
+            done = self._stopping and not self._running and not self._queue and not self._control_running
         if done:
             self._finish()
 
@@ -395,10 +487,10 @@ class Runtime:
 
     def _require(self, job: Job) -> HandlerEntry:
         entry = self._entry(job)
-        if entry is None or entry.fn is None:
+        if entry is None or entry.fn is None or entry.unit not in self._started:
             raise AnyServeError(
                 "INTERNAL",
-                f"handler #{job.handler} is not ready in this worker (it serves unit #{self.unit}): workers must load the same app as the replica",
+                f"handler #{job.handler} is not started in this worker (no OPEN, or another unit): workers must load the same app as the replica",
             )
         return entry
 
