@@ -44,6 +44,10 @@ _FORBIDDEN = ("__proto__", "constructor", "prototype")
 
 Encoded = Tuple[bytes, str, Optional[int]]
 
+# Made once: json.loads/dumps build (and detect the encoding of) a new one per call.
+_decode_json = json.JSONDecoder().decode
+_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
 
 def format_of(content_type: Optional[str]) -> str:
     """``json`` or ``protobuf`` for a body's Content-Type; anything else is 415."""
@@ -64,7 +68,7 @@ def _parse_json(raw: bytes, what: str) -> Dict[str, Any]:
     if not raw:
         raise AnyServeError("INVALID_JSON", f"{what} body is empty")
     try:
-        obj = json.loads(raw)
+        obj = _decode_json(raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else raw)
     except (ValueError, UnicodeDecodeError) as err:
         raise AnyServeError("INVALID_JSON", f"{what} body is not valid JSON: {err}") from None
     if not isinstance(obj, dict):
@@ -357,7 +361,7 @@ def _tensor_json(t: Tensor, binary: bool, parts: List[bytes]) -> Dict[str, Any]:
 
 
 def _assemble(obj: Dict[str, Any], parts: List[bytes]) -> Encoded:
-    head = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    head = _encode_json(obj).encode("utf-8")
     if not parts:
         return head, JSON, None
     return head + b"".join(parts), BINARY, len(head)

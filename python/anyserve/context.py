@@ -25,27 +25,35 @@ from .capability import Capability
 from .errors import AnyServeError
 
 NO_STORE = "ObjectStore not available. Make sure --object-store is configured."
+_HANDLER_LOG = logging.getLogger("anyserve.handler")
 NO_CALLS = "cross-replica call not available: the replica has no API server (start it with --api-server)"
+
+
+#: One lock for every Cancellation: cancelling is rare, and a request's Cancellation is made per
+#: request (an Event and a Lock each would cost more than the rest of a no-op request's context).
+_LOCK = threading.Lock()
 
 
 class Cancellation:
     """Set once when the request is cancelled (deadline passed, caller gone); thread-safe."""
 
-    __slots__ = ("_event", "reason", "_callbacks", "_lock")
+    __slots__ = ("_event", "reason", "_callbacks", "_set")
 
     def __init__(self) -> None:
-        self._event = threading.Event()
+        self._event: Optional[threading.Event] = None  # made by the first wait()
+        self._set = False
         self.reason: Optional[AnyServeError] = None
-        self._callbacks: List[Callable[[], None]] = []
-        self._lock = threading.Lock()
+        self._callbacks: Optional[List[Callable[[], None]]] = None
 
     def cancel(self, reason: Optional[AnyServeError] = None) -> None:
-        with self._lock:
-            if self._event.is_set():
+        with _LOCK:
+            if self._set:
                 return
             self.reason = reason or AnyServeError("CANCELLED", "the request was cancelled")
-            self._event.set()
-            callbacks, self._callbacks = self._callbacks, []
+            self._set = True
+            if self._event is not None:
+                self._event.set()
+            callbacks, self._callbacks = self._callbacks or [], None
         for cb in callbacks:
             try:
                 cb()
@@ -54,15 +62,24 @@ class Cancellation:
 
     @property
     def cancelled(self) -> bool:
-        return self._event.is_set()
+        return self._set
 
     def wait(self, timeout: Optional[float] = None) -> bool:
-        return self._event.wait(timeout)
+        """Waits up to ``timeout`` seconds; True once cancelled."""
+        with _LOCK:
+            if self._set:
+                return True
+            if self._event is None:
+                self._event = threading.Event()
+            event = self._event
+        return event.wait(timeout)
 
     def on_cancel(self, cb: Callable[[], None]) -> None:
         """Calls ``cb`` when cancelled (at once if it already is)."""
-        with self._lock:
-            if not self._event.is_set():
+        with _LOCK:
+            if not self._set:
+                if self._callbacks is None:
+                    self._callbacks = []
                 self._callbacks.append(cb)
                 return
         cb()
@@ -131,7 +148,7 @@ class Context:
         self.request_id = request_id
         self.deadline = deadline
         self.cancellation = cancellation or Cancellation()
-        self.logger = logger or logging.getLogger("anyserve.handler")
+        self.logger = logger or _HANDLER_LOG
         self.worker = worker
         self.delegation_depth = delegation_depth
 

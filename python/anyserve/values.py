@@ -32,8 +32,10 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from ._proto import grpc_predict_v2_pb2 as pb
 from .datatypes import DATATYPES, info_of, invalid_tensor, pack_values
 from .errors import AnyServeError
+from .objects import ObjRef  # the value rules know refs; objects imports nothing from here
 from .messages import (
     NUMPY_DTYPES,
     InferInputTensor,
@@ -92,8 +94,6 @@ def _numbers_tensor(cls: Any, name: str, leaves: List[Any], shape: List[int]) ->
 
 def try_tensor(name: str, value: Any, cls: Any = InferOutputTensor) -> Optional[Tensor]:
     """The tensor a value converts to without JSON, or None (dicts, None, mixed or ragged lists)."""
-    from .objects import ObjRef  # the value rules know refs; objects imports nothing from here
-
     if isinstance(value, Tensor):
         return value
     if isinstance(value, str):
@@ -171,8 +171,6 @@ def json_tensor(name: str, value: Any, cls: Any = InferOutputTensor) -> Tensor:
 
 
 def _json_default(v: Any) -> Any:
-    from .objects import ObjRef
-
     if isinstance(v, ObjRef):
         return v.to_string()
     if _is_numpy(v):
@@ -227,8 +225,9 @@ def tensor_from_dict(d: Dict[str, Any], cls: Any = InferOutputTensor) -> Tensor:
 
 def result_to_response(result: Any, model_name: str, request_id: Optional[str] = None) -> ModelInferResponse:
     """What a handler returned, as a response (rules in the module doc)."""
-    from ._proto import grpc_predict_v2_pb2 as pb
-
+    if isinstance(result, dict) and "outputs" not in result:
+        # The commonest return, first: a dict of plain values.
+        return _dict_response(result, model_name, request_id)
     if isinstance(result, pb.ModelStreamInferResponse):
         if result.error_message:
             raise AnyServeError("WORKER_ERROR", result.error_message)
@@ -260,15 +259,23 @@ def result_to_response(result: Any, model_name: str, request_id: Optional[str] =
         for o in result["outputs"]:
             res.outputs.append(o if isinstance(o, Tensor) else tensor_from_dict(o))
         return res
-    outputs: Optional[List[Tensor]] = None
-    if isinstance(result, dict) and result:
-        tensors = [try_tensor(k, v) if isinstance(k, str) and k else None for k, v in result.items()]
-        if all(t is not None for t in tensors):
-            outputs = tensors  # type: ignore[assignment]
-    res = ModelInferResponse(model_name=model_name, id=request_id or "")
-    for t in outputs if outputs is not None else [value_to_tensor("output", result)]:
-        res.outputs.append(t)
-    return res
+    if isinstance(result, dict):
+        return _dict_response(result, model_name, request_id)
+    return ModelInferResponse(model_name=model_name, id=request_id or "", outputs=[value_to_tensor("output", result)])
+
+
+def _dict_response(result: Dict[str, Any], model_name: str, request_id: Optional[str]) -> ModelInferResponse:
+    """One output per key when every value is a tensor, else the whole dict as one JSON output."""
+    outputs: List[Tensor] = []
+    for k, v in result.items():
+        t = try_tensor(k, v) if isinstance(k, str) and k else None
+        if t is None:
+            outputs = [json_tensor("output", result)] if result else [value_to_tensor("output", result)]
+            break
+        outputs.append(t)
+    if not result:
+        outputs = [value_to_tensor("output", result)]
+    return ModelInferResponse(model_name=model_name, id=request_id or "", outputs=outputs)
 
 
 def tensor_to_value(t: Tensor) -> Any:

@@ -532,7 +532,6 @@ class Runtime:
             request_id=str(call.get("rid", "")),
             deadline=deadline_ms / 1000,
             cancellation=job.cancels[i],
-            logger=logging.getLogger("anyserve.handler"),
             worker=self.name,
             delegation_depth=int(call.get("d") or 0),
         )
