@@ -13,7 +13,18 @@ import { after, before, describe, test } from "node:test";
 import { promisify } from "node:util";
 import { Environment } from "../../src/deploy/environment.js";
 import { Client } from "../../src/sdk/client.js";
-import { BIN, Cleanups, ROOT, registryIds, startApiServerProc, startReplicaProc, waitFor, type Proc } from "../helpers/processes.js";
+import {
+  BIN,
+  Cleanups,
+  FIXTURES,
+  ROOT,
+  registryIds,
+  startApiServerProc,
+  startCli,
+  startReplicaProc,
+  waitFor,
+  type Proc,
+} from "../helpers/processes.js";
 import { workersRoute } from "../execution/helpers.js";
 
 const DEMO = path.join(ROOT, "examples", "python_demo");
@@ -198,6 +209,27 @@ test("a Python class service deployed from YAML in an Environment is called from
   } finally {
     await env.stop();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a Python worker's environment is minimal: the replica's GPU ids and the names in worker_env, never the token", async (t) => {
+  const proc = await startCli(
+    t,
+    ["start", "--app", path.join(FIXTURES, "python", "env_app.py:app"), "--port", "0", "--worker-env", "EXTRA_SETTING"],
+    { ANYSERVE_TOKEN: "s3cret-token", CUDA_VISIBLE_DEVICES: "1,3", EXTRA_SETTING: "on", UNRELATED_SETTING: "x" },
+  );
+  const client = new Client({ endpoint: proc.ready.http! });
+  try {
+    const out = (await client.infer({ type: "env" }, { x: 1 }, { headers: { authorization: "Bearer s3cret-token" } })) as {
+      names: string[];
+      gpus: string;
+    };
+    assert.equal(out.gpus, "1,3");
+    assert.ok(out.names.includes("EXTRA_SETTING"));
+    assert.ok(!out.names.includes("ANYSERVE_TOKEN"), "the token never reaches a worker");
+    assert.ok(!out.names.includes("UNRELATED_SETTING"));
+  } finally {
+    await client.close();
   }
 });
 
