@@ -137,6 +137,9 @@ class Runtime:
         self._control_running = False
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._executor: Optional[ThreadPoolExecutor] = None
+        self._reader = P.FrameReader()
+        #: Held by the thread reading the socket (one at a time: the leader; serve_serial).
+        self._role = threading.Lock()
         #: Average run time of a job (seconds, moving average): answers are held only while it is short.
         self._avg = HOLD_S
 
@@ -168,7 +171,10 @@ class Runtime:
     # ── reading ──
 
     def start_reader(self) -> None:
-        threading.Thread(target=self._read_loop, name="anyserve-reader", daemon=True).start()
+        """The thread that reads the socket while the app loads — and, one at a time, serves as the
+        main thread does afterwards (see serve_serial)."""
+        target = self._serve_thread if self.concurrency == 1 else self._read_loop
+        threading.Thread(target=target, name="anyserve-worker", daemon=True).start()
 
     def _read_loop(self) -> None:
         try:
@@ -181,21 +187,24 @@ class Runtime:
             _exit(3)
 
     def _read_frames(self) -> None:
-        reader = P.FrameReader()
         while True:
-            try:
-                data = self.sock.recv(1 << 20)
-            except OSError:
-                data = b""
-            if not data:
-                _exit(0)  # without its replica there is nothing to serve
-            try:
-                frames = reader.feed(data)
-            except (P.ProtocolError, ValueError) as err:
-                log.error("malformed frames from the replica: %s", err)
-                _exit(1)
-            for type_, id_, meta, body in frames:
-                self._receive(type_, id_, meta, body)
+            self._read_once()
+
+    def _read_once(self) -> None:
+        """One read of the socket; every whole frame in it is handled (RUN queued, the rest at once)."""
+        try:
+            data = self.sock.recv(1 << 20)
+        except OSError:
+            data = b""
+        if not data:
+            _exit(0)  # without its replica there is nothing to serve
+        try:
+            frames = self._reader.feed(data)
+        except (P.ProtocolError, ValueError) as err:
+            log.error("malformed frames from the replica: %s", err)
+            _exit(1)
+        for type_, id_, meta, body in frames:
+            self._receive(type_, id_, meta, body)
 
     def _receive(self, type_: int, id_: int, meta: Any, body: bytes) -> None:
         if type_ == P.RUN:
@@ -214,7 +223,6 @@ class Runtime:
         elif type_ == P.STOP:
             with self._cond:
                 self._stopping = True
-                self._cond.notify()
             if self._loop is not None and self.concurrency > 1:
                 self._loop.call_soon_threadsafe(self._maybe_stop_async)
         elif type_ in (P.CALL_RESULT, P.FETCHED):
@@ -224,13 +232,12 @@ class Runtime:
                 pending.event.set()
         # Unknown types are ignored, so a newer replica can add messages.
 
-    def _admit(self, job: Job) -> None:
+    def _admit(self, job: Any) -> None:
         if self.concurrency > 1 and self._loop is not None:
             self._loop.call_soon_threadsafe(self._admit_async, job)
             return
         with self._cond:
             self._queue.append(job)
-            self._cond.notify()
 
     def _cancel(self, id_: int, index: Optional[int]) -> None:
         reason = AnyServeError("CANCELLED", "the request was cancelled")
@@ -325,34 +332,64 @@ class Runtime:
     # ── one at a time ──
 
     def serve_serial(self) -> None:
+        """Serves one job at a time, on two threads that take turns (leader/follower): the thread
+        holding the read role reads the socket; when it reads a job that can run, it gives up the
+        role (the other thread takes it and keeps reading: a CANCEL reaches the running handler)
+        and runs the job itself — no hand-over between reading a request and running it."""
         self._loop = asyncio.new_event_loop()  # for async def handlers, reused by every job
-        while True:
-            with self._cond:
-                while not self._queue and not self._stopping:
-                    self._cond.wait()
-                if not self._queue:
-                    break
-                job = self._queue.popleft()
-                if isinstance(job, Control):
-                    control = job
-                else:
-                    control = None
-                    self._running[job.id] = job
-            if control is not None:
-                self.send(*self._control_frame(control))
-                continue
-            started = time.perf_counter()
-            type_, meta, body = self._execute(job, self._resolve_serial)
-            now = time.perf_counter()
-            self._avg = 0.8 * self._avg + 0.2 * (now - started)
-            with self._cond:
-                del self._running[job.id]
-                more = bool(self._queue)
-            # Held only while jobs are quick and more wait, and never longer than HOLD_S.
-            hold = more and self._avg < HOLD_S and (not self._out or now - self._out_since < HOLD_S)
-            self.send(type_, job.id, meta, body, flush=not hold)
+        with self._cond:
+            self._ready = True
+        self._serve_thread()
+
+    def _serve_thread(self) -> None:
+        try:
+            while True:
+                item = self._take_runnable()
+                if item is not None:
+                    self._run_serial(item)
+                    continue
+                with self._cond:
+                    if self._ready and self._stopping and not self._queue and not self._running:
+                        break
+                self.flush()  # nothing to run: nothing held back while this thread waits
+                with self._role:
+                    if self._take_ready():
+                        continue
+                    self._read_once()
+        except MemoryError:
+            sys.stderr.write(f"MemoryError: worker {self.name} went over its memory limit\n")
+            _exit(P.OOM_EXIT_CODE)
         self.flush()
         self._finish()
+
+    def _take_ready(self) -> bool:
+        with self._cond:
+            return self._ready and bool(self._queue) and not self._running
+
+    def _take_runnable(self) -> Any:
+        """The next job (or OPEN/CLOSE) when nothing runs and the app is loaded; it is marked running."""
+        with self._cond:
+            if not self._ready or self._running or not self._queue:
+                return None
+            item = self._queue.popleft()
+            if not isinstance(item, Control):
+                self._running[item.id] = item
+            return item
+
+    def _run_serial(self, job: Any) -> None:
+        if isinstance(job, Control):
+            self.send(*self._control_frame(job))
+            return
+        started = time.perf_counter()
+        type_, meta, body = self._execute(job, self._resolve_serial)
+        now = time.perf_counter()
+        self._avg = 0.8 * self._avg + 0.2 * (now - started)
+        with self._cond:
+            del self._running[job.id]
+            more = bool(self._queue)
+        # Held only while jobs are quick and more wait, and never longer than HOLD_S.
+        hold = more and self._avg < HOLD_S and (not self._out or now - self._out_since < HOLD_S)
+        self.send(type_, job.id, meta, body, flush=not hold)
 
     def _control_frame(self, c: Control) -> Tuple[int, int, Dict[str, Any]]:
         type_, meta = self._control(c)
