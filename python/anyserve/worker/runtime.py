@@ -4,7 +4,8 @@ RUN with exactly one terminal message (RESULT, or END for a stream), honours CAN
 Two ways to run, chosen by the replica (``ANYSERVE_WORKER_CONCURRENCY``):
 
 - **one at a time** (strategies ``single``, ``multi``, ``pool``, ``process``): jobs run in arrival
-  order on the main thread. The replica may pipeline more jobs into the worker; because the oldest
+  order, one at a time, on two threads that take turns (see ``serve_serial``): the thread that
+  reads a job runs it while the other reads on. The replica may pipeline more jobs into the worker; because the oldest
   unanswered job is always the running one, it knows which jobs had not started when a worker
   dies. Answers of quick jobs are held while more jobs wait (at most ``HOLD_S``), so a burst goes
   back in one write.
@@ -12,7 +13,7 @@ Two ways to run, chosen by the replica (``ANYSERVE_WORKER_CONCURRENCY``):
   order, up to N at a time: ``async def`` handlers run on the loop, plain ``def`` handlers in a
   pool of N threads. The running jobs are always the N oldest unanswered ones.
 
-A reader thread reads the socket all the time, so a CANCEL reaches a running handler (its
+Some thread reads the socket all the time, so a CANCEL reaches a running handler (its
 ``context.cancelled`` turns true; an ``async def`` handler's task is cancelled outright), and the
 answers to the worker's own requests (``context.call``, objects owned elsewhere) reach the
 handler waiting for them.
