@@ -25,7 +25,7 @@ import {
   waitFor,
   type Proc,
 } from "../helpers/processes.js";
-import { workersRoute } from "../execution/helpers.js";
+import { freshReplicaId, infer, marks, workersRoute } from "../execution/helpers.js";
 
 const DEMO = path.join(ROOT, "examples", "python_demo");
 const run = promisify(execFile);
@@ -231,6 +231,84 @@ test("a Python worker's environment is minimal: the replica's GPU ids and the na
   } finally {
     await client.close();
   }
+});
+
+describe("Python workers over HTTP: deadlines, stuck handlers, crashes, a full queue", () => {
+  const hooks = new Cleanups();
+  const app = path.join(FIXTURES, "python", "exec_app.py:app");
+  let proc: Proc;
+  let single: Proc;
+  let procId: string;
+  before(async () => {
+    procId = freshReplicaId("py-http");
+    [proc, single] = await Promise.all([
+      startCli(hooks, [
+        "start",
+        "--app",
+        app,
+        "--port",
+        "0",
+        "--replica-id",
+        procId,
+        "--threading-strategy",
+        "process",
+        "--thread-count",
+        "2",
+        "--abort-grace",
+        "0.3",
+      ]),
+      startCli(hooks, ["start", "--app", app, "--port", "0", "--threading-strategy", "single", "--queue-size", "2"]),
+    ]);
+  });
+  after(() => hooks.run());
+
+  test("a deadline is 504 at the deadline, and the handler sees its cancellation", async () => {
+    const r = await infer(
+      proc.ready.http!,
+      { type: "do" },
+      { op: "sleep", ms: 30_000 },
+      { "x-anyserve-timeout-ms": "400", "x-request-id": "late-1" },
+    );
+    assert.equal(r.status, 504);
+    assert.equal(r.code, "DEADLINE_EXCEEDED");
+    assert.ok(r.ms >= 350 && r.ms < 3_000, `answered after ${r.ms} ms`);
+    await waitFor("the handler to see its cancellation", () => marks(procId, "aborted").includes("late-1"));
+  });
+
+  test("a handler stuck in a loop is 504 at its deadline, its process is killed and replaced, the next request succeeds", async () => {
+    const r = await infer(proc.ready.http!, { type: "do" }, { op: "spin" }, { "x-anyserve-timeout-ms": "400" });
+    assert.equal(r.status, 504);
+    await waitFor("the stuck process to be replaced", async () => {
+      const w = await workersRoute(proc.ready.http!, "GET", "/workers");
+      return (
+        (w.body.capabilities as { capability: Record<string, string>; replaced: number }[]).find((c) => c.capability.type === "do")!
+          .replaced >= 1
+      );
+    });
+    assert.equal((await infer(proc.ready.http!, { type: "do" }, { op: "echo", text: "after" })).status, 200);
+  });
+
+  test("a worker process that exits mid-request fails only that request (502 WORKER_CRASHED)", async () => {
+    const [crashed, other] = await Promise.all([
+      infer(proc.ready.http!, { type: "do" }, { op: "exit" }),
+      infer(proc.ready.http!, { type: "do" }, { op: "echo", text: "still here" }),
+    ]);
+    assert.equal(crashed.status, 502);
+    assert.equal(crashed.code, "WORKER_CRASHED");
+    assert.equal(other.status, 200);
+    assert.equal((other.value as { text: string }).text, "still here");
+  });
+
+  test("a full queue is 503 QUEUE_FULL with Retry-After at once; the admitted requests are answered", async () => {
+    const replies = await Promise.all(
+      Array.from({ length: 12 }, () => infer(single.ready.http!, { type: "block" }, { ms: 300 }, { "x-anyserve-timeout-ms": "10000" })),
+    );
+    const full = replies.filter((r) => r.status === 503);
+    const ok = replies.filter((r) => r.status === 200);
+    assert.equal(ok.length + full.length, 12, JSON.stringify(replies.map((r) => r.status)));
+    assert.ok(ok.length >= 3 && ok.length <= 4, `${ok.length} admitted: 1 running + 1 pipelined + queue_size 2`);
+    assert.ok(full.every((r) => r.code === "QUEUE_FULL" && r.retryAfter !== null));
+  });
 });
 
 describe("Python apps that cannot start", () => {

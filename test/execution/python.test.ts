@@ -7,14 +7,17 @@ import { after, test } from "node:test";
 import { createStrategy } from "../../src/execution/index.js";
 import type { Lane } from "../../src/execution/lane.js";
 import { runConformance } from "./conformance.js";
-import { atOnce, PY_EXEC_APP, warmLane as warm } from "./helpers.js";
+import type { ExecutionStrategy } from "../../src/execution/base.js";
+import { waitFor } from "../helpers/processes.js";
+import { atOnce, freshReplicaId, marks, never, PY_EXEC_APP, strategyOptions, task, warmLane as warm } from "./helpers.js";
 
 for (const name of ["single", "async", "multi", "pool", "process"]) {
   runConformance({ name, create: (o) => createStrategy(name, o), options: { threads: 1 }, app: PY_EXEC_APP });
 }
 
 const lanes: Lane[] = [];
-after(() => Promise.all(lanes.map((l) => l.stop())));
+const strategies: ExecutionStrategy[] = [];
+after(() => Promise.all([...lanes, ...strategies].map((l) => l.stop())));
 
 const warmLane = (strategy: string, type: string, threads: number): Promise<Lane> => warm(lanes, strategy, type, threads, PY_EXEC_APP);
 const fourAtOnce = (l: Lane, inputs: Record<string, unknown>) => atOnce(l, 4, inputs);
@@ -43,3 +46,27 @@ for (const strategy of ["multi", "pool"]) {
     assert.equal(new Set([...who].map((w) => String(w).split("/")[0])).size, 4);
   });
 }
+
+test("python pool: processes grow from thread_count toward max_thread_count while all are busy, and shrink back when idle (on_stop runs)", async () => {
+  const replicaId = freshReplicaId("py-pool-grow");
+  const p = createStrategy("pool", await strategyOptions("do", { replicaId, threads: 1, maxThreads: 3, poolIdleMs: 300 }, PY_EXEC_APP));
+  strategies.push(p);
+  await p.start();
+  assert.equal(p.stats().workers.warm, 1);
+  const busy = Array.from({ length: 3 }, () => p.submit(task({ op: "sleep", ms: 1_500 }), never()));
+  await waitFor("the pool to grow", () => p.stats().workers.starting + p.stats().workers.warm >= 2);
+  await Promise.all(busy);
+  await waitFor("the pool to shrink back to thread_count", () => p.stats().workers.warm === 1 && p.stats().workers.starting === 0, 15_000);
+  const counts = () => {
+    const log = marks(replicaId, "do.log");
+    return { log, started: log.filter((l) => l.startsWith("start ")).length, stopped: log.filter((l) => l.startsWith("stop ")).length };
+  };
+  await waitFor(
+    "on_stop in every process that left",
+    () => counts().stopped === counts().started - 1 && counts().started >= 2,
+    15_000,
+  ).catch(() => undefined);
+  const { log, started, stopped } = counts();
+  assert.ok(started >= 2, log.join("; "));
+  assert.equal(stopped, started - 1, log.join("; "));
+});
