@@ -48,13 +48,17 @@ def _memory_limit(mb: str) -> None:
     """``memory_mb``: a limit on the data segment (heap and anonymous mappings, RLIMIT_DATA). An
     allocation beyond it raises MemoryError; the worker answers WORKER_OUT_OF_MEMORY and is
     replaced. (RLIMIT_AS would count every thread's reserved arenas and stacks: a few threads
-    reserve hundreds of MB of address space they never use.)"""
+    reserve hundreds of MB of address space they never use.) Threads' stacks count: see below."""
     if not mb:
         return
     import resource
+    import threading
 
     limit = int(mb) << 20
     resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+    # A thread's stack counts toward that limit (8 MiB each by default): handler threads get 2 MiB,
+    # so an `async` worker's pool of threads fits in a few hundred MB.
+    threading.stack_size(2 << 20)
 
 
 def main() -> None:
