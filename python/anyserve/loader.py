@@ -96,6 +96,12 @@ def load_app(spec: str, service: Optional[str] = None, cwd: Optional[str] = None
             return value
         if inspect.isclass(value):
             return service_app(service or os.environ.get("ANYSERVE_SERVICE") or name, value, args)
+    if not export:
+        # An app written with the module-level decorators (`@anyserve.model("m")`, `@infer`).
+        import anyserve
+
+        if anyserve.default_app.handlers:
+            return anyserve.default_app
     own = [k for k, v in vars(module).items() if not k.startswith("_") and _servable(v) and (isinstance(v, AnyServe) or getattr(v, "__module__", None) == module.__name__)]
     wanted = names[0]
     near = next((k for k in own if k.lower() == wanted.lower()), None) or next(iter(difflib.get_close_matches(wanted, own, n=1)), None)

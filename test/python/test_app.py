@@ -117,3 +117,29 @@ class AppTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class LoaderTest(unittest.TestCase):
+    def test_load_app_finds_the_app_a_class_or_the_module_level_decorators_with_a_did_you_mean(self):
+        import os
+        import tempfile
+
+        from anyserve.loader import AppLoadError, load_app
+
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "plain_app.py"), "w") as f:
+                f.write("from anyserve import AnyServe\napp = AnyServe()\napp.capability(type='x')(lambda r: 1)\n")
+            with open(os.path.join(d, "svc_mod.py"), "w") as f:
+                f.write("class KV:\n    def get(self, k):\n        return k\n")
+            with open(os.path.join(d, "deco_app.py"), "w") as f:
+                f.write("import anyserve\n@anyserve.model('m')\ndef m(r):\n    return 1\n")
+            self.assertEqual(load_app(os.path.join(d, "plain_app.py")).get_capabilities(), [{"type": "x"}])
+            self.assertEqual(load_app(os.path.join(d, "svc_mod.py:KV"), service="kv").get_capabilities(), [{"service": "kv", "method": "get"}])
+            self.assertEqual(load_app(os.path.join(d, "deco_app.py")).get_capabilities(), [{"model": "m"}])
+            with self.assertRaises(AppLoadError) as c:
+                load_app(os.path.join(d, "svc_mod.py:Kv"))
+            self.assertEqual(c.exception.kind, "no_export")
+            self.assertIn("did you mean 'KV'?", str(c.exception))
+            with self.assertRaises(AppLoadError) as c:
+                load_app(os.path.join(d, "missing.py:app"))
+            self.assertEqual(c.exception.kind, "not_found")
