@@ -16,9 +16,12 @@
  * ```
  */
 import { AnyServeError } from "../errors.js";
+import { WORKER_STRATEGIES } from "../execution/index.js";
+import { AFFINITY_HEADER } from "../protocol/call.js";
+import { classModuleSpec } from "./class-module.js";
 import { DeploymentController } from "./controller.js";
 import { loadDeploymentFile } from "./load.js";
-import { localNode, placementConflict } from "./placement.js";
+import { localNode, place, PlacementError } from "./placement.js";
 import {
   deploymentFileSchema,
   nodeSchema,
@@ -32,7 +35,7 @@ import type { ServiceView } from "../gateway/status.js";
 import { startReplica, type RunningReplica } from "../replica/replica.js";
 import { createLogger, silentLogger, type Logger } from "../util/logger.js";
 import { Client } from "../sdk/client.js";
-import { serviceApp, serviceProxy, unwrapResult, type ServiceProxy } from "../sdk/service.js";
+import { affinityKeyOf, serviceApp, serviceProxy, unwrapResult, type ServiceProxy } from "../sdk/service.js";
 
 type ServiceClass = new (...args: never[]) => object;
 
@@ -134,7 +137,13 @@ export class Environment {
     );
   }
 
-  /** The seed's `register_local_service_pool`: a thread pool of `poolSize` growing to `maxThreads`. */
+  /**
+   * The seed's `register_local_service_pool`: a pool of `poolSize` worker threads growing to
+   * `maxThreads`, each with its own instance of the class (calls keyed by their first argument,
+   * docs/execution.md). The threads load the class from its module: `app` (`"./llm.ts:LLMService"`),
+   * or, when not given, the module that exports the class (it must not be the program's main
+   * module). `gpuCount` GPUs must exist on this node, or `start()` refuses, as `up` does.
+   */
   registerLocalServicePool(
     name: string,
     Class: ServiceClass,
@@ -148,7 +157,7 @@ export class Environment {
         ...(o.app ? { app: o.app } : {}),
         deployment: {
           target: "local",
-          threading_strategy: o.app ? "pool" : "async",
+          threading_strategy: "pool",
           thread_count: o.poolSize,
           thread_pool_size: o.poolSize,
           max_thread_count: o.maxThreads ?? o.poolSize,
@@ -165,17 +174,22 @@ export class Environment {
     return this;
   }
 
+  /**
+   * Starts the API server and every service. Refuses (DEPLOYMENT_DOES_NOT_FIT, nothing started)
+   * when the services together need more CPU, memory or GPUs than this node has, as `up` does.
+   */
   async start(): Promise<void> {
     if (this.#api) return;
     const logger = this.#o.logger ?? silentLogger;
     const node = localNode(this.#file?.node ?? nodeSchema.parse({}));
+    const placed = this.#place(node);
     this.#api = await startApiServer({ port: this.#o.port ?? 0, host: this.#o.host ?? "127.0.0.1", logger });
     this.#client = new Client({ apiServer: this.#api.url });
     for (const r of this.#registered.values()) {
-      const conflict = placementConflict(r.config, node);
-      if (conflict) {
-        this.#unschedulable.set(r.name, conflict);
-        logger.warn({ service: r.name, reason: conflict }, "service is unschedulable on this node");
+      const p = placed.get(r.name);
+      if (p?.status === "unschedulable") {
+        this.#unschedulable.set(r.name, p.reason);
+        logger.warn({ service: r.name, reason: p.reason }, "service is unschedulable on this node");
         continue;
       }
       await this.#startInProcess(r, logger);
@@ -277,32 +291,51 @@ export class Environment {
     return this.#unschedulable.get(name);
   }
 
+  /** Placement of the registered services (and the file's) on this node: throws when they do not fit. */
+  #place(node: ReturnType<typeof localNode>): Map<string, ReturnType<typeof place>[number]> {
+    const services = { ...this.#file?.services, ...Object.fromEntries([...this.#registered.values()].map((r) => [r.name, r.config])) };
+    try {
+      return new Map(place({ services }, node).map((p) => [p.service, p]));
+    } catch (err) {
+      if (err instanceof PlacementError) throw new AnyServeError("DEPLOYMENT_DOES_NOT_FIT", err.message, { problems: err.problems });
+      throw err;
+    }
+  }
+
   async #call(service: string, method: string, args: unknown[], timeout?: number, signal?: AbortSignal): Promise<unknown> {
     if (!this.#client) throw new AnyServeError("INTERNAL", "the environment is not started: await env.start() first");
+    // The first argument is the call's key: under consistent_hash it keeps the key on one replica.
+    const key = affinityKeyOf(args);
     const res = await this.#client.infer(
       { service, method },
       { args: JSON.stringify(args) },
       {
         ...(timeout !== undefined ? { timeout } : {}),
         ...(signal ? { signal } : {}),
+        ...(key !== undefined ? { headers: { [AFFINITY_HEADER]: key } } : {}),
       },
     );
     return unwrapResult(res);
   }
 
-  async #startInProcess(r: Registered, logger: Logger): Promise<void> {
-    const d = r.config.deployment;
-    if (
-      d.threading_strategy !== "single" &&
-      d.threading_strategy !== "async" &&
-      !r.config.app.startsWith("./") &&
-      !r.config.app.startsWith("/")
-    ) {
+  /** The module workers load the class from: the config's `app`, else the one that exports the class. */
+  async #moduleOf(r: Registered): Promise<string | undefined> {
+    if (!r.config.app.startsWith("<")) return r.config.app;
+    const strategy = r.config.deployment.threading_strategy;
+    if (!WORKER_STRATEGIES.has(strategy)) return undefined;
+    const fail = (why: string): never => {
       throw new AnyServeError(
         "CONFIG_INVALID",
-        `service '${r.name}': threading_strategy '${d.threading_strategy}' runs the service in worker threads or processes, which load it from its module: give config.app (e.g. './kv.ts:${r.Class.name}')`,
+        `service '${r.name}': threading_strategy '${strategy}' runs the service in worker threads or processes, which load the class from its module, and ${why}: give config.app (e.g. './kv.ts:${r.Class.name}')`,
       );
-    }
+    };
+    const spec = await classModuleSpec(r.Class).catch((err: unknown) => fail((err as Error).message));
+    return spec ?? fail(`no module exporting class ${r.Class.name} was found`);
+  }
+
+  async #startInProcess(r: Registered, logger: Logger): Promise<void> {
+    const d = r.config.deployment;
+    const appSpec = await this.#moduleOf(r);
     for (let i = 0; i < d.replicas; i++) {
       const replica = await startReplica({
         app: serviceApp(r.name, r.Class as never, r.args),
@@ -311,7 +344,7 @@ export class Environment {
         apiServer: this.#api!.url,
         timeoutMs: r.config.performance.timeout * 1000,
         config: r.config,
-        ...(r.config.app.startsWith("<") ? {} : { appSpec: r.config.app }),
+        ...(appSpec !== undefined ? { appSpec } : {}),
         heartbeatIntervalMs: Math.round(r.config.monitoring.health_check_interval * 1000),
         logger,
       });
