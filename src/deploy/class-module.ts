@@ -18,9 +18,7 @@ export async function classModuleSpec(Class: abstract new (...args: never[]) => 
   const file = fileURLToPath(url);
   const main = process.argv[1];
   if (main !== undefined && samePath(file, main)) {
-    throw new Error(
-      `class ${Class.name} is defined in the program's main module (${file}): workers load the class's module, and would run the program again — move the class to a module of its own`,
-    );
+    throw new Error(`it is defined in the program's main module (${file}), which every worker would run again`);
   }
   const mod = (await import(url)) as Record<string, unknown>;
   const name = Object.keys(mod).find((k) => mod[k] === Class);

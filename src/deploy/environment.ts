@@ -17,11 +17,10 @@
  */
 import { AnyServeError } from "../errors.js";
 import { WORKER_STRATEGIES } from "../execution/index.js";
-import { AFFINITY_HEADER } from "../protocol/call.js";
 import { classModuleSpec } from "./class-module.js";
 import { DeploymentController } from "./controller.js";
 import { loadDeploymentFile } from "./load.js";
-import { localNode, place, PlacementError } from "./placement.js";
+import { localNode, type NodeCapacity, place, PlacementError, type ServicePlacement } from "./placement.js";
 import {
   deploymentFileSchema,
   nodeSchema,
@@ -35,7 +34,7 @@ import type { ServiceView } from "../gateway/status.js";
 import { startReplica, type RunningReplica } from "../replica/replica.js";
 import { createLogger, silentLogger, type Logger } from "../util/logger.js";
 import { Client } from "../sdk/client.js";
-import { affinityKeyOf, serviceApp, serviceProxy, unwrapResult, type ServiceProxy } from "../sdk/service.js";
+import { invokeService, serviceApp, serviceProxy, type ServiceProxy } from "../sdk/service.js";
 
 type ServiceClass = new (...args: never[]) => object;
 
@@ -185,6 +184,15 @@ export class Environment {
     const placed = this.#place(node);
     this.#api = await startApiServer({ port: this.#o.port ?? 0, host: this.#o.host ?? "127.0.0.1", logger });
     this.#client = new Client({ apiServer: this.#api.url });
+    try {
+      await this.#startServices(node, placed, logger);
+    } catch (err) {
+      await this.stop(); // what did start stops again: a failed start leaves nothing running
+      throw err;
+    }
+  }
+
+  async #startServices(node: NodeCapacity, placed: Map<string, ServicePlacement>, logger: Logger): Promise<void> {
     for (const r of this.#registered.values()) {
       const p = placed.get(r.name);
       if (p?.status === "unschedulable") {
@@ -194,15 +202,16 @@ export class Environment {
       }
       await this.#startInProcess(r, logger);
     }
+    const api = this.#api!;
     if (this.#file) {
       this.#controller = new DeploymentController({
-        apiServerUrl: this.#api.url,
-        registry: this.#api.registry,
-        policies: this.#api.policies,
+        apiServerUrl: api.url,
+        registry: api.registry,
+        policies: api.policies,
         node,
         logger: createLogger("environment"),
       });
-      this.#api.status.attach(this.#controller);
+      api.status.attach(this.#controller);
       await this.#controller.apply(deploymentFileSchema.parse(this.#file));
     }
   }
@@ -292,7 +301,7 @@ export class Environment {
   }
 
   /** Placement of the registered services (and the file's) on this node: throws when they do not fit. */
-  #place(node: ReturnType<typeof localNode>): Map<string, ReturnType<typeof place>[number]> {
+  #place(node: NodeCapacity): Map<string, ServicePlacement> {
     const services = { ...this.#file?.services, ...Object.fromEntries([...this.#registered.values()].map((r) => [r.name, r.config])) };
     try {
       return new Map(place({ services }, node).map((p) => [p.service, p]));
@@ -304,18 +313,10 @@ export class Environment {
 
   async #call(service: string, method: string, args: unknown[], timeout?: number, signal?: AbortSignal): Promise<unknown> {
     if (!this.#client) throw new AnyServeError("INTERNAL", "the environment is not started: await env.start() first");
-    // The first argument is the call's key: under consistent_hash it keeps the key on one replica.
-    const key = affinityKeyOf(args);
-    const res = await this.#client.infer(
-      { service, method },
-      { args: JSON.stringify(args) },
-      {
-        ...(timeout !== undefined ? { timeout } : {}),
-        ...(signal ? { signal } : {}),
-        ...(key !== undefined ? { headers: { [AFFINITY_HEADER]: key } } : {}),
-      },
-    );
-    return unwrapResult(res);
+    return invokeService(this.#client, service, method, args, {
+      ...(timeout !== undefined ? { timeout } : {}),
+      ...(signal ? { signal } : {}),
+    });
   }
 
   /** The module workers load the class from: the config's `app`, else the one that exports the class. */
@@ -326,11 +327,11 @@ export class Environment {
     const fail = (why: string): never => {
       throw new AnyServeError(
         "CONFIG_INVALID",
-        `service '${r.name}': threading_strategy '${strategy}' runs the service in worker threads or processes, which load the class from its module, and ${why}: give config.app (e.g. './kv.ts:${r.Class.name}')`,
+        `service '${r.name}': threading_strategy '${strategy}' runs it in worker threads or processes, which load class ${r.Class.name} from its module, but ${why}: export the class from a module of its own, or name it in app (e.g. app: './kv.ts:${r.Class.name}')`,
       );
     };
     const spec = await classModuleSpec(r.Class).catch((err: unknown) => fail((err as Error).message));
-    return spec ?? fail(`no module exporting class ${r.Class.name} was found`);
+    return spec ?? fail("no module exports it");
   }
 
   async #startInProcess(r: Registered, logger: Logger): Promise<void> {

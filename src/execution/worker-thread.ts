@@ -36,7 +36,7 @@ port.on("message", (batch: unknown) =>
 );
 
 try {
-  const app = await loadApp(data.appSpec, data.service ?? {});
+  const app = await loadApp(data.appSpec, data.service ? { service: data.service.name, args: data.service.args } : {});
   const env = workerEnv({ app, replicaId: data.replicaId, worker: data.worker, apiServer: data.apiServer, objects: data.objects });
   runtime = new WorkerRuntime(env, data.worker, out);
   runtime.onStopped = () => {

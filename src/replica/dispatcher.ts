@@ -130,13 +130,15 @@ export class Dispatcher implements InferBackend {
    * The answer to the gateway's health probe: not ready while draining, or when every capability
    * has failed to start (workers that crash are replaced; a capability that keeps failing turns
    * `failed`). `load` sums the lanes' requests running and queued, counts the replica's workers
-   * once (the capabilities share them), and adds the process's memory and CPU.
+   * once (the capabilities share them) with the failed capabilities as `failed`, and adds the
+   * process's memory and CPU.
    */
   health(): ReplicaHealth & { load: ReplicaLoad } {
     const lanes = [...this.#lanes.values()];
     const sum: LaneLoad = { inFlight: 0, queued: 0, workers: { starting: 0, warm: 0, idle: 0, failed: 0 } };
     for (const l of lanes) addLoad(sum, l.load());
-    const { workers } = this.#execution.stats();
+    // Failed: the capabilities that cannot start (each lane says whether it is one).
+    const workers = { ...this.#execution.stats().workers, failed: sum.workers.failed };
     const load: ReplicaLoad = { in_flight: sum.inFlight, queue_depth: sum.queued, workers, process: this.#processLoad() };
     if (this.#draining) return { ready: false, reason: "draining", load };
     if (lanes.length > 0 && lanes.every((l) => l.state === "failed")) {

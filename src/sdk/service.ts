@@ -43,8 +43,10 @@
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import { AnyServeError } from "../errors.js";
+import { AFFINITY_HEADER } from "../protocol/call.js";
 import type { CapabilityMap } from "../protocol/capability.js";
 import { AnyServe, type WorkerInfo } from "./app.js";
+import type { Client, InferOptions } from "./client.js";
 import type { Context } from "./context.js";
 import type { InferenceRequest } from "./request.js";
 import { jsonLogger, type Logger } from "../util/log.js";
@@ -67,12 +69,19 @@ export type ServiceProxy = Record<string, (...args: unknown[]) => Promise<unknow
 /** Lifecycle methods, never exposed as capabilities. */
 export const SERVICE_HOOKS = new Set(["setup", "start", "stop", "cleanup", "close", "constructor"]);
 
-let pendingContext: ServiceContext | undefined;
+/**
+ * The context of the instance being constructed, kept on the global object under a registry
+ * symbol: the class may extend {@link Service} from another copy of the package than the one
+ * constructing it (an app's own `node_modules/anyserve`, or the built package beside the sources).
+ */
+const PENDING = Symbol.for("anyserve.pendingServiceContext");
+const pending = globalThis as { [PENDING]?: ServiceContext | undefined };
 
 /** The context of the service instance being constructed (valid inside a constructor). */
 export function currentServiceContext(): ServiceContext {
-  if (!pendingContext) throw new AnyServeError("INTERNAL", "a service context exists only while anyserve constructs the service");
-  return pendingContext;
+  const ctx = pending[PENDING];
+  if (!ctx) throw new AnyServeError("INTERNAL", "a service context exists only while anyserve constructs the service");
+  return ctx;
 }
 
 /** Optional base class: `this.ctx` is set before the subclass's constructor body runs. */
@@ -165,11 +174,11 @@ export function serviceApp(serviceName: string, Class: ServiceClass, args: unkno
   const ensure = (info: WorkerInfo): Promise<void> =>
     (starting ??= (async () => {
       const ctx = makeContext(serviceName, info, () => current.getStore());
-      pendingContext = ctx;
+      pending[PENDING] = ctx;
       try {
         instance = new Class(...args) as Record<string, unknown>;
       } finally {
-        pendingContext = undefined;
+        pending[PENDING] = undefined;
       }
       await callHook(instance, "setup");
       await callHook(instance, "start");
@@ -270,6 +279,36 @@ function makeContext(serviceName: string, info: WorkerInfo, request: () => Conte
       });
     },
   };
+}
+
+/**
+ * A service's methods through an SDK client, from outside the deployment. Each call sends its first
+ * argument as the affinity key (`X-Anyserve-Affinity`), so under `load_balancing: consistent_hash`
+ * the calls of one key reach one replica — and there, one worker.
+ *
+ * @example
+ * ```ts
+ * const client = new Client({ apiServer: "http://127.0.0.1:8080" });
+ * const kv = callService(client, "kv_service");
+ * await kv.set("user:1", { name: "Ada" });
+ * console.log(await kv.get("user:1")); // { name: "Ada" }
+ * ```
+ */
+export function callService(client: Pick<Client, "infer">, name: string, options: Omit<InferOptions, "headers"> = {}): ServiceProxy {
+  return serviceProxy((method, args) => invokeService(client, name, method, args, options));
+}
+
+/** One call of a service's method through `client`: arguments as JSON, the first one as the affinity key; the method's result back. */
+export async function invokeService(
+  client: Pick<Client, "infer">,
+  service: string,
+  method: string,
+  args: unknown[],
+  options: Omit<InferOptions, "headers"> = {},
+): Promise<unknown> {
+  const key = affinityKeyOf(args);
+  const headers = key === undefined ? undefined : { [AFFINITY_HEADER]: key };
+  return unwrapResult(await client.infer({ service, method }, { args: JSON.stringify(args) }, headers ? { ...options, headers } : options));
 }
 
 /** A proxy whose every property is a method that sends `(method, args)` to `send`. */
