@@ -329,18 +329,20 @@ export class WorkerGroup {
    */
   #pick(job: Job): Slot | undefined {
     const limit = job.moves ? 1 : this.#depth(this.#handlers.get(job.h));
-    const fits = (s: Slot): boolean =>
-      this.#accepts(s) && s.open.has(job.h) && s.jobs.length < limit && (s.jobs.length === 0 || s.jobs[0]!.h === job.h);
     if (job.pin !== undefined) {
       const home = job.pin % this.#min;
-      for (const s of this.#slots) if (s.home === home && s.state !== "stopping") return fits(s) ? s : undefined;
+      for (const s of this.#slots) if (s.home === home && s.state !== "stopping") return this.#fits(s, job, limit) ? s : undefined;
       return undefined;
     }
     let best: Slot | undefined;
     for (const s of this.#slots) {
-      if (fits(s) && (!best || s.jobs.length < best.jobs.length)) best = s;
+      if (this.#fits(s, job, limit) && (!best || s.jobs.length < best.jobs.length)) best = s;
     }
     return best;
+  }
+
+  #fits(s: Slot, job: Job, limit: number): boolean {
+    return this.#accepts(s) && s.open.has(job.h) && s.jobs.length < limit && (s.jobs.length === 0 || s.jobs[0]!.h === job.h);
   }
 
   /** `pool`: one more thread per job that has no idle worker, up to `max` (pinned jobs wait for their own). */
