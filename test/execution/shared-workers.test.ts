@@ -6,11 +6,13 @@
 import assert from "node:assert/strict";
 import path from "node:path";
 import { after, test } from "node:test";
+import { Environment } from "../../src/deploy/environment.js";
 import { startReplica, type RunningReplica } from "../../src/replica/replica.js";
 import { loadApp } from "../../src/sdk/load-app.js";
 import type { Logger } from "../../src/util/log.js";
 import { waitFor } from "../helpers/processes.js";
 import { FIXTURES } from "../helpers/processes.js";
+import { Prefixed } from "../fixtures/class_services.js";
 import { freshReplicaId, infer, marks, workersRoute } from "./helpers.js";
 
 const running: RunningReplica[] = [];
@@ -97,15 +99,26 @@ test("a plain app's 3 capabilities under multi ×2 run on 2 threads (not 6), eac
   assert.equal(w.workers.workers.warm, 2, "the other capabilities keep their threads");
   assert.equal((await infer(r.httpUrl, { type: "quick" }, {})).status, 200);
 
+  // A thread that dies is replaced, and its replacement starts every started capability (onStart) before it serves.
+  const crashed = await infer(r.httpUrl, { type: "crash" }, {});
+  assert.deepEqual([crashed.status, crashed.code], [502, "WORKER_CRASHED"]);
+  await waitFor(
+    "the replacement thread",
+    async () => (await workers(r)).workers.workers.warm === 2 && (await workers(r)).workers.replaced === 1,
+  );
+  await waitFor("onStart of quick in the new thread", () => marks(replicaId, "quick.log").includes("start thread-3"));
+  assert.ok(!marks(replicaId, "late.log").includes("start thread-3"), "a stopped capability does not start in it");
+  assert.equal((await infer(r.httpUrl, { type: "quick" }, {})).status, 200);
+
   // Stopping every capability stops the threads.
-  for (const type of ["slow", "quick"]) await workersRoute(r.httpUrl, "POST", "/workers/stop", { capability: { type } });
+  for (const type of ["slow", "quick", "crash"]) await workersRoute(r.httpUrl, "POST", "/workers/stop", { capability: { type } });
   w = await workers(r);
   assert.deepEqual([w.workers.workers.warm, w.workers.workers.starting], [0, 0]);
   assert.deepEqual(
     marks(replicaId, "quick.log")
       .filter((l) => l.startsWith("stop"))
       .sort(),
-    ["stop thread-1", "stop thread-2"],
+    ["stop thread-2", "stop thread-3"],
   );
 });
 
@@ -164,6 +177,38 @@ test("class services under multi ×3: affinity 'key' keeps a key on one thread, 
     loadApp(`${path.join(FIXTURES, "class_services.ts")}:Misdeclared`),
     /static affinity must be one of key, instance, none, got "sticky"/,
   );
+});
+
+test("process workers build a class service with the replica's name and constructor arguments", async () => {
+  const env = new Environment();
+  env.registerServiceWithConfig(
+    "prefixed",
+    Prefixed as never,
+    { app: `${path.join(FIXTURES, "class_services.ts")}:Prefixed`, deployment: { threading_strategy: "process", thread_count: 2 } },
+    "p:",
+  );
+  await env.start();
+  try {
+    const svc = env.callService("prefixed");
+    const where = (await Promise.all(["a", "b", "c", "d", "e", "f"].map((k) => svc.put!(k, k.toUpperCase())))) as {
+      pid: number;
+      service: string;
+    }[];
+    assert.ok(
+      where.every((w) => w.pid !== process.pid && w.service === "prefixed"),
+      JSON.stringify(where),
+    );
+    assert.deepEqual(await Promise.all(["a", "b", "c", "d", "e", "f"].map((k) => svc.take!(k))), [
+      "p:A",
+      "p:B",
+      "p:C",
+      "p:D",
+      "p:E",
+      "p:F",
+    ]);
+  } finally {
+    await env.stop();
+  }
 });
 
 test("the log warns when a class service's replicas are not balanced by key", async () => {
