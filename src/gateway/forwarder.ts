@@ -9,7 +9,7 @@
  */
 import { AnyServeError, type ErrorCode } from "../errors.js";
 import type { IncomingCall, InferBackend, ModelMetadata } from "../protocol/call.js";
-import { formatCapability, type CapabilityMap } from "../protocol/capability.js";
+import { formatCapability, modelTypeFallback, type CapabilityMap } from "../protocol/capability.js";
 import type { EncodedBody } from "../protocol/types.js";
 import { FrameClient, type FrameReply } from "../transport/frame-client.js";
 import { answerError, answerOf, callMeta, type FrameKind } from "../transport/call-meta.js";
@@ -119,14 +119,24 @@ export class Forwarder implements InferBackend {
 
   async modelMetadata(query: CapabilityMap, name: string, version?: string): Promise<ModelMetadata> {
     const { entry } = this.#choose({ query, model: { name, version } } as IncomingCall, undefined);
-    const reply = await this.#client(entry).request({ k: "meta", q: query, m: { name, version } }, Buffer.alloc(0), { timeoutMs: 10_000 });
+    const q = this.#modelQuery(query);
+    const reply = await this.#client(entry).request({ k: "meta", q, m: { name, version } }, Buffer.alloc(0), { timeoutMs: 10_000 });
     const err = errorOf(reply, entry);
     if (err) throw err;
     return JSON.parse(reply.body.toString("utf8")) as ModelMetadata;
   }
 
   async modelReady(query: CapabilityMap): Promise<boolean> {
-    return this.#o.registry.lookupAvailable(query).length > 0;
+    return this.#o.registry.lookupAvailable(this.#modelQuery(query)).length > 0;
+  }
+
+  /**
+   * The query a model route (`/v2/models/{m}`, gRPC `model_name`) is served with: `model=m`, or
+   * `type=m` when no replica has `model=m` (see {@link modelTypeFallback}).
+   */
+  #modelQuery(query: CapabilityMap): CapabilityMap {
+    if (this.#o.registry.route(query).replicas.length > 0) return query;
+    return modelTypeFallback(query) ?? query;
   }
 
   /** One readiness probe of a replica over its framed connection (the health checker's); resolves with what it reported. */
@@ -321,7 +331,12 @@ export class Forwarder implements InferBackend {
     const depth = call.depth ?? 0;
     const tried = call.tried ?? [];
     if (depth > this.#o.maxDelegationDepth) throw this.#exhausted(query, tried);
-    const route = registry.route(query);
+    let route = registry.route(query);
+    // A model route falls back to `type=m` when nothing has `model=m`; the replica is sent that query.
+    if (route.replicas.length === 0 && call.model !== undefined) {
+      const byType = modelTypeFallback(query);
+      if (byType !== undefined) route = registry.route(byType);
+    }
     let candidates = route.replicas;
     if (tried.length > 0) candidates = candidates.filter((e) => !tried.includes(e.replicaId));
     if (candidates.length === 0) {
