@@ -73,6 +73,7 @@ export function replicaJson(e: ReplicaEntry): Record<string, unknown> {
     replica_id: e.replicaId,
     endpoint: e.endpoint,
     http_endpoint: e.httpEndpoint ?? null,
+    protocol: e.protocol ?? "anyserve",
     capabilities: e.capabilities.map((c) => c.capability),
     states: e.capabilities.map((c) => c.state),
     service: e.service ?? null,

@@ -20,8 +20,8 @@ export interface DelegationOptions {
   apiServer: string;
   replicaId: string;
   token?: string | undefined;
-  /** True when this replica has a handler for the query. */
-  canServe: (query: CapabilityMap) => boolean;
+  /** True when this replica has a handler for the call's query (a model route's: see `Dispatcher.canServe`). */
+  canServe: (query: CapabilityMap, call: IncomingCall) => boolean;
 }
 
 export class DelegatingBackend implements InferBackend {
@@ -40,11 +40,11 @@ export class DelegatingBackend implements InferBackend {
   }
 
   infer(call: IncomingCall): Promise<EncodedBody> {
-    return this.#o.canServe(call.query) ? this.#inner.infer(call) : this.#delegate(call);
+    return this.#o.canServe(call.query, call) ? this.#inner.infer(call) : this.#delegate(call);
   }
 
   stream(call: IncomingCall, onChunk: (chunk: EncodedBody) => void): Promise<void> {
-    return this.#o.canServe(call.query) ? this.#inner.stream(call, onChunk) : this.#delegateStream(call, onChunk);
+    return this.#o.canServe(call.query, call) ? this.#inner.stream(call, onChunk) : this.#delegateStream(call, onChunk);
   }
 
   modelMetadata(query: CapabilityMap, name: string, version?: string): Promise<ModelMetadata> {

@@ -153,7 +153,7 @@ async function assembleReplica(o: ReplicaOptions): Promise<ReplicaParts> {
         apiServer: o.apiServer,
         replicaId,
         token: o.token,
-        canServe: (q) => o.app.handlerFor(q) !== undefined,
+        canServe: (_q, call) => dispatcher.canServe(call),
       })
     : dispatcher;
   return Object.assign(base, { dispatcher, backend }, replicaEndpoints(base, dispatcher, backend));

@@ -1,5 +1,6 @@
 /**
- * What a replica says about itself when it registers (`POST /register`, the seed's body), heartbeats
+ * What a replica says about itself when it registers (`POST /register`, the seed's body — and
+ * `protocol` for a server that is not anyserve: see {@link registrationSchema}), heartbeats
  * (`POST /heartbeat`) or leaves (`DELETE /unregister`), and what each row of the route table lists:
  * one zod schema per body, for the API server's control routes and the direct client's copy of the
  * table alike. A bad body is 400 `INVALID_REGISTRATION` (or `URL_NOT_ALLOWED` for an
@@ -45,6 +46,12 @@ const states = z.array(
 const INTERVAL_RULE = "expected an integer from 10 to 3600000";
 const heartbeatInterval = z.number(INTERVAL_RULE).int(INTERVAL_RULE).min(10, INTERVAL_RULE).max(3_600_000, INTERVAL_RULE).nullish();
 
+/** True for a link-local host (169.254.x.x, fe80::): cloud metadata services live there, the gateway never calls them. */
+function isLinkLocal(host: string): boolean {
+  const h = host.toLowerCase();
+  return h.startsWith("169.254.") || h.startsWith("[fe80:") || h.startsWith("fe80:");
+}
+
 /** Only http(s) host:port URLs without credentials; never file:, never link-local (cloud metadata) addresses. */
 const httpEndpoint = z
   .unknown()
@@ -63,7 +70,7 @@ const httpEndpoint = z
     if ((url.protocol !== "http:" && url.protocol !== "https:") || url.username || url.password) {
       return refuse(`only http(s) URLs without credentials are allowed, got scheme '${url.protocol}'`);
     }
-    if (url.hostname.startsWith("169.254.") || url.hostname.toLowerCase().startsWith("[fe80:")) {
+    if (isLinkLocal(url.hostname)) {
       return refuse(`link-local address ${url.hostname} is not allowed`);
     }
     return `${url.protocol}//${url.host}`;
@@ -90,22 +97,80 @@ function statesMatch(body: { capabilities?: unknown[] | undefined; states?: unkn
 
 const body = { error: "expected a JSON object" };
 
+/**
+ * How the gateway talks to the replica: `anyserve` (frames on its `http_endpoint`), or — for any
+ * Open Inference Protocol v2 server (the seed's replicas, Triton, KServe, MLServer) — `oip-grpc`
+ * (`inference.GRPCInferenceService` at `endpoint`) or `oip-rest` (the REST routes at
+ * `http_endpoint`). Absent: `anyserve` when an `http_endpoint` is given, else `oip-grpc` (the
+ * seed's registration body).
+ */
+const protocol = z.enum(["anyserve", "oip-grpc", "oip-rest"], "expected anyserve, oip-grpc or oip-rest").optional();
+
+const HOST_PORT = /^[\w.-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/;
+
+/** What a registration must say for the gateway to reach the replica the way its protocol needs. */
+function reachable(
+  r: { endpoint?: string | undefined; http_endpoint?: string | undefined; protocol?: string | undefined; capabilities?: unknown[] },
+  ctx: z.RefinementCtx,
+): void {
+  const kind = protocolOf(r);
+  if (kind === "oip-rest" && r.http_endpoint === undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["http_endpoint"],
+      message: "expected the OIP REST server's http(s)://host:port (protocol oip-rest), got nothing",
+    });
+  }
+  if (r.endpoint === undefined && kind !== "oip-rest") {
+    ctx.addIssue({ code: "custom", path: ["endpoint"], message: "expected host:port, got nothing" });
+  }
+  if (kind === "oip-grpc" && r.endpoint !== undefined && isLinkLocal(r.endpoint)) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["endpoint"],
+      message: `link-local address ${r.endpoint} is not allowed`,
+      params: { code: "URL_NOT_ALLOWED" },
+    });
+  }
+  // The gateway names the model an OIP server expects from the capability it routed by.
+  if (kind !== "anyserve") {
+    (r.capabilities ?? []).forEach((c, i) => {
+      const cap = c as Record<string, string>;
+      if (cap.model === undefined && cap.type === undefined) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["capabilities", i],
+          message: `: expected a 'model' (or 'type') key naming the model the ${kind} server serves, got ${JSON.stringify(cap).slice(0, 64)}`,
+          params: { complete: true },
+        });
+      }
+    });
+  }
+}
+
+function protocolOf(r: { http_endpoint?: string | undefined; protocol?: string | undefined }): "anyserve" | "oip-grpc" | "oip-rest" {
+  if (r.protocol === "oip-grpc" || r.protocol === "oip-rest" || r.protocol === "anyserve") return r.protocol;
+  return r.http_endpoint === undefined ? "oip-grpc" : "anyserve";
+}
+
 /** `POST /register` and a route table row. */
 export const registrationSchema = z
   .object(
     {
       replica_id: replicaId,
-      endpoint: z.string("expected host:port").regex(/^[\w.-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, "expected host:port"),
+      endpoint: z.string("expected host:port").regex(HOST_PORT, "expected host:port").optional(),
       capabilities,
       states: states.optional(),
       heartbeat_interval_ms: heartbeatInterval,
       http_endpoint: httpEndpoint,
+      protocol,
       service: label,
       node: label,
     },
     body,
   )
-  .superRefine(statesMatch);
+  .superRefine(statesMatch)
+  .superRefine(reachable);
 
 /** `POST /heartbeat`: the id, and the capabilities when they changed. */
 export const heartbeatSchema = z
@@ -151,13 +216,16 @@ function registeredCapabilities(caps: Record<string, string>[], given: Capabilit
 /** A registration body (or route table row) as the registry takes it; `defaultHeartbeatMs` when it names no interval. */
 export function parseRegistration(body: unknown, defaultHeartbeatMs: number): ReplicaRegistration {
   const r = parse(registrationSchema, body);
+  const kind = protocolOf(r);
   const reg: ReplicaRegistration = {
     replicaId: r.replica_id,
-    endpoint: r.endpoint,
+    // An oip-rest registration may leave out `endpoint`: its REST URL's host:port stands for it.
+    endpoint: r.endpoint ?? new URL(r.http_endpoint!).host,
     capabilities: registeredCapabilities(r.capabilities, r.states),
     heartbeatIntervalMs: r.heartbeat_interval_ms ?? defaultHeartbeatMs,
   };
   if (r.http_endpoint !== undefined) reg.httpEndpoint = r.http_endpoint;
+  if (kind !== "anyserve") reg.protocol = kind;
   if (r.service !== undefined) reg.service = r.service;
   if (r.node !== undefined) reg.node = r.node;
   return reg;

@@ -87,3 +87,41 @@ test("heartbeat and unregister bodies", () => {
   assert.match(refused(() => parseUnregister({ replica_id: 5 })).message, /^replica_id: expected .*, got 5$/);
   assert.match(refused(() => parseHeartbeat({})).message, /^replica_id: .*got nothing$/);
 });
+
+test("protocol: the seed's body (no http_endpoint) is OIP gRPC; an http_endpoint is anyserve; oip-rest needs its URL and may leave out endpoint", () => {
+  assert.equal(parseRegistration(ok, 1).protocol, "oip-grpc");
+  assert.equal(parseRegistration({ ...ok, http_endpoint: "http://h:1" }, 1).protocol, undefined);
+  assert.equal(parseRegistration({ ...ok, http_endpoint: "http://h:1", protocol: "anyserve" }, 1).protocol, undefined);
+  const rest = parseRegistration(
+    { replica_id: "t", protocol: "oip-rest", http_endpoint: "http://triton:8000/x", capabilities: [{ model: "m" }] },
+    1,
+  );
+  assert.equal(rest.protocol, "oip-rest");
+  assert.equal(rest.httpEndpoint, "http://triton:8000");
+  assert.equal(rest.endpoint, "triton:8000");
+  assert.match(
+    refused(() => parseRegistration({ replica_id: "t", protocol: "oip-rest", endpoint: "h:1", capabilities: [{ model: "m" }] }, 1)).message,
+    /^http_endpoint: expected the OIP REST server's http\(s\):\/\/host:port \(protocol oip-rest\), got nothing$/,
+  );
+  assert.match(
+    refused(() => parseRegistration({ replica_id: "t", capabilities: [{ model: "m" }] }, 1)).message,
+    /^endpoint: expected host:port, got nothing$/,
+  );
+  assert.match(
+    refused(() => parseRegistration({ ...ok, protocol: "kserve" }, 1)).message,
+    /^protocol: expected anyserve, oip-grpc or oip-rest, got "kserve"$/,
+  );
+});
+
+test("a foreign replica's capabilities must name a model (or type); its gRPC endpoint may not be link-local", () => {
+  const e = refused(() => parseRegistration({ ...ok, capabilities: [{ model: "m" }, { service: "kv", method: "get" }] }, 1));
+  assert.equal(e.code, "INVALID_REGISTRATION");
+  assert.match(e.message, /^capabilities\[1\]: expected a 'model' \(or 'type'\) key naming the model the oip-grpc server serves, got/);
+  // An anyserve replica's capabilities are its own business.
+  assert.doesNotThrow(() => parseRegistration({ ...ok, http_endpoint: "http://h:1", capabilities: [{ service: "kv" }] }, 1));
+  for (const endpoint of ["169.254.169.254:80", "[fe80::1]:8001"]) {
+    const bad = refused(() => parseRegistration({ ...ok, endpoint }, 1));
+    assert.equal(bad.code, "URL_NOT_ALLOWED", endpoint);
+    assert.match(bad.message, /^endpoint: link-local address/);
+  }
+});

@@ -89,7 +89,8 @@ export class RouteCache {
       preferWarm(found, query),
       affinityKey === undefined ? undefined : { key: affinityKey },
     );
-    if (entry.httpEndpoint === undefined) return undefined;
+    // A foreign OIP server has no frame endpoint: the API server calls it in its protocol.
+    if (entry.httpEndpoint === undefined || entry.protocol !== undefined) return undefined;
     return { entry: entry as DirectRoute["entry"], failover: policy.failover };
   }
 
