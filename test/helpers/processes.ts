@@ -98,8 +98,9 @@ export async function waitFor<T>(what: string, check: () => Promise<T> | T, time
   }
 }
 
-export async function registryIds(apiServer: string): Promise<string[]> {
-  const res = await fetch(`${apiServer}/registry`);
+/** The ids in the API server's registry (`token`: its read or control-plane token, when it has one). */
+export async function registryIds(apiServer: string, token?: string): Promise<string[]> {
+  const res = await fetch(`${apiServer}/registry`, token ? { headers: { authorization: `Bearer ${token}` } } : {});
   const body = (await res.json()) as { replicas: { replica_id: string }[] };
   return body.replicas.map((r) => r.replica_id).sort();
 }
