@@ -73,7 +73,10 @@ test("register with missing or bad fields → 400 naming the field", async (t) =
 
 test("unregister → success; unknown → 404 REPLICA_NOT_FOUND every time", async (t) => {
   const s = await api(t);
-  const reg = await fetch(`${s.url}/register`, json("POST", { replica_id: "gone", endpoint: "localhost:1", capabilities: [{ type: "a" }] }));
+  const reg = await fetch(
+    `${s.url}/register`,
+    json("POST", { replica_id: "gone", endpoint: "localhost:1", capabilities: [{ type: "a" }] }),
+  );
   // A registration without a secret of its own is issued one: unregistering needs it.
   const { replica_secret } = (await reg.json()) as { replica_secret: string };
   assert.equal((await fetch(`${s.url}/unregister`, json("DELETE", { replica_id: "gone" }))).status, 401);

@@ -33,7 +33,21 @@ export function makeCerts(t: { after(fn: () => unknown): void }): TestCerts {
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const ca = (name: string): void =>
     openssl(
-      ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", `${name}-key.pem`, "-out", `${name}.pem`, "-days", "2", "-subj", `/CN=${name}`],
+      [
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        `${name}-key.pem`,
+        "-out",
+        `${name}.pem`,
+        "-days",
+        "2",
+        "-subj",
+        `/CN=${name}`,
+      ],
       dir,
     );
   ca("ca");

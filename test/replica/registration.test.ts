@@ -208,7 +208,11 @@ test("stop() waits for the heartbeat in flight, does not register again when it 
     ["→ /heartbeat", "← /heartbeat 404", "→ /unregister", "← /unregister 404"],
     "the unregister only after the heartbeat's answer, and no registration between",
   );
-  assert.deepEqual(c.seen.at(-1)!.body, { replica_id: "r1", replica_secret: "secret-of-r1-0123456789abcdef" }, "its secret proves the id is its own");
+  assert.deepEqual(
+    c.seen.at(-1)!.body,
+    { replica_id: "r1", replica_secret: "secret-of-r1-0123456789abcdef" },
+    "its secret proves the id is its own",
+  );
   assert.equal(c.known.has("r1"), false);
   const after = c.seen.length;
   // A witness loop with the same interval, started after the stop: by its third heartbeat the

@@ -97,7 +97,10 @@ test("an http_endpoint the gateway must not call is URL_NOT_ALLOWED", () => {
     assert.match(e.message, /^endpoint: not allowed: /);
   }
   // Allowed addresses are kept, in the parser's spelling.
-  assert.equal(parseRegistration({ ...ok, http_endpoint: "http://[::ffff:127.0.0.1]:8001/x" }, 1).httpEndpoint, "http://[::ffff:7f00:1]:8001");
+  assert.equal(
+    parseRegistration({ ...ok, http_endpoint: "http://[::ffff:127.0.0.1]:8001/x" }, 1).httpEndpoint,
+    "http://[::ffff:7f00:1]:8001",
+  );
   assert.equal(parseRegistration({ ...ok, endpoint: "LocalHost:50051" }, 1).endpoint, "localhost:50051");
 });
 
