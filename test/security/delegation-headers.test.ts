@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Client } from "../../src/sdk/client.js";
-import { Cleanups, FIXTURES, type Proc, registryIds, startCli, waitFor } from "../helpers/processes.js";
+import { Cleanups, FIXTURES, type Proc, registryIds, startCli, startReplicaProc, waitFor } from "../helpers/processes.js";
 
 const APP = `${path.join(FIXTURES, "test_app.ts")}:app`;
 const BODY = JSON.stringify({ inputs: [{ name: "x", datatype: "INT32", shape: [1], data: [1] }] });
@@ -38,19 +38,7 @@ describe("client-sent delegation headers are ignored (API server and replica pro
         ["solo", api],
         ["solo-fast", fast],
       ].map(async ([id, server]) => {
-        replicas[id as string] = await startCli(hooks, [
-          "start",
-          "--app",
-          APP,
-          "--port",
-          "0",
-          "--api-server",
-          (server as Proc).ready.url!,
-          "--replica-id",
-          id as string,
-          "--health-check-interval",
-          "0.2",
-        ]);
+        replicas[id as string] = await startReplicaProc(hooks, (server as Proc).ready.url!, APP, ["--replica-id", id as string]);
       }),
     );
     await waitFor(

@@ -9,7 +9,7 @@ import type { AddressInfo } from "node:net";
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
-import { Cleanups, FIXTURES, type Proc, startCli, waitFor } from "../helpers/processes.js";
+import { Cleanups, FIXTURES, type Proc, startCli, startReplicaProc, waitFor } from "../helpers/processes.js";
 
 const APP = `${path.join(FIXTURES, "test_app.ts")}:app`;
 const BODY = JSON.stringify({ inputs: [{ name: "x", datatype: "INT32", shape: [1], data: [1] }] });
@@ -54,19 +54,7 @@ describe("a replica owns its id (API server without a token)", () => {
 
   before(async () => {
     api = await startCli(hooks, ["api-server", "--port", "0"]);
-    victim = await startCli(hooks, [
-      "start",
-      "--app",
-      APP,
-      "--port",
-      "0",
-      "--api-server",
-      api.ready.url!,
-      "--replica-id",
-      "victim",
-      "--health-check-interval",
-      "0.2",
-    ]);
+    victim = await startReplicaProc(hooks, api.ready.url!, APP, ["--replica-id", "victim"]);
     attacker = await attackerEndpoint(hooks);
     await waitFor("the replica registered", async () => (await registry(api.ready.url!)).total === 1);
   });

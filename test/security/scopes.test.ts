@@ -10,7 +10,7 @@ import { after, before, describe, test } from "node:test";
 import * as grpc from "@grpc/grpc-js";
 import { serviceDefinition } from "../../src/protocol/grpc-service.js";
 import { Client } from "../../src/sdk/client.js";
-import { Cleanups, FIXTURES, type Proc, startCli, waitFor } from "../helpers/processes.js";
+import { Cleanups, FIXTURES, type Proc, startCli, startReplicaProc, waitFor } from "../helpers/processes.js";
 
 const APP = `${path.join(FIXTURES, "test_app.ts")}:app`;
 const CONTROL = "control-token-for-the-scopes-test";
@@ -52,18 +52,9 @@ describe("scopes: read, control and inference tokens (API server and replica pro
       startCli(hooks, ["api-server", "--port", "0", "--grpc-port", "0", ...tokens]),
       startCli(hooks, ["api-server", "--port", "0", "--fast-ingress", ...tokens]),
     ]);
-    replica = await startCli(hooks, [
-      "start",
-      "--app",
-      APP,
-      "--port",
-      "0",
-      "--api-server",
-      api.ready.url!,
+    replica = await startReplicaProc(hooks, api.ready.url!, APP, [
       "--replica-id",
       "scoped",
-      "--health-check-interval",
-      "0.2",
       "--token",
       CONTROL,
       "--inference-token",

@@ -14,7 +14,7 @@ import { Client } from "../../src/sdk/client.js";
 import { silentLogger } from "../../src/util/logger.js";
 import { readCa } from "../../src/util/tls.js";
 import { makeCerts, type TestCerts } from "../helpers/certs.js";
-import { Cleanups, FIXTURES, type Proc, startCli, waitFor } from "../helpers/processes.js";
+import { Cleanups, FIXTURES, type Proc, startCli, startReplicaProc, waitFor } from "../helpers/processes.js";
 
 const APP = `${path.join(FIXTURES, "test_app.ts")}:app`;
 const BODY = JSON.stringify({ inputs: [{ name: "x", datatype: "INT32", shape: [1], data: [1] }] });
@@ -43,20 +43,7 @@ describe("TLS between clients, the API server and a replica (separate processes)
     certs = makeCerts(hooks);
     const tls = ["--tls-cert", certs.cert, "--tls-key", certs.key, "--tls-ca", certs.ca];
     api = await startCli(hooks, ["api-server", "--port", "0", "--grpc-port", "0", ...tls]);
-    replica = await startCli(hooks, [
-      "start",
-      "--app",
-      APP,
-      "--port",
-      "0",
-      "--api-server",
-      api.ready.url!,
-      "--replica-id",
-      "tls-1",
-      "--health-check-interval",
-      "0.2",
-      ...tls,
-    ]);
+    replica = await startReplicaProc(hooks, api.ready.url!, APP, ["--replica-id", "tls-1", ...tls]);
     await waitFor("the replica registered", async () => JSON.parse((await https(`${api.ready.url}/registry`, certs.ca)).body).total === 1);
   });
   after(() => hooks.run());
