@@ -48,7 +48,7 @@ describe("lazy capabilities (seed scenario 4)", () => {
         );
       }),
     );
-    await waitFor("2 replicas registered", async () => (await registryIds(api)).length === 2);
+    await waitFor("2 replicas registered", async () => (await registryIds(api, TOKEN)).length === 2);
   });
   after(() => hooks.run());
 
