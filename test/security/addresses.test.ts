@@ -30,7 +30,8 @@ describe("registered endpoints: no metadata address in any spelling, and never t
   let secret: string;
 
   before(async () => {
-    api = await startCli(hooks, ["api-server", "--port", "0", "--token", TOKEN]);
+    // Probes every 0.2 s; the stand-in never heartbeats, so it says a long interval and stays registered.
+    api = await startCli(hooks, ["api-server", "--port", "0", "--token", TOKEN, "--health-check-interval", "0.2"]);
     const server = createServer((req, res) => {
       seen.push(req);
       const missing = req.url?.startsWith("/objects/") === true;
@@ -39,7 +40,7 @@ describe("registered endpoints: no metadata address in any spelling, and never t
     });
     // It speaks frames (healthy to probes, answers calls) and lets everyone in: what is recorded is what they show.
     server.on("upgrade", (req) => seen.push(req));
-    attachFrameServer(
+    const frames = attachFrameServer(
       server,
       (req, res) => {
         if (req.meta.k === "health") res.reply({ ct: "application/json" }, Buffer.from(JSON.stringify({ ready: true })));
@@ -52,7 +53,11 @@ describe("registered endpoints: no metadata address in any spelling, and never t
       { authorize: () => "client" },
     );
     await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-    hooks.after(() => new Promise((r) => server.close(r)));
+    hooks.after(() => {
+      frames.close(); // the API server's frame connections (its probes) would hold the server open
+      server.closeAllConnections();
+      return new Promise((r) => server.close(r));
+    });
     fake = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     const res = await register(api.ready.url!, {
       replica_id: "stand-in",
@@ -60,7 +65,7 @@ describe("registered endpoints: no metadata address in any spelling, and never t
       http_endpoint: fake,
       capabilities: [{ type: "fake" }],
       service: "fake",
-      heartbeat_interval_ms: 200,
+      heartbeat_interval_ms: 3_600_000,
     });
     secret = ((await res.json()) as { replica_secret: string }).replica_secret;
   });

@@ -132,6 +132,7 @@ test("a flood of junk registrations is bounded: max_replicas (507), the rate of 
     replica_id: `junk-${i}`,
     endpoint: `127.0.0.1:${10_000 + (i % 50_000)}`,
     http_endpoint: `http://127.0.0.1:${10_000 + (i % 50_000)}`,
+    heartbeat_interval_ms: 3_600_000, // none expires while the test runs, however slow the machine
     capabilities: Array.from({ length: 64 }, (_, k) => ({ type: `t${k}`, model: `m-${i}-${k}`.padEnd(100, "x") })),
   });
   const started = Date.now();
