@@ -1,7 +1,8 @@
 """A SAGE service class in Python: every public method is a capability {service: kv, method: …},
 callable from TypeScript (``env.callService("kv").get("k")``, ``this.ctx.callService("kv")``) and
 from Python (``context.call_service("kv").get("k")``). One instance per worker process serves all
-its methods (run it with one process — `single` or `async` — to keep one store)."""
+its methods; with several processes (``multi``) a call runs in the process that owns its first
+argument (the default ``affinity = "key"``), so ``set(k, v)`` then ``get(k)`` meet one store."""
 from anyserve import Service
 
 

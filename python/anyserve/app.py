@@ -178,6 +178,8 @@ class AnyServe:
     def __init__(self, name: Optional[str] = None) -> None:
         self.name = name
         self.handlers: List[HandlerEntry] = []
+        #: A class service's ``{name, class, affinity}`` (service.py), else None.
+        self.service: Optional[Dict[str, Any]] = None
 
     def _add(self, entry: HandlerEntry, unit: Optional[int] = None) -> HandlerEntry:
         if entry.is_stream and entry.batch:

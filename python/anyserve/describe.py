@@ -27,6 +27,8 @@ def main(argv: list) -> int:
 
             app = load_app(argv[0], service)
             answer = {"ok": True, "python": sys.version.split()[0], "handlers": app.describe()}
+            if getattr(app, "service", None):
+                answer["service"] = app.service
         except AppLoadError as err:
             if err.__cause__ is not None:
                 traceback.print_exception(type(err.__cause__), err.__cause__, err.__cause__.__traceback__)

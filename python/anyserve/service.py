@@ -153,12 +153,23 @@ def result_output(result: Any) -> Dict[str, Any]:
     return {"outputs": [{"name": "result", "datatype": "BYTES", "shape": [1], "parameters": {"content_type": "application/json"}, "data": [text]}]}
 
 
+#: Which process's instance a call meets under ``multi``/``pool``/``process`` (the class's
+#: ``affinity`` attribute): ``key`` (default) the one owning the call's first argument,
+#: ``instance`` always one, ``none`` any (docs/execution.md, "Class services").
+SERVICE_AFFINITIES = ("key", "instance", "none")
+
+
 def service_app(name: str, cls: type, args: tuple = (), kwargs: Optional[Dict[str, Any]] = None) -> AnyServe:
     """The app serving a class: one capability per public method, one instance per worker process."""
     methods = service_methods(cls)
     if not methods:
         raise TypeError(f"service class {cls.__name__} has no public methods to serve")
+    affinity = getattr(cls, "affinity", "key")
+    if affinity not in SERVICE_AFFINITIES:
+        raise TypeError(f"service class {cls.__name__}: affinity must be one of {', '.join(SERVICE_AFFINITIES)}, got {affinity!r}")
     app = AnyServe(name)
+    # What the replica needs to pin calls (by the first argument, by default) and to log the model.
+    app.service = {"name": name, "class": cls.__name__, "affinity": affinity}
     state: Dict[str, Any] = {}
 
     def start(info: WorkerInfo) -> None:

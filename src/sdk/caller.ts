@@ -8,14 +8,19 @@
  * itself, through the API server only when that cannot be done. `ANYSERVE_DIRECT_CALLS=0` (or
  * `direct: false`) sends every call through the API server.
  */
+import { AFFINITY_HEADER } from "../protocol/call.js";
 import type { CapabilityMap } from "../protocol/capability.js";
 import type { InferRequest, InferResponse } from "../protocol/types.js";
-import { Client, type ClientOptions } from "./client.js";
+import { Client, type ClientOptions, type InferOptions } from "./client.js";
 import type { Caller, CallOptions } from "./context.js";
 
 export interface ApiServerCallerOptions {
-  /** The API server's control-plane token, for the route table and the replicas' frame endpoints. */
+  /** The API server's control-plane token, for the route table (replicas are shown the peer key derived from it). */
   token?: string | undefined;
+  /** The deployment's inference token, when it has one. */
+  inferenceToken?: string | undefined;
+  /** CA bundle for an API server and replicas that serve TLS. */
+  ca?: string | Buffer | undefined;
   /** Call replicas directly; default true unless `ANYSERVE_DIRECT_CALLS=0`. */
   direct?: boolean;
 }
@@ -31,11 +36,18 @@ export class ApiServerCaller implements Caller {
   constructor(apiServer: string, o: ApiServerCallerOptions = {}) {
     // Decided now, as the process's environment is when the replica or worker starts.
     const direct = o.direct ?? process.env.ANYSERVE_DIRECT_CALLS !== "0";
-    this.#options = { apiServer, connections: 8, direct, ...(o.token ? { token: o.token } : {}) };
+    this.#options = {
+      apiServer,
+      connections: 8,
+      direct,
+      ...(o.token ? { token: o.token } : {}),
+      ...(o.inferenceToken ? { inferenceToken: o.inferenceToken } : {}),
+      ...(o.ca !== undefined ? { ca: o.ca } : {}),
+    };
   }
 
   call(capability: CapabilityMap, inputs: unknown, o: CallOptions & { timeout: number; signal?: AbortSignal }): Promise<unknown> {
-    return this.#use().infer(capability, inputs, { timeout: o.timeout, ...(o.signal ? { signal: o.signal } : {}) });
+    return this.#use().infer(capability, inputs, inferOptions(o));
   }
 
   callRaw(capability: CapabilityMap, request: InferRequest, o: { timeout: number; signal?: AbortSignal }): Promise<InferResponse> {
@@ -52,7 +64,7 @@ export class ApiServerCaller implements Caller {
     inputs: unknown,
     o: CallOptions & { timeout: number; signal?: AbortSignal },
   ): AsyncIterable<unknown> {
-    return this.#use().stream(capability, inputs, { timeout: o.timeout, ...(o.signal ? { signal: o.signal } : {}) });
+    return this.#use().stream(capability, inputs, inferOptions(o));
   }
 
   async close(): Promise<void> {
@@ -63,4 +75,12 @@ export class ApiServerCaller implements Caller {
     this.#client ??= new Client(this.#options);
     return this.#client;
   }
+}
+
+function inferOptions(o: CallOptions & { timeout: number; signal?: AbortSignal }): InferOptions {
+  return {
+    timeout: o.timeout,
+    ...(o.signal ? { signal: o.signal } : {}),
+    ...(o.affinity !== undefined ? { headers: { [AFFINITY_HEADER]: o.affinity } } : {}),
+  };
 }

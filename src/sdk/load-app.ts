@@ -68,12 +68,14 @@ export interface LoadAppOptions {
    * export's name.
    */
   service?: string;
+  /** The constructor's arguments for a class export (a worker gets the ones its replica's service was made with). */
+  args?: unknown[];
   /** The interpreter of a Python app (`.py`): default `$ANYSERVE_PYTHON`, else `python3` (python-app.ts). */
   python?: string | null | undefined;
 }
 
 export async function loadApp(spec: string, opts: LoadAppOptions | string = {}): Promise<AnyServe> {
-  const { cwd = process.cwd(), service, python } = typeof opts === "string" ? { cwd: opts } : opts;
+  const { cwd = process.cwd(), service, args = [], python } = typeof opts === "string" ? { cwd: opts } : opts;
   if (isPythonSpec(spec)) {
     try {
       return await loadPythonApp(spec, { python, cwd, ...(service ? { service } : {}) });
@@ -110,7 +112,7 @@ export async function loadApp(spec: string, opts: LoadAppOptions | string = {}):
   for (const name of names) {
     if (isApp(mod[name])) return mod[name] as AnyServe;
     if (isServiceClass(mod[name])) {
-      return serviceApp(service ?? process.env.ANYSERVE_SERVICE ?? name, mod[name] as never);
+      return serviceApp(service ?? process.env.ANYSERVE_SERVICE ?? name, mod[name] as never, args);
     }
   }
   throw noExport(file, names, mod);

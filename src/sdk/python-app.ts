@@ -21,6 +21,7 @@ import { fileURLToPath } from "node:url";
 import { AnyServeError } from "../errors.js";
 import type { CapabilityMap } from "../protocol/capability.js";
 import { AnyServe, type HandlerOptions, type TensorSpec } from "./app.js";
+import { markServiceApp, SERVICE_AFFINITIES, type ServiceAffinity } from "./service.js";
 
 /** The Python SDK shipped in this package (`<package>/python`, holding `anyserve/`). */
 export const PYTHON_SDK_DIR = fileURLToPath(new URL("../../python/", import.meta.url));
@@ -88,6 +89,14 @@ interface DescribedHandler {
   platform?: string;
 }
 
+/** A class service as `python -m anyserve.describe` reports it. */
+interface DescribedService {
+  name: string;
+  class: string;
+  /** The class's `affinity` attribute (default `key`). */
+  affinity: string;
+}
+
 /** An app whose handlers are Python: routed here, run by Python workers. */
 export class PythonApp extends AnyServe {
   /**
@@ -135,8 +144,19 @@ export async function loadPythonApp(spec: string, o: { python?: string | null; s
     answer.handlers.map((h) => h.unit),
     answer.python,
   );
+  // A class service: its calls are pinned to a worker as a TypeScript one's are (by its first argument by default).
+  const svc = answer.service;
+  const pin = svc
+    ? markServiceApp(app, {
+        name: svc.name,
+        className: svc.class,
+        affinity: (SERVICE_AFFINITIES as readonly string[]).includes(svc.affinity) ? (svc.affinity as ServiceAffinity) : "key",
+        args: [],
+      })
+    : undefined;
   for (const h of answer.handlers) {
     const options: HandlerOptions = { stream: h.stream, batch: h.batch, lazy: h.lazy };
+    if (pin && !h.batch) options.affinity = pin;
     if (h.example) options.example = h.example;
     if (h.inputs) options.inputs = h.inputs;
     if (h.outputs) options.outputs = h.outputs;
@@ -150,7 +170,7 @@ async function describe(
   spec: string,
   python: string,
   o: { service?: string; cwd?: string },
-): Promise<{ python: string; handlers: DescribedHandler[] }> {
+): Promise<{ python: string; handlers: DescribedHandler[]; service?: DescribedService }> {
   const args = ["-m", "anyserve.describe", spec, ...(o.service ? ["--service", o.service] : [])];
   const env = { ...pythonEnv(), ...(o.service ? { ANYSERVE_SERVICE: o.service } : {}) };
   const { stdout, stderr, error } = await new Promise<{ stdout: string; stderr: string; error?: ExecFileException }>((resolve) =>
@@ -166,7 +186,9 @@ async function describe(
   }
   if (error?.killed) throw new PythonAppError("import_failed", `${spec} did not load within ${DESCRIBE_TIMEOUT_MS / 1000} s (${python})`);
   const line = stdout.trim().split("\n").at(-1) ?? "";
-  let answer: { ok?: boolean; kind?: string; message?: string; python?: string; handlers?: DescribedHandler[] } | undefined;
+  let answer:
+    | { ok?: boolean; kind?: string; message?: string; python?: string; handlers?: DescribedHandler[]; service?: DescribedService }
+    | undefined;
   try {
     answer = JSON.parse(line) as typeof answer;
   } catch {
@@ -180,5 +202,5 @@ async function describe(
     const kind = answer.kind === "not_found" || answer.kind === "no_export" ? answer.kind : "import_failed";
     throw new PythonAppError(kind, answer.message ?? `${spec} cannot be loaded`);
   }
-  return { python: answer.python ?? "", handlers: answer.handlers ?? [] };
+  return { python: answer.python ?? "", handlers: answer.handlers ?? [], ...(answer.service ? { service: answer.service } : {}) };
 }

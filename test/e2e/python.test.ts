@@ -361,3 +361,63 @@ describe("Python apps that cannot start", () => {
     }
   });
 });
+
+test("a Python class service under multi ×4: its 3 methods share 4 processes; set then get on 100 keys answers what was set (affinity 'key'); 'instance' keeps one count", async (t) => {
+  const hooks = new Cleanups();
+  t.after(() => hooks.run());
+  const api = await startApiServerProc(hooks);
+  const start = (spec: string, service: string) =>
+    startCli(
+      hooks,
+      ["start", "--app", path.join(FIXTURES, "python", spec), "--port", "0", "--api-server", api.ready.url!, "--service", service].concat([
+        "--threading-strategy",
+        "multi",
+        "--thread-count",
+        "4",
+      ]),
+      { ANYSERVE_LOG_LEVEL: "info" },
+    );
+  const [kv, counter] = await Promise.all([start("kv_pids.py:KVPids", "kv"), start("kv_pids.py:Counter", "counter")]);
+  const http = kv.ready.http!;
+  const w = (await workersRoute(http, "GET", "/workers")).body as {
+    capabilities: { capability: Record<string, string>; workers: { warm: number } }[];
+    workers: { workers: { warm: number } };
+  };
+  assert.equal(w.workers.workers.warm, 4, "4 processes for the replica, not 4 per method");
+  assert.deepEqual(
+    w.capabilities.map((c) => [c.capability.method, c.workers.warm]),
+    [
+      ["set", 4],
+      ["get", 4],
+      ["where", 4],
+    ],
+  );
+  assert.ok(
+    kv.output.some((l) => l.includes("class service 'kv' (KVPids): 4 processes")),
+    "the replica logs the service's model",
+  );
+
+  // No header: the replica reads the key from the call's first argument.
+  const call = async (base: string, service: string, method: string, ...args: unknown[]) => {
+    const reply = await infer(base, { service, method }, { args: JSON.stringify(args) });
+    assert.equal(reply.status, 200, `${reply.code} ${reply.error}`);
+    return (reply.value as { result: unknown }).result;
+  };
+  const keys = Array.from({ length: 100 }, (_, i) => `key-${i}`);
+  for (const [i, k] of keys.entries()) assert.equal(await call(http, "kv", "set", k, { i }), true);
+  assert.deepEqual(
+    await Promise.all(keys.map((k) => call(http, "kv", "get", k))),
+    keys.map((_, i) => ({ i })),
+  );
+  const pids = new Set(await Promise.all(keys.map((k) => call(http, "kv", "where", k))));
+  assert.equal(pids.size, 4, "100 keys spread over the 4 processes");
+
+  // affinity = "instance": every call meets one instance.
+  const counts = [];
+  for (let i = 0; i < 8; i++) counts.push((await call(counter.ready.http!, "counter", "add", 1)) as { n: number; pid: number });
+  assert.deepEqual(
+    counts.map((c) => c.n),
+    [1, 2, 3, 4, 5, 6, 7, 8],
+  );
+  assert.equal(new Set(counts.map((c) => c.pid)).size, 1);
+});

@@ -2,6 +2,7 @@
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import type { StrategyOptions } from "../../src/execution/base.js";
+import { createExecution } from "../../src/execution/index.js";
 import { Lane } from "../../src/execution/lane.js";
 import type { Task } from "../../src/execution/task.js";
 import { decodeResponse, encodeRequest } from "../../src/protocol/codec.js";
@@ -84,8 +85,7 @@ export async function warmLane(lanes: Lane[], strategy: string, type: string, th
   const l = new Lane({
     entry: env.app.handlers[handler]!,
     handler,
-    strategy,
-    strategyOptions: { env, ...rest },
+    execution: createExecution(strategy, { env, ...rest }),
     queueSize: 1000,
     batchSize: 1,
     batchWaitMs: 5,
@@ -183,9 +183,14 @@ export async function workersRoute(
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
-/** The registry's state of capability `query` on replica `replicaId` (warm, cold, failed), read from the API server. */
-export async function registryState(api: string, replicaId: string, query: Record<string, string>): Promise<string | undefined> {
-  const res = await fetch(`${api}/registry`);
+/** The registry's state of capability `query` on replica `replicaId` (warm, cold, failed), read from the API server (with its token, if any). */
+export async function registryState(
+  api: string,
+  replicaId: string,
+  query: Record<string, string>,
+  token?: string,
+): Promise<string | undefined> {
+  const res = await fetch(`${api}/registry`, token ? { headers: { authorization: `Bearer ${token}` } } : {});
   const { replicas } = (await res.json()) as {
     replicas: { replica_id: string; capabilities: Record<string, string>[]; states: string[] }[];
   };

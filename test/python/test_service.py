@@ -148,6 +148,22 @@ class ServiceAppTest(unittest.TestCase):
         self.assertEqual(app.find_handler({"service": "w"}).capability.get("method"), "process")  # the default method
         self.assertEqual({h.unit for h in app.handlers}, {0})  # one instance serves every method
 
+    def test_the_class_affinity_is_reported_to_the_replica_and_checked(self):
+        class Keyed(Service):
+            def get(self, key):
+                return key
+
+        class One(Keyed):
+            affinity = "instance"
+
+        class Wrong(Keyed):
+            affinity = "sticky"
+
+        self.assertEqual(service_app("kv", Keyed).service, {"name": "kv", "class": "Keyed", "affinity": "key"})
+        self.assertEqual(service_app("one", One).service["affinity"], "instance")
+        with self.assertRaisesRegex(TypeError, r"service class Wrong: affinity must be one of key, instance, none, got 'sticky'"):
+            service_app("w", Wrong)
+
 
 if __name__ == "__main__":
     unittest.main()
