@@ -349,8 +349,13 @@ export class WorkerGroup {
     return best;
   }
 
+  /**
+   * A job goes where it starts at once (fewer than `perWorker` jobs there: a Python `async` worker
+   * runs several of any handlers side by side), or queues behind jobs of its own handler only.
+   */
   #fits(s: Slot, job: Job, limit: number): boolean {
-    return this.#accepts(s) && s.open.has(job.h) && s.jobs.length < limit && (s.jobs.length === 0 || s.jobs[0]!.h === job.h);
+    if (!this.#accepts(s) || !s.open.has(job.h) || s.jobs.length >= limit) return false;
+    return s.jobs.length < this.perWorker || s.jobs.every((j) => j.h === job.h);
   }
 
   /** `pool`: one more thread per job that has no idle worker, up to `max` (pinned jobs wait for their own). */

@@ -4,12 +4,12 @@
 // side by side).
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
-import { createStrategy } from "../../src/execution/index.js";
+import { createExecution, createStrategy } from "../../src/execution/index.js";
 import type { Lane } from "../../src/execution/lane.js";
 import { runConformance } from "./conformance.js";
 import type { ExecutionStrategy } from "../../src/execution/base.js";
 import { waitFor } from "../helpers/processes.js";
-import { atOnce, freshReplicaId, marks, never, PY_EXEC_APP, strategyOptions, task, warmLane as warm } from "./helpers.js";
+import { answer, atOnce, freshReplicaId, marks, never, PY_EXEC_APP, strategyOptions, task, warmLane as warm } from "./helpers.js";
 
 for (const name of ["single", "async", "multi", "pool", "process"]) {
   runConformance({ name, create: (o) => createStrategy(name, o), options: { threads: 1 }, app: PY_EXEC_APP });
@@ -69,4 +69,21 @@ test("python pool: processes grow from thread_count toward max_thread_count whil
   const { log, started, stopped } = counts();
   assert.ok(started >= 2, log.join("; "));
   assert.equal(stopped, started - 1, log.join("; "));
+});
+
+test("python async with 4: the capabilities of one app share its process, and one capability's long calls do not hold up another's", async () => {
+  const { handler: _h, onFailed: _f, ...o } = await strategyOptions("sleep", { threads: 4 }, PY_EXEC_APP);
+  const execution = createExecution("async", o);
+  const index = (type: string) => o.env.app.handlers.findIndex((h) => h.capability.type === type);
+  const [sleep, echo] = [execution.strategy(index("sleep")), execution.strategy(index("echo"))];
+  strategies.push(sleep, echo);
+  await Promise.all([sleep.start(), echo.start()]);
+  assert.equal(execution.stats().workers.warm, 1, "one process for both capabilities");
+  const long = [1, 2].map(() => sleep.submit(task({ ms: 1_500 }), never()));
+  const t0 = performance.now();
+  const quick = answer(await echo.submit(task({ text: "hi" }), never())) as { text: string };
+  const ms = performance.now() - t0;
+  assert.equal(quick.text, "hi");
+  assert.ok(ms < 1_000, `echo waited ${ms.toFixed(0)} ms behind the sleeps`);
+  assert.deepEqual((await Promise.all(long)).map(answer), ["slept", "slept"]);
 });
