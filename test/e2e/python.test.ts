@@ -421,3 +421,31 @@ test("a Python class service under multi ×4: its 3 methods share 4 processes; s
   );
   assert.equal(new Set(counts.map((c) => c.pid)).size, 1);
 });
+
+test("the Python demo's own deployment file under `anyserve up`: Python and TypeScript services call each other and pass objects", async (t) => {
+  const hooks = new Cleanups();
+  t.after(() => hooks.run());
+  const up = await startCli(hooks, ["up", path.join(DEMO, "anyserve.yaml"), "--port", "0", "--grpc-port", "0"], {}, 120_000);
+  const url = up.ready.url!;
+  await waitFor("the demo's 6 services registered", async () => (await registryIds(url)).length === 6, 90_000);
+  const client = new Client({ apiServer: url });
+  t.after(() => client.close());
+  await waitFor(
+    "chat → notes (TypeScript) → embed and kv (Python) to answer",
+    async () => {
+      const out = (await client.infer({ type: "chat", model: "notes" }, { text: "from up" })) as {
+        note: string;
+        dims: number;
+        kept: boolean;
+      };
+      assert.deepEqual(out, { note: "from up", dims: 8, kept: true });
+      return true;
+    },
+    60_000,
+    250,
+  );
+  const words: unknown[] = [];
+  for await (const w of client.stream({ type: "stream" }, { text: "up streams too" }, { parameters: { delay_ms: 1 } })) words.push(w);
+  assert.deepEqual(words, ["up", "streams", "too"]);
+  assert.equal(((await client.infer({ type: "heavy" }, { ms: 1 })) as { done: string }).done, "worked 1 ms");
+});
