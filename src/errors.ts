@@ -54,7 +54,12 @@ export const ERROR_CATALOGUE = {
     retryable: false,
     when: "the body is not valid JSON (truncated, empty, too deeply nested, or with prototype keys)",
   },
-  INVALID_PROTOBUF: { http: 400, grpc: G.INVALID_ARGUMENT, retryable: false, when: "the body is not a valid protobuf ModelInferRequest" },
+  INVALID_PROTOBUF: {
+    http: 400,
+    grpc: G.INVALID_ARGUMENT,
+    retryable: false,
+    when: "the body is not a valid protobuf ModelInferRequest (or a gRPC call's request message does not decode, on any method)",
+  },
   UNSUPPORTED_MEDIA_TYPE: {
     http: 415,
     grpc: G.INVALID_ARGUMENT,
@@ -128,7 +133,7 @@ export const ERROR_CATALOGUE = {
     http: 508,
     grpc: G.NOT_FOUND,
     retryable: false,
-    when: "a delegated request went past the delegation depth limit; the message names the capability and the replicas tried",
+    when: "a delegated request went past the delegation depth limit while replicas serve it (every one tried); the message names the capability and the replicas tried. A capability nobody serves is 404, however it was delegated",
   },
   // ── replica and worker ─────────────────────────────────────────────────────
   REPLICA_UNREACHABLE: {

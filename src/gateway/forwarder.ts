@@ -8,7 +8,7 @@
  * delivered or got a retryable error goes to another replica, within a retry budget.
  */
 import { AnyServeError, type ErrorCode } from "../errors.js";
-import type { IncomingCall, InferBackend, ModelMetadata } from "../protocol/call.js";
+import { describeModel, type IncomingCall, type InferBackend, type ModelMetadata } from "../protocol/call.js";
 import { formatCapability, type CapabilityMap } from "../protocol/capability.js";
 import type { EncodedBody } from "../protocol/types.js";
 import { FrameClient, type FrameReply } from "../transport/frame-client.js";
@@ -176,7 +176,15 @@ export class Forwarder implements InferBackend {
     const observe = (code: string): void => {
       const pick = trace.pick;
       if (pick === undefined || pick.policy.metrics) {
-        observer.observe(pick?.entry.service ?? "", pick ? pick.route.key : "unmatched", code, (performance.now() - t0) / 1000);
+        // A query nothing matched (answered 404, or delegated to a random replica) is counted as
+        // "unmatched": its own key would give every made-up capability value a series.
+        const matched = pick !== undefined && pick.route.replicas.length > 0;
+        observer.observe(
+          matched ? (pick.entry.service ?? "") : "",
+          matched ? pick.route.key : "unmatched",
+          code,
+          (performance.now() - t0) / 1000,
+        );
       }
     };
     return this.#deliver(call, kind, onChunk, trace).then(
@@ -293,7 +301,7 @@ export class Forwarder implements InferBackend {
     if (client.inFlight === 0 && this.#retired.delete(client)) void client.close();
     if (failure === undefined) {
       this.outliers.onSuccess(entry.replicaId);
-      this.circuits.record(entry.replicaId, route.key, true);
+      if (route.replicas.length > 0) this.circuits.record(entry.replicaId, route.key, true);
       return undefined;
     }
     this.#recordFailure(entry, route, failure.code);
@@ -302,7 +310,9 @@ export class Forwarder implements InferBackend {
 
   #recordFailure(entry: ReplicaEntry, route: Route, code: ErrorCode): void {
     if (code === "CANCELLED") return; // the caller left: says nothing about the replica
-    this.circuits.record(entry.replicaId, route.key, !isCircuitFailure(code));
+    // Circuits are per capability the replica serves; a delegated query it does not serve has none
+    // (and its key, made up by the client, must not become one).
+    if (route.replicas.length > 0) this.circuits.record(entry.replicaId, route.key, !isCircuitFailure(code));
     if (!isReplicaFault(code)) {
       this.outliers.onSuccess(entry.replicaId);
       return;
@@ -320,12 +330,12 @@ export class Forwarder implements InferBackend {
     const query = call.query;
     const depth = call.depth ?? 0;
     const tried = call.tried ?? [];
-    if (depth > this.#o.maxDelegationDepth) throw this.#exhausted(query, tried);
     const route = registry.route(query);
+    if (depth > this.#o.maxDelegationDepth) throw route.replicas.length === 0 ? this.#notFound(call) : this.#exhausted(query, tried);
     let candidates = route.replicas;
     if (tried.length > 0) candidates = candidates.filter((e) => !tried.includes(e.replicaId));
     if (candidates.length === 0) {
-      const entry = this.#unmatched(query, call, tried);
+      const entry = this.#unmatched(route, call, tried);
       return { entry, policy: this.#o.policies.of(entry), route };
     }
     if (excluded !== undefined) {
@@ -355,9 +365,7 @@ export class Forwarder implements InferBackend {
   lookup(query: CapabilityMap): ReplicaEntry {
     const { registry } = this.#o;
     const route = registry.route(query);
-    if (route.replicas.length === 0) {
-      throw new AnyServeError("NO_MATCHING_CAPABILITY", `no replica offers ${formatCapability(query)}; ${registry.describeCapabilities()}`);
-    }
+    if (route.replicas.length === 0) throw this.#notFound({ query });
     const available = this.#available(route.replicas, route.key);
     if (available.length === 0) throw this.#notReady(route.replicas, query, route.key);
     return this.#o.policies.of(available[0]!).balancer.pick(preferWarm(available, query));
@@ -380,26 +388,36 @@ export class Forwarder implements InferBackend {
     );
   }
 
-  #unmatched(query: CapabilityMap, call: IncomingCall, tried: string[]): ReplicaEntry {
-    const { registry } = this.#o;
-    if (tried.length > 0 && registry.lookup(query).length > 0) throw this.#exhausted(query, tried);
+  /**
+   * No untried candidate. Replicas match but every one was tried: 508, delegation went round.
+   * Nothing matches at all: a random replica to start delegation (`--unmatched delegate`, within
+   * the depth limit), else 404 — whatever the delegation headers say, a request nobody serves is
+   * "not found", not "exhausted".
+   */
+  #unmatched(route: Route, call: IncomingCall, tried: string[]): ReplicaEntry {
+    if (route.replicas.length > 0) throw this.#exhausted(call.query, tried);
     if (this.#o.unmatched === "delegate" && (call.depth ?? 0) < this.#o.maxDelegationDepth) {
-      const pick = registry.random(new Set(tried));
+      const pick = this.#o.registry.random(new Set(tried));
       if (pick) return pick;
     }
-    if (tried.length > 0) throw this.#exhausted(query, tried);
-    if (call.model) {
-      const what =
-        call.model.version === undefined ? `model '${call.model.name}'` : `model '${call.model.name}' version '${call.model.version}'`;
-      throw new AnyServeError("MODEL_NOT_FOUND", `${what} is not served by any replica; ${registry.describeCapabilities()}`);
-    }
-    throw new AnyServeError("NO_MATCHING_CAPABILITY", `no replica offers ${formatCapability(query)}; ${registry.describeCapabilities()}`);
+    throw this.#notFound(call);
+  }
+
+  /**
+   * 404: MODEL_NOT_FOUND for an OIP model call, NO_MATCHING_CAPABILITY otherwise; names a few
+   * registered capabilities, and the replicas a delegated call went through.
+   */
+  #notFound(call: { query: CapabilityMap; model?: IncomingCall["model"]; tried?: string[] | undefined }): AnyServeError {
+    const via = call.tried !== undefined && call.tried.length > 0 ? ` (delegated by ${describeTried(call.tried)})` : "";
+    const registered = `${this.#o.registry.describeCapabilities()}${via}`;
+    if (call.model) return new AnyServeError("MODEL_NOT_FOUND", `${describeModel(call.model)} is not served by any replica; ${registered}`);
+    return new AnyServeError("NO_MATCHING_CAPABILITY", `no replica offers ${formatCapability(call.query)}; ${registered}`);
   }
 
   #exhausted(query: CapabilityMap, tried: string[]): AnyServeError {
     return new AnyServeError(
       "DELEGATION_EXHAUSTED",
-      `no replica could serve ${formatCapability(query)} within ${this.#o.maxDelegationDepth} delegation hop(s); tried ${tried.join(", ") || "none"}`,
+      `no replica could serve ${formatCapability(query)} within ${this.#o.maxDelegationDepth} delegation hop(s); tried ${describeTried(tried)}`,
       { tried },
     );
   }
@@ -414,6 +432,13 @@ export class Forwarder implements InferBackend {
     }
     return client;
   }
+}
+
+/** The replica ids a delegated call names, for messages: a few, each cut short (they come from a header). */
+function describeTried(tried: string[]): string {
+  if (tried.length === 0) return "none";
+  const shown = tried.slice(0, 5).map((id) => (id.length > 64 ? `${id.slice(0, 64)}…` : id));
+  return tried.length > 5 ? `${shown.join(", ")} and ${tried.length - 5} more` : shown.join(", ");
 }
 
 /** A reply carrying an error code, rebuilt into the same error the replica raised. */
