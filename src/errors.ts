@@ -129,6 +129,12 @@ export const ERROR_CATALOGUE = {
     retryable: true,
     when: "replicas match, but none is available (draining, unhealthy, ejected, circuit open); the message says why for each; Retry-After is set",
   },
+  REGISTRY_WARMING_UP: {
+    http: 503,
+    grpc: G.UNAVAILABLE,
+    retryable: true,
+    when: "nothing matches yet, but the API server started less than `api_server.warmup` ago and replicas are still registering (after a restart); Retry-After is set; afterwards the same request is 404",
+  },
   DELEGATION_EXHAUSTED: {
     http: 508,
     grpc: G.NOT_FOUND,

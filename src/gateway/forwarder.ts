@@ -33,7 +33,23 @@ export interface ForwarderOptions {
   token?: string | undefined;
   /** Outlier ejection, circuit breakers, retry budget (defaults: Envoy's, Moleculer's, Finagle's). */
   resilience?: ResilienceOptions;
+  /**
+   * A replica with requests in flight and no progress (no answer, no stream chunk, no passed probe)
+   * for this long (ms) is passed over while another can serve: a stopped or wedged process stops
+   * getting traffic before its health probes fail. Default {@link DEFAULT_STALL_MS}; 0 turns it off.
+   */
+  stallMs?: number;
+  /**
+   * For this long after start (ms), a query nothing matches is 503 REGISTRY_WARMING_UP (retryable)
+   * instead of 404: after a restart the registry is empty until replicas register again. Default 0.
+   */
+  warmupMs?: number;
 }
+
+/** The default of {@link ForwarderOptions.stallMs} for an API server (`api_server.stall_timeout`; a test checks they agree). */
+export const DEFAULT_STALL_MS = 5_000;
+/** An API server's default warm-up (`api_server.warmup`; a test checks they agree). */
+export const DEFAULT_WARMUP_MS = 15_000;
 
 export interface ResilienceOptions {
   outlier?: OutlierDetectorOptions;
@@ -74,6 +90,9 @@ export class Forwarder implements InferBackend {
   readonly circuits: CircuitBreakers;
   readonly retryBudget: RetryBudget;
   readonly #maxRetries: number;
+  readonly #stallMs: number;
+  /** Until when (ms epoch) "nothing matches" means "not registered yet". */
+  #warmUntil: number;
   /** Failover counters, for /registry and metrics. */
   readonly counters = { retries: 0, retries_denied: 0, ejections: 0, delegated: 0 };
   /** Told about every answered request (the API server's metrics), unless the service turned metrics off. */
@@ -87,6 +106,8 @@ export class Forwarder implements InferBackend {
     this.circuits = new CircuitBreakers(r.circuit);
     this.retryBudget = new RetryBudget(r.retryBudget);
     this.#maxRetries = r.maxRetries ?? 2;
+    this.#stallMs = options.stallMs ?? DEFAULT_STALL_MS;
+    this.#warmUntil = Date.now() + (options.warmupMs ?? 0);
     options.registry.onChange((event, entry) => {
       // A replica that left (or re-registered elsewhere) gets no new requests on its old
       // connection; the ones in flight finish (a draining replica unregisters before it drains).
@@ -106,6 +127,16 @@ export class Forwarder implements InferBackend {
 
   ready(): boolean {
     return !this.#draining;
+  }
+
+  /** Ends the warm-up now (`up` does once its deployment is applied: everything expected has registered). */
+  endWarmup(): void {
+    this.#warmUntil = 0;
+  }
+
+  /** Milliseconds of warm-up left (0 once over). */
+  get warmupLeftMs(): number {
+    return this.#warmUntil === 0 ? 0 : Math.max(0, this.#warmUntil - Date.now());
   }
 
   infer(call: IncomingCall): Promise<EncodedBody> {
@@ -273,14 +304,23 @@ export class Forwarder implements InferBackend {
     } catch (err) {
       return Promise.reject(err);
     }
-    entry.inFlight++;
+    // Idle to busy starts the stall clock (an idle replica has nothing to be late with).
+    if (entry.inFlight++ === 0) entry.progressAt = Date.now();
+    const sink =
+      onChunk &&
+      ((meta: Record<string, unknown> | null, body: Buffer): void => {
+        entry.progressAt = Date.now();
+        onChunk(meta, body);
+      });
     const sent = client.request(callMeta(call, kind, pick.route.queryBytes), call.body, {
       timeoutMs: call.timeoutMs,
       signal: call.signal,
-      ...(onChunk ? { onChunk } : {}),
+      ...(sink ? { onChunk: sink } : {}),
     });
     return sent.then(
       (reply) => {
+        // The replica answered (an error too): it is making progress.
+        entry.progressAt = Date.now();
         const failure = this.#settle(pick, client, errorOf(reply, entry));
         if (failure === undefined) return reply;
         if (rejectOnFailure) throw failure;
@@ -378,14 +418,39 @@ export class Forwarder implements InferBackend {
     );
   }
 
-  /** Candidates that may take a request now; the same array when all may (the common case). */
+  /**
+   * Candidates that may take a request now; the same array when all may (the common case).
+   * Stalled replicas (see {@link ForwarderOptions.stallMs}) are left out only while another can
+   * serve: a stall is a guess (a long request looks the same), not a verdict like a failed probe.
+   */
   #available(candidates: ReplicaEntry[], key: string): ReplicaEntry[] {
     const ejected = this.outliers.ejectedCount > 0;
     const open = this.circuits.openCount > 0;
-    if (!ejected && !open && candidates.every(isRoutable)) return candidates;
-    return candidates.filter(
+    const stalled = this.#stalled(candidates);
+    if (!ejected && !open && stalled === undefined && candidates.every(isRoutable)) return candidates;
+    const ok = candidates.filter(
       (e) => isRoutable(e) && !(ejected && this.outliers.isEjected(e.replicaId)) && !(open && this.circuits.blocks(e.replicaId, key)),
     );
+    if (stalled === undefined) return ok;
+    const moving = ok.filter((e) => !stalled.has(e));
+    return moving.length > 0 ? moving : ok;
+  }
+
+  /** The candidates with requests in flight and no progress for the stall time; undefined when none (the common case). */
+  #stalled(candidates: ReplicaEntry[]): Set<ReplicaEntry> | undefined {
+    if (this.#stallMs <= 0) return undefined;
+    let out: Set<ReplicaEntry> | undefined;
+    let now = 0;
+    for (const e of candidates) {
+      if (e.inFlight === 0) continue; // idle: nothing to be late with (and no clock read)
+      if (this.isStalled(e, (now ||= Date.now()))) (out ??= new Set()).add(e);
+    }
+    return out;
+  }
+
+  /** Whether a replica is stalled: requests in flight and no progress for the stall time (status API, and choosing). */
+  isStalled(e: ReplicaEntry, now = Date.now()): boolean {
+    return this.#stallMs > 0 && e.inFlight > 0 && now - e.progressAt > this.#stallMs;
   }
 
   /**
@@ -408,6 +473,13 @@ export class Forwarder implements InferBackend {
    * registered capabilities, and the replicas a delegated call went through.
    */
   #notFound(call: { query: CapabilityMap; model?: IncomingCall["model"]; tried?: string[] | undefined }): AnyServeError {
+    const warmup = this.warmupLeftMs;
+    if (warmup > 0) {
+      return new AnyServeError(
+        "REGISTRY_WARMING_UP",
+        `nothing offers ${formatCapability(call.query)} yet: the API server started recently and replicas are still registering (${Math.ceil(warmup / 1000)} s of warm-up left); retry`,
+      );
+    }
     const via = call.tried !== undefined && call.tried.length > 0 ? ` (delegated by ${describeTried(call.tried)})` : "";
     const registered = `${this.#o.registry.describeCapabilities()}${via}`;
     if (call.model) return new AnyServeError("MODEL_NOT_FOUND", `${describeModel(call.model)} is not served by any replica; ${registered}`);

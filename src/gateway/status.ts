@@ -51,6 +51,8 @@ export interface ReplicaView {
   cpu_percent: number | null;
   memory_mb: number | null;
   circuits_open: number;
+  /** Requests in flight and no answer, chunk or passed probe for the API server's stall time: passed over while another replica can serve. */
+  stalled: boolean;
 }
 
 export interface ServiceView {
@@ -187,6 +189,7 @@ export class StatusModel {
         cpu_percent: load?.process?.cpu_percent ?? null,
         memory_mb: load?.process?.rss_mb ?? null,
         circuits_open: e ? f.circuits.snapshot(id).filter((c) => c.state !== "closed").length : 0,
+        stalled: e !== undefined && f.isStalled(e),
       };
     });
   }

@@ -44,6 +44,12 @@ export interface ReplicaEntry extends ReplicaRegistration {
   lastHeartbeat: number;
   /** Requests the gateway has sent and not yet had answered. */
   inFlight: number;
+  /**
+   * When the replica last showed progress (ms epoch): an answer or a stream chunk arrived, a health
+   * probe passed, or it went from idle to busy. With requests in flight and no progress for the
+   * gateway's stall time, it is passed over while others can serve (a stopped or wedged process).
+   */
+  progressAt: number;
   /** False while draining: matched but not chosen. */
   available: boolean;
   /**
@@ -131,6 +137,7 @@ export class Registry {
       registeredAt: previous?.registeredAt ?? now,
       lastHeartbeat: now,
       inFlight: previous?.inFlight ?? 0,
+      progressAt: previous?.progressAt ?? now,
       available: !this.#drained.has(reg.replicaId),
       healthy: same ? previous.healthy : true,
       probeFailures: same ? previous.probeFailures : 0,

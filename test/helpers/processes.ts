@@ -25,8 +25,12 @@ export interface Proc {
 
 type Cleanup = Pick<TestContext, "after"> | { after(fn: () => unknown): void };
 
-/** Runs `anyserve <args>` and waits until it announces itself. */
+/**
+ * Runs `anyserve <args>` and waits until it announces itself. An `api-server` runs without its
+ * warm-up (`--warmup 0`) unless `args` set one: tests expect "nothing matches" to be 404 at once.
+ */
 export function startCli(t: Cleanup, args: string[], env: NodeJS.ProcessEnv = {}, readyTimeoutMs = 60_000): Promise<Proc> {
+  if (args[0] === "api-server" && !args.includes("--warmup")) args = [...args, "--warmup", "0"];
   // A stdin pipe the child watches: if this test process is killed (a runner timeout, Ctrl-C)
   // before its cleanup runs, the child still exits instead of living on.
   const child = spawn(process.execPath, [BIN, ...args], {
