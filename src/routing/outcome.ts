@@ -56,6 +56,8 @@ export const NOT_REPLICA_FAILURES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "NO_READY_REPLICA",
   "REGISTRY_WARMING_UP",
   "OBJECT_STORE_FULL",
+  // The API server's own answer to a registration past max_replicas: never a replica's.
+  "REGISTRY_FULL",
   "OBJECT_OWNER_UNREACHABLE",
   "DELEGATION_EXHAUSTED",
 ]);
