@@ -28,6 +28,7 @@ import type { ObjectStore } from "../objects/store.js";
 import { createFrameHandler } from "./frame-handler.js";
 import type { ReplicaMetrics } from "./metrics.js";
 import { RegistrationLoop } from "./registration.js";
+import { logServiceModel } from "./service-model.js";
 
 export interface ReplicaOptions {
   app: AnyServe;
@@ -171,6 +172,7 @@ async function assembleReplica(o: ReplicaOptions): Promise<ReplicaParts> {
     ...(caller ? { caller } : {}),
     ...(o.objectStore ? { objects: o.objectStore } : {}),
   });
+  logServiceModel(o.app, config, base.logger);
   const backend = o.apiServer
     ? new DelegatingBackend(dispatcher, {
         apiServer: o.apiServer,
