@@ -215,7 +215,7 @@ export class Environment {
       await this.#controller.apply(deploymentFileSchema.parse(this.#file));
     }
     // Everything this environment runs has registered: "nothing matches" is now a plain 404.
-    this.#api.forwarder.endWarmup();
+    api.forwarder.endWarmup();
   }
 
   /**
