@@ -214,6 +214,8 @@ export class Environment {
       api.status.attach(this.#controller);
       await this.#controller.apply(deploymentFileSchema.parse(this.#file));
     }
+    // Everything this environment runs has registered: "nothing matches" is now a plain 404.
+    api.forwarder.endWarmup();
   }
 
   /**
