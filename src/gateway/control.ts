@@ -8,6 +8,7 @@ import { normalizeCapability } from "../protocol/capability.js";
 import { readJson, sendJson } from "../util/http.js";
 import { requireBearer } from "../util/auth.js";
 import type { RouteHandler } from "../util/http.js";
+import type { ColdStarts } from "./cold-start.js";
 import type { Forwarder } from "./forwarder.js";
 import type { ServicePolicies } from "./policies.js";
 import type { Registry, ReplicaEntry } from "../routing/registry.js";
@@ -18,6 +19,8 @@ export interface ControlOptions {
   policies: ServicePolicies;
   /** For each replica's ejection and circuit state in /registry. */
   forwarder: Forwarder;
+  /** Services scaled to zero, listed in /registry as `cold`. */
+  coldStarts?: ColdStarts;
   token?: string | undefined;
   defaultHeartbeatMs: number;
 }
@@ -41,6 +44,7 @@ export function controlRoutes(o: ControlOptions): Record<string, RouteHandler> {
       sendJson(res, 200, {
         replicas,
         total: replicas.length,
+        cold: o.coldStarts?.describe() ?? [],
         policies: o.policies.describe(),
         failover: { ...f.counters, retry_budget: f.retryBudget.snapshot() },
       });

@@ -4,7 +4,10 @@
  * shows) every `health_check_interval`. A replica failing {@link UNHEALTHY_AFTER} probes in a row
  * is marked unhealthy and gets no traffic until one probe passes (Kubernetes' and Ray Serve's
  * threshold of 3). Heartbeats are separate: a replica that stops heartbeating is removed by the
- * registry's expiry, a replica that heartbeats but cannot serve is caught here. A foreign OIP server
+ * registry's expiry, a replica that heartbeats but cannot serve is caught here. Each answer carries
+ * the replica's load (requests running and queued, workers, CPU, memory), stored on its entry; an
+ * autoscaled service's replicas are also asked between health probes, every `metrics_interval_s`
+ * (load probes: they refresh the load and never change health). A foreign OIP server
  * (which cannot heartbeat) is probed over the OIP health routes, and stays registered until it is
  * unregistered.
  */
@@ -29,7 +32,10 @@ export interface HealthCheckerOptions {
 }
 
 interface ProbeSlot {
+  /** When the last health probe started. */
   lastStart: number;
+  /** When the last probe of either kind started. */
+  lastAny: number;
   busy: boolean;
 }
 
@@ -66,16 +72,21 @@ export class HealthChecker {
       let slot = this.#slots.get(entry.replicaId);
       // A newly registered replica is probed at once: its load (queue, workers, CPU, memory) shows
       // in the status API without waiting a whole interval.
-      if (!slot) this.#slots.set(entry.replicaId, (slot = { lastStart: Number.NEGATIVE_INFINITY, busy: false }));
+      if (!slot)
+        this.#slots.set(entry.replicaId, (slot = { lastStart: Number.NEGATIVE_INFINITY, lastAny: Number.NEGATIVE_INFINITY, busy: false }));
+      if (slot.busy) continue;
       const interval = this.intervalOf(entry);
-      if (slot.busy || now - slot.lastStart < interval) continue;
+      const health = now - slot.lastStart >= interval;
+      const loadEvery = this.#o.policies.of(entry).loadIntervalMs;
+      if (!health && (loadEvery === undefined || now - slot.lastAny < loadEvery)) continue;
       slot.busy = true;
-      slot.lastStart = now;
-      void this.#check(entry, slot, probeTimeout(interval));
+      slot.lastAny = now;
+      if (health) slot.lastStart = now;
+      void this.#check(entry, slot, probeTimeout(health ? interval : Math.min(interval, loadEvery!)), health);
     }
   }
 
-  async #check(entry: ReplicaEntry, slot: ProbeSlot, timeoutMs: number): Promise<void> {
+  async #check(entry: ReplicaEntry, slot: ProbeSlot, timeoutMs: number, health = true): Promise<void> {
     let error: string | undefined;
     let report: Record<string, unknown> | undefined;
     try {
@@ -88,7 +99,8 @@ export class HealthChecker {
     const current = this.#o.registry.get(entry.replicaId);
     if (!current || targetOf(current) !== targetOf(entry)) return;
     if (report?.load !== null && typeof report?.load === "object") current.load = report.load as ReplicaLoad;
-    this.#record(current, error);
+    // A load probe that passes is as good as a health probe; one that fails is left to the next health probe.
+    if (health || error === undefined) this.#record(current, error);
   }
 
   #record(entry: ReplicaEntry, error: string | undefined): void {

@@ -153,9 +153,15 @@ export function errorAnswer(err: unknown, extraHeaders: Record<string, string> =
     "content-length": body.length,
     ...extraHeaders,
   };
-  if (e.httpStatus === 503) headers["retry-after"] = "1";
+  if (e.httpStatus === 503) headers["retry-after"] = retryAfterOf(e);
   if (e.code === "PAYLOAD_TOO_LARGE") headers.connection = "close";
   return { error: e, status: e.httpStatus, headers, body };
+}
+
+/** Seconds a 503 asks the caller to wait: what the error says (`retry_after_s`, e.g. a cold start's expected time), else 1. */
+function retryAfterOf(e: AnyServeError): string {
+  const s = e.data?.retry_after_s;
+  return typeof s === "number" && Number.isFinite(s) && s >= 1 ? String(Math.min(3600, Math.ceil(s))) : "1";
 }
 
 /** Answers an error as {@link errorAnswer} says; a response already started is cut off instead. */

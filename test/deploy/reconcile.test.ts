@@ -69,7 +69,12 @@ test("scaling down idle replicas alike stops the highest slots; a removed or uns
   );
   assert.deepEqual(
     reconcile(want, actual, 0).actions.map((a) => `${a.type} ${"id" in a ? a.id : ""} ${a.reason}`),
-    ["stop svc-2 scaled down (idle)", "stop svc-1 scaled down (idle)", "stop far-0 unschedulable here", "stop gone-0 its service was removed"],
+    [
+      "stop svc-2 scaled down (idle)",
+      "stop svc-1 scaled down (idle)",
+      "stop far-0 unschedulable here",
+      "stop gone-0 its service was removed",
+    ],
   );
 });
 
