@@ -191,7 +191,6 @@ export class ColdStarts {
           ),
         Math.max(0, timeoutMs),
       );
-      timer.unref();
       signal.addEventListener("abort", onAbort, { once: true });
       waiters.add(waiter);
       for (const listener of this.#demand) listener(service, waiters.size);
