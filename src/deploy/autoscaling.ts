@@ -1,10 +1,10 @@
 /**
  * The controller's autoscaling (docs/autoscaling.md): one {@link ServiceAutoscaler} per service
  * with an `autoscaling` section, each sampled every `metrics_interval_s` on the controller's
- * clock. A sample is the requests ongoing across the service — per replica the larger of what it
- * last reported (running + queued, from the API server's probes) and what the API server has sent
- * it and not had answered, plus the requests waiting at the API server for a replica of a service
- * scaled to zero. A decision becomes the service's replica count (the same input `/api/scale`
+ * clock. A sample is the requests ongoing across the service — per replica what the API server
+ * has sent it and not had answered, plus what it last reported (running + queued, from the API
+ * server's probes) beyond that (direct clients, other API servers) — plus the requests waiting at
+ * the API server for a replica of a service scaled to zero. A decision becomes the service's replica count (the same input `/api/scale`
  * sets for other services) and the controller's loop does the rest: starting, or draining the
  * idlest replicas (reconcile.ts).
  *

@@ -52,6 +52,8 @@ export interface HealthSource {
         inFlight: number;
         /** What it reported with its last probe (requests running and queued). */
         load?: ReplicaLoad | undefined;
+        /** `inFlight` when it reported that. */
+        loadInFlight?: number | undefined;
       }
     | undefined;
   /** Told of registrations, removals, drains and health changes. */
@@ -281,7 +283,12 @@ export class DeploymentController {
     this.#requestPass();
   }
 
-  /** Requests at the service's replicas that are not leaving: per replica the larger of its report and the API server's count. */
+  /**
+   * Requests at the service's replicas that are not leaving. Per replica: those this API server
+   * has sent it and not had answered (exact, now), plus those it reported beyond what this API
+   * server had sent it then (direct clients, other API servers; as of its last report). A stale
+   * report never counts the requests sent through here twice.
+   */
   #ongoing(service: string): number {
     let sum = 0;
     for (const t of this.#tracked.values()) {
@@ -295,7 +302,7 @@ export class DeploymentController {
     const e = this.#o.registry.get(replicaId);
     if (!e) return undefined;
     const reported = e.load ? (e.load.in_flight ?? 0) + (e.load.queue_depth ?? 0) : 0;
-    return Math.max(reported, e.inFlight);
+    return e.inFlight + Math.max(0, reported - (e.loadInFlight ?? 0));
   }
 
   #serving(service: string): number {

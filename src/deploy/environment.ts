@@ -185,6 +185,7 @@ export class Environment {
         apiServerUrl: this.#api.url,
         registry: this.#api.registry,
         policies: this.#api.policies,
+        coldStarts: this.#api.coldStarts,
         node,
         logger: createLogger("environment"),
       });

@@ -98,7 +98,10 @@ export class HealthChecker {
     // The replica may have left or re-registered from another endpoint meanwhile.
     const current = this.#o.registry.get(entry.replicaId);
     if (!current || targetOf(current) !== targetOf(entry)) return;
-    if (report?.load !== null && typeof report?.load === "object") current.load = report.load as ReplicaLoad;
+    if (report?.load !== null && typeof report?.load === "object") {
+      current.load = report.load as ReplicaLoad;
+      current.loadInFlight = current.inFlight;
+    }
     // A load probe that passes is as good as a health probe; one that fails is left to the next health probe.
     if (health || error === undefined) this.#record(current, error);
   }
