@@ -36,8 +36,8 @@ export interface ForwarderOptions {
   /** What to do when nothing matches: answer 404, or pick a random replica to start delegation (seed scenario 2). */
   unmatched: "error" | "delegate";
   maxDelegationDepth: number;
-  /** Bearer token the replicas' frame endpoints require, if any. */
-  token?: string | undefined;
+  /** CA bundle trusted for replicas that serve TLS (`https://` endpoints), besides the system's. */
+  tlsCa?: Buffer | undefined;
   /** Outlier ejection, circuit breakers, retry budget (defaults: Envoy's, Moleculer's, Finagle's). */
   resilience?: ResilienceOptions;
 }
@@ -102,7 +102,8 @@ export class Forwarder implements InferBackend {
       // A replica that left (or re-registered elsewhere) gets no new requests on its old
       // connection; the ones in flight finish (a draining replica unregisters before it drains).
       const client = this.#clients.get(entry.replicaId);
-      const moved = client !== undefined && client.target !== targetOf(entry);
+      // A new endpoint or a new secret is a new process (or another one) under this id.
+      const moved = client !== undefined && (client.target !== targetOf(entry) || client.credential !== entry.secret);
       if (client && (event === "unregister" || moved)) {
         this.#clients.delete(entry.replicaId);
         this.#retire(client);
@@ -450,7 +451,8 @@ export class Forwarder implements InferBackend {
       else if (!entry.httpEndpoint)
         throw new AnyServeError("REPLICA_UNREACHABLE", `replica '${entry.replicaId}' registered no http_endpoint to forward to`);
       else if (entry.protocol === "oip-rest") client = new OipRestTransport(entry);
-      else client = new FramesTransport(entry.httpEndpoint, this.#o.token);
+      // The replica's own secret, never the control-plane token: an endpoint gets only what it registered with.
+      else client = new FramesTransport(entry.httpEndpoint, entry.secret, this.#o.tlsCa);
       this.#clients.set(entry.replicaId, client);
     }
     return client;

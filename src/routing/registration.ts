@@ -13,6 +13,7 @@
 import { z } from "zod";
 import { AnyServeError, type ErrorCode } from "../errors.js";
 import { normalizeCapability } from "../protocol/capability.js";
+import { hostOfEndpoint, refusedHost } from "../util/address.js";
 import type { CapabilityState, RegisteredCapability, ReplicaRegistration } from "./registry.js";
 
 const MAX_CAPABILITIES = 1024;
@@ -46,13 +47,10 @@ const states = z.array(
 const INTERVAL_RULE = "expected an integer from 10 to 3600000";
 const heartbeatInterval = z.number(INTERVAL_RULE).int(INTERVAL_RULE).min(10, INTERVAL_RULE).max(3_600_000, INTERVAL_RULE).nullish();
 
-/** True for a link-local host (169.254.x.x, fe80::): cloud metadata services live there, the gateway never calls them. */
-function isLinkLocal(host: string): boolean {
-  const h = host.toLowerCase();
-  return h.startsWith("169.254.") || h.startsWith("[fe80:") || h.startsWith("fe80:");
-}
-
-/** Only http(s) host:port URLs without credentials; never file:, never link-local (cloud metadata) addresses. */
+/**
+ * Only http(s) host:port URLs without credentials; never file:, never a link-local or cloud
+ * metadata address in any spelling (util/address.ts). Kept as the URL parser normalised it.
+ */
 const httpEndpoint = z
   .unknown()
   .transform((value, ctx) => {
@@ -63,18 +61,46 @@ const httpEndpoint = z
     };
     let url: URL;
     try {
-      url = new URL(String(value));
+      url = new URL(String(value).slice(0, 2048));
     } catch {
       return refuse("expected an http(s)://host:port URL");
     }
     if ((url.protocol !== "http:" && url.protocol !== "https:") || url.username || url.password) {
       return refuse(`only http(s) URLs without credentials are allowed, got scheme '${url.protocol}'`);
     }
-    if (isLinkLocal(url.hostname)) {
-      return refuse(`link-local address ${url.hostname} is not allowed`);
-    }
+    const why = refusedHost(url.hostname);
+    if (why !== undefined) return refuse(`not allowed: ${why}`);
     return `${url.protocol}//${url.host}`;
   })
+  .optional();
+
+/** `host:port` (the seed's gRPC endpoint), with the host checked and normalised as http_endpoint's. */
+const endpoint = z
+  .string("expected host:port")
+  .regex(/^[\w.-]+:\d{1,5}$|^\[[0-9a-fA-F:.]+\]:\d{1,5}$/, "expected host:port")
+  .transform((value, ctx) => {
+    const host = hostOfEndpoint(value);
+    if (host === undefined) {
+      ctx.addIssue({ code: "custom", message: "expected host:port", input: value });
+      return z.NEVER;
+    }
+    const why = refusedHost(host);
+    if (why !== undefined) {
+      ctx.addIssue({ code: "custom", message: `not allowed: ${why}`, input: value, params: { code: "URL_NOT_ALLOWED" } });
+      return z.NEVER;
+    }
+    return `${host}${value.slice(value.lastIndexOf(":"))}`;
+  });
+
+/**
+ * The replica's own secret (base64url, 22-256 characters): it proves the replica is the one that
+ * registered the id (re-registration, heartbeats, unregister) and the gateway shows it to the
+ * replica's frame endpoint. Absent at registration: the API server issues one.
+ */
+const SECRET_RULE = "expected 22-256 characters of [A-Za-z0-9_-]";
+const replicaSecret = z
+  .string(SECRET_RULE)
+  .regex(/^[\w-]{22,256}$/, SECRET_RULE)
   .optional();
 
 /** Free-form labels: kept when they are strings (cut to 128 characters), ignored otherwise. */
@@ -106,8 +132,6 @@ const body = { error: "expected a JSON object" };
  */
 const protocol = z.enum(["anyserve", "oip-grpc", "oip-rest"], "expected anyserve, oip-grpc or oip-rest").optional();
 
-const HOST_PORT = /^[\w.-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/;
-
 /** What a registration must say for the gateway to reach the replica the way its protocol needs. */
 function reachable(
   r: { endpoint?: string | undefined; http_endpoint?: string | undefined; protocol?: string | undefined; capabilities?: unknown[] },
@@ -123,14 +147,6 @@ function reachable(
   }
   if (r.endpoint === undefined && kind !== "oip-rest") {
     ctx.addIssue({ code: "custom", path: ["endpoint"], message: "expected host:port, got nothing" });
-  }
-  if (kind === "oip-grpc" && r.endpoint !== undefined && isLinkLocal(r.endpoint)) {
-    ctx.addIssue({
-      code: "custom",
-      path: ["endpoint"],
-      message: `link-local address ${r.endpoint} is not allowed`,
-      params: { code: "URL_NOT_ALLOWED" },
-    });
   }
   // The gateway names the model an OIP server expects from the capability it routed by.
   if (kind !== "anyserve") {
@@ -158,7 +174,8 @@ export const registrationSchema = z
   .object(
     {
       replica_id: replicaId,
-      endpoint: z.string("expected host:port").regex(HOST_PORT, "expected host:port").optional(),
+      // Optional: an OIP REST server registers its http_endpoint only.
+      endpoint: endpoint.optional(),
       capabilities,
       states: states.optional(),
       heartbeat_interval_ms: heartbeatInterval,
@@ -166,6 +183,7 @@ export const registrationSchema = z
       protocol,
       service: label,
       node: label,
+      replica_secret: replicaSecret,
     },
     body,
   )
@@ -174,11 +192,11 @@ export const registrationSchema = z
 
 /** `POST /heartbeat`: the id, and the capabilities when they changed. */
 export const heartbeatSchema = z
-  .object({ replica_id: replicaId, capabilities: capabilities.optional(), states: states.optional() }, body)
+  .object({ replica_id: replicaId, capabilities: capabilities.optional(), states: states.optional(), replica_secret: replicaSecret }, body)
   .superRefine(statesMatch);
 
 /** `DELETE /unregister`. */
-export const unregisterSchema = z.object({ replica_id: replicaId }, body);
+export const unregisterSchema = z.object({ replica_id: replicaId, replica_secret: replicaSecret }, body);
 
 /** Parses `value` with `schema`, or throws the one error for all its problems. */
 function parse<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
@@ -228,18 +246,22 @@ export function parseRegistration(body: unknown, defaultHeartbeatMs: number): Re
   if (kind !== "anyserve") reg.protocol = kind;
   if (r.service !== undefined) reg.service = r.service;
   if (r.node !== undefined) reg.node = r.node;
+  if (r.replica_secret !== undefined) reg.secret = r.replica_secret;
   return reg;
 }
 
-/** A heartbeat body: the replica's id, and its capabilities when they changed. */
-export function parseHeartbeat(body: unknown): { replicaId: string; capabilities?: RegisteredCapability[] } {
+/** A heartbeat body: the replica's id (and secret), and its capabilities when they changed. */
+export function parseHeartbeat(body: unknown): { replicaId: string; secret?: string; capabilities?: RegisteredCapability[] } {
   const h = parse(heartbeatSchema, body);
-  return h.capabilities === undefined
-    ? { replicaId: h.replica_id }
-    : { replicaId: h.replica_id, capabilities: registeredCapabilities(h.capabilities, h.states) };
+  return {
+    replicaId: h.replica_id,
+    ...(h.replica_secret !== undefined ? { secret: h.replica_secret } : {}),
+    ...(h.capabilities !== undefined ? { capabilities: registeredCapabilities(h.capabilities, h.states) } : {}),
+  };
 }
 
-/** An unregister body's replica id. */
-export function parseUnregister(body: unknown): string {
-  return parse(unregisterSchema, body).replica_id;
+/** An unregister body's replica id (and secret). */
+export function parseUnregister(body: unknown): { replicaId: string; secret?: string } {
+  const u = parse(unregisterSchema, body);
+  return u.replica_secret === undefined ? { replicaId: u.replica_id } : { replicaId: u.replica_id, secret: u.replica_secret };
 }

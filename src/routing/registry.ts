@@ -43,6 +43,13 @@ export interface ReplicaRegistration {
   node?: string;
   /** How often the replica heartbeats; it is dropped after 3 silent intervals. */
   heartbeatIntervalMs: number;
+  /**
+   * The replica's secret: it proves the id is this replica's (re-registering, heartbeats,
+   * unregister) and the gateway shows it to the replica's frame endpoint. Never listed.
+   */
+  secret?: string;
+  /** True when the API server issued the secret (the registration brought none: the seed's shape). */
+  secretIssued?: boolean;
 }
 
 /** One replica as the registry holds it. Mutable counters are owned by the gateway. */

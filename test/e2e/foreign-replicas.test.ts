@@ -29,12 +29,20 @@ interface RegistryRow {
   failed_health_checks: number;
 }
 
+/** The secrets the API server issued to the registrations made here (the seed's body brings none). */
+const secrets = new Map<string, string>();
+
 async function register(body: Record<string, unknown>): Promise<Response> {
-  return fetch(`${api.ready.url}/register`, {
+  const res = await fetch(`${api.ready.url}/register`, {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify(body),
   });
+  if (res.ok) {
+    const answer = (await res.clone().json()) as { replica_secret?: string };
+    if (answer.replica_secret) secrets.set(String(body.replica_id), answer.replica_secret);
+  }
+  return res;
 }
 
 async function row(id: string): Promise<RegistryRow | undefined> {
@@ -55,7 +63,7 @@ async function unregister(id: string): Promise<void> {
   const res = await fetch(`${api.ready.url}/unregister`, {
     method: "DELETE",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ replica_id: id }),
+    body: JSON.stringify({ replica_id: id, replica_secret: secrets.get(id) }),
   });
   assert.equal(res.status, 200);
 }

@@ -31,6 +31,8 @@ export interface Target {
 export interface ReplicaTransport {
   /** Where it sends: a registration with another target is another process (`targetOf`). */
   readonly target: string;
+  /** The replica's secret it authenticates with (frames); a registration with another secret is another process. */
+  readonly credential?: string | undefined;
   /** Calls sent and not yet answered. */
   readonly inFlight: number;
   /** One call; a stream when `onChunk` is given (resolves after the last chunk). */
@@ -46,8 +48,13 @@ export interface ReplicaTransport {
 export class FramesTransport implements ReplicaTransport {
   readonly #client: FrameClient;
 
-  constructor(url: string, token: string | undefined) {
-    this.#client = new FrameClient({ url, ...(token ? { token } : {}) });
+  /** `secret`: the replica's own (never the control-plane token); `ca`: trusted for an https replica besides the system's. */
+  constructor(url: string, secret: string | undefined, ca: Buffer | string | undefined) {
+    this.#client = new FrameClient({ url, ...(secret ? { token: secret } : {}), ...(ca ? { ca } : {}) });
+  }
+
+  get credential(): string | undefined {
+    return this.#client.credential;
   }
 
   get target(): string {
