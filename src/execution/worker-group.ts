@@ -16,8 +16,12 @@
  *   there; the running one gets CANCEL and `graceMs` to finish before its worker is terminated.
  * - **Replacement.** A dead worker is replaced; start failures in a row are capped at
  *   `startRetries`, then the group gives up and reports the reason.
- * - **Growth** (`pool`): from `min` to `max` workers while no worker is idle; a worker above
- *   `min` idle for `idleMs` stops.
+ * - **Growth** (`pool`): the rule replicas follow too (util/scaling.ts): the load is the jobs
+ *   ongoing plus queued, and it needs `ceil(load / WORKER_TARGET)` workers within `[min, max]`.
+ *   A worker starts as soon as the load needs it (starting one takes milliseconds:
+ *   docs/performance.md "Worker boot", so no upscale delay); one the load no longer needs stops
+ *   once it has been idle for `idleMs` (the downscale delay), the idle ones only — a worker with a
+ *   job is never stopped to shrink.
  */
 import { AnyServeError } from "../errors.js";
 import type { EncodedBody } from "../protocol/types.js";
@@ -28,6 +32,7 @@ import { Job, type Slot } from "./job.js";
 import type { JobMode, Task, TaskHooks } from "./task.js";
 import { batchOutcomesOf, encodedOf, errorOf, Msg, type Meta } from "./worker-protocol.js";
 import type { CancelSignal } from "../util/cancel.js";
+import { unitsFor } from "../util/scaling.js";
 
 export interface GroupOptions {
   name: StrategyName;
@@ -43,6 +48,12 @@ export interface GroupOptions {
   logger: Logger;
   onFailed?: ((reason: string) => void) | undefined;
 }
+
+/**
+ * Jobs ongoing or queued per worker the pool aims at: one, as a worker runs one job at a time (the
+ * pipeline's second job only hides the hop). A replica's `target_ongoing_requests` is per replica.
+ */
+const WORKER_TARGET = 1;
 
 /** Handlers faster than this on average get the deep pipeline. */
 const CHEAP_MS = 1;
@@ -164,32 +175,33 @@ export class WorkerGroup {
     return best;
   }
 
-  /** `pool`: one more thread per job that has no idle worker, up to `max`. */
-  #grow(): void {
-    if (this.#state !== "running" || this.#slots.size >= this.#o.max) return;
-    let idle = 0;
-    let starting = 0;
-    let behind = this.#waiting.length;
-    for (const s of this.#slots) {
-      if (s.state === "starting") starting++;
-      else if (s.state === "warm" && s.jobs.length === 0) idle++;
-      behind += Math.max(0, s.jobs.length - 1);
-    }
-    if (idle > 0) return;
-    while (starting < behind && this.#slots.size < this.#o.max) {
-      this.#spawn();
-      starting++;
-    }
+  /** Workers the load (jobs ongoing + queued) needs now, within `[min, max]`. */
+  #wanted(): number {
+    return unitsFor(this.#inFlight, WORKER_TARGET, this.#min, this.#o.max);
   }
 
-  #shrink(): void {
-    const now = Date.now();
-    // Slots being stopped stay in #slots until their worker exits: count only the live ones, or
-    // one pass would stop every idle worker, the ones `min` keeps included.
+  /** Workers not being stopped: slots being stopped stay in #slots until their worker exits. */
+  #live(): number {
     let live = 0;
     for (const s of this.#slots) if (s.state !== "stopping") live++;
+    return live;
+  }
+
+  /** `pool`: starts the workers the load needs at once (a start is fast; no upscale delay). */
+  #grow(): void {
+    if (this.#state !== "running" || this.#slots.size >= this.#o.max) return;
+    const wanted = this.#wanted();
+    for (let live = this.#live(); live < wanted && this.#slots.size < this.#o.max; live++) this.#spawn();
+  }
+
+  /** `pool`: stops workers the load no longer needs, idle ones only, once idle for `idleMs`. */
+  #shrink(): void {
+    const now = Date.now();
+    // Counting only the live slots, or one pass would stop every idle worker, those `min` keeps included.
+    let live = this.#live();
+    const keep = this.#wanted();
     for (const s of this.#slots) {
-      if (live <= this.#min) return;
+      if (live <= keep) return;
       if (s.state === "warm" && s.jobs.length === 0 && now - s.idleSince >= this.#o.idleMs) {
         live--;
         void this.#stopSlot(s, 10_000);

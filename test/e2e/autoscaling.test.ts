@@ -5,13 +5,15 @@
 // replica (test/fixtures/autoscale_app.ts), so 6 clients keep 6 requests ongoing: 3 replicas at
 // the target of 2.
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { test, type TestContext } from "node:test";
+import { promisify } from "node:util";
 import type { AutoscalingView } from "../../src/gateway/status.js";
 import { ClosedLoad, countBy } from "../helpers/load.js";
-import { FIXTURES, startCli, waitFor } from "../helpers/processes.js";
+import { BIN, FIXTURES, startCli, waitFor } from "../helpers/processes.js";
 
 const APP = path.join(FIXTURES, "autoscale_app.ts:app");
 const WORK = { "x-capability-type": "work" };
@@ -118,6 +120,16 @@ test("min 1, max 4: a load needing 3 replicas gets 3 within the upscale delay an
   assert.match(
     metrics,
     /^anyserve_autoscaler_last_decision_timestamp_seconds\{service="work",reason="load_below_target",from="3",to="1"\} \d/m,
+  );
+
+  // `anyserve status` as a person reads it: desired/running and the decisions, newest first.
+  const table = (await promisify(execFile)(process.execPath, [BIN, "status", "--api-server", url])).stdout;
+  assert.match(table, /^work\s+1\s+1\s+1-4\s+2\s/m, table);
+  const rows = table.split("\n").filter((r) => /^work\s+\d\d:\d\d:\d\d\s/.test(r));
+  assert.deepEqual(
+    rows.map((r) => r.split(/\s+/).slice(2, 6).join(" ")),
+    ["3 -> 1 load_below_target", "1 -> 3 load_above_target"],
+    table,
   );
 });
 
