@@ -32,12 +32,19 @@ export interface HealthCheckerOptions {
 }
 
 interface ProbeSlot {
-  /** When the last health probe started. */
-  lastStart: number;
-  /** When the last probe of either kind started. */
+  /** When the next health probe is due (ms, on the checker's clock). */
+  nextAt: number;
+  /** When the last probe of either kind (health, load) started. */
   lastAny: number;
   busy: boolean;
 }
+
+/**
+ * After a failed probe the next one comes this soon (or at the interval, if shorter): a replica
+ * that stopped answering (a stopped process, a wedged event loop) is out of rotation within a few
+ * seconds, not three whole intervals (30 s at the default 10 s).
+ */
+export const RETRY_AFTER_FAILURE_MS = 1_000;
 
 export class HealthChecker {
   readonly #o: HealthCheckerOptions;
@@ -73,28 +80,38 @@ export class HealthChecker {
       // A newly registered replica is probed at once: its load (queue, workers, CPU, memory) shows
       // in the status API without waiting a whole interval.
       if (!slot)
-        this.#slots.set(entry.replicaId, (slot = { lastStart: Number.NEGATIVE_INFINITY, lastAny: Number.NEGATIVE_INFINITY, busy: false }));
+        this.#slots.set(entry.replicaId, (slot = { nextAt: Number.NEGATIVE_INFINITY, lastAny: Number.NEGATIVE_INFINITY, busy: false }));
       if (slot.busy) continue;
       const interval = this.intervalOf(entry);
-      const health = now - slot.lastStart >= interval;
+      const health = now >= slot.nextAt;
+      // An autoscaled service's replicas are asked for their load between health probes.
       const loadEvery = this.#o.policies.of(entry).loadIntervalMs;
       if (!health && (loadEvery === undefined || now - slot.lastAny < loadEvery)) continue;
       slot.busy = true;
       slot.lastAny = now;
-      if (health) slot.lastStart = now;
-      void this.#check(entry, slot, probeTimeout(health ? interval : Math.min(interval, loadEvery!)), health);
+      void this.#check(entry, slot, interval, now, health ? interval : Math.min(interval, loadEvery!), health);
     }
   }
 
-  async #check(entry: ReplicaEntry, slot: ProbeSlot, timeoutMs: number, health = true): Promise<void> {
+  async #check(
+    entry: ReplicaEntry,
+    slot: ProbeSlot,
+    interval: number,
+    startedAt: number,
+    periodMs: number,
+    health: boolean,
+  ): Promise<void> {
     let error: string | undefined;
     let report: Record<string, unknown> | undefined;
     try {
-      report = await this.#o.probe(entry, timeoutMs);
+      report = await this.#o.probe(entry, probeTimeout(periodMs));
     } catch (err) {
       error = (err as Error).message;
     }
     slot.busy = false;
+    // A load probe leaves the health probes' schedule alone.
+    if (health)
+      slot.nextAt = error === undefined ? startedAt + interval : (this.#o.now ?? Date.now)() + Math.min(interval, RETRY_AFTER_FAILURE_MS);
     // The replica may have left or re-registered from another endpoint meanwhile.
     const current = this.#o.registry.get(entry.replicaId);
     if (!current || targetOf(current) !== targetOf(entry)) return;
@@ -109,7 +126,9 @@ export class HealthChecker {
   #record(entry: ReplicaEntry, error: string | undefined): void {
     const { registry, logger } = this.#o;
     if (error === undefined) {
-      if (!entry.healthy) logger.info({ replica: entry.replicaId }, "replica passed its health check; in rotation");
+      if (!entry.healthy) logger.info({ replica: entry.replicaId }, "replica passed its health check; back in rotation");
+      // It answered: it is making progress, whatever its long requests are doing (see the forwarder's stall check).
+      entry.progressAt = Date.now();
       // A foreign OIP server does not heartbeat: its last passing probe is when it was last heard from.
       if (entry.protocol !== undefined) registry.heartbeat(entry.replicaId);
       entry.probeFailures = 0;
@@ -126,7 +145,12 @@ export class HealthChecker {
   }
 }
 
-/** A probe may take the whole period, but at least 1 s (a loaded machine) and at most 10 s. */
-function probeTimeout(intervalMs: number): number {
-  return Math.min(Math.max(intervalMs, 1_000), 10_000);
+/**
+ * A probe may take the whole period, but at least 1 s (a loaded machine) and at most 2 s: it is a
+ * readiness check over an open connection, and one that has not answered in 2 s counts as failed
+ * (with the quick retries after a failure, a stopped replica is unhealthy ~6 s after its first
+ * missed probe).
+ */
+export function probeTimeout(intervalMs: number): number {
+  return Math.min(Math.max(intervalMs, 1_000), 2_000);
 }

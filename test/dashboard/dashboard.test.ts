@@ -9,7 +9,7 @@ import path from "node:path";
 import { test } from "node:test";
 import type { Page } from "playwright-core";
 import { launchChromium } from "../helpers/browser.js";
-import { DEMO, ROOT, startCli, waitFor } from "../helpers/processes.js";
+import { DEMO, ROOT, registryIds, startApiServerProc, startCli, startReplicaProc, waitFor } from "../helpers/processes.js";
 
 const ARTIFACTS = path.join(ROOT, "test-artifacts");
 const CHAT_BODY = JSON.stringify({ inputs: [{ name: "text", datatype: "BYTES", shape: [1], data: ["hi"] }] });
@@ -151,4 +151,16 @@ test("the dashboard shows every service live, charts load as it happens, and sca
   mkdirSync(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: path.join(ARTIFACTS, "dashboard.png"), fullPage: true });
   assert.deepEqual(pageErrors, [], "no script errors or CSP violations on the page");
+});
+
+test("replicas started by hand (`anyserve start`, no --service) have a card under their app file's name", async (t) => {
+  const api = await startApiServerProc(t);
+  const url = api.ready.url!;
+  await startReplicaProc(t, url, path.join(DEMO, "chat_app.ts:app"), ["--replica-id", "by-hand-1"]);
+  await waitFor("registered", async () => (await registryIds(url)).length === 1);
+  const browser = await launchChromium(t);
+  const page = await browser.newPage();
+  await page.goto(`${url}/dashboard`);
+  await page.locator('[data-service="chat_app"] [data-replica="by-hand-1"]').waitFor({ timeout: 15_000 });
+  assert.equal(await page.locator("#empty").isHidden(), true, 'the page does not say "No services"');
 });
