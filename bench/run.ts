@@ -22,7 +22,7 @@
  *   hop per request, without queueing; its rounds are interleaved too.
  * - CPU µs per request of the serving processes (from /proc): the cost that decides throughput
  *   once the cores are busy, and one that does not depend on the load generator.
- * - Then, with every server stopped, bench/execution.ts, bench/worker-boot.ts and bench/objects.ts
+ * - Then, with every server stopped, bench/execution.ts, bench/worker-boot.ts, bench/autoscale.ts and bench/objects.ts
  *   in turn.
  *
  * `--quick` (1 round, 1 s runs) is a smoke test of the suite itself; its figures mean nothing.

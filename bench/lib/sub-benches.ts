@@ -2,7 +2,8 @@
  * The benchmarks of the execution and objects issues, run by the suite after the HTTP scenarios
  * (whose servers are stopped by then: nothing else runs meanwhile), each as a child process with
  * `--json`: bench/execution.ts (strategies, the lane-level thread hop, batching),
- * bench/worker-boot.ts (a worker's spawn → ready) and bench/objects.ts (object handoff through the
+ * bench/worker-boot.ts (a worker's spawn → ready), bench/autoscale.ts (a load step against an
+ * autoscaled service) and bench/objects.ts (object handoff through the
  * store vs plain fs, peer fetch). Each reports its
  * own small table, whose ratios are taken within its own rounds.
  */
@@ -43,6 +44,13 @@ export function subBenchSpecs(quick: boolean): Spec[] {
         "worker boot, spawn → ready (bench/worker-boot.ts: a lane of the no-op app with one worker, from the build; median of the boots)",
       file: "bench/worker-boot.ts",
       args: quick ? ["--quick"] : ["--boots", "15"],
+    },
+    {
+      id: "autoscale",
+      title:
+        "autoscaling under a load step from 1× to 4× one replica's capacity (bench/autoscale.ts: anyserve up, min 1 max 6, target 2, look-back 2 s, upscale delay 1 s; open-loop load)",
+      file: "bench/autoscale.ts",
+      args: quick ? ["--quick"] : [],
     },
     {
       id: "objects",

@@ -1,6 +1,7 @@
 /**
  * `anyserve status`: the management API's view as a terminal table — services (replicas, health,
- * rps, latency, errors, queue) and their replicas — or as JSON (`--json`), refreshed in place with
+ * rps, latency, errors, queue), their replicas and, for autoscaled services, desired/running and
+ * the last decisions with their reasons — or as JSON (`--json`), refreshed in place with
  * `--watch`.
  */
 import type { Command } from "commander";
@@ -103,7 +104,39 @@ export function render(s: Status, json: boolean): string {
     s.services.flatMap((v) => v.replicas.map((r) => replicaRow(v.name, r))),
   );
   const totals = `requests ${String(s.stats.requests ?? 0)}, errors ${String(s.stats.errors ?? 0)}, rps ${String(s.stats.rps ?? 0)}`;
-  return `${services}\n\n${replicas}\n\n${totals}\n`;
+  return `${services}\n\n${replicas}\n\n${autoscaled(s.services)}${totals}\n`;
+}
+
+/** How many of an autoscaled service's latest decisions the table shows. */
+const DECISIONS_SHOWN = 3;
+
+/** The autoscaled services: desired against running, the load, what holds the count, then their latest decisions; "" when none is autoscaled. */
+function autoscaled(services: ServiceView[]): string {
+  const scaled = services.flatMap((v) => (v.autoscaling ? [{ name: v.name, a: v.autoscaling }] : []));
+  if (scaled.length === 0) return "";
+  const head = table(
+    ["AUTOSCALED", "DESIRED", "RUNNING", "MIN-MAX", "TARGET", "LOAD", "WANTS", "LIMITED BY", "PENDING"],
+    scaled.map(({ name, a }) => [
+      name,
+      String(a.desired),
+      String(a.running),
+      `${a.min_replicas}-${a.max_replicas}`,
+      num(a.target_ongoing_requests),
+      num(a.ongoing),
+      num(a.wanted),
+      a.limited_by ?? "–",
+      a.pending ?? "–",
+    ]),
+  );
+  const decisions = scaled.flatMap(({ name, a }) =>
+    a.decisions
+      .slice(-DECISIONS_SHOWN)
+      .reverse()
+      .map((d) => [name, new Date(d.at).toISOString().slice(11, 19), `${d.from} -> ${d.to}`, d.reason, d.detail]),
+  );
+  const last =
+    decisions.length === 0 ? "no scaling decision yet" : table(["SERVICE", "AT (UTC)", "REPLICAS", "REASON", "DETAIL"], decisions);
+  return `${head}\n\n${last}\n\n`;
 }
 
 function replicaRow(service: string, r: ReplicaView): string[] {

@@ -112,10 +112,18 @@ export function registerUpCommand(program: Command): void {
         if (cpu.available) logger.info({ how: cpu.how }, "resources.cpu_cores caps each replica's CPU");
         else logger.warn({ reason: cpu.reason }, "resources.cpu_cores is a placement figure only here: replicas' CPU is not capped");
       }
+      // What each app serves is known before any replica runs: a service scaled to zero is routable while cold.
+      for (const [service, handlers] of Object.entries(served)) {
+        api.coldStarts.learn(
+          service,
+          handlers.map((h) => h.capability),
+        );
+      }
       controller = new DeploymentController({
         apiServerUrl: api.url,
         registry: api.registry,
         policies: api.policies,
+        coldStarts: api.coldStarts,
         node,
         logger,
         token,
@@ -188,8 +196,10 @@ function printSummary(url: string, grpc: string | undefined, controller: Deploym
       continue;
     }
     const d = s.config.deployment;
+    const a = s.autoscaling;
+    const scaling = a ? ` (autoscaled ${a.min_replicas}–${a.max_replicas} at ${a.target_ongoing_requests} ongoing per replica)` : "";
     lines.push(
-      `  ${name}: ${s.replicas.length} replica(s), ${d.threading_strategy} × ${d.thread_count}, queue ${s.config.performance.queue_size}`,
+      `  ${name}: ${s.replicas.length} replica(s)${scaling}, ${d.threading_strategy} × ${d.thread_count}, queue ${s.config.performance.queue_size}`,
     );
     for (const r of s.replicas)
       lines.push(`    ${r.replicaId}: ${r.state}${r.http ? ` ${r.http}` : ""}${r.lastExit ? ` (last exit: ${r.lastExit})` : ""}`);

@@ -1,7 +1,7 @@
 /**
  * The deployment config: the seed's `ServiceDeploymentConfig`, in the seed's YAML layout
  * (`services.<name>.{deployment, resources, performance, monitoring}`) plus what anyserve needs
- * (`app`, `object_store`, batching wait, lazy workers, the `api_server` and `node` blocks).
+ * (`app`, `object_store`, `autoscaling`, batching wait, lazy workers, the `api_server` and `node` blocks).
  *
  * This zod schema is the one source of every field's type, range and default, and (in each
  * field's metadata, {@link FieldMeta}) of how a change applies to a running deployment and which
@@ -228,6 +228,71 @@ const objectStore = z.strictObject({
     .meta(meta({ update: "restart", flag: "object-cache", help: "keep local copies of objects fetched from other replicas" })),
 });
 
+/**
+ * Ray Serve's `autoscaling_config`, with Ray's defaults but for `max_replicas` (Ray's 1 makes an
+ * autoscaled deployment that cannot grow): the controller's business, so every field applies live
+ * and none is a replica flag. The section is absent (null) by default: `deployment.replicas` runs.
+ */
+const autoscaling = z.strictObject({
+  min_replicas: z
+    .number()
+    .int()
+    .min(0)
+    .max(1000)
+    .default(1)
+    .meta(
+      meta({
+        update: "live",
+        flag: false,
+        help: "fewest replicas; 0: the service scales to zero and its first request waits while one starts",
+      }),
+    ),
+  max_replicas: z
+    .number()
+    .int()
+    .min(1)
+    .max(1000)
+    .nullable()
+    .default(null)
+    .meta(
+      meta({
+        update: "live",
+        flag: false,
+        help: "most replicas (default: the node's CPU cores, at least min_replicas); the node's capacity caps it too",
+      }),
+    ),
+  target_ongoing_requests: z
+    .number()
+    .min(0.1)
+    .max(100_000)
+    .default(2)
+    .meta(meta({ update: "live", flag: false, help: "requests running or queued per replica the autoscaler aims at" })),
+  upscale_delay_s: z
+    .number()
+    .min(0)
+    .max(86_400)
+    .default(30)
+    .meta(meta({ update: "live", flag: false, help: "seconds more replicas must have been wanted before they start" })),
+  downscale_delay_s: z
+    .number()
+    .min(0)
+    .max(86_400)
+    .default(600)
+    .meta(meta({ update: "live", flag: false, help: "seconds fewer replicas must have been wanted before one leaves" })),
+  look_back_period_s: z
+    .number()
+    .min(0.1)
+    .max(86_400)
+    .default(30)
+    .meta(meta({ update: "live", flag: false, help: "seconds of load samples averaged into each decision" })),
+  metrics_interval_s: z
+    .number()
+    .min(0.1)
+    .max(3600)
+    .default(10)
+    .meta(meta({ update: "live", flag: false, help: "seconds between load reports of each replica (and decisions)" })),
+});
+
 /** A PEM file, relative to the deployment file (null: none). */
 const pemFile = z.string().min(1).max(4096).nullable().default(null);
 
@@ -264,6 +329,15 @@ function crossFieldRules(raw: unknown, ctx: { addIssue(issue: Issue): void }): v
       ctx.addIssue({ code: "custom", path: ["deployment", key], input: v, message: `must be at least thread_count (${count})` });
     }
   }
+  const a = section("autoscaling");
+  if (typeof a.max_replicas === "number" && a.max_replicas < (typeof a.min_replicas === "number" ? a.min_replicas : 1)) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["autoscaling", "max_replicas"],
+      input: a.max_replicas,
+      message: `must be at least min_replicas (${typeof a.min_replicas === "number" ? a.min_replicas : 1})`,
+    });
+  }
   const nodes = d.target_nodes;
   if (d.target === "remote_specific" && (!Array.isArray(nodes) || nodes.length === 0)) {
     ctx.addIssue({
@@ -293,7 +367,7 @@ function crossFieldRules(raw: unknown, ctx: { addIssue(issue: Issue): void }): v
 }
 
 /** The sections of a service, by name. */
-export const SECTION_SCHEMAS = { deployment, resources, performance, monitoring, object_store: objectStore, tls } as const;
+export const SECTION_SCHEMAS = { deployment, resources, performance, monitoring, object_store: objectStore, tls, autoscaling } as const;
 export type SectionName = keyof typeof SECTION_SCHEMAS;
 export const SECTION_NAMES = Object.keys(SECTION_SCHEMAS) as SectionName[];
 
@@ -304,6 +378,8 @@ const sections = {
   monitoring: monitoring.default(monitoring.parse({})),
   object_store: objectStore.default(objectStore.parse({})),
   tls: tls.default(tls.parse({})),
+  // Absent: no autoscaling (`deployment.replicas` runs); `autoscaling: {}` turns it on with the defaults.
+  autoscaling: autoscaling.nullable().default(null),
 };
 
 /** `app`: the module serving the service, `FILE[:export]` (an AnyServe app or a service class). */
@@ -409,6 +485,7 @@ export type ServiceConfigInput = z.input<typeof serviceSchema>;
 export type ApiServerConfig = z.output<typeof apiServerSchema>;
 export type NodeConfig = z.output<typeof nodeSchema>;
 export type ObjectStoreConfig = z.output<typeof objectStore>;
+export type AutoscalingConfig = z.output<typeof autoscaling>;
 export type DeploymentFile = z.output<typeof deploymentFileSchema>;
 
 /** A field's metadata, or undefined for a path that is not a service field. */

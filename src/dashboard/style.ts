@@ -82,6 +82,10 @@ td.act { text-align: right; }
 td.state .restarts { margin-left: 4px; font-size: 12px; color: var(--warn); }
 td.state .restarts:empty { display: none; }
 .none { color: var(--muted); font-size: 13px; }
+.decisions { list-style: none; margin: 6px 0 0; padding: 0; font-size: 13px; }
+.decisions li { display: flex; flex-wrap: wrap; gap: 4px 10px; align-items: baseline; padding: 2px 0; }
+.decisions .at { color: var(--muted); font-variant-numeric: tabular-nums; }
+.decisions .detail { color: var(--muted); }
 .controls { display: flex; align-items: center; gap: 8px; margin-top: 14px; padding-top: 12px; border-top: 1px solid var(--line); }
 .controls label { color: var(--muted); font-size: 13px; }
 `;

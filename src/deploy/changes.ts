@@ -6,7 +6,7 @@
  * one never does.
  */
 import { createHash } from "node:crypto";
-import { SECTION_NAMES, type ServiceConfig, updateTypeOf } from "../config/schema.js";
+import { SECTION_NAMES, SECTION_SCHEMAS, type ServiceConfig, updateTypeOf } from "../config/schema.js";
 
 export interface FieldChange {
   field: string;
@@ -17,7 +17,10 @@ export interface FieldChange {
 function fields(cfg: ServiceConfig): [string, unknown][] {
   const out: [string, unknown][] = [["app", cfg.app]];
   for (const section of SECTION_NAMES) {
-    for (const [key, value] of Object.entries(cfg[section])) out.push([`${section}.${key}`, value]);
+    // A section that is absent (`autoscaling: null`) has each of its fields unset: turning it on
+    // changes those fields, each with its own update type.
+    const values: Record<string, unknown> = cfg[section] ?? {};
+    for (const key of Object.keys(SECTION_SCHEMAS[section].shape)) out.push([`${section}.${key}`, values[key] ?? null]);
   }
   return out;
 }

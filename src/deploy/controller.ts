@@ -5,11 +5,14 @@
  * change of a replica, every routing change in the registry (health), and on a tick — observes the
  * replicas, asks `reconcile` what to do, and does it through their handles (`replica-handle.ts`).
  * Passes are serialised (one at a time, never re-entered), so an `apply` during a rolling update
- * simply changes where the next pass heads.
+ * simply changes where the next pass heads. Services with an `autoscaling` section get their count
+ * from their autoscaler (`autoscaling.ts`) instead of `deployment.replicas`.
  */
 import type { ServicePolicies } from "../gateway/policies.js";
 import type { Logger } from "../util/logger.js";
 import { configVersion, diffFields, type FieldChange } from "./changes.js";
+import type { Decision } from "./autoscaler.js";
+import { Autoscaling, type ColdStartControl } from "./autoscaling.js";
 import { policyFieldsOf } from "./gateway-options.js";
 import type { CpuCapper } from "./cpu-cap.js";
 import { localReplicas } from "./local-replica.js";
@@ -18,6 +21,8 @@ import { CRASH_LOOP_LIMIT, reconcile, type Action, type DesiredState, type Obser
 import type { ReplicaFactory, ReplicaHandle, ReplicaPhase, ReplicaSpec, ReplicaState, ReplicaStatus } from "./replica-handle.js";
 import { resolveService } from "../config/resolve.js";
 import type { DeploymentFile, ServiceConfig } from "../config/schema.js";
+import type { AutoscalingView } from "../gateway/status.js";
+import type { ReplicaLoad } from "../routing/registry.js";
 
 /** Time for the loop; tests pass a fake one. */
 export interface Clock {
@@ -37,7 +42,20 @@ export const systemClock: Clock = {
 
 /** What the controller reads from the registry (the gateway's `Registry` is one). */
 export interface HealthSource {
-  get(replicaId: string): { healthy: boolean; available: boolean; probeFailures: number; probeError?: string | undefined } | undefined;
+  get(replicaId: string):
+    | {
+        healthy: boolean;
+        available: boolean;
+        probeFailures: number;
+        probeError?: string | undefined;
+        /** Requests the API server has sent it and not had answered. */
+        inFlight: number;
+        /** What it reported with its last probe (requests running and queued). */
+        load?: ReplicaLoad | undefined;
+        /** `inFlight` when it reported that. */
+        loadInFlight?: number | undefined;
+      }
+    | undefined;
   /** Told of registrations, removals, drains and health changes. */
   onRoutingChange(listener: () => void): void;
   /** A replica that dies is taken out at once, not after 3 missed heartbeats. */
@@ -53,6 +71,11 @@ interface CommonOptions {
   clock?: Clock;
   /** The longest the loop waits without being woken (ms; default 1000). */
   tickMs?: number;
+  /**
+   * The API server's cold starts (gateway/cold-start.ts): without them a service autoscaled with
+   * `min_replicas: 0` never goes below one replica, as nothing could wake it again.
+   */
+  coldStarts?: ColdStartControl | undefined;
 }
 
 export type ControllerOptions = CommonOptions &
@@ -73,6 +96,7 @@ export type ControllerOptions = CommonOptions &
 export interface ServiceReport {
   status: "scheduled" | "unschedulable" | "removed";
   reason?: string;
+  /** Replicas wanted now: `deployment.replicas`, or the autoscaler's count. */
   replicas: number;
   /** Fields that changed and how they were applied. */
   changed: FieldChange[];
@@ -94,8 +118,9 @@ export class DeploymentController {
   readonly #tickMs: number;
   #config: DeploymentFile | undefined;
   #placements = new Map<string, ServicePlacement>();
-  /** Desired replicas per service, apart from the config (`scale`, and later an autoscaler, set it). */
+  /** Desired replicas per service, apart from the config (`scale` and the autoscalers set it). */
   #counts: Record<string, number> = {};
+  readonly #autoscaling: Autoscaling;
   #desired: DesiredState = { services: {} };
   /** Replicas by id, in creation order. */
   readonly #tracked = new Map<string, Tracked>();
@@ -122,6 +147,18 @@ export class DeploymentController {
     this.#clock = options.clock ?? systemClock;
     this.#tickMs = options.tickMs ?? 1_000;
     options.registry.onRoutingChange(() => this.#requestPass());
+    this.#autoscaling = new Autoscaling(
+      {
+        clock: this.#clock,
+        logger: options.logger,
+        node: options.node,
+        current: () => ({ file: this.#config, counts: this.#counts }),
+        ongoing: (service) => this.#ongoing(service),
+        serving: (service) => this.#serving(service),
+        setCount: (service, n, decision) => this.#setCount(service, n, decision),
+      },
+      options.coldStarts,
+    );
   }
 
   /** This node's name, labels and capacity. */
@@ -140,20 +177,31 @@ export class DeploymentController {
    */
   async apply(file: DeploymentFile): Promise<Record<string, ServiceReport>> {
     const counts = Object.fromEntries(Object.entries(file.services).map(([name, s]) => [name, s.deployment.replicas]));
-    return this.#setDesired(file, counts);
+    return this.#setDesired(file, { ...counts, ...this.#autoscaling.countsFor(file, this.#counts) });
   }
 
-  /** Sets one service's replica count (the management API's "scale"). */
+  /** Sets one service's replica count (the management API's "scale"); refused for an autoscaled service. */
   async scale(service: string, replicas: number): Promise<Record<string, ServiceReport>> {
     const cfg = this.#config;
     if (!cfg?.services[service]) throw new Error(`no service '${service}' is deployed`);
+    this.#autoscaling.refuseManualScale(service);
     const next: DeploymentFile = structuredClone(cfg);
     next.services[service]!.deployment.replicas = replicas;
     return this.#setDesired(next, { ...this.#counts, [service]: replicas });
   }
 
   status(): {
-    services: Record<string, { placement: ServicePlacement["status"]; reason?: string; config: ServiceConfig; replicas: ReplicaStatus[] }>;
+    services: Record<
+      string,
+      {
+        placement: ServicePlacement["status"];
+        reason?: string;
+        config: ServiceConfig;
+        replicas: ReplicaStatus[];
+        /** For an autoscaled service: its bounds, load, desired and running counts, and its last decisions. */
+        autoscaling?: AutoscalingView | undefined;
+      }
+    >;
   } {
     const services: ReturnType<DeploymentController["status"]>["services"] = {};
     const all = [...this.#tracked.values()].sort((a, b) => a.handle.spec.slot - b.handle.spec.slot);
@@ -164,6 +212,7 @@ export class DeploymentController {
         ...(p?.status === "unschedulable" ? { reason: p.reason } : {}),
         config,
         replicas: all.filter((t) => t.handle.spec.service === name).map(statusOf),
+        autoscaling: this.#autoscaling.view(name, this.#counts[name] ?? 0),
       };
     }
     return { services };
@@ -172,6 +221,7 @@ export class DeploymentController {
   /** Stops every replica (each drains), e.g. on Ctrl-C; the controller does nothing more after. */
   async stopAll(): Promise<void> {
     this.#closed = true;
+    this.#autoscaling.stop();
     this.#desired = { services: {} };
     await this.#settled();
     this.#cancelTimer?.();
@@ -203,12 +253,75 @@ export class DeploymentController {
       this.#o.policies?.delete(name);
       report[name] = { status: "removed", replicas: 0, changed: [] };
     }
+    const before = this.#counts;
+    const replaced = new Set(
+      Object.keys(desired.services).filter(
+        (n) => this.#desired.services[n] && this.#desired.services[n]!.version !== desired.services[n]!.version,
+      ),
+    );
     this.#config = file;
     this.#counts = counts;
     this.#placements = new Map(placements.map((p) => [p.service, p]));
     this.#desired = desired;
+    this.#autoscaling.configure(file, before, counts, replaced);
     await this.#settled();
     return report;
+  }
+
+  /** An autoscaler's decision: the service's new count, placed, and the loop told. */
+  #setCount(service: string, n: number, decision: Decision): void {
+    const file = this.#config;
+    const want = this.#desired.services[service];
+    if (!file || !want || this.#closed) return;
+    const counts = { ...this.#counts, [service]: n };
+    let placement: ServicePlacement | undefined;
+    try {
+      placement = place(file, this.#o.node, counts).find((p) => p.service === service);
+    } catch (err) {
+      this.#o.logger.warn({ service, to: n, err: (err as Error).message }, "autoscaler: the new count does not fit; keeping the old one");
+      return;
+    }
+    if (!placement) return;
+    this.#counts = counts;
+    this.#placements.set(service, placement);
+    this.#desired = { services: { ...this.#desired.services, [service]: { ...want, replicas: n, placement } } };
+    this.#o.logger.info(
+      { service, from: decision.from, to: decision.to, reason: decision.reason, detail: decision.detail },
+      "autoscaler: scaling",
+    );
+    this.#requestPass();
+  }
+
+  /**
+   * Requests at the service's replicas that are not leaving. Per replica: those this API server
+   * has sent it and not had answered (exact, now), plus those it reported beyond what this API
+   * server had sent it then (direct clients, other API servers; as of its last report). A stale
+   * report never counts the requests sent through here twice.
+   */
+  #ongoing(service: string): number {
+    let sum = 0;
+    for (const t of this.#tracked.values()) {
+      if (t.handle.spec.service !== service || t.phase === "stopping" || t.phase === "stopped") continue;
+      sum += this.#ongoingAt(t.handle.spec.replicaId) ?? 0;
+    }
+    return sum;
+  }
+
+  #ongoingAt(replicaId: string): number | undefined {
+    const e = this.#o.registry.get(replicaId);
+    if (!e) return undefined;
+    const reported = e.load ? (e.load.in_flight ?? 0) + (e.load.queue_depth ?? 0) : 0;
+    return e.inFlight + Math.max(0, reported - (e.loadInFlight ?? 0));
+  }
+
+  #serving(service: string): number {
+    let n = 0;
+    for (const t of this.#tracked.values()) {
+      if (t.handle.spec.service !== service || t.phase !== "running") continue;
+      const e = this.#o.registry.get(t.handle.spec.replicaId);
+      if (e?.healthy && e.available) n++;
+    }
+    return n;
   }
 
   /** Resolves at the next pass that finds the desired state reached. */
@@ -272,6 +385,7 @@ export class DeploymentController {
       healthDetail,
       notServingSince: t.notServingSince,
       crashes: t.crashes,
+      ongoing: this.#ongoingAt(spec.replicaId),
     };
   }
 

@@ -208,6 +208,7 @@ export class Environment {
         apiServerUrl: api.url,
         registry: api.registry,
         policies: api.policies,
+        coldStarts: api.coldStarts,
         node,
         logger: createLogger("environment"),
       });

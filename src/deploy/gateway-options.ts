@@ -19,12 +19,13 @@ export function resilienceOf(a: ApiServerConfig): ResilienceOptions {
   };
 }
 
-/** A service's routing policy fields (balancing, failover, health interval). */
+/** A service's routing policy fields (balancing, failover, health interval, how often load is reported). */
 export function policyFieldsOf(cfg: ServiceConfig): PolicyFields {
   return {
     load_balancing: cfg.deployment.load_balancing,
     failover_enabled: cfg.deployment.failover_enabled,
     health_check_interval: cfg.monitoring.health_check_interval,
     enable_metrics: cfg.monitoring.enable_metrics,
+    metrics_interval: cfg.autoscaling?.metrics_interval_s,
   };
 }

@@ -5,9 +5,11 @@
  * (`controller.ts`) calls it on every change and tick and carries the actions out through replica
  * handles. Every behaviour of a deployment is an outcome of this function:
  *
- * - **Scaling.** Slots `0 … replicas-1` each hold one replica; an empty slot gets one started. Going
- *   down, the replicas in the highest slots leave (they drain): slots stay dense, so replica ids and
- *   GPU ids follow the slot, and with the gateway spreading load every replica is about as busy.
+ * - **Scaling.** Each replica holds a slot (its id and GPU ids follow the slot); a new replica takes
+ *   the lowest free slot. Going down, the replicas that leave (they drain) are those not serving
+ *   yet (starting, down) — never a running replica while a starting one could go — then the idlest
+ *   (fewest requests ongoing, as last reported), the highest slot on a tie. A service with GPUs
+ *   keeps its slots dense instead (the highest leave): its GPU ids were placed per slot `0 … n-1`.
  * - **Crashes.** A replica that exited is started again after a back-off of 0.25 s doubling with
  *   each crash of the last 60 s up to 30 s; the 5th crash within 60 s gives it up (`crash_looping`):
  *   left down and reported until its service is changed, scaled or removed.
@@ -66,6 +68,8 @@ export interface ObservedReplica {
   notServingSince: number | null;
   /** When it exited unexpectedly (crash, kill, failed start), oldest first; the last is its latest exit. */
   crashes: number[];
+  /** Requests running or queued at it as last reported (unknown: treated as idle); which replicas leave first. */
+  ongoing?: number | undefined;
 }
 
 export interface ActualState {
@@ -118,18 +122,19 @@ export function reconcile(desired: DesiredState, actual: ActualState, now: numbe
 
 function reconcileService(want: DesiredService | undefined, replicas: ObservedReplica[], plan: PlanBuilder): void {
   const n = want?.placement.status === "scheduled" ? want.replicas : 0;
-  const leaving = !want ? "its service was removed" : want.placement.status === "unschedulable" ? "unschedulable here" : "scaled down";
   const kept: ObservedReplica[] = [];
   for (const r of replicas) {
     if (r.phase === "stopping") plan.pending(`${r.id} is draining`);
-    else if (!want || r.slot >= n) plan.act({ type: "stop", id: r.id, reason: leaving });
+    else if (!want) plan.act({ type: "stop", id: r.id, reason: "its service was removed" });
     else if (r.version !== want.version && r.phase === "exited") plan.act({ type: "stop", id: r.id, reason: "outdated and down" });
     else kept.push(r);
   }
-  if (!want || n === 0) return;
+  if (!want) return;
+  const slots = slotsToKeep(want, n, kept, plan);
+  if (n === 0) return;
   const toRoll: number[] = [];
   let newVersionCrashLoops = false;
-  for (let slot = 0; slot < n; slot++) {
+  for (const slot of slots) {
     const outcome = reconcileSlot(
       want,
       slot,
@@ -143,7 +148,9 @@ function reconcileService(want: DesiredService | undefined, replicas: ObservedRe
   // the new version crash-loops (reported), the roll stops and the old replicas keep serving.
   if (newVersionCrashLoops) return;
   // Replicas holding a process now or soon (an exited one of this version restarts), and new ones.
-  let alive = replicas.filter((r) => r.phase !== "exited" || (r.version === want.version && r.slot < n && !r.crashLooping)).length;
+  let alive = replicas.filter(
+    (r) => r.phase !== "exited" || (r.version === want.version && slots.includes(r.slot) && !r.crashLooping),
+  ).length;
   alive += plan.startsOf(want.placement.service);
   for (const slot of toRoll) {
     if (alive >= n + MAX_SURGE) plan.pending(`rolling: slot ${slot} waits its turn`);
@@ -152,6 +159,40 @@ function reconcileService(want: DesiredService | undefined, replicas: ObservedRe
       alive++;
     }
   }
+}
+
+/**
+ * The `n` slots the service keeps, ascending: the occupied ones, less those whose replicas leave
+ * (stopped here, each draining) when there are more than `n`, plus the lowest free ones when
+ * there are fewer.
+ */
+function slotsToKeep(want: DesiredService, n: number, kept: ObservedReplica[], plan: PlanBuilder): number[] {
+  const occupied = new Map<number, ObservedReplica[]>();
+  for (const r of kept) occupied.set(r.slot, [...(occupied.get(r.slot) ?? []), r]);
+  const unschedulable = want.placement.status === "unschedulable";
+  const dense = (want.config.resources.gpu_count ?? 0) > 0;
+  const ranked = [...occupied].map(([slot, here]) => ({ slot, best: here.sort(byReadiness)[0]! }));
+  ranked.sort((a, b) => (dense ? b.slot - a.slot : leaveFirst(a, b)));
+  const leaving = ranked.slice(0, Math.max(0, occupied.size - n));
+  for (const { slot, best } of leaving) {
+    const why = unschedulable ? "unschedulable here" : dense ? "scaled down" : `scaled down (${leaveReason(best)})`;
+    for (const r of occupied.get(slot)!) plan.act({ type: "stop", id: r.id, reason: why });
+  }
+  const keep = new Set(ranked.slice(leaving.length).map((x) => x.slot));
+  for (let slot = 0; keep.size < n; slot++) if (!occupied.has(slot)) keep.add(slot);
+  return [...keep].sort((a, b) => a - b);
+}
+
+/** Which of two slots leaves first: the one not serving (yet), then the idler, then the higher. */
+function leaveFirst(a: { slot: number; best: ObservedReplica }, b: { slot: number; best: ObservedReplica }): number {
+  const rank = (r: ObservedReplica): number => (serving(r) ? 1 : 0);
+  return rank(a.best) - rank(b.best) || (a.best.ongoing ?? 0) - (b.best.ongoing ?? 0) || b.slot - a.slot;
+}
+
+function leaveReason(r: ObservedReplica): string {
+  if (!serving(r)) return `not serving: ${r.phase === "running" ? r.health : r.phase}`;
+  const ongoing = r.ongoing ?? 0;
+  return ongoing === 0 ? "idle" : `the least busy: ${ongoing} request(s) ongoing, which it finishes`;
 }
 
 type SlotOutcome = "ok" | "waits_to_roll" | "crash_loops";

@@ -28,8 +28,13 @@
  * - **Replacement.** A dead worker is replaced; start failures in a row are capped at
  *   `startRetries`, then the group gives up and every handler fails with the reason. A handler
  *   whose `onStart` throws is retried the same way, and fails alone.
- * - **Growth** (`pool`): from `min` to `max` workers while no worker is idle; a worker above
- *   `min` idle for `idleMs` stops. Pinned jobs run only on the `min` workers.
+ * - **Growth** (`pool`): the rule replicas follow too (util/scaling.ts): the load is the jobs
+ *   ongoing plus queued, and it needs `ceil(load / WORKER_TARGET)` workers within `[min, max]`.
+ *   A worker starts as soon as the load needs it (starting one takes milliseconds:
+ *   docs/performance.md "Worker boot", so no upscale delay); one the load no longer needs stops
+ *   once it has been idle for `idleMs` (the downscale delay), the idle ones only — a worker with a
+ *   job is never stopped to shrink. Pinned jobs run only on the `min` workers, so queued pinned
+ *   jobs do not count toward growth, and the `min` workers never stop.
  */
 import { AnyServeError } from "../errors.js";
 import type { EncodedBody } from "../protocol/types.js";
@@ -40,6 +45,7 @@ import { Job, type Slot } from "./job.js";
 import type { JobMode, Task, TaskHooks } from "./task.js";
 import { batchOutcomesOf, encodedOf, errorOf, handlerOf, Msg, type Meta } from "./worker-protocol.js";
 import type { CancelSignal } from "../util/cancel.js";
+import { unitsFor } from "../util/scaling.js";
 
 export interface GroupOptions {
   name: StrategyName;
@@ -65,6 +71,12 @@ export interface GroupOptions {
    */
   onWorkerRequest?: ((handle: WorkerHandle, type: number, id: number, meta: Meta, body: Buffer, signal?: CancelSignal) => void) | undefined;
 }
+
+/**
+ * Jobs ongoing or queued per worker the pool aims at: one, as a worker runs one job at a time (the
+ * pipeline's second job only hides the hop). A replica's `target_ongoing_requests` is per replica.
+ */
+const WORKER_TARGET = 1;
 
 /** Handlers faster than this on average get the deep pipeline. */
 const CHEAP_MS = 1;
@@ -358,30 +370,40 @@ export class WorkerGroup {
     return s.jobs.length < this.perWorker || s.jobs.every((j) => j.h === job.h);
   }
 
-  /** `pool`: one more thread per job that has no idle worker, up to `max` (pinned jobs wait for their own). */
-  #grow(): void {
-    if (this.#state !== "running" || this.#slots.size >= this.#o.max) return;
-    let idle = 0;
-    let starting = 0;
-    let behind = 0;
-    for (const j of this.#waiting) if (j.pin === undefined) behind++;
-    for (const s of this.#slots) {
-      if (s.state === "starting") starting++;
-      else if (s.state === "warm" && s.jobs.length === 0) idle++;
-      behind += Math.max(0, s.jobs.length - 1);
-    }
-    if (idle > 0) return;
-    while (starting < behind && this.#slots.size < this.#o.max) {
-      this.#spawn(undefined);
-      starting++;
-    }
+  /**
+   * Workers the load (jobs ongoing + queued) needs now, within `[min, max]`. Queued pinned jobs
+   * wait for their own (`min`) worker: more workers would not run them sooner.
+   */
+  #wanted(): number {
+    let pinnedWaiting = 0;
+    for (const j of this.#waiting) if (j.pin !== undefined) pinnedWaiting++;
+    return unitsFor(this.#inFlight - pinnedWaiting, WORKER_TARGET * this.perWorker, this.#min, this.#o.max);
   }
 
-  /** `pool`: stops extra workers idle for `idleMs` (never the `min` ones, which keep their places). */
+  /** Workers not being stopped: slots being stopped stay in #slots until their worker exits. */
+  #live(): number {
+    let live = 0;
+    for (const s of this.#slots) if (s.state !== "stopping") live++;
+    return live;
+  }
+
+  /** `pool`: starts the workers the load needs at once (a start is fast; no upscale delay). */
+  #grow(): void {
+    if (this.#state !== "running" || this.#slots.size >= this.#o.max) return;
+    const wanted = this.#wanted();
+    for (let live = this.#live(); live < wanted && this.#slots.size < this.#o.max; live++) this.#spawn(undefined);
+  }
+
+  /** `pool`: stops workers the load no longer needs, idle ones only, once idle for `idleMs` (never the `min` ones, which keep their places). */
   #shrink(): void {
     const now = Date.now();
+    // Counting only the live slots, or one pass would stop every idle worker, those `min` keeps included.
+    let live = this.#live();
+    const keep = this.#wanted();
     for (const s of this.#slots) {
+      if (live <= keep) return;
       if (s.home === undefined && this.#accepts(s) && s.jobs.length === 0 && now - s.idleSince >= this.#o.idleMs) {
+        live--;
         void this.#stopSlot(s, STOP_TIMEOUT_MS);
       }
     }

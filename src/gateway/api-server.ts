@@ -23,6 +23,7 @@ import { HealthChecker } from "./health-checker.js";
 import { ServicePolicies, type PolicyFields } from "./policies.js";
 import { Registry } from "../routing/registry.js";
 import { RouteTable } from "./route-table.js";
+import { ColdStarts } from "./cold-start.js";
 import { Access } from "./access.js";
 import { RegistrationGate, type RegistrationLimits } from "./registrations.js";
 import { dataPlaneAuth, type DataPlaneAuth } from "../util/auth.js";
@@ -91,6 +92,8 @@ export interface RunningApiServer {
   readonly forwarder: Forwarder;
   /** Service status (management API, `anyserve status`, dashboard); `attach()` the deployment controller. */
   readonly status: StatusModel;
+  /** Services scaled to zero: what they serve, the requests waiting for their first replica. */
+  readonly coldStarts: ColdStarts;
   /** Undefined when started with `metrics: false`. */
   readonly metrics: GatewayMetrics | undefined;
   close(): Promise<void>;
@@ -101,7 +104,7 @@ export async function startApiServer(o: ApiServerOptions = {}): Promise<RunningA
   const { url, grpcAddress, ingress, grpc } = await listenApiServer(parts);
   const stopHousekeeping = startHousekeeping(parts);
   parts.logger.info({ url, grpc: grpcAddress, ingress: ingress ? "fast" : "node:http" }, "API server listening");
-  const { registry, policies, forwarder, status, metrics, server } = parts;
+  const { registry, policies, forwarder, status, metrics, server, coldStarts } = parts;
   return {
     url,
     grpcAddress,
@@ -109,6 +112,7 @@ export async function startApiServer(o: ApiServerOptions = {}): Promise<RunningA
     policies,
     forwarder,
     status,
+    coldStarts,
     metrics,
     async close() {
       stopHousekeeping();
@@ -129,6 +133,7 @@ interface ApiServerParts {
   metrics: GatewayMetrics | undefined;
   stats: ServiceStats;
   status: StatusModel;
+  coldStarts: ColdStarts;
   health: HealthChecker;
   /** The REST front end's node:http (or https) server (behind the fast ingress when that is on). */
   server: Server;
@@ -165,11 +170,15 @@ async function assembleApiServer(o: ApiServerOptions): Promise<ApiServerParts> {
     ...(o.tlsCa ? { tlsCa: o.tlsCa } : {}),
     ...(o.resilience ? { resilience: o.resilience } : {}),
   });
+  const coldStarts = new ColdStarts(registry);
+  forwarder.coldStarts = coldStarts;
   // prom-client is loaded only by an API server that keeps metrics.
-  const metrics = o.metrics === false ? undefined : new (await import("./metrics.js")).GatewayMetrics({ registry, forwarder, policies });
+  const metrics =
+    o.metrics === false ? undefined : new (await import("./metrics.js")).GatewayMetrics({ registry, forwarder, policies, coldStarts });
   forwarder.observer = metrics;
   const stats = new ServiceStats(metrics);
-  const status = new StatusModel({ registry, policies, forwarder, stats });
+  const status = new StatusModel({ registry, policies, forwarder, stats, coldStarts });
+  if (metrics) metrics.deployment = () => status.deployment;
   const health = new HealthChecker({ registry, policies, logger, probe: (entry, timeoutMs) => forwarder.probe(entry, timeoutMs) });
   const defaultTimeoutMs = o.requestTimeoutMs ?? 60_000;
   const limits = {
@@ -187,7 +196,7 @@ async function assembleApiServer(o: ApiServerOptions): Promise<ApiServerParts> {
     version: VERSION,
     ...limits,
     routes: {
-      ...controlRoutes({ registry, policies, forwarder, access, gate, defaultHeartbeatMs: o.heartbeatIntervalMs ?? 5_000 }),
+      ...controlRoutes({ registry, policies, forwarder, coldStarts, access, gate, defaultHeartbeatMs: o.heartbeatIntervalMs ?? 5_000 }),
       ...managementRoutes({ status, registry, access, ca: o.tlsCa }),
       ...new RouteTable({ registry, policies, access }).routes(),
       ...dashboardRoutes(),
@@ -200,7 +209,7 @@ async function assembleApiServer(o: ApiServerOptions): Promise<ApiServerParts> {
     : createServer(serverOptions(), rest.listener);
   hardenServer(server);
   const host = o.host ?? "127.0.0.1";
-  return { o, host, logger, registry, policies, forwarder, metrics, stats, status, health, server, limits };
+  return { o, host, logger, registry, policies, forwarder, metrics, stats, status, coldStarts, health, server, limits };
 }
 
 /**

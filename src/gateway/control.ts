@@ -7,6 +7,7 @@
 import { normalizeCapability } from "../protocol/capability.js";
 import { readJson, sendJson } from "../util/http.js";
 import type { RouteHandler } from "../util/http.js";
+import type { ColdStarts } from "./cold-start.js";
 import type { Access } from "./access.js";
 import type { Forwarder } from "./forwarder.js";
 import type { ServicePolicies } from "./policies.js";
@@ -20,6 +21,8 @@ export interface ControlOptions {
   policies: ServicePolicies;
   /** For each replica's ejection and circuit state in /registry. */
   forwarder: Forwarder;
+  /** Services scaled to zero, listed in /registry as `cold`. */
+  coldStarts?: ColdStarts;
   access: Access;
   /** Ownership of ids and the bounds on registrations. */
   gate: RegistrationGate;
@@ -42,6 +45,7 @@ export function controlRoutes(o: ControlOptions): Record<string, RouteHandler> {
       sendJson(res, 200, {
         replicas,
         total: replicas.length,
+        cold: o.coldStarts?.describe() ?? [],
         policies: o.policies.describe(),
         failover: { ...f.counters, retry_budget: f.retryBudget.snapshot() },
       });

@@ -26,6 +26,8 @@ import { RetryBudget, type RetryBudgetOptions } from "./resilience/retry-budget.
 import { FramesTransport, type ChunkSink, type ReplicaTransport, type Target } from "./transports/transport.js";
 import { OipGrpcTransport } from "./transports/oip-grpc.js";
 import { OipRestTransport } from "./transports/oip-rest.js";
+import type { ColdStarts } from "./cold-start.js";
+import { Cancellation } from "../util/cancel.js";
 
 export interface ForwarderOptions {
   registry: Registry;
@@ -83,6 +85,11 @@ interface Trace {
 /** Thrown by #choose when failover has excluded every candidate: #send rethrows its last failure. */
 const NO_OTHER_REPLICA = Symbol("no other replica");
 
+/** Thrown by #choose when nothing serves the call but a service scaled to zero would: the call waits for it. */
+class ColdService {
+  constructor(readonly service: string) {}
+}
+
 export class Forwarder implements InferBackend {
   readonly #o: ForwarderOptions;
   readonly #clients = new Map<string, ReplicaTransport>();
@@ -99,6 +106,8 @@ export class Forwarder implements InferBackend {
   readonly counters = { retries: 0, retries_denied: 0, ejections: 0, delegated: 0 };
   /** Told about every answered request (the API server's metrics), unless the service turned metrics off. */
   observer: RequestObserver | undefined;
+  /** Services scaled to zero: a call only they would serve waits for their first replica (gateway/cold-start.ts). */
+  coldStarts: ColdStarts | undefined;
   #draining = false;
 
   constructor(options: ForwarderOptions) {
@@ -152,10 +161,13 @@ export class Forwarder implements InferBackend {
   }
 
   modelMetadata(query: CapabilityMap, name: string, version?: string): Promise<ModelMetadata> {
+    // A metadata request has no deadline of its own: it waits for a cold model's replica at most this long.
+    const call = { query, model: { name, version }, timeoutMs: 30_000, signal: new Cancellation() } as unknown as IncomingCall;
     try {
-      const pick = this.#choose({ query, model: { name, version } } as IncomingCall, undefined);
+      const pick = this.#choose(call, undefined);
       return this.#client(pick.entry).metadata(pick, name, version);
     } catch (err) {
+      if (err instanceof ColdService) return this.#waitCold(err, call).then(() => this.modelMetadata(query, name, version));
       return Promise.reject(err);
     }
   }
@@ -202,6 +214,13 @@ export class Forwarder implements InferBackend {
     retireClient(client, this.#retired);
   }
 
+  /** Waits for a replica of a service scaled to zero; resolves with the call and the time it has left. */
+  async #waitCold(cold: ColdService, call: IncomingCall): Promise<IncomingCall> {
+    const t0 = Date.now();
+    await this.coldStarts!.wait(cold.service, call.query, call.timeoutMs, call.signal);
+    return { ...call, timeoutMs: Math.max(1, call.timeoutMs - (Date.now() - t0)) };
+  }
+
   /**
    * Sends the call to a chosen replica. With failover on, an attempt that was not delivered or got
    * a retryable error is sent again to another replica, within the retry budget and the call's
@@ -245,6 +264,8 @@ export class Forwarder implements InferBackend {
     try {
       pick = this.#choose(call, undefined);
     } catch (err) {
+      // Its service is scaled to zero: the call waits for a replica, then goes on with the time left.
+      if (err instanceof ColdService) return this.#waitCold(err, call).then((later) => this.#deliver(later, kind, onChunk, trace));
       return Promise.reject(err);
     }
     if (trace) trace.pick = pick;
@@ -390,6 +411,8 @@ export class Forwarder implements InferBackend {
     let candidates = route.replicas;
     if (tried.length > 0) candidates = candidates.filter((e) => !tried.includes(e.replicaId));
     if (candidates.length === 0) {
+      const cold = tried.length === 0 && this.coldStarts !== undefined ? this.coldStarts.serviceFor(call.query) : undefined;
+      if (cold !== undefined) throw new ColdService(cold);
       const entry = this.#unmatched(route, call, tried);
       // A replica picked to start delegation is sent the query as the caller gave it.
       const asked = query === call.query ? route : registry.route(call.query);

@@ -4,7 +4,10 @@
  * shows) every `health_check_interval`. A replica failing {@link UNHEALTHY_AFTER} probes in a row
  * is marked unhealthy and gets no traffic until one probe passes (Kubernetes' and Ray Serve's
  * threshold of 3). Heartbeats are separate: a replica that stops heartbeating is removed by the
- * registry's expiry, a replica that heartbeats but cannot serve is caught here. A foreign OIP server
+ * registry's expiry, a replica that heartbeats but cannot serve is caught here. Each answer carries
+ * the replica's load (requests running and queued, workers, CPU, memory), stored on its entry; an
+ * autoscaled service's replicas are also asked between health probes, every `metrics_interval_s`
+ * (load probes: they refresh the load and never change health). A foreign OIP server
  * (which cannot heartbeat) is probed over the OIP health routes, and stays registered until it is
  * unregistered.
  */
@@ -29,8 +32,10 @@ export interface HealthCheckerOptions {
 }
 
 interface ProbeSlot {
-  /** When the next probe is due (ms, on the checker's clock). */
+  /** When the next health probe is due (ms, on the checker's clock). */
   nextAt: number;
+  /** When the last probe of either kind (health, load) started. */
+  lastAny: number;
   busy: boolean;
 }
 
@@ -74,29 +79,48 @@ export class HealthChecker {
       let slot = this.#slots.get(entry.replicaId);
       // A newly registered replica is probed at once: its load (queue, workers, CPU, memory) shows
       // in the status API without waiting a whole interval.
-      if (!slot) this.#slots.set(entry.replicaId, (slot = { nextAt: Number.NEGATIVE_INFINITY, busy: false }));
-      if (slot.busy || now < slot.nextAt) continue;
+      if (!slot)
+        this.#slots.set(entry.replicaId, (slot = { nextAt: Number.NEGATIVE_INFINITY, lastAny: Number.NEGATIVE_INFINITY, busy: false }));
+      if (slot.busy) continue;
       const interval = this.intervalOf(entry);
+      const health = now >= slot.nextAt;
+      // An autoscaled service's replicas are asked for their load between health probes.
+      const loadEvery = this.#o.policies.of(entry).loadIntervalMs;
+      if (!health && (loadEvery === undefined || now - slot.lastAny < loadEvery)) continue;
       slot.busy = true;
-      void this.#check(entry, slot, interval, now);
+      slot.lastAny = now;
+      void this.#check(entry, slot, interval, now, health ? interval : Math.min(interval, loadEvery!), health);
     }
   }
 
-  async #check(entry: ReplicaEntry, slot: ProbeSlot, interval: number, startedAt: number): Promise<void> {
+  async #check(
+    entry: ReplicaEntry,
+    slot: ProbeSlot,
+    interval: number,
+    startedAt: number,
+    periodMs: number,
+    health: boolean,
+  ): Promise<void> {
     let error: string | undefined;
     let report: Record<string, unknown> | undefined;
     try {
-      report = await this.#o.probe(entry, probeTimeout(interval));
+      report = await this.#o.probe(entry, probeTimeout(periodMs));
     } catch (err) {
       error = (err as Error).message;
     }
     slot.busy = false;
-    slot.nextAt = error === undefined ? startedAt + interval : (this.#o.now ?? Date.now)() + Math.min(interval, RETRY_AFTER_FAILURE_MS);
+    // A load probe leaves the health probes' schedule alone.
+    if (health)
+      slot.nextAt = error === undefined ? startedAt + interval : (this.#o.now ?? Date.now)() + Math.min(interval, RETRY_AFTER_FAILURE_MS);
     // The replica may have left or re-registered from another endpoint meanwhile.
     const current = this.#o.registry.get(entry.replicaId);
     if (!current || targetOf(current) !== targetOf(entry)) return;
-    if (report?.load !== null && typeof report?.load === "object") current.load = report.load as ReplicaLoad;
-    this.#record(current, error);
+    if (report?.load !== null && typeof report?.load === "object") {
+      current.load = report.load as ReplicaLoad;
+      current.loadInFlight = current.inFlight;
+    }
+    // A load probe that passes is as good as a health probe; one that fails is left to the next health probe.
+    if (health || error === undefined) this.#record(current, error);
   }
 
   #record(entry: ReplicaEntry, error: string | undefined): void {

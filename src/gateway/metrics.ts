@@ -7,7 +7,10 @@
  * in-flight, open circuits) is read from the registry when scraped.
  */
 import { Counter, Gauge, type Registry as PromRegistry } from "prom-client";
+import type { ColdStarts } from "./cold-start.js";
+import { COLD_START_BUCKETS } from "./cold-start.js";
 import type { Forwarder } from "./forwarder.js";
+import type { DeploymentView } from "./status.js";
 import type { ServicePolicies } from "./policies.js";
 import type { Registry } from "../routing/registry.js";
 import { createMetricsRegistry, metricsRoute } from "../metrics/exposition.js";
@@ -39,8 +42,10 @@ export class GatewayMetrics {
   readonly #children = new Map<string, Map<string, Children>>();
   /** service → when its last request was answered (ms epoch), for the SAGE statistics. */
   readonly lastActivity = new Map<string, { at: number }>();
+  /** The deployment controller, for the autoscaler's series (set once it is attached). */
+  deployment: () => DeploymentView | undefined = () => undefined;
 
-  constructor(sources: { registry: Registry; forwarder: Forwarder; policies: ServicePolicies }) {
+  constructor(sources: { registry: Registry; forwarder: Forwarder; policies: ServicePolicies; coldStarts?: ColdStarts }) {
     const registry = (this.registry = createMetricsRegistry());
     const { forwarder, policies } = sources;
     // Services with `enable_metrics: false` are left out of the state series too.
@@ -120,6 +125,7 @@ export class GatewayMetrics {
         }
       },
     });
+    this.#autoscalerSeries(registry, sources.coldStarts);
     new Gauge({
       name: "anyserve_gateway_circuits_open",
       help: "Circuits open or half-open, by replica and capability (1 per circuit).",
@@ -135,6 +141,102 @@ export class GatewayMetrics {
         }
       },
     });
+  }
+
+  /**
+   * The autoscaler's decisions (read from the controller when scraped) and the cold starts (timed
+   * by the API server, which holds the requests that wait for them).
+   */
+  #autoscalerSeries(registry: PromRegistry, cold: ColdStarts | undefined): void {
+    const autoscaled = () =>
+      Object.entries(this.deployment()?.status().services ?? {}).flatMap(([service, s]) =>
+        s.autoscaling ? [{ service, a: s.autoscaling }] : [],
+      );
+    const gauge = (name: string, help: string, value: (a: NonNullable<ReturnType<typeof autoscaled>[number]>["a"]) => number | null) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ["service"],
+        registers: [registry],
+        collect() {
+          this.reset();
+          for (const { service, a } of autoscaled()) {
+            const v = value(a);
+            if (v !== null) this.set({ service }, v);
+          }
+        },
+      });
+    gauge(
+      "anyserve_autoscaler_desired_replicas",
+      "Replicas the autoscaler wants for the service now (the controller runs towards it).",
+      (a) => a.desired,
+    );
+    gauge("anyserve_autoscaler_running_replicas", "Replicas of the autoscaled service serving now.", (a) => a.running);
+    gauge(
+      "anyserve_autoscaler_ongoing_requests",
+      "Requests ongoing across the service (running or queued at replicas, waiting at the API server), averaged over the look-back window.",
+      (a) => a.ongoing,
+    );
+    new Gauge({
+      name: "anyserve_autoscaler_last_decision_timestamp_seconds",
+      help: "When the autoscaler last changed the service's count, labelled with why (load_above_target, load_below_target, request_while_cold, bounds) and the counts.",
+      labelNames: ["service", "reason", "from", "to"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const { service, a } of autoscaled()) {
+          const d = a.decisions.at(-1);
+          if (d) this.set({ service, reason: d.reason, from: d.from, to: d.to }, d.at / 1000);
+        }
+      },
+    });
+    registerScraped(
+      registry,
+      new ScrapedMetric(
+        "anyserve_autoscaler_decisions_total",
+        "Changes of a service's count the autoscaler made, by reason.",
+        "counter",
+        () =>
+          autoscaled().flatMap(({ service, a }) =>
+            Object.entries(a.decisions_total ?? {}).map(([reason, value]) => ({ value, labels: { service, reason } })),
+          ),
+      ),
+    );
+    if (!cold) return;
+    new Gauge({
+      name: "anyserve_autoscaler_waiting_requests",
+      help: "Requests waiting at the API server for the first replica of a service scaled to zero.",
+      labelNames: ["service"],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const { service } of autoscaled()) this.set({ service }, cold.waiting(service));
+      },
+    });
+    registerScraped(
+      registry,
+      new ScrapedMetric(
+        "anyserve_autoscaler_cold_starts_total",
+        "Starts of a service from zero replicas that requests waited for.",
+        "counter",
+        () => [...cold.stats()].map(([service, s]) => ({ value: s.count, labels: { service } })),
+      ),
+    );
+    const COLD = "anyserve_autoscaler_cold_start_seconds";
+    registerScraped(
+      registry,
+      new ScrapedMetric(
+        COLD,
+        "From the first request that found the service scaled to zero to its first replica able to serve it.",
+        "histogram",
+        () =>
+          histogramValues(
+            COLD,
+            COLD_START_BUCKETS,
+            [...cold.stats()].map(([service, s]) => ({ labels: { service }, h: s.seconds })),
+          ),
+      ),
+    );
   }
 
   /** `GET /metrics`. */

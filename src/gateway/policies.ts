@@ -16,6 +16,11 @@ export interface ServicePolicy {
   readonly healthCheckIntervalMs: number | undefined;
   /** Count this service's requests in the API server's metrics (`monitoring.enable_metrics`). */
   readonly metrics: boolean;
+  /**
+   * How often its replicas report their load when that is more often than the health probes (an
+   * autoscaled service's `metrics_interval_s`); undefined = with the health probes only.
+   */
+  readonly loadIntervalMs: number | undefined;
 }
 
 /** The deployment file's fields a policy is made from (`load_balancing: true` = the default strategy). */
@@ -26,6 +31,8 @@ export interface PolicyFields {
   health_check_interval?: number | undefined;
   /** Default true. */
   enable_metrics?: boolean | undefined;
+  /** Seconds between load reports (autoscaling's `metrics_interval_s`). */
+  metrics_interval?: number | undefined;
 }
 
 /** `true` → power_of_two; `false` → first_available (the seed's "no balancing": one active replica, the rest standby). */
@@ -41,6 +48,7 @@ export function policyOf(fields: PolicyFields): ServicePolicy {
     failover: fields.failover_enabled,
     healthCheckIntervalMs: fields.health_check_interval === undefined ? undefined : Math.round(fields.health_check_interval * 1000),
     metrics: fields.enable_metrics ?? true,
+    loadIntervalMs: fields.metrics_interval === undefined ? undefined : Math.round(fields.metrics_interval * 1000),
   };
 }
 

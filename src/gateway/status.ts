@@ -10,6 +10,7 @@ import type { Forwarder } from "./forwarder.js";
 import type { ServicePolicies } from "./policies.js";
 import type { Registry, ReplicaEntry, ReplicaLoad } from "../routing/registry.js";
 import { UNMATCHED, type ServiceRequestStats, type ServiceStats } from "./service-stats.js";
+import type { ColdStarts } from "./cold-start.js";
 
 export type { ReplicaLoad };
 
@@ -22,7 +23,12 @@ export const UNNAMED_SERVICE = "(none)";
 
 /** The deployment controller as the status model sees it (absent for a bare `anyserve api-server`). */
 export interface DeploymentView {
-  status(): { services: Record<string, { placement: string; reason?: string; config: unknown; replicas: SupervisedReplica[] }> };
+  status(): {
+    services: Record<
+      string,
+      { placement: string; reason?: string; config: unknown; replicas: SupervisedReplica[]; autoscaling?: AutoscalingView | undefined }
+    >;
+  };
   readonly node?: { name: string; labels: Record<string, string>; cpuCores: number; memoryMb: number; gpuIds: number[] };
 }
 
@@ -32,6 +38,43 @@ export interface SupervisedReplica {
   pid: number | null;
   restarts: number;
   lastExit: string | null;
+}
+
+/** One decision of an autoscaler: when, from how many replicas to how many, and why. */
+export interface ScalingDecision {
+  /** ms since the epoch. */
+  at: number;
+  from: number;
+  to: number;
+  /** `load_above_target`, `load_below_target`, `request_while_cold` or `bounds`. */
+  reason: string;
+  detail: string;
+}
+
+/** An autoscaled service as its autoscaler sees it (docs/autoscaling.md). */
+export interface AutoscalingView {
+  min_replicas: number;
+  /** As resolved: the node's CPU cores when the config leaves it null. */
+  max_replicas: number;
+  target_ongoing_requests: number;
+  /** The count the controller runs towards. */
+  desired: number;
+  /** Replicas serving now. */
+  running: number;
+  /** Requests ongoing (running or queued at replicas, waiting at the API server), averaged over the look-back window. */
+  ongoing: number | null;
+  /** What that load asks for within min/max, before the node's capacity. */
+  wanted: number | null;
+  /** Why the count stops below what the load asks for; null when nothing does. */
+  limited_by: string | null;
+  /** A change waiting out its delay; null when none. */
+  pending: string | null;
+  /** The latest decisions, newest last. */
+  decisions: ScalingDecision[];
+  /** Decisions made so far, by reason. */
+  decisions_total: Record<string, number>;
+  /** Cold starts so far (from zero replicas to one serving) and their mean time, seconds. */
+  cold_starts?: { count: number; mean_seconds: number | null };
 }
 
 export interface ReplicaView {
@@ -57,11 +100,14 @@ export interface ReplicaView {
 
 export interface ServiceView {
   name: string;
+  /** `scheduled`, `unschedulable`, `cold` (scaled to zero: no replica, requests wake it) or `registered` (not deployed here). */
   status: string;
   reason?: string;
   config: unknown;
   policy: { load_balancing: string; failover_enabled: boolean; health_check_interval_ms: number | null };
   replicas: ReplicaView[];
+  /** Null when the service is not autoscaled. */
+  autoscaling: AutoscalingView | null;
   stats: ServiceRequestStats & {
     in_flight: number;
     queue_depth: number;
@@ -75,11 +121,24 @@ export interface ServiceView {
 export class StatusModel {
   #deployment: DeploymentView | undefined;
 
-  constructor(private readonly o: { registry: Registry; policies: ServicePolicies; forwarder: Forwarder; stats: ServiceStats }) {}
+  constructor(
+    private readonly o: {
+      registry: Registry;
+      policies: ServicePolicies;
+      forwarder: Forwarder;
+      stats: ServiceStats;
+      coldStarts?: ColdStarts;
+    },
+  ) {}
 
   /** Under `anyserve up` (or the Environment API): the controller whose config and processes to show. */
   attach(deployment: DeploymentView): void {
     this.#deployment = deployment;
+  }
+
+  /** The attached controller, if any. */
+  get deployment(): DeploymentView | undefined {
+    return this.#deployment;
   }
 
   /** Takes a fresh statistics sample, so counts are exact at the moment of asking. */
@@ -106,13 +165,15 @@ export class StatusModel {
     const replicas = this.#replicas(deployed?.replicas ?? [], registered);
     const sum = (f: (r: ReplicaView) => number | null): number => replicas.reduce((a, r) => a + (f(r) ?? 0), 0);
     const policies = this.o.policies.describe();
+    const cold = this.o.coldStarts?.describe().some((c) => c.service === name) === true && registered.length === 0;
     return {
       name,
-      status: deployed?.placement ?? "registered",
+      status: cold ? "cold" : (deployed?.placement ?? "registered"),
       ...(deployed?.reason !== undefined ? { reason: deployed.reason } : {}),
       config: deployed?.config ?? null,
       policy: policies[name] ?? policies["*"]!,
       replicas,
+      autoscaling: deployed?.autoscaling ? { ...deployed.autoscaling, cold_starts: this.#coldStarts(name) } : null,
       stats: {
         ...this.o.stats.of(label),
         in_flight: sum((r) => r.in_flight),
@@ -122,6 +183,12 @@ export class StatusModel {
         memory_mb: replicas.some((r) => r.memory_mb !== null) ? Math.round(sum((r) => r.memory_mb)) : null,
       },
     };
+  }
+
+  #coldStarts(name: string): { count: number; mean_seconds: number | null } {
+    const s = this.o.coldStarts?.stats().get(name);
+    if (!s) return { count: 0, mean_seconds: null };
+    return { count: s.count, mean_seconds: s.seconds.count > 0 ? Math.round((s.seconds.sum / s.seconds.count) * 1000) / 1000 : null };
   }
 
   replicas(): ReplicaView[] {

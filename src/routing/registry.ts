@@ -79,6 +79,11 @@ export interface ReplicaEntry extends ReplicaRegistration {
   probeError?: string | undefined;
   /** What the replica reported with its last health probe answer (queue, workers, CPU, memory). */
   load?: ReplicaLoad | undefined;
+  /**
+   * `inFlight` when that answer came: the replica's requests beyond it are ones this API server did
+   * not send (direct clients, other API servers), which the autoscaler adds to `inFlight` now.
+   */
+  loadInFlight?: number | undefined;
   /** Registration order, so lookups return replicas in a stable order without a full scan. */
   order: number;
 }

@@ -153,10 +153,16 @@ export function errorAnswer(err: unknown, extraHeaders: Record<string, string> =
     "content-length": body.length,
     ...extraHeaders,
   };
-  if (e.httpStatus === 503 || e.httpStatus === 429) headers["retry-after"] = "1";
+  if (e.httpStatus === 503 || e.httpStatus === 429) headers["retry-after"] = retryAfterOf(e);
   if (e.code === "PAYLOAD_TOO_LARGE") headers.connection = "close";
   if (e.code === "UNAUTHENTICATED" && headers["www-authenticate"] === undefined) headers["www-authenticate"] = wwwAuthenticate(e);
   return { error: e, status: e.httpStatus, headers, body };
+}
+
+/** Seconds a 503 (or 429) asks the caller to wait: what the error says (`retry_after_s`, e.g. a cold start's expected time), else 1. */
+function retryAfterOf(e: AnyServeError): string {
+  const s = e.data?.retry_after_s;
+  return typeof s === "number" && Number.isFinite(s) && s >= 1 ? String(Math.min(3600, Math.ceil(s))) : "1";
 }
 
 /**

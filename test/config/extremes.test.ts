@@ -48,6 +48,11 @@ const BY_HAND = new Set([
   "deployment.replicas",
   "deployment.load_balancing",
   "object_store.dir",
+  // Process counts like deployment.replicas: 1000 cannot run here. Their bounds are the controller
+  // tests' (test/deploy/autoscaling.test.ts); here both are 1, so the other autoscaling fields run
+  // at their extremes (a 0.1 s load probe, 0 s delays, a 100000 target) on one replica.
+  "autoscaling.min_replicas",
+  "autoscaling.max_replicas",
 ]);
 
 function setAt(cfg: Record<string, Record<string, unknown>>, field: string, value: unknown): void {
@@ -64,6 +69,8 @@ test("every service field at its smallest and largest legal value runs under any
     for (const f of fields) if (!BY_HAND.has(f.path)) setAt(cfg, f.path, bounds(f)[which]);
     setAt(cfg, "object_store.dir", path.join(dir, `objects-${which}`));
     setAt(cfg, "deployment.load_balancing", which === "min" ? false : "first_available");
+    setAt(cfg, "autoscaling.min_replicas", 1);
+    setAt(cfg, "autoscaling.max_replicas", 1);
     return cfg;
   };
   // Every strategy runs too (at the threads its config resolves to); the extremes run `single`, so

@@ -4,13 +4,13 @@
 // the page (scale, drain, undrain), signed in with the token `up` made. Leaves a screenshot in
 // test-artifacts/dashboard.png.
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
-import { chromium, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
+import { launchChromium } from "../helpers/browser.js";
 import { DEMO, ROOT, registryIds, startApiServerProc, startCli, startReplicaProc, waitFor } from "../helpers/processes.js";
 
-const CHROMIUM = process.env.ANYSERVE_CHROMIUM || "/usr/bin/chromium";
 const ARTIFACTS = path.join(ROOT, "test-artifacts");
 const CHAT_BODY = JSON.stringify({ inputs: [{ name: "text", datatype: "BYTES", shape: [1], data: ["hi"] }] });
 
@@ -28,10 +28,6 @@ async function rpsChart(page: Page): Promise<{ points: number; last: number }> {
 }
 
 test("the dashboard shows every service live, charts load as it happens, and scales a service", async (t) => {
-  assert.ok(
-    existsSync(CHROMIUM),
-    `no Chromium at ${CHROMIUM}: run \`node scripts/ensure-chromium.mjs\` (npm test does) or set ANYSERVE_CHROMIUM`,
-  );
   // As a user runs it: `up` makes the deployment a control-plane token (kept beside the file).
   const up = await startCli(t, ["up", path.join(DEMO, "anyserve.yaml"), "--port", "0", "--grpc-port", "0"], {}, 120_000, {
     defaultAuth: true,
@@ -40,20 +36,7 @@ test("the dashboard shows every service live, charts load as it happens, and sca
   const token = readFileSync(up.ready.token_file!, "utf8").trim();
   const authed = { headers: { authorization: `Bearer ${token}` } };
 
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
-  t.after(() => browser.close());
+  const browser = await launchChromium(t);
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
   const pageErrors: string[] = [];
   page.on("pageerror", (err) => pageErrors.push(err.message));
@@ -171,13 +154,11 @@ test("the dashboard shows every service live, charts load as it happens, and sca
 });
 
 test("replicas started by hand (`anyserve start`, no --service) have a card under their app file's name", async (t) => {
-  assert.ok(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM}`);
   const api = await startApiServerProc(t);
   const url = api.ready.url!;
   await startReplicaProc(t, url, path.join(DEMO, "chat_app.ts:app"), ["--replica-id", "by-hand-1"]);
   await waitFor("registered", async () => (await registryIds(url)).length === 1);
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless", "--no-sandbox", "--disable-gpu"] });
-  t.after(() => browser.close());
+  const browser = await launchChromium(t);
   const page = await browser.newPage();
   await page.goto(`${url}/dashboard`);
   await page.locator('[data-service="chat_app"] [data-replica="by-hand-1"]').waitFor({ timeout: 15_000 });

@@ -60,7 +60,7 @@ test("the same inputs give the same plan; only `now` moves a back-off along", ()
   assert.deepEqual([1, 2, 3, 4, 5, 8, 9].map(backoffMs), [250, 500, 1000, 2000, 4000, 30_000, 30_000]);
 });
 
-test("scaling down stops the highest slots; a removed or unschedulable service stops all of its replicas", () => {
+test("scaling down idle replicas alike stops the highest slots; a removed or unschedulable service stops all of its replicas", () => {
   const want = desired({ svc: {}, far: { deployment: { target_nodes: ["elsewhere"] } } }, { svc: 1 });
   const actual = { replicas: [2, 0, 1].map((slot) => replica(want, "svc", slot)) };
   actual.replicas.push(
@@ -69,7 +69,51 @@ test("scaling down stops the highest slots; a removed or unschedulable service s
   );
   assert.deepEqual(
     reconcile(want, actual, 0).actions.map((a) => `${a.type} ${"id" in a ? a.id : ""} ${a.reason}`),
-    ["stop svc-2 scaled down", "stop svc-1 scaled down", "stop far-0 unschedulable here", "stop gone-0 its service was removed"],
+    [
+      "stop svc-2 scaled down (idle)",
+      "stop svc-1 scaled down (idle)",
+      "stop far-0 unschedulable here",
+      "stop gone-0 its service was removed",
+    ],
+  );
+});
+
+test("scaling down: replicas not serving yet leave before running ones, then the idlest; new replicas take the lowest free slot", () => {
+  const want = desired({ svc: {} }, { svc: 2 });
+  const actual = {
+    replicas: [
+      replica(want, "svc", 0, { ongoing: 3 }),
+      replica(want, "svc", 1, { ongoing: 0 }),
+      replica(want, "svc", 2, { ongoing: 5 }),
+      replica(want, "svc", 3, { phase: "starting", health: "unregistered" }),
+    ],
+  };
+  assert.deepEqual(
+    reconcile(want, actual, 0).actions.map((a) => `${a.type} ${"id" in a ? a.id : ""} ${a.reason}`),
+    ["stop svc-3 scaled down (not serving: starting)", "stop svc-1 scaled down (idle)"],
+    "the starting one goes (never a running one while a starting one could), then the idle one; the busy ones stay",
+  );
+  const one = desired({ svc: {} }, { svc: 1 });
+  const busy = { replicas: [replica(one, "svc", 0, { ongoing: 4 }), replica(one, "svc", 2, { ongoing: 1 })] };
+  assert.deepEqual(
+    reconcile(one, busy, 0).actions.map((a) => `${a.type} ${"id" in a ? a.id : ""} ${a.reason}`),
+    ["stop svc-2 scaled down (the least busy: 1 request(s) ongoing, which it finishes)"],
+  );
+  // The survivors keep their slots (0 and 2): growing again fills slot 1, then 3.
+  const four = desired({ svc: {} }, { svc: 4 });
+  const sparse = { replicas: [replica(four, "svc", 0), replica(four, "svc", 2)] };
+  assert.deepEqual(
+    reconcile(four, sparse, 0).actions.map((a) => (a.type === "start" ? a.slot : a.type)),
+    [1, 3],
+  );
+});
+
+test("a service with GPUs keeps its slots dense when it scales down: the highest leave, whatever their load", () => {
+  const want = desired({ svc: { resources: { gpu_count: 1 } } }, { svc: 1 });
+  const actual = { replicas: [replica(want, "svc", 0, { ongoing: 0 }), replica(want, "svc", 1, { ongoing: 9 })] };
+  assert.deepEqual(
+    reconcile(want, actual, 0).actions.map((a) => `${a.type} ${"id" in a ? a.id : ""} ${a.reason}`),
+    ["stop svc-1 scaled down"],
   );
 });
 

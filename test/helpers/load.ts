@@ -110,3 +110,51 @@ export function countBy<T>(items: T[], key: (t: T) => string): Record<string, nu
   for (const it of items) out[key(it)] = (out[key(it)] ?? 0) + 1;
   return out;
 }
+
+/**
+ * A closed-loop load: `set(n)` keeps `n` clients busy, each sending its next request as soon as
+ * its last one is answered (so the requests ongoing are `n`, whatever the server's speed); a
+ * smaller `n` lets the extra clients finish their request and stop. `stop()` ends every client and
+ * resolves with every answer, each with its latency.
+ */
+export class ClosedLoad {
+  readonly answers: (Answer & { ms: number })[] = [];
+  readonly #agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
+  readonly #target: URL;
+  #clients = 0;
+  readonly #running = new Map<number, Promise<void>>();
+  readonly #start = Date.now();
+
+  constructor(
+    url: string,
+    readonly headers: Record<string, string>,
+    readonly body = DEFAULT_BODY,
+  ) {
+    this.#target = new URL("/infer", url);
+  }
+
+  get clients(): number {
+    return this.#clients;
+  }
+
+  set(n: number): void {
+    this.#clients = n;
+    for (let i = 0; i < n; i++) if (!this.#running.has(i)) this.#running.set(i, this.#client(i));
+  }
+
+  async stop(): Promise<(Answer & { ms: number })[]> {
+    this.#clients = 0;
+    await Promise.all(this.#running.values());
+    this.#agent.destroy();
+    return this.answers;
+  }
+
+  async #client(i: number): Promise<void> {
+    while (i < this.#clients) {
+      const t = performance.now();
+      const a = await send(this.#agent, this.#target, this.headers, this.body, Date.now() - this.#start, 30_000);
+      this.answers.push({ ...a, ms: performance.now() - t });
+    }
+    this.#running.delete(i);
+  }
+}

@@ -62,6 +62,14 @@ export const SCRIPT_CARDS = String.raw`
       el("th", { text: "code" }), el("th", { "class": "n", text: "last 2 min" }), el("th", { "class": "n", text: "total" })
     ])]), c.errBody]);
     c.noErrors = el("div", { "class": "none", text: "no errors" });
+    // Autoscaled services only: what the autoscaler sees and its last decisions (docs/autoscaling.md).
+    c.scaling = el("div", { "class": "autoscaling", "data-autoscaling": "" });
+    c.scalingNow = el("div", { "class": "facts", "data-autoscaling-now": "" });
+    c.decisions = el("ol", { "class": "decisions", "data-decisions": "" });
+    c.scaling.appendChild(el("h3", { text: "autoscaling" }));
+    c.scaling.appendChild(c.scalingNow);
+    c.scaling.appendChild(c.decisions);
+    c.scaling.hidden = true;
     c.input = el("input", { type: "number", min: "0", max: "1000", step: "1", "data-input": "replicas", "aria-label": "replicas for " + name });
     c.input.addEventListener("input", function () { c.input.dataset.dirty = "1"; });
     c.scaleBtn = el("button", { type: "button", "class": "primary", "data-action": "scale", text: "Scale" });
@@ -84,6 +92,7 @@ export const SCRIPT_CARDS = String.raw`
       el("h3", { text: "errors by code" }),
       c.errTable,
       c.noErrors,
+      c.scaling,
       el("div", { "class": "controls" }, [el("label", { text: "replicas" }), c.input, c.scaleBtn, c.startBtn, c.stopBtn])
     ]);
     return c;
@@ -105,13 +114,18 @@ export const SCRIPT_CARDS = String.raw`
     setBadge(c.status, status || DASH, toneOf(status));
     setText(c.reason, typeof s.reason === "string" ? s.reason : "");
 
-    var running = replicas.filter(function (r) { return r.state === "running"; }).length;
-    var desired = num(dep.replicas);
+    var scaling = s.autoscaling && typeof s.autoscaling === "object" ? s.autoscaling : null;
+    var running = scaling && num(scaling.running) !== null ? scaling.running
+      : replicas.filter(function (r) { return r.state === "running"; }).length;
+    // An autoscaled service's wanted count is its autoscaler's, not the config's replicas.
+    var desired = scaling ? num(scaling.desired) : num(dep.replicas);
     var timeout = num(perf.timeout);
     var facts = [
       fact("strategy", dep.threading_strategy === undefined && dep.thread_count === undefined ? DASH
         : text(dep.threading_strategy) + " \u00d7 " + text(dep.thread_count)),
       fact("replicas", running + " running / " + (desired === null ? DASH : desired) + " wanted"),
+      scaling ? fact("autoscaling", text(scaling.min_replicas) + "\u2013" + text(scaling.max_replicas)
+        + ", target " + text(scaling.target_ongoing_requests) + " per replica") : null,
       fact("balancing", text(policy.load_balancing !== undefined ? policy.load_balancing : dep.load_balancing)),
       fact("failover", text(policy.failover_enabled !== undefined ? policy.failover_enabled : dep.failover_enabled)),
       fact("queue size", text(perf.queue_size)),
@@ -121,6 +135,7 @@ export const SCRIPT_CARDS = String.raw`
       fact("cpu", num(stats.cpu_percent) === null || !reported(replicas, "cpu_percent") ? DASH : fmtRate(stats.cpu_percent) + " %"),
       fact("memory", num(stats.memory_mb) === null || !reported(replicas, "memory_mb") ? DASH : fmtInt(stats.memory_mb) + " MB")
     ];
+    facts = facts.filter(Boolean);
     var sig = facts.map(function (f) { return f.textContent; }).join("|");
     if (c.factsSig !== sig) {
       c.factsSig = sig;
@@ -187,11 +202,53 @@ export const SCRIPT_CARDS = String.raw`
     c.errTable.hidden = codes.length === 0;
     c.noErrors.hidden = codes.length > 0;
 
+    updateScaling(c, scaling);
+
     // The scale field follows the wanted count until someone edits it.
     if (!c.input.dataset.dirty && document.activeElement !== c.input) {
       var want = desired !== null ? desired : replicas.length;
       if (c.input.value !== String(want)) c.input.value = String(want);
     }
+  }
+
+  /** The autoscaling box: the load against the target, what holds the count, the last decisions (newest first). */
+  function updateScaling(c, a) {
+    c.scaling.hidden = a === null;
+    // The autoscaler owns the count: /api/scale refuses an autoscaled service.
+    c.input.disabled = a !== null;
+    c.scaleBtn.disabled = a !== null;
+    c.scaleBtn.title = a === null ? "" : "autoscaled: change autoscaling.min_replicas / max_replicas with anyserve apply";
+    if (a === null) return;
+    var now = [
+      fact("load", num(a.ongoing) === null ? DASH : fmtRate(a.ongoing) + " ongoing"),
+      fact("wants", num(a.wanted) === null ? DASH : String(a.wanted))
+    ];
+    if (typeof a.limited_by === "string") now.push(fact("limited by", a.limited_by));
+    if (typeof a.pending === "string") now.push(fact("pending", a.pending));
+    var cold = obj(a.cold_starts);
+    if (num(cold.count) !== null && cold.count > 0) {
+      now.push(fact("cold starts", fmtInt(cold.count) + (num(cold.mean_seconds) === null ? "" : ", mean " + fmtMs(cold.mean_seconds * 1000))));
+    }
+    var nowSig = now.map(function (f) { return f.textContent; }).join("|");
+    if (c.scalingSig !== nowSig) {
+      c.scalingSig = nowSig;
+      c.scalingNow.replaceChildren.apply(c.scalingNow, now);
+    }
+    var decisions = arr(a.decisions).filter(function (d) { return d && typeof d === "object"; }).slice(-5).reverse();
+    var decSig = decisions.map(function (d) { return d.at + ":" + d.to; }).join(",");
+    if (c.decisionsSig === decSig) return;
+    c.decisionsSig = decSig;
+    c.decisions.replaceChildren.apply(c.decisions, decisions.length === 0
+      ? [el("li", { "class": "none", text: "no decision yet" })]
+      : decisions.map(function (d) {
+        var at = num(d.at) === null ? DASH : new Date(d.at).toLocaleTimeString("en-GB");
+        return el("li", { "data-decision": text(d.reason), title: text(d.detail) }, [
+          el("span", { "class": "at", text: at }),
+          el("b", { text: text(d.from) + " \u2192 " + text(d.to) }),
+          el("span", { "class": "badge", text: text(d.reason) }),
+          el("span", { "class": "detail", text: text(d.detail) })
+        ]);
+      }));
   }
 
   function makeRow(c, id) {
