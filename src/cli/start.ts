@@ -10,6 +10,7 @@ import { loadApp } from "../sdk/load-app.js";
 import { addConfigFlags, replicaDocFromFlags } from "./config-flags.js";
 import { announceReady, configErrorExit, onShutdown } from "./common.js";
 import { ConfigError } from "../config/errors.js";
+import { apiServersOf } from "../config/replica.js";
 import { readCa, readServerTls, type ServerTls } from "../util/tls.js";
 
 export function registerStartCommand(program: Command): void {
@@ -43,9 +44,10 @@ export function registerStartCommand(program: Command): void {
       config: cfg,
       objectStore,
       host: doc.host,
+      ...(doc.advertise_host ? { advertiseHost: doc.advertise_host } : {}),
       port: doc.port,
       httpPort: doc.http_port,
-      ...(doc.api_server ? { apiServer: doc.api_server } : {}),
+      ...(doc.api_server ? { apiServer: apiServersOf(doc) } : {}),
       ...(doc.replica_id ? { replicaId: doc.replica_id } : {}),
       ...(token ? { token } : {}),
       ...(inferenceToken ? { inferenceToken } : {}),
