@@ -4,6 +4,9 @@ import { startApiServer } from "../gateway/api-server.js";
 import { BALANCER_NAMES } from "../routing/balancers/index.js";
 import { announceReady, intOption, onShutdown, positiveOption, secondsOption } from "./common.js";
 import { readCa, readServerTls, type ServerTls } from "../util/tls.js";
+import type { ApiServerConfig } from "../config/schema.js";
+import { policyFieldsOf, resilienceOf } from "../deploy/gateway-options.js";
+import { loadDeploymentFile } from "../deploy/load.js";
 
 interface ApiServerFlags {
   port: number;
@@ -26,6 +29,7 @@ interface ApiServerFlags {
   tlsCa?: string;
   maxReplicas: number;
   registrationRate: number;
+  deployment?: string;
 }
 
 export function registerApiServerCommand(program: Command): void {
@@ -55,6 +59,10 @@ export function registerApiServerCommand(program: Command): void {
       "serve REST with the fast ingress: raw sockets and Node's llhttp for the inference routes, node:http for the rest",
     )
     .option(
+      "--deployment <file>",
+      "take the api_server block's settings and each service's routing policy from this deployment file (what Kubernetes pods mount); --host, --port and --grpc-port still apply",
+    )
+    .option(
       "--health-check-interval <seconds>",
       "probe each replica this often (default: its heartbeat interval)",
       secondsOption("--health-check-interval"),
@@ -72,6 +80,8 @@ export function registerApiServerCommand(program: Command): void {
       if (readToken && !token) program.error("--read-token needs --token: without a control-plane token every route is open");
       if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) program.error("--tls-cert and --tls-key go together");
       const tls = tlsOptions(o, program);
+      const file =
+        o.deployment === undefined ? undefined : await loadDeploymentFile(o.deployment).catch((err: Error) => program.error(err.message));
       const server = await startApiServer({
         host: o.host,
         port: o.port,
@@ -92,7 +102,10 @@ export function registerApiServerCommand(program: Command): void {
         ...(inferenceToken ? { inferenceToken } : {}),
         ...tls,
         registration: { maxReplicas: o.maxReplicas, ratePerSecond: o.registrationRate },
+        ...(file ? fromDeploymentFile(file.api_server) : {}),
       });
+      // Each service's balancing, failover and health interval, as `up` sets them.
+      for (const [name, cfg] of Object.entries(file?.services ?? {})) server.policies.set(name, policyFieldsOf(cfg));
       announceReady({ role: "api-server", url: server.url, grpc: server.grpcAddress ?? null });
       onShutdown(() => server.close());
     });
@@ -108,4 +121,16 @@ function tlsOptions(o: ApiServerFlags, program: Command): { tls?: ServerTls; tls
   } catch (err) {
     return program.error((err as Error).message);
   }
+}
+
+/** The API server's settings from a deployment file's `api_server` block (as `up` uses them), but where it listens. */
+function fromDeploymentFile(a: ApiServerConfig) {
+  return {
+    unmatched: a.unmatched,
+    maxDelegationDepth: a.max_delegation_depth,
+    requestTimeoutMs: a.request_timeout * 1000,
+    fastIngress: a.fast_ingress,
+    resilience: resilienceOf(a),
+    registration: { maxReplicas: a.max_replicas, ratePerSecond: a.registration_rate },
+  };
 }
