@@ -8,6 +8,7 @@ import type { Command } from "commander";
 import { stringify } from "yaml";
 import { ConfigError } from "../config/errors.js";
 import { dockerfile, renderManifests } from "../deploy/kubernetes/render.js";
+import { intOption } from "./common.js";
 
 export function registerK8sCommand(program: Command): void {
   const k8s = program.command("k8s").description("Kubernetes: render a deployment file as manifests, print the app image's Dockerfile");
@@ -18,7 +19,8 @@ export function registerK8sCommand(program: Command): void {
     .option("--namespace <ns>", "namespace of every object (default: none, kubectl's)")
     .option("--name <name>", "prefix of every object's name", "anyserve")
     .option("--app-dir <dir>", "where the app is inside the image", "/app")
-    .action(async (file: string, o: { image: string; namespace?: string; name: string; appDir: string }) => {
+    .option("--api-replicas <n>", "API server pods (each replica registers with every one)", intOption("--api-replicas", 1, 100), 2)
+    .action(async (file: string, o: { image: string; namespace?: string; name: string; appDir: string; apiReplicas: number }) => {
       try {
         const text = await readFile(file, "utf8").catch((err: Error) => {
           throw new ConfigError(file, [{ path: "", message: `cannot read the file: ${err.message}` }]);

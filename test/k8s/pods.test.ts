@@ -4,8 +4,10 @@
 // (with $(VAR) expanded from the template's env, status.podIP and spec.nodeName filled in as the
 // kubelet does), environment, working directory and ports; its volumes are mounted in a mount
 // namespace of its own (`unshare -m`): the ConfigMap's file at its subPath mount, a fresh directory
-// for each emptyDir; /etc/hosts stands in for cluster DNS (the API server's Service name → its pod).
-// Then the deployment answers across the pods: readiness probes, routing, ctx.call, objects.
+// for each emptyDir; /etc/hosts stands in for cluster DNS (the Service name → the first API server
+// pod, as a ClusterIP would pick one; the headless Service's name → both API server pods). Then the
+// deployment answers across the pods: readiness probes, every replica registered with both API
+// server pods, routing, ctx.call, objects, and one API server pod killed while the other serves.
 import assert from "node:assert/strict";
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -14,7 +16,7 @@ import { after, before, describe, test } from "node:test";
 import { renderManifests, type Manifest } from "../../src/deploy/kubernetes/render.js";
 import { Client } from "../../src/sdk/client.js";
 import { makeLan, netnsUnavailable, type Lan } from "../helpers/netns.js";
-import { BIN, Cleanups, FIXTURES, ROOT, startCli, waitFor } from "../helpers/processes.js";
+import { BIN, Cleanups, FIXTURES, ROOT, startCli, waitFor, type Proc } from "../helpers/processes.js";
 
 const why = netnsUnavailable();
 const hooks = new Cleanups();
@@ -34,6 +36,8 @@ type Obj = Record<string, any>;
 let lan: Lan;
 let manifests: Manifest[];
 let apiUrl: string;
+const apiUrls: string[] = [];
+const apiPods: Proc[] = [];
 /** Pod name → its namespace's address. */
 const podIps: Record<string, string> = {};
 
@@ -86,7 +90,7 @@ async function runPod(deployment: Obj, host: string, o: { appDir: string; hostsF
 
 describe("the rendered pods run and the deployment answers across them", { skip: why }, () => {
   before(async () => {
-    lan = makeLan(["api", "a", "b1", "b2"]);
+    lan = makeLan(["api1", "api2", "a", "b1", "b2"]);
     hooks.after(() => lan.remove());
     // The image's /app: the app (inside the repo, so `import "anyserve"` resolves as in the image).
     const appDir = mkdtempSync(path.join(ROOT, "test", "k8s", ".pods-"));
@@ -100,30 +104,38 @@ describe("the rendered pods run and the deployment answers across them", { skip:
     symlinkSync(BIN, path.join(binDir, "anyserve"));
     manifests = renderManifests(DEPLOYMENT, { image: "test/app:1", appDir });
     const hostsFile = path.join(scratch, "hosts");
-    writeFileSync(hostsFile, `127.0.0.1 localhost\n${lan.hosts.api!.address} anyserve-api anyserve-api-headless\n`);
+    const [api1, api2] = [lan.hosts.api1!.address, lan.hosts.api2!.address];
+    writeFileSync(hostsFile, `127.0.0.1 localhost\n${api1} anyserve-api\n${api1} anyserve-api-headless\n${api2} anyserve-api-headless\n`);
     const o = { appDir, hostsFile, binDir, scratch };
     const deployment = (name: string) => manifests.find((m) => m.kind === "Deployment" && m.metadata.name === name) as Obj;
-    await runPod(deployment("anyserve-api"), "api", o);
-    apiUrl = `http://${lan.hosts.api!.address}:8080`;
+    const api = deployment("anyserve-api");
+    assert.equal(api.spec.replicas, 2);
+    [apiPods[0], apiPods[1]] = await Promise.all([runPod(api, "api1", o), runPod(api, "api2", o)]);
+    apiUrls.push(`http://${api1}:8080`, `http://${api2}:8080`);
+    apiUrl = apiUrls[0]!;
     const b = deployment("anyserve-host-b");
     assert.equal(b.spec.replicas, 2);
     await Promise.all([runPod(deployment("anyserve-host-a"), "a", o), runPod(b, "b1", o), runPod(b, "b2", o)]);
-    await waitFor(
-      "3 replicas registered",
-      async () => ((await (await fetch(`${apiUrl}/registry`)).json()) as { replicas: unknown[] }).replicas.length === 3,
-      20_000,
-    );
+    for (const url of apiUrls) {
+      await waitFor(
+        `3 replicas registered at ${url}`,
+        async () => ((await (await fetch(`${url}/registry`)).json()) as { replicas: unknown[] }).replicas.length === 3,
+        20_000,
+      );
+    }
   });
   after(() => hooks.run());
 
-  test("each replica pod registered its pod IP (advertised; it binds 0.0.0.0) and its node", async () => {
-    const { replicas } = (await (await fetch(`${apiUrl}/registry`)).json()) as { replicas: Obj[] };
-    const seen = replicas.map((r) => [r.service, new URL(r.http_endpoint).hostname, r.node]).sort();
-    assert.deepEqual(seen, [
-      ["host_a", lan.hosts.a!.address, "node-a"],
-      ["host_b", lan.hosts.b1!.address, "node-b1"],
-      ["host_b", lan.hosts.b2!.address, "node-b2"],
-    ]);
+  test("each replica pod registered its pod IP (advertised; it binds 0.0.0.0) and its node with both API server pods", async () => {
+    for (const url of apiUrls) {
+      const { replicas } = (await (await fetch(`${url}/registry`)).json()) as { replicas: Obj[] };
+      const seen = replicas.map((r) => [r.service, new URL(r.http_endpoint).hostname, r.node]).sort();
+      assert.deepEqual(seen, [
+        ["host_a", lan.hosts.a!.address, "node-a"],
+        ["host_b", lan.hosts.b1!.address, "node-b1"],
+        ["host_b", lan.hosts.b2!.address, "node-b2"],
+      ]);
+    }
   });
 
   test("through the API server's Service: routing to both of host_b's pods, ctx.call across, an object made on one pod read on another", async (t) => {
@@ -142,5 +154,18 @@ describe("the rendered pods run and the deployment answers across them", { skip:
     const ref = String(await client.infer({ type: "obj_put", host: "a" }, { text: "from pod a" }));
     assert.ok(ref.includes(lan.hosts.a!.address), ref);
     assert.equal(await client.infer({ type: "obj_get", host: "b" }, { ref }), "from pod a");
+  });
+
+  test("one API server pod killed: the other still routes to every replica", async (t) => {
+    apiPods[0]!.child.kill("SIGKILL");
+    await apiPods[0]!.exited;
+    const client = new Client({ apiServer: apiUrls[1]!, direct: false, timeout: 10_000 });
+    t.after(() => client.close());
+    const answered = new Set<string>();
+    for (let i = 0; i < 20; i++) {
+      answered.add(String(await client.infer({ type: "where", host: "a" }, {})));
+      answered.add(String(await client.infer({ type: "where", host: "b" }, {})));
+    }
+    assert.equal(answered.size, 3, [...answered].join(", "));
   });
 });

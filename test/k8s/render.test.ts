@@ -122,6 +122,7 @@ test("the API server: a Deployment reading the mounted file, a Service with REST
     svc.ports.map((p: Obj) => p.port),
     [9000, 9001],
   );
+  assert.equal(find(ms, "Deployment", "anyserve-api").spec.replicas, 2, "no single point of failure");
   const headless = find(ms, "Service", "anyserve-api-headless").spec;
   assert.equal(headless.clusterIP, "None");
   assert.equal(headless.publishNotReadyAddresses, true);
@@ -243,7 +244,7 @@ const TABLE: { field: string; service: string; check: (pod: Obj, c: Obj, ms: Man
         "--http-port",
         "8000",
         "--api-server",
-        "http://anyserve-api:8080",
+        "http://anyserve-api-headless:8080",
       ]);
       assert.deepEqual(c.env[0], { name: "POD_IP", valueFrom: { fieldRef: { fieldPath: "status.podIP" } } });
     },

@@ -8,8 +8,9 @@
  *   so the pods read the same file `up` reads: `anyserve api-server --deployment …` and
  *   `anyserve start --deployment … --service NAME` resolve it with the same code, not a long
  *   command line;
- * - the API server → a Deployment, a Service (REST, gRPC; metrics on the REST port) and a headless
- *   Service (one DNS record per API server pod);
+ * - the API server → a Deployment (2 pods by default), a Service (REST, gRPC; metrics on the REST
+ *   port) for clients and a headless Service (one DNS record per API server pod) that replicas
+ *   register with — each replica with every API server pod, so any of them routes any request;
  * - each service → a Deployment (and a PodDisruptionBudget when replicas > 1) whose pods bind
  *   0.0.0.0 and advertise their pod IP (`--advertise-host $(POD_IP)`).
  *
@@ -38,6 +39,8 @@ export interface RenderOptions {
   name?: string;
   /** Where the app (and so the deployment file) is inside the image (default `/app`). */
   appDir?: string;
+  /** API server pods (default 2: no single point of failure; every replica registers with each). */
+  apiReplicas?: number;
   /** The deployment file's name, for errors. */
   source?: string;
 }
@@ -88,6 +91,7 @@ interface Ctx {
   namespace: string | undefined;
   image: string;
   appDir: string;
+  apiReplicas: number;
   /** Changes when the file does: pods roll when the deployment file changes (the mount alone would not restart them). */
   configHash: string;
 }
@@ -98,6 +102,7 @@ function context(text: string, o: RenderOptions): Ctx {
     namespace: o.namespace,
     image: o.image,
     appDir: o.appDir ?? "/app",
+    apiReplicas: o.apiReplicas ?? 2,
     configHash: createHash("sha256").update(text).digest("hex").slice(0, 16),
   };
 }
@@ -180,7 +185,7 @@ function apiServer(ctx: Ctx, a: ApiServerConfig): Manifest[] {
     kind: "Deployment",
     metadata: meta(ctx, name, labels),
     spec: {
-      replicas: 1,
+      replicas: ctx.apiReplicas,
       selector: { matchLabels: labels },
       template: {
         metadata: { labels, annotations: { ...scrapeAnnotations(a.port), "anyserve.dev/config-hash": ctx.configHash } },
@@ -210,7 +215,7 @@ function apiServer(ctx: Ctx, a: ApiServerConfig): Manifest[] {
     metadata: meta(ctx, name, labels),
     spec: { selector: labels, ports: servicePorts },
   };
-  // One DNS record per API server pod, ready or not: what replicas register with.
+  // One DNS record per API server pod, ready or not: replicas register with each address (replica/registrations.ts).
   const headless: Manifest = {
     apiVersion: "v1",
     kind: "Service",
@@ -313,8 +318,9 @@ function replicaArgs(ctx: Ctx, service: string, a: ApiServerConfig): string[] {
     String(REPLICA_GRPC_PORT),
     "--http-port",
     String(REPLICA_HTTP_PORT),
+    // The headless Service's name resolves to every API server pod: the replica registers with each.
     "--api-server",
-    `http://${ctx.prefix}-api:${a.port}`,
+    `http://${ctx.prefix}-api-headless:${a.port}`,
   ];
 }
 
