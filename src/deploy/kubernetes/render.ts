@@ -260,8 +260,8 @@ function serviceObjects(ctx: Ctx, service: string, name: string, cfg: ServiceCon
       // unhealthy_restart_after: how long a replica may stay unhealthy before it is replaced.
       failureThreshold: Math.max(1, Math.ceil((cfg.monitoring.unhealthy_restart_after ?? 3 * probePeriod) / probePeriod)),
     },
-    // The replica drains on SIGTERM (unregisters, finishes what it has); the hook gives the API
-    // servers a heartbeat interval to stop choosing it before the signal comes.
+    // The drain is the replica's own on SIGTERM (unregisters, waits for the API servers' frame
+    // connections to close, finishes what it has); the hook only pauses a heartbeat interval first.
     lifecycle: { preStop: { exec: { command: ["sleep", String(Math.max(1, Math.ceil(interval)))] } } },
     volumeMounts: [configMount(ctx), { name: "objects", mountPath: objectDir(ctx, cfg) }],
   };
