@@ -70,6 +70,8 @@ export const UNMAPPED: Record<string, string> = {
   "api_server.tls_key": "a key file: mount it from a Secret (not rendered yet)",
   "api_server.tls_ca": "a CA file: mount it from a Secret (not rendered yet)",
   "services.*.tls": "certificate files: mount them from a Secret (not rendered yet)",
+  "services.*.autoscaling":
+    "a HorizontalPodAutoscaler on ongoing requests per pod needs a custom-metrics adapter; not rendered yet — set deployment.replicas",
 };
 
 /** Renders every manifest of a deployment file's text (YAML or JSON). Throws ConfigError for a bad or unmappable file. */
@@ -116,6 +118,7 @@ function refuseUnmapped(raw: Record<string, unknown>, source: string): void {
   for (const [name, s] of Object.entries((raw.services ?? {}) as Record<string, Record<string, unknown>>)) {
     const tls = s?.tls as Record<string, unknown> | undefined;
     if (tls && Object.values(tls).some((v) => v != null)) refuse(`services.${name}.tls`, UNMAPPED["services.*.tls"]!);
+    if (s?.autoscaling != null) refuse(`services.${name}.autoscaling`, UNMAPPED["services.*.autoscaling"]!);
   }
   if (issues.length > 0) throw new ConfigError(source, issues);
 }
