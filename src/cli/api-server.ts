@@ -2,11 +2,14 @@
 import type { Command } from "commander";
 import { startApiServer } from "../gateway/api-server.js";
 import { BALANCER_NAMES } from "../routing/balancers/index.js";
-import { announceReady, intOption, onShutdown, positiveOption, secondsOption } from "./common.js";
+import { type ApiServerConfig, apiServerSchema } from "../config/schema.js";
 import { readCa, readServerTls, type ServerTls } from "../util/tls.js";
-import type { ApiServerConfig } from "../config/schema.js";
 import { policyFieldsOf, resilienceOf } from "../deploy/gateway-options.js";
 import { loadDeploymentFile } from "../deploy/load.js";
+import { announceReady, intOption, nonNegativeSeconds, onShutdown, positiveOption, secondsOption } from "./common.js";
+
+/** The deployment file's `api_server` defaults: the flags' defaults are the same ones. */
+const DEFAULTS = apiServerSchema.parse({});
 
 interface ApiServerFlags {
   port: number;
@@ -22,6 +25,8 @@ interface ApiServerFlags {
   healthCheckInterval?: number;
   metrics: boolean;
   fastIngress?: boolean;
+  warmup: number;
+  stallTimeout: number;
   readToken?: string;
   inferenceToken?: string;
   tlsCert?: string;
@@ -63,6 +68,18 @@ export function registerApiServerCommand(program: Command): void {
       "take the api_server block's settings and each service's routing policy from this deployment file (what Kubernetes pods mount); --host, --port and --grpc-port still apply",
     )
     .option(
+      "--warmup <seconds>",
+      "after start, answer 503 REGISTRY_WARMING_UP (retryable) instead of 404 for what nothing matches yet: replicas re-register after a restart (0 = off)",
+      nonNegativeSeconds("--warmup"),
+      DEFAULTS.warmup,
+    )
+    .option(
+      "--stall-timeout <seconds>",
+      "pass over a replica holding requests with no progress (no answer, chunk or passed probe) for this long while another can serve (0 = off)",
+      nonNegativeSeconds("--stall-timeout"),
+      DEFAULTS.stall_timeout,
+    )
+    .option(
       "--health-check-interval <seconds>",
       "probe each replica this often (default: its heartbeat interval)",
       secondsOption("--health-check-interval"),
@@ -91,6 +108,8 @@ export function registerApiServerCommand(program: Command): void {
         maxBodyBytes: o.maxBodyMb * 1024 * 1024,
         metrics: o.metrics,
         fastIngress: o.fastIngress ?? false,
+        warmupMs: o.warmup * 1000,
+        stallMs: o.stallTimeout * 1000,
         defaultPolicy: {
           load_balancing: o.loadBalancing,
           failover_enabled: o.failover ?? false,
@@ -132,5 +151,7 @@ function fromDeploymentFile(a: ApiServerConfig) {
     fastIngress: a.fast_ingress,
     resilience: resilienceOf(a),
     registration: { maxReplicas: a.max_replicas, ratePerSecond: a.registration_rate },
+    warmupMs: a.warmup * 1000,
+    stallMs: a.stall_timeout * 1000,
   };
 }

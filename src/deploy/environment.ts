@@ -191,6 +191,8 @@ export class Environment {
       this.#api.status.attach(this.#controller);
       await this.#controller.apply(deploymentFileSchema.parse(this.#file));
     }
+    // Everything this environment runs has registered: "nothing matches" is now a plain 404.
+    this.#api.forwarder.endWarmup();
   }
 
   /**

@@ -14,7 +14,7 @@ import { AnyServeError } from "../errors.js";
 import { checkExecution, type ExecutionConfig } from "../execution/config.js";
 import { addLoad, Lane, type LaneLoad } from "../execution/lane.js";
 import { taskOf, type Task, type TaskHooks } from "../execution/task.js";
-import type { IncomingCall, InferBackend, ModelMetadata } from "../protocol/call.js";
+import { describeModel, type IncomingCall, type InferBackend, type ModelMetadata } from "../protocol/call.js";
 import type { LaneMetrics, ReplicaMetrics } from "./metrics.js";
 import { formatCapability, matches, modelTypeFallback, normalizeCapability, type CapabilityMap } from "../protocol/capability.js";
 import { handlerMetadata } from "../sdk/metadata.js";
@@ -298,6 +298,5 @@ function codeOf(err: unknown): string {
 }
 
 function modelNotFound(name: string, version?: string): AnyServeError {
-  const what = version === undefined ? `model '${name}'` : `model '${name}' version '${version}'`;
-  return new AnyServeError("MODEL_NOT_FOUND", `${what} is not served here`);
+  return new AnyServeError("MODEL_NOT_FOUND", `${describeModel({ name, version })} is not served here`);
 }

@@ -68,6 +68,15 @@ export class RegistrationSet {
     await Promise.all(this.loops.map((l) => l.refresh()));
   }
 
+  /**
+   * A gateway's frame connection to this replica dropped: that API server may have restarted.
+   * Which one is not known here (connections come from any address), so every loop checks now
+   * (each at most once a second: `RegistrationLoop.reconnect`).
+   */
+  reconnect(): void {
+    for (const l of this.loops) l.reconnect();
+  }
+
   /** Stops every loop and unregisters from each API server (best effort, bounded in time). */
   async stop(): Promise<void> {
     this.#stopped = true;
