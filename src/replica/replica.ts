@@ -30,6 +30,7 @@ import type { ReplicaMetrics } from "./metrics.js";
 import { type RegistrationBody, RegistrationLoop } from "./registration.js";
 import { RegistrationSet } from "./registrations.js";
 import { advertisedHost } from "./advertise.js";
+import { logServiceModel } from "./service-model.js";
 
 export interface ReplicaOptions {
   app: AnyServe;
@@ -189,6 +190,7 @@ async function assembleReplica(o: ReplicaParts["o"], apiServers: readonly string
     ...(caller ? { caller } : {}),
     ...(o.objectStore ? { objects: o.objectStore } : {}),
   });
+  logServiceModel(o.app, config, base.logger);
   const backend = o.apiServer
     ? new DelegatingBackend(dispatcher, {
         apiServer: o.apiServer,
