@@ -2,8 +2,10 @@
 import type { Command } from "commander";
 import { startApiServer } from "../gateway/api-server.js";
 import { BALANCER_NAMES } from "../routing/balancers/index.js";
-import { apiServerSchema } from "../config/schema.js";
+import { type ApiServerConfig, apiServerSchema } from "../config/schema.js";
 import { readCa, readServerTls, type ServerTls } from "../util/tls.js";
+import { policyFieldsOf, resilienceOf } from "../deploy/gateway-options.js";
+import { loadDeploymentFile } from "../deploy/load.js";
 import { announceReady, intOption, nonNegativeSeconds, onShutdown, positiveOption, secondsOption } from "./common.js";
 
 /** The deployment file's `api_server` defaults: the flags' defaults are the same ones. */
@@ -32,6 +34,7 @@ interface ApiServerFlags {
   tlsCa?: string;
   maxReplicas: number;
   registrationRate: number;
+  deployment?: string;
 }
 
 export function registerApiServerCommand(program: Command): void {
@@ -59,6 +62,10 @@ export function registerApiServerCommand(program: Command): void {
     .option(
       "--fast-ingress",
       "serve REST with the fast ingress: raw sockets and Node's llhttp for the inference routes, node:http for the rest",
+    )
+    .option(
+      "--deployment <file>",
+      "take the api_server block's settings and each service's routing policy from this deployment file (what Kubernetes pods mount); --host, --port and --grpc-port still apply",
     )
     .option(
       "--warmup <seconds>",
@@ -90,6 +97,8 @@ export function registerApiServerCommand(program: Command): void {
       if (readToken && !token) program.error("--read-token needs --token: without a control-plane token every route is open");
       if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) program.error("--tls-cert and --tls-key go together");
       const tls = tlsOptions(o, program);
+      const file =
+        o.deployment === undefined ? undefined : await loadDeploymentFile(o.deployment).catch((err: Error) => program.error(err.message));
       const server = await startApiServer({
         host: o.host,
         port: o.port,
@@ -112,7 +121,10 @@ export function registerApiServerCommand(program: Command): void {
         ...(inferenceToken ? { inferenceToken } : {}),
         ...tls,
         registration: { maxReplicas: o.maxReplicas, ratePerSecond: o.registrationRate },
+        ...(file ? fromDeploymentFile(file.api_server) : {}),
       });
+      // Each service's balancing, failover and health interval, as `up` sets them.
+      for (const [name, cfg] of Object.entries(file?.services ?? {})) server.policies.set(name, policyFieldsOf(cfg));
       announceReady({ role: "api-server", url: server.url, grpc: server.grpcAddress ?? null });
       onShutdown(() => server.close());
     });
@@ -128,4 +140,18 @@ function tlsOptions(o: ApiServerFlags, program: Command): { tls?: ServerTls; tls
   } catch (err) {
     return program.error((err as Error).message);
   }
+}
+
+/** The API server's settings from a deployment file's `api_server` block (as `up` uses them), but where it listens. */
+function fromDeploymentFile(a: ApiServerConfig) {
+  return {
+    unmatched: a.unmatched,
+    maxDelegationDepth: a.max_delegation_depth,
+    requestTimeoutMs: a.request_timeout * 1000,
+    fastIngress: a.fast_ingress,
+    resilience: resilienceOf(a),
+    registration: { maxReplicas: a.max_replicas, ratePerSecond: a.registration_rate },
+    warmupMs: a.warmup * 1000,
+    stallMs: a.stall_timeout * 1000,
+  };
 }

@@ -89,9 +89,19 @@ function fromText(f: Flag, text: string): unknown {
  * document, or the flags given (the schema's defaults for the rest). Throws ConfigError with each
  * problem named by its flag.
  */
-export function replicaDocFromFlags(cmd: Command): ReplicaDoc {
+export function replicaDocFromFlags(cmd: Command, fromFile?: { file: string; service: string; config: unknown }): ReplicaDoc {
   const given = FLAGS.filter((f) => cmd.getOptionValueSource(f.key) === "cli");
   const whole = cmd.getOptionValue("replicaConfig") as string | undefined;
+  if (fromFile !== undefined) {
+    // The service's config comes from the deployment file (as `up` resolves it); only who and where the replica is come from flags.
+    const serviceFlags = given.filter((f) => f.docPath.startsWith("config."));
+    if (whole !== undefined || serviceFlags.length > 0) {
+      const extra = [...(whole !== undefined ? ["--replica-config"] : []), ...serviceFlags.map((f) => f.flag)];
+      throw new ConfigError("--deployment", [
+        { path: "", message: `${fromFile.file} carries service ${fromFile.service}'s config; drop ${extra.join(", ")}` },
+      ]);
+    }
+  }
   if (whole !== undefined) {
     if (given.length > 0) {
       throw new ConfigError("--replica-config", [
@@ -100,10 +110,10 @@ export function replicaDocFromFlags(cmd: Command): ReplicaDoc {
     }
     return parseReplicaDoc(whole, { source: "--replica-config" });
   }
-  const doc: Record<string, unknown> = { config: {} };
+  const doc: Record<string, unknown> = { config: fromFile?.config ?? {} };
   for (const f of given) setAt(doc, f.docPath, cmd.getOptionValue(f.key));
   try {
-    return parseReplicaDoc(doc, { source: "anyserve start" });
+    return parseReplicaDoc(doc, { source: fromFile ? `${fromFile.file}: services.${fromFile.service}` : "anyserve start" });
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
     throw new ConfigError(

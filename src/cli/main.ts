@@ -3,6 +3,7 @@ import { Command } from "commander";
 import { VERSION } from "../version.js";
 import { registerApiServerCommand } from "./api-server.js";
 import { registerStartCommand } from "./start.js";
+import { registerK8sCommand } from "./k8s.js";
 import { registerUpCommand } from "./up.js";
 import { registerApplyCommands } from "./apply.js";
 import { registerStatusCommand } from "./status.js";
@@ -16,6 +17,7 @@ const program = new Command()
 registerApiServerCommand(program);
 registerStartCommand(program);
 registerUpCommand(program);
+registerK8sCommand(program);
 registerApplyCommands(program);
 registerStatusCommand(program);
 registerCheckAppCommand(program);

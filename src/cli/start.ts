@@ -11,6 +11,8 @@ import { loadApp } from "../sdk/load-app.js";
 import { addConfigFlags, replicaDocFromFlags } from "./config-flags.js";
 import { announceReady, configErrorExit, onShutdown } from "./common.js";
 import { ConfigError } from "../config/errors.js";
+import { apiServersOf } from "../config/replica.js";
+import { loadDeploymentFile } from "../deploy/load.js";
 import { readCa, readServerTls, type ServerTls } from "../util/tls.js";
 
 export function registerStartCommand(program: Command): void {
@@ -18,9 +20,14 @@ export function registerStartCommand(program: Command): void {
     .command("start")
     .description("run a replica: serve an app over OIP v2 (gRPC and REST) and register it with the API server")
     .option("--token <token>", "the deployment's control-plane token, to register with (default: $ANYSERVE_TOKEN)")
-    .option("--inference-token <token>", "inference routes need this token (default: $ANYSERVE_INFERENCE_TOKEN)");
-  addConfigFlags(cmd).action(async (o: { token?: string; inferenceToken?: string }) => {
-    const doc = configErrorExit(() => replicaDocFromFlags(cmd));
+    .option("--inference-token <token>", "inference routes need this token (default: $ANYSERVE_INFERENCE_TOKEN)")
+    .option(
+      "--deployment <file>",
+      "take the service's config from this deployment file (with --service), resolved as `up` does; other config flags then only say who and where the replica is",
+    );
+  addConfigFlags(cmd).action(async (o: { token?: string; inferenceToken?: string; deployment?: string }) => {
+    const fromFile = o.deployment === undefined ? undefined : await serviceFromFile(o.deployment, cmd.getOptionValue("service"));
+    const doc = configErrorExit(() => replicaDocFromFlags(cmd, fromFile));
     const cfg = doc.config;
     const service = doc.service ?? undefined;
     // Worker threads and processes read the service name from the environment, so they agree.
@@ -44,9 +51,10 @@ export function registerStartCommand(program: Command): void {
       config: cfg,
       objectStore,
       host: doc.host,
+      ...(doc.advertise_host ? { advertiseHost: doc.advertise_host } : {}),
       port: doc.port,
       httpPort: doc.http_port,
-      ...(doc.api_server ? { apiServer: doc.api_server } : {}),
+      ...(doc.api_server ? { apiServer: apiServersOf(doc) } : {}),
       ...(doc.replica_id ? { replicaId: doc.replica_id } : {}),
       ...(token ? { token } : {}),
       ...(inferenceToken ? { inferenceToken } : {}),
@@ -86,4 +94,23 @@ function tlsOf(t: { cert: string | null; key: string | null; ca: string | null }
   } catch (err) {
     throw new ConfigError("replica config", [{ path: "tls", message: (err as Error).message }]);
   }
+}
+
+/** Service `service`'s config in deployment file `file`, loaded as `up` loads it (paths relative to the file); exits 2 when it cannot be had. */
+async function serviceFromFile(file: string, service: unknown): Promise<{ file: string; service: string; config: unknown }> {
+  const config = await loadDeploymentFile(file).catch((err: unknown) =>
+    configErrorExit(() => {
+      throw err;
+    }),
+  );
+  return configErrorExit(() => {
+    const own = typeof service === "string" ? config.services[service] : undefined;
+    if (own === undefined) {
+      const got = typeof service === "string" ? `'${service}'` : "nothing";
+      throw new ConfigError(file, [
+        { path: "--service", message: `expected one of ${Object.keys(config.services).join(", ")}, got ${got}` },
+      ]);
+    }
+    return { file, service: service as string, config: own };
+  });
 }

@@ -23,7 +23,9 @@ export interface FieldInfo {
 /** What values a field takes, from its JSON Schema. */
 export function kindOf(schema: z.ZodType): { kind: FieldKind; choices?: string[] } {
   const js = z.toJSONSchema(schema, { io: "input", unrepresentable: "any" }) as JsonSchema;
-  const variants = js.anyOf ?? [js];
+  // A nullable union nests: anyOf [anyOf [string, array], null].
+  const flat = (v: JsonSchema): JsonSchema[] => (v.anyOf ? v.anyOf.flatMap(flat) : [v]);
+  const variants = flat(js);
   const types = new Set(variants.flatMap((v) => (v.type === undefined ? [] : [v.type])));
   const choices = variants.flatMap((v) => v.enum ?? (v.type === "boolean" ? ["true", "false"] : []));
   const withChoices = <K extends FieldKind>(kind: K) => (choices.length > 0 ? { kind, choices: choices.map(String) } : { kind });

@@ -12,6 +12,12 @@ import { type FieldMeta, serviceSchema } from "./schema.js";
 
 const meta = (m: Omit<FieldMeta, "update">) => ({ update: "restart", ...m }) as unknown as Record<string, unknown>;
 const port = z.number().int().min(0).max(65_535);
+const apiServerUrl = z.url({ protocol: /^https?$/ }).max(2048);
+
+/** The API servers of a replica document's `api_server` (one URL or a list), as a list. */
+export function apiServersOf(doc: { api_server: string | readonly string[] | null }): string[] {
+  return doc.api_server === null ? [] : [doc.api_server].flat();
+}
 
 /** The replica's own fields; each is also an `anyserve start` flag of the same name. */
 export const replicaIdentityShape = {
@@ -34,17 +40,30 @@ export const replicaIdentityShape = {
     .default(null)
     .meta(meta({ help: "node name in the registry" })),
   api_server: z
-    .url({ protocol: /^https?$/ })
-    .max(2048)
+    .union([apiServerUrl, z.array(apiServerUrl).min(1).max(16)])
     .nullable()
     .default(null)
-    .meta(meta({ help: "API server to register with, e.g. http://localhost:8080 (default: none, direct callers only)" })),
+    .meta(
+      meta({
+        help: "API server(s) to register with, e.g. http://localhost:8080; several (a,b) for API servers without a single point of failure: the replica registers and heartbeats with each (default: none, direct callers only)",
+      }),
+    ),
   host: z
     .string()
     .min(1)
     .max(255)
     .default("127.0.0.1")
-    .meta(meta({ help: "address to bind and to register" })),
+    .meta(meta({ help: "address to bind (0.0.0.0 or ::: every interface); registered unless advertise_host is set" })),
+  advertise_host: z
+    .string()
+    .regex(/^[A-Za-z0-9_.:-]{1,255}$/, "expected a host name or an IP address")
+    .nullable()
+    .default(null)
+    .meta(
+      meta({
+        help: "address the API server and other replicas reach this replica at (default: host; when host binds every interface, the address of the interface that routes to the API server)",
+      }),
+    ),
   port: port.default(50051).meta(meta({ help: "gRPC port (0: any free port)" })),
   http_port: port.default(0).meta(meta({ help: "REST and frame port, also used by the API server (0: any free port)" })),
 };

@@ -27,19 +27,31 @@ import { withObjectEndpoint } from "../objects/endpoint.js";
 import type { ObjectStore } from "../objects/store.js";
 import { createFrameHandler } from "./frame-handler.js";
 import type { ReplicaMetrics } from "./metrics.js";
-import { RegistrationLoop } from "./registration.js";
+import { type RegistrationBody, RegistrationLoop } from "./registration.js";
+import { RegistrationSet } from "./registrations.js";
+import { advertisedHost } from "./advertise.js";
 import { logServiceModel } from "./service-model.js";
 
 export interface ReplicaOptions {
   app: AnyServe;
   replicaId?: string;
   host?: string;
+  /**
+   * Where the API server and other replicas reach this replica: registered, and put in the
+   * replica's object refs (default: `host`, or when `host` binds every interface the address of
+   * the interface that routes to the API server — `advertise.ts`).
+   */
+  advertiseHost?: string;
   /** gRPC port (the seed's replica port); 0 = any free port. */
   port?: number;
   /** REST + frames port; 0 = any free port. */
   httpPort?: number;
-  /** Where to register; without it the replica serves direct callers only. */
-  apiServer?: string;
+  /**
+   * Where to register; without it the replica serves direct callers only. Several: the replica
+   * registers and heartbeats with each (`registrations.ts`); `ctx.call`, delegation and object
+   * peer look-ups use the first.
+   */
+  apiServer?: string | readonly string[];
   /**
    * The deployment's control-plane token: the replica registers with it, and it guards `/workers`,
    * `/config` and `/objects`. The replica never sends it to another replica (docs/security.md).
@@ -76,20 +88,23 @@ export interface ReplicaOptions {
 
 export interface RunningReplica {
   readonly replicaId: string;
-  /** `http://host:port` of REST and frames. */
+  /** `http://host:port` of REST and frames, with the advertised host. */
   readonly httpUrl: string;
   /** `host:port` of gRPC. */
   readonly grpcAddress: string;
   readonly dispatcher: Dispatcher;
   /** Undefined with `metrics: false`. */
   readonly metrics: ReplicaMetrics | undefined;
-  readonly registration: RegistrationLoop | undefined;
+  readonly registration: RegistrationSet | undefined;
   /** Drains, unregisters and closes everything. */
   stop(): Promise<void>;
 }
 
-export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
-  const parts = await assembleReplica(o);
+export async function startReplica(options: ReplicaOptions): Promise<RunningReplica> {
+  const apiServers = [options.apiServer ?? []].flat();
+  // Everything but registration talks to the first API server.
+  const o: ReplicaOptions & { apiServer?: string } = { ...options, apiServer: apiServers[0] };
+  const parts = await assembleReplica(o, apiServers);
   const addresses = await listenReplica(parts);
   // Refs made here name this replica and its endpoint; owners of other refs are looked up in the
   // registry. Bound before any worker starts: workers open the store as it is when they start.
@@ -106,7 +121,9 @@ export async function startReplica(o: ReplicaOptions): Promise<RunningReplica> {
 
 /** A replica's parts, made and wired but not yet listening. */
 interface ReplicaParts {
-  o: ReplicaOptions;
+  o: ReplicaOptions & { apiServer?: string | undefined };
+  /** Every API server the replica registers with (the first is `o.apiServer`). */
+  apiServers: readonly string[];
   /** The service's resolved config (reported at `GET /config`). */
   config: ResolvedServiceConfig;
   /** The longest a request may take (ms): `timeoutMs`, else the config's `timeout`. */
@@ -131,7 +148,7 @@ interface ReplicaParts {
 }
 
 /** Makes the dispatcher, the backends and the REST, frame and gRPC endpoints; nothing listens yet. */
-async function assembleReplica(o: ReplicaOptions): Promise<ReplicaParts> {
+async function assembleReplica(o: ReplicaParts["o"], apiServers: readonly string[]): Promise<ReplicaParts> {
   const replicaId = o.replicaId ?? `replica-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const config = serviceConfigOf(o.config, o.appSpec);
   const timeoutMs = o.timeoutMs ?? config.performance.timeout * 1000;
@@ -148,6 +165,7 @@ async function assembleReplica(o: ReplicaOptions): Promise<ReplicaParts> {
       : new (await import("./metrics.js")).ReplicaMetrics({ replicaId, service: o.service, objectStore: o.objectStore });
   const base = {
     o,
+    apiServers,
     config,
     timeoutMs,
     replicaId,
@@ -244,36 +262,36 @@ function replicaEndpoints(
   return { server, frames, grpc };
 }
 
-/** Binds REST + frames (`httpPort`) and gRPC (`port`); returns where they are. */
+/** Binds REST + frames (`httpPort`) and gRPC (`port`) on `host`; returns where others reach them (the advertised host). */
 async function listenReplica(p: ReplicaParts): Promise<{ httpUrl: string; grpcAddress: string }> {
   const httpPort = await listen(p.server, p.o.httpPort ?? 0, p.host);
   const grpcPort = await p.grpc.listen(p.host, p.o.port ?? 0);
-  const hostForUrl = p.host.includes(":") ? `[${p.host}]` : p.host;
+  const advertised = await advertisedHost({ host: p.host, advertiseHost: p.o.advertiseHost, apiServer: p.o.apiServer });
+  if (advertised !== p.host) p.logger.info({ bind: p.host, advertised }, "advertising an address other than the bound one");
+  const hostForUrl = advertised.includes(":") ? `[${advertised}]` : advertised;
   return { httpUrl: `${p.o.tls ? "https" : "http"}://${hostForUrl}:${httpPort}`, grpcAddress: `${hostForUrl}:${grpcPort}` };
 }
 
 /** Registers with the API server (when there is one) and keeps the registration alive; state changes re-register. */
-async function registerReplica(p: ReplicaParts, at: { httpUrl: string; grpcAddress: string }): Promise<RegistrationLoop | undefined> {
+async function registerReplica(p: ReplicaParts, at: { httpUrl: string; grpcAddress: string }): Promise<RegistrationSet | undefined> {
   const { o, replicaId, dispatcher } = p;
-  if (!o.apiServer) return undefined;
+  if (p.apiServers.length === 0) return undefined;
   const heartbeatIntervalMs = o.heartbeatIntervalMs ?? p.config.monitoring.health_check_interval * 1000;
-  const registration = new RegistrationLoop({
-    apiServer: o.apiServer,
-    token: o.token,
-    ca: o.tlsCa,
-    logger: p.logger,
-    body: () => ({
-      replica_id: replicaId,
-      replica_secret: p.secret,
-      endpoint: at.grpcAddress,
-      http_endpoint: at.httpUrl,
-      capabilities: o.app.getCapabilities(),
-      states: dispatcher.states(),
-      heartbeat_interval_ms: heartbeatIntervalMs,
-      ...(o.service ? { service: o.service } : {}),
-      ...(o.node ? { node: o.node } : {}),
-    }),
+  const body = (): RegistrationBody => ({
+    replica_id: replicaId,
+    replica_secret: p.secret,
+    endpoint: at.grpcAddress,
+    http_endpoint: at.httpUrl,
+    capabilities: o.app.getCapabilities(),
+    states: dispatcher.states(),
+    heartbeat_interval_ms: heartbeatIntervalMs,
+    ...(o.service ? { service: o.service } : {}),
+    ...(o.node ? { node: o.node } : {}),
   });
+  const registration = new RegistrationSet(
+    p.apiServers,
+    (apiServer) => new RegistrationLoop({ apiServer, token: o.token, ca: o.tlsCa, logger: p.logger, body }),
+  );
   p.onStateChange = () => void registration.refresh();
   await registration.start();
   // The gateway holds frame connections to every replica it knows (it probes each at once). When
@@ -290,7 +308,7 @@ async function registerReplica(p: ReplicaParts, at: { httpUrl: string; grpcAddre
  * has: GOAWAY, wait for the gateways to close their connections, drain (bounded), stop the
  * workers, close.
  */
-async function stopReplica(p: ReplicaParts, registration: RegistrationLoop | undefined): Promise<void> {
+async function stopReplica(p: ReplicaParts, registration: RegistrationSet | undefined): Promise<void> {
   await registration?.stop();
   p.frames.goAway();
   const drainTimeout = p.o.drainTimeoutMs ?? 30_000;

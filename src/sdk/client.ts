@@ -21,8 +21,12 @@ import { Retries } from "./retry.js";
 export { errorFromBody };
 
 export interface ClientOptions {
-  /** The API server's REST URL, e.g. http://localhost:8080. */
-  apiServer?: string;
+  /**
+   * The API server's REST URL, e.g. http://localhost:8080 — or several API servers of one
+   * deployment: calls go to the first, and each retry (see `retry`) to the next, so a call that
+   * meets a dead API server is answered by another (docs/scale-out.md).
+   */
+  apiServer?: string | readonly string[];
   /** A replica's REST URL (http://…) to call it directly, or a gRPC `host:port` with protocol "grpc". */
   endpoint?: string;
   /** "rest" (default) or "grpc". With grpc, `apiServer`/`endpoint` is the gRPC `host:port`. */
@@ -92,26 +96,59 @@ export interface ClientTransport {
 export class Client {
   /** The transport once loaded (see {@link loadTransport}). */
   #transport: ClientTransport | undefined;
-  readonly #ready: Promise<ClientTransport>;
+  #ready: Promise<ClientTransport>;
+  readonly #options: ClientOptions;
+  /** Where calls go: the endpoint, or the API servers in order; `#current` is the one in use. */
+  readonly #targets: readonly string[];
+  #current = 0;
+  /** Each target's transport, loaded on first use. */
+  readonly #loads = new Map<number, Promise<ClientTransport>>();
   readonly #direct: boolean;
   readonly #timeout: number;
   readonly #retry: boolean;
 
   constructor(options: ClientOptions) {
-    const target = options.endpoint ?? options.apiServer;
-    if (!target) throw new TypeError("Client needs apiServer or endpoint");
+    this.#targets = options.endpoint !== undefined ? [options.endpoint] : [options.apiServer ?? []].flat();
+    if (this.#targets.length === 0 || !this.#targets.every(Boolean)) throw new TypeError("Client needs apiServer or endpoint");
+    this.#options = options;
     this.#timeout = options.timeout ?? 60_000;
     this.#retry = options.retry ?? true;
     if (options.direct && (options.apiServer === undefined || options.endpoint !== undefined || options.protocol === "grpc")) {
       throw new TypeError("Client: direct needs apiServer (its route table), without endpoint, over REST");
     }
     this.#direct = options.direct === true;
-    this.#ready = loadTransport(options, target);
+    this.#ready = this.#use(0);
+  }
+
+  /** Target `i`'s transport (loaded once); it becomes `#transport` when loaded if `i` is still the one in use. */
+  #use(i: number): Promise<ClientTransport> {
+    let load = this.#loads.get(i);
+    if (!load) {
+      load = loadTransport(this.#options, this.#targets[i]!);
+      this.#loads.set(i, load);
+    }
     // Handled here; a failed load reaches the caller through the calls that wait for it.
-    this.#ready.then(
-      (t) => (this.#transport = t),
+    load.then(
+      (t) => {
+        if (this.#current === i) this.#transport = t;
+      },
       () => undefined,
     );
+    return load;
+  }
+
+  /**
+   * With several API servers: after a failed attempt on target `failed`, the next one takes this
+   * and later calls — unless a concurrent call has moved on already (calls failing together move
+   * one step, not one each).
+   */
+  #next(failed: number): Promise<ClientTransport> {
+    if (this.#targets.length > 1 && this.#current === failed) {
+      this.#current = (this.#current + 1) % this.#targets.length;
+      this.#transport = undefined;
+      this.#ready = this.#use(this.#current);
+    }
+    return this.#ready;
   }
 
   /** With `direct`: the route table as this client has it (version, replicas, stream state); otherwise undefined. */
@@ -132,13 +169,16 @@ export class Client {
     const { query, req } = this.#prepare(capability, inputs, options);
     const o = { ...options, timeout: options.timeout ?? this.#timeout };
     const t = this.#transport;
+    let at = this.#current;
     const first = t ? t.infer(query, req, o) : this.#ready.then((loaded) => loaded.infer(query, req, o));
     if (!this.#retry) return first;
     // The retry state is made only when a first attempt failed: the common call pays for nothing.
     const retries = new Retries(o.timeout, o.signal);
     const retry = async (err: unknown): Promise<InferResponse> => {
       if (!(await retries.again(err))) throw err;
-      return (this.#transport ?? (await this.#ready)).infer(query, req, { ...o, timeout: retries.remaining() }).catch(retry);
+      const next = await this.#next(at);
+      at = this.#current;
+      return next.infer(query, req, { ...o, timeout: retries.remaining() }).catch(retry);
     };
     return first.catch(retry);
   }
@@ -146,10 +186,16 @@ export class Client {
   /** Streams the decoded chunks of a streaming capability; tried again (see `retry`) only until the first chunk arrives. */
   async *stream(capability: CapabilityInput, inputs: unknown, options: InferOptions = {}): AsyncIterable<unknown> {
     const { query, req } = this.#prepare(capability, inputs, options);
-    const t = this.#transport ?? (await this.#ready);
+    let at = this.#current;
+    let t = this.#transport ?? (await this.#ready);
     const timeout = options.timeout ?? this.#timeout;
     const retries = new Retries(timeout, options.signal);
-    for (let o = { ...options, timeout }; ; o = { ...options, timeout: retries.remaining() }) {
+    for (let attempt = 0; ; attempt++) {
+      if (attempt > 0) {
+        t = await this.#next(at);
+        at = this.#current;
+      }
+      const o = { ...options, timeout: attempt === 0 ? timeout : retries.remaining() };
       let started = false;
       try {
         for await (const res of t.stream(query, req, o)) {
@@ -172,8 +218,8 @@ export class Client {
   }
 
   async close(): Promise<void> {
-    const t = this.#transport ?? (await this.#ready.catch(() => undefined));
-    await t?.close();
+    const all = await Promise.all([...this.#loads.values()].map((l) => l.catch(() => undefined)));
+    await Promise.all(all.map((t) => t?.close()));
   }
 
   #prepare(capability: CapabilityInput, inputs: unknown, o: InferOptions): { query: CapabilityMap; req: InferRequest } {

@@ -39,14 +39,22 @@ export function startCli(
   args: string[],
   env: NodeJS.ProcessEnv = {},
   readyTimeoutMs = 60_000,
-  o: { defaultAuth?: boolean } = {},
+  o: { defaultAuth?: boolean; netns?: string; command?: { file: string; args: string[]; cwd?: string } } = {},
 ): Promise<Proc> {
   if (args[0] === "api-server" && !args.includes("--warmup")) args = [...args, "--warmup", "0"];
   const choosesAuth = args.some((a) => /^--(no-)?token(-file)?(=|$)/.test(a)) || env.ANYSERVE_TOKEN !== undefined;
   const argv = args[0] === "up" && !choosesAuth && !o.defaultAuth ? [...args, "--no-token"] : args;
   // A stdin pipe the child watches: if this test process is killed (a runner timeout, Ctrl-C)
   // before its cleanup runs, the child still exits instead of living on.
-  const child = spawn(process.execPath, [BIN, ...argv], {
+  // In a network namespace (test/helpers/netns.ts): `ip netns exec` enters it and execs node, so the child is node itself.
+  // `o.command`: run exactly this instead (a pod's command line; `args` then only name it in errors).
+  const [file, fileArgs] = o.command
+    ? [o.command.file, o.command.args]
+    : o.netns
+      ? ["ip", ["netns", "exec", o.netns, process.execPath, BIN, ...argv]]
+      : [process.execPath, [BIN, ...argv]];
+  const child = spawn(file, fileArgs, {
+    ...(o.command?.cwd ? { cwd: o.command.cwd } : {}),
     stdio: ["pipe", "pipe", "pipe"],
     env: { ...process.env, ANYSERVE_LOG_LEVEL: "warn", ANYSERVE_EXIT_WITH_PARENT: "1", ...env },
   });

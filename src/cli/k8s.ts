@@ -1,0 +1,90 @@
+/**
+ * `anyserve k8s render FILE`: the deployment file as Kubernetes manifests (multi-document YAML on
+ * stdout, for `kubectl apply -f -` or a GitOps repository); `k8s apply FILE` / `k8s delete FILE`:
+ * the same manifests sent to (removed from) the cluster; `anyserve k8s dockerfile`: the app
+ * image's Dockerfile. The mapping is `src/deploy/kubernetes/render.ts`'s (docs/scale-out.md).
+ */
+import { readFile } from "node:fs/promises";
+import type { Command } from "commander";
+import { stringify } from "yaml";
+import { ConfigError } from "../config/errors.js";
+import { dockerfile, type Manifest, renderManifests } from "../deploy/kubernetes/render.js";
+import { intOption, secondsOption } from "./common.js";
+
+export function registerK8sCommand(program: Command): void {
+  const k8s = program.command("k8s").description("Kubernetes: render a deployment file as manifests, print the app image's Dockerfile");
+  withRenderFlags(
+    k8s.command("render <file>").description("print the deployment file as Kubernetes manifests (multi-document YAML)"),
+  ).action(async (file: string, o: RenderFlags) => {
+    const manifests = await renderFile(file, o);
+    if (manifests) process.stdout.write(manifests.map((m) => stringify(m, { lineWidth: 0, aliasDuplicateObjects: false })).join("---\n"));
+  });
+  for (const action of ["apply", "delete"] as const) {
+    withRenderFlags(
+      k8s
+        .command(`${action} <file>`)
+        .description(
+          action === "apply"
+            ? "render the deployment file and send it to the cluster (server-side apply), then wait for the rollout, printing progress"
+            : "delete what `k8s apply` made for this deployment file",
+        ),
+    )
+      .option("--kubeconfig <file>", "kubeconfig (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
+      .option("--no-wait", "apply: do not wait for the rollout")
+      .option("--timeout <seconds>", "apply: how long to wait for the rollout", secondsOption("--timeout"), 300)
+      .action(async (file: string, o: RenderFlags & { kubeconfig?: string; wait: boolean; timeout: number }) => {
+        const manifests = await renderFile(file, o);
+        if (!manifests) return;
+        const { applyManifests, deleteManifests } = await import("../deploy/kubernetes/apply.js");
+        const onProgress = (line: string) => process.stdout.write(`${line}\n`);
+        const k = o.kubeconfig !== undefined ? { kubeconfig: o.kubeconfig } : {};
+        try {
+          if (action === "apply") await applyManifests(manifests, { ...k, wait: o.wait, timeoutMs: o.timeout * 1000, onProgress });
+          else await deleteManifests(manifests, { ...k, onProgress });
+        } catch (err) {
+          process.stderr.write(`k8s ${action}: ${(err as Error).message}\n`);
+          process.exitCode = 1;
+        }
+      });
+  }
+  k8s
+    .command("dockerfile")
+    .description("print the Dockerfile of the app image the manifests run")
+    .option("--app-dir <dir>", "where the app goes inside the image", "/app")
+    .action((o: { appDir: string }) => {
+      process.stdout.write(dockerfile(o));
+    });
+}
+
+interface RenderFlags {
+  image: string;
+  namespace?: string;
+  name: string;
+  appDir: string;
+  apiReplicas: number;
+}
+
+/** The file's manifests, or undefined after printing why it cannot be rendered (exit code 2). */
+async function renderFile(file: string, o: RenderFlags): Promise<Manifest[] | undefined> {
+  try {
+    const text = await readFile(file, "utf8").catch((err: Error) => {
+      throw new ConfigError(file, [{ path: "", message: `cannot read the file: ${err.message}` }]);
+    });
+    return renderManifests(text, { source: file, ...o });
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(`${err.message}\n`);
+    process.exitCode = 2;
+    return undefined;
+  }
+}
+
+/** The options that choose how the file is rendered (render, apply and delete take the same). */
+function withRenderFlags(cmd: Command): Command {
+  return cmd
+    .option("--image <image>", "the app image (built from `anyserve k8s dockerfile`)", "anyserve-app:latest")
+    .option("--namespace <ns>", "namespace of every object (default: none — kubectl's, or for apply/delete the kubeconfig context's)")
+    .option("--name <name>", "prefix of every object's name", "anyserve")
+    .option("--app-dir <dir>", "where the app is inside the image", "/app")
+    .option("--api-replicas <n>", "API server pods (each replica registers with every one)", intOption("--api-replicas", 1, 100), 2);
+}

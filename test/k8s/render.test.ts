@@ -1,0 +1,310 @@
+// `anyserve k8s render` (src/deploy/kubernetes/render.ts): the manifests of the seed's own YAML
+// (verbatim plus `app:`) and of every example validate against Kubernetes' published schemas
+// (kubernetes-models: the OpenAPI schemas of the API, compiled; no network), and each mapping of the
+// deployment file is checked one by one. A real cluster cannot run here, so nothing is applied:
+// test/k8s/pods.test.ts starts the rendered pods' exact commands in network namespaces instead.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { test } from "node:test";
+import { ConfigMap, Service } from "kubernetes-models/v1";
+import { Deployment } from "kubernetes-models/apps/v1";
+import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
+import { parseAllDocuments } from "yaml";
+import { ConfigError } from "../../src/config/errors.js";
+import { renderManifests, type Manifest } from "../../src/deploy/kubernetes/render.js";
+import { BIN, ROOT } from "../helpers/processes.js";
+
+const SEED = path.join(ROOT, "test", "fixtures", "seed", "service_deployment.yaml");
+const EXAMPLES = [path.join(ROOT, "examples", "mvp_demo", "anyserve.yaml")];
+const MODELS: Record<string, new (data: never) => { validate(): void }> = {
+  "v1/ConfigMap": ConfigMap,
+  "v1/Service": Service,
+  "apps/v1/Deployment": Deployment,
+  "policy/v1/PodDisruptionBudget": PodDisruptionBudget,
+};
+
+/** Validates one manifest against its kind's schema; throws with the schema's complaint. */
+function validate(m: Manifest): void {
+  const Model = MODELS[`${m.apiVersion}/${m.kind}`];
+  assert.ok(Model, `no schema for ${m.apiVersion} ${m.kind}`);
+  new Model(structuredClone(m) as never).validate();
+}
+
+type Obj = Record<string, any>;
+const find = (ms: Manifest[], kind: string, name: string): Obj => {
+  const m = ms.find((x) => x.kind === kind && x.metadata.name === name);
+  assert.ok(m, `${kind} ${name} in ${ms.map((x) => `${x.kind}/${x.metadata.name}`).join(", ")}`);
+  return m as Obj;
+};
+const podSpec = (ms: Manifest[], name: string): Obj => find(ms, "Deployment", name).spec.template.spec;
+const container = (ms: Manifest[], name: string): Obj => podSpec(ms, name).containers[0];
+const render = (yaml: string, o: { namespace?: string } = {}) => renderManifests(yaml, { image: "registry.test/app:1", ...o });
+
+test("the validator refuses what Kubernetes would (so the checks below can fail)", () => {
+  const [, api] = render("services: { s: { app: ./a.ts } }");
+  const broken = structuredClone(api!) as Obj;
+  broken.spec.template.spec.containers[0].ports[0].containerPort = "eighty";
+  assert.throws(() => validate(broken as Manifest), /containerPort/);
+  const noSelector = structuredClone(api!) as Obj;
+  delete noSelector.spec.selector;
+  assert.throws(() => validate(noSelector as Manifest), /selector/);
+});
+
+test("the seed's YAML and every example render to manifests that validate against Kubernetes' schemas", () => {
+  for (const file of [SEED, ...EXAMPLES]) {
+    const ms = render(readFileSync(file, "utf8"), { namespace: "serving" });
+    assert.ok(ms.length >= 5, file);
+    for (const m of ms) {
+      assert.equal(m.metadata.namespace, "serving");
+      assert.doesNotThrow(() => validate(m), `${file}: ${m.kind} ${m.metadata.name}`);
+    }
+  }
+});
+
+test("the seed's YAML: kv_service pinned to node-storage-01/02, llm_service one GPU, memory_service beside the API server", () => {
+  const text = readFileSync(SEED, "utf8");
+  const ms = render(text);
+  // The file itself, as the ConfigMap every pod mounts.
+  assert.equal(find(ms, "ConfigMap", "anyserve-config").data["anyserve.yaml"], text);
+  const kv = podSpec(ms, "anyserve-kv-service");
+  assert.deepEqual(kv.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms, [
+    { matchExpressions: [{ key: "kubernetes.io/hostname", operator: "In", values: ["node-storage-01", "node-storage-02"] }] },
+  ]);
+  assert.equal(find(ms, "Deployment", "anyserve-kv-service").spec.replicas, 2);
+  assert.deepEqual(container(ms, "anyserve-kv-service").resources, {
+    requests: { cpu: "2000m", memory: "4096Mi" },
+    limits: { cpu: "2000m", memory: "4096Mi" },
+  });
+  assert.equal(find(ms, "PodDisruptionBudget", "anyserve-kv-service").spec.maxUnavailable, 1);
+  const llm = container(ms, "anyserve-llm-service");
+  assert.equal(llm.resources.limits["nvidia.com/gpu"], "1");
+  assert.equal(podSpec(ms, "anyserve-llm-service").affinity, undefined, "remote_any: no constraint");
+  assert.ok(!ms.some((m) => m.kind === "PodDisruptionBudget" && m.metadata.name === "anyserve-llm-service"), "one replica: no PDB");
+  const memory = podSpec(ms, "anyserve-memory-service");
+  const apiLabels = find(ms, "Deployment", "anyserve-api").spec.template.metadata.labels;
+  assert.deepEqual(memory.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution, [
+    { labelSelector: { matchLabels: apiLabels }, topologyKey: "kubernetes.io/hostname" },
+  ]);
+});
+
+test("the API server: a Deployment reading the mounted file, a Service with REST and gRPC, a headless Service", () => {
+  const ms = render("api_server: { port: 9000, grpc_port: 9001 }\nservices: { s: { app: ./a.ts } }");
+  const api = container(ms, "anyserve-api");
+  assert.deepEqual(api.command, ["anyserve"]);
+  assert.deepEqual(api.args, [
+    "api-server",
+    "--deployment",
+    "/app/anyserve.yaml",
+    "--host",
+    "0.0.0.0",
+    "--port",
+    "9000",
+    "--grpc-port",
+    "9001",
+  ]);
+  assert.deepEqual(
+    api.ports.map((p: Obj) => [p.name, p.containerPort]),
+    [
+      ["http", 9000],
+      ["grpc", 9001],
+    ],
+  );
+  assert.deepEqual(api.volumeMounts[0], {
+    name: "deployment-file",
+    mountPath: "/app/anyserve.yaml",
+    subPath: "anyserve.yaml",
+    readOnly: true,
+  });
+  const svc = find(ms, "Service", "anyserve-api").spec;
+  assert.deepEqual(
+    svc.ports.map((p: Obj) => p.port),
+    [9000, 9001],
+  );
+  assert.equal(find(ms, "Deployment", "anyserve-api").spec.replicas, 2, "no single point of failure");
+  const headless = find(ms, "Service", "anyserve-api-headless").spec;
+  assert.equal(headless.clusterIP, "None");
+  assert.equal(headless.publishNotReadyAddresses, true);
+  const noGrpc = render("api_server: { grpc_port: null }\nservices: { s: { app: ./a.ts } }");
+  assert.ok(!container(noGrpc, "anyserve-api").args.includes("--grpc-port"));
+});
+
+/** One row per mapping: a service's YAML, and what its Deployment's pod must show. */
+const TABLE: { field: string; service: string; check: (pod: Obj, c: Obj, ms: Manifest[]) => void }[] = [
+  {
+    field: "deployment.replicas (> 1: a PodDisruptionBudget)",
+    service: "{ app: ./a.ts, deployment: { replicas: 3 } }",
+    check: (_p, _c, ms) => {
+      assert.equal(find(ms, "Deployment", "anyserve-s").spec.replicas, 3);
+      assert.deepEqual(
+        find(ms, "PodDisruptionBudget", "anyserve-s").spec.selector.matchLabels,
+        find(ms, "Deployment", "anyserve-s").spec.selector.matchLabels,
+      );
+    },
+  },
+  {
+    field: "deployment.replicas: 0",
+    service: "{ app: ./a.ts, deployment: { replicas: 0 } }",
+    check: (_p, _c, ms) => assert.equal(find(ms, "Deployment", "anyserve-s").spec.replicas, 0),
+  },
+  {
+    field: "target remote_specific + target_nodes → node affinity on kubernetes.io/hostname",
+    service: "{ app: ./a.ts, deployment: { target: remote_specific, target_nodes: [n1] } }",
+    check: (p) =>
+      assert.deepEqual(
+        p.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].values,
+        ["n1"],
+      ),
+  },
+  {
+    field: "target cluster_group + node_selector → nodeSelector",
+    service: "{ app: ./a.ts, deployment: { target: cluster_group, node_selector: { pool: gpu, zone: a } } }",
+    check: (p) => {
+      assert.deepEqual(p.nodeSelector, { pool: "gpu", zone: "a" });
+      assert.equal(p.affinity, undefined);
+    },
+  },
+  {
+    field: "target remote_any → no constraint",
+    service: "{ app: ./a.ts, deployment: { target: remote_any } }",
+    check: (p) => {
+      assert.equal(p.affinity, undefined);
+      assert.equal(p.nodeSelector, undefined);
+    },
+  },
+  {
+    field: "target local (the default) → pod affinity to the API server's node",
+    service: "{ app: ./a.ts }",
+    check: (p) =>
+      assert.equal(p.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey, "kubernetes.io/hostname"),
+  },
+  {
+    field: "resources.cpu_cores / memory_mb / gpu_count → requests and limits",
+    service: "{ app: ./a.ts, resources: { cpu_cores: 0.5, memory_mb: 256, gpu_count: 2 } }",
+    check: (_p, c) =>
+      assert.deepEqual(c.resources, {
+        requests: { cpu: "500m", memory: "256Mi" },
+        limits: { cpu: "500m", memory: "256Mi", "nvidia.com/gpu": "2" },
+      }),
+  },
+  {
+    field: "no resources → none requested",
+    service: "{ app: ./a.ts }",
+    check: (_p, c) => assert.deepEqual(c.resources, {}),
+  },
+  {
+    field: "monitoring → probes on the OIP health routes; unhealthy_restart_after → liveness failures allowed",
+    service: "{ app: ./a.ts, monitoring: { health_check_interval: 5, unhealthy_restart_after: 60 } }",
+    check: (_p, c) => {
+      assert.deepEqual(c.readinessProbe, { httpGet: { path: "/v2/health/ready", port: "http" }, periodSeconds: 5 });
+      assert.deepEqual(c.livenessProbe, { httpGet: { path: "/v2/health/live", port: "http" }, periodSeconds: 5, failureThreshold: 12 });
+    },
+  },
+  {
+    field: "preStop waits a heartbeat interval; the grace period outlasts it and the drain (performance.timeout)",
+    service: "{ app: ./a.ts, performance: { timeout: 120 }, monitoring: { health_check_interval: 4 } }",
+    check: (p, c) => {
+      assert.deepEqual(c.lifecycle.preStop.exec.command, ["sleep", "4"]);
+      assert.ok(p.terminationGracePeriodSeconds > 4 + 120, String(p.terminationGracePeriodSeconds));
+    },
+  },
+  {
+    field: "monitoring.enable_metrics → Prometheus scrape annotations (off: none)",
+    service: "{ app: ./a.ts, monitoring: { enable_metrics: false } }",
+    check: (_p, _c, ms) => {
+      const annotations = find(ms, "Deployment", "anyserve-s").spec.template.metadata.annotations;
+      assert.equal(annotations["prometheus.io/scrape"], undefined);
+      assert.equal(find(ms, "Deployment", "anyserve-api").spec.template.metadata.annotations["prometheus.io/scrape"], "true");
+    },
+  },
+  {
+    field: "object_store.dir → an emptyDir mounted there (relative to the app)",
+    service: "{ app: ./a.ts, object_store: { dir: data/objects } }",
+    check: (p, c) => {
+      assert.deepEqual(c.volumeMounts[1], { name: "objects", mountPath: "/app/data/objects" });
+      assert.deepEqual(p.volumes[1], { name: "objects", emptyDir: {} });
+    },
+  },
+  {
+    field: "everything else (threads, queue, batching, lazy, …) → read by the replica from the mounted file",
+    service: "{ app: ./a.ts, deployment: { threading_strategy: multi, thread_count: 3 }, performance: { queue_size: 7 } }",
+    check: (_p, c) => {
+      assert.deepEqual(c.args.slice(0, 5), ["start", "--deployment", "/app/anyserve.yaml", "--service", "s"]);
+      assert.ok(!c.args.some((a: string) => a.includes("thread") || a.includes("queue")), c.args.join(" "));
+      assert.deepEqual(c.args.slice(5), [
+        "--host",
+        "0.0.0.0",
+        "--advertise-host",
+        "$(POD_IP)",
+        "--node",
+        "$(NODE_NAME)",
+        "--port",
+        "50051",
+        "--http-port",
+        "8000",
+        "--api-server",
+        "http://anyserve-api-headless:8080",
+      ]);
+      assert.deepEqual(c.env[0], { name: "POD_IP", valueFrom: { fieldRef: { fieldPath: "status.podIP" } } });
+    },
+  },
+];
+
+for (const row of TABLE) {
+  test(`mapping: ${row.field}`, () => {
+    const ms = render(`services:\n  s: ${row.service}\n`);
+    for (const m of ms) validate(m);
+    row.check(podSpec(ms, "anyserve-s"), container(ms, "anyserve-s"), ms);
+  });
+}
+
+test("fields with no Kubernetes counterpart are refused with the reason, never dropped", () => {
+  const refused = (yaml: string): string[] => {
+    try {
+      render(yaml);
+    } catch (err) {
+      assert.ok(err instanceof ConfigError, String(err));
+      return err.issues.map((i) => `${i.path}: ${i.message}`);
+    }
+    assert.fail(`rendered: ${yaml}`);
+  };
+  const issues = refused(
+    "node: { name: box }\napi_server: { tls_cert: c.pem, tls_key: k.pem }\nservices: { s: { app: ./a.ts, tls: { ca: ca.pem } } }",
+  );
+  assert.equal(issues.length, 4, issues.join("\n"));
+  assert.match(issues[0]!, /^node: cannot be carried over to Kubernetes: .*node_selector/);
+  assert.match(issues[1]!, /^api_server\.tls_cert: .*Secret/);
+  assert.match(issues[3]!, /^services\.s\.tls: .*Secret/);
+  // Two services whose Kubernetes names would be the same.
+  assert.match(refused("services: { a_b: { app: ./a.ts }, a-b: { app: ./a.ts } }")[0]!, /anyserve-a-b is also service a_b/);
+  // A bad file is the config's error, as for up.
+  assert.match(refused("services: { s: { app: ./a.ts, deployment: { replicas: -1 } } }")[0]!, /replicas/);
+});
+
+test("anyserve k8s render prints the manifests as YAML documents; a refused file exits 2 with the reason", () => {
+  const ok = spawnSync(process.execPath, [BIN, "k8s", "render", SEED, "--image", "r/app:2", "--namespace", "ns1"], { encoding: "utf8" });
+  assert.equal(ok.status, 0, ok.stderr);
+  const docs = parseAllDocuments(ok.stdout).map((d) => d.toJS() as Manifest);
+  assert.deepEqual(
+    docs.map((d) => `${d.kind}/${d.metadata.name}`),
+    [
+      "ConfigMap/anyserve-config",
+      "Deployment/anyserve-api",
+      "Service/anyserve-api",
+      "Service/anyserve-api-headless",
+      "Deployment/anyserve-kv-service",
+      "PodDisruptionBudget/anyserve-kv-service",
+      "Deployment/anyserve-llm-service",
+      "Deployment/anyserve-memory-service",
+    ],
+  );
+  for (const d of docs) validate(d);
+  assert.equal(container(docs, "anyserve-llm-service").image, "r/app:2");
+  const bad = spawnSync(process.execPath, [BIN, "k8s", "render", "/nonexistent/anyserve.yaml"], { encoding: "utf8" });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /cannot read the file/);
+  const docker = spawnSync(process.execPath, [BIN, "k8s", "dockerfile"], { encoding: "utf8" });
+  assert.match(docker.stdout, /^FROM node:20/m);
+  assert.match(docker.stdout, /node_modules\/\.bin/);
+});
