@@ -18,6 +18,7 @@ interface ApiServerFlags {
   healthCheckInterval?: number;
   metrics: boolean;
   fastIngress?: boolean;
+  writeTimeout: number;
 }
 
 export function registerApiServerCommand(program: Command): void {
@@ -38,6 +39,12 @@ export function registerApiServerCommand(program: Command): void {
     .option(
       "--fast-ingress",
       "serve REST with the fast ingress: raw sockets and Node's llhttp for the inference routes, node:http for the rest",
+    )
+    .option(
+      "--write-timeout <seconds>",
+      "a client that takes none of its answer for this long is cut (its call cancelled)",
+      secondsOption("--write-timeout"),
+      30,
     )
     .option(
       "--health-check-interval <seconds>",
@@ -61,6 +68,7 @@ export function registerApiServerCommand(program: Command): void {
         maxBodyBytes: o.maxBodyMb * 1024 * 1024,
         metrics: o.metrics,
         fastIngress: o.fastIngress ?? false,
+        writeTimeoutMs: o.writeTimeout * 1000,
         defaultPolicy: {
           load_balancing: o.loadBalancing,
           failover_enabled: o.failover ?? false,

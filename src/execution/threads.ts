@@ -2,6 +2,7 @@
  * What `multi` and `pool` share: a WorkerGroup of worker threads, each loading the app itself.
  */
 import { AnyServeError } from "../errors.js";
+import type { ChunkSink } from "../protocol/call.js";
 import type { EncodedBody } from "../protocol/types.js";
 import type { ExecutionStrategy, StrategyName, StrategyOptions, StrategyStats } from "./base.js";
 import type { SpawnWorker } from "./handle.js";
@@ -46,7 +47,7 @@ export class GroupStrategy implements ExecutionStrategy {
     return this.#group.run("infer", [task], [signal], hooks) as Promise<EncodedBody>;
   }
 
-  async stream(task: Task, signal: CancelSignal, onChunk: (chunk: EncodedBody) => void, hooks?: TaskHooks): Promise<void> {
+  async stream(task: Task, signal: CancelSignal, onChunk: ChunkSink, hooks?: TaskHooks): Promise<void> {
     await this.#group.run("stream", [task], [signal], hooks, onChunk);
   }
 

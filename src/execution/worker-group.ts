@@ -20,13 +20,14 @@
  *   `min` idle for `idleMs` stops.
  */
 import { AnyServeError } from "../errors.js";
-import type { EncodedBody } from "../protocol/types.js";
+import type { ChunkSink } from "../protocol/call.js";
 import type { Logger } from "../util/log.js";
 import type { StrategyName, StrategyStats } from "./base.js";
 import type { SpawnWorker, WorkerExit } from "./handle.js";
 import { Job, type Slot } from "./job.js";
 import type { JobMode, Task, TaskHooks } from "./task.js";
-import { batchOutcomesOf, encodedOf, errorOf, Msg, type Meta } from "./worker-protocol.js";
+import { batchOutcomesOf, encodedOf, errorOf, Msg, WORKER_STREAM_WINDOW_BYTES, type Meta } from "./worker-protocol.js";
+import { chunkCost } from "../transport/frames.js";
 import type { CancelSignal } from "../util/cancel.js";
 
 export interface GroupOptions {
@@ -100,7 +101,7 @@ export class WorkerGroup {
   /** Every caller of a job has gone (one function for all jobs, not a closure per job). */
   readonly #onJobAbort = (job: Job): void => this.#abort(job);
 
-  run(mode: JobMode, tasks: Task[], signals: CancelSignal[], hooks?: TaskHooks, onChunk?: (chunk: EncodedBody) => void): Promise<unknown> {
+  run(mode: JobMode, tasks: Task[], signals: CancelSignal[], hooks?: TaskHooks, onChunk?: ChunkSink): Promise<unknown> {
     if (this.#state !== "running")
       return Promise.reject(new AnyServeError("SHUTTING_DOWN", `the ${this.#o.name} workers are ${this.#state}`));
     return new Promise((resolve, reject) => {
@@ -229,7 +230,15 @@ export class WorkerGroup {
       }
       case Msg.CHUNK: {
         const job = slot.jobs.find((j) => j.id === id);
-        if (job && !job.settled) job.onChunk?.(encodedOf(meta, body));
+        if (!job || job.settled) return;
+        const cost = chunkCost(body);
+        const taken = job.onChunk?.(encodedOf(meta, body));
+        // The worker's window opens again only once the consumer took the chunk (Msg.CREDIT).
+        if (!(taken instanceof Promise)) this.#grant(slot, job, cost);
+        else {
+          const grant = (): void => this.#grant(slot, job, cost);
+          taken.then(grant, grant);
+        }
         return;
       }
       case Msg.DEADLINE: {
@@ -244,6 +253,15 @@ export class WorkerGroup {
         return;
       }
     }
+  }
+
+  /** A stream job's consumer took `cost` bytes: CREDIT the worker once they add up to half a window. */
+  #grant(slot: Slot, job: Job, cost: number): void {
+    if (job.settled || job.slot !== slot) return;
+    job.ungranted += cost;
+    if (job.ungranted < WORKER_STREAM_WINDOW_BYTES / 2) return;
+    slot.handle.send(Msg.CREDIT, job.id, { n: job.ungranted });
+    job.ungranted = 0;
   }
 
   /** Run time: from when the job could start (sent, or its predecessor done) to its answer. */

@@ -17,7 +17,10 @@ import type { JobMode, Task, TaskHooks } from "./task.js";
 import type { Outbox } from "./thread-port.js";
 import { answerMeta } from "../transport/call-meta.js";
 import { batchResultMessage, errorMetaOf, Msg, tasksOf, type Meta } from "./worker-protocol.js";
+import { chunkCost } from "../transport/frames.js";
+import type { EncodedBody } from "../protocol/types.js";
 import { Cancellation } from "../util/cancel.js";
+import { Gate } from "../util/gate.js";
 
 /** How long a finished job's answer may wait for the next ones before it is sent anyway (ms). */
 const HOLD_MS = 0.1;
@@ -27,6 +30,10 @@ interface Job {
   mode: JobMode;
   tasks: Task[];
   controllers: Cancellation[];
+  /** A stream's window left (bytes, `chunkCost`); Infinity without flow control. */
+  window: number;
+  /** Where a stream whose window is used up waits (credit comes, or it is cancelled). */
+  room?: Gate | undefined;
 }
 
 export class WorkerRuntime {
@@ -82,7 +89,7 @@ export class WorkerRuntime {
   receive(type: number, id: number, meta: Meta, body: Buffer): void {
     switch (type) {
       case Msg.RUN: {
-        let parsed: { mode: JobMode; tasks: Task[] };
+        let parsed: { mode: JobMode; tasks: Task[]; window: number };
         try {
           parsed = tasksOf(meta, body);
         } catch (err) {
@@ -96,6 +103,14 @@ export class WorkerRuntime {
       case Msg.CANCEL:
         this.#cancel(id, typeof meta?.i === "number" ? meta.i : undefined);
         return;
+      case Msg.CREDIT: {
+        const job = this.#running;
+        const n = meta?.n;
+        if (job?.id !== id || typeof n !== "number" || n <= 0) return; // a stream that ended meanwhile
+        job.window += n;
+        if (job.window > 0) this.#release(job);
+        return;
+      }
       case Msg.STOP:
         this.#stopping = true;
         this.#next();
@@ -108,8 +123,10 @@ export class WorkerRuntime {
 
   #cancel(id: number, index: number | undefined): void {
     const reason = new AnyServeError("CANCELLED", "the request was cancelled");
-    if (this.#running?.id === id) {
-      for (const [i, c] of this.#running.controllers.entries()) if (index === undefined || i === index) c.abort(reason);
+    const running = this.#running;
+    if (running?.id === id) {
+      for (const [i, c] of running.controllers.entries()) if (index === undefined || i === index) c.abort(reason);
+      this.#release(running); // a stream waiting for credit sees its abort
       return;
     }
     const at = this.#queue.findIndex((j) => j.id === id);
@@ -148,6 +165,23 @@ export class WorkerRuntime {
     this.onStopped();
   }
 
+  /**
+   * Sends one streamed chunk; once the job's window is used up, returns a promise that settles
+   * when the replica grants credit (its consumer took the chunks) or the job is cancelled, so the
+   * handler's next chunk waits (runStreamTask does not pull its generator meanwhile).
+   */
+  #chunk(job: Job, chunk: EncodedBody): void | Promise<void> {
+    const cost = chunkCost(chunk.body); // before the send: a transferred body is detached by it
+    this.#send(Msg.CHUNK, job.id, answerMeta(chunk), chunk.body);
+    job.window -= cost;
+    if (job.window > 0 || job.controllers[0]!.signal.aborted) return;
+    return (job.room ??= new Gate()).wait();
+  }
+
+  #release(job: Job): void {
+    job.room?.open();
+  }
+
   async #run(job: Job): Promise<void> {
     const { id, tasks, controllers } = job;
     const hooks: TaskHooks = { lowerDeadline: (i, dl) => this.#send(Msg.DEADLINE, id, { i, dl }) };
@@ -164,14 +198,7 @@ export class WorkerRuntime {
         const msg = batchResultMessage(out);
         this.#answer(Msg.RESULT, id, msg.meta, msg.body);
       } else if (job.mode === "stream") {
-        await runStreamTask(
-          env,
-          this.#handler,
-          tasks[0]!,
-          controllers[0]!.signal,
-          (chunk) => this.#send(Msg.CHUNK, id, answerMeta(chunk), chunk.body),
-          hooks,
-        );
+        await runStreamTask(env, this.#handler, tasks[0]!, controllers[0]!.signal, (chunk) => this.#chunk(job, chunk), hooks);
         this.#answer(Msg.END, id, {});
       } else {
         const out = await runTask(env, this.#handler, tasks[0]!, controllers[0]!.signal, hooks);

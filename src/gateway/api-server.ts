@@ -6,6 +6,7 @@ import { createServer, type Server } from "node:http";
 import type { FastIngress } from "../frontend/fast-ingress/ingress.js";
 import type { GrpcFrontend } from "../frontend/grpc.js";
 import { hardenServer, serverOptions } from "../util/http.js";
+import { guardWrites } from "../util/write-guard.js";
 import { RestFrontend } from "../frontend/rest.js";
 import type { RouteHandler } from "../util/http.js";
 import { closeServer, listen } from "../util/http.js";
@@ -52,6 +53,11 @@ export interface ApiServerOptions {
    * answered without node:http's request objects, everything else handed to node:http). Default false.
    */
   fastIngress?: boolean;
+  /**
+   * A client that takes none of its answer — a stream or a whole one — for this long (ms) is cut:
+   * its connection (gRPC: its stream) closes and the call is cancelled. Default 30 s.
+   */
+  writeTimeoutMs?: number;
 }
 
 export interface RunningApiServer {
@@ -84,6 +90,7 @@ export async function startApiServer(o: ApiServerOptions = {}): Promise<RunningA
     metrics,
     async close() {
       stopHousekeeping();
+      parts.unguard();
       await Promise.all([ingress?.close(), closeServer(server), grpc?.close()]);
       await forwarder.close();
     },
@@ -106,6 +113,10 @@ interface ApiServerParts {
   server: Server;
   /** For the fast ingress and gRPC, as the REST front end has them. */
   limits: { maxBodyBytes: number; defaultTimeoutMs: number; maxTimeoutMs: number; onRejected?: (code: string) => void };
+  /** `write_timeout` (ms): clients that stop reading are cut after it. */
+  writeTimeoutMs: number;
+  /** Stops the node:http server's write guard. */
+  unguard: () => void;
 }
 
 /** Makes the registry, the forwarder, metrics, status, health checks and the REST front end with every route; nothing listens yet. */
@@ -151,8 +162,10 @@ async function assembleApiServer(o: ApiServerOptions): Promise<ApiServerParts> {
   });
   const server = createServer(serverOptions(), rest.listener);
   hardenServer(server);
+  const writeTimeoutMs = o.writeTimeoutMs ?? 30_000;
+  const unguard = guardWrites(server, writeTimeoutMs);
   const host = o.host ?? "127.0.0.1";
-  return { o, host, logger, registry, policies, forwarder, metrics, stats, status, health, server, limits };
+  return { o, host, logger, registry, policies, forwarder, metrics, stats, status, health, server, limits, writeTimeoutMs, unguard };
 }
 
 /**
@@ -162,7 +175,7 @@ async function assembleApiServer(o: ApiServerOptions): Promise<ApiServerParts> {
 async function listenApiServer(
   p: ApiServerParts,
 ): Promise<{ url: string; grpcAddress: string | undefined; ingress: FastIngress | undefined; grpc: GrpcFrontend | undefined }> {
-  const { o, host, logger, server, forwarder, limits } = p;
+  const { o, host, logger, server, forwarder, limits, writeTimeoutMs } = p;
   const fast = o.fastIngress ? await import("../frontend/fast-ingress/ingress.js") : undefined;
   if (fast && !fast.llhttpAvailable)
     logger.warn("this Node has no usable llhttp binding: the fast ingress is off, node:http serves the REST port");
@@ -171,7 +184,7 @@ async function listenApiServer(
   if (fast?.llhttpAvailable) {
     // node:http keeps every non-hot request: handed fresh connections, and relayed ones over loopback.
     await listen(server, 0, "127.0.0.1");
-    ingress = new fast.FastIngress({ backend: forwarder, httpServer: server, logger, ...limits });
+    ingress = new fast.FastIngress({ backend: forwarder, httpServer: server, logger, writeTimeoutMs, ...limits });
     port = await ingress.listen(o.port ?? 0, host);
   } else {
     port = await listen(server, o.port ?? 0, host);
@@ -179,7 +192,7 @@ async function listenApiServer(
   const hostForUrl = host.includes(":") ? `[${host}]` : host;
   if (o.grpcPort === undefined) return { url: `http://${hostForUrl}:${port}`, grpcAddress: undefined, ingress, grpc: undefined };
   const { GrpcFrontend } = await import("../frontend/grpc.js");
-  const grpc = new GrpcFrontend({ backend: forwarder, logger, serverName: "anyserve", version: VERSION, ...limits });
+  const grpc = new GrpcFrontend({ backend: forwarder, logger, serverName: "anyserve", version: VERSION, writeTimeoutMs, ...limits });
   const grpcAddress = `${hostForUrl}:${await grpc.listen(host, o.grpcPort)}`;
   return { url: `http://${hostForUrl}:${port}`, grpcAddress, ingress, grpc };
 }

@@ -8,7 +8,7 @@
  * delivered or got a retryable error goes to another replica, within a retry budget.
  */
 import { AnyServeError, type ErrorCode } from "../errors.js";
-import type { IncomingCall, InferBackend, ModelMetadata } from "../protocol/call.js";
+import type { ChunkSink, IncomingCall, InferBackend, ModelMetadata } from "../protocol/call.js";
 import { formatCapability, type CapabilityMap } from "../protocol/capability.js";
 import type { EncodedBody } from "../protocol/types.js";
 import { FrameClient, type FrameReply } from "../transport/frame-client.js";
@@ -55,7 +55,8 @@ export interface RequestObserver {
   observe(service: string, capability: string, code: string, seconds: number): void;
 }
 
-type ChunkSink = (meta: Record<string, unknown> | null, body: Buffer) => void;
+/** A frame stream's chunks; a promise back: the consumer is full (see FrameRequestOptions.onChunk). */
+type FrameChunkSink = (meta: Record<string, unknown> | null, body: Buffer) => void | Promise<void>;
 
 /** Which replica (and service) the call went to last, for the observer. */
 interface Trace {
@@ -112,7 +113,8 @@ export class Forwarder implements InferBackend {
     return this.#send(call, "infer").then(answerOf);
   }
 
-  async stream(call: IncomingCall, onChunk: (chunk: EncodedBody) => void): Promise<void> {
+  /** Chunks wait for `onChunk`'s promise before their bytes are granted back to the replica (frame credit). */
+  async stream(call: IncomingCall, onChunk: ChunkSink): Promise<void> {
     const contentType = call.format === "protobuf" ? "application/x-protobuf" : "application/json";
     await this.#send(call, "stream", (_meta, body) => onChunk({ body, contentType }));
   }
@@ -167,7 +169,7 @@ export class Forwarder implements InferBackend {
    * a retryable error is sent again to another replica, within the retry budget and the call's
    * deadline, and never after part of the answer went out.
    */
-  #send(call: IncomingCall, kind: FrameKind, onChunk?: ChunkSink): Promise<FrameReply> {
+  #send(call: IncomingCall, kind: FrameKind, onChunk?: FrameChunkSink): Promise<FrameReply> {
     if (call.depth !== undefined && call.depth > 0) this.counters.delegated++;
     const observer = this.observer;
     if (observer === undefined) return this.#deliver(call, kind, onChunk, undefined);
@@ -191,7 +193,7 @@ export class Forwarder implements InferBackend {
     );
   }
 
-  #deliver(call: IncomingCall, kind: FrameKind, onChunk: ChunkSink | undefined, trace: Trace | undefined): Promise<FrameReply> {
+  #deliver(call: IncomingCall, kind: FrameKind, onChunk: FrameChunkSink | undefined, trace: Trace | undefined): Promise<FrameReply> {
     this.retryBudget.recordRequest();
     let pick: Pick;
     try {
@@ -209,7 +211,7 @@ export class Forwarder implements InferBackend {
     first: Pick,
     call: IncomingCall,
     kind: FrameKind,
-    onChunk: ChunkSink | undefined,
+    onChunk: FrameChunkSink | undefined,
     trace: Trace | undefined,
   ): Promise<FrameReply> {
     let pick = first;
@@ -217,9 +219,9 @@ export class Forwarder implements InferBackend {
     let answered = false;
     const sink =
       onChunk &&
-      ((meta: Record<string, unknown> | null, body: Buffer): void => {
+      ((meta: Record<string, unknown> | null, body: Buffer): void | Promise<void> => {
         answered = true;
-        onChunk(meta, body);
+        return onChunk(meta, body);
       });
     let attempt = call;
     let excluded: string[] | undefined;
@@ -255,7 +257,7 @@ export class Forwarder implements InferBackend {
     pick: Pick,
     call: IncomingCall,
     kind: FrameKind,
-    onChunk: ChunkSink | undefined,
+    onChunk: FrameChunkSink | undefined,
     rejectOnFailure = false,
   ): Promise<FrameReply | AnyServeError> {
     const { entry } = pick;

@@ -7,7 +7,7 @@
  */
 import { Pool } from "undici";
 import { AnyServeError } from "../errors.js";
-import type { IncomingCall, InferBackend, ModelMetadata } from "../protocol/call.js";
+import type { ChunkSink, IncomingCall, InferBackend, ModelMetadata } from "../protocol/call.js";
 import { capabilityToHeaders, type CapabilityMap } from "../protocol/capability.js";
 import { decodeJsonResponse } from "../protocol/json-codec.js";
 import { encodeProtoResponse } from "../protocol/proto-codec.js";
@@ -43,7 +43,7 @@ export class DelegatingBackend implements InferBackend {
     return this.#o.canServe(call.query) ? this.#inner.infer(call) : this.#delegate(call);
   }
 
-  stream(call: IncomingCall, onChunk: (chunk: EncodedBody) => void): Promise<void> {
+  stream(call: IncomingCall, onChunk: ChunkSink): Promise<void> {
     return this.#o.canServe(call.query) ? this.#inner.stream(call, onChunk) : this.#delegateStream(call, onChunk);
   }
 
@@ -69,12 +69,13 @@ export class DelegatingBackend implements InferBackend {
     return out;
   }
 
-  async #delegateStream(call: IncomingCall, onChunk: (chunk: EncodedBody) => void): Promise<void> {
+  /** The next SSE event is read only once `onChunk` took this one: undici's body, and TCP, hold the rest. */
+  async #delegateStream(call: IncomingCall, onChunk: ChunkSink): Promise<void> {
     const res = await this.#send("/infer/stream", call);
     if (res.statusCode !== 200) throw errorFromBody(res.statusCode, Buffer.from(await res.body.arrayBuffer()));
     for await (const data of readSse(res.body)) {
       // SSE carries JSON; a gRPC caller wants each chunk as protobuf.
-      onChunk(
+      await onChunk(
         call.format === "protobuf"
           ? { body: encodeProtoResponse(decodeJsonResponse(Buffer.from(data))), contentType: CONTENT_TYPE_PROTOBUF }
           : { body: Buffer.from(data), contentType: "application/json" },

@@ -14,7 +14,7 @@ import { AnyServeError } from "../errors.js";
 import { checkExecution, type ExecutionConfig } from "../execution/config.js";
 import { addLoad, Lane, type LaneLoad } from "../execution/lane.js";
 import { taskOf, type Task, type TaskHooks } from "../execution/task.js";
-import type { IncomingCall, InferBackend, ModelMetadata } from "../protocol/call.js";
+import type { ChunkSink, IncomingCall, InferBackend, ModelMetadata } from "../protocol/call.js";
 import type { LaneMetrics, ReplicaMetrics } from "./metrics.js";
 import { formatCapability, matches, normalizeCapability, type CapabilityMap } from "../protocol/capability.js";
 import type { EncodedBody } from "../protocol/types.js";
@@ -180,7 +180,7 @@ export class Dispatcher implements InferBackend {
     return this.#run(call, false, runOn);
   }
 
-  async stream(call: IncomingCall, onChunk: (chunk: EncodedBody) => void): Promise<void> {
+  async stream(call: IncomingCall, onChunk: ChunkSink): Promise<void> {
     await this.#run(call, true, (lane, task, signal, hooks) => lane.stream(task, signal, onChunk, hooks));
   }
 

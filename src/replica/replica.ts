@@ -6,6 +6,7 @@
 import { createServer, type Server } from "node:http";
 import { GrpcFrontend } from "../frontend/grpc.js";
 import { closeServer, hardenServer, listen, serverOptions, sendJson } from "../util/http.js";
+import { guardWrites } from "../util/write-guard.js";
 import { RestFrontend } from "../frontend/rest.js";
 import type { AnyServe } from "../sdk/app.js";
 import { attachFrameServer, type FrameServerControl } from "../transport/frame-server.js";
@@ -106,6 +107,8 @@ interface ReplicaParts {
   caller: ApiServerCaller | undefined;
   /** REST, `GET /health`, `/workers`, `/metrics`, `/objects` and the frame endpoint, on one port. */
   server: Server;
+  /** Stops the REST port's write guard (`performance.write_timeout`). */
+  unguard: () => void;
   frames: FrameServerControl;
   grpc: GrpcFrontend;
   /** Set once the registration loop exists: capabilities turning warm/cold/failed re-register. */
@@ -164,7 +167,7 @@ function replicaEndpoints(
   p: Pick<ReplicaParts, "o" | "config" | "timeoutMs" | "replicaId" | "logger" | "metrics">,
   dispatcher: Dispatcher,
   backend: Dispatcher | DelegatingBackend,
-): Pick<ReplicaParts, "server" | "frames" | "grpc"> {
+): Pick<ReplicaParts, "server" | "frames" | "grpc" | "unguard"> {
   const { o, logger, metrics, timeoutMs } = p;
   const maxBodyBytes = o.maxBodyBytes ?? p.config.performance.max_body_mb * 1024 * 1024;
   const rest = new RestFrontend({
@@ -195,6 +198,9 @@ function replicaEndpoints(
   const listener = o.objectStore ? withObjectEndpoint(rest.listener, { store: o.objectStore, token: o.token }) : rest.listener;
   const server = createServer(serverOptions(), listener);
   hardenServer(server);
+  // Clients that stop reading are cut (frame connections have their own flow control: CREDIT).
+  const writeTimeoutMs = p.config.performance.write_timeout * 1000;
+  const unguard = guardWrites(server, writeTimeoutMs);
   const frames = attachFrameServer(
     server,
     createFrameHandler(backend, () => dispatcher.health()),
@@ -207,8 +213,9 @@ function replicaEndpoints(
     defaultTimeoutMs: timeoutMs,
     serverName: "anyserve-replica",
     version: VERSION,
+    writeTimeoutMs,
   });
-  return { server, frames, grpc };
+  return { server, frames, grpc, unguard };
 }
 
 /** Binds REST + frames (`httpPort`) and gRPC (`port`); returns where they are. */
@@ -263,6 +270,7 @@ async function stopReplica(p: ReplicaParts, registration: RegistrationLoop | und
   clearTimeout(timer);
   await p.dispatcher.stop();
   p.frames.close();
+  p.unguard();
   await Promise.all([closeServer(p.server), p.grpc.close()]);
   await Promise.all([p.caller?.close(), p.backend instanceof DelegatingBackend ? p.backend.close() : undefined]);
   p.logger.info("replica stopped");

@@ -14,9 +14,10 @@ import type { Socket } from "node:net";
 import { AnyServeError } from "../errors.js";
 import { FrameConnection } from "./frame-connection.js";
 import { readCallMeta } from "./call-meta.js";
-import { FrameProtocolError, FrameType, encodeFrame, errorMeta, type FrameMeta, type MetaReaders } from "./frames.js";
+import { chunkCost, FrameProtocolError, FrameType, encodeFrame, errorMeta, type FrameMeta, type MetaReaders } from "./frames.js";
 import { bearerMatches, tokenDigest } from "../util/auth.js";
 import { Cancellation, type CancelSignal } from "../util/cancel.js";
+import { Gate } from "../util/gate.js";
 
 /** The path and Upgrade token of the framed hop. */
 export const FRAMES_PATH = "/_anyserve/frames";
@@ -38,7 +39,13 @@ export interface FrameRequest {
 export interface FrameResponder {
   /** The answer; `meta` null: a plain JSON answer (see call-meta's `answerMeta`). */
   reply(meta: Record<string, unknown> | null, body?: Buffer): void;
-  chunk(meta: Record<string, unknown> | null, body: Buffer): void;
+  /**
+   * One streamed item. Returns a promise when the stream's window is used up (its consumer has
+   * not taken what was sent: frames.ts `STREAM_WINDOW_BYTES`) or the socket is congested: produce
+   * the next item once it settles. It settles when credit comes back, or when the request is
+   * cancelled or the connection closes (then `closed` is true).
+   */
+  chunk(meta: Record<string, unknown> | null, body: Buffer): void | Promise<void>;
   end(meta?: Record<string, unknown>): void;
   /** True once the answer is complete, the request was cancelled or the connection closed. */
   readonly closed: boolean;
@@ -71,6 +78,8 @@ class ServerConn {
   readonly inflight = new Map<number, Responder>();
   readonly fc: FrameConnection;
   paused = false;
+  /** Streams waiting for the socket to drain (their window may be open). */
+  readonly blocked = new Set<Responder>();
 
   constructor(
     socket: Socket,
@@ -88,6 +97,10 @@ class ServerConn {
           if (!this.paused) return;
           this.paused = false;
           this.fc.socket.resume();
+          if (this.blocked.size === 0) return;
+          const blocked = [...this.blocked];
+          this.blocked.clear();
+          for (const res of blocked) res.wakeIfOpen();
         },
       },
       { metaReaders: REQUEST_META, ...(maxFrameBytes === undefined ? {} : { maxFrameBytes }) },
@@ -98,7 +111,7 @@ class ServerConn {
     switch (type) {
       case FrameType.REQUEST: {
         if (this.inflight.has(id)) throw new FrameProtocolError(`request id ${id} is already in flight on this connection`);
-        const res = new Responder(this, id);
+        const res = new Responder(this, id, windowOf(meta));
         this.inflight.set(id, res);
         try {
           this.handler(new IncomingFrame(id, meta ?? {}, body, res), res);
@@ -118,6 +131,11 @@ class ServerConn {
             code === "CANCELLED" ? "the gateway cancelled the request" : "the request's deadline passed at the gateway",
           ),
         );
+        return;
+      }
+      case FrameType.CREDIT: {
+        const n = meta?.n;
+        if (typeof n === "number" && n > 0) this.inflight.get(id)?.credit(n); // an unknown id: answered or cancelled already
         return;
       }
       case FrameType.PING:
@@ -170,17 +188,30 @@ class IncomingFrame implements FrameRequest {
   }
 }
 
-/** The responder of one request; also owns its abort state. */
+/** A stream REQUEST's window (call meta `w`); Infinity when it gave none (no flow control). */
+function windowOf(meta: FrameMeta | null): number {
+  const w = meta?.w;
+  return typeof w === "number" && w > 0 ? w : Number.POSITIVE_INFINITY;
+}
+
+/** The responder of one request; also owns its abort state and, for a stream, its window. */
 class Responder implements FrameResponder {
   streaming = false;
   private done = false;
   private cancel: Cancellation | undefined;
   private abortReason: AnyServeError | undefined;
+  /** Bytes (chunkCost) the stream may still send before it waits for credit. */
+  private window: number;
+  /** Where `chunk`'s callers wait for credit (several may: a worker's chunks keep coming within its own window). */
+  private readonly room = new Gate();
 
   constructor(
     private readonly conn: ServerConn,
     private readonly id: number,
-  ) {}
+    window: number,
+  ) {
+    this.window = window;
+  }
 
   get closed(): boolean {
     return this.done || this.conn.fc.closed;
@@ -190,10 +221,38 @@ class Responder implements FrameResponder {
     this.finish(FrameType.RESPONSE, meta, body);
   }
 
-  chunk(meta: Record<string, unknown> | null, body: Buffer): void {
+  chunk(meta: Record<string, unknown> | null, body: Buffer): void | Promise<void> {
     if (this.closed) return;
     this.streaming = true;
     this.send(FrameType.CHUNK, meta, body);
+    this.window -= chunkCost(body);
+    if (this.window > 0 && !this.conn.paused) return;
+    if (this.closed) return;
+    if (this.conn.paused) this.conn.blocked.add(this);
+    return this.room.wait();
+  }
+
+  /** @internal A CREDIT frame: the consumer took `n` more bytes. */
+  credit(n: number): void {
+    this.window += n;
+    this.wakeIfOpen();
+  }
+
+  /** @internal Lets a waiting producer go on when its window is open and the socket not congested. */
+  wakeIfOpen(): void {
+    if (!this.room.waiting) return;
+    if (this.conn.paused) {
+      this.conn.blocked.add(this);
+      return;
+    }
+    if (this.window <= 0) return;
+    this.release();
+  }
+
+  /** Settles the waiting producers' promise (credit came, or the request ended). */
+  private release(): void {
+    this.conn.blocked.delete(this);
+    this.room.open();
   }
 
   end(meta?: Record<string, unknown>): void {
@@ -206,6 +265,7 @@ class Responder implements FrameResponder {
     this.done = true;
     this.conn.inflight.delete(this.id);
     this.send(type, meta, body);
+    this.release();
   }
 
   /**
@@ -248,6 +308,7 @@ class Responder implements FrameResponder {
     this.done = true;
     this.abortReason = reason;
     this.cancel?.abort(reason);
+    this.release();
   }
 }
 

@@ -25,11 +25,20 @@ export interface Proc {
 
 type Cleanup = Pick<TestContext, "after"> | { after(fn: () => unknown): void };
 
-/** Runs `anyserve <args>` and waits until it announces itself. */
-export function startCli(t: Cleanup, args: string[], env: NodeJS.ProcessEnv = {}, readyTimeoutMs = 60_000): Promise<Proc> {
+/**
+ * Runs `anyserve <args>` and waits until it announces itself. `nodeArgs` go to node before the
+ * script (e.g. util/node-flags.ts's SERVING_NODE_FLAGS, which the shebang would give).
+ */
+export function startCli(
+  t: Cleanup,
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  readyTimeoutMs = 60_000,
+  nodeArgs: readonly string[] = [],
+): Promise<Proc> {
   // A stdin pipe the child watches: if this test process is killed (a runner timeout, Ctrl-C)
   // before its cleanup runs, the child still exits instead of living on.
-  const child = spawn(process.execPath, [BIN, ...args], {
+  const child = spawn(process.execPath, [...nodeArgs, BIN, ...args], {
     stdio: ["pipe", "pipe", "pipe"],
     env: { ...process.env, ANYSERVE_LOG_LEVEL: "warn", ANYSERVE_EXIT_WITH_PARENT: "1", ...env },
   });

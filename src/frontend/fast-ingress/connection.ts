@@ -19,7 +19,8 @@ import type { IngressContext } from "./context.js";
 import { callOf, hotRoute } from "./hot-route.js";
 import { allocParser, freeParser, K, METHODS, statusOfParseError, STOP_AFTER_HEADERS, type ParseError, type Parser } from "./llhttp.js";
 import { Outbox, Slot, type OutboxOwner } from "./outbox.js";
-import { QUEUE, ReadGate, UPLOAD, WRITE } from "./read-gate.js";
+import { HELD, QUEUE, ReadGate, UPLOAD, WRITE } from "./read-gate.js";
+import { abandoned, closeReason, newProgress, stallError, writeStalled } from "../../util/write-guard.js";
 import { Relay } from "./relay.js";
 import { checkHead, headerBag, tooManyHeaders } from "./request-head.js";
 import { BAD_CONTENT_TYPE, bareAnswer, CONTINUE, errorHead, head, okHead } from "./response.js";
@@ -27,6 +28,15 @@ import { BAD_CONTENT_TYPE, bareAnswer, CONTINUE, errorHead, head, okHead } from 
 /** Where a connection is, for the ingress's timeout sweep. */
 const Phase = { IDLE: 0, HEADERS: 1, BODY: 2, WAIT: 3, CLOSING: 4 } as const;
 type PhaseValue = (typeof Phase)[keyof typeof Phase];
+
+/** The sweep's limits (ms): node:http's headers, request and keep-alive timeouts, the closing linger, `write_timeout`. */
+export interface Timeouts {
+  headersMs: number;
+  requestMs: number;
+  keepAliveMs: number;
+  lingerMs: number;
+  writeMs: number;
+}
 
 const CONNECT = METHODS.indexOf("CONNECT");
 
@@ -39,6 +49,8 @@ export class Connection implements OutboxOwner {
   /** For the sweep: where the connection is, and since when (ms). */
   phase: PhaseValue = Phase.HEADERS;
   since = Date.now();
+  /** Whether the client takes what is written (write_timeout). */
+  readonly #progress = newProgress(this.since);
   /** Before the first request's headers are complete: its bytes are kept, in case node:http takes over. */
   #first = true;
   #saved: Buffer[] | undefined;
@@ -78,11 +90,16 @@ export class Connection implements OutboxOwner {
     socket.resume();
   }
 
-  /** Called by the sweep with the time: applies the headers, request, keep-alive and linger timeouts. */
-  tick(now: number, t: { headersMs: number; requestMs: number; keepAliveMs: number; lingerMs: number }): void {
-    if (this.phase === Phase.IDLE && this.socket.writableLength > 0) {
+  /** Called by the sweep with the time: applies the write, headers, request, keep-alive and linger timeouts. */
+  tick(now: number, t: Timeouts): void {
+    if (writeStalled(this.socket, this.#progress, now, t.writeMs)) {
+      // A client that takes none of its answers: cut, its calls cancelled with this reason (#onClose).
+      this.socket.destroy(stallError(t.writeMs));
+      return;
+    }
+    if ((this.phase === Phase.IDLE || this.phase === Phase.CLOSING) && this.socket.writableLength > 0) {
       // Answers still being written (a client reading slowly) are not an idle connection: the
-      // keep-alive time starts once they are out, as node:http's starts at 'finish'.
+      // keep-alive time (or the linger) starts once they are out, as node:http's starts at 'finish'.
       this.since = now;
       return;
     }
@@ -362,7 +379,13 @@ export class Connection implements OutboxOwner {
       this.since = Date.now();
     }
     if (this.#gate.isPaused(QUEUE) && this.#outbox.length < this.#ctx.maxPipelined) this.#gate.resume(QUEUE);
+    if (this.#gate.isPaused(HELD) && this.#outbox.held <= this.#ctx.maxHeldBytes) this.#gate.resume(HELD);
     if (this.socket.writableNeedDrain) this.#gate.pause(WRITE);
+  }
+
+  /** From the outbox: answers wait behind an earlier one; past the cap no further request is read until they go out. */
+  afterHold(held: number): void {
+    if (held > this.#ctx.maxHeldBytes) this.#gate.pause(HELD);
   }
 
   #onDrain = (): void => this.#gate.resume(WRITE);
@@ -386,11 +409,12 @@ export class Connection implements OutboxOwner {
   #onClose = (): void => {
     this.#abortAll();
     this.#detach();
+    abandoned(this.#progress);
   };
 
-  /** The client is gone: every call in flight is cancelled, every relay dropped, queued answers forgotten. */
+  /** The client is gone (or was cut): every call in flight is cancelled, every relay dropped, queued answers forgotten. */
   #abortAll(): void {
-    this.#outbox.cancelAll(new AnyServeError("CANCELLED", "the client closed the connection"));
+    this.#outbox.cancelAll(closeReason(this.socket));
     if (this.#relays !== undefined) for (const r of this.#relays) r.abort();
     this.#relays = undefined;
     this.#relay = undefined;
