@@ -16,6 +16,7 @@ import { FrameConnection } from "./frame-connection.js";
 import { readCallMeta } from "./call-meta.js";
 import { chunkCost, FrameProtocolError, FrameType, encodeFrame, errorMeta, type FrameMeta, type MetaReaders } from "./frames.js";
 import { bearerMatches, tokenDigest } from "../util/auth.js";
+import { answerWithoutUpgrade, closeWith } from "../util/http.js";
 import { Cancellation, type CancelSignal } from "../util/cancel.js";
 import { Gate } from "../util/gate.js";
 
@@ -312,17 +313,10 @@ class Responder implements FrameResponder {
   }
 }
 
-function refuse(socket: Duplex, status: string, message: string): void {
-  const body = JSON.stringify({ error: message });
-  socket.end(
-    `HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-  );
-  setTimeout(() => socket.destroy(), 1000).unref();
-}
-
 /**
  * Serves frames on `server`'s port: listens to its 'upgrade' event for {@link FRAMES_PATH}. Any
- * other upgrade request is destroyed (anyserve uses no other upgrade).
+ * other request offering an upgrade (`h2c`, `websocket`, or frames on another path) is answered as
+ * the plain HTTP/1.1 request it also is, the offer ignored (util/http.ts `answerWithoutUpgrade`).
  */
 export function attachFrameServer(server: Server, handler: FrameHandler, opts: FrameServerOptions = {}): FrameServerControl {
   const conns = new Set<ServerConn>();
@@ -335,19 +329,23 @@ export function attachFrameServer(server: Server, handler: FrameHandler, opts: F
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const path = (req.url ?? "").split("?", 1)[0];
-    if (closed || path !== FRAMES_PATH || (req.headers.upgrade ?? "").toLowerCase() !== FRAMES_PROTOCOL) {
+    if (path !== FRAMES_PATH || (req.headers.upgrade ?? "").toLowerCase() !== FRAMES_PROTOCOL) {
+      answerWithoutUpgrade(server, req, socket, head);
+      return;
+    }
+    if (closed) {
       socket.destroy();
       return;
     }
     socket.on("error", () => {}); // errors before the FrameConnection takes over are just closes
     if (wantDigest !== undefined) {
       if (!bearerMatches(req.headers.authorization, wantDigest)) {
-        refuse(socket, "401 Unauthorized", "missing or wrong bearer token for the frame connection");
+        closeWith(socket, new AnyServeError("UNAUTHENTICATED", "missing or wrong bearer token for the frame connection"));
         return;
       }
     }
     if (refuseNew) {
-      refuse(socket, "503 Service Unavailable", "the replica is draining");
+      closeWith(socket, new AnyServeError("SHUTTING_DOWN", "the replica is draining"));
       return;
     }
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${FRAMES_PROTOCOL}\r\nConnection: Upgrade\r\n\r\n`);

@@ -2,8 +2,9 @@
  * Small HTTP pieces shared by every REST route and server: bounded body reading, JSON and error
  * answers, request ids, and listening on / closing a node:http server.
  */
-import type { IncomingMessage, Server, ServerOptions, ServerResponse } from "node:http";
+import { STATUS_CODES, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import { AnyServeError } from "../errors.js";
 import { envInt } from "./env.js";
 
@@ -21,9 +22,63 @@ export function serverOptions(): ServerOptions {
   };
 }
 
-/** Applies the connection cap (Envoy-like) to a node:http server. */
+/**
+ * Applies the connection cap (Envoy-like) to a node:http server, and answers `CONNECT` — which
+ * node:http hands to a 'connect' listener and, without one, drops without a word — with 405
+ * METHOD_NOT_ALLOWED: anyserve is not a proxy.
+ */
 export function hardenServer(server: Server, maxConnections = 10_000): void {
   server.maxConnections = maxConnections;
+  server.on("connect", (req: IncomingMessage, socket: Duplex) => {
+    const target = (req.url ?? "").slice(0, 200);
+    closeWith(socket, new AnyServeError("METHOD_NOT_ALLOWED", `CONNECT ${JSON.stringify(target)} is not allowed: anyserve is not a proxy`));
+  });
+}
+
+/**
+ * Writes an error answer straight to a socket node:http gave up (a CONNECT, a refused upgrade),
+ * with `Connection: close`, then ends it; a peer that does not close is destroyed after a second.
+ */
+export function closeWith(socket: Duplex, err: unknown): void {
+  const a = errorAnswer(err, { connection: "close" });
+  let head = `HTTP/1.1 ${a.status} ${STATUS_CODES[a.status] ?? "Error"}\r\n`;
+  for (const [name, value] of Object.entries(a.headers)) head += `${name}: ${value}\r\n`;
+  socket.on("error", () => undefined);
+  socket.end(Buffer.concat([Buffer.from(`${head}\r\n`, "latin1"), a.body]));
+  setTimeout(() => socket.destroy(), 1_000).unref();
+}
+
+/**
+ * Answers a request that offered an upgrade this server does not take as a plain HTTP/1.1
+ * request: node:http has handed the socket to its 'upgrade' listener (it does so for every
+ * `Connection: upgrade` request once one listens, whatever the route), so the request's head is
+ * written again without the offer (`Upgrade`, and `upgrade` in `Connection`), put back in front of
+ * the bytes that followed it (node:http did not read the body of an upgrade request), and the
+ * socket is given to node:http as a new connection. Clients that offer `h2c` or `websocket` to a
+ * route that does not upgrade get their ordinary answer, as RFC 9110 §7.8 lets a server ignore
+ * the offer.
+ */
+export function answerWithoutUpgrade(server: Server, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  let text = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!;
+    const lower = name.toLowerCase();
+    if (lower === "upgrade") continue;
+    let value = raw[i + 1]!;
+    if (lower === "connection") {
+      value = value
+        .split(",")
+        .map((t) => t.trim())
+        .filter((t) => t.length > 0 && t.toLowerCase() !== "upgrade")
+        .join(", ");
+      if (value === "") continue;
+    }
+    text += `${name}: ${value}\r\n`;
+  }
+  const bytes = Buffer.concat([Buffer.from(`${text}\r\n`, "latin1"), head]);
+  socket.unshift(bytes);
+  server.emit("connection", socket);
 }
 
 /** A route of a REST server, by "METHOD /path" (the front end's own and the control, management and deployment routes). */

@@ -156,6 +156,7 @@ export class Connection implements OutboxOwner {
     this.#raw = undefined;
     this.#rawUrl = "";
     this.phase = Phase.BODY;
+    if (method === CONNECT) return this.#refuseConnect(url);
     const name = METHODS[method] ?? "";
     const route = upgrade ? undefined : hotRoute(name, url);
     if (this.#first) {
@@ -207,6 +208,22 @@ export class Connection implements OutboxOwner {
       return this.#closeAfter();
     }
   };
+
+  /** `CONNECT`: 405 with the catalogue's body, then close (as node:http's port answers it: util/http.ts `hardenServer`). */
+  #refuseConnect(target: string): number {
+    this.#first = false;
+    this.#saved = undefined;
+    const slot = new Slot();
+    slot.close = true;
+    this.#outbox.add(slot);
+    this.#ctx.onRejected?.("METHOD_NOT_ALLOWED");
+    const err = new AnyServeError(
+      "METHOD_NOT_ALLOWED",
+      `CONNECT ${JSON.stringify(target.slice(0, 200))} is not allowed: anyserve is not a proxy`,
+    );
+    this.#answerError(slot, err, true);
+    return this.#closeAfter();
+  }
 
   #onBody = (chunk: Buffer): void => {
     if (this.#closing) return;
