@@ -13,6 +13,7 @@ export interface IngressContext {
   limits: CallLimits;
   maxBodyBytes: number;
   maxHeaderSize: number;
+  /** Header lines kept of a request (node:http's count); more are dropped. */
   maxHeaders: number;
   /** Requests parsed ahead of their answers; past this the socket is not read until answers go out. */
   maxPipelined: number;

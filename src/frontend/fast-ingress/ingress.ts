@@ -50,7 +50,7 @@ export interface FastIngressOptions {
   requestTimeoutMs?: number;
   /** An idle keep-alive connection is closed after this (ms; default 5000, as node:http). */
   keepAliveTimeoutMs?: number;
-  /** Header block size limit (bytes; 431 beyond; default 16 KiB) and header count limit (default 256). */
+  /** Header block size limit (bytes; 431 beyond; default 16 KiB) and header lines kept (default node:http's, 1000; the rest are dropped). */
   maxHeaderSize?: number;
   maxHeaders?: number;
   maxConnections?: number;
@@ -64,6 +64,9 @@ export interface FastIngressOptions {
   /** Answer bytes a connection may hold unwritten (ready, waiting behind others or in the socket) before reading pauses (default 4 MiB). */
   maxHeldBytes?: number;
 }
+
+/** Header lines node:http keeps of a request (its parser's `maxHeaderPairs`, 2000 entries of the flat list). */
+const NODE_MAX_HEADERS = 1000;
 
 export class FastIngress {
   readonly #o: FastIngressOptions;
@@ -93,7 +96,7 @@ export class FastIngress {
       limits: { defaultTimeoutMs: o.defaultTimeoutMs, maxTimeoutMs: o.maxTimeoutMs },
       maxBodyBytes: o.maxBodyBytes,
       maxHeaderSize: o.maxHeaderSize ?? node.maxHeaderSize ?? 16 * 1024,
-      maxHeaders: o.maxHeaders ?? 256,
+      maxHeaders: o.maxHeaders ?? NODE_MAX_HEADERS,
       maxPipelined: o.maxPipelined ?? 64,
       maxHeldBytes: o.maxHeldBytes ?? 4 * 1024 * 1024,
       end: new HeadEnd(keepAliveMs),
