@@ -230,7 +230,31 @@ export const ERROR_CATALOGUE = {
     http: 401,
     grpc: G.UNAUTHENTICATED,
     retryable: false,
-    when: "a control-plane route was called without the bearer token, or with a wrong one",
+    when: "a route that needs a token (control, read or inference: docs/security.md) was called without it, or with a wrong one; the answer carries WWW-Authenticate",
+  },
+  PERMISSION_DENIED: {
+    http: 403,
+    grpc: G.PERMISSION_DENIED,
+    retryable: false,
+    when: "the token is valid but for another scope: the read token on a control-plane route",
+  },
+  REPLICA_ID_TAKEN: {
+    http: 409,
+    grpc: G.ALREADY_EXISTS,
+    retryable: false,
+    when: "a registration names a live replica id without that replica's secret (nor the control-plane token); the message names the id",
+  },
+  REGISTRATION_RATE_LIMITED: {
+    http: 429,
+    grpc: G.RESOURCE_EXHAUSTED,
+    retryable: true,
+    when: "new replica ids arrive faster than api_server.registration_rate allows; Retry-After is set",
+  },
+  REGISTRY_FULL: {
+    http: 507,
+    grpc: G.RESOURCE_EXHAUSTED,
+    retryable: false,
+    when: "the registry holds api_server.max_replicas replicas: a new id is refused until one leaves",
   },
   // ── objects ────────────────────────────────────────────────────────────────
   OBJECT_REF_INVALID: {
@@ -368,6 +392,8 @@ export function codeForHttpStatus(status: number): ErrorCode {
       return "INVALID_REQUEST";
     case 401:
       return "UNAUTHENTICATED";
+    case 403:
+      return "PERMISSION_DENIED";
     case 404:
       return "NO_MATCHING_CAPABILITY";
     case 405:
@@ -408,6 +434,8 @@ export function codeForGrpcStatus(status: number): ErrorCode {
       return "REPLICA_UNREACHABLE";
     case G.UNAUTHENTICATED:
       return "UNAUTHENTICATED";
+    case G.PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
     case G.UNIMPLEMENTED:
       return "ROUTE_NOT_FOUND";
     default:

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Worker } from "node:worker_threads";
-import { AnyServe } from "../src/sdk/app.js";
+import { AnyServe, type TensorSpec } from "../src/sdk/app.js";
 import { Context } from "../src/sdk/context.js";
 import { Stream } from "../src/sdk/stream.js";
 import { silentLogger } from "../src/util/logger.js";
@@ -30,6 +30,25 @@ test("model(name) registers {model: name}, with version when given", () => {
   app.model("resnet", () => 1);
   app.model("bert", () => 1, { version: "2" });
   assert.deepEqual(app.getCapabilities(), [{ model: "resnet" }, { model: "bert", version: "2" }]);
+});
+
+test("declared inputs/outputs are checked when registered: name, OIP datatype, integer shape (-1 variable)", () => {
+  const app = new AnyServe();
+  const ok: TensorSpec = { name: "x", datatype: "FP32", shape: [-1, 3] };
+  app.model("m", () => 1, { inputs: [ok], outputs: [{ name: "y", datatype: "BYTES", shape: [1] }] });
+  const bad: [unknown, RegExp][] = [
+    [[{ name: "", datatype: "FP32", shape: [1] }], /inputs\[0\]\.name must be a non-empty string/],
+    [[{ name: "x", datatype: "FLOAT", shape: [1] }], /inputs\[0\] \('x'\)\.datatype must be an OIP datatype .* got FLOAT/],
+    [
+      [{ name: "x", datatype: "FP32", shape: [-2] }],
+      /inputs\[0\] \('x'\)\.shape must be an array of integers, -1 for a variable dimension, got \[-2\]/,
+    ],
+    [[ok, ok], /inputs\[1\]: 'x' is declared twice/],
+    ["x", /inputs must be an array/],
+  ];
+  for (const [inputs, message] of bad) {
+    assert.throws(() => app.model("m2", () => 1, { inputs: inputs as never }), { name: "TypeError", message });
+  }
 });
 
 test("getCapabilities: [] then one per handler", () => {

@@ -1,7 +1,7 @@
 // Seed capability behaviours ("Capability").
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { Capability, capabilityFromHeaders, matches, normalizeCapability } from "../src/protocol/capability.js";
+import { Capability, capabilityFromHeaders, matches, modelTypeFallback, normalizeCapability } from "../src/protocol/capability.js";
 
 test("construction and get with defaults", () => {
   const c = new Capability({ type: "chat", gpus: 2 });
@@ -49,4 +49,11 @@ test("X-Capability-* headers: key lowercased, '-' → '_'", () => {
       type: "chat",
     });
   }
+});
+
+test("model routes fall back to type: model=m → type=m, other keys kept; none when a type is set or no model", () => {
+  assert.deepEqual(modelTypeFallback({ model: "summarize" }), { type: "summarize" });
+  assert.deepEqual(modelTypeFallback({ model: "m", version: "2" }), { version: "2", type: "m" });
+  assert.equal(modelTypeFallback({ model: "llama", type: "chat" }), undefined);
+  assert.equal(modelTypeFallback({ type: "chat" }), undefined);
 });

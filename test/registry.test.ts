@@ -145,3 +145,20 @@ test("heartbeats keep a replica; 3 silent intervals drop it, never sooner than t
   now += 1;
   assert.deepEqual(r.expire(), ["b"]);
 });
+
+test("a foreign OIP server: out of rotation until its first probe passes, never expired for silence, kept healthy across re-registration", () => {
+  let now = 0;
+  const r = new Registry({ now: () => now });
+  const foreign: ReplicaRegistration = { ...reg("t", [{ model: "resnet" }], 100), protocol: "oip-grpc" };
+  delete foreign.httpEndpoint;
+  const e = r.register(foreign);
+  assert.equal(e.healthy, false);
+  assert.match(e.probeError ?? "", /not probed yet/);
+  assert.deepEqual(r.lookupAvailable({ model: "resnet" }), []);
+  r.setHealthy("t", true);
+  now += 60 * EXPIRY_FLOOR_MS;
+  assert.deepEqual(r.expire(), [], "no heartbeats expected from a server that is not anyserve");
+  assert.equal(r.register({ ...foreign, capabilities: [{ capability: { model: "resnet" }, state: "warm" }] }).healthy, true);
+  // Another address is another server: probed again before it takes traffic.
+  assert.equal(r.register({ ...foreign, endpoint: "10.0.0.9:8001" }).healthy, false);
+});

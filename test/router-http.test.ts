@@ -73,8 +73,14 @@ test("register with missing or bad fields → 400 naming the field", async (t) =
 
 test("unregister → success; unknown → 404 REPLICA_NOT_FOUND every time", async (t) => {
   const s = await api(t);
-  await fetch(`${s.url}/register`, json("POST", { replica_id: "gone", endpoint: "localhost:1", capabilities: [{ type: "a" }] }));
-  const ok = await fetch(`${s.url}/unregister`, json("DELETE", { replica_id: "gone" }));
+  const reg = await fetch(
+    `${s.url}/register`,
+    json("POST", { replica_id: "gone", endpoint: "localhost:1", capabilities: [{ type: "a" }] }),
+  );
+  // A registration without a secret of its own is issued one: unregistering needs it.
+  const { replica_secret } = (await reg.json()) as { replica_secret: string };
+  assert.equal((await fetch(`${s.url}/unregister`, json("DELETE", { replica_id: "gone" }))).status, 401);
+  const ok = await fetch(`${s.url}/unregister`, json("DELETE", { replica_id: "gone", replica_secret }));
   assert.equal(ok.status, 200);
   for (let i = 0; i < 2; i++) {
     const again = await fetch(`${s.url}/unregister`, json("DELETE", { replica_id: "gone" }));
@@ -93,7 +99,7 @@ test("POST /infer/json with no capability headers → 400; unknown capability on
   assert.match(((await unknown.json()) as { error: string }).error, /nothing is registered/);
 });
 
-test("X-Delegated-From routes to another replica than the one named; past the depth → 508", async (t) => {
+test("X-Delegated-From from a replica (x-anyserve-replica: id secret) routes to another replica; past the depth → 508", async (t) => {
   const s = await api(t);
   const replicas = await Promise.all(
     ["one", "two"].map(async (id) => {
@@ -108,19 +114,22 @@ test("X-Delegated-From routes to another replica than the one named; past the de
   await waitFor("registered", () => s.registry.size === 2);
   const client = new Client({ apiServer: s.url });
   t.after(() => client.close());
+  // The replica "one" sends it: its id and the secret it registered with.
+  const asOne = { "x-anyserve-replica": `one ${s.registry.get("one")!.secret}` };
   for (let i = 0; i < 10; i++) {
     assert.equal(
-      await client.infer({ type: "who" }, { x: 1 }, { headers: { "x-delegated-from": "one", "x-delegation-depth": "1" } }),
+      await client.infer({ type: "who" }, { x: 1 }, { headers: { ...asOne, "x-delegated-from": "one", "x-delegation-depth": "1" } }),
       "two",
     );
   }
   await assert.rejects(
-    client.infer({ type: "who" }, { x: 1 }, { headers: { "x-delegated-from": "one,two", "x-delegation-depth": "1" } }),
+    client.infer({ type: "who" }, { x: 1 }, { headers: { ...asOne, "x-delegated-from": "one,two", "x-delegation-depth": "1" } }),
     (err: { code: string; message: string }) => err.code === "DELEGATION_EXHAUSTED" && /one, two/.test(err.message),
   );
-  await assert.rejects(client.infer({ type: "who" }, { x: 1 }, { headers: { "x-delegated-from": "one", "x-delegation-depth": "2" } }), {
-    code: "DELEGATION_EXHAUSTED",
-  });
+  await assert.rejects(
+    client.infer({ type: "who" }, { x: 1 }, { headers: { ...asOne, "x-delegated-from": "one", "x-delegation-depth": "2" } }),
+    { code: "DELEGATION_EXHAUSTED" },
+  );
 });
 
 test("with a token: control routes need it (401 without or wrong), replicas register and serve with it", async (t) => {

@@ -2,7 +2,8 @@
 import type { Command } from "commander";
 import { startApiServer } from "../gateway/api-server.js";
 import { BALANCER_NAMES } from "../routing/balancers/index.js";
-import { announceReady, intOption, onShutdown, secondsOption } from "./common.js";
+import { announceReady, intOption, onShutdown, positiveOption, secondsOption } from "./common.js";
+import { readCa, readServerTls, type ServerTls } from "../util/tls.js";
 
 interface ApiServerFlags {
   port: number;
@@ -19,6 +20,13 @@ interface ApiServerFlags {
   metrics: boolean;
   fastIngress?: boolean;
   writeTimeout: number;
+  readToken?: string;
+  inferenceToken?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  maxReplicas: number;
+  registrationRate: number;
 }
 
 export function registerApiServerCommand(program: Command): void {
@@ -28,7 +36,14 @@ export function registerApiServerCommand(program: Command): void {
     .option("--port <port>", "REST port (0 = any free port)", intOption("--port", 0, 65535), 8080)
     .option("--grpc-port <port>", "gRPC ingress port (0 = any free port; off when not given)", intOption("--grpc-port", 0, 65535))
     .option("--host <host>", "address to bind", "127.0.0.1")
-    .option("--token <token>", "bearer token for control-plane routes (default: $ANYSERVE_TOKEN)")
+    .option("--token <token>", "control-plane token: registering and managing replicas need it (default: $ANYSERVE_TOKEN)")
+    .option("--read-token <token>", "a token that may only read the registry and status (default: $ANYSERVE_READ_TOKEN)")
+    .option("--inference-token <token>", "inference and model routes need this token (default: $ANYSERVE_INFERENCE_TOKEN)")
+    .option("--tls-cert <file>", "serve REST and gRPC over TLS with this certificate chain (PEM); needs --tls-key")
+    .option("--tls-key <file>", "the private key of --tls-cert (PEM)")
+    .option("--tls-ca <file>", "CA bundle (PEM) trusted for replicas that serve TLS, besides the system's")
+    .option("--max-replicas <n>", "replicas the registry holds at most", intOption("--max-replicas", 1, 1_000_000), 1024)
+    .option("--registration-rate <n>", "new replica ids accepted per second", positiveOption("--registration-rate"), 100)
     .option("--unmatched <mode>", "when nothing matches: 'error' (404) or 'delegate' (random replica, seed scenario 2)", "error")
     .option("--max-delegation-depth <n>", "delegation hops allowed", intOption("--max-delegation-depth", 0, 16), 1)
     .option("--request-timeout <seconds>", "time a request gets when the client sets none", secondsOption("--request-timeout"), 60)
@@ -59,6 +74,11 @@ export function registerApiServerCommand(program: Command): void {
         program.error(`--load-balancing: expected one of ${BALANCER_NAMES.join(", ")}, got '${o.loadBalancing}'`);
       }
       const token = o.token ?? process.env.ANYSERVE_TOKEN;
+      const readToken = o.readToken ?? process.env.ANYSERVE_READ_TOKEN;
+      const inferenceToken = o.inferenceToken ?? process.env.ANYSERVE_INFERENCE_TOKEN;
+      if (readToken && !token) program.error("--read-token needs --token: without a control-plane token every route is open");
+      if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) program.error("--tls-cert and --tls-key go together");
+      const tls = tlsOptions(o, program);
       const server = await startApiServer({
         host: o.host,
         port: o.port,
@@ -76,8 +96,24 @@ export function registerApiServerCommand(program: Command): void {
         },
         ...(o.grpcPort !== undefined ? { grpcPort: o.grpcPort } : {}),
         ...(token ? { token } : {}),
+        ...(readToken ? { readToken } : {}),
+        ...(inferenceToken ? { inferenceToken } : {}),
+        ...tls,
+        registration: { maxReplicas: o.maxReplicas, ratePerSecond: o.registrationRate },
       });
       announceReady({ role: "api-server", url: server.url, grpc: server.grpcAddress ?? null });
       onShutdown(() => server.close());
     });
+}
+
+/** The TLS files of the flags, read and checked (a bad one ends the command with its reason). */
+function tlsOptions(o: ApiServerFlags, program: Command): { tls?: ServerTls; tlsCa?: Buffer } {
+  try {
+    return {
+      ...(o.tlsCert !== undefined && o.tlsKey !== undefined ? { tls: readServerTls({ cert: o.tlsCert, key: o.tlsKey }) } : {}),
+      ...(o.tlsCa !== undefined ? { tlsCa: readCa(o.tlsCa) } : {}),
+    };
+  } catch (err) {
+    return program.error((err as Error).message);
+  }
 }

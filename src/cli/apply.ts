@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { ConfigError, loadDeploymentFile } from "../deploy/load.js";
 import type { DeploymentFile } from "../config/schema.js";
 import { checkApps } from "../deploy/check-apps.js";
+import { tokenFileOf, tokenFor } from "./credentials.js";
 
 export function registerApplyCommands(program: Command): void {
   program
@@ -29,8 +30,9 @@ export function registerApplyCommands(program: Command): void {
     .argument("<file>", "deployment file")
     .description("apply a changed deployment file to a running `anyserve up`")
     .option("--api-server <url>", "the API server of the running deployment", "http://127.0.0.1:8080")
-    .option("--token <token>", "control-plane bearer token (default: $ANYSERVE_TOKEN)")
-    .action(async (file: string, o: { apiServer: string; token?: string }) => {
+    .option("--token <token>", "control-plane token (default: $ANYSERVE_TOKEN, else the deployment's token file)")
+    .option("--token-file <file>", "read the token from this file")
+    .action(async (file: string, o: { apiServer: string; token?: string; tokenFile?: string }) => {
       let config: DeploymentFile;
       try {
         config = await loadDeploymentFile(file); // validates here first, and makes app paths absolute
@@ -40,7 +42,13 @@ export function registerApplyCommands(program: Command): void {
         process.stderr.write(`${err.message}\n`);
         process.exit(2);
       }
-      const token = o.token ?? process.env.ANYSERVE_TOKEN;
+      let token: string | undefined;
+      try {
+        token = tokenFor(o.apiServer, { token: o.token, tokenFile: o.tokenFile, files: [tokenFileOf(file)] });
+      } catch (err) {
+        process.stderr.write(`anyserve apply: ${(err as Error).message}\n`);
+        process.exit(2);
+      }
       const res = await fetch(`${o.apiServer.replace(/\/+$/, "")}/api/apply`, {
         method: "POST",
         headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },

@@ -11,6 +11,14 @@ export function intOption(name: string, min: number, max: number): (v: string) =
   };
 }
 
+export function positiveOption(name: string): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`${name}: expected a positive number, got '${v}'`);
+    return n;
+  };
+}
+
 export function secondsOption(name: string): (v: string) => number {
   return (v) => {
     const n = Number(v);

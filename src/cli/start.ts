@@ -9,13 +9,16 @@ import { startReplica } from "../replica/replica.js";
 import { loadApp } from "../sdk/load-app.js";
 import { addConfigFlags, replicaDocFromFlags } from "./config-flags.js";
 import { announceReady, configErrorExit, onShutdown } from "./common.js";
+import { ConfigError } from "../config/errors.js";
+import { readCa, readServerTls, type ServerTls } from "../util/tls.js";
 
 export function registerStartCommand(program: Command): void {
   const cmd = program
     .command("start")
     .description("run a replica: serve an app over OIP v2 (gRPC and REST) and register it with the API server")
-    .option("--token <token>", "bearer token of the API server (default: $ANYSERVE_TOKEN)");
-  addConfigFlags(cmd).action(async (o: { token?: string }) => {
+    .option("--token <token>", "the deployment's control-plane token, to register with (default: $ANYSERVE_TOKEN)")
+    .option("--inference-token <token>", "inference routes need this token (default: $ANYSERVE_INFERENCE_TOKEN)");
+  addConfigFlags(cmd).action(async (o: { token?: string; inferenceToken?: string }) => {
     const doc = configErrorExit(() => replicaDocFromFlags(cmd));
     const cfg = doc.config;
     const service = doc.service ?? undefined;
@@ -23,6 +26,8 @@ export function registerStartCommand(program: Command): void {
     if (service) process.env.ANYSERVE_SERVICE = service;
     const app = await loadApp(cfg.app, service ? { service } : {});
     const token = o.token ?? process.env.ANYSERVE_TOKEN;
+    const inferenceToken = o.inferenceToken ?? process.env.ANYSERVE_INFERENCE_TOKEN;
+    const tls = configErrorExit(() => tlsOf(cfg.tls));
     const objects = cfg.object_store;
     const objectStore = new ObjectStore({
       dir: objects.dir,
@@ -43,10 +48,24 @@ export function registerStartCommand(program: Command): void {
       ...(doc.api_server ? { apiServer: doc.api_server } : {}),
       ...(doc.replica_id ? { replicaId: doc.replica_id } : {}),
       ...(token ? { token } : {}),
+      ...(inferenceToken ? { inferenceToken } : {}),
+      ...tls,
       ...(service ? { service } : {}),
       ...(doc.node ? { node: doc.node } : {}),
     });
     announceReady({ role: "replica", replicaId: replica.replicaId, http: replica.httpUrl, grpc: replica.grpcAddress });
     onShutdown(() => replica.stop().finally(() => objectStore.close()));
   });
+}
+
+/** The replica's TLS identity and trusted CA from its config's `tls` section (files read and checked now). */
+function tlsOf(t: { cert: string | null; key: string | null; ca: string | null }): { tls?: ServerTls; tlsCa?: Buffer } {
+  try {
+    return {
+      ...(t.cert !== null && t.key !== null ? { tls: readServerTls({ cert: t.cert, key: t.key }) } : {}),
+      ...(t.ca !== null ? { tlsCa: readCa(t.ca) } : {}),
+    };
+  } catch (err) {
+    throw new ConfigError("replica config", [{ path: "tls", message: (err as Error).message }]);
+  }
 }

@@ -6,9 +6,12 @@
 import type { Command } from "commander";
 import type { ReplicaView, ServiceView } from "../gateway/status.js";
 import { secondsOption } from "./common.js";
+import { tokenFor } from "./credentials.js";
 
 interface StatusFlags {
   apiServer: string;
+  token?: string;
+  tokenFile?: string;
   json?: boolean;
   watch?: boolean;
   interval: number;
@@ -20,12 +23,20 @@ export function registerStatusCommand(program: Command): void {
     .argument("[service]", "only this service")
     .description("show services, replicas, health, rps, latency and queues of a running deployment")
     .option("--api-server <url>", "the API server", "http://127.0.0.1:8080")
+    .option("--token <token>", "read or control-plane token (default: $ANYSERVE_TOKEN, else the token of the `up` serving --api-server)")
+    .option("--token-file <file>", "read the token from this file")
     .option("--json", "print the management API's JSON instead of a table")
     .option("--watch", "refresh in place until Ctrl-C")
     .option("--interval <seconds>", "refresh period with --watch", secondsOption("--interval"), 1)
     .action(async (service: string | undefined, o: StatusFlags) => {
       const base = o.apiServer.replace(/\/+$/, "");
-      const once = async (): Promise<string> => render(await fetchStatus(base, service), o.json === true);
+      let token: string | undefined;
+      try {
+        token = tokenFor(base, { token: o.token, tokenFile: o.tokenFile });
+      } catch (err) {
+        fail(err as Error);
+      }
+      const once = async (): Promise<string> => render(await fetchStatus(base, service, token), o.json === true);
       if (!o.watch) {
         process.stdout.write(await once().catch(fail));
         return;
@@ -43,17 +54,21 @@ interface Status {
   stats: Record<string, unknown>;
 }
 
-async function fetchStatus(base: string, service: string | undefined): Promise<Status> {
+async function fetchStatus(base: string, service: string | undefined, token: string | undefined): Promise<Status> {
+  const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
   const get = async <T>(path: string): Promise<T> => {
     let res: Response;
     try {
-      res = await fetch(base + path, { signal: AbortSignal.timeout(10_000) });
+      res = await fetch(base + path, { headers, signal: AbortSignal.timeout(10_000) });
     } catch (err) {
       throw new Error(
         `cannot reach the API server at ${base} (${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message})`,
       );
     }
     const body = (await res.json()) as T & { error?: string };
+    if (res.status === 401) {
+      throw new Error(`${body.error ?? "HTTP 401"} (give --token or --token-file, or set $ANYSERVE_TOKEN; docs/security.md)`);
+    }
     if (!res.ok) throw new Error(body.error ?? `${path}: HTTP ${res.status}`);
     return body;
   };

@@ -1,9 +1,16 @@
 /**
  * `anyserve up FILE`: the embedded default. Runs the API server in this process, starts every
  * service's replicas as child processes with their strategies and sizes, keeps them alive, and
- * stops them all on Ctrl-C/SIGTERM. `anyserve apply FILE` changes a running deployment.
+ * stops them all on Ctrl-C/SIGTERM. `anyserve apply FILE` changes a running deployment. The
+ * control plane is never open by default: `up` makes the deployment a token (credentials.ts) and
+ * hands it to its replicas in their environment.
  */
+import path from "node:path";
 import type { Command } from "commander";
+import type { ApiServerConfig } from "../config/schema.js";
+import { readCa, readServerTls, type ServerTls } from "../util/tls.js";
+import type { Logger } from "../util/log.js";
+import { noteRuntime, readOrCreateToken, tokenFileOf } from "./credentials.js";
 import { DeploymentController } from "../deploy/controller.js";
 import { ConfigError, loadDeploymentFile } from "../deploy/load.js";
 import { localNode, PlacementError, place } from "../deploy/placement.js";
@@ -21,7 +28,11 @@ interface UpOptions {
   port?: number;
   grpcPort?: number;
   host?: string;
-  token?: string;
+  /** A token; `false` with `--no-token`. */
+  token?: string | false;
+  tokenFile?: string;
+  readToken?: string;
+  inferenceToken?: string;
   nodeName?: string;
   nodeCpus?: number;
   nodeMemoryMb?: number;
@@ -36,7 +47,11 @@ export function registerUpCommand(program: Command): void {
     .option("--port <port>", "API server REST port (overrides api_server.port)", intOption("--port", 0, 65535))
     .option("--grpc-port <port>", "API server gRPC port (overrides api_server.grpc_port)", intOption("--grpc-port", 0, 65535))
     .option("--host <host>", "address to bind (overrides api_server.host)")
-    .option("--token <token>", "control-plane bearer token (default: $ANYSERVE_TOKEN)")
+    .option("--token <token>", "control-plane token (default: $ANYSERVE_TOKEN, else the deployment's token file)")
+    .option("--no-token", "no control-plane token: anyone who reaches the API server may register and manage replicas")
+    .option("--token-file <file>", "where the control-plane token is kept, made on first use (default: .anyserve/token beside FILE)")
+    .option("--read-token <token>", "a token that may only read the registry and status (default: $ANYSERVE_READ_TOKEN)")
+    .option("--inference-token <token>", "inference routes need this token, here and on the replicas (default: $ANYSERVE_INFERENCE_TOKEN)")
     .option("--node-name <name>", "this node's name (overrides node.name)")
     .option("--node-cpus <n>", "CPU cores this node offers (overrides node.cpu_cores)", intOption("--node-cpus", 1, 4096))
     .option(
@@ -67,7 +82,9 @@ export function registerUpCommand(program: Command): void {
         fail(err);
       }
       const served = await checkApps(config, file).catch(fail);
-      const token = o.token ?? process.env.ANYSERVE_TOKEN;
+      const { token, tokenFile } = controlToken(o, file, logger);
+      const readToken = o.readToken ?? process.env.ANYSERVE_READ_TOKEN;
+      const inferenceToken = o.inferenceToken ?? process.env.ANYSERVE_INFERENCE_TOKEN;
       let controller: DeploymentController | undefined;
       const grpcPort = o.grpcPort ?? a.grpc_port;
       const api = await startApiServer({
@@ -80,10 +97,15 @@ export function registerUpCommand(program: Command): void {
         fastIngress: a.fast_ingress,
         writeTimeoutMs: a.write_timeout * 1000,
         resilience: resilienceOf(a),
+        registration: { maxReplicas: a.max_replicas, ratePerSecond: a.registration_rate },
         ...(token ? { token } : {}),
+        ...(readToken ? { readToken } : {}),
+        ...(inferenceToken ? { inferenceToken } : {}),
+        ...tlsOf(a),
         logger,
-        routes: deploymentRoutes(() => controller!, token),
-      });
+        routes: (access) => deploymentRoutes(() => controller!, access),
+      }).catch(fail);
+      const forgetRuntime = tokenFile ? noteRuntime(api.url, tokenFile) : () => undefined;
       const cpu = cpuCapper();
       if (Object.values(config.services).some((s) => s.resources.cpu_cores !== null)) {
         if (cpu.available) logger.info({ how: cpu.how }, "resources.cpu_cores caps each replica's CPU");
@@ -96,10 +118,12 @@ export function registerUpCommand(program: Command): void {
         node,
         logger,
         token,
+        inferenceToken,
         cpu,
       });
       api.status.attach(controller);
       onShutdown(async () => {
+        forgetRuntime();
         await controller!.stopAll();
         await api.close();
       });
@@ -107,13 +131,49 @@ export function registerUpCommand(program: Command): void {
         await api.close();
         return fail(err);
       });
-      printSummary(api.url, api.grpcAddress, controller);
-      printTryLines(api.url, Object.values(served).flat());
-      announceReady({ role: "up", url: api.url, grpc: api.grpcAddress ?? null, services: report });
+      printSummary(api.url, api.grpcAddress, controller, tokenFile);
+      printTryLines(api.url, Object.values(served).flat(), inferenceToken !== undefined);
+      announceReady({ role: "up", url: api.url, grpc: api.grpcAddress ?? null, token_file: tokenFile ?? null, services: report });
     });
 }
 
-function printSummary(url: string, grpc: string | undefined, controller: DeploymentController): void {
+/**
+ * The control-plane token `up` runs with: `--token`, `$ANYSERVE_TOKEN`, else the deployment's token
+ * file (made on first use; its path is returned for the summary and `anyserve status`), or none
+ * with `--no-token`.
+ */
+function controlToken(o: UpOptions, file: string, logger: Logger): { token?: string; tokenFile?: string } {
+  if (o.token === false) {
+    logger.warn("--no-token: anyone who reaches the API server may register replicas and manage the deployment");
+    return {};
+  }
+  const given = o.token ?? process.env.ANYSERVE_TOKEN;
+  if (given) return { token: given };
+  const tokenFile = path.resolve(o.tokenFile ?? tokenFileOf(file));
+  try {
+    const { token, warning } = readOrCreateToken(tokenFile);
+    if (warning) logger.warn(warning);
+    return { token, tokenFile };
+  } catch (err) {
+    process.stderr.write(`anyserve up: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+}
+
+/** The API server's TLS identity and the CA it trusts for replicas, from the file's `api_server` block. */
+function tlsOf(a: ApiServerConfig): { tls?: ServerTls; tlsCa?: Buffer } {
+  try {
+    return {
+      ...(a.tls_cert !== null && a.tls_key !== null ? { tls: readServerTls({ cert: a.tls_cert, key: a.tls_key }) } : {}),
+      ...(a.tls_ca !== null ? { tlsCa: readCa(a.tls_ca) } : {}),
+    };
+  } catch (err) {
+    process.stderr.write(`api_server: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+}
+
+function printSummary(url: string, grpc: string | undefined, controller: DeploymentController, tokenFile: string | undefined): void {
   const lines = [``, `anyserve is up: API server ${url}${grpc ? ` (gRPC ${grpc})` : ""}`];
   for (const [name, s] of Object.entries(controller.status().services)) {
     if (s.placement === "unschedulable") {
@@ -130,9 +190,14 @@ function printSummary(url: string, grpc: string | undefined, controller: Deploym
   lines.push(
     `  dashboard: ${url}/dashboard   metrics: ${url}/metrics   status: anyserve status --api-server ${url}`,
     `  registry: ${url}/registry   services: ${url}/api/services   deployment: ${url}/api/deployment`,
-    `Ctrl-C stops everything.`,
-    ``,
   );
+  if (tokenFile) {
+    lines.push(
+      `  control-plane token: ${tokenFile} (anyserve status and apply read it; the dashboard asks for it;`,
+      `    curl -H "Authorization: Bearer $(cat ${tokenFile})" ${url}/registry)`,
+    );
+  }
+  lines.push(`Ctrl-C stops everything.`, ``);
   process.stdout.write(`${lines.join("\n")}\n`);
 }
 
@@ -141,7 +206,7 @@ function printSummary(url: string, grpc: string | undefined, controller: Deploym
  * with the handler's declared example (a class method's: its parameter names as arguments), else
  * a `text` input, to `/infer/stream` for streaming handlers.
  */
-function printTryLines(url: string, handlers: CheckedHandler[]): void {
+function printTryLines(url: string, handlers: CheckedHandler[], inferenceToken: boolean): void {
   const seen = new Set<string>();
   const lines = ["Try:"];
   const headerName = (k: string): string =>
@@ -160,7 +225,12 @@ function printTryLines(url: string, handlers: CheckedHandler[]): void {
       inputs: unknown;
     };
     const json = JSON.stringify({ inputs: body.inputs }).replaceAll("'", "'\\''");
-    lines.push(`  curl -s${h.stream ? "N" : ""} ${url}${route} ${headers} -H 'Content-Type: application/json' \\`, `    -d '${json}'`);
+    // The token itself is never printed: the line reads it from the environment.
+    const auth = inferenceToken ? ` -H "Authorization: Bearer $ANYSERVE_INFERENCE_TOKEN"` : "";
+    lines.push(
+      `  curl -s${h.stream ? "N" : ""} ${url}${route} ${headers}${auth} -H 'Content-Type: application/json' \\`,
+      `    -d '${json}'`,
+    );
   }
   process.stdout.write(`${lines.join("\n")}\n\n`);
 }

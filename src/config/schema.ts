@@ -227,6 +227,27 @@ const objectStore = z.strictObject({
     .meta(meta({ update: "restart", flag: "object-cache", help: "keep local copies of objects fetched from other replicas" })),
 });
 
+/** A PEM file, relative to the deployment file (null: none). */
+const pemFile = z.string().min(1).max(4096).nullable().default(null);
+
+const tls = z.strictObject({
+  cert: pemFile.meta(
+    meta({
+      update: "restart",
+      flag: "tls-cert",
+      help: "serve REST, frames and gRPC over TLS with this certificate chain (PEM); needs tls.key",
+    }),
+  ),
+  key: pemFile.meta(meta({ update: "restart", flag: "tls-key", help: "the private key of tls.cert (PEM)" })),
+  ca: pemFile.meta(
+    meta({
+      update: "restart",
+      flag: "tls-ca",
+      help: "CA bundle (PEM) trusted for the API server and other replicas, besides the system's (under up: api_server.tls_ca)",
+    }),
+  ),
+});
+
 type Issue = { code: "custom"; path: PropertyKey[]; input: unknown; message: string };
 
 function crossFieldRules(raw: unknown, ctx: { addIssue(issue: Issue): void }): void {
@@ -251,6 +272,15 @@ function crossFieldRules(raw: unknown, ctx: { addIssue(issue: Issue): void }): v
       message: "target remote_specific needs at least one node name",
     });
   }
+  const t = section("tls");
+  if ((typeof t.cert === "string") !== (typeof t.key === "string")) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["tls", typeof t.cert === "string" ? "key" : "cert"],
+      input: null,
+      message: "tls.cert and tls.key go together: give both or neither",
+    });
+  }
   if (d.target === "cluster_group" && (d.node_selector === undefined || d.node_selector === null)) {
     ctx.addIssue({
       code: "custom",
@@ -262,7 +292,7 @@ function crossFieldRules(raw: unknown, ctx: { addIssue(issue: Issue): void }): v
 }
 
 /** The sections of a service, by name. */
-export const SECTION_SCHEMAS = { deployment, resources, performance, monitoring, object_store: objectStore } as const;
+export const SECTION_SCHEMAS = { deployment, resources, performance, monitoring, object_store: objectStore, tls } as const;
 export type SectionName = keyof typeof SECTION_SCHEMAS;
 export const SECTION_NAMES = Object.keys(SECTION_SCHEMAS) as SectionName[];
 
@@ -272,6 +302,7 @@ const sections = {
   performance: performance.default(performance.parse({})),
   monitoring: monitoring.default(monitoring.parse({})),
   object_store: objectStore.default(objectStore.parse({})),
+  tls: tls.default(tls.parse({})),
 };
 
 /** `app`: the module serving the service, `FILE[:export]` (an AnyServe app or a service class). */
@@ -309,21 +340,35 @@ const circuitBreaker = z.strictObject({
   half_open_time: seconds.default(10),
 });
 
-export const apiServerSchema = z.strictObject({
-  host: z.string().min(1).max(255).default("127.0.0.1"),
-  port: z.number().int().min(0).max(65_535).default(8080),
-  grpc_port: z.number().int().min(0).max(65_535).nullable().default(8081),
-  unmatched: z.enum(["error", "delegate"]).default("error"),
-  max_delegation_depth: z.number().int().min(0).max(16).default(1),
-  request_timeout: seconds.default(60),
-  /** Serve REST with the fast ingress (raw sockets + llhttp for the inference routes). */
-  fast_ingress: z.boolean().default(false),
-  /** Seconds a client may take none of its answer (a stream or a whole one) before it is cut. */
-  write_timeout: writeTimeout.default(30),
-  failover: failover.default(failover.parse({})),
-  outlier_detection: outlierDetection.default(outlierDetection.parse({})),
-  circuit_breaker: circuitBreaker.default(circuitBreaker.parse({})),
-});
+export const apiServerSchema = z
+  .strictObject({
+    host: z.string().min(1).max(255).default("127.0.0.1"),
+    port: z.number().int().min(0).max(65_535).default(8080),
+    grpc_port: z.number().int().min(0).max(65_535).nullable().default(8081),
+    unmatched: z.enum(["error", "delegate"]).default("error"),
+    max_delegation_depth: z.number().int().min(0).max(16).default(1),
+    request_timeout: seconds.default(60),
+    /** Serve REST with the fast ingress (raw sockets + llhttp for the inference routes). */
+    fast_ingress: z.boolean().default(false),
+    /** Seconds a client may take none of its answer (a stream or a whole one) before it is cut. */
+    write_timeout: writeTimeout.default(30),
+    /** Replicas the registry holds at most (a new id past it: 507 REGISTRY_FULL). */
+    max_replicas: z.number().int().min(1).max(1_000_000).default(1024),
+    /** New replica ids accepted per second, and in one burst (past it: 429 REGISTRATION_RATE_LIMITED). */
+    registration_rate: z.number().min(0.1).max(100_000).default(100),
+    /** Serve REST and gRPC over TLS: certificate chain and key (PEM files, relative to the deployment file). */
+    tls_cert: pemFile,
+    tls_key: pemFile,
+    /** CA bundle trusted for replicas' certificates (and handed to `up`'s replicas for the API server's). */
+    tls_ca: pemFile,
+    failover: failover.default(failover.parse({})),
+    outlier_detection: outlierDetection.default(outlierDetection.parse({})),
+    circuit_breaker: circuitBreaker.default(circuitBreaker.parse({})),
+  })
+  .refine((a) => (a.tls_cert === null) === (a.tls_key === null), {
+    message: "tls_cert and tls_key go together: give both or neither",
+    path: ["tls_key"],
+  });
 
 export const nodeSchema = z.strictObject({
   name: name.default("local"),

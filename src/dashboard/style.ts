@@ -14,7 +14,8 @@ header.top {
 }
 header.top h1 { margin: 0; font-size: 18px; font-weight: 650; letter-spacing: -0.01em; }
 header.top h1 .sub { font-weight: 400; color: var(--muted); }
-header.top form { margin: 0; }
+header.top form { margin: 0; display: flex; align-items: center; gap: 6px; }
+header.top form.needed input { border-color: var(--bad); outline: 2px solid var(--bad-bg); }
 header.top .summary { color: var(--muted); }
 header.top .spacer { flex: 1; }
 header.top label { color: var(--muted); font-size: 13px; display: flex; align-items: center; gap: 6px; }

@@ -61,7 +61,10 @@ export type ControllerOptions = CommonOptions &
     | {
         /** Local processes registering here. */
         apiServerUrl: string;
+        /** The control-plane token the replicas register with (handed over in their environment). */
         token?: string | undefined;
+        /** The inference token the replicas require (in their environment too). */
+        inferenceToken?: string | undefined;
         /** How `cpu_cores` caps replicas here (default: found on this machine, `cpuCapper()`). */
         cpu?: CpuCapper | undefined;
       }
@@ -109,7 +112,13 @@ export class DeploymentController {
     this.#factory =
       "replicas" in options
         ? options.replicas
-        : localReplicas({ apiServerUrl: options.apiServerUrl, nodeName: options.node.name, token: options.token, cpu: options.cpu });
+        : localReplicas({
+            apiServerUrl: options.apiServerUrl,
+            nodeName: options.node.name,
+            token: options.token,
+            inferenceToken: options.inferenceToken,
+            cpu: options.cpu,
+          });
     this.#clock = options.clock ?? systemClock;
     this.#tickMs = options.tickMs ?? 1_000;
     options.registry.onRoutingChange(() => this.#requestPass());

@@ -21,8 +21,9 @@ export const DEPLOYMENT_OBJECT_STORE = ".anyserve/objects";
 
 /**
  * Reads and validates a YAML (or JSON) deployment file. Paths in it are relative to the file and
- * become absolute: `app:`, and `object_store.dir`, which defaults to the deployment's own
- * `.anyserve/objects` beside the file (unrelated deployments do not share a store).
+ * become absolute: `app:`, the TLS files, and `object_store.dir`, which defaults to the
+ * deployment's own `.anyserve/objects` beside the file (unrelated deployments do not share a
+ * store). A service's `tls.ca` defaults to `api_server.tls_ca`.
  */
 export async function loadDeploymentFile(file: string): Promise<DeploymentFile> {
   let text: string;
@@ -33,9 +34,18 @@ export async function loadDeploymentFile(file: string): Promise<DeploymentFile> 
   }
   const config = parseDeployment(text, file);
   const dir = path.dirname(path.resolve(file));
+  const relative = (p: string | null): string | null => (p === null ? null : path.resolve(dir, p));
+  const a = config.api_server;
+  a.tls_cert = relative(a.tls_cert);
+  a.tls_key = relative(a.tls_key);
+  a.tls_ca = relative(a.tls_ca);
   for (const service of Object.values(config.services)) {
     service.app = resolveApp(service.app, dir);
     service.object_store.dir = path.resolve(dir, service.object_store.dir ?? DEPLOYMENT_OBJECT_STORE);
+    service.tls.cert = relative(service.tls.cert);
+    service.tls.key = relative(service.tls.key);
+    // A replica trusts the CA the API server uses for replicas: one CA for the deployment.
+    service.tls.ca = relative(service.tls.ca) ?? a.tls_ca;
   }
   return config;
 }

@@ -18,6 +18,8 @@ export interface LocalReplicaOptions {
   nodeName: string;
   /** The control-plane token the replicas register with. */
   token?: string | undefined;
+  /** The inference token the replicas require. */
+  inferenceToken?: string | undefined;
   /** Caps replicas' CPU at their `cpu_cores` (cgroups), where this machine allows it. */
   cpu?: CpuCapper | undefined;
 }
@@ -41,7 +43,7 @@ export function localReplicas(o: LocalReplicaOptions): ReplicaFactory {
         apiServer: o.apiServerUrl,
         nodeName: o.nodeName,
       }),
-      env: replicaEnv(spec.config, spec.gpuIds, o.token),
+      env: replicaEnv(spec.config, spec.gpuIds, { token: o.token, inferenceToken: o.inferenceToken }),
       execArgv: replicaExecArgv(spec.config),
       cpu:
         o.cpu?.available && spec.config.resources.cpu_cores !== null

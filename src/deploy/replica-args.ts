@@ -24,14 +24,27 @@ export function replicaArgs(input: ReplicaArgsInput): string[] {
   return ["start", "--replica-config", JSON.stringify(replicaDoc(input))];
 }
 
+/** Environment variables that carry secrets: never passed on as they are. */
+const SECRET_ENV = ["ANYSERVE_TOKEN", "ANYSERVE_READ_TOKEN", "ANYSERVE_INFERENCE_TOKEN"];
+
 /**
- * The replica's environment: ours minus secrets, plus its GPUs. A replica with no `gpu_count` sees
- * no GPU (an empty `CUDA_VISIBLE_DEVICES`, as Ray does), so it cannot take another's by accident.
+ * The replica's environment: ours minus secrets, plus the deployment's tokens (in the environment,
+ * never on the command line, where `ps` shows them), its GPUs and the deployment's CA. A replica
+ * with no `gpu_count` sees no GPU (an empty `CUDA_VISIBLE_DEVICES`, as Ray does), so it cannot take
+ * another's by accident.
  */
-export function replicaEnv(cfg: ResolvedServiceConfig, gpuIds: number[], token: string | undefined): NodeJS.ProcessEnv {
+export function replicaEnv(
+  cfg: ResolvedServiceConfig,
+  gpuIds: number[],
+  secrets: { token?: string | undefined; inferenceToken?: string | undefined } = {},
+): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
-  delete env.ANYSERVE_TOKEN;
-  if (token) env.ANYSERVE_TOKEN = token; // the replica needs it to register; its workers get a minimal env of their own
+  for (const name of SECRET_ENV) delete env[name];
+  // The replica needs them to register and to check callers; its workers get a minimal env of their own.
+  if (secrets.token) env.ANYSERVE_TOKEN = secrets.token;
+  if (secrets.inferenceToken) env.ANYSERVE_INFERENCE_TOKEN = secrets.inferenceToken;
+  // Connections the replica makes without an explicit CA (objects between replicas) trust it too.
+  if (cfg.tls.ca !== null) env.NODE_EXTRA_CA_CERTS = cfg.tls.ca;
   env.CUDA_VISIBLE_DEVICES = (cfg.resources.gpu_count ?? 0) > 0 ? gpuIds.join(",") : "";
   return env;
 }

@@ -1,35 +1,35 @@
 /**
  * The deployment controller's routes on the API server (under `anyserve up`): see what is
- * deployed, apply a changed deployment file, scale a service. All need the control-plane token
- * when one is configured.
+ * deployed (the read scope), apply a changed deployment file, scale a service (the control-plane
+ * token), when a token is configured (gateway/access.ts).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { AnyServeError } from "../errors.js";
 import { readBody, readJson, sendJson } from "../util/http.js";
 import type { RouteHandler } from "../util/http.js";
-import { checkToken } from "../gateway/control.js";
+import type { Access } from "../gateway/access.js";
 import type { DeploymentController } from "./controller.js";
 import { ConfigError, parseDeployment } from "./load.js";
 import { PlacementError } from "./placement.js";
 
 /** `controller` is a getter: the API server (and so these routes) exists before the controller that needs its URL. */
-export function deploymentRoutes(controller: () => DeploymentController, token: string | undefined): Record<string, RouteHandler> {
+export function deploymentRoutes(controller: () => DeploymentController, access: Access): Record<string, RouteHandler> {
   const guarded =
-    (fn: (req: IncomingMessage, res: ServerResponse) => Promise<void>): RouteHandler =>
+    (what: string, fn: (req: IncomingMessage, res: ServerResponse) => Promise<void>): RouteHandler =>
     (req, res) => {
-      checkToken(req, token);
+      access.control(req, what);
       return fn(req, res).catch((err: unknown) => {
         throw toHttpError(err);
       });
     };
   return {
-    "GET /api/deployment": (_q, res) => sendJson(res, 200, controller().status()),
-    "POST /api/apply": guarded(async (req, res) => {
+    "GET /api/deployment": access.guardRead("GET /api/deployment", (_q, res) => sendJson(res, 200, controller().status())),
+    "POST /api/apply": guarded("POST /api/apply", async (req, res) => {
       const text = (await readBody(req, 1 << 20)).toString("utf8");
       const report = await controller().apply(parseDeployment(text, "the applied deployment"));
       sendJson(res, 200, { success: true, services: report });
     }),
-    "POST /api/scale": guarded(async (req, res) => {
+    "POST /api/scale": guarded("POST /api/scale", async (req, res) => {
       const body = (await readJson(req)) as { service?: unknown; replicas?: unknown };
       if (
         typeof body.service !== "string" ||

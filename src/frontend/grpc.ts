@@ -17,6 +17,8 @@ import type { Logger } from "../util/log.js";
 import { Cancellation } from "../util/cancel.js";
 import { stallError } from "../util/write-guard.js";
 import http2 from "node:http2";
+import { type DataPlaneAuth, REPLICA_HEADER } from "../util/auth.js";
+import type { ServerTls } from "../util/tls.js";
 
 export interface GrpcOptions {
   backend: InferBackend;
@@ -32,6 +34,10 @@ export interface GrpcOptions {
    * cancelled (the handler's signal fires) and its HTTP/2 stream reset. Default 30 s.
    */
   writeTimeoutMs?: number;
+  /** The inference token check (metadata `authorization`) and who counts as a replica, as the REST front end's. */
+  auth?: DataPlaneAuth | undefined;
+  /** Serve TLS with this certificate and key; without it the port is plaintext (h2c). */
+  tls?: ServerTls | undefined;
 }
 
 export class GrpcFrontend {
@@ -58,17 +64,19 @@ export class GrpcFrontend {
     this.#server.addService(serviceDefinition(), {
       ServerLive: unary(() => ({ live: true })),
       ServerReady: unary(() => ({ ready: b.ready() })),
-      ModelReady: unary(async (req: { name: string; version: string }) => ({
-        ready: await b.modelReady(modelCapability(req.name, req.version, {})),
-      })),
+      ModelReady: unary(async (req: { name: string; version: string }, call) => {
+        this.#caller(call.metadata);
+        return { ready: await b.modelReady(modelCapability(req.name, req.version, {})) };
+      }),
       ServerMetadata: unary(() => ({
         name: options.serverName,
         version: options.version,
         extensions: ["binary_tensor_data", "capability_routing", "streaming"],
       })),
-      ModelMetadata: unary(async (req: { name: string; version: string }) =>
-        b.modelMetadata(modelCapability(req.name, req.version, {}), req.name, req.version || undefined),
-      ),
+      ModelMetadata: unary(async (req: { name: string; version: string }, call) => {
+        this.#caller(call.metadata);
+        return b.modelMetadata(modelCapability(req.name, req.version, {}), req.name, req.version || undefined);
+      }),
       ModelInfer: unary((body: Buffer, call) => b.infer(this.#accept(body, call, new Cancellation())).then((out) => out.body)),
       ModelStreamInfer: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => this.#streamInfer(call),
     } as unknown as grpc.UntypedServiceImplementation);
@@ -77,7 +85,11 @@ export class GrpcFrontend {
   /** Binds and starts; returns the bound port. */
   listen(host: string, port: number): Promise<number> {
     return new Promise((resolve, reject) => {
-      this.#server.bindAsync(`${host.includes(":") ? `[${host}]` : host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, bound) =>
+      const tls = this.#o.tls;
+      const credentials = tls
+        ? grpc.ServerCredentials.createSsl(null, [{ cert_chain: tls.cert, private_key: tls.key }], false)
+        : grpc.ServerCredentials.createInsecure();
+      this.#server.bindAsync(`${host.includes(":") ? `[${host}]` : host}:${port}`, credentials, (err, bound) =>
         err ? reject(err) : resolve(bound),
       );
     });
@@ -117,6 +129,7 @@ export class GrpcFrontend {
     call: grpc.ServerUnaryCall<Buffer, Buffer> | grpc.ServerDuplexStream<Buffer, Buffer>,
     cancel: Cancellation,
   ): IncomingCall {
+    const fromReplica = this.#caller(call.metadata);
     const { modelName, modelVersion } = readModelName(body);
     call.on("cancelled", () => cancel.abort(new AnyServeError("CANCELLED", "the client cancelled the call")));
     const deadline = call.getDeadline();
@@ -131,12 +144,24 @@ export class GrpcFrontend {
       timeoutMs,
       requestId: newRequestId(),
       signal: cancel,
-      ...delegationOf(call.metadata),
+      // Delegation metadata steers routing: only a replica of the deployment may send it.
+      ...(fromReplica ? delegationOf(call.metadata) : {}),
     };
     if (modelName) incoming.model = { name: modelName, version: modelVersion || undefined };
     const affinity = call.metadata.get(AFFINITY_HEADER)[0];
     if (typeof affinity === "string") incoming.affinityKey = affinity.slice(0, 256);
     return incoming;
+  }
+
+  /** Checks the caller's credentials (`authorization` metadata); true when it is a replica of the deployment. */
+  #caller(md: grpc.Metadata): boolean {
+    const auth = this.#o.auth;
+    if (auth === undefined) return false;
+    const text = (key: string): string | undefined => {
+      const v = md.get(key)[0];
+      return typeof v === "string" ? v : undefined;
+    };
+    return auth.check(text("authorization"), text(REPLICA_HEADER));
   }
 
   #streamInfer(call: grpc.ServerDuplexStream<Buffer, Buffer>): void {
@@ -236,10 +261,11 @@ function delegationOf(md: grpc.Metadata): { depth?: number; tried?: string[] } {
   const tried =
     typeof from === "string"
       ? from
+          .slice(0, 16 * 130)
           .split(",")
           .map((s) => s.trim())
-          .filter(Boolean)
-          .slice(0, 64)
+          .filter((s) => /^[\w.-]{1,128}$/.test(s))
+          .slice(0, 16)
       : [];
   const d = Number(depth ?? (tried.length > 0 ? 1 : 0));
   return { depth: Number.isInteger(d) && d >= 0 ? d : 0, tried };

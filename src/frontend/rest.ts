@@ -17,6 +17,7 @@ import { endAtEndOfTurn } from "./end-of-turn.js";
 import { SseWriter } from "./sse.js";
 import { Cancellation, type CancelSignal } from "../util/cancel.js";
 import { closeReason } from "../util/write-guard.js";
+import { type DataPlaneAuth, REPLICA_HEADER } from "../util/auth.js";
 
 export interface RestOptions {
   backend: InferBackend;
@@ -28,6 +29,8 @@ export interface RestOptions {
   /** Time a request gets when the caller sets none (ms), and the most it may ask for. */
   defaultTimeoutMs: number;
   maxTimeoutMs: number;
+  /** The data plane's token check and who counts as a replica (see {@link CallLimits.auth}). */
+  auth?: DataPlaneAuth | undefined;
   /** Extra routes by "METHOD /path" (control plane, health). */
   routes?: Record<string, RouteHandler>;
   /**
@@ -140,6 +143,8 @@ export class RestFrontend {
     }
     const query = modelQuery(name, version);
     const model = { name, version };
+    // Model metadata and readiness are the data plane's too (inference checks it in callFromHeaders).
+    if (action !== "infer" && action !== "generate_stream") this.#o.auth?.check(req.headers.authorization, undefined);
     switch (action) {
       case "infer":
         return this.#infer(req, res, query, undefined, false, model);
@@ -332,11 +337,19 @@ export function headerQuery(headers: RequestHeaders): CapabilityMap {
   return query;
 }
 
-/** The time an inference call gets when the caller sets none, and the most it may ask for (ms). */
+/** The time an inference call gets when the caller sets none, and the most it may ask for (ms), and who may call. */
 export interface CallLimits {
   defaultTimeoutMs: number;
   maxTimeoutMs: number;
+  /**
+   * The inference token check, and which callers are replicas of the deployment (whose delegation
+   * headers count). Without it the data plane is open and delegation headers are ignored.
+   */
+  auth?: DataPlaneAuth | undefined;
 }
+
+/** Delegation header values read at most (a longer `X-Delegated-From` is cut, never echoed whole). */
+const MAX_TRIED = 16;
 
 /**
  * An inference call as its request's headers describe it — content type and wire format, binary
@@ -361,6 +374,7 @@ export function callFromHeaders(
       `Content-Type '${contentType.slice(0, 64)}' is not accepted here: expected application/json`,
     );
   }
+  const fromReplica = limits.auth?.check(headers.authorization, headers[REPLICA_HEADER]) ?? false;
   const call: IncomingCall = {
     query,
     body: EMPTY,
@@ -372,20 +386,25 @@ export function callFromHeaders(
     signal,
     model,
   };
-  // Delegation: `X-Delegated-From` (comma-separated replica ids tried) and `X-Delegation-Depth`.
+  // Delegation: `X-Delegated-From` (comma-separated replica ids tried) and `X-Delegation-Depth`,
+  // only from a replica of this deployment: from anyone else they would steer routing.
   const from = headers["x-delegated-from"];
-  if (from !== undefined || headers["x-delegation-depth"] !== undefined) {
-    call.tried =
-      typeof from === "string"
-        ? from
-            .split(",")
-            .map((s) => s.trim())
-            .filter((s) => s.length > 0)
-            .slice(0, 64)
-        : [];
+  if (fromReplica && (from !== undefined || headers["x-delegation-depth"] !== undefined)) {
+    call.tried = typeof from === "string" ? triedIds(from) : [];
     call.depth = intHeader(headers, "x-delegation-depth", 64) ?? (call.tried.length > 0 ? 1 : 0);
   }
   const affinity = headers[AFFINITY_HEADER];
   if (typeof affinity === "string") call.affinityKey = affinity.slice(0, 256);
   return call;
+}
+
+/** The replica ids of an `X-Delegated-From` value: at most {@link MAX_TRIED}, each a valid id (others dropped). */
+function triedIds(value: string): string[] {
+  const ids: string[] = [];
+  for (const part of value.slice(0, MAX_TRIED * 130).split(",")) {
+    const id = part.trim();
+    if (/^[\w.-]{1,128}$/.test(id)) ids.push(id);
+    if (ids.length === MAX_TRIED) break;
+  }
+  return ids;
 }

@@ -3,6 +3,7 @@
  * ingress share one forwarder; the registry drops replicas that stop heartbeating.
  */
 import { createServer, type Server } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { FastIngress } from "../frontend/fast-ingress/ingress.js";
 import type { GrpcFrontend } from "../frontend/grpc.js";
 import { hardenServer, serverOptions } from "../util/http.js";
@@ -23,6 +24,10 @@ import { HealthChecker } from "./health-checker.js";
 import { ServicePolicies, type PolicyFields } from "./policies.js";
 import { Registry } from "../routing/registry.js";
 import { RouteTable } from "./route-table.js";
+import { Access } from "./access.js";
+import { RegistrationGate, type RegistrationLimits } from "./registrations.js";
+import { dataPlaneAuth, type DataPlaneAuth } from "../util/auth.js";
+import type { ServerTls } from "../util/tls.js";
 
 export interface ApiServerOptions {
   host?: string;
@@ -30,8 +35,22 @@ export interface ApiServerOptions {
   port?: number;
   /** gRPC ingress port; undefined = no gRPC ingress, 0 = any free port. */
   grpcPort?: number;
-  /** Control-plane bearer token (also required by replicas' frame endpoints). */
+  /**
+   * Control-plane bearer token: register, heartbeat, unregister and the management actions need
+   * it, and it may read everything the read token may. None: those routes are open
+   * (docs/security.md). Never sent to a replica.
+   */
   token?: string;
+  /** A token that may only read: `/registry`, `/route`, `/routes`, `/api/*` reads, `/metrics`. Needs `token`. */
+  readToken?: string;
+  /** Inference and model routes (REST and gRPC) need this token; none: they are open. */
+  inferenceToken?: string;
+  /** Serve REST and gRPC over TLS with this certificate and key (the fast ingress is then off). */
+  tls?: ServerTls;
+  /** CA bundle trusted for replicas that serve TLS, besides the system's. */
+  tlsCa?: Buffer;
+  /** How many replicas may be registered, and how fast new ids may arrive. */
+  registration?: Partial<RegistrationLimits>;
   unmatched?: "error" | "delegate";
   maxDelegationDepth?: number;
   maxBodyBytes?: number;
@@ -46,8 +65,8 @@ export interface ApiServerOptions {
   resilience?: ResilienceOptions;
   /** Prometheus metrics at /metrics and request statistics for the status API (default true). */
   metrics?: boolean;
-  /** More routes by "METHOD /path" (the deployment controller's, for `anyserve up`). */
-  routes?: Record<string, RouteHandler>;
+  /** More routes by "METHOD /path" (the deployment controller's, for `anyserve up`), or made with the server's access rules. */
+  routes?: Record<string, RouteHandler> | ((access: Access) => Record<string, RouteHandler>);
   /**
    * Serve the REST port with the fast ingress (raw sockets and Node's llhttp; the inference routes
    * answered without node:http's request objects, everything else handed to node:http). Default false.
@@ -109,27 +128,41 @@ interface ApiServerParts {
   stats: ServiceStats;
   status: StatusModel;
   health: HealthChecker;
-  /** The REST front end's node:http server (behind the fast ingress when that is on). */
+  /** The REST front end's node:http (or https) server (behind the fast ingress when that is on). */
   server: Server;
   /** For the fast ingress and gRPC, as the REST front end has them. */
-  limits: { maxBodyBytes: number; defaultTimeoutMs: number; maxTimeoutMs: number; onRejected?: (code: string) => void };
   /** `write_timeout` (ms): clients that stop reading are cut after it. */
   writeTimeoutMs: number;
   /** Stops the node:http server's write guard. */
   unguard: () => void;
+  limits: {
+    maxBodyBytes: number;
+    defaultTimeoutMs: number;
+    maxTimeoutMs: number;
+    onRejected?: (code: string) => void;
+    auth: DataPlaneAuth;
+  };
 }
 
 /** Makes the registry, the forwarder, metrics, status, health checks and the REST front end with every route; nothing listens yet. */
 async function assembleApiServer(o: ApiServerOptions): Promise<ApiServerParts> {
   const logger = o.logger ?? createLogger("api-server");
   const registry = new Registry();
+  const access = new Access({ token: o.token, readToken: o.readToken });
+  if (access.open && o.host !== undefined && !isLoopback(o.host)) {
+    logger.warn(
+      { host: o.host },
+      "no control-plane token: anyone who reaches this address can register replicas and manage them (docs/security.md)",
+    );
+  }
+  const gate = new RegistrationGate({ registry, limits: o.registration });
   const policies = new ServicePolicies(o.defaultPolicy);
   const forwarder = new Forwarder({
     registry,
     policies,
     unmatched: o.unmatched ?? "error",
     maxDelegationDepth: o.maxDelegationDepth ?? 1,
-    token: o.token,
+    ...(o.tlsCa ? { tlsCa: o.tlsCa } : {}),
     ...(o.resilience ? { resilience: o.resilience } : {}),
   });
   // prom-client is loaded only by an API server that keeps metrics.
@@ -144,6 +177,8 @@ async function assembleApiServer(o: ApiServerOptions): Promise<ApiServerParts> {
     defaultTimeoutMs,
     maxTimeoutMs: Math.max(defaultTimeoutMs, 3_600_000),
     ...(metrics ? { onRejected: (code: string) => metrics.rejected(code) } : {}),
+    // Delegation headers count only from a registered replica showing its secret.
+    auth: dataPlaneAuth({ inferenceToken: o.inferenceToken, isReplica: (c) => gate.isReplica(c) }),
   };
   const rest = new RestFrontend({
     backend: forwarder,
@@ -152,15 +187,17 @@ async function assembleApiServer(o: ApiServerOptions): Promise<ApiServerParts> {
     version: VERSION,
     ...limits,
     routes: {
-      ...controlRoutes({ registry, policies, forwarder, token: o.token, defaultHeartbeatMs: o.heartbeatIntervalMs ?? 5_000 }),
-      ...managementRoutes({ status, registry, token: o.token }),
-      ...new RouteTable({ registry, policies, token: o.token }).routes(),
+      ...controlRoutes({ registry, policies, forwarder, access, gate, defaultHeartbeatMs: o.heartbeatIntervalMs ?? 5_000 }),
+      ...managementRoutes({ status, registry, access, ca: o.tlsCa }),
+      ...new RouteTable({ registry, policies, access }).routes(),
       ...dashboardRoutes(),
-      ...(metrics ? { "GET /metrics": metrics.route() } : {}),
-      ...o.routes,
+      ...(metrics ? { "GET /metrics": access.guardRead("GET /metrics", metrics.route()) } : {}),
+      ...(typeof o.routes === "function" ? o.routes(access) : o.routes),
     },
   });
-  const server = createServer(serverOptions(), rest.listener);
+  const server = o.tls
+    ? (createHttpsServer({ ...serverOptions(), ...o.tls }, rest.listener) as unknown as Server)
+    : createServer(serverOptions(), rest.listener);
   hardenServer(server);
   const writeTimeoutMs = o.writeTimeoutMs ?? 30_000;
   const unguard = guardWrites(server, writeTimeoutMs);
@@ -176,7 +213,8 @@ async function listenApiServer(
   p: ApiServerParts,
 ): Promise<{ url: string; grpcAddress: string | undefined; ingress: FastIngress | undefined; grpc: GrpcFrontend | undefined }> {
   const { o, host, logger, server, forwarder, limits, writeTimeoutMs } = p;
-  const fast = o.fastIngress ? await import("../frontend/fast-ingress/ingress.js") : undefined;
+  if (o.fastIngress && o.tls) logger.warn("the fast ingress does not serve TLS: node:https serves the REST port");
+  const fast = o.fastIngress && !o.tls ? await import("../frontend/fast-ingress/ingress.js") : undefined;
   if (fast && !fast.llhttpAvailable)
     logger.warn("this Node has no usable llhttp binding: the fast ingress is off, node:http serves the REST port");
   let ingress: FastIngress | undefined;
@@ -190,11 +228,20 @@ async function listenApiServer(
     port = await listen(server, o.port ?? 0, host);
   }
   const hostForUrl = host.includes(":") ? `[${host}]` : host;
-  if (o.grpcPort === undefined) return { url: `http://${hostForUrl}:${port}`, grpcAddress: undefined, ingress, grpc: undefined };
+  const url = `${o.tls ? "https" : "http"}://${hostForUrl}:${port}`;
+  if (o.grpcPort === undefined) return { url, grpcAddress: undefined, ingress, grpc: undefined };
   const { GrpcFrontend } = await import("../frontend/grpc.js");
-  const grpc = new GrpcFrontend({ backend: forwarder, logger, serverName: "anyserve", version: VERSION, writeTimeoutMs, ...limits });
+  const grpc = new GrpcFrontend({
+    backend: forwarder,
+    logger,
+    serverName: "anyserve",
+    version: VERSION,
+    writeTimeoutMs,
+    ...limits,
+    ...(o.tls ? { tls: o.tls } : {}),
+  });
   const grpcAddress = `${hostForUrl}:${await grpc.listen(host, o.grpcPort)}`;
-  return { url: `http://${hostForUrl}:${port}`, grpcAddress, ingress, grpc };
+  return { url, grpcAddress, ingress, grpc };
 }
 
 /**
@@ -216,4 +263,9 @@ function startHousekeeping(p: ApiServerParts): () => void {
     health.stop();
     stats.stop();
   };
+}
+
+/** True for addresses only this machine can reach. */
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "::1" || host.startsWith("127.");
 }

@@ -1,37 +1,38 @@
 /**
  * The API server's control routes (the seed's): register, unregister, heartbeat, registry,
- * route, health. Register/unregister/heartbeat need the bearer token when one is configured.
+ * route, health. Register/unregister/heartbeat need the control-plane token when one is
+ * configured, and a replica's own secret to touch its id (registrations.ts); `/registry` and
+ * `/route` need the read scope (access.ts); `/health` is open.
  */
-import type { IncomingMessage, ServerResponse } from "node:http";
-import { AnyServeError } from "../errors.js";
 import { normalizeCapability } from "../protocol/capability.js";
 import { readJson, sendJson } from "../util/http.js";
-import { requireBearer } from "../util/auth.js";
 import type { RouteHandler } from "../util/http.js";
+import type { Access } from "./access.js";
 import type { Forwarder } from "./forwarder.js";
 import type { ServicePolicies } from "./policies.js";
+import type { Caller, RegistrationGate } from "./registrations.js";
 import type { Registry, ReplicaEntry } from "../routing/registry.js";
 import { parseHeartbeat, parseRegistration, parseUnregister } from "../routing/registration.js";
+import { AnyServeError } from "../errors.js";
 
 export interface ControlOptions {
   registry: Registry;
   policies: ServicePolicies;
   /** For each replica's ejection and circuit state in /registry. */
   forwarder: Forwarder;
-  token?: string | undefined;
+  access: Access;
+  /** Ownership of ids and the bounds on registrations. */
+  gate: RegistrationGate;
   defaultHeartbeatMs: number;
 }
 
 export function controlRoutes(o: ControlOptions): Record<string, RouteHandler> {
-  const guard =
-    (fn: (req: IncomingMessage, res: ServerResponse) => Promise<void>): RouteHandler =>
-    (req, res) => {
-      checkToken(req, o.token);
-      return fn(req, res);
-    };
+  const { access, gate } = o;
+  // The routes are behind the control token when there is one, so a caller that got past it holds it.
+  const caller = (): Caller => (access.open ? "anyone" : "control");
   return {
     "GET /health": (_q, res) => sendJson(res, 200, { status: "healthy", replicas: o.registry.size }),
-    "GET /registry": (_q, res) => {
+    "GET /registry": access.guardRead("GET /registry", (_q, res) => {
       const f = o.forwarder;
       const replicas = o.registry.list().map((e) => ({
         ...replicaJson(e),
@@ -44,25 +45,29 @@ export function controlRoutes(o: ControlOptions): Record<string, RouteHandler> {
         policies: o.policies.describe(),
         failover: { ...f.counters, retry_budget: f.retryBudget.snapshot() },
       });
-    },
-    "GET /route": (req, res) => {
+    }),
+    "GET /route": access.guardRead("GET /route", (req, res) => {
       const query = normalizeCapability(Object.fromEntries(new URL(req.url ?? "/", "http://x").searchParams), "route query");
       const e = o.forwarder.lookup(query);
       sendJson(res, 200, { replica_id: e.replicaId, endpoint: e.endpoint, http_endpoint: e.httpEndpoint ?? null });
-    },
-    "POST /register": guard(async (req, res) => {
+    }),
+    "POST /register": access.guardControl("POST /register", async (req, res) => {
       const reg = parseRegistration(await readJson(req), o.defaultHeartbeatMs);
-      o.registry.register(reg);
-      sendJson(res, 200, { success: true, message: `registered replica '${reg.replicaId}' with ${reg.capabilities.length} capabilities` });
+      const entry = gate.register(reg, caller());
+      sendJson(res, 200, {
+        success: true,
+        message: `registered replica '${reg.replicaId}' with ${reg.capabilities.length} capabilities`,
+        // The replica's own, or the one issued now: heartbeats and unregister show it.
+        replica_secret: entry.secret,
+      });
     }),
-    "DELETE /unregister": guard(async (req, res) => {
-      const id = parseUnregister(await readJson(req));
-      if (!o.registry.unregister(id)) throw new AnyServeError("REPLICA_NOT_FOUND", `replica '${id}' is not registered`);
-      sendJson(res, 200, { success: true, message: `unregistered replica '${id}'` });
+    "DELETE /unregister": access.guardControl("DELETE /unregister", async (req, res) => {
+      const u = parseUnregister(await readJson(req));
+      if (!gate.unregister(u, caller())) throw new AnyServeError("REPLICA_NOT_FOUND", `replica '${u.replicaId}' is not registered`);
+      sendJson(res, 200, { success: true, message: `unregistered replica '${u.replicaId}'` });
     }),
-    "POST /heartbeat": guard(async (req, res) => {
-      const { replicaId, capabilities } = parseHeartbeat(await readJson(req));
-      o.registry.heartbeat(replicaId, capabilities === undefined ? {} : { capabilities });
+    "POST /heartbeat": access.guardControl("POST /heartbeat", async (req, res) => {
+      gate.heartbeat(parseHeartbeat(await readJson(req)), caller());
       sendJson(res, 200, { success: true });
     }),
   };
@@ -73,6 +78,7 @@ export function replicaJson(e: ReplicaEntry): Record<string, unknown> {
     replica_id: e.replicaId,
     endpoint: e.endpoint,
     http_endpoint: e.httpEndpoint ?? null,
+    protocol: e.protocol ?? "anyserve",
     capabilities: e.capabilities.map((c) => c.capability),
     states: e.capabilities.map((c) => c.state),
     service: e.service ?? null,
@@ -86,9 +92,4 @@ export function replicaJson(e: ReplicaEntry): Record<string, unknown> {
     failed_health_checks: e.probeFailures,
     ...(e.probeError !== undefined ? { health_error: e.probeError } : {}),
   };
-}
-
-/** Throws UNAUTHENTICATED unless the request carries the control-plane token. */
-export function checkToken(req: IncomingMessage, token: string | undefined): void {
-  requireBearer(req, token, "this control-plane route");
 }

@@ -1,6 +1,8 @@
 /**
  * The gateway's backend: picks a replica for the call's capability and forwards the body, as
- * bytes, over the replica's framed connection. It never parses a body it only forwards.
+ * bytes, over the replica's framed connection. It never parses a body it only forwards. A replica
+ * that is not anyserve but an OIP v2 server is reached over OIP gRPC or REST instead (one
+ * transport per replica kind: transports/).
  *
  * Choosing is two steps: availability first — not draining, not unhealthy (health
  * checker), not ejected (outlier detector), circuit not open for this capability — then the
@@ -9,18 +11,21 @@
  */
 import { AnyServeError, type ErrorCode } from "../errors.js";
 import type { ChunkSink, IncomingCall, InferBackend, ModelMetadata } from "../protocol/call.js";
-import { formatCapability, type CapabilityMap } from "../protocol/capability.js";
+import { formatCapability, modelTypeFallback, type CapabilityMap } from "../protocol/capability.js";
 import type { EncodedBody } from "../protocol/types.js";
-import { FrameClient, type FrameReply } from "../transport/frame-client.js";
-import { answerError, answerOf, callMeta, type FrameKind } from "../transport/call-meta.js";
+import type { FrameReply } from "../transport/frame-client.js";
+import { answerError, answerOf, type FrameKind } from "../transport/call-meta.js";
 import { retireClient } from "../transport/retire.js";
 import { describeUnavailable, preferWarm } from "../routing/candidates.js";
 import type { ServicePolicies, ServicePolicy } from "./policies.js";
-import { isRoutable, type Registry, type ReplicaEntry, type Route } from "../routing/registry.js";
+import { isRoutable, targetOf, type Registry, type ReplicaEntry, type Route } from "../routing/registry.js";
 import { CircuitBreakers, type CircuitBreakerOptions } from "./resilience/circuit-breaker.js";
 import { OutlierDetector, type OutlierDetectorOptions } from "./resilience/outlier-detector.js";
 import { canRetryElsewhere, isCircuitFailure, isReplicaFault } from "../routing/outcome.js";
 import { RetryBudget, type RetryBudgetOptions } from "./resilience/retry-budget.js";
+import { FramesTransport, type ChunkSink as FrameChunkSink, type ReplicaTransport, type Target } from "./transports/transport.js";
+import { OipGrpcTransport } from "./transports/oip-grpc.js";
+import { OipRestTransport } from "./transports/oip-rest.js";
 
 export interface ForwarderOptions {
   registry: Registry;
@@ -29,8 +34,8 @@ export interface ForwarderOptions {
   /** What to do when nothing matches: answer 404, or pick a random replica to start delegation (seed scenario 2). */
   unmatched: "error" | "delegate";
   maxDelegationDepth: number;
-  /** Bearer token the replicas' frame endpoints require, if any. */
-  token?: string | undefined;
+  /** CA bundle trusted for replicas that serve TLS (`https://` endpoints), besides the system's. */
+  tlsCa?: Buffer | undefined;
   /** Outlier ejection, circuit breakers, retry budget (defaults: Envoy's, Moleculer's, Finagle's). */
   resilience?: ResilienceOptions;
 }
@@ -43,9 +48,8 @@ export interface ResilienceOptions {
   maxRetries?: number;
 }
 
-/** One routing decision. */
-interface Pick {
-  entry: ReplicaEntry;
+/** One routing decision: the replica, and the query its route matched (a model route's may be `type=m`). */
+interface Pick extends Target {
   policy: ServicePolicy;
   route: Route;
 }
@@ -54,9 +58,6 @@ interface Pick {
 export interface RequestObserver {
   observe(service: string, capability: string, code: string, seconds: number): void;
 }
-
-/** A frame stream's chunks; a promise back: the consumer is full (see FrameRequestOptions.onChunk). */
-type FrameChunkSink = (meta: Record<string, unknown> | null, body: Buffer) => void | Promise<void>;
 
 /** Which replica (and service) the call went to last, for the observer. */
 interface Trace {
@@ -68,9 +69,9 @@ const NO_OTHER_REPLICA = Symbol("no other replica");
 
 export class Forwarder implements InferBackend {
   readonly #o: ForwarderOptions;
-  readonly #clients = new Map<string, FrameClient>();
+  readonly #clients = new Map<string, ReplicaTransport>();
   /** Clients of replicas that left, kept until their in-flight requests are answered. */
-  readonly #retired = new Set<FrameClient>();
+  readonly #retired = new Set<ReplicaTransport>();
   readonly outliers: OutlierDetector;
   readonly circuits: CircuitBreakers;
   readonly retryBudget: RetryBudget;
@@ -92,7 +93,8 @@ export class Forwarder implements InferBackend {
       // A replica that left (or re-registered elsewhere) gets no new requests on its old
       // connection; the ones in flight finish (a draining replica unregisters before it drains).
       const client = this.#clients.get(entry.replicaId);
-      const moved = client !== undefined && client.url !== entry.httpEndpoint;
+      // A new endpoint or a new secret is a new process (or another one) under this id.
+      const moved = client !== undefined && (client.target !== targetOf(entry) || client.credential !== entry.secret);
       if (client && (event === "unregister" || moved)) {
         this.#clients.delete(entry.replicaId);
         this.#retire(client);
@@ -119,28 +121,34 @@ export class Forwarder implements InferBackend {
     await this.#send(call, "stream", (_meta, body) => onChunk({ body, contentType }));
   }
 
-  async modelMetadata(query: CapabilityMap, name: string, version?: string): Promise<ModelMetadata> {
-    const { entry } = this.#choose({ query, model: { name, version } } as IncomingCall, undefined);
-    const reply = await this.#client(entry).request({ k: "meta", q: query, m: { name, version } }, Buffer.alloc(0), { timeoutMs: 10_000 });
-    const err = errorOf(reply, entry);
-    if (err) throw err;
-    return JSON.parse(reply.body.toString("utf8")) as ModelMetadata;
+  modelMetadata(query: CapabilityMap, name: string, version?: string): Promise<ModelMetadata> {
+    try {
+      const pick = this.#choose({ query, model: { name, version } } as IncomingCall, undefined);
+      return this.#client(pick.entry).metadata(pick, name, version);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   async modelReady(query: CapabilityMap): Promise<boolean> {
-    return this.#o.registry.lookupAvailable(query).length > 0;
+    return this.#o.registry.lookupAvailable(this.#modelQuery(query)).length > 0;
   }
 
-  /** One readiness probe of a replica over its framed connection (the health checker's); resolves with what it reported. */
-  async probe(entry: ReplicaEntry, timeoutMs: number): Promise<Record<string, unknown>> {
-    const reply = await this.#client(entry).request({ k: "health" }, Buffer.alloc(0), { timeoutMs });
-    const err = errorOf(reply, entry);
-    if (err) throw err;
+  /** The query a model route is served with: `model=m`, or `type=m` when no replica has `model=m` ({@link modelTypeFallback}). */
+  #modelQuery(query: CapabilityMap): CapabilityMap {
+    if (this.#o.registry.route(query).replicas.length > 0) return query;
+    return modelTypeFallback(query) ?? query;
+  }
+
+  /**
+   * One readiness probe of a replica (the health checker's): over its framed connection, or a
+   * foreign server's OIP health routes; resolves with what it reported.
+   */
+  probe(entry: ReplicaEntry, timeoutMs: number): Promise<Record<string, unknown>> {
     try {
-      const body: unknown = JSON.parse(reply.body.toString("utf8"));
-      return body !== null && typeof body === "object" ? (body as Record<string, unknown>) : {};
-    } catch {
-      return {};
+      return this.#client(entry).probe(entry, timeoutMs);
+    } catch (err) {
+      return Promise.reject(err);
     }
   }
 
@@ -160,7 +168,7 @@ export class Forwarder implements InferBackend {
   }
 
   /** Closes a client once its last in-flight request is answered (or after 10 minutes). */
-  #retire(client: FrameClient): void {
+  #retire(client: ReplicaTransport): void {
     retireClient(client, this.#retired);
   }
 
@@ -261,18 +269,15 @@ export class Forwarder implements InferBackend {
     rejectOnFailure = false,
   ): Promise<FrameReply | AnyServeError> {
     const { entry } = pick;
-    let client: FrameClient;
+    let client: ReplicaTransport;
+    let sent: Promise<FrameReply>;
     try {
       client = this.#client(entry);
+      sent = client.send(call, kind, pick, onChunk);
     } catch (err) {
       return Promise.reject(err);
     }
     entry.inFlight++;
-    const sent = client.request(callMeta(call, kind, pick.route.queryBytes), call.body, {
-      timeoutMs: call.timeoutMs,
-      signal: call.signal,
-      ...(onChunk ? { onChunk } : {}),
-    });
     return sent.then(
       (reply) => {
         const failure = this.#settle(pick, client, errorOf(reply, entry));
@@ -289,7 +294,7 @@ export class Forwarder implements InferBackend {
   }
 
   /** Ends an attempt: the replica's in-flight count, a retired client's close, the outcome's record. */
-  #settle(pick: Pick, client: FrameClient, failure: AnyServeError | undefined): AnyServeError | undefined {
+  #settle(pick: Pick, client: ReplicaTransport, failure: AnyServeError | undefined): AnyServeError | undefined {
     const { entry, route } = pick;
     entry.inFlight--;
     if (client.inFlight === 0 && this.#retired.delete(client)) void client.close();
@@ -319,16 +324,26 @@ export class Forwarder implements InferBackend {
    */
   #choose(call: IncomingCall, excluded: readonly string[] | undefined): Pick {
     const { registry } = this.#o;
-    const query = call.query;
     const depth = call.depth ?? 0;
     const tried = call.tried ?? [];
-    if (depth > this.#o.maxDelegationDepth) throw this.#exhausted(query, tried);
-    const route = registry.route(query);
+    if (depth > this.#o.maxDelegationDepth) throw this.#exhausted(call.query, tried);
+    let query = call.query;
+    let route = registry.route(query);
+    // A model route falls back to `type=m` when nothing has `model=m`; the replica is sent that query.
+    if (route.replicas.length === 0 && call.model !== undefined) {
+      const byType = modelTypeFallback(query);
+      if (byType !== undefined) {
+        query = byType;
+        route = registry.route(byType);
+      }
+    }
     let candidates = route.replicas;
     if (tried.length > 0) candidates = candidates.filter((e) => !tried.includes(e.replicaId));
     if (candidates.length === 0) {
-      const entry = this.#unmatched(query, call, tried);
-      return { entry, policy: this.#o.policies.of(entry), route };
+      const entry = this.#unmatched(call.query, call, tried);
+      // A replica picked to start delegation is sent the query as the caller gave it.
+      const asked = query === call.query ? route : registry.route(call.query);
+      return { entry, policy: this.#o.policies.of(entry), route, query: call.query, queryBytes: asked.queryBytes };
     }
     if (excluded !== undefined) {
       candidates = candidates.filter((e) => !excluded.includes(e.replicaId));
@@ -346,7 +361,7 @@ export class Forwarder implements InferBackend {
     );
     // A half-open circuit lets one trial through: the pick takes it.
     if (this.circuits.openCount > 0) this.circuits.allows(entry.replicaId, route.key);
-    return { entry, policy, route };
+    return { entry, policy, route, query, queryBytes: route.queryBytes };
   }
 
   /**
@@ -406,12 +421,16 @@ export class Forwarder implements InferBackend {
     );
   }
 
-  #client(entry: ReplicaEntry): FrameClient {
+  /** The replica's transport, made on first use: frames for anyserve, OIP gRPC or REST for a foreign server. */
+  #client(entry: ReplicaEntry): ReplicaTransport {
     let client = this.#clients.get(entry.replicaId);
     if (!client) {
-      if (!entry.httpEndpoint)
+      if (entry.protocol === "oip-grpc") client = new OipGrpcTransport(entry);
+      else if (!entry.httpEndpoint)
         throw new AnyServeError("REPLICA_UNREACHABLE", `replica '${entry.replicaId}' registered no http_endpoint to forward to`);
-      client = new FrameClient({ url: entry.httpEndpoint, ...(this.#o.token ? { token: this.#o.token } : {}) });
+      else if (entry.protocol === "oip-rest") client = new OipRestTransport(entry);
+      // The replica's own secret, never the control-plane token: an endpoint gets only what it registered with.
+      else client = new FramesTransport(entry.httpEndpoint, entry.secret, this.#o.tlsCa);
       this.#clients.set(entry.replicaId, client);
     }
     return client;

@@ -4,11 +4,13 @@
  * shows) every `health_check_interval`. A replica failing {@link UNHEALTHY_AFTER} probes in a row
  * is marked unhealthy and gets no traffic until one probe passes (Kubernetes' and Ray Serve's
  * threshold of 3). Heartbeats are separate: a replica that stops heartbeating is removed by the
- * registry's expiry, a replica that heartbeats but cannot serve is caught here.
+ * registry's expiry, a replica that heartbeats but cannot serve is caught here. A foreign OIP server
+ * (which cannot heartbeat) is probed over the OIP health routes, and stays registered until it is
+ * unregistered.
  */
 import type { Logger } from "../util/log.js";
 import type { ServicePolicies } from "./policies.js";
-import type { Registry, ReplicaEntry } from "../routing/registry.js";
+import { targetOf, type Registry, type ReplicaEntry } from "../routing/registry.js";
 import type { ReplicaLoad } from "../routing/registry.js";
 
 /** Failed probes in a row before a replica is taken out of rotation. */
@@ -84,7 +86,7 @@ export class HealthChecker {
     slot.busy = false;
     // The replica may have left or re-registered from another endpoint meanwhile.
     const current = this.#o.registry.get(entry.replicaId);
-    if (!current || current.httpEndpoint !== entry.httpEndpoint) return;
+    if (!current || targetOf(current) !== targetOf(entry)) return;
     if (report?.load !== null && typeof report?.load === "object") current.load = report.load as ReplicaLoad;
     this.#record(current, error);
   }
@@ -92,7 +94,9 @@ export class HealthChecker {
   #record(entry: ReplicaEntry, error: string | undefined): void {
     const { registry, logger } = this.#o;
     if (error === undefined) {
-      if (!entry.healthy) logger.info({ replica: entry.replicaId }, "replica passed its health check; back in rotation");
+      if (!entry.healthy) logger.info({ replica: entry.replicaId }, "replica passed its health check; in rotation");
+      // A foreign OIP server does not heartbeat: its last passing probe is when it was last heard from.
+      if (entry.protocol !== undefined) registry.heartbeat(entry.replicaId);
       entry.probeFailures = 0;
       entry.probeError = undefined;
       registry.setHealthy(entry.replicaId, true);

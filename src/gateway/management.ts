@@ -1,6 +1,6 @@
 /**
- * The management API on the API server (docs/management.md): read-only status for everyone,
- * actions behind the control-plane token when one is configured.
+ * The management API on the API server (docs/management.md): status behind the read scope,
+ * actions behind the control-plane token, when one is configured (access.ts).
  *
  * | route | what |
  * |---|---|
@@ -12,39 +12,49 @@
  * `POST /api/scale` lives with the deployment routes (deploy/routes.ts).
  */
 import type { IncomingMessage } from "node:http";
+import { Agent, request } from "undici";
 import { AnyServeError } from "../errors.js";
+import { guardedLookup } from "../util/address.js";
 import { readJson, sendJson } from "../util/http.js";
 import type { RouteHandler } from "../util/http.js";
-import { checkToken } from "./control.js";
+import { trustedCas } from "../util/tls.js";
+import type { Access } from "./access.js";
 import type { Registry } from "../routing/registry.js";
 import type { StatusModel } from "./status.js";
 
 export interface ManagementOptions {
   status: StatusModel;
   registry: Registry;
-  token?: string | undefined;
+  access: Access;
+  /** CA bundle trusted for replicas that serve TLS (besides the system's). */
+  ca?: Buffer | undefined;
 }
 
 export function managementRoutes(o: ManagementOptions): Record<string, RouteHandler> {
-  const { status, registry } = o;
+  const { status, registry, access } = o;
+  // Calls to replicas' /workers: their registered address only (no metadata ranges), their CA.
+  let agent: Agent | undefined;
+  const replicaAgent = (): Agent => (agent ??= new Agent({ connect: { lookup: guardedLookup, ca: trustedCas(o.ca) } }));
   const fresh =
-    (fn: () => unknown): RouteHandler =>
-    async (_req, res) => {
+    (what: string, fn: () => unknown): RouteHandler =>
+    async (req, res) => {
+      access.read(req, what);
       await status.refresh();
       sendJson(res, 200, fn());
     };
   return {
-    "GET /api/services": fresh(() => ({ time: Date.now(), services: status.services() })),
-    "GET /api/replicas": fresh(() => ({ time: Date.now(), replicas: status.replicas() })),
-    "GET /api/nodes": fresh(() => ({ nodes: status.nodes() })),
-    "GET /api/stats": fresh(() => status.stats()),
+    "GET /api/services": fresh("GET /api/services", () => ({ time: Date.now(), services: status.services() })),
+    "GET /api/replicas": fresh("GET /api/replicas", () => ({ time: Date.now(), replicas: status.replicas() })),
+    "GET /api/nodes": fresh("GET /api/nodes", () => ({ nodes: status.nodes() })),
+    "GET /api/stats": fresh("GET /api/stats", () => status.stats()),
     "GET /api/services/*": async (req, res) => {
+      access.read(req, "GET /api/services/{name}");
       const name = segment(req, "/api/services/", 0);
       await status.refresh();
       sendJson(res, 200, serviceOrThrow(status, name));
     },
     "POST /api/replicas/*": async (req, res) => {
-      checkToken(req, o.token);
+      access.control(req, "POST /api/replicas/{id}/drain");
       const id = segment(req, "/api/replicas/", 0);
       const action = segment(req, "/api/replicas/", 1);
       if (action !== "drain" && action !== "undrain") {
@@ -55,7 +65,7 @@ export function managementRoutes(o: ManagementOptions): Record<string, RouteHand
       sendJson(res, 200, { success: true, replica_id: id, available: entry.available, in_flight: entry.inFlight });
     },
     "POST /api/services/*": async (req, res) => {
-      checkToken(req, o.token);
+      access.control(req, "POST /api/services/{name}/workers");
       const name = segment(req, "/api/services/", 0);
       if (segment(req, "/api/services/", 1) !== "workers") {
         throw new AnyServeError("ROUTE_NOT_FOUND", `no route POST ${req.url?.slice(0, 200)}: expected /api/services/{name}/workers`);
@@ -66,13 +76,18 @@ export function managementRoutes(o: ManagementOptions): Record<string, RouteHand
         service.replicas
           .filter((r) => r.http_endpoint)
           .map(async (r) => {
-            const answer = await fetch(`${r.http_endpoint}/workers/${action}`, {
+            // The replica's own secret, never the control-plane token: a registered endpoint gets
+            // nothing it did not give.
+            const secret = registry.get(r.replica_id)?.secret;
+            const answer = await request(`${r.http_endpoint}/workers/${action}`, {
               method: "POST",
-              headers: { "content-type": "application/json", ...(o.token ? { authorization: `Bearer ${o.token}` } : {}) },
+              headers: { "content-type": "application/json", ...(secret ? { authorization: `Bearer ${secret}` } : {}) },
               body: JSON.stringify({ capability }),
-              signal: AbortSignal.timeout(60_000),
+              dispatcher: replicaAgent(),
+              headersTimeout: 60_000,
+              bodyTimeout: 60_000,
             }).then(
-              async (x) => ({ status: x.status, body: (await x.json()) as unknown }),
+              async (x) => ({ status: x.statusCode, body: (await x.body.json()) as unknown }),
               (err: Error) => ({ status: 502, body: { error: err.message } }),
             );
             return { replica_id: r.replica_id, ...answer };

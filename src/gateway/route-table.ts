@@ -4,21 +4,22 @@
  * capabilities and their states, endpoints, draining, health, the service's balancing strategy
  * and failover switch — under a `version` that grows with every change. `GET /routes/watch` is a
  * server-sent event stream: the whole table at once, then again after every change (changes in
- * one event-loop turn are sent once). Both reveal endpoints, so both need the control-plane token
- * when one is configured.
+ * one event-loop turn are sent once). Both reveal endpoints, so both need the read scope (the read
+ * or the control-plane token, access.ts) when a token is configured.
  */
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
 import { sendJson } from "../util/http.js";
 import type { RouteHandler } from "../util/http.js";
-import { checkToken, replicaJson } from "./control.js";
+import type { Access } from "./access.js";
+import { replicaJson } from "./control.js";
 import type { ServicePolicies } from "./policies.js";
 import type { Registry } from "../routing/registry.js";
 
 export interface RouteTableOptions {
   registry: Registry;
   policies: ServicePolicies;
-  token?: string | undefined;
+  access: Access;
   /** A comment line on every watch stream this often, so idle proxies keep it and clients see it alive (ms). */
   pingIntervalMs?: number;
 }
@@ -55,7 +56,7 @@ export class RouteTable {
   routes(): Record<string, RouteHandler> {
     return {
       "GET /routes": (req, res) => {
-        checkToken(req, this.#o.token);
+        this.#o.access.read(req, "GET /routes");
         sendJson(res, 200, this.snapshot());
       },
       "GET /routes/watch": (req, res) => this.#watch(req, res),
@@ -83,7 +84,7 @@ export class RouteTable {
   }
 
   #watch(req: IncomingMessage, res: ServerResponse): void {
-    checkToken(req, this.#o.token);
+    this.#o.access.read(req, "GET /routes/watch");
     res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", "x-accel-buffering": "no" });
     res.write(event(this.snapshot()));
     this.#watchers.add(res);

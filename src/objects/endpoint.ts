@@ -7,8 +7,9 @@
  *   object) answers 416 with `Content-Range: bytes * /size`.
  * - `HEAD /objects/{id}` — the same headers, no body.
  * - Metadata travels in `x-anyserve-object` (JSON: id, size, contentType, created, ttl, owner, url).
- * - With a token configured, `Authorization: Bearer <token>` is required (compared in constant
- *   time); without it 401.
+ * - With a token configured, `Authorization: Bearer <key>` is required (compared in constant
+ *   time), where the key is the replicas' peer key (derived from the token: what other replicas
+ *   send, util/auth.ts `peerKeyOf`) or the token itself (an operator); without it 401.
  * - The id is taken from the raw path and never decoded: anything but `^[A-Za-z0-9_-]{1,128}$`
  *   (`..`, `%2e%2e%2f`, `%252e`, `..\`, `/etc/passwd`, `a%00b`) is 400 `OBJECT_REF_INVALID`.
  *   Only local objects are served; the endpoint never fetches from another replica (no chains).
@@ -26,7 +27,7 @@ import { sendError } from "../util/http.js";
 import type { ByteRange } from "./backends/base.js";
 import { checkId } from "./ref.js";
 import type { ObjectStore } from "./store.js";
-import { bearerMatches, tokenDigest } from "../util/auth.js";
+import { peerKeyOf, TokenSet } from "../util/auth.js";
 
 export const OBJECTS_PATH = "/objects/";
 
@@ -47,7 +48,7 @@ export function withObjectEndpoint(next: RequestListener, o: ObjectEndpointOptio
 /** A handler that answers `/objects/…` requests and returns true, or returns false for any other path. */
 export function objectEndpoint(o: ObjectEndpointOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
   const token = o.token ?? o.store.token;
-  const want = token ? tokenDigest(token) : undefined;
+  const want = token ? new TokenSet([token, peerKeyOf(token)]) : undefined;
   return (req, res) => {
     const raw = req.url ?? "";
     if (!raw.startsWith(OBJECTS_PATH)) return false;
@@ -63,16 +64,27 @@ export function objectEndpoint(o: ObjectEndpointOptions): (req: IncomingMessage,
   };
 }
 
-async function serve(req: IncomingMessage, res: ServerResponse, raw: string, store: ObjectStore, want: Buffer | undefined): Promise<void> {
+async function serve(
+  req: IncomingMessage,
+  res: ServerResponse,
+  raw: string,
+  store: ObjectStore,
+  want: TokenSet | undefined,
+): Promise<void> {
   if (req.method !== "GET" && req.method !== "HEAD") {
     sendError(res, new AnyServeError("METHOD_NOT_ALLOWED", `${req.method} is not allowed on ${OBJECTS_PATH}{id}: use GET or HEAD`), {
       allow: "GET, HEAD",
     });
     return;
   }
-  if (want) {
-    if (!bearerMatches(req.headers.authorization, want))
-      throw new AnyServeError("UNAUTHENTICATED", "the object endpoint needs 'Authorization: Bearer <token>' with the replicas' token");
+  if (want && !want.accepts(req.headers.authorization)) {
+    throw new AnyServeError(
+      "UNAUTHENTICATED",
+      "the object endpoint needs 'Authorization: Bearer <key>' with the replicas' peer key or token",
+      {
+        presented: req.headers.authorization !== undefined,
+      },
+    );
   }
   const q = raw.indexOf("?");
   const id = checkId(raw.slice(OBJECTS_PATH.length, q < 0 ? undefined : q));

@@ -12,6 +12,7 @@ import { request, type Dispatcher } from "undici";
 import { AnyServeError, isErrorCode } from "../errors.js";
 import type { StoredObject } from "./backends/base.js";
 import { checkContentType, checkId, checkOwnerUrl } from "./ref.js";
+import { peerKeyOf } from "../util/auth.js";
 
 /** Maps an owner replica id (and the URL its ref suggests) to the base URL to fetch from, or undefined: not trusted. */
 export type PeerResolver = (owner: string, hint: string | undefined) => Promise<string | undefined> | string | undefined;
@@ -26,14 +27,16 @@ export function allowListPeers(origins: readonly string[]): PeerResolver {
  * Looks owners up in the API server's registry (`GET /registry`, cached for `cacheMs`); the ref's
  * URL is ignored, so only registered replicas are ever called.
  */
-export function registryPeers(apiServer: string, cacheMs = 2_000): PeerResolver {
+export function registryPeers(apiServer: string, cacheMs = 2_000, token?: string): PeerResolver {
+  // The registry is behind the read scope: the control-plane token reads it (sent to the API server only).
+  const headers = token ? { authorization: `Bearer ${token}` } : undefined;
   let known = new Map<string, string>();
   let at = 0;
   let loading: Promise<void> | undefined;
   const load = (): Promise<void> =>
     (loading ??= (async () => {
       try {
-        const res = await request(`${apiServer.replace(/\/$/, "")}/registry`, { headersTimeout: 5_000, bodyTimeout: 5_000 });
+        const res = await request(`${apiServer.replace(/\/$/, "")}/registry`, { headers, headersTimeout: 5_000, bodyTimeout: 5_000 });
         const body = (await res.body.json()) as { replicas?: { replica_id?: unknown; http_endpoint?: unknown }[] };
         const next = new Map<string, string>();
         for (const r of body.replicas ?? []) {
@@ -109,7 +112,8 @@ export async function readFromPeer(p: PeerRequest): Promise<{ info: StoredObject
 async function ask(p: PeerRequest): Promise<{ info: StoredObject; res: Dispatcher.ResponseData }> {
   const url = `${p.base}/objects/${checkId(p.id)}`;
   const headers: Record<string, string> = {};
-  if (p.token) headers.authorization = `Bearer ${p.token}`;
+  // The peer key derived from the token, never the token itself: a replica's endpoint gets no control-plane credential.
+  if (p.token) headers.authorization = `Bearer ${peerKeyOf(p.token)}`;
   if (p.range) headers.range = `bytes=${p.range.start}-${p.range.end}`;
   let res: Dispatcher.ResponseData;
   try {

@@ -71,7 +71,7 @@ export class ObjectStore implements ObjectStoreApi {
     } else if (o.peers) {
       this.#peers = o.peers as PeerResolver;
     } else if (o.peerRegistry) {
-      this.#peers = registryPeers(o.peerRegistry);
+      this.#peers = registryPeers(o.peerRegistry, undefined, this.token);
       this.#peerSpec = { apiServer: o.peerRegistry };
     }
     const every = o.sweepIntervalSeconds ?? 0;
@@ -94,7 +94,7 @@ export class ObjectStore implements ObjectStoreApi {
   bindReplica(owner: { replicaId: string; url?: string }, o: { apiServer?: string | undefined } = {}): void {
     this.#owner = owner;
     if (!this.#peers && o.apiServer) {
-      this.#peers = registryPeers(o.apiServer);
+      this.#peers = registryPeers(o.apiServer, undefined, this.token);
       this.#peerSpec = { apiServer: o.apiServer };
     }
   }

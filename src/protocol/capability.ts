@@ -93,6 +93,29 @@ export function formatCapability(cap: CapabilityMap): string {
     .join(", ")}}`;
 }
 
+/**
+ * The OIP model routes' second choice. `/v2/models/{m}[/versions/{v}]` (and gRPC `model_name`)
+ * ask for `model=m`; when nothing registered has a `model` key equal to `m`, the same call asks
+ * for `type=m` instead (a capability with only a `type`, and the seed's replicas, which read
+ * `model_name` as the type). Undefined when `query` has no `model` or already names a `type`.
+ *
+ * @example
+ * ```ts
+ * modelTypeFallback({ model: "summarize" });               // { type: "summarize" }
+ * modelTypeFallback({ model: "m", version: "2" });         // { version: "2", type: "m" }
+ * modelTypeFallback({ model: "llama", type: "chat" });     // undefined
+ * ```
+ */
+export function modelTypeFallback(query: CapabilityMap): CapabilityMap | undefined {
+  const name = query.model;
+  if (name === undefined || query.type !== undefined) return undefined;
+  // Spread defines properties (an own "__proto__" key stays a key), unlike assignment.
+  const out: CapabilityMap = { ...query };
+  delete out.model;
+  out.type = name;
+  return out;
+}
+
 const HEADER_PREFIX = "x-capability-";
 
 /**

@@ -9,6 +9,7 @@
  * | anything else | 415 UNSUPPORTED_MEDIA_TYPE |
  */
 import { binaryOutputChoice } from "./binary-ext.js";
+import { encodeContentsJsonResponse } from "./contents.js";
 import { decodeJsonRequest, decodeJsonResponse, encodeJsonRequest, encodeJsonResponse } from "./json-codec.js";
 import { decodeProtoRequest, decodeProtoResponse, encodeProtoRequest, encodeProtoResponse } from "./proto-codec.js";
 import { formatOfContentType } from "./media-type.js";
@@ -29,11 +30,12 @@ export function decodeRequest(body: Buffer, opts: DecodeOptions): InferRequest {
 }
 
 /**
- * Encodes a response. For JSON, outputs the request asked for in binary (`binary_data_output`, or
+ * Encodes a response. A JSON request in the seed's `contents` form is answered in that form. For JSON, outputs the request asked for in binary (`binary_data_output`, or
  * `binary_data` on a requested output) go in the binary part; check `headerLength` on the result.
  */
 export function encodeResponse(res: InferResponse, format: WireFormat, req?: InferRequest): EncodedBody {
   if (format === "protobuf") return { body: encodeProtoResponse(res), contentType: CONTENT_TYPE_PROTOBUF };
+  if (req?.jsonForm === "contents") return encodeContentsJsonResponse(res);
   return encodeJsonResponse(res, binaryOutputChoice(req));
 }
 

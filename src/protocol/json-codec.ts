@@ -1,7 +1,8 @@
 /**
  * The REST/JSON wire format of OIP v2, with Triton's binary tensor data extension.
  *
- * Requests: `{id?, model_name?, model_version?, parameters?, inputs: [...], outputs?: [...]}`.
+ * Requests: `{id?, model_name?, model_version?, parameters?, inputs: [...], outputs?: [...]}`;
+ * a tensor carries `data`, binary data, or the seed's typed `contents` (contents.ts).
  * Responses: `{model_name, model_version?, id?, parameters?, outputs: [...]}`.
  * Every object walked (top level, parameters, each tensor, each requested output) is checked for
  * prototype keys; unknown top-level keys are ignored, as other servers do.
@@ -16,6 +17,7 @@ import {
   wantsBinary,
   type BinaryOutputChoice,
 } from "./binary-ext.js";
+import { contentsToData, withContentsDefaults } from "./contents.js";
 import { describe, isPlainObject, optionalString, parseJson, readParameters, rejectPrototypeKeys } from "./json-util.js";
 import { checkTensor, invalidTensor, jsonDataToTensorData, readJsonTensorHeader, tensorToJsonData, type TensorRole } from "./tensor.js";
 import type { EncodedBody, InferRequest, InferResponse, Parameters, RequestedOutput, Tensor } from "./types.js";
@@ -36,8 +38,18 @@ function parseTop(json: Buffer, what: "request" | "response"): Record<string, un
   return obj;
 }
 
-/** Reads `inputs` (or `outputs` of a response): tensors with inline or binary data, names unique. */
-function readTensors(list: unknown, role: TensorRole, what: string, cursor: BinaryCursor | undefined): Tensor[] {
+/**
+ * Reads `inputs` (or `outputs` of a response): tensors with inline `data`, binary data, or the
+ * seed's typed `contents` (see contents.ts); names unique. `forms.contents` is set when any
+ * tensor came in the seed's form.
+ */
+function readTensors(
+  list: unknown,
+  role: TensorRole,
+  what: string,
+  cursor: BinaryCursor | undefined,
+  forms?: { contents: boolean },
+): Tensor[] {
   const field = `${role}s`;
   if (!Array.isArray(list) || (role === "input" && list.length === 0)) {
     throw new AnyServeError(
@@ -47,7 +59,8 @@ function readTensors(list: unknown, role: TensorRole, what: string, cursor: Bina
   }
   const seen = new Set<string>();
   const tensors = list.map((item, i): Tensor => {
-    const h = readJsonTensorHeader(item, role, i);
+    const seed = isPlainObject(item) && item.data === undefined && item.contents !== undefined;
+    const h = readJsonTensorHeader(seed ? withContentsDefaults(item, role, i) : item, role, i);
     if (seen.has(h.name)) throw invalidTensor(`${h.label} appears more than once in '${field}'`);
     seen.add(h.name);
     let data: Buffer | Buffer[];
@@ -59,8 +72,11 @@ function readTensors(list: unknown, role: TensorRole, what: string, cursor: Bina
         );
       }
       data = decodeBinaryTensorData(h.datatype, h.shape, cursor.take(h.binaryDataSize, h.label), h.label);
+    } else if (seed) {
+      data = contentsToData(h.datatype, h.shape, (item as Record<string, unknown>).contents, h.label);
+      if (forms) forms.contents = true;
     } else if (h.data === undefined) {
-      throw invalidTensor(`${h.label}: has no 'data' and no parameter binary_data_size`);
+      throw invalidTensor(`${h.label}: has no 'data' (nor the seed's 'contents') and no parameter binary_data_size`);
     } else {
       data = jsonDataToTensorData(h, role);
     }
@@ -103,9 +119,11 @@ export function decodeJsonRequest(body: Buffer, headerLength?: number): InferReq
   const modelName = optionalString(obj, "model_name", "request");
   const modelVersion = optionalString(obj, "model_version", "request");
   const parameters = readParameters(obj.parameters, "request");
-  const inputs = readTensors(obj.inputs, "input", "request", cursor);
+  const forms = { contents: false };
+  const inputs = readTensors(obj.inputs, "input", "request", cursor, forms);
   const outputs = readRequestedOutputs(obj.outputs);
   const req: InferRequest = { inputs };
+  if (forms.contents) req.jsonForm = "contents";
   if (id !== undefined) req.id = id;
   if (modelName !== undefined) req.modelName = modelName;
   if (modelVersion !== undefined) req.modelVersion = modelVersion;

@@ -12,19 +12,11 @@ import { createRequire } from "node:module";
 import type protobuf from "protobufjs";
 import { AnyServeError } from "../errors.js";
 import { decodeBinaryTensorData, encodeBinaryTensorData } from "./binary-ext.js";
-import { DATATYPE_INFO, DATATYPES_LIST, isDatatype } from "./datatypes.js";
+import { DATATYPES_LIST, isDatatype } from "./datatypes.js";
 import { MAX_ID_LENGTH } from "./json-codec.js";
-import {
-  checkShape,
-  checkTensor,
-  countMismatch,
-  elementCount,
-  encodeElements,
-  invalidTensor,
-  tensorLabel,
-  type TensorRole,
-} from "./tensor.js";
-import type { Datatype, InferRequest, InferResponse, RequestedOutput, Tensor } from "./types.js";
+import { checkShape, checkTensor, invalidTensor, tensorLabel, type TensorRole } from "./tensor.js";
+import { contentsToData } from "./contents.js";
+import type { InferRequest, InferResponse, RequestedOutput, Tensor } from "./types.js";
 
 import { fromProtoParams, int64String, safeNumber, toProtoParams, type Int64, type PParams } from "./proto-params.js";
 import { walkFields } from "./proto-scan.js";
@@ -108,39 +100,6 @@ function decodeMessage<T>(type: protobuf.Type, body: Buffer, what: string): T {
 function hasContents(c: PContents | null | undefined): boolean {
   if (!c) return false;
   return Object.values(c).some((v) => Array.isArray(v) && v.length > 0);
-}
-
-/** Typed `InferTensorContents` → internal data, after checking the count against the shape. */
-function contentsToData(dt: Datatype, shape: number[], contents: PContents | null | undefined, label: string): Buffer | Buffer[] {
-  const info = DATATYPE_INFO[dt];
-  for (const [field, v] of Object.entries(contents ?? {})) {
-    if (Array.isArray(v) && v.length > 0 && field !== info.contents) {
-      throw invalidTensor(
-        info.contents === null
-          ? `${label}: ${dt} has no typed contents field and must be sent in raw contents, got ${field}`
-          : `${label}: ${dt} data must be in ${info.contents}, got ${field}`,
-      );
-    }
-  }
-  const values = (info.contents !== null ? contents?.[info.contents] : undefined) ?? [];
-  if (values.length !== elementCount(shape)) throw countMismatch(label, dt, shape, values.length);
-  if (dt === "BYTES") return values as Buffer[];
-  if (dt === "INT64" || dt === "UINT64") {
-    const buf = Buffer.alloc(values.length * 8);
-    values.forEach((v, i) => {
-      // A Long is written word by word: exact for the whole 64-bit range, no BigInt per element.
-      if (typeof v === "number") {
-        if (dt === "INT64") buf.writeBigInt64LE(BigInt(v), i * 8);
-        else buf.writeBigUint64LE(BigInt(v), i * 8);
-      } else {
-        const l = v as protobuf.Long;
-        buf.writeInt32LE(l.low, i * 8);
-        buf.writeInt32LE(l.high, i * 8 + 4);
-      }
-    });
-    return buf;
-  }
-  return encodeElements(dt, values, label);
 }
 
 function readTensors(m: PMessage, role: TensorRole): Tensor[] {

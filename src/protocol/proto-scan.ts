@@ -94,3 +94,60 @@ export function readModelName(body: Buffer): { modelName: string; modelVersion: 
   });
   return { modelName, modelVersion };
 }
+
+/** A length-delimited string field: tag, length, UTF-8 bytes. */
+function stringField(field: number, text: string): Buffer {
+  const bytes = Buffer.from(text, "utf8");
+  const head: number[] = [field * 8 + 2];
+  for (let n = bytes.length; ; n = Math.floor(n / 128)) {
+    if (n < 0x80) {
+      head.push(n);
+      break;
+    }
+    head.push((n % 0x80) | 0x80);
+  }
+  return Buffer.concat([Buffer.from(head), bytes]);
+}
+
+/**
+ * A serialized `ModelInferRequest` with `model_name` (1) and `model_version` (2) set to `name` and
+ * `version`, every other field kept as it is: the gateway names the model a foreign OIP gRPC server
+ * expects without decoding the tensors (the rest is copied once, as runs of bytes).
+ * @throws AnyServeError INVALID_PROTOBUF on any framing error
+ */
+export function withModelName(body: Buffer, name: string, version: string | undefined): Buffer {
+  const parts: Buffer[] = [stringField(1, name)];
+  if (version !== undefined && version !== "") parts.push(stringField(2, version));
+  // Each visit's `end` is where its field ends (see walkFields): a field spans [previous end, end).
+  let keepFrom = 0;
+  let previous = 0;
+  walkFields(body, (field, _wireType, _start, end) => {
+    if (field === 1 || field === 2) {
+      if (previous > keepFrom) parts.push(body.subarray(keepFrom, previous));
+      keepFrom = end;
+    }
+    previous = end;
+  });
+  if (body.length > keepFrom) parts.push(body.subarray(keepFrom));
+  return Buffer.concat(parts);
+}
+
+/**
+ * Splits a serialized `ModelStreamInferResponse`: `error_message` (1) and the still-encoded
+ * `infer_response` (2), which a gRPC caller gets unchanged.
+ * @throws AnyServeError INVALID_PROTOBUF on any framing error
+ */
+export function readStreamResponse(body: Buffer): { errorMessage: string; inferResponse: Buffer | undefined } {
+  let errorMessage = "";
+  let inferResponse: Buffer | undefined;
+  walkFields(
+    body,
+    (field, wireType, start, end) => {
+      if (wireType !== 2) return;
+      if (field === 1) errorMessage = body.toString("utf8", start, end);
+      else if (field === 2) inferResponse = body.subarray(start, end);
+    },
+    "ModelStreamInferResponse",
+  );
+  return { errorMessage, inferResponse };
+}

@@ -59,6 +59,11 @@ export interface InferRequest {
   parameters?: Parameters;
   inputs: Tensor[];
   outputs?: RequestedOutput[];
+  /**
+   * Set when the JSON request's tensors came in the seed's typed `contents` form instead of OIP's
+   * `data` (see protocol/contents.ts): its answer is written in that form too.
+   */
+  jsonForm?: "contents";
 }
 
 /** A decoded inference response (`ModelInferResponse`). */

@@ -1,8 +1,9 @@
 /**
  * Delegation at the replica (the seed describes it; its implementation left it to the API server): a call for a
  * capability this replica has no handler for is sent back to the API server with
- * `X-Delegated-From: <ids tried, this one last>` and `X-Delegation-Depth: n+1`, and the answer is
- * relayed unchanged. The API server excludes every replica tried and stops past its depth limit,
+ * `X-Delegated-From: <ids tried, this one last>` and `X-Delegation-Depth: n+1` — read by the API
+ * server only because the request also shows `x-anyserve-replica: <id> <secret>` — and the answer
+ * is relayed unchanged. The API server excludes every replica tried and stops past its depth limit,
  * so a request takes at most `max depth + 1` hops and never loops.
  */
 import { Pool } from "undici";
@@ -15,13 +16,18 @@ import { CONTENT_TYPE_PROTOBUF, HEADER_INFERENCE_LENGTH, type EncodedBody } from
 import { errorFromBody } from "../sdk/client.js";
 import { readSse } from "../sdk/sse-reader.js";
 import { toAbortSignal } from "../util/cancel.js";
+import { REPLICA_HEADER } from "../util/auth.js";
+import { trustedCas } from "../util/tls.js";
 
 export interface DelegationOptions {
   apiServer: string;
   replicaId: string;
-  token?: string | undefined;
-  /** True when this replica has a handler for the query. */
-  canServe: (query: CapabilityMap) => boolean;
+  /** The replica's own secret: with its id in `x-anyserve-replica`, it makes the API server read our delegation headers. */
+  secret: string;
+  /** CA bundle for an `https://` API server, besides the system's. */
+  ca?: Buffer | string | undefined;
+  /** True when this replica has a handler for the call's query (a model route's: see `Dispatcher.canServe`). */
+  canServe: (query: CapabilityMap, call: IncomingCall) => boolean;
 }
 
 export class DelegatingBackend implements InferBackend {
@@ -32,7 +38,12 @@ export class DelegatingBackend implements InferBackend {
   constructor(inner: InferBackend, options: DelegationOptions) {
     this.#inner = inner;
     this.#o = options;
-    this.#pool = new Pool(new URL(options.apiServer).origin, { connections: 8, keepAliveTimeout: 30_000 });
+    const ca = trustedCas(options.ca);
+    this.#pool = new Pool(new URL(options.apiServer).origin, {
+      connections: 8,
+      keepAliveTimeout: 30_000,
+      ...(ca ? { connect: { ca } } : {}),
+    });
   }
 
   ready(): boolean {
@@ -40,11 +51,11 @@ export class DelegatingBackend implements InferBackend {
   }
 
   infer(call: IncomingCall): Promise<EncodedBody> {
-    return this.#o.canServe(call.query) ? this.#inner.infer(call) : this.#delegate(call);
+    return this.#o.canServe(call.query, call) ? this.#inner.infer(call) : this.#delegate(call);
   }
 
   stream(call: IncomingCall, onChunk: ChunkSink): Promise<void> {
-    return this.#o.canServe(call.query) ? this.#inner.stream(call, onChunk) : this.#delegateStream(call, onChunk);
+    return this.#o.canServe(call.query, call) ? this.#inner.stream(call, onChunk) : this.#delegateStream(call, onChunk);
   }
 
   modelMetadata(query: CapabilityMap, name: string, version?: string): Promise<ModelMetadata> {
@@ -94,7 +105,8 @@ export class DelegatingBackend implements InferBackend {
     };
     if (call.contentType !== undefined) headers["content-type"] = call.contentType;
     if (call.headerLength !== undefined) headers[HEADER_INFERENCE_LENGTH] = String(call.headerLength);
-    if (this.#o.token) headers.authorization = `Bearer ${this.#o.token}`;
+    // Our credential, not a token: it passes the inference check and makes the delegation headers count.
+    headers[REPLICA_HEADER] = `${this.#o.replicaId} ${this.#o.secret}`;
     return this.#pool
       .request({
         method: "POST",

@@ -16,7 +16,8 @@ import { addLoad, Lane, type LaneLoad } from "../execution/lane.js";
 import { taskOf, type Task, type TaskHooks } from "../execution/task.js";
 import type { ChunkSink, IncomingCall, InferBackend, ModelMetadata } from "../protocol/call.js";
 import type { LaneMetrics, ReplicaMetrics } from "./metrics.js";
-import { formatCapability, matches, normalizeCapability, type CapabilityMap } from "../protocol/capability.js";
+import { formatCapability, matches, modelTypeFallback, normalizeCapability, type CapabilityMap } from "../protocol/capability.js";
+import { handlerMetadata } from "../sdk/metadata.js";
 import type { EncodedBody } from "../protocol/types.js";
 import type { AnyServe, HandlerEntry } from "../sdk/app.js";
 import type { Caller, ObjectStoreLike } from "../sdk/context.js";
@@ -185,21 +186,32 @@ export class Dispatcher implements InferBackend {
   }
 
   async modelMetadata(query: CapabilityMap, name: string, version?: string): Promise<ModelMetadata> {
-    const entry = this.#o.app.findAnyHandler(query);
+    const entry = this.#modelHandler(query);
     if (!entry) throw modelNotFound(name, version);
-    const o = entry.options;
-    return {
-      name,
-      ...(version !== undefined ? { versions: [version] } : entry.capability.version ? { versions: [entry.capability.version] } : {}),
-      platform: o.platform ?? "anyserve",
-      inputs: o.inputs ?? [],
-      outputs: o.outputs ?? [],
-    };
+    return handlerMetadata(entry, name, version);
   }
 
   async modelReady(query: CapabilityMap): Promise<boolean> {
-    const entry = this.#o.app.findAnyHandler(query);
+    const entry = this.#modelHandler(query);
     return !this.#draining && entry !== undefined && this.#lanes.get(entry)?.state !== "failed";
+  }
+
+  /** True when a handler here takes `call` (delegation sends the others to the API server). */
+  canServe(call: IncomingCall): boolean {
+    return this.#handlerOf(call) !== undefined;
+  }
+
+  #handlerOf(call: IncomingCall): HandlerEntry | undefined {
+    return call.model === undefined ? this.#o.app.handlerFor(call.query) : this.#modelHandler(call.query);
+  }
+
+  /** The handler a model route reaches: `model=m`, else `type=m` ({@link modelTypeFallback}). */
+  #modelHandler(query: CapabilityMap): HandlerEntry | undefined {
+    const app = this.#o.app;
+    const entry = app.handlerFor(query);
+    if (entry !== undefined) return entry;
+    const byType = modelTypeFallback(query);
+    return byType === undefined ? undefined : app.handlerFor(byType);
   }
 
   /**
@@ -235,7 +247,7 @@ export class Dispatcher implements InferBackend {
   }
 
   #admit(call: IncomingCall, wantStream: boolean): Lane<LaneMetrics> {
-    const entry = this.#o.app.handlerFor(call.query);
+    const entry = this.#handlerOf(call);
     const lane = entry && this.#lanes.get(entry);
     try {
       if (this.#draining) throw new AnyServeError("SHUTTING_DOWN", `replica '${this.#o.replicaId}' is draining and takes no new requests`);

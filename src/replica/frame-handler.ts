@@ -28,6 +28,11 @@ export function createFrameHandler(backend: InferBackend, health: () => ReplicaH
     let call: ReturnType<typeof fromFrameMeta>;
     try {
       call = fromFrameMeta(req.meta, req.body, req.signal);
+      if (!req.trusted) {
+        // Delegation state steers the API server's choice: only the gateway's connection may carry it.
+        delete call.depth;
+        delete call.tried;
+      }
     } catch (err) {
       res.reply(errorMeta(err));
       return;

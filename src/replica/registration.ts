@@ -3,10 +3,14 @@
  * server is down), heartbeats every interval, and registers again whenever a heartbeat says the
  * registry does not know it (the API server restarted) or the API server was unreachable.
  */
+import { Agent, request } from "undici";
 import type { Logger } from "../util/log.js";
+import { trustedCas } from "../util/tls.js";
 
 export interface RegistrationBody {
   replica_id: string;
+  /** The replica's own secret: it proves the id is ours on re-registration, heartbeats and unregister. */
+  replica_secret: string;
   endpoint: string;
   http_endpoint: string;
   capabilities: Record<string, string>[];
@@ -21,6 +25,8 @@ export class RegistrationLoop {
   readonly #body: () => RegistrationBody;
   readonly #logger: Logger;
   readonly #headers: Record<string, string>;
+  /** For an `https://` API server with a CA of its own. */
+  readonly #dispatcher: Agent | undefined;
   #timer: NodeJS.Timeout | undefined;
   #registered = false;
   #stopped = false;
@@ -30,11 +36,19 @@ export class RegistrationLoop {
   /** A refresh arrived while a request was in flight: register once more when it ends. */
   #again = false;
 
-  constructor(opts: { apiServer: string; body: () => RegistrationBody; logger: Logger; token?: string | undefined }) {
+  constructor(opts: {
+    apiServer: string;
+    body: () => RegistrationBody;
+    logger: Logger;
+    token?: string | undefined;
+    ca?: Buffer | string | undefined;
+  }) {
     this.#apiServer = opts.apiServer.replace(/\/+$/, "");
     this.#body = opts.body;
     this.#logger = opts.logger;
     this.#headers = { "content-type": "application/json", ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}) };
+    const ca = trustedCas(opts.ca);
+    this.#dispatcher = ca ? new Agent({ connect: { ca } }) : undefined;
   }
 
   get registered(): boolean {
@@ -56,7 +70,8 @@ export class RegistrationLoop {
     clearTimeout(this.#timer);
     await this.#current;
     this.#registered = false;
-    await this.#post("DELETE", "/unregister", { replica_id: this.#body().replica_id }).catch(() => undefined);
+    await this.#post("DELETE", "/unregister", this.#identity()).catch(() => undefined);
+    await this.#dispatcher?.close();
   }
 
   /** Sends the registration again right away (capability states changed: warm, cold, failed). */
@@ -87,7 +102,7 @@ export class RegistrationLoop {
     this.#busy = true;
     try {
       if (this.#registered) {
-        const status = await this.#post("POST", "/heartbeat", { replica_id: this.#body().replica_id });
+        const status = await this.#post("POST", "/heartbeat", this.#identity());
         if (status === 404) this.#registered = false;
       }
       if (!this.#registered && !this.#stopped) {
@@ -95,6 +110,7 @@ export class RegistrationLoop {
         const status = await this.#post("POST", "/register", body);
         this.#registered = status === 200;
         if (this.#registered) this.#logger.info({ apiServer: this.#apiServer }, "registered");
+        else if (status === 409) this.#logger.warn({ replica: body.replica_id }, "replica id held by another live replica; retrying");
         else this.#logger.warn({ status }, "registration refused");
       }
     } catch (err) {
@@ -110,14 +126,21 @@ export class RegistrationLoop {
     }
   }
 
-  async #post(method: string, path: string, body: unknown): Promise<number> {
-    const res = await fetch(this.#apiServer + path, {
+  /** Who we are, for heartbeats and unregister. */
+  #identity(): { replica_id: string; replica_secret: string } {
+    const { replica_id, replica_secret } = this.#body();
+    return { replica_id, replica_secret };
+  }
+
+  async #post(method: "POST" | "DELETE", path: string, body: unknown): Promise<number> {
+    const res = await request(this.#apiServer + path, {
       method,
       headers: this.#headers,
       body: JSON.stringify(body),
       signal: AbortSignal.timeout(5_000),
+      ...(this.#dispatcher ? { dispatcher: this.#dispatcher } : {}),
     });
-    await res.arrayBuffer();
-    return res.status;
+    await res.body.dump();
+    return res.statusCode;
   }
 }

@@ -4,6 +4,7 @@
  * (new requests go elsewhere, in-flight ones finish) before it unregisters and exits.
  */
 import { createServer, type Server } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import { GrpcFrontend } from "../frontend/grpc.js";
 import { closeServer, hardenServer, listen, serverOptions, sendJson } from "../util/http.js";
 import { guardWrites } from "../util/write-guard.js";
@@ -17,7 +18,9 @@ import { DelegatingBackend } from "./delegation.js";
 import { Dispatcher } from "./dispatcher.js";
 import type { ResolvedServiceConfig } from "../config/resolve.js";
 import type { ServiceConfigInput } from "../config/schema.js";
-import { requireBearer } from "../util/auth.js";
+import { newSecret } from "../util/auth.js";
+import type { ServerTls } from "../util/tls.js";
+import { ReplicaGuard } from "./guard.js";
 import { executionOf, serviceConfigOf } from "./service-config.js";
 import { workerRoutes } from "./worker-routes.js";
 import { withObjectEndpoint } from "../objects/endpoint.js";
@@ -36,7 +39,17 @@ export interface ReplicaOptions {
   httpPort?: number;
   /** Where to register; without it the replica serves direct callers only. */
   apiServer?: string;
+  /**
+   * The deployment's control-plane token: the replica registers with it, and it guards `/workers`,
+   * `/config` and `/objects`. The replica never sends it to another replica (docs/security.md).
+   */
   token?: string;
+  /** The deployment's inference token: the replica's inference routes (REST, gRPC, frames from direct callers) need it. */
+  inferenceToken?: string;
+  /** Serve REST (with the frame endpoint) and gRPC over TLS; the replica registers an `https://` endpoint. */
+  tls?: ServerTls;
+  /** CA bundle trusted for the API server and other replicas that serve TLS, besides the system's. */
+  tlsCa?: Buffer;
   heartbeatIntervalMs?: number;
   maxBodyBytes?: number;
   /** The service's request timeout (ms). */
@@ -113,6 +126,9 @@ interface ReplicaParts {
   grpc: GrpcFrontend;
   /** Set once the registration loop exists: capabilities turning warm/cold/failed re-register. */
   onStateChange: () => void;
+  /** The replica's own secret: registered with the API server, shown back by the gateway. */
+  secret: string;
+  guard: ReplicaGuard;
 }
 
 /** Makes the dispatcher, the backends and the REST, frame and gRPC endpoints; nothing listens yet. */
@@ -121,7 +137,11 @@ async function assembleReplica(o: ReplicaOptions): Promise<ReplicaParts> {
   const config = serviceConfigOf(o.config, o.appSpec);
   const timeoutMs = o.timeoutMs ?? config.performance.timeout * 1000;
   // Cross-replica calls (direct to the callee by default, sdk/caller.ts) and delegation need the API server.
-  const caller = o.apiServer ? new ApiServerCaller(o.apiServer, { token: o.token }) : undefined;
+  const caller = o.apiServer
+    ? new ApiServerCaller(o.apiServer, { token: o.token, inferenceToken: o.inferenceToken, ca: o.tlsCa })
+    : undefined;
+  const secret = newSecret();
+  const guard = new ReplicaGuard({ secret, token: o.token, inferenceToken: o.inferenceToken });
   // prom-client is loaded only by a replica that keeps metrics.
   const metrics =
     (o.metrics ?? config.monitoring.enable_metrics) === false
@@ -137,6 +157,8 @@ async function assembleReplica(o: ReplicaOptions): Promise<ReplicaParts> {
     metrics,
     caller,
     onStateChange: (): void => undefined,
+    secret,
+    guard,
   };
   const dispatcher = new Dispatcher({
     app: o.app,
@@ -155,8 +177,9 @@ async function assembleReplica(o: ReplicaOptions): Promise<ReplicaParts> {
     ? new DelegatingBackend(dispatcher, {
         apiServer: o.apiServer,
         replicaId,
-        token: o.token,
-        canServe: (q) => o.app.handlerFor(q) !== undefined,
+        secret,
+        ca: o.tlsCa,
+        canServe: (_q, call) => dispatcher.canServe(call),
       })
     : dispatcher;
   return Object.assign(base, { dispatcher, backend }, replicaEndpoints(base, dispatcher, backend));
@@ -164,11 +187,11 @@ async function assembleReplica(o: ReplicaOptions): Promise<ReplicaParts> {
 
 /** The REST port (OIP, `/health`, `/workers`, `/metrics`, `/objects`, frames) and the gRPC server, over `backend`. */
 function replicaEndpoints(
-  p: Pick<ReplicaParts, "o" | "config" | "timeoutMs" | "replicaId" | "logger" | "metrics">,
+  p: Pick<ReplicaParts, "o" | "config" | "timeoutMs" | "replicaId" | "logger" | "metrics" | "guard">,
   dispatcher: Dispatcher,
   backend: Dispatcher | DelegatingBackend,
 ): Pick<ReplicaParts, "server" | "frames" | "grpc" | "unguard"> {
-  const { o, logger, metrics, timeoutMs } = p;
+  const { o, logger, metrics, timeoutMs, guard } = p;
   const maxBodyBytes = o.maxBodyBytes ?? p.config.performance.max_body_mb * 1024 * 1024;
   const rest = new RestFrontend({
     backend,
@@ -178,12 +201,13 @@ function replicaEndpoints(
     maxBodyBytes,
     defaultTimeoutMs: timeoutMs,
     maxTimeoutMs: timeoutMs,
+    auth: guard.dataPlane,
     routes: {
-      ...workerRoutes(dispatcher, o.token),
+      ...workerRoutes(dispatcher, guard),
       ...(metrics ? { "GET /metrics": metrics.route() } : {}),
       // The config this replica runs with, resolved: what `up` asked for is what it got.
       "GET /config": (req, res) => {
-        requireBearer(req, o.token, "GET /config");
+        guard.control(req, "GET /config");
         sendJson(res, 200, { replica_id: p.replicaId, service: o.service ?? null, config: p.config });
       },
       "GET /health": (_q, res) =>
@@ -196,7 +220,9 @@ function replicaEndpoints(
     },
   });
   const listener = o.objectStore ? withObjectEndpoint(rest.listener, { store: o.objectStore, token: o.token }) : rest.listener;
-  const server = createServer(serverOptions(), listener);
+  const server = o.tls
+    ? (createHttpsServer({ ...serverOptions(), ...o.tls }, listener) as unknown as Server)
+    : createServer(serverOptions(), listener);
   hardenServer(server);
   // Clients that stop reading are cut (frame connections have their own flow control: CREDIT).
   const writeTimeoutMs = p.config.performance.write_timeout * 1000;
@@ -204,7 +230,9 @@ function replicaEndpoints(
   const frames = attachFrameServer(
     server,
     createFrameHandler(backend, () => dispatcher.health()),
-    o.token ? { token: o.token } : {},
+    {
+      authorize: (authorization) => guard.framePeer(authorization),
+    },
   );
   const grpc = new GrpcFrontend({
     backend,
@@ -214,6 +242,8 @@ function replicaEndpoints(
     serverName: "anyserve-replica",
     version: VERSION,
     writeTimeoutMs,
+    auth: guard.dataPlane,
+    ...(o.tls ? { tls: o.tls } : {}),
   });
   return { server, frames, grpc, unguard };
 }
@@ -223,7 +253,7 @@ async function listenReplica(p: ReplicaParts): Promise<{ httpUrl: string; grpcAd
   const httpPort = await listen(p.server, p.o.httpPort ?? 0, p.host);
   const grpcPort = await p.grpc.listen(p.host, p.o.port ?? 0);
   const hostForUrl = p.host.includes(":") ? `[${p.host}]` : p.host;
-  return { httpUrl: `http://${hostForUrl}:${httpPort}`, grpcAddress: `${hostForUrl}:${grpcPort}` };
+  return { httpUrl: `${p.o.tls ? "https" : "http"}://${hostForUrl}:${httpPort}`, grpcAddress: `${hostForUrl}:${grpcPort}` };
 }
 
 /** Registers with the API server (when there is one) and keeps the registration alive; state changes re-register. */
@@ -234,9 +264,11 @@ async function registerReplica(p: ReplicaParts, at: { httpUrl: string; grpcAddre
   const registration = new RegistrationLoop({
     apiServer: o.apiServer,
     token: o.token,
+    ca: o.tlsCa,
     logger: p.logger,
     body: () => ({
       replica_id: replicaId,
+      replica_secret: p.secret,
       endpoint: at.grpcAddress,
       http_endpoint: at.httpUrl,
       capabilities: o.app.getCapabilities(),

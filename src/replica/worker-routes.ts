@@ -6,25 +6,25 @@
  * - `POST /workers/start`, `POST /workers/stop` with `{"capability": {"type": "heavy"}}` — start or
  *   stop the workers of every capability matching it (a failed capability gets fresh attempts).
  *
- * With a token configured, all three need `Authorization: Bearer <token>` (constant-time check).
+ * With a control-plane token configured, all three need `Authorization: Bearer <token>`, or the
+ * replica's own secret (what the API server's management API shows: never the token).
  */
-import type { IncomingMessage } from "node:http";
 import { AnyServeError } from "../errors.js";
 import { readJson, sendJson } from "../util/http.js";
 import type { RouteHandler } from "../util/http.js";
 import type { CapabilityMap } from "../protocol/capability.js";
-import { requireBearer } from "../util/auth.js";
+import type { ReplicaGuard } from "./guard.js";
 
 export interface WorkerControl {
   workers(): Record<string, unknown>[];
   manage(query: CapabilityMap, action: "start" | "stop"): Promise<Record<string, unknown>[]>;
 }
 
-export function workerRoutes(control: WorkerControl, token: string | undefined): Record<string, RouteHandler> {
+export function workerRoutes(control: WorkerControl, guard: ReplicaGuard): Record<string, RouteHandler> {
   const manage =
     (action: "start" | "stop"): RouteHandler =>
     async (req, res) => {
-      checkToken(req, token);
+      guard.control(req, `POST /workers/${action}`);
       const body = await readJson(req);
       const cap =
         body !== null && typeof body === "object" && !Array.isArray(body) ? (body as { capability?: unknown }).capability : undefined;
@@ -39,14 +39,10 @@ export function workerRoutes(control: WorkerControl, token: string | undefined):
     };
   return {
     "GET /workers": (req, res) => {
-      checkToken(req, token);
+      guard.control(req, "GET /workers");
       sendJson(res, 200, { capabilities: control.workers() });
     },
     "POST /workers/start": manage("start"),
     "POST /workers/stop": manage("stop"),
   };
-}
-
-function checkToken(req: IncomingMessage, token: string | undefined): void {
-  requireBearer(req, token, "the worker routes");
 }

@@ -1,5 +1,6 @@
 /**
- * What a replica says about itself when it registers (`POST /register`, the seed's body), heartbeats
+ * What a replica says about itself when it registers (`POST /register`, the seed's body — and
+ * `protocol` for a server that is not anyserve: see {@link registrationSchema}), heartbeats
  * (`POST /heartbeat`) or leaves (`DELETE /unregister`), and what each row of the route table lists:
  * one zod schema per body, for the API server's control routes and the direct client's copy of the
  * table alike. A bad body is 400 `INVALID_REGISTRATION` (or `URL_NOT_ALLOWED` for an
@@ -12,6 +13,7 @@
 import { z } from "zod";
 import { AnyServeError, type ErrorCode } from "../errors.js";
 import { normalizeCapability } from "../protocol/capability.js";
+import { hostOfEndpoint, refusedHost } from "../util/address.js";
 import type { CapabilityState, RegisteredCapability, ReplicaRegistration } from "./registry.js";
 
 const MAX_CAPABILITIES = 1024;
@@ -45,7 +47,10 @@ const states = z.array(
 const INTERVAL_RULE = "expected an integer from 10 to 3600000";
 const heartbeatInterval = z.number(INTERVAL_RULE).int(INTERVAL_RULE).min(10, INTERVAL_RULE).max(3_600_000, INTERVAL_RULE).nullish();
 
-/** Only http(s) host:port URLs without credentials; never file:, never link-local (cloud metadata) addresses. */
+/**
+ * Only http(s) host:port URLs without credentials; never file:, never a link-local or cloud
+ * metadata address in any spelling (util/address.ts). Kept as the URL parser normalised it.
+ */
 const httpEndpoint = z
   .unknown()
   .transform((value, ctx) => {
@@ -56,18 +61,46 @@ const httpEndpoint = z
     };
     let url: URL;
     try {
-      url = new URL(String(value));
+      url = new URL(String(value).slice(0, 2048));
     } catch {
       return refuse("expected an http(s)://host:port URL");
     }
     if ((url.protocol !== "http:" && url.protocol !== "https:") || url.username || url.password) {
       return refuse(`only http(s) URLs without credentials are allowed, got scheme '${url.protocol}'`);
     }
-    if (url.hostname.startsWith("169.254.") || url.hostname.toLowerCase().startsWith("[fe80:")) {
-      return refuse(`link-local address ${url.hostname} is not allowed`);
-    }
+    const why = refusedHost(url.hostname);
+    if (why !== undefined) return refuse(`not allowed: ${why}`);
     return `${url.protocol}//${url.host}`;
   })
+  .optional();
+
+/** `host:port` (the seed's gRPC endpoint), with the host checked and normalised as http_endpoint's. */
+const endpoint = z
+  .string("expected host:port")
+  .regex(/^[\w.-]+:\d{1,5}$|^\[[0-9a-fA-F:.]+\]:\d{1,5}$/, "expected host:port")
+  .transform((value, ctx) => {
+    const host = hostOfEndpoint(value);
+    if (host === undefined) {
+      ctx.addIssue({ code: "custom", message: "expected host:port", input: value });
+      return z.NEVER;
+    }
+    const why = refusedHost(host);
+    if (why !== undefined) {
+      ctx.addIssue({ code: "custom", message: `not allowed: ${why}`, input: value, params: { code: "URL_NOT_ALLOWED" } });
+      return z.NEVER;
+    }
+    return `${host}${value.slice(value.lastIndexOf(":"))}`;
+  });
+
+/**
+ * The replica's own secret (base64url, 22-256 characters): it proves the replica is the one that
+ * registered the id (re-registration, heartbeats, unregister) and the gateway shows it to the
+ * replica's frame endpoint. Absent at registration: the API server issues one.
+ */
+const SECRET_RULE = "expected 22-256 characters of [A-Za-z0-9_-]";
+const replicaSecret = z
+  .string(SECRET_RULE)
+  .regex(/^[\w-]{22,256}$/, SECRET_RULE)
   .optional();
 
 /** Free-form labels: kept when they are strings (cut to 128 characters), ignored otherwise. */
@@ -90,30 +123,80 @@ function statesMatch(body: { capabilities?: unknown[] | undefined; states?: unkn
 
 const body = { error: "expected a JSON object" };
 
+/**
+ * How the gateway talks to the replica: `anyserve` (frames on its `http_endpoint`), or — for any
+ * Open Inference Protocol v2 server (the seed's replicas, Triton, KServe, MLServer) — `oip-grpc`
+ * (`inference.GRPCInferenceService` at `endpoint`) or `oip-rest` (the REST routes at
+ * `http_endpoint`). Absent: `anyserve` when an `http_endpoint` is given, else `oip-grpc` (the
+ * seed's registration body).
+ */
+const protocol = z.enum(["anyserve", "oip-grpc", "oip-rest"], "expected anyserve, oip-grpc or oip-rest").optional();
+
+/** What a registration must say for the gateway to reach the replica the way its protocol needs. */
+function reachable(
+  r: { endpoint?: string | undefined; http_endpoint?: string | undefined; protocol?: string | undefined; capabilities?: unknown[] },
+  ctx: z.RefinementCtx,
+): void {
+  const kind = protocolOf(r);
+  if (kind === "oip-rest" && r.http_endpoint === undefined) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["http_endpoint"],
+      message: "expected the OIP REST server's http(s)://host:port (protocol oip-rest), got nothing",
+    });
+  }
+  if (r.endpoint === undefined && kind !== "oip-rest") {
+    ctx.addIssue({ code: "custom", path: ["endpoint"], message: "expected host:port, got nothing" });
+  }
+  // The gateway names the model an OIP server expects from the capability it routed by.
+  if (kind !== "anyserve") {
+    (r.capabilities ?? []).forEach((c, i) => {
+      const cap = c as Record<string, string>;
+      if (cap.model === undefined && cap.type === undefined) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["capabilities", i],
+          message: `: expected a 'model' (or 'type') key naming the model the ${kind} server serves, got ${JSON.stringify(cap).slice(0, 64)}`,
+          params: { complete: true },
+        });
+      }
+    });
+  }
+}
+
+function protocolOf(r: { http_endpoint?: string | undefined; protocol?: string | undefined }): "anyserve" | "oip-grpc" | "oip-rest" {
+  if (r.protocol === "oip-grpc" || r.protocol === "oip-rest" || r.protocol === "anyserve") return r.protocol;
+  return r.http_endpoint === undefined ? "oip-grpc" : "anyserve";
+}
+
 /** `POST /register` and a route table row. */
 export const registrationSchema = z
   .object(
     {
       replica_id: replicaId,
-      endpoint: z.string("expected host:port").regex(/^[\w.-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/, "expected host:port"),
+      // Optional: an OIP REST server registers its http_endpoint only.
+      endpoint: endpoint.optional(),
       capabilities,
       states: states.optional(),
       heartbeat_interval_ms: heartbeatInterval,
       http_endpoint: httpEndpoint,
+      protocol,
       service: label,
       node: label,
+      replica_secret: replicaSecret,
     },
     body,
   )
-  .superRefine(statesMatch);
+  .superRefine(statesMatch)
+  .superRefine(reachable);
 
 /** `POST /heartbeat`: the id, and the capabilities when they changed. */
 export const heartbeatSchema = z
-  .object({ replica_id: replicaId, capabilities: capabilities.optional(), states: states.optional() }, body)
+  .object({ replica_id: replicaId, capabilities: capabilities.optional(), states: states.optional(), replica_secret: replicaSecret }, body)
   .superRefine(statesMatch);
 
 /** `DELETE /unregister`. */
-export const unregisterSchema = z.object({ replica_id: replicaId }, body);
+export const unregisterSchema = z.object({ replica_id: replicaId, replica_secret: replicaSecret }, body);
 
 /** Parses `value` with `schema`, or throws the one error for all its problems. */
 function parse<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
@@ -151,27 +234,34 @@ function registeredCapabilities(caps: Record<string, string>[], given: Capabilit
 /** A registration body (or route table row) as the registry takes it; `defaultHeartbeatMs` when it names no interval. */
 export function parseRegistration(body: unknown, defaultHeartbeatMs: number): ReplicaRegistration {
   const r = parse(registrationSchema, body);
+  const kind = protocolOf(r);
   const reg: ReplicaRegistration = {
     replicaId: r.replica_id,
-    endpoint: r.endpoint,
+    // An oip-rest registration may leave out `endpoint`: its REST URL's host:port stands for it.
+    endpoint: r.endpoint ?? new URL(r.http_endpoint!).host,
     capabilities: registeredCapabilities(r.capabilities, r.states),
     heartbeatIntervalMs: r.heartbeat_interval_ms ?? defaultHeartbeatMs,
   };
   if (r.http_endpoint !== undefined) reg.httpEndpoint = r.http_endpoint;
+  if (kind !== "anyserve") reg.protocol = kind;
   if (r.service !== undefined) reg.service = r.service;
   if (r.node !== undefined) reg.node = r.node;
+  if (r.replica_secret !== undefined) reg.secret = r.replica_secret;
   return reg;
 }
 
-/** A heartbeat body: the replica's id, and its capabilities when they changed. */
-export function parseHeartbeat(body: unknown): { replicaId: string; capabilities?: RegisteredCapability[] } {
+/** A heartbeat body: the replica's id (and secret), and its capabilities when they changed. */
+export function parseHeartbeat(body: unknown): { replicaId: string; secret?: string; capabilities?: RegisteredCapability[] } {
   const h = parse(heartbeatSchema, body);
-  return h.capabilities === undefined
-    ? { replicaId: h.replica_id }
-    : { replicaId: h.replica_id, capabilities: registeredCapabilities(h.capabilities, h.states) };
+  return {
+    replicaId: h.replica_id,
+    ...(h.replica_secret !== undefined ? { secret: h.replica_secret } : {}),
+    ...(h.capabilities !== undefined ? { capabilities: registeredCapabilities(h.capabilities, h.states) } : {}),
+  };
 }
 
-/** An unregister body's replica id. */
-export function parseUnregister(body: unknown): string {
-  return parse(unregisterSchema, body).replica_id;
+/** An unregister body's replica id (and secret). */
+export function parseUnregister(body: unknown): { replicaId: string; secret?: string } {
+  const u = parse(unregisterSchema, body);
+  return u.replica_secret === undefined ? { replicaId: u.replica_id } : { replicaId: u.replica_id, secret: u.replica_secret };
 }

@@ -22,18 +22,34 @@ export interface RegisteredCapability {
   state: CapabilityState;
 }
 
+/**
+ * A replica that is not anyserve but an Open Inference Protocol v2 server (the seed's replicas,
+ * Triton, KServe, MLServer): the gateway calls it over OIP gRPC at `endpoint`, or OIP REST at
+ * `httpEndpoint`, instead of frames.
+ */
+export type ForeignProtocol = "oip-grpc" | "oip-rest";
+
 /** What a replica tells the registry about itself. */
 export interface ReplicaRegistration {
   replicaId: string;
   /** gRPC endpoint `host:port` (the seed's `endpoint`). */
   endpoint: string;
-  /** REST + frame endpoint `http://host:port`. */
+  /** REST + frame endpoint `http://host:port` (an `oip-rest` replica's REST base URL). */
   httpEndpoint?: string;
+  /** Unset for anyserve replicas (frames); see {@link ForeignProtocol}. */
+  protocol?: ForeignProtocol;
   capabilities: RegisteredCapability[];
   service?: string;
   node?: string;
   /** How often the replica heartbeats; it is dropped after 3 silent intervals. */
   heartbeatIntervalMs: number;
+  /**
+   * The replica's secret: it proves the id is this replica's (re-registering, heartbeats,
+   * unregister) and the gateway shows it to the replica's frame endpoint. Never listed.
+   */
+  secret?: string;
+  /** True when the API server issued the secret (the registration brought none: the seed's shape). */
+  secretIssued?: boolean;
 }
 
 /** One replica as the registry holds it. Mutable counters are owned by the gateway. */
@@ -74,6 +90,9 @@ export interface Route {
  */
 export const EXPIRY_FLOOR_MS = 3_000;
 
+/** Why a foreign replica is out of rotation before its first health probe. */
+const NOT_PROBED = "not probed yet: a server that is not anyserve takes traffic once its first health probe passes";
+
 type ChangeListener = (event: "register" | "unregister", entry: ReplicaEntry) => void;
 
 export class Registry {
@@ -112,17 +131,20 @@ export class Registry {
     if (previous) this.#remove(previous);
     const now = this.#now();
     // The same process re-registering (a capability turned warm) keeps its probe results; a new
-    // endpoint is a new process and starts healthy.
-    const same = previous !== undefined && previous.httpEndpoint === reg.httpEndpoint;
+    // endpoint is a new process and starts healthy — an anyserve replica registers once it serves.
+    // A foreign OIP server was registered by someone else, maybe before it was up: it takes
+    // traffic once its first health probe passed.
+    const same = previous !== undefined && targetOf(previous) === targetOf(reg);
+    const foreign = reg.protocol !== undefined;
     const entry: ReplicaEntry = {
       ...reg,
       registeredAt: previous?.registeredAt ?? now,
       lastHeartbeat: now,
       inFlight: previous?.inFlight ?? 0,
       available: !this.#drained.has(reg.replicaId),
-      healthy: same ? previous.healthy : true,
+      healthy: same ? previous.healthy : !foreign,
       probeFailures: same ? previous.probeFailures : 0,
-      probeError: same ? previous.probeError : undefined,
+      probeError: same ? previous.probeError : foreign ? NOT_PROBED : undefined,
       load: same ? previous.load : undefined,
       order: previous?.order ?? this.#nextOrder++,
     };
@@ -192,13 +214,15 @@ export class Registry {
   /**
    * Removes replicas silent for more than 3 of their heartbeat intervals, and at least
    * {@link EXPIRY_FLOOR_MS} (a short interval must not turn a busy second into a removal); returns
-   * their ids.
+   * their ids. A foreign OIP server ({@link ForeignProtocol}) cannot heartbeat: it stays until
+   * unregistered, and the health checker decides whether it gets traffic.
    */
   expire(): string[] {
     const now = this.#now();
     const gone: string[] = [];
     for (const entry of this.#replicas.values()) {
-      if (now - entry.lastHeartbeat > Math.max(3 * entry.heartbeatIntervalMs, EXPIRY_FLOOR_MS)) gone.push(entry.replicaId);
+      if (entry.protocol === undefined && now - entry.lastHeartbeat > Math.max(3 * entry.heartbeatIntervalMs, EXPIRY_FLOOR_MS))
+        gone.push(entry.replicaId);
     }
     for (const id of gone) this.unregister(id);
     return gone;
@@ -301,6 +325,14 @@ export class Registry {
     this.#cache = new Map();
     for (const listener of this.#routingListeners) listener();
   }
+}
+
+/**
+ * Where the gateway sends a replica's calls: its frame (or OIP REST) URL, or an OIP gRPC server's
+ * `grpc://host:port`. A registration with another target is another process.
+ */
+export function targetOf(r: ReplicaRegistration): string {
+  return r.protocol === "oip-grpc" ? `grpc://${r.endpoint}` : (r.httpEndpoint ?? "");
 }
 
 /** Not draining and not marked unhealthy by the health checker. */

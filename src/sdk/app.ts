@@ -14,6 +14,7 @@ import { matches, normalizeCapability, type CapabilityInput, type CapabilityMap 
 import type { Datatype } from "../protocol/types.js";
 import type { Context } from "./context.js";
 import type { InferenceRequest } from "./request.js";
+import { checkTensorSpecs } from "./metadata.js";
 
 /** A handler: plain value (or full OIP response) out, sync or async. */
 export type Handler = (request: InferenceRequest, ctx: Context) => unknown;
@@ -86,9 +87,21 @@ export interface HandlerOptions {
    * ```
    */
   example?: Record<string, unknown>;
-  /** Declared tensors, served as OIP model metadata. */
+  /**
+   * The tensors the handler takes and answers, declared once: served as OIP model metadata
+   * (`GET /v2/models/{m}` on the API server and the replica, gRPC `ModelMetadata`). Without
+   * `inputs`, metadata lists the inputs of `example`.
+   * @example
+   * ```ts
+   * app.model("classifier", classify, {
+   *   inputs: [{ name: "text", datatype: "BYTES", shape: [-1] }],
+   *   outputs: [{ name: "label", datatype: "BYTES", shape: [1] }, { name: "score", datatype: "FP32", shape: [1] }],
+   * });
+   * ```
+   */
   inputs?: TensorSpec[];
   outputs?: TensorSpec[];
+  /** The `platform` field of OIP model metadata; default `anyserve`. */
   platform?: string;
 }
 
@@ -115,6 +128,8 @@ export class AnyServe {
     if (typeof fn !== "function") throw new TypeError(`handler for capability must be a function, got ${typeof fn}`);
     const isStream = options.stream ?? isGeneratorFunction(fn);
     if (options.batch && isStream) throw new TypeError("a handler cannot both stream and take batches");
+    checkTensorSpecs(options.inputs, "inputs");
+    checkTensorSpecs(options.outputs, "outputs");
     for (const hook of ["onStart", "onStop"] as const) {
       if (options[hook] !== undefined && typeof options[hook] !== "function")
         throw new TypeError(`${hook} must be a function, got ${typeof options[hook]}`);

@@ -13,8 +13,12 @@ import { Client, type ClientOptions } from "./client.js";
 import type { Caller, CallOptions } from "./context.js";
 
 export interface ApiServerCallerOptions {
-  /** The API server's control-plane token, for the route table and the replicas' frame endpoints. */
+  /** The API server's control-plane token, for the route table (replicas are shown the peer key derived from it). */
   token?: string | undefined;
+  /** The deployment's inference token, when it has one. */
+  inferenceToken?: string | undefined;
+  /** CA bundle for an API server and replicas that serve TLS. */
+  ca?: string | Buffer | undefined;
   /** Call replicas directly; default true unless `ANYSERVE_DIRECT_CALLS=0`. */
   direct?: boolean;
 }
@@ -30,7 +34,14 @@ export class ApiServerCaller implements Caller {
   constructor(apiServer: string, o: ApiServerCallerOptions = {}) {
     // Decided now, as the process's environment is when the replica or worker starts.
     const direct = o.direct ?? process.env.ANYSERVE_DIRECT_CALLS !== "0";
-    this.#options = { apiServer, connections: 8, direct, ...(o.token ? { token: o.token } : {}) };
+    this.#options = {
+      apiServer,
+      connections: 8,
+      direct,
+      ...(o.token ? { token: o.token } : {}),
+      ...(o.inferenceToken ? { inferenceToken: o.inferenceToken } : {}),
+      ...(o.ca !== undefined ? { ca: o.ca } : {}),
+    };
   }
 
   call(capability: CapabilityMap, inputs: unknown, o: CallOptions & { timeout: number; signal?: AbortSignal }): Promise<unknown> {

@@ -6,6 +6,7 @@ import { decodeProtoResponse, decodeStreamResponse, encodeProtoRequest } from ".
 import type { InferRequest, InferResponse } from "../protocol/types.js";
 import { serviceDefinition } from "../protocol/grpc-service.js";
 import type { ClientTransport, InferOptions } from "./client.js";
+import { trustedCas } from "../util/tls.js";
 
 const ServiceClient = grpc.makeGenericClientConstructor(serviceDefinition(), "GRPCInferenceService");
 
@@ -18,22 +19,30 @@ type Unary = (
 
 export class GrpcTransport implements ClientTransport {
   readonly #client: grpc.Client & Record<string, Unary>;
+  /** Metadata every call carries (the inference token). */
+  readonly #auth: [string, string][];
 
-  constructor(address: string) {
-    this.#client = new ServiceClient(address.replace(/^grpc:\/\//, ""), grpc.credentials.createInsecure(), {
+  /** TLS when `ca` is given or the address starts with `grpcs://`; `inferenceToken` goes in every call's metadata. */
+  constructor(address: string, o: { inferenceToken?: string | undefined; ca?: string | Buffer | undefined } = {}) {
+    const secure = o.ca !== undefined || address.startsWith("grpcs://");
+    const credentials = secure
+      ? grpc.credentials.createSsl(o.ca === undefined ? null : Buffer.from(trustedCas(o.ca)!.join("\n")))
+      : grpc.credentials.createInsecure();
+    this.#client = new ServiceClient(address.replace(/^grpcs?:\/\//, ""), credentials, {
       "grpc.max_receive_message_length": 256 * 1024 * 1024,
       "grpc.max_send_message_length": 256 * 1024 * 1024,
     }) as unknown as grpc.Client & Record<string, Unary>;
+    this.#auth = o.inferenceToken ? [["authorization", `Bearer ${o.inferenceToken}`]] : [];
   }
 
   async infer(query: CapabilityMap, req: InferRequest, o: InferOptions & { timeout: number }): Promise<InferResponse> {
-    const { body, md } = prepare(query, req, o);
+    const { body, md } = prepare(query, req, o, this.#auth);
     const raw = await this.#unary("ModelInfer", body, md, o);
     return decodeProtoResponse(raw as Buffer);
   }
 
   async *stream(query: CapabilityMap, req: InferRequest, o: InferOptions & { timeout: number }): AsyncIterable<InferResponse> {
-    const { body, md } = prepare(query, req, o);
+    const { body, md } = prepare(query, req, o, this.#auth);
     if (o.signal?.aborted) throw cancelled();
     const call = this.#client.makeBidiStreamRequest(
       "/inference.GRPCInferenceService/ModelStreamInfer",
@@ -70,7 +79,7 @@ export class GrpcTransport implements ClientTransport {
 
   async isModelReady(name: string, version?: string): Promise<boolean> {
     try {
-      const res = (await this.#unary("ModelReady", { name, version: version ?? "" }, new grpc.Metadata(), { timeout: 5_000 })) as {
+      const res = (await this.#unary("ModelReady", { name, version: version ?? "" }, metadata(this.#auth), { timeout: 5_000 })) as {
         ready: boolean;
       };
       return res.ready;
@@ -98,8 +107,14 @@ export class GrpcTransport implements ClientTransport {
   }
 }
 
-function prepare(query: CapabilityMap, req: InferRequest, o: InferOptions): { body: Buffer; md: grpc.Metadata } {
+function metadata(pairs: [string, string][]): grpc.Metadata {
   const md = new grpc.Metadata();
+  for (const [k, v] of pairs) md.set(k, v);
+  return md;
+}
+
+function prepare(query: CapabilityMap, req: InferRequest, o: InferOptions, auth: [string, string][]): { body: Buffer; md: grpc.Metadata } {
+  const md = metadata(auth);
   const named: InferRequest = { ...req };
   for (const key in query) {
     if (key === "model") named.modelName = query[key]!;

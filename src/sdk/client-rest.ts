@@ -5,14 +5,19 @@ import { capabilityToHeaders, type CapabilityMap } from "../protocol/capability.
 import { HEADER_INFERENCE_LENGTH, type InferRequest, type InferResponse } from "../protocol/types.js";
 import type { ClientTransport, InferOptions } from "./client.js";
 import { readSse } from "./sse-reader.js";
+import { trustedCas } from "../util/tls.js";
 import { decodeAnswer, encodeCall, errorFromBody } from "./wire.js";
 
 /** REST over a pooled keep-alive connection set (undici). */
 export class RestTransport implements ClientTransport {
   readonly #pool: Pool;
+  /** `Authorization` for every call, when the server has an inference token. */
+  readonly #auth: Record<string, string>;
 
-  constructor(url: string, connections: number) {
-    this.#pool = new Pool(new URL(url).origin, { connections, keepAliveTimeout: 30_000 });
+  constructor(url: string, connections: number, o: { inferenceToken?: string | undefined; ca?: string | Buffer | undefined } = {}) {
+    const ca = trustedCas(o.ca);
+    this.#pool = new Pool(new URL(url).origin, { connections, keepAliveTimeout: 30_000, ...(ca ? { connect: { ca } } : {}) });
+    this.#auth = o.inferenceToken ? { authorization: `Bearer ${o.inferenceToken}` } : {};
   }
 
   async infer(query: CapabilityMap, req: InferRequest, o: InferOptions & { timeout: number }): Promise<InferResponse> {
@@ -46,7 +51,7 @@ export class RestTransport implements ClientTransport {
 
   async #get(path: string): Promise<boolean> {
     try {
-      const res = await this.#pool.request({ method: "GET", path, headersTimeout: 5_000, bodyTimeout: 5_000 });
+      const res = await this.#pool.request({ method: "GET", path, headers: this.#auth, headersTimeout: 5_000, bodyTimeout: 5_000 });
       await res.body.dump();
       return res.statusCode === 200;
     } catch {
@@ -60,6 +65,7 @@ export class RestTransport implements ClientTransport {
       ...capabilityToHeaders(query),
       "content-type": enc.contentType,
       "x-anyserve-timeout-ms": String(Math.max(1, Math.round(o.timeout))),
+      ...this.#auth,
       ...o.headers,
     };
     if (enc.headerLength !== undefined) headers[HEADER_INFERENCE_LENGTH] = String(enc.headerLength);

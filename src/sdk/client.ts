@@ -44,8 +44,19 @@ export interface ClientOptions {
    * ```
    */
   direct?: boolean;
-  /** The API server's control-plane token (`--token`): the route table and the replicas' frame endpoints need it when one is set. */
+  /**
+   * For `direct`: the API server's read token or control-plane token, which the route table needs
+   * when one is set. A control-plane token also lets the client show replicas the deployment's
+   * peer key (derived from it; the token itself is never sent to a replica). See docs/security.md.
+   */
   token?: string;
+  /** The inference token (`--inference-token`), when the server has one: sent with every call, REST and gRPC. */
+  inferenceToken?: string;
+  /**
+   * A CA bundle (PEM) to trust besides the system's, for an `https://` server or a TLS gRPC one.
+   * gRPC uses TLS when `ca` is given or the address starts with `grpcs://`.
+   */
+  ca?: string | Buffer;
 }
 
 export interface InferOptions {
@@ -150,13 +161,14 @@ export class Client {
  * worker's `ctx.call` client, for one, is made on its first call (sdk/caller.ts).
  */
 async function loadTransport(options: ClientOptions, target: string): Promise<ClientTransport> {
+  const { inferenceToken, ca } = options;
   if (options.protocol === "grpc") {
     const { GrpcTransport } = await import("./client-grpc.js");
-    return new GrpcTransport(target);
+    return new GrpcTransport(target, { inferenceToken, ca });
   }
   const { RestTransport } = await import("./client-rest.js");
-  const rest = new RestTransport(target, options.connections ?? 16);
+  const rest = new RestTransport(target, options.connections ?? 16, { inferenceToken, ca });
   if (!options.direct) return rest;
   const { DirectTransport } = await import("./direct/direct-transport.js");
-  return new DirectTransport({ apiServer: target, token: options.token, fallback: rest });
+  return new DirectTransport({ apiServer: target, token: options.token, inferenceToken, ca, fallback: rest });
 }

@@ -11,6 +11,8 @@ import http, { type ClientRequest, type IncomingMessage } from "node:http";
 import https from "node:https";
 import type { Socket } from "node:net";
 import { AnyServeError } from "../errors.js";
+import { guardedLookup, refusedHost } from "../util/address.js";
+import { trustedCas } from "../util/tls.js";
 import { FrameConnection } from "./frame-connection.js";
 import { FRAMES_PATH, FRAMES_PROTOCOL } from "./frame-server.js";
 import { chunkCost, DEFAULT_MAX_FRAME_BYTES, FrameType, encodeFrame, metaError, STREAM_WINDOW_BYTES, type FrameMeta } from "./frames.js";
@@ -44,8 +46,10 @@ export interface FrameRequestOptions {
 export interface FrameClientOptions {
   /** http://host:port of the replica's HTTP server. */
   url: string;
-  /** Sent as `Authorization: Bearer <token>` on the upgrade. */
+  /** Sent as `Authorization: Bearer <token>` on the upgrade (the gateway: the replica's own secret). */
   token?: string;
+  /** For an `https://` replica: CA bundle trusted besides the system's (its certificate must name the host). */
+  ca?: Buffer | string;
   /** Sockets to the replica, default 2: more sockets mean less batching per write. */
   sockets?: number;
   /** Largest frame accepted or sent (the length field); default 64 MiB + 64 KiB. */
@@ -121,8 +125,12 @@ export class Pending extends Timed {
  */
 export class FrameClient extends EventEmitter {
   readonly url: string;
+  /** The token shown on the upgrade. */
+  readonly credential: string | undefined;
   private readonly target: URL;
-  private readonly token: string | undefined;
+  private readonly ca: string[] | undefined;
+  /** Why this replica's address may not be called (a link-local or metadata address), if it may not. */
+  private readonly refused: string | undefined;
   private readonly maxFrameBytes: number;
   private readonly connectTimeoutMs: number;
   private readonly unref: boolean;
@@ -136,7 +144,9 @@ export class FrameClient extends EventEmitter {
     super();
     this.url = opts.url;
     this.target = new URL(opts.url);
-    this.token = opts.token;
+    this.credential = opts.token;
+    this.ca = trustedCas(opts.ca);
+    this.refused = refusedHost(this.target.hostname);
     this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
     this.connectTimeoutMs = opts.connectTimeoutMs ?? 2000;
     this.unref = opts.unref ?? false;
@@ -255,16 +265,24 @@ export class FrameClient extends EventEmitter {
   private connect(conn: ClientConn): void {
     const t = this.target;
     const headers: Record<string, string> = { Connection: "Upgrade", Upgrade: FRAMES_PROTOCOL };
-    if (this.token !== undefined) headers.Authorization = `Bearer ${this.token}`;
+    if (this.credential !== undefined) headers.Authorization = `Bearer ${this.credential}`;
+    if (this.refused !== undefined) {
+      process.nextTick(() => this.failConnect(conn, `not called: ${this.refused}`));
+      return;
+    }
     let req: ClientRequest;
     try {
-      req = (t.protocol === "https:" ? https : http).request({
+      const secure = t.protocol === "https:";
+      req = (secure ? https : http).request({
         host: t.hostname.replace(/^\[|\]$/g, ""),
-        port: t.port || (t.protocol === "https:" ? 443 : 80),
+        port: t.port || (secure ? 443 : 80),
         method: "GET",
         path: FRAMES_PATH,
         headers,
         agent: false,
+        // A name is resolved here, and its addresses checked as a registered address is.
+        lookup: guardedLookup,
+        ...(secure && this.ca !== undefined ? { ca: this.ca } : {}),
       });
     } catch (err) {
       process.nextTick(() => this.failConnect(conn, `cannot connect: ${(err as Error).message}`));

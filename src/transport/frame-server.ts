@@ -31,6 +31,8 @@ export interface FrameRequest {
   body: Buffer;
   /** Fires on CANCEL from the gateway (reason: CANCELLED or DEADLINE_EXCEEDED) or when the connection closes. */
   signal: CancelSignal;
+  /** True on a connection {@link FrameServerOptions.authorize} called the gateway's: only its delegation state counts. */
+  trusted: boolean;
 }
 
 /**
@@ -55,9 +57,14 @@ export interface FrameResponder {
 /** Handles one request. A synchronous throw is answered as `{ code, error }` (WORKER_ERROR unless it has a code). */
 export type FrameHandler = (req: FrameRequest, res: FrameResponder) => void;
 
+/** Who opened a frame connection: the gateway (`trusted`), another caller, or nobody allowed (refused with 401). */
+export type FramePeer = "trusted" | "client" | undefined;
+
 export interface FrameServerOptions {
-  /** Bearer token the gateway must present; unset = no check. */
+  /** Bearer token the gateway must present; unset = no check. Ignored when `authorize` is given. */
   token?: string;
+  /** Decides by the upgrade's `Authorization` header who is connecting (the replica: its secret = the gateway). */
+  authorize?: (authorization: string | undefined) => FramePeer;
   /** Largest frame accepted (the length field). Default 64 MiB + 64 KiB. */
   maxFrameBytes?: number;
 }
@@ -87,6 +94,7 @@ class ServerConn {
     private readonly handler: FrameHandler,
     maxFrameBytes: number | undefined,
     private readonly onGone: (c: ServerConn) => void,
+    readonly trusted: boolean,
   ) {
     this.fc = new FrameConnection(
       socket,
@@ -115,7 +123,7 @@ class ServerConn {
         const res = new Responder(this, id, windowOf(meta));
         this.inflight.set(id, res);
         try {
-          this.handler(new IncomingFrame(id, meta ?? {}, body, res), res);
+          this.handler(new IncomingFrame(id, meta ?? {}, body, res, this.trusted), res);
         } catch (err) {
           if (!res.closed) res.finish(res.streaming ? FrameType.END : FrameType.RESPONSE, errorMeta(err), undefined);
         }
@@ -183,6 +191,7 @@ class IncomingFrame implements FrameRequest {
     readonly meta: Record<string, unknown>,
     readonly body: Buffer,
     private readonly res: Responder,
+    readonly trusted: boolean,
   ) {}
   get signal(): CancelSignal {
     return this.res.signal;
@@ -338,18 +347,21 @@ export function attachFrameServer(server: Server, handler: FrameHandler, opts: F
       return;
     }
     socket.on("error", () => {}); // errors before the FrameConnection takes over are just closes
-    if (wantDigest !== undefined) {
-      if (!bearerMatches(req.headers.authorization, wantDigest)) {
-        closeWith(socket, new AnyServeError("UNAUTHENTICATED", "missing or wrong bearer token for the frame connection"));
-        return;
-      }
+    const peer: FramePeer = opts.authorize
+      ? opts.authorize(req.headers.authorization)
+      : wantDigest === undefined || bearerMatches(req.headers.authorization, wantDigest)
+        ? "trusted"
+        : undefined;
+    if (peer === undefined) {
+      closeWith(socket, new AnyServeError("UNAUTHENTICATED", "missing or wrong bearer token for the frame connection"));
+      return;
     }
     if (refuseNew) {
       closeWith(socket, new AnyServeError("SHUTTING_DOWN", "the replica is draining"));
       return;
     }
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${FRAMES_PROTOCOL}\r\nConnection: Upgrade\r\n\r\n`);
-    const conn = new ServerConn(socket as Socket, handler, opts.maxFrameBytes, onGone);
+    const conn = new ServerConn(socket as Socket, handler, opts.maxFrameBytes, onGone, peer === "trusted");
     conns.add(conn);
     conn.fc.onData(head);
   };

@@ -325,9 +325,9 @@ export interface ErrorAnswer {
 }
 
 /**
- * The answer for an error, with its catalogue status. 503s carry Retry-After; 413s close the
- * connection (the rest of the body is not read). Shared by {@link sendError} and the fast
- * ingress, which writes it to its socket itself.
+ * The answer for an error, with its catalogue status. 503s and 429s carry Retry-After, 401s a
+ * `WWW-Authenticate` challenge; 413s close the connection (the rest of the body is not read).
+ * Shared by {@link sendError} and the fast ingress, which writes it to its socket itself.
  */
 export function errorAnswer(err: unknown, extraHeaders: Record<string, string> = {}): ErrorAnswer {
   const e = AnyServeError.from(err, "INTERNAL");
@@ -337,9 +337,21 @@ export function errorAnswer(err: unknown, extraHeaders: Record<string, string> =
     "content-length": body.length,
     ...extraHeaders,
   };
-  if (e.httpStatus === 503) headers["retry-after"] = "1";
+  if (e.httpStatus === 503 || e.httpStatus === 429) headers["retry-after"] = "1";
   if (e.code === "PAYLOAD_TOO_LARGE") headers.connection = "close";
+  if (e.code === "UNAUTHENTICATED" && headers["www-authenticate"] === undefined) headers["www-authenticate"] = wwwAuthenticate(e);
   return { error: e, status: e.httpStatus, headers, body };
+}
+
+/**
+ * The `WWW-Authenticate` challenge of a 401 (RFC 6750): `Bearer realm="anyserve"`, with the scope
+ * the route needs and `error="invalid_token"` when a token was sent but is not the right one
+ * (both from the error's data, when the check that threw put them there).
+ */
+function wwwAuthenticate(e: AnyServeError): string {
+  const data = e.data ?? {};
+  const scope = typeof data.scope === "string" ? `, scope="${data.scope}"` : "";
+  return `Bearer realm="anyserve"${scope}${data.presented === true ? ', error="invalid_token"' : ""}`;
 }
 
 /** Answers an error as {@link errorAnswer} says; a response already started is cut off instead. */

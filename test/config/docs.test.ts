@@ -68,7 +68,7 @@ test("every anyserve start flag is in docs/config.md next to its field, and no o
   for (const key of Object.keys(replicaIdentityShape)) expected.set(flagOfField(key)!, key);
   for (const [flag, field] of expected) assert.equal(listed.get(flag), field, `docs/config.md: ${flag} sets ${field}`);
   for (const flag of listed.keys()) {
-    if (flag === "--replica-config" || flag === "--token") continue;
+    if (flag === "--replica-config" || flag === "--token" || flag === "--inference-token") continue;
     assert.ok(flag && expected.has(flag), `docs/config.md lists ${flag}, which anyserve start does not have`);
   }
 });

@@ -1,9 +1,10 @@
 // The live dashboard in a real browser: `anyserve up` with the demo deployment, /dashboard opened
 // in Chromium (playwright-core driving the system's /usr/bin/chromium, which
 // scripts/ensure-chromium.mjs installs before `npm test`), live charts under load, scaling from
-// the page (scale, drain, undrain). Leaves a screenshot in test-artifacts/dashboard.png.
+// the page (scale, drain, undrain), signed in with the token `up` made. Leaves a screenshot in
+// test-artifacts/dashboard.png.
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 import { chromium, type Page } from "playwright-core";
@@ -31,8 +32,13 @@ test("the dashboard shows every service live, charts load as it happens, and sca
     existsSync(CHROMIUM),
     `no Chromium at ${CHROMIUM}: run \`node scripts/ensure-chromium.mjs\` (npm test does) or set ANYSERVE_CHROMIUM`,
   );
-  const up = await startCli(t, ["up", path.join(DEMO, "anyserve.yaml"), "--port", "0", "--grpc-port", "0"], {}, 120_000);
+  // As a user runs it: `up` makes the deployment a control-plane token (kept beside the file).
+  const up = await startCli(t, ["up", path.join(DEMO, "anyserve.yaml"), "--port", "0", "--grpc-port", "0"], {}, 120_000, {
+    defaultAuth: true,
+  });
   const url = up.ready.url!;
+  const token = readFileSync(up.ready.token_file!, "utf8").trim();
+  const authed = { headers: { authorization: `Bearer ${token}` } };
 
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -61,8 +67,15 @@ test("the dashboard shows every service live, charts load as it happens, and sca
   assert.match(res!.headers()["content-type"] ?? "", /^text\/html; charset=utf-8/);
   assert.match(res!.headers()["content-security-policy"] ?? "", /default-src 'none'/);
 
+  // Signed out, the page asks for the token; signed in (the header's form), it shows the deployment.
+  await page.locator("#token-form.needed").waitFor({ timeout: 15_000 });
+  assert.match((await page.locator("#status").textContent()) ?? "", /needs a token/);
+  assert.equal(await page.locator("[data-service]").count(), 0, "nothing shown without the token");
+  await page.locator("#token").fill(token);
+  await page.locator("#sign-in").click();
+
   // A card per deployed service, as the management API lists them.
-  const listed = ((await (await fetch(`${url}/api/services`)).json()) as ServicesBody).services.map((s) => s.name).sort();
+  const listed = ((await (await fetch(`${url}/api/services`, authed)).json()) as ServicesBody).services.map((s) => s.name).sort();
   assert.deepEqual(listed, ["chat", "embed", "heavy", "stream"]);
   for (const name of listed) await page.locator(`[data-service="${name}"]`).waitFor({ timeout: 15_000 });
   await page.locator('[data-service="chat"] [data-replica="chat-0"]').waitFor({ timeout: 15_000 });
@@ -135,14 +148,22 @@ test("the dashboard shows every service live, charts load as it happens, and sca
 
   // Stop, then start, the embed service's workers from its card; the replica reports them cold, then warm.
   const embedWorkers = async (): Promise<string> => {
-    const services = ((await (await fetch(`${url}/api/services/embed`)).json()) as { replicas: { http_endpoint: string }[] }).replicas;
-    const res = await fetch(`${services[0]!.http_endpoint}/workers`);
+    const services = ((await (await fetch(`${url}/api/services/embed`, authed)).json()) as { replicas: { http_endpoint: string }[] })
+      .replicas;
+    const res = await fetch(`${services[0]!.http_endpoint}/workers`, authed);
     return ((await res.json()) as { capabilities: { state: string }[] }).capabilities.map((c) => c.state).join(",");
   };
   await page.locator('[data-service="embed"] [data-action="workers-stop"]').click();
   await waitFor("embed's workers stopped", async () => /^(cold,?)+$/.test(await embedWorkers()), 30_000, 100);
   await page.locator('[data-service="embed"] [data-action="workers-start"]').click();
   await waitFor("embed's workers warm again", async () => /^(warm,?)+$/.test(await embedWorkers()), 30_000, 100);
+
+  // A new tab opened from a link carrying the token in its fragment: signed in at once, and the
+  // token is gone from the address bar.
+  const linked = await browser.newPage();
+  await linked.goto(`${url}/dashboard#token=${encodeURIComponent(token)}`);
+  await linked.locator('[data-service="chat"]').waitFor({ timeout: 15_000 });
+  assert.equal(new URL(linked.url()).hash, "", "the fragment is removed once read");
 
   mkdirSync(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: path.join(ARTIFACTS, "dashboard.png"), fullPage: true });

@@ -114,7 +114,7 @@ async function gateway(t: Parameters<typeof startCli>[0], fastIngress: boolean):
     ["api-server", "--port", "0", "--write-timeout", String(WRITE_TIMEOUT), ...(fastIngress ? ["--fast-ingress"] : [])],
     {},
     60_000,
-    SERVING_NODE_FLAGS,
+    { nodeArgs: SERVING_NODE_FLAGS },
   );
   await replica(t, api.ready.url!);
   await waitFor("the replica registered", async () => (await registryIds(api.ready.url!)).length === 1);
@@ -136,7 +136,7 @@ function replica(t: Parameters<typeof startCli>[0], apiServer?: string): Promise
     ],
     {},
     60_000,
-    SERVING_NODE_FLAGS,
+    { nodeArgs: SERVING_NODE_FLAGS },
   );
 }
 

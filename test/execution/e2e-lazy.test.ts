@@ -48,12 +48,12 @@ describe("lazy capabilities (seed scenario 4)", () => {
         );
       }),
     );
-    await waitFor("2 replicas registered", async () => (await registryIds(api)).length === 2);
+    await waitFor("2 replicas registered", async () => (await registryIds(api, TOKEN)).length === 2);
   });
   after(() => hooks.run());
 
   test("cold → first request starts the workers and succeeds → warm → idle_timeout → cold, onStop ran", async () => {
-    assert.deepEqual(await Promise.all(ids.map((id) => registryState(api, id, LAZY))), ["cold", "cold"]);
+    assert.deepEqual(await Promise.all(ids.map((id) => registryState(api, id, LAZY, TOKEN))), ["cold", "cold"]);
     const first = await infer(api, LAZY, { x: 1 });
     assert.equal(first.status, 200, first.error);
     const pid = String(first.value).split("/")[0];
@@ -63,10 +63,10 @@ describe("lazy capabilities (seed scenario 4)", () => {
       marks(ids[i]!, "lazy.log").map((l) => l.split(" ").slice(0, 2).join(" ")),
       ["start thread-1"],
     );
-    await waitFor("the registry to show it warm", async () => (await registryState(api, ids[i]!, LAZY)) === "warm");
+    await waitFor("the registry to show it warm", async () => (await registryState(api, ids[i]!, LAZY, TOKEN)) === "warm");
     await waitFor(
       "the registry to show it cold after idle_timeout",
-      async () => (await registryState(api, ids[i]!, LAZY)) === "cold",
+      async () => (await registryState(api, ids[i]!, LAZY, TOKEN)) === "cold",
       15_000,
     );
     // The registration turns cold as the lane starts stopping (so routers stop preferring it);
@@ -80,7 +80,7 @@ describe("lazy capabilities (seed scenario 4)", () => {
     const warmOne = reps[1]!;
     const started = await workersRoute(warmOne.ready.http!, "POST", "/workers/start", { capability: LAZY }, TOKEN);
     assert.equal(started.status, 200);
-    await waitFor("registry: warm on one replica", async () => (await registryState(api, ids[1]!, LAZY)) === "warm");
+    await waitFor("registry: warm on one replica", async () => (await registryState(api, ids[1]!, LAZY, TOKEN)) === "warm");
     const who = await Promise.all(Array.from({ length: 10 }, () => infer(api, LAZY, { x: 1 })));
     assert.deepEqual(new Set(who.map((w) => String(w.value).split("/")[0])), new Set([String(warmOne.child.pid)]));
     const stopped = await workersRoute(warmOne.ready.http!, "POST", "/workers/stop", { capability: LAZY }, TOKEN);
@@ -117,6 +117,8 @@ describe("lazy capabilities (seed scenario 4)", () => {
     assert.equal(r.status, 503);
     assert.equal(r.code, "CAPABILITY_FAILED");
     assert.match(r.error!, /model file missing/);
-    await waitFor("registry: failed", async () => (await Promise.all(ids.map((id) => registryState(api, id, bad)))).includes("failed"));
+    await waitFor("registry: failed", async () =>
+      (await Promise.all(ids.map((id) => registryState(api, id, bad, TOKEN)))).includes("failed"),
+    );
   });
 });

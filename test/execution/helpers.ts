@@ -138,9 +138,14 @@ export async function workersRoute(
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
-/** The registry's state of capability `query` on replica `replicaId` (warm, cold, failed), read from the API server. */
-export async function registryState(api: string, replicaId: string, query: Record<string, string>): Promise<string | undefined> {
-  const res = await fetch(`${api}/registry`);
+/** The registry's state of capability `query` on replica `replicaId` (warm, cold, failed), read from the API server (with its token, if any). */
+export async function registryState(
+  api: string,
+  replicaId: string,
+  query: Record<string, string>,
+  token?: string,
+): Promise<string | undefined> {
+  const res = await fetch(`${api}/registry`, token ? { headers: { authorization: `Bearer ${token}` } } : {});
   const { replicas } = (await res.json()) as {
     replicas: { replica_id: string; capabilities: Record<string, string>[]; states: string[] }[];
   };

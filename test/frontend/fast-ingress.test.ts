@@ -170,7 +170,8 @@ describe("hot routes", () => {
     assert.match(a.headers["keep-alive"]!, /^timeout=\d+$/);
     assert.ok(a.headers.date);
     const call = backend.calls.at(-1)!;
-    assert.deepEqual([call.timeoutMs, call.affinityKey, call.tried, call.depth, call.format], [1234, "k", ["r1", "r2"], 1, "json"]);
+    // Delegation headers count only from a replica of the deployment (docs/security.md): not from this client.
+    assert.deepEqual([call.timeoutMs, call.affinityKey, call.tried, call.depth, call.format], [1234, "k", undefined, undefined, "json"]);
   });
 
   test("POST /v2/models/{m}/versions/{v}/infer: the model is the query", async () => {

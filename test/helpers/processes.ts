@@ -26,19 +26,26 @@ export interface Proc {
 type Cleanup = Pick<TestContext, "after"> | { after(fn: () => unknown): void };
 
 /**
- * Runs `anyserve <args>` and waits until it announces itself. `nodeArgs` go to node before the
- * script (e.g. util/node-flags.ts's SERVING_NODE_FLAGS, which the shebang would give).
+ * Runs `anyserve <args>` and waits until it announces itself.
+ *
+ * `anyserve up` makes every deployment a control-plane token by default (docs/security.md); tests
+ * that are not about auth run it with `--no-token` — added here unless the args choose (`--token`,
+ * `--no-token`, `--token-file`), the env gives `ANYSERVE_TOKEN`, or `o.defaultAuth` asks for
+ * exactly what a user gets. `o.nodeArgs` go to node before the script (e.g. util/node-flags.ts's
+ * SERVING_NODE_FLAGS, which the shebang would give).
  */
 export function startCli(
   t: Cleanup,
   args: string[],
   env: NodeJS.ProcessEnv = {},
   readyTimeoutMs = 60_000,
-  nodeArgs: readonly string[] = [],
+  o: { defaultAuth?: boolean; nodeArgs?: readonly string[] } = {},
 ): Promise<Proc> {
+  const choosesAuth = args.some((a) => /^--(no-)?token(-file)?(=|$)/.test(a)) || env.ANYSERVE_TOKEN !== undefined;
+  const argv = args[0] === "up" && !choosesAuth && !o.defaultAuth ? [...args, "--no-token"] : args;
   // A stdin pipe the child watches: if this test process is killed (a runner timeout, Ctrl-C)
   // before its cleanup runs, the child still exits instead of living on.
-  const child = spawn(process.execPath, [...nodeArgs, BIN, ...args], {
+  const child = spawn(process.execPath, [...(o.nodeArgs ?? []), BIN, ...argv], {
     stdio: ["pipe", "pipe", "pipe"],
     env: { ...process.env, ANYSERVE_LOG_LEVEL: "warn", ANYSERVE_EXIT_WITH_PARENT: "1", ...env },
   });
@@ -107,8 +114,9 @@ export async function waitFor<T>(what: string, check: () => Promise<T> | T, time
   }
 }
 
-export async function registryIds(apiServer: string): Promise<string[]> {
-  const res = await fetch(`${apiServer}/registry`);
+/** The ids in the API server's registry (`token`: its read or control-plane token, when it has one). */
+export async function registryIds(apiServer: string, token?: string): Promise<string[]> {
+  const res = await fetch(`${apiServer}/registry`, token ? { headers: { authorization: `Bearer ${token}` } } : {});
   const body = (await res.json()) as { replicas: { replica_id: string }[] };
   return body.replicas.map((r) => r.replica_id).sort();
 }

@@ -49,7 +49,7 @@ describe("objects between replica processes", () => {
         hooks.after(() => clients[name]!.close());
       }),
     );
-    await waitFor("3 replicas registered", async () => (await registryIds(api.ready.url!)).length === 3);
+    await waitFor("3 replicas registered", async () => (await registryIds(api.ready.url!, TOKEN)).length === 3);
   });
   after(() => hooks.run());
 

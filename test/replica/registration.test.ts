@@ -88,6 +88,7 @@ function loop(t: TestContext, apiServer: string, body: RegistrationBody, token?:
 function bodyOf(replicaId: string, heartbeatMs: number): RegistrationBody {
   return {
     replica_id: replicaId,
+    replica_secret: `secret-of-${replicaId}-0123456789abcdef`,
     endpoint: "127.0.0.1:7000",
     http_endpoint: "http://127.0.0.1:7000",
     capabilities: [{ type: "chat" }, { type: "embed" }],
@@ -207,7 +208,11 @@ test("stop() waits for the heartbeat in flight, does not register again when it 
     ["→ /heartbeat", "← /heartbeat 404", "→ /unregister", "← /unregister 404"],
     "the unregister only after the heartbeat's answer, and no registration between",
   );
-  assert.deepEqual(c.seen.at(-1)!.body, { replica_id: "r1" });
+  assert.deepEqual(
+    c.seen.at(-1)!.body,
+    { replica_id: "r1", replica_secret: "secret-of-r1-0123456789abcdef" },
+    "its secret proves the id is its own",
+  );
   assert.equal(c.known.has("r1"), false);
   const after = c.seen.length;
   // A witness loop with the same interval, started after the stop: by its third heartbeat the

@@ -69,12 +69,39 @@ test("an http_endpoint the gateway must not call is URL_NOT_ALLOWED", () => {
     ["http://user:pw@h:1", /without credentials/],
     ["http://169.254.169.254", /link-local/],
     ["not a url", /expected an http\(s\):\/\/host:port URL, got "not a url"/],
+    // Every spelling of the metadata address (issue 25 #4): the address inside is what is checked.
+    ["http://[::ffff:169.254.169.254]:80", /169\.254\.169\.254 is link-local .*inside ::ffff:a9fe:a9fe/],
+    ["http://[fd00:ec2::254]:80", /fd00:ec2::254 is a cloud metadata service/],
+    ["http://[::ffff:a9fe:a9fe]", /link-local/],
+    ["http://[::169.254.169.254]", /link-local/],
+    ["http://[64:ff9b::169.254.169.254]", /link-local/],
+    ["http://[2002:a9fe:a9fe::1]", /link-local/],
+    ["http://[fe80::1%25eth0]:80", /expected an http\(s\)|link-local/],
+    ["http://[FE80::abcd]:80", /fe80::abcd is link-local/],
+    ["http://2852039166:80", /169\.254\.169\.254 is link-local/],
+    ["http://0xa9fea9fe/", /169\.254\.169\.254 is link-local/],
+    ["http://0251.0376.0251.0376/", /169\.254\.169\.254 is link-local/],
+    ["http://169.254.169.254./", /link-local/],
+    ["http://100.100.100.200", /cloud metadata service/],
+    ["http://metadata.google.internal", /cloud metadata service/],
   ] as const) {
     const e = refused(() => parseRegistration({ ...ok, http_endpoint: url }, 1));
     assert.equal(e.code, "URL_NOT_ALLOWED", url);
     assert.match(e.message, /^http_endpoint: /);
     assert.match(e.message, why);
   }
+  // The gRPC endpoint too, through the same parser: host:port in any spelling.
+  for (const endpoint of ["169.254.169.254:80", "2852039166:80", "0xa9fea9fe:80", "[::ffff:169.254.169.254]:80", "[fd00:ec2::254]:80"]) {
+    const e = refused(() => parseRegistration({ ...ok, endpoint }, 1));
+    assert.equal(e.code, "URL_NOT_ALLOWED", endpoint);
+    assert.match(e.message, /^endpoint: not allowed: /);
+  }
+  // Allowed addresses are kept, in the parser's spelling.
+  assert.equal(
+    parseRegistration({ ...ok, http_endpoint: "http://[::ffff:127.0.0.1]:8001/x" }, 1).httpEndpoint,
+    "http://[::ffff:7f00:1]:8001",
+  );
+  assert.equal(parseRegistration({ ...ok, endpoint: "LocalHost:50051" }, 1).endpoint, "localhost:50051");
 });
 
 test("heartbeat and unregister bodies", () => {
@@ -83,7 +110,49 @@ test("heartbeat and unregister bodies", () => {
     replicaId: "r",
     capabilities: [{ capability: { a: "1" }, state: "failed" }],
   });
-  assert.equal(parseUnregister({ replica_id: "r" }), "r");
+  assert.deepEqual(parseUnregister({ replica_id: "r" }), { replicaId: "r" });
+  const secret = "s".repeat(22);
+  assert.deepEqual(parseUnregister({ replica_id: "r", replica_secret: secret }), { replicaId: "r", secret });
+  assert.deepEqual(parseHeartbeat({ replica_id: "r", replica_secret: secret }), { replicaId: "r", secret });
+  assert.match(refused(() => parseUnregister({ replica_id: "r", replica_secret: "short" })).message, /^replica_secret: expected 22-256/);
   assert.match(refused(() => parseUnregister({ replica_id: 5 })).message, /^replica_id: expected .*, got 5$/);
   assert.match(refused(() => parseHeartbeat({})).message, /^replica_id: .*got nothing$/);
+});
+
+test("protocol: the seed's body (no http_endpoint) is OIP gRPC; an http_endpoint is anyserve; oip-rest needs its URL and may leave out endpoint", () => {
+  assert.equal(parseRegistration(ok, 1).protocol, "oip-grpc");
+  assert.equal(parseRegistration({ ...ok, http_endpoint: "http://h:1" }, 1).protocol, undefined);
+  assert.equal(parseRegistration({ ...ok, http_endpoint: "http://h:1", protocol: "anyserve" }, 1).protocol, undefined);
+  const rest = parseRegistration(
+    { replica_id: "t", protocol: "oip-rest", http_endpoint: "http://triton:8000/x", capabilities: [{ model: "m" }] },
+    1,
+  );
+  assert.equal(rest.protocol, "oip-rest");
+  assert.equal(rest.httpEndpoint, "http://triton:8000");
+  assert.equal(rest.endpoint, "triton:8000");
+  assert.match(
+    refused(() => parseRegistration({ replica_id: "t", protocol: "oip-rest", endpoint: "h:1", capabilities: [{ model: "m" }] }, 1)).message,
+    /^http_endpoint: expected the OIP REST server's http\(s\):\/\/host:port \(protocol oip-rest\), got nothing$/,
+  );
+  assert.match(
+    refused(() => parseRegistration({ replica_id: "t", capabilities: [{ model: "m" }] }, 1)).message,
+    /^endpoint: expected host:port, got nothing$/,
+  );
+  assert.match(
+    refused(() => parseRegistration({ ...ok, protocol: "kserve" }, 1)).message,
+    /^protocol: expected anyserve, oip-grpc or oip-rest, got "kserve"$/,
+  );
+});
+
+test("a foreign replica's capabilities must name a model (or type); its gRPC endpoint may not be link-local", () => {
+  const e = refused(() => parseRegistration({ ...ok, capabilities: [{ model: "m" }, { service: "kv", method: "get" }] }, 1));
+  assert.equal(e.code, "INVALID_REGISTRATION");
+  assert.match(e.message, /^capabilities\[1\]: expected a 'model' \(or 'type'\) key naming the model the oip-grpc server serves, got/);
+  // An anyserve replica's capabilities are its own business.
+  assert.doesNotThrow(() => parseRegistration({ ...ok, http_endpoint: "http://h:1", capabilities: [{ service: "kv" }] }, 1));
+  for (const endpoint of ["169.254.169.254:80", "[fe80::1]:8001"]) {
+    const bad = refused(() => parseRegistration({ ...ok, endpoint }, 1));
+    assert.equal(bad.code, "URL_NOT_ALLOWED", endpoint);
+    assert.match(bad.message, /^endpoint: not allowed: .* is link-local/);
+  }
 });

@@ -80,15 +80,15 @@ test("ctx.call takes the direct path (with the API server's token), and through 
   // The caller's first calls may go through the gateway until its table arrives; then only the
   // outer call does.
   await waitFor("a ctx.call that skipped the gateway", async () => {
-    const g = await gatewayRequests(s.url);
+    const g = await gatewayRequests(s.url, token);
     assert.equal(await client.infer({ type: "chat" }, { x: 1 }), "via callee");
-    return (await gatewayRequests(s.url)) === g + 1;
+    return (await gatewayRequests(s.url, token)) === g + 1;
   });
-  const g = await gatewayRequests(s.url);
+  const g = await gatewayRequests(s.url, token);
   const got: unknown[] = [];
   for await (const tok of client.stream({ type: "relay" }, { text: "x y" })) got.push(tok);
   assert.deepEqual(got, ["relayed callee:x", "relayed callee:y"]);
-  assert.equal(await gatewayRequests(s.url), g + 1);
+  assert.equal(await gatewayRequests(s.url, token), g + 1);
 
   // ANYSERVE_DIRECT_CALLS=0: every ctx.call goes through the API server.
   process.env.ANYSERVE_DIRECT_CALLS = "0";
@@ -100,17 +100,17 @@ test("ctx.call takes the direct path (with the API server's token), and through 
   await waitFor("3 registered", () => s.registry.size === 3);
   const direct = await directClient(t, s.url, ["caller", "callee", "caller-rest"], { type: "who" }, { token });
   // The outer call goes direct, so every gateway request is a ctx.call.
-  const before = await gatewayRequests(s.url);
+  const before = await gatewayRequests(s.url, token);
   let viaRestCaller = 0;
   for (let i = 0; i < 30 && viaRestCaller < 3; i++) {
-    const g0 = await gatewayRequests(s.url);
+    const g0 = await gatewayRequests(s.url, token);
     await direct.infer({ type: "chat" }, { x: 1 });
-    const through = (await gatewayRequests(s.url)) - g0;
+    const through = (await gatewayRequests(s.url, token)) - g0;
     assert.ok(through <= 1);
     viaRestCaller += through;
   }
   assert.equal(viaRestCaller, 3, "caller-rest's ctx.calls went through the gateway");
-  assert.ok((await gatewayRequests(s.url)) - before === 3);
+  assert.ok((await gatewayRequests(s.url, token)) - before === 3);
 });
 
 test("a replica that answers QUEUE_FULL did not run the call: it is tried on another replica, once", async (t) => {

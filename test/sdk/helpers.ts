@@ -70,8 +70,8 @@ export async function replica(
 }
 
 /** Requests the API server answered (`anyserve_gateway_requests_total`, every label). */
-export async function gatewayRequests(url: string): Promise<number> {
-  const text = await (await fetch(`${url}/metrics`)).text();
+export async function gatewayRequests(url: string, token?: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`, token ? { headers: { authorization: `Bearer ${token}` } } : {})).text();
   let sum = 0;
   for (const line of text.split("\n")) {
     if (line.startsWith("anyserve_gateway_requests_total")) sum += Number(line.slice(line.lastIndexOf(" ") + 1));

@@ -82,14 +82,35 @@ export const SCRIPT_CORE = String.raw`
   function readToken() {
     try { return sessionStorage.getItem(TOKEN_KEY) || ""; } catch (e) { return ""; }
   }
-  tokenInput.value = readToken();
-  document.getElementById("token-form").addEventListener("submit", function (e) { e.preventDefault(); });
-  tokenInput.addEventListener("input", function () {
+  function keepToken(value) {
     try {
-      if (tokenInput.value) sessionStorage.setItem(TOKEN_KEY, tokenInput.value);
+      if (value) sessionStorage.setItem(TOKEN_KEY, value);
       else sessionStorage.removeItem(TOKEN_KEY);
     } catch (e) { /* storage disabled: the field still works for this page */ }
+  }
+  // A link may carry the token once, in the fragment (#token=…: never sent to the server, nor in a
+  // Referer): it is kept for this tab and removed from the address bar and history at once.
+  (function tokenFromFragment() {
+    var m = /(?:^#|&)token=([^&]*)/.exec(location.hash);
+    if (!m) return;
+    var value = "";
+    try { value = decodeURIComponent(m[1]); } catch (e) { value = ""; }
+    if (value) keepToken(value);
+    history.replaceState(null, "", location.pathname + location.search);
+  })();
+  tokenInput.value = readToken();
+  var signIn = document.getElementById("token-form");
+  signIn.addEventListener("submit", function (e) {
+    e.preventDefault();
+    keepToken(tokenInput.value.trim());
+    poll();
   });
+  tokenInput.addEventListener("input", function () { keepToken(tokenInput.value.trim()); });
+  // Shown while the API server refuses us for want of a token (401): the field asks for it.
+  function needToken(needed) {
+    signIn.classList.toggle("needed", needed);
+    if (needed && document.activeElement !== tokenInput) tokenInput.focus();
+  }
 
   // ---- the management API --------------------------------------------------------------------
   function errorText(status, data) {
@@ -116,7 +137,11 @@ export const SCRIPT_CORE = String.raw`
       return res.text().then(function (t) {
         var data = null;
         try { data = t ? JSON.parse(t) : null; } catch (e) { data = null; }
-        if (!res.ok) throw new Error(errorText(res.status, data));
+        if (!res.ok) {
+          var err = new Error(errorText(res.status, data));
+          err.status = res.status;
+          throw err;
+        }
         return data;
       });
     }, function (err) {
@@ -125,20 +150,32 @@ export const SCRIPT_CORE = String.raw`
   }
 
   // ---- polling -------------------------------------------------------------------------------
+  var pollTimer = 0;
   function poll() {
+    clearTimeout(pollTimer);
     api("GET", "/api/services").then(function (data) {
       render(obj(data));
       everLoaded = true;
+      needToken(false);
       conn.className = "pill live";
       setText(conn, "live " + new Date().toLocaleTimeString());
       if (statusFromPoll) { setStatus(""); statusFromPoll = false; }
     }, function (err) {
       conn.className = "pill stale";
-      setText(conn, everLoaded ? "stale" : "offline");
-      setStatus("GET /api/services: " + err.message, "error");
+      if (err.status === 401) {
+        needToken(true);
+        setText(conn, "signed out");
+        setStatus(tokenInput.value.trim()
+          ? "this token is not accepted: enter the read or control-plane token"
+          : "this API server needs a token: enter the read or control-plane token (anyserve up keeps it in .anyserve/token beside the deployment file)", "error");
+      } else {
+        setText(conn, everLoaded ? "stale" : "offline");
+        setStatus("GET /api/services: " + err.message, "error");
+      }
       statusFromPoll = true;
     }).finally(function () {
-      setTimeout(poll, POLL_MS);
+      clearTimeout(pollTimer);
+      pollTimer = setTimeout(poll, POLL_MS);
     });
   }
 

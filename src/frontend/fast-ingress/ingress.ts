@@ -18,6 +18,7 @@
  * (417 for other expectations), HTTP/1.0, Host required on HTTP/1.1, pipelined answers in order,
  * reading paused while the socket is congested or too many answers are pending, a connection cap.
  */
+import type { DataPlaneAuth } from "../../util/auth.js";
 import { Agent, type Server } from "node:http";
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from "node:net";
 import type { Logger } from "../../util/log.js";
@@ -44,6 +45,8 @@ export interface FastIngressOptions {
   maxTimeoutMs: number;
   /** Told the code of each request refused before it reached the backend (as the REST front end's). */
   onRejected?: (code: string) => void;
+  /** The inference token check and who counts as a replica, as the REST front end's (`CallLimits.auth`). */
+  auth?: DataPlaneAuth | undefined;
   logger?: Logger;
   /** Slow clients: time to send a request's headers, and the whole request (ms; 408 after). Default: node:http ingress's. */
   headersTimeoutMs?: number;
@@ -93,7 +96,7 @@ export class FastIngress {
     };
     this.#ctx = {
       backend: o.backend,
-      limits: { defaultTimeoutMs: o.defaultTimeoutMs, maxTimeoutMs: o.maxTimeoutMs },
+      limits: { defaultTimeoutMs: o.defaultTimeoutMs, maxTimeoutMs: o.maxTimeoutMs, auth: o.auth },
       maxBodyBytes: o.maxBodyBytes,
       maxHeaderSize: o.maxHeaderSize ?? node.maxHeaderSize ?? 16 * 1024,
       maxHeaders: o.maxHeaders ?? NODE_MAX_HEADERS,

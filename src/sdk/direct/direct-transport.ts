@@ -23,6 +23,7 @@ import type { InferRequest, InferResponse } from "../../protocol/types.js";
 import { answerError, answerOf, callMeta, type FrameKind } from "../../transport/call-meta.js";
 import { FrameClient, type FrameReply } from "../../transport/frame-client.js";
 import { retireClient } from "../../transport/retire.js";
+import { peerKeyOf } from "../../util/auth.js";
 import type { ClientTransport, InferOptions } from "../client.js";
 import { decodeAnswer, encodeCall } from "../wire.js";
 import { RouteCache, type DirectRoute, type RouteCacheState } from "./route-cache.js";
@@ -30,8 +31,12 @@ import { Gate } from "../../util/gate.js";
 
 export interface DirectTransportOptions {
   apiServer: string;
-  /** The API server's control-plane token: for the route table and the replicas' frame endpoints. */
+  /** The API server's read or control-plane token, for the route table (a control token also yields the peer key). */
   token?: string | undefined;
+  /** The inference token, when the deployment has one: shown to replicas' frame endpoints. */
+  inferenceToken?: string | undefined;
+  /** CA bundle for replicas and an API server that serve TLS. */
+  ca?: string | Buffer | undefined;
   /** The transport through the API server. */
   fallback: ClientTransport;
 }
@@ -66,7 +71,9 @@ const REQUEST_ID = /^[\w.-]{1,128}$/;
 
 export class DirectTransport implements ClientTransport {
   readonly #fallback: ClientTransport;
-  readonly #token: string | undefined;
+  /** What replicas' frame endpoints are shown: the inference token, else the peer key — never the control-plane token. */
+  readonly #frameToken: string | undefined;
+  readonly #ca: string | Buffer | undefined;
   readonly #routes: RouteCache;
   readonly #clients = new Map<string, FrameClient>();
   /** Clients of replicas that left, closed when their last call is answered. */
@@ -75,8 +82,9 @@ export class DirectTransport implements ClientTransport {
 
   constructor(o: DirectTransportOptions) {
     this.#fallback = o.fallback;
-    this.#token = o.token;
-    this.#routes = new RouteCache({ apiServer: o.apiServer, token: o.token, onLeave: (id) => this.#retire(id) });
+    this.#frameToken = o.inferenceToken ?? (o.token ? peerKeyOf(o.token) : undefined);
+    this.#ca = o.ca;
+    this.#routes = new RouteCache({ apiServer: o.apiServer, token: o.token, ca: o.ca, onLeave: (id) => this.#retire(id) });
   }
 
   /** The route table as this client has it. */
@@ -257,7 +265,12 @@ export class DirectTransport implements ClientTransport {
     let client = this.#clients.get(replicaId);
     if (client !== undefined && client.url === url) return client;
     if (client !== undefined) this.#retire(replicaId);
-    client = new FrameClient({ url, unref: true, ...(this.#token ? { token: this.#token } : {}) });
+    client = new FrameClient({
+      url,
+      unref: true,
+      ...(this.#frameToken ? { token: this.#frameToken } : {}),
+      ...(this.#ca !== undefined ? { ca: this.#ca } : {}),
+    });
     client.on("goaway", () => this.#routes.markDown(replicaId, GOAWAY_MS));
     this.#clients.set(replicaId, client);
     return client;

@@ -17,12 +17,15 @@ import { parseRegistration } from "../../routing/registration.js";
 import { Registry, type ReplicaEntry, type ReplicaRegistration } from "../../routing/registry.js";
 import { errorFromBody } from "../wire.js";
 import { readSse } from "../sse-reader.js";
+import { trustedCas } from "../../util/tls.js";
 
 export interface RouteCacheOptions {
   /** The API server's URL. */
   apiServer: string;
-  /** Its control-plane token, when it has one. */
+  /** Its read or control-plane token, when it has one. */
   token?: string | undefined;
+  /** CA bundle for an `https://` API server, besides the system's. */
+  ca?: string | Buffer | undefined;
   /** Told of each replica that left the table or moved to another endpoint. */
   onLeave?: (replicaId: string) => void;
 }
@@ -89,7 +92,8 @@ export class RouteCache {
       preferWarm(found, query),
       affinityKey === undefined ? undefined : { key: affinityKey },
     );
-    if (entry.httpEndpoint === undefined) return undefined;
+    // A foreign OIP server has no frame endpoint: the API server calls it in its protocol.
+    if (entry.httpEndpoint === undefined || entry.protocol !== undefined) return undefined;
     return { entry: entry as DirectRoute["entry"], failover: policy.failover };
   }
 
@@ -200,7 +204,8 @@ export class RouteCache {
     const headers: Record<string, string> = { accept: "text/event-stream" };
     if (this.#o.token) headers.authorization = `Bearer ${this.#o.token}`;
     return new Promise((resolve, reject) => {
-      const req = (url.protocol === "https:" ? https : http).get(url, { headers, agent: false }, resolve);
+      const ca = trustedCas(this.#o.ca);
+      const req = (url.protocol === "https:" ? https : http).get(url, { headers, agent: false, ...(ca ? { ca } : {}) }, resolve);
       this.#request = req;
       req.on("error", reject);
       // The stream must not keep a process alive that forgot to close its client.
