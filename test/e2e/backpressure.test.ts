@@ -14,8 +14,8 @@ import { Cleanups, FIXTURES, registryIds, startApiServerProc, startCli, waitFor,
 import { pausedGrpcStream, pausedHttpClient, rssMb, sseRequest, type PausedClient } from "../helpers/slow-clients.js";
 
 const APP = `${FIXTURES}/flood_app.ts:app`;
-/** write_timeout of every process here, seconds. */
-const WRITE_TIMEOUT = 3;
+/** write_timeout of every process here, seconds (half of it is the wait for a handler to be held: room for a loaded CI machine). */
+const WRITE_TIMEOUT = 6;
 /** Growth of a process's resident size allowed for one stalled stream (MB): without back-pressure it is hundreds. */
 const RSS_GROWTH_MB = 48;
 /** Events (64 KiB) the handler may yield before it is held: windows of each hop plus the kernel's socket buffers. */

@@ -59,20 +59,6 @@ let fast: Proc;
 let replica: Proc;
 let fastReplica: Proc;
 
-/**
- * Findings of this campaign that belong to another branch's work and are fixed there, not here:
- * tolerated (and counted in the test's output) until it is merged — then delete them.
- * - issue 25 #7 (branch `routing`): a replica answers 508 DELEGATION_EXHAUSTED for a model or
- *   capability nobody serves, where the API server answers 404;
- * - issue 25 #12 (branch `routing`): garbage on the small gRPC methods (ServerLive … ModelMetadata)
- *   is INTERNAL "Error deserializing request" from grpc-js, without `x-anyserve-code`.
- */
-const FIXED_ELSEWHERE = {
-  replica508: (status: number, code: string | undefined) => status === 508 && code === "DELEGATION_EXHAUSTED",
-  grpcDeserialize: (code: grpc.status, details: string) => code === grpc.status.INTERNAL && details === "Error deserializing request",
-};
-const tolerated: string[] = [];
-
 /** What is wrong with a server's handling of a case; empty when nothing is. */
 function httpProblems(c: FuzzCase, e: Exchange): string[] {
   const out: string[] = [];
@@ -85,8 +71,7 @@ function httpProblems(c: FuzzCase, e: Exchange): string[] {
   if (e.closed && e.leftover > 0 && !headRefused) out.push(`${e.leftover} bytes that are not an HTTP answer`);
   e.replies.forEach((r, i) => {
     if (r.status < 0 || r.headers["!malformed"] !== undefined) out.push(`answer ${i} is not well-formed HTTP/1.1`);
-    if (FIXED_ELSEWHERE.replica508(r.status, codeOf(r))) tolerated.push(`HTTP ${c.name}: 508 DELEGATION_EXHAUSTED (issue 25 #7)`);
-    else if (r.status >= 500 && !ALLOWED_5XX.has(r.status))
+    if (r.status >= 500 && !ALLOWED_5XX.has(r.status))
       out.push(`answer ${i} is ${r.status} ${codeOf(r) ?? ""}: ${r.body.toString().slice(0, 160)}`);
     if (r.status >= 400 && c.methods[i] !== "HEAD" && codeOf(r) === undefined)
       out.push(`answer ${i} (${r.status}) has no catalogue body: ${JSON.stringify(r.body.toString("latin1").slice(0, 80))}`);
@@ -135,10 +120,7 @@ describe("fuzz campaign", () => {
     );
     for (const p of [api, fast, replica, fastReplica]) base.set(p, rssMb(p.child.pid!));
   });
-  after(async () => {
-    if (tolerated.length > 0) console.log(`# fuzz: ${tolerated.length} answers tolerated as fixed on another branch, e.g. ${tolerated[0]}`);
-    await hooks.run();
-  });
+  after(() => hooks.run());
 
   test(`HTTP: ${HTTP_CASES} seeded cases to each of the API server (node:http, fast ingress) and a replica (seed ${SEED})`, async () => {
     const targets: [string, Proc, string, RouteSpec[]][] = [
@@ -175,10 +157,6 @@ describe("fuzz campaign", () => {
             const c = grpcCaseAt(SEED, i);
             const o = await grpcExchange(client, c);
             const problems: string[] = [];
-            if (FIXED_ELSEWHERE.grpcDeserialize(o.code, o.details)) {
-              tolerated.push(`gRPC ${c.name}: INTERNAL Error deserializing request (issue 25 #12)`);
-              return undefined;
-            }
             if (SERVER_FAULT.has(o.code)) problems.push(`${grpc.status[o.code]}: ${o.details.slice(0, 160)}`);
             // grpc-js refuses a message over the receive limit before any handler runs: its status
             // cannot carry anyserve's code.
