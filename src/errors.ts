@@ -108,6 +108,30 @@ export const ERROR_CATALOGUE = {
     retryable: false,
     when: "a request header anyserve reads has a bad value (e.g. Inference-Header-Content-Length)",
   },
+  MALFORMED_HTTP: {
+    http: 400,
+    grpc: G.INVALID_ARGUMENT,
+    retryable: false,
+    when: "the bytes are not a valid HTTP/1.1 request (request line, header syntax, Content-Length or chunked framing, no Host on HTTP/1.1, cut short); the connection closes",
+  },
+  HEADERS_TOO_LARGE: {
+    http: 431,
+    grpc: G.RESOURCE_EXHAUSTED,
+    retryable: false,
+    when: "the request's headers are over 16 KiB; the connection closes",
+  },
+  REQUEST_TIMEOUT: {
+    http: 408,
+    grpc: G.DEADLINE_EXCEEDED,
+    retryable: true,
+    when: "the request's headers or body did not arrive in time (ANYSERVE_HEADERS_TIMEOUT_MS, ANYSERVE_REQUEST_TIMEOUT_MS); the connection closes",
+  },
+  EXPECTATION_FAILED: {
+    http: 417,
+    grpc: G.FAILED_PRECONDITION,
+    retryable: false,
+    when: "an Expect header other than 100-continue; the connection closes",
+  },
   // ── routing ────────────────────────────────────────────────────────────────
   ROUTE_NOT_FOUND: { http: 404, grpc: G.UNIMPLEMENTED, retryable: false, when: "no HTTP route or gRPC method with this path" },
   METHOD_NOT_ALLOWED: {

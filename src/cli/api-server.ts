@@ -25,6 +25,7 @@ interface ApiServerFlags {
   healthCheckInterval?: number;
   metrics: boolean;
   fastIngress?: boolean;
+  writeTimeout: number;
   warmup: number;
   stallTimeout: number;
   readToken?: string;
@@ -68,6 +69,12 @@ export function registerApiServerCommand(program: Command): void {
       "take the api_server block's settings and each service's routing policy from this deployment file (what Kubernetes pods mount); --host, --port and --grpc-port still apply",
     )
     .option(
+      "--write-timeout <seconds>",
+      "a client that takes none of its answer for this long is cut (its call cancelled)",
+      secondsOption("--write-timeout"),
+      30,
+    )
+    .option(
       "--warmup <seconds>",
       "after start, answer 503 REGISTRY_WARMING_UP (retryable) instead of 404 for what nothing matches yet: replicas re-register after a restart (0 = off)",
       nonNegativeSeconds("--warmup"),
@@ -108,6 +115,7 @@ export function registerApiServerCommand(program: Command): void {
         maxBodyBytes: o.maxBodyMb * 1024 * 1024,
         metrics: o.metrics,
         fastIngress: o.fastIngress ?? false,
+        writeTimeoutMs: o.writeTimeout * 1000,
         warmupMs: o.warmup * 1000,
         stallMs: o.stallTimeout * 1000,
         defaultPolicy: {
@@ -153,5 +161,6 @@ function fromDeploymentFile(a: ApiServerConfig) {
     registration: { maxReplicas: a.max_replicas, ratePerSecond: a.registration_rate },
     warmupMs: a.warmup * 1000,
     stallMs: a.stall_timeout * 1000,
+    writeTimeoutMs: a.write_timeout * 1000,
   };
 }

@@ -95,6 +95,7 @@ export function registerUpCommand(program: Command): void {
         maxDelegationDepth: a.max_delegation_depth,
         requestTimeoutMs: a.request_timeout * 1000,
         fastIngress: a.fast_ingress,
+        writeTimeoutMs: a.write_timeout * 1000,
         warmupMs: a.warmup * 1000,
         stallMs: a.stall_timeout * 1000,
         resilience: resilienceOf(a),

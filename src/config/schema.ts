@@ -35,6 +35,11 @@ const meta = (m: FieldMeta) => m as unknown as Record<string, unknown>;
 const positiveInt = (max: number) => z.number().int().min(1).max(max);
 /** Seconds: 1 ms to a day. */
 const seconds = z.number().min(0.001).max(86_400);
+/**
+ * `write_timeout`: seconds a client may leave its answer unread — its socket full, nothing taken —
+ * before the connection (or gRPC stream) is cut and the call cancelled (util/write-guard.ts).
+ */
+const writeTimeout = z.number().min(0.1).max(86_400);
 const name = z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/, "expected 1-64 characters of [A-Za-z0-9_.-]");
 const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, "expected an environment variable name");
 
@@ -180,6 +185,12 @@ const performance = z.strictObject({
     .max(3600)
     .default(1)
     .meta(meta({ update: "restart", help: "seconds a worker may ignore an abort before it is terminated and replaced" })),
+  write_timeout: writeTimeout.default(30).meta(
+    meta({
+      update: "restart",
+      help: "seconds a client of the replica's own REST or gRPC port may take none of its answer before it is cut (the call is cancelled)",
+    }),
+  ),
 });
 
 const monitoring = z.strictObject({
@@ -427,6 +438,8 @@ export const apiServerSchema = z
     request_timeout: seconds.default(60),
     /** Serve REST with the fast ingress (raw sockets + llhttp for the inference routes). */
     fast_ingress: z.boolean().default(false),
+    /** Seconds a client may take none of its answer (a stream or a whole one) before it is cut. */
+    write_timeout: writeTimeout.default(30),
     /** Replicas the registry holds at most (a new id past it: 507 REGISTRY_FULL). */
     max_replicas: z.number().int().min(1).max(1_000_000).default(1024),
     /** New replica ids accepted per second, and in one burst (past it: 429 REGISTRATION_RATE_LIMITED). */

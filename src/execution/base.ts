@@ -11,6 +11,7 @@
  * A strategy only runs what it is given. Admission — the bounded queue, deadlines, batching,
  * cold starts — is the lane's job (lane.ts), which never submits more than `capacity` jobs at once.
  */
+import type { ChunkSink } from "../protocol/call.js";
 import type { EncodedBody } from "../protocol/types.js";
 import type { RunEnv } from "./run-task.js";
 import type { BatchOutcome, Task, TaskHooks } from "./task.js";
@@ -100,8 +101,12 @@ export interface ExecutionStrategy {
   start(): Promise<void>;
   /** Runs one task. `signal` aborting fires the handler's signal; a worker that ignores it is replaced. */
   submit(task: Task, signal: CancelSignal, hooks?: TaskHooks): Promise<EncodedBody>;
-  /** Runs one streaming task; chunks arrive through `onChunk` in order. */
-  stream(task: Task, signal: CancelSignal, onChunk: (chunk: EncodedBody) => void, hooks?: TaskHooks): Promise<void>;
+  /**
+   * Runs one streaming task; chunks arrive through `onChunk` in order. While `onChunk`'s promise is
+   * pending the handler makes no next chunk: an async generator is not pulled, a worker stops
+   * producing once its window to the replica is used up (worker-protocol.ts, CREDIT).
+   */
+  stream(task: Task, signal: CancelSignal, onChunk: ChunkSink, hooks?: TaskHooks): Promise<void>;
   /** Runs the batch handler once on several tasks; `signals[i]` belongs to `tasks[i]`. */
   submitBatch(tasks: Task[], signals: CancelSignal[], hooks?: TaskHooks): Promise<BatchOutcome[]>;
   /** Stops the workers after running `onStop` in each; pending jobs fail with SHUTTING_DOWN. */

@@ -5,6 +5,7 @@
  * terminated). The lane keeps at most `capacity` jobs here at once.
  */
 import { AnyServeError } from "../errors.js";
+import type { ChunkSink } from "../protocol/call.js";
 import type { EncodedBody } from "../protocol/types.js";
 import type { Execution, ExecutionOptions, ExecutionStrategy, StrategyName, StrategyOptions, StrategyStats } from "./base.js";
 import { runBatchTask, runHook, runStreamTask, runTask } from "./run-task.js";
@@ -101,7 +102,7 @@ export class InlineStrategy implements ExecutionStrategy {
     return this.#track(() => runTask(this.#o.env, this.#o.handler, task, signal, hooks));
   }
 
-  stream(task: Task, signal: CancelSignal, onChunk: (chunk: EncodedBody) => void, hooks?: TaskHooks): Promise<void> {
+  stream(task: Task, signal: CancelSignal, onChunk: ChunkSink, hooks?: TaskHooks): Promise<void> {
     return this.#track(() => runStreamTask(this.#o.env, this.#o.handler, task, signal, onChunk, hooks));
   }
 

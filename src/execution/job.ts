@@ -4,7 +4,7 @@
  * it, and settles exactly once.
  */
 import { AnyServeError } from "../errors.js";
-import type { EncodedBody } from "../protocol/types.js";
+import type { ChunkSink } from "../protocol/call.js";
 import type { WorkerHandle } from "./handle.js";
 import type { JobMode, Task, TaskHooks } from "./task.js";
 import { movesOnSend } from "./thread-port.js";
@@ -43,7 +43,7 @@ export interface JobInit {
   tasks: Task[];
   signals: CancelSignal[];
   hooks?: TaskHooks | undefined;
-  onChunk?: ((chunk: EncodedBody) => void) | undefined;
+  onChunk?: ChunkSink | undefined;
   resolve: (value: unknown) => void;
   reject: (err: AnyServeError) => void;
   /** Called once when every caller of the job has gone (deadline, disconnect). */
@@ -59,12 +59,14 @@ export class Job {
   /** Fires when every caller has gone. */
   readonly signal: CancelSignal;
   readonly hooks: TaskHooks | undefined;
-  readonly onChunk: ((chunk: EncodedBody) => void) | undefined;
+  readonly onChunk: ChunkSink | undefined;
   /** The body moves to the worker (transfer): once sent, it cannot be re-sent elsewhere. */
   readonly moves: boolean;
   slot: Slot | undefined;
   /** performance.now() when it was sent to a worker. */
   sentAt = 0;
+  /** A stream's chunk bytes passed on but not yet granted back to the worker (Msg.CREDIT). */
+  ungranted = 0;
   graceTimer: NodeJS.Timeout | undefined;
   #settled = false;
   readonly #init: JobInit;

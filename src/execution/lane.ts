@@ -18,6 +18,7 @@
 import { AnyServeError } from "../errors.js";
 import type { WorkerCounts } from "./base.js";
 import { formatCapability } from "../protocol/capability.js";
+import type { ChunkSink } from "../protocol/call.js";
 import type { EncodedBody } from "../protocol/types.js";
 import type { HandlerEntry } from "../sdk/app.js";
 import type { Logger } from "../util/log.js";
@@ -80,7 +81,7 @@ interface Item {
   task: Task;
   signal: CancelSignal;
   hooks: TaskHooks | undefined;
-  onChunk: ((chunk: EncodedBody) => void) | undefined;
+  onChunk: ChunkSink | undefined;
   /** When the lane accepted it (performance.now()): batch waits and queue-wait metrics. */
   at: number;
   gone: boolean;
@@ -135,11 +136,9 @@ export class Lane<M extends LaneObserver = LaneObserver> {
     return this.#admit(task, signal, hooks, undefined) as Promise<EncodedBody>;
   }
 
-  /** Queues one streaming call; chunks stop once `signal` fires. */
-  stream(task: Task, signal: CancelSignal, onChunk: (chunk: EncodedBody) => void, hooks?: TaskHooks): Promise<void> {
-    return this.#admit(task, signal, hooks, (c) => {
-      if (!signal.aborted) onChunk(c);
-    }) as Promise<void>;
+  /** Queues one streaming call; chunks stop once `signal` fires; `onChunk`'s promise holds the next one back. */
+  stream(task: Task, signal: CancelSignal, onChunk: ChunkSink, hooks?: TaskHooks): Promise<void> {
+    return this.#admit(task, signal, hooks, (c) => (signal.aborted ? undefined : onChunk(c))) as Promise<void>;
   }
 
   /** Starts the workers (idempotent); a failed lane is given a fresh set of attempts. */

@@ -9,6 +9,7 @@
  */
 import { AnyServeError } from "../errors.js";
 import { formatCapability } from "../protocol/capability.js";
+import type { ChunkSink } from "../protocol/call.js";
 import { decodeRequest, encodeResponse } from "../protocol/codec.js";
 import type { EncodedBody, InferRequest, InferResponse } from "../protocol/types.js";
 import { handlerResultToResponse } from "../protocol/values.js";
@@ -53,13 +54,19 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
   );
 }
 
-/** Runs a handler whose answer streams; each item is encoded and handed to `onChunk` in order. */
+/**
+ * Runs a handler whose answer streams; each item is encoded and handed to `onChunk` in order.
+ * Back-pressure: while `onChunk`'s promise is pending the next item is not pulled from the
+ * handler's iterator (an async generator stays suspended at its `yield`; a {@link Stream}'s
+ * `send` waits). A cancelled call stops pulling, and the iterator is closed (`return()`), so a
+ * generator's `finally` runs.
+ */
 export async function runStreamTask(
   env: RunEnv,
   index: number,
   task: Task,
   signal: CancelSignal,
-  onChunk: (chunk: EncodedBody) => void,
+  onChunk: ChunkSink,
   hooks: TaskHooks = {},
 ): Promise<void> {
   const entry = handlerAt(env, index);
@@ -67,7 +74,9 @@ export async function runStreamTask(
   const produced = await entry.fn(new InferenceRequest(req, task.call.q), ctx);
   for await (const item of asAsyncIterable(produced, entry)) {
     if (signal.aborted) break;
-    onChunk(encodeResponse(toResponse(item, entry, task.call, req), task.call.f, req));
+    const full = onChunk(encodeResponse(toResponse(item, entry, task.call, req), task.call.f, req));
+    if (full instanceof Promise) await full;
+    if (signal.aborted) break;
   }
 }
 

@@ -37,13 +37,14 @@
  *   jobs do not count toward growth, and the `min` workers never stop.
  */
 import { AnyServeError } from "../errors.js";
-import type { EncodedBody } from "../protocol/types.js";
+import type { ChunkSink } from "../protocol/call.js";
 import type { Logger } from "../util/log.js";
 import type { StrategyName, StrategyStats } from "./base.js";
 import type { SpawnWorker, WorkerExit, WorkerHandle } from "./handle.js";
 import { Job, type Slot } from "./job.js";
 import type { JobMode, Task, TaskHooks } from "./task.js";
-import { batchOutcomesOf, encodedOf, errorOf, handlerOf, Msg, type Meta } from "./worker-protocol.js";
+import { batchOutcomesOf, encodedOf, errorOf, handlerOf, Msg, WORKER_STREAM_WINDOW_BYTES, type Meta } from "./worker-protocol.js";
+import { chunkCost } from "../transport/frames.js";
 import type { CancelSignal } from "../util/cancel.js";
 import { unitsFor } from "../util/scaling.js";
 
@@ -191,7 +192,7 @@ export class WorkerGroup {
     tasks: Task[],
     signals: CancelSignal[],
     hooks?: TaskHooks,
-    onChunk?: (chunk: EncodedBody) => void,
+    onChunk?: ChunkSink,
   ): Promise<unknown> {
     if (this.#state !== "running")
       return Promise.reject(new AnyServeError("SHUTTING_DOWN", `the ${this.#o.name} workers are ${this.#state}`));
@@ -454,7 +455,15 @@ export class WorkerGroup {
       }
       case Msg.CHUNK: {
         const job = slot.jobs.find((j) => j.id === id);
-        if (job && !job.settled) job.onChunk?.(encodedOf(meta, body));
+        if (!job || job.settled) return;
+        const cost = chunkCost(body);
+        const taken = job.onChunk?.(encodedOf(meta, body));
+        // The worker's window opens again only once the consumer took the chunk (Msg.CREDIT).
+        if (!(taken instanceof Promise)) this.#grant(slot, job, cost);
+        else {
+          const grant = (): void => this.#grant(slot, job, cost);
+          taken.then(grant, grant);
+        }
         return;
       }
       case Msg.DEADLINE: {
@@ -481,6 +490,15 @@ export class WorkerGroup {
   /** Jobs a worker runs at once: the oldest this many of its unanswered jobs are running. */
   get perWorker(): number {
     return this.#o.perWorker ?? 1;
+  }
+
+  /** A stream job's consumer took `cost` bytes: CREDIT the worker once they add up to half a window. */
+  #grant(slot: Slot, job: Job, cost: number): void {
+    if (job.settled || job.slot !== slot) return;
+    job.ungranted += cost;
+    if (job.ungranted < WORKER_STREAM_WINDOW_BYTES / 2) return;
+    slot.handle.send(Msg.CREDIT, job.id, { n: job.ungranted });
+    job.ungranted = 0;
   }
 
   /** A worker answered OPEN: the handler started there, or its `onStart` failed. */

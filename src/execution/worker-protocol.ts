@@ -10,13 +10,14 @@
 import { AnyServeError, type WireError } from "../errors.js";
 import type { EncodedBody } from "../protocol/types.js";
 import { answerMeta } from "../transport/call-meta.js";
+import { STREAM_WINDOW_BYTES } from "../transport/frames.js";
 import type { BatchOutcome, JobMode, Task, TaskCall } from "./task.js";
 
 /** 2: workers serve every handler of the app (RUN names its handler `h`; OPEN/CLOSE start and stop one). */
 export const WORKER_PROTOCOL_VERSION = 2;
 
 export const Msg = {
-  /** → worker: run a job of handler `h`. meta `{h, mode, calls, sizes}`, body = the task bodies one after another. */
+  /** → worker: run a job of handler `h`. meta `{h, mode, calls, sizes, w?}`, body = the task bodies one after another. */
   RUN: 1,
   /** ← worker: a job's answer. meta `{ct, hl?}` (none for JSON), `{items}` (batch) or `{code, error}`. */
   RESULT: 2,
@@ -38,6 +39,13 @@ export const Msg = {
   STOPPED: 20,
   /** ← worker: the request's `timeout` parameter lowered a task's deadline. meta `{i, dl}`. */
   DEADLINE: 21,
+  /**
+   * → worker: the consumer of stream job `id` took `n` more bytes of its CHUNKs (meta `{n}`). A
+   * stream's RUN gives a window `w` (bytes, counted with transport/frames.ts `chunkCost`); the
+   * worker sends CHUNKs while what it sent minus what came back is under `w`, then waits, so a
+   * client that stops reading stops the handler (its generator is not pulled) a window later.
+   */
+  CREDIT: 22,
   /** → worker: start handler `h` (run its `onStart`), after the jobs sent before. meta `{h}`. */
   OPEN: 24,
   /** ← worker: handler `h` started. meta `{h}`, or `{h, code, error}` when its `onStart` failed. */
@@ -63,15 +71,22 @@ export type SendFn = (type: number, id: number, meta: Meta, body?: Buffer) => vo
 
 const EMPTY = Buffer.alloc(0);
 
+/** The window of a stream job's CHUNKs (see {@link Msg.CREDIT}): the framed hop's. */
+export const WORKER_STREAM_WINDOW_BYTES = STREAM_WINDOW_BYTES;
+
 /** The RUN message of a job of handler `h`: one body, or a batch's bodies concatenated (one copy, batches are small requests). */
 export function runMessage(h: number, mode: JobMode, tasks: readonly Task[]): { meta: Meta; body: Buffer } {
-  const meta = { h, mode, calls: tasks.map((t) => t.call), sizes: tasks.map((t) => t.body.length) };
+  const meta: Meta = { h, mode, calls: tasks.map((t) => t.call), sizes: tasks.map((t) => t.body.length) };
+  if (mode === "stream") meta.w = WORKER_STREAM_WINDOW_BYTES;
   return { meta, body: tasks.length === 1 ? tasks[0]!.body : Buffer.concat(tasks.map((t) => t.body)) };
 }
 
-/** Splits a RUN message back into its handler and tasks (views into `body`, no copy). */
-export function tasksOf(meta: Meta, body: Buffer): { h: number; mode: JobMode; tasks: Task[] } {
-  const m = meta as { h?: unknown; mode?: unknown; calls?: unknown; sizes?: unknown } | null;
+/**
+ * Splits a RUN message back into its handler and tasks (views into `body`, no copy); `window` is a
+ * stream's flow-control window (Infinity when the RUN gave none: a replica without flow control).
+ */
+export function tasksOf(meta: Meta, body: Buffer): { h: number; mode: JobMode; tasks: Task[]; window: number } {
+  const m = meta as { h?: unknown; mode?: unknown; calls?: unknown; sizes?: unknown; w?: unknown } | null;
   if (
     !m ||
     !isHandlerIndex(m.h) ||
@@ -89,7 +104,8 @@ export function tasksOf(meta: Meta, body: Buffer): { h: number; mode: JobMode; t
     tasks.push({ call: call as TaskCall, body: body.subarray(off, off + n) });
     off += n;
   });
-  return { h: m.h, mode: m.mode, tasks };
+  const window = typeof m.w === "number" && m.w > 0 ? m.w : Number.POSITIVE_INFINITY;
+  return { h: m.h, mode: m.mode, tasks, window };
 }
 
 /** The handler index an OPEN, OPENED, CLOSE or CLOSED meta names, or undefined. */

@@ -20,7 +20,10 @@ import type { JobMode, Task, TaskHooks } from "./task.js";
 import type { Outbox } from "./thread-port.js";
 import { answerMeta } from "../transport/call-meta.js";
 import { batchResultMessage, errorMetaOf, handlerOf, Msg, tasksOf, type Meta } from "./worker-protocol.js";
+import { chunkCost } from "../transport/frames.js";
+import type { EncodedBody } from "../protocol/types.js";
 import { Cancellation } from "../util/cancel.js";
+import { Gate } from "../util/gate.js";
 
 /** How long a finished job's answer may wait for the next ones before it is sent anyway (ms). */
 const HOLD_MS = 0.1;
@@ -31,6 +34,10 @@ interface Job {
   mode: JobMode;
   tasks: Task[];
   controllers: Cancellation[];
+  /** A stream's window left (bytes, `chunkCost`); Infinity without flow control. */
+  window: number;
+  /** Where a stream whose window is used up waits (credit comes, or it is cancelled). */
+  room?: Gate | undefined;
 }
 
 /** OPEN or CLOSE of handler `h`, waiting its turn behind the jobs sent before it. */
@@ -86,7 +93,7 @@ export class WorkerRuntime {
   receive(type: number, id: number, meta: Meta, body: Buffer): void {
     switch (type) {
       case Msg.RUN: {
-        let parsed: { h: number; mode: JobMode; tasks: Task[] };
+        let parsed: { h: number; mode: JobMode; tasks: Task[]; window: number };
         try {
           parsed = tasksOf(meta, body);
         } catch (err) {
@@ -100,6 +107,15 @@ export class WorkerRuntime {
       case Msg.CANCEL:
         this.#cancel(id, typeof meta?.i === "number" ? meta.i : undefined);
         return;
+      case Msg.CREDIT: {
+        const job = this.#running;
+        const n = meta?.n;
+        // A stream that ended meanwhile, or a control running: nothing to credit.
+        if (job === undefined || !("controllers" in job) || job.id !== id || typeof n !== "number" || n <= 0) return;
+        job.window += n;
+        if (job.window > 0) this.#release(job);
+        return;
+      }
       case Msg.OPEN:
       case Msg.CLOSE: {
         const h = handlerOf(meta);
@@ -123,6 +139,7 @@ export class WorkerRuntime {
     const running = this.#running;
     if (running !== undefined && "controllers" in running && running.id === id) {
       for (const [i, c] of running.controllers.entries()) if (index === undefined || i === index) c.abort(reason);
+      this.#release(running); // a stream waiting for credit sees its abort
       return;
     }
     const at = this.#queue.findIndex((j) => j.id === id);
@@ -157,6 +174,23 @@ export class WorkerRuntime {
     for (const h of [...this.#open]) await this.#onStop(h);
     this.#send(Msg.STOPPED, 0, null);
     this.onStopped();
+  }
+
+  /**
+   * Sends one streamed chunk; once the job's window is used up, returns a promise that settles
+   * when the replica grants credit (its consumer took the chunks) or the job is cancelled, so the
+   * handler's next chunk waits (runStreamTask does not pull its generator meanwhile).
+   */
+  #chunk(job: Job, chunk: EncodedBody): void | Promise<void> {
+    const cost = chunkCost(chunk.body); // before the send: a transferred body is detached by it
+    this.#send(Msg.CHUNK, job.id, answerMeta(chunk), chunk.body);
+    job.window -= cost;
+    if (job.window > 0 || job.controllers[0]!.signal.aborted) return;
+    return (job.room ??= new Gate()).wait();
+  }
+
+  #release(job: Job): void {
+    job.room?.open();
   }
 
   /** OPEN runs the handler's `onStart` (a throw is reported, and the replica may send OPEN again); CLOSE its `onStop`. */
@@ -202,14 +236,7 @@ export class WorkerRuntime {
         const msg = batchResultMessage(out);
         this.#answer(Msg.RESULT, id, msg.meta, msg.body);
       } else if (job.mode === "stream") {
-        await runStreamTask(
-          env,
-          h,
-          tasks[0]!,
-          controllers[0]!.signal,
-          (chunk) => this.#send(Msg.CHUNK, id, answerMeta(chunk), chunk.body),
-          hooks,
-        );
+        await runStreamTask(env, h, tasks[0]!, controllers[0]!.signal, (chunk) => this.#chunk(job, chunk), hooks);
         this.#answer(Msg.END, id, {});
       } else {
         const out = await runTask(env, h, tasks[0]!, controllers[0]!.signal, hooks);

@@ -9,6 +9,7 @@
  * no workers).
  */
 import { AnyServeError } from "../errors.js";
+import type { ChunkSink } from "../protocol/call.js";
 import type { EncodedBody } from "../protocol/types.js";
 import { type PinOf, pinner } from "./affinity.js";
 import type { Execution, ExecutionOptions, ExecutionStrategy, StrategyName, StrategyStats } from "./base.js";
@@ -114,7 +115,7 @@ class HandlerView implements ExecutionStrategy {
     return this.#run("infer", [task], [signal], hooks) as Promise<EncodedBody>;
   }
 
-  async stream(task: Task, signal: CancelSignal, onChunk: (chunk: EncodedBody) => void, hooks?: TaskHooks): Promise<void> {
+  async stream(task: Task, signal: CancelSignal, onChunk: ChunkSink, hooks?: TaskHooks): Promise<void> {
     await this.#run("stream", [task], [signal], hooks, onChunk);
   }
 
@@ -148,7 +149,7 @@ class HandlerView implements ExecutionStrategy {
     tasks: Task[],
     signals: CancelSignal[],
     hooks?: TaskHooks,
-    onChunk?: (c: EncodedBody) => void,
+    onChunk?: ChunkSink,
   ): Promise<unknown> {
     const group = this.#group;
     if (!group || this.#stopped)

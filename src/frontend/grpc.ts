@@ -15,6 +15,8 @@ import type { IncomingCall, InferBackend } from "../protocol/call.js";
 import { AFFINITY_HEADER } from "../protocol/call.js";
 import type { Logger } from "../util/log.js";
 import { Cancellation } from "../util/cancel.js";
+import { stallError } from "../util/write-guard.js";
+import http2 from "node:http2";
 import { type DataPlaneAuth, REPLICA_HEADER } from "../util/auth.js";
 import type { ServerTls } from "../util/tls.js";
 
@@ -27,6 +29,11 @@ export interface GrpcOptions {
   version: string;
   /** Told the code of every inference call refused before it reached the backend (malformed message, no capability…), as the REST front end's `onRejected`. */
   onRejected?: (code: string) => void;
+  /**
+   * A stream whose client takes none of its messages for this long (ms) is cut: the call is
+   * cancelled (the handler's signal fires) and its HTTP/2 stream reset. Default 30 s.
+   */
+  writeTimeoutMs?: number;
   /** The inference token check (metadata `authorization`) and who counts as a replica, as the REST front end's. */
   auth?: DataPlaneAuth | undefined;
   /** Serve TLS with this certificate and key; without it the port is plaintext (h2c). */
@@ -167,10 +174,13 @@ export class GrpcFrontend {
     const maybeEnd = (): void => {
       if (inputEnded && pending === 0) call.end();
     };
+    // A full call (the client is not reading) holds the next chunk back: the backend waits.
+    const sink = (chunk: { body: Buffer }): void | Promise<void> =>
+      call.write(wrapStreamResponse(chunk.body)) ? undefined : this.#drained(call, cancel);
     call.on("data", (body: Buffer) => {
       pending++;
       Promise.resolve()
-        .then(() => this.#o.backend.stream(this.#accept(body, call, cancel), (chunk) => call.write(wrapStreamResponse(chunk.body))))
+        .then(() => this.#o.backend.stream(this.#accept(body, call, cancel), sink))
         .catch((err: unknown) => {
           if (!cancel.aborted) call.write(wrapStreamError(AnyServeError.from(err, "INTERNAL")));
         })
@@ -184,6 +194,52 @@ export class GrpcFrontend {
       maybeEnd();
     });
     call.on("error", () => cancel.abort(new AnyServeError("CANCELLED", "the client's stream failed")));
+  }
+
+  /**
+   * Settles when `call` can take more (drain), or when the call ended. A client that takes nothing
+   * for `writeTimeoutMs` is cut: the call is cancelled and its HTTP/2 stream reset, so what it
+   * buffered is dropped.
+   */
+  #drained(call: grpc.ServerDuplexStream<Buffer, Buffer>, cancel: Cancellation): Promise<void> {
+    if (cancel.aborted || call.destroyed) return Promise.resolve();
+    const timeoutMs = this.#o.writeTimeoutMs ?? 30_000;
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        call.off("drain", done);
+        call.off("close", done);
+        cancel.removeEventListener("abort", done);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        cancel.abort(stallError(timeoutMs));
+        resetStream(call);
+        done();
+      }, timeoutMs);
+      call.on("drain", done);
+      call.on("close", done);
+      cancel.addEventListener("abort", done);
+    });
+  }
+}
+
+/**
+ * Resets the HTTP/2 stream under a server call (RST_STREAM CANCEL): what grpc-js and HTTP/2 hold
+ * for a client that does not read is dropped, and the client sees the call cancelled. grpc-js has
+ * no public way to do it (a status waits behind the unread messages), so this walks its call chain
+ * to the stream; if a later grpc-js hides it, the call is only cancelled (bounded: a stream waits
+ * for drain, so at most one window of messages stays until the client goes).
+ */
+function resetStream(call: unknown): void {
+  let c = (call as { call?: unknown }).call as { stream?: unknown; nextCall?: unknown } | undefined;
+  for (let hops = 0; c !== undefined && c !== null && hops < 8; hops++) {
+    const s = c.stream as { close?: (code: number) => void; rstCode?: unknown } | undefined;
+    if (s !== undefined && typeof s.close === "function" && "rstCode" in s) {
+      s.close(http2.constants.NGHTTP2_CANCEL);
+      return;
+    }
+    c = c.nextCall as typeof c;
   }
 }
 

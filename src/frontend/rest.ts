@@ -16,6 +16,7 @@ import { collectBody, EMPTY, intHeader, requestIdOf, sendError, sendJson, type R
 import { endAtEndOfTurn } from "./end-of-turn.js";
 import { SseWriter } from "./sse.js";
 import { Cancellation, type CancelSignal } from "../util/cancel.js";
+import { closeReason } from "../util/write-guard.js";
 import { type DataPlaneAuth, REPLICA_HEADER } from "../util/auth.js";
 
 export interface RestOptions {
@@ -244,7 +245,8 @@ export class RestFrontend {
   async #stream(call: IncomingCall, res: ServerResponse): Promise<void> {
     const sse = new SseWriter(res, call.requestId);
     try {
-      await this.#o.backend.stream(call, (chunk) => sse.data(chunk.body));
+      // A full socket holds the next chunk back (the backend waits for the promise).
+      await this.#o.backend.stream(call, (chunk) => (sse.data(chunk.body) ? undefined : sse.drained()));
       sse.end();
     } catch (err) {
       if (!sse.started) this.#backendFailed(err); // nothing sent yet: a plain HTTP error answer
@@ -264,7 +266,7 @@ const inFlightBySocket = new WeakMap<Socket, Set<Cancellation>>();
  */
 function cancelOnClose(socket: Socket, cancel: Cancellation): () => void {
   if (socket.destroyed) {
-    cancel.abort(new AnyServeError("CANCELLED", "the client closed the connection"));
+    cancel.abort(closeReason(socket));
     return () => undefined;
   }
   let calls = inFlightBySocket.get(socket);
@@ -273,7 +275,9 @@ function cancelOnClose(socket: Socket, cancel: Cancellation): () => void {
     calls = set;
     inFlightBySocket.set(socket, set);
     socket.once("close", () => {
-      for (const c of set) c.abort(new AnyServeError("CANCELLED", "the client closed the connection"));
+      // Why it closed: the client left, or the write guard cut a client that stopped reading.
+      const reason = closeReason(socket);
+      for (const c of set) c.abort(reason);
       set.clear();
     });
   }

@@ -7,6 +7,7 @@ import { createServer as createHttpsServer } from "node:https";
 import type { FastIngress } from "../frontend/fast-ingress/ingress.js";
 import type { GrpcFrontend } from "../frontend/grpc.js";
 import { hardenServer, serverOptions } from "../util/http.js";
+import { guardWrites } from "../util/write-guard.js";
 import { RestFrontend } from "../frontend/rest.js";
 import type { RouteHandler } from "../util/http.js";
 import { closeServer, listen } from "../util/http.js";
@@ -81,6 +82,11 @@ export interface ApiServerOptions {
    * answered without node:http's request objects, everything else handed to node:http). Default false.
    */
   fastIngress?: boolean;
+  /**
+   * A client that takes none of its answer — a stream or a whole one — for this long (ms) is cut:
+   * its connection (gRPC: its stream) closes and the call is cancelled. Default 30 s.
+   */
+  writeTimeoutMs?: number;
 }
 
 export interface RunningApiServer {
@@ -116,6 +122,7 @@ export async function startApiServer(o: ApiServerOptions = {}): Promise<RunningA
     metrics,
     async close() {
       stopHousekeeping();
+      parts.unguard();
       await Promise.all([ingress?.close(), closeServer(server), grpc?.close()]);
       await forwarder.close();
     },
@@ -138,6 +145,10 @@ interface ApiServerParts {
   /** The REST front end's node:http (or https) server (behind the fast ingress when that is on). */
   server: Server;
   /** For the fast ingress and gRPC, as the REST front end has them. */
+  /** `write_timeout` (ms): clients that stop reading are cut after it. */
+  writeTimeoutMs: number;
+  /** Stops the node:http server's write guard. */
+  unguard: () => void;
   limits: {
     maxBodyBytes: number;
     defaultTimeoutMs: number;
@@ -208,8 +219,26 @@ async function assembleApiServer(o: ApiServerOptions): Promise<ApiServerParts> {
     ? (createHttpsServer({ ...serverOptions(), ...o.tls }, rest.listener) as unknown as Server)
     : createServer(serverOptions(), rest.listener);
   hardenServer(server);
+  const writeTimeoutMs = o.writeTimeoutMs ?? 30_000;
+  const unguard = guardWrites(server, writeTimeoutMs);
   const host = o.host ?? "127.0.0.1";
-  return { o, host, logger, registry, policies, forwarder, metrics, stats, status, coldStarts, health, server, limits };
+  return {
+    o,
+    host,
+    logger,
+    registry,
+    policies,
+    forwarder,
+    metrics,
+    stats,
+    status,
+    coldStarts,
+    health,
+    server,
+    limits,
+    writeTimeoutMs,
+    unguard,
+  };
 }
 
 /**
@@ -219,7 +248,7 @@ async function assembleApiServer(o: ApiServerOptions): Promise<ApiServerParts> {
 async function listenApiServer(
   p: ApiServerParts,
 ): Promise<{ url: string; grpcAddress: string | undefined; ingress: FastIngress | undefined; grpc: GrpcFrontend | undefined }> {
-  const { o, host, logger, server, forwarder, limits } = p;
+  const { o, host, logger, server, forwarder, limits, writeTimeoutMs } = p;
   if (o.fastIngress && o.tls) logger.warn("the fast ingress does not serve TLS: node:https serves the REST port");
   const fast = o.fastIngress && !o.tls ? await import("../frontend/fast-ingress/ingress.js") : undefined;
   if (fast && !fast.llhttpAvailable)
@@ -229,7 +258,7 @@ async function listenApiServer(
   if (fast?.llhttpAvailable) {
     // node:http keeps every non-hot request: handed fresh connections, and relayed ones over loopback.
     await listen(server, 0, "127.0.0.1");
-    ingress = new fast.FastIngress({ backend: forwarder, httpServer: server, logger, ...limits });
+    ingress = new fast.FastIngress({ backend: forwarder, httpServer: server, logger, writeTimeoutMs, ...limits });
     port = await ingress.listen(o.port ?? 0, host);
   } else {
     port = await listen(server, o.port ?? 0, host);
@@ -243,6 +272,7 @@ async function listenApiServer(
     logger,
     serverName: "anyserve",
     version: VERSION,
+    writeTimeoutMs,
     ...limits,
     ...(o.tls ? { tls: o.tls } : {}),
   });

@@ -10,7 +10,7 @@
  * delivered or got a retryable error goes to another replica, within a retry budget.
  */
 import { AnyServeError, type ErrorCode } from "../errors.js";
-import { describeModel, type IncomingCall, type InferBackend, type ModelMetadata } from "../protocol/call.js";
+import { type ChunkSink, describeModel, type IncomingCall, type InferBackend, type ModelMetadata } from "../protocol/call.js";
 import { formatCapability, modelTypeFallback, type CapabilityMap } from "../protocol/capability.js";
 import type { EncodedBody } from "../protocol/types.js";
 import type { FrameReply } from "../transport/frame-client.js";
@@ -23,7 +23,7 @@ import { CircuitBreakers, type CircuitBreakerOptions } from "./resilience/circui
 import { OutlierDetector, type OutlierDetectorOptions } from "./resilience/outlier-detector.js";
 import { canRetryElsewhere, isCircuitFailure, isReplicaFault } from "../routing/outcome.js";
 import { RetryBudget, type RetryBudgetOptions } from "./resilience/retry-budget.js";
-import { FramesTransport, type ChunkSink, type ReplicaTransport, type Target } from "./transports/transport.js";
+import { FramesTransport, type ChunkSink as FrameChunkSink, type ReplicaTransport, type Target } from "./transports/transport.js";
 import { OipGrpcTransport } from "./transports/oip-grpc.js";
 import { OipRestTransport } from "./transports/oip-rest.js";
 import type { ColdStarts } from "./cold-start.js";
@@ -155,7 +155,8 @@ export class Forwarder implements InferBackend {
     return this.#send(call, "infer").then(answerOf);
   }
 
-  async stream(call: IncomingCall, onChunk: (chunk: EncodedBody) => void): Promise<void> {
+  /** Chunks wait for `onChunk`'s promise before their bytes are granted back to the replica (frame credit). */
+  async stream(call: IncomingCall, onChunk: ChunkSink): Promise<void> {
     const contentType = call.format === "protobuf" ? "application/x-protobuf" : "application/json";
     await this.#send(call, "stream", (_meta, body) => onChunk({ body, contentType }));
   }
@@ -226,7 +227,7 @@ export class Forwarder implements InferBackend {
    * a retryable error is sent again to another replica, within the retry budget and the call's
    * deadline, and never after part of the answer went out.
    */
-  #send(call: IncomingCall, kind: FrameKind, onChunk?: ChunkSink): Promise<FrameReply> {
+  #send(call: IncomingCall, kind: FrameKind, onChunk?: FrameChunkSink): Promise<FrameReply> {
     if (call.depth !== undefined && call.depth > 0) this.counters.delegated++;
     const observer = this.observer;
     if (observer === undefined) return this.#deliver(call, kind, onChunk, undefined);
@@ -258,7 +259,7 @@ export class Forwarder implements InferBackend {
     );
   }
 
-  #deliver(call: IncomingCall, kind: FrameKind, onChunk: ChunkSink | undefined, trace: Trace | undefined): Promise<FrameReply> {
+  #deliver(call: IncomingCall, kind: FrameKind, onChunk: FrameChunkSink | undefined, trace: Trace | undefined): Promise<FrameReply> {
     this.retryBudget.recordRequest();
     let pick: Pick;
     try {
@@ -278,7 +279,7 @@ export class Forwarder implements InferBackend {
     first: Pick,
     call: IncomingCall,
     kind: FrameKind,
-    onChunk: ChunkSink | undefined,
+    onChunk: FrameChunkSink | undefined,
     trace: Trace | undefined,
   ): Promise<FrameReply> {
     let pick = first;
@@ -286,9 +287,9 @@ export class Forwarder implements InferBackend {
     let answered = false;
     const sink =
       onChunk &&
-      ((meta: Record<string, unknown> | null, body: Buffer): void => {
+      ((meta: Record<string, unknown> | null, body: Buffer): void | Promise<void> => {
         answered = true;
-        onChunk(meta, body);
+        return onChunk(meta, body);
       });
     let attempt = call;
     let excluded: string[] | undefined;
@@ -324,7 +325,7 @@ export class Forwarder implements InferBackend {
     pick: Pick,
     call: IncomingCall,
     kind: FrameKind,
-    onChunk: ChunkSink | undefined,
+    onChunk: FrameChunkSink | undefined,
     rejectOnFailure = false,
   ): Promise<FrameReply | AnyServeError> {
     const { entry } = pick;
@@ -332,11 +333,11 @@ export class Forwarder implements InferBackend {
     let sent: Promise<FrameReply>;
     // Idle to busy starts the stall clock (an idle replica has nothing to be late with).
     if (entry.inFlight === 0) entry.progressAt = Date.now();
-    const sink: ChunkSink | undefined =
+    const sink: FrameChunkSink | undefined =
       onChunk &&
       ((meta, body) => {
         entry.progressAt = Date.now();
-        onChunk(meta, body);
+        return onChunk(meta, body); // its promise holds the stream's credit (back-pressure)
       });
     try {
       client = this.#client(entry);

@@ -49,11 +49,22 @@ export interface ModelMetadata {
   outputs: { name: string; datatype: string; shape: number[] }[];
 }
 
+/**
+ * Takes one streamed answer. Back-pressure: a returned promise means the consumer is full (the
+ * client's socket needs draining, a window is used up) — the producer makes its next chunk only
+ * once the promise settles. It settles when there is room again or when the call ends (cancelled,
+ * cut for a client that stopped reading: the call's signal has fired then). `undefined`: go on.
+ */
+export type ChunkSink = (chunk: EncodedBody) => void | Promise<void>;
+
 export interface InferBackend {
   /** One answer. Throws AnyServeError. */
   infer(call: IncomingCall): Promise<EncodedBody>;
-  /** Streamed answers, each encoded in `call.format`; resolves after the last one. Throws AnyServeError. */
-  stream(call: IncomingCall, onChunk: (chunk: EncodedBody) => void): Promise<void>;
+  /**
+   * Streamed answers, each encoded in `call.format` and handed to `onChunk`, which may ask the
+   * producer to wait ({@link ChunkSink}); resolves after the last one. Throws AnyServeError.
+   */
+  stream(call: IncomingCall, onChunk: ChunkSink): Promise<void>;
   /** OIP model metadata; throws MODEL_NOT_FOUND. */
   modelMetadata(query: CapabilityMap, name: string, version?: string): Promise<ModelMetadata>;
   /** True when a handler/replica for the model can answer now. */

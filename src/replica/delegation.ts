@@ -8,7 +8,7 @@
  */
 import { Pool } from "undici";
 import { AnyServeError } from "../errors.js";
-import { describeModel, type IncomingCall, type InferBackend, type ModelMetadata } from "../protocol/call.js";
+import { type ChunkSink, describeModel, type IncomingCall, type InferBackend, type ModelMetadata } from "../protocol/call.js";
 import { capabilityToHeaders, type CapabilityMap } from "../protocol/capability.js";
 import { decodeJsonResponse, encodeJsonRequest } from "../protocol/json-codec.js";
 import { decodeProtoRequest, encodeProtoResponse } from "../protocol/proto-codec.js";
@@ -54,7 +54,7 @@ export class DelegatingBackend implements InferBackend {
     return this.#o.canServe(call.query, call) ? this.#inner.infer(call) : this.#delegate(call);
   }
 
-  stream(call: IncomingCall, onChunk: (chunk: EncodedBody) => void): Promise<void> {
+  stream(call: IncomingCall, onChunk: ChunkSink): Promise<void> {
     return this.#o.canServe(call.query, call) ? this.#inner.stream(call, onChunk) : this.#delegateStream(call, onChunk);
   }
 
@@ -80,7 +80,8 @@ export class DelegatingBackend implements InferBackend {
     return out;
   }
 
-  async #delegateStream(call: IncomingCall, onChunk: (chunk: EncodedBody) => void): Promise<void> {
+  /** The next SSE event is read only once `onChunk` took this one: undici's body, and TCP, hold the rest. */
+  async #delegateStream(call: IncomingCall, onChunk: ChunkSink): Promise<void> {
     // The API server's stream route takes JSON (its answer is server-sent events of JSON): a gRPC
     // ModelStreamInfer request is re-encoded, its tensors in the binary extension so that no value
     // changes on the way.
@@ -88,7 +89,7 @@ export class DelegatingBackend implements InferBackend {
     if (res.statusCode !== 200) throw asModelError(call, errorFromBody(res.statusCode, Buffer.from(await res.body.arrayBuffer())));
     for await (const data of readSse(res.body)) {
       // SSE carries JSON; a gRPC caller wants each chunk as protobuf.
-      onChunk(
+      await onChunk(
         call.format === "protobuf"
           ? { body: encodeProtoResponse(decodeJsonResponse(Buffer.from(data))), contentType: CONTENT_TYPE_PROTOBUF }
           : { body: Buffer.from(data), contentType: "application/json" },

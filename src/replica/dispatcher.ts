@@ -17,7 +17,7 @@ import { checkExecution, type ExecutionConfig } from "../execution/config.js";
 import { createExecution, type Execution, type StrategyStats } from "../execution/index.js";
 import { addLoad, Lane, type LaneLoad } from "../execution/lane.js";
 import { taskOf, type Task, type TaskHooks } from "../execution/task.js";
-import { describeModel, type IncomingCall, type InferBackend, type ModelMetadata } from "../protocol/call.js";
+import { type ChunkSink, describeModel, type IncomingCall, type InferBackend, type ModelMetadata } from "../protocol/call.js";
 import type { LaneMetrics, ReplicaMetrics } from "./metrics.js";
 import { formatCapability, matches, modelTypeFallback, normalizeCapability, type CapabilityMap } from "../protocol/capability.js";
 import { handlerMetadata } from "../sdk/metadata.js";
@@ -202,7 +202,7 @@ export class Dispatcher implements InferBackend {
     return this.#run(call, false, runOn);
   }
 
-  async stream(call: IncomingCall, onChunk: (chunk: EncodedBody) => void): Promise<void> {
+  async stream(call: IncomingCall, onChunk: ChunkSink): Promise<void> {
     await this.#run(call, true, (lane, task, signal, hooks) => lane.stream(task, signal, onChunk, hooks));
   }
 

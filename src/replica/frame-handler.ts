@@ -44,7 +44,7 @@ export function createFrameHandler(backend: InferBackend, health: () => ReplicaH
         return;
       case "stream":
         backend
-          .stream(call, (chunk) => res.chunk(null, chunk.body))
+          .stream(call, (chunk) => res.chunk(null, chunk.body)) // waits while the stream's window is used up
           .then(
             () => res.end({}),
             (err: unknown) => res.end(errorMeta(err)),

@@ -8,6 +8,7 @@ import { createServer as createHttpsServer } from "node:https";
 import type { Duplex } from "node:stream";
 import { GrpcFrontend } from "../frontend/grpc.js";
 import { closeServer, hardenServer, listen, serverOptions, sendJson } from "../util/http.js";
+import { guardWrites } from "../util/write-guard.js";
 import { RestFrontend } from "../frontend/rest.js";
 import type { AnyServe } from "../sdk/app.js";
 import { attachFrameServer, FRAMES_PATH, type FrameServerControl } from "../transport/frame-server.js";
@@ -138,6 +139,8 @@ interface ReplicaParts {
   caller: ApiServerCaller | undefined;
   /** REST, `GET /health`, `/workers`, `/metrics`, `/objects` and the frame endpoint, on one port. */
   server: Server;
+  /** Stops the REST port's write guard (`performance.write_timeout`). */
+  unguard: () => void;
   frames: FrameServerControl;
   grpc: GrpcFrontend;
   /** Set once the registration loop exists: capabilities turning warm/cold/failed re-register. */
@@ -208,7 +211,7 @@ function replicaEndpoints(
   p: Pick<ReplicaParts, "o" | "config" | "timeoutMs" | "replicaId" | "logger" | "metrics" | "guard">,
   dispatcher: Dispatcher,
   backend: Dispatcher | DelegatingBackend,
-): Pick<ReplicaParts, "server" | "frames" | "grpc"> {
+): Pick<ReplicaParts, "server" | "frames" | "grpc" | "unguard"> {
   const { o, logger, metrics, timeoutMs, guard } = p;
   const maxBodyBytes = o.maxBodyBytes ?? p.config.performance.max_body_mb * 1024 * 1024;
   const rest = new RestFrontend({
@@ -242,6 +245,9 @@ function replicaEndpoints(
     ? (createHttpsServer({ ...serverOptions(), ...o.tls }, listener) as unknown as Server)
     : createServer(serverOptions(), listener);
   hardenServer(server);
+  // Clients that stop reading are cut (frame connections have their own flow control: CREDIT).
+  const writeTimeoutMs = p.config.performance.write_timeout * 1000;
+  const unguard = guardWrites(server, writeTimeoutMs);
   const frames = attachFrameServer(
     server,
     createFrameHandler(backend, () => dispatcher.health()),
@@ -256,10 +262,11 @@ function replicaEndpoints(
     defaultTimeoutMs: timeoutMs,
     serverName: "anyserve-replica",
     version: VERSION,
+    writeTimeoutMs,
     auth: guard.dataPlane,
     ...(o.tls ? { tls: o.tls } : {}),
   });
-  return { server, frames, grpc };
+  return { server, frames, grpc, unguard };
 }
 
 /** Binds REST + frames (`httpPort`) and gRPC (`port`) on `host`; returns where others reach them (the advertised host). */
@@ -322,6 +329,7 @@ async function stopReplica(p: ReplicaParts, registration: RegistrationSet | unde
   clearTimeout(timer);
   await p.dispatcher.stop();
   p.frames.close();
+  p.unguard();
   await Promise.all([closeServer(p.server), p.grpc.close()]);
   await Promise.all([p.caller?.close(), p.backend instanceof DelegatingBackend ? p.backend.close() : undefined]);
   p.logger.info("replica stopped");

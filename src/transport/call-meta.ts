@@ -19,18 +19,21 @@
  * | rid | request id |
  * | d, tr | delegation depth, replica ids tried |
  * | m | model route {name, version} |
+ * | w | a stream's flow-control window in bytes (frames.ts `STREAM_WINDOW_BYTES`); absent: no flow control |
  *
  * Binary layout, little-endian; `str` is a u32 byte length then UTF-8:
  * ```
  * u8  0x01          binary call meta, this layout
  * u8  kind          0 infer, 1 stream, 2 meta, 3 health
  * u8  format        0 json, 1 protobuf
- * u8  fields        which optional fields follow: 1 ct, 2 hl, 4 d, 8 tr, 16 m, 32 m.version
+ * u8  fields        which optional fields follow: 1 ct, 2 hl, 4 d, 8 tr, 16 m, 32 m.version, 64 w
  * f64 to            remaining time in ms; negative or NaN: none given
  * str q             the query as JSON
  * str rid
- * [str ct] [f64 hl] [f64 d] [str tr as a JSON array] [str m.name] [str m.version]
+ * [str ct] [f64 hl] [f64 d] [str tr as a JSON array] [str m.name] [str m.version] [f64 w]
  * ```
+ * A stream's REQUEST always carries `w` ({@link callMeta} writes {@link STREAM_WINDOW_BYTES}): the
+ * replica then sends at most a window ahead of the CREDIT frames the caller returns.
  *
  * Answers: RESPONSE meta `{ct, hl?}` on success (no meta at all for a plain `application/json`
  * answer: the commonest one then costs no JSON either way), `{code, error}` on failure; streams send
@@ -41,7 +44,7 @@ import type { IncomingCall } from "../protocol/call.js";
 import { normalizeCapability } from "../protocol/capability.js";
 import type { EncodedBody } from "../protocol/types.js";
 import type { CancelSignal } from "../util/cancel.js";
-import { FrameProtocolError, readJsonMeta, type FrameMeta } from "./frames.js";
+import { FrameProtocolError, readJsonMeta, STREAM_WINDOW_BYTES, type FrameMeta } from "./frames.js";
 
 export type FrameKind = "infer" | "stream" | "meta" | "health";
 
@@ -55,6 +58,7 @@ const HAS_DEPTH = 4;
 const HAS_TRIED = 8;
 const HAS_MODEL = 16;
 const HAS_MODEL_VERSION = 32;
+const HAS_WINDOW = 64;
 /** Marker, kind, format, fields, timeout, and the lengths of the query and the request id. */
 const FIXED_BYTES = 4 + 8 + 4 + 4;
 
@@ -93,6 +97,10 @@ export function callMeta(call: IncomingCall, kind: FrameKind, query: Buffer = Bu
       size += 4 + utf8Length(model.version);
     }
   }
+  if (kind === "stream") {
+    fields |= HAS_WINDOW;
+    size += 8;
+  }
   const b = Buffer.allocUnsafe(size);
   b[0] = BINARY_CALL_META;
   b[1] = KIND_CODE[kind];
@@ -108,8 +116,9 @@ export function callMeta(call: IncomingCall, kind: FrameKind, query: Buffer = Bu
   if (tried !== undefined) off = putString(b, off, tried);
   if (model !== undefined) {
     off = putString(b, off, model.name);
-    if (model.version !== undefined) putString(b, off, model.version);
+    if (model.version !== undefined) off = putString(b, off, model.version);
   }
+  if (kind === "stream") b.writeDoubleLE(STREAM_WINDOW_BYTES, off);
   return b;
 }
 
@@ -190,6 +199,7 @@ class CallMetaReader {
       d: fields & HAS_DEPTH ? this.#number() : undefined,
       tr: fields & HAS_TRIED ? this.#json(this.#span(), "replica ids tried") : undefined,
       m: fields & HAS_MODEL ? { name: this.#string(), version: fields & HAS_MODEL_VERSION ? this.#string() : undefined } : undefined,
+      w: fields & HAS_WINDOW ? this.#number() : undefined,
     };
     if (this.#off !== this.end)
       throw new FrameProtocolError(`frame ${this.id} has ${this.end - this.#off} bytes after its binary call meta`);

@@ -15,7 +15,7 @@ import { guardedLookup, refusedHost } from "../util/address.js";
 import { trustedCas } from "../util/tls.js";
 import { FrameConnection } from "./frame-connection.js";
 import { FRAMES_PATH, FRAMES_PROTOCOL } from "./frame-server.js";
-import { DEFAULT_MAX_FRAME_BYTES, FrameType, encodeFrame, metaError, type FrameMeta } from "./frames.js";
+import { chunkCost, DEFAULT_MAX_FRAME_BYTES, FrameType, encodeFrame, metaError, STREAM_WINDOW_BYTES, type FrameMeta } from "./frames.js";
 import type { CancelSignal } from "../util/cancel.js";
 import { deadlines, Timed } from "../util/deadlines.js";
 
@@ -33,8 +33,14 @@ export interface FrameRequestOptions {
   timeoutMs?: number;
   /** Abort → rejects with CANCELLED (or with the reason, if it is an AnyServeError) and sends CANCEL. */
   signal?: CancelSignal;
-  /** Makes this a stream: called for each CHUNK, in order, before the promise resolves with END. */
-  onChunk?: (meta: Record<string, unknown> | null, body: Buffer) => void;
+  /**
+   * Makes this a stream: called for each CHUNK, in order, before the promise resolves with END.
+   * Returning a promise means the chunk is not passed on yet (its consumer is full): its bytes are
+   * granted back to the replica (CREDIT) only once the promise settles, so the replica stops
+   * producing a window later (frames.ts `STREAM_WINDOW_BYTES`; the REQUEST meta must carry it, as
+   * call-meta's `callMeta` writes it for a stream).
+   */
+  onChunk?: (meta: Record<string, unknown> | null, body: Buffer) => void | Promise<void>;
 }
 
 export interface FrameClientOptions {
@@ -87,6 +93,8 @@ export class Pending extends Timed {
   /** Encoded REQUEST, kept only while waiting for the connection. */
   parts: Buffer[] | null = null;
   started = false;
+  /** A stream's bytes passed on but not yet granted back (sent as CREDIT once half a window). */
+  ungranted = 0;
   constructor(
     readonly client: FrameClient,
     readonly id: number,
@@ -403,10 +411,18 @@ export class FrameClient extends EventEmitter {
         );
         return;
       }
+      let taken: void | Promise<void>;
       try {
-        p.onChunk(meta, body);
+        taken = p.onChunk(meta, body);
       } catch (e) {
         this._cancel(p, AnyServeError.from(e, "INTERNAL"));
+        return;
+      }
+      const cost = chunkCost(body);
+      if (!(taken instanceof Promise)) this.grant(p, cost);
+      else {
+        const grant = (): void => this.grant(p, cost);
+        taken.then(grant, grant);
       }
     } else if (type === FrameType.GOAWAY) {
       conn.goingAway = true;
@@ -419,6 +435,15 @@ export class FrameClient extends EventEmitter {
     } else if (type === FrameType.PING) {
       conn.fc!.send(FrameType.PONG, id, null);
     }
+  }
+
+  /** A stream's consumer took `cost` bytes: tell the replica once they add up to half a window. */
+  private grant(p: Pending, cost: number): void {
+    if (this.pending.get(p.id) !== p) return; // answered or cancelled: nothing more will come
+    p.ungranted += cost;
+    if (p.ungranted < STREAM_WINDOW_BYTES / 2) return;
+    p.conn.fc?.send(FrameType.CREDIT, p.id, { n: p.ungranted });
+    p.ungranted = 0;
   }
 
   /** Removes a request from every table; ends a going-away socket that became idle. */

@@ -14,9 +14,11 @@ import type { Socket } from "node:net";
 import { AnyServeError } from "../errors.js";
 import { FrameConnection } from "./frame-connection.js";
 import { readCallMeta } from "./call-meta.js";
-import { FrameProtocolError, FrameType, encodeFrame, errorMeta, type FrameMeta, type MetaReaders } from "./frames.js";
+import { chunkCost, FrameProtocolError, FrameType, encodeFrame, errorMeta, type FrameMeta, type MetaReaders } from "./frames.js";
 import { bearerMatches, tokenDigest } from "../util/auth.js";
+import { answerWithoutUpgrade, closeWith } from "../util/http.js";
 import { Cancellation, type CancelSignal } from "../util/cancel.js";
+import { Gate } from "../util/gate.js";
 
 /** The path and Upgrade token of the framed hop. */
 export const FRAMES_PATH = "/_anyserve/frames";
@@ -40,7 +42,13 @@ export interface FrameRequest {
 export interface FrameResponder {
   /** The answer; `meta` null: a plain JSON answer (see call-meta's `answerMeta`). */
   reply(meta: Record<string, unknown> | null, body?: Buffer): void;
-  chunk(meta: Record<string, unknown> | null, body: Buffer): void;
+  /**
+   * One streamed item. Returns a promise when the stream's window is used up (its consumer has
+   * not taken what was sent: frames.ts `STREAM_WINDOW_BYTES`) or the socket is congested: produce
+   * the next item once it settles. It settles when credit comes back, or when the request is
+   * cancelled or the connection closes (then `closed` is true).
+   */
+  chunk(meta: Record<string, unknown> | null, body: Buffer): void | Promise<void>;
   end(meta?: Record<string, unknown>): void;
   /** True once the answer is complete, the request was cancelled or the connection closed. */
   readonly closed: boolean;
@@ -78,6 +86,8 @@ class ServerConn {
   readonly inflight = new Map<number, Responder>();
   readonly fc: FrameConnection;
   paused = false;
+  /** Streams waiting for the socket to drain (their window may be open). */
+  readonly blocked = new Set<Responder>();
 
   constructor(
     socket: Socket,
@@ -96,6 +106,10 @@ class ServerConn {
           if (!this.paused) return;
           this.paused = false;
           this.fc.socket.resume();
+          if (this.blocked.size === 0) return;
+          const blocked = [...this.blocked];
+          this.blocked.clear();
+          for (const res of blocked) res.wakeIfOpen();
         },
       },
       { metaReaders: REQUEST_META, ...(maxFrameBytes === undefined ? {} : { maxFrameBytes }) },
@@ -106,7 +120,7 @@ class ServerConn {
     switch (type) {
       case FrameType.REQUEST: {
         if (this.inflight.has(id)) throw new FrameProtocolError(`request id ${id} is already in flight on this connection`);
-        const res = new Responder(this, id);
+        const res = new Responder(this, id, windowOf(meta));
         this.inflight.set(id, res);
         try {
           this.handler(new IncomingFrame(id, meta ?? {}, body, res, this.trusted), res);
@@ -126,6 +140,11 @@ class ServerConn {
             code === "CANCELLED" ? "the gateway cancelled the request" : "the request's deadline passed at the gateway",
           ),
         );
+        return;
+      }
+      case FrameType.CREDIT: {
+        const n = meta?.n;
+        if (typeof n === "number" && n > 0) this.inflight.get(id)?.credit(n); // an unknown id: answered or cancelled already
         return;
       }
       case FrameType.PING:
@@ -179,17 +198,30 @@ class IncomingFrame implements FrameRequest {
   }
 }
 
-/** The responder of one request; also owns its abort state. */
+/** A stream REQUEST's window (call meta `w`); Infinity when it gave none (no flow control). */
+function windowOf(meta: FrameMeta | null): number {
+  const w = meta?.w;
+  return typeof w === "number" && w > 0 ? w : Number.POSITIVE_INFINITY;
+}
+
+/** The responder of one request; also owns its abort state and, for a stream, its window. */
 class Responder implements FrameResponder {
   streaming = false;
   private done = false;
   private cancel: Cancellation | undefined;
   private abortReason: AnyServeError | undefined;
+  /** Bytes (chunkCost) the stream may still send before it waits for credit. */
+  private window: number;
+  /** Where `chunk`'s callers wait for credit (several may: a worker's chunks keep coming within its own window). */
+  private readonly room = new Gate();
 
   constructor(
     private readonly conn: ServerConn,
     private readonly id: number,
-  ) {}
+    window: number,
+  ) {
+    this.window = window;
+  }
 
   get closed(): boolean {
     return this.done || this.conn.fc.closed;
@@ -199,10 +231,38 @@ class Responder implements FrameResponder {
     this.finish(FrameType.RESPONSE, meta, body);
   }
 
-  chunk(meta: Record<string, unknown> | null, body: Buffer): void {
+  chunk(meta: Record<string, unknown> | null, body: Buffer): void | Promise<void> {
     if (this.closed) return;
     this.streaming = true;
     this.send(FrameType.CHUNK, meta, body);
+    this.window -= chunkCost(body);
+    if (this.window > 0 && !this.conn.paused) return;
+    if (this.closed) return;
+    if (this.conn.paused) this.conn.blocked.add(this);
+    return this.room.wait();
+  }
+
+  /** @internal A CREDIT frame: the consumer took `n` more bytes. */
+  credit(n: number): void {
+    this.window += n;
+    this.wakeIfOpen();
+  }
+
+  /** @internal Lets a waiting producer go on when its window is open and the socket not congested. */
+  wakeIfOpen(): void {
+    if (!this.room.waiting) return;
+    if (this.conn.paused) {
+      this.conn.blocked.add(this);
+      return;
+    }
+    if (this.window <= 0) return;
+    this.release();
+  }
+
+  /** Settles the waiting producers' promise (credit came, or the request ended). */
+  private release(): void {
+    this.conn.blocked.delete(this);
+    this.room.open();
   }
 
   end(meta?: Record<string, unknown>): void {
@@ -215,6 +275,7 @@ class Responder implements FrameResponder {
     this.done = true;
     this.conn.inflight.delete(this.id);
     this.send(type, meta, body);
+    this.release();
   }
 
   /**
@@ -257,20 +318,14 @@ class Responder implements FrameResponder {
     this.done = true;
     this.abortReason = reason;
     this.cancel?.abort(reason);
+    this.release();
   }
-}
-
-function refuse(socket: Duplex, status: string, message: string): void {
-  const body = JSON.stringify({ error: message });
-  socket.end(
-    `HTTP/1.1 ${status}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-  );
-  setTimeout(() => socket.destroy(), 1000).unref();
 }
 
 /**
  * Serves frames on `server`'s port: listens to its 'upgrade' event for {@link FRAMES_PATH}. Any
- * other upgrade request is destroyed (anyserve uses no other upgrade).
+ * other request offering an upgrade (`h2c`, `websocket`, or frames on another path) is answered as
+ * the plain HTTP/1.1 request it also is, the offer ignored (util/http.ts `answerWithoutUpgrade`).
  */
 export function attachFrameServer(server: Server, handler: FrameHandler, opts: FrameServerOptions = {}): FrameServerControl {
   const conns = new Set<ServerConn>();
@@ -283,7 +338,11 @@ export function attachFrameServer(server: Server, handler: FrameHandler, opts: F
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     const path = (req.url ?? "").split("?", 1)[0];
-    if (closed || path !== FRAMES_PATH || (req.headers.upgrade ?? "").toLowerCase() !== FRAMES_PROTOCOL) {
+    if (path !== FRAMES_PATH || (req.headers.upgrade ?? "").toLowerCase() !== FRAMES_PROTOCOL) {
+      answerWithoutUpgrade(server, req, socket, head);
+      return;
+    }
+    if (closed) {
       socket.destroy();
       return;
     }
@@ -294,11 +353,11 @@ export function attachFrameServer(server: Server, handler: FrameHandler, opts: F
         ? "trusted"
         : undefined;
     if (peer === undefined) {
-      refuse(socket, "401 Unauthorized", "missing or wrong bearer token for the frame connection");
+      closeWith(socket, new AnyServeError("UNAUTHENTICATED", "missing or wrong bearer token for the frame connection"));
       return;
     }
     if (refuseNew) {
-      refuse(socket, "503 Service Unavailable", "the replica is draining");
+      closeWith(socket, new AnyServeError("SHUTTING_DOWN", "the replica is draining"));
       return;
     }
     socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: ${FRAMES_PROTOCOL}\r\nConnection: Upgrade\r\n\r\n`);

@@ -42,6 +42,12 @@ export const FrameType = {
   PONG: 7,
   /** Server draining: in-flight ids finish, no new ids on this connection. */
   GOAWAY: 8,
+  /**
+   * Client → server: the consumer of stream `id` took `n` more bytes of it (meta `{ n }`), which the
+   * server may send again. Only for a stream whose REQUEST gave a window (call meta `w`); see
+   * {@link STREAM_WINDOW_BYTES}.
+   */
+  CREDIT: 9,
 } as const;
 export type FrameTypeCode = (typeof FrameType)[keyof typeof FrameType];
 
@@ -51,6 +57,25 @@ export const FRAME_HEADER_BYTES = 14;
 const MIN_LENGTH = FRAME_HEADER_BYTES - 4;
 /** Default limit on the length field: a 64 MiB body plus room for meta. */
 export const DEFAULT_MAX_FRAME_BYTES = 64 * 1024 * 1024 + 64 * 1024;
+/**
+ * Flow control of a stream: a REQUEST for a stream carries a window (call meta `w`, this many
+ * bytes); the server sends CHUNKs while what it sent minus what the client granted back (CREDIT
+ * frames) is under the window, then waits. The client grants a chunk back once it has passed it on
+ * (its own consumer — the HTTP client's socket, a gRPC call — took it), in CREDITs of at least half
+ * a window. So a consumer that stops reading stops the producer after at most one window (plus one
+ * chunk) on this hop, whatever the other streams on the socket do: one slow stream never stalls
+ * the others, as a paused socket would.
+ */
+export const STREAM_WINDOW_BYTES = 256 * 1024;
+
+/**
+ * What one CHUNK costs of a stream's window: its body and a fixed overhead, so a flood of empty
+ * chunks is bounded too. Both ends count with this function.
+ */
+export function chunkCost(body: Buffer): number {
+  return body.length + 64;
+}
+
 /** Bodies up to this size are copied into the header buffer: one write entry beats two. */
 const INLINE_BODY_MAX = 1024;
 

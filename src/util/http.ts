@@ -2,8 +2,9 @@
  * Small HTTP pieces shared by every REST route and server: bounded body reading, JSON and error
  * answers, request ids, and listening on / closing a node:http server.
  */
-import type { IncomingMessage, Server, ServerOptions, ServerResponse } from "node:http";
+import { STATUS_CODES, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
 import { AnyServeError } from "../errors.js";
 import { envInt } from "./env.js";
 
@@ -18,12 +19,195 @@ export function serverOptions(): ServerOptions {
     keepAliveTimeout: 5_000,
     connectionsCheckingInterval: Math.min(1_000, envInt("ANYSERVE_HEADERS_TIMEOUT_MS", 10_000, 100)),
     maxHeaderSize: 16 * 1024,
+    // Checked by hardenServer's request wrapper instead, so the 400 carries the catalogue's body.
+    requireHostHeader: false,
   };
 }
 
-/** Applies the connection cap (Envoy-like) to a node:http server. */
+/**
+ * Hardens a node:http server made with {@link serverOptions}, so that every answer it gives, even
+ * to bytes it cannot read, is a catalogue error with its JSON body:
+ * - the connection cap (Envoy-like);
+ * - `CONNECT` — which node:http hands to a 'connect' listener and, without one, drops without a
+ *   word — gets 405 METHOD_NOT_ALLOWED: anyserve is not a proxy;
+ * - parse errors and slow clients ('clientError') get MALFORMED_HTTP / HEADERS_TOO_LARGE /
+ *   PAYLOAD_TOO_LARGE / REQUEST_TIMEOUT ({@link parseError}), after the answers of the requests
+ *   before them on the connection (node:http wrote its bare 400 at once, ahead of them, and dropped
+ *   them), then the connection closes;
+ * - an HTTP/1.1 request without Host gets 400 MALFORMED_HTTP, and an `Expect` other than
+ *   100-continue 417 EXPECTATION_FAILED (node:http answered both with an empty body).
+ * The fast ingress gives the same answers to the same bytes (frontend/fast-ingress/).
+ */
 export function hardenServer(server: Server, maxConnections = 10_000): void {
   server.maxConnections = maxConnections;
+  server.on("clientError", onClientError);
+  server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) => {
+    // node:http checks the Expect header before 'request': Host is checked first here, as its own
+    // `requireHostHeader` (turned off above) did, and as the fast ingress does.
+    const err = req.headers.host === undefined ? noHost() : expectationFailed(req.headers.expect);
+    sendError(res, err, { connection: "close" });
+  });
+  const listeners = server.listeners("request") as ((req: IncomingMessage, res: ServerResponse) => void)[];
+  server.removeAllListeners("request");
+  const dispatch = (req: IncomingMessage, res: ServerResponse): void => {
+    for (const listener of listeners) listener(req, res);
+  };
+  server.on("request", (req: IncomingMessage, res: ServerResponse) => {
+    reading.set(req.socket, { req, res });
+    if (req.httpVersionMajor === 1 && req.httpVersionMinor === 1 && req.headers.host === undefined) {
+      sendError(res, noHost(), { connection: "close" });
+      return;
+    }
+    // A GET or HEAD with a body is answered once its body has arrived (and been dropped: no route
+    // reads one), so a malformed body is a 400 whenever its bytes come, not a 200 or a 400
+    // depending on whether the route answered before they did.
+    if (!req.complete && (req.method === "GET" || req.method === "HEAD")) {
+      req.resume();
+      req.once("end", () => dispatch(req, res));
+      return;
+    }
+    dispatch(req, res);
+  });
+  server.on("connect", (req: IncomingMessage, socket: Duplex) => {
+    const target = (req.url ?? "").slice(0, 200);
+    closeWith(socket, new AnyServeError("METHOD_NOT_ALLOWED", `CONNECT ${JSON.stringify(target)} is not allowed: anyserve is not a proxy`));
+  });
+}
+
+/**
+ * Writes an error answer straight to a socket node:http gave up (a CONNECT, a refused upgrade, a
+ * parse error), with `Connection: close`, then ends it; a peer that does not close is destroyed
+ * after a second.
+ */
+export function closeWith(socket: Duplex, err: unknown): void {
+  const a = errorAnswer(err, { connection: "close" });
+  let head = `HTTP/1.1 ${a.status} ${STATUS_CODES[a.status] ?? "Error"}\r\n`;
+  for (const [name, value] of Object.entries(a.headers)) head += `${name}: ${value}\r\n`;
+  socket.on("error", () => undefined);
+  socket.end(Buffer.concat([Buffer.from(`${head}\r\n`, "latin1"), a.body]));
+  setTimeout(() => socket.destroy(), 1_000).unref();
+}
+
+/**
+ * The error for bytes the HTTP parser (llhttp, either ingress's) refused, by its code: header block
+ * too large → HEADERS_TOO_LARGE, chunk extensions too large → PAYLOAD_TOO_LARGE, the headers or
+ * request timeout → REQUEST_TIMEOUT, anything else → MALFORMED_HTTP naming llhttp's reason.
+ */
+export function parseError(code: string | undefined, reason?: string): AnyServeError {
+  switch (code) {
+    case "HPE_HEADER_OVERFLOW":
+      return new AnyServeError("HEADERS_TOO_LARGE", "the request's headers are over the 16 KiB limit");
+    case "HPE_CHUNK_EXTENSIONS_OVERFLOW":
+      return new AnyServeError("PAYLOAD_TOO_LARGE", "the request's chunk extensions are over the limit");
+    case "ERR_HTTP_REQUEST_TIMEOUT":
+      return new AnyServeError("REQUEST_TIMEOUT", "the request did not arrive within the server's headers or request timeout");
+    default:
+      return new AnyServeError(
+        "MALFORMED_HTTP",
+        `the request is not valid HTTP/1.1: ${(reason ?? "").slice(0, 120) || "malformed"} (${String(code ?? "unknown").slice(0, 40)})`,
+      );
+  }
+}
+
+/** 400 for an HTTP/1.1 request without Host (RFC 9112 §3.2). */
+export function noHost(): AnyServeError {
+  return new AnyServeError("MALFORMED_HTTP", "an HTTP/1.1 request needs a Host header");
+}
+
+/** 417 for an `Expect` other than `100-continue`. */
+export function expectationFailed(value: unknown): AnyServeError {
+  return new AnyServeError(
+    "EXPECTATION_FAILED",
+    `Expect ${JSON.stringify(String(value ?? "").slice(0, 64))} is not supported: only 100-continue is`,
+  );
+}
+
+/** Sockets whose parse error is being answered (node:http reports each later read's error again). */
+const answering = new WeakSet<Duplex>();
+/** The last request node:http parsed on a socket, and its answer: a parse error may belong to its body. */
+const reading = new WeakMap<Duplex, { req: IncomingMessage; res: ServerResponse }>();
+
+/**
+ * node:http's 'clientError': answers a parse error or a timeout with the catalogue's body once the
+ * answers of the requests before it on the connection are written, then closes; socket errors
+ * (reset, broken pipe) just close.
+ */
+function onClientError(err: Error & { code?: string; reason?: string }, socket: Duplex): void {
+  const code = err.code ?? "";
+  const answerable = code.startsWith("HPE_") || code === "ERR_HTTP_REQUEST_TIMEOUT";
+  if (!answerable || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  if (answering.has(socket)) return;
+  answering.add(socket);
+  const error = parseError(code, err.reason);
+  const last = reading.get(socket);
+  if (last !== undefined && !last.req.complete && last.res.headersSent) {
+    // The bytes are the body of a request whose answer has begun (a route that answers before
+    // reading the body, e.g. 405): that answer stands, and the connection closes after it — one
+    // answer whatever the timing, not a second one when the first happened to be written already.
+    if (last.res.writableFinished) socket.end();
+    else last.res.once("finish", () => socket.end());
+    setTimeout(() => socket.destroy(), 1_000).unref();
+    return;
+  }
+  const s = socket as Duplex & { _httpMessage?: (ServerResponse & { _last?: boolean }) | null };
+  const afterPending = (): void => {
+    const pending = s._httpMessage;
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    if (pending?._last === true) return; // the answer there closes the connection (a refused request, Connection: close): nothing more is said
+    if (pending === null || pending === undefined || pending.writableFinished) {
+      closeWith(socket, error);
+      return;
+    }
+    if (!pending.req.complete) {
+      // The request the bytes belong to: its answer is this error (node:http's own rule: now,
+      // unless its answer has begun, and then the connection can only be cut).
+      if (pending.headersSent) socket.destroy();
+      else closeWith(socket, error);
+      return;
+    }
+    // An answer to an earlier request goes first; ours follows it.
+    const next = (): void => {
+      pending.off("finish", next);
+      pending.off("close", next);
+      process.nextTick(afterPending);
+    };
+    pending.on("finish", next);
+    pending.on("close", next);
+  };
+  afterPending();
+}
+
+/**
+ * Answers a request that offered an upgrade this server does not take as a plain HTTP/1.1
+ * request: node:http has handed the socket to its 'upgrade' listener (it does so for every
+ * `Connection: upgrade` request once one listens, whatever the route), so the request's head is
+ * written again without the offer (`Upgrade`, and `upgrade` in `Connection`), put back in front of
+ * the bytes that followed it (node:http did not read the body of an upgrade request), and the
+ * socket is given to node:http as a new connection. Clients that offer `h2c` or `websocket` to a
+ * route that does not upgrade get their ordinary answer, as RFC 9110 §7.8 lets a server ignore
+ * the offer.
+ */
+export function answerWithoutUpgrade(server: Server, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  let text = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!;
+    const lower = name.toLowerCase();
+    if (lower === "upgrade" || lower === "connection") continue;
+    text += `${name}: ${raw[i + 1]!}\r\n`;
+  }
+  // The connection closes after this answer, as the fast ingress closes it after a relayed
+  // upgrade offer: bytes the client sent behind an upgrade offer may have been read by the parser
+  // that gave the socket up, so requests pipelined behind it could not be answered reliably.
+  const bytes = Buffer.concat([Buffer.from(`${text}Connection: close\r\n\r\n`, "latin1"), head]);
+  socket.unshift(bytes);
+  server.emit("connection", socket);
 }
 
 /** A route of a REST server, by "METHOD /path" (the front end's own and the control, management and deployment routes). */

@@ -94,7 +94,7 @@ export function runConformance(target: ConformanceTarget): void {
       const st = await make("tokens");
       await st.start();
       const chunks: unknown[] = [];
-      await st.stream(task({ n: 4 }), never(), (c) => chunks.push(answer(c)));
+      await st.stream(task({ n: 4 }), never(), (c) => void chunks.push(answer(c)));
       assert.deepEqual(chunks, ["t0", "t1", "t2", "t3"]);
     });
 

@@ -12,6 +12,7 @@ import {
   RoundRobinBalancer,
 } from "../../src/routing/balancers/index.js";
 import type { ReplicaEntry } from "../../src/routing/registry.js";
+import { rng } from "../helpers/http-fuzz.js";
 
 let nextOrder = 0;
 function entry(replicaId: string, inFlight = 0): ReplicaEntry {
@@ -24,17 +25,6 @@ function tally(picks: Iterable<ReplicaEntry>): Map<string, number> {
   const counts = new Map<string, number>();
   for (const e of picks) counts.set(e.replicaId, (counts.get(e.replicaId) ?? 0) + 1);
   return counts;
-}
-/** A small deterministic PRNG (mulberry32) for injected randomness. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 function keys(n: number): string[] {
   return Array.from({ length: n }, (_, i) => `user-${i}`);
@@ -102,7 +92,7 @@ test("random: roughly uniform over 3000 picks with Math.random", () => {
 test("random: deterministic with an injected rand", () => {
   const c = entries(4);
   const run = () => {
-    const b = new RandomBalancer(seeded(42));
+    const b = new RandomBalancer(rng(42));
     return Array.from({ length: 50 }, () => b.pick(c).replicaId);
   };
   assert.deepEqual(run(), run());
@@ -208,8 +198,8 @@ test("consistent_hash: adding a 5th replica moves about 1/5 of the keys, all to 
 
 test("consistent_hash: no key falls back to power-of-two without throwing", () => {
   const c = [entry("a", 5), entry("b", 1), entry("c", 3)];
-  const b = new ConsistentHashBalancer(seeded(7));
-  const p2 = new PowerOfTwoBalancer(seeded(7));
+  const b = new ConsistentHashBalancer(rng(7));
+  const p2 = new PowerOfTwoBalancer(rng(7));
   for (let i = 0; i < 50; i++) {
     const ctx = i % 2 === 0 ? undefined : {};
     assert.equal(b.pick(c, ctx), p2.pick(c));

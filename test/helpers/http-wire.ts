@@ -34,7 +34,7 @@ export class Wire {
   readonly answers: WireAnswer[] = [];
   /** Resolves when the server closed (or the socket failed). */
   readonly closed: Promise<void>;
-  #data = Buffer.alloc(0);
+  #data: Buffer = Buffer.alloc(0);
   #ended = false;
   #waiters: (() => void)[] = [];
   /** Bytes written so far. */
@@ -149,49 +149,67 @@ export class Wire {
 
   /** Takes one complete answer off the front of the buffer. */
   #one(): WireAnswer | undefined {
-    const data = this.#data;
-    const headEnd = data.indexOf("\r\n\r\n");
-    if (headEnd < 0) return undefined;
-    const [statusLine, ...lines] = data.subarray(0, headEnd).toString("latin1").split("\r\n");
-    const status = Number(statusLine!.split(" ")[1]);
-    const headers: Record<string, string> = {};
-    for (const l of lines) {
-      const i = l.indexOf(":");
-      const name = l.slice(0, i).trim().toLowerCase();
-      headers[name] = headers[name] === undefined ? l.slice(i + 1).trim() : `${headers[name]}, ${l.slice(i + 1).trim()}`;
-    }
-    let rest = data.subarray(headEnd + 4);
-    let body: Buffer;
-    if (status < 200 || status === 204 || status === 304) {
-      body = Buffer.alloc(0);
-    } else if (headers["content-length"] !== undefined) {
-      const n = Number(headers["content-length"]);
-      if (rest.length < n) return undefined;
-      body = rest.subarray(0, n);
-      rest = rest.subarray(n);
-    } else if (/chunked/i.test(headers["transfer-encoding"] ?? "")) {
-      const parts: Buffer[] = [];
-      for (;;) {
-        const line = rest.indexOf("\r\n");
-        if (line < 0) return undefined;
-        const size = parseInt(rest.subarray(0, line).toString("latin1"), 16);
-        if (rest.length < line + 2 + size + 2) return undefined;
-        if (size === 0) {
-          rest = rest.subarray(line + 4);
-          break;
-        }
-        parts.push(rest.subarray(line + 2, line + 2 + size));
-        rest = rest.subarray(line + 2 + size + 2);
-      }
-      body = Buffer.concat(parts);
-    } else {
-      if (!this.#ended) return undefined; // close-delimited
-      body = rest;
-      rest = Buffer.alloc(0);
-    }
-    this.#data = rest;
-    return { status, headers, body: body.toString("utf8") };
+    const r = takeReply(this.#data, "POST", this.#ended);
+    if (r === undefined) return undefined;
+    this.#data = r.rest;
+    return { status: r.reply.status, headers: r.reply.headers, body: r.reply.body.toString("utf8") };
   }
+}
+
+/** One answer as read off the wire. */
+export interface WireReply {
+  status: number;
+  headers: Record<string, string>;
+  body: Buffer;
+}
+
+/** Takes one answer off the front of `data`; undefined while it is incomplete. */
+export function takeReply(data: Buffer, method: string, ended: boolean): { reply: WireReply; rest: Buffer } | undefined {
+  const end = data.indexOf("\r\n\r\n");
+  if (end < 0) return undefined;
+  const [statusLine, ...lines] = data.subarray(0, end).toString("latin1").split("\r\n");
+  const m = /^HTTP\/1\.[01] (\d{3})(?: .*)?$/.exec(statusLine ?? "");
+  const status = m ? Number(m[1]) : -1;
+  const headers: Record<string, string> = {};
+  for (const l of lines) {
+    const i = l.indexOf(":");
+    if (i <= 0) {
+      headers["!malformed"] = l;
+      continue;
+    }
+    const name = l.slice(0, i).trim().toLowerCase();
+    headers[name] = headers[name] === undefined ? l.slice(i + 1).trim() : `${headers[name]}, ${l.slice(i + 1).trim()}`;
+  }
+  let rest = data.subarray(end + 4);
+  let body: Buffer;
+  if (status < 200 || status === 204 || status === 304 || method === "HEAD") body = Buffer.alloc(0);
+  else if (headers["content-length"] !== undefined) {
+    const n = Number(headers["content-length"]);
+    if (rest.length < n) return undefined;
+    body = rest.subarray(0, n);
+    rest = rest.subarray(n);
+  } else if (/chunked/i.test(headers["transfer-encoding"] ?? "")) {
+    const parts: Buffer[] = [];
+    for (;;) {
+      const line = rest.indexOf("\r\n");
+      if (line < 0) return undefined;
+      const size = Number.parseInt(rest.subarray(0, line).toString("latin1"), 16);
+      if (!Number.isFinite(size)) return undefined;
+      if (rest.length < line + 2 + size + 2) return undefined;
+      if (size === 0) {
+        rest = rest.subarray(line + 4);
+        break;
+      }
+      parts.push(rest.subarray(line + 2, line + 2 + size));
+      rest = rest.subarray(line + 2 + size + 2);
+    }
+    body = Buffer.concat(parts);
+  } else {
+    if (!ended) return undefined; // close-delimited
+    body = rest;
+    rest = Buffer.alloc(0);
+  }
+  return { reply: { status, headers, body }, rest };
 }
 
 /** A request's bytes: request line, Host, the given header lines, Content-Length when there is a body. */

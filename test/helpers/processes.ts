@@ -32,14 +32,15 @@ type Cleanup = Pick<TestContext, "after"> | { after(fn: () => unknown): void };
  * `anyserve up` makes every deployment a control-plane token by default (docs/security.md); tests
  * that are not about auth run it with `--no-token` — added here unless the args choose (`--token`,
  * `--no-token`, `--token-file`), the env gives `ANYSERVE_TOKEN`, or `o.defaultAuth` asks for
- * exactly what a user gets.
+ * exactly what a user gets. `o.nodeArgs` go to node before the script (e.g. util/node-flags.ts's
+ * SERVING_NODE_FLAGS, which the shebang would give).
  */
 export function startCli(
   t: Cleanup,
   args: string[],
   env: NodeJS.ProcessEnv = {},
   readyTimeoutMs = 60_000,
-  o: { defaultAuth?: boolean; netns?: string; command?: { file: string; args: string[]; cwd?: string } } = {},
+  o: { defaultAuth?: boolean; netns?: string; command?: { file: string; args: string[]; cwd?: string }; nodeArgs?: readonly string[] } = {},
 ): Promise<Proc> {
   if (args[0] === "api-server" && !args.includes("--warmup")) args = [...args, "--warmup", "0"];
   const choosesAuth = args.some((a) => /^--(no-)?token(-file)?(=|$)/.test(a)) || env.ANYSERVE_TOKEN !== undefined;
@@ -48,11 +49,12 @@ export function startCli(
   // before its cleanup runs, the child still exits instead of living on.
   // In a network namespace (test/helpers/netns.ts): `ip netns exec` enters it and execs node, so the child is node itself.
   // `o.command`: run exactly this instead (a pod's command line; `args` then only name it in errors).
+  const nodeArgs = [...(o.nodeArgs ?? []), BIN, ...argv];
   const [file, fileArgs] = o.command
     ? [o.command.file, o.command.args]
     : o.netns
-      ? ["ip", ["netns", "exec", o.netns, process.execPath, BIN, ...argv]]
-      : [process.execPath, [BIN, ...argv]];
+      ? ["ip", ["netns", "exec", o.netns, process.execPath, ...nodeArgs]]
+      : [process.execPath, nodeArgs];
   const child = spawn(file, fileArgs, {
     ...(o.command?.cwd ? { cwd: o.command.cwd } : {}),
     stdio: ["pipe", "pipe", "pipe"],

@@ -14,19 +14,29 @@ import { AnyServeError } from "../../errors.js";
 import type { EncodedBody } from "../../protocol/types.js";
 import { Cancellation } from "../../util/cancel.js";
 import type { IncomingCall } from "../../protocol/call.js";
-import { checkBodyHeaders, EMPTY, tooLarge } from "../../util/http.js";
+import { checkBodyHeaders, EMPTY, expectationFailed, noHost, parseError, tooLarge } from "../../util/http.js";
 import type { IngressContext } from "./context.js";
 import { callOf, hotRoute } from "./hot-route.js";
-import { allocParser, freeParser, K, METHODS, statusOfParseError, STOP_AFTER_HEADERS, type ParseError, type Parser } from "./llhttp.js";
+import { allocParser, freeParser, K, METHODS, STOP_AFTER_HEADERS, type ParseError, type Parser } from "./llhttp.js";
 import { Outbox, Slot, type OutboxOwner } from "./outbox.js";
-import { QUEUE, ReadGate, UPLOAD, WRITE } from "./read-gate.js";
+import { HELD, QUEUE, ReadGate, UPLOAD, WRITE } from "./read-gate.js";
+import { abandoned, closeReason, newProgress, stallError, writeStalled } from "../../util/write-guard.js";
 import { Relay } from "./relay.js";
-import { checkHead, headerBag, tooManyHeaders } from "./request-head.js";
-import { BAD_CONTENT_TYPE, bareAnswer, CONTINUE, errorHead, head, okHead } from "./response.js";
+import { checkHead, headerBag, keptHeaders } from "./request-head.js";
+import { BAD_CONTENT_TYPE, CONTINUE, errorHead, okHead } from "./response.js";
 
 /** Where a connection is, for the ingress's timeout sweep. */
 const Phase = { IDLE: 0, HEADERS: 1, BODY: 2, WAIT: 3, CLOSING: 4 } as const;
 type PhaseValue = (typeof Phase)[keyof typeof Phase];
+
+/** The sweep's limits (ms): node:http's headers, request and keep-alive timeouts, the closing linger, `write_timeout`. */
+export interface Timeouts {
+  headersMs: number;
+  requestMs: number;
+  keepAliveMs: number;
+  lingerMs: number;
+  writeMs: number;
+}
 
 const CONNECT = METHODS.indexOf("CONNECT");
 
@@ -39,6 +49,8 @@ export class Connection implements OutboxOwner {
   /** For the sweep: where the connection is, and since when (ms). */
   phase: PhaseValue = Phase.HEADERS;
   since = Date.now();
+  /** Whether the client takes what is written (write_timeout). */
+  readonly #progress = newProgress(this.since);
   /** Before the first request's headers are complete: its bytes are kept, in case node:http takes over. */
   #first = true;
   #saved: Buffer[] | undefined;
@@ -55,6 +67,8 @@ export class Connection implements OutboxOwner {
   #chunks: Buffer[] | undefined;
   #size = 0;
   #relay: Relay | undefined;
+  /** A parse error (or timeout) is being answered: the connection closes after it. */
+  #parseFailed = false;
 
   constructor(socket: Socket, ctx: IngressContext) {
     this.socket = socket;
@@ -78,17 +92,22 @@ export class Connection implements OutboxOwner {
     socket.resume();
   }
 
-  /** Called by the sweep with the time: applies the headers, request, keep-alive and linger timeouts. */
-  tick(now: number, t: { headersMs: number; requestMs: number; keepAliveMs: number; lingerMs: number }): void {
-    if (this.phase === Phase.IDLE && this.socket.writableLength > 0) {
+  /** Called by the sweep with the time: applies the write, headers, request, keep-alive and linger timeouts. */
+  tick(now: number, t: Timeouts): void {
+    if (writeStalled(this.socket, this.#progress, now, t.writeMs)) {
+      // A client that takes none of its answers: cut, its calls cancelled with this reason (#onClose).
+      this.socket.destroy(stallError(t.writeMs));
+      return;
+    }
+    if ((this.phase === Phase.IDLE || this.phase === Phase.CLOSING) && this.socket.writableLength > 0) {
       // Answers still being written (a client reading slowly) are not an idle connection: the
-      // keep-alive time starts once they are out, as node:http's starts at 'finish'.
+      // keep-alive time (or the linger) starts once they are out, as node:http's starts at 'finish'.
       this.since = now;
       return;
     }
     const age = now - this.since;
     if (this.phase === Phase.HEADERS ? age > t.headersMs : this.phase === Phase.BODY ? age > t.requestMs : false) {
-      this.#fatal(bareAnswer(408));
+      this.#fatal(parseError("ERR_HTTP_REQUEST_TIMEOUT"));
     } else if (this.phase === Phase.IDLE ? age > t.keepAliveMs : this.phase === Phase.CLOSING && age > t.lingerMs) {
       this.socket.destroy();
     }
@@ -96,12 +115,12 @@ export class Connection implements OutboxOwner {
 
   /**
    * Server shutdown: no new requests; idle connections close now, busy ones after their answers. A
-   * request still arriving would never be served: it gets a bare 503, as a timed-out one gets 408.
+   * request still arriving would never be served: it gets 503, as a timed-out one gets 408.
    */
   shutdown(): void {
     if (this.#closing) return;
     if (this.#slot !== undefined && !this.#slot.ended) {
-      this.#fatal(bareAnswer(503));
+      this.#fatal(new AnyServeError("SHUTTING_DOWN", "the API server is closing"));
       return;
     }
     this.#closing = true;
@@ -115,10 +134,15 @@ export class Connection implements OutboxOwner {
     this.since = Date.now();
   };
 
-  /** Headers that did not fit one read (or more than 32): collected until the head is complete. Trailers are ignored. */
+  /**
+   * Headers that did not fit one read (or more than 32): collected until the head is complete, as
+   * node:http collects them — only while fewer than it keeps (the rest are dropped, not refused;
+   * llhttp still bounds the head's size). Trailers are ignored.
+   */
   #onHeaders = (headers: string[], url: string): void => {
     if (this.#slot !== undefined || this.#closing) return;
-    (this.#raw ??= []).push(...headers);
+    const raw = (this.#raw ??= []);
+    if (raw.length < 2 * this.#ctx.maxHeaders) raw.push(...headers);
     this.#rawUrl += url;
   };
 
@@ -139,6 +163,7 @@ export class Connection implements OutboxOwner {
     this.#raw = undefined;
     this.#rawUrl = "";
     this.phase = Phase.BODY;
+    if (method === CONNECT) return this.#refuseConnect(url);
     const name = METHODS[method] ?? "";
     const route = upgrade ? undefined : hotRoute(name, url);
     if (this.#first) {
@@ -158,14 +183,10 @@ export class Connection implements OutboxOwner {
     this.#keepAlive = keepAlive && !upgrade && method !== CONNECT;
     if (!this.#keepAlive) slot.close = true;
     try {
-      if (tooManyHeaders(headers, this.#ctx.maxHeaders)) return this.#fatal(bareAnswer(431));
-      const bag = headerBag(headers);
+      const bag = headerBag(keptHeaders(headers, this.#ctx.maxHeaders));
       const verdict = checkHead(bag, major, minor);
-      if (verdict.refuse === 417) {
-        this.#outbox.finish(slot, head(417, "Expectation Failed", { "content-length": 0 }, this.#ctx.end, false), undefined, true);
-        return this.#closeAfter();
-      }
-      if (verdict.refuse !== undefined) return this.#fatal(bareAnswer(verdict.refuse));
+      if (verdict.refuse === 417) return this.#fatal(expectationFailed(bag.expect));
+      if (verdict.refuse !== undefined) return this.#fatal(noHost());
       const expectContinue = verdict.expectContinue;
       if (route === undefined) return this.#startRelay(slot, name, url, headers, minor === 0, expectContinue);
       try {
@@ -190,6 +211,22 @@ export class Connection implements OutboxOwner {
       return this.#closeAfter();
     }
   };
+
+  /** `CONNECT`: 405 with the catalogue's body, then close (as node:http's port answers it: util/http.ts `hardenServer`). */
+  #refuseConnect(target: string): number {
+    this.#first = false;
+    this.#saved = undefined;
+    const slot = new Slot();
+    slot.close = true;
+    this.#outbox.add(slot);
+    this.#ctx.onRejected?.("METHOD_NOT_ALLOWED");
+    const err = new AnyServeError(
+      "METHOD_NOT_ALLOWED",
+      `CONNECT ${JSON.stringify(target.slice(0, 200))} is not allowed: anyserve is not a proxy`,
+    );
+    this.#answerError(slot, err, true);
+    return this.#closeAfter();
+  }
 
   #onBody = (chunk: Buffer): void => {
     if (this.#closing) return;
@@ -239,7 +276,7 @@ export class Connection implements OutboxOwner {
       return;
     }
     if (this.#first) (this.#saved ??= []).push(parser.getCurrentBuffer());
-    if (typeof ret !== "number" && !this.#closing) this.#fatal(bareAnswer(statusOfParseError(ret.code)));
+    if (typeof ret !== "number" && !this.#closing) this.#fatal(parseError(ret.code, ret.reason));
   };
 
   /** One `.then`, not an async function: a promise and a microtask fewer per request. */
@@ -277,8 +314,13 @@ export class Connection implements OutboxOwner {
     return 0;
   }
 
-  /** A bare answer (parse error, timeout, limits) for the request being read, then close. */
-  #fatal(text: string): number {
+  /**
+   * The error answer (parse error, timeout, head rules, shutdown) for the request being read,
+   * after the answers of those before it, then close — as util/http.ts's 'clientError' has
+   * node:http do.
+   */
+  #fatal(err: AnyServeError): number {
+    this.#parseFailed = true;
     let slot = this.#slot;
     this.#call = undefined;
     if (this.#relay !== undefined) {
@@ -291,11 +333,19 @@ export class Connection implements OutboxOwner {
         return 0;
       }
     }
-    if (slot === undefined || slot.ended) {
+    if (slot?.ended === true) {
+      // The bytes are the body of a request already answered (refused from its headers): that
+      // answer stands and the connection closes after it, as util/http.ts has node:http do.
+      this.#ctx.onRejected?.(err.code);
+      return this.#closeAfter();
+    }
+    if (slot === undefined) {
       slot = new Slot();
       this.#outbox.add(slot);
     }
-    this.#outbox.finish(slot, text, undefined, true);
+    this.#ctx.onRejected?.(err.code);
+    const e = errorHead(err, this.#ctx.end, false);
+    this.#outbox.finish(slot, e.head, e.answer.body, true);
     return this.#closeAfter();
   }
 
@@ -362,23 +412,32 @@ export class Connection implements OutboxOwner {
       this.since = Date.now();
     }
     if (this.#gate.isPaused(QUEUE) && this.#outbox.length < this.#ctx.maxPipelined) this.#gate.resume(QUEUE);
+    if (this.#gate.isPaused(HELD) && this.#outbox.held <= this.#ctx.maxHeldBytes) this.#gate.resume(HELD);
     if (this.socket.writableNeedDrain) this.#gate.pause(WRITE);
+  }
+
+  /** From the outbox: answers wait behind an earlier one; past the cap no further request is read until they go out. */
+  afterHold(held: number): void {
+    if (held > this.#ctx.maxHeldBytes) this.#gate.pause(HELD);
   }
 
   #onDrain = (): void => this.#gate.resume(WRITE);
 
   /**
-   * The client's FIN. As node:http (whose `httpAllowHalfOpen` is false) it means the client left:
-   * calls in flight are cancelled and the connection ends. A request cut short gets node:http's
-   * 400 when nothing was written on the connection yet.
+   * The client's FIN, as node:http (whose `httpAllowHalfOpen` is false) takes it: a request cut
+   * short is a parse error, answered after the answers before it; otherwise — between requests, or
+   * once a parse error is being answered — the client left: calls in flight are cancelled, answers
+   * not yet written are dropped, and the connection ends.
    */
   #onEnd = (): void => {
     if (this.phase === Phase.CLOSING) return;
-    const ret = this.#parser?.finish();
+    const ret = this.#parseFailed ? undefined : this.#parser?.finish();
+    if (ret instanceof Error) {
+      this.#fatal(parseError((ret as ParseError).code, (ret as ParseError).reason));
+      return;
+    }
     this.#closing = true;
     this.#abortAll();
-    if (ret instanceof Error && this.socket.bytesWritten === 0)
-      this.socket.write(bareAnswer(statusOfParseError((ret as ParseError).code)), "latin1");
     this.afterFlush(true, true);
   };
 
@@ -386,11 +445,12 @@ export class Connection implements OutboxOwner {
   #onClose = (): void => {
     this.#abortAll();
     this.#detach();
+    abandoned(this.#progress);
   };
 
-  /** The client is gone: every call in flight is cancelled, every relay dropped, queued answers forgotten. */
+  /** The client is gone (or was cut): every call in flight is cancelled, every relay dropped, queued answers forgotten. */
   #abortAll(): void {
-    this.#outbox.cancelAll(new AnyServeError("CANCELLED", "the client closed the connection"));
+    this.#outbox.cancelAll(closeReason(this.socket));
     if (this.#relays !== undefined) for (const r of this.#relays) r.abort();
     this.#relays = undefined;
     this.#relay = undefined;

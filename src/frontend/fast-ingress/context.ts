@@ -13,9 +13,12 @@ export interface IngressContext {
   limits: CallLimits;
   maxBodyBytes: number;
   maxHeaderSize: number;
+  /** Header lines kept of a request (node:http's count); more are dropped. */
   maxHeaders: number;
   /** Requests parsed ahead of their answers; past this the socket is not read until answers go out. */
   maxPipelined: number;
+  /** Answer bytes held unwritten on one connection past which the socket is not read until they go out. */
+  maxHeldBytes: number;
   end: HeadEnd;
   onRejected: ((code: string) => void) | undefined;
   logger: Logger | undefined;

@@ -24,7 +24,7 @@ import { createServer, type AddressInfo, type Server as NetServer, type Socket }
 import type { Logger } from "../../util/log.js";
 import type { InferBackend } from "../../protocol/call.js";
 import { serverOptions } from "../../util/http.js";
-import { Connection } from "./connection.js";
+import { Connection, type Timeouts } from "./connection.js";
 import type { IngressContext } from "./context.js";
 import type { RelayTarget } from "./relay.js";
 import { HeadEnd } from "./response.js";
@@ -53,13 +53,23 @@ export interface FastIngressOptions {
   requestTimeoutMs?: number;
   /** An idle keep-alive connection is closed after this (ms; default 5000, as node:http). */
   keepAliveTimeoutMs?: number;
-  /** Header block size limit (bytes; 431 beyond; default 16 KiB) and header count limit (default 256). */
+  /** Header block size limit (bytes; 431 beyond; default 16 KiB) and header lines kept (default node:http's, 1000; the rest are dropped). */
   maxHeaderSize?: number;
   maxHeaders?: number;
   maxConnections?: number;
   /** Requests read ahead of their answers on one connection before reading pauses (default 64). */
   maxPipelined?: number;
+  /**
+   * A connection whose client takes none of its answers for this long (ms) is closed and its calls
+   * cancelled (default 30 s): as the node:http port's write guard (util/write-guard.ts).
+   */
+  writeTimeoutMs?: number;
+  /** Answer bytes a connection may hold unwritten (ready, waiting behind others or in the socket) before reading pauses (default 4 MiB). */
+  maxHeldBytes?: number;
 }
+
+/** Header lines node:http keeps of a request (its parser's `maxHeaderPairs`, 2000 entries of the flat list). */
+const NODE_MAX_HEADERS = 1000;
 
 export class FastIngress {
   readonly #o: FastIngressOptions;
@@ -69,7 +79,7 @@ export class FastIngress {
   readonly #handedOver = new Set<Socket>();
   readonly #agent = new Agent({ keepAlive: true, maxFreeSockets: 16 });
   readonly #ctx: IngressContext;
-  readonly #timeouts: { headersMs: number; requestMs: number; keepAliveMs: number; lingerMs: number };
+  readonly #timeouts: Timeouts;
   #timer: NodeJS.Timeout | undefined;
   #target: RelayTarget | undefined;
 
@@ -82,14 +92,16 @@ export class FastIngress {
       requestMs: o.requestTimeoutMs ?? node.requestTimeout ?? 60_000,
       keepAliveMs,
       lingerMs: Math.min(2_000, keepAliveMs),
+      writeMs: o.writeTimeoutMs ?? 30_000,
     };
     this.#ctx = {
       backend: o.backend,
       limits: { defaultTimeoutMs: o.defaultTimeoutMs, maxTimeoutMs: o.maxTimeoutMs, auth: o.auth },
       maxBodyBytes: o.maxBodyBytes,
       maxHeaderSize: o.maxHeaderSize ?? node.maxHeaderSize ?? 16 * 1024,
-      maxHeaders: o.maxHeaders ?? 256,
+      maxHeaders: o.maxHeaders ?? NODE_MAX_HEADERS,
       maxPipelined: o.maxPipelined ?? 64,
+      maxHeldBytes: o.maxHeldBytes ?? 4 * 1024 * 1024,
       end: new HeadEnd(keepAliveMs),
       onRejected: o.onRejected,
       logger: o.logger,
@@ -109,7 +121,10 @@ export class FastIngress {
       this.#server.listen(port, host, () => {
         this.#server.off("error", reject);
         const t = this.#timeouts;
-        const every = Math.max(10, Math.min(1_000, Math.floor(Math.min(t.headersMs, t.requestMs, t.keepAliveMs, t.lingerMs) / 4)));
+        const every = Math.max(
+          10,
+          Math.min(1_000, Math.floor(Math.min(t.headersMs, t.requestMs, t.keepAliveMs, t.lingerMs, t.writeMs) / 4)),
+        );
         this.#timer = setInterval(() => this.#sweep(), every);
         this.#timer.unref();
         resolve((this.#server.address() as AddressInfo).port);

@@ -98,13 +98,3 @@ export function freeParser(parser: Parser, consumed: boolean): void {
     setImmediate(() => parser.close());
   }
 }
-
-/**
- * The answer node:http gives a parse error (`socketOnError` in lib/_http_server.js): 431 for
- * oversized headers, 413 for oversized chunk extensions, else 400. No body; the connection closes.
- */
-export function statusOfParseError(code: string): number {
-  if (code === "HPE_HEADER_OVERFLOW") return 431;
-  if (code === "HPE_CHUNK_EXTENSIONS_OVERFLOW") return 413;
-  return 400;
-}

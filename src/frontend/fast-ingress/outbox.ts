@@ -36,6 +36,8 @@ export class Slot {
 export interface OutboxOwner {
   /** Something was written; `empty` when no slot is left, `closed` when a closing slot went out. */
   afterFlush(empty: boolean, closed: boolean): void;
+  /** An answer is ready but waits behind an earlier one: `held` bytes of answers wait so. */
+  afterHold(held: number): void;
 }
 
 export class Outbox {
@@ -43,6 +45,8 @@ export class Outbox {
   readonly #owner: OutboxOwner;
   readonly #queue: Slot[] = [];
   #closed = false;
+  /** Bytes of answers that are ready but wait behind an earlier slot. */
+  #held = 0;
 
   constructor(socket: Socket, owner: OutboxOwner) {
     this.#socket = socket;
@@ -51,6 +55,11 @@ export class Outbox {
 
   get length(): number {
     return this.#queue.length;
+  }
+
+  /** Bytes of finished answers waiting behind an earlier, unfinished one. */
+  get held(): number {
+    return this.#held;
   }
 
   /** A closing slot was written: nothing else may be. */
@@ -74,6 +83,10 @@ export class Outbox {
     if (close) slot.close = true;
     slot.ended = true;
     if (this.#queue[0] === slot) this.flush();
+    else {
+      this.#held += sizeOf(slot);
+      this.#owner.afterHold(this.#held);
+    }
   }
 
   /**
@@ -86,6 +99,7 @@ export class Outbox {
     if (this.#closed || socket.destroyed) return;
     let corked = false;
     let wrote = false;
+    const first = q[0];
     while (q.length > 0) {
       const s = q[0]!;
       if (s.parts !== undefined) {
@@ -104,6 +118,7 @@ export class Outbox {
           socket.cork();
           corked = true;
         }
+        if (s !== first) this.#held -= sizeOf(s);
         writeAnswer(socket, s.head, s.body);
         s.body = undefined;
         wrote = true;
@@ -111,6 +126,7 @@ export class Outbox {
       q.shift();
       if (s.close) {
         this.#closed = true;
+        this.#held = 0;
         for (const rest of q) rest.onFront = undefined;
         q.length = 0;
         break;
@@ -129,10 +145,16 @@ export class Outbox {
 
   /** The client is gone: the calls of every queued slot are cancelled, and the queue dropped. */
   cancelAll(reason: unknown): void {
+    this.#held = 0;
     const q = this.#queue.splice(0);
     for (const s of q) {
       s.onFront = undefined;
       s.cancel?.abort(reason);
     }
   }
+}
+
+/** An ended slot's answer bytes. */
+function sizeOf(slot: Slot): number {
+  return (slot.head?.length ?? 0) + (slot.body?.length ?? 0);
 }

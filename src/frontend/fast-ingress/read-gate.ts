@@ -12,10 +12,14 @@ export interface StreamHandle {
   readStop(): number;
 }
 
-/** Why reading is paused (bits): a full socket, too many pipelined requests, a relayed body waiting. */
+/**
+ * Why reading is paused (bits): a full socket, too many pipelined requests, a relayed body waiting,
+ * too many answer bytes held for the client.
+ */
 export const WRITE = 1;
 export const QUEUE = 2;
 export const UPLOAD = 4;
+export const HELD = 8;
 
 export class ReadGate {
   readonly handle: StreamHandle;

@@ -1,8 +1,8 @@
 /**
  * A request head as llhttp hands it over, read the way node:http reads it: the header list as
  * `req.headers`, and the rules node:http applies before any route runs (header count, Host on
- * HTTP/1.1, `Expect`), so both ingresses refuse the same requests. The count is checked first: a
- * head refused for it is never sorted into a bag.
+ * HTTP/1.1, `Expect`), so both ingresses refuse the same requests. Headers past the count
+ * node:http keeps are dropped before the bag is built.
  */
 import type { RequestHeaders } from "../../util/http.js";
 
@@ -113,14 +113,17 @@ export type HeadVerdict = { refuse: 400 | 417 } | { refuse: undefined; expectCon
 const GO: HeadVerdict = { refuse: undefined, expectContinue: false };
 const GO_CONTINUE: HeadVerdict = { refuse: undefined, expectContinue: true };
 
-/** More than `maxHeaders` header lines (llhttp's flat list): a 431, checked before the bag is built. */
-export function tooManyHeaders(raw: readonly string[], maxHeaders: number): boolean {
-  return raw.length / 2 > maxHeaders;
+/**
+ * The header lines node:http keeps: the first `maxHeaders` (its default keeps 1000; more are
+ * dropped, not refused — the head's size is what llhttp bounds, 16 KiB).
+ */
+export function keptHeaders(raw: string[], maxHeaders: number): string[] {
+  return raw.length > 2 * maxHeaders ? raw.slice(0, 2 * maxHeaders) : raw;
 }
 
 /**
  * 400 for HTTP/1.1 without Host (node:http's `requireHostHeader`), 417 for an expectation other
- * than `100-continue` (HTTP/1.1 only, as node:http). The header count is {@link tooManyHeaders}'.
+ * than `100-continue` (HTTP/1.1 only, as node:http). Read on the kept headers ({@link keptHeaders}).
  */
 export function checkHead(bag: RequestHeaders, major: number, minor: number): HeadVerdict {
   if (minor !== 0 && bag.host === undefined) return { refuse: 400 };

@@ -13,11 +13,6 @@ const COPY_LIMIT = 16 * 1024;
 
 export const CONTINUE = "HTTP/1.1 100 Continue\r\n\r\n";
 
-/** What node:http answers a request it cannot parse or that timed out: status line, `Connection: close`, no body. */
-export function bareAnswer(status: number): string {
-  return `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? "Unknown"}\r\nConnection: close\r\n\r\n`;
-}
-
 let dateSecond = -1;
 let dateLine = "";
 

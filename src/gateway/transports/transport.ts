@@ -17,8 +17,12 @@ import { FrameClient, type FrameReply } from "../../transport/frame-client.js";
 import { answerError, callMeta, type FrameKind } from "../../transport/call-meta.js";
 import type { ReplicaEntry } from "../../routing/registry.js";
 
-/** Called for each streamed answer, in order: its meta (`ct`, `hl`) and body in the caller's format. */
-export type ChunkSink = (meta: Record<string, unknown> | null, body: Buffer) => void;
+/**
+ * Called for each streamed answer, in order: its meta (`ct`, `hl`) and body in the caller's format.
+ * A promise back means the consumer is full: the frames transport grants the bytes back to the
+ * replica (frame credit) only once it settles; the foreign transports do not wait on it yet.
+ */
+export type ChunkSink = (meta: Record<string, unknown> | null, body: Buffer) => void | Promise<void>;
 
 /** What an attempt needs beyond the call: the replica, and the query its route matched (for a foreign model's name). */
 export interface Target {

@@ -27,6 +27,7 @@ import { peerKeyOf } from "../../util/auth.js";
 import type { ClientTransport, InferOptions } from "../client.js";
 import { decodeAnswer, encodeCall } from "../wire.js";
 import { RouteCache, type DirectRoute, type RouteCacheState } from "./route-cache.js";
+import { Gate } from "../../util/gate.js";
 
 export interface DirectTransportOptions {
   apiServer: string;
@@ -42,6 +43,8 @@ export interface DirectTransportOptions {
 
 type CallOptions = InferOptions & { timeout: number };
 
+/** Chunks a direct stream holds for a consumer that reads slower than the replica streams; then the replica waits (frame credit). */
+const DIRECT_STREAM_BUFFER = 16;
 /** One direct attempt: the reply, or the failure and whether the replica answered it. */
 type Outcome = { reply: FrameReply; error?: undefined } | { error: AnyServeError; answered: boolean };
 
@@ -193,10 +196,14 @@ export class DirectTransport implements ClientTransport {
     const stop = new AbortController();
     const chunks: Buffer[] = [];
     let wake: (() => void) | undefined;
+    /** A full buffer's waits settle once the consumer took a chunk: the replica gets its credit back then. */
+    const room = new Gate();
     let out: Outcome | undefined;
-    const push = (_meta: unknown, body: Buffer): void => {
+    const push = (_meta: unknown, body: Buffer): void | Promise<void> => {
       chunks.push(body);
       wake?.();
+      if (chunks.length < DIRECT_STREAM_BUFFER) return;
+      return room.wait();
     };
     const signal = caller ? AbortSignal.any([caller, stop.signal]) : stop.signal;
     void this.#attempt(route, call, "stream", signal, push).then((r) => {
@@ -208,7 +215,9 @@ export class DirectTransport implements ClientTransport {
       for (;;) {
         while (chunks.length > 0) {
           received = true;
-          yield decodeAnswer(chunks.shift()!, "application/json", undefined);
+          const chunk = chunks.shift()!;
+          if (chunks.length < DIRECT_STREAM_BUFFER) room.open();
+          yield decodeAnswer(chunk, "application/json", undefined);
         }
         if (out !== undefined) return { ...out, received };
         await new Promise<void>((resolve) => (wake = resolve));
@@ -216,6 +225,7 @@ export class DirectTransport implements ClientTransport {
       }
     } finally {
       if (out === undefined) stop.abort(); // the consumer stopped reading: cancel at the replica
+      room.open();
     }
   }
 
