@@ -7,7 +7,8 @@
  */
 import type { Command } from "commander";
 import type { CheckedHandler } from "../deploy/check-apps.js";
-import { AppLoadError, loadApp } from "../sdk/load-app.js";
+import { loadServable } from "../models/load.js";
+import { AppLoadError } from "../sdk/load-app.js";
 
 export function registerCheckAppCommand(program: Command): void {
   program
@@ -16,7 +17,7 @@ export function registerCheckAppCommand(program: Command): void {
     .option("--service <name>", "the service a class export is served as")
     .action(async (spec: string, o: { service?: string }) => {
       try {
-        const app = await loadApp(spec, o.service ? { service: o.service } : {});
+        const app = await loadServable(spec, o.service ? { service: o.service } : {});
         const handlers: CheckedHandler[] = app.handlers.map((h) => ({
           capability: h.capability,
           stream: h.isStream,

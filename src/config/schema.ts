@@ -299,7 +299,7 @@ const app = z
   .string()
   .min(1)
   .max(1024)
-  .meta(meta({ update: "restart", help: "the app module, FILE[:export]; .ts loads directly" }));
+  .meta(meta({ update: "restart", help: "the app module, FILE[:export] (.ts loads directly), or onnx:FILE.onnx to serve an ONNX model" }));
 
 // Cross-field rules run even when other fields failed, so every problem is reported at once.
 const withRules = <T extends z.ZodType>(s: T) => s.check(z.superRefine(crossFieldRules, { when: () => true }));

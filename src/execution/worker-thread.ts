@@ -5,7 +5,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { AnyServeError } from "../errors.js";
 import type { ObjectStoreOptions } from "../objects/types.js";
-import { loadApp } from "../sdk/load-app.js";
+import { loadServable } from "../models/load.js";
 import { ThreadOutbox, unpack } from "./thread-port.js";
 import { errorMetaOf, Msg, type Meta } from "./worker-protocol.js";
 import { workerEnv } from "./worker-env.js";
@@ -34,7 +34,7 @@ port.on("message", (batch: unknown) =>
 );
 
 try {
-  const app = await loadApp(data.appSpec);
+  const app = await loadServable(data.appSpec);
   const env = workerEnv({ app, replicaId: data.replicaId, worker: data.worker, apiServer: data.apiServer, objects: data.objects });
   runtime = new WorkerRuntime(env, data.handler, data.worker, out);
   runtime.onStopped = () => {
