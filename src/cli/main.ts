@@ -3,7 +3,7 @@ import { Command } from "commander";
 import { VERSION } from "../version.js";
 import { registerApiServerCommand } from "./api-server.js";
 import { registerStartCommand } from "./start.js";
-import { registerUpCommand } from "./up.js";
+import { registerServeCommand, registerUpCommand } from "./up.js";
 import { registerApplyCommands } from "./apply.js";
 import { registerStatusCommand } from "./status.js";
 import { registerCheckAppCommand } from "./check-app.js";
@@ -16,6 +16,7 @@ const program = new Command()
 registerApiServerCommand(program);
 registerStartCommand(program);
 registerUpCommand(program);
+registerServeCommand(program);
 registerApplyCommands(program);
 registerStatusCommand(program);
 registerCheckAppCommand(program);

@@ -377,6 +377,11 @@ export const deploymentFileSchema = z.strictObject({
    * service before validation (a service's own values win).
    */
   object_store: objectStore.partial().default({}),
+  /**
+   * A model repository (docs/models.md), relative to the file: every model in it becomes services
+   * (merged in by `loadDeploymentFile`), and the API server answers the OIP repository extension.
+   */
+  repository: z.string().min(1).max(4096).nullable().default(null),
   services: z.record(name, serviceSchema).refine((s) => Object.keys(s).length > 0, "at least one service is needed"),
 });
 

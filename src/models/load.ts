@@ -23,8 +23,11 @@ export const ONNX_PREFIX = "onnx:";
  */
 export async function loadServable(spec: string, opts: LoadAppOptions = {}): Promise<AnyServe> {
   if (spec.startsWith(ONNX_PREFIX)) {
-    const { onnxApp } = await import("./onnx-app.js");
-    return onnxApp(path.resolve(opts.cwd ?? process.cwd(), spec.slice(ONNX_PREFIX.length)));
+    const [{ onnxApp, modelIdentity }, { readModelConfig }] = await Promise.all([import("./onnx-app.js"), import("./repository.js")]);
+    const file = path.resolve(opts.cwd ?? process.cwd(), spec.slice(ONNX_PREFIX.length));
+    // In a repository's layout (<name>/<version>/model.onnx), <name>/config.yaml may override the tensors.
+    const c = modelIdentity(file).version !== undefined ? readModelConfig(path.dirname(path.dirname(file))) : {};
+    return onnxApp(file, { signature: { ...(c.inputs ? { inputs: c.inputs } : {}), ...(c.outputs ? { outputs: c.outputs } : {}) } });
   }
   return loadApp(spec, opts);
 }

@@ -48,7 +48,8 @@ function model(graph: object): Buffer {
   return Buffer.from(ModelProto.encode(msg).finish());
 }
 
-export function mlpModel(batch: Dim = "batch"): Buffer {
+/** `seed` changes the weights (another version of the same model). */
+export function mlpModel(batch: Dim = "batch", seed = 0): Buffer {
   return model({
     name: "mlp",
     node: [
@@ -59,10 +60,10 @@ export function mlpModel(batch: Dim = "batch"): Buffer {
       { op_type: "Add", input: ["h3", "b2"], output: ["y"] },
     ],
     initializer: [
-      floatInit("W1", [4, 8], weights(32, 1)),
-      floatInit("b1", [8], weights(8, 2)),
-      floatInit("W2", [8, 3], weights(24, 3)),
-      floatInit("b2", [3], weights(3, 4)),
+      floatInit("W1", [4, 8], weights(32, 1 + seed * 10)),
+      floatInit("b1", [8], weights(8, 2 + seed * 10)),
+      floatInit("W2", [8, 3], weights(24, 3 + seed * 10)),
+      floatInit("b2", [3], weights(3, 4 + seed * 10)),
     ],
     input: [valueInfo("x", FLOAT, [batch, 4])],
     output: [valueInfo("y", FLOAT, [batch, 3])],
