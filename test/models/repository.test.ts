@@ -22,7 +22,7 @@ writeFileSync(path.join(repo, "mlp", "config.yaml"), "max_batch_size: 8\nversion
 writeModel(repo, "typed", "3", typedModel());
 writeFileSync(
   path.join(repo, "typed", "model.ts"),
-  'import { AnyServe } from "anyserve";\nexport const app = new AnyServe();\napp.model("greeter", (req) => `hello ${String(req.value("name"))}`);\n',
+  'import { AnyServe } from "anyserve";\nexport const app = new AnyServe();\napp.model("greeter", (req) => "hello " + String(req.value("name")));\n',
 );
 
 const x = Float32Array.from([0.5, -1, 2, 0.25]);
