@@ -14,7 +14,7 @@
  * Each served version of an ONNX model becomes one service `<name>-v<version>` whose app is
  * `onnx:<file>` (capability `{model: name, version}`); a folder with `model.ts` becomes service
  * `<name>` serving that app. `config.yaml` sets the service's `batch_size` (`max_batch_size`), its
- * sessions (`instance_count` worker threads, strategy `multi`) and which versions are served
+ * sessions (`instance_count` worker threads, strategy `multi`; default 1) and which versions are served
  * (`version_policy`: `{latest: N}` — default `{latest: 1}` —, `{all: true}`, `{specific: ["1", "3"]}`);
  * its `inputs`/`outputs` replace the graph's in metadata and checks (read by onnx-app.ts).
  */
@@ -134,7 +134,9 @@ export function versionService(model: string, version: string): string {
 export function modelServices(root: string, m: RepositoryModel): Record<string, Record<string, unknown>> {
   const out: Record<string, Record<string, unknown>> = {};
   const c = m.config;
-  const deployment = c.instance_count && c.instance_count > 1 ? { threading_strategy: "multi", thread_count: c.instance_count } : {};
+  // Worker threads, also for one instance: onnxruntime-node's session.run is synchronous, and on the
+  // replica's event loop it would stop the replica's I/O for the length of each run.
+  const deployment = { threading_strategy: "multi", thread_count: c.instance_count ?? 1 };
   const performance = c.max_batch_size && c.max_batch_size > 1 ? { batch_size: c.max_batch_size } : {};
   for (const v of m.served) {
     out[versionService(m.name, v)] = { app: `onnx:${path.resolve(root, m.name, v, "model.onnx")}`, deployment, performance };

@@ -31,7 +31,7 @@ function valueInfo(name: string, elemType: number, dims: Dim[]) {
 }
 
 function floatInit(name: string, dims: number[], values: number[]) {
-  return { name, dims, data_type: FLOAT, float_data: values };
+  return { name, dims, data_type: FLOAT, raw_data: Buffer.from(Float32Array.from(values).buffer) };
 }
 
 /** Deterministic weights: a small pseudo-random sequence in [-1, 1). */
@@ -48,8 +48,12 @@ function model(graph: object): Buffer {
   return Buffer.from(ModelProto.encode(msg).finish());
 }
 
-/** `seed` changes the weights (another version of the same model). */
-export function mlpModel(batch: Dim = "batch", seed = 0): Buffer {
+/**
+ * `seed` changes the weights (another version of the same model); `sizes` are the input, hidden
+ * and output widths (the benchmark's model is wider: bench/models.ts).
+ */
+export function mlpModel(batch: Dim = "batch", seed = 0, sizes: [number, number, number] = [4, 8, 3]): Buffer {
+  const [i, h, o] = sizes;
   return model({
     name: "mlp",
     node: [
@@ -60,13 +64,13 @@ export function mlpModel(batch: Dim = "batch", seed = 0): Buffer {
       { op_type: "Add", input: ["h3", "b2"], output: ["y"] },
     ],
     initializer: [
-      floatInit("W1", [4, 8], weights(32, 1 + seed * 10)),
-      floatInit("b1", [8], weights(8, 2 + seed * 10)),
-      floatInit("W2", [8, 3], weights(24, 3 + seed * 10)),
-      floatInit("b2", [3], weights(3, 4 + seed * 10)),
+      floatInit("W1", [i, h], weights(i * h, 1 + seed * 10)),
+      floatInit("b1", [h], weights(h, 2 + seed * 10)),
+      floatInit("W2", [h, o], weights(h * o, 3 + seed * 10)),
+      floatInit("b2", [o], weights(o, 4 + seed * 10)),
     ],
-    input: [valueInfo("x", FLOAT, [batch, 4])],
-    output: [valueInfo("y", FLOAT, [batch, 3])],
+    input: [valueInfo("x", FLOAT, [batch, i])],
+    output: [valueInfo("y", FLOAT, [batch, o])],
   });
 }
 
