@@ -42,7 +42,7 @@ const RULES: [module: string, what: string, mayImport: string[]][] = [
   ["frontend", "the REST, gRPC and fast-ingress front ends", ["protocol", "util", "errors"]],
   ["dashboard", "the dashboard page", ["util", "errors"]],
   ["metrics", "Prometheus registries and exposition", ["util", "errors"]],
-  ["models", "models served with no user code: the ONNX Runtime backend, `app:` specs", ["sdk", ...BELOW_SDK]],
+  ["models", "models served with no user code: the ONNX Runtime backend, the model repository, `app:` specs", ["sdk", ...BELOW_SDK]],
   ["index", "`anyserve` (src/index.ts): the app API", ["sdk", "objects", "protocol", "util", "errors"]],
   ["sdk", "what apps use: `AnyServe`, `Context`, `Service`, `Client`, app loading", BELOW_SDK],
   ["transport", "the framed hop: frames, frame client and server, call meta", ["protocol", "util", "errors"]],
