@@ -26,6 +26,7 @@ import os from "node:os";
 import { Worker } from "node:worker_threads";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { createExecution } from "../src/execution/index.js";
 import { Lane } from "../src/execution/lane.js";
 import type { Task } from "../src/execution/task.js";
 import { encodeRequest } from "../src/protocol/codec.js";
@@ -60,14 +61,7 @@ async function lane(type: string, strategy: string, threads: number, batchSize =
   const l = new Lane({
     entry: app.handlers[handler]!,
     handler,
-    strategy,
-    queueSize: 100_000,
-    batchSize,
-    batchWaitMs: 2,
-    idleTimeoutMs: 3_600_000,
-    logger: silentLogger,
-    onState: () => undefined,
-    strategyOptions: {
+    execution: createExecution(strategy, {
       env: { app, replicaId: "bench", logger: silentLogger },
       appSpec: SPEC,
       threads,
@@ -76,7 +70,13 @@ async function lane(type: string, strategy: string, threads: number, batchSize =
       startRetries: 1,
       poolIdleMs: 3_600_000,
       workerEnv: [],
-    },
+    }),
+    queueSize: 100_000,
+    batchSize,
+    batchWaitMs: 2,
+    idleTimeoutMs: 3_600_000,
+    logger: silentLogger,
+    onState: () => undefined,
   });
   await l.start();
   return l;

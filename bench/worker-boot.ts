@@ -40,32 +40,36 @@ const GOAL_MS = 150;
 type LaneModule = typeof import("../src/execution/lane.js");
 const dist = <T>(file: string): Promise<T> => import(pathToFileURL(path.join(ROOT, "dist", file)).href) as Promise<T>;
 const { Lane } = await dist<LaneModule>("execution/lane.js");
+// `--root` may be a build from before the replica's workers were shared (no createExecution): its
+// Lane takes the strategy's name and options instead, so both are given.
+const { createExecution } = await dist<Partial<typeof import("../src/execution/index.js")>>("execution/index.js");
 const { silentLogger } = await dist<typeof import("../src/util/logger.js")>("util/logger.js");
 const { loadApp } = await dist<typeof import("../src/sdk/load-app.js")>("sdk/load-app.js");
 
 /** ms from a new lane's start to its one worker being ready. */
 async function laneBoot(strategy: "multi" | "process", spec: string): Promise<number> {
   const app = await loadApp(spec);
+  const strategyOptions = {
+    env: { app, replicaId: "bench", logger: silentLogger },
+    appSpec: spec,
+    threads: 1,
+    maxThreads: 1,
+    graceMs: 1_000,
+    startRetries: 1,
+    poolIdleMs: 3_600_000,
+    workerEnv: [],
+  };
   const lane = new Lane({
     entry: app.handlers[0]!,
     handler: 0,
-    strategy,
+    execution: createExecution?.(strategy, strategyOptions) as never,
+    ...({ strategy, strategyOptions } as object),
     queueSize: 10,
     batchSize: 1,
     batchWaitMs: 1,
     idleTimeoutMs: 3_600_000,
     logger: silentLogger,
     onState: () => undefined,
-    strategyOptions: {
-      env: { app, replicaId: "bench", logger: silentLogger },
-      appSpec: spec,
-      threads: 1,
-      maxThreads: 1,
-      graceMs: 1_000,
-      startRetries: 1,
-      poolIdleMs: 3_600_000,
-      workerEnv: [],
-    },
   });
   const t0 = performance.now();
   await lane.start();

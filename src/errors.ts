@@ -54,7 +54,12 @@ export const ERROR_CATALOGUE = {
     retryable: false,
     when: "the body is not valid JSON (truncated, empty, too deeply nested, or with prototype keys)",
   },
-  INVALID_PROTOBUF: { http: 400, grpc: G.INVALID_ARGUMENT, retryable: false, when: "the body is not a valid protobuf ModelInferRequest" },
+  INVALID_PROTOBUF: {
+    http: 400,
+    grpc: G.INVALID_ARGUMENT,
+    retryable: false,
+    when: "the body is not a valid protobuf ModelInferRequest (or a gRPC call's request message does not decode, on any method)",
+  },
   UNSUPPORTED_MEDIA_TYPE: {
     http: 415,
     grpc: G.INVALID_ARGUMENT,
@@ -124,11 +129,17 @@ export const ERROR_CATALOGUE = {
     retryable: true,
     when: "replicas match, but none is available (draining, unhealthy, ejected, circuit open); the message says why for each; Retry-After is set",
   },
+  REGISTRY_WARMING_UP: {
+    http: 503,
+    grpc: G.UNAVAILABLE,
+    retryable: true,
+    when: "nothing matches yet, but the API server started less than `api_server.warmup` ago and replicas are still registering (after a restart); Retry-After is set; afterwards the same request is 404",
+  },
   DELEGATION_EXHAUSTED: {
     http: 508,
     grpc: G.NOT_FOUND,
     retryable: false,
-    when: "a delegated request went past the delegation depth limit; the message names the capability and the replicas tried",
+    when: "a delegated request went past the delegation depth limit while replicas serve it (every one tried); the message names the capability and the replicas tried. A capability nobody serves is 404, however it was delegated",
   },
   // ── replica and worker ─────────────────────────────────────────────────────
   REPLICA_UNREACHABLE: {

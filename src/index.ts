@@ -25,7 +25,14 @@ export {
 export { Context, type CallOptions } from "./sdk/context.js";
 export { InferenceRequest } from "./sdk/request.js";
 export { Stream } from "./sdk/stream.js";
-export { Service, currentServiceContext, type ServiceContext, type ServiceProxy } from "./sdk/service.js";
+export {
+  Service,
+  callService,
+  currentServiceContext,
+  type ServiceAffinity,
+  type ServiceContext,
+  type ServiceProxy,
+} from "./sdk/service.js";
 export { Client, type ClientOptions, type InferOptions } from "./sdk/client.js";
 export { Capability, type CapabilityMap, type CapabilityInput } from "./protocol/capability.js";
 export { AnyServeError, ERROR_CATALOGUE, type ErrorCode } from "./errors.js";

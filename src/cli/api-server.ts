@@ -2,8 +2,12 @@
 import type { Command } from "commander";
 import { startApiServer } from "../gateway/api-server.js";
 import { BALANCER_NAMES } from "../routing/balancers/index.js";
-import { announceReady, intOption, onShutdown, positiveOption, secondsOption } from "./common.js";
+import { apiServerSchema } from "../config/schema.js";
 import { readCa, readServerTls, type ServerTls } from "../util/tls.js";
+import { announceReady, intOption, nonNegativeSeconds, onShutdown, positiveOption, secondsOption } from "./common.js";
+
+/** The deployment file's `api_server` defaults: the flags' defaults are the same ones. */
+const DEFAULTS = apiServerSchema.parse({});
 
 interface ApiServerFlags {
   port: number;
@@ -19,6 +23,8 @@ interface ApiServerFlags {
   healthCheckInterval?: number;
   metrics: boolean;
   fastIngress?: boolean;
+  warmup: number;
+  stallTimeout: number;
   readToken?: string;
   inferenceToken?: string;
   tlsCert?: string;
@@ -55,6 +61,18 @@ export function registerApiServerCommand(program: Command): void {
       "serve REST with the fast ingress: raw sockets and Node's llhttp for the inference routes, node:http for the rest",
     )
     .option(
+      "--warmup <seconds>",
+      "after start, answer 503 REGISTRY_WARMING_UP (retryable) instead of 404 for what nothing matches yet: replicas re-register after a restart (0 = off)",
+      nonNegativeSeconds("--warmup"),
+      DEFAULTS.warmup,
+    )
+    .option(
+      "--stall-timeout <seconds>",
+      "pass over a replica holding requests with no progress (no answer, chunk or passed probe) for this long while another can serve (0 = off)",
+      nonNegativeSeconds("--stall-timeout"),
+      DEFAULTS.stall_timeout,
+    )
+    .option(
       "--health-check-interval <seconds>",
       "probe each replica this often (default: its heartbeat interval)",
       secondsOption("--health-check-interval"),
@@ -81,6 +99,8 @@ export function registerApiServerCommand(program: Command): void {
         maxBodyBytes: o.maxBodyMb * 1024 * 1024,
         metrics: o.metrics,
         fastIngress: o.fastIngress ?? false,
+        warmupMs: o.warmup * 1000,
+        stallMs: o.stallTimeout * 1000,
         defaultPolicy: {
           load_balancing: o.loadBalancing,
           failover_enabled: o.failover ?? false,

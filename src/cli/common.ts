@@ -27,6 +27,17 @@ export function secondsOption(name: string): (v: string) => number {
   };
 }
 
+/** Seconds from 0 (0 turns the setting off) to an hour. */
+export function nonNegativeSeconds(name: string): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (v.trim() === "" || !Number.isFinite(n) || n < 0 || n > 3_600) {
+      throw new InvalidArgumentError(`${name}: expected seconds from 0 to 3600, got '${v}'`);
+    }
+    return n;
+  };
+}
+
 /** Prints the line tests and supervisors wait for: `ANYSERVE_READY {json}`. */
 export function announceReady(info: Record<string, unknown>): void {
   process.stdout.write(`ANYSERVE_READY ${JSON.stringify(info)}\n`);

@@ -3,6 +3,7 @@
  * (`src/config/replica.ts`): from `--replica-config` (what `anyserve up` passes), or built from the
  * flags, which are derived from the config schema (`config-flags.ts`).
  */
+import path from "node:path";
 import type { Command } from "commander";
 import { ObjectStore } from "../objects/store.js";
 import { startReplica } from "../replica/replica.js";
@@ -50,12 +51,29 @@ export function registerStartCommand(program: Command): void {
       ...(token ? { token } : {}),
       ...(inferenceToken ? { inferenceToken } : {}),
       ...tls,
-      ...(service ? { service } : {}),
+      // Shown (registry, status, dashboard) under its service; by hand without --service, the app
+      // file's name — a class export keeps serving under its own name (`service` above).
+      service: service ?? serviceOfApp(cfg.app),
       ...(doc.node ? { node: doc.node } : {}),
     });
     announceReady({ role: "replica", replicaId: replica.replicaId, http: replica.httpUrl, grpc: replica.grpcAddress });
     onShutdown(() => replica.stop().finally(() => objectStore.close()));
   });
+}
+
+/**
+ * The service a replica started without `--service` is registered under: its app file's name,
+ * as a service name (`./chat_app.ts:app` → `chat_app`; the seed's dotted `examples.chat_app:app`
+ * too).
+ */
+export function serviceOfApp(spec: string): string {
+  const colon = spec.lastIndexOf(":");
+  const file = path.basename(colon > 1 ? spec.slice(0, colon) : spec).replace(/\.[cm]?[jt]sx?$/, "");
+  const name = file
+    .slice(file.lastIndexOf(".") + 1)
+    .replace(/[^A-Za-z0-9_.-]/g, "_")
+    .slice(0, 64);
+  return name.length > 0 ? name : "app";
 }
 
 /** The replica's TLS identity and trusted CA from its config's `tls` section (files read and checked now). */

@@ -122,6 +122,8 @@ async function runUp(file: string, o: UpOptions, loadConfig: () => Promise<Deplo
     maxDelegationDepth: a.max_delegation_depth,
     requestTimeoutMs: a.request_timeout * 1000,
     fastIngress: a.fast_ingress,
+    warmupMs: a.warmup * 1000,
+    stallMs: a.stall_timeout * 1000,
     resilience: resilienceOf(a),
     registration: { maxReplicas: a.max_replicas, ratePerSecond: a.registration_rate },
     ...(token ? { token } : {}),
@@ -161,15 +163,21 @@ async function runUp(file: string, o: UpOptions, loadConfig: () => Promise<Deplo
     cpu,
   });
   api.status.attach(controller);
+  // The API server stops first: it stops taking requests and answers the ones in flight while
+  // the replicas still run. Stopping the replicas first would leave it answering 404 "nothing
+  // offers this" (not retryable) until it closed; a refused connection is something clients retry.
   onShutdown(async () => {
     forgetRuntime();
-    await controller!.stopAll();
     await api.close();
+    await controller!.stopAll();
   });
   const report = await controller.apply(config).catch(async (err: unknown) => {
     await api.close();
     return fail(err);
   });
+  // Every replica of the deployment has started and registered (or is reported as failing):
+  // a capability nothing matches is now a plain 404, not "still warming up".
+  api.forwarder.endWarmup();
   printSummary(api.url, api.grpcAddress, controller, tokenFile);
   printTryLines(api.url, Object.values(served).flat(), inferenceToken !== undefined);
   announceReady({ role: "up", url: api.url, grpc: api.grpcAddress ?? null, token_file: tokenFile ?? null, services: report });

@@ -348,6 +348,17 @@ export const apiServerSchema = z
     tls_key: pemFile,
     /** CA bundle trusted for replicas' certificates (and handed to `up`'s replicas for the API server's). */
     tls_ca: pemFile,
+    /**
+     * Seconds after start during which a capability nothing matches is 503 `REGISTRY_WARMING_UP`
+     * (retryable) rather than 404: replicas re-register after an API server restart. `up` ends it
+     * early once its deployment is applied. 0: no warm-up.
+     */
+    warmup: z.number().min(0).max(3_600).default(15),
+    /**
+     * Seconds a replica may hold requests without any progress (an answer, a stream chunk, a passed
+     * probe) before it is passed over while another can serve (a stopped or wedged process). 0: off.
+     */
+    stall_timeout: z.number().min(0).max(3_600).default(5),
     failover: failover.default(failover.parse({})),
     outlier_detection: outlierDetection.default(outlierDetection.parse({})),
     circuit_breaker: circuitBreaker.default(circuitBreaker.parse({})),

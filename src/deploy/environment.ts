@@ -16,9 +16,11 @@
  * ```
  */
 import { AnyServeError } from "../errors.js";
+import { WORKER_STRATEGIES } from "../execution/index.js";
+import { classModuleSpec } from "./class-module.js";
 import { DeploymentController } from "./controller.js";
 import { loadDeploymentFile } from "./load.js";
-import { localNode, placementConflict } from "./placement.js";
+import { localNode, type NodeCapacity, place, PlacementError, type ServicePlacement } from "./placement.js";
 import {
   deploymentFileSchema,
   nodeSchema,
@@ -32,7 +34,7 @@ import type { ServiceView } from "../gateway/status.js";
 import { startReplica, type RunningReplica } from "../replica/replica.js";
 import { createLogger, silentLogger, type Logger } from "../util/logger.js";
 import { Client } from "../sdk/client.js";
-import { serviceApp, serviceProxy, unwrapResult, type ServiceProxy } from "../sdk/service.js";
+import { invokeService, serviceApp, serviceProxy, type ServiceProxy } from "../sdk/service.js";
 
 type ServiceClass = new (...args: never[]) => object;
 
@@ -134,7 +136,13 @@ export class Environment {
     );
   }
 
-  /** The seed's `register_local_service_pool`: a thread pool of `poolSize` growing to `maxThreads`. */
+  /**
+   * The seed's `register_local_service_pool`: a pool of `poolSize` worker threads growing to
+   * `maxThreads`, each with its own instance of the class (calls keyed by their first argument,
+   * docs/execution.md). The threads load the class from its module: `app` (`"./llm.ts:LLMService"`),
+   * or, when not given, the module that exports the class (it must not be the program's main
+   * module). `gpuCount` GPUs must exist on this node, or `start()` refuses, as `up` does.
+   */
   registerLocalServicePool(
     name: string,
     Class: ServiceClass,
@@ -148,7 +156,7 @@ export class Environment {
         ...(o.app ? { app: o.app } : {}),
         deployment: {
           target: "local",
-          threading_strategy: o.app ? "pool" : "async",
+          threading_strategy: "pool",
           thread_count: o.poolSize,
           thread_pool_size: o.poolSize,
           max_thread_count: o.maxThreads ?? o.poolSize,
@@ -165,32 +173,49 @@ export class Environment {
     return this;
   }
 
+  /**
+   * Starts the API server and every service. Refuses (DEPLOYMENT_DOES_NOT_FIT, nothing started)
+   * when the services together need more CPU, memory or GPUs than this node has, as `up` does.
+   */
   async start(): Promise<void> {
     if (this.#api) return;
     const logger = this.#o.logger ?? silentLogger;
     const node = localNode(this.#file?.node ?? nodeSchema.parse({}));
+    const placed = this.#place(node);
     this.#api = await startApiServer({ port: this.#o.port ?? 0, host: this.#o.host ?? "127.0.0.1", logger });
     this.#client = new Client({ apiServer: this.#api.url });
+    try {
+      await this.#startServices(node, placed, logger);
+    } catch (err) {
+      await this.stop(); // what did start stops again: a failed start leaves nothing running
+      throw err;
+    }
+  }
+
+  async #startServices(node: NodeCapacity, placed: Map<string, ServicePlacement>, logger: Logger): Promise<void> {
     for (const r of this.#registered.values()) {
-      const conflict = placementConflict(r.config, node);
-      if (conflict) {
-        this.#unschedulable.set(r.name, conflict);
-        logger.warn({ service: r.name, reason: conflict }, "service is unschedulable on this node");
+      const p = placed.get(r.name);
+      if (p?.status === "unschedulable") {
+        this.#unschedulable.set(r.name, p.reason);
+        logger.warn({ service: r.name, reason: p.reason }, "service is unschedulable on this node");
         continue;
       }
       await this.#startInProcess(r, logger);
     }
+    const api = this.#api!;
     if (this.#file) {
       this.#controller = new DeploymentController({
-        apiServerUrl: this.#api.url,
-        registry: this.#api.registry,
-        policies: this.#api.policies,
+        apiServerUrl: api.url,
+        registry: api.registry,
+        policies: api.policies,
         node,
         logger: createLogger("environment"),
       });
-      this.#api.status.attach(this.#controller);
+      api.status.attach(this.#controller);
       await this.#controller.apply(deploymentFileSchema.parse(this.#file));
     }
+    // Everything this environment runs has registered: "nothing matches" is now a plain 404.
+    api.forwarder.endWarmup();
   }
 
   /**
@@ -277,32 +302,43 @@ export class Environment {
     return this.#unschedulable.get(name);
   }
 
+  /** Placement of the registered services (and the file's) on this node: throws when they do not fit. */
+  #place(node: NodeCapacity): Map<string, ServicePlacement> {
+    const services = { ...this.#file?.services, ...Object.fromEntries([...this.#registered.values()].map((r) => [r.name, r.config])) };
+    try {
+      return new Map(place({ services }, node).map((p) => [p.service, p]));
+    } catch (err) {
+      if (err instanceof PlacementError) throw new AnyServeError("DEPLOYMENT_DOES_NOT_FIT", err.message, { problems: err.problems });
+      throw err;
+    }
+  }
+
   async #call(service: string, method: string, args: unknown[], timeout?: number, signal?: AbortSignal): Promise<unknown> {
     if (!this.#client) throw new AnyServeError("INTERNAL", "the environment is not started: await env.start() first");
-    const res = await this.#client.infer(
-      { service, method },
-      { args: JSON.stringify(args) },
-      {
-        ...(timeout !== undefined ? { timeout } : {}),
-        ...(signal ? { signal } : {}),
-      },
-    );
-    return unwrapResult(res);
+    return invokeService(this.#client, service, method, args, {
+      ...(timeout !== undefined ? { timeout } : {}),
+      ...(signal ? { signal } : {}),
+    });
+  }
+
+  /** The module workers load the class from: the config's `app`, else the one that exports the class. */
+  async #moduleOf(r: Registered): Promise<string | undefined> {
+    if (!r.config.app.startsWith("<")) return r.config.app;
+    const strategy = r.config.deployment.threading_strategy;
+    if (!WORKER_STRATEGIES.has(strategy)) return undefined;
+    const fail = (why: string): never => {
+      throw new AnyServeError(
+        "CONFIG_INVALID",
+        `service '${r.name}': threading_strategy '${strategy}' runs it in worker threads or processes, which load class ${r.Class.name} from its module, but ${why}: export the class from a module of its own, or name it in app (e.g. app: './kv.ts:${r.Class.name}')`,
+      );
+    };
+    const spec = await classModuleSpec(r.Class).catch((err: unknown) => fail((err as Error).message));
+    return spec ?? fail("no module exports it");
   }
 
   async #startInProcess(r: Registered, logger: Logger): Promise<void> {
     const d = r.config.deployment;
-    if (
-      d.threading_strategy !== "single" &&
-      d.threading_strategy !== "async" &&
-      !r.config.app.startsWith("./") &&
-      !r.config.app.startsWith("/")
-    ) {
-      throw new AnyServeError(
-        "CONFIG_INVALID",
-        `service '${r.name}': threading_strategy '${d.threading_strategy}' runs the service in worker threads or processes, which load it from its module: give config.app (e.g. './kv.ts:${r.Class.name}')`,
-      );
-    }
+    const appSpec = await this.#moduleOf(r);
     for (let i = 0; i < d.replicas; i++) {
       const replica = await startReplica({
         app: serviceApp(r.name, r.Class as never, r.args),
@@ -311,7 +347,7 @@ export class Environment {
         apiServer: this.#api!.url,
         timeoutMs: r.config.performance.timeout * 1000,
         config: r.config,
-        ...(r.config.app.startsWith("<") ? {} : { appSpec: r.config.app }),
+        ...(appSpec !== undefined ? { appSpec } : {}),
         heartbeatIntervalMs: Math.round(r.config.monitoring.health_check_interval * 1000),
         logger,
       });

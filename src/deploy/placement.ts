@@ -70,7 +70,7 @@ export function placementConflict(s: ServiceConfig, node: NodeCapacity): string 
  * desired number of replicas per service when it is not the config's `deployment.replicas`
  * (`anyserve scale`; an autoscaler).
  */
-export function place(file: DeploymentFile, node: NodeCapacity, counts: Record<string, number> = {}): ServicePlacement[] {
+export function place(file: Pick<DeploymentFile, "services">, node: NodeCapacity, counts: Record<string, number> = {}): ServicePlacement[] {
   const out: ServicePlacement[] = [];
   let cpu = 0;
   let memory = 0;

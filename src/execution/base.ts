@@ -3,6 +3,11 @@
  * strategy (`single`, `async`, `multi`, `pool`, `process`), all behind this interface and all
  * checked by one conformance suite (test/execution/conformance.ts).
  *
+ * A replica has one {@link Execution} for its app; each capability's lane gets its strategy from
+ * it. Under `multi`, `pool` and `process` those strategies are views of one set of workers that
+ * the capabilities share (workers.ts); under `single` and `async` each capability has its own
+ * concurrency on the replica's event loop.
+ *
  * A strategy only runs what it is given. Admission — the bounded queue, deadlines, batching,
  * cold starts — is the lane's job (lane.ts), which never submits more than `capacity` jobs at once.
  */
@@ -13,11 +18,10 @@ import type { CancelSignal } from "../util/cancel.js";
 
 export type StrategyName = "single" | "async" | "multi" | "pool" | "process";
 
-export interface StrategyOptions {
+/** What a replica's execution is made with: the app, sizes and limits (the same for all its capabilities). */
+export interface ExecutionOptions {
   /** The app and what a Context needs, for strategies that run in this thread. */
   env: RunEnv;
-  /** The handler's index in `env.app.handlers` (the same index in every worker's copy). */
-  handler: number;
   /** `FILE[:export]` of the app: thread and process workers load it themselves. */
   appSpec?: string | undefined;
   /** The API server, so that workers can offer `ctx.call` themselves. */
@@ -36,8 +40,35 @@ export interface StrategyOptions {
   poolIdleMs: number;
   /** `process`: names of environment variables passed to the child (beyond a fixed minimal set). */
   workerEnv?: readonly string[] | undefined;
-  /** Called when a worker cannot be replaced (start failed `startRetries` times in a row). */
+  /** A class service: the name and constructor arguments each worker builds its instance with. */
+  service?: WorkerService | undefined;
+}
+
+/** What a worker needs to build a class service as the replica did. */
+export interface WorkerService {
+  name: string;
+  args: unknown[];
+}
+
+/** One handler's strategy, made on its own (`createStrategy`; tests and tools). */
+export interface StrategyOptions extends ExecutionOptions {
+  /** The handler's index in `env.app.handlers` (the same index in every worker's copy). */
+  handler: number;
+  /** Called when the handler cannot start, or a worker cannot be replaced (start failed `startRetries` times in a row). */
   onFailed?: ((reason: string) => void) | undefined;
+}
+
+/** What a replica's capabilities run on: one per replica, made from its strategy name and sizes. */
+export interface Execution {
+  readonly name: StrategyName;
+  /**
+   * A strategy for handler `handler` (its index in the app), made when its lane starts: under
+   * `single`/`async` one of its own, under the worker strategies a view of the shared workers.
+   * `onFailed` is called if the handler later cannot run (its workers cannot be replaced).
+   */
+  strategy(handler: number, onFailed?: (reason: string) => void): ExecutionStrategy;
+  /** The replica's workers as a whole, counted once however many capabilities use them. */
+  stats(): StrategyStats;
 }
 
 /** Workers by state. `idle` counts warm workers with nothing to do. */

@@ -1,28 +1,31 @@
 /**
- * The execution strategies by name. `createStrategy("pool", options)`; an unknown name is an
- * error that lists the valid ones.
+ * The execution strategies by name. A replica makes one {@link Execution} for its app
+ * (`createExecution("multi", options)`) and each capability's lane takes its strategy from it;
+ * `createStrategy` makes one handler's strategy on its own. An unknown name is an error that lists
+ * the valid ones.
  *
  * @example
  * ```ts
- * const strategy = createStrategy("multi", { env, handler: 0, appSpec: "./app.ts:app", threads: 4, graceMs: 1000, startRetries: 3, poolIdleMs: 30_000 });
+ * const execution = createExecution("multi", { env, appSpec: "./app.ts:app", threads: 4, graceMs: 1000, startRetries: 3, poolIdleMs: 30_000 });
+ * const strategy = execution.strategy(0); // handler 0 of the app, on the 4 shared threads
  * await strategy.start();
  * ```
  */
-import { createAsync } from "./async.js";
-import type { ExecutionStrategy, StrategyOptions } from "./base.js";
-import { createMulti } from "./multi.js";
-import { createPool } from "./pool.js";
-import { createProcess } from "./process.js";
-import { createSingle } from "./single.js";
+import { asyncExecution } from "./async.js";
+import type { Execution, ExecutionOptions, ExecutionStrategy, StrategyOptions } from "./base.js";
+import { multiWorkers } from "./multi.js";
+import { poolWorkers } from "./pool.js";
+import { processWorkers } from "./process.js";
+import { singleExecution } from "./single.js";
 
-export type StrategyFactory = (options: StrategyOptions) => ExecutionStrategy;
+export type ExecutionFactory = (options: ExecutionOptions) => Execution;
 
-const factories = new Map<string, StrategyFactory>([
-  ["single", createSingle],
-  ["async", createAsync],
-  ["multi", createMulti],
-  ["pool", createPool],
-  ["process", createProcess],
+const factories = new Map<string, ExecutionFactory>([
+  ["single", singleExecution],
+  ["async", asyncExecution],
+  ["multi", multiWorkers],
+  ["pool", poolWorkers],
+  ["process", processWorkers],
 ]);
 
 /** Names of the strategies that run handlers in other threads or processes (they need the app's module path). */
@@ -32,10 +35,23 @@ export function strategyNames(): string[] {
   return [...factories.keys()];
 }
 
-export function createStrategy(name: string, options: StrategyOptions): ExecutionStrategy {
+export function createExecution(name: string, options: ExecutionOptions): Execution {
   const factory = factories.get(name);
   if (!factory) throw new Error(`unknown execution strategy '${name}'; valid: ${strategyNames().join(", ")}`);
   return factory(options);
 }
 
-export type { ExecutionStrategy, StrategyOptions, StrategyStats, StrategyName, WorkerCounts } from "./base.js";
+/** One handler's strategy with workers of its own. */
+export function createStrategy(name: string, options: StrategyOptions): ExecutionStrategy {
+  return createExecution(name, options).strategy(options.handler, options.onFailed);
+}
+
+export type {
+  Execution,
+  ExecutionOptions,
+  ExecutionStrategy,
+  StrategyOptions,
+  StrategyStats,
+  StrategyName,
+  WorkerCounts,
+} from "./base.js";

@@ -6,22 +6,67 @@
  */
 import { AnyServeError } from "../errors.js";
 import type { EncodedBody } from "../protocol/types.js";
-import type { ExecutionStrategy, StrategyName, StrategyOptions, StrategyStats } from "./base.js";
+import type { Execution, ExecutionOptions, ExecutionStrategy, StrategyName, StrategyOptions, StrategyStats } from "./base.js";
 import { runBatchTask, runHook, runStreamTask, runTask } from "./run-task.js";
 import type { BatchOutcome, Task, TaskHooks } from "./task.js";
 import type { CancelSignal } from "../util/cancel.js";
+
+/**
+ * `single` and `async` for a whole replica: the event loop is its one worker, and each capability
+ * gets its own InlineStrategy (its own limit of calls at once, as before workers were shared: a
+ * capability that calls another of the same replica and waits for it must not wait behind itself).
+ */
+export class InlineExecution implements Execution {
+  readonly name: StrategyName;
+  readonly #capacity: number;
+  readonly #o: ExecutionOptions;
+  readonly #live = new Set<InlineStrategy>();
+
+  constructor(name: StrategyName, capacity: number, options: ExecutionOptions) {
+    this.name = name;
+    this.#capacity = capacity;
+    this.#o = options;
+  }
+
+  strategy(handler: number, onFailed?: (reason: string) => void): ExecutionStrategy {
+    const s = new InlineStrategy(this.name, this.#capacity, { ...this.#o, handler, onFailed }, () => this.#live.delete(s));
+    this.#live.add(s);
+    return s;
+  }
+
+  /** The event loop counts as one worker: warm while any capability on it is. */
+  stats(): StrategyStats {
+    const all = [...this.#live].map((s) => s.stats());
+    const warm = all.some((s) => s.workers.warm > 0) ? 1 : 0;
+    const inFlight = all.reduce((n, s) => n + s.inFlight, 0);
+    return {
+      strategy: this.name,
+      workers: {
+        starting: warm === 0 && all.some((s) => s.workers.starting > 0) ? 1 : 0,
+        warm,
+        idle: warm && inFlight === 0 ? 1 : 0,
+        failed: all.length > 0 && all.every((s) => s.workers.failed > 0) ? 1 : 0,
+      },
+      inFlight,
+      queued: 0,
+      replaced: 0,
+    };
+  }
+}
 
 export class InlineStrategy implements ExecutionStrategy {
   readonly name: StrategyName;
   readonly #capacity: number;
   readonly #o: StrategyOptions;
+  readonly #onStopped: () => void;
   #state: "new" | "starting" | "warm" | "failed" | "stopped" = "new";
   #inFlight = 0;
 
-  constructor(name: StrategyName, capacity: number, options: StrategyOptions) {
+  constructor(name: StrategyName, capacity: number, options: StrategyOptions, onStopped: () => void = () => undefined) {
     this.name = name;
     this.#capacity = capacity;
     this.#o = options;
+    this.#onStopped = onStopped;
   }
 
   get capacity(): number {
@@ -65,6 +110,7 @@ export class InlineStrategy implements ExecutionStrategy {
   }
 
   async stop(): Promise<void> {
+    this.#onStopped();
     if (this.#state !== "warm") {
       this.#state = "stopped";
       return;

@@ -15,7 +15,18 @@ import { allAborted, type CancelSignal } from "../util/cancel.js";
 export interface Slot {
   handle: WorkerHandle;
   state: "starting" | "warm" | "stopping";
-  /** Jobs sent and not answered, oldest (= running) first. */
+  /**
+   * Its place among the `min` workers the group always keeps (0 … min−1), which a replacement
+   * takes over: calls pinned to a worker (affinity) go to the worker in their place. Undefined for
+   * the extra workers a pool grows.
+   */
+  home: number | undefined;
+  /** Handlers started in it (OPENED), and being started (OPEN sent, no answer yet). */
+  open: Set<number>;
+  opening: Set<number>;
+  /** Handlers being stopped in it (CLOSE sent): called with CLOSED, or when the worker ends. */
+  closing: Map<number, () => void>;
+  /** Jobs sent and not answered, oldest (= running) first; all of one handler. */
   jobs: Job[];
   idleSince: number;
   /** performance.now() of its last answer. */
@@ -24,6 +35,10 @@ export interface Slot {
 
 export interface JobInit {
   id: number;
+  /** The handler (index in the app) that runs it. */
+  h: number;
+  /** Hash of its affinity key: the job runs only on the worker in place `pin % min`. */
+  pin?: number | undefined;
   mode: JobMode;
   tasks: Task[];
   signals: CancelSignal[];
@@ -37,6 +52,8 @@ export interface JobInit {
 
 export class Job {
   readonly id: number;
+  readonly h: number;
+  readonly pin: number | undefined;
   readonly mode: JobMode;
   readonly tasks: Task[];
   /** Fires when every caller has gone. */
@@ -56,6 +73,8 @@ export class Job {
   constructor(init: JobInit) {
     this.#init = init;
     this.id = init.id;
+    this.h = init.h;
+    this.pin = init.pin;
     this.mode = init.mode;
     this.tasks = init.tasks;
     this.hooks = init.hooks;
@@ -94,7 +113,7 @@ export class Job {
     this.slot = slot;
     this.sentAt = performance.now();
     slot.jobs.push(this);
-    const msg = runMessage(this.mode, this.tasks);
+    const msg = runMessage(this.h, this.mode, this.tasks);
     slot.handle.send(Msg.RUN, this.id, msg.meta, msg.body);
     if (this.#init.signals.length > 1) {
       this.#init.signals.forEach((s, i) => {

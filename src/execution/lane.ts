@@ -1,8 +1,11 @@
 /**
  * A lane: everything between the dispatcher and one capability's strategy — admission (the
- * bounded queue), dynamic batching, and the worker lifecycle (cold → starting → warm → cold, or
- * failed). The lane never gives its strategy more than `capacity` jobs; everything beyond waits
- * here, where an expired or cancelled request simply leaves the queue.
+ * bounded queue), dynamic batching, and the capability's lifecycle (cold → starting → warm → cold,
+ * or failed). The lane never gives its strategy more than `capacity` jobs; everything beyond waits
+ * here, where an expired or cancelled request simply leaves the queue. Its strategy comes from the
+ * replica's {@link Execution}: under the worker strategies, the workers are the replica's, shared
+ * with the other capabilities, and starting or stopping the lane starts or stops the capability on
+ * them (its `onStart`/`onStop`), not the workers themselves.
  *
  * Admission: a request is refused with 503 QUEUE_FULL at once when `capacity × batch_size` are
  * running and `queue_size` more are waiting — never an unbounded wait.
@@ -18,8 +21,7 @@ import { formatCapability } from "../protocol/capability.js";
 import type { EncodedBody } from "../protocol/types.js";
 import type { HandlerEntry } from "../sdk/app.js";
 import type { Logger } from "../util/log.js";
-import type { ExecutionStrategy, StrategyOptions, StrategyStats } from "./base.js";
-import { createStrategy } from "./index.js";
+import type { Execution, ExecutionStrategy, StrategyStats } from "./base.js";
 import type { Task, TaskHooks } from "./task.js";
 import type { CancelSignal } from "../util/cancel.js";
 
@@ -56,9 +58,9 @@ export function addLoad(into: LaneLoad, l: LaneLoad): void {
 
 export interface LaneOptions<M extends LaneObserver = LaneObserver> {
   entry: HandlerEntry;
-  strategy: string;
-  /** Everything a strategy needs except the handler index and the failure callback. */
-  strategyOptions: Omit<StrategyOptions, "handler" | "onFailed">;
+  /** What the replica's capabilities run on (`createExecution`); the lane takes its strategy from it. */
+  execution: Execution;
+  /** The handler's index in the app. */
   handler: number;
   queueSize: number;
   batchSize: number;
@@ -147,12 +149,8 @@ export class Lane<M extends LaneObserver = LaneObserver> {
     if (this.#stopping) return this.#stopping.then(() => this.start());
     clearTimeout(this.#idleTimer);
     this.#set("starting");
-    const strategy = createStrategy(this.#o.strategy, {
-      ...this.#o.strategyOptions,
-      handler: this.#o.handler,
-      onFailed: (reason) => {
-        if (this.#strategy === strategy) this.#failed(reason);
-      },
+    const strategy = this.#o.execution.strategy(this.#o.handler, (reason) => {
+      if (this.#strategy === strategy) this.#failed(reason);
     });
     this.#strategy = strategy;
     this.#starting = strategy.start().then(
@@ -199,7 +197,7 @@ export class Lane<M extends LaneObserver = LaneObserver> {
       state: this.#state,
       ...(this.#state === "failed" ? { reason: this.#reason } : {}),
       lazy: this.lazy,
-      strategy: this.#o.strategy,
+      strategy: this.#o.execution.name,
       workers: s?.workers ?? this.#noWorkers(),
       queue_size: this.#o.queueSize,
       queued: this.#live,

@@ -15,6 +15,7 @@ import { workerEntry, type SpawnWorker, type WorkerHandle } from "./handle.js";
 import { readFrames, SocketOutbox } from "./socket-port.js";
 import { Msg, type Meta } from "./worker-protocol.js";
 import type { ObjectStoreOptions } from "../objects/types.js";
+import type { WorkerService } from "./base.js";
 
 /** Passed to every child when set; anything else only when named in `workerEnv`. */
 const BASE_ENV = [
@@ -35,13 +36,13 @@ const OOM = /heap out of memory|Reached heap limit/i;
 
 export interface ProcessSpawnOptions {
   appSpec: string;
-  handler: number;
   replicaId: string;
   apiServer?: string | undefined;
   memoryMb?: number | undefined;
   workerEnv?: readonly string[] | undefined;
   /** The object store to open in the child, without its token (children never get secrets). */
   objects?: ObjectStoreOptions | undefined;
+  service?: WorkerService | undefined;
 }
 
 const entry = workerEntry(import.meta.url, "worker-process");
@@ -140,10 +141,12 @@ export class ProcessSpawner {
       ANYSERVE_WORKER_NAME: name,
       ANYSERVE_WORKER_KEY: key,
       ANYSERVE_WORKER_APP: this.#o.appSpec,
-      ANYSERVE_WORKER_HANDLER: String(this.#o.handler),
       ANYSERVE_WORKER_REPLICA_ID: this.#o.replicaId,
       ...(this.#o.apiServer ? { ANYSERVE_API_SERVER: this.#o.apiServer } : {}),
       ...(this.#o.objects ? { ANYSERVE_WORKER_OBJECTS: JSON.stringify({ ...this.#o.objects, token: undefined }) } : {}),
+      ...(this.#o.service
+        ? { ANYSERVE_SERVICE: this.#o.service.name, ANYSERVE_WORKER_SERVICE_ARGS: JSON.stringify(this.#o.service.args) }
+        : {}),
     });
     return env;
   }

@@ -9,15 +9,16 @@ import { ThreadOutbox, unpack } from "./thread-port.js";
 import type { Meta } from "./worker-protocol.js";
 import type { ThreadWorkerData } from "./worker-thread.js";
 import type { ObjectStoreOptions } from "../objects/types.js";
+import type { WorkerService } from "./base.js";
 
 export interface ThreadSpawnOptions {
   appSpec: string;
-  handler: number;
   replicaId: string;
   apiServer?: string | undefined;
   memoryMb?: number | undefined;
   /** The object store to open in the thread (includes its peer token: threads share the process). */
   objects?: ObjectStoreOptions | undefined;
+  service?: WorkerService | undefined;
 }
 
 const entry = workerEntry(import.meta.url, "worker-thread");
@@ -47,11 +48,11 @@ export class ThreadHandle implements WorkerHandle {
     this.name = name;
     const workerData: ThreadWorkerData = {
       appSpec: o.appSpec,
-      handler: o.handler,
       replicaId: o.replicaId,
       worker: name,
       apiServer: o.apiServer,
       objects: o.objects,
+      service: o.service,
     };
     this.#worker = new Worker(bootstrap(), {
       eval: true,

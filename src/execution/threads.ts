@@ -1,15 +1,13 @@
 /**
- * What `multi` and `pool` share: a WorkerGroup of worker threads, each loading the app itself.
+ * What `multi`, `pool` and `process` share: the options of a WorkerGroup, and the worker threads
+ * that `multi` and `pool` spawn (each loads the app itself).
  */
 import { AnyServeError } from "../errors.js";
-import type { EncodedBody } from "../protocol/types.js";
-import type { ExecutionStrategy, StrategyName, StrategyOptions, StrategyStats } from "./base.js";
+import type { ExecutionOptions, StrategyName } from "./base.js";
 import type { SpawnWorker } from "./handle.js";
-import type { BatchOutcome, Task, TaskHooks } from "./task.js";
 import { ThreadHandle } from "./thread-handle.js";
-import { WorkerGroup } from "./worker-group.js";
+import type { GroupOptions } from "./worker-group.js";
 import type { ObjectStoreOptions } from "../objects/types.js";
-import type { CancelSignal } from "../util/cancel.js";
 
 /**
  * Jobs a worker holds at once: one running and one in its inbox, so it never idles on a round
@@ -18,59 +16,13 @@ import type { CancelSignal } from "../util/cancel.js";
  */
 export const PIPELINE_DEPTH = { normal: 2, cheap: 64 };
 
-/** A strategy over a WorkerGroup; `multi`, `pool` and `process` differ only in sizes and spawn. */
-export class GroupStrategy implements ExecutionStrategy {
-  readonly name: StrategyName;
-  readonly #group: WorkerGroup;
-  readonly #stopExtra: (() => Promise<void>) | undefined;
-
-  constructor(name: StrategyName, group: WorkerGroup, stopExtra?: () => Promise<void>) {
-    this.name = name;
-    this.#group = group;
-    this.#stopExtra = stopExtra;
-  }
-
-  get capacity(): number {
-    return this.#group.capacity;
-  }
-
-  get concurrency(): number {
-    return this.#group.maxWorkers;
-  }
-
-  start(): Promise<void> {
-    return this.#group.start();
-  }
-
-  submit(task: Task, signal: CancelSignal, hooks?: TaskHooks): Promise<EncodedBody> {
-    return this.#group.run("infer", [task], [signal], hooks) as Promise<EncodedBody>;
-  }
-
-  async stream(task: Task, signal: CancelSignal, onChunk: (chunk: EncodedBody) => void, hooks?: TaskHooks): Promise<void> {
-    await this.#group.run("stream", [task], [signal], hooks, onChunk);
-  }
-
-  submitBatch(tasks: Task[], signals: CancelSignal[], hooks?: TaskHooks): Promise<BatchOutcome[]> {
-    return this.#group.run("batch", tasks, signals, hooks) as Promise<BatchOutcome[]>;
-  }
-
-  async stop(): Promise<void> {
-    await this.#group.stop();
-    await this.#stopExtra?.();
-  }
-
-  stats(): StrategyStats {
-    return this.#group.stats();
-  }
-}
-
 /** The replica's object store as plain data a worker can open again (ctx.objects in workers), if it has one. */
 export function workerStoreConfig(store: unknown): ObjectStoreOptions | undefined {
   const s = store as { workerConfig?: () => ObjectStoreOptions } | undefined;
   return typeof s?.workerConfig === "function" ? s.workerConfig() : undefined;
 }
 
-export function requireAppSpec(name: StrategyName, o: StrategyOptions): string {
+export function requireAppSpec(name: StrategyName, o: ExecutionOptions): string {
   if (!o.appSpec) {
     throw new AnyServeError(
       "INTERNAL",
@@ -80,25 +32,26 @@ export function requireAppSpec(name: StrategyName, o: StrategyOptions): string {
   return o.appSpec;
 }
 
-export function threadSpawner(name: StrategyName, o: StrategyOptions): SpawnWorker {
+export function threadSpawner(name: StrategyName, o: ExecutionOptions): SpawnWorker {
   const appSpec = requireAppSpec(name, o);
   const objects = workerStoreConfig(o.env.objects);
   return (worker) =>
     new ThreadHandle(worker, {
       appSpec,
-      handler: o.handler,
       replicaId: o.env.replicaId,
       apiServer: o.apiServer,
       memoryMb: o.memoryMb,
       objects,
+      service: o.service,
     });
 }
 
-export function threadGroup(name: StrategyName, o: StrategyOptions, min: number, max: number): WorkerGroup {
-  return new WorkerGroup({
+/** A group's options from the execution options: `min` to `max` workers made by `spawn`. */
+export function groupOptions(name: StrategyName, o: ExecutionOptions, spawn: SpawnWorker, min: number, max: number): GroupOptions {
+  return {
     name,
-    kind: "thread",
-    spawn: threadSpawner(name, o),
+    kind: name === "process" ? "process" : "thread",
+    spawn,
     min,
     max,
     depth: PIPELINE_DEPTH,
@@ -106,6 +59,5 @@ export function threadGroup(name: StrategyName, o: StrategyOptions, min: number,
     startRetries: o.startRetries,
     idleMs: o.poolIdleMs,
     logger: o.env.logger,
-    onFailed: o.onFailed,
-  });
+  };
 }

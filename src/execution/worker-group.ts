@@ -1,23 +1,34 @@
 /**
- * A group of workers (threads or processes) behind one ExecutionStrategy: `multi`, `pool` and
- * `process` are this group with different sizes and a different WorkerHandle.
+ * A group of workers (threads or processes) that runs every handler of one replica's app: `multi`,
+ * `pool` and `process` are this group with different sizes and a different WorkerHandle. The
+ * replica's capabilities share it (execution/workers.ts): each worker loads the app once, starts a
+ * capability when the capability starts (OPEN: its `onStart` runs in every worker, and in every
+ * worker that joins later) and stops it when it stops (CLOSE: `onStop`); the workers themselves
+ * stop when no capability is started any more. A class service thus has one instance per worker,
+ * which all its methods use.
  *
  * - **Pipelined hop.** Jobs are id-tagged messages; a worker may hold `depth.normal` (2) of them,
  *   so it never idles on a round trip (measured: pipelined messages kept 0.85× of inline
- *   throughput, one-task-per-thread round trips 0.43×). While the handler's average run time is
- *   under 1 ms the hop dominates, and a worker may hold `depth.cheap` (64); longer handlers keep
- *   the shallow pipeline so that jobs wait here, where any worker that frees up takes them. A job
- *   goes to the warm worker holding the fewest.
+ *   throughput, one-task-per-thread round trips 0.43×). While a handler's average run time is
+ *   under 1 ms the hop dominates, and a worker may hold `depth.cheap` (64) of its jobs; longer
+ *   handlers keep the shallow pipeline so that jobs wait here, where any worker that frees up takes
+ *   them. A job goes to the warm worker holding the fewest, and never queues inside a worker behind
+ *   another capability's job (so one capability's slow calls do not hold up another's).
+ * - **Affinity.** A job may be pinned (`pin`, a hash of its affinity key): it runs on the worker in
+ *   place `pin % min` — the places 0 … min−1 are the workers the group always keeps, and a
+ *   replacement takes its predecessor's place — so calls with one key always meet the same state.
  * - **Known running job.** Workers run their jobs in order (worker-runtime.ts), so the oldest
  *   unanswered job of a worker is the one running. When a worker dies, that job fails (502
  *   WORKER_CRASHED, or WORKER_OUT_OF_MEMORY) and the others, which never started, go to another
  *   worker — unless their body was transferred away, which is why such jobs only go to idle workers.
+ *   A worker starting or stopping a handler takes no new jobs meanwhile, for the same reason.
  * - **Aborts.** An aborted job still queued here is dropped; one queued in a worker is cancelled
  *   there; the running one gets CANCEL and `graceMs` to finish before its worker is terminated.
  * - **Replacement.** A dead worker is replaced; start failures in a row are capped at
- *   `startRetries`, then the group gives up and reports the reason.
+ *   `startRetries`, then the group gives up and every handler fails with the reason. A handler
+ *   whose `onStart` throws is retried the same way, and fails alone.
  * - **Growth** (`pool`): from `min` to `max` workers while no worker is idle; a worker above
- *   `min` idle for `idleMs` stops.
+ *   `min` idle for `idleMs` stops. Pinned jobs run only on the `min` workers.
  */
 import { AnyServeError } from "../errors.js";
 import type { EncodedBody } from "../protocol/types.js";
@@ -26,7 +37,7 @@ import type { StrategyName, StrategyStats } from "./base.js";
 import type { SpawnWorker, WorkerExit } from "./handle.js";
 import { Job, type Slot } from "./job.js";
 import type { JobMode, Task, TaskHooks } from "./task.js";
-import { batchOutcomesOf, encodedOf, errorOf, Msg, type Meta } from "./worker-protocol.js";
+import { batchOutcomesOf, encodedOf, errorOf, handlerOf, Msg, type Meta } from "./worker-protocol.js";
 import type { CancelSignal } from "../util/cancel.js";
 
 export interface GroupOptions {
@@ -41,16 +52,37 @@ export interface GroupOptions {
   startRetries: number;
   idleMs: number;
   logger: Logger;
-  onFailed?: ((reason: string) => void) | undefined;
+  /** Runs before the first worker is spawned (a process group's socket starts listening); a throw fails the group. */
+  prepare?: (() => Promise<void>) | undefined;
+  /** Runs after the workers have stopped (the socket and its directory go). */
+  cleanup?: (() => Promise<void>) | undefined;
 }
 
 /** Handlers faster than this on average get the deep pipeline. */
 const CHEAP_MS = 1;
+/** How long a worker may take to run a handler's `onStop` (or `STOP`) before it is terminated. */
+const STOP_TIMEOUT_MS = 10_000;
+
+/** A handler started (or being started) on the group's workers. */
+interface Opened {
+  h: number;
+  /** Called once if it cannot start (its `onStart` failed `startRetries` times, or the workers cannot start). */
+  onFailed: (reason: string) => void;
+  /** `open()` calls waiting for `min` workers to have started it. */
+  waiters: { resolve: () => void; reject: (e: AnyServeError) => void }[];
+  /** `onStart` failures in a row. */
+  failures: number;
+  /** Pending retries of a failed `onStart`. */
+  retries: Set<NodeJS.Timeout>;
+  /** Average run time of its jobs on a worker (ms, moving average); starts at the threshold: "not cheap". */
+  runMs: number;
+}
 
 export class WorkerGroup {
   readonly #o: GroupOptions;
   readonly #slots = new Set<Slot>();
   readonly #waiting: Job[] = [];
+  readonly #handlers = new Map<number, Opened>();
   readonly #min: number;
   #nextId = 1;
   #nextWorker = 1;
@@ -59,53 +91,95 @@ export class WorkerGroup {
   #lastFailure = "";
   #replaced = 0;
   #inFlight = 0;
-  #startWaiters: { resolve: () => void; reject: (e: AnyServeError) => void }[] = [];
   #shrinkTimer: NodeJS.Timeout | undefined;
+  #prepared: Promise<void> | undefined;
   readonly #respawns = new Set<NodeJS.Timeout>();
-  /** Average run time of a job on a worker (ms, moving average); starts at the threshold: "not cheap". */
-  #runMs = CHEAP_MS;
 
   constructor(o: GroupOptions) {
     this.#o = o;
     this.#min = o.min;
   }
 
-  get capacity(): number {
-    return this.#o.max * this.#depth();
+  get state(): "new" | "running" | "failed" | "stopped" {
+    return this.#state;
   }
 
-  /** How many jobs a worker may hold now: deeper while the handler is cheap. */
-  #depth(): number {
-    return this.#runMs < CHEAP_MS ? this.#o.depth.cheap : this.#o.depth.normal;
+  /** Handlers started or starting. */
+  get handlerCount(): number {
+    return this.#handlers.size;
+  }
+
+  /** Jobs of handler `h` that may be out at once: every worker's pipeline. */
+  capacity(h: number): number {
+    return this.#o.max * this.#depth(this.#handlers.get(h));
+  }
+
+  /** How many jobs of a handler a worker may hold now: deeper while the handler is cheap. */
+  #depth(o: Opened | undefined): number {
+    return o !== undefined && o.runMs < CHEAP_MS ? this.#o.depth.cheap : this.#o.depth.normal;
   }
 
   get maxWorkers(): number {
     return this.#o.max;
   }
 
-  /** Starts `min` workers; resolves when all are warm, rejects with CAPABILITY_FAILED when they cannot start. */
-  start(): Promise<void> {
-    this.#state = "running";
-    for (let i = 0; i < this.#min; i++) this.#spawn();
-    if (this.#o.max > this.#o.min) {
-      this.#shrinkTimer = setInterval(() => this.#shrink(), Math.max(50, this.#o.idleMs / 2));
-      this.#shrinkTimer.unref();
+  /**
+   * Starts handler `h` (its `onStart`) in every worker, starting the workers first if they are not
+   * running; resolves once `min` workers have started it. Rejects with CAPABILITY_FAILED when it
+   * (or the workers) cannot start after `startRetries` attempts; `onFailed` is called then too, and
+   * also if a later worker of a started handler keeps failing.
+   */
+  open(h: number, onFailed: (reason: string) => void = () => undefined): Promise<void> {
+    if (this.#state === "failed" || this.#state === "stopped")
+      return Promise.reject(new AnyServeError("SHUTTING_DOWN", `the ${this.#o.name} workers are ${this.#state}`));
+    if (this.#handlers.has(h)) return Promise.reject(new AnyServeError("INTERNAL", `handler #${h} is already started on these workers`));
+    const o: Opened = { h, onFailed, waiters: [], failures: 0, retries: new Set(), runMs: CHEAP_MS };
+    this.#handlers.set(h, o);
+    const done = new Promise<void>((resolve, reject) => o.waiters.push({ resolve, reject }));
+    if (this.#state === "new") this.#start();
+    else for (const s of this.#slots) if (s.state === "warm") this.#sendOpen(s, h);
+    this.#checkOpen(o);
+    return done;
+  }
+
+  /**
+   * Stops handler `h`: its jobs waiting here fail with SHUTTING_DOWN, the ones its workers hold
+   * finish, then its `onStop` runs in each worker. Resolves when every worker has run it.
+   */
+  async close(h: number): Promise<void> {
+    const o = this.#handlers.get(h);
+    if (!o) return;
+    this.#drop(o, new AnyServeError("SHUTTING_DOWN", "the capability was stopped before it started"));
+    this.#failWaiting(h, new AnyServeError("SHUTTING_DOWN", "the capability is stopping"));
+    const closed: Promise<void>[] = [];
+    for (const s of this.#slots) {
+      if (s.state === "stopping" || s.closing.has(h) || !(s.open.has(h) || s.opening.has(h))) continue;
+      closed.push(this.#sendClose(s, h));
     }
-    return new Promise((resolve, reject) => {
-      this.#startWaiters.push({ resolve, reject });
-      this.#checkStarted();
-    });
+    await Promise.all(closed);
+    this.#dispatch();
   }
 
   /** Every caller of a job has gone (one function for all jobs, not a closure per job). */
   readonly #onJobAbort = (job: Job): void => this.#abort(job);
 
-  run(mode: JobMode, tasks: Task[], signals: CancelSignal[], hooks?: TaskHooks, onChunk?: (chunk: EncodedBody) => void): Promise<unknown> {
+  /** Runs a job of handler `h` (started with `open`); `pin` keeps it on one worker (see the file's comment). */
+  run(
+    h: number,
+    pin: number | undefined,
+    mode: JobMode,
+    tasks: Task[],
+    signals: CancelSignal[],
+    hooks?: TaskHooks,
+    onChunk?: (chunk: EncodedBody) => void,
+  ): Promise<unknown> {
     if (this.#state !== "running")
       return Promise.reject(new AnyServeError("SHUTTING_DOWN", `the ${this.#o.name} workers are ${this.#state}`));
+    if (!this.#handlers.has(h))
+      return Promise.reject(new AnyServeError("SHUTTING_DOWN", `handler #${h} is not started on the ${this.#o.name} workers`));
     return new Promise((resolve, reject) => {
       const id = (this.#nextId = (this.#nextId % 0xffff_fffe) + 1);
-      const job = new Job({ id, mode, tasks, signals, hooks, onChunk, resolve, reject, onAbort: this.#onJobAbort });
+      const job = new Job({ id, h, pin, mode, tasks, signals, hooks, onChunk, resolve, reject, onAbort: this.#onJobAbort });
       if (job.signal.aborted) return job.settle(job.abortError());
       this.#inFlight++;
       this.#waiting.push(job);
@@ -113,63 +187,171 @@ export class WorkerGroup {
     });
   }
 
-  async stop(timeoutMs = 10_000): Promise<void> {
+  /** Stops every worker (each runs `onStop` of the handlers it started); waiting jobs fail with SHUTTING_DOWN. */
+  async stop(timeoutMs = STOP_TIMEOUT_MS): Promise<void> {
     if (this.#state === "stopped") return;
     this.#state = "stopped";
     clearInterval(this.#shrinkTimer);
     for (const t of this.#respawns) clearTimeout(t);
+    for (const o of [...this.#handlers.values()])
+      this.#drop(o, new AnyServeError("SHUTTING_DOWN", "the workers were stopped before they started"));
     for (const job of this.#waiting.splice(0)) this.#settle(job, new AnyServeError("SHUTTING_DOWN", "the workers are stopping"));
-    this.#rejectStart(new AnyServeError("SHUTTING_DOWN", "the workers were stopped before they started"));
     await Promise.all([...this.#slots].map((slot) => this.#stopSlot(slot, timeoutMs)));
+    await this.#prepared?.catch(() => undefined);
+    await this.#o.cleanup?.();
   }
 
-  stats(): StrategyStats {
+  /**
+   * Workers by state, jobs in flight and waiting: of the whole group, or as handler `h` sees them
+   * (its workers are the ones that started it; one still starting it counts as starting).
+   */
+  stats(h?: number): StrategyStats {
     const workers = { starting: 0, warm: 0, idle: 0, failed: this.#state === "failed" ? 1 : 0 };
+    let inFlight = h === undefined ? this.#inFlight : 0;
     for (const s of this.#slots) {
-      if (s.state === "starting") workers.starting++;
-      else if (s.state === "warm") {
+      if (h !== undefined) for (const j of s.jobs) if (j.h === h && !j.settled) inFlight++;
+      if (s.state === "stopping") continue;
+      const warm = s.state === "warm" && (h === undefined || s.open.has(h));
+      if (warm) {
         workers.warm++;
         if (s.jobs.length === 0) workers.idle++;
-      }
+      } else if (s.state === "starting" || (h !== undefined && s.opening.has(h))) workers.starting++;
     }
-    return { strategy: this.#o.name, workers, inFlight: this.#inFlight, queued: this.#waiting.length, replaced: this.#replaced };
+    let queued = 0;
+    for (const j of this.#waiting) if (h === undefined || j.h === h) queued++;
+    if (h !== undefined) inFlight += queued;
+    return { strategy: this.#o.name, workers, inFlight, queued, replaced: this.#replaced };
   }
 
-  #spawn(): void {
+  #start(): void {
+    this.#state = "running";
+    const spawnAll = (): void => {
+      if (this.#state !== "running") return;
+      for (let home = 0; home < this.#min; home++) this.#spawn(home);
+    };
+    if (!this.#o.prepare) spawnAll();
+    else {
+      this.#prepared = this.#o.prepare().then(spawnAll, (err: unknown) => {
+        this.#lastFailure = (err as Error)?.message ?? String(err);
+        this.#bootFailures = this.#o.startRetries;
+        if (this.#state === "running") this.#fail();
+      });
+    }
+    if (this.#o.max > this.#o.min) {
+      this.#shrinkTimer = setInterval(() => this.#shrink(), Math.max(50, this.#o.idleMs / 2));
+      this.#shrinkTimer.unref();
+    }
+  }
+
+  #spawn(home: number | undefined): void {
     const handle = this.#o.spawn(`${this.#o.kind}-${this.#nextWorker++}`);
-    const slot: Slot = { handle, state: "starting", jobs: [], idleSince: Date.now(), lastDone: 0 };
+    const slot: Slot = {
+      handle,
+      state: "starting",
+      home,
+      open: new Set(),
+      opening: new Set(),
+      closing: new Map(),
+      jobs: [],
+      idleSince: Date.now(),
+      lastDone: 0,
+    };
     this.#slots.add(slot);
     handle.onMessage = (type, id, meta, body) => this.#message(slot, type, id, meta, body);
     handle.onExit = (exit) => this.#exited(slot, exit);
   }
 
+  #sendOpen(slot: Slot, h: number): void {
+    slot.opening.add(h);
+    slot.handle.send(Msg.OPEN, 0, { h });
+  }
+
+  /** CLOSE to one worker; resolves on CLOSED, or when the worker ends (terminated if it takes too long). */
+  #sendClose(slot: Slot, h: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => slot.handle.terminate(), STOP_TIMEOUT_MS + this.#o.graceMs);
+      timer.unref();
+      slot.closing.set(h, () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      slot.handle.send(Msg.CLOSE, 0, { h });
+    });
+  }
+
+  /** Takes a handler out of the group: its retries stop, and callers still waiting for it to start get `err`. */
+  #drop(o: Opened, err: AnyServeError): void {
+    if (this.#handlers.get(o.h) !== o) return;
+    this.#handlers.delete(o.h);
+    for (const t of o.retries) clearTimeout(t);
+    for (const w of o.waiters.splice(0)) w.reject(err);
+  }
+
+  /** Enough workers have started the handler: its `open()` calls resolve. */
+  #checkOpen(o: Opened): void {
+    if (o.waiters.length === 0) return;
+    let warm = 0;
+    for (const s of this.#slots) if (s.state === "warm" && s.open.has(o.h)) warm++;
+    if (warm < this.#min) return;
+    for (const w of o.waiters.splice(0)) w.resolve();
+  }
+
   #dispatch(): void {
-    while (this.#waiting.length > 0) {
-      const job = this.#waiting[0]!;
+    const waiting = this.#waiting;
+    for (let i = 0; i < waiting.length && this.#hasRoom(); ) {
+      const job = waiting[i]!;
       const slot = this.#pick(job);
-      if (!slot) break;
-      this.#waiting.shift();
+      if (!slot) {
+        i++;
+        continue;
+      }
+      waiting.splice(i, 1);
       job.sendTo(slot);
     }
     this.#grow();
   }
 
-  /** The warm worker with the fewest jobs, below the depth; a job whose body moves waits for an idle one. */
+  /** Some worker could take a job now (a quick test before looking at each waiting job). */
+  #hasRoom(): boolean {
+    for (const s of this.#slots) if (this.#accepts(s) && s.jobs.length < this.#o.depth.cheap) return true;
+    return false;
+  }
+
+  /** Warm, and not starting or stopping a handler (whose hook would run ahead of the job). */
+  #accepts(s: Slot): boolean {
+    return s.state === "warm" && s.opening.size === 0 && s.closing.size === 0;
+  }
+
+  /**
+   * The worker for `job`: its pinned one, else the warm worker with the fewest jobs — one that
+   * started the job's handler, below the depth, holding no other handler's jobs. A job whose body
+   * moves waits for an idle worker.
+   */
   #pick(job: Job): Slot | undefined {
+    const limit = job.moves ? 1 : this.#depth(this.#handlers.get(job.h));
+    if (job.pin !== undefined) {
+      const home = job.pin % this.#min;
+      for (const s of this.#slots) if (s.home === home && s.state !== "stopping") return this.#fits(s, job, limit) ? s : undefined;
+      return undefined;
+    }
     let best: Slot | undefined;
-    const limit = job.moves ? 1 : this.#depth();
     for (const s of this.#slots) {
-      if (s.state === "warm" && s.jobs.length < limit && (!best || s.jobs.length < best.jobs.length)) best = s;
+      if (this.#fits(s, job, limit) && (!best || s.jobs.length < best.jobs.length)) best = s;
     }
     return best;
   }
 
-  /** `pool`: one more thread per job that has no idle worker, up to `max`. */
+  #fits(s: Slot, job: Job, limit: number): boolean {
+    return this.#accepts(s) && s.open.has(job.h) && s.jobs.length < limit && (s.jobs.length === 0 || s.jobs[0]!.h === job.h);
+  }
+
+  /** `pool`: one more thread per job that has no idle worker, up to `max` (pinned jobs wait for their own). */
   #grow(): void {
     if (this.#state !== "running" || this.#slots.size >= this.#o.max) return;
     let idle = 0;
     let starting = 0;
-    let behind = this.#waiting.length;
+    let behind = 0;
+    for (const j of this.#waiting) if (j.pin === undefined) behind++;
     for (const s of this.#slots) {
       if (s.state === "starting") starting++;
       else if (s.state === "warm" && s.jobs.length === 0) idle++;
@@ -177,22 +359,17 @@ export class WorkerGroup {
     }
     if (idle > 0) return;
     while (starting < behind && this.#slots.size < this.#o.max) {
-      this.#spawn();
+      this.#spawn(undefined);
       starting++;
     }
   }
 
+  /** `pool`: stops extra workers idle for `idleMs` (never the `min` ones, which keep their places). */
   #shrink(): void {
     const now = Date.now();
-    // Slots being stopped stay in #slots until their worker exits: count only the live ones, or
-    // one pass would stop every idle worker, the ones `min` keeps included.
-    let live = 0;
-    for (const s of this.#slots) if (s.state !== "stopping") live++;
     for (const s of this.#slots) {
-      if (live <= this.#min) return;
-      if (s.state === "warm" && s.jobs.length === 0 && now - s.idleSince >= this.#o.idleMs) {
-        live--;
-        void this.#stopSlot(s, 10_000);
+      if (s.home === undefined && this.#accepts(s) && s.jobs.length === 0 && now - s.idleSince >= this.#o.idleMs) {
+        void this.#stopSlot(s, STOP_TIMEOUT_MS);
       }
     }
   }
@@ -204,13 +381,26 @@ export class WorkerGroup {
         slot.idleSince = Date.now();
         this.#bootFailures = 0;
         this.#lastFailure = "";
-        this.#checkStarted();
+        for (const h of this.#handlers.keys()) this.#sendOpen(slot, h);
         this.#dispatch();
         return;
       case Msg.BOOT_FAILED:
         this.#lastFailure = errorOf(meta)?.message ?? "start failed";
         slot.handle.terminate();
         return;
+      case Msg.OPENED:
+        this.#opened(slot, meta);
+        return;
+      case Msg.CLOSED: {
+        const h = handlerOf(meta);
+        if (h === undefined) return;
+        slot.open.delete(h);
+        const done = slot.closing.get(h);
+        slot.closing.delete(h);
+        done?.();
+        this.#dispatch();
+        return;
+      }
       case Msg.RESULT:
       case Msg.END: {
         const job = this.#take(slot, id);
@@ -246,13 +436,71 @@ export class WorkerGroup {
     }
   }
 
+  /** A worker answered OPEN: the handler started there, or its `onStart` failed. */
+  #opened(slot: Slot, meta: Meta): void {
+    const h = handlerOf(meta);
+    if (h === undefined) return;
+    slot.opening.delete(h);
+    const o = this.#handlers.get(h);
+    const err = errorOf(meta);
+    if (o && !err) {
+      slot.open.add(h);
+      o.failures = 0;
+      this.#checkOpen(o);
+    } else if (o && err) this.#startFailed(slot, o, err);
+    // (No `o`: it was closed meanwhile, and the CLOSE sent after the OPEN undoes it.)
+    this.#dispatch();
+  }
+
+  /** A handler's `onStart` threw in a worker: tried again there after a pause, up to `startRetries` failures in a row. */
+  #startFailed(slot: Slot, o: Opened, err: AnyServeError): void {
+    const h = o.h;
+    o.failures++;
+    this.#o.logger.warn(
+      { worker: slot.handle.name, handler: h, failures: o.failures, reason: err.message },
+      "capability failed to start in a worker",
+    );
+    if (o.failures >= this.#o.startRetries) {
+      this.#failHandler(o, `onStart failed ${o.failures} time(s) in a row: ${err.message}`);
+      return;
+    }
+    const retry = setTimeout(() => {
+      o.retries.delete(retry);
+      if (this.#handlers.get(h) === o && this.#slots.has(slot) && slot.state === "warm" && !slot.open.has(h) && !slot.opening.has(h)) {
+        this.#sendOpen(slot, h);
+      }
+    }, 100 * o.failures);
+    o.retries.add(retry);
+  }
+
+  /** A handler that cannot start: its callers and waiting jobs get CAPABILITY_FAILED, workers that did start it stop it. */
+  #failHandler(o: Opened, reason: string): void {
+    const err = new AnyServeError("CAPABILITY_FAILED", reason);
+    this.#drop(o, err);
+    this.#failWaiting(o.h, err);
+    for (const s of this.#slots) {
+      if (s.state !== "stopping" && !s.closing.has(o.h) && (s.open.has(o.h) || s.opening.has(o.h))) void this.#sendClose(s, o.h);
+    }
+    o.onFailed(reason);
+  }
+
+  #failWaiting(h: number, err: AnyServeError): void {
+    for (let i = this.#waiting.length - 1; i >= 0; i--) {
+      const job = this.#waiting[i]!;
+      if (job.h !== h) continue;
+      this.#waiting.splice(i, 1);
+      this.#settle(job, err);
+    }
+  }
+
   /** Run time: from when the job could start (sent, or its predecessor done) to its answer. */
   #measure(slot: Slot, job: Job): void {
     const now = performance.now();
     const ran = now - Math.max(job.sentAt, slot.lastDone);
     slot.lastDone = now;
     if (job.settled) return; // an abandoned job says little about the handler
-    this.#runMs = 0.8 * this.#runMs + 0.2 * ran;
+    const o = this.#handlers.get(job.h);
+    if (o) o.runMs = 0.8 * o.runMs + 0.2 * ran;
   }
 
   /** Removes an answered job from its worker; the worker may be idle now. */
@@ -293,11 +541,14 @@ export class WorkerGroup {
 
   #exited(slot: Slot, exit: WorkerExit): void {
     this.#slots.delete(slot);
+    for (const done of slot.closing.values()) done();
+    slot.closing.clear();
     const wasStarting = slot.state === "starting";
     const jobs = slot.jobs.splice(0);
     const running = jobs.shift();
     if (running) this.#settle(running, this.#deathError(running, slot, exit));
-    // Jobs queued behind it never started: they go elsewhere, unless their body moved with the worker.
+    // Jobs queued behind it never started: they go elsewhere (pinned ones to its replacement),
+    // unless their body moved with the worker.
     for (const job of jobs.reverse()) {
       if (job.signal.aborted) this.#settle(job, job.abortError());
       else if (job.moves || this.#state !== "running")
@@ -323,15 +574,15 @@ export class WorkerGroup {
       this.#replaced++;
       this.#o.logger.warn({ worker: slot.handle.name, reason: exit.detail }, "worker died; replacing it");
     }
-    this.#respawnLater(wasStarting ? 100 * this.#bootFailures : 0);
+    this.#respawnLater(wasStarting ? 100 * this.#bootFailures : 0, slot.home);
   }
 
-  /** Replaces a dead worker; after a start failure, with a short growing pause (no tight respawn loop). */
-  #respawnLater(delayMs: number): void {
+  /** Replaces a dead worker in its place; after a start failure, with a short growing pause (no tight respawn loop). */
+  #respawnLater(delayMs: number, home: number | undefined): void {
     const again = (): void => {
       this.#respawns.delete(timer);
       if (this.#state !== "running") return;
-      if (this.#slots.size < this.#min) this.#spawn();
+      if (home !== undefined) this.#spawn(home);
       this.#dispatch();
     };
     const timer = setTimeout(again, delayMs);
@@ -346,6 +597,7 @@ export class WorkerGroup {
     return new AnyServeError(code, `${exit.detail} while running request '${job.rid}'`);
   }
 
+  /** The workers cannot start: every handler fails with the reason. */
   #fail(): void {
     this.#state = "failed";
     clearInterval(this.#shrinkTimer);
@@ -354,19 +606,10 @@ export class WorkerGroup {
     const err = new AnyServeError("CAPABILITY_FAILED", reason);
     for (const job of this.#waiting.splice(0)) this.#settle(job, err);
     for (const s of this.#slots) s.handle.terminate();
-    this.#rejectStart(err);
-    this.#o.onFailed?.(reason);
-  }
-
-  #checkStarted(): void {
-    let warm = 0;
-    for (const s of this.#slots) if (s.state === "warm") warm++;
-    if (warm < this.#min) return;
-    for (const w of this.#startWaiters.splice(0)) w.resolve();
-  }
-
-  #rejectStart(err: AnyServeError): void {
-    for (const w of this.#startWaiters.splice(0)) w.reject(err);
+    for (const o of [...this.#handlers.values()]) {
+      this.#drop(o, err);
+      o.onFailed(reason);
+    }
   }
 
   #stopSlot(slot: Slot, timeoutMs: number): Promise<void> {

@@ -29,13 +29,15 @@ readFrames(socket, (type, id, meta, body) => {
 out.send(Msg.HELLO, 0, { worker: name, key: env.ANYSERVE_WORKER_KEY ?? "", pid: process.pid, protocol: WORKER_PROTOCOL_VERSION });
 
 try {
-  const app = await loadServable(env.ANYSERVE_WORKER_APP ?? "");
+  const args = env.ANYSERVE_WORKER_SERVICE_ARGS ? (JSON.parse(env.ANYSERVE_WORKER_SERVICE_ARGS) as unknown[]) : [];
+  const app = await loadServable(env.ANYSERVE_WORKER_APP ?? "", { args });
   const replicaId = env.ANYSERVE_WORKER_REPLICA_ID ?? "";
   const objects = env.ANYSERVE_WORKER_OBJECTS ? (JSON.parse(env.ANYSERVE_WORKER_OBJECTS) as ObjectStoreOptions) : undefined;
   const runEnv = workerEnv({ app, replicaId, worker: name, apiServer: env.ANYSERVE_API_SERVER, objects });
-  runtime = new WorkerRuntime(runEnv, Number(env.ANYSERVE_WORKER_HANDLER ?? 0), name, out);
+  runtime = new WorkerRuntime(runEnv, name, out);
   runtime.onStopped = () => socket.end(() => process.exit(0));
-  if (await runtime.boot()) for (const m of early.splice(0)) runtime.receive(...m);
+  runtime.boot();
+  for (const m of early.splice(0)) runtime.receive(...m);
 } catch (err) {
   out.send(Msg.BOOT_FAILED, 0, errorMetaOf(AnyServeError.from(err, "CAPABILITY_FAILED")));
   out.flush();

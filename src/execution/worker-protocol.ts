@@ -12,10 +12,11 @@ import type { EncodedBody } from "../protocol/types.js";
 import { answerMeta } from "../transport/call-meta.js";
 import type { BatchOutcome, JobMode, Task, TaskCall } from "./task.js";
 
-export const WORKER_PROTOCOL_VERSION = 1;
+/** 2: workers serve every handler of the app (RUN names its handler `h`; OPEN/CLOSE start and stop one). */
+export const WORKER_PROTOCOL_VERSION = 2;
 
 export const Msg = {
-  /** → worker: run a job. meta `{mode, calls, sizes}`, body = the task bodies one after another. */
+  /** → worker: run a job of handler `h`. meta `{h, mode, calls, sizes}`, body = the task bodies one after another. */
   RUN: 1,
   /** ← worker: a job's answer. meta `{ct, hl?}` (none for JSON), `{items}` (batch) or `{code, error}`. */
   RESULT: 2,
@@ -27,16 +28,24 @@ export const Msg = {
   CANCEL: 5,
   /** ← worker, first message: meta `{worker, key, pid, protocol}`. */
   HELLO: 16,
-  /** ← worker: the app loaded and `onStart` ran; it takes jobs. */
+  /** ← worker: the app loaded; it takes OPEN (and then jobs of the handlers it opened). */
   READY: 17,
   /** ← worker: it could not start. meta `{code, error}`; it exits next. */
   BOOT_FAILED: 18,
-  /** → worker: finish the jobs it has, run `onStop`, answer STOPPED and exit. */
+  /** → worker: finish the jobs it has, run `onStop` of every handler it opened, answer STOPPED and exit. */
   STOP: 19,
   /** ← worker: `onStop` ran. */
   STOPPED: 20,
   /** ← worker: the request's `timeout` parameter lowered a task's deadline. meta `{i, dl}`. */
   DEADLINE: 21,
+  /** → worker: start handler `h` (run its `onStart`), after the jobs sent before. meta `{h}`. */
+  OPEN: 24,
+  /** ← worker: handler `h` started. meta `{h}`, or `{h, code, error}` when its `onStart` failed. */
+  OPENED: 25,
+  /** → worker: stop handler `h` (run its `onStop`) after the jobs sent before. meta `{h}`. */
+  CLOSE: 26,
+  /** ← worker: handler `h`'s `onStop` ran. meta `{h}`. */
+  CLOSED: 27,
 } as const;
 
 export type Meta = Record<string, unknown> | null;
@@ -46,23 +55,24 @@ export type SendFn = (type: number, id: number, meta: Meta, body?: Buffer) => vo
 
 const EMPTY = Buffer.alloc(0);
 
-/** The RUN message of a job: one body, or a batch's bodies concatenated (one copy, batches are small requests). */
-export function runMessage(mode: JobMode, tasks: readonly Task[]): { meta: Meta; body: Buffer } {
-  const meta = { mode, calls: tasks.map((t) => t.call), sizes: tasks.map((t) => t.body.length) };
+/** The RUN message of a job of handler `h`: one body, or a batch's bodies concatenated (one copy, batches are small requests). */
+export function runMessage(h: number, mode: JobMode, tasks: readonly Task[]): { meta: Meta; body: Buffer } {
+  const meta = { h, mode, calls: tasks.map((t) => t.call), sizes: tasks.map((t) => t.body.length) };
   return { meta, body: tasks.length === 1 ? tasks[0]!.body : Buffer.concat(tasks.map((t) => t.body)) };
 }
 
-/** Splits a RUN message back into its tasks (views into `body`, no copy). */
-export function tasksOf(meta: Meta, body: Buffer): { mode: JobMode; tasks: Task[] } {
-  const m = meta as { mode?: unknown; calls?: unknown; sizes?: unknown } | null;
+/** Splits a RUN message back into its handler and tasks (views into `body`, no copy). */
+export function tasksOf(meta: Meta, body: Buffer): { h: number; mode: JobMode; tasks: Task[] } {
+  const m = meta as { h?: unknown; mode?: unknown; calls?: unknown; sizes?: unknown } | null;
   if (
     !m ||
+    !isHandlerIndex(m.h) ||
     (m.mode !== "infer" && m.mode !== "stream" && m.mode !== "batch") ||
     !Array.isArray(m.calls) ||
     !Array.isArray(m.sizes) ||
     m.calls.length !== m.sizes.length
   ) {
-    throw new AnyServeError("INTERNAL", "worker protocol: RUN meta needs mode, calls and sizes of equal length");
+    throw new AnyServeError("INTERNAL", "worker protocol: RUN meta needs a handler index h, and mode, calls and sizes of equal length");
   }
   const tasks: Task[] = [];
   let off = 0;
@@ -71,7 +81,16 @@ export function tasksOf(meta: Meta, body: Buffer): { mode: JobMode; tasks: Task[
     tasks.push({ call: call as TaskCall, body: body.subarray(off, off + n) });
     off += n;
   });
-  return { mode: m.mode, tasks };
+  return { h: m.h, mode: m.mode, tasks };
+}
+
+/** The handler index an OPEN, OPENED, CLOSE or CLOSED meta names, or undefined. */
+export function handlerOf(meta: Meta): number | undefined {
+  return isHandlerIndex(meta?.h) ? meta.h : undefined;
+}
+
+function isHandlerIndex(h: unknown): h is number {
+  return typeof h === "number" && Number.isInteger(h) && h >= 0;
 }
 
 export function errorMetaOf(err: unknown): Record<string, unknown> {

@@ -1,12 +1,15 @@
 /**
- * The worker side of the protocol, shared by worker threads and child processes: takes RUN
- * messages, runs them one after another with the task runner, answers each with exactly one
+ * The worker side of the protocol, shared by worker threads and child processes: a worker serves
+ * every handler of the app — the replica's capabilities share their workers. It starts a handler
+ * (its `onStart`) on OPEN and stops it (`onStop`) on CLOSE, takes RUN messages for the handlers
+ * it started, runs them one after another with the task runner, answers each with exactly one
  * terminal message (RESULT or END), and honours CANCEL and STOP.
  *
  * Jobs run strictly in arrival order, one at a time, even for async handlers: the strategy may
  * pipeline a second job into the worker so it never idles on a round trip, and because the
  * oldest unanswered job is always the one running, the strategy knows which jobs had not started
- * when a worker dies — those are sent elsewhere instead of failing.
+ * when a worker dies — those are sent elsewhere instead of failing. OPEN and CLOSE take their
+ * turn in the same order, so a handler's `onStop` runs after the jobs sent to it before.
  *
  * Answers of quick jobs are held while more jobs wait (up to 0.5 ms), so a burst of them goes back
  * as one message; a slow job's answer, a stream's chunk and anything else go out at once.
@@ -16,7 +19,7 @@ import { runBatchTask, runHook, runStreamTask, runTask, type RunEnv } from "./ru
 import type { JobMode, Task, TaskHooks } from "./task.js";
 import type { Outbox } from "./thread-port.js";
 import { answerMeta } from "../transport/call-meta.js";
-import { batchResultMessage, errorMetaOf, Msg, tasksOf, type Meta } from "./worker-protocol.js";
+import { batchResultMessage, errorMetaOf, handlerOf, Msg, tasksOf, type Meta } from "./worker-protocol.js";
 import { Cancellation } from "../util/cancel.js";
 
 /** How long a finished job's answer may wait for the next ones before it is sent anyway (ms). */
@@ -24,27 +27,35 @@ const HOLD_MS = 0.1;
 
 interface Job {
   id: number;
+  h: number;
   mode: JobMode;
   tasks: Task[];
   controllers: Cancellation[];
 }
 
+/** OPEN or CLOSE of handler `h`, waiting its turn behind the jobs sent before it. */
+interface Control {
+  id: 0;
+  control: "open" | "close";
+  h: number;
+}
+
 export class WorkerRuntime {
   readonly #env: RunEnv;
-  readonly #handler: number;
   readonly #name: string;
   readonly #out: Outbox;
-  readonly #queue: Job[] = [];
-  #running: Job | undefined;
+  readonly #queue: (Job | Control)[] = [];
+  /** Handlers whose `onStart` ran here, in the order they started. */
+  readonly #open = new Set<number>();
+  #running: Job | Control | undefined;
   /** performance.now() when the running job started. */
   #startedAt = 0;
   #stopping = false;
   /** Called after STOPPED is sent: the transport closes and the worker exits. */
   onStopped: () => void = () => undefined;
 
-  constructor(env: RunEnv, handler: number, name: string, out: Outbox) {
+  constructor(env: RunEnv, name: string, out: Outbox) {
     this.#env = env;
-    this.#handler = handler;
     this.#name = name;
     this.#out = out;
   }
@@ -67,22 +78,15 @@ export class WorkerRuntime {
     if (!quick || this.#queue.length === 0 || now - this.#out.waitingSince > HOLD_MS) this.#out.flush();
   }
 
-  /** Runs `onStart`; answers READY, or BOOT_FAILED and resolves false. */
-  async boot(): Promise<boolean> {
-    try {
-      await runHook(this.#env, this.#handler, "onStart", this.#name);
-      this.#send(Msg.READY, 0, null);
-      return true;
-    } catch (err) {
-      this.#send(Msg.BOOT_FAILED, 0, errorMetaOf(AnyServeError.from(err, "CAPABILITY_FAILED")));
-      return false;
-    }
+  /** The app is loaded: answers READY (handlers start on OPEN). */
+  boot(): void {
+    this.#send(Msg.READY, 0, null);
   }
 
   receive(type: number, id: number, meta: Meta, body: Buffer): void {
     switch (type) {
       case Msg.RUN: {
-        let parsed: { mode: JobMode; tasks: Task[] };
+        let parsed: { h: number; mode: JobMode; tasks: Task[] };
         try {
           parsed = tasksOf(meta, body);
         } catch (err) {
@@ -96,6 +100,14 @@ export class WorkerRuntime {
       case Msg.CANCEL:
         this.#cancel(id, typeof meta?.i === "number" ? meta.i : undefined);
         return;
+      case Msg.OPEN:
+      case Msg.CLOSE: {
+        const h = handlerOf(meta);
+        if (h === undefined) return;
+        this.#queue.push({ id: 0, control: type === Msg.OPEN ? "open" : "close", h });
+        this.#next();
+        return;
+      }
       case Msg.STOP:
         this.#stopping = true;
         this.#next();
@@ -108,13 +120,14 @@ export class WorkerRuntime {
 
   #cancel(id: number, index: number | undefined): void {
     const reason = new AnyServeError("CANCELLED", "the request was cancelled");
-    if (this.#running?.id === id) {
-      for (const [i, c] of this.#running.controllers.entries()) if (index === undefined || i === index) c.abort(reason);
+    const running = this.#running;
+    if (running !== undefined && "controllers" in running && running.id === id) {
+      for (const [i, c] of running.controllers.entries()) if (index === undefined || i === index) c.abort(reason);
       return;
     }
     const at = this.#queue.findIndex((j) => j.id === id);
     if (at < 0) return;
-    const job = this.#queue[at]!;
+    const job = this.#queue[at] as Job;
     if (index !== undefined && job.tasks.length > 1) {
       job.controllers[index]?.abort(reason);
       return;
@@ -130,7 +143,7 @@ export class WorkerRuntime {
     if (job) {
       this.#running = job;
       this.#startedAt = performance.now();
-      void this.#run(job).finally(() => {
+      void ("control" in job ? this.#control(job) : this.#run(job)).finally(() => {
         this.#running = undefined;
         this.#next();
       });
@@ -141,22 +154,47 @@ export class WorkerRuntime {
 
   async #stop(): Promise<void> {
     this.#stopping = false;
-    await runHook(this.#env, this.#handler, "onStop", this.#name).catch((err: unknown) =>
-      this.#env.logger.warn({ err: (err as Error)?.message, worker: this.#name }, "onStop failed"),
-    );
+    for (const h of [...this.#open]) await this.#onStop(h);
     this.#send(Msg.STOPPED, 0, null);
     this.onStopped();
   }
 
+  /** OPEN runs the handler's `onStart` (a throw is reported, and the replica may send OPEN again); CLOSE its `onStop`. */
+  async #control(c: Control): Promise<void> {
+    if (c.control === "close") {
+      if (this.#open.has(c.h)) await this.#onStop(c.h);
+      this.#send(Msg.CLOSED, 0, { h: c.h });
+      return;
+    }
+    if (this.#open.has(c.h)) return this.#send(Msg.OPENED, 0, { h: c.h });
+    try {
+      await runHook(this.#env, c.h, "onStart", this.#name);
+      this.#open.add(c.h);
+      this.#send(Msg.OPENED, 0, { h: c.h });
+    } catch (err) {
+      this.#send(Msg.OPENED, 0, { h: c.h, ...errorMetaOf(AnyServeError.from(err, "CAPABILITY_FAILED")) });
+    }
+  }
+
+  async #onStop(h: number): Promise<void> {
+    this.#open.delete(h);
+    await runHook(this.#env, h, "onStop", this.#name).catch((err: unknown) =>
+      this.#env.logger.warn({ err: (err as Error)?.message, worker: this.#name, handler: h }, "onStop failed"),
+    );
+  }
+
   async #run(job: Job): Promise<void> {
-    const { id, tasks, controllers } = job;
+    const { id, h, tasks, controllers } = job;
     const hooks: TaskHooks = { lowerDeadline: (i, dl) => this.#send(Msg.DEADLINE, id, { i, dl }) };
     const env = this.#env;
     try {
+      if (!this.#open.has(h)) {
+        throw new AnyServeError("INTERNAL", `worker ${this.#name}: handler #${h} was not started here (no OPEN before its jobs)`);
+      }
       if (job.mode === "batch") {
         const out = await runBatchTask(
           env,
-          this.#handler,
+          h,
           tasks,
           controllers.map((c) => c.signal),
           hooks,
@@ -166,7 +204,7 @@ export class WorkerRuntime {
       } else if (job.mode === "stream") {
         await runStreamTask(
           env,
-          this.#handler,
+          h,
           tasks[0]!,
           controllers[0]!.signal,
           (chunk) => this.#send(Msg.CHUNK, id, answerMeta(chunk), chunk.body),
@@ -174,7 +212,7 @@ export class WorkerRuntime {
         );
         this.#answer(Msg.END, id, {});
       } else {
-        const out = await runTask(env, this.#handler, tasks[0]!, controllers[0]!.signal, hooks);
+        const out = await runTask(env, h, tasks[0]!, controllers[0]!.signal, hooks);
         this.#answer(Msg.RESULT, id, answerMeta(out), out.body);
       }
     } catch (err) {

@@ -6,6 +6,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { AnyServeError } from "../errors.js";
 import type { ObjectStoreOptions } from "../objects/types.js";
 import { loadServable } from "../models/load.js";
+import type { WorkerService } from "./base.js";
 import { ThreadOutbox, unpack } from "./thread-port.js";
 import { errorMetaOf, Msg, type Meta } from "./worker-protocol.js";
 import { workerEnv } from "./worker-env.js";
@@ -13,11 +14,12 @@ import { WorkerRuntime } from "./worker-runtime.js";
 
 export interface ThreadWorkerData {
   appSpec: string;
-  handler: number;
   replicaId: string;
   worker: string;
   apiServer?: string | undefined;
   objects?: ObjectStoreOptions | undefined;
+  /** A class service: built with this name and these constructor arguments, as in the replica. */
+  service?: WorkerService | undefined;
 }
 
 const port = parentPort!;
@@ -34,14 +36,15 @@ port.on("message", (batch: unknown) =>
 );
 
 try {
-  const app = await loadServable(data.appSpec);
+  const app = await loadServable(data.appSpec, data.service ? { service: data.service.name, args: data.service.args } : {});
   const env = workerEnv({ app, replicaId: data.replicaId, worker: data.worker, apiServer: data.apiServer, objects: data.objects });
-  runtime = new WorkerRuntime(env, data.handler, data.worker, out);
+  runtime = new WorkerRuntime(env, data.worker, out);
   runtime.onStopped = () => {
     out.flush();
     port.close();
   };
-  if (await runtime.boot()) for (const m of early.splice(0)) runtime.receive(...m);
+  runtime.boot();
+  for (const m of early.splice(0)) runtime.receive(...m);
 } catch (err) {
   out.send(Msg.BOOT_FAILED, 0, errorMetaOf(AnyServeError.from(err, "CAPABILITY_FAILED")));
   out.flush();

@@ -8,7 +8,7 @@ import * as grpc from "@grpc/grpc-js";
 import { AnyServeError } from "../errors.js";
 import { normalizeCapability, type CapabilityMap } from "../protocol/capability.js";
 import { serviceDefinition } from "../protocol/grpc-service.js";
-import { readModelName } from "../protocol/proto-codec.js";
+import { readModelName, walkFields } from "../protocol/proto-scan.js";
 import { CONTENT_TYPE_PROTOBUF } from "../protocol/types.js";
 import { newRequestId } from "../util/http.js";
 import type { IncomingCall, InferBackend } from "../protocol/call.js";
@@ -48,13 +48,16 @@ export class GrpcFrontend {
       <Q, R>(fn: (req: Q, call: grpc.ServerUnaryCall<Q, R>) => Promise<R> | R) =>
       (call: grpc.ServerUnaryCall<Q, R>, cb: grpc.sendUnaryData<R>): void => {
         Promise.resolve()
-          .then(() => fn(call.request, call))
+          .then(() => {
+            if (call.request instanceof Undecodable) throw call.request.error;
+            return fn(call.request, call);
+          })
           .then(
             (r) => cb(null, r),
             (err: unknown) => cb(toServiceError(err)),
           );
       };
-    this.#server.addService(serviceDefinition(), {
+    this.#server.addService(serverDefinition(), {
       ServerLive: unary(() => ({ live: true })),
       ServerReady: unary(() => ({ ready: b.ready() })),
       ModelReady: unary(async (req: { name: string; version: string }, call) => {
@@ -184,11 +187,66 @@ export class GrpcFrontend {
   }
 }
 
+/** A request message the server could not decode: its handler answers `error`, with our code. */
+class Undecodable {
+  constructor(readonly error: AnyServeError) {}
+}
+
+/**
+ * The service definition as this server reads requests. The small RPCs' requests are read here
+ * rather than by protobufjs in grpc-js, whose failure is an INTERNAL "Error deserializing request"
+ * without our code: a bad message becomes {@link Undecodable} and is answered INVALID_ARGUMENT
+ * `INVALID_PROTOBUF` (or `INVALID_CAPABILITY` for a model name that is not UTF-8), as ModelInfer's
+ * are. The health requests have no fields (only the framing is checked); the model ones have
+ * `name` and `version` where ModelInferRequest has `model_name` and `model_version`.
+ */
+function serverDefinition(): grpc.ServiceDefinition {
+  const def: Record<string, grpc.MethodDefinition<unknown, unknown>> = { ...serviceDefinition() };
+  const empty = (what: string) => (b: Buffer) => {
+    walkFields(b, undefined, what);
+    return {};
+  };
+  const named = (what: string) => (b: Buffer) => {
+    const { modelName, modelVersion } = readModelName(b, what);
+    return { name: modelName, version: modelVersion };
+  };
+  const readers: Record<string, (b: Buffer) => object> = {
+    ServerLive: empty("ServerLiveRequest"),
+    ServerReady: empty("ServerReadyRequest"),
+    ServerMetadata: empty("ServerMetadataRequest"),
+    ModelReady: named("ModelReadyRequest"),
+    ModelMetadata: named("ModelMetadataRequest"),
+  };
+  for (const [method, read] of Object.entries(readers)) {
+    def[method] = {
+      ...def[method]!,
+      requestDeserialize: (b: Buffer) => {
+        try {
+          return read(b);
+        } catch (err) {
+          return new Undecodable(AnyServeError.from(err, "INVALID_PROTOBUF"));
+        }
+      },
+    };
+  }
+  return def;
+}
+
+const CAPABILITY_METADATA = "x-capability-";
+
 /** The capability of a gRPC call: `model_name` (and version) plus `x-capability-*` metadata. */
 function modelCapability(name: string, version: string, metadata: Record<string, unknown>): CapabilityMap {
   const cap: Record<string, string> = {};
   for (const key in metadata) {
-    if (key.startsWith("x-capability-")) cap[key.slice(13).replace(/-/g, "_")] = String(metadata[key]);
+    if (!key.startsWith(CAPABILITY_METADATA)) continue;
+    // gRPC carries `-bin` keys as bytes: a capability value is text, and the key would gain "_bin".
+    if (key.endsWith("-bin")) {
+      throw new AnyServeError(
+        "INVALID_CAPABILITY",
+        `metadata '${key.slice(0, 128)}': a capability value is text, not binary (-bin) metadata; send '${key.slice(0, -4).slice(0, 128)}'`,
+      );
+    }
+    cap[key.slice(CAPABILITY_METADATA.length).replace(/-/g, "_")] = String(metadata[key]);
   }
   if (name) cap.model = name;
   if (version) cap.version = version;

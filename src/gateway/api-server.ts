@@ -19,7 +19,7 @@ import { controlRoutes } from "./control.js";
 import { managementRoutes } from "./management.js";
 import { ServiceStats } from "./service-stats.js";
 import { StatusModel } from "./status.js";
-import { Forwarder, type ResilienceOptions } from "./forwarder.js";
+import { DEFAULT_STALL_MS, Forwarder, type ResilienceOptions } from "./forwarder.js";
 import { HealthChecker } from "./health-checker.js";
 import { ServicePolicies, type PolicyFields } from "./policies.js";
 import { Registry } from "../routing/registry.js";
@@ -63,6 +63,15 @@ export interface ApiServerOptions {
   defaultPolicy?: PolicyFields;
   /** Outlier ejection, circuit breaking and retry budget settings. */
   resilience?: ResilienceOptions;
+  /**
+   * For this long after start (ms), a capability nothing matches is 503 `REGISTRY_WARMING_UP`
+   * (retryable), not 404: replicas re-register after a restart. `forwarder.endWarmup()` ends it.
+   * Default 0 here (code that starts an API server usually starts its replicas next);
+   * `anyserve api-server` and `up` use `api_server.warmup` (15 s).
+   */
+  warmupMs?: number;
+  /** Requests in flight with no progress for this long (ms) pass a replica over while another can serve; 0 = off. Default: `api_server.stall_timeout` (5 s). */
+  stallMs?: number;
   /** Prometheus metrics at /metrics and request statistics for the status API (default true). */
   metrics?: boolean;
   /** More routes by "METHOD /path" (the deployment controller's, for `anyserve up`), or made with the server's access rules. */
@@ -152,6 +161,8 @@ async function assembleApiServer(o: ApiServerOptions): Promise<ApiServerParts> {
     policies,
     unmatched: o.unmatched ?? "error",
     maxDelegationDepth: o.maxDelegationDepth ?? 1,
+    warmupMs: o.warmupMs ?? 0,
+    stallMs: o.stallMs ?? DEFAULT_STALL_MS,
     ...(o.tlsCa ? { tlsCa: o.tlsCa } : {}),
     ...(o.resilience ? { resilience: o.resilience } : {}),
   });

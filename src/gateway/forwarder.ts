@@ -10,7 +10,7 @@
  * delivered or got a retryable error goes to another replica, within a retry budget.
  */
 import { AnyServeError, type ErrorCode } from "../errors.js";
-import type { IncomingCall, InferBackend, ModelMetadata } from "../protocol/call.js";
+import { describeModel, type IncomingCall, type InferBackend, type ModelMetadata } from "../protocol/call.js";
 import { formatCapability, modelTypeFallback, type CapabilityMap } from "../protocol/capability.js";
 import type { EncodedBody } from "../protocol/types.js";
 import type { FrameReply } from "../transport/frame-client.js";
@@ -38,7 +38,23 @@ export interface ForwarderOptions {
   tlsCa?: Buffer | undefined;
   /** Outlier ejection, circuit breakers, retry budget (defaults: Envoy's, Moleculer's, Finagle's). */
   resilience?: ResilienceOptions;
+  /**
+   * A replica with requests in flight and no progress (no answer, no stream chunk, no passed probe)
+   * for this long (ms) is passed over while another can serve: a stopped or wedged process stops
+   * getting traffic before its health probes fail. Default {@link DEFAULT_STALL_MS}; 0 turns it off.
+   */
+  stallMs?: number;
+  /**
+   * For this long after start (ms), a query nothing matches is 503 REGISTRY_WARMING_UP (retryable)
+   * instead of 404: after a restart the registry is empty until replicas register again. Default 0.
+   */
+  warmupMs?: number;
 }
+
+/** The default of {@link ForwarderOptions.stallMs} for an API server (`api_server.stall_timeout`; a test checks they agree). */
+export const DEFAULT_STALL_MS = 5_000;
+/** An API server's default warm-up (`api_server.warmup`; a test checks they agree). */
+export const DEFAULT_WARMUP_MS = 15_000;
 
 export interface ResilienceOptions {
   outlier?: OutlierDetectorOptions;
@@ -76,6 +92,9 @@ export class Forwarder implements InferBackend {
   readonly circuits: CircuitBreakers;
   readonly retryBudget: RetryBudget;
   readonly #maxRetries: number;
+  readonly #stallMs: number;
+  /** Until when (ms epoch) "nothing matches" means "not registered yet". */
+  #warmUntil: number;
   /** Failover counters, for /registry and metrics. */
   readonly counters = { retries: 0, retries_denied: 0, ejections: 0, delegated: 0 };
   /** Told about every answered request (the API server's metrics), unless the service turned metrics off. */
@@ -89,6 +108,8 @@ export class Forwarder implements InferBackend {
     this.circuits = new CircuitBreakers(r.circuit);
     this.retryBudget = new RetryBudget(r.retryBudget);
     this.#maxRetries = r.maxRetries ?? 2;
+    this.#stallMs = options.stallMs ?? DEFAULT_STALL_MS;
+    this.#warmUntil = Date.now() + (options.warmupMs ?? 0);
     options.registry.onChange((event, entry) => {
       // A replica that left (or re-registered elsewhere) gets no new requests on its old
       // connection; the ones in flight finish (a draining replica unregisters before it drains).
@@ -109,6 +130,16 @@ export class Forwarder implements InferBackend {
 
   ready(): boolean {
     return !this.#draining;
+  }
+
+  /** Ends the warm-up now (`up` does once its deployment is applied: everything expected has registered). */
+  endWarmup(): void {
+    this.#warmUntil = 0;
+  }
+
+  /** Milliseconds of warm-up left (0 once over). */
+  get warmupLeftMs(): number {
+    return this.#warmUntil === 0 ? 0 : Math.max(0, this.#warmUntil - Date.now());
   }
 
   infer(call: IncomingCall): Promise<EncodedBody> {
@@ -185,7 +216,15 @@ export class Forwarder implements InferBackend {
     const observe = (code: string): void => {
       const pick = trace.pick;
       if (pick === undefined || pick.policy.metrics) {
-        observer.observe(pick?.entry.service ?? "", pick ? pick.route.key : "unmatched", code, (performance.now() - t0) / 1000);
+        // A query nothing matched (answered 404, or delegated to a random replica) is counted as
+        // "unmatched": its own key would give every made-up capability value a series.
+        const matched = pick !== undefined && pick.route.replicas.length > 0;
+        observer.observe(
+          matched ? (pick.entry.service ?? "") : "",
+          matched ? pick.route.key : "unmatched",
+          code,
+          (performance.now() - t0) / 1000,
+        );
       }
     };
     return this.#deliver(call, kind, onChunk, trace).then(
@@ -270,15 +309,25 @@ export class Forwarder implements InferBackend {
     const { entry } = pick;
     let client: ReplicaTransport;
     let sent: Promise<FrameReply>;
+    // Idle to busy starts the stall clock (an idle replica has nothing to be late with).
+    if (entry.inFlight === 0) entry.progressAt = Date.now();
+    const sink: ChunkSink | undefined =
+      onChunk &&
+      ((meta, body) => {
+        entry.progressAt = Date.now();
+        onChunk(meta, body);
+      });
     try {
       client = this.#client(entry);
-      sent = client.send(call, kind, pick, onChunk);
+      sent = client.send(call, kind, pick, sink);
     } catch (err) {
       return Promise.reject(err);
     }
     entry.inFlight++;
     return sent.then(
       (reply) => {
+        // The replica answered (an error too): it is making progress.
+        entry.progressAt = Date.now();
         const failure = this.#settle(pick, client, errorOf(reply, entry));
         if (failure === undefined) return reply;
         if (rejectOnFailure) throw failure;
@@ -299,7 +348,7 @@ export class Forwarder implements InferBackend {
     if (client.inFlight === 0 && this.#retired.delete(client)) void client.close();
     if (failure === undefined) {
       this.outliers.onSuccess(entry.replicaId);
-      this.circuits.record(entry.replicaId, route.key, true);
+      if (route.replicas.length > 0) this.circuits.record(entry.replicaId, route.key, true);
       return undefined;
     }
     this.#recordFailure(entry, route, failure.code);
@@ -308,7 +357,9 @@ export class Forwarder implements InferBackend {
 
   #recordFailure(entry: ReplicaEntry, route: Route, code: ErrorCode): void {
     if (code === "CANCELLED") return; // the caller left: says nothing about the replica
-    this.circuits.record(entry.replicaId, route.key, !isCircuitFailure(code));
+    // Circuits are per capability the replica serves; a delegated query it does not serve has none
+    // (and its key, made up by the client, must not become one).
+    if (route.replicas.length > 0) this.circuits.record(entry.replicaId, route.key, !isCircuitFailure(code));
     if (!isReplicaFault(code)) {
       this.outliers.onSuccess(entry.replicaId);
       return;
@@ -325,7 +376,6 @@ export class Forwarder implements InferBackend {
     const { registry } = this.#o;
     const depth = call.depth ?? 0;
     const tried = call.tried ?? [];
-    if (depth > this.#o.maxDelegationDepth) throw this.#exhausted(call.query, tried);
     let query = call.query;
     let route = registry.route(query);
     // A model route falls back to `type=m` when nothing has `model=m`; the replica is sent that query.
@@ -336,10 +386,11 @@ export class Forwarder implements InferBackend {
         route = registry.route(byType);
       }
     }
+    if (depth > this.#o.maxDelegationDepth) throw route.replicas.length === 0 ? this.#notFound(call) : this.#exhausted(call.query, tried);
     let candidates = route.replicas;
     if (tried.length > 0) candidates = candidates.filter((e) => !tried.includes(e.replicaId));
     if (candidates.length === 0) {
-      const entry = this.#unmatched(call.query, call, tried);
+      const entry = this.#unmatched(route, call, tried);
       // A replica picked to start delegation is sent the query as the caller gave it.
       const asked = query === call.query ? route : registry.route(call.query);
       return { entry, policy: this.#o.policies.of(entry), route, query: call.query, queryBytes: asked.queryBytes };
@@ -371,9 +422,7 @@ export class Forwarder implements InferBackend {
   lookup(query: CapabilityMap): ReplicaEntry {
     const { registry } = this.#o;
     const route = registry.route(query);
-    if (route.replicas.length === 0) {
-      throw new AnyServeError("NO_MATCHING_CAPABILITY", `no replica offers ${formatCapability(query)}; ${registry.describeCapabilities()}`);
-    }
+    if (route.replicas.length === 0) throw this.#notFound({ query });
     const available = this.#available(route.replicas, route.key);
     if (available.length === 0) throw this.#notReady(route.replicas, query, route.key);
     return this.#o.policies.of(available[0]!).balancer.pick(preferWarm(available, query));
@@ -386,36 +435,78 @@ export class Forwarder implements InferBackend {
     );
   }
 
-  /** Candidates that may take a request now; the same array when all may (the common case). */
+  /**
+   * Candidates that may take a request now; the same array when all may (the common case).
+   * Stalled replicas (see {@link ForwarderOptions.stallMs}) are left out only while another can
+   * serve: a stall is a guess (a long request looks the same), not a verdict like a failed probe.
+   */
   #available(candidates: ReplicaEntry[], key: string): ReplicaEntry[] {
     const ejected = this.outliers.ejectedCount > 0;
     const open = this.circuits.openCount > 0;
-    if (!ejected && !open && candidates.every(isRoutable)) return candidates;
-    return candidates.filter(
+    const stalled = this.#stalled(candidates);
+    if (!ejected && !open && stalled === undefined && candidates.every(isRoutable)) return candidates;
+    const ok = candidates.filter(
       (e) => isRoutable(e) && !(ejected && this.outliers.isEjected(e.replicaId)) && !(open && this.circuits.blocks(e.replicaId, key)),
     );
+    if (stalled === undefined) return ok;
+    const moving = ok.filter((e) => !stalled.has(e));
+    return moving.length > 0 ? moving : ok;
   }
 
-  #unmatched(query: CapabilityMap, call: IncomingCall, tried: string[]): ReplicaEntry {
-    const { registry } = this.#o;
-    if (tried.length > 0 && registry.lookup(query).length > 0) throw this.#exhausted(query, tried);
+  /** The candidates with requests in flight and no progress for the stall time; undefined when none (the common case). */
+  #stalled(candidates: ReplicaEntry[]): Set<ReplicaEntry> | undefined {
+    if (this.#stallMs <= 0) return undefined;
+    let out: Set<ReplicaEntry> | undefined;
+    let now = 0;
+    for (const e of candidates) {
+      if (e.inFlight === 0) continue; // idle: nothing to be late with (and no clock read)
+      if (this.isStalled(e, (now ||= Date.now()))) (out ??= new Set()).add(e);
+    }
+    return out;
+  }
+
+  /** Whether a replica is stalled: requests in flight and no progress for the stall time (status API, and choosing). */
+  isStalled(e: ReplicaEntry, now = Date.now()): boolean {
+    return this.#stallMs > 0 && e.inFlight > 0 && now - e.progressAt > this.#stallMs;
+  }
+
+  /**
+   * No untried candidate. Replicas match but every one was tried: 508, delegation went round.
+   * Nothing matches at all: a random replica to start delegation (`--unmatched delegate`, within
+   * the depth limit), else 404 — whatever the delegation headers say, a request nobody serves is
+   * "not found", not "exhausted".
+   */
+  #unmatched(route: Route, call: IncomingCall, tried: string[]): ReplicaEntry {
+    if (route.replicas.length > 0) throw this.#exhausted(call.query, tried);
     if (this.#o.unmatched === "delegate" && (call.depth ?? 0) < this.#o.maxDelegationDepth) {
-      const pick = registry.random(new Set(tried));
+      const pick = this.#o.registry.random(new Set(tried));
       if (pick) return pick;
     }
-    if (tried.length > 0) throw this.#exhausted(query, tried);
-    if (call.model) {
-      const what =
-        call.model.version === undefined ? `model '${call.model.name}'` : `model '${call.model.name}' version '${call.model.version}'`;
-      throw new AnyServeError("MODEL_NOT_FOUND", `${what} is not served by any replica; ${registry.describeCapabilities()}`);
+    throw this.#notFound(call);
+  }
+
+  /**
+   * 404: MODEL_NOT_FOUND for an OIP model call, NO_MATCHING_CAPABILITY otherwise; names a few
+   * registered capabilities, and the replicas a delegated call went through.
+   */
+  #notFound(call: { query: CapabilityMap; model?: IncomingCall["model"]; tried?: string[] | undefined }): AnyServeError {
+    const warmup = this.warmupLeftMs;
+    if (warmup > 0) {
+      return new AnyServeError(
+        "REGISTRY_WARMING_UP",
+        `nothing offers ${formatCapability(call.query)} yet: the API server started recently and replicas are still registering (${Math.ceil(warmup / 1000)} s of warm-up left); retry`,
+      );
     }
-    throw new AnyServeError("NO_MATCHING_CAPABILITY", `no replica offers ${formatCapability(query)}; ${registry.describeCapabilities()}`);
+    const via = call.tried !== undefined && call.tried.length > 0 ? ` (delegated by ${describeTried(call.tried)})` : "";
+    const registered = `${this.#o.registry.describeCapabilities()}${via}`;
+    if (call.model) return new AnyServeError("MODEL_NOT_FOUND", `${describeModel(call.model)} is not served by any replica; ${registered}`);
+    return new AnyServeError("NO_MATCHING_CAPABILITY", `no replica offers ${formatCapability(call.query)}; ${registered}`);
   }
 
   #exhausted(query: CapabilityMap, tried: string[]): AnyServeError {
     return new AnyServeError(
       "DELEGATION_EXHAUSTED",
-      `no replica could serve ${formatCapability(query)} within ${this.#o.maxDelegationDepth} delegation hop(s); tried ${tried.join(", ") || "none"}`,
+      `no replica could serve ${formatCapability(query)} within ${this.#o.maxDelegationDepth} delegation hop(s); tried ${describeTried(tried)}`,
       { tried },
     );
   }
@@ -434,6 +525,13 @@ export class Forwarder implements InferBackend {
     }
     return client;
   }
+}
+
+/** The replica ids a delegated call names, for messages: a few, each cut short (they come from a header). */
+function describeTried(tried: string[]): string {
+  if (tried.length === 0) return "none";
+  const shown = tried.slice(0, 5).map((id) => (id.length > 64 ? `${id.slice(0, 64)}…` : id));
+  return tried.length > 5 ? `${shown.join(", ")} and ${tried.length - 5} more` : shown.join(", ");
 }
 
 /** A reply carrying an error code, rebuilt into the same error the replica raised. */

@@ -29,9 +29,17 @@ export interface HealthCheckerOptions {
 }
 
 interface ProbeSlot {
-  lastStart: number;
+  /** When the next probe is due (ms, on the checker's clock). */
+  nextAt: number;
   busy: boolean;
 }
+
+/**
+ * After a failed probe the next one comes this soon (or at the interval, if shorter): a replica
+ * that stopped answering (a stopped process, a wedged event loop) is out of rotation within a few
+ * seconds, not three whole intervals (30 s at the default 10 s).
+ */
+export const RETRY_AFTER_FAILURE_MS = 1_000;
 
 export class HealthChecker {
   readonly #o: HealthCheckerOptions;
@@ -66,24 +74,24 @@ export class HealthChecker {
       let slot = this.#slots.get(entry.replicaId);
       // A newly registered replica is probed at once: its load (queue, workers, CPU, memory) shows
       // in the status API without waiting a whole interval.
-      if (!slot) this.#slots.set(entry.replicaId, (slot = { lastStart: Number.NEGATIVE_INFINITY, busy: false }));
+      if (!slot) this.#slots.set(entry.replicaId, (slot = { nextAt: Number.NEGATIVE_INFINITY, busy: false }));
+      if (slot.busy || now < slot.nextAt) continue;
       const interval = this.intervalOf(entry);
-      if (slot.busy || now - slot.lastStart < interval) continue;
       slot.busy = true;
-      slot.lastStart = now;
-      void this.#check(entry, slot, probeTimeout(interval));
+      void this.#check(entry, slot, interval, now);
     }
   }
 
-  async #check(entry: ReplicaEntry, slot: ProbeSlot, timeoutMs: number): Promise<void> {
+  async #check(entry: ReplicaEntry, slot: ProbeSlot, interval: number, startedAt: number): Promise<void> {
     let error: string | undefined;
     let report: Record<string, unknown> | undefined;
     try {
-      report = await this.#o.probe(entry, timeoutMs);
+      report = await this.#o.probe(entry, probeTimeout(interval));
     } catch (err) {
       error = (err as Error).message;
     }
     slot.busy = false;
+    slot.nextAt = error === undefined ? startedAt + interval : (this.#o.now ?? Date.now)() + Math.min(interval, RETRY_AFTER_FAILURE_MS);
     // The replica may have left or re-registered from another endpoint meanwhile.
     const current = this.#o.registry.get(entry.replicaId);
     if (!current || targetOf(current) !== targetOf(entry)) return;
@@ -94,7 +102,9 @@ export class HealthChecker {
   #record(entry: ReplicaEntry, error: string | undefined): void {
     const { registry, logger } = this.#o;
     if (error === undefined) {
-      if (!entry.healthy) logger.info({ replica: entry.replicaId }, "replica passed its health check; in rotation");
+      if (!entry.healthy) logger.info({ replica: entry.replicaId }, "replica passed its health check; back in rotation");
+      // It answered: it is making progress, whatever its long requests are doing (see the forwarder's stall check).
+      entry.progressAt = Date.now();
       // A foreign OIP server does not heartbeat: its last passing probe is when it was last heard from.
       if (entry.protocol !== undefined) registry.heartbeat(entry.replicaId);
       entry.probeFailures = 0;
@@ -111,7 +121,12 @@ export class HealthChecker {
   }
 }
 
-/** A probe may take the whole period, but at least 1 s (a loaded machine) and at most 10 s. */
-function probeTimeout(intervalMs: number): number {
-  return Math.min(Math.max(intervalMs, 1_000), 10_000);
+/**
+ * A probe may take the whole period, but at least 1 s (a loaded machine) and at most 2 s: it is a
+ * readiness check over an open connection, and one that has not answered in 2 s counts as failed
+ * (with the quick retries after a failure, a stopped replica is unhealthy ~6 s after its first
+ * missed probe).
+ */
+export function probeTimeout(intervalMs: number): number {
+  return Math.min(Math.max(intervalMs, 1_000), 2_000);
 }

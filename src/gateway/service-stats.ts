@@ -25,6 +25,13 @@ interface Sample {
   services: Map<string, { requests: number; byCode: Map<string, number>; buckets: number[] }>;
 }
 
+/**
+ * The key under which requests no replica matched are sampled (`capability="unmatched"` in the
+ * metrics). Not a service name (those are `[A-Za-z0-9_.-]`), and kept apart from `""`, the requests
+ * of replicas registered without a service: those matched, and served.
+ */
+export const UNMATCHED = "\u0000unmatched";
+
 const WINDOW_MS = 60_000;
 const RATE_MS = 10_000;
 
@@ -58,8 +65,10 @@ export class ServiceStats {
       if (!s) services.set(service, (s = { requests: 0, byCode: new Map(), buckets: [] }));
       return s;
     };
+    const serviceOf = (labels: Record<string, string | number | undefined>): string =>
+      labels.capability === "unmatched" ? UNMATCHED : String(labels.service ?? "");
     for (const v of (await this.#metrics.requests.get()).values) {
-      const s = get(String(v.labels.service ?? ""));
+      const s = get(serviceOf(v.labels));
       s.requests += v.value;
       const code = String(v.labels.code);
       s.byCode.set(code, (s.byCode.get(code) ?? 0) + v.value);
@@ -71,7 +80,7 @@ export class ServiceStats {
       const le = raw === "+Inf" ? Infinity : Number(raw);
       let i = bounds.indexOf(le);
       if (i < 0) i = bounds.push(le) - 1;
-      const s = get(String(v.labels.service ?? ""));
+      const s = get(serviceOf(v.labels));
       s.buckets[i] = (s.buckets[i] ?? 0) + v.value;
     }
     this.#bounds = bounds;
@@ -79,9 +88,9 @@ export class ServiceStats {
     while (this.#ring.length > 2 && this.#ring[0]!.at < now - WINDOW_MS) this.#ring.shift();
   }
 
-  /** Service names seen so far ("" = requests that matched no replica). */
+  /** Service names seen so far ("" = replicas registered without one); requests nothing matched are {@link UNMATCHED}'s, not listed. */
   services(): string[] {
-    return [...(this.#ring.at(-1)?.services.keys() ?? [])];
+    return [...(this.#ring.at(-1)?.services.keys() ?? [])].filter((s) => s !== UNMATCHED);
   }
 
   of(service: string): ServiceRequestStats {

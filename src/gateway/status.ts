@@ -9,9 +9,16 @@
 import type { Forwarder } from "./forwarder.js";
 import type { ServicePolicies } from "./policies.js";
 import type { Registry, ReplicaEntry, ReplicaLoad } from "../routing/registry.js";
-import type { ServiceRequestStats, ServiceStats } from "./service-stats.js";
+import { UNMATCHED, type ServiceRequestStats, type ServiceStats } from "./service-stats.js";
 
 export type { ReplicaLoad };
+
+/**
+ * The group of replicas registered without a service (the seed's registration shape, or
+ * `startReplica` without `service`): shown as one service so that they are not invisible. Not a
+ * valid service name, so it cannot collide with one.
+ */
+export const UNNAMED_SERVICE = "(none)";
 
 /** The deployment controller as the status model sees it (absent for a bare `anyserve api-server`). */
 export interface DeploymentView {
@@ -44,6 +51,8 @@ export interface ReplicaView {
   cpu_percent: number | null;
   memory_mb: number | null;
   circuits_open: number;
+  /** Requests in flight and no answer, chunk or passed probe for the API server's stall time: passed over while another replica can serve. */
+  stalled: boolean;
 }
 
 export interface ServiceView {
@@ -80,8 +89,8 @@ export class StatusModel {
 
   serviceNames(): string[] {
     const names = new Set(Object.keys(this.#deployment?.status().services ?? {}));
-    for (const e of this.o.registry.list()) if (e.service !== undefined) names.add(e.service);
-    for (const s of this.o.stats.services()) if (s !== "") names.add(s);
+    for (const e of this.o.registry.list()) names.add(e.service ?? UNNAMED_SERVICE);
+    for (const s of this.o.stats.services()) names.add(s === "" ? UNNAMED_SERVICE : s);
     return [...names].sort();
   }
 
@@ -91,8 +100,9 @@ export class StatusModel {
 
   service(name: string): ServiceView | undefined {
     const deployed = this.#deployment?.status().services[name];
-    const registered = this.o.registry.list().filter((e) => e.service === name);
-    if (!deployed && registered.length === 0 && !this.o.stats.services().includes(name)) return undefined;
+    const label = name === UNNAMED_SERVICE ? "" : name;
+    const registered = this.o.registry.list().filter((e) => (e.service ?? "") === label);
+    if (!deployed && registered.length === 0 && !this.o.stats.services().includes(label)) return undefined;
     const replicas = this.#replicas(deployed?.replicas ?? [], registered);
     const sum = (f: (r: ReplicaView) => number | null): number => replicas.reduce((a, r) => a + (f(r) ?? 0), 0);
     const policies = this.o.policies.describe();
@@ -104,7 +114,7 @@ export class StatusModel {
       policy: policies[name] ?? policies["*"]!,
       replicas,
       stats: {
-        ...this.o.stats.of(name),
+        ...this.o.stats.of(label),
         in_flight: sum((r) => r.in_flight),
         queue_depth: sum((r) => r.queue_depth),
         active_workers: sum((r) => (r.workers ? r.workers.warm + r.workers.starting : 0)),
@@ -138,8 +148,8 @@ export class StatusModel {
 
   /** Totals across services, plus the gateway's failover counters. */
   stats(): Record<string, unknown> {
-    const services = this.serviceNames().map((n) => this.o.stats.of(n));
-    const unmatched = this.o.stats.of("");
+    const services = this.serviceNames().map((n) => this.o.stats.of(n === UNNAMED_SERVICE ? "" : n));
+    const unmatched = this.o.stats.of(UNMATCHED);
     const all = [...services, unmatched];
     const f = this.o.forwarder;
     return {
@@ -179,6 +189,7 @@ export class StatusModel {
         cpu_percent: load?.process?.cpu_percent ?? null,
         memory_mb: load?.process?.rss_mb ?? null,
         circuits_open: e ? f.circuits.snapshot(id).filter((c) => c.state !== "closed").length : 0,
+        stalled: e !== undefined && f.isStalled(e),
       };
     });
   }

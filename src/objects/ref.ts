@@ -5,7 +5,9 @@
  * machine knows where to fetch it.
  *
  * String form (every value percent-encoded):
- * `obj:<id>?size=<bytes>&type=<content type>[&owner=<replica id>&url=<owner's REST base URL>]`
+ * `obj:<id>?size=<bytes>&type=<content type>[&owner=<replica id>&url=<owner's REST base URL>]`;
+ * a ref whose size is not known (made from a bare id) leaves `size=` out, so a size in a ref's
+ * text is always a byte count.
  *
  * An id is `^[A-Za-z0-9_-]{1,128}$`: it has no `.`, `/`, `\`, `%` or NUL, so no spelling of an id
  * can name a file outside the store. Parsing is strict; anything else is 400 `OBJECT_REF_INVALID`.
@@ -79,7 +81,7 @@ export class ObjRef implements ObjRefData {
   }
 
   toString(): string {
-    let s = `${PREFIX}${this.id}?size=${this.size}&type=${encodeURIComponent(this.contentType)}`;
+    let s = `${PREFIX}${this.id}?${this.size < 0 ? "" : `size=${this.size}&`}type=${encodeURIComponent(this.contentType)}`;
     if (this.owner !== undefined) s += `&owner=${encodeURIComponent(this.owner)}`;
     if (this.url !== undefined) s += `&url=${encodeURIComponent(this.url)}`;
     return s;
@@ -124,12 +126,13 @@ export class ObjRef implements ObjRefData {
       }
       fields.set(name, value);
     }
+    // No `size` is "not known"; a size given is a byte count (a negative one is malformed, not unknown).
     const size = fields.get("size");
-    if (size === undefined || !/^(?:-1|\d{1,16})$/.test(size))
-      invalid(`size: expected a non-negative integer (or -1: unknown), got ${quote(size ?? null)}`);
+    if (size !== undefined && !/^\d{1,16}$/.test(size))
+      invalid(`size: expected a byte count (a non-negative integer; leave it out when unknown), got ${quote(size)}`);
     const type = fields.get("type");
     if (type === undefined) invalid("type: missing");
-    const data: ObjRefData = { id, size: Number(size), contentType: type };
+    const data: ObjRefData = { id, size: size === undefined ? -1 : Number(size), contentType: type };
     const owner = fields.get("owner");
     const url = fields.get("url");
     if (owner !== undefined) data.owner = owner;

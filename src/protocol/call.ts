@@ -36,6 +36,11 @@ export interface IncomingCall {
   model?: { name: string; version?: string | undefined };
 }
 
+/** `model 'm'` or `model 'm' version 'v'`, for MODEL_NOT_FOUND messages. */
+export function describeModel(model: { name: string; version?: string | undefined }): string {
+  return model.version === undefined ? `model '${model.name}'` : `model '${model.name}' version '${model.version}'`;
+}
+
 export interface ModelMetadata {
   name: string;
   versions?: string[];

@@ -6,6 +6,7 @@
  * Only the top-level framing is walked; every other field is skipped by wire type. Proto3 strings
  * use "last one wins", so the whole top level is scanned.
  */
+import { isUtf8 } from "node:buffer";
 import { AnyServeError } from "../errors.js";
 
 type Fail = (why: string) => AnyServeError;
@@ -78,20 +79,33 @@ export function walkFields(
 }
 
 /**
- * Scans a serialized `ModelInferRequest` for `model_name` (1) and `model_version` (2).
- * Missing fields are `""`, as in proto3.
- * @throws AnyServeError INVALID_PROTOBUF on any framing error (bad tag, truncation, wrong wire type)
+ * Scans a serialized `ModelInferRequest` for `model_name` (1) and `model_version` (2) — or any
+ * message with the same two leading string fields (`ModelReadyRequest`, `ModelMetadataRequest`:
+ * `name`, `version`), named by `what` in errors. Missing fields are `""`, as in proto3.
+ * @throws AnyServeError INVALID_PROTOBUF on any framing error (bad tag, truncation, wrong wire type);
+ *   INVALID_CAPABILITY for a name or version that is not UTF-8 (it names the capability to route by:
+ *   a replaced character would route to a model nobody asked for)
  */
-export function readModelName(body: Buffer): { modelName: string; modelVersion: string } {
+export function readModelName(body: Buffer, what = "ModelInferRequest"): { modelName: string; modelVersion: string } {
   let modelName = "";
   let modelVersion = "";
-  walkFields(body, (field, wireType, start, end) => {
-    if (field !== 1 && field !== 2) return;
-    if (wireType !== 2)
-      throw new AnyServeError("INVALID_PROTOBUF", `body is not a valid ModelInferRequest: field ${field} must be a string`);
-    if (field === 1) modelName = body.toString("utf8", start, end);
-    else modelVersion = body.toString("utf8", start, end);
-  });
+  walkFields(
+    body,
+    (field, wireType, start, end) => {
+      if (field !== 1 && field !== 2) return;
+      if (wireType !== 2) throw new AnyServeError("INVALID_PROTOBUF", `body is not a valid ${what}: field ${field} must be a string`);
+      const bytes = body.subarray(start, end);
+      if (!isUtf8(bytes)) {
+        throw new AnyServeError(
+          "INVALID_CAPABILITY",
+          `${what}: the model ${field === 1 ? "name" : "version"} is not valid UTF-8 (${end - start} bytes, starting ${bytes.subarray(0, 16).toString("hex")})`,
+        );
+      }
+      if (field === 1) modelName = bytes.toString("utf8");
+      else modelVersion = bytes.toString("utf8");
+    },
+    what,
+  );
   return { modelName, modelVersion };
 }
 

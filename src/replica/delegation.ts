@@ -8,10 +8,10 @@
  */
 import { Pool } from "undici";
 import { AnyServeError } from "../errors.js";
-import type { IncomingCall, InferBackend, ModelMetadata } from "../protocol/call.js";
+import { describeModel, type IncomingCall, type InferBackend, type ModelMetadata } from "../protocol/call.js";
 import { capabilityToHeaders, type CapabilityMap } from "../protocol/capability.js";
-import { decodeJsonResponse } from "../protocol/json-codec.js";
-import { encodeProtoResponse } from "../protocol/proto-codec.js";
+import { decodeJsonResponse, encodeJsonRequest } from "../protocol/json-codec.js";
+import { decodeProtoRequest, encodeProtoResponse } from "../protocol/proto-codec.js";
 import { CONTENT_TYPE_PROTOBUF, HEADER_INFERENCE_LENGTH, type EncodedBody } from "../protocol/types.js";
 import { errorFromBody } from "../sdk/client.js";
 import { readSse } from "../sdk/sse-reader.js";
@@ -71,9 +71,9 @@ export class DelegatingBackend implements InferBackend {
   }
 
   async #delegate(call: IncomingCall): Promise<EncodedBody> {
-    const res = await this.#send("/infer", call);
+    const res = await this.#send(false, call);
     const body = Buffer.from(await res.body.arrayBuffer());
-    if (res.statusCode !== 200) throw errorFromBody(res.statusCode, body);
+    if (res.statusCode !== 200) throw asModelError(call, errorFromBody(res.statusCode, body));
     const out: EncodedBody = { body, contentType: String(res.headers["content-type"] ?? "application/json") };
     const hl = res.headers[HEADER_INFERENCE_LENGTH];
     if (hl !== undefined) out.headerLength = Number(hl);
@@ -81,8 +81,11 @@ export class DelegatingBackend implements InferBackend {
   }
 
   async #delegateStream(call: IncomingCall, onChunk: (chunk: EncodedBody) => void): Promise<void> {
-    const res = await this.#send("/infer/stream", call);
-    if (res.statusCode !== 200) throw errorFromBody(res.statusCode, Buffer.from(await res.body.arrayBuffer()));
+    // The API server's stream route takes JSON (its answer is server-sent events of JSON): a gRPC
+    // ModelStreamInfer request is re-encoded, its tensors in the binary extension so that no value
+    // changes on the way.
+    const res = await this.#send(true, call.format === "protobuf" ? asJsonCall(call) : call);
+    if (res.statusCode !== 200) throw asModelError(call, errorFromBody(res.statusCode, Buffer.from(await res.body.arrayBuffer())));
     for await (const data of readSse(res.body)) {
       // SSE carries JSON; a gRPC caller wants each chunk as protobuf.
       onChunk(
@@ -93,10 +96,11 @@ export class DelegatingBackend implements InferBackend {
     }
   }
 
-  #send(path: string, call: IncomingCall) {
+  #send(stream: boolean, call: IncomingCall) {
     const tried = [...(call.tried ?? []), this.#o.replicaId];
+    const byModel = modelPath(call, stream);
     const headers: Record<string, string> = {
-      ...capabilityToHeaders(call.query),
+      ...(byModel === undefined ? capabilityHeaders(call.query) : {}),
       "x-delegated-from": tried.join(","),
       "x-delegation-depth": String((call.depth ?? 0) + 1),
       "x-anyserve-timeout-ms": String(Math.max(1, Math.round(call.timeoutMs))),
@@ -109,7 +113,7 @@ export class DelegatingBackend implements InferBackend {
     return this.#pool
       .request({
         method: "POST",
-        path,
+        path: byModel ?? (stream ? "/infer/stream" : "/infer"),
         headers,
         body: call.body,
         signal: toAbortSignal(call.signal),
@@ -124,4 +128,45 @@ export class DelegatingBackend implements InferBackend {
         );
       });
   }
+}
+
+/**
+ * An OIP model call (its query is the model and version, as the model route or gRPC `model_name`
+ * made it) goes to the API server's model route: the name travels percent-encoded in the path —
+ * any UTF-8 — and a miss is MODEL_NOT_FOUND there. Undefined for other calls.
+ */
+function modelPath(call: IncomingCall, stream: boolean): string | undefined {
+  const m = call.model;
+  if (m === undefined || call.query.model !== m.name || call.query.version !== m.version) return undefined;
+  if (Object.keys(call.query).length !== (m.version === undefined ? 1 : 2)) return undefined;
+  const version = m.version === undefined ? "" : `/versions/${encodeURIComponent(m.version)}`;
+  return `/v2/models/${encodeURIComponent(m.name)}${version}/${stream ? "generate_stream" : "infer"}`;
+}
+
+/** The query as X-Capability headers; a value a header cannot carry (beyond Latin-1) is refused with its key. */
+function capabilityHeaders(query: CapabilityMap): Record<string, string> {
+  for (const key in query) {
+    if (/[^\t\x20-\x7e\x80-\xff]/.test(query[key]!)) {
+      throw new AnyServeError(
+        "INVALID_CAPABILITY",
+        `capability '${key}' = ${JSON.stringify(query[key]!.slice(0, 64))} cannot be delegated in an X-Capability header (Latin-1 text only); call the API server with it`,
+      );
+    }
+  }
+  return capabilityToHeaders(query);
+}
+
+/** A protobuf call as the same request in JSON with binary tensors (what `/infer/stream` accepts). */
+function asJsonCall(call: IncomingCall): IncomingCall {
+  const json = encodeJsonRequest(decodeProtoRequest(call.body), { binary: true, binaryOutputs: false });
+  return { ...call, body: json.body, contentType: json.contentType, headerLength: json.headerLength, format: "json" };
+}
+
+/**
+ * The API server found no replica for a delegated OIP model call: the caller asked for a model, so
+ * it hears MODEL_NOT_FOUND, as it would from the API server's own model route.
+ */
+function asModelError(call: IncomingCall, err: AnyServeError): AnyServeError {
+  if (err.code !== "NO_MATCHING_CAPABILITY" || call.model === undefined) return err;
+  return new AnyServeError("MODEL_NOT_FOUND", `${describeModel(call.model)} is not served by any replica (${err.message})`);
 }

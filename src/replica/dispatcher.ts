@@ -1,9 +1,11 @@
 /**
  * The replica's backend: finds the handler for a call (first registered match wins) and hands
  * the encoded call to that capability's lane (src/execution/lane.ts) under the call's deadline
- * and abort signal. The lane queues it (bounded), batches it, starts cold workers, and runs it
- * with the capability's execution strategy; decoding and encoding happen where the handler runs.
- * Errors leave as AnyServeError with their code.
+ * and abort signal. The lane queues it (bounded), batches it, starts a cold capability, and runs
+ * it with the replica's execution: one set of workers for the whole app under `multi`, `pool` and
+ * `process` (shared by the capabilities, each keeping its own lane), the event loop under `single`
+ * and `async`. Decoding and encoding happen where the handler runs. Errors leave as AnyServeError
+ * with their code.
  *
  * Metrics (when the replica has them): every call that finds its handler is counted here with its
  * outcome — OK, or the code it fails with, including QUEUE_FULL, DEADLINE_EXCEEDED, CANCELLED and
@@ -12,14 +14,16 @@
  */
 import { AnyServeError } from "../errors.js";
 import { checkExecution, type ExecutionConfig } from "../execution/config.js";
+import { createExecution, type Execution, type StrategyStats } from "../execution/index.js";
 import { addLoad, Lane, type LaneLoad } from "../execution/lane.js";
 import { taskOf, type Task, type TaskHooks } from "../execution/task.js";
-import type { IncomingCall, InferBackend, ModelMetadata } from "../protocol/call.js";
+import { describeModel, type IncomingCall, type InferBackend, type ModelMetadata } from "../protocol/call.js";
 import type { LaneMetrics, ReplicaMetrics } from "./metrics.js";
 import { formatCapability, matches, modelTypeFallback, normalizeCapability, type CapabilityMap } from "../protocol/capability.js";
 import { handlerMetadata } from "../sdk/metadata.js";
 import type { EncodedBody } from "../protocol/types.js";
 import type { AnyServe, HandlerEntry } from "../sdk/app.js";
+import { serviceInfo } from "../sdk/service.js";
 import type { Caller, ObjectStoreLike } from "../sdk/context.js";
 import type { Logger } from "../util/log.js";
 import { runWithDeadline } from "../util/deadlines.js";
@@ -49,6 +53,8 @@ export interface DispatcherOptions {
 export class Dispatcher implements InferBackend {
   readonly #o: DispatcherOptions;
   readonly #lanes = new Map<HandlerEntry, Lane<LaneMetrics>>();
+  /** What every capability runs on (one set of workers for the app under the worker strategies). */
+  readonly #execution: Execution;
   readonly config: ExecutionConfig;
   #draining = false;
   #inFlight = 0;
@@ -67,6 +73,19 @@ export class Dispatcher implements InferBackend {
       objects: options.objects,
       caller: options.caller,
     };
+    this.#execution = createExecution(c.strategy, {
+      env,
+      appSpec: options.appSpec,
+      apiServer: options.apiServer,
+      threads: c.threads,
+      maxThreads: c.maxThreads,
+      memoryMb: c.memoryMb,
+      graceMs: c.graceMs,
+      startRetries: c.startRetries,
+      poolIdleMs: c.poolIdleMs,
+      workerEnv: c.workerEnv,
+      service: workerService(options.app),
+    });
     options.app.handlers.forEach((entry, handler) => {
       // Read when scraped only, once the lane exists.
       const metrics = options.metrics?.lane(entry.capability, {
@@ -76,7 +95,7 @@ export class Dispatcher implements InferBackend {
       const lane: Lane<LaneMetrics> = new Lane({
         entry,
         handler,
-        strategy: c.strategy,
+        execution: this.#execution,
         queueSize: c.queueSize,
         batchSize: c.batchSize,
         batchWaitMs: c.batchWaitMs,
@@ -85,18 +104,6 @@ export class Dispatcher implements InferBackend {
         logger: options.logger,
         onState: () => options.onStateChange?.(),
         metrics,
-        strategyOptions: {
-          env,
-          appSpec: options.appSpec,
-          apiServer: options.apiServer,
-          threads: c.threads,
-          maxThreads: c.maxThreads,
-          memoryMb: c.memoryMb,
-          graceMs: c.graceMs,
-          startRetries: c.startRetries,
-          poolIdleMs: c.poolIdleMs,
-          workerEnv: c.workerEnv,
-        },
       });
       this.#lanes.set(entry, lane);
     });
@@ -122,15 +129,18 @@ export class Dispatcher implements InferBackend {
 
   /**
    * The answer to the gateway's health probe: not ready while draining, or when every capability
-   * has failed to start (workers that crash are replaced by their lane; a lane that keeps failing
-   * turns `failed`). `load` sums the lanes — requests running and queued, workers by state — and
-   * adds the process's memory and CPU.
+   * has failed to start (workers that crash are replaced; a capability that keeps failing turns
+   * `failed`). `load` sums the lanes' requests running and queued, counts the replica's workers
+   * once (the capabilities share them) with the failed capabilities as `failed`, and adds the
+   * process's memory and CPU.
    */
   health(): ReplicaHealth & { load: ReplicaLoad } {
     const lanes = [...this.#lanes.values()];
     const sum: LaneLoad = { inFlight: 0, queued: 0, workers: { starting: 0, warm: 0, idle: 0, failed: 0 } };
     for (const l of lanes) addLoad(sum, l.load());
-    const load: ReplicaLoad = { in_flight: sum.inFlight, queue_depth: sum.queued, workers: sum.workers, process: this.#processLoad() };
+    // Failed: the capabilities that cannot start (each lane says whether it is one).
+    const workers = { ...this.#execution.stats().workers, failed: sum.workers.failed };
+    const load: ReplicaLoad = { in_flight: sum.inFlight, queue_depth: sum.queued, workers, process: this.#processLoad() };
     if (this.#draining) return { ready: false, reason: "draining", load };
     if (lanes.length > 0 && lanes.every((l) => l.state === "failed")) {
       return { ready: false, reason: `every capability failed to start (${lanes.length})`, load };
@@ -163,9 +173,20 @@ export class Dispatcher implements InferBackend {
     return [...this.#lanes.values()].map((l) => l.registryState);
   }
 
-  /** What `GET /workers` shows: per capability, its state, workers, queue and in-flight requests. */
+  /** What `GET /workers` shows per capability: its state, the workers serving it, its queue and in-flight requests. */
   workers(): Record<string, unknown>[] {
     return [...this.#lanes.values()].map((l) => l.stats());
+  }
+
+  /** The replica's workers as a whole (`GET /workers` → `workers`): counted once, whatever number of capabilities share them. */
+  workerSummary(): StrategyStats & { threads: number; max_threads: number } {
+    const c = this.config;
+    const inline = c.strategy === "single" || c.strategy === "async";
+    return {
+      ...this.#execution.stats(),
+      threads: inline ? 1 : c.threads,
+      max_threads: inline ? 1 : c.strategy === "pool" ? Math.max(c.threads, c.maxThreads) : c.threads,
+    };
   }
 
   /** Starts (`start`) or stops the workers of every capability matching `query`; returns their stats. */
@@ -288,6 +309,12 @@ export class Dispatcher implements InferBackend {
   }
 }
 
+/** A class service's name and constructor arguments, which its workers build it with too. */
+function workerService(app: AnyServe): { name: string; args: unknown[] } | undefined {
+  const info = serviceInfo(app);
+  return info && { name: info.name, args: info.args };
+}
+
 /** What a non-streaming call does on its lane. */
 function runOn(lane: Lane, task: Task, signal: CancelSignal, hooks: TaskHooks): Promise<EncodedBody> {
   return lane.run(task, signal, hooks);
@@ -298,6 +325,5 @@ function codeOf(err: unknown): string {
 }
 
 function modelNotFound(name: string, version?: string): AnyServeError {
-  const what = version === undefined ? `model '${name}'` : `model '${name}' version '${version}'`;
-  return new AnyServeError("MODEL_NOT_FOUND", `${what} is not served here`);
+  return new AnyServeError("MODEL_NOT_FOUND", `${describeModel({ name, version })} is not served here`);
 }

@@ -2,6 +2,11 @@
  * Keeps a replica registered with its API server: registers at start (retrying while the API
  * server is down), heartbeats every interval, and registers again whenever a heartbeat says the
  * registry does not know it (the API server restarted) or the API server was unreachable.
+ *
+ * After a restart the API server knows nobody until replicas register again, so this does not
+ * wait for the next heartbeat: while the API server cannot be reached, attempts follow each other
+ * with a short back-off (0.1 s doubling to 2 s, jittered), and {@link RegistrationLoop.reconnect}
+ * — called when the gateway's connection to this replica drops — checks at once.
  */
 import { Agent, request } from "undici";
 import type { Logger } from "../util/log.js";
@@ -35,6 +40,10 @@ export class RegistrationLoop {
   #current: Promise<void> = Promise.resolve();
   /** A refresh arrived while a request was in flight: register once more when it ends. */
   #again = false;
+  /** The last attempt could not reach the API server: the next comes after {@link #backoffMs}, not a whole interval. */
+  #unreachable = false;
+  #backoffMs = 0;
+  #reconnectedAt = 0;
 
   constructor(opts: {
     apiServer: string;
@@ -84,12 +93,37 @@ export class RegistrationLoop {
     return this.#tick();
   }
 
+  /**
+   * The API server may have gone away (its connection to this replica dropped): check now, and
+   * keep trying quickly while it cannot be reached, instead of waiting for the next heartbeat.
+   */
+  reconnect(): void {
+    // At most one check a second, whoever opens and closes connections to this replica.
+    const now = Date.now();
+    if (this.#stopped || now - this.#reconnectedAt < 1_000) return;
+    this.#reconnectedAt = now;
+    this.#backoffMs = 0;
+    clearTimeout(this.#timer);
+    void this.#tick().finally(() => this.#schedule());
+  }
+
   #schedule(): void {
     if (this.#stopped) return;
-    this.#timer = setTimeout(() => {
-      void this.#tick().finally(() => this.#schedule());
-    }, this.#body().heartbeat_interval_ms);
+    clearTimeout(this.#timer);
+    const interval = this.#body().heartbeat_interval_ms;
+    this.#timer = setTimeout(
+      () => {
+        void this.#tick().finally(() => this.#schedule());
+      },
+      this.#unreachable ? this.#nextBackoff(interval) : interval,
+    );
     this.#timer.unref();
+  }
+
+  /** 0.1 s, doubling up to 2 s (or the interval, if shorter); each wait jittered to half to whole. */
+  #nextBackoff(interval: number): number {
+    this.#backoffMs = Math.min(this.#backoffMs === 0 ? 100 : this.#backoffMs * 2, Math.min(interval, 2_000));
+    return this.#backoffMs * (0.5 + Math.random() / 2);
   }
 
   #tick(): Promise<void> {
@@ -113,9 +147,12 @@ export class RegistrationLoop {
         else if (status === 409) this.#logger.warn({ replica: body.replica_id }, "replica id held by another live replica; retrying");
         else this.#logger.warn({ status }, "registration refused");
       }
+      this.#unreachable = false;
+      this.#backoffMs = 0;
     } catch (err) {
       if (this.#registered) this.#logger.warn({ err: (err as Error).message }, "API server unreachable; will register again");
       this.#registered = false;
+      this.#unreachable = true;
     } finally {
       this.#busy = false;
     }

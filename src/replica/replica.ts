@@ -3,13 +3,14 @@
  * API server forwards to. It registers with the API server, heartbeats, and on stop drains
  * (new requests go elsewhere, in-flight ones finish) before it unregisters and exits.
  */
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
+import type { Duplex } from "node:stream";
 import { GrpcFrontend } from "../frontend/grpc.js";
 import { closeServer, hardenServer, listen, serverOptions, sendJson } from "../util/http.js";
 import { RestFrontend } from "../frontend/rest.js";
 import type { AnyServe } from "../sdk/app.js";
-import { attachFrameServer, type FrameServerControl } from "../transport/frame-server.js";
+import { attachFrameServer, FRAMES_PATH, type FrameServerControl } from "../transport/frame-server.js";
 import { createLogger, type Logger } from "../util/logger.js";
 import { VERSION } from "../version.js";
 import { ApiServerCaller } from "../sdk/caller.js";
@@ -27,6 +28,7 @@ import type { ObjectStore } from "../objects/store.js";
 import { createFrameHandler } from "./frame-handler.js";
 import type { ReplicaMetrics } from "./metrics.js";
 import { RegistrationLoop } from "./registration.js";
+import { logServiceModel } from "./service-model.js";
 
 export interface ReplicaOptions {
   app: AnyServe;
@@ -170,6 +172,7 @@ async function assembleReplica(o: ReplicaOptions): Promise<ReplicaParts> {
     ...(caller ? { caller } : {}),
     ...(o.objectStore ? { objects: o.objectStore } : {}),
   });
+  logServiceModel(o.app, config, base.logger);
   const backend = o.apiServer
     ? new DelegatingBackend(dispatcher, {
         apiServer: o.apiServer,
@@ -273,6 +276,12 @@ async function registerReplica(p: ReplicaParts, at: { httpUrl: string; grpcAddre
   });
   p.onStateChange = () => void registration.refresh();
   await registration.start();
+  // The gateway holds frame connections to every replica it knows (it probes each at once). When
+  // one drops, the API server may have restarted and know nobody: check the registration now
+  // rather than at the next heartbeat (up to an interval of "not found" for this replica's callers).
+  p.server.on("upgrade", (req: IncomingMessage, socket: Duplex) => {
+    if ((req.url ?? "").split("?", 1)[0] === FRAMES_PATH) socket.once("close", () => registration.reconnect());
+  });
   return registration;
 }
 

@@ -2,7 +2,8 @@
  * The replica's worker-management routes (seed scenario 4):
  *
  * - `GET /workers` — per capability: state (cold, starting, warm, stopping, failed, with the
- *   reason), strategy, workers by state, queued and in-flight requests.
+ *   reason), strategy, the workers serving it by state, queued and in-flight requests; and the
+ *   replica's workers as a whole (`workers`: the capabilities of a worker strategy share them).
  * - `POST /workers/start`, `POST /workers/stop` with `{"capability": {"type": "heavy"}}` — start or
  *   stop the workers of every capability matching it (a failed capability gets fresh attempts).
  *
@@ -17,6 +18,7 @@ import type { ReplicaGuard } from "./guard.js";
 
 export interface WorkerControl {
   workers(): Record<string, unknown>[];
+  workerSummary(): object;
   manage(query: CapabilityMap, action: "start" | "stop"): Promise<Record<string, unknown>[]>;
 }
 
@@ -40,7 +42,7 @@ export function workerRoutes(control: WorkerControl, guard: ReplicaGuard): Recor
   return {
     "GET /workers": (req, res) => {
       guard.control(req, "GET /workers");
-      sendJson(res, 200, { capabilities: control.workers() });
+      sendJson(res, 200, { capabilities: control.workers(), workers: control.workerSummary() });
     },
     "POST /workers/start": manage("start"),
     "POST /workers/stop": manage("stop"),

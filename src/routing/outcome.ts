@@ -3,7 +3,7 @@
  * circuit breaker), and may it be tried again on another replica (failover)? One place, so the
  * three mechanisms cannot disagree about what a failure is.
  */
-import { ERROR_CATALOGUE, type AnyServeError, type ErrorCode } from "../errors.js";
+import type { AnyServeError, ErrorCode } from "../errors.js";
 
 /**
  * Failures that say something about the replica rather than the request: it could not be reached,
@@ -28,19 +28,43 @@ export function isReplicaFault(code: ErrorCode): boolean {
 }
 
 /**
- * Load shedding is the replica working as intended (it answered at once and the client may retry),
- * so it never opens a circuit: a burst against a single replica must not turn into 10 s of
- * NO_READY_REPLICA.
+ * A replica's per-capability circuit counts server-side errors that say the capability is broken
+ * there: the handler threw or crashed, ran out of memory, timed out, failed to start, or the
+ * replica could not be reached or answered garbage. Not load shedding (QUEUE_FULL, SHUTTING_DOWN,
+ * NO_READY_REPLICA: the replica working as intended — a burst must not turn into 10 s of
+ * NO_READY_REPLICA), and not resource answers (507 OBJECT_STORE_FULL, 413s: the replica answered
+ * correctly that a limit was reached — an open circuit would hide that answer, and outlast the
+ * limit, for its whole half-open time), nor what another hop failed (OBJECT_OWNER_UNREACHABLE,
+ * DELEGATION_EXHAUSTED). A list, not "every 5xx": a new code is counted only once someone decides
+ * it says the replica is broken (test/gateway/resilience.test.ts checks every 5xx is decided).
  */
-const SHEDDING = new Set<ErrorCode>(["QUEUE_FULL", "SHUTTING_DOWN", "NO_READY_REPLICA"]);
+const CIRCUIT_FAILURES = new Set<ErrorCode>([
+  "WORKER_ERROR",
+  "WORKER_CRASHED",
+  "WORKER_OUT_OF_MEMORY",
+  "DEADLINE_EXCEEDED",
+  "CAPABILITY_FAILED",
+  "REPLICA_UNREACHABLE",
+  "UPSTREAM_PROTOCOL_ERROR",
+  "INTERNAL",
+]);
 
-/**
- * Counts as a failure for a replica's per-capability circuit: a server-side error (5xx) that says
- * the capability is broken there — the handler threw or crashed, timed out, failed to start — not
- * load shedding.
- */
+/** 5xx answers that are not the replica failing (see {@link CIRCUIT_FAILURES}): shedding, resource limits, another hop. */
+export const NOT_REPLICA_FAILURES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  "QUEUE_FULL",
+  "SHUTTING_DOWN",
+  "NO_READY_REPLICA",
+  "REGISTRY_WARMING_UP",
+  "OBJECT_STORE_FULL",
+  // The API server's own answer to a registration past max_replicas: never a replica's.
+  "REGISTRY_FULL",
+  "OBJECT_OWNER_UNREACHABLE",
+  "DELEGATION_EXHAUSTED",
+]);
+
+/** Counts as a failure for a replica's per-capability circuit breaker. */
 export function isCircuitFailure(code: ErrorCode): boolean {
-  return ERROR_CATALOGUE[code].http >= 500 && !SHEDDING.has(code);
+  return CIRCUIT_FAILURES.has(code);
 }
 
 /**

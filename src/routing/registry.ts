@@ -1,7 +1,9 @@
 /**
  * The capability registry: which replica offers which capabilities, indexed by key=value so that a
  * lookup reads only the replicas that share the query's rarest pair, never every replica.
- * Candidate lists are cached per query until the registry changes.
+ * Candidate lists are cached per query until the registry changes, for at most
+ * {@link MAX_CACHED_ROUTES} queries (the oldest leaves first), and only for queries something
+ * matches: a client inventing capability values cannot grow the cache.
  */
 import { AnyServeError } from "../errors.js";
 import { capabilityKey, formatCapability, matches, type CapabilityMap } from "../protocol/capability.js";
@@ -58,6 +60,12 @@ export interface ReplicaEntry extends ReplicaRegistration {
   lastHeartbeat: number;
   /** Requests the gateway has sent and not yet had answered. */
   inFlight: number;
+  /**
+   * When the replica last showed progress (ms epoch): an answer or a stream chunk arrived, a health
+   * probe passed, or it went from idle to busy. With requests in flight and no progress for the
+   * gateway's stall time, it is passed over while others can serve (a stopped or wedged process).
+   */
+  progressAt: number;
   /** False while draining: matched but not chosen. */
   available: boolean;
   /**
@@ -90,6 +98,15 @@ export interface Route {
  */
 export const EXPIRY_FLOOR_MS = 3_000;
 
+/**
+ * Queries whose candidates are cached. Matched queries are bounded by what is registered (subsets of
+ * registered capabilities), but a capability with many keys has many subsets: the bound holds
+ * whatever is registered.
+ */
+export const MAX_CACHED_ROUTES = 4096;
+
+/** Registered capabilities a "no match" message names before "and N more". */
+export const DESCRIBED_CAPABILITIES = 5;
 /** Why a foreign replica is out of rotation before its first health probe. */
 const NOT_PROBED = "not probed yet: a server that is not anyserve takes traffic once its first health probe passes";
 
@@ -141,6 +158,7 @@ export class Registry {
       registeredAt: previous?.registeredAt ?? now,
       lastHeartbeat: now,
       inFlight: previous?.inFlight ?? 0,
+      progressAt: previous?.progressAt ?? now,
       available: !this.#drained.has(reg.replicaId),
       healthy: same ? previous.healthy : !foreign,
       probeFailures: same ? previous.probeFailures : 0,
@@ -257,15 +275,18 @@ export class Registry {
     return [...this.#replicas.values()];
   }
 
-  /** Every registered capability, readable, for "no match" messages. */
-  describeCapabilities(limit = 20): string {
+  /**
+   * The first registered capabilities, readable, for "no match" messages: at most `limit` (any
+   * client reads this message, so it is short), then how many more and where the whole list is.
+   */
+  describeCapabilities(limit = DESCRIBED_CAPABILITIES): string {
     const seen = new Set<string>();
     for (const e of this.#replicas.values()) {
       for (const c of e.capabilities) seen.add(formatCapability(c.capability));
     }
     if (seen.size === 0) return "nothing is registered";
     const list = [...seen];
-    const more = list.length > limit ? ` and ${list.length - limit} more` : "";
+    const more = list.length > limit ? ` and ${list.length - limit} more (GET /registry lists them all)` : "";
     return `registered: ${list.slice(0, limit).join(", ")}${more}`;
   }
 
@@ -278,6 +299,10 @@ export class Registry {
     const cached = this.#cache.get(key);
     if (cached) return cached;
     const result: Route = { key, replicas: this.#scan(query), queryBytes: Buffer.from(JSON.stringify(query)) };
+    // An unmatched query is not remembered: its scan stops at the first pair nobody has, and
+    // remembering it would let distinct made-up values grow the cache without end.
+    if (result.replicas.length === 0) return result;
+    if (this.#cache.size >= MAX_CACHED_ROUTES) this.#cache.delete(this.#cache.keys().next().value!);
     this.#cache.set(key, result);
     return result;
   }

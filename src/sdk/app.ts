@@ -88,6 +88,28 @@ export interface HandlerOptions {
    */
   example?: Record<string, unknown>;
   /**
+   * Under `multi`, `pool` and `process` each worker has its own copy of the app, so state a handler
+   * keeps in module variables is per worker. `affinity` says which worker runs a call (absent:
+   * the least busy one):
+   * - `"instance"`: always the same one worker — all calls meet one copy of the state (the other
+   *   workers still serve the app's other capabilities);
+   * - a function returning the call's key: calls with the same key always meet the same worker
+   *   (keys compare as strings, objects as JSON; `undefined`/`null`: any worker). It runs on the
+   *   replica's thread, which decodes the request once to call it.
+   *
+   * Class services use the key of their first argument (`static affinity` on the class). Under
+   * `single` and `async` everything runs on one thread and this changes nothing.
+   * @example
+   * ```ts
+   * const sessions = new Map<string, string[]>();
+   * app.capability({ type: "chat" }, (req) => {
+   *   const history = sessions.get(String(req.value("session"))) ?? [];
+   *   // …
+   * }, { affinity: (req) => req.value("session") });
+   * ```
+   */
+  affinity?: "instance" | ((request: InferenceRequest) => unknown);
+  /**
    * The tensors the handler takes and answers, declared once: served as OIP model metadata
    * (`GET /v2/models/{m}` on the API server and the replica, gRPC `ModelMetadata`). Without
    * `inputs`, metadata lists the inputs of `example`.
@@ -134,6 +156,11 @@ export class AnyServe {
     if (typeof fn !== "function") throw new TypeError(`handler for capability must be a function, got ${typeof fn}`);
     const isStream = options.stream ?? isGeneratorFunction(fn);
     if (options.batch && isStream) throw new TypeError("a handler cannot both stream and take batches");
+    const a = options.affinity;
+    if (a !== undefined && a !== "instance" && typeof a !== "function")
+      throw new TypeError(`affinity must be "instance" or a function of the request, got ${JSON.stringify(a)}`);
+    if (a !== undefined && options.batch)
+      throw new TypeError("a batch handler cannot have an affinity: one batch holds calls of many keys");
     checkTensorSpecs(options.inputs, "inputs");
     checkTensorSpecs(options.outputs, "outputs");
     for (const hook of ["onStart", "onStop"] as const) {

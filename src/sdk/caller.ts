@@ -8,8 +8,9 @@
  * itself, through the API server only when that cannot be done. `ANYSERVE_DIRECT_CALLS=0` (or
  * `direct: false`) sends every call through the API server.
  */
+import { AFFINITY_HEADER } from "../protocol/call.js";
 import type { CapabilityMap } from "../protocol/capability.js";
-import { Client, type ClientOptions } from "./client.js";
+import { Client, type ClientOptions, type InferOptions } from "./client.js";
 import type { Caller, CallOptions } from "./context.js";
 
 export interface ApiServerCallerOptions {
@@ -45,7 +46,7 @@ export class ApiServerCaller implements Caller {
   }
 
   call(capability: CapabilityMap, inputs: unknown, o: CallOptions & { timeout: number; signal?: AbortSignal }): Promise<unknown> {
-    return this.#use().infer(capability, inputs, { timeout: o.timeout, ...(o.signal ? { signal: o.signal } : {}) });
+    return this.#use().infer(capability, inputs, inferOptions(o));
   }
 
   callStream(
@@ -53,7 +54,7 @@ export class ApiServerCaller implements Caller {
     inputs: unknown,
     o: CallOptions & { timeout: number; signal?: AbortSignal },
   ): AsyncIterable<unknown> {
-    return this.#use().stream(capability, inputs, { timeout: o.timeout, ...(o.signal ? { signal: o.signal } : {}) });
+    return this.#use().stream(capability, inputs, inferOptions(o));
   }
 
   async close(): Promise<void> {
@@ -64,4 +65,12 @@ export class ApiServerCaller implements Caller {
     this.#client ??= new Client(this.#options);
     return this.#client;
   }
+}
+
+function inferOptions(o: CallOptions & { timeout: number; signal?: AbortSignal }): InferOptions {
+  return {
+    timeout: o.timeout,
+    ...(o.signal ? { signal: o.signal } : {}),
+    ...(o.affinity !== undefined ? { headers: { [AFFINITY_HEADER]: o.affinity } } : {}),
+  };
 }

@@ -130,6 +130,8 @@ function toAnyServeError(err: unknown): AnyServeError {
   const e = err as grpc.ServiceError;
   const code = e.metadata?.get("x-anyserve-code")[0];
   const message = e.details || e.message;
+  // UNAVAILABLE without our code is grpc-js's own: no connection, or it dropped before an answer.
+  if (!isErrorCode(code) && e.code === 14) return new AnyServeError("REPLICA_UNREACHABLE", message, { connectionLost: true });
   return new AnyServeError(isErrorCode(code) ? code : codeForGrpcStatus(e.code), message);
 }
 

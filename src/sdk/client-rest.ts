@@ -83,5 +83,8 @@ function transportError(err: unknown, timeout: number): AnyServeError {
       ? new AnyServeError("DEADLINE_EXCEEDED", `no answer within ${timeout} ms`)
       : new AnyServeError("CANCELLED", "the call was cancelled");
   }
-  return new AnyServeError("REPLICA_UNREACHABLE", `cannot reach the server: ${e.code ?? ""} ${e.message ?? String(err)}`.trim());
+  // Before any byte of the answer (the response's headers had not arrived): see sdk/retry.ts.
+  return new AnyServeError("REPLICA_UNREACHABLE", `cannot reach the server: ${e.code ?? ""} ${e.message ?? String(err)}`.trim(), {
+    connectionLost: true,
+  });
 }

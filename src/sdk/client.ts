@@ -16,6 +16,7 @@ import type { InferRequest, InferResponse, Parameters } from "../protocol/types.
 import { inputsToRequest, responseToValue } from "../protocol/values.js";
 import type { RouteCacheState } from "./direct/route-cache.js";
 import { errorFromBody } from "./wire.js";
+import { Retries } from "./retry.js";
 
 export { errorFromBody };
 
@@ -50,6 +51,14 @@ export interface ClientOptions {
    * peer key (derived from it; the token itself is never sent to a replica). See docs/security.md.
    */
   token?: string;
+  /**
+   * Try a call again, within its timeout, when the answer is retryable — 503 (`QUEUE_FULL`,
+   * `NO_READY_REPLICA`, `REGISTRY_WARMING_UP` after an API server restart, `SHUTTING_DOWN`) or the
+   * server could not be reached (connection refused or lost before any byte of the answer) — after a
+   * jittered back-off from 50 ms to 1 s. Never after part of a stream arrived. Default true; like the
+   * gateway's failover it assumes handlers are safe to run twice (`sdk/retry.ts`).
+   */
+  retry?: boolean;
   /** The inference token (`--inference-token`), when the server has one: sent with every call, REST and gRPC. */
   inferenceToken?: string;
   /**
@@ -86,11 +95,13 @@ export class Client {
   readonly #ready: Promise<ClientTransport>;
   readonly #direct: boolean;
   readonly #timeout: number;
+  readonly #retry: boolean;
 
   constructor(options: ClientOptions) {
     const target = options.endpoint ?? options.apiServer;
     if (!target) throw new TypeError("Client needs apiServer or endpoint");
     this.#timeout = options.timeout ?? 60_000;
+    this.#retry = options.retry ?? true;
     if (options.direct && (options.apiServer === undefined || options.endpoint !== undefined || options.protocol === "grpc")) {
       throw new TypeError("Client: direct needs apiServer (its route table), without endpoint, over REST");
     }
@@ -121,15 +132,34 @@ export class Client {
     const { query, req } = this.#prepare(capability, inputs, options);
     const o = { ...options, timeout: options.timeout ?? this.#timeout };
     const t = this.#transport;
-    return t ? t.infer(query, req, o) : this.#ready.then((loaded) => loaded.infer(query, req, o));
+    const first = t ? t.infer(query, req, o) : this.#ready.then((loaded) => loaded.infer(query, req, o));
+    if (!this.#retry) return first;
+    // The retry state is made only when a first attempt failed: the common call pays for nothing.
+    const retries = new Retries(o.timeout, o.signal);
+    const retry = async (err: unknown): Promise<InferResponse> => {
+      if (!(await retries.again(err))) throw err;
+      return (this.#transport ?? (await this.#ready)).infer(query, req, { ...o, timeout: retries.remaining() }).catch(retry);
+    };
+    return first.catch(retry);
   }
 
-  /** Streams the decoded chunks of a streaming capability. */
+  /** Streams the decoded chunks of a streaming capability; tried again (see `retry`) only until the first chunk arrives. */
   async *stream(capability: CapabilityInput, inputs: unknown, options: InferOptions = {}): AsyncIterable<unknown> {
     const { query, req } = this.#prepare(capability, inputs, options);
     const t = this.#transport ?? (await this.#ready);
-    for await (const res of t.stream(query, req, { ...options, timeout: options.timeout ?? this.#timeout })) {
-      yield responseToValue(res);
+    const timeout = options.timeout ?? this.#timeout;
+    const retries = new Retries(timeout, options.signal);
+    for (let o = { ...options, timeout }; ; o = { ...options, timeout: retries.remaining() }) {
+      let started = false;
+      try {
+        for await (const res of t.stream(query, req, o)) {
+          started = true;
+          yield responseToValue(res);
+        }
+        return;
+      } catch (err) {
+        if (started || !this.#retry || !(await retries.again(err))) throw err;
+      }
     }
   }
 

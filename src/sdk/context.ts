@@ -12,6 +12,11 @@ import { toAbortSignal, type CancelSignal } from "../util/cancel.js";
 export interface CallOptions {
   /** Milliseconds; never more than the caller's own remaining time. */
   timeout?: number;
+  /**
+   * The call's affinity key (`X-Anyserve-Affinity`): under `load_balancing: consistent_hash` calls
+   * with the same key reach the same replica. Class-service proxies send the first argument.
+   */
+  affinity?: string;
 }
 
 /** A cross-replica caller (provided by the replica when it knows its API server). */

@@ -67,10 +67,12 @@ export interface LoadAppOptions {
    * export's name.
    */
   service?: string;
+  /** The constructor's arguments for a class export (a worker gets the ones its replica's service was made with). */
+  args?: unknown[];
 }
 
 export async function loadApp(spec: string, opts: LoadAppOptions | string = {}): Promise<AnyServe> {
-  const { cwd = process.cwd(), service } = typeof opts === "string" ? { cwd: opts } : opts;
+  const { cwd = process.cwd(), service, args = [] } = typeof opts === "string" ? { cwd: opts } : opts;
   const colon = spec.lastIndexOf(":");
   const hasExport = colon > 1; // not a Windows drive letter
   const fileSpec = hasExport ? spec.slice(0, colon) : spec;
@@ -99,7 +101,7 @@ export async function loadApp(spec: string, opts: LoadAppOptions | string = {}):
   for (const name of names) {
     if (isApp(mod[name])) return mod[name] as AnyServe;
     if (isServiceClass(mod[name])) {
-      return serviceApp(service ?? process.env.ANYSERVE_SERVICE ?? name, mod[name] as never);
+      return serviceApp(service ?? process.env.ANYSERVE_SERVICE ?? name, mod[name] as never, args);
     }
   }
   throw noExport(file, names, mod);

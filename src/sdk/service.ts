@@ -2,12 +2,27 @@
  * Class services (the seed's SAGE service classes): each public method of a class becomes the
  * capability `{service: <name>, method: <method>}` (a class whose only method is `process` is
  * called with `method: "process"` by default). One instance per worker, created when the worker
- * starts; the instance gets its {@link ServiceContext} before its constructor body runs (extend
- * {@link Service}, or read `currentServiceContext()` in the constructor), and the hooks `setup`,
- * `start`, `stop` and `cleanup` run around its life.
+ * starts, and used by every method (the methods share the replica's workers); the instance gets
+ * its {@link ServiceContext} before its constructor body runs (extend {@link Service}, or read
+ * `currentServiceContext()` in the constructor), and the hooks `setup`, `start`, `stop` and
+ * `cleanup` run around its life.
  *
  * Calls carry the arguments as JSON (input `args`, an array) and answer with the method's result
  * as JSON (output `result`), so `callService("kv").get("k")` reads like a local call.
+ *
+ * **State under `multi`, `pool` and `process`.** Threads and processes share no objects, so each
+ * worker has its own instance. Which instance a call meets is the class's `static affinity`
+ * (docs/execution.md, "Class services"):
+ * - `"key"` (the default): a call goes to the worker that owns its first argument, so
+ *   `set("k", v)` then `get("k")` meet the same instance — state partitioned by the first argument,
+ *   as in the KV example below. Calls without arguments run on any worker. The service proxies
+ *   (`callService`) also send the first argument as the affinity key, so under
+ *   `load_balancing: consistent_hash` a key stays on one replica too.
+ * - `"instance"`: every call goes to one worker: one instance holds all the state (a counter, a
+ *   list); the other workers stay idle for this service.
+ * - `"none"`: any worker (the class keeps no state between calls).
+ *
+ * Under `single` and `async` there is one instance, on the replica's event loop, whatever the affinity.
  *
  * @example
  * ```ts
@@ -19,12 +34,19 @@
  *   set(key: string, value: unknown) { this.#data.set(key, value); return true; }
  *   async describe() { return { size: this.#data.size, replica: this.ctx.replicaId }; }
  * }
+ * export class Counter extends Service {
+ *   static affinity = "instance"; // one count for the whole replica, not one per worker
+ *   #n = 0;
+ *   increment() { return ++this.#n; }
+ * }
  * ```
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import { AnyServeError } from "../errors.js";
+import { AFFINITY_HEADER } from "../protocol/call.js";
 import type { CapabilityMap } from "../protocol/capability.js";
 import { AnyServe, type WorkerInfo } from "./app.js";
+import type { Client, InferOptions } from "./client.js";
 import type { Context } from "./context.js";
 import type { InferenceRequest } from "./request.js";
 import { jsonLogger, type Logger } from "../util/log.js";
@@ -47,12 +69,19 @@ export type ServiceProxy = Record<string, (...args: unknown[]) => Promise<unknow
 /** Lifecycle methods, never exposed as capabilities. */
 export const SERVICE_HOOKS = new Set(["setup", "start", "stop", "cleanup", "close", "constructor"]);
 
-let pendingContext: ServiceContext | undefined;
+/**
+ * The context of the instance being constructed, kept on the global object under a registry
+ * symbol: the class may extend {@link Service} from another copy of the package than the one
+ * constructing it (an app's own `node_modules/anyserve`, or the built package beside the sources).
+ */
+const PENDING = Symbol.for("anyserve.pendingServiceContext");
+const pending = globalThis as { [PENDING]?: ServiceContext | undefined };
 
 /** The context of the service instance being constructed (valid inside a constructor). */
 export function currentServiceContext(): ServiceContext {
-  if (!pendingContext) throw new AnyServeError("INTERNAL", "a service context exists only while anyserve constructs the service");
-  return pendingContext;
+  const ctx = pending[PENDING];
+  if (!ctx) throw new AnyServeError("INTERNAL", "a service context exists only while anyserve constructs the service");
+  return ctx;
 }
 
 /** Optional base class: `this.ctx` is set before the subclass's constructor body runs. */
@@ -64,6 +93,43 @@ export class Service {
 }
 
 type ServiceClass = new (...args: unknown[]) => object;
+
+/** Which worker's instance a call of a class service meets (the class's `static affinity`). */
+export type ServiceAffinity = "key" | "instance" | "none";
+export const SERVICE_AFFINITIES: readonly ServiceAffinity[] = ["key", "instance", "none"];
+
+/** What an app made by {@link serviceApp} serves, for the replica's log. */
+export interface ServiceInfo {
+  name: string;
+  className: string;
+  affinity: ServiceAffinity;
+  /** The constructor's arguments (thread and process workers construct their instances with them). */
+  args: unknown[];
+}
+
+/** Where a service app keeps its {@link ServiceInfo} (a symbol of the registry: the app may come from another copy of the package). */
+const SERVICE_INFO = Symbol.for("anyserve.service");
+
+/** The class service an app serves, if it was made by {@link serviceApp}. */
+export function serviceInfo(app: AnyServe): ServiceInfo | undefined {
+  return (app as unknown as Record<symbol, ServiceInfo | undefined>)[SERVICE_INFO];
+}
+
+/** The class's `static affinity`, checked: `key` when it declares none. */
+export function affinityOf(Class: ServiceClass): ServiceAffinity {
+  const a = (Class as unknown as { affinity?: unknown }).affinity;
+  if (a === undefined) return "key";
+  if (typeof a === "string" && (SERVICE_AFFINITIES as readonly string[]).includes(a)) return a as ServiceAffinity;
+  throw new TypeError(
+    `service class ${Class.name}: static affinity must be one of ${SERVICE_AFFINITIES.join(", ")}, got ${JSON.stringify(a)}`,
+  );
+}
+
+/** The affinity key of a call with these arguments: its first argument (as a string; JSON unless it is one), if any. */
+export function affinityKeyOf(args: readonly unknown[]): string | undefined {
+  if (args.length === 0 || args[0] === undefined || args[0] === null) return undefined;
+  return typeof args[0] === "string" ? args[0] : JSON.stringify(args[0]);
+}
 
 /** True for a class (as opposed to an app object or a plain function meant as a handler). */
 export function isServiceClass(value: unknown): value is ServiceClass {
@@ -91,6 +157,15 @@ export function serviceApp(serviceName: string, Class: ServiceClass, args: unkno
   const app = new AnyServe();
   const methods = serviceMethods(Class);
   if (methods.length === 0) throw new TypeError(`service class ${Class.name} has no public methods to serve`);
+  const affinity = affinityOf(Class);
+  const info: ServiceInfo = { name: serviceName, className: Class.name, affinity, args };
+  (app as unknown as Record<symbol, ServiceInfo>)[SERVICE_INFO] = info;
+  const pin =
+    affinity === "instance"
+      ? ("instance" as const)
+      : affinity === "key"
+        ? (req: InferenceRequest) => affinityKeyOf(argsOf(req))
+        : undefined;
   let instance: Record<string, unknown> | undefined;
   let starting: Promise<void> | undefined;
   let live = 0;
@@ -99,11 +174,11 @@ export function serviceApp(serviceName: string, Class: ServiceClass, args: unkno
   const ensure = (info: WorkerInfo): Promise<void> =>
     (starting ??= (async () => {
       const ctx = makeContext(serviceName, info, () => current.getStore());
-      pendingContext = ctx;
+      pending[PENDING] = ctx;
       try {
         instance = new Class(...args) as Record<string, unknown>;
       } finally {
-        pendingContext = undefined;
+        pending[PENDING] = undefined;
       }
       await callHook(instance, "setup");
       await callHook(instance, "start");
@@ -134,6 +209,7 @@ export function serviceApp(serviceName: string, Class: ServiceClass, args: unkno
       {
         onStart,
         onStop,
+        ...(pin ? { affinity: pin } : {}),
         inputs: [{ name: "args", datatype: "BYTES", shape: [1] }],
         outputs: [{ name: "result", datatype: "BYTES", shape: [1] }],
         // The parameters' own names as the arguments: `set("key", "value")`, then `get("key")`.
@@ -196,10 +272,43 @@ function makeContext(serviceName: string, info: WorkerInfo, request: () => Conte
         const ctx = request();
         if (!ctx)
           throw new AnyServeError("INTERNAL", `callService('${name}').${method}() is only available while a request is being served`);
-        return ctx.call({ service: name, method }, { args: JSON.stringify(args) }).then(unwrapResult);
+        const affinity = affinityKeyOf(args);
+        return ctx
+          .call({ service: name, method }, { args: JSON.stringify(args) }, affinity === undefined ? {} : { affinity })
+          .then(unwrapResult);
       });
     },
   };
+}
+
+/**
+ * A service's methods through an SDK client, from outside the deployment. Each call sends its first
+ * argument as the affinity key (`X-Anyserve-Affinity`), so under `load_balancing: consistent_hash`
+ * the calls of one key reach one replica — and there, one worker.
+ *
+ * @example
+ * ```ts
+ * const client = new Client({ apiServer: "http://127.0.0.1:8080" });
+ * const kv = callService(client, "kv_service");
+ * await kv.set("user:1", { name: "Ada" });
+ * console.log(await kv.get("user:1")); // { name: "Ada" }
+ * ```
+ */
+export function callService(client: Pick<Client, "infer">, name: string, options: Omit<InferOptions, "headers"> = {}): ServiceProxy {
+  return serviceProxy((method, args) => invokeService(client, name, method, args, options));
+}
+
+/** One call of a service's method through `client`: arguments as JSON, the first one as the affinity key; the method's result back. */
+export async function invokeService(
+  client: Pick<Client, "infer">,
+  service: string,
+  method: string,
+  args: unknown[],
+  options: Omit<InferOptions, "headers"> = {},
+): Promise<unknown> {
+  const key = affinityKeyOf(args);
+  const headers = key === undefined ? undefined : { [AFFINITY_HEADER]: key };
+  return unwrapResult(await client.infer({ service, method }, { args: JSON.stringify(args) }, headers ? { ...options, headers } : options));
 }
 
 /** A proxy whose every property is a method that sends `(method, args)` to `send`. */

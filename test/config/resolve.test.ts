@@ -8,6 +8,8 @@ import { ConfigError } from "../../src/config/errors.js";
 import { serviceFields } from "../../src/config/fields.js";
 import { parseReplicaDoc } from "../../src/config/replica.js";
 import { DEFAULT_OBJECT_STORE_DIR, resolveService } from "../../src/config/resolve.js";
+import { apiServerSchema } from "../../src/config/schema.js";
+import { DEFAULT_STALL_MS, DEFAULT_WARMUP_MS } from "../../src/gateway/forwarder.js";
 import { checkExecution } from "../../src/execution/config.js";
 import { createStrategy, strategyNames } from "../../src/execution/index.js";
 import { executionOf } from "../../src/replica/service-config.js";
@@ -202,4 +204,10 @@ describe("anyserve start's flags", () => {
     assert.deepEqual(parse(["--replica-config", json]).config, config);
     assert.throws(() => parse(["--replica-config", json, "--queue-size", "3"]), /drop --queue-size/);
   });
+});
+
+test("the gateway's warm-up and stall defaults are the deployment file's api_server defaults", () => {
+  const a = apiServerSchema.parse({});
+  assert.equal(a.warmup * 1000, DEFAULT_WARMUP_MS);
+  assert.equal(a.stall_timeout * 1000, DEFAULT_STALL_MS);
 });

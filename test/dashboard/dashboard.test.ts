@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 import { chromium, type Page } from "playwright-core";
-import { DEMO, ROOT, startCli, waitFor } from "../helpers/processes.js";
+import { DEMO, ROOT, registryIds, startApiServerProc, startCli, startReplicaProc, waitFor } from "../helpers/processes.js";
 
 const CHROMIUM = process.env.ANYSERVE_CHROMIUM || "/usr/bin/chromium";
 const ARTIFACTS = path.join(ROOT, "test-artifacts");
@@ -168,4 +168,18 @@ test("the dashboard shows every service live, charts load as it happens, and sca
   mkdirSync(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: path.join(ARTIFACTS, "dashboard.png"), fullPage: true });
   assert.deepEqual(pageErrors, [], "no script errors or CSP violations on the page");
+});
+
+test("replicas started by hand (`anyserve start`, no --service) have a card under their app file's name", async (t) => {
+  assert.ok(existsSync(CHROMIUM), `no Chromium at ${CHROMIUM}`);
+  const api = await startApiServerProc(t);
+  const url = api.ready.url!;
+  await startReplicaProc(t, url, path.join(DEMO, "chat_app.ts:app"), ["--replica-id", "by-hand-1"]);
+  await waitFor("registered", async () => (await registryIds(url)).length === 1);
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--headless", "--no-sandbox", "--disable-gpu"] });
+  t.after(() => browser.close());
+  const page = await browser.newPage();
+  await page.goto(`${url}/dashboard`);
+  await page.locator('[data-service="chat_app"] [data-replica="by-hand-1"]').waitFor({ timeout: 15_000 });
+  assert.equal(await page.locator("#empty").isHidden(), true, 'the page does not say "No services"');
 });

@@ -2,10 +2,15 @@
 // tasks (SAGE): setup and context injection, idempotent start/stop, calls that succeed, fail or name
 // a missing method, statistics, cleanup, concurrent calls — plus A → B → C calls between services.
 import assert from "node:assert/strict";
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { test } from "node:test";
 import { Environment } from "../../src/deploy/environment.js";
+import type { AnyServeError } from "../../src/errors.js";
 import { Service, serviceMethods } from "../../src/sdk/service.js";
+import { KVService as SeedKV } from "../fixtures/seed/services.js";
 
 const events: string[] = [];
 
@@ -135,12 +140,84 @@ test("three services calling each other A → B → C, synchronously and asynchr
 test("registerServiceOnNodes on a node this machine is not → unschedulable with the reason", async () => {
   const env = new Environment();
   env.registerServiceOnNodes("remote_kv", KVService, { nodes: ["node-storage-01"], threads: 2 });
-  env.registerLocalServicePool("pool_kv", KVService, { poolSize: 2, maxThreads: 4 });
+  env.registerService("local_kv", KVService);
   await env.start();
   try {
     assert.match(env.unschedulableReason("remote_kv")!, /target_nodes \[node-storage-01\] does not include this node 'local'/);
-    assert.equal(await env.callService("pool_kv").set!("k", 1), true);
+    assert.equal(await env.callService("local_kv").set!("k", 1), true);
   } finally {
     await env.stop();
+  }
+});
+
+/** A stand-in `nvidia-smi` listing `n` GPUs first on PATH while `fn` runs (this machine has none). */
+async function withGpus<T>(n: number, fn: () => Promise<T>): Promise<T> {
+  const bin = mkdtempSync(path.join(tmpdir(), "anyserve-fake-smi-"));
+  const smi = path.join(bin, "nvidia-smi");
+  const lines = Array.from({ length: n }, (_, i) => `echo 'GPU ${i}: Stand-in GPU (UUID: GPU-000${i})'`);
+  writeFileSync(smi, `#!/bin/sh\n${lines.join("\n")}\n`);
+  chmodSync(smi, 0o755);
+  const saved = process.env.PATH;
+  process.env.PATH = `${bin}:${saved}`;
+  try {
+    return await fn();
+  } finally {
+    process.env.PATH = saved;
+    rmSync(bin, { recursive: true, force: true });
+  }
+}
+
+test("registerLocalServicePool runs a pool of worker threads (not the event loop), each with an instance keyed by the first argument", async () => {
+  const env = new Environment();
+  env.registerLocalServicePool("pool_kv", SeedKV as never, { poolSize: 2, maxThreads: 4 });
+  await env.start();
+  try {
+    const kv = env.callService("pool_kv");
+    const where = (await kv.whereAmI!()) as { thread: number; service: string; replica: string };
+    assert.ok(where.thread > 0, "answered from a worker thread");
+    assert.deepEqual([where.service, where.replica], ["pool_kv", "pool_kv-0"]);
+    const replica = ((await (await fetch(`${env.url}/registry`)).json()) as { replicas: { http_endpoint: string }[] }).replicas[0]!;
+    const w = (await (await fetch(`${replica.http_endpoint}/workers`)).json()) as {
+      workers: { strategy: string; threads: number; max_threads: number; workers: { warm: number } };
+    };
+    assert.deepEqual([w.workers.strategy, w.workers.threads, w.workers.max_threads, w.workers.workers.warm], ["pool", 2, 4, 2]);
+    const keys = Array.from({ length: 100 }, (_, i) => `k${i}`);
+    for (const k of keys) assert.equal(await kv.set!(k, k.toUpperCase()), true);
+    assert.deepEqual(
+      await Promise.all(keys.map((k) => kv.get!(k))),
+      keys.map((k) => k.toUpperCase()),
+    );
+  } finally {
+    await env.stop();
+  }
+});
+
+test("registerLocalServicePool refuses a class the workers cannot load, and GPUs the node lacks, before anything starts", async () => {
+  // KVService is defined in this test file, the program's main module: a worker would run the tests again.
+  const local = new Environment();
+  local.registerLocalServicePool("local_pool", KVService, { poolSize: 1 });
+  await assert.rejects(local.start(), (err: AnyServeError) => {
+    assert.equal(err.code, "CONFIG_INVALID");
+    assert.match(err.message, /service 'local_pool': .*class KVService .*defined in the program's main module .*services\.test\.ts/);
+    return true;
+  });
+  assert.equal(local.url, undefined, "a failed start leaves nothing running");
+
+  const gpu = new Environment();
+  gpu.registerLocalServicePool("llm", SeedKV as never, { poolSize: 1, gpuCount: 1 });
+  await withGpus(0, () =>
+    assert.rejects(gpu.start(), (err: AnyServeError) => {
+      assert.equal(err.code, "DEPLOYMENT_DOES_NOT_FIT");
+      assert.match(err.message, /llm: replica 0 needs 1 GPU\(s\); node 'local' has 0 in all/);
+      return true;
+    }),
+  );
+  assert.equal(gpu.url, undefined);
+  // With a GPU on the node, the same registration starts.
+  await withGpus(1, () => gpu.start());
+  try {
+    assert.equal(await gpu.callService("llm").set!("a", 1), true);
+  } finally {
+    await gpu.stop();
   }
 });

@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import type { StrategyOptions } from "../../src/execution/base.js";
+import { createExecution } from "../../src/execution/index.js";
 import { Lane, type LaneOptions } from "../../src/execution/lane.js";
 import { AnyServeError } from "../../src/errors.js";
 import { waitFor } from "../helpers/processes.js";
@@ -21,18 +22,18 @@ async function lane(
     onFailed: _f,
     ...strategyRest
   } = await strategyOptions(type, { ...o.so, ...(o.replicaId ? { replicaId: o.replicaId } : {}) });
+  const { strategy = "single", so: _so, replicaId: _r, ...laneOptions } = o;
   const l = new Lane({
     entry: env.app.handlers[handler]!,
     handler,
-    strategy: o.strategy ?? "single",
-    strategyOptions: { env, ...strategyRest },
+    execution: createExecution(strategy, { env, ...strategyRest }),
     queueSize: 1000,
     batchSize: 1,
     batchWaitMs: 5,
     idleTimeoutMs: 300_000,
     logger,
     onState: () => undefined,
-    ...o,
+    ...laneOptions,
   });
   lanes.push(l);
   return l;

@@ -3,6 +3,7 @@
 // `async` with 8 overlaps 8 awaited 100 ms sleeps in ≤ 400 ms. Timed after the workers are warm.
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
+import { createExecution } from "../../src/execution/index.js";
 import { Lane } from "../../src/execution/lane.js";
 import { answer, logger, never, strategyOptions, task } from "./helpers.js";
 
@@ -14,8 +15,7 @@ async function warmLane(strategy: string, type: string, threads: number): Promis
   const l = new Lane({
     entry: env.app.handlers[handler]!,
     handler,
-    strategy,
-    strategyOptions: { env, ...rest },
+    execution: createExecution(strategy, { env, ...rest }),
     queueSize: 1000,
     batchSize: 1,
     batchWaitMs: 5,

@@ -85,7 +85,6 @@ test("a worker thread of a no-op app loads only what running a handler needs", a
     eval: true,
     workerData: {
       appSpec: APP,
-      handler: 0,
       replicaId: "r",
       worker: "thread-1",
       apiServer: "http://127.0.0.1:1",
@@ -99,7 +98,9 @@ test("a worker thread of a no-op app loads only what running a handler needs", a
     worker.on("error", reject);
     worker.on("message", (m: unknown) => {
       if ((m as { recorded?: boolean }).recorded) {
-        const { meta, body } = runMessage("infer", [
+        // Start handler 0 (its onStart), then run one job of it.
+        outbox.send(Msg.OPEN, 0, { h: 0 });
+        const { meta, body } = runMessage(0, "infer", [
           { call: { q: { type: "noop" }, f: "json", rid: "t1", dl: Date.now() + 30_000 }, body: BODY },
         ]);
         outbox.send(Msg.RUN, 1, meta, body);
@@ -122,6 +123,7 @@ test("a worker thread of a no-op app loads only what running a handler needs", a
 test("a worker process of a no-op app loads only what running a handler needs", async (t) => {
   const out = recordFile(t);
   const { Lane } = await dist<LaneModule>("execution/lane.js");
+  const { createExecution } = await dist<typeof import("../../src/execution/index.js")>("execution/index.js");
   const { silentLogger } = await dist<typeof import("../../src/util/log.js")>("util/log.js");
   const { Cancellation } = await dist<typeof import("../../src/util/cancel.js")>("util/cancel.js");
   const { loadApp } = await dist<typeof import("../../src/sdk/load-app.js")>("sdk/load-app.js");
@@ -129,14 +131,13 @@ test("a worker process of a no-op app loads only what running a handler needs", 
   const lane = new Lane({
     entry: app.handlers[0]!,
     handler: 0,
-    strategy: "process",
     queueSize: 10,
     batchSize: 1,
     batchWaitMs: 1,
     idleTimeoutMs: 60_000,
     logger: silentLogger,
     onState: () => undefined,
-    strategyOptions: {
+    execution: createExecution("process", {
       env: { app, replicaId: "r", logger: silentLogger },
       appSpec: APP,
       apiServer: "http://127.0.0.1:1",
@@ -147,7 +148,7 @@ test("a worker process of a no-op app loads only what running a handler needs", 
       poolIdleMs: 60_000,
       // The child gets only the environment variables listed here (process-handle.ts).
       workerEnv: ["NODE_OPTIONS", "ANYSERVE_LOAD_RECORD"],
-    },
+    }),
   });
   const saved = { NODE_OPTIONS: process.env.NODE_OPTIONS, ANYSERVE_LOAD_RECORD: process.env.ANYSERVE_LOAD_RECORD };
   process.env.NODE_OPTIONS = `--import ${RECORDER}`;

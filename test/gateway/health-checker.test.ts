@@ -3,7 +3,7 @@
 // probeDue() as the checker's timer does, so "not due yet" is exact, not a matter of timing.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { HealthChecker, UNHEALTHY_AFTER } from "../../src/gateway/health-checker.js";
+import { HealthChecker, RETRY_AFTER_FAILURE_MS, UNHEALTHY_AFTER } from "../../src/gateway/health-checker.js";
 import { ServicePolicies } from "../../src/gateway/policies.js";
 import { Registry, type ReplicaEntry } from "../../src/routing/registry.js";
 import { silentLogger } from "../../src/util/logger.js";
@@ -129,8 +129,31 @@ test("each replica is probed at its service's health_check_interval, else at its
     await round();
   }
   assert.deepEqual([fake.count("f1"), fake.count("p1")], [6, 2], "5 s: five more probes of f1, the first repeat of p1");
-  // A probe may take its whole period, but at least 1 s and at most 10 s.
-  assert.deepEqual([...new Set(fake.calls.map((c) => `${c.replicaId}:${c.timeoutMs}`))].sort(), ["f1:1000", "p1:5000"]);
+  // A probe may take its whole period, but at least 1 s and at most 2 s.
+  assert.deepEqual([...new Set(fake.calls.map((c) => `${c.replicaId}:${c.timeoutMs}`))].sort(), ["f1:1000", "p1:2000"]);
+});
+
+test(`after a failed probe the next comes ${RETRY_AFTER_FAILURE_MS} ms later, not a whole interval: a stopped replica is out within seconds`, async () => {
+  const { clock, fake, add, round } = setup();
+  const entry = add("r1");
+  assert.equal(await round(), 1, "probed at once");
+  fake.outcome.set("r1", "fail");
+  clock.advance(HEARTBEAT_MS);
+  assert.equal(await round(), 1, "the first failure, at the interval");
+  for (let failures = 2; failures <= UNHEALTHY_AFTER; failures++) {
+    clock.advance(RETRY_AFTER_FAILURE_MS - 1);
+    assert.equal(await round(), 0, "not before the retry time");
+    clock.advance(1);
+    assert.equal(await round(), 1, `failure ${failures}, ${RETRY_AFTER_FAILURE_MS} ms after the previous one`);
+  }
+  assert.equal(entry.healthy, false, `unhealthy ${(UNHEALTHY_AFTER - 1) * RETRY_AFTER_FAILURE_MS} ms after its first failed probe`);
+  // Passing again: back to the interval.
+  fake.outcome.set("r1", "pass");
+  clock.advance(RETRY_AFTER_FAILURE_MS);
+  assert.equal(await round(), 1);
+  assert.equal(entry.healthy, true);
+  clock.advance(RETRY_AFTER_FAILURE_MS);
+  assert.equal(await round(), 0, "after a pass, the next probe waits the whole interval");
 });
 
 test("a probe still running is not started again; a replica gone meanwhile is forgotten", async () => {

@@ -4,6 +4,8 @@ import { describe, test } from "node:test";
 import { CircuitBreakers } from "../../src/gateway/resilience/circuit-breaker.js";
 import { OutlierDetector } from "../../src/gateway/resilience/outlier-detector.js";
 import { RetryBudget } from "../../src/gateway/resilience/retry-budget.js";
+import { ERROR_CATALOGUE, type ErrorCode } from "../../src/errors.js";
+import { NOT_REPLICA_FAILURES, isCircuitFailure, isReplicaFault } from "../../src/routing/outcome.js";
 
 /** A fake clock: read with `now`, moved by assigning `clock.t`. */
 function fakeClock(start = 1_000_000) {
@@ -399,4 +401,17 @@ test("circuit blocks() agrees with allows() without taking the half-open trial",
   assert.equal(cb.blocks("r", "k"), true, "the trial is out");
   cb.record("r", "k", true);
   assert.equal(cb.blocks("r", "k"), false);
+});
+
+test("every 5xx code is decided: a replica failure for its circuit, or named as not one (shedding, resource limits, another hop)", () => {
+  const fivexx = (Object.keys(ERROR_CATALOGUE) as ErrorCode[]).filter((c) => ERROR_CATALOGUE[c].http >= 500);
+  const undecided = fivexx.filter((c) => !isCircuitFailure(c) && !NOT_REPLICA_FAILURES.has(c));
+  assert.deepEqual(undecided, [], "decide in src/routing/outcome.ts whether these say the replica is broken");
+  for (const c of NOT_REPLICA_FAILURES) assert.equal(isCircuitFailure(c), false, c);
+  // Resource answers are the replica answering correctly: neither a circuit failure nor an outlier fault.
+  for (const c of ["OBJECT_STORE_FULL", "OBJECT_TOO_LARGE", "PAYLOAD_TOO_LARGE"] as const) {
+    assert.equal(isCircuitFailure(c), false, c);
+    assert.equal(isReplicaFault(c), false, c);
+  }
+  assert.equal(isCircuitFailure("WORKER_CRASHED"), true);
 });

@@ -26,7 +26,8 @@ export interface Proc {
 type Cleanup = Pick<TestContext, "after"> | { after(fn: () => unknown): void };
 
 /**
- * Runs `anyserve <args>` and waits until it announces itself.
+ * Runs `anyserve <args>` and waits until it announces itself. An `api-server` runs without its
+ * warm-up (`--warmup 0`) unless `args` set one: tests expect "nothing matches" to be 404 at once.
  *
  * `anyserve up` makes every deployment a control-plane token by default (docs/security.md); tests
  * that are not about auth run it with `--no-token` — added here unless the args choose (`--token`,
@@ -40,6 +41,7 @@ export function startCli(
   readyTimeoutMs = 60_000,
   o: { defaultAuth?: boolean } = {},
 ): Promise<Proc> {
+  if (args[0] === "api-server" && !args.includes("--warmup")) args = [...args, "--warmup", "0"];
   const choosesAuth = args.some((a) => /^--(no-)?token(-file)?(=|$)/.test(a)) || env.ANYSERVE_TOKEN !== undefined;
   const argv = args[0] === "up" && !choosesAuth && !o.defaultAuth ? [...args, "--no-token"] : args;
   // A stdin pipe the child watches: if this test process is killed (a runner timeout, Ctrl-C)

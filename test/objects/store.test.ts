@@ -103,7 +103,9 @@ describe("object store: seed behaviours", () => {
     assert.equal(ref.describe(), "object emb-1 (2.0 KiB, application/json) owned by replica-a");
     for (const bad of [
       "obj:a?size=1",
-      "obj:a?type=x%2Fy",
+      "obj:a?size=-1&type=x%2Fy",
+      "obj:a?size=-5&type=x%2Fy",
+      "obj:a?size=1.5&type=x%2Fy",
       "obj:a?size=1&type=x%2Fy&size=2",
       "obj:a?size=1&type=x%2Fy&evil=1",
       "obj:a?size=1&type=x%2Fy&url=file%3A%2F%2F%2Fetc",
@@ -112,6 +114,10 @@ describe("object store: seed behaviours", () => {
     ]) {
       assert.throws(() => ObjRef.parse(bad), { code: "OBJECT_REF_INVALID" }, bad);
     }
+    // A ref whose size is unknown (from a bare id) leaves the size out of its text, and parses back.
+    const bare = ObjRef.from("emb-2");
+    assert.equal(bare.toString(), "obj:emb-2?type=application%2Foctet-stream");
+    assert.deepEqual(ObjRef.parse(bare.toString()), bare);
   });
 });
 
