@@ -15,7 +15,7 @@ const graph = readImportGraph(path.join(ROOT, "src"));
 const DOC = path.join(ROOT, "docs/architecture.md");
 
 const BELOW_SDK = ["transport", "objects", "routing", "protocol", "util", "errors"];
-const BELOW_EXECUTION = ["sdk", ...BELOW_SDK];
+const BELOW_EXECUTION = ["models", "sdk", ...BELOW_SDK];
 const SERVING = ["execution", "frontend", "dashboard", "metrics", ...BELOW_EXECUTION, "version"];
 
 /**
@@ -42,6 +42,7 @@ const RULES: [module: string, what: string, mayImport: string[]][] = [
   ["frontend", "the REST, gRPC and fast-ingress front ends", ["protocol", "util", "errors"]],
   ["dashboard", "the dashboard page", ["util", "errors"]],
   ["metrics", "Prometheus registries and exposition", ["util", "errors"]],
+  ["models", "models served with no user code: the ONNX Runtime backend, the model repository, `app:` specs", ["sdk", ...BELOW_SDK]],
   ["index", "`anyserve` (src/index.ts): the app API", ["sdk", "objects", "protocol", "util", "errors"]],
   ["sdk", "what apps use: `AnyServe`, `Context`, `Service`, `Client`, app loading", BELOW_SDK],
   ["transport", "the framed hop: frames, frame client and server, call meta", ["protocol", "util", "errors"]],

@@ -53,6 +53,12 @@ export function subBenchSpecs(quick: boolean): Spec[] {
       args: quick ? ["--quick"] : [],
     },
     {
+      id: "models",
+      title: "ONNX backend (bench/models.ts: anyserve's onnx: replica vs onnxruntime-node in-process; ratios within each round, median)",
+      file: "bench/models.ts",
+      args: quick ? ["--rounds", "1", "--seconds", "0.5"] : ["--rounds", "3", "--seconds", "2"],
+    },
+    {
       id: "objects",
       title: "object handoff (bench/objects.ts)",
       file: "bench/objects.ts",

@@ -1,4 +1,4 @@
-/** Replica A of the demo: type=chat, models `demo` and `llama-70b` (seed scenario 1). */
+/** Replica A of the demo: type=chat, models `demo` and `llama-70b` (seed scenario 1), and `assistant` for OpenAI's clients. */
 import { AnyServe } from "anyserve";
 
 export const app = new AnyServe();
@@ -21,4 +21,28 @@ app.capability({ type: "chat", model: "objects" }, async (req, ctx) => {
   const ref = await ctx.objects.create({ text: String(req.value("text")), from: ctx.replicaId });
   const embedded = (await ctx.call({ type: "embed" }, { data: ref })) as Record<string, unknown>;
   return { ref: String(ref), ...embedded };
+});
+
+interface Message {
+  role: string;
+  content: string;
+}
+
+const words = (text: string) => text.split(/\s+/).filter((w) => w !== "").length;
+
+/**
+ * A chat model for OpenAI's clients (`/v1/chat/completions` maps onto `{type: chat, model}` with
+ * the messages as JSON in input `messages`; docs/models.md): the answer's text and token counts.
+ */
+app.capability({ type: "chat", model: "assistant" }, (req) => {
+  const messages = JSON.parse(String(req.value("messages"))) as Message[];
+  const text = `you said: ${messages.at(-1)?.content ?? ""}`;
+  return { text, prompt_tokens: messages.reduce((n, m) => n + words(m.content), 0), completion_tokens: words(text) };
+});
+
+/** The same, streamed word by word (`stream: true`). */
+app.capability({ type: "chat", model: "assistant" }, async function* (req) {
+  const messages = JSON.parse(String(req.value("messages"))) as Message[];
+  const parts = `you said: ${messages.at(-1)?.content ?? ""}`.split(" ");
+  for (const [i, w] of parts.entries()) yield { text: i === 0 ? w : ` ${w}` };
 });

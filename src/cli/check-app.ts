@@ -7,7 +7,8 @@
  */
 import type { Command } from "commander";
 import type { CheckedHandler } from "../deploy/check-apps.js";
-import { AppLoadError, loadApp } from "../sdk/load-app.js";
+import { loadServable } from "../models/load.js";
+import { AppLoadError } from "../sdk/load-app.js";
 
 export function registerCheckAppCommand(program: Command): void {
   program
@@ -17,7 +18,7 @@ export function registerCheckAppCommand(program: Command): void {
     .option("--python <path>", "the interpreter of a .py app")
     .action(async (spec: string, o: { service?: string; python?: string }) => {
       try {
-        const app = await loadApp(spec, { ...(o.service ? { service: o.service } : {}), python: o.python });
+        const app = await loadServable(spec, { ...(o.service ? { service: o.service } : {}), python: o.python });
         const handlers: CheckedHandler[] = app.handlers.map((h) => ({
           capability: h.capability,
           stream: h.isStream,

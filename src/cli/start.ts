@@ -7,7 +7,7 @@ import path from "node:path";
 import type { Command } from "commander";
 import { ObjectStore } from "../objects/store.js";
 import { startReplica } from "../replica/replica.js";
-import { loadApp } from "../sdk/load-app.js";
+import { loadServable } from "../models/load.js";
 import { addConfigFlags, replicaDocFromFlags } from "./config-flags.js";
 import { announceReady, configErrorExit, onShutdown } from "./common.js";
 import { ConfigError } from "../config/errors.js";
@@ -32,7 +32,7 @@ export function registerStartCommand(program: Command): void {
     const service = doc.service ?? undefined;
     // Worker threads and processes read the service name from the environment, so they agree.
     if (service) process.env.ANYSERVE_SERVICE = service;
-    const app = await loadApp(cfg.app, { ...(service ? { service } : {}), python: cfg.deployment.python });
+    const app = await loadServable(cfg.app, { ...(service ? { service } : {}), python: cfg.deployment.python });
     const token = o.token ?? process.env.ANYSERVE_TOKEN;
     const inferenceToken = o.inferenceToken ?? process.env.ANYSERVE_INFERENCE_TOKEN;
     const tls = configErrorExit(() => tlsOf(cfg.tls));

@@ -7,12 +7,13 @@
  */
 import path from "node:path";
 import type { Command } from "commander";
-import type { ApiServerConfig } from "../config/schema.js";
+import type { ApiServerConfig, DeploymentFile } from "../config/schema.js";
 import { readCa, readServerTls, type ServerTls } from "../util/tls.js";
 import type { Logger } from "../util/log.js";
 import { noteRuntime, readOrCreateToken, tokenFileOf } from "./credentials.js";
 import { DeploymentController } from "../deploy/controller.js";
-import { ConfigError, loadDeploymentFile } from "../deploy/load.js";
+import { ConfigError, loadDeploymentDoc, loadDeploymentFile } from "../deploy/load.js";
+import { repositoryRoutes } from "../deploy/repository-routes.js";
 import { localNode, PlacementError, place } from "../deploy/placement.js";
 import { cpuCapper } from "../deploy/cpu-cap.js";
 import { type CheckedHandler, checkApps } from "../deploy/check-apps.js";
@@ -40,18 +41,12 @@ interface UpOptions {
 }
 
 export function registerUpCommand(program: Command): void {
-  program
-    .command("up")
-    .argument("<file>", "deployment file (anyserve.yaml)")
-    .description("run a deployment on this machine: the API server and every service's replicas, kept alive")
-    .option("--port <port>", "API server REST port (overrides api_server.port)", intOption("--port", 0, 65535))
-    .option("--grpc-port <port>", "API server gRPC port (overrides api_server.grpc_port)", intOption("--grpc-port", 0, 65535))
-    .option("--host <host>", "address to bind (overrides api_server.host)")
-    .option("--token <token>", "control-plane token (default: $ANYSERVE_TOKEN, else the deployment's token file)")
-    .option("--no-token", "no control-plane token: anyone who reaches the API server may register and manage replicas")
-    .option("--token-file <file>", "where the control-plane token is kept, made on first use (default: .anyserve/token beside FILE)")
-    .option("--read-token <token>", "a token that may only read the registry and status (default: $ANYSERVE_READ_TOKEN)")
-    .option("--inference-token <token>", "inference routes need this token, here and on the replicas (default: $ANYSERVE_INFERENCE_TOKEN)")
+  upOptions(
+    program
+      .command("up")
+      .argument("<file>", "deployment file (anyserve.yaml)")
+      .description("run a deployment on this machine: the API server and every service's replicas, kept alive"),
+  )
     .option("--node-name <name>", "this node's name (overrides node.name)")
     .option("--node-cpus <n>", "CPU cores this node offers (overrides node.cpu_cores)", intOption("--node-cpus", 1, 4096))
     .option(
@@ -64,93 +59,137 @@ export function registerUpCommand(program: Command): void {
       "GPUs this node offers (overrides node.gpu_count; default: what nvidia-smi -L lists)",
       intOption("--node-gpus", 0, 64),
     )
-    .action(async (file: string, o: UpOptions) => {
-      const logger = createLogger("anyserve-up");
-      const config = await loadDeploymentFile(file).catch(fail);
-      const a = config.api_server;
-      const node = localNode({
-        ...config.node,
-        ...(o.nodeName !== undefined ? { name: o.nodeName } : {}),
-        ...(o.nodeCpus !== undefined ? { cpu_cores: o.nodeCpus } : {}),
-        ...(o.nodeMemoryMb !== undefined ? { memory_mb: o.nodeMemoryMb } : {}),
-        ...(o.nodeGpus !== undefined ? { gpu_count: o.nodeGpus } : {}),
-      });
-      // A deployment that cannot fit, or whose apps cannot load, is refused before any process starts.
-      try {
-        place(config, node);
-      } catch (err) {
-        fail(err);
-      }
-      const served = await checkApps(config, file).catch(fail);
-      const { token, tokenFile } = controlToken(o, file, logger);
-      const readToken = o.readToken ?? process.env.ANYSERVE_READ_TOKEN;
-      const inferenceToken = o.inferenceToken ?? process.env.ANYSERVE_INFERENCE_TOKEN;
-      let controller: DeploymentController | undefined;
-      const grpcPort = o.grpcPort ?? a.grpc_port;
-      const api = await startApiServer({
-        host: o.host ?? a.host,
-        port: o.port ?? a.port,
-        ...(grpcPort !== null ? { grpcPort } : {}),
-        unmatched: a.unmatched,
-        maxDelegationDepth: a.max_delegation_depth,
-        requestTimeoutMs: a.request_timeout * 1000,
-        fastIngress: a.fast_ingress,
-        writeTimeoutMs: a.write_timeout * 1000,
-        warmupMs: a.warmup * 1000,
-        stallMs: a.stall_timeout * 1000,
-        resilience: resilienceOf(a),
-        registration: { maxReplicas: a.max_replicas, ratePerSecond: a.registration_rate },
-        ...(token ? { token } : {}),
-        ...(readToken ? { readToken } : {}),
-        ...(inferenceToken ? { inferenceToken } : {}),
-        ...tlsOf(a),
-        logger,
-        routes: (access) => deploymentRoutes(() => controller!, access),
-      }).catch(fail);
-      const forgetRuntime = tokenFile ? noteRuntime(api.url, tokenFile) : () => undefined;
-      const cpu = cpuCapper();
-      if (Object.values(config.services).some((s) => s.resources.cpu_cores !== null)) {
-        if (cpu.available) logger.info({ how: cpu.how }, "resources.cpu_cores caps each replica's CPU");
-        else logger.warn({ reason: cpu.reason }, "resources.cpu_cores is a placement figure only here: replicas' CPU is not capped");
-      }
-      // What each app serves is known before any replica runs: a service scaled to zero is routable while cold.
-      for (const [service, handlers] of Object.entries(served)) {
-        api.coldStarts.learn(
-          service,
-          handlers.map((h) => h.capability),
-        );
-      }
-      controller = new DeploymentController({
-        apiServerUrl: api.url,
-        registry: api.registry,
-        policies: api.policies,
-        coldStarts: api.coldStarts,
-        node,
-        logger,
-        token,
-        inferenceToken,
-        cpu,
-      });
-      api.status.attach(controller);
-      // The API server stops first: it stops taking requests and answers the ones in flight while
-      // the replicas still run. Stopping the replicas first would leave it answering 404 "nothing
-      // offers this" (not retryable) until it closed; a refused connection is something clients retry.
-      onShutdown(async () => {
-        forgetRuntime();
-        await api.close();
-        await controller!.stopAll();
-      });
-      const report = await controller.apply(config).catch(async (err: unknown) => {
-        await api.close();
-        return fail(err);
-      });
-      // Every replica of the deployment has started and registered (or is reported as failing):
-      // a capability nothing matches is now a plain 404, not "still warming up".
-      api.forwarder.endWarmup();
-      printSummary(api.url, api.grpcAddress, controller, tokenFile);
-      printTryLines(api.url, Object.values(served).flat(), inferenceToken !== undefined);
-      announceReady({ role: "up", url: api.url, grpc: api.grpcAddress ?? null, token_file: tokenFile ?? null, services: report });
-    });
+    .action((file: string, o: UpOptions) => runUp(file, o, () => loadDeploymentFile(file)));
+}
+
+/**
+ * `anyserve serve DIR`: `up` of the deployment `{repository: DIR}` — every model of a model
+ * repository served, with the OIP repository extension (docs/models.md). The token file and the
+ * object store are under `DIR/.anyserve/`.
+ */
+export function registerServeCommand(program: Command): void {
+  const cmd = program
+    .command("serve")
+    .argument("<dir>", "model repository (Triton's layout: <model>/<version>/model.onnx, optional config.yaml, model.ts)")
+    .description("serve every model of a model repository, with the repository API (load/unload/index)");
+  upOptions(cmd).action((dir: string, o: UpOptions) => {
+    const file = path.join(path.resolve(dir), "anyserve.yaml");
+    return runUp(file, o, async () => loadDeploymentDoc({ repository: "." }, file));
+  });
+}
+
+/** The options `up` and `serve` share. */
+function upOptions(cmd: Command): Command {
+  return cmd
+    .option("--port <port>", "API server REST port (overrides api_server.port)", intOption("--port", 0, 65535))
+    .option("--grpc-port <port>", "API server gRPC port (overrides api_server.grpc_port)", intOption("--grpc-port", 0, 65535))
+    .option("--host <host>", "address to bind (overrides api_server.host)")
+    .option("--token <token>", "control-plane token (default: $ANYSERVE_TOKEN, else the deployment's token file)")
+    .option("--no-token", "no control-plane token: anyone who reaches the API server may register and manage replicas")
+    .option("--token-file <file>", "where the control-plane token is kept, made on first use (default: .anyserve/token beside FILE)")
+    .option("--read-token <token>", "a token that may only read the registry and status (default: $ANYSERVE_READ_TOKEN)")
+    .option("--inference-token <token>", "inference routes need this token, here and on the replicas (default: $ANYSERVE_INFERENCE_TOKEN)");
+}
+
+async function runUp(file: string, o: UpOptions, loadConfig: () => Promise<DeploymentFile>): Promise<void> {
+  const logger = createLogger("anyserve-up");
+  let config = await loadConfig().catch(fail);
+  const a = config.api_server;
+  const node = localNode({
+    ...config.node,
+    ...(o.nodeName !== undefined ? { name: o.nodeName } : {}),
+    ...(o.nodeCpus !== undefined ? { cpu_cores: o.nodeCpus } : {}),
+    ...(o.nodeMemoryMb !== undefined ? { memory_mb: o.nodeMemoryMb } : {}),
+    ...(o.nodeGpus !== undefined ? { gpu_count: o.nodeGpus } : {}),
+  });
+  // A deployment that cannot fit, or whose apps cannot load, is refused before any process starts.
+  try {
+    place(config, node);
+  } catch (err) {
+    fail(err);
+  }
+  const served = await checkApps(config, file).catch(fail);
+  const { token, tokenFile } = controlToken(o, file, logger);
+  const readToken = o.readToken ?? process.env.ANYSERVE_READ_TOKEN;
+  const inferenceToken = o.inferenceToken ?? process.env.ANYSERVE_INFERENCE_TOKEN;
+  let controller: DeploymentController | undefined;
+  const grpcPort = o.grpcPort ?? a.grpc_port;
+  const api = await startApiServer({
+    host: o.host ?? a.host,
+    port: o.port ?? a.port,
+    ...(grpcPort !== null ? { grpcPort } : {}),
+    unmatched: a.unmatched,
+    maxDelegationDepth: a.max_delegation_depth,
+    requestTimeoutMs: a.request_timeout * 1000,
+    fastIngress: a.fast_ingress,
+    writeTimeoutMs: a.write_timeout * 1000,
+    warmupMs: a.warmup * 1000,
+    stallMs: a.stall_timeout * 1000,
+    resilience: resilienceOf(a),
+    registration: { maxReplicas: a.max_replicas, ratePerSecond: a.registration_rate },
+    ...(token ? { token } : {}),
+    ...(readToken ? { readToken } : {}),
+    ...(inferenceToken ? { inferenceToken } : {}),
+    ...tlsOf(a),
+    logger,
+    routes: (access) => ({
+      ...deploymentRoutes(() => controller!, access),
+      ...(config.repository !== null
+        ? repositoryRoutes({
+            root: config.repository,
+            controller: () => controller!,
+            current: () => config,
+            replace: (next) => {
+              config = next;
+            },
+            access,
+          })
+        : {}),
+    }),
+  }).catch(fail);
+  const forgetRuntime = tokenFile ? noteRuntime(api.url, tokenFile) : () => undefined;
+  const cpu = cpuCapper();
+  if (Object.values(config.services).some((s) => s.resources.cpu_cores !== null)) {
+    if (cpu.available) logger.info({ how: cpu.how }, "resources.cpu_cores caps each replica's CPU");
+    else logger.warn({ reason: cpu.reason }, "resources.cpu_cores is a placement figure only here: replicas' CPU is not capped");
+  }
+  // What each app serves is known before any replica runs: a service scaled to zero is routable while cold.
+  for (const [service, handlers] of Object.entries(served)) {
+    api.coldStarts.learn(
+      service,
+      handlers.map((h) => h.capability),
+    );
+  }
+  controller = new DeploymentController({
+    apiServerUrl: api.url,
+    registry: api.registry,
+    policies: api.policies,
+    coldStarts: api.coldStarts,
+    node,
+    logger,
+    token,
+    inferenceToken,
+    cpu,
+  });
+  api.status.attach(controller);
+  // The API server stops first: it stops taking requests and answers the ones in flight while
+  // the replicas still run. Stopping the replicas first would leave it answering 404 "nothing
+  // offers this" (not retryable) until it closed; a refused connection is something clients retry.
+  onShutdown(async () => {
+    forgetRuntime();
+    await api.close();
+    await controller!.stopAll();
+  });
+  const report = await controller.apply(config).catch(async (err: unknown) => {
+    await api.close();
+    return fail(err);
+  });
+  // Every replica of the deployment has started and registered (or is reported as failing):
+  // a capability nothing matches is now a plain 404, not "still warming up".
+  api.forwarder.endWarmup();
+  printSummary(api.url, api.grpcAddress, controller, tokenFile);
+  printTryLines(api.url, Object.values(served).flat(), inferenceToken !== undefined);
+  announceReady({ role: "up", url: api.url, grpc: api.grpcAddress ?? null, token_file: tokenFile ?? null, services: report });
 }
 
 /**

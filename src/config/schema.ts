@@ -398,7 +398,7 @@ const app = z
   .string()
   .min(1)
   .max(1024)
-  .meta(meta({ update: "restart", help: "the app module, FILE[:export]; .ts loads directly" }));
+  .meta(meta({ update: "restart", help: "the app module, FILE[:export] (.ts loads directly), or onnx:FILE.onnx to serve an ONNX model" }));
 
 // Cross-field rules run even when other fields failed, so every problem is reported at once.
 const withRules = <T extends z.ZodType>(s: T) => s.check(z.superRefine(crossFieldRules, { when: () => true }));
@@ -489,6 +489,11 @@ export const deploymentFileSchema = z.strictObject({
    * service before validation (a service's own values win).
    */
   object_store: objectStore.partial().default({}),
+  /**
+   * A model repository (docs/models.md), relative to the file: every model in it becomes services
+   * (merged in by `loadDeploymentFile`), and the API server answers the OIP repository extension.
+   */
+  repository: z.string().min(1).max(4096).nullable().default(null),
   services: z.record(name, serviceSchema).refine((s) => Object.keys(s).length > 0, "at least one service is needed"),
 });
 

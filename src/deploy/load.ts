@@ -13,6 +13,8 @@ import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { ConfigError, issuesOf } from "../config/errors.js";
 import { deploymentFileSchema, type DeploymentFile } from "../config/schema.js";
+import { ONNX_PREFIX } from "../models/load.js";
+import { modelServices, scanRepository } from "../models/repository.js";
 
 export { ConfigError, closest, type ConfigIssue } from "../config/errors.js";
 
@@ -32,8 +34,16 @@ export async function loadDeploymentFile(file: string): Promise<DeploymentFile> 
   } catch (err) {
     throw new ConfigError(file, [{ path: "", message: `cannot read the file: ${(err as Error).message}` }]);
   }
-  const config = parseDeployment(text, file);
+  return loadDeploymentDoc(text, file);
+}
+
+/**
+ * {@link loadDeploymentFile} of a document already read (YAML/JSON text or a parsed value), as if
+ * it were `file`: `anyserve serve DIR` deploys `{repository: "."}` as `DIR/anyserve.yaml`.
+ */
+export function loadDeploymentDoc(doc: string | unknown, file: string): DeploymentFile {
   const dir = path.dirname(path.resolve(file));
+  const config = parseDeployment(doc, file, dir);
   const relative = (p: string | null): string | null => (p === null ? null : path.resolve(dir, p));
   const a = config.api_server;
   a.tls_cert = relative(a.tls_cert);
@@ -53,8 +63,12 @@ export async function loadDeploymentFile(file: string): Promise<DeploymentFile> 
   return config;
 }
 
-/** Validates a deployment document given as YAML/JSON text or as an already parsed value. */
-export function parseDeployment(doc: string | unknown, source = "config"): DeploymentFile {
+/**
+ * Validates a deployment document given as YAML/JSON text or as an already parsed value. With
+ * `dir` (the file's folder), a `repository:` is read and its models' services merged in (a service
+ * the file names itself wins), and its path made absolute.
+ */
+export function parseDeployment(doc: string | unknown, source = "config", dir?: string): DeploymentFile {
   let value: unknown = doc;
   if (typeof doc === "string") {
     try {
@@ -63,7 +77,7 @@ export function parseDeployment(doc: string | unknown, source = "config"): Deplo
       throw new ConfigError(source, [{ path: "", message: `not valid YAML: ${(err as Error).message.split("\n")[0]}` }]);
     }
   }
-  const merged = withObjectStoreDefaults(value);
+  const merged = withObjectStoreDefaults(dir === undefined ? value : withRepository(value, dir, source));
   const result = deploymentFileSchema.safeParse(merged, { reportInput: true });
   if (result.success) return result.data;
   throw new ConfigError(source, issuesOf(result.error, merged));
@@ -86,12 +100,26 @@ function withObjectStoreDefaults(value: unknown): unknown {
   return { ...value, services };
 }
 
+/** The repository's services merged into `services` (see {@link parseDeployment}). */
+function withRepository(value: unknown, dir: string, source: string): unknown {
+  if (!isRecord(value) || typeof value.repository !== "string") return value;
+  const root = path.resolve(dir, value.repository);
+  let services: Record<string, unknown>;
+  try {
+    services = Object.assign({}, ...scanRepository(root).map((m) => modelServices(root, m)));
+  } catch (err) {
+    throw new ConfigError(source, [{ path: "repository", message: (err as Error).message }]);
+  }
+  return { ...value, repository: root, services: { ...services, ...(isRecord(value.services) ? value.services : {}) } };
+}
+
 function isRecord(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === "object" && !Array.isArray(v);
 }
 
 /** `app: ./kv.ts:KVService` (or `kv_service.py:KVService`) relative to the deployment file. */
 function resolveApp(spec: string, dir: string): string {
+  if (spec.startsWith(ONNX_PREFIX)) return ONNX_PREFIX + path.resolve(dir, spec.slice(ONNX_PREFIX.length));
   const colon = spec.lastIndexOf(":");
   const file = colon > 1 ? spec.slice(0, colon) : spec;
   const rest = colon > 1 ? spec.slice(colon) : "";

@@ -6,7 +6,7 @@
 import { connect } from "node:net";
 import { AnyServeError } from "../errors.js";
 import type { ObjectStoreOptions } from "../objects/types.js";
-import { loadApp } from "../sdk/load-app.js";
+import { loadServable } from "../models/load.js";
 import { readFrames, SocketOutbox } from "./socket-port.js";
 import { errorMetaOf, Msg, WORKER_PROTOCOL_VERSION, type Meta } from "./worker-protocol.js";
 import { workerEnv } from "./worker-env.js";
@@ -30,7 +30,7 @@ out.send(Msg.HELLO, 0, { worker: name, key: env.ANYSERVE_WORKER_KEY ?? "", pid: 
 
 try {
   const args = env.ANYSERVE_WORKER_SERVICE_ARGS ? (JSON.parse(env.ANYSERVE_WORKER_SERVICE_ARGS) as unknown[]) : [];
-  const app = await loadApp(env.ANYSERVE_WORKER_APP ?? "", { args });
+  const app = await loadServable(env.ANYSERVE_WORKER_APP ?? "", { args });
   const replicaId = env.ANYSERVE_WORKER_REPLICA_ID ?? "";
   const objects = env.ANYSERVE_WORKER_OBJECTS ? (JSON.parse(env.ANYSERVE_WORKER_OBJECTS) as ObjectStoreOptions) : undefined;
   const runEnv = workerEnv({ app, replicaId, worker: name, apiServer: env.ANYSERVE_API_SERVER, objects });

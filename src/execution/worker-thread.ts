@@ -5,8 +5,8 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { AnyServeError } from "../errors.js";
 import type { ObjectStoreOptions } from "../objects/types.js";
+import { loadServable } from "../models/load.js";
 import type { WorkerService } from "./base.js";
-import { loadApp } from "../sdk/load-app.js";
 import { ThreadOutbox, unpack } from "./thread-port.js";
 import { errorMetaOf, Msg, type Meta } from "./worker-protocol.js";
 import { workerEnv } from "./worker-env.js";
@@ -36,7 +36,7 @@ port.on("message", (batch: unknown) =>
 );
 
 try {
-  const app = await loadApp(data.appSpec, data.service ? { service: data.service.name, args: data.service.args } : {});
+  const app = await loadServable(data.appSpec, data.service ? { service: data.service.name, args: data.service.args } : {});
   const env = workerEnv({ app, replicaId: data.replicaId, worker: data.worker, apiServer: data.apiServer, objects: data.objects });
   runtime = new WorkerRuntime(env, data.worker, out);
   runtime.onStopped = () => {

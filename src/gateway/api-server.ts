@@ -2,6 +2,7 @@
  * The API server: gateway and control plane. REST (OIP v2 + the seed's routes) and gRPC
  * ingress share one forwarder; the registry drops replicas that stop heartbeating.
  */
+import { openAiRoutes } from "./openai.js";
 import { createServer, type Server } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import type { FastIngress } from "../frontend/fast-ingress/ingress.js";
@@ -211,6 +212,7 @@ async function assembleApiServer(o: ApiServerOptions): Promise<ApiServerParts> {
       ...managementRoutes({ status, registry, access, ca: o.tlsCa }),
       ...new RouteTable({ registry, policies, access }).routes(),
       ...dashboardRoutes(),
+      ...openAiRoutes({ backend: forwarder, registry, ...limits }),
       ...(metrics ? { "GET /metrics": access.guardRead("GET /metrics", metrics.route()) } : {}),
       ...(typeof o.routes === "function" ? o.routes(access) : o.routes),
     },

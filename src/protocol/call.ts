@@ -47,6 +47,8 @@ export interface ModelMetadata {
   platform: string;
   inputs: { name: string; datatype: string; shape: number[] }[];
   outputs: { name: string; datatype: string; shape: number[] }[];
+  /** anyserve's extension, REST only: facts about the model (the ONNX backend's execution provider, batching). */
+  parameters?: Record<string, string | number | boolean>;
 }
 
 /**

@@ -11,7 +11,7 @@
  * ```
  */
 import { matches, normalizeCapability, type CapabilityInput, type CapabilityMap } from "../protocol/capability.js";
-import type { Datatype } from "../protocol/types.js";
+import type { Datatype, Parameters } from "../protocol/types.js";
 import type { Context } from "./context.js";
 import type { InferenceRequest } from "./request.js";
 import { checkTensorSpecs } from "./metadata.js";
@@ -125,6 +125,12 @@ export interface HandlerOptions {
   outputs?: TensorSpec[];
   /** The `platform` field of OIP model metadata; default `anyserve`. */
   platform?: string;
+  /**
+   * Extra facts about the model served in its REST metadata as `parameters` (an anyserve extension;
+   * gRPC's ModelMetadataResponse has no such field): the ONNX backend says its execution provider
+   * and how it batches.
+   */
+  parameters?: Parameters;
 }
 
 export interface HandlerEntry {

@@ -44,6 +44,7 @@ export function handlerMetadata(entry: HandlerEntry, name: string, version: stri
     platform: o.platform ?? "anyserve",
     inputs: o.inputs ?? exampleInputs(o.example),
     outputs: o.outputs ?? [],
+    ...(o.parameters !== undefined ? { parameters: o.parameters } : {}),
   };
 }
 

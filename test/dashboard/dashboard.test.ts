@@ -59,7 +59,7 @@ test("the dashboard shows every service live, charts load as it happens, and sca
 
   // A card per deployed service, as the management API lists them.
   const listed = ((await (await fetch(`${url}/api/services`, authed)).json()) as ServicesBody).services.map((s) => s.name).sort();
-  assert.deepEqual(listed, ["chat", "embed", "heavy", "stream"]);
+  assert.deepEqual(listed, ["chat", "classifier-v1", "embed", "heavy", "stream"]);
   for (const name of listed) await page.locator(`[data-service="${name}"]`).waitFor({ timeout: 15_000 });
   await page.locator('[data-service="chat"] [data-replica="chat-0"]').waitFor({ timeout: 15_000 });
 

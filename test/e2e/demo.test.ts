@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { test } from "node:test";
+import OpenAI from "openai";
 import { Client } from "../../src/sdk/client.js";
 import path from "node:path";
 import { DEMO, startCli, waitFor } from "../helpers/processes.js";
@@ -27,7 +28,7 @@ function alive(pid: number): boolean {
   }
 }
 
-test("the demo serves chat, embed, heavy and stream, and Ctrl-C stops every process", async (t) => {
+test("the demo serves chat, embed, heavy, stream and an ONNX model, and Ctrl-C stops every process", async (t) => {
   const demo = await startCli(t, ["up", path.join(DEMO, "anyserve.yaml"), "--port", "0", "--grpc-port", "0"], {}, 90_000);
   assert.equal(demo.ready.role, "up");
   const client = new Client({ apiServer: demo.ready.url! });
@@ -55,8 +56,20 @@ test("the demo serves chat, embed, heavy and stream, and Ctrl-C stops every proc
     "prints a first curl",
   );
 
+  // The repository's ONNX model, and the chat model through OpenAI's client (docs/models.md).
+  const classified = await fetch(`${demo.ready.url}/v2/models/classifier/infer`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], data: [1, 2, 3, 4] }] }),
+  });
+  assert.equal(classified.status, 200);
+  assert.deepEqual(((await classified.json()) as { outputs: { name: string; shape: number[] }[] }).outputs[0]!.shape, [1, 3]);
+  const openai = new OpenAI({ baseURL: `${demo.ready.url}/v1`, apiKey: "none", maxRetries: 0 });
+  const answer = await openai.chat.completions.create({ model: "assistant", messages: [{ role: "user", content: "hi there" }] });
+  assert.equal(answer.choices[0]!.message.content, "you said: hi there");
+
   const kids = childrenOf(demo.child.pid!);
-  assert.equal(kids.length, 4, "4 replicas (the API server runs in the up process)");
+  assert.equal(kids.length, 5, "5 replicas (the API server runs in the up process)");
   demo.child.kill("SIGINT");
   const { code } = await demo.exited;
   assert.equal(code, 0);

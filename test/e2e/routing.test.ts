@@ -92,8 +92,8 @@ describe("routing through the API server to replica processes", () => {
     assert.equal(res.status, 404);
     const body = (await res.json()) as { code: string; error: string };
     assert.equal(body.code, "MODEL_NOT_FOUND");
-    // A few of the 11 registered capabilities, then where the rest are.
-    assert.match(body.error, /registered: \{type=.* and 6 more \(GET \/registry lists them all\)$/);
+    // A few of the 12 registered capabilities (the demo chat app's include model=assistant), then where the rest are.
+    assert.match(body.error, /registered: \{type=.* and 7 more \(GET \/registry lists them all\)$/);
   });
 
   test("gRPC ModelInfer: model_name and x-capability-* metadata route the call", async () => {

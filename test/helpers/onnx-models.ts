@@ -1,0 +1,96 @@
+/**
+ * Small ONNX models written by the tests themselves (no Python, no download): protobuf encoded
+ * with the onnx.proto subset anyserve reads (src/models/onnx-graph.ts).
+ *
+ * - `mlp`: y = relu(x·W1 + b1)·W2 + b2, x FP32 [-1, 4] → y FP32 [-1, 3] (dynamic batch dim);
+ * - `fixed`: the same MLP with a fixed batch of 2, x FP32 [2, 4] → y FP32 [2, 3];
+ * - `typed`: INT64 and BOOL: n INT64 [-1, 2] → doubled INT64 [-1, 2] (n + n); b BOOL [-1, 2] → flipped BOOL [-1, 2] (not b).
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { onnxSchema } from "../../src/models/onnx-graph.js";
+
+const FLOAT = 1;
+const INT64 = 7;
+const BOOL = 9;
+
+const ModelProto = onnxSchema.lookupType("onnx.ModelProto");
+
+type Dim = number | string;
+
+function valueInfo(name: string, elemType: number, dims: Dim[]) {
+  return {
+    name,
+    type: {
+      tensor_type: {
+        elem_type: elemType,
+        shape: { dim: dims.map((d) => (typeof d === "number" ? { dim_value: d } : { dim_param: d })) },
+      },
+    },
+  };
+}
+
+function floatInit(name: string, dims: number[], values: number[]) {
+  return { name, dims, data_type: FLOAT, raw_data: Buffer.from(Float32Array.from(values).buffer) };
+}
+
+/** Deterministic weights: a small pseudo-random sequence in [-1, 1). */
+function weights(n: number, seed: number): number[] {
+  let s = seed;
+  return Array.from({ length: n }, () => {
+    s = (s * 1103515245 + 12345) % 2 ** 31;
+    return (s / 2 ** 31) * 2 - 1;
+  });
+}
+
+function model(graph: object): Buffer {
+  const msg = ModelProto.fromObject({ ir_version: 8, producer_name: "anyserve-tests", opset_import: [{ domain: "", version: 17 }], graph });
+  return Buffer.from(ModelProto.encode(msg).finish());
+}
+
+/**
+ * `seed` changes the weights (another version of the same model); `sizes` are the input, hidden
+ * and output widths (the benchmark's model is wider: bench/models.ts).
+ */
+export function mlpModel(batch: Dim = "batch", seed = 0, sizes: [number, number, number] = [4, 8, 3]): Buffer {
+  const [i, h, o] = sizes;
+  return model({
+    name: "mlp",
+    node: [
+      { op_type: "MatMul", input: ["x", "W1"], output: ["h0"] },
+      { op_type: "Add", input: ["h0", "b1"], output: ["h1"] },
+      { op_type: "Relu", input: ["h1"], output: ["h2"] },
+      { op_type: "MatMul", input: ["h2", "W2"], output: ["h3"] },
+      { op_type: "Add", input: ["h3", "b2"], output: ["y"] },
+    ],
+    initializer: [
+      floatInit("W1", [i, h], weights(i * h, 1 + seed * 10)),
+      floatInit("b1", [h], weights(h, 2 + seed * 10)),
+      floatInit("W2", [h, o], weights(h * o, 3 + seed * 10)),
+      floatInit("b2", [o], weights(o, 4 + seed * 10)),
+    ],
+    input: [valueInfo("x", FLOAT, [batch, i])],
+    output: [valueInfo("y", FLOAT, [batch, o])],
+  });
+}
+
+export function typedModel(): Buffer {
+  return model({
+    name: "typed",
+    node: [
+      { op_type: "Add", input: ["n", "n"], output: ["doubled"] },
+      { op_type: "Not", input: ["b"], output: ["flipped"] },
+    ],
+    input: [valueInfo("n", INT64, ["batch", 2]), valueInfo("b", BOOL, ["batch", 2])],
+    output: [valueInfo("doubled", INT64, ["batch", 2]), valueInfo("flipped", BOOL, ["batch", 2])],
+  });
+}
+
+/** Writes `bytes` as `<root>/<name>/<version>/model.onnx`; returns the file. */
+export function writeModel(root: string, name: string, version: string, bytes: Buffer): string {
+  const dir = path.join(root, name, version);
+  mkdirSync(dir, { recursive: true });
+  const file = path.join(dir, "model.onnx");
+  writeFileSync(file, bytes);
+  return file;
+}
