@@ -3,11 +3,12 @@
  * ingress share one forwarder; the registry drops replicas that stop heartbeating.
  */
 import { openAiRoutes } from "./openai.js";
-import { createServer, type Server } from "node:http";
+import { createServer, type IncomingMessage, type Server } from "node:http";
+import type { Duplex } from "node:stream";
 import { createServer as createHttpsServer } from "node:https";
 import type { FastIngress } from "../frontend/fast-ingress/ingress.js";
 import type { GrpcFrontend } from "../frontend/grpc.js";
-import { hardenServer, serverOptions } from "../util/http.js";
+import { answerWithoutUpgrade, hardenServer, serverOptions } from "../util/http.js";
 import { guardWrites } from "../util/write-guard.js";
 import { RestFrontend } from "../frontend/rest.js";
 import type { RouteHandler } from "../util/http.js";
@@ -221,6 +222,10 @@ async function assembleApiServer(o: ApiServerOptions): Promise<ApiServerParts> {
     ? (createHttpsServer({ ...serverOptions(), ...o.tls }, rest.listener) as unknown as Server)
     : createServer(serverOptions(), rest.listener);
   hardenServer(server);
+  // The API server upgrades nothing. Without an 'upgrade' listener node:http answers an upgrade
+  // offer as a request but stops parsing after its head (the body and requests pipelined behind it
+  // are never read, the connection hangs on keep-alive): answer it as the plain request it also is.
+  server.on("upgrade", (req: IncomingMessage, socket: Duplex, head: Buffer) => answerWithoutUpgrade(server, req, socket, head));
   const writeTimeoutMs = o.writeTimeoutMs ?? 30_000;
   const unguard = guardWrites(server, writeTimeoutMs);
   const host = o.host ?? "127.0.0.1";

@@ -84,6 +84,30 @@ describe("upgrade offers and CONNECT", () => {
     }
   });
 
+  test("an upgrade offer on a control route with a body and a request pipelined behind: answered, then closed (API server, both ingresses)", async () => {
+    // Found by the heavy fuzz run (seed 424242, cases 3253 and 4359): with no 'upgrade' listener,
+    // node:http answered the offer's head on keep-alive and never read what followed.
+    const body = '{"replica_id":"nobody"}';
+    for (const [what, url] of [
+      ["API server", api.ready.url!],
+      ["fast ingress", fast.ready.url!],
+    ] as const) {
+      const wire = await Wire.open(port(url));
+      try {
+        wire.write(
+          `DELETE /unregister HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n${OFFERS.h2c!.map((l) => `${l}\r\n`).join("")}` +
+            `Content-Length: ${body.length}\r\n\r\n${body}GET /health HTTP/1.1\r\nHost: x\r\n\r\n`,
+        );
+        const [first] = await wire.next(1);
+        assert.equal(first!.status, 404, `${what}: ${first!.body}`);
+        assert.equal((JSON.parse(first!.body) as { code: string }).code, "REPLICA_NOT_FOUND", what);
+        assert.ok(await wire.closesWithin(2_000), `${what}: the connection closes after the answer`);
+      } finally {
+        wire.destroy();
+      }
+    }
+  });
+
   test("CONNECT after an inference on the same connection (fast ingress): answered too, then closed", async () => {
     const wire = await Wire.open(port(fast.ready.url!));
     try {
