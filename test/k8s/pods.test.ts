@@ -159,6 +159,10 @@ describe("the rendered pods run and the deployment answers across them", { skip:
       const register = await fetch(`${url}/register`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
       assert.equal(register.status, 401, "an intruder cannot register a replica");
     }
+    // The replicas' /metrics stays open: what Prometheus scrapes for the HPA's metric (docs/scale-out.md).
+    const metrics = await fetch(`http://${lan.hosts.a!.address}:8000/metrics`);
+    assert.equal(metrics.status, 200);
+    assert.match(await metrics.text(), /^anyserve_replica_in_flight\{/m);
   });
 
   test("through the API server's Service: routing to both of host_b's pods, ctx.call across, an object made on one pod read on another", async (t) => {
