@@ -28,6 +28,7 @@ const RESOURCES: Record<string, { group: string; kind: string; plural: string }[
   "/api/v1": [
     { group: "v1", kind: "ConfigMap", plural: "configmaps" },
     { group: "v1", kind: "Service", plural: "services" },
+    { group: "v1", kind: "Secret", plural: "secrets" },
   ],
   "/apis/apps/v1": [{ group: "apps/v1", kind: "Deployment", plural: "deployments" }],
   "/apis/policy/v1": [{ group: "policy/v1", kind: "PodDisruptionBudget", plural: "poddisruptionbudgets" }],
@@ -100,7 +101,9 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
 
 function cli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, "k8s", ...args, "--kubeconfig", kubeconfig], { stdio: ["ignore", "pipe", "pipe"] });
+    // The deployment's token file in the test's directory (by default it would be made beside the seed's file).
+    const argv = [BIN, "k8s", ...args, "--kubeconfig", kubeconfig, "--token-file", path.join(dir, "token")];
+    const child = spawn(process.execPath, argv, { stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (c) => (stdout += c));
@@ -137,11 +140,14 @@ test("k8s apply: every manifest server-side applied in order, into the context's
   const r = await cli("apply", SEED, "--image", "r/app:3");
   assert.equal(r.code, 0, r.stderr + r.stdout);
   const patches = requests.filter((q) => q.method === "PATCH");
-  const expected = renderManifests(readFileSync(SEED, "utf8"), { image: "r/app:3" });
+  const token = readFileSync(path.join(dir, "token"), "utf8").trim();
+  assert.match(token, /^[A-Za-z0-9_-]{43}$/, "256 random bits, made on first use");
+  const expected = renderManifests(readFileSync(SEED, "utf8"), { image: "r/app:3", token });
   assert.deepEqual(
     patches.map((p) => p.path),
     [
       "/api/v1/namespaces/serving/configmaps/anyserve-config",
+      "/api/v1/namespaces/serving/secrets/anyserve-token",
       "/apis/apps/v1/namespaces/serving/deployments/anyserve-api",
       "/api/v1/namespaces/serving/services/anyserve-api",
       "/api/v1/namespaces/serving/services/anyserve-api-headless",
@@ -179,7 +185,8 @@ test("k8s delete: everything apply made, last first; what is already gone is ski
   const r = await cli("delete", SEED);
   assert.equal(r.code, 0, r.stderr);
   const deletes = requests.filter((q) => q.method === "DELETE").map((q) => q.path.split("/").slice(-2).join("/"));
-  assert.equal(deletes.length, 8);
+  assert.equal(deletes.length, 9);
+  assert.ok(deletes.includes("secrets/anyserve-token"), deletes.join(", "));
   assert.equal(deletes[0], "deployments/anyserve-memory-service");
   assert.equal(deletes.at(-1), "configmaps/anyserve-config");
   assert.equal(stored.size, 0);

@@ -7,8 +7,11 @@
 // for each emptyDir; /etc/hosts stands in for cluster DNS (the Service name → the first API server
 // pod, as a ClusterIP would pick one; the headless Service's name → both API server pods). Then the
 // deployment answers across the pods: readiness probes, every replica registered with both API
-// server pods, routing, ctx.call, objects, and one API server pod killed while the other serves.
+// server pods (with the control-plane token, which reaches the pods only through the rendered
+// Secret's secretKeyRef: this kubelet resolves it from that Secret), the control plane closed
+// without it, routing, ctx.call, objects, and one API server pod killed while the other serves.
 import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -38,6 +41,9 @@ let manifests: Manifest[];
 let apiUrl: string;
 const apiUrls: string[] = [];
 const apiPods: Proc[] = [];
+/** The control-plane token the rendered Secret carries (the pods get it only through it). */
+const TOKEN = randomBytes(32).toString("base64url");
+const auth = { headers: { authorization: `Bearer ${TOKEN}` } };
 /** Pod name → its namespace's address. */
 const podIps: Record<string, string> = {};
 
@@ -51,6 +57,14 @@ async function runPod(deployment: Obj, host: string, o: { appDir: string; hostsF
   const env: Record<string, string> = {};
   for (const e of c.env ?? []) {
     const field = e.valueFrom?.fieldRef?.fieldPath;
+    const secretRef = e.valueFrom?.secretKeyRef;
+    if (secretRef) {
+      // As the kubelet does: the key's value from the Secret, base64-decoded (here: the rendered one).
+      const secret = manifests.find((x) => x.kind === "Secret" && x.metadata.name === secretRef.name) as Obj | undefined;
+      assert.ok(secret?.data?.[secretRef.key], `env ${e.name}: no Secret ${secretRef.name} with key ${secretRef.key}`);
+      env[e.name] = Buffer.from(secret.data[secretRef.key], "base64").toString();
+      continue;
+    }
     env[e.name] = field === "status.podIP" ? address : field === "spec.nodeName" ? `node-${host}` : String(e.value);
   }
   const args = (c.args as string[]).map((a) => a.replace(/\$\((\w+)\)/g, (m, name: string) => env[name] ?? m));
@@ -102,7 +116,7 @@ describe("the rendered pods run and the deployment answers across them", { skip:
     const binDir = path.join(scratch, "bin");
     mkdirSync(binDir);
     symlinkSync(BIN, path.join(binDir, "anyserve"));
-    manifests = renderManifests(DEPLOYMENT, { image: "test/app:1", appDir });
+    manifests = renderManifests(DEPLOYMENT, { image: "test/app:1", appDir, token: TOKEN });
     const hostsFile = path.join(scratch, "hosts");
     const [api1, api2] = [lan.hosts.api1!.address, lan.hosts.api2!.address];
     writeFileSync(hostsFile, `127.0.0.1 localhost\n${api1} anyserve-api\n${api1} anyserve-api-headless\n${api2} anyserve-api-headless\n`);
@@ -119,7 +133,7 @@ describe("the rendered pods run and the deployment answers across them", { skip:
     for (const url of apiUrls) {
       await waitFor(
         `3 replicas registered at ${url}`,
-        async () => ((await (await fetch(`${url}/registry`)).json()) as { replicas: unknown[] }).replicas.length === 3,
+        async () => ((await (await fetch(`${url}/registry`, auth)).json()) as { replicas: unknown[] }).replicas.length === 3,
         20_000,
       );
     }
@@ -128,7 +142,7 @@ describe("the rendered pods run and the deployment answers across them", { skip:
 
   test("each replica pod registered its pod IP (advertised; it binds 0.0.0.0) and its node with both API server pods", async () => {
     for (const url of apiUrls) {
-      const { replicas } = (await (await fetch(`${url}/registry`)).json()) as { replicas: Obj[] };
+      const { replicas } = (await (await fetch(`${url}/registry`, auth)).json()) as { replicas: Obj[] };
       const seen = replicas.map((r) => [r.service, new URL(r.http_endpoint).hostname, r.node]).sort();
       assert.deepEqual(seen, [
         ["host_a", lan.hosts.a!.address, "node-a"],
@@ -136,6 +150,19 @@ describe("the rendered pods run and the deployment answers across them", { skip:
         ["host_b", lan.hosts.b2!.address, "node-b2"],
       ]);
     }
+  });
+
+  test("the API server pods hold the Secret's token: the control plane is closed to anyone without it", async () => {
+    for (const url of apiUrls) {
+      assert.equal((await fetch(`${url}/registry`)).status, 401);
+      assert.equal((await fetch(`${url}/registry`, { headers: { authorization: "Bearer wrong" } })).status, 401);
+      const register = await fetch(`${url}/register`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+      assert.equal(register.status, 401, "an intruder cannot register a replica");
+    }
+    // The replicas' /metrics stays open: what Prometheus scrapes for the HPA's metric (docs/scale-out.md).
+    const metrics = await fetch(`http://${lan.hosts.a!.address}:8000/metrics`);
+    assert.equal(metrics.status, 200);
+    assert.match(await metrics.text(), /^anyserve_replica_in_flight\{/m);
   });
 
   test("through the API server's Service: routing to both of host_b's pods, ctx.call across, an object made on one pod read on another", async (t) => {

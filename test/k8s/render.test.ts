@@ -5,11 +5,13 @@
 // test/k8s/pods.test.ts starts the rendered pods' exact commands in network namespaces instead.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
-import { ConfigMap, Service } from "kubernetes-models/v1";
+import { ConfigMap, Secret, Service } from "kubernetes-models/v1";
 import { Deployment } from "kubernetes-models/apps/v1";
+import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
 import { parseAllDocuments } from "yaml";
 import { ConfigError } from "../../src/config/errors.js";
@@ -21,6 +23,8 @@ const EXAMPLES = [path.join(ROOT, "examples", "mvp_demo", "anyserve.yaml")];
 const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   "v1/ConfigMap": ConfigMap,
   "v1/Service": Service,
+  "v1/Secret": Secret,
+  "autoscaling/v2/HorizontalPodAutoscaler": HorizontalPodAutoscaler,
   "apps/v1/Deployment": Deployment,
   "policy/v1/PodDisruptionBudget": PodDisruptionBudget,
 };
@@ -40,7 +44,8 @@ const find = (ms: Manifest[], kind: string, name: string): Obj => {
 };
 const podSpec = (ms: Manifest[], name: string): Obj => find(ms, "Deployment", name).spec.template.spec;
 const container = (ms: Manifest[], name: string): Obj => podSpec(ms, name).containers[0];
-const render = (yaml: string, o: { namespace?: string } = {}) => renderManifests(yaml, { image: "registry.test/app:1", ...o });
+const render = (yaml: string, o: { namespace?: string; token?: string; tokenSecret?: string } = {}) =>
+  renderManifests(yaml, { image: "registry.test/app:1", ...o });
 
 test("the validator refuses what Kubernetes would (so the checks below can fail)", () => {
   const [, api] = render("services: { s: { app: ./a.ts } }");
@@ -50,12 +55,18 @@ test("the validator refuses what Kubernetes would (so the checks below can fail)
   const noSelector = structuredClone(api!) as Obj;
   delete noSelector.spec.selector;
   assert.throws(() => validate(noSelector as Manifest), /selector/);
+  const hpa = render("services: { s: { app: ./a.ts, autoscaling: { max_replicas: 2 } } }").find(
+    (m) => m.kind === "HorizontalPodAutoscaler",
+  );
+  const noTarget = structuredClone(hpa!) as Obj;
+  delete noTarget.spec.scaleTargetRef;
+  assert.throws(() => validate(noTarget as Manifest), /scaleTargetRef/);
 });
 
 test("the seed's YAML and every example render to manifests that validate against Kubernetes' schemas", () => {
   for (const file of [SEED, ...EXAMPLES]) {
-    const ms = render(readFileSync(file, "utf8"), { namespace: "serving" });
-    assert.ok(ms.length >= 5, file);
+    const ms = render(readFileSync(file, "utf8"), { namespace: "serving", token: "t0ken" });
+    assert.ok(ms.length >= 6, file);
     for (const m of ms) {
       assert.equal(m.metadata.namespace, "serving");
       assert.doesNotThrow(() => validate(m), `${file}: ${m.kind} ${m.metadata.name}`);
@@ -282,14 +293,22 @@ test("fields with no Kubernetes counterpart are refused with the reason, never d
   assert.match(refused("services: { s: { app: ./a.ts, deployment: { replicas: -1 } } }")[0]!, /replicas/);
 });
 
-test("anyserve k8s render prints the manifests as YAML documents; a refused file exits 2 with the reason", () => {
-  const ok = spawnSync(process.execPath, [BIN, "k8s", "render", SEED, "--image", "r/app:2", "--namespace", "ns1"], { encoding: "utf8" });
+test("anyserve k8s render prints the manifests as YAML documents; a refused file exits 2 with the reason", (t) => {
+  const dir = mkdtempSync(path.join(tmpdir(), "anyserve-render-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const tokenFile = path.join(dir, "token");
+  const args = [BIN, "k8s", "render", SEED, "--image", "r/app:2", "--namespace", "ns1", "--token-file", tokenFile];
+  const ok = spawnSync(process.execPath, args, { encoding: "utf8" });
   assert.equal(ok.status, 0, ok.stderr);
+  assert.match(ok.stderr, /control-plane token made in .*token/);
+  const token = readFileSync(tokenFile, "utf8").trim();
+  assert.ok(!ok.stdout.includes(token), "only base64 in the Secret's data");
   const docs = parseAllDocuments(ok.stdout).map((d) => d.toJS() as Manifest);
   assert.deepEqual(
     docs.map((d) => `${d.kind}/${d.metadata.name}`),
     [
       "ConfigMap/anyserve-config",
+      "Secret/anyserve-token",
       "Deployment/anyserve-api",
       "Service/anyserve-api",
       "Service/anyserve-api-headless",
@@ -301,10 +320,105 @@ test("anyserve k8s render prints the manifests as YAML documents; a refused file
   );
   for (const d of docs) validate(d);
   assert.equal(container(docs, "anyserve-llm-service").image, "r/app:2");
+  assert.equal(Buffer.from(find(docs, "Secret", "anyserve-token").data.token, "base64").toString(), token);
+  // Rendered again: the same token (the file is reused, as up reuses it), and --token-secret renders no Secret.
+  const again = spawnSync(process.execPath, args, { encoding: "utf8" });
+  assert.equal(again.stdout, ok.stdout);
+  assert.equal(again.stderr, "");
+  const ref = spawnSync(process.execPath, [BIN, "k8s", "render", SEED, "--token-secret", "prod-token"], { encoding: "utf8" });
+  assert.equal(ref.status, 0, ref.stderr);
+  const refDocs = parseAllDocuments(ref.stdout).map((d) => d.toJS() as Manifest);
+  assert.ok(!refDocs.some((d) => d.kind === "Secret"));
+  assert.equal(container(refDocs, "anyserve-api").env[0].valueFrom.secretKeyRef.name, "prod-token");
   const bad = spawnSync(process.execPath, [BIN, "k8s", "render", "/nonexistent/anyserve.yaml"], { encoding: "utf8" });
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /cannot read the file/);
   const docker = spawnSync(process.execPath, [BIN, "k8s", "dockerfile"], { encoding: "utf8" });
   assert.match(docker.stdout, /^FROM node:20/m);
   assert.match(docker.stdout, /node_modules\/\.bin/);
+});
+
+test("the control-plane token: a Secret every pod reads ANYSERVE_TOKEN from, never in the ConfigMap or a command line", () => {
+  const token = "s3cret-t0ken-value";
+  const ms = render("services: { s: { app: ./a.ts }, t: { app: ./a.ts, deployment: { replicas: 2 } } }", { token });
+  const secret = find(ms, "Secret", "anyserve-token");
+  assert.equal(secret.type, "Opaque");
+  assert.equal(Buffer.from(secret.data.token, "base64").toString(), token);
+  const ref = { name: "ANYSERVE_TOKEN", valueFrom: { secretKeyRef: { name: "anyserve-token", key: "token" } } };
+  for (const name of ["anyserve-api", "anyserve-s", "anyserve-t"]) {
+    assert.deepEqual(
+      container(ms, name).env.filter((e: Obj) => e.name === "ANYSERVE_TOKEN"),
+      [ref],
+      name,
+    );
+  }
+  for (const m of ms) {
+    validate(m);
+    if (m.kind !== "Secret") assert.ok(!JSON.stringify(m).includes(token), `${m.kind} ${m.metadata.name} holds the token`);
+  }
+  // An existing Secret: referenced, not rendered.
+  const byRef = render("services: { s: { app: ./a.ts } }", { tokenSecret: "prod-token" });
+  assert.ok(!byRef.some((m) => m.kind === "Secret"));
+  assert.deepEqual(container(byRef, "anyserve-s").env.at(-1).valueFrom.secretKeyRef, { name: "prod-token", key: "token" });
+  // Neither: the pods still need a token — the Secret <name>-token, which must exist.
+  const neither = render("services: { s: { app: ./a.ts } }");
+  assert.ok(!neither.some((m) => m.kind === "Secret"));
+  assert.deepEqual(container(neither, "anyserve-api").env, [ref]);
+  assert.throws(() => render("services: { s: { app: ./a.ts } }", { token, tokenSecret: "x" }), /not both/);
+});
+
+test("autoscaling: a HorizontalPodAutoscaler on ongoing requests per pod; the Deployment leaves its replicas to it", () => {
+  const ms = render(
+    "services:\n  s: { app: ./a.ts, deployment: { replicas: 5 }, autoscaling: { min_replicas: 2, max_replicas: 7, target_ongoing_requests: 1.5, upscale_delay_s: 10.5, downscale_delay_s: 300, look_back_period_s: 20, metrics_interval_s: 5 } }\n",
+  );
+  for (const m of ms) validate(m);
+  const d = find(ms, "Deployment", "anyserve-s");
+  assert.ok(!("replicas" in d.spec), "the HPA owns the count: apply must not reset it");
+  const hpa = find(ms, "HorizontalPodAutoscaler", "anyserve-s");
+  assert.equal(hpa.apiVersion, "autoscaling/v2");
+  assert.deepEqual(hpa.spec, {
+    scaleTargetRef: { apiVersion: "apps/v1", kind: "Deployment", name: "anyserve-s" },
+    minReplicas: 2,
+    maxReplicas: 7,
+    metrics: [
+      { type: "Pods", pods: { metric: { name: "anyserve_replica_ongoing" }, target: { type: "AverageValue", averageValue: "1.5" } } },
+    ],
+    behavior: { scaleUp: { stabilizationWindowSeconds: 11 }, scaleDown: { stabilizationWindowSeconds: 300 } },
+  });
+  assert.deepEqual(hpa.metadata.annotations, { "anyserve.dev/look-back-period-s": "20", "anyserve.dev/metrics-interval-s": "5" });
+  assert.deepEqual(hpa.metadata.labels, d.metadata.labels);
+  assert.ok(
+    ms.some((m) => m.kind === "PodDisruptionBudget"),
+    "up to 7 pods: a PDB",
+  );
+  // The defaults (Ray Serve's) carry over; max 1: no PDB.
+  const small = render("services:\n  s: { app: ./a.ts, autoscaling: { max_replicas: 1 } }\n");
+  const h = find(small, "HorizontalPodAutoscaler", "anyserve-s").spec;
+  assert.deepEqual([h.minReplicas, h.maxReplicas, h.metrics[0].pods.target.averageValue], [1, 1, "2"]);
+  assert.deepEqual(h.behavior, { scaleUp: { stabilizationWindowSeconds: 30 }, scaleDown: { stabilizationWindowSeconds: 600 } });
+  assert.ok(!small.some((m) => m.kind === "PodDisruptionBudget"));
+  // A service without the section: replicas as set, no HPA.
+  const fixed = render("services: { s: { app: ./a.ts, deployment: { replicas: 3 } } }");
+  assert.equal(find(fixed, "Deployment", "anyserve-s").spec.replicas, 3);
+  assert.ok(!fixed.some((m) => m.kind === "HorizontalPodAutoscaler"));
+});
+
+test("autoscaling an HPA cannot carry is refused with the reason: scale to zero, no max_replicas, delays over 3600 s", () => {
+  let issues: string[] = [];
+  try {
+    render(
+      "services:\n  s: { app: ./a.ts, autoscaling: { min_replicas: 0, downscale_delay_s: 7200 } }\n  t: { app: ./a.ts, autoscaling: { max_replicas: 3 } }\n",
+    );
+    assert.fail("rendered");
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, String(err));
+    issues = err.issues.map((i) => `${i.path}: ${i.message}`);
+  }
+  assert.equal(issues.length, 3, issues.join("\n"));
+  assert.match(
+    issues[0]!,
+    /^services\.s\.autoscaling\.min_replicas: cannot be carried over to Kubernetes: 0 \(scale to zero\).*HPA's minimum is 1.*KEDA/,
+  );
+  assert.match(issues[1]!, /^services\.s\.autoscaling\.max_replicas: .*required on Kubernetes/);
+  assert.match(issues[2]!, /^services\.s\.autoscaling\.downscale_delay_s: .*7200 s .*3600 s/);
 });

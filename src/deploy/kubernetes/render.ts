@@ -12,7 +12,10 @@
  *   port) for clients and a headless Service (one DNS record per API server pod) that replicas
  *   register with — each replica with every API server pod, so any of them routes any request;
  * - each service → a Deployment (and a PodDisruptionBudget when replicas > 1) whose pods bind
- *   0.0.0.0 and advertise their pod IP (`--advertise-host $(POD_IP)`).
+ *   0.0.0.0 and advertise their pod IP (`--advertise-host $(POD_IP)`); its `autoscaling` section →
+ *   a HorizontalPodAutoscaler (kubernetes/autoscaling.ts);
+ * - the control-plane token → a Secret every pod reads `ANYSERVE_TOKEN` from (never the ConfigMap
+ *   or a command line): the API servers require it, the replicas register with it.
  *
  * A field that cannot be carried over is refused with the reason ({@link UNMAPPED}): nothing is
  * dropped silently.
@@ -29,6 +32,7 @@ import { parse as parseYaml } from "yaml";
 import { ConfigError, type ConfigIssue } from "../../config/errors.js";
 import type { ApiServerConfig, ServiceConfig } from "../../config/schema.js";
 import { DEPLOYMENT_OBJECT_STORE, parseDeployment } from "../load.js";
+import { autoscalingRefusals, horizontalPodAutoscaler } from "./autoscaling.js";
 
 export interface RenderOptions {
   /** The app image (built from the Dockerfile `anyserve k8s dockerfile` prints). */
@@ -43,13 +47,24 @@ export interface RenderOptions {
   apiReplicas?: number;
   /** The deployment file's name, for errors. */
   source?: string;
+  /**
+   * The control-plane token, rendered as the Secret `<name>-token` (key `token`) that every pod
+   * reads `ANYSERVE_TOKEN` from (`anyserve k8s render` passes the deployment's token file, as `up` uses).
+   */
+  token?: string;
+  /**
+   * An existing Secret holding the token under key `token`: referenced, not rendered (for manifests
+   * kept in a repository). With neither option the pods reference `<name>-token`, which must exist:
+   * they never run without a token.
+   */
+  tokenSecret?: string;
 }
 
 /** A Kubernetes object as plain JSON. */
 export type Manifest = {
   apiVersion: string;
   kind: string;
-  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
 } & Record<string, unknown>;
 
 /** The replica's ports inside its pod (fixed: each pod has its own IP). */
@@ -70,8 +85,6 @@ export const UNMAPPED: Record<string, string> = {
   "api_server.tls_key": "a key file: mount it from a Secret (not rendered yet)",
   "api_server.tls_ca": "a CA file: mount it from a Secret (not rendered yet)",
   "services.*.tls": "certificate files: mount them from a Secret (not rendered yet)",
-  "services.*.autoscaling":
-    "a HorizontalPodAutoscaler on ongoing requests per pod needs a custom-metrics adapter; not rendered yet — set deployment.replicas",
 };
 
 /** Renders every manifest of a deployment file's text (YAML or JSON). Throws ConfigError for a bad or unmappable file. */
@@ -79,9 +92,13 @@ export function renderManifests(text: string, o: RenderOptions): Manifest[] {
   const source = o.source ?? "deployment file";
   const config = parseDeployment(text, source);
   refuseUnmapped(parseYaml(text) as Record<string, unknown>, source);
+  refuseAutoscaling(config.services, source);
   const ctx = context(text, o);
   const names = serviceNames(Object.keys(config.services), ctx.prefix, source);
-  const manifests: Manifest[] = [configMap(ctx, text), ...apiServer(ctx, config.api_server)];
+  if (o.token !== undefined && o.tokenSecret !== undefined) {
+    throw new ConfigError(source, [{ path: "", message: "give the token or the name of the Secret that holds it, not both" }]);
+  }
+  const manifests: Manifest[] = [configMap(ctx, text), ...tokenSecret(ctx, o.token), ...apiServer(ctx, config.api_server)];
   for (const [service, cfg] of Object.entries(config.services)) {
     manifests.push(...serviceObjects(ctx, service, names.get(service)!, cfg, config.api_server));
   }
@@ -94,6 +111,8 @@ interface Ctx {
   image: string;
   appDir: string;
   apiReplicas: number;
+  /** The Secret the pods read the control-plane token from (key `token`). */
+  tokenSecret: string;
   /** Changes when the file does: pods roll when the deployment file changes (the mount alone would not restart them). */
   configHash: string;
 }
@@ -105,6 +124,7 @@ function context(text: string, o: RenderOptions): Ctx {
     image: o.image,
     appDir: o.appDir ?? "/app",
     apiReplicas: o.apiReplicas ?? 2,
+    tokenSecret: o.tokenSecret ?? `${o.name ?? "anyserve"}-token`,
     configHash: createHash("sha256").update(text).digest("hex").slice(0, 16),
   };
 }
@@ -118,7 +138,18 @@ function refuseUnmapped(raw: Record<string, unknown>, source: string): void {
   for (const [name, s] of Object.entries((raw.services ?? {}) as Record<string, Record<string, unknown>>)) {
     const tls = s?.tls as Record<string, unknown> | undefined;
     if (tls && Object.values(tls).some((v) => v != null)) refuse(`services.${name}.tls`, UNMAPPED["services.*.tls"]!);
-    if (s?.autoscaling != null) refuse(`services.${name}.autoscaling`, UNMAPPED["services.*.autoscaling"]!);
+  }
+  if (issues.length > 0) throw new ConfigError(source, issues);
+}
+
+/** Autoscaling sections an HPA cannot carry (kubernetes/autoscaling.ts says why). */
+function refuseAutoscaling(services: Record<string, ServiceConfig>, source: string): void {
+  const issues: ConfigIssue[] = [];
+  for (const [name, s] of Object.entries(services)) {
+    if (s.autoscaling === null) continue;
+    for (const [field, why] of autoscalingRefusals(s.autoscaling)) {
+      issues.push({ path: `services.${name}.autoscaling.${field}`, message: `cannot be carried over to Kubernetes: ${why}` });
+    }
   }
   if (issues.length > 0) throw new ConfigError(source, issues);
 }
@@ -164,6 +195,23 @@ function configMap(ctx: Ctx, text: string): Manifest {
   };
 }
 
+/** The control-plane token as a Secret (never in the ConfigMap or in args: pods read it from their env). */
+function tokenSecret(ctx: Ctx, token: string | undefined): Manifest[] {
+  if (token === undefined) return [];
+  return [
+    {
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: meta(ctx, ctx.tokenSecret, labelsOf(ctx, "token")),
+      type: "Opaque",
+      data: { token: Buffer.from(token).toString("base64") },
+    },
+  ];
+}
+
+/** `ANYSERVE_TOKEN` from the Secret: `anyserve api-server` requires it on control routes, `anyserve start` registers with it. */
+const tokenEnv = (ctx: Ctx) => ({ name: "ANYSERVE_TOKEN", valueFrom: { secretKeyRef: { name: ctx.tokenSecret, key: "token" } } });
+
 /** The ConfigMap's file, mounted over `<appDir>/anyserve.yaml` so paths in it resolve against the app. */
 const configVolume = (ctx: Ctx) => ({ name: "deployment-file", configMap: { name: `${ctx.prefix}-config` } });
 const configMount = (ctx: Ctx) => ({
@@ -200,6 +248,7 @@ function apiServer(ctx: Ctx, a: ApiServerConfig): Manifest[] {
               workingDir: ctx.appDir,
               command: ["anyserve"],
               args,
+              env: [tokenEnv(ctx)],
               ports,
               readinessProbe: { httpGet: { path: "/v2/health/ready", port: "http" }, periodSeconds: 5 },
               livenessProbe: { httpGet: { path: "/v2/health/live", port: "http" }, periodSeconds: 10 },
@@ -234,7 +283,11 @@ const scrapeAnnotations = (port: number) => ({
   "prometheus.io/path": "/metrics",
 });
 
-/** One service: its Deployment, and a PodDisruptionBudget when it has more than one replica. */
+/**
+ * One service: its Deployment, a PodDisruptionBudget when it may have more than one replica, and
+ * with an `autoscaling` section a HorizontalPodAutoscaler that owns the replica count (the
+ * Deployment then has no `replicas`: applying the manifests again must not reset the HPA's choice).
+ */
 function serviceObjects(ctx: Ctx, service: string, name: string, cfg: ServiceConfig, a: ApiServerConfig): Manifest[] {
   const labels = labelsOf(ctx, "replica", service);
   const d = cfg.deployment;
@@ -250,6 +303,7 @@ function serviceObjects(ctx: Ctx, service: string, name: string, cfg: ServiceCon
       { name: "POD_IP", valueFrom: { fieldRef: { fieldPath: "status.podIP" } } },
       { name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } },
       { name: "ANYSERVE_SERVICE", value: service },
+      tokenEnv(ctx),
     ],
     ports: [
       { name: "http", containerPort: REPLICA_HTTP_PORT, protocol: "TCP" },
@@ -273,7 +327,7 @@ function serviceObjects(ctx: Ctx, service: string, name: string, cfg: ServiceCon
     kind: "Deployment",
     metadata: meta(ctx, name, labels),
     spec: {
-      replicas: d.replicas,
+      ...(cfg.autoscaling === null ? { replicas: d.replicas } : {}),
       selector: { matchLabels: labels },
       template: {
         metadata: {
@@ -293,14 +347,17 @@ function serviceObjects(ctx: Ctx, service: string, name: string, cfg: ServiceCon
       },
     },
   };
-  if (d.replicas <= 1) return [deployment];
-  const pdb: Manifest = {
-    apiVersion: "policy/v1",
-    kind: "PodDisruptionBudget",
-    metadata: meta(ctx, name, labels),
-    spec: { maxUnavailable: 1, selector: { matchLabels: labels } },
-  };
-  return [deployment, pdb];
+  const out: Manifest[] = [deployment];
+  if ((cfg.autoscaling === null ? d.replicas : (cfg.autoscaling.max_replicas ?? 1)) > 1) {
+    out.push({
+      apiVersion: "policy/v1",
+      kind: "PodDisruptionBudget",
+      metadata: meta(ctx, name, labels),
+      spec: { maxUnavailable: 1, selector: { matchLabels: labels } },
+    });
+  }
+  if (cfg.autoscaling !== null) out.push(horizontalPodAutoscaler(meta(ctx, name, labels), name, cfg.autoscaling));
+  return out;
 }
 
 function replicaArgs(ctx: Ctx, service: string, a: ApiServerConfig): string[] {
