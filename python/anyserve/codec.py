@@ -322,6 +322,12 @@ def decode_json_response(body: bytes, hl: Optional[int] = None) -> ModelInferRes
     return res
 
 
+def _json_float(v: float) -> Any:
+    if not math.isfinite(v):
+        return None
+    return int(v) if v.is_integer() and -_SAFE <= v <= _SAFE else v
+
+
 def _json_data(t: Tensor) -> List[Any]:
     values = t.data
     if t.datatype == "BYTES":
@@ -336,8 +342,9 @@ def _json_data(t: Tensor) -> List[Any]:
         return out
     kind = DATATYPES[t.datatype].kind
     if kind in ("float", "half"):
-        # As JavaScript writes numbers: 2.0 as 2, NaN and infinities as null.
-        return [(int(v) if v.is_integer() and -_SAFE <= v <= _SAFE else v) if math.isfinite(v) else None for v in values]
+        # As JavaScript writes numbers: 2.0 as 2, NaN and infinities as null. Contents given as
+        # Python ints (``fp32_contents=[6, 3]``) are floats' values too.
+        return [_json_float(float(v)) for v in values]
     if kind in ("int", "uint") and DATATYPES[t.datatype].size == 8:
         for i, v in enumerate(values):
             if v > _SAFE or v < -_SAFE:

@@ -70,7 +70,7 @@ export function registerUpCommand(program: Command): void {
 export function registerServeCommand(program: Command): void {
   const cmd = program
     .command("serve")
-    .argument("<dir>", "model repository (Triton's layout: <model>/<version>/model.onnx, optional config.yaml, model.ts)")
+    .argument("<dir>", "model repository (Triton's layout: <model>/<version>/model.onnx, optional config.yaml, model.ts or model.py)")
     .description("serve every model of a model repository, with the repository API (load/unload/index)");
   upOptions(cmd).action((dir: string, o: UpOptions) => {
     const file = path.join(path.resolve(dir), "anyserve.yaml");

@@ -131,6 +131,12 @@ export class DeploymentController {
   #passQueued = false;
   #cancelTimer: (() => void) | undefined;
   #closed = false;
+  /**
+   * Restarts asked for by `apply(file, {restart})`, per service: part of the service's version, so
+   * its replicas are replaced (rolling, as for a changed restart-type field) although its config
+   * is the same — the repository's load of a changed model.py/model.ts, whose file the config only names.
+   */
+  readonly #revisions = new Map<string, number>();
 
   constructor(options: ControllerOptions) {
     this.#o = options;
@@ -174,8 +180,10 @@ export class DeploymentController {
    * Makes `file` the desired deployment and resolves once it is reached (every replica serving or
    * given up, nothing starting or draining). Rejects with PlacementError before changing anything.
    * A later apply supersedes this one at once; both resolve when the later one is reached.
+   * `restart` names services whose replicas are replaced even when their config is unchanged.
    */
-  async apply(file: DeploymentFile): Promise<Record<string, ServiceReport>> {
+  async apply(file: DeploymentFile, o: { restart?: readonly string[] } = {}): Promise<Record<string, ServiceReport>> {
+    for (const s of o.restart ?? []) this.#revisions.set(s, (this.#revisions.get(s) ?? 0) + 1);
     const counts = Object.fromEntries(Object.entries(file.services).map(([name, s]) => [name, s.deployment.replicas]));
     return this.#setDesired(file, { ...counts, ...this.#autoscaling.countsFor(file, this.#counts) });
   }
@@ -237,7 +245,9 @@ export class DeploymentController {
       // Resolved once here: every replica of this version gets this very value.
       const cfg = resolveService(file.services[p.service]!, { source: `services.${p.service}` });
       const replicas = p.status === "scheduled" ? (counts[p.service] ?? cfg.deployment.replicas) : 0;
-      desired.services[p.service] = { config: cfg, version: configVersion(cfg), replicas, placement: p };
+      const revision = this.#revisions.get(p.service);
+      const version = revision === undefined ? configVersion(cfg) : `${configVersion(cfg)}-r${revision}`;
+      desired.services[p.service] = { config: cfg, version, replicas, placement: p };
       this.#o.policies?.set(p.service, policyFieldsOf(cfg));
       // Resolved against resolved: a default the machine decides is not a change.
       const changed = diffFields(this.#desired.services[p.service]?.config, cfg);

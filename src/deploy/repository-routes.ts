@@ -134,7 +134,9 @@ async function load(o: RepositoryRoutesOptions, name: string): Promise<void> {
   const next: DeploymentFile = structuredClone(current);
   for (const s of servicesOf(current, name)) delete next.services[s];
   Object.assign(next.services, fresh);
-  await o.controller().apply(next);
+  // Its services are replaced even when their config is the same: a model.py/model.ts that changed
+  // on disk is the same `app:` path (a version folder is a new service name, an app is not).
+  await o.controller().apply(next, { restart: Object.keys(fresh) });
   o.replace(next);
   await waitReady(o, Object.keys(fresh), model, o.loadTimeoutMs ?? 60_000);
 }

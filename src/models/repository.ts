@@ -9,11 +9,14 @@
  *     2/model.onnx
  *   greeter/
  *     model.ts             # an app (exporting `app`), served alongside
+ *   summarizer/
+ *     model.py             # a Python app (`app = AnyServe()`), served on Python workers
  * ```
  *
  * Each served version of an ONNX model becomes one service `<name>-v<version>` whose app is
- * `onnx:<file>` (capability `{model: name, version}`); a folder with `model.ts` becomes service
- * `<name>` serving that app. `config.yaml` sets the service's `batch_size` (`max_batch_size`), its
+ * `onnx:<file>` (capability `{model: name, version}`); a folder with `model.ts` (or `.js`) or
+ * `model.py` becomes service `<name>` serving that app (a Python one on Python worker processes,
+ * `instance_count` of them, under the deployment's interpreter: execution/python.ts). `config.yaml` sets the service's `batch_size` (`max_batch_size`), its
  * sessions (`instance_count` worker threads, strategy `multi`; default 1) and which versions are served
  * (`version_policy`: `{latest: N}` — default `{latest: 1}` —, `{all: true}`, `{specific: ["1", "3"]}`);
  * its `inputs`/`outputs` replace the graph's in metadata and checks (read by onnx-app.ts).
@@ -41,12 +44,12 @@ export interface RepositoryModel {
   versions: string[];
   /** The versions the policy serves. */
   served: string[];
-  /** `model.ts`/`model.js` beside the versions: an app served as service `<name>`. */
+  /** `model.ts`/`model.js`/`model.py` beside the versions: an app served as service `<name>`. */
   app?: string;
   config: ModelConfig;
 }
 
-const APP_FILES = ["model.ts", "model.mts", "model.js", "model.mjs"];
+const APP_FILES = ["model.ts", "model.mts", "model.js", "model.mjs", "model.py"];
 
 /** Reads `<dir>/config.yaml` (or `.yml`); `{}` when there is none. Throws CONFIG_INVALID naming the file. */
 export function readModelConfig(dir: string): ModelConfig {
@@ -106,9 +109,18 @@ export function readRepositoryModel(root: string, name: string): RepositoryModel
   const versions = readdirSync(dir)
     .filter((v) => /^\d+$/.test(v) && existsSync(path.join(dir, v, "model.onnx")))
     .sort((a, b) => Number(a) - Number(b));
-  const app = APP_FILES.map((f) => path.join(dir, f)).find((f) => existsSync(f));
+  const apps = APP_FILES.map((f) => path.join(dir, f)).filter((f) => existsSync(f));
+  // A compiled model.js beside its model.ts is one app; a Python and a JavaScript app would be two
+  // services of one name, so which one serves would be a guess.
+  const python = apps.find((f) => f.endsWith(".py"));
+  if (python && apps.length > 1)
+    throw new AnyServeError(
+      "CONFIG_INVALID",
+      `${dir}: both ${apps.map((f) => path.basename(f)).join(" and ")}: a model folder serves one app, keep model.py or the other`,
+    );
+  const app = apps[0];
   if (versions.length === 0 && !app)
-    throw new AnyServeError("CONFIG_INVALID", `${dir}: no <version>/model.onnx and no model.ts: nothing to serve`);
+    throw new AnyServeError("CONFIG_INVALID", `${dir}: no <version>/model.onnx and no model.ts or model.py: nothing to serve`);
   return { name, versions, served: servedVersions(versions, config.version_policy), config, ...(app ? { app } : {}) };
 }
 

@@ -282,6 +282,19 @@ test("a live change applies without replacing anything; a restart-type change re
   assert.equal(fakes.get("svc-0-r2").spec.config.performance.timeout, 5, "the new replicas run the new config");
 });
 
+test("apply with restart replaces a service's replicas although its config is the same; a later plain apply keeps them", async () => {
+  const { fakes, controller } = setup();
+  const file = deployment({ model: { deployment: { replicas: 2 } }, other: {} });
+  await controller.apply(file);
+  const report = await controller.apply(structuredClone(file), { restart: ["model"] });
+  assert.deepEqual(report.model!.changed, [], "nothing in the config changed");
+  assert.deepEqual(fakes.live("model"), ["model-0-r2", "model-1-r2"]);
+  assert.deepEqual(fakes.live("other"), ["other-0"], "the other service is untouched");
+  await controller.apply(structuredClone(file));
+  assert.deepEqual(fakes.live("model"), ["model-0-r2", "model-1-r2"], "the restart is not repeated");
+  assert.equal(fakes.made.length, 5);
+});
+
 test("removing a service stops its replicas and its routing policy; the others are untouched", async () => {
   const { fakes, controller, policies } = setup();
   await controller.apply(deployment({ a: { deployment: { replicas: 2 } }, b: {} }));

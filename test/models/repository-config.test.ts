@@ -78,8 +78,24 @@ test("a repository model: versions in numeric order, services per served version
   assert.equal(modelOfService(["mlp", "other"], "mlp-v10"), "mlp");
   assert.equal(modelOfService(["mlp"], "mlp-vx"), undefined);
   mkdirSync(path.join(root, "empty"));
-  assert.throws(() => readRepositoryModel(root, "empty"), /no <version>\/model\.onnx and no model\.ts/);
+  assert.throws(() => readRepositoryModel(root, "empty"), /no <version>\/model\.onnx and no model\.ts or model\.py/);
   assert.throws(() => readRepositoryModel(root, "absent"), { code: "MODEL_NOT_FOUND" });
+});
+
+test("an app in a model folder: model.py is a Python app service; model.py beside model.ts is refused naming both", () => {
+  mkdirSync(path.join(root, "py"));
+  writeFileSync(path.join(root, "py", "model.py"), "from anyserve import AnyServe\napp = AnyServe()\n");
+  writeFileSync(path.join(root, "py", "config.yaml"), "instance_count: 3\n");
+  const m = readRepositoryModel(root, "py");
+  assert.equal(m.app, path.join(root, "py", "model.py"));
+  assert.deepEqual(modelServices(root, m), {
+    py: { app: path.join(root, "py", "model.py"), deployment: { threading_strategy: "multi", thread_count: 3 }, performance: {} },
+  });
+  writeFileSync(path.join(root, "py", "model.ts"), "export const app = 1;\n");
+  assert.throws(
+    () => readRepositoryModel(root, "py"),
+    (err: Error & { code?: string }) => err.code === "CONFIG_INVALID" && /both model\.ts and model\.py/.test(err.message),
+  );
 });
 
 test("the name and version a file is served under; batching needs a dynamic first dimension everywhere", () => {

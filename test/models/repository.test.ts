@@ -1,10 +1,11 @@
 // Issue 29.3: `anyserve serve DIR` serves a model repository in Triton's layout (versions, a
-// config.yaml with batch size and version policy, a model.ts app alongside) and answers the OIP
+// config.yaml with batch size and version policy, a model.ts app alongside, a model.py app on
+// Python workers with an instance_count) and answers the OIP
 // repository extension: the index; load of a new version (control-plane token) that then serves;
 // a failing reload that leaves the old version serving; unload that stops the model's replica
 // process (its memory goes back to the machine).
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -25,6 +26,22 @@ writeFileSync(
   'import { AnyServe } from "anyserve";\nexport const app = new AnyServe();\napp.model("greeter", (req) => "hello " + String(req.value("name")));\n',
 );
 
+mkdirSync(path.join(repo, "summarizer"));
+writeFileSync(path.join(repo, "summarizer", "config.yaml"), "instance_count: 2\n");
+/** A Python app in a model folder; `word` changes between loads, and each answer names its Python process. */
+const pythonModel = (word: string) =>
+  [
+    "import os",
+    "from anyserve import AnyServe",
+    "app = AnyServe()",
+    '@app.model("summarizer")',
+    "def summarize(request):",
+    '    text = request.inputs["text"].bytes_contents[0].decode()',
+    `    return {"summary": "${word}: " + text.split()[0], "pid": os.getpid()}`,
+    "",
+  ].join("\n");
+writeFileSync(path.join(repo, "summarizer", "model.py"), pythonModel("first"));
+
 const x = Float32Array.from([0.5, -1, 2, 0.25]);
 
 async function expected(file: string): Promise<number[]> {
@@ -44,6 +61,17 @@ async function infer(model: string): Promise<{ status: number; body: { outputs?:
     body: JSON.stringify({ inputs: [{ name: "x", datatype: "FP32", shape: [1, 4], data: [...x] }] }),
   });
   return { status: res.status, body: (await res.json()) as never };
+}
+
+async function summarize(): Promise<{ status: number; summary?: string; pid?: number; error?: string }> {
+  const res = await fetch(`${up.ready.url}/v2/models/summarizer/infer`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ inputs: [{ name: "text", datatype: "BYTES", shape: [1], data: ["anyserve serves models"] }] }),
+  });
+  const body = (await res.json()) as { outputs?: { name: string; data: [string | number] }[]; error?: string };
+  const out = Object.fromEntries((body.outputs ?? []).map((o) => [o.name, o.data[0]]));
+  return { status: res.status, summary: out.summary as string, pid: out.pid as number, ...(body.error ? { error: body.error } : {}) };
 }
 
 async function index(): Promise<{ name: string; version?: string; state: string; reason?: string }[]> {
@@ -76,6 +104,7 @@ describe("model repository: anyserve serve DIR", () => {
   test("the index lists every version on disk with its state; models and the model.ts app answer", async () => {
     assert.deepEqual(await index(), [
       { name: "mlp", version: "1", state: "READY" },
+      { name: "summarizer", state: "READY" },
       { name: "typed", version: "3", state: "READY" },
       { name: "typed", state: "READY" },
     ]);
@@ -105,6 +134,7 @@ describe("model repository: anyserve serve DIR", () => {
     assert.deepEqual(await index(), [
       { name: "mlp", version: "1", state: "UNAVAILABLE", reason: "not in the version policy" },
       { name: "mlp", version: "2", state: "READY" },
+      { name: "summarizer", state: "READY" },
       { name: "typed", version: "3", state: "READY" },
       { name: "typed", state: "READY" },
     ]);
@@ -122,6 +152,40 @@ describe("model repository: anyserve serve DIR", () => {
     assert.equal(after.status, 200);
     assert.deepEqual(after.body.outputs![0]!.data, before);
     rmSync(path.join(repo, "mlp", "3"), { recursive: true });
+  });
+
+  test("model.py: a Python app served on instance_count Python worker processes; a load serves the changed file", async () => {
+    const first = await summarize();
+    assert.equal(first.status, 200, first.error);
+    assert.equal(first.summary, "first: anyserve");
+    // instance_count: 2 is two Python processes (strategy multi), both answering.
+    const pids = new Set<number>();
+    await waitFor("both Python workers answered", async () => {
+      const answers = await Promise.all(Array.from({ length: 8 }, () => summarize()));
+      for (const a of answers) pids.add(a.pid!);
+      return pids.size === 2;
+    });
+    writeFileSync(path.join(repo, "summarizer", "model.py"), pythonModel("second"));
+    const res = await repoCall("summarizer", "load");
+    assert.equal(res.status, 200, await res.text());
+    const after = await summarize();
+    assert.equal(after.summary, "second: anyserve");
+    assert.ok(!pids.has(after.pid!), "served by new Python processes");
+    assert.deepEqual(
+      (await index()).find((e) => e.name === "summarizer"),
+      { name: "summarizer", state: "READY" },
+    );
+  });
+
+  test("a model.py that does not import is refused by load, naming the Python error; the old one keeps serving", async () => {
+    writeFileSync(path.join(repo, "summarizer", "model.py"), "import no_such_module_here\n");
+    const res = await repoCall("summarizer", "load");
+    const body = (await res.json()) as { code: string; error: string };
+    assert.equal(res.status, 400);
+    assert.equal(body.code, "CONFIG_INVALID");
+    assert.match(body.error, /model 'summarizer' cannot be loaded: .*model\.py.*no_such_module_here/s);
+    assert.equal((await summarize()).summary, "second: anyserve");
+    writeFileSync(path.join(repo, "summarizer", "model.py"), pythonModel("second"));
   });
 
   test("unload stops the model's replica process; the model is then not found, and loads again", async () => {

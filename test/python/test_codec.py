@@ -54,6 +54,18 @@ class CodecTest(unittest.TestCase):
             for dt, values in SAMPLES.items():
                 self.assertEqual(back.outputs[dt.lower()].data, values, f"{fmt} {dt}")
 
+    def test_float_outputs_given_as_python_ints_are_written_as_json_numbers(self):
+        # fp32_contents=[6, 3] is how a handler naturally writes whole numbers (an embedding of counts).
+        res = ModelInferResponse(model_name="m")
+        res.add_output("e", "FP32", [2], fp32_contents=[6, 3])
+        res.add_output("d", "FP64", [2], data=[1, 2.5])
+        body, ct, hl = encode_response(res, "json")
+        outputs = {o["name"]: o["data"] for o in json.loads(body)["outputs"]}
+        self.assertEqual(outputs, {"e": [6, 3], "d": [1, 2.5]})
+        for fmt in ("json", "protobuf"):
+            body, ct, hl = encode_response(res, fmt)
+            self.assertEqual(decode_response(body, ct, hl).outputs["e"].data, [6.0, 3.0], fmt)
+
     def test_protobuf_requests_with_typed_contents_and_raw_contents(self):
         m = pb.ModelInferRequest(model_name="m", id="x")
         t = m.inputs.add(name="a", datatype="INT32", shape=[2])
