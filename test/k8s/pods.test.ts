@@ -68,7 +68,7 @@ async function runPod(deployment: Obj, host: string, o: { appDir: string; hostsF
     env[e.name] = field === "status.podIP" ? address : field === "spec.nodeName" ? `node-${host}` : String(e.value);
   }
   const args = (c.args as string[]).map((a) => a.replace(/\$\((\w+)\)/g, (m, name: string) => env[name] ?? m));
-  const mounts: string[] = ["mount --bind " + q(o.hostsFile) + " /etc/hosts"];
+  const mounts: string[] = [`mount --bind ${q(o.hostsFile)} /etc/hosts`];
   for (const m of c.volumeMounts as Obj[]) {
     const volume = (spec.volumes as Obj[]).find((v) => v.name === m.name)!;
     let source: string;
