@@ -13,6 +13,8 @@ export const INSPECT_ENV = { NODE_OPTIONS: "--inspect=127.0.0.1:0" };
 export interface Inspector {
   /** Heap used and RSS, in bytes, right after a full GC. */
   heapAfterGc(): Promise<{ heapUsed: number; rss: number }>;
+  /** A full garbage collection now: what is no longer referenced is freed (buffers outside the heap too). */
+  collectGarbage(): Promise<void>;
   close(): void;
 }
 
@@ -37,6 +39,9 @@ export async function inspect(proc: Proc): Promise<Inspector> {
       ws.send(JSON.stringify({ id, method, params }));
     });
   return {
+    async collectGarbage() {
+      await send("HeapProfiler.collectGarbage");
+    },
     async heapAfterGc() {
       await send("HeapProfiler.collectGarbage");
       const r = (await send("Runtime.evaluate", { expression: "JSON.stringify(process.memoryUsage())", returnByValue: true })) as {
