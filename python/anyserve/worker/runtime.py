@@ -386,11 +386,14 @@ class Runtime:
         now = time.perf_counter()
         self._avg = 0.8 * self._avg + 0.2 * (now - started)
         with self._cond:
-            del self._running[job.id]
             more = bool(self._queue)
         # Held only while jobs are quick and more wait, and never longer than HOLD_S.
         hold = more and self._avg < HOLD_S and (not self._out or now - self._out_since < HOLD_S)
         self.send(type_, job.id, meta, body, flush=not hold)
+        # Done only once its answer is queued: the other thread may take the next item (a CLOSE)
+        # as soon as nothing runs, and its answer must come after this one (job order).
+        with self._cond:
+            del self._running[job.id]
 
     def _control_frame(self, c: Control) -> Tuple[int, int, Dict[str, Any]]:
         type_, meta = self._control(c)
