@@ -128,6 +128,21 @@ const answering = new WeakSet<Duplex>();
 const reading = new WeakMap<Duplex, { req: IncomingMessage; res: ServerResponse }>();
 
 /**
+ * A socket already ended (an answer with `Connection: close` is being flushed): destroying it now
+ * could drop that answer's bytes still queued for the kernel, so it closes once they are written —
+ * within a second whatever the peer does.
+ */
+function closeAfterFlush(socket: Duplex): void {
+  if (socket.destroyed) return;
+  if (socket.writableFinished) {
+    socket.destroy();
+    return;
+  }
+  socket.once("finish", () => socket.destroy());
+  setTimeout(() => socket.destroy(), 1_000).unref();
+}
+
+/**
  * node:http's 'clientError': answers a parse error or a timeout with the catalogue's body once the
  * answers of the requests before it on the connection are written, then closes; socket errors
  * (reset, broken pipe) just close.
@@ -135,8 +150,12 @@ const reading = new WeakMap<Duplex, { req: IncomingMessage; res: ServerResponse 
 function onClientError(err: Error & { code?: string; reason?: string }, socket: Duplex): void {
   const code = err.code ?? "";
   const answerable = code.startsWith("HPE_") || code === "ERR_HTTP_REQUEST_TIMEOUT";
-  if (!answerable || !socket.writable) {
+  if (!answerable) {
     socket.destroy();
+    return;
+  }
+  if (!socket.writable) {
+    closeAfterFlush(socket);
     return;
   }
   if (answering.has(socket)) return;
@@ -156,7 +175,7 @@ function onClientError(err: Error & { code?: string; reason?: string }, socket: 
   const afterPending = (): void => {
     const pending = s._httpMessage;
     if (!socket.writable) {
-      socket.destroy();
+      closeAfterFlush(socket);
       return;
     }
     if (pending?._last === true) return; // the answer there closes the connection (a refused request, Connection: close): nothing more is said
