@@ -112,7 +112,7 @@ export class RouteTable {
   #publish(): void {
     if (this.#watchers.size === 0) return;
     const data = event(this.snapshot());
-    for (const res of this.#watchers) res.write(data);
+    for (const res of this.#watchers) if (!res.writableEnded) res.write(data);
   }
 
   /**
@@ -125,13 +125,21 @@ export class RouteTable {
     for (const res of this.#watchers) {
       const socket = res.socket as (Socket & { server?: Server }) | null;
       // Ended and closed: a kept-alive idle socket would still hold the closing server for seconds.
-      if (socket?.server !== undefined && !socket.server.listening) res.end(() => socket.destroy());
+      if (socket?.server !== undefined && !socket.server.listening) {
+        // Out of the set now: writing to an ended response is an error event nobody handles.
+        this.#watchers.delete(res);
+        res.end(() => socket.destroy());
+      }
+    }
+    if (this.#watchers.size === 0) {
+      this.#stopTimer();
+      return;
     }
     if (now - this.#lastPing < (this.#o.pingIntervalMs ?? 15_000)) return;
     this.#lastPing = now;
     const version = this.#version;
     const data = event(this.snapshot());
-    for (const res of this.#watchers) res.write(this.#version !== version ? data : PING);
+    for (const res of this.#watchers) if (!res.writableEnded) res.write(this.#version !== version ? data : PING);
   }
 
   #stopTimer(): void {
