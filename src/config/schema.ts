@@ -49,6 +49,9 @@ const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, "expected an 
  */
 export const MIN_REPLICA_MEMORY_MB = 64;
 
+/** A file or directory path, or null (PEM files, the Python interpreter, the object store). */
+const optionalPath = z.string().min(1).max(4096).nullable().default(null);
+
 const deployment = z.strictObject({
   target: z
     .enum(TARGETS)
@@ -117,18 +120,12 @@ const deployment = z.strictObject({
     .max(256)
     .default([])
     .meta(meta({ update: "restart", help: "process: environment variables passed to worker processes (comma-separated)" })),
-  python: z
-    .string()
-    .min(1)
-    .max(4096)
-    .nullable()
-    .default(null)
-    .meta(
-      meta({
-        update: "restart",
-        help: "the Python interpreter of a .py app, e.g. .venv/bin/python (default: $ANYSERVE_PYTHON, else python3)",
-      }),
-    ),
+  python: optionalPath.meta(
+    meta({
+      update: "restart",
+      help: "the Python interpreter of a .py app, e.g. .venv/bin/python (default: $ANYSERVE_PYTHON, else python3)",
+    }),
+  ),
 });
 
 const resources = z.strictObject({
@@ -211,19 +208,13 @@ const monitoring = z.strictObject({
 });
 
 const objectStore = z.strictObject({
-  dir: z
-    .string()
-    .min(1)
-    .max(4096)
-    .nullable()
-    .default(null)
-    .meta(
-      meta({
-        update: "restart",
-        flag: "object-store",
-        help: "object store directory (default: under `up`, the deployment's own; alone, /tmp/anyserve-objects)",
-      }),
-    ),
+  dir: optionalPath.meta(
+    meta({
+      update: "restart",
+      flag: "object-store",
+      help: "object store directory (default: under `up`, the deployment's own; alone, /tmp/anyserve-objects)",
+    }),
+  ),
   max_object_mb: positiveInt(1 << 20)
     .default(2048)
     .meta(meta({ update: "restart", flag: "object-max-mb", help: "largest object, MB" })),
@@ -305,18 +296,17 @@ const autoscaling = z.strictObject({
 });
 
 /** A PEM file, relative to the deployment file (null: none). */
-const pemFile = z.string().min(1).max(4096).nullable().default(null);
 
 const tls = z.strictObject({
-  cert: pemFile.meta(
+  cert: optionalPath.meta(
     meta({
       update: "restart",
       flag: "tls-cert",
       help: "serve REST, frames and gRPC over TLS with this certificate chain (PEM); needs tls.key",
     }),
   ),
-  key: pemFile.meta(meta({ update: "restart", flag: "tls-key", help: "the private key of tls.cert (PEM)" })),
-  ca: pemFile.meta(
+  key: optionalPath.meta(meta({ update: "restart", flag: "tls-key", help: "the private key of tls.cert (PEM)" })),
+  ca: optionalPath.meta(
     meta({
       update: "restart",
       flag: "tls-ca",
@@ -445,10 +435,10 @@ export const apiServerSchema = z
     /** New replica ids accepted per second, and in one burst (past it: 429 REGISTRATION_RATE_LIMITED). */
     registration_rate: z.number().min(0.1).max(100_000).default(100),
     /** Serve REST and gRPC over TLS: certificate chain and key (PEM files, relative to the deployment file). */
-    tls_cert: pemFile,
-    tls_key: pemFile,
+    tls_cert: optionalPath,
+    tls_key: optionalPath,
     /** CA bundle trusted for replicas' certificates (and handed to `up`'s replicas for the API server's). */
-    tls_ca: pemFile,
+    tls_ca: optionalPath,
     /**
      * Seconds after start during which a capability nothing matches is 503 `REGISTRY_WARMING_UP`
      * (retryable) rather than 404: replicas re-register after an API server restart. `up` ends it
