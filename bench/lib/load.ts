@@ -17,7 +17,7 @@ interface AutocannonOptions {
   url: string;
   method: "POST";
   headers: Record<string, string>;
-  body: string;
+  body: string | Buffer;
   connections: number;
   duration: number;
   pipelining: number;
@@ -36,7 +36,7 @@ const autocannon = createRequire(import.meta.url)("autocannon") as Autocannon;
 export interface Target {
   url: string;
   headers: Record<string, string>;
-  body: string;
+  body: string | Buffer;
 }
 
 export interface LoadResult {

@@ -54,7 +54,8 @@ export function subBenchSpecs(quick: boolean): Spec[] {
     },
     {
       id: "models",
-      title: "ONNX backend (bench/models.ts: anyserve's onnx: replica vs onnxruntime-node in-process; ratios within each round, median)",
+      title:
+        "ONNX backend (bench/models.ts: onnx: replicas through the API server vs onnxruntime-node in-process, two models; ratios within each round, median)",
       file: "bench/models.ts",
       args: quick ? ["--rounds", "1", "--seconds", "0.5"] : ["--rounds", "3", "--seconds", "2"],
     },

@@ -36,7 +36,7 @@ function script(target: Target): string {
     .map(([k, v]) => `wrk.headers[ ${luaString(k)} ] = ${luaString(v)}`)
     .join("\n");
   return `wrk.method = "POST"
-wrk.body = ${luaString(target.body)}
+wrk.body = ${luaString(target.body.toString())}
 ${headers}
 done = function(summary, latency, requests)
   local e = summary.errors

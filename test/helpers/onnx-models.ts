@@ -4,6 +4,8 @@
  *
  * - `mlp`: y = relu(x·W1 + b1)·W2 + b2, x FP32 [-1, 4] → y FP32 [-1, 3] (dynamic batch dim);
  * - `fixed`: the same MLP with a fixed batch of 2, x FP32 [2, 4] → y FP32 [2, 3];
+ * - `recurrent`: an unrolled recurrent cell, `steps` times h = relu(h·W + b) with one shared W,
+ *   x FP32 [-1, width] → y FP32 [-1, width] (the benchmark's cache-resident model: bench/models.ts);
  * - `typed`: INT64 and BOOL: n INT64 [-1, 2] → doubled INT64 [-1, 2] (n + n); b BOOL [-1, 2] → flipped BOOL [-1, 2] (not b).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -71,6 +73,39 @@ export function mlpModel(batch: Dim = "batch", seed = 0, sizes: [number, number,
     ],
     input: [valueInfo("x", FLOAT, [batch, i])],
     output: [valueInfo("y", FLOAT, [batch, o])],
+  });
+}
+
+/**
+ * An unrolled recurrent cell: `steps` times h = relu(h·W + b), every step with the same W and b.
+ * Its weights stay in a core's cache however many steps it runs, so its run time is compute, not
+ * memory traffic (unlike a wide MLP, whose weights stream from memory on every run).
+ */
+export function recurrentModel(width: number, steps: number, batch: Dim = "batch"): Buffer {
+  const node: object[] = [];
+  let h = "x";
+  for (let s = 0; s < steps; s++) {
+    const last = s === steps - 1;
+    node.push({ op_type: "MatMul", input: [h, "W"], output: [`m${s}`] });
+    node.push({ op_type: "Add", input: [`m${s}`, "b"], output: [`a${s}`] });
+    node.push({ op_type: "Relu", input: [`a${s}`], output: [last ? "y" : `h${s}`] });
+    h = `h${s}`;
+  }
+  // Scaled so that the activations neither vanish nor grow without bound over the steps.
+  const scale = 1 / Math.sqrt(width);
+  return model({
+    name: "recurrent",
+    node,
+    initializer: [
+      floatInit(
+        "W",
+        [width, width],
+        weights(width * width, 5).map((w) => w * scale * 1.7),
+      ),
+      floatInit("b", [width], weights(width, 6)),
+    ],
+    input: [valueInfo("x", FLOAT, [batch, width])],
+    output: [valueInfo("y", FLOAT, [batch, width])],
   });
 }
 
