@@ -21,11 +21,12 @@ export function registerStartCommand(program: Command): void {
     .description("run a replica: serve an app over OIP v2 (gRPC and REST) and register it with the API server")
     .option("--token <token>", "the deployment's control-plane token, to register with (default: $ANYSERVE_TOKEN)")
     .option("--inference-token <token>", "inference routes need this token (default: $ANYSERVE_INFERENCE_TOKEN)")
+    .option("--drained", "start drained: registered but out of rotation until undrained (POST /api/replicas/{id}/undrain)")
     .option(
       "--deployment <file>",
       "take the service's config from this deployment file (with --service), resolved as `up` does; other config flags then only say who and where the replica is",
     );
-  addConfigFlags(cmd).action(async (o: { token?: string; inferenceToken?: string; deployment?: string }) => {
+  addConfigFlags(cmd).action(async (o: { token?: string; inferenceToken?: string; deployment?: string; drained?: boolean }) => {
     const fromFile = o.deployment === undefined ? undefined : await serviceFromFile(o.deployment, cmd.getOptionValue("service"));
     const doc = configErrorExit(() => replicaDocFromFlags(cmd, fromFile));
     const cfg = doc.config;
@@ -63,6 +64,7 @@ export function registerStartCommand(program: Command): void {
       // file's name — a class export keeps serving under its own name (`service` above).
       service: service ?? serviceOfApp(cfg.app),
       ...(doc.node ? { node: doc.node } : {}),
+      ...(o.drained ? { drained: true } : {}),
     });
     announceReady({ role: "replica", replicaId: replica.replicaId, http: replica.httpUrl, grpc: replica.grpcAddress });
     onShutdown(() => replica.stop().finally(() => objectStore.close()));

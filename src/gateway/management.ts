@@ -6,7 +6,7 @@
  * |---|---|
  * | `GET /api/services`, `GET /api/services/{name}` | per service: config, policy, replicas and health, request stats |
  * | `GET /api/replicas`, `GET /api/nodes`, `GET /api/stats` | replicas, nodes, totals |
- * | `POST /api/replicas/{id}/drain`, `…/undrain` | take a replica out of rotation (it keeps running) / put it back |
+ * | `POST /api/replicas/{id}/drain`, `…/undrain` | take a replica out of rotation (it keeps running) / put it back: the replica is told and tells every API server it registers with |
  * | `POST /api/services/{name}/workers` `{action: start\|stop, capability?}` | start or stop the workers of the service's capabilities on every replica |
  *
  * `POST /api/scale` lives with the deployment routes (deploy/routes.ts).
@@ -35,6 +35,50 @@ export function managementRoutes(o: ManagementOptions): Record<string, RouteHand
   // Calls to replicas' /workers: their registered address only (no metadata ranges), their CA.
   let agent: Agent | undefined;
   const replicaAgent = (): Agent => (agent ??= new Agent({ connect: { lookup: guardedLookup, ca: trustedCas(o.ca) } }));
+  /**
+   * POSTs `body` to a replica's management route, showing the replica's own secret — never the
+   * control-plane token: a registered endpoint gets nothing it did not give. Rejects when the
+   * replica cannot be reached.
+   */
+  const callReplica = async (
+    url: string,
+    body: unknown,
+    secret: string | undefined,
+    timeoutMs: number,
+  ): Promise<{ status: number; body: unknown }> => {
+    const x = await request(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...(secret ? { authorization: `Bearer ${secret}` } : {}) },
+      body: JSON.stringify(body),
+      dispatcher: replicaAgent(),
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+    });
+    const text = await x.body.text();
+    let parsed: unknown = text.slice(0, 500);
+    try {
+      parsed = JSON.parse(text) as unknown;
+    } catch {
+      // Not JSON (not an anyserve replica): kept as text for the message.
+    }
+    return { status: x.statusCode, body: parsed };
+  };
+  /** Has replica `id` drain or undrain itself; REPLICA_UNREACHABLE (502) when it cannot be reached or refuses. */
+  const tellReplica = async (id: string, endpoint: string, action: "drain" | "undrain", secret: string | undefined): Promise<void> => {
+    const answer = await callReplica(`${endpoint}/${action}`, {}, secret, DRAIN_CALL_TIMEOUT_MS).catch((err: Error) => {
+      throw new AnyServeError(
+        "REPLICA_UNREACHABLE",
+        `replica '${id}' at ${endpoint} could not be reached to ${action} it: ${err.message}; nothing was changed`,
+      );
+    });
+    if (answer.status !== 200) {
+      const said = JSON.stringify(answer.body).slice(0, 200);
+      throw new AnyServeError(
+        "REPLICA_UNREACHABLE",
+        `replica '${id}' at ${endpoint} did not ${action}: expected 200 from POST /${action}, got ${answer.status} ${said}; nothing was changed`,
+      );
+    }
+  };
   const fresh =
     (what: string, fn: () => unknown): RouteHandler =>
     async (req, res) => {
@@ -60,9 +104,23 @@ export function managementRoutes(o: ManagementOptions): Record<string, RouteHand
       if (action !== "drain" && action !== "undrain") {
         throw new AnyServeError("ROUTE_NOT_FOUND", `no route POST /api/replicas/${id}/${action}: expected drain or undrain`);
       }
-      if (!registry.drain(id, action === "drain")) throw new AnyServeError("REPLICA_NOT_FOUND", `replica '${id}' is not registered`);
-      const entry = registry.get(id)!;
-      sendJson(res, 200, { success: true, replica_id: id, available: entry.available, in_flight: entry.inFlight });
+      const entry = registry.get(id);
+      if (!entry) throw new AnyServeError("REPLICA_NOT_FOUND", `replica '${id}' is not registered`);
+      // An anyserve replica carries the state and tells every API server it registers with; a
+      // foreign OIP server cannot, so only this API server's registry knows it drained.
+      const carried = entry.protocol === undefined && entry.httpEndpoint !== undefined;
+      if (carried) await tellReplica(id, entry.httpEndpoint!, action, entry.secret);
+      registry.drain(id, action === "drain");
+      sendJson(res, 200, {
+        success: true,
+        replica_id: id,
+        draining: action === "drain",
+        available: entry.available,
+        in_flight: entry.inFlight,
+        // In force here now; the replica's other API servers with its next registration or heartbeat.
+        scope: carried ? "every API server" : "this API server",
+        heartbeat_interval_ms: entry.heartbeatIntervalMs,
+      });
     },
     "POST /api/services/*": async (req, res) => {
       access.control(req, "POST /api/services/{name}/workers");
@@ -76,19 +134,10 @@ export function managementRoutes(o: ManagementOptions): Record<string, RouteHand
         service.replicas
           .filter((r) => r.http_endpoint)
           .map(async (r) => {
-            // The replica's own secret, never the control-plane token: a registered endpoint gets
-            // nothing it did not give.
             const secret = registry.get(r.replica_id)?.secret;
-            const answer = await request(`${r.http_endpoint}/workers/${action}`, {
-              method: "POST",
-              headers: { "content-type": "application/json", ...(secret ? { authorization: `Bearer ${secret}` } : {}) },
-              body: JSON.stringify({ capability }),
-              dispatcher: replicaAgent(),
-              headersTimeout: 60_000,
-              bodyTimeout: 60_000,
-            }).then(
-              async (x) => ({ status: x.statusCode, body: (await x.body.json()) as unknown }),
-              (err: Error) => ({ status: 502, body: { error: err.message } }),
+            const answer = await callReplica(`${r.http_endpoint}/workers/${action}`, { capability }, secret, 60_000).then(
+              (x) => x,
+              (err: Error) => ({ status: 502, body: { error: err.message } as unknown }),
             );
             return { replica_id: r.replica_id, ...answer };
           }),
@@ -97,6 +146,9 @@ export function managementRoutes(o: ManagementOptions): Record<string, RouteHand
     },
   };
 }
+
+/** How long a replica gets to answer a drain or undrain (it only flips a flag). */
+const DRAIN_CALL_TIMEOUT_MS = 10_000;
 
 function serviceOrThrow(status: StatusModel, name: string): NonNullable<ReturnType<StatusModel["service"]>> {
   const view = status.service(name);

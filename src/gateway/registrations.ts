@@ -18,7 +18,8 @@
  */
 import { AnyServeError } from "../errors.js";
 import { newSecret, parseReplicaCredential, secretMatches } from "../util/auth.js";
-import type { RegisteredCapability, Registry, ReplicaEntry, ReplicaRegistration } from "../routing/registry.js";
+import type { Registry, ReplicaEntry, ReplicaRegistration } from "../routing/registry.js";
+import type { HeartbeatUpdate } from "../routing/registration.js";
 
 export interface RegistrationLimits {
   /** Replicas the registry holds at most. */
@@ -79,12 +80,17 @@ export class RegistrationGate {
   }
 
   /** Records a heartbeat if the caller may (see the module comment); throws REPLICA_NOT_FOUND for an unknown id. */
-  heartbeat(h: { replicaId: string; secret?: string; capabilities?: RegisteredCapability[] }, caller: Caller): ReplicaEntry {
+  heartbeat(h: HeartbeatUpdate, caller: Caller): ReplicaEntry {
     const current = this.#registry.get(h.replicaId);
     if (current === undefined) throw new AnyServeError("REPLICA_NOT_FOUND", `replica '${h.replicaId}' is not registered`);
     const owner = this.#owns(current, h.secret, caller);
     if (!owner && !(h.secret === undefined && current.secretIssued)) throw wrongSecret(h.replicaId, "heartbeat", h.secret);
-    return this.#registry.heartbeat(h.replicaId, owner && h.capabilities !== undefined ? { capabilities: h.capabilities } : {});
+    // Only the owner changes what the replica serves or whether it is drained; others keep it alive.
+    if (!owner) return this.#registry.heartbeat(h.replicaId);
+    return this.#registry.heartbeat(h.replicaId, {
+      ...(h.capabilities !== undefined ? { capabilities: h.capabilities } : {}),
+      ...(h.draining !== undefined ? { draining: h.draining } : {}),
+    });
   }
 
   /** Removes a replica if the caller may; false when the id is unknown. */

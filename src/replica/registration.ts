@@ -23,6 +23,8 @@ export interface RegistrationBody {
   heartbeat_interval_ms: number;
   service?: string;
   node?: string;
+  /** Drained by an operator: sent with every registration and heartbeat, so each API server keeps it out of rotation. */
+  draining?: boolean;
 }
 
 export class RegistrationLoop {
@@ -136,7 +138,8 @@ export class RegistrationLoop {
     this.#busy = true;
     try {
       if (this.#registered) {
-        const status = await this.#post("POST", "/heartbeat", this.#identity());
+        const { draining } = this.#body();
+        const status = await this.#post("POST", "/heartbeat", { ...this.#identity(), ...(draining !== undefined ? { draining } : {}) });
         if (status === 404) this.#registered = false;
       }
       if (!this.#registered && !this.#stopped) {

@@ -24,6 +24,7 @@ import type { ServerTls } from "../util/tls.js";
 import { ReplicaGuard } from "./guard.js";
 import { executionOf, serviceConfigOf } from "./service-config.js";
 import { workerRoutes } from "./worker-routes.js";
+import { type DrainState, drainRoutes } from "./drain-routes.js";
 import { withObjectEndpoint } from "../objects/endpoint.js";
 import type { ObjectStore } from "../objects/store.js";
 import { createFrameHandler } from "./frame-handler.js";
@@ -85,6 +86,8 @@ export interface ReplicaOptions {
   objectStore?: ObjectStore;
   /** Prometheus metrics at `GET /metrics` (docs/metrics.md); false: none are collected and the route is 404. Default true. */
   metrics?: boolean;
+  /** Start drained: registered but out of rotation until undrained (drain-routes.ts). Default false. */
+  drained?: boolean;
 }
 
 export interface RunningReplica {
@@ -148,6 +151,8 @@ interface ReplicaParts {
   /** The replica's own secret: registered with the API server, shown back by the gateway. */
   secret: string;
   guard: ReplicaGuard;
+  /** Drained by an operator (`POST /drain`): reported to every API server. */
+  drain: DrainState;
 }
 
 /** Makes the dispatcher, the backends and the REST, frame and gRPC endpoints; nothing listens yet. */
@@ -166,6 +171,8 @@ async function assembleReplica(o: ReplicaParts["o"], apiServers: readonly string
     (o.metrics ?? config.monitoring.enable_metrics) === false
       ? undefined
       : new (await import("./metrics.js")).ReplicaMetrics({ replicaId, service: o.service, objectStore: o.objectStore });
+  // A drain or undrain is sent to the API servers as a state change is (registerReplica sets onStateChange).
+  const drain: DrainState = { draining: o.drained ?? false, changed: () => base.onStateChange() };
   const base = {
     o,
     apiServers,
@@ -179,6 +186,7 @@ async function assembleReplica(o: ReplicaParts["o"], apiServers: readonly string
     onStateChange: (): void => undefined,
     secret,
     guard,
+    drain,
   };
   const dispatcher = new Dispatcher({
     app: o.app,
@@ -208,7 +216,7 @@ async function assembleReplica(o: ReplicaParts["o"], apiServers: readonly string
 
 /** The REST port (OIP, `/health`, `/workers`, `/metrics`, `/objects`, frames) and the gRPC server, over `backend`. */
 function replicaEndpoints(
-  p: Pick<ReplicaParts, "o" | "config" | "timeoutMs" | "replicaId" | "logger" | "metrics" | "guard">,
+  p: Pick<ReplicaParts, "o" | "config" | "timeoutMs" | "replicaId" | "logger" | "metrics" | "guard" | "drain">,
   dispatcher: Dispatcher,
   backend: Dispatcher | DelegatingBackend,
 ): Pick<ReplicaParts, "server" | "frames" | "grpc" | "unguard"> {
@@ -225,6 +233,7 @@ function replicaEndpoints(
     auth: guard.dataPlane,
     routes: {
       ...workerRoutes(dispatcher, guard),
+      ...drainRoutes(p.replicaId, p.drain, guard),
       ...(metrics ? { "GET /metrics": metrics.route() } : {}),
       // The config this replica runs with, resolved: what `up` asked for is what it got.
       "GET /config": (req, res) => {
@@ -292,6 +301,7 @@ async function registerReplica(p: ReplicaParts, at: { httpUrl: string; grpcAddre
     capabilities: o.app.getCapabilities(),
     states: dispatcher.states(),
     heartbeat_interval_ms: heartbeatIntervalMs,
+    draining: p.drain.draining,
     ...(o.service ? { service: o.service } : {}),
     ...(o.node ? { node: o.node } : {}),
   });

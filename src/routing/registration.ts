@@ -103,6 +103,13 @@ const replicaSecret = z
   .regex(/^[\w-]{22,256}$/, SECRET_RULE)
   .optional();
 
+/**
+ * An operator drained the replica (the management API told it): it stays registered, out of
+ * rotation. The replica carries it, so every API server it registers with agrees. Absent: this
+ * API server keeps what it had (the seed's bodies say nothing of it).
+ */
+const draining = z.boolean("expected true or false").optional();
+
 /** Free-form labels: kept when they are strings (cut to 128 characters), ignored otherwise. */
 const label = z
   .unknown()
@@ -184,15 +191,19 @@ export const registrationSchema = z
       service: label,
       node: label,
       replica_secret: replicaSecret,
+      draining,
     },
     body,
   )
   .superRefine(statesMatch)
   .superRefine(reachable);
 
-/** `POST /heartbeat`: the id, and the capabilities when they changed. */
+/** `POST /heartbeat`: the id, the capabilities when they changed, and whether it is drained. */
 export const heartbeatSchema = z
-  .object({ replica_id: replicaId, capabilities: capabilities.optional(), states: states.optional(), replica_secret: replicaSecret }, body)
+  .object(
+    { replica_id: replicaId, capabilities: capabilities.optional(), states: states.optional(), replica_secret: replicaSecret, draining },
+    body,
+  )
   .superRefine(statesMatch);
 
 /** `DELETE /unregister`. */
@@ -247,17 +258,27 @@ export function parseRegistration(body: unknown, defaultHeartbeatMs: number): Re
   if (r.service !== undefined) reg.service = r.service;
   if (r.node !== undefined) reg.node = r.node;
   if (r.replica_secret !== undefined) reg.secret = r.replica_secret;
+  if (r.draining !== undefined) reg.draining = r.draining;
   return reg;
 }
 
-/** A heartbeat body: the replica's id (and secret), and its capabilities when they changed. */
-export function parseHeartbeat(body: unknown): { replicaId: string; secret?: string; capabilities?: RegisteredCapability[] } {
+/** A heartbeat body: the replica's id (and secret), its capabilities when they changed, whether it is drained. */
+export function parseHeartbeat(body: unknown): HeartbeatUpdate {
   const h = parse(heartbeatSchema, body);
   return {
     replicaId: h.replica_id,
     ...(h.replica_secret !== undefined ? { secret: h.replica_secret } : {}),
+    ...(h.draining !== undefined ? { draining: h.draining } : {}),
     ...(h.capabilities !== undefined ? { capabilities: registeredCapabilities(h.capabilities, h.states) } : {}),
   };
+}
+
+/** What a heartbeat says. */
+export interface HeartbeatUpdate {
+  replicaId: string;
+  secret?: string;
+  capabilities?: RegisteredCapability[];
+  draining?: boolean;
 }
 
 /** An unregister body's replica id (and secret). */

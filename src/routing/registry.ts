@@ -52,6 +52,11 @@ export interface ReplicaRegistration {
   secret?: string;
   /** True when the API server issued the secret (the registration brought none: the seed's shape). */
   secretIssued?: boolean;
+  /**
+   * What the replica reports: an operator drained it (management API → the replica, which tells
+   * every API server it registers with). Absent: the registry keeps what it had for the id.
+   */
+  draining?: boolean;
 }
 
 /** One replica as the registry holds it. Mutable counters are owned by the gateway. */
@@ -122,7 +127,10 @@ export class Registry {
   /** "key=value" → replicas having at least one capability with that pair. */
   readonly #index = new Map<string, Set<ReplicaEntry>>();
   #cache = new Map<string, Route>();
-  /** Replicas an operator drained (management API): they stay out of rotation across re-registrations. */
+  /**
+   * Replicas an operator drained: they stay out of rotation across re-registrations that say
+   * nothing of it; a replica that reports `draining` (anyserve replicas do) decides for itself.
+   */
   readonly #drained = new Set<string>();
   readonly #listeners: ChangeListener[] = [];
   /** Told of every change that can alter a routing decision (the route table's watchers). */
@@ -158,6 +166,7 @@ export class Registry {
     // traffic once its first health probe passed.
     const same = previous !== undefined && targetOf(previous) === targetOf(reg);
     const foreign = reg.protocol !== undefined;
+    if (reg.draining !== undefined) this.#markDrained(reg.replicaId, reg.draining);
     const entry: ReplicaEntry = {
       ...reg,
       registeredAt: previous?.registeredAt ?? now,
@@ -195,10 +204,14 @@ export class Registry {
   }
 
   /** Records a heartbeat; throws REPLICA_NOT_FOUND so the replica knows to register again. */
-  heartbeat(replicaId: string, update: { capabilities?: RegisteredCapability[] } = {}): ReplicaEntry {
+  heartbeat(replicaId: string, update: { capabilities?: RegisteredCapability[]; draining?: boolean } = {}): ReplicaEntry {
     const entry = this.#replicas.get(replicaId);
     if (!entry) throw new AnyServeError("REPLICA_NOT_FOUND", `replica '${replicaId}' is not registered`);
     entry.lastHeartbeat = this.#now();
+    if (update.draining !== undefined) {
+      entry.draining = update.draining;
+      this.drain(replicaId, update.draining);
+    }
     if (update.capabilities && statesDiffer(entry.capabilities, update.capabilities)) {
       return this.register({ ...entry, capabilities: update.capabilities });
     }
@@ -218,9 +231,13 @@ export class Registry {
 
   /** Takes a replica out of rotation (or puts it back) until told otherwise; false when unknown. */
   drain(replicaId: string, drained: boolean): boolean {
+    this.#markDrained(replicaId, drained);
+    return this.setAvailable(replicaId, !drained);
+  }
+
+  #markDrained(replicaId: string, drained: boolean): void {
     if (drained) this.#drained.add(replicaId);
     else this.#drained.delete(replicaId);
-    return this.setAvailable(replicaId, !drained);
   }
 
   /** Marks a replica (un)healthy (the health checker); false when the id is unknown. */
