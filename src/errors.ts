@@ -323,6 +323,18 @@ export const ERROR_CATALOGUE = {
     retryable: false,
     when: "the deployment needs more CPU, memory or GPUs than the node has; nothing was changed",
   },
+  NO_CONTROLLER: {
+    http: 501,
+    grpc: G.UNIMPLEMENTED,
+    retryable: false,
+    when: "a management action that needs a deployment controller (scale, apply) reached an API server that runs none (`anyserve api-server` started by hand): run the deployment with `anyserve up`, or on Kubernetes (`anyserve k8s apply`), or start and stop replicas yourself",
+  },
+  CONTROLLER_UNAVAILABLE: {
+    http: 502,
+    grpc: G.UNAVAILABLE,
+    retryable: true,
+    when: "the deployment's controller (the Kubernetes API, for an API server in a cluster) could not be reached or refused the change; its answer is quoted; nothing was changed",
+  },
   // ── anything else ──────────────────────────────────────────────────────────
   INTERNAL: { http: 500, grpc: G.INTERNAL, retryable: false, when: "a bug in anyserve; the message says where" },
 } as const satisfies Record<string, CatalogueEntry>;

@@ -6,6 +6,11 @@ import { type ApiServerConfig, apiServerSchema } from "../config/schema.js";
 import { readCa, readServerTls, type ServerTls } from "../util/tls.js";
 import { policyFieldsOf, resilienceOf } from "../deploy/gateway-options.js";
 import { loadDeploymentFile } from "../deploy/load.js";
+import { kubernetesRoutes, noControllerRoutes } from "../deploy/routes.js";
+import { KubernetesScaler, kubernetesPlacement, NAMESPACE_ENV } from "../deploy/kubernetes/scale.js";
+import type { DeploymentFile } from "../config/schema.js";
+import type { Access } from "../gateway/access.js";
+import type { RouteHandler } from "../util/http.js";
 import { announceReady, intOption, nonNegativeSeconds, onShutdown, positiveOption, secondsOption } from "./common.js";
 
 /** The deployment file's `api_server` defaults: the flags' defaults are the same ones. */
@@ -106,6 +111,7 @@ export function registerApiServerCommand(program: Command): void {
       const tls = tlsOptions(o, program);
       const file =
         o.deployment === undefined ? undefined : await loadDeploymentFile(o.deployment).catch((err: Error) => program.error(err.message));
+      const routes = managementRoutes(file, program);
       const server = await startApiServer({
         host: o.host,
         port: o.port,
@@ -130,12 +136,28 @@ export function registerApiServerCommand(program: Command): void {
         ...tls,
         registration: { maxReplicas: o.maxReplicas, ratePerSecond: o.registrationRate },
         ...(file ? fromDeploymentFile(file.api_server) : {}),
+        routes,
       });
       // Each service's balancing, failover and health interval, as `up` sets them.
       for (const [name, cfg] of Object.entries(file?.services ?? {})) server.policies.set(name, policyFieldsOf(cfg));
       announceReady({ role: "api-server", url: server.url, grpc: server.grpcAddress ?? null });
       onShutdown(() => server.close());
     });
+}
+
+/**
+ * Who scales here: in a cluster rendered by `anyserve k8s render` (its environment says so:
+ * kubernetes/scale.ts), Kubernetes, by the Deployments of the file's services; elsewhere nobody,
+ * and scale and apply answer NO_CONTROLLER.
+ */
+function managementRoutes(file: DeploymentFile | undefined, program: Command): (access: Access) => Record<string, RouteHandler> {
+  const where = kubernetesPlacement(process.env);
+  if (where === undefined) return noControllerRoutes;
+  if (file === undefined) {
+    return program.error(`$${NAMESPACE_ENV} is set (an API server pod on Kubernetes): --deployment FILE is needed to know its services`);
+  }
+  const scaler = new KubernetesScaler({ ...where, file });
+  return (access) => kubernetesRoutes(scaler, access);
 }
 
 /** The TLS files of the flags, read and checked (a bad one ends the command with its reason). */

@@ -65,7 +65,9 @@ async function runPod(deployment: Obj, host: string, o: { appDir: string; hostsF
       env[e.name] = Buffer.from(secret.data[secretRef.key], "base64").toString();
       continue;
     }
-    env[e.name] = field === "status.podIP" ? address : field === "spec.nodeName" ? `node-${host}` : String(e.value);
+    const fields: Record<string, string> = { "status.podIP": address, "spec.nodeName": `node-${host}`, "metadata.namespace": "default" };
+    assert.ok(field === undefined || fields[field] !== undefined, `env ${e.name}: fieldRef ${field} is not played here`);
+    env[e.name] = field !== undefined ? fields[field]! : String(e.value);
   }
   const args = (c.args as string[]).map((a) => a.replace(/\$\((\w+)\)/g, (m, name: string) => env[name] ?? m));
   const mounts: string[] = [`mount --bind ${q(o.hostsFile)} /etc/hosts`];

@@ -13,6 +13,8 @@ import { ConfigMap, Secret, Service } from "kubernetes-models/v1";
 import { Deployment } from "kubernetes-models/apps/v1";
 import { HorizontalPodAutoscaler } from "kubernetes-models/autoscaling/v2";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
+import { Role, RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1";
+import { ServiceAccount } from "kubernetes-models/v1";
 import { parseAllDocuments } from "yaml";
 import { ConfigError } from "../../src/config/errors.js";
 import { renderManifests, type Manifest } from "../../src/deploy/kubernetes/render.js";
@@ -27,6 +29,9 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
   "autoscaling/v2/HorizontalPodAutoscaler": HorizontalPodAutoscaler,
   "apps/v1/Deployment": Deployment,
   "policy/v1/PodDisruptionBudget": PodDisruptionBudget,
+  "v1/ServiceAccount": ServiceAccount,
+  "rbac.authorization.k8s.io/v1/Role": Role,
+  "rbac.authorization.k8s.io/v1/RoleBinding": RoleBinding,
 };
 
 /** Validates one manifest against its kind's schema; throws with the schema's complaint. */
@@ -48,8 +53,8 @@ const render = (yaml: string, o: { namespace?: string; token?: string; tokenSecr
   renderManifests(yaml, { image: "registry.test/app:1", ...o });
 
 test("the validator refuses what Kubernetes would (so the checks below can fail)", () => {
-  const [, api] = render("services: { s: { app: ./a.ts } }");
-  const broken = structuredClone(api!) as Obj;
+  const api = find(render("services: { s: { app: ./a.ts } }"), "Deployment", "anyserve-api");
+  const broken = structuredClone(api) as Obj;
   broken.spec.template.spec.containers[0].ports[0].containerPort = "eighty";
   assert.throws(() => validate(broken as Manifest), /containerPort/);
   const noSelector = structuredClone(api!) as Obj;
@@ -98,6 +103,31 @@ test("the seed's YAML: kv_service pinned to node-storage-01/02, llm_service one 
   assert.deepEqual(memory.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution, [
     { labelSelector: { matchLabels: apiLabels }, topologyKey: "kubernetes.io/hostname" },
   ]);
+});
+
+test("the API server's RBAC: its own ServiceAccount, allowed only get/patch on deployments/scale in its namespace; told where it runs", () => {
+  for (const namespace of [undefined, "ns1"]) {
+    const ms = render("services: { kv_service: { app: ./a.ts } }", namespace ? { namespace } : {});
+    for (const m of ms) validate(m);
+    const sa = find(ms, "ServiceAccount", "anyserve-api");
+    assert.equal(sa.metadata.namespace, namespace);
+    assert.equal(podSpec(ms, "anyserve-api").serviceAccountName, "anyserve-api");
+    const role = find(ms, "Role", "anyserve-api-scale");
+    assert.deepEqual(role.rules, [{ apiGroups: ["apps"], resources: ["deployments/scale"], verbs: ["get", "patch"] }]);
+    const binding = find(ms, "RoleBinding", "anyserve-api-scale");
+    assert.deepEqual(binding.roleRef, { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: "anyserve-api-scale" });
+    // Without --namespace the ServiceAccount is the one of the binding's namespace (wherever it is applied).
+    assert.deepEqual(binding.subjects, [{ kind: "ServiceAccount", name: "anyserve-api", ...(namespace ? { namespace } : {}) }]);
+    assert.ok(!ms.some((m) => m.kind === "ClusterRole" || m.kind === "ClusterRoleBinding"), "nothing cluster-wide");
+    // The pod's namespace (downward API) and the name prefix: how it finds a service's Deployment.
+    const env = container(ms, "anyserve-api").env as Obj[];
+    assert.deepEqual(env.find((e) => e.name === "ANYSERVE_KUBERNETES_NAMESPACE")!.valueFrom, {
+      fieldRef: { fieldPath: "metadata.namespace" },
+    });
+    assert.equal(env.find((e) => e.name === "ANYSERVE_KUBERNETES_NAME")!.value, "anyserve");
+    // Replica pods get no API access of their own.
+    assert.equal(podSpec(ms, "anyserve-kv-service").serviceAccountName, undefined);
+  }
 });
 
 test("the API server: a Deployment reading the mounted file, a Service with REST and gRPC, a headless Service", () => {
@@ -309,6 +339,9 @@ test("anyserve k8s render prints the manifests as YAML documents; a refused file
     [
       "ConfigMap/anyserve-config",
       "Secret/anyserve-token",
+      "ServiceAccount/anyserve-api",
+      "Role/anyserve-api-scale",
+      "RoleBinding/anyserve-api-scale",
       "Deployment/anyserve-api",
       "Service/anyserve-api",
       "Service/anyserve-api-headless",
@@ -363,7 +396,7 @@ test("the control-plane token: a Secret every pod reads ANYSERVE_TOKEN from, nev
   // Neither: the pods still need a token — the Secret <name>-token, which must exist.
   const neither = render("services: { s: { app: ./a.ts } }");
   assert.ok(!neither.some((m) => m.kind === "Secret"));
-  assert.deepEqual(container(neither, "anyserve-api").env, [ref]);
+  assert.deepEqual(container(neither, "anyserve-api").env[0], ref);
   assert.throws(() => render("services: { s: { app: ./a.ts } }", { token, tokenSecret: "x" }), /not both/);
 });
 

@@ -11,6 +11,8 @@
  * - the API server → a Deployment (2 pods by default), a Service (REST, gRPC; metrics on the REST
  *   port) for clients and a headless Service (one DNS record per API server pod) that replicas
  *   register with — each replica with every API server pod, so any of them routes any request;
+ *   a ServiceAccount with a Role allowing only `get`/`patch` on `deployments/scale`, so that
+ *   `POST /api/scale` on any API server pod scales a service (kubernetes/scale.ts);
  * - each service → a Deployment (and a PodDisruptionBudget when replicas > 1) whose pods bind
  *   0.0.0.0 and advertise their pod IP (`--advertise-host $(POD_IP)`); its `autoscaling` section →
  *   a HorizontalPodAutoscaler (kubernetes/autoscaling.ts);
@@ -70,6 +72,9 @@ export type Manifest = {
 /** The replica's ports inside its pod (fixed: each pod has its own IP). */
 export const REPLICA_HTTP_PORT = 8000;
 export const REPLICA_GRPC_PORT = 50051;
+/** What the API server pods are told of where they run (kubernetes/scale.ts reads them): the pod's namespace, the objects' name prefix. */
+export const NAMESPACE_ENV = "ANYSERVE_KUBERNETES_NAMESPACE";
+export const NAME_ENV = "ANYSERVE_KUBERNETES_NAME";
 /** Where the ConfigMap's file is mounted, relative to the app directory. */
 export const CONFIG_FILE = "anyserve.yaml";
 /** Seconds a replica may take to drain on SIGTERM before it stops waiting (replica.ts's default drain). */
@@ -154,15 +159,24 @@ function refuseAutoscaling(services: Record<string, ServiceConfig>, source: stri
   if (issues.length > 0) throw new ConfigError(source, issues);
 }
 
+/**
+ * The name of service `service`'s Deployment (and PodDisruptionBudget, HPA): `<prefix>-<service>`
+ * made DNS-1123 (`kv_service` → `anyserve-kv-service`). The API server pods find the Deployment
+ * to scale by it (kubernetes/scale.ts).
+ */
+export function deploymentName(prefix: string, service: string): string {
+  return `${prefix}-${service
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, "-")
+    .replace(/^-+|-+$/g, "")}`.slice(0, 63);
+}
+
 /** DNS-1123 names for the services (`kv_service` → `anyserve-kv-service`), refused when two collide. */
 function serviceNames(services: string[], prefix: string, source: string): Map<string, string> {
   const out = new Map<string, string>();
   const taken = new Map<string, string>([[`${prefix}-api`, "the API server"]]);
   for (const s of services) {
-    const name = `${prefix}-${s
-      .toLowerCase()
-      .replace(/[^a-z0-9-]+/g, "-")
-      .replace(/^-+|-+$/g, "")}`.slice(0, 63);
+    const name = deploymentName(prefix, s);
     const other = taken.get(name);
     if (other !== undefined) {
       throw new ConfigError(source, [{ path: `services.${s}`, message: `its Kubernetes name ${name} is also ${other}'s: rename one` }]);
@@ -241,6 +255,7 @@ function apiServer(ctx: Ctx, a: ApiServerConfig): Manifest[] {
       template: {
         metadata: { labels, annotations: { ...scrapeAnnotations(a.port), "anyserve.dev/config-hash": ctx.configHash } },
         spec: {
+          serviceAccountName: name,
           containers: [
             {
               name: "api-server",
@@ -248,7 +263,12 @@ function apiServer(ctx: Ctx, a: ApiServerConfig): Manifest[] {
               workingDir: ctx.appDir,
               command: ["anyserve"],
               args,
-              env: [tokenEnv(ctx)],
+              env: [
+                tokenEnv(ctx),
+                // Where it runs, so that POST /api/scale patches the services' Deployments (kubernetes/scale.ts).
+                { name: NAMESPACE_ENV, valueFrom: { fieldRef: { fieldPath: "metadata.namespace" } } },
+                { name: NAME_ENV, value: ctx.prefix },
+              ],
               ports,
               readinessProbe: { httpGet: { path: "/v2/health/ready", port: "http" }, periodSeconds: 5 },
               livenessProbe: { httpGet: { path: "/v2/health/live", port: "http" }, periodSeconds: 10 },
@@ -274,7 +294,33 @@ function apiServer(ctx: Ctx, a: ApiServerConfig): Manifest[] {
     metadata: meta(ctx, `${name}-headless`, labels),
     spec: { clusterIP: "None", publishNotReadyAddresses: true, selector: labels, ports: servicePorts },
   };
-  return [deployment, service, headless];
+  return [...scaleRbac(ctx, name, labels), deployment, service, headless];
+}
+
+/**
+ * The API server pods' identity: a ServiceAccount, and a Role (bound to it) that allows exactly
+ * `get` and `patch` on `deployments/scale` in the namespace — what `POST /api/scale` needs
+ * (kubernetes/scale.ts), nothing else: not the Deployments themselves, not pods, not Secrets.
+ */
+function scaleRbac(ctx: Ctx, name: string, labels: Record<string, string>): Manifest[] {
+  const scaleRole = `${name}-scale`;
+  return [
+    { apiVersion: "v1", kind: "ServiceAccount", metadata: meta(ctx, name, labels) },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "Role",
+      metadata: meta(ctx, scaleRole, labels),
+      rules: [{ apiGroups: ["apps"], resources: ["deployments/scale"], verbs: ["get", "patch"] }],
+    },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "RoleBinding",
+      metadata: meta(ctx, scaleRole, labels),
+      // Without a namespace a RoleBinding's ServiceAccount is the one of the binding's own namespace.
+      subjects: [{ kind: "ServiceAccount", name, ...(ctx.namespace !== undefined ? { namespace: ctx.namespace } : {}) }],
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: scaleRole },
+    },
+  ];
 }
 
 const scrapeAnnotations = (port: number) => ({
