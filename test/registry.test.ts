@@ -162,3 +162,27 @@ test("a foreign OIP server: out of rotation until its first probe passes, never 
   // Another address is another server: probed again before it takes traffic.
   assert.equal(r.register({ ...foreign, endpoint: "10.0.0.9:8001" }).healthy, false);
 });
+
+test("draining: what a replica reports decides; an operator's drain of one that reports nothing holds across re-registration", () => {
+  const r = new Registry();
+  // Reported at registration and in heartbeats (anyserve replicas carry it: management.md).
+  r.register({ ...reg("a", [{ type: "chat" }]), draining: true });
+  assert.equal(r.get("a")!.available, false);
+  assert.deepEqual(r.lookupAvailable({ type: "chat" }), []);
+  r.heartbeat("a", { draining: false });
+  assert.equal(r.get("a")!.available, true);
+  r.heartbeat("a", {});
+  assert.equal(r.get("a")!.available, true, "a heartbeat that says nothing changes nothing");
+  r.heartbeat("a", { draining: true });
+  assert.equal(r.get("a")!.available, false);
+  // An operator's drain here of a replica that reports nothing (the seed's bodies) stays …
+  r.register(reg("b", [{ type: "chat" }]));
+  r.drain("b", true);
+  r.register(reg("b", [{ type: "chat" }]));
+  assert.equal(r.get("b")!.available, false);
+  // … until the replica itself says otherwise.
+  r.register({ ...reg("b", [{ type: "chat" }]), draining: false });
+  assert.equal(r.get("b")!.available, true);
+  r.register(reg("b", [{ type: "chat" }]));
+  assert.equal(r.get("b")!.available, true, "the replica's word replaced the operator's drain here");
+});

@@ -60,6 +60,9 @@ export const NOT_REPLICA_FAILURES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "REGISTRY_FULL",
   "OBJECT_OWNER_UNREACHABLE",
   "DELEGATION_EXHAUSTED",
+  // The management API's answers about the deployment's controller (scale, apply): never a replica's.
+  "NO_CONTROLLER",
+  "CONTROLLER_UNAVAILABLE",
 ]);
 
 /** Counts as a failure for a replica's per-capability circuit breaker. */

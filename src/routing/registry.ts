@@ -128,8 +128,9 @@ export class Registry {
   readonly #index = new Map<string, Set<ReplicaEntry>>();
   #cache = new Map<string, Route>();
   /**
-   * Replicas an operator drained: they stay out of rotation across re-registrations that say
-   * nothing of it; a replica that reports `draining` (anyserve replicas do) decides for itself.
+   * Replicas an operator drained here ({@link drain}): they stay out of rotation across
+   * re-registrations that say nothing of it. A replica that reports `draining` (anyserve replicas
+   * do) decides for itself, and its id leaves this set.
    */
   readonly #drained = new Set<string>();
   readonly #listeners: ChangeListener[] = [];
@@ -166,14 +167,16 @@ export class Registry {
     // traffic once its first health probe passed.
     const same = previous !== undefined && targetOf(previous) === targetOf(reg);
     const foreign = reg.protocol !== undefined;
-    if (reg.draining !== undefined) this.#markDrained(reg.replicaId, reg.draining);
+    // A replica that reports its drain state carries it: nothing to remember for its id (so what
+    // registrations say cannot grow the set; only operators' drains of other replicas do).
+    if (reg.draining !== undefined) this.#drained.delete(reg.replicaId);
     const entry: ReplicaEntry = {
       ...reg,
       registeredAt: previous?.registeredAt ?? now,
       lastHeartbeat: now,
       inFlight: previous?.inFlight ?? 0,
       progressAt: previous?.progressAt ?? now,
-      available: !this.#drained.has(reg.replicaId),
+      available: reg.draining !== undefined ? !reg.draining : !this.#drained.has(reg.replicaId),
       healthy: same ? previous.healthy : !foreign,
       probeFailures: same ? previous.probeFailures : 0,
       probeError: same ? previous.probeError : foreign ? NOT_PROBED : undefined,
@@ -210,7 +213,8 @@ export class Registry {
     entry.lastHeartbeat = this.#now();
     if (update.draining !== undefined) {
       entry.draining = update.draining;
-      this.drain(replicaId, update.draining);
+      this.#drained.delete(replicaId);
+      this.setAvailable(replicaId, !update.draining);
     }
     if (update.capabilities && statesDiffer(entry.capabilities, update.capabilities)) {
       return this.register({ ...entry, capabilities: update.capabilities });
@@ -231,13 +235,9 @@ export class Registry {
 
   /** Takes a replica out of rotation (or puts it back) until told otherwise; false when unknown. */
   drain(replicaId: string, drained: boolean): boolean {
-    this.#markDrained(replicaId, drained);
-    return this.setAvailable(replicaId, !drained);
-  }
-
-  #markDrained(replicaId: string, drained: boolean): void {
     if (drained) this.#drained.add(replicaId);
     else this.#drained.delete(replicaId);
+    return this.setAvailable(replicaId, !drained);
   }
 
   /** Marks a replica (un)healthy (the health checker); false when the id is unknown. */
