@@ -108,8 +108,8 @@ describe("lingering close: an answer given while the client still sends reaches 
     // Sends for twice the linger's most: the server closes before the client is done.
     const sends = Math.ceil((2 * LINGER_MAX_MS) / 100);
     const outcomes = await Promise.all(servers().map(([, p]) => sendOnThenRead(p, "GARBAGE\r\n\r\n", sends, 100, 1_000)));
-    outcomes.forEach((o, i) =>
-      assert.ok(o.cutWhileSending || o.error !== undefined, `${servers()[i]![0]}: still open after ${sends} sends`),
-    );
+    for (const [i, o] of outcomes.entries()) {
+      assert.ok(o.cutWhileSending || o.error !== undefined, `${servers()[i]![0]}: still open after ${sends} sends`);
+    }
   });
 });
