@@ -10,6 +10,7 @@ import { test } from "node:test";
 import { request } from "undici";
 import { AnyServeError } from "../../src/errors.js";
 import { ApiServers, failoverOf } from "../../src/util/api-servers.js";
+import type { Logger } from "../../src/util/log.js";
 
 type Mode = "ok" | "warming" | "shutting" | "queue-full" | "bad-gateway" | "not-found" | "reset" | "slow-reset";
 
@@ -74,7 +75,8 @@ const lostBeforeAnswer = (e: { code?: string }) => e.code === "ECONNRESET" || e.
 
 function warnings() {
   const lines: { from: string; to: string; reason: string }[] = [];
-  return { lines, logger: { warn: (o: object) => void lines.push(o as (typeof lines)[number]) } };
+  const warn = (o: object | string) => void lines.push(o as (typeof lines)[number]);
+  return { lines, logger: { warn: warn as Logger["warn"] } };
 }
 
 test("failoverOf: connection-level failures and not-ready 503s move; answers about replicas do not", () => {

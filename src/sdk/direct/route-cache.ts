@@ -166,14 +166,14 @@ export class RouteCache {
         failures = tables > 0 ? 0 : failures + 1;
         this.#lastError = "the watch stream ended";
         // Ended by its server (stopped, killed): the next API server has the same table.
-        if (!this.#closed && this.#o.apiServers.moveFrom(at, "the route watch stream ended")) failures = 0;
+        if (!this.#closed && this.#o.apiServers.moveFrom(at, "route watch: the stream ended")) failures = 0;
         wait = BACKOFF_MS[Math.min(failures, BACKOFF_MS.length - 1)]!;
       } catch (err) {
         const e = AnyServeError.from(err, "REPLICA_UNREACHABLE");
         this.#lastError = `${e.code}: ${e.message}`;
         const refused = e.code === "UNAUTHENTICATED" || e.code === "ROUTE_NOT_FOUND" || e.code === "NO_MATCHING_CAPABILITY";
         const f = this.#closed ? undefined : (failoverOf(err) ?? (this.#silent ? { reason: "silent" } : undefined));
-        if (f !== undefined && this.#o.apiServers.moveFrom(at, f.reason)) failures = 0;
+        if (f !== undefined && this.#o.apiServers.moveFrom(at, `route watch: ${f.reason}`)) failures = 0;
         wait = refused ? REFUSED_MS : BACKOFF_MS[Math.min(failures++, BACKOFF_MS.length - 1)]!;
       }
       this.#connected = false;
