@@ -306,6 +306,9 @@ async function registerReplica(p: ReplicaParts, at: { httpUrl: string; grpcAddre
   const registration = new RegistrationSet(
     p.apiServers,
     (apiServer) => new RegistrationLoop({ apiServer, token: o.token, ca: o.tlsCa, logger: p.logger, body }),
+    // A name standing for several API servers (a headless Service): ctx.call, delegation and object
+    // look-ups fail over between its addresses too.
+    { onTargets: (targets) => p.servers?.update(targets) },
   );
   p.onStateChange = () => void registration.refresh();
   await registration.start();

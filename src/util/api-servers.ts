@@ -84,21 +84,35 @@ export function failoverOf(err: unknown): Failover | undefined {
 }
 
 export class ApiServers {
-  readonly urls: readonly string[];
+  #urls: readonly string[];
   readonly #logger: Pick<Logger, "warn"> | undefined;
   #current = 0;
 
   constructor(urls: string | readonly string[], o: ApiServersOptions = {}) {
-    this.urls = [urls].flat();
-    if (this.urls.length === 0 || !this.urls.every((u) => typeof u === "string" && u.length > 0)) {
-      throw new TypeError(`ApiServers needs at least one URL, got ${JSON.stringify(urls)}`);
-    }
+    this.#urls = checked(urls);
     this.#logger = o.logger;
+  }
+
+  /** The API servers, in the order they are tried. */
+  get urls(): readonly string[] {
+    return this.#urls;
+  }
+
+  /**
+   * Replaces the list (a name that resolves to several API servers, resolved again: see
+   * replica/registrations.ts). The current one stays current if it is still in the list; else
+   * the first of the new list is.
+   */
+  update(urls: readonly string[]): void {
+    const next = checked(urls);
+    const at = next.indexOf(this.current);
+    this.#urls = next;
+    this.#current = Math.max(0, at);
   }
 
   /** The API server to use now. */
   get current(): string {
-    return this.urls[this.#current]!;
+    return this.#urls[this.#current]!;
   }
 
   /**
@@ -107,8 +121,8 @@ export class ApiServers {
    * one each). Returns true when this call moved it.
    */
   moveFrom(url: string, reason: string): boolean {
-    if (this.urls.length < 2 || this.current !== url) return false;
-    this.#current = (this.#current + 1) % this.urls.length;
+    if (this.#urls.length < 2 || this.current !== url) return false;
+    this.#current = (this.#current + 1) % this.#urls.length;
     this.#logger?.warn({ from: url, to: this.current, reason }, "API server failed: using the next one");
     return true;
   }
@@ -119,7 +133,7 @@ export class ApiServers {
    * left (ms); its error is thrown as it is when no other API server may be tried.
    */
   async call<T>(attempt: (url: string, timeoutMs: number) => Promise<T>, o: ApiServerCallOptions): Promise<T> {
-    if (this.urls.length === 1) return attempt(this.urls[0]!, o.timeoutMs);
+    if (this.#urls.length === 1) return attempt(this.#urls[0]!, o.timeoutMs);
     const end = Date.now() + o.timeoutMs;
     for (let tried = 1; ; tried++) {
       const url = this.current;
@@ -130,8 +144,16 @@ export class ApiServers {
         if (f === undefined) throw err;
         // The API server is gone or not ready: later calls go to the next one even when this one may not.
         this.moveFrom(url, f.reason);
-        if ((f.delivered && !o.replayable) || o.signal?.aborted || tried >= this.urls.length || Date.now() >= end) throw err;
+        if ((f.delivered && !o.replayable) || o.signal?.aborted || tried >= this.#urls.length || Date.now() >= end) throw err;
       }
     }
   }
+}
+
+function checked(urls: string | readonly string[]): readonly string[] {
+  const list = [urls].flat();
+  if (list.length === 0 || !list.every((u) => typeof u === "string" && u.length > 0)) {
+    throw new TypeError(`ApiServers needs at least one URL, got ${JSON.stringify(urls)}`);
+  }
+  return list;
 }

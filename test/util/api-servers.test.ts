@@ -198,3 +198,16 @@ test("one URL: the attempt's error as it is, nothing else tried; no URL is refus
   assert.equal(servers.current, dead);
   assert.throws(() => new ApiServers([]), /at least one URL/);
 });
+
+test("update: a re-resolved list keeps the current API server when it is still there, else starts at the first", () => {
+  const servers = new ApiServers(["http://api-headless:8080"]);
+  servers.update(["http://10.1.0.5:8080", "http://10.1.0.6:8080"]);
+  assert.equal(servers.current, "http://10.1.0.5:8080");
+  assert.equal(servers.moveFrom("http://10.1.0.5:8080", "ECONNREFUSED"), true);
+  // Resolved again in another order, with a pod replaced: still on .6.
+  servers.update(["http://10.1.0.7:8080", "http://10.1.0.6:8080"]);
+  assert.equal(servers.current, "http://10.1.0.6:8080");
+  servers.update(["http://10.1.0.8:8080", "http://10.1.0.9:8080"]);
+  assert.equal(servers.current, "http://10.1.0.8:8080");
+  assert.throws(() => servers.update([]), /at least one URL/);
+});
