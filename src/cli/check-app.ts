@@ -1,13 +1,14 @@
 /**
  * `anyserve check-app FILE[:export]` (not listed in --help): loads an app the way a replica would
  * and prints one JSON line — `{ok: true, handlers}` or `{ok: false, kind, message}`. `up`,
- * `apply` and `validate` run it in a child process for each app before anything starts, so a
+ * `apply`, `validate` and a repository's load run it in a child process for each app before anything starts, so a
  * missing file, a module that throws or a misspelt export is reported once, with the path and what
  * exists, instead of as a crash loop (a child, so the app's import-time code cannot touch them).
+ * A model (`onnx:`) is also loaded by its runtime: a session is created and released.
  */
 import type { Command } from "commander";
 import type { CheckedHandler } from "../deploy/check-apps.js";
-import { loadServable } from "../models/load.js";
+import { checkServable } from "../models/load.js";
 import { AppLoadError } from "../sdk/load-app.js";
 
 export function registerCheckAppCommand(program: Command): void {
@@ -18,7 +19,7 @@ export function registerCheckAppCommand(program: Command): void {
     .option("--python <path>", "the interpreter of a .py app")
     .action(async (spec: string, o: { service?: string; python?: string }) => {
       try {
-        const app = await loadServable(spec, { ...(o.service ? { service: o.service } : {}), python: o.python });
+        const app = await checkServable(spec, { ...(o.service ? { service: o.service } : {}), python: o.python });
         const handlers: CheckedHandler[] = app.handlers.map((h) => ({
           capability: h.capability,
           stream: h.isStream,

@@ -31,3 +31,16 @@ export async function loadServable(spec: string, opts: LoadAppOptions = {}): Pro
   }
   return loadApp(spec, opts);
 }
+
+/**
+ * Loads the app `spec` names as {@link loadServable} does and, for a model, also has its runtime
+ * load the file (a session created and released): what checking an app before serving it means.
+ */
+export async function checkServable(spec: string, opts: LoadAppOptions = {}): Promise<AnyServe> {
+  const app = await loadServable(spec, opts);
+  if (spec.startsWith(ONNX_PREFIX)) {
+    const { checkOnnxSession } = await import("./onnx-app.js");
+    await checkOnnxSession(path.resolve(opts.cwd ?? process.cwd(), spec.slice(ONNX_PREFIX.length)));
+  }
+  return app;
+}

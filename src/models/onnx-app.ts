@@ -132,12 +132,7 @@ export function onnxApp(file: string, o: OnnxAppOptions = {}): AnyServe {
     parameters: { execution_provider: provider, batching: stacked ? "first_dimension" : "one_by_one" },
     onStart: async (info) => {
       runtime = await importRuntime();
-      session = await runtime.InferenceSession.create(file, {
-        executionProviders: provider === "cuda" ? ["cuda", "cpu"] : ["cpu"],
-        // One session per worker thread: give each one intra-op thread, the strategy is the parallelism.
-        intraOpNumThreads: 1,
-        interOpNumThreads: 1,
-      });
+      session = await createSession(runtime, file, provider);
       jsonLogger("onnx", { replica: info.replicaId, worker: info.worker }).info(
         `model '${name}'${version ? ` version ${version}` : ""} loaded from ${file} on ${provider.toUpperCase()}`,
       );
@@ -149,6 +144,34 @@ export function onnxApp(file: string, o: OnnxAppOptions = {}): AnyServe {
     },
   });
   return app;
+}
+
+/** A session on `file` as every worker has one: the provider chosen here, one intra-op thread. */
+function createSession(runtime: Ort, file: string, provider: "cuda" | "cpu"): Promise<OrtSession> {
+  return runtime.InferenceSession.create(file, {
+    executionProviders: provider === "cuda" ? ["cuda", "cpu"] : ["cpu"],
+    // One session per worker thread: give each one intra-op thread, the strategy is the parallelism.
+    intraOpNumThreads: 1,
+    interOpNumThreads: 1,
+  });
+}
+
+/**
+ * Creates a session on `file` and releases it: what `anyserve up`'s app check and a repository's
+ * load run before anything is replaced, because a file whose graph reads fine can still be refused
+ * by ONNX Runtime (an operator it does not implement, types that do not fit) — and would then
+ * fail every worker's start after the old version was already gone.
+ * @throws AnyServeError CONFIG_INVALID naming the file and ONNX Runtime's reason
+ */
+export async function checkOnnxSession(file: string): Promise<void> {
+  const runtime = await importRuntime();
+  let session: OrtSession;
+  try {
+    session = await createSession(runtime, file, executionProvider());
+  } catch (err) {
+    throw new AnyServeError("CONFIG_INVALID", `${file}: ONNX Runtime cannot load it: ${(err as Error).message.split("\n")[0]}`);
+  }
+  await session.release();
 }
 
 /** The optional dependency, with an error that says how to get it. */

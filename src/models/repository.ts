@@ -19,7 +19,8 @@
  * `instance_count` of them, under the deployment's interpreter: execution/python.ts). `config.yaml` sets the service's `batch_size` (`max_batch_size`), its
  * sessions (`instance_count` worker threads, strategy `multi`; default 1) and which versions are served
  * (`version_policy`: `{latest: N}` — default `{latest: 1}` —, `{all: true}`, `{specific: ["1", "3"]}`);
- * its `inputs`/`outputs` replace the graph's in metadata and checks (read by onnx-app.ts).
+ * its `inputs`/`outputs` replace the graph's in metadata and checks (read by onnx-app.ts); `python`
+ * is a `model.py`'s own interpreter (like Triton's `EXECUTION_ENV_PATH`), read again on every load.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
@@ -35,6 +36,8 @@ export interface ModelConfig {
   version_policy?: { latest?: number; all?: boolean; specific?: string[] };
   inputs?: TensorSpec[];
   outputs?: TensorSpec[];
+  /** The interpreter of the folder's `model.py` (a path relative to the folder, or a command): its own environment. */
+  python?: string;
 }
 
 /** One model folder of a repository. */
@@ -48,6 +51,8 @@ export interface RepositoryModel {
   app?: string;
   config: ModelConfig;
 }
+
+const CONFIG_KEYS = ["max_batch_size", "instance_count", "version_policy", "inputs", "outputs", "python"];
 
 const APP_FILES = ["model.ts", "model.mts", "model.js", "model.mjs", "model.py"];
 
@@ -65,9 +70,10 @@ export function readModelConfig(dir: string): ModelConfig {
   if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw bad("expected a mapping");
   const c = doc as Record<string, unknown>;
   for (const key of Object.keys(c)) {
-    if (!["max_batch_size", "instance_count", "version_policy", "inputs", "outputs"].includes(key))
-      throw bad(`unknown key '${key}' (expected max_batch_size, instance_count, version_policy, inputs, outputs)`);
+    if (!CONFIG_KEYS.includes(key)) throw bad(`unknown key '${key}' (expected ${CONFIG_KEYS.join(", ")})`);
   }
+  if (c.python !== undefined && !(typeof c.python === "string" && c.python.trim() !== "" && c.python.length <= 4096))
+    throw bad(`python must be a path to an interpreter (relative to the model's folder) or a command, got ${JSON.stringify(c.python)}`);
   for (const key of ["max_batch_size", "instance_count"] as const) {
     const v = c[key];
     if (v !== undefined && !(Number.isInteger(v) && (v as number) >= 1 && (v as number) <= 4096))
@@ -153,7 +159,11 @@ export function modelServices(root: string, m: RepositoryModel): Record<string, 
   for (const v of m.served) {
     out[versionService(m.name, v)] = { app: `onnx:${path.resolve(root, m.name, v, "model.onnx")}`, deployment, performance };
   }
-  if (m.app) out[m.name] = { app: path.resolve(m.app), deployment, performance };
+  if (m.app) {
+    // A model.py's own interpreter (its virtualenv, say): a path beside the model, or a command on PATH.
+    const python = c.python === undefined ? {} : { python: c.python.includes("/") ? path.resolve(root, m.name, c.python) : c.python };
+    out[m.name] = { app: path.resolve(m.app), deployment: { ...deployment, ...python }, performance };
+  }
   return out;
 }
 

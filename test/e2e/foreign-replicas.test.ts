@@ -13,6 +13,7 @@ import { decodeProtoResponse, encodeProtoRequest } from "../../src/protocol/prot
 import { Client } from "../../src/sdk/client.js";
 import { startStandIn, type StandIn } from "../helpers/oip-standin.js";
 import { Cleanups, startApiServerProc, waitFor, type Proc } from "../helpers/processes.js";
+import { pausedGrpcStream, rssMb } from "../helpers/slow-clients.js";
 
 const hooks = new Cleanups();
 let api: Proc;
@@ -235,6 +236,44 @@ describe("foreign OIP v2 servers as replicas", () => {
     // OIP REST has no streams: the one answer is the stream's one chunk.
     const one = await restInfer("/infer/stream", { "x-capability-type": "rest-echo" }, TEXT("once"));
     assert.equal((await one.text()).split("\n").filter((l) => l.startsWith("data: ")).length, 1);
+  });
+
+  test("a foreign stream to a client that stops reading: the foreign server is held back, the API server stays flat, and leaving cancels the call", async () => {
+    const reg = await register({
+      replica_id: "flood-grpc",
+      endpoint: standIn.grpcAddress,
+      capabilities: [{ type: "foreign-flood", model: "flood-model" }],
+    });
+    assert.equal(reg.status, 200, await reg.text());
+    await probed("flood-grpc");
+    const pid = api.child.pid!;
+    const base = rssMb(pid);
+    let peak = 0;
+    const client = await pausedGrpcStream(api.ready.grpc!, { "x-capability-type": "foreign-flood" }, 200);
+    try {
+      // Held: the count of 64 KiB answers the server could write stops moving while nothing is read.
+      let last = -1;
+      const held = (await waitFor(
+        "the foreign server to be held back",
+        () => {
+          peak = Math.max(peak, rssMb(pid) - base);
+          const n = standIn.flood?.written ?? 0;
+          const same = n > 0 && n === last;
+          last = n;
+          return same ? n : undefined;
+        },
+        15_000,
+        300,
+      )) as number;
+      // Without back-pressure it writes all 5,000 (320 MB) into the API server at once.
+      assert.ok(held < 400, `${held} answers of 64 KiB written for a client that reads none`);
+      peak = Math.max(peak, rssMb(pid) - base);
+      assert.ok(peak < 48, `the API server grew by ${peak.toFixed(1)} MB for one stalled stream`);
+    } finally {
+      client.destroy();
+    }
+    await waitFor("the API server to cancel the foreign call", () => standIn.flood?.cancelled === true, 10_000);
+    await unregister("flood-grpc");
   });
 
   test("model metadata and readiness of a foreign model through the API server", async () => {

@@ -8,6 +8,10 @@
  * - `echo-model`: every input back as output `<name>_out` (BYTES, FP32, INT32, INT64, BOOL);
  *   over gRPC `ModelStreamInfer`, three answers per request, each with an output `chunk` = [i].
  * - `bad-model`: refuses every call (REST 400 `{"error"}`, gRPC INVALID_ARGUMENT).
+ * - `flood-model`: over gRPC `ModelStreamInfer`, answers of 64 KiB (output `blob`) as fast as the
+ *   stream takes them — writing on only when grpc-js says the stream has room (`write()` true, or
+ *   `drain`), as a well-behaved server does — until 5,000 or the call is cancelled; `flood` counts
+ *   them and says whether the call was cancelled.
  * It records the model name of every inference (`seen`) and can be made not ready (`ready`).
  */
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
@@ -20,7 +24,9 @@ import { ROOT } from "./processes.js";
 const root = new protobuf.Root().loadSync(path.join(ROOT, "proto", "grpc_predict_v2.proto"), { keepCase: true });
 const T = (name: string): protobuf.Type => root.lookupType(`inference.${name}`);
 
-const MODELS = ["echo-model", "bad-model"];
+const MODELS = ["echo-model", "bad-model", "flood-model"];
+/** Answers `flood-model` streams at most (5,000 × 64 KiB: ~320 MB if nothing held it back). */
+const FLOOD_MAX = 5_000;
 const METADATA = {
   "echo-model": {
     name: "echo-model",
@@ -30,7 +36,14 @@ const METADATA = {
     outputs: [{ name: "text_out", datatype: "BYTES", shape: [-1] }],
   },
   "bad-model": { name: "bad-model", versions: [], platform: "standin", inputs: [], outputs: [] },
+  "flood-model": { name: "flood-model", versions: ["1"], platform: "standin", inputs: [], outputs: [] },
 } as Record<string, unknown>;
+
+/** What `flood-model` streams did: answers written, and whether their call was cancelled. */
+interface Flood {
+  written: number;
+  cancelled: boolean;
+}
 
 type Values = (string | number | boolean)[];
 interface Tensor {
@@ -55,11 +68,13 @@ export interface StandIn {
   /** Model names of every inference, in order (REST and gRPC). */
   seen: string[];
   ready: boolean;
+  /** The last `flood-model` stream (undefined before the first). */
+  readonly flood: Flood | undefined;
   close(): Promise<void>;
 }
 
 export async function startStandIn(): Promise<StandIn> {
-  const state = { seen: [] as string[], ready: true };
+  const state: StandInState = { seen: [], ready: true, flood: undefined };
   const server = http.createServer((req, res) => void serveRest(req, res, state));
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   const grpcServer = new grpc.Server();
@@ -72,6 +87,9 @@ export async function startStandIn(): Promise<StandIn> {
     grpcAddress: `127.0.0.1:${port}`,
     get seen() {
       return state.seen;
+    },
+    get flood() {
+      return state.flood;
     },
     get ready() {
       return state.ready;
@@ -95,7 +113,7 @@ function json(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-async function serveRest(req: IncomingMessage, res: ServerResponse, state: { seen: string[]; ready: boolean }): Promise<void> {
+async function serveRest(req: IncomingMessage, res: ServerResponse, state: StandInState): Promise<void> {
   const chunks: Buffer[] = [];
   for await (const c of req) chunks.push(c as Buffer);
   const url = req.url ?? "/";
@@ -187,7 +205,39 @@ function output(name: string, t: Omit<Tensor, "name">): Record<string, unknown> 
   return { name, datatype: t.datatype, shape: t.shape, contents: { [field]: values } };
 }
 
-function grpcHandlers(state: { seen: string[]; ready: boolean }): grpc.UntypedServiceImplementation {
+interface StandInState {
+  seen: string[];
+  ready: boolean;
+  flood: Flood | undefined;
+}
+
+/** Streams 64 KiB answers while the stream has room, until FLOOD_MAX or the call is cancelled. */
+function flood(call: grpc.ServerDuplexStream<PRequest, unknown>, req: PRequest, state: StandInState): Flood {
+  const f: Flood = { written: 0, cancelled: false };
+  state.flood = f;
+  const message = {
+    model_name: req.model_name,
+    id: req.id,
+    outputs: [output("blob", { datatype: "BYTES", shape: [1], values: ["x".repeat(64 * 1024)] })],
+  };
+  call.on("cancelled", () => {
+    f.cancelled = true;
+  });
+  const pump = (): void => {
+    while (!f.cancelled && f.written < FLOOD_MAX) {
+      f.written++;
+      if (!call.write({ infer_response: message })) {
+        call.once("drain", pump);
+        return;
+      }
+    }
+    if (!f.cancelled) call.end();
+  };
+  pump();
+  return f;
+}
+
+function grpcHandlers(state: StandInState): grpc.UntypedServiceImplementation {
   const answer = (req: PRequest) => ({
     model_name: req.model_name,
     model_version: "1",
@@ -224,8 +274,14 @@ function grpcHandlers(state: { seen: string[]; ready: boolean }): grpc.UntypedSe
       else cb(null, answer(call.request));
     },
     ModelStreamInfer: (call: grpc.ServerDuplexStream<PRequest, unknown>) => {
+      // A flood ends its stream itself, when it is done; other answers are all written at once.
+      let flooding: Flood | undefined;
       call.on("data", (req: PRequest) => {
         state.seen.push(req.model_name);
+        if (req.model_name === "flood-model") {
+          flooding = flood(call, req, state);
+          return;
+        }
         if (refuse(req.model_name)) {
           call.write({ error_message: `model '${req.model_name}' cannot stream` });
           return;
@@ -236,7 +292,9 @@ function grpcHandlers(state: { seen: string[]; ready: boolean }): grpc.UntypedSe
           call.write({ infer_response: res });
         }
       });
-      call.on("end", () => call.end());
+      call.on("end", () => {
+        if (flooding === undefined) call.end();
+      });
     },
   };
 }

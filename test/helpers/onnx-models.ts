@@ -6,6 +6,7 @@
  * - `fixed`: the same MLP with a fixed batch of 2, x FP32 [2, 4] → y FP32 [2, 3];
  * - `recurrent`: an unrolled recurrent cell, `steps` times h = relu(h·W + b) with one shared W,
  *   x FP32 [-1, width] → y FP32 [-1, width] (the benchmark's cache-resident model: bench/models.ts);
+ * - `unloadable`: parses, but ONNX Runtime refuses it (an operator nobody implements);
  * - `typed`: INT64 and BOOL: n INT64 [-1, 2] → doubled INT64 [-1, 2] (n + n); b BOOL [-1, 2] → flipped BOOL [-1, 2] (not b).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -106,6 +107,20 @@ export function recurrentModel(width: number, steps: number, batch: Dim = "batch
     ],
     input: [valueInfo("x", FLOAT, [batch, width])],
     output: [valueInfo("y", FLOAT, [batch, width])],
+  });
+}
+
+/**
+ * A well-formed file ONNX Runtime refuses at session creation: its one node is an operator no
+ * runtime implements. Its graph signature (x FP32 [-1, 4] → y FP32 [-1, 3]) reads like a real
+ * model's, so only loading it in the runtime tells.
+ */
+export function unloadableModel(): Buffer {
+  return model({
+    name: "unloadable",
+    node: [{ op_type: "NoSuchOperatorAnywhere", input: ["x"], output: ["y"] }],
+    input: [valueInfo("x", FLOAT, ["batch", 4])],
+    output: [valueInfo("y", FLOAT, ["batch", 3])],
   });
 }
 

@@ -28,6 +28,7 @@ test("config.yaml: every bad key or value is refused naming the file", () => {
     ["version_policy: {latest: 0}\n", /version_policy must be \{latest: N\}/],
     ["version_policy: {latest: 1, all: true}\n", /version_policy must be/],
     ["batch: 3\n", /unknown key 'batch'/],
+    ["python: 3\n", /python must be a path to an interpreter .*got 3/],
     ["inputs: [{name: x, datatype: FLOAT, shape: [1]}]\n", /'x'.*datatype must be an OIP datatype/],
     ["a: [\n", /not valid YAML/],
   ];
@@ -91,6 +92,15 @@ test("an app in a model folder: model.py is a Python app service; model.py besid
   assert.deepEqual(modelServices(root, m), {
     py: { app: path.join(root, "py", "model.py"), deployment: { threading_strategy: "multi", thread_count: 3 }, performance: {} },
   });
+  // Its own interpreter: a path relative to the model's folder, or a command on PATH.
+  writeFileSync(path.join(root, "py", "config.yaml"), "python: .venv/bin/python\n");
+  assert.deepEqual(modelServices(root, readRepositoryModel(root, "py")).py!.deployment, {
+    threading_strategy: "multi",
+    thread_count: 1,
+    python: path.join(root, "py", ".venv", "bin", "python"),
+  });
+  writeFileSync(path.join(root, "py", "config.yaml"), "python: python3\n");
+  assert.equal((modelServices(root, readRepositoryModel(root, "py")).py!.deployment as { python?: string }).python, "python3");
   writeFileSync(path.join(root, "py", "model.ts"), "export const app = 1;\n");
   assert.throws(
     () => readRepositoryModel(root, "py"),

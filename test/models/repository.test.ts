@@ -5,12 +5,12 @@
 // a failing reload that leaves the old version serving; unload that stops the model's replica
 // process (its memory goes back to the machine).
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import * as ort from "onnxruntime-node";
-import { mlpModel, typedModel, writeModel } from "../helpers/onnx-models.js";
+import { mlpModel, typedModel, unloadableModel, writeModel } from "../helpers/onnx-models.js";
 import { Cleanups, startCli, waitFor, type Proc } from "../helpers/processes.js";
 
 const hooks = new Cleanups();
@@ -154,6 +154,20 @@ describe("model repository: anyserve serve DIR", () => {
     rmSync(path.join(repo, "mlp", "3"), { recursive: true });
   });
 
+  test("a reload whose model.onnx reads fine but ONNX Runtime refuses is refused too; the old version keeps serving", async () => {
+    const before = (await infer("mlp")).body.outputs![0]!.data;
+    writeModel(repo, "mlp", "3", unloadableModel());
+    const res = await repoCall("mlp", "load");
+    const body = (await res.json()) as { code: string; error: string };
+    assert.equal(res.status, 400);
+    assert.equal(body.code, "CONFIG_INVALID");
+    assert.match(body.error, /model 'mlp' cannot be loaded: .*mlp.3.model\.onnx: ONNX Runtime cannot load it: .*NoSuchOperatorAnywhere/s);
+    const after = await infer("mlp");
+    assert.equal(after.status, 200);
+    assert.deepEqual(after.body.outputs![0]!.data, before);
+    rmSync(path.join(repo, "mlp", "3"), { recursive: true });
+  });
+
   test("model.py: a Python app served on instance_count Python worker processes; a load serves the changed file", async () => {
     const first = await summarize();
     assert.equal(first.status, 200, first.error);
@@ -186,6 +200,31 @@ describe("model repository: anyserve serve DIR", () => {
     assert.match(body.error, /model 'summarizer' cannot be loaded: .*model\.py.*no_such_module_here/s);
     assert.equal((await summarize()).summary, "second: anyserve");
     writeFileSync(path.join(repo, "summarizer", "model.py"), pythonModel("second"));
+  });
+
+  test("config.yaml's python: a load runs model.py under the interpreter the file names now", async () => {
+    // Two "environments": interpreters that mark the process they start, as two virtualenvs would differ.
+    for (const env of ["env-a", "env-b"]) {
+      mkdirSync(path.join(repo, "summarizer", env), { recursive: true });
+      const file = path.join(repo, "summarizer", env, "python");
+      writeFileSync(file, `#!/bin/sh\nMODEL_ENV=${env} exec python3 "$@"\n`);
+      chmodSync(file, 0o755);
+    }
+    writeFileSync(
+      path.join(repo, "summarizer", "model.py"),
+      pythonModel("second").replace('"second: " + ', 'os.environ.get("MODEL_ENV", "none") + ": " + '),
+    );
+    for (const env of ["env-a", "env-b"]) {
+      writeFileSync(path.join(repo, "summarizer", "config.yaml"), `instance_count: 2\npython: ./${env}/python\n`);
+      const res = await repoCall("summarizer", "load");
+      assert.equal(res.status, 200, await res.text());
+      assert.equal((await summarize()).summary, `${env}: anyserve`);
+    }
+    writeFileSync(path.join(repo, "summarizer", "config.yaml"), "instance_count: 2\npython: ./no-such-env/python\n");
+    const res = await repoCall("summarizer", "load");
+    assert.equal(res.status, 400);
+    assert.equal((await summarize()).summary, "env-b: anyserve", "the old interpreter's workers keep serving");
+    writeFileSync(path.join(repo, "summarizer", "config.yaml"), "instance_count: 2\n");
   });
 
   test("unload stops the model's replica process; the model is then not found, and loads again", async () => {

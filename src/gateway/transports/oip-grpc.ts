@@ -137,7 +137,17 @@ export class OipGrpcTransport implements ReplicaTransport {
           }
           if (inferResponse === undefined) return;
           const reply = this.#reply(call, inferResponse, req);
-          onChunk?.(reply.meta, reply.body);
+          const taken = onChunk?.(reply.meta, reply.body);
+          // Back-pressure: while the caller's side has not taken this answer, read no more from the
+          // foreign server. A paused stream stops asking grpc-js for messages, its HTTP/2 window
+          // fills and the server's writes wait, so one stream holds a few messages here, not all.
+          if (taken instanceof Promise) {
+            rpc.pause();
+            const resume = (): void => {
+              if (!settled) rpc.resume();
+            };
+            taken.then(resume, resume);
+          }
         } catch (err) {
           finish(AnyServeError.from(err, "UPSTREAM_PROTOCOL_ERROR"));
         }

@@ -80,8 +80,15 @@ export class OipRestTransport implements ReplicaTransport {
       .then((reply) => {
         // No streaming in OIP REST: the one answer is the stream's one chunk.
         if (onChunk === undefined) return reply;
-        onChunk(reply.meta, reply.body);
-        return { meta: {}, body: Buffer.alloc(0) };
+        // The call ends once the caller's side has taken the chunk (its back-pressure, as on the frame hop).
+        const taken = onChunk(reply.meta, reply.body);
+        const end: FrameReply = { meta: {}, body: Buffer.alloc(0) };
+        return taken instanceof Promise
+          ? taken.then(
+              () => end,
+              () => end,
+            )
+          : end;
       })
       .finally(() => {
         this.#inFlight--;
