@@ -29,6 +29,13 @@ export interface ClientOptions {
    * not ready (503 `REGISTRY_WARMING_UP`, `SHUTTING_DOWN`); the retry (see `retry`) and later calls
    * then go to the next, so a call that meets a dead API server is answered by another
    * (docs/scale-out.md). With `direct`, the route table is watched on the same API server.
+   * An {@link ApiServers} is shared with its other users (a replica's delegation and object
+   * look-ups), so that one of them finding an API server dead moves all.
+   *
+   * @example
+   * ```ts
+   * const client = new Client({ apiServer: ["http://10.0.0.1:8080", "http://10.0.0.2:8080"] });
+   * ```
    */
   apiServer?: string | readonly string[] | ApiServers;
   /** Where a switch to another API server is logged (warn, once per switch); default: not logged. */
