@@ -3,7 +3,7 @@
  * answers, request ids, and listening on / closing a node:http server.
  */
 import { STATUS_CODES, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { AnyServeError } from "../errors.js";
 import { envInt } from "./env.js";
@@ -34,6 +34,8 @@ export function serverOptions(): ServerOptions {
  *   PAYLOAD_TOO_LARGE / REQUEST_TIMEOUT ({@link parseError}), after the answers of the requests
  *   before them on the connection (node:http wrote its bare 400 at once, ahead of them, and dropped
  *   them), then the connection closes;
+ * - a connection closing after its last answer lingers ({@link lingerClose}), so a client still
+ *   sending gets that answer rather than a reset;
  * - an HTTP/1.1 request without Host gets 400 MALFORMED_HTTP, and an `Expect` other than
  *   100-continue 417 EXPECTATION_FAILED (node:http answered both with an empty body).
  * The fast ingress gives the same answers to the same bytes (frontend/fast-ingress/).
@@ -41,6 +43,13 @@ export function serverOptions(): ServerOptions {
 export function hardenServer(server: Server, maxConnections = 10_000): void {
   server.maxConnections = maxConnections;
   server.on("clientError", onClientError);
+  server.on("connection", (socket: Socket) => {
+    // node:http closes a connection after its last answer (`Connection: close`: a refused body, a
+    // 413 before the body came) with `destroySoon()` — destroyed as soon as the answer is written,
+    // while the client may still be sending, which resets the connection under the answer. It
+    // lingers instead.
+    socket.destroySoon = () => lingerClose(socket);
+  });
   server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) => {
     // node:http checks the Expect header before 'request': Host is checked first here, as its own
     // `requireHostHeader` (turned off above) did, and as the fast ingress does.
@@ -76,8 +85,7 @@ export function hardenServer(server: Server, maxConnections = 10_000): void {
 
 /**
  * Writes an error answer straight to a socket node:http gave up (a CONNECT, a refused upgrade, a
- * parse error), with `Connection: close`, then ends it; a peer that does not close is destroyed
- * after a second.
+ * parse error), with `Connection: close`, then ends it and lets it linger ({@link lingerClose}).
  */
 export function closeWith(socket: Duplex, err: unknown): void {
   const a = errorAnswer(err, { connection: "close" });
@@ -85,7 +93,53 @@ export function closeWith(socket: Duplex, err: unknown): void {
   for (const [name, value] of Object.entries(a.headers)) head += `${name}: ${value}\r\n`;
   socket.on("error", () => undefined);
   socket.end(Buffer.concat([Buffer.from(`${head}\r\n`, "latin1"), a.body]));
-  setTimeout(() => socket.destroy(), 1_000).unref();
+  lingerClose(socket);
+}
+
+/** How long a closing connection waits for more bytes from its client before it closes (the linger's idle time). */
+export const LINGER_IDLE_MS = 1_000;
+/** How long a closing connection lingers at most once its last answer is written, whatever the client does. */
+export const LINGER_MAX_MS = 5_000;
+const lingering = new WeakSet<Duplex>();
+
+/**
+ * Lingering close, as Apache and nginx do it: the last answer has been handed to the socket
+ * (`end()`, FIN after it), but the client may still be sending — the rest of a refused body,
+ * bytes after a malformed request. Closing then would make the kernel answer those bytes with a
+ * reset, and a reset makes the client's kernel drop whatever of the answer it has not read yet:
+ * the client sees a broken connection instead of its 400 or 413. So once the answer is out the
+ * socket keeps reading and drops what comes, and closes when the client ends too, or after
+ * {@link LINGER_IDLE_MS} without a byte, or {@link LINGER_MAX_MS} whatever it does. Until the
+ * answer is out, the write timeout governs a client that does not read it.
+ */
+export function lingerClose(socket: Duplex): void {
+  if (socket.destroyed || lingering.has(socket)) return;
+  lingering.add(socket);
+  if (socket.writable) socket.end();
+  socket.resume();
+  let idle: NodeJS.Timeout | undefined;
+  let max: NodeJS.Timeout | undefined;
+  const close = (): void => {
+    clearTimeout(idle);
+    clearTimeout(max);
+    socket.destroy();
+  };
+  const quiet = (): void => {
+    clearTimeout(idle);
+    idle = setTimeout(close, LINGER_IDLE_MS).unref();
+  };
+  const linger = (): void => {
+    quiet();
+    max = setTimeout(close, LINGER_MAX_MS).unref();
+    socket.on("data", quiet);
+  };
+  socket.once("end", close);
+  socket.once("close", () => {
+    clearTimeout(idle);
+    clearTimeout(max);
+  });
+  if (socket.writableFinished) linger();
+  else socket.once("finish", linger);
 }
 
 /**
@@ -128,21 +182,6 @@ const answering = new WeakSet<Duplex>();
 const reading = new WeakMap<Duplex, { req: IncomingMessage; res: ServerResponse }>();
 
 /**
- * A socket already ended (an answer with `Connection: close` is being flushed): destroying it now
- * could drop that answer's bytes still queued for the kernel, so it closes once they are written —
- * within a second whatever the peer does.
- */
-function closeAfterFlush(socket: Duplex): void {
-  if (socket.destroyed) return;
-  if (socket.writableFinished) {
-    socket.destroy();
-    return;
-  }
-  socket.once("finish", () => socket.destroy());
-  setTimeout(() => socket.destroy(), 1_000).unref();
-}
-
-/**
  * node:http's 'clientError': answers a parse error or a timeout with the catalogue's body once the
  * answers of the requests before it on the connection are written, then closes; socket errors
  * (reset, broken pipe) just close.
@@ -154,11 +193,13 @@ function onClientError(err: Error & { code?: string; reason?: string }, socket: 
     socket.destroy();
     return;
   }
+  if (answering.has(socket)) return;
   if (!socket.writable) {
-    closeAfterFlush(socket);
+    // Ended already (an answer with `Connection: close` is being written): it lingers, so these
+    // bytes, read and dropped, do not reset the connection under that answer.
+    lingerClose(socket);
     return;
   }
-  if (answering.has(socket)) return;
   answering.add(socket);
   const error = parseError(code, err.reason);
   const last = reading.get(socket);
@@ -166,16 +207,15 @@ function onClientError(err: Error & { code?: string; reason?: string }, socket: 
     // The bytes are the body of a request whose answer has begun (a route that answers before
     // reading the body, e.g. 405): that answer stands, and the connection closes after it — one
     // answer whatever the timing, not a second one when the first happened to be written already.
-    if (last.res.writableFinished) socket.end();
-    else last.res.once("finish", () => socket.end());
-    setTimeout(() => socket.destroy(), 1_000).unref();
+    if (last.res.writableFinished) lingerClose(socket);
+    else last.res.once("finish", () => lingerClose(socket));
     return;
   }
   const s = socket as Duplex & { _httpMessage?: (ServerResponse & { _last?: boolean }) | null };
   const afterPending = (): void => {
     const pending = s._httpMessage;
     if (!socket.writable) {
-      closeAfterFlush(socket);
+      lingerClose(socket);
       return;
     }
     if (pending?._last === true) return; // the answer there closes the connection (a refused request, Connection: close): nothing more is said

@@ -72,6 +72,9 @@ export function startCli(
     exited,
     async stop(signal = "SIGTERM") {
       if (child.exitCode === null && child.signalCode === null) {
+        // A test that stopped it (SIGSTOP) and failed before continuing it: a stopped process
+        // would take the signal only after the 15 s fallback.
+        child.kill("SIGCONT");
         child.kill(signal);
         const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
         await exited;

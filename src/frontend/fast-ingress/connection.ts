@@ -29,12 +29,17 @@ import { BAD_CONTENT_TYPE, CONTINUE, errorHead, okHead } from "./response.js";
 const Phase = { IDLE: 0, HEADERS: 1, BODY: 2, WAIT: 3, CLOSING: 4 } as const;
 type PhaseValue = (typeof Phase)[keyof typeof Phase];
 
-/** The sweep's limits (ms): node:http's headers, request and keep-alive timeouts, the closing linger, `write_timeout`. */
+/**
+ * The sweep's limits (ms): node:http's headers, request and keep-alive timeouts, the closing
+ * linger (util/http.ts `lingerClose`: idle time without a byte from the client, and its most),
+ * `write_timeout`.
+ */
 export interface Timeouts {
   headersMs: number;
   requestMs: number;
   keepAliveMs: number;
   lingerMs: number;
+  lingerMaxMs: number;
   writeMs: number;
 }
 
@@ -69,6 +74,8 @@ export class Connection implements OutboxOwner {
   #relay: Relay | undefined;
   /** A parse error (or timeout) is being answered: the connection closes after it. */
   #parseFailed = false;
+  /** When the linger began (its last answer written): it ends by `lingerMaxMs` after, whatever the client sends. */
+  #lingerFrom = 0;
 
   constructor(socket: Socket, ctx: IngressContext) {
     this.socket = socket;
@@ -103,12 +110,17 @@ export class Connection implements OutboxOwner {
       // Answers still being written (a client reading slowly) are not an idle connection: the
       // keep-alive time (or the linger) starts once they are out, as node:http's starts at 'finish'.
       this.since = now;
+      this.#lingerFrom = now;
       return;
     }
     const age = now - this.since;
     if (this.phase === Phase.HEADERS ? age > t.headersMs : this.phase === Phase.BODY ? age > t.requestMs : false) {
       this.#fatal(parseError("ERR_HTTP_REQUEST_TIMEOUT"));
-    } else if (this.phase === Phase.IDLE ? age > t.keepAliveMs : this.phase === Phase.CLOSING && age > t.lingerMs) {
+    } else if (
+      this.phase === Phase.IDLE
+        ? age > t.keepAliveMs
+        : this.phase === Phase.CLOSING && (age > t.lingerMs || now - this.#lingerFrom > t.lingerMaxMs)
+    ) {
       this.socket.destroy();
     }
   }
@@ -276,6 +288,8 @@ export class Connection implements OutboxOwner {
       return;
     }
     if (this.#first) (this.#saved ??= []).push(parser.getCurrentBuffer());
+    // Bytes while lingering are dropped, and keep the linger going (its idle time starts again).
+    if (this.phase === Phase.CLOSING) this.since = Date.now();
     if (typeof ret !== "number" && !this.#closing) this.#fatal(parseError(ret.code, ret.reason));
   };
 
@@ -400,6 +414,7 @@ export class Connection implements OutboxOwner {
       if (this.phase === Phase.CLOSING) return;
       this.phase = Phase.CLOSING;
       this.since = Date.now();
+      this.#lingerFrom = this.since;
       // FIN after the answer; reading goes on (discarded) until the client closes or the linger ends,
       // so unread input does not turn the close into a reset that could eat the answer.
       // Once the client ended too, the socket closes itself (autoDestroy).

@@ -23,7 +23,7 @@ import { Agent, type Server } from "node:http";
 import { createServer, type AddressInfo, type Server as NetServer, type Socket } from "node:net";
 import type { Logger } from "../../util/log.js";
 import type { InferBackend } from "../../protocol/call.js";
-import { serverOptions } from "../../util/http.js";
+import { LINGER_IDLE_MS, LINGER_MAX_MS, serverOptions } from "../../util/http.js";
 import { Connection, type Timeouts } from "./connection.js";
 import type { IngressContext } from "./context.js";
 import type { RelayTarget } from "./relay.js";
@@ -91,7 +91,8 @@ export class FastIngress {
       headersMs: o.headersTimeoutMs ?? node.headersTimeout ?? 10_000,
       requestMs: o.requestTimeoutMs ?? node.requestTimeout ?? 60_000,
       keepAliveMs,
-      lingerMs: Math.min(2_000, keepAliveMs),
+      lingerMs: LINGER_IDLE_MS,
+      lingerMaxMs: LINGER_MAX_MS,
       writeMs: o.writeTimeoutMs ?? 30_000,
     };
     this.#ctx = {
