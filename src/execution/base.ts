@@ -26,7 +26,7 @@ export interface ExecutionOptions {
   /** `FILE[:export]` of the app: thread and process workers load it themselves. */
   appSpec?: string | undefined;
   /** The API server, so that workers can offer `ctx.call` themselves. */
-  apiServer?: string | undefined;
+  apiServer?: string | readonly string[] | undefined;
   /** `thread_count`: concurrency of `async`; threads of `multi`; minimum threads of `pool`; processes of `process`. */
   threads: number;
   /** `max_thread_count` of `pool` (≥ threads). */

@@ -52,7 +52,7 @@ export interface WorkerCommand {
 export interface ProcessSpawnOptions {
   appSpec: string;
   replicaId: string;
-  apiServer?: string | undefined;
+  apiServer?: string | readonly string[] | undefined;
   memoryMb?: number | undefined;
   workerEnv?: readonly string[] | undefined;
   /** The object store to open in the child, without its token (children never get secrets). */
@@ -177,7 +177,8 @@ export class ProcessSpawner {
       ANYSERVE_WORKER_KEY: key,
       ANYSERVE_WORKER_APP: this.#o.appSpec,
       ANYSERVE_WORKER_REPLICA_ID: this.#o.replicaId,
-      ...(this.#o.apiServer ? { ANYSERVE_API_SERVER: this.#o.apiServer } : {}),
+      // Several API servers: comma-separated (a URL has no comma in its origin).
+      ...(this.#o.apiServer ? { ANYSERVE_API_SERVER: [this.#o.apiServer].flat().join(",") } : {}),
       ...(this.#o.objects ? { ANYSERVE_WORKER_OBJECTS: JSON.stringify({ ...this.#o.objects, token: undefined }) } : {}),
       ...(this.#o.service
         ? { ANYSERVE_SERVICE: this.#o.service.name, ANYSERVE_WORKER_SERVICE_ARGS: JSON.stringify(this.#o.service.args) }

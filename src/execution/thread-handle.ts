@@ -14,7 +14,7 @@ import type { WorkerService } from "./base.js";
 export interface ThreadSpawnOptions {
   appSpec: string;
   replicaId: string;
-  apiServer?: string | undefined;
+  apiServer?: string | readonly string[] | undefined;
   memoryMb?: number | undefined;
   /** The object store to open in the thread (includes its peer token: threads share the process). */
   objects?: ObjectStoreOptions | undefined;

@@ -20,18 +20,19 @@ export interface WorkerEnvOptions {
   replicaId: string;
   /** The worker's name in logs (`thread-3`, `process-1234`). */
   worker: string;
-  /** The API server `ctx.call` goes through (and whose route table it reads). */
-  apiServer?: string | undefined;
+  /** The API servers `ctx.call` goes through (and whose route table it reads), failing over in order. */
+  apiServer?: string | readonly string[] | undefined;
   /** The replica's object store, as data the worker can open again. */
   objects?: ObjectStoreOptions | undefined;
 }
 
 export function workerEnv(o: WorkerEnvOptions): RunEnv {
+  const logger = jsonLogger("worker", { replica: o.replicaId, worker: o.worker });
   return {
     app: o.app,
     replicaId: o.replicaId,
-    logger: jsonLogger("worker", { replica: o.replicaId, worker: o.worker }),
-    caller: o.apiServer ? new ApiServerCaller(o.apiServer) : undefined,
+    logger,
+    caller: o.apiServer?.length ? new ApiServerCaller(o.apiServer, { logger }) : undefined,
     objects: o.objects ? lazyStore(o.objects) : undefined,
   };
 }

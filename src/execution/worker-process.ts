@@ -33,7 +33,13 @@ try {
   const app = await loadServable(env.ANYSERVE_WORKER_APP ?? "", { args });
   const replicaId = env.ANYSERVE_WORKER_REPLICA_ID ?? "";
   const objects = env.ANYSERVE_WORKER_OBJECTS ? (JSON.parse(env.ANYSERVE_WORKER_OBJECTS) as ObjectStoreOptions) : undefined;
-  const runEnv = workerEnv({ app, replicaId, worker: name, apiServer: env.ANYSERVE_API_SERVER, objects });
+  const runEnv = workerEnv({
+    app,
+    replicaId,
+    worker: name,
+    apiServer: env.ANYSERVE_API_SERVER ? env.ANYSERVE_API_SERVER.split(",") : undefined,
+    objects,
+  });
   runtime = new WorkerRuntime(runEnv, name, out);
   runtime.onStopped = () => socket.end(() => process.exit(0));
   runtime.boot();

@@ -16,7 +16,7 @@ export interface ThreadWorkerData {
   appSpec: string;
   replicaId: string;
   worker: string;
-  apiServer?: string | undefined;
+  apiServer?: string | readonly string[] | undefined;
   objects?: ObjectStoreOptions | undefined;
   /** A class service: built with this name and these constructor arguments, as in the replica. */
   service?: WorkerService | undefined;

@@ -13,6 +13,7 @@ import { AnyServeError, isErrorCode } from "../errors.js";
 import type { StoredObject } from "./backends/base.js";
 import { checkContentType, checkId, checkOwnerUrl } from "./ref.js";
 import { peerKeyOf } from "../util/auth.js";
+import { ApiServers } from "../util/api-servers.js";
 
 /** Maps an owner replica id (and the URL its ref suggests) to the base URL to fetch from, or undefined: not trusted. */
 export type PeerResolver = (owner: string, hint: string | undefined) => Promise<string | undefined> | string | undefined;
@@ -25,18 +26,26 @@ export function allowListPeers(origins: readonly string[]): PeerResolver {
 
 /**
  * Looks owners up in the API server's registry (`GET /registry`, cached for `cacheMs`); the ref's
- * URL is ignored, so only registered replicas are ever called.
+ * URL is ignored, so only registered replicas are ever called. With several API servers, the
+ * current one is asked, and the next when it is gone or not ready (util/api-servers.ts: a read,
+ * so it is asked again after any failure before the answer).
  */
-export function registryPeers(apiServer: string, cacheMs = 2_000, token?: string): PeerResolver {
+export function registryPeers(apiServer: string | readonly string[] | ApiServers, cacheMs = 2_000, token?: string): PeerResolver {
+  const servers = apiServer instanceof ApiServers ? apiServer : new ApiServers(apiServer);
   // The registry is behind the read scope: the control-plane token reads it (sent to the API server only).
   const headers = token ? { authorization: `Bearer ${token}` } : undefined;
   let known = new Map<string, string>();
   let at = 0;
   let loading: Promise<void> | undefined;
+  const get = async (url: string, ms: number): Promise<Dispatcher.ResponseData> => {
+    const res = await request(`${url.replace(/\/$/, "")}/registry`, { headers, headersTimeout: ms, bodyTimeout: ms });
+    if (res.statusCode === 200) return res;
+    throw registryError(res.statusCode, await res.body.text().catch(() => ""), url);
+  };
   const load = (): Promise<void> =>
     (loading ??= (async () => {
       try {
-        const res = await request(`${apiServer.replace(/\/$/, "")}/registry`, { headers, headersTimeout: 5_000, bodyTimeout: 5_000 });
+        const res = await servers.call(get, { timeoutMs: 5_000, replayable: true });
         const body = (await res.body.json()) as { replicas?: { replica_id?: unknown; http_endpoint?: unknown }[] };
         const next = new Map<string, string>();
         for (const r of body.replicas ?? []) {
@@ -55,6 +64,20 @@ export function registryPeers(apiServer: string, cacheMs = 2_000, token?: string
     }
     return known.get(owner);
   };
+}
+
+/** A registry read the API server refused: its own code when it sent one (a 503 `REGISTRY_WARMING_UP` moves to the next). */
+function registryError(status: number, text: string, url: string): AnyServeError {
+  let code: unknown;
+  try {
+    ({ code } = JSON.parse(text) as { code?: unknown });
+  } catch {
+    code = undefined;
+  }
+  return new AnyServeError(
+    isErrorCode(code) ? code : "OBJECT_OWNER_UNREACHABLE",
+    `the API server ${url} answered ${status} to GET /registry`,
+  );
 }
 
 export interface PeerRequest {

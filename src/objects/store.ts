@@ -24,6 +24,7 @@ import { checkRange, expired, infoOf, live, positive, refOf } from "./info.js";
 import { Quota } from "./quota.js";
 import { OCTET_STREAM, ObjRef, checkContentType, checkId, type ObjRefLike } from "./ref.js";
 import { allowListPeers, fetchFromPeer, readFromPeer, registryPeers, type PeerResolver } from "./remote.js";
+import { ApiServers } from "../util/api-servers.js";
 import type {
   CreateOptions,
   ObjectInfo,
@@ -47,7 +48,7 @@ export class ObjectStore implements ObjectStoreApi {
   #owner: { replicaId: string; url?: string } | undefined;
   #peers: PeerResolver | undefined;
   /** How #peers was made, when it can be said in plain data (for workerConfig). */
-  #peerSpec: { origins?: string[]; apiServer?: string } = {};
+  #peerSpec: { origins?: string[]; apiServer?: string | readonly string[] } = {};
   readonly #quota: Quota;
   #timer: NodeJS.Timeout | undefined;
 
@@ -91,11 +92,15 @@ export class ObjectStore implements ObjectStoreApi {
    * Called by the replica once it listens: refs now name it, and (unless the store was given its
    * own `peers`) owners are looked up in the API server's registry.
    */
-  bindReplica(owner: { replicaId: string; url?: string }, o: { apiServer?: string | undefined } = {}): void {
+  bindReplica(
+    owner: { replicaId: string; url?: string },
+    o: { apiServer?: string | readonly string[] | ApiServers | undefined } = {},
+  ): void {
     this.#owner = owner;
     if (!this.#peers && o.apiServer) {
       this.#peers = registryPeers(o.apiServer, undefined, this.token);
-      this.#peerSpec = { apiServer: o.apiServer };
+      // Workers open the store again from plain data: the URLs (each worker follows them on its own).
+      this.#peerSpec = { apiServer: o.apiServer instanceof ApiServers ? [...o.apiServer.urls] : o.apiServer };
     }
   }
 
@@ -112,7 +117,7 @@ export class ObjectStore implements ObjectStoreApi {
     }
     if (this.#owner) c.owner = { ...this.#owner };
     if (this.#peerSpec.origins) c.peers = [...this.#peerSpec.origins];
-    if (this.#peerSpec.apiServer) c.peerRegistry = this.#peerSpec.apiServer;
+    if (this.#peerSpec.apiServer) c.peerRegistry = [this.#peerSpec.apiServer].flat();
     return c;
   }
 

@@ -83,8 +83,8 @@ export interface ObjectStoreOptions {
   token?: string;
   /** Which owners may be fetched from: a resolver, or the origins allowed. Default: none (refs of other owners are refused). */
   peers?: PeerResolver | readonly string[];
-  /** Look owners up in this API server's registry (what a replica does; see `bindReplica`). */
-  peerRegistry?: string;
+  /** Look owners up in this API server's registry (what a replica does; see `bindReplica`); several: the next when one is gone. */
+  peerRegistry?: string | readonly string[];
   /** Total time for one fetch from an owner (default 60 s). */
   fetchTimeoutMs?: number;
   /** Keep local copies of fetched objects (default false). */

@@ -5,8 +5,11 @@
  * server only because the request also shows `x-anyserve-replica: <id> <secret>` — and the answer
  * is relayed unchanged. The API server excludes every replica tried and stops past its depth limit,
  * so a request takes at most `max depth + 1` hops and never loops.
+ *
+ * With several API servers, it goes to the replica's current one, and to the next when that one
+ * is gone or not ready (util/api-servers.ts) — again only while no byte of the answer arrived.
  */
-import { Pool } from "undici";
+import { Pool, type Dispatcher } from "undici";
 import { AnyServeError } from "../errors.js";
 import { type ChunkSink, describeModel, type IncomingCall, type InferBackend, type ModelMetadata } from "../protocol/call.js";
 import { capabilityToHeaders, type CapabilityMap } from "../protocol/capability.js";
@@ -18,9 +21,11 @@ import { readSse } from "../sdk/sse-reader.js";
 import { toAbortSignal } from "../util/cancel.js";
 import { REPLICA_HEADER } from "../util/auth.js";
 import { trustedCas } from "../util/tls.js";
+import type { ApiServers } from "../util/api-servers.js";
 
 export interface DelegationOptions {
-  apiServer: string;
+  /** The replica's API servers, shared with its `ctx.call` and object look-ups. */
+  apiServers: ApiServers;
   replicaId: string;
   /** The replica's own secret: with its id in `x-anyserve-replica`, it makes the API server read our delegation headers. */
   secret: string;
@@ -33,17 +38,12 @@ export interface DelegationOptions {
 export class DelegatingBackend implements InferBackend {
   readonly #inner: InferBackend;
   readonly #o: DelegationOptions;
-  readonly #pool: Pool;
+  /** One connection pool per API server, made on first use. */
+  readonly #pools = new Map<string, Pool>();
 
   constructor(inner: InferBackend, options: DelegationOptions) {
     this.#inner = inner;
     this.#o = options;
-    const ca = trustedCas(options.ca);
-    this.#pool = new Pool(new URL(options.apiServer).origin, {
-      connections: 8,
-      keepAliveTimeout: 30_000,
-      ...(ca ? { connect: { ca } } : {}),
-    });
   }
 
   ready(): boolean {
@@ -66,14 +66,23 @@ export class DelegatingBackend implements InferBackend {
     return this.#inner.modelReady(query);
   }
 
-  close(): Promise<void> {
-    return this.#pool.close();
+  async close(): Promise<void> {
+    await Promise.all([...this.#pools.values()].map((p) => p.close()));
+  }
+
+  #pool(apiServer: string): Pool {
+    let pool = this.#pools.get(apiServer);
+    if (pool === undefined) {
+      const ca = trustedCas(this.#o.ca);
+      pool = new Pool(new URL(apiServer).origin, { connections: 8, keepAliveTimeout: 30_000, ...(ca ? { connect: { ca } } : {}) });
+      this.#pools.set(apiServer, pool);
+    }
+    return pool;
   }
 
   async #delegate(call: IncomingCall): Promise<EncodedBody> {
     const res = await this.#send(false, call);
     const body = Buffer.from(await res.body.arrayBuffer());
-    if (res.statusCode !== 200) throw asModelError(call, errorFromBody(res.statusCode, body));
     const out: EncodedBody = { body, contentType: String(res.headers["content-type"] ?? "application/json") };
     const hl = res.headers[HEADER_INFERENCE_LENGTH];
     if (hl !== undefined) out.headerLength = Number(hl);
@@ -86,7 +95,6 @@ export class DelegatingBackend implements InferBackend {
     // ModelStreamInfer request is re-encoded, its tensors in the binary extension so that no value
     // changes on the way.
     const res = await this.#send(true, call.format === "protobuf" ? asJsonCall(call) : call);
-    if (res.statusCode !== 200) throw asModelError(call, errorFromBody(res.statusCode, Buffer.from(await res.body.arrayBuffer())));
     for await (const data of readSse(res.body)) {
       // SSE carries JSON; a gRPC caller wants each chunk as protobuf.
       await onChunk(
@@ -97,7 +105,12 @@ export class DelegatingBackend implements InferBackend {
     }
   }
 
-  #send(stream: boolean, call: IncomingCall) {
+  /**
+   * Sends the delegated request to the current API server, and to the next ones while it may
+   * (util/api-servers.ts; the request is a buffer, and nothing of the answer arrived yet). Resolves
+   * with a 200 whose body is unread; any other answer is thrown as its error.
+   */
+  async #send(stream: boolean, call: IncomingCall): Promise<Dispatcher.ResponseData> {
     const tried = [...(call.tried ?? []), this.#o.replicaId];
     const byModel = modelPath(call, stream);
     const headers: Record<string, string> = {
@@ -111,23 +124,33 @@ export class DelegatingBackend implements InferBackend {
     if (call.headerLength !== undefined) headers[HEADER_INFERENCE_LENGTH] = String(call.headerLength);
     // Our credential, not a token: it passes the inference check and makes the delegation headers count.
     headers[REPLICA_HEADER] = `${this.#o.replicaId} ${this.#o.secret}`;
-    return this.#pool
-      .request({
+    const signal = toAbortSignal(call.signal);
+    let at = this.#o.apiServers.current;
+    const attempt = async (apiServer: string, ms: number): Promise<Dispatcher.ResponseData> => {
+      at = apiServer;
+      headers["x-anyserve-timeout-ms"] = String(Math.max(1, Math.round(ms)));
+      const res = await this.#pool(apiServer).request({
         method: "POST",
         path: byModel ?? (stream ? "/infer/stream" : "/infer"),
         headers,
         body: call.body,
-        signal: toAbortSignal(call.signal),
-        headersTimeout: call.timeoutMs + 1_000,
-        bodyTimeout: call.timeoutMs + 1_000,
-      })
-      .catch((err: unknown) => {
-        if (call.signal.aborted) throw new AnyServeError("CANCELLED", "the caller cancelled the delegated request");
-        throw new AnyServeError(
-          "REPLICA_UNREACHABLE",
-          `replica '${this.#o.replicaId}' could not delegate to the API server ${this.#o.apiServer}: ${(err as Error).message}`,
-        );
+        signal,
+        headersTimeout: ms + 1_000,
+        bodyTimeout: ms + 1_000,
       });
+      if (res.statusCode === 200) return res;
+      throw errorFromBody(res.statusCode, Buffer.from(await res.body.arrayBuffer()));
+    };
+    try {
+      return await this.#o.apiServers.call(attempt, { timeoutMs: call.timeoutMs, replayable: true, signal });
+    } catch (err) {
+      if (err instanceof AnyServeError) throw asModelError(call, err);
+      if (call.signal.aborted) throw new AnyServeError("CANCELLED", "the caller cancelled the delegated request");
+      throw new AnyServeError(
+        "REPLICA_UNREACHABLE",
+        `replica '${this.#o.replicaId}' could not delegate to the API server ${at}: ${(err as Error).message}`,
+      );
+    }
   }
 }
 

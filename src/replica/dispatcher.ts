@@ -41,7 +41,7 @@ export interface DispatcherOptions {
   /** `FILE[:export]` of the app, for strategies whose workers load it themselves. */
   appSpec?: string | undefined;
   /** The API server, so that thread and process workers can offer `ctx.call`. */
-  apiServer?: string | undefined;
+  apiServer?: string | readonly string[] | undefined;
   /** Strategy, sizes, queue and batching (from the service's config: `replica/service-config.ts`). */
   execution: ExecutionConfig;
   /** A capability turned warm, cold or failed: the registration should say so. */

@@ -25,6 +25,8 @@ export interface RegistrationSetOptions {
   rediscoverMs?: number;
   /** Resolves a name to its addresses (default: `dns.lookup`, all addresses). */
   resolve?: (host: string) => Promise<{ address: string; family: number }[]>;
+  /** Told the targets (as {@link RegistrationSet.targets}) whenever they changed: the replica's other calls follow them. */
+  onTargets?: (targets: string[]) => void;
 }
 
 export class RegistrationSet {
@@ -106,6 +108,7 @@ export class RegistrationSet {
     }
     const gone = [...this.#loops].filter(([url]) => !wanted.has(url));
     for (const [url] of gone) this.#loops.delete(url);
+    if (added.length > 0 || gone.length > 0) this.#o.onTargets?.(this.targets);
     await Promise.all([...added.map((l) => l.start()), ...gone.map(([, l]) => l.stop())]);
   }
 

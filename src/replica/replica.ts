@@ -32,6 +32,7 @@ import type { ReplicaMetrics } from "./metrics.js";
 import { type RegistrationBody, RegistrationLoop } from "./registration.js";
 import { RegistrationSet } from "./registrations.js";
 import { advertisedHost } from "./advertise.js";
+import { ApiServers } from "../util/api-servers.js";
 import { logServiceModel } from "./service-model.js";
 
 export interface ReplicaOptions {
@@ -50,8 +51,9 @@ export interface ReplicaOptions {
   httpPort?: number;
   /**
    * Where to register; without it the replica serves direct callers only. Several: the replica
-   * registers and heartbeats with each (`registrations.ts`); `ctx.call`, delegation and object
-   * peer look-ups use the first.
+   * registers and heartbeats with each (`registrations.ts`); `ctx.call`, delegation, object peer
+   * look-ups and the direct path's route watch use one at a time, the first until it fails, then
+   * the next (util/api-servers.ts).
    */
   apiServer?: string | readonly string[];
   /**
@@ -106,13 +108,14 @@ export interface RunningReplica {
 
 export async function startReplica(options: ReplicaOptions): Promise<RunningReplica> {
   const apiServers = [options.apiServer ?? []].flat();
-  // Everything but registration talks to the first API server.
+  // Registration talks to every API server, advertise-address detection to the first; the rest
+  // (ctx.call, delegation, object look-ups) to one at a time, failing over together.
   const o: ReplicaOptions & { apiServer?: string } = { ...options, apiServer: apiServers[0] };
   const parts = await assembleReplica(o, apiServers);
   const addresses = await listenReplica(parts);
   // Refs made here name this replica and its endpoint; owners of other refs are looked up in the
   // registry. Bound before any worker starts: workers open the store as it is when they start.
-  o.objectStore?.bindReplica({ replicaId: parts.replicaId, url: addresses.httpUrl }, { apiServer: o.apiServer });
+  o.objectStore?.bindReplica({ replicaId: parts.replicaId, url: addresses.httpUrl }, { apiServer: parts.servers });
   // Eager capabilities start their workers (onStart) before the replica registers.
   await parts.dispatcher.start();
   const registration = await registerReplica(parts, addresses);
@@ -128,6 +131,8 @@ interface ReplicaParts {
   o: ReplicaOptions & { apiServer?: string | undefined };
   /** Every API server the replica registers with (the first is `o.apiServer`). */
   apiServers: readonly string[];
+  /** The one of them `ctx.call`, delegation and object look-ups use now; undefined without any. */
+  servers: ApiServers | undefined;
   /** The service's resolved config (reported at `GET /config`). */
   config: ResolvedServiceConfig;
   /** The longest a request may take (ms): `timeoutMs`, else the config's `timeout`. */
@@ -160,9 +165,11 @@ async function assembleReplica(o: ReplicaParts["o"], apiServers: readonly string
   const replicaId = o.replicaId ?? `replica-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
   const config = serviceConfigOf(o.config, o.appSpec);
   const timeoutMs = o.timeoutMs ?? config.performance.timeout * 1000;
+  const logger = o.logger ?? createLogger("replica", { replica: replicaId });
+  const servers = apiServers.length > 0 ? new ApiServers(apiServers, { logger }) : undefined;
   // Cross-replica calls (direct to the callee by default, sdk/caller.ts) and delegation need the API server.
-  const caller = o.apiServer
-    ? new ApiServerCaller(o.apiServer, { token: o.token, inferenceToken: o.inferenceToken, ca: o.tlsCa })
+  const caller = servers
+    ? new ApiServerCaller(servers, { token: o.token, inferenceToken: o.inferenceToken, ca: o.tlsCa, logger })
     : undefined;
   const secret = newSecret();
   const guard = new ReplicaGuard({ secret, token: o.token, inferenceToken: o.inferenceToken });
@@ -176,11 +183,12 @@ async function assembleReplica(o: ReplicaParts["o"], apiServers: readonly string
   const base = {
     o,
     apiServers,
+    servers,
     config,
     timeoutMs,
     replicaId,
     host: o.host ?? "127.0.0.1",
-    logger: o.logger ?? createLogger("replica", { replica: replicaId }),
+    logger,
     metrics,
     caller,
     onStateChange: (): void => undefined,
@@ -191,7 +199,7 @@ async function assembleReplica(o: ReplicaParts["o"], apiServers: readonly string
   const dispatcher = new Dispatcher({
     app: o.app,
     appSpec: o.appSpec,
-    apiServer: o.apiServer,
+    apiServer: apiServers.length > 0 ? apiServers : undefined,
     execution: executionOf(config),
     onStateChange: () => base.onStateChange(),
     replicaId,
@@ -202,9 +210,9 @@ async function assembleReplica(o: ReplicaParts["o"], apiServers: readonly string
     ...(o.objectStore ? { objects: o.objectStore } : {}),
   });
   logServiceModel(o.app, config, base.logger);
-  const backend = o.apiServer
+  const backend = servers
     ? new DelegatingBackend(dispatcher, {
-        apiServer: o.apiServer,
+        apiServers: servers,
         replicaId,
         secret,
         ca: o.tlsCa,
@@ -308,6 +316,9 @@ async function registerReplica(p: ReplicaParts, at: { httpUrl: string; grpcAddre
   const registration = new RegistrationSet(
     p.apiServers,
     (apiServer) => new RegistrationLoop({ apiServer, token: o.token, ca: o.tlsCa, logger: p.logger, body }),
+    // A name standing for several API servers (a headless Service): ctx.call, delegation and object
+    // look-ups fail over between its addresses too.
+    { onTargets: (targets) => p.servers?.update(targets) },
   );
   p.onStateChange = () => void registration.refresh();
   await registration.start();

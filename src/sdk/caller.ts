@@ -13,6 +13,8 @@ import type { CapabilityMap } from "../protocol/capability.js";
 import type { InferRequest, InferResponse } from "../protocol/types.js";
 import { Client, type ClientOptions, type InferOptions } from "./client.js";
 import type { Caller, CallOptions } from "./context.js";
+import type { ApiServers } from "../util/api-servers.js";
+import type { Logger } from "../util/log.js";
 
 export interface ApiServerCallerOptions {
   /** The API server's control-plane token, for the route table (replicas are shown the peer key derived from it). */
@@ -23,6 +25,8 @@ export interface ApiServerCallerOptions {
   ca?: string | Buffer | undefined;
   /** Call replicas directly; default true unless `ANYSERVE_DIRECT_CALLS=0`. */
   direct?: boolean;
+  /** Where a switch to another API server is logged (warn). */
+  logger?: Pick<Logger, "warn"> | undefined;
 }
 
 /**
@@ -33,7 +37,12 @@ export class ApiServerCaller implements Caller {
   readonly #options: ClientOptions;
   #client: Client | undefined;
 
-  constructor(apiServer: string, o: ApiServerCallerOptions = {}) {
+  /**
+   * `apiServer`: the deployment's API servers — one URL, several (calls fail over from one to the
+   * next: util/api-servers.ts), or the replica's {@link ApiServers}, shared with its delegation and
+   * object look-ups so that a dead API server found by one is left by all.
+   */
+  constructor(apiServer: string | readonly string[] | ApiServers, o: ApiServerCallerOptions = {}) {
     // Decided now, as the process's environment is when the replica or worker starts.
     const direct = o.direct ?? process.env.ANYSERVE_DIRECT_CALLS !== "0";
     this.#options = {
@@ -43,6 +52,7 @@ export class ApiServerCaller implements Caller {
       ...(o.token ? { token: o.token } : {}),
       ...(o.inferenceToken ? { inferenceToken: o.inferenceToken } : {}),
       ...(o.ca !== undefined ? { ca: o.ca } : {}),
+      ...(o.logger ? { logger: o.logger } : {}),
     };
   }
 

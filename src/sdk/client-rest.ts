@@ -6,6 +6,7 @@ import { HEADER_INFERENCE_LENGTH, type InferRequest, type InferResponse } from "
 import type { ClientTransport, InferOptions } from "./client.js";
 import { readSse } from "./sse-reader.js";
 import { trustedCas } from "../util/tls.js";
+import { failoverOf } from "../util/api-servers.js";
 import { decodeAnswer, encodeCall, errorFromBody } from "./wire.js";
 
 /** REST over a pooled keep-alive connection set (undici). */
@@ -84,7 +85,10 @@ function transportError(err: unknown, timeout: number): AnyServeError {
       : new AnyServeError("CANCELLED", "the call was cancelled");
   }
   // Before any byte of the answer (the response's headers had not arrived): see sdk/retry.ts.
+  // `connectFailed`: the request never left this process (util/api-servers.ts may send it elsewhere).
+  const f = failoverOf(err);
   return new AnyServeError("REPLICA_UNREACHABLE", `cannot reach the server: ${e.code ?? ""} ${e.message ?? String(err)}`.trim(), {
     connectionLost: true,
+    ...(f?.delivered === false ? { connectFailed: true } : {}),
   });
 }

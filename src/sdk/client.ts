@@ -17,16 +17,29 @@ import { inputsToRequest, responseToValue } from "../protocol/values.js";
 import type { RouteCacheState } from "./direct/route-cache.js";
 import { errorFromBody } from "./wire.js";
 import { Retries } from "./retry.js";
+import { ApiServers, failoverOf } from "../util/api-servers.js";
+import type { Logger } from "../util/log.js";
 
 export { errorFromBody };
 
 export interface ClientOptions {
   /**
    * The API server's REST URL, e.g. http://localhost:8080 — or several API servers of one
-   * deployment: calls go to the first, and each retry (see `retry`) to the next, so a call that
-   * meets a dead API server is answered by another (docs/scale-out.md).
+   * deployment: calls go to the first until it fails at the connection level or answers that it is
+   * not ready (503 `REGISTRY_WARMING_UP`, `SHUTTING_DOWN`); the retry (see `retry`) and later calls
+   * then go to the next, so a call that meets a dead API server is answered by another
+   * (docs/scale-out.md). With `direct`, the route table is watched on the same API server.
+   * An {@link ApiServers} is shared with its other users (a replica's delegation and object
+   * look-ups), so that one of them finding an API server dead moves all.
+   *
+   * @example
+   * ```ts
+   * const client = new Client({ apiServer: ["http://10.0.0.1:8080", "http://10.0.0.2:8080"] });
+   * ```
    */
-  apiServer?: string | readonly string[];
+  apiServer?: string | readonly string[] | ApiServers;
+  /** Where a switch to another API server is logged (warn, once per switch); default: not logged. */
+  logger?: Pick<Logger, "warn">;
   /** A replica's REST URL (http://…) to call it directly, or a gRPC `host:port` with protocol "grpc". */
   endpoint?: string;
   /** "rest" (default) or "grpc". With grpc, `apiServer`/`endpoint` is the gRPC `host:port`. */
@@ -97,19 +110,23 @@ export class Client {
   /** The transport once loaded (see {@link loadTransport}). */
   #transport: ClientTransport | undefined;
   #ready: Promise<ClientTransport>;
+  /** The API server `#ready` calls (another user of a shared {@link ApiServers} may have moved on since). */
+  #readyFor: string;
   readonly #options: ClientOptions;
-  /** Where calls go: the endpoint, or the API servers in order; `#current` is the one in use. */
-  readonly #targets: readonly string[];
-  #current = 0;
-  /** Each target's transport, loaded on first use. */
-  readonly #loads = new Map<number, Promise<ClientTransport>>();
+  /** Where calls go: the endpoint, or the API servers in order, and which one is in use (util/api-servers.ts). */
+  readonly #servers: ApiServers;
+  /** Each target's transport, loaded on first use (with `direct`, one for all: it follows `#servers` itself). */
+  readonly #loads = new Map<string, Promise<ClientTransport>>();
   readonly #direct: boolean;
   readonly #timeout: number;
   readonly #retry: boolean;
 
   constructor(options: ClientOptions) {
-    this.#targets = options.endpoint !== undefined ? [options.endpoint] : [options.apiServer ?? []].flat();
-    if (this.#targets.length === 0 || !this.#targets.every(Boolean)) throw new TypeError("Client needs apiServer or endpoint");
+    const given = options.apiServer;
+    const targets = options.endpoint !== undefined ? [options.endpoint] : given instanceof ApiServers ? given.urls : [given ?? []].flat();
+    if (targets.length === 0 || !targets.every(Boolean)) throw new TypeError("Client needs apiServer or endpoint");
+    this.#servers =
+      given instanceof ApiServers && options.endpoint === undefined ? given : new ApiServers(targets, { logger: options.logger });
     this.#options = options;
     this.#timeout = options.timeout ?? 60_000;
     this.#retry = options.retry ?? true;
@@ -117,20 +134,22 @@ export class Client {
       throw new TypeError("Client: direct needs apiServer (its route table), without endpoint, over REST");
     }
     this.#direct = options.direct === true;
-    this.#ready = this.#use(0);
+    this.#readyFor = this.#servers.current;
+    this.#ready = this.#use(this.#readyFor);
   }
 
-  /** Target `i`'s transport (loaded once); it becomes `#transport` when loaded if `i` is still the one in use. */
-  #use(i: number): Promise<ClientTransport> {
-    let load = this.#loads.get(i);
+  /** The transport for `url` (loaded once); it becomes `#transport` when loaded if `url` is still the one in use. */
+  #use(url: string): Promise<ClientTransport> {
+    const key = this.#direct ? "" : url;
+    let load = this.#loads.get(key);
     if (!load) {
-      load = loadTransport(this.#options, this.#targets[i]!);
-      this.#loads.set(i, load);
+      load = loadTransport(this.#options, url, this.#servers);
+      this.#loads.set(key, load);
     }
     // Handled here; a failed load reaches the caller through the calls that wait for it.
     load.then(
       (t) => {
-        if (this.#current === i) this.#transport = t;
+        if (this.#direct || this.#servers.current === url) this.#transport = t;
       },
       () => undefined,
     );
@@ -138,15 +157,22 @@ export class Client {
   }
 
   /**
-   * With several API servers: after a failed attempt on target `failed`, the next one takes this
-   * and later calls — unless a concurrent call has moved on already (calls failing together move
-   * one step, not one each).
+   * After a failed attempt on API server `failed`: when the failure says that API server is gone
+   * or not ready, the next one takes this call's retry and later calls — unless a concurrent call
+   * has moved on already. Other failures (a busy replica…) are retried where they happened.
    */
-  #next(failed: number): Promise<ClientTransport> {
-    if (this.#targets.length > 1 && this.#current === failed) {
-      this.#current = (this.#current + 1) % this.#targets.length;
+  #next(failed: string, err: unknown): Promise<ClientTransport> {
+    const f = failoverOf(err);
+    if (f !== undefined) this.#servers.moveFrom(failed, f.reason);
+    return this.#follow();
+  }
+
+  /** `#ready` for the current API server (the direct transport follows it by itself). */
+  #follow(): Promise<ClientTransport> {
+    if (!this.#direct && this.#readyFor !== this.#servers.current) {
       this.#transport = undefined;
-      this.#ready = this.#use(this.#current);
+      this.#readyFor = this.#servers.current;
+      this.#ready = this.#use(this.#readyFor);
     }
     return this.#ready;
   }
@@ -169,15 +195,15 @@ export class Client {
     const { query, req } = this.#prepare(capability, inputs, options);
     const o = { ...options, timeout: options.timeout ?? this.#timeout };
     const t = this.#transport;
-    let at = this.#current;
-    const first = t ? t.infer(query, req, o) : this.#ready.then((loaded) => loaded.infer(query, req, o));
+    let at = this.#servers.current;
+    const first = t && at === this.#readyFor ? t.infer(query, req, o) : this.#follow().then((loaded) => loaded.infer(query, req, o));
     if (!this.#retry) return first;
     // The retry state is made only when a first attempt failed: the common call pays for nothing.
     const retries = new Retries(o.timeout, o.signal);
     const retry = async (err: unknown): Promise<InferResponse> => {
       if (!(await retries.again(err))) throw err;
-      const next = await this.#next(at);
-      at = this.#current;
+      const next = await this.#next(at, err);
+      at = this.#servers.current;
       return next.infer(query, req, { ...o, timeout: retries.remaining() }).catch(retry);
     };
     return first.catch(retry);
@@ -186,14 +212,15 @@ export class Client {
   /** Streams the decoded chunks of a streaming capability; tried again (see `retry`) only until the first chunk arrives. */
   async *stream(capability: CapabilityInput, inputs: unknown, options: InferOptions = {}): AsyncIterable<unknown> {
     const { query, req } = this.#prepare(capability, inputs, options);
-    let at = this.#current;
-    let t = this.#transport ?? (await this.#ready);
+    let at = this.#servers.current;
+    let t = await this.#follow();
+    let failure: unknown;
     const timeout = options.timeout ?? this.#timeout;
     const retries = new Retries(timeout, options.signal);
     for (let attempt = 0; ; attempt++) {
       if (attempt > 0) {
-        t = await this.#next(at);
-        at = this.#current;
+        t = await this.#next(at, failure);
+        at = this.#servers.current;
       }
       const o = { ...options, timeout: attempt === 0 ? timeout : retries.remaining() };
       let started = false;
@@ -205,6 +232,7 @@ export class Client {
         return;
       } catch (err) {
         if (started || !this.#retry || !(await retries.again(err))) throw err;
+        failure = err;
       }
     }
   }
@@ -236,15 +264,59 @@ export class Client {
  * (route table, frame client, registration schema) load only in a process that uses them. A
  * worker's `ctx.call` client, for one, is made on its first call (sdk/caller.ts).
  */
-async function loadTransport(options: ClientOptions, target: string): Promise<ClientTransport> {
+async function loadTransport(options: ClientOptions, target: string, servers: ApiServers): Promise<ClientTransport> {
   const { inferenceToken, ca } = options;
   if (options.protocol === "grpc") {
     const { GrpcTransport } = await import("./client-grpc.js");
     return new GrpcTransport(target, { inferenceToken, ca });
   }
   const { RestTransport } = await import("./client-rest.js");
-  const rest = new RestTransport(target, options.connections ?? 16, { inferenceToken, ca });
-  if (!options.direct) return rest;
+  const rest = (url: string): ClientTransport => new RestTransport(url, options.connections ?? 16, { inferenceToken, ca });
+  if (!options.direct) return rest(target);
+  // One direct transport for all the API servers: its route watch and its way through an API
+  // server both follow `servers` (the watch moves it too when its stream dies).
   const { DirectTransport } = await import("./direct/direct-transport.js");
-  return new DirectTransport({ apiServer: target, token: options.token, inferenceToken, ca, fallback: rest });
+  return new DirectTransport({ apiServers: servers, token: options.token, inferenceToken, ca, fallback: new FollowCurrent(servers, rest) });
+}
+
+/** Calls through whichever API server is current, with one REST transport per API server (made on first use). */
+class FollowCurrent implements ClientTransport {
+  readonly #servers: ApiServers;
+  readonly #make: (url: string) => ClientTransport;
+  readonly #made = new Map<string, ClientTransport>();
+
+  constructor(servers: ApiServers, make: (url: string) => ClientTransport) {
+    this.#servers = servers;
+    this.#make = make;
+  }
+
+  infer(query: CapabilityMap, req: InferRequest, o: InferOptions & { timeout: number }): Promise<InferResponse> {
+    return this.#now().infer(query, req, o);
+  }
+
+  stream(query: CapabilityMap, req: InferRequest, o: InferOptions & { timeout: number }): AsyncIterable<InferResponse> {
+    return this.#now().stream(query, req, o);
+  }
+
+  isAlive(): Promise<boolean> {
+    return this.#now().isAlive();
+  }
+
+  isModelReady(name: string, version?: string): Promise<boolean> {
+    return this.#now().isModelReady(name, version);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.#made.values()].map((t) => t.close()));
+  }
+
+  #now(): ClientTransport {
+    const url = this.#servers.current;
+    let t = this.#made.get(url);
+    if (t === undefined) {
+      t = this.#make(url);
+      this.#made.set(url, t);
+    }
+    return t;
+  }
 }

@@ -6,7 +6,8 @@
 // registered, routing, ctx.call and delegation across hosts, an object made on A read on B (peer
 // fetch, no shared directory), a link cut and restored (the replica leaves the registry and comes
 // back by itself), and api1 killed under load while the SDK client, given both API servers, fails
-// over to api2: no request lost.
+// over to api2: no request lost, and the replicas' own ctx.call, delegation and object look-ups
+// move to api2 too.
 // Skipped with the reason where the machine gives no right to create namespaces.
 import assert from "node:assert/strict";
 import path from "node:path";
@@ -179,5 +180,15 @@ describe("replicas and API servers on several hosts (network namespaces)", { ski
     assert.notEqual((await procs.api1!.exited).signal, null, "api1 was killed during the load");
     // api2 still holds the full registry.
     assert.deepEqual((await registry(api.api2)).map((r) => r.service).sort(), ["host_a", "host_b"]);
+    // And the replicas' own calls, which went to api1 first, moved to api2 (util/api-servers.ts):
+    // ctx.call across hosts, a delegation from A, an object made on A read on B.
+    const viaApi2 = new Client({ apiServer: api.api2, direct: false, retry: false, timeout: 10_000 });
+    t.after(() => viaApi2.close());
+    assert.deepEqual(await viaApi2.infer({ type: "call_other", host: "b" }, {}), { caller: "replica-b", callee: "replica-a" });
+    const atA = new Client({ endpoint: byService(await registry(api.api2), "host_a")!.http_endpoint, retry: false, timeout: 10_000 });
+    t.after(() => atA.close());
+    assert.equal(await atA.infer({ type: "where", host: "b" }, {}), "replica-b");
+    const ref = String(await viaApi2.infer({ type: "obj_put", host: "a" }, { text: "made on a after api1 died" }));
+    assert.equal(await viaApi2.infer({ type: "obj_get", host: "b" }, { ref }), "made on a after api1 died");
   });
 });

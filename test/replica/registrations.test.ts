@@ -44,8 +44,10 @@ test("a name resolving to several addresses: one loop per address, followed as t
     { address: "10.1.0.6", family: 4 },
   ];
   let fail = false;
+  const told: string[][] = [];
   const set = new RegistrationSet(["http://anyserve-api-headless:8080/"], make, {
     rediscoverMs: 20,
+    onTargets: (targets) => told.push(targets),
     resolve: async () => {
       if (fail) throw new Error("ENOTFOUND");
       return answer;
@@ -60,11 +62,16 @@ test("a name resolving to several addresses: one loop per address, followed as t
   ];
   await waitFor("the new address gets a loop", () => set.targets.includes("http://10.1.0.7:8080"), 5_000, 5);
   assert.deepEqual(set.targets.sort(), ["http://10.1.0.6:8080", "http://10.1.0.7:8080"]);
+  // The replica's other calls (util/api-servers.ts) are told each change, and only changes.
+  assert.deepEqual(told.at(-1)!.sort(), ["http://10.1.0.6:8080", "http://10.1.0.7:8080"]);
+  assert.deepEqual(told[0], ["http://10.1.0.5:8080", "http://10.1.0.6:8080"]);
   await waitFor("the gone address's loop stopped", () => events.includes("stop http://10.1.0.5:8080"), 5_000, 5);
   // DNS failing for a while keeps what there is.
   fail = true;
+  const changes = told.length;
   await new Promise((r) => setTimeout(r, 60));
   assert.deepEqual(set.targets.sort(), ["http://10.1.0.6:8080", "http://10.1.0.7:8080"]);
+  assert.equal(told.length, changes, "nothing changed: nothing told");
   await set.stop();
 });
 

@@ -28,16 +28,18 @@ import type { ClientTransport, InferOptions } from "../client.js";
 import { decodeAnswer, encodeCall } from "../wire.js";
 import { RouteCache, type DirectRoute, type RouteCacheState } from "./route-cache.js";
 import { Gate } from "../../util/gate.js";
+import type { ApiServers } from "../../util/api-servers.js";
 
 export interface DirectTransportOptions {
-  apiServer: string;
+  /** The API servers, and which one is in use: the route table is watched there (util/api-servers.ts). */
+  apiServers: ApiServers;
   /** The API server's read or control-plane token, for the route table (a control token also yields the peer key). */
   token?: string | undefined;
   /** The inference token, when the deployment has one: shown to replicas' frame endpoints. */
   inferenceToken?: string | undefined;
   /** CA bundle for replicas and an API server that serve TLS. */
   ca?: string | Buffer | undefined;
-  /** The transport through the API server. */
+  /** The transport through the API server (the current one of `apiServers`). */
   fallback: ClientTransport;
 }
 
@@ -84,7 +86,7 @@ export class DirectTransport implements ClientTransport {
     this.#fallback = o.fallback;
     this.#frameToken = o.inferenceToken ?? (o.token ? peerKeyOf(o.token) : undefined);
     this.#ca = o.ca;
-    this.#routes = new RouteCache({ apiServer: o.apiServer, token: o.token, ca: o.ca, onLeave: (id) => this.#retire(id) });
+    this.#routes = new RouteCache({ apiServers: o.apiServers, token: o.token, ca: o.ca, onLeave: (id) => this.#retire(id) });
   }
 
   /** The route table as this client has it. */

@@ -5,7 +5,10 @@
  * balancing strategy are the gateway's too, on this client's own in-flight counts.
  *
  * The watch stream is opened on first use and reopened with back-off when it drops; meanwhile the
- * last table is used, and the first event of a new stream (the whole table) replaces it.
+ * last table is used, and the first event of a new stream (the whole table) replaces it. With
+ * several API servers the stream is opened on the current one (util/api-servers.ts); a stream
+ * that could not connect, broke or ended — its API server died or is stopping — moves on to the
+ * next, re-watched there after the shortest back-off.
  */
 import http, { type IncomingMessage } from "node:http";
 import https from "node:https";
@@ -18,10 +21,11 @@ import { Registry, type ReplicaEntry, type ReplicaRegistration } from "../../rou
 import { errorFromBody } from "../wire.js";
 import { readSse } from "../sse-reader.js";
 import { trustedCas } from "../../util/tls.js";
+import { failoverOf, type ApiServers } from "../../util/api-servers.js";
 
 export interface RouteCacheOptions {
-  /** The API server's URL. */
-  apiServer: string;
+  /** The API servers, and which one is in use. */
+  apiServers: ApiServers;
   /** Its read or control-plane token, when it has one. */
   token?: string | undefined;
   /** CA bundle for an `https://` API server, besides the system's. */
@@ -71,6 +75,8 @@ export class RouteCache {
   #started = false;
   #closed = false;
   #request: http.ClientRequest | undefined;
+  /** The last watch stream was cut for its silence (its API server hangs, or the link to it). */
+  #silent = false;
   #retry: { timer: NodeJS.Timeout; wake: () => void } | undefined;
 
   constructor(o: RouteCacheOptions) {
@@ -154,15 +160,20 @@ export class RouteCache {
     let failures = 0;
     while (!this.#closed) {
       let wait: number;
+      const at = this.#o.apiServers.current;
       try {
-        const tables = await this.#watch();
+        const tables = await this.#watch(at);
         failures = tables > 0 ? 0 : failures + 1;
         this.#lastError = "the watch stream ended";
+        // Ended by its server (stopped, killed): the next API server has the same table.
+        if (!this.#closed && this.#o.apiServers.moveFrom(at, "route watch: the stream ended")) failures = 0;
         wait = BACKOFF_MS[Math.min(failures, BACKOFF_MS.length - 1)]!;
       } catch (err) {
         const e = AnyServeError.from(err, "REPLICA_UNREACHABLE");
         this.#lastError = `${e.code}: ${e.message}`;
         const refused = e.code === "UNAUTHENTICATED" || e.code === "ROUTE_NOT_FOUND" || e.code === "NO_MATCHING_CAPABILITY";
+        const f = this.#closed ? undefined : (failoverOf(err) ?? (this.#silent ? { reason: "silent" } : undefined));
+        if (f !== undefined && this.#o.apiServers.moveFrom(at, `route watch: ${f.reason}`)) failures = 0;
         wait = refused ? REFUSED_MS : BACKOFF_MS[Math.min(failures++, BACKOFF_MS.length - 1)]!;
       }
       this.#connected = false;
@@ -183,8 +194,9 @@ export class RouteCache {
   }
 
   /** One watch stream: resolves with the number of tables it brought when it ends. */
-  async #watch(): Promise<number> {
-    const res = await this.#open();
+  async #watch(apiServer: string): Promise<number> {
+    this.#silent = false;
+    const res = await this.#open(apiServer);
     if (res.statusCode !== 200) {
       const chunks: Buffer[] = [];
       for await (const c of res) chunks.push(c as Buffer);
@@ -199,8 +211,8 @@ export class RouteCache {
     return tables;
   }
 
-  #open(): Promise<IncomingMessage> {
-    const url = new URL("/routes/watch", this.#o.apiServer);
+  #open(apiServer: string): Promise<IncomingMessage> {
+    const url = new URL("/routes/watch", apiServer);
     const headers: Record<string, string> = { accept: "text/event-stream" };
     if (this.#o.token) headers.authorization = `Bearer ${this.#o.token}`;
     return new Promise((resolve, reject) => {
@@ -210,7 +222,10 @@ export class RouteCache {
       req.on("error", reject);
       // The stream must not keep a process alive that forgot to close its client.
       req.once("socket", (socket) => socket.unref());
-      req.setTimeout(SILENCE_MS, () => req.destroy(new Error(`no event or ping from the API server in ${SILENCE_MS / 1000} s`)));
+      req.setTimeout(SILENCE_MS, () => {
+        this.#silent = true;
+        req.destroy(new Error(`no event or ping from the API server in ${SILENCE_MS / 1000} s`));
+      });
       if (this.#closed) req.destroy();
     });
   }
