@@ -19,6 +19,12 @@ import type { CancelSignal } from "../util/cancel.js";
 
 export type StrategyName = "single" | "async" | "multi" | "pool" | "process";
 
+/** Credentials of a worker thread's `ctx.call` (see {@link ExecutionOptions.callerAuth}). */
+export interface CallerAuth {
+  inferenceToken?: string | undefined;
+  ca?: Buffer | undefined;
+}
+
 /** What a replica's execution is made with: the app, sizes and limits (the same for all its capabilities). */
 export interface ExecutionOptions {
   /** The app and what a Context needs, for strategies that run in this thread. */
@@ -27,6 +33,12 @@ export interface ExecutionOptions {
   appSpec?: string | undefined;
   /** The API server, so that workers can offer `ctx.call` themselves. */
   apiServer?: string | readonly string[] | undefined;
+  /**
+   * What worker threads' `ctx.call`s carry: the deployment's inference token and the CA of its
+   * TLS. Threads share the replica's process, so they may hold its secrets; worker processes get
+   * none (process-handle.ts), so their calls are refused where an inference token is required.
+   */
+  callerAuth?: CallerAuth | undefined;
   /** `thread_count`: concurrency of `async`; threads of `multi`; minimum threads of `pool`; processes of `process`. */
   threads: number;
   /** `max_thread_count` of `pool` (≥ threads). */

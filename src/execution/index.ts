@@ -52,6 +52,7 @@ export function createStrategy(name: string, options: StrategyOptions): Executio
 }
 
 export type {
+  CallerAuth,
   Execution,
   ExecutionOptions,
   ExecutionStrategy,

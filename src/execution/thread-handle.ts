@@ -9,12 +9,13 @@ import { ThreadOutbox, unpack } from "./thread-port.js";
 import type { Meta } from "./worker-protocol.js";
 import type { ThreadWorkerData } from "./worker-thread.js";
 import type { ObjectStoreOptions } from "../objects/types.js";
-import type { WorkerService } from "./base.js";
+import type { CallerAuth, WorkerService } from "./base.js";
 
 export interface ThreadSpawnOptions {
   appSpec: string;
   replicaId: string;
   apiServer?: string | readonly string[] | undefined;
+  callerAuth?: CallerAuth | undefined;
   memoryMb?: number | undefined;
   /** The object store to open in the thread (includes its peer token: threads share the process). */
   objects?: ObjectStoreOptions | undefined;
@@ -51,6 +52,7 @@ export class ThreadHandle implements WorkerHandle {
       replicaId: o.replicaId,
       worker: name,
       apiServer: o.apiServer,
+      callerAuth: o.callerAuth,
       objects: o.objects,
       service: o.service,
     };

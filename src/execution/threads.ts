@@ -40,6 +40,7 @@ export function threadSpawner(name: StrategyName, o: ExecutionOptions): SpawnWor
       appSpec,
       replicaId: o.env.replicaId,
       apiServer: o.apiServer,
+      callerAuth: o.callerAuth,
       memoryMb: o.memoryMb,
       objects,
       service: o.service,

@@ -13,6 +13,7 @@ import type { ObjectStoreApi, ObjectStoreOptions } from "../objects/types.js";
 import { ApiServerCaller } from "../sdk/caller.js";
 import type { AnyServe } from "../sdk/app.js";
 import { jsonLogger } from "../util/log.js";
+import type { CallerAuth } from "./base.js";
 import type { RunEnv } from "./run-task.js";
 
 export interface WorkerEnvOptions {
@@ -22,6 +23,8 @@ export interface WorkerEnvOptions {
   worker: string;
   /** The API servers `ctx.call` goes through (and whose route table it reads), failing over in order. */
   apiServer?: string | readonly string[] | undefined;
+  /** What `ctx.call` carries (worker threads only: base.ts `callerAuth`). */
+  callerAuth?: CallerAuth | undefined;
   /** The replica's object store, as data the worker can open again. */
   objects?: ObjectStoreOptions | undefined;
 }
@@ -32,7 +35,7 @@ export function workerEnv(o: WorkerEnvOptions): RunEnv {
     app: o.app,
     replicaId: o.replicaId,
     logger,
-    caller: o.apiServer?.length ? new ApiServerCaller(o.apiServer, { logger }) : undefined,
+    caller: o.apiServer?.length ? new ApiServerCaller(o.apiServer, { logger, ...o.callerAuth }) : undefined,
     objects: o.objects ? lazyStore(o.objects) : undefined,
   };
 }

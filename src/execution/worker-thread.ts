@@ -6,7 +6,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import { AnyServeError } from "../errors.js";
 import type { ObjectStoreOptions } from "../objects/types.js";
 import { loadServable } from "../models/load.js";
-import type { WorkerService } from "./base.js";
+import type { CallerAuth, WorkerService } from "./base.js";
 import { ThreadOutbox, unpack } from "./thread-port.js";
 import { errorMetaOf, Msg, type Meta } from "./worker-protocol.js";
 import { workerEnv } from "./worker-env.js";
@@ -17,6 +17,7 @@ export interface ThreadWorkerData {
   replicaId: string;
   worker: string;
   apiServer?: string | readonly string[] | undefined;
+  callerAuth?: CallerAuth | undefined;
   objects?: ObjectStoreOptions | undefined;
   /** A class service: built with this name and these constructor arguments, as in the replica. */
   service?: WorkerService | undefined;
@@ -37,7 +38,14 @@ port.on("message", (batch: unknown) =>
 
 try {
   const app = await loadServable(data.appSpec, data.service ? { service: data.service.name, args: data.service.args } : {});
-  const env = workerEnv({ app, replicaId: data.replicaId, worker: data.worker, apiServer: data.apiServer, objects: data.objects });
+  const env = workerEnv({
+    app,
+    replicaId: data.replicaId,
+    worker: data.worker,
+    apiServer: data.apiServer,
+    callerAuth: data.callerAuth,
+    objects: data.objects,
+  });
   runtime = new WorkerRuntime(env, data.worker, out);
   runtime.onStopped = () => {
     out.flush();

@@ -14,7 +14,7 @@
  */
 import { AnyServeError } from "../errors.js";
 import { checkExecution, type ExecutionConfig } from "../execution/config.js";
-import { createExecution, type Execution, type StrategyStats } from "../execution/index.js";
+import { createExecution, type CallerAuth, type Execution, type StrategyStats } from "../execution/index.js";
 import { addLoad, Lane, type LaneLoad } from "../execution/lane.js";
 import { taskOf, type Task, type TaskHooks } from "../execution/task.js";
 import { type ChunkSink, describeModel, type IncomingCall, type InferBackend, type ModelMetadata } from "../protocol/call.js";
@@ -42,6 +42,8 @@ export interface DispatcherOptions {
   appSpec?: string | undefined;
   /** The API server, so that thread and process workers can offer `ctx.call`. */
   apiServer?: string | readonly string[] | undefined;
+  /** What worker threads' `ctx.call`s carry (execution/base.ts `callerAuth`). */
+  callerAuth?: CallerAuth | undefined;
   /** Strategy, sizes, queue and batching (from the service's config: `replica/service-config.ts`). */
   execution: ExecutionConfig;
   /** A capability turned warm, cold or failed: the registration should say so. */
@@ -77,6 +79,7 @@ export class Dispatcher implements InferBackend {
       env,
       appSpec: options.appSpec,
       apiServer: options.apiServer,
+      callerAuth: options.callerAuth,
       threads: c.threads,
       maxThreads: c.maxThreads,
       memoryMb: c.memoryMb,

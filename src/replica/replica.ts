@@ -200,6 +200,9 @@ async function assembleReplica(o: ReplicaParts["o"], apiServers: readonly string
     app: o.app,
     appSpec: o.appSpec,
     apiServer: apiServers.length > 0 ? apiServers : undefined,
+    // Worker threads share this process: their calls carry what the replica's own do (not the
+    // control-plane token, which calls do not need).
+    callerAuth: { inferenceToken: o.inferenceToken, ca: o.tlsCa },
     execution: executionOf(config),
     onStateChange: () => base.onStateChange(),
     replicaId,

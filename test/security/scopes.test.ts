@@ -60,9 +60,22 @@ describe("scopes: read, control and inference tokens (API server and replica pro
       "--inference-token",
       INFER,
     ]);
+    // A handler on a worker thread calling another capability (ctx.call, ctx.callStream): its
+    // calls must carry the inference token as the replica's own do.
+    const tokenArgs = ["--token", CONTROL, "--inference-token", INFER];
+    await startReplicaProc(hooks, api.ready.url!, `${path.join(FIXTURES, "callee_app.ts")}:app`, ["--replica-id", "callee", ...tokenArgs]);
+    await startReplicaProc(hooks, api.ready.url!, `${path.join(FIXTURES, "caller_app.ts")}:app`, [
+      "--replica-id",
+      "caller-thread",
+      "--threading-strategy",
+      "multi",
+      "--thread-count",
+      "1",
+      ...tokenArgs,
+    ]);
     await waitFor(
-      "the replica in the registry",
-      async () => ((await (await fetch(`${api.ready.url}/registry`, { headers: bearer(READ) })).json()) as { total: number }).total === 1,
+      "the replicas in the registry",
+      async () => ((await (await fetch(`${api.ready.url}/registry`, { headers: bearer(READ) })).json()) as { total: number }).total === 3,
     );
   });
   after(() => hooks.run());
@@ -117,8 +130,12 @@ describe("scopes: read, control and inference tokens (API server and replica pro
       replicas: { replica_id: string; available: boolean }[];
     };
     assert.deepEqual(
-      registry.replicas.map((r) => [r.replica_id, r.available]),
-      [["scoped", true]],
+      registry.replicas.map((r) => [r.replica_id, r.available]).sort(),
+      [
+        ["callee", true],
+        ["caller-thread", true],
+        ["scoped", true],
+      ],
       "nothing was changed",
     );
   });
@@ -161,6 +178,20 @@ describe("scopes: read, control and inference tokens (API server and replica pro
       );
       raw.close();
       assert.equal(status, grpc.status.UNAUTHENTICATED, `${address}: ModelMetadata`);
+    }
+  });
+
+  test("a handler on a worker thread calls other capabilities with the inference token (ctx.call and ctx.callStream)", async () => {
+    const client = new Client({ apiServer: api.ready.url!, inferenceToken: INFER });
+    try {
+      const chat = (await client.infer({ type: "chat" }, { text: "hello there" })) as { embedded_by: string; caller: string };
+      assert.equal(chat.embedded_by, "callee");
+      assert.equal(chat.caller, "caller-thread");
+      const relayed: string[] = [];
+      for await (const tok of client.stream({ type: "relay_stream" }, { text: "a b" })) relayed.push(String(tok));
+      assert.ok(relayed.length > 0 && relayed.every((t) => t.startsWith("relayed:")), JSON.stringify(relayed));
+    } finally {
+      await client.close();
     }
   });
 
