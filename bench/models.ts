@@ -22,7 +22,7 @@
  * - anyserve batched: the same with `batch_size 32`, `batch_wait_ms 2`: concurrent requests stacked
  *   along the dynamic batch dimension into one run.
  * Goals: batch 1 ≥ 0.8× in-process; batched ≥ 3× unbatched (both with binary tensors).
- * Run: node --import tsx bench/models.ts [--rounds N] [--seconds S] [--json]
+ * Run: node --import tsx bench/models.ts [--rounds N] [--seconds S] [--fast-ingress] [--json]
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -41,6 +41,8 @@ const arg = (name: string, fallback: string): string => {
 const json = process.argv.includes("--json");
 const rounds = Number(arg("--rounds", "3"));
 const seconds = Number(arg("--seconds", "2"));
+/** The API server behind the fast ingress instead of node:http (less of its CPU per request). */
+const fastIngress = process.argv.includes("--fast-ingress");
 const CONNECTIONS = 32;
 
 /** A model under test: its bytes and the width of its one input row. */
@@ -86,7 +88,7 @@ try {
 }
 
 async function main(): Promise<void> {
-  const api = await startCli("api-server", ["api-server", "--port", "0"]);
+  const api = await startCli("api-server", ["api-server", "--port", "0", ...(fastIngress ? ["--fast-ingress"] : [])]);
   const results = [];
   for (const model of MODELS) results.push({ model, per: await measure(model, api.ready.url!) });
   const head = ["model", "path", "req/s", "ratio"];
@@ -127,7 +129,7 @@ async function main(): Promise<void> {
     errors += per.reduce((a, p) => a + p.errors, 0);
   }
   goals.push(`errors: ${errors}; machine load ${machineInfo().loadAvg1} on ${machineInfo().cpuCount} cores`);
-  const title = `ONNX backend (bench/models.ts: ${CONNECTIONS} connections, REST through the API server; medians of ${rounds} rounds × ${seconds} s)`;
+  const title = `ONNX backend (bench/models.ts: ${CONNECTIONS} connections, REST through the API server${fastIngress ? " (fast ingress)" : ""}; medians of ${rounds} rounds × ${seconds} s)`;
   if (json) {
     const per = Object.fromEntries(results.map((r) => [r.model.name, r.per]));
     process.stdout.write(`${JSON.stringify({ config: { rounds, seconds, connections: CONNECTIONS }, title, head, rows, goals, per })}\n`);
