@@ -9,6 +9,7 @@ import type { ExecutionOptions, ExecutionStrategy, StrategyOptions } from "./bas
 import { ProcessSpawner } from "./process-handle.js";
 import { groupOptions, requireAppSpec, workerStoreConfig } from "./threads.js";
 import { WorkerGroup } from "./worker-group.js";
+import { serveWorkerRequest } from "./worker-requests.js";
 import { SharedWorkers } from "./workers.js";
 
 export function processWorkers(o: ExecutionOptions): SharedWorkers {
@@ -28,6 +29,8 @@ export function processWorkers(o: ExecutionOptions): SharedWorkers {
     });
     return new WorkerGroup({
       ...groupOptions("process", o, spawner.spawn, n, n),
+      // A worker process's ctx.call goes through the replica (replica-caller.ts): it holds no token.
+      onWorkerRequest: (handle, type, id, meta, body, signal) => serveWorkerRequest(o, handle, type, id, meta, body, signal),
       prepare: () => spawner.listen(),
       cleanup: () => spawner.close(),
     });

@@ -24,21 +24,13 @@
  * answers CALL_RESULT. An object owned by another replica is read with FETCH: the replica fetches it
  * (with its token) and answers FETCHED. Workers never hold the token.
  */
-import { AnyServeError } from "../errors.js";
-import type { ObjectStoreApi } from "../objects/types.js";
-import { normalizeCapability } from "../protocol/capability.js";
-import { decodeRequest } from "../protocol/codec.js";
-import { encodeJsonResponse } from "../protocol/json-codec.js";
 import { pythonEnv, type PythonApp } from "../sdk/python-app.js";
-import { answerMeta } from "../transport/call-meta.js";
-import { toAbortSignal, type CancelSignal } from "../util/cancel.js";
 import type { ExecutionOptions, StrategyName } from "./base.js";
-import type { WorkerHandle } from "./handle.js";
 import { ProcessSpawner } from "./process-handle.js";
 import { groupOptions, workerStoreConfig } from "./threads.js";
 import { WorkerGroup } from "./worker-group.js";
 import { SharedWorkers } from "./workers.js";
-import { errorMetaOf, Msg, type Meta } from "./worker-protocol.js";
+import { serveWorkerRequest } from "./worker-requests.js";
 
 /** How a Python worker says it ran out of memory (`memory_mb`): this line on stderr and exit code 87 (worker/protocol.py). */
 const PYTHON_OOM = /\bMemoryError\b/;
@@ -98,56 +90,4 @@ export function pythonWorkers(name: StrategyName, o: ExecutionOptions, app: Pyth
       onWorkerRequest: (handle, type, id, meta, body, signal) => serveWorkerRequest(o, handle, type, id, meta, body, signal),
     });
   });
-}
-
-/** Answers a worker's CALL (through the replica's caller) or FETCH (through its object store). */
-function serveWorkerRequest(
-  o: ExecutionOptions,
-  handle: WorkerHandle,
-  type: number,
-  id: number,
-  meta: Meta,
-  body: Buffer,
-  signal: CancelSignal | undefined,
-): void {
-  if (type !== Msg.CALL && type !== Msg.FETCH) return;
-  const reply = type === Msg.CALL ? Msg.CALL_RESULT : Msg.FETCHED;
-  const work = type === Msg.CALL ? call(o, meta, body, signal) : fetchObject(o.env.objects, meta);
-  work.then(
-    (out) => handle.send(reply, id, out.meta, out.body),
-    (err: unknown) => handle.send(reply, id, errorMetaOf(err)),
-  );
-}
-
-async function call(
-  o: ExecutionOptions,
-  meta: Meta,
-  body: Buffer,
-  signal: CancelSignal | undefined,
-): Promise<{ meta: Meta; body: Buffer }> {
-  const caller = o.env.caller;
-  if (!caller?.callRaw) throw new AnyServeError("INTERNAL", "cross-replica call not available: the replica has no --api-server");
-  if (signal?.aborted) throw AnyServeError.from(signal.reason, "CANCELLED");
-  const req = decodeRequest(body, {
-    contentType: typeof meta?.ct === "string" ? meta.ct : undefined,
-    headerLength: typeof meta?.hl === "number" ? meta.hl : undefined,
-  });
-  // Whole milliseconds (timers take integers), at least one.
-  const timeout = typeof meta?.timeout === "number" && meta.timeout > 0 ? Math.max(1, Math.floor(meta.timeout)) : 60_000;
-  const res = await caller.callRaw(normalizeCapability(meta?.q as Record<string, string>, "capability"), req, {
-    timeout,
-    ...(signal ? { signal: toAbortSignal(signal) } : {}),
-  });
-  // Every output in the binary part: exact for every datatype, no UTF-8 requirement on BYTES.
-  const out = encodeJsonResponse(res, { all: true });
-  return { meta: answerMeta(out), body: out.body };
-}
-
-async function fetchObject(objects: ObjectStoreApi | undefined, meta: Meta): Promise<{ meta: Meta; body: Buffer }> {
-  if (!objects) throw new AnyServeError("INTERNAL", "ObjectStore not available: the replica has no object store");
-  const ref = typeof meta?.ref === "string" ? meta.ref : "";
-  const info = await objects.stat(ref);
-  const { ref: _ref, ...plain } = info;
-  if (meta?.op === "stat") return { meta: { ...plain }, body: Buffer.alloc(0) };
-  return { meta: { ...plain }, body: await objects.get(ref) };
 }

@@ -10,6 +10,7 @@ import { loadServable } from "../models/load.js";
 import { readFrames, SocketOutbox } from "./socket-port.js";
 import { errorMetaOf, Msg, WORKER_PROTOCOL_VERSION, type Meta } from "./worker-protocol.js";
 import { workerEnv } from "./worker-env.js";
+import { ReplicaCaller } from "./replica-caller.js";
 import { WorkerRuntime } from "./worker-runtime.js";
 
 const env = process.env;
@@ -40,7 +41,22 @@ try {
     apiServer: env.ANYSERVE_API_SERVER ? env.ANYSERVE_API_SERVER.split(",") : undefined,
     objects,
   });
+  // ctx.call through the replica (CALL), with its credentials; ctx.callStream from here.
+  const calls = runEnv.caller
+    ? new ReplicaCaller({
+        send: (type, id, meta, body) => {
+          out.send(type, id, meta, body);
+          out.flush();
+        },
+        job: () => runtime?.runningJob,
+        streams: runEnv.caller,
+      })
+    : undefined;
+  if (calls) runEnv.caller = calls;
   runtime = new WorkerRuntime(runEnv, name, out);
+  runtime.onAnswer = (type, id, meta, body) => {
+    if (type === Msg.CALL_RESULT) calls?.answer(id, meta, body);
+  };
   runtime.onStopped = () => socket.end(() => process.exit(0));
   runtime.boot();
   for (const m of early.splice(0)) runtime.receive(...m);

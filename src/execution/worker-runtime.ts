@@ -60,6 +60,14 @@ export class WorkerRuntime {
   #stopping = false;
   /** Called after STOPPED is sent: the transport closes and the worker exits. */
   onStopped: () => void = () => undefined;
+  /** A message of a type the runtime does not handle itself: an answer to the worker's own request. */
+  onAnswer: (type: number, id: number, meta: Meta, body: Buffer) => void = () => undefined;
+
+  /** The id of the job running now, if one is (a control — OPEN, CLOSE — is not a job). */
+  get runningJob(): number | undefined {
+    const r = this.#running;
+    return r !== undefined && "controllers" in r ? r.id : undefined;
+  }
 
   constructor(env: RunEnv, name: string, out: Outbox) {
     this.#env = env;
@@ -129,7 +137,9 @@ export class WorkerRuntime {
         this.#next();
         return;
       default:
-        // Unknown types are ignored so a newer strategy can add messages.
+        // The replica's answers to what the worker asked (CALL_RESULT: replica-caller.ts) go to
+        // whoever asked; other unknown types are ignored so a newer strategy can add messages.
+        this.onAnswer(type, id, meta, body);
         return;
     }
   }

@@ -60,10 +60,13 @@ export class ApiServerCaller implements Caller {
     return this.#use().infer(capability, inputs, inferOptions(o));
   }
 
-  callRaw(capability: CapabilityMap, request: InferRequest, o: { timeout: number; signal?: AbortSignal }): Promise<InferResponse> {
+  callRaw(
+    capability: CapabilityMap,
+    request: InferRequest,
+    o: { timeout: number; signal?: AbortSignal; affinity?: string },
+  ): Promise<InferResponse> {
     return this.#use().inferRaw(capability, request.inputs, {
-      timeout: o.timeout,
-      ...(o.signal ? { signal: o.signal } : {}),
+      ...inferOptions(o),
       ...(request.parameters ? { parameters: request.parameters } : {}),
       ...(request.id !== undefined ? { id: request.id } : {}),
     });

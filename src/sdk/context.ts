@@ -24,7 +24,11 @@ export interface CallOptions {
 export interface Caller {
   call(capability: CapabilityMap, inputs: unknown, options: CallOptions & { timeout: number; signal?: AbortSignal }): Promise<unknown>;
   /** The call with a whole request in and the whole response out (a Python worker's CALL: nothing decoded to values). */
-  callRaw?(capability: CapabilityMap, request: InferRequest, options: { timeout: number; signal?: AbortSignal }): Promise<InferResponse>;
+  callRaw?(
+    capability: CapabilityMap,
+    request: InferRequest,
+    options: { timeout: number; signal?: AbortSignal; affinity?: string },
+  ): Promise<InferResponse>;
   callStream?(
     capability: CapabilityMap,
     inputs: unknown,

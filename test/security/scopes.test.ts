@@ -45,6 +45,8 @@ describe("scopes: read, control and inference tokens (API server and replica pro
   let api: Proc;
   let fast: Proc;
   let replica: Proc;
+  let callerThread: Proc;
+  let callerProcess: Proc;
 
   before(async () => {
     const tokens = ["--token", CONTROL, "--read-token", READ, "--inference-token", INFER];
@@ -64,7 +66,7 @@ describe("scopes: read, control and inference tokens (API server and replica pro
     // calls must carry the inference token as the replica's own do.
     const tokenArgs = ["--token", CONTROL, "--inference-token", INFER];
     await startReplicaProc(hooks, api.ready.url!, `${path.join(FIXTURES, "callee_app.ts")}:app`, ["--replica-id", "callee", ...tokenArgs]);
-    await startReplicaProc(hooks, api.ready.url!, `${path.join(FIXTURES, "caller_app.ts")}:app`, [
+    callerThread = await startReplicaProc(hooks, api.ready.url!, `${path.join(FIXTURES, "caller_app.ts")}:app`, [
       "--replica-id",
       "caller-thread",
       "--threading-strategy",
@@ -73,9 +75,19 @@ describe("scopes: read, control and inference tokens (API server and replica pro
       "1",
       ...tokenArgs,
     ]);
+    // The same in a worker process, which holds no token: its ctx.call goes through the replica (CALL).
+    callerProcess = await startReplicaProc(hooks, api.ready.url!, `${path.join(FIXTURES, "caller_app.ts")}:app`, [
+      "--replica-id",
+      "caller-process",
+      "--threading-strategy",
+      "process",
+      "--thread-count",
+      "1",
+      ...tokenArgs,
+    ]);
     await waitFor(
       "the replicas in the registry",
-      async () => ((await (await fetch(`${api.ready.url}/registry`, { headers: bearer(READ) })).json()) as { total: number }).total === 3,
+      async () => ((await (await fetch(`${api.ready.url}/registry`, { headers: bearer(READ) })).json()) as { total: number }).total === 4,
     );
   });
   after(() => hooks.run());
@@ -133,6 +145,7 @@ describe("scopes: read, control and inference tokens (API server and replica pro
       registry.replicas.map((r) => [r.replica_id, r.available]).sort(),
       [
         ["callee", true],
+        ["caller-process", true],
         ["caller-thread", true],
         ["scoped", true],
       ],
@@ -182,7 +195,8 @@ describe("scopes: read, control and inference tokens (API server and replica pro
   });
 
   test("a handler on a worker thread calls other capabilities with the inference token (ctx.call and ctx.callStream)", async () => {
-    const client = new Client({ apiServer: api.ready.url!, inferenceToken: INFER });
+    // Straight to that replica, so that its handler is the one that answers.
+    const client = new Client({ endpoint: callerThread.ready.http!, inferenceToken: INFER });
     try {
       const chat = (await client.infer({ type: "chat" }, { text: "hello there" })) as { embedded_by: string; caller: string };
       assert.equal(chat.embedded_by, "callee");
@@ -190,6 +204,18 @@ describe("scopes: read, control and inference tokens (API server and replica pro
       const relayed: string[] = [];
       for await (const tok of client.stream({ type: "relay_stream" }, { text: "a b" })) relayed.push(String(tok));
       assert.ok(relayed.length > 0 && relayed.every((t) => t.startsWith("relayed:")), JSON.stringify(relayed));
+    } finally {
+      await client.close();
+    }
+  });
+
+  test("a handler in a worker process (no token of its own) calls through its replica, with the replica's inference token", async () => {
+    // Straight to that replica, so that its handler is the one that answers.
+    const client = new Client({ endpoint: callerProcess.ready.http!, inferenceToken: INFER });
+    try {
+      const chat = (await client.infer({ type: "chat" }, { text: "hello there" })) as { embedded_by: string; caller: string };
+      assert.equal(chat.embedded_by, "callee");
+      assert.equal(chat.caller, "caller-process");
     } finally {
       await client.close();
     }
