@@ -443,7 +443,9 @@ export class WorkerGroup {
         if (!job) return;
         this.#measure(slot, job);
         const err = errorOf(meta);
-        if (err) this.#settle(job, err);
+        // A worker that took our CANCEL answers CANCELLED; the caller gave its own reason (a
+        // deadline, say: 504 rather than 499), and that is what the job failed of.
+        if (err) this.#settle(job, err.code === "CANCELLED" && job.signal.aborted ? job.abortError() : err);
         else
           this.#settle(
             job,

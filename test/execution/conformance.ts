@@ -85,6 +85,8 @@ export function runConformance(target: ConformanceTarget): void {
       const ac = new AbortController();
       const t = task({ op: "sleep", ms: 30_000 });
       const p = s.submit(t, ac.signal);
+      // Aborted once it runs (a job still queued is dropped before any handler could see it).
+      await waitFor("the handler to run", () => marks(replicaId, "running").includes(t.call.rid));
       ac.abort(new AnyServeError("DEADLINE_EXCEEDED", "test deadline"));
       await assert.rejects(p);
       await waitFor("the handler to see its abort", () => marks(replicaId, "aborted").includes(t.call.rid));
@@ -150,7 +152,10 @@ export function runConformance(target: ConformanceTarget): void {
       test("a handler that ignores its abort is terminated after the grace period; the next request succeeds", async () => {
         const before = s.stats().replaced;
         const ac = new AbortController();
-        const stuck = s.submit(task({ op: "spin" }), ac.signal);
+        const t = task({ op: "spin" });
+        const stuck = s.submit(t, ac.signal);
+        // Aborted once it runs: a job still queued is dropped without a stuck worker to replace.
+        await waitFor("the spin to run", () => marks(replicaId, "spinning").includes(t.call.rid));
         ac.abort(new AnyServeError("DEADLINE_EXCEEDED", "test deadline"));
         await rejectsWith(stuck, "DEADLINE_EXCEEDED");
         await waitFor("the stuck worker to be replaced", () => s.stats().replaced > before);
