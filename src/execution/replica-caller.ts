@@ -96,12 +96,4 @@ export class ReplicaCaller implements Caller {
       p.reject(e);
     }
   }
-
-  /** The replica is gone: every call still waiting fails. */
-  failAll(err: AnyServeError): void {
-    for (const p of [...this.#pending.values()]) {
-      p.done();
-      p.reject(err);
-    }
-  }
 }

@@ -194,28 +194,28 @@ describe("scopes: read, control and inference tokens (API server and replica pro
     }
   });
 
+  /** `chat` called on `client` (straight to one replica, so its handler answers) embeds through `callee` with ctx.call. */
+  async function assertChatCalls(client: Client, id: string): Promise<void> {
+    const chat = (await client.infer({ type: "chat" }, { text: "hello there" })) as { embedded_by: string; caller: string };
+    assert.deepEqual([chat.caller, chat.embedded_by], [id, "callee"]);
+  }
+
   test("a handler on a worker thread calls other capabilities with the inference token (ctx.call and ctx.callStream)", async () => {
-    // Straight to that replica, so that its handler is the one that answers.
     const client = new Client({ endpoint: callerThread.ready.http!, inferenceToken: INFER });
     try {
-      const chat = (await client.infer({ type: "chat" }, { text: "hello there" })) as { embedded_by: string; caller: string };
-      assert.equal(chat.embedded_by, "callee");
-      assert.equal(chat.caller, "caller-thread");
+      await assertChatCalls(client, "caller-thread");
       const relayed: string[] = [];
       for await (const tok of client.stream({ type: "relay_stream" }, { text: "a b" })) relayed.push(String(tok));
-      assert.ok(relayed.length > 0 && relayed.every((t) => t.startsWith("relayed:")), JSON.stringify(relayed));
+      assert.deepEqual(relayed, ["relayed:a", "relayed:b"]);
     } finally {
       await client.close();
     }
   });
 
   test("a handler in a worker process (no token of its own) calls through its replica, with the replica's inference token", async () => {
-    // Straight to that replica, so that its handler is the one that answers.
     const client = new Client({ endpoint: callerProcess.ready.http!, inferenceToken: INFER });
     try {
-      const chat = (await client.infer({ type: "chat" }, { text: "hello there" })) as { embedded_by: string; caller: string };
-      assert.equal(chat.embedded_by, "callee");
-      assert.equal(chat.caller, "caller-process");
+      await assertChatCalls(client, "caller-process");
     } finally {
       await client.close();
     }
