@@ -304,9 +304,9 @@ export class DeploymentController {
 
   /**
    * Requests at the service's replicas that are not leaving. Per replica: those this API server
-   * has sent it and not had answered (exact, now), plus those it reported beyond what this API
-   * server had sent it then (direct clients, other API servers; as of its last report). A stale
-   * report never counts the requests sent through here twice.
+   * has sent it and not had answered (exact, now), plus those it reported beyond the most this API
+   * server had in flight to it while that report was on its way (direct clients, other API servers;
+   * as of its last report). A stale report never counts the requests sent through here twice.
    */
   #ongoing(service: string): number {
     let sum = 0;

@@ -18,7 +18,7 @@ import { answerError, answerOf, type FrameKind } from "../transport/call-meta.js
 import { retireClient } from "../transport/retire.js";
 import { describeUnavailable, preferWarm } from "../routing/candidates.js";
 import type { ServicePolicies, ServicePolicy } from "./policies.js";
-import { isRoutable, targetOf, type Registry, type ReplicaEntry, type Route } from "../routing/registry.js";
+import { countSent, isRoutable, targetOf, type Registry, type ReplicaEntry, type Route } from "../routing/registry.js";
 import { CircuitBreakers, type CircuitBreakerOptions } from "./resilience/circuit-breaker.js";
 import { OutlierDetector, type OutlierDetectorOptions } from "./resilience/outlier-detector.js";
 import { canRetryElsewhere, isCircuitFailure, isReplicaFault } from "../routing/outcome.js";
@@ -345,7 +345,7 @@ export class Forwarder implements InferBackend {
     } catch (err) {
       return Promise.reject(err);
     }
-    entry.inFlight++;
+    countSent(entry);
     return sent.then(
       (reply) => {
         // The replica answered (an error too): it is making progress.

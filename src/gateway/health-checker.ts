@@ -89,6 +89,7 @@ export class HealthChecker {
       if (!health && (loadEvery === undefined || now - slot.lastAny < loadEvery)) continue;
       slot.busy = true;
       slot.lastAny = now;
+      entry.inFlightPeak = entry.inFlight;
       void this.#check(entry, slot, interval, now, health ? interval : Math.min(interval, loadEvery!), health);
     }
   }
@@ -117,7 +118,7 @@ export class HealthChecker {
     if (!current || targetOf(current) !== targetOf(entry)) return;
     if (report?.load !== null && typeof report?.load === "object") {
       current.load = report.load as ReplicaLoad;
-      current.loadInFlight = current.inFlight;
+      current.loadInFlight = current.inFlightPeak;
     }
     // A load probe that passes is as good as a health probe; one that fails is left to the next health probe.
     if (health || error === undefined) this.#record(current, error);

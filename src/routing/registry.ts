@@ -85,12 +85,22 @@ export interface ReplicaEntry extends ReplicaRegistration {
   /** What the replica reported with its last health probe answer (queue, workers, CPU, memory). */
   load?: ReplicaLoad | undefined;
   /**
-   * `inFlight` when that answer came: the replica's requests beyond it are ones this API server did
-   * not send (direct clients, other API servers), which the autoscaler adds to `inFlight` now.
+   * The most `inFlight` reached while the probe that brought `load` was out: the replica's requests
+   * beyond it are ones this API server did not send (direct clients, other API servers), which the
+   * autoscaler adds to `inFlight` now. The peak, not the count when the answer came: requests
+   * answered between the replica's count and the answer's arrival would otherwise show as
+   * requests from elsewhere (a stale report counted twice — more replicas than the load needs).
    */
   loadInFlight?: number | undefined;
+  /** The most `inFlight` since the running load probe was sent (see {@link countSent}). */
+  inFlightPeak: number;
   /** Registration order, so lookups return replicas in a stable order without a full scan. */
   order: number;
+}
+
+/** A request sent to `entry` and not yet answered: its `inFlight` and the probe window's peak. */
+export function countSent(entry: ReplicaEntry): void {
+  if (++entry.inFlight > entry.inFlightPeak) entry.inFlightPeak = entry.inFlight;
 }
 
 /** A query's matches: its canonical key (`type=chat,model=x`) and the replicas. */
@@ -175,6 +185,7 @@ export class Registry {
       registeredAt: previous?.registeredAt ?? now,
       lastHeartbeat: now,
       inFlight: previous?.inFlight ?? 0,
+      inFlightPeak: previous?.inFlightPeak ?? 0,
       progressAt: previous?.progressAt ?? now,
       available: reg.draining !== undefined ? !reg.draining : !this.#drained.has(reg.replicaId),
       healthy: same ? previous.healthy : !foreign,

@@ -131,8 +131,18 @@ test("consistent_hash keeps a key on one replica and moves only the leaving repl
   assert.ok(moved > keys.length / 6 && moved < keys.length / 2, `about 1/3 moved: ${moved} of ${keys.length}`);
 });
 
-/** 200 req/s of `who` for `durationMs`, sending `signal` to replica `id` at `atMs`. */
-async function loadWithFault(d: Deployed, id: string, signal: NodeJS.Signals, durationMs: number, atMs: number) {
+/**
+ * 200 req/s of `who` for `durationMs`, sending `signal` to replica `id` at `atMs`; with `until`,
+ * the load goes on past `durationMs` until it holds for the answers so far (60 s at most).
+ */
+async function loadWithFault(
+  d: Deployed,
+  id: string,
+  signal: NodeJS.Signals,
+  durationMs: number,
+  atMs: number,
+  until?: (answered: readonly Answer[], faultAt: number) => boolean,
+) {
   const victim = (await d.replicas()).find((r) => r.replicaId === id)!;
   let faultAt = -1;
   const startedAt = Date.now();
@@ -147,8 +157,10 @@ async function loadWithFault(d: Deployed, id: string, signal: NodeJS.Signals, du
         process.kill(victim.pid!, signal);
       }
     },
+    ...(until ? { until: (answered: readonly Answer[]) => faultAt >= 0 && until(answered, faultAt), maxDurationMs: 60_000 } : {}),
   });
-  assert.equal(answers.length, (durationMs / 1000) * 200);
+  if (until) assert.ok(answers.length >= (durationMs / 1000) * 200);
+  else assert.equal(answers.length, (durationMs / 1000) * 200);
   return { answers, faultAt, startedAt, victim };
 }
 
@@ -158,7 +170,10 @@ test("SIGKILL of 1 of 3 replicas under 200 req/s: with failover no request fails
     ...deployment({ load_balancing: "round_robin", failover_enabled: true }),
     monitoring: { health_check_interval: interval },
   });
-  const { answers, faultAt, startedAt, victim } = await loadWithFault(d, "svc-1", "SIGKILL", 10_000, 2_000);
+  // The load runs until the restarted svc-1 has answered (restart back-off + boot take longer on
+  // a loaded machine), 60 s at most.
+  const cameBack = (answered: readonly Answer[], faultAt: number) => answered.some((a) => a.value === "svc-1" && a.at > faultAt);
+  const { answers, faultAt, startedAt, victim } = await loadWithFault(d, "svc-1", "SIGKILL", 6_000, 2_000, cameBack);
   assert.deepEqual(failures(answers).slice(0, 5), [], `${failures(answers).length} requests failed`);
   // The replacement registered, is healthy, and answered requests again.
   const restarted = (await d.replicas()).find((r) => r.replicaId === "svc-1")!;
@@ -169,7 +184,9 @@ test("SIGKILL of 1 of 3 replicas under 200 req/s: with failover no request fails
   assert.ok(back.length > 0, "the restarted svc-1 took traffic again within the run");
   const firstBack = Math.min(...back.map((a) => a.at));
   const registeredAt = Date.parse(entry.registered_at) - startedAt;
-  assert.ok(firstBack - registeredAt <= 2 * interval * 1000, `first answer ${firstBack - registeredAt} ms after it registered again`);
+  // Back in rotation within a few health checks of registering — not after an outlier ejection
+  // (30 s by default) or a circuit's reset; the margin is for a loaded machine.
+  assert.ok(firstBack - registeredAt <= 6 * interval * 1000, `first answer ${firstBack - registeredAt} ms after it registered again`);
   t.diagnostic(
     `answers by replica: ${JSON.stringify(countBy(answers, (a) => String(a.value)))}; svc-1 registered again ${registeredAt - faultAt} ms after the kill (restart back-off + boot), answered ${firstBack - registeredAt} ms after that`,
   );

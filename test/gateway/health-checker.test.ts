@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { HealthChecker, RETRY_AFTER_FAILURE_MS, UNHEALTHY_AFTER } from "../../src/gateway/health-checker.js";
 import { ServicePolicies } from "../../src/gateway/policies.js";
-import { Registry, type ReplicaEntry } from "../../src/routing/registry.js";
+import { countSent, Registry, type ReplicaEntry } from "../../src/routing/registry.js";
 import { silentLogger } from "../../src/util/logger.js";
 import { waitFor } from "../helpers/processes.js";
 
@@ -191,4 +191,30 @@ test("start() probes on its timer; stop() stops it", async () => {
   const witness = await running("w1");
   witness.checker.stop();
   assert.equal(a.count(), stoppedAt, "no probe after stop()");
+});
+
+test("a load report's requests from elsewhere are measured against the most in flight while the probe was out, not the count when it came", async () => {
+  const { clock, fake, checker, add } = setup();
+  const entry = add("r1");
+  for (let i = 0; i < 3; i++) countSent(entry);
+  fake.outcome.set("r1", "hang");
+  checker.probeDue();
+  // The replica counts its 3 requests (REPORT: 2 running + 1 queued); two of them are answered
+  // before its report arrives, and one more is sent.
+  entry.inFlight -= 2;
+  countSent(entry);
+  fake.answerHanging();
+  await recorded();
+  assert.deepEqual(entry.load, { in_flight: 2, queue_depth: 1 });
+  assert.equal(entry.loadInFlight, 3, "the peak while the probe was out");
+  // What the autoscaler counts (deploy/controller.ts): in flight now + the report beyond the peak.
+  const fromElsewhere = Math.max(0, 3 - entry.loadInFlight!);
+  assert.equal(entry.inFlight + fromElsewhere, 2, "the two answered requests are not counted as requests from elsewhere");
+  // The next probe's window starts from the count at its start.
+  fake.outcome.set("r1", "pass");
+  entry.inFlight = 0;
+  clock.advance(HEARTBEAT_MS);
+  checker.probeDue();
+  await recorded();
+  assert.equal(entry.loadInFlight, 0);
 });

@@ -25,6 +25,13 @@ export interface LoadOptions {
   timeoutMs?: number;
   /** Called once per pacing tick with the elapsed ms (to inject faults mid-run). */
   onTick?: (elapsedMs: number) => void;
+  /**
+   * Past `durationMs`, go on at the same pace until this holds for the answers received so far
+   * (or `maxDurationMs` has passed) — so a test waits for an event (a restarted replica answering)
+   * rather than betting that it happens within a fixed run on a loaded machine.
+   */
+  until?: (answered: readonly Answer[]) => boolean;
+  maxDurationMs?: number;
 }
 
 const DEFAULT_BODY = JSON.stringify({ inputs: [{ name: "text", datatype: "BYTES", shape: [1], data: ["x"] }] });
@@ -34,14 +41,22 @@ export async function runLoad(o: LoadOptions): Promise<Answer[]> {
   const target = new URL(o.path ?? "/infer", o.url);
   const body = o.body ?? DEFAULT_BODY;
   const answers: Promise<Answer>[] = [];
+  const answered: Answer[] = [];
   const start = Date.now();
+  const maxDurationMs = o.until ? (o.maxDurationMs ?? 60_000) : o.durationMs;
   await new Promise<void>((resolve) => {
+    let endMs = o.durationMs;
     const timer = setInterval(() => {
       const elapsed = Date.now() - start;
       o.onTick?.(elapsed);
-      const due = Math.min(Math.floor((elapsed * o.rps) / 1000), Math.floor((o.durationMs * o.rps) / 1000));
-      while (answers.length < due) answers.push(send(agent, target, o.headers, body, elapsed, o.timeoutMs ?? 15_000));
-      if (elapsed >= o.durationMs) {
+      if (elapsed >= endMs && o.until && !o.until(answered)) endMs = Math.min(elapsed + 100, maxDurationMs);
+      const due = Math.min(Math.floor((elapsed * o.rps) / 1000), Math.floor((endMs * o.rps) / 1000));
+      while (answers.length < due) {
+        const answer = send(agent, target, o.headers, body, elapsed, o.timeoutMs ?? 15_000);
+        answer.then((a) => answered.push(a));
+        answers.push(answer);
+      }
+      if (elapsed >= endMs) {
         clearInterval(timer);
         resolve();
       }
