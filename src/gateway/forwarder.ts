@@ -97,6 +97,8 @@ export class Forwarder implements InferBackend {
   readonly #retired = new Set<ReplicaTransport>();
   readonly outliers: OutlierDetector;
   readonly circuits: CircuitBreakers;
+  /** Each registered replica's instance (target and secret) as last registered: a change is a new process. */
+  readonly #instances = new Map<string, string>();
   readonly retryBudget: RetryBudget;
   readonly #maxRetries: number;
   readonly #stallMs: number;
@@ -119,6 +121,7 @@ export class Forwarder implements InferBackend {
     this.#maxRetries = r.maxRetries ?? 2;
     this.#stallMs = options.stallMs ?? DEFAULT_STALL_MS;
     this.#warmUntil = Date.now() + (options.warmupMs ?? 0);
+    for (const e of options.registry.list()) this.#instances.set(e.replicaId, instanceOf(e));
     options.registry.onChange((event, entry) => {
       // A replica that left (or re-registered elsewhere) gets no new requests on its old
       // connection; the ones in flight finish (a draining replica unregisters before it drains).
@@ -129,8 +132,15 @@ export class Forwarder implements InferBackend {
         this.#clients.delete(entry.replicaId);
         this.#retire(client);
       }
-      // A new process under this id (or none) starts with a clean record.
-      if (event === "unregister" || moved) {
+      // A new process under this id (or none) starts with a clean record. Judged by the instance
+      // seen at the last registration, not by the client: after an unregister there is no client,
+      // and failures of requests still in flight to the dead process are recorded after it — its
+      // replacement must not inherit that ejection (seen: 23 s out of rotation after a restart).
+      const instance = instanceOf(entry);
+      const fresh = event === "unregister" || this.#instances.get(entry.replicaId) !== instance;
+      if (event === "unregister") this.#instances.delete(entry.replicaId);
+      else this.#instances.set(entry.replicaId, instance);
+      if (fresh) {
         this.outliers.forget(entry.replicaId);
         this.circuits.forget(entry.replicaId);
       }
@@ -549,6 +559,11 @@ export class Forwarder implements InferBackend {
     }
     return client;
   }
+}
+
+/** Which process a registration is: where it is reached and the secret it proves itself with. */
+function instanceOf(entry: ReplicaEntry): string {
+  return `${targetOf(entry)} ${entry.secret ?? ""}`;
 }
 
 /** The replica ids a delegated call names, for messages: a few, each cut short (they come from a header). */

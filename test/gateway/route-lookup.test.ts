@@ -59,3 +59,19 @@ test("lookup: nothing matches → NO_MATCHING_CAPABILITY; matches but none ready
   );
   await forwarder.close();
 });
+
+test("a replica's new process starts with a clean record: failures of the old one recorded after it left do not eject it", async () => {
+  const { registry, forwarder } = setup();
+  const b = registry.get("b")!;
+  // The same process registering again (a capability turned warm) keeps its record.
+  assert.ok(forwarder.outliers.onFailure("b", ["a", "b", "c"]));
+  registry.register({ ...b, capabilities: [{ capability: { type: "chat" }, state: "warm" }] });
+  assert.deepEqual(picks(forwarder), new Set(["a", "c"]), "still ejected");
+  // b dies: it is unregistered, then a request that was in flight to it fails.
+  registry.unregister("b");
+  assert.ok(forwarder.outliers.onFailure("b", ["a", "c"]), "the late failure ejects the id");
+  // Its replacement registers (another endpoint): in rotation at once.
+  registry.register({ ...b, endpoint: "localhost:b2", httpEndpoint: "http://127.0.0.1:2" });
+  assert.deepEqual(picks(forwarder), new Set(["a", "b", "c"]));
+  await forwarder.close();
+});
