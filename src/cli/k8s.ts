@@ -9,7 +9,8 @@ import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { stringify } from "yaml";
 import { ConfigError } from "../config/errors.js";
-import { dockerfile, type Manifest, renderManifests } from "../deploy/kubernetes/render.js";
+import { dockerfile } from "../deploy/kubernetes/dockerfile.js";
+import { type Manifest, renderManifests } from "../deploy/kubernetes/render.js";
 import { intOption, secondsOption } from "./common.js";
 import { readOrCreateToken, readToken, tokenFileOf } from "./credentials.js";
 

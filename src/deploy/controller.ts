@@ -6,7 +6,8 @@
  * replicas, asks `reconcile` what to do, and does it through their handles (`replica-handle.ts`).
  * Passes are serialised (one at a time, never re-entered), so an `apply` during a rolling update
  * simply changes where the next pass heads. Services with an `autoscaling` section get their count
- * from their autoscaler (`autoscaling.ts`) instead of `deployment.replicas`.
+ * from their autoscaler (`autoscaling.ts`) instead of `deployment.replicas`; what it reads of its
+ * replicas' load and health from the registry is `registry-readings.ts`.
  */
 import type { ServicePolicies } from "../gateway/policies.js";
 import type { Logger } from "../util/logger.js";
@@ -22,7 +23,7 @@ import type { ReplicaFactory, ReplicaHandle, ReplicaPhase, ReplicaSpec, ReplicaS
 import { resolveService } from "../config/resolve.js";
 import type { DeploymentFile, ServiceConfig } from "../config/schema.js";
 import type { AutoscalingView } from "../gateway/status.js";
-import type { ReplicaLoad } from "../routing/registry.js";
+import { type HealthSource, ongoingAt, ongoingOf, servingOf } from "./registry-readings.js";
 
 /** Time for the loop; tests pass a fake one. */
 export interface Clock {
@@ -39,28 +40,6 @@ export const systemClock: Clock = {
     return () => clearTimeout(timer);
   },
 };
-
-/** What the controller reads from the registry (the gateway's `Registry` is one). */
-export interface HealthSource {
-  get(replicaId: string):
-    | {
-        healthy: boolean;
-        available: boolean;
-        probeFailures: number;
-        probeError?: string | undefined;
-        /** Requests the API server has sent it and not had answered. */
-        inFlight: number;
-        /** What it reported with its last probe (requests running and queued). */
-        load?: ReplicaLoad | undefined;
-        /** `inFlight` when it reported that. */
-        loadInFlight?: number | undefined;
-      }
-    | undefined;
-  /** Told of registrations, removals, drains and health changes. */
-  onRoutingChange(listener: () => void): void;
-  /** A replica that dies is taken out at once, not after 3 missed heartbeats. */
-  unregister(replicaId: string): boolean;
-}
 
 interface CommonOptions {
   node: NodeCapacity;
@@ -159,8 +138,8 @@ export class DeploymentController {
         logger: options.logger,
         node: options.node,
         current: () => ({ file: this.#config, counts: this.#counts }),
-        ongoing: (service) => this.#ongoing(service),
-        serving: (service) => this.#serving(service),
+        ongoing: (service) => ongoingOf(options.registry, this.#tracked.values(), service),
+        serving: (service) => servingOf(options.registry, this.#tracked.values(), service),
         setCount: (service, n, decision) => this.#setCount(service, n, decision),
       },
       options.coldStarts,
@@ -302,38 +281,6 @@ export class DeploymentController {
     this.#requestPass();
   }
 
-  /**
-   * Requests at the service's replicas that are not leaving. Per replica: those this API server
-   * has sent it and not had answered (exact, now), plus those it reported beyond the most this API
-   * server had in flight to it while that report was on its way (direct clients, other API servers;
-   * as of its last report). A stale report never counts the requests sent through here twice.
-   */
-  #ongoing(service: string): number {
-    let sum = 0;
-    for (const t of this.#tracked.values()) {
-      if (t.handle.spec.service !== service || t.phase === "stopping" || t.phase === "stopped") continue;
-      sum += this.#ongoingAt(t.handle.spec.replicaId) ?? 0;
-    }
-    return sum;
-  }
-
-  #ongoingAt(replicaId: string): number | undefined {
-    const e = this.#o.registry.get(replicaId);
-    if (!e) return undefined;
-    const reported = e.load ? (e.load.in_flight ?? 0) + (e.load.queue_depth ?? 0) : 0;
-    return e.inFlight + Math.max(0, reported - (e.loadInFlight ?? 0));
-  }
-
-  #serving(service: string): number {
-    let n = 0;
-    for (const t of this.#tracked.values()) {
-      if (t.handle.spec.service !== service || t.phase !== "running") continue;
-      const e = this.#o.registry.get(t.handle.spec.replicaId);
-      if (e?.healthy && e.available) n++;
-    }
-    return n;
-  }
-
   /** Resolves at the next pass that finds the desired state reached. */
   #settled(): Promise<void> {
     const done = new Promise<void>((resolve) => this.#waiters.push(resolve));
@@ -395,7 +342,7 @@ export class DeploymentController {
       healthDetail,
       notServingSince: t.notServingSince,
       crashes: t.crashes,
-      ongoing: this.#ongoingAt(spec.replicaId),
+      ongoing: ongoingAt(this.#o.registry, spec.replicaId),
     };
   }
 

@@ -13,24 +13,26 @@
  *   under 1 ms the hop dominates, and a worker may hold `depth.cheap` (64) of its jobs; longer
  *   handlers keep the shallow pipeline so that jobs wait here, where any worker that frees up takes
  *   them. A job goes to the warm worker holding the fewest, and never queues inside a worker behind
- *   another capability's job (so one capability's slow calls do not hold up another's).
+ *   another capability's job (so one capability's slow calls do not hold up another's): the choice
+ *   is worker-pick.ts's.
  * - **Affinity.** A job may be pinned (`pin`, a hash of its affinity key): it runs on the worker in
  *   place `pin % min` — the places 0 … min−1 are the workers the group always keeps, and a
  *   replacement takes its predecessor's place — so calls with one key always meet the same state.
- * - **Known running job.** Workers run their jobs in order (worker-runtime.ts), so the oldest
- *   unanswered job of a worker is the one running (the oldest `perWorker`, for a worker that runs
- *   several at once, as a Python `async` worker does). When a worker dies, those fail (502
- *   WORKER_CRASHED, or WORKER_OUT_OF_MEMORY) and the others, which never started, go to another
- *   worker — unless their body was transferred away, which is why such jobs only go to idle workers.
- *   A worker starting or stopping a handler takes no new jobs meanwhile, for the same reason.
+ * - **Known running job** (worker-failures.ts). Workers run their jobs in order
+ *   (worker-runtime.ts), so the oldest unanswered job of a worker is the one running (the oldest
+ *   `perWorker`, for a worker that runs several at once, as a Python `async` worker does). When a
+ *   worker dies, those fail (502 WORKER_CRASHED, or WORKER_OUT_OF_MEMORY) and the others, which
+ *   never started, go to another worker — unless their body was transferred away, which is why
+ *   such jobs only go to idle workers. A worker starting or stopping a handler takes no new jobs
+ *   meanwhile, for the same reason.
  * - **Aborts.** An aborted job still queued here is dropped; one queued in a worker is cancelled
  *   there; the running one gets CANCEL and `graceMs` to finish before its worker is terminated.
- * - **Replacement.** A dead worker is replaced; start failures in a row are capped at
- *   `startRetries`, then the group gives up and every handler fails with the reason. A handler
- *   whose `onStart` throws is retried the same way, and fails alone.
- * - **Growth** (`pool`): the rule replicas follow too (util/scaling.ts): the load is the jobs
- *   ongoing plus queued, and it needs `ceil(load / WORKER_TARGET)` workers within `[min, max]`.
- *   A worker starts as soon as the load needs it (starting one takes milliseconds:
+ * - **Replacement.** A dead worker is replaced; start failures in a row (worker-failures.ts) are
+ *   capped at `startRetries`, then the group gives up and every handler fails with the reason. A
+ *   handler whose `onStart` throws is retried the same way, and fails alone.
+ * - **Growth** (`pool`, worker-pool-size.ts): the rule replicas follow too (util/scaling.ts): the
+ *   load is the jobs ongoing plus queued, and it needs `ceil(load / WORKER_TARGET)` workers within
+ *   `[min, max]`. A worker starts as soon as the load needs it (starting one takes milliseconds:
  *   docs/performance.md "Worker boot", so no upscale delay); one the load no longer needs stops
  *   once it has been idle for `idleMs` (the downscale delay), the idle ones only — a worker with a
  *   job is never stopped to shrink. Pinned jobs run only on the `min` workers, so queued pinned
@@ -46,7 +48,9 @@ import type { JobMode, Task, TaskHooks } from "./task.js";
 import { batchOutcomesOf, encodedOf, errorOf, handlerOf, Msg, WORKER_STREAM_WINDOW_BYTES, type Meta } from "./worker-protocol.js";
 import { chunkCost } from "../transport/frames.js";
 import type { CancelSignal } from "../util/cancel.js";
-import { unitsFor } from "../util/scaling.js";
+import { queuedJobError, runningJobError, StartFailures } from "./worker-failures.js";
+import { hasRoom, pickSlot } from "./worker-pick.js";
+import { idleSurplus, liveWorkers, workersWanted } from "./worker-pool-size.js";
 
 export interface GroupOptions {
   name: StrategyName;
@@ -72,12 +76,6 @@ export interface GroupOptions {
    */
   onWorkerRequest?: ((handle: WorkerHandle, type: number, id: number, meta: Meta, body: Buffer, signal?: CancelSignal) => void) | undefined;
 }
-
-/**
- * Jobs ongoing or queued per worker the pool aims at: one, as a worker runs one job at a time (the
- * pipeline's second job only hides the hop). A replica's `target_ongoing_requests` is per replica.
- */
-const WORKER_TARGET = 1;
 
 /** Handlers faster than this on average get the deep pipeline. */
 const CHEAP_MS = 1;
@@ -108,8 +106,7 @@ export class WorkerGroup {
   #nextId = 1;
   #nextWorker = 1;
   #state: "new" | "running" | "failed" | "stopped" = "new";
-  #bootFailures = 0;
-  #lastFailure = "";
+  readonly #startFailures = new StartFailures();
   #replaced = 0;
   #inFlight = 0;
   #shrinkTimer: NodeJS.Timeout | undefined;
@@ -253,8 +250,7 @@ export class WorkerGroup {
     if (!this.#o.prepare) spawnAll();
     else {
       this.#prepared = this.#o.prepare().then(spawnAll, (err: unknown) => {
-        this.#lastFailure = (err as Error)?.message ?? String(err);
-        this.#bootFailures = this.#o.startRetries;
+        this.#startFailures.giveUp((err as Error)?.message ?? String(err), this.#o.startRetries);
         if (this.#state === "running") this.#fail();
       });
     }
@@ -317,11 +313,14 @@ export class WorkerGroup {
     for (const w of o.waiters.splice(0)) w.resolve();
   }
 
+  /** Sends waiting jobs to the workers that may take them (worker-pick.ts chooses), then grows the pool if the load needs it. */
   #dispatch(): void {
     const waiting = this.#waiting;
-    for (let i = 0; i < waiting.length && this.#hasRoom(); ) {
+    const min = this.#min;
+    const perWorker = this.perWorker;
+    for (let i = 0; i < waiting.length && hasRoom(this.#slots, this.#o.depth.cheap); ) {
       const job = waiting[i]!;
-      const slot = this.#pick(job);
+      const slot = pickSlot(this.#slots, job, job.moves ? 1 : this.#depth(this.#handlers.get(job.h)), min, perWorker);
       if (!slot) {
         i++;
         continue;
@@ -332,82 +331,21 @@ export class WorkerGroup {
     this.#grow();
   }
 
-  /** Some worker could take a job now (a quick test before looking at each waiting job). */
-  #hasRoom(): boolean {
-    for (const s of this.#slots) if (this.#accepts(s) && s.jobs.length < this.#o.depth.cheap) return true;
-    return false;
-  }
-
-  /** Warm, and not starting or stopping a handler (whose hook would run ahead of the job). */
-  #accepts(s: Slot): boolean {
-    return s.state === "warm" && s.opening.size === 0 && s.closing.size === 0;
-  }
-
-  /**
-   * The worker for `job`: its pinned one, else the warm worker with the fewest jobs — one that
-   * started the job's handler, below the depth, holding no other handler's jobs. A job whose body
-   * moves waits for an idle worker.
-   */
-  #pick(job: Job): Slot | undefined {
-    const limit = job.moves ? 1 : this.#depth(this.#handlers.get(job.h));
-    if (job.pin !== undefined) {
-      const home = job.pin % this.#min;
-      for (const s of this.#slots) if (s.home === home && s.state !== "stopping") return this.#fits(s, job, limit) ? s : undefined;
-      return undefined;
-    }
-    let best: Slot | undefined;
-    for (const s of this.#slots) {
-      if (this.#fits(s, job, limit) && (!best || s.jobs.length < best.jobs.length)) best = s;
-    }
-    return best;
-  }
-
-  /**
-   * A job goes where it starts at once (fewer than `perWorker` jobs there: a Python `async` worker
-   * runs several of any handlers side by side), or queues behind jobs of its own handler only.
-   */
-  #fits(s: Slot, job: Job, limit: number): boolean {
-    if (!this.#accepts(s) || !s.open.has(job.h) || s.jobs.length >= limit) return false;
-    return s.jobs.length < this.perWorker || s.jobs.every((j) => j.h === job.h);
-  }
-
-  /**
-   * Workers the load (jobs ongoing + queued) needs now, within `[min, max]`. Queued pinned jobs
-   * wait for their own (`min`) worker: more workers would not run them sooner.
-   */
-  #wanted(): number {
-    let pinnedWaiting = 0;
-    for (const j of this.#waiting) if (j.pin !== undefined) pinnedWaiting++;
-    return unitsFor(this.#inFlight - pinnedWaiting, WORKER_TARGET * this.perWorker, this.#min, this.#o.max);
-  }
-
-  /** Workers not being stopped: slots being stopped stay in #slots until their worker exits. */
-  #live(): number {
-    let live = 0;
-    for (const s of this.#slots) if (s.state !== "stopping") live++;
-    return live;
-  }
-
   /** `pool`: starts the workers the load needs at once (a start is fast; no upscale delay). */
   #grow(): void {
     if (this.#state !== "running" || this.#slots.size >= this.#o.max) return;
     const wanted = this.#wanted();
-    for (let live = this.#live(); live < wanted && this.#slots.size < this.#o.max; live++) this.#spawn(undefined);
+    for (let live = liveWorkers(this.#slots); live < wanted && this.#slots.size < this.#o.max; live++) this.#spawn(undefined);
   }
 
   /** `pool`: stops workers the load no longer needs, idle ones only, once idle for `idleMs` (never the `min` ones, which keep their places). */
   #shrink(): void {
-    const now = Date.now();
-    // Counting only the live slots, or one pass would stop every idle worker, those `min` keeps included.
-    let live = this.#live();
-    const keep = this.#wanted();
-    for (const s of this.#slots) {
-      if (live <= keep) return;
-      if (s.home === undefined && this.#accepts(s) && s.jobs.length === 0 && now - s.idleSince >= this.#o.idleMs) {
-        live--;
-        void this.#stopSlot(s, STOP_TIMEOUT_MS);
-      }
-    }
+    for (const s of idleSurplus(this.#slots, this.#wanted(), Date.now(), this.#o.idleMs)) void this.#stopSlot(s, STOP_TIMEOUT_MS);
+  }
+
+  /** Workers the load needs now, within `[min, max]` (worker-pool-size.ts). */
+  #wanted(): number {
+    return workersWanted(this.#waiting, this.#inFlight, this.perWorker, this.#min, this.#o.max);
   }
 
   #message(slot: Slot, type: number, id: number, meta: Meta, body: Buffer): void {
@@ -415,13 +353,12 @@ export class WorkerGroup {
       case Msg.READY:
         slot.state = "warm";
         slot.idleSince = Date.now();
-        this.#bootFailures = 0;
-        this.#lastFailure = "";
+        this.#startFailures.started();
         for (const h of this.#handlers.keys()) this.#sendOpen(slot, h);
         this.#dispatch();
         return;
       case Msg.BOOT_FAILED:
-        this.#lastFailure = errorOf(meta)?.message ?? "start failed";
+        this.#startFailures.reported(errorOf(meta)?.message ?? "start failed");
         slot.handle.terminate();
         return;
       case Msg.OPENED:
@@ -614,13 +551,12 @@ export class WorkerGroup {
     slot.closing.clear();
     const wasStarting = slot.state === "starting";
     const jobs = slot.jobs.splice(0);
-    for (const running of jobs.splice(0, this.perWorker)) this.#settle(running, this.#deathError(running, slot, exit));
+    for (const running of jobs.splice(0, this.perWorker)) this.#settle(running, runningJobError(running, slot.state === "stopping", exit));
     // Jobs queued behind it never started: they go elsewhere (pinned ones to its replacement),
     // unless their body moved with the worker.
     for (const job of jobs.reverse()) {
-      if (job.signal.aborted) this.#settle(job, job.abortError());
-      else if (job.moves || this.#state !== "running")
-        this.#settle(job, new AnyServeError("WORKER_CRASHED", `${exit.detail} before it started request '${job.rid}'`));
+      const err = queuedJobError(job, exit, this.#state === "running");
+      if (err) this.#settle(job, err);
       else {
         job.slot = undefined;
         this.#waiting.unshift(job);
@@ -631,10 +567,9 @@ export class WorkerGroup {
       return;
     }
     if (wasStarting) {
-      this.#bootFailures++;
-      if (!this.#lastFailure) this.#lastFailure = exit.detail;
-      this.#o.logger.warn({ worker: slot.handle.name, failures: this.#bootFailures, reason: this.#lastFailure }, "worker failed to start");
-      if (this.#bootFailures >= this.#o.startRetries) {
+      const failures = this.#startFailures.exited(exit.detail);
+      this.#o.logger.warn({ worker: slot.handle.name, failures, reason: this.#startFailures.reason }, "worker failed to start");
+      if (failures >= this.#o.startRetries) {
         this.#fail();
         return;
       }
@@ -642,7 +577,7 @@ export class WorkerGroup {
       this.#replaced++;
       this.#o.logger.warn({ worker: slot.handle.name, reason: exit.detail }, "worker died; replacing it");
     }
-    this.#respawnLater(wasStarting ? 100 * this.#bootFailures : 0, slot.home);
+    this.#respawnLater(wasStarting ? 100 * this.#startFailures.count : 0, slot.home);
   }
 
   /** Replaces a dead worker in its place; after a start failure, with a short growing pause (no tight respawn loop). */
@@ -657,20 +592,12 @@ export class WorkerGroup {
     this.#respawns.add(timer);
   }
 
-  #deathError(job: Job, slot: Slot, exit: WorkerExit): AnyServeError {
-    if (job.signal.aborted) return job.abortError();
-    if (slot.state === "stopping")
-      return new AnyServeError("SHUTTING_DOWN", `${exit.detail} while stopping, before request '${job.rid}' finished`);
-    const code = exit.reason === "oom" ? "WORKER_OUT_OF_MEMORY" : "WORKER_CRASHED";
-    return new AnyServeError(code, `${exit.detail} while running request '${job.rid}'`);
-  }
-
   /** The workers cannot start: every handler fails with the reason. */
   #fail(): void {
     this.#state = "failed";
     clearInterval(this.#shrinkTimer);
     for (const t of this.#respawns) clearTimeout(t);
-    const reason = `${this.#o.kind} workers failed to start ${this.#bootFailures} time(s) in a row: ${this.#lastFailure}`;
+    const reason = this.#startFailures.describe(this.#o.kind);
     const err = new AnyServeError("CAPABILITY_FAILED", reason);
     for (const job of this.#waiting.splice(0)) this.#settle(job, err);
     for (const s of this.#slots) s.handle.terminate();

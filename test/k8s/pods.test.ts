@@ -16,8 +16,10 @@ import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSyn
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
+import type { IDeployment } from "kubernetes-models/apps/v1";
 import { renderManifests, type Manifest } from "../../src/deploy/kubernetes/render.js";
 import { Client } from "../../src/sdk/client.js";
+import { findManifest, type Rendered } from "../helpers/k8s-manifests.js";
 import { makeLan, netnsUnavailable, type Lan } from "../helpers/netns.js";
 import { BIN, Cleanups, FIXTURES, ROOT, startCli, waitFor, type Proc } from "../helpers/processes.js";
 
@@ -35,7 +37,6 @@ services:
     deployment: { target: remote_any, replicas: 2 }
     monitoring: { health_check_interval: 0.5 }
 `;
-type Obj = Record<string, any>;
 let lan: Lan;
 let manifests: Manifest[];
 let apiUrl: string;
@@ -50,9 +51,13 @@ const podIps: Record<string, string> = {};
 const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
 
 /** Starts one pod of `deployment` in the LAN host `host`, as the kubelet would. */
-async function runPod(deployment: Obj, host: string, o: { appDir: string; hostsFile: string; binDir: string; scratch: string }) {
-  const spec = deployment.spec.template.spec as Obj;
-  const c = spec.containers[0] as Obj;
+async function runPod(
+  deployment: Rendered<IDeployment>,
+  host: string,
+  o: { appDir: string; hostsFile: string; binDir: string; scratch: string },
+) {
+  const spec = deployment.spec.template.spec;
+  const c = spec.containers[0]!;
   const { address, ns } = lan.hosts[host]!;
   const env: Record<string, string> = {};
   for (const e of c.env ?? []) {
@@ -60,24 +65,24 @@ async function runPod(deployment: Obj, host: string, o: { appDir: string; hostsF
     const secretRef = e.valueFrom?.secretKeyRef;
     if (secretRef) {
       // As the kubelet does: the key's value from the Secret, base64-decoded (here: the rendered one).
-      const secret = manifests.find((x) => x.kind === "Secret" && x.metadata.name === secretRef.name) as Obj | undefined;
-      assert.ok(secret?.data?.[secretRef.key], `env ${e.name}: no Secret ${secretRef.name} with key ${secretRef.key}`);
-      env[e.name] = Buffer.from(secret.data[secretRef.key], "base64").toString();
+      const value = findManifest(manifests, "Secret", secretRef.name).data[secretRef.key];
+      assert.ok(value, `env ${e.name}: no Secret ${secretRef.name} with key ${secretRef.key}`);
+      env[e.name] = Buffer.from(value, "base64").toString();
       continue;
     }
     const fields: Record<string, string> = { "status.podIP": address, "spec.nodeName": `node-${host}`, "metadata.namespace": "default" };
     assert.ok(field === undefined || fields[field] !== undefined, `env ${e.name}: fieldRef ${field} is not played here`);
     env[e.name] = field !== undefined ? fields[field]! : String(e.value);
   }
-  const args = (c.args as string[]).map((a) => a.replace(/\$\((\w+)\)/g, (m, name: string) => env[name] ?? m));
+  const args = c.args.map((a) => a.replace(/\$\((\w+)\)/g, (m, name: string) => env[name] ?? m));
   const mounts: string[] = [`mount --bind ${q(o.hostsFile)} /etc/hosts`];
-  for (const m of c.volumeMounts as Obj[]) {
-    const volume = (spec.volumes as Obj[]).find((v) => v.name === m.name)!;
+  for (const m of c.volumeMounts) {
+    const volume = spec.volumes.find((v) => v.name === m.name)!;
     let source: string;
     if (volume.configMap) {
-      const cm = manifests.find((x) => x.kind === "ConfigMap" && x.metadata.name === volume.configMap.name) as Obj;
+      const cm = findManifest(manifests, "ConfigMap", volume.configMap.name);
       source = path.join(o.scratch, `${host}-${m.name}-${m.subPath}`);
-      writeFileSync(source, cm.data[m.subPath]);
+      writeFileSync(source, cm.data[m.subPath]!);
       writeFileSync(m.mountPath, ""); // the mount point, in the image
     } else {
       assert.deepEqual(volume.emptyDir, {}, `volume ${m.name}: only configMap and emptyDir are played here`);
@@ -94,7 +99,7 @@ async function runPod(deployment: Obj, host: string, o: { appDir: string; hostsF
   });
   podIps[`${deployment.metadata.name}@${host}`] = address;
   // The pod's ports are the template's: its readiness probe answers on the named port.
-  const port = (c.ports as Obj[]).find((p) => p.name === c.readinessProbe.httpGet.port)!.containerPort;
+  const port = c.ports.find((p) => p.name === c.readinessProbe.httpGet.port)!.containerPort;
   await waitFor(
     `${deployment.metadata.name} on ${host} ready`,
     async () => (await fetch(`http://${address}:${port}${c.readinessProbe.httpGet.path}`, { signal: AbortSignal.timeout(1_000) })).ok,
@@ -123,7 +128,7 @@ describe("the rendered pods run and the deployment answers across them", { skip:
     const [api1, api2] = [lan.hosts.api1!.address, lan.hosts.api2!.address];
     writeFileSync(hostsFile, `127.0.0.1 localhost\n${api1} anyserve-api\n${api1} anyserve-api-headless\n${api2} anyserve-api-headless\n`);
     const o = { appDir, hostsFile, binDir, scratch };
-    const deployment = (name: string) => manifests.find((m) => m.kind === "Deployment" && m.metadata.name === name) as Obj;
+    const deployment = (name: string) => findManifest(manifests, "Deployment", name);
     const api = deployment("anyserve-api");
     assert.equal(api.spec.replicas, 2);
     [apiPods[0], apiPods[1]] = await Promise.all([runPod(api, "api1", o), runPod(api, "api2", o)]);
@@ -144,7 +149,9 @@ describe("the rendered pods run and the deployment answers across them", { skip:
 
   test("each replica pod registered its pod IP (advertised; it binds 0.0.0.0) and its node with both API server pods", async () => {
     for (const url of apiUrls) {
-      const { replicas } = (await (await fetch(`${url}/registry`, auth)).json()) as { replicas: Obj[] };
+      const { replicas } = (await (await fetch(`${url}/registry`, auth)).json()) as {
+        replicas: { service: string; http_endpoint: string; node: string }[];
+      };
       const seen = replicas.map((r) => [r.service, new URL(r.http_endpoint).hostname, r.node]).sort();
       assert.deepEqual(seen, [
         ["host_a", lan.hosts.a!.address, "node-a"],
@@ -178,7 +185,7 @@ describe("the rendered pods run and the deployment answers across them", { skip:
       10_000,
       1,
     );
-    const call = (await client.infer({ type: "call_other", host: "a" }, {})) as Obj;
+    const call = (await client.infer({ type: "call_other", host: "a" }, {})) as { callee: string };
     assert.ok(answered.has(call.callee), JSON.stringify(call));
     const ref = String(await client.infer({ type: "obj_put", host: "a" }, { text: "from pod a" }));
     assert.ok(ref.includes(lan.hosts.a!.address), ref);

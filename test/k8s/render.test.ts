@@ -18,6 +18,7 @@ import { ServiceAccount } from "kubernetes-models/v1";
 import { parseAllDocuments } from "yaml";
 import { ConfigError } from "../../src/config/errors.js";
 import { renderManifests, type Manifest } from "../../src/deploy/kubernetes/render.js";
+import { containerOf, findManifest, podSpecOf, type RenderedContainer, type RenderedPodSpec } from "../helpers/k8s-manifests.js";
 import { BIN, ROOT } from "../helpers/processes.js";
 
 const SEED = path.join(ROOT, "test", "fixtures", "seed", "service_deployment.yaml");
@@ -35,37 +36,31 @@ const MODELS: Record<string, new (data: never) => { validate(): void }> = {
 };
 
 /** Validates one manifest against its kind's schema; throws with the schema's complaint. */
-function validate(m: Manifest): void {
+function validate(m: { apiVersion: string; kind: string }): void {
   const Model = MODELS[`${m.apiVersion}/${m.kind}`];
   assert.ok(Model, `no schema for ${m.apiVersion} ${m.kind}`);
   new Model(structuredClone(m) as never).validate();
 }
 
-type Obj = Record<string, any>;
-const find = (ms: Manifest[], kind: string, name: string): Obj => {
-  const m = ms.find((x) => x.kind === kind && x.metadata.name === name);
-  assert.ok(m, `${kind} ${name} in ${ms.map((x) => `${x.kind}/${x.metadata.name}`).join(", ")}`);
-  return m as Obj;
-};
-const podSpec = (ms: Manifest[], name: string): Obj => find(ms, "Deployment", name).spec.template.spec;
-const container = (ms: Manifest[], name: string): Obj => podSpec(ms, name).containers[0];
+const find = findManifest;
+const container = containerOf;
+const podSpec = podSpecOf;
 const render = (yaml: string, o: { namespace?: string; token?: string; tokenSecret?: string } = {}) =>
   renderManifests(yaml, { image: "registry.test/app:1", ...o });
 
 test("the validator refuses what Kubernetes would (so the checks below can fail)", () => {
   const api = find(render("services: { s: { app: ./a.ts } }"), "Deployment", "anyserve-api");
-  const broken = structuredClone(api) as Obj;
-  broken.spec.template.spec.containers[0].ports[0].containerPort = "eighty";
-  assert.throws(() => validate(broken as Manifest), /containerPort/);
-  const noSelector = structuredClone(api!) as Obj;
-  delete noSelector.spec.selector;
-  assert.throws(() => validate(noSelector as Manifest), /selector/);
-  const hpa = render("services: { s: { app: ./a.ts, autoscaling: { max_replicas: 2 } } }").find(
-    (m) => m.kind === "HorizontalPodAutoscaler",
-  );
-  const noTarget = structuredClone(hpa!) as Obj;
-  delete noTarget.spec.scaleTargetRef;
-  assert.throws(() => validate(noTarget as Manifest), /scaleTargetRef/);
+  // Broken on purpose, past what the types allow.
+  const broken = structuredClone(api);
+  Object.assign(broken.spec.template.spec.containers[0]!.ports[0]!, { containerPort: "eighty" });
+  assert.throws(() => validate(broken), /containerPort/);
+  const noSelector = structuredClone(api);
+  Reflect.deleteProperty(noSelector.spec, "selector");
+  assert.throws(() => validate(noSelector), /selector/);
+  const hpa = find(render("services: { s: { app: ./a.ts, autoscaling: { max_replicas: 2 } } }"), "HorizontalPodAutoscaler", "anyserve-s");
+  const noTarget = structuredClone(hpa);
+  Reflect.deleteProperty(noTarget.spec, "scaleTargetRef");
+  assert.throws(() => validate(noTarget), /scaleTargetRef/);
 });
 
 test("the seed's YAML and every example render to manifests that validate against Kubernetes' schemas", () => {
@@ -120,7 +115,7 @@ test("the API server's RBAC: its own ServiceAccount, allowed only get/patch on d
     assert.deepEqual(binding.subjects, [{ kind: "ServiceAccount", name: "anyserve-api", ...(namespace ? { namespace } : {}) }]);
     assert.ok(!ms.some((m) => m.kind === "ClusterRole" || m.kind === "ClusterRoleBinding"), "nothing cluster-wide");
     // The pod's namespace (downward API) and the name prefix: how it finds a service's Deployment.
-    const env = container(ms, "anyserve-api").env as Obj[];
+    const env = container(ms, "anyserve-api").env;
     assert.deepEqual(env.find((e) => e.name === "ANYSERVE_KUBERNETES_NAMESPACE")!.valueFrom, {
       fieldRef: { fieldPath: "metadata.namespace" },
     });
@@ -146,7 +141,7 @@ test("the API server: a Deployment reading the mounted file, a Service with REST
     "9001",
   ]);
   assert.deepEqual(
-    api.ports.map((p: Obj) => [p.name, p.containerPort]),
+    api.ports.map((p) => [p.name, p.containerPort]),
     [
       ["http", 9000],
       ["grpc", 9001],
@@ -160,7 +155,7 @@ test("the API server: a Deployment reading the mounted file, a Service with REST
   });
   const svc = find(ms, "Service", "anyserve-api").spec;
   assert.deepEqual(
-    svc.ports.map((p: Obj) => p.port),
+    svc.ports.map((p) => p.port),
     [9000, 9001],
   );
   assert.equal(find(ms, "Deployment", "anyserve-api").spec.replicas, 2, "no single point of failure");
@@ -172,7 +167,7 @@ test("the API server: a Deployment reading the mounted file, a Service with REST
 });
 
 /** One row per mapping: a service's YAML, and what its Deployment's pod must show. */
-const TABLE: { field: string; service: string; check: (pod: Obj, c: Obj, ms: Manifest[]) => void }[] = [
+const TABLE: { field: string; service: string; check: (pod: RenderedPodSpec, c: RenderedContainer, ms: Manifest[]) => void }[] = [
   {
     field: "deployment.replicas (> 1: a PodDisruptionBudget)",
     service: "{ app: ./a.ts, deployment: { replicas: 3 } }",
@@ -194,7 +189,7 @@ const TABLE: { field: string; service: string; check: (pod: Obj, c: Obj, ms: Man
     service: "{ app: ./a.ts, deployment: { target: remote_specific, target_nodes: [n1] } }",
     check: (p) =>
       assert.deepEqual(
-        p.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0].matchExpressions[0].values,
+        p.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[0]!.matchExpressions[0]!.values,
         ["n1"],
       ),
   },
@@ -218,7 +213,7 @@ const TABLE: { field: string; service: string; check: (pod: Obj, c: Obj, ms: Man
     field: "target local (the default) → pod affinity to the API server's node",
     service: "{ app: ./a.ts }",
     check: (p) =>
-      assert.equal(p.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey, "kubernetes.io/hostname"),
+      assert.equal(p.affinity.podAffinity.requiredDuringSchedulingIgnoredDuringExecution[0]!.topologyKey, "kubernetes.io/hostname"),
   },
   {
     field: "resources.cpu_cores / memory_mb / gpu_count → requests and limits",
@@ -353,7 +348,7 @@ test("anyserve k8s render prints the manifests as YAML documents; a refused file
   );
   for (const d of docs) validate(d);
   assert.equal(container(docs, "anyserve-llm-service").image, "r/app:2");
-  assert.equal(Buffer.from(find(docs, "Secret", "anyserve-token").data.token, "base64").toString(), token);
+  assert.equal(Buffer.from(find(docs, "Secret", "anyserve-token").data.token!, "base64").toString(), token);
   // Rendered again: the same token (the file is reused, as up reuses it), and --token-secret renders no Secret.
   const again = spawnSync(process.execPath, args, { encoding: "utf8" });
   assert.equal(again.stdout, ok.stdout);
@@ -362,7 +357,7 @@ test("anyserve k8s render prints the manifests as YAML documents; a refused file
   assert.equal(ref.status, 0, ref.stderr);
   const refDocs = parseAllDocuments(ref.stdout).map((d) => d.toJS() as Manifest);
   assert.ok(!refDocs.some((d) => d.kind === "Secret"));
-  assert.equal(container(refDocs, "anyserve-api").env[0].valueFrom.secretKeyRef.name, "prod-token");
+  assert.equal(container(refDocs, "anyserve-api").env[0]!.valueFrom.secretKeyRef.name, "prod-token");
   const bad = spawnSync(process.execPath, [BIN, "k8s", "render", "/nonexistent/anyserve.yaml"], { encoding: "utf8" });
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /cannot read the file/);
@@ -376,11 +371,11 @@ test("the control-plane token: a Secret every pod reads ANYSERVE_TOKEN from, nev
   const ms = render("services: { s: { app: ./a.ts }, t: { app: ./a.ts, deployment: { replicas: 2 } } }", { token });
   const secret = find(ms, "Secret", "anyserve-token");
   assert.equal(secret.type, "Opaque");
-  assert.equal(Buffer.from(secret.data.token, "base64").toString(), token);
+  assert.equal(Buffer.from(secret.data.token!, "base64").toString(), token);
   const ref = { name: "ANYSERVE_TOKEN", valueFrom: { secretKeyRef: { name: "anyserve-token", key: "token" } } };
   for (const name of ["anyserve-api", "anyserve-s", "anyserve-t"]) {
     assert.deepEqual(
-      container(ms, name).env.filter((e: Obj) => e.name === "ANYSERVE_TOKEN"),
+      container(ms, name).env.filter((e) => e.name === "ANYSERVE_TOKEN"),
       [ref],
       name,
     );
@@ -392,7 +387,7 @@ test("the control-plane token: a Secret every pod reads ANYSERVE_TOKEN from, nev
   // An existing Secret: referenced, not rendered.
   const byRef = render("services: { s: { app: ./a.ts } }", { tokenSecret: "prod-token" });
   assert.ok(!byRef.some((m) => m.kind === "Secret"));
-  assert.deepEqual(container(byRef, "anyserve-s").env.at(-1).valueFrom.secretKeyRef, { name: "prod-token", key: "token" });
+  assert.deepEqual(container(byRef, "anyserve-s").env.at(-1)!.valueFrom.secretKeyRef, { name: "prod-token", key: "token" });
   // Neither: the pods still need a token — the Secret <name>-token, which must exist.
   const neither = render("services: { s: { app: ./a.ts } }");
   assert.ok(!neither.some((m) => m.kind === "Secret"));
@@ -427,7 +422,7 @@ test("autoscaling: a HorizontalPodAutoscaler on ongoing requests per pod; the De
   // The defaults (Ray Serve's) carry over; max 1: no PDB.
   const small = render("services:\n  s: { app: ./a.ts, autoscaling: { max_replicas: 1 } }\n");
   const h = find(small, "HorizontalPodAutoscaler", "anyserve-s").spec;
-  assert.deepEqual([h.minReplicas, h.maxReplicas, h.metrics[0].pods.target.averageValue], [1, 1, "2"]);
+  assert.deepEqual([h.minReplicas, h.maxReplicas, h.metrics[0]!.pods.target.averageValue], [1, 1, "2"]);
   assert.deepEqual(h.behavior, { scaleUp: { stabilizationWindowSeconds: 30 }, scaleDown: { stabilizationWindowSeconds: 600 } });
   assert.ok(!small.some((m) => m.kind === "PodDisruptionBudget"));
   // A service without the section: replicas as set, no HPA.

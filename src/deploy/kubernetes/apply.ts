@@ -11,7 +11,7 @@
  * ```
  */
 import type { KubernetesObject, KubernetesObjectApi } from "@kubernetes/client-node";
-import type { Manifest } from "./render.js";
+import type { Manifest } from "./manifest.js";
 
 export interface ApplyOptions {
   /** A kubeconfig file (default: `$KUBECONFIG`, `~/.kube/config`, or the pod's service account). */

@@ -26,7 +26,8 @@
 import type { AppsV1Api } from "@kubernetes/client-node";
 import { AnyServeError } from "../../errors.js";
 import type { DeploymentFile } from "../../config/schema.js";
-import { deploymentName, NAME_ENV, NAMESPACE_ENV } from "./render.js";
+import { NAME_ENV, NAMESPACE_ENV } from "./manifest.js";
+import { deploymentName } from "./render.js";
 
 export { NAME_ENV, NAMESPACE_ENV };
 

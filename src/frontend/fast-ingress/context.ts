@@ -2,7 +2,7 @@
 import type { Socket } from "node:net";
 import type { Logger } from "../../util/log.js";
 import type { InferBackend } from "../../protocol/call.js";
-import type { CallLimits } from "../rest.js";
+import type { CallLimits } from "../call-head.js";
 import type { Connection } from "./connection.js";
 import type { RelayTarget } from "./relay.js";
 import type { HeadEnd } from "./response.js";

@@ -1,14 +1,14 @@
 /**
  * Which requests the fast ingress answers itself — the three inference routes that carry nearly
- * all traffic — and how their headers become an {@link IncomingCall}: through the REST front end's
- * own helpers, so both ingresses read, check and refuse headers alike. Every other request is
+ * all traffic — and how their headers become an {@link IncomingCall}: through the helpers the REST
+ * front end uses (frontend/call-head.ts), so both ingresses read, check and refuse headers alike. Every other request is
  * node:http's (see ingress.ts).
  */
 import type { WireFormat } from "../../protocol/types.js";
 import type { CancelSignal } from "../../util/cancel.js";
 import type { IncomingCall } from "../../protocol/call.js";
 import type { RequestHeaders } from "../../util/http.js";
-import { callFromHeaders, headerQuery, modelQuery, modelRouteOf, type CallLimits } from "../rest.js";
+import { type CallLimits, callFromHeaders, headerQuery, modelQuery, modelRouteOf } from "../call-head.js";
 
 /** A hot route: how the query is found and which wire format is forced; `error` when the path itself is malformed. */
 export interface HotRoute {
