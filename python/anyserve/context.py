@@ -179,12 +179,15 @@ class Context:
     def call_stream(self, capability: Dict[str, Any], inputs: Any, **kwargs: Any) -> Any:
         """Calls a streaming capability through the replica's router; returns an iterator of its
         chunks, each decoded as :meth:`call` decodes an answer (same keywords). The replica reads
-        the stream only as fast as the handler does. Leaving the loop early (``break``), ``close()``
-        or ``with`` cancel the upstream call; so does the end of this request. An upstream error is
-        raised, with its code, where it arrives::
+        the stream only as fast as the handler does. Stopping early cancels the upstream call: an
+        iterator the loop alone held is closed as the loop is left (``break``); one kept in a
+        variable by ``close()`` or by leaving its ``with`` block — at the latest when this request
+        ends. An upstream error is raised, with its code, where it arrives::
 
-            for token in context.call_stream({"type": "tokens"}, {"text": "a b"}):
-                ...
+            with context.call_stream({"type": "tokens"}, {"text": "a b"}) as tokens:
+                for token in tokens:
+                    if token == "stop":
+                        break
         """
         if self._stream is None:
             raise RuntimeError(NO_CALLS)

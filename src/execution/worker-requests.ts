@@ -118,6 +118,11 @@ class Relay {
 /** The streams being relayed to each worker, by the worker's CALL_STREAM id. */
 const relays = new WeakMap<WorkerHandle, Map<number, Relay>>();
 
+/** CALL_STREAMs of `handle`'s worker being relayed now (leak checks). */
+export function openRelays(handle: WorkerHandle): number {
+  return relays.get(handle)?.size ?? 0;
+}
+
 function relaysOf(handle: WorkerHandle): Map<number, Relay> {
   let m = relays.get(handle);
   if (m === undefined) relays.set(handle, (m = new Map()));
