@@ -186,3 +186,30 @@ test("draining: what a replica reports decides; an operator's drain of one that 
   r.register(reg("b", [{ type: "chat" }]));
   assert.equal(r.get("b")!.available, true, "the replica's word replaced the operator's drain here");
 });
+
+test("draining: a drain state older than the one held (a heartbeat sent before the change, arriving after it) changes nothing", () => {
+  const r = new Registry();
+  r.register({ ...reg("a", [{ type: "chat" }]), draining: false, drainSeq: 100 });
+  // The operator drains it here; the replica answered that it changed at 200.
+  r.drain("a", true, 200);
+  assert.equal(r.get("a")!.available, false);
+  // A heartbeat and a registration the replica sent before the change arrive now.
+  r.heartbeat("a", { draining: false, drainSeq: 100 });
+  assert.equal(r.get("a")!.available, false, "the stale heartbeat did not undo the drain");
+  r.register({ ...reg("a", [{ type: "chat" }]), draining: false, drainSeq: 100 });
+  assert.equal(r.get("a")!.available, false, "nor did the stale registration");
+  assert.deepEqual(r.lookupAvailable({ type: "chat" }), []);
+  // The replica's fresh registration, and its heartbeats after it, agree.
+  r.register({ ...reg("a", [{ type: "chat" }]), draining: true, drainSeq: 200 });
+  r.heartbeat("a", { draining: true, drainSeq: 200 });
+  assert.equal(r.get("a")!.available, false);
+  // An undrain made later (300) wins; an operator's drain older than what the replica reported does not.
+  r.heartbeat("a", { draining: false, drainSeq: 300 });
+  assert.equal(r.get("a")!.available, true);
+  r.drain("a", true, 250);
+  assert.equal(r.get("a")!.available, true, "the older drain was passed over");
+  // A replica that reports no drain_seq (an older anyserve, the seed's shape) is taken at its word.
+  r.register({ ...reg("b", [{ type: "chat" }]), draining: true });
+  r.heartbeat("b", { draining: false });
+  assert.equal(r.get("b")!.available, true);
+});

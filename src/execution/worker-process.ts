@@ -11,6 +11,7 @@ import { readFrames, SocketOutbox } from "./socket-port.js";
 import { errorMetaOf, Msg, WORKER_PROTOCOL_VERSION, type Meta } from "./worker-protocol.js";
 import { workerEnv } from "./worker-env.js";
 import { ReplicaCaller } from "./replica-caller.js";
+import { ReplicaObjects } from "./replica-objects.js";
 import { WorkerRuntime } from "./worker-runtime.js";
 
 const env = process.env;
@@ -34,12 +35,19 @@ try {
   const app = await loadServable(env.ANYSERVE_WORKER_APP ?? "", { args });
   const replicaId = env.ANYSERVE_WORKER_REPLICA_ID ?? "";
   const objects = env.ANYSERVE_WORKER_OBJECTS ? (JSON.parse(env.ANYSERVE_WORKER_OBJECTS) as ObjectStoreOptions) : undefined;
+  // Objects owned by other replicas are read through the replica (FETCH), with its credentials.
+  const remoteObjects = objects
+    ? new ReplicaObjects((type, id, meta, body) => {
+        out.send(type, id, meta, body);
+        out.flush();
+      })
+    : undefined;
   const runEnv = workerEnv({
     app,
     replicaId,
     worker: name,
     apiServer: env.ANYSERVE_API_SERVER ? env.ANYSERVE_API_SERVER.split(",") : undefined,
-    objects,
+    objects: objects && { ...objects, remote: remoteObjects },
   });
   // ctx.call and ctx.callStream through the replica (CALL, CALL_STREAM), with its credentials.
   const calls = runEnv.caller
@@ -56,6 +64,7 @@ try {
   runtime.onAnswer = (type, id, meta, body) => {
     if (type === Msg.CALL_RESULT) calls?.answer(id, meta, body);
     else if (type === Msg.CALL_CHUNK || type === Msg.CALL_END) calls?.streamed(type, id, meta, body);
+    else if (type === Msg.FETCHED) remoteObjects?.answer(id, meta, body);
   };
   if (calls) runtime.onJobEnd = (id) => calls.jobEnded(id);
   runtime.onStopped = () => socket.end(() => process.exit(0));

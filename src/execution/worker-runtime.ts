@@ -198,7 +198,7 @@ export class WorkerRuntime {
     const cost = chunkCost(chunk.body); // before the send: a transferred body is detached by it
     this.#send(Msg.CHUNK, job.id, answerMeta(chunk), chunk.body);
     job.window -= cost;
-    if (job.window > 0 || job.controllers[0]!.signal.aborted) return;
+    if (job.window > 0 || job.controllers[0]!.aborted) return;
     return (job.room ??= new Gate()).wait();
   }
 
@@ -239,20 +239,15 @@ export class WorkerRuntime {
         throw new AnyServeError("INTERNAL", `worker ${this.#name}: handler #${h} was not started here (no OPEN before its jobs)`);
       }
       if (job.mode === "batch") {
-        const out = await runBatchTask(
-          env,
-          h,
-          tasks,
-          controllers.map((c) => c.signal),
-          hooks,
-        );
+        // The Cancellations themselves: a real AbortSignal is made only if a handler asks for ctx.signal.
+        const out = await runBatchTask(env, h, tasks, controllers, hooks);
         const msg = batchResultMessage(out);
         this.#answer(Msg.RESULT, id, msg.meta, msg.body);
       } else if (job.mode === "stream") {
-        await runStreamTask(env, h, tasks[0]!, controllers[0]!.signal, (chunk) => this.#chunk(job, chunk), hooks);
+        await runStreamTask(env, h, tasks[0]!, controllers[0]!, (chunk) => this.#chunk(job, chunk), hooks);
         this.#answer(Msg.END, id, {});
       } else {
-        const out = await runTask(env, h, tasks[0]!, controllers[0]!.signal, hooks);
+        const out = await runTask(env, h, tasks[0]!, controllers[0]!, hooks);
         this.#answer(Msg.RESULT, id, answerMeta(out), out.body);
       }
     } catch (err) {

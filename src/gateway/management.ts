@@ -63,8 +63,16 @@ export function managementRoutes(o: ManagementOptions): Record<string, RouteHand
     }
     return { status: x.statusCode, body: parsed };
   };
-  /** Has replica `id` drain or undrain itself; REPLICA_UNREACHABLE (502) when it cannot be reached or refuses. */
-  const tellReplica = async (id: string, endpoint: string, action: "drain" | "undrain", secret: string | undefined): Promise<void> => {
+  /**
+   * Has replica `id` drain or undrain itself; REPLICA_UNREACHABLE (502) when it cannot be reached or
+   * refuses. Resolves with the `drain_seq` it answered (when the change was made), if any.
+   */
+  const tellReplica = async (
+    id: string,
+    endpoint: string,
+    action: "drain" | "undrain",
+    secret: string | undefined,
+  ): Promise<number | undefined> => {
     const answer = await callReplica(`${endpoint}/${action}`, {}, secret, DRAIN_CALL_TIMEOUT_MS).catch((err: Error) => {
       throw new AnyServeError(
         "REPLICA_UNREACHABLE",
@@ -78,6 +86,8 @@ export function managementRoutes(o: ManagementOptions): Record<string, RouteHand
         `replica '${id}' at ${endpoint} did not ${action}: expected 200 from POST /${action}, got ${answer.status} ${said}; nothing was changed`,
       );
     }
+    const seq = (answer.body as { drain_seq?: unknown } | null)?.drain_seq;
+    return Number.isSafeInteger(seq) && (seq as number) >= 0 ? (seq as number) : undefined;
   };
   const fresh =
     (what: string, fn: () => unknown): RouteHandler =>
@@ -109,8 +119,8 @@ export function managementRoutes(o: ManagementOptions): Record<string, RouteHand
       // An anyserve replica carries the state and tells every API server it registers with; a
       // foreign OIP server cannot, so only this API server's registry knows it drained.
       const carried = entry.protocol === undefined && entry.httpEndpoint !== undefined;
-      if (carried) await tellReplica(id, entry.httpEndpoint!, action, entry.secret);
-      registry.drain(id, action === "drain");
+      const drainSeq = carried ? await tellReplica(id, entry.httpEndpoint!, action, entry.secret) : undefined;
+      registry.drain(id, action === "drain", drainSeq);
       sendJson(res, 200, {
         success: true,
         replica_id: id,

@@ -90,6 +90,7 @@ export class RegistrationGate {
     return this.#registry.heartbeat(h.replicaId, {
       ...(h.capabilities !== undefined ? { capabilities: h.capabilities } : {}),
       ...(h.draining !== undefined ? { draining: h.draining } : {}),
+      ...(h.drainSeq !== undefined ? { drainSeq: h.drainSeq } : {}),
     });
   }
 

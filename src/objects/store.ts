@@ -31,6 +31,7 @@ import type {
   ObjectStoreApi,
   ObjectStoreOptions,
   ReadOptions,
+  RemoteObjects,
   StreamCreateOptions,
   StreamReadOptions,
 } from "./types.js";
@@ -163,6 +164,12 @@ export class ObjectStore implements ObjectStoreApi {
       }
       return where.local.stream(options.range);
     }
+    if ("remote" in where) {
+      // Whole, through the remote reader (a worker process's replica); the range cut from it here.
+      const { info, bytes } = await where.remote.read(where.ref.toString(), this.#signal(options));
+      checkRange(options.range, info);
+      return Readable.from(options.range ? [bytes.subarray(options.range.start, options.range.end + 1)] : [bytes]);
+    }
     const { body } = await fetchFromPeer({
       method: "GET",
       base: where.base,
@@ -180,6 +187,7 @@ export class ObjectStore implements ObjectStoreApi {
       await where.local.close();
       return infoOf(where.local.info);
     }
+    if ("remote" in where) return infoOf(await where.remote.stat(where.ref.toString(), this.#signal(options)));
     return infoOf(
       (await fetchFromPeer({ method: "HEAD", base: where.base, id: where.ref.id, token: this.token, signal: this.#signal(options) })).info,
     );
@@ -291,6 +299,7 @@ export class ObjectStore implements ObjectStoreApi {
   async #read(ref: ObjRefLike, options: ReadOptions): Promise<{ bytes: Buffer; info: StoredObject }> {
     const where = await this.#locate(ref, options, true);
     if ("local" in where) return { info: where.local.info, bytes: await where.local.read() };
+    if ("remote" in where) return where.remote.read(where.ref.toString(), this.#signal(options));
     return readFromPeer({ method: "GET", base: where.base, id: where.ref.id, token: this.token, signal: this.#signal(options) });
   }
 
@@ -299,10 +308,15 @@ export class ObjectStore implements ObjectStoreApi {
     refLike: ObjRefLike,
     options: ReadOptions,
     whole = false,
-  ): Promise<{ local: OpenedObject } | { base: string; ref: ObjRef }> {
+  ): Promise<{ local: OpenedObject } | { base: string; ref: ObjRef } | { remote: RemoteObjects; ref: ObjRef }> {
     const ref = ObjRef.from(refLike);
     const local = await this.#openLocal(ref, whole);
     if (local) return { local: live(local) };
+    const remote = this.#o.remote;
+    if (remote) {
+      this.#foreignOwner(ref);
+      return { remote, ref };
+    }
     const base = await this.#peerOf(ref);
     if (!(options.cache ?? this.#o.cacheRemote)) return { base, ref };
     const signal = this.#signal(options);
@@ -346,10 +360,8 @@ export class ObjectStore implements ObjectStoreApi {
 
   /** The base URL of a ref's owner; 404 when the ref is ours (or names no owner), 400 when the owner is not a trusted peer. */
   async #peerOf(ref: ObjRef): Promise<string> {
-    if (ref.owner === undefined || ref.owner === this.#owner?.replicaId) {
-      throw new AnyServeError("OBJECT_NOT_FOUND", `object ${ref.id} is not in the store at ${this.dir}`);
-    }
-    const base = this.#peers ? await this.#peers(ref.owner, ref.url) : undefined;
+    const owner = this.#foreignOwner(ref);
+    const base = this.#peers ? await this.#peers(owner, ref.url) : undefined;
     if (!base) {
       throw new AnyServeError(
         "OBJECT_REF_INVALID",
@@ -357,6 +369,14 @@ export class ObjectStore implements ObjectStoreApi {
       );
     }
     return base;
+  }
+
+  /** The owner of an object not found here; 404 when the ref is ours (or names no owner). */
+  #foreignOwner(ref: ObjRef): string {
+    if (ref.owner === undefined || ref.owner === this.#owner?.replicaId) {
+      throw new AnyServeError("OBJECT_NOT_FOUND", `object ${ref.id} is not in the store at ${this.dir}`);
+    }
+    return ref.owner;
   }
 
   #signal(o: ReadOptions): AbortSignal {

@@ -1,6 +1,6 @@
 /** The object store's public surface: what `ctx.objects` offers a handler. */
 import type { Readable } from "node:stream";
-import type { ByteRange, ObjectBackend } from "./backends/base.js";
+import type { ByteRange, ObjectBackend, StoredObject } from "./backends/base.js";
 import type { ObjRef, ObjRefLike } from "./ref.js";
 import type { PeerResolver } from "./remote.js";
 
@@ -85,6 +85,12 @@ export interface ObjectStoreOptions {
   peers?: PeerResolver | readonly string[];
   /** Look owners up in this API server's registry (what a replica does; see `bindReplica`); several: the next when one is gone. */
   peerRegistry?: string | readonly string[];
+  /**
+   * Reads objects owned by others through someone else instead of fetching them from their owners
+   * (`peers`, `peerRegistry`, `cacheRemote` are then unused): a worker process, which holds none of
+   * the credentials a fetch needs, asks its replica (execution/replica-objects.ts).
+   */
+  remote?: RemoteObjects;
   /** Total time for one fetch from an owner (default 60 s). */
   fetchTimeoutMs?: number;
   /** Keep local copies of fetched objects (default false). */
@@ -96,4 +102,12 @@ export interface ObjectStoreOptions {
   /** Directory backend: file mode (default 0o600) and fsync before publishing (default false). */
   fileMode?: number;
   fsync?: boolean;
+}
+
+/** Where a store reads objects it does not hold (see {@link ObjectStoreOptions.remote}). */
+export interface RemoteObjects {
+  /** The object's metadata; OBJECT_NOT_FOUND / OBJECT_EXPIRED as the owner says. */
+  stat(ref: string, signal: AbortSignal): Promise<StoredObject>;
+  /** The whole object and its metadata. */
+  read(ref: string, signal: AbortSignal): Promise<{ info: StoredObject; bytes: Buffer }>;
 }

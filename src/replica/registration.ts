@@ -25,6 +25,8 @@ export interface RegistrationBody {
   node?: string;
   /** Drained by an operator: sent with every registration and heartbeat, so each API server keeps it out of rotation. */
   draining?: boolean;
+  /** When `draining` last changed (see drain-routes.ts): an API server ignores an older state than it holds. */
+  drain_seq?: number;
 }
 
 export class RegistrationLoop {
@@ -138,8 +140,12 @@ export class RegistrationLoop {
     this.#busy = true;
     try {
       if (this.#registered) {
-        const { draining } = this.#body();
-        const status = await this.#post("POST", "/heartbeat", { ...this.#identity(), ...(draining !== undefined ? { draining } : {}) });
+        const { draining, drain_seq } = this.#body();
+        const status = await this.#post("POST", "/heartbeat", {
+          ...this.#identity(),
+          ...(draining !== undefined ? { draining } : {}),
+          ...(drain_seq !== undefined ? { drain_seq } : {}),
+        });
         if (status === 404) this.#registered = false;
       }
       if (!this.#registered && !this.#stopped) {

@@ -24,7 +24,7 @@ import type { ServerTls } from "../util/tls.js";
 import { ReplicaGuard } from "./guard.js";
 import { executionOf, serviceConfigOf } from "./service-config.js";
 import { workerRoutes } from "./worker-routes.js";
-import { type DrainState, drainRoutes } from "./drain-routes.js";
+import { type DrainState, drainRoutes, nextDrainSeq } from "./drain-routes.js";
 import { withObjectEndpoint } from "../objects/endpoint.js";
 import type { ObjectStore } from "../objects/store.js";
 import { createFrameHandler } from "./frame-handler.js";
@@ -179,7 +179,7 @@ async function assembleReplica(o: ReplicaParts["o"], apiServers: readonly string
       ? undefined
       : new (await import("./metrics.js")).ReplicaMetrics({ replicaId, service: o.service, objectStore: o.objectStore });
   // A drain or undrain is sent to the API servers as a state change is (registerReplica sets onStateChange).
-  const drain: DrainState = { draining: o.drained ?? false, changed: () => base.onStateChange() };
+  const drain: DrainState = { draining: o.drained ?? false, seq: nextDrainSeq(), changed: () => base.onStateChange() };
   const base = {
     o,
     apiServers,
@@ -313,6 +313,7 @@ async function registerReplica(p: ReplicaParts, at: { httpUrl: string; grpcAddre
     states: dispatcher.states(),
     heartbeat_interval_ms: heartbeatIntervalMs,
     draining: p.drain.draining,
+    drain_seq: p.drain.seq,
     ...(o.service ? { service: o.service } : {}),
     ...(o.node ? { node: o.node } : {}),
   });

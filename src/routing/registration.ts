@@ -110,6 +110,13 @@ const replicaSecret = z
  */
 const draining = z.boolean("expected true or false").optional();
 
+/**
+ * When the replica's drain state last changed (its clock, ms; strictly increasing within a
+ * replica, and a restarted replica starts above its predecessor's): a `draining` older than the one
+ * an API server holds — a heartbeat sent before the change, arriving after it — is ignored.
+ */
+const drainSeq = z.number("expected a number").int("expected an integer").min(0).max(Number.MAX_SAFE_INTEGER).optional();
+
 /** Free-form labels: kept when they are strings (cut to 128 characters), ignored otherwise. */
 const label = z
   .unknown()
@@ -192,6 +199,7 @@ export const registrationSchema = z
       node: label,
       replica_secret: replicaSecret,
       draining,
+      drain_seq: drainSeq,
     },
     body,
   )
@@ -201,7 +209,14 @@ export const registrationSchema = z
 /** `POST /heartbeat`: the id, the capabilities when they changed, and whether it is drained. */
 export const heartbeatSchema = z
   .object(
-    { replica_id: replicaId, capabilities: capabilities.optional(), states: states.optional(), replica_secret: replicaSecret, draining },
+    {
+      replica_id: replicaId,
+      capabilities: capabilities.optional(),
+      states: states.optional(),
+      replica_secret: replicaSecret,
+      draining,
+      drain_seq: drainSeq,
+    },
     body,
   )
   .superRefine(statesMatch);
@@ -259,6 +274,7 @@ export function parseRegistration(body: unknown, defaultHeartbeatMs: number): Re
   if (r.node !== undefined) reg.node = r.node;
   if (r.replica_secret !== undefined) reg.secret = r.replica_secret;
   if (r.draining !== undefined) reg.draining = r.draining;
+  if (r.drain_seq !== undefined) reg.drainSeq = r.drain_seq;
   return reg;
 }
 
@@ -269,6 +285,7 @@ export function parseHeartbeat(body: unknown): HeartbeatUpdate {
     replicaId: h.replica_id,
     ...(h.replica_secret !== undefined ? { secret: h.replica_secret } : {}),
     ...(h.draining !== undefined ? { draining: h.draining } : {}),
+    ...(h.drain_seq !== undefined ? { drainSeq: h.drain_seq } : {}),
     ...(h.capabilities !== undefined ? { capabilities: registeredCapabilities(h.capabilities, h.states) } : {}),
   };
 }
@@ -279,6 +296,7 @@ export interface HeartbeatUpdate {
   secret?: string;
   capabilities?: RegisteredCapability[];
   draining?: boolean;
+  drainSeq?: number;
 }
 
 /** An unregister body's replica id (and secret). */

@@ -57,6 +57,8 @@ export interface ReplicaRegistration {
    * every API server it registers with). Absent: the registry keeps what it had for the id.
    */
   draining?: boolean;
+  /** When `draining` was decided (the replica's `drain_seq`): an older one does not override it. */
+  drainSeq?: number;
 }
 
 /** One replica as the registry holds it. Mutable counters are owned by the gateway. */
@@ -167,18 +169,23 @@ export class Registry {
   }
 
   /** Adds a replica, or replaces the one with the same id (its capabilities are replaced). */
-  register(reg: ReplicaRegistration): ReplicaEntry {
-    const previous = this.#replicas.get(reg.replicaId);
+  register(given: ReplicaRegistration): ReplicaEntry {
+    const previous = this.#replicas.get(given.replicaId);
     if (previous) this.#remove(previous);
     const now = this.#now();
     // The same process re-registering (a capability turned warm) keeps its probe results; a new
     // endpoint is a new process and starts healthy — an anyserve replica registers once it serves.
     // A foreign OIP server was registered by someone else, maybe before it was up: it takes
     // traffic once its first health probe passed.
-    const same = previous !== undefined && targetOf(previous) === targetOf(reg);
-    const foreign = reg.protocol !== undefined;
+    const same = previous !== undefined && targetOf(previous) === targetOf(given);
+    const foreign = given.protocol !== undefined;
     // A replica that reports its drain state carries it: nothing to remember for its id (so what
-    // registrations say cannot grow the set; only operators' drains of other replicas do).
+    // registrations say cannot grow the set; only operators' drains of other replicas do). A
+    // drain state older than the one held (sent before a change, arriving after it) is not taken.
+    const reg =
+      previous && isStale(given.drainSeq, previous.drainSeq)
+        ? { ...given, draining: previous.draining, drainSeq: previous.drainSeq }
+        : given;
     if (reg.draining !== undefined) this.#drained.delete(reg.replicaId);
     const entry: ReplicaEntry = {
       ...reg,
@@ -218,12 +225,16 @@ export class Registry {
   }
 
   /** Records a heartbeat; throws REPLICA_NOT_FOUND so the replica knows to register again. */
-  heartbeat(replicaId: string, update: { capabilities?: RegisteredCapability[]; draining?: boolean } = {}): ReplicaEntry {
+  heartbeat(
+    replicaId: string,
+    update: { capabilities?: RegisteredCapability[]; draining?: boolean; drainSeq?: number } = {},
+  ): ReplicaEntry {
     const entry = this.#replicas.get(replicaId);
     if (!entry) throw new AnyServeError("REPLICA_NOT_FOUND", `replica '${replicaId}' is not registered`);
     entry.lastHeartbeat = this.#now();
-    if (update.draining !== undefined) {
+    if (update.draining !== undefined && !isStale(update.drainSeq, entry.drainSeq)) {
       entry.draining = update.draining;
+      if (update.drainSeq !== undefined) entry.drainSeq = update.drainSeq;
       this.#drained.delete(replicaId);
       this.setAvailable(replicaId, !update.draining);
     }
@@ -244,9 +255,19 @@ export class Registry {
     return true;
   }
 
-  /** Takes a replica out of rotation (or puts it back) until told otherwise; false when unknown. */
-  drain(replicaId: string, drained: boolean): boolean {
-    if (drained) this.#drained.add(replicaId);
+  /**
+   * Takes a replica out of rotation (or puts it back) until told otherwise; false when unknown.
+   * `drainSeq`: the replica carries the state and answered with when it changed (its `drain_seq`),
+   * so a heartbeat it sent before the change cannot undo it here.
+   */
+  drain(replicaId: string, drained: boolean, drainSeq?: number): boolean {
+    const entry = this.#replicas.get(replicaId);
+    if (drainSeq !== undefined && entry) {
+      if (isStale(drainSeq, entry.drainSeq)) return true;
+      entry.draining = drained;
+      entry.drainSeq = drainSeq;
+      this.#drained.delete(replicaId);
+    } else if (drained) this.#drained.add(replicaId);
     else this.#drained.delete(replicaId);
     return this.setAvailable(replicaId, !drained);
   }
@@ -391,6 +412,11 @@ export class Registry {
  */
 export function targetOf(r: ReplicaRegistration): string {
   return r.protocol === "oip-grpc" ? `grpc://${r.endpoint}` : (r.httpEndpoint ?? "");
+}
+
+/** A drain state decided at `seq` is older than the one held (decided at `held`). */
+function isStale(seq: number | undefined, held: number | undefined): boolean {
+  return seq !== undefined && held !== undefined && seq < held;
 }
 
 /** Not draining and not marked unhealthy by the health checker. */

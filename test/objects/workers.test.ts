@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
 import { Client } from "../../src/sdk/client.js";
-import { FIXTURES, startCli } from "../helpers/processes.js";
+import { Cleanups, FIXTURES, registryIds, startCli, startReplicaProc, waitFor } from "../helpers/processes.js";
 
 for (const strategy of ["pool", "process"] as const) {
   test(`ctx.objects inside ${strategy} workers creates and reads objects in the replica's store`, async (t) => {
@@ -35,5 +35,44 @@ for (const strategy of ["pool", "process"] as const) {
     assert.match(res.ref, /^obj:/);
     if (strategy === "pool") assert.ok(res.thread > 0, "ran in a worker thread");
     else assert.notEqual(res.pid, replica.child.pid, "ran in a child process");
+  });
+}
+
+// A worker process holds no secret of its replica's (process-handle.ts), so under a control-plane
+// token (the default under `up`) it can neither look an owner up in the registry nor show the peer
+// key to the owner's object endpoint: objects owned by another replica are read through its replica
+// (FETCH), as Python workers do. Worker threads share the replica's process and its credentials.
+for (const strategy of ["process", "pool"] as const) {
+  test(`under a control-plane token, ctx.objects in a ${strategy} worker reads an object another replica owns: get, stat, a stream, a range`, async (t) => {
+    const token = "control-token-for-objects-test";
+    const hooks = new Cleanups();
+    t.after(() => hooks.run());
+    const api = await startCli(hooks, ["api-server", "--port", "0", "--token", token]);
+    const replica = (service: string, extra: string[] = []) =>
+      startReplicaProc(hooks, api.ready.url!, path.join(FIXTURES, "multihost_app.ts:app"), [
+        "--service",
+        service,
+        "--token",
+        token,
+        "--object-store",
+        mkdtempSync(path.join(tmpdir(), `anyserve-objw-${service}-`)),
+        ...extra,
+      ]);
+    await replica("host_b");
+    await replica("host_a", ["--threading-strategy", strategy, "--thread-count", "1"]);
+    await waitFor("both replicas registered", async () => (await registryIds(api.ready.url!, token)).length === 2);
+    const client = new Client({ apiServer: api.ready.url!, direct: false });
+    t.after(() => client.close());
+    const text = "owned by b ".repeat(1000);
+    const ref = String(await client.infer({ type: "obj_put", host: "b" }, { text }));
+    const read = (await client.infer({ type: "obj_read", host: "a" }, { ref })) as Record<string, unknown>;
+    assert.deepEqual(read, {
+      value: text,
+      size: Buffer.byteLength(JSON.stringify(text)),
+      streamed: JSON.stringify(text),
+      range: JSON.stringify(text).slice(2, 12),
+      missing: "OBJECT_NOT_FOUND",
+      inWorker: true,
+    });
   });
 }

@@ -117,6 +117,14 @@ test("heartbeat and unregister bodies", () => {
   assert.match(refused(() => parseUnregister({ replica_id: "r", replica_secret: "short" })).message, /^replica_secret: expected 22-256/);
   assert.match(refused(() => parseUnregister({ replica_id: 5 })).message, /^replica_id: expected .*, got 5$/);
   assert.match(refused(() => parseHeartbeat({})).message, /^replica_id: .*got nothing$/);
+  // The drain state and when it was decided (a stale one is passed over by the registry).
+  assert.deepEqual(parseHeartbeat({ replica_id: "r", draining: true, drain_seq: 1_765_000_000_000 }), {
+    replicaId: "r",
+    draining: true,
+    drainSeq: 1_765_000_000_000,
+  });
+  assert.match(refused(() => parseHeartbeat({ replica_id: "r", drain_seq: -1 })).message, /^drain_seq: .*got -1$/);
+  assert.match(refused(() => parseHeartbeat({ replica_id: "r", drain_seq: "1" })).message, /^drain_seq: expected a number, got "1"$/);
 });
 
 test("protocol: the seed's body (no http_endpoint) is OIP gRPC; an http_endpoint is anyserve; oip-rest needs its URL and may leave out endpoint", () => {
