@@ -100,12 +100,13 @@ class Relay {
   readonly room = new Gate();
   window: number;
 
-  constructor(window: number) {
-    this.window = window;
+  constructor(readonly size: number) {
+    this.window = size;
   }
 
+  /** Never beyond the window's size, whatever a worker grants: what the replica holds stays bounded. */
   credit(n: number): void {
-    this.window += n;
+    this.window = Math.min(this.size, this.window + n);
     if (this.window > 0) this.room.open();
   }
 
@@ -145,7 +146,8 @@ async function relayStream(
   signal: CancelSignal | undefined,
 ): Promise<void> {
   const open = relaysOf(handle);
-  const w = typeof meta?.w === "number" && meta.w > 0 ? meta.w : WORKER_STREAM_WINDOW_BYTES;
+  // The worker's window, up to the replica's own (a worker does not decide how much the replica buffers).
+  const w = typeof meta?.w === "number" && meta.w > 0 ? Math.min(meta.w, WORKER_STREAM_WINDOW_BYTES) : WORKER_STREAM_WINDOW_BYTES;
   const relay = new Relay(w);
   const onJobAbort = (): void => relay.cancel(AnyServeError.from(signal?.reason, "CANCELLED"));
   const onGone = (): void => relay.cancel(new AnyServeError("CANCELLED", `worker ${handle.name} ended`));
