@@ -37,13 +37,21 @@ class Incoming {
   constructor(readonly job: number | undefined) {}
 
   push(meta: Meta, body: Buffer): void {
+    if (this.end !== undefined) return;
     this.chunks.push({ meta, body });
     this.#wake();
   }
 
+  /** CALL_END: the chunks before it are still read, then `err` (null: the end). */
   finish(err: AnyServeError | null): void {
     if (this.end === undefined) this.end = err;
     this.#wake();
+  }
+
+  /** Cancelled here: what had arrived is dropped, the next read fails with `err`. */
+  cancel(err: AnyServeError): void {
+    this.chunks.length = 0;
+    this.finish(err);
   }
 
   #wake(): void {
@@ -131,7 +139,7 @@ export class ReplicaCaller implements Caller {
     const { meta, body } = this.#request(capability, inputs, o);
     const id = this.#nextId++;
     const s = new Incoming(typeof meta.job === "number" ? meta.job : undefined);
-    const onAbort = (): void => s.finish(AnyServeError.from(signal?.reason, "CANCELLED"));
+    const onAbort = (): void => s.cancel(AnyServeError.from(signal?.reason, "CANCELLED"));
     signal?.addEventListener("abort", onAbort, { once: true });
     this.#streams.set(id, s);
     this.#o.send(Msg.CALL_STREAM, id, { ...meta, w: WORKER_STREAM_WINDOW_BYTES }, body);
@@ -175,7 +183,7 @@ export class ReplicaCaller implements Caller {
     for (const [id, s] of this.#streams) {
       if (s.job !== job) continue;
       this.#streams.delete(id);
-      s.finish(new AnyServeError("CANCELLED", "the job that made this streaming call has ended"));
+      s.cancel(new AnyServeError("CANCELLED", "the job that made this streaming call has ended"));
       this.#o.send(Msg.CALL_CANCEL, id, null, EMPTY);
     }
   }

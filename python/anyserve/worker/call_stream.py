@@ -88,6 +88,7 @@ class CallStream:
         """Stops reading: the replica cancels the upstream call (nothing if it had ended)."""
         with self._cond:
             self._closed = True
+            self._chunks.clear()  # what had arrived is not read any more
             if self._end is _OPEN:
                 self._end = AnyServeError("CANCELLED", "the streaming call was closed")
             self._cond.notify_all()
