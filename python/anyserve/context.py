@@ -140,9 +140,11 @@ class Context:
         logger: Optional[logging.Logger] = None,
         worker: Optional[str] = None,
         delegation_depth: int = 0,
+        stream_func: Optional[Callable[..., Any]] = None,
     ) -> None:
         self._objects = objects
         self._call = call_func
+        self._stream = stream_func
         self.replica_id = replica_id
         self.capability = capability if isinstance(capability, Capability) or capability is None else Capability(capability)
         self.request_id = request_id
@@ -173,6 +175,30 @@ class Context:
     async def acall(self, capability: Dict[str, Any], inputs: Any, **kwargs: Any) -> Any:
         """:meth:`call` for ``async def`` handlers: waits without holding the event loop."""
         return await asyncio.get_running_loop().run_in_executor(None, lambda: self.call(capability, inputs, **kwargs))
+
+    def call_stream(self, capability: Dict[str, Any], inputs: Any, **kwargs: Any) -> Any:
+        """Calls a streaming capability through the replica's router; returns an iterator of its
+        chunks, each decoded as :meth:`call` decodes an answer (same keywords). The replica reads
+        the stream only as fast as the handler does. Stopping early cancels the upstream call: an
+        iterator the loop alone held is closed as the loop is left (``break``); one kept in a
+        variable by ``close()`` or by leaving its ``with`` block — at the latest when this request
+        ends. An upstream error is raised, with its code, where it arrives::
+
+            with context.call_stream({"type": "tokens"}, {"text": "a b"}) as tokens:
+                for token in tokens:
+                    if token == "stop":
+                        break
+        """
+        if self._stream is None:
+            raise RuntimeError(NO_CALLS)
+        return self._stream(capability, inputs, **kwargs)
+
+    def acall_stream(self, capability: Dict[str, Any], inputs: Any, **kwargs: Any) -> Any:
+        """:meth:`call_stream` for ``async def`` handlers: an async iterator (``async for``) whose
+        chunks are awaited without holding the event loop; cancelling the task cancels the call."""
+        from .worker.call_stream import AsyncCallStream
+
+        return AsyncCallStream(self.call_stream(capability, inputs, **kwargs))
 
     def call_service(self, name: str) -> ServiceProxy:
         """A proxy of class service ``name``: ``context.call_service("kv").get("k")``."""

@@ -36,7 +36,7 @@ export interface ExecutionOptions {
   /**
    * What worker threads' `ctx.call`s carry: the deployment's inference token and the CA of its
    * TLS. Threads share the replica's process, so they may hold its secrets; worker processes get
-   * none (process-handle.ts), so their calls are refused where an inference token is required.
+   * none (process-handle.ts): their calls go through the replica (CALL, CALL_STREAM: worker-requests.ts).
    */
   callerAuth?: CallerAuth | undefined;
   /** `thread_count`: concurrency of `async`; threads of `multi`; minimum threads of `pool`; processes of `process`. */

@@ -20,6 +20,8 @@ export interface WorkerHandle {
   onMessage: (type: number, id: number, meta: Meta, body: Buffer) => void;
   /** Called exactly once. */
   onExit: (exit: WorkerExit) => void;
+  /** Fires when the worker has ended (a process worker: what it asked the replica for stops with it). */
+  readonly ended?: AbortSignal;
 }
 
 /** Makes a new worker named `name` (e.g. `thread-3`). */

@@ -71,6 +71,7 @@ class ProcessHandle implements WorkerHandle {
   #out: SocketOutbox | undefined;
   #early: [number, number, Meta, Buffer | undefined][] = [];
   #stderrTail = "";
+  readonly #ended = new AbortController();
   onMessage: WorkerHandle["onMessage"] = () => undefined;
   onExit: WorkerHandle["onExit"] = () => undefined;
 
@@ -89,6 +90,7 @@ class ProcessHandle implements WorkerHandle {
     });
     let ended = false;
     child.once("exit", (code, signal) => {
+      this.#ended.abort();
       if (ended) return;
       ended = true;
       const oom = oomPattern.test(this.#stderrTail) || (oomExitCode !== undefined && code === oomExitCode);
@@ -102,8 +104,14 @@ class ProcessHandle implements WorkerHandle {
     child.once("error", (err) => {
       if (ended || child.pid !== undefined) return;
       ended = true;
+      this.#ended.abort();
       this.onExit({ reason: "exit", detail: `worker process ${name} could not be started: ${err.message}` });
     });
+  }
+
+  /** Fires when the child has exited: the streams the replica relays to it stop (worker-requests.ts). */
+  get ended(): AbortSignal {
+    return this.#ended.signal;
   }
 
   attach(socket: Socket): void {

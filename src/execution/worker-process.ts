@@ -49,7 +49,7 @@ try {
     apiServer: env.ANYSERVE_API_SERVER ? env.ANYSERVE_API_SERVER.split(",") : undefined,
     objects: objects && { ...objects, remote: remoteObjects },
   });
-  // ctx.call through the replica (CALL), with its credentials; ctx.callStream from here.
+  // ctx.call and ctx.callStream through the replica (CALL, CALL_STREAM), with its credentials.
   const calls = runEnv.caller
     ? new ReplicaCaller({
         send: (type, id, meta, body) => {
@@ -57,15 +57,16 @@ try {
           out.flush();
         },
         job: () => runtime?.runningJob,
-        streams: runEnv.caller,
       })
     : undefined;
   if (calls) runEnv.caller = calls;
   runtime = new WorkerRuntime(runEnv, name, out);
   runtime.onAnswer = (type, id, meta, body) => {
     if (type === Msg.CALL_RESULT) calls?.answer(id, meta, body);
+    else if (type === Msg.CALL_CHUNK || type === Msg.CALL_END) calls?.streamed(type, id, meta, body);
     else if (type === Msg.FETCHED) remoteObjects?.answer(id, meta, body);
   };
+  if (calls) runtime.onJobEnd = (id) => calls.jobEnded(id);
   runtime.onStopped = () => socket.end(() => process.exit(0));
   runtime.boot();
   for (const m of early.splice(0)) runtime.receive(...m);

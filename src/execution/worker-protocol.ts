@@ -62,6 +62,20 @@ export const Msg = {
   FETCH: 34,
   /** → worker: a FETCH's answer. meta: the object's info, or an error; body: its bytes (`get`). */
   FETCHED: 35,
+  /**
+   * ← worker: a streaming call through the replica (`ctx.callStream`, Python `ctx.call_stream`).
+   * id: the worker's own; meta `{job, q, timeout, ct, hl?, aff?, w}`: a CALL's, and the window `w`
+   * (bytes, `chunkCost`) of CALL_CHUNKs the replica may send before CALL_CREDIT gives some back.
+   */
+  CALL_STREAM: 36,
+  /** → worker: one chunk of a CALL_STREAM. meta `{ct, hl?}`, body: the encoded response. */
+  CALL_CHUNK: 37,
+  /** → worker: a CALL_STREAM's end. meta `{}` or an error. Exactly one per CALL_STREAM. */
+  CALL_END: 38,
+  /** ← worker: the handler took `n` more bytes of a CALL_STREAM's chunks. meta `{n}`. */
+  CALL_CREDIT: 39,
+  /** ← worker: the handler stopped reading a CALL_STREAM (or its job ended): cancel the upstream call. meta null. */
+  CALL_CANCEL: 40,
 } as const;
 
 export type Meta = Record<string, unknown> | null;

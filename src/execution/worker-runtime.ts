@@ -62,6 +62,8 @@ export class WorkerRuntime {
   onStopped: () => void = () => undefined;
   /** A message of a type the runtime does not handle itself: an answer to the worker's own request. */
   onAnswer: (type: number, id: number, meta: Meta, body: Buffer) => void = () => undefined;
+  /** A job answered: what it asked the replica for and left open ends with it (replica-caller.ts). */
+  onJobEnd: (id: number) => void = () => undefined;
 
   /** The id of the job running now, if one is (a control — OPEN, CLOSE — is not a job). */
   get runningJob(): number | undefined {
@@ -172,6 +174,7 @@ export class WorkerRuntime {
       this.#startedAt = performance.now();
       void ("control" in job ? this.#control(job) : this.#run(job)).finally(() => {
         this.#running = undefined;
+        if (!("control" in job)) this.onJobEnd(job.id);
         this.#next();
       });
       return;

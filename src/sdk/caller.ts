@@ -65,11 +65,7 @@ export class ApiServerCaller implements Caller {
     request: InferRequest,
     o: { timeout: number; signal?: AbortSignal; affinity?: string },
   ): Promise<InferResponse> {
-    return this.#use().inferRaw(capability, request.inputs, {
-      ...inferOptions(o),
-      ...(request.parameters ? { parameters: request.parameters } : {}),
-      ...(request.id !== undefined ? { id: request.id } : {}),
-    });
+    return this.#use().inferRaw(capability, request.inputs, rawOptions(request, o));
   }
 
   callStream(
@@ -78,6 +74,14 @@ export class ApiServerCaller implements Caller {
     o: CallOptions & { timeout: number; signal?: AbortSignal },
   ): AsyncIterable<unknown> {
     return this.#use().stream(capability, inputs, inferOptions(o));
+  }
+
+  callStreamRaw(
+    capability: CapabilityMap,
+    request: InferRequest,
+    o: { timeout: number; signal?: AbortSignal; affinity?: string },
+  ): AsyncIterable<InferResponse> {
+    return this.#use().streamRaw(capability, request.inputs, rawOptions(request, o));
   }
 
   async close(): Promise<void> {
@@ -95,5 +99,14 @@ function inferOptions(o: CallOptions & { timeout: number; signal?: AbortSignal }
     timeout: o.timeout,
     ...(o.signal ? { signal: o.signal } : {}),
     ...(o.affinity !== undefined ? { headers: { [AFFINITY_HEADER]: o.affinity } } : {}),
+  };
+}
+
+/** The options of a call with a whole request (`callRaw`, `callStreamRaw`): its parameters and id travel as given. */
+function rawOptions(request: InferRequest, o: { timeout: number; signal?: AbortSignal; affinity?: string }): InferOptions {
+  return {
+    ...inferOptions(o),
+    ...(request.parameters ? { parameters: request.parameters } : {}),
+    ...(request.id !== undefined ? { id: request.id } : {}),
   };
 }

@@ -211,6 +211,11 @@ export class Client {
 
   /** Streams the decoded chunks of a streaming capability; tried again (see `retry`) only until the first chunk arrives. */
   async *stream(capability: CapabilityInput, inputs: unknown, options: InferOptions = {}): AsyncIterable<unknown> {
+    for await (const res of this.streamRaw(capability, inputs, options)) yield responseToValue(res);
+  }
+
+  /** Like {@link stream} but yields the whole OIP response of each chunk. */
+  async *streamRaw(capability: CapabilityInput, inputs: unknown, options: InferOptions = {}): AsyncIterable<InferResponse> {
     const { query, req } = this.#prepare(capability, inputs, options);
     let at = this.#servers.current;
     let t = await this.#follow();
@@ -227,7 +232,7 @@ export class Client {
       try {
         for await (const res of t.stream(query, req, o)) {
           started = true;
-          yield responseToValue(res);
+          yield res;
         }
         return;
       } catch (err) {

@@ -34,6 +34,12 @@ export interface Caller {
     inputs: unknown,
     options: CallOptions & { timeout: number; signal?: AbortSignal },
   ): AsyncIterable<unknown>;
+  /** The streaming call with a whole request in and each chunk's whole response out (a worker's CALL_STREAM). */
+  callStreamRaw?(
+    capability: CapabilityMap,
+    request: InferRequest,
+    options: { timeout: number; signal?: AbortSignal; affinity?: string },
+  ): AsyncIterable<InferResponse>;
 }
 
 /** The object store surface handlers use (`src/objects/`, see docs/objects.md). */

@@ -12,7 +12,7 @@ APP = os.path.join(HERE, "apps", "worker_app.py:app")
 
 
 def handler_index(name):
-    order = ["echo", "sleep", "boom", "coded", "tokens", "gen", "batch", "aecho", "model", "caller", "asleep", "hog"]
+    order = ["echo", "sleep", "boom", "coded", "tokens", "gen", "batch", "aecho", "model", "caller", "asleep", "hog", "stream_caller"]
     return order.index(name)
 
 
@@ -141,6 +141,53 @@ class WorkerProtocolTest(unittest.TestCase):
         r.send(P.FETCHED, fetch_id, {"contentType": "application/json", "size": 2}, b"[7]")
         _, _, meta, body = r.expect(P.RESULT)
         self.assertEqual(json.loads(json.loads(body)["outputs"][0]["data"][0]), {"answer": {"dims": 8}, "far": [7]})
+
+    def _stream_call(self, r, job, **inputs):
+        r.run(job, "infer", [call()], [json_body(**inputs)], h=handler_index("stream_caller"))
+        _, sid, meta, body = r.expect(P.CALL_STREAM)
+        self.assertEqual((meta["job"], meta["q"], meta["w"]), (job, {"type": "tokens"}, 256 * 1024))
+        self.assertIn(b'"name":"text"', body)
+        return sid
+
+    @staticmethod
+    def _chunk(text, pad=0):
+        return json.dumps({"model_name": "tokens", "outputs": [{"name": "output", "datatype": "BYTES", "shape": [1], "data": [text + "." * pad]}]}).encode()
+
+    def test_call_stream_relays_chunks_credits_what_was_taken_and_cancels_on_break(self):
+        r = self.start(handler="stream_caller")
+        r.expect(P.READY)
+        sid = self._stream_call(r, 3, take=3)
+        # ~64 KiB chunks: once half the window is taken (2 of them) → CALL_CREDIT with their bytes.
+        sizes = []
+        for t in ("a", "b", "c"):
+            body = self._chunk(t, 64 * 1024)
+            sizes.append(len(body) + 64)
+            r.send(P.CALL_CHUNK, sid, None, body)
+        _, cid, meta, _ = r.expect(P.CALL_CREDIT)
+        self.assertEqual((cid, meta["n"]), (sid, sum(sizes[:2])))
+        # It broke out after 3: the replica is told to cancel, then the job answers.
+        _, cancel_id, _, _ = r.expect(P.CALL_CANCEL)
+        self.assertEqual(cancel_id, sid)
+        _, _, _, body = r.expect(P.RESULT)
+        self.assertEqual(json.loads(body)["outputs"][0]["data"][0], "abc")
+
+    def test_call_stream_ends_with_call_end_and_raises_its_error_code(self):
+        r = self.start(handler="stream_caller")
+        r.expect(P.READY)
+        sid = self._stream_call(r, 4, take=5)
+        r.send(P.CALL_CHUNK, sid, None, self._chunk("a"))
+        r.send(P.CALL_END, sid, {"code": "INVALID_PARAMETER", "error": "upstream says no"})
+        _, _, meta, _ = r.expect(P.RESULT)
+        self.assertEqual((meta["code"], meta["error"]), ("INVALID_PARAMETER", "upstream says no"))
+
+    def test_a_call_stream_left_open_is_cancelled_when_its_job_answers(self):
+        r = self.start(handler="stream_caller")
+        r.expect(P.READY)
+        sid = self._stream_call(r, 5, take=1, leave=1)
+        r.send(P.CALL_CHUNK, sid, None, self._chunk("a"))
+        r.expect(P.RESULT)
+        _, cancel_id, _, _ = r.expect(P.CALL_CANCEL)
+        self.assertEqual(cancel_id, sid)
 
     def test_async_concurrency_runs_jobs_side_by_side_and_answers_out_of_order(self):
         r = self.start(concurrency=4, handler="asleep")

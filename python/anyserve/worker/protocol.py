@@ -36,6 +36,11 @@ CALL = 32  # ← worker: call a capability through the replica's router. {job, q
 CALL_RESULT = 33  # → worker: the call's answer (meta {ct?, hl?} or an error)
 FETCH = 34  # ← worker: read an object the replica can reach and the worker cannot. {ref, op}
 FETCHED = 35  # → worker: meta {contentType, size, created, ...} or an error; body: the bytes (op get)
+CALL_STREAM = 36  # ← worker: a streaming call through the replica. {job, q, timeout, ct, hl?, w}
+CALL_CHUNK = 37  # → worker: one chunk of it (meta {ct?, hl?})
+CALL_END = 38  # → worker: its end ({} or an error); exactly one per CALL_STREAM
+CALL_CREDIT = 39  # ← worker: the handler took n more bytes of its chunks. {n}
+CALL_CANCEL = 40  # ← worker: the handler stopped reading (or its job ended): cancel the upstream call
 
 #: The exit code of a worker that ran out of memory (memory_mb): its running job fails with WORKER_OUT_OF_MEMORY.
 OOM_EXIT_CODE = 87

@@ -44,6 +44,7 @@ from ..messages import ModelInferRequest
 from ..stream import Stream
 from ..values import inputs_to_request, response_to_value, result_to_response
 from . import protocol as P
+from .call_stream import CallStream
 
 #: How long a quick job's answer may wait for the next jobs' before it is sent anyway (seconds).
 HOLD_S = 0.0002
@@ -132,6 +133,8 @@ class Runtime:
         self._stopping = False
         self._ready = False
         self._pending: Dict[int, _Pending] = {}
+        #: Streaming calls open (CALL_STREAM sent, no CALL_END yet), by id.
+        self._streams: Dict[int, CallStream] = {}
         self._ids = itertools.count(1)
         #: Units whose start hooks ran, with their handlers open here (protocol 2: OPEN/CLOSE; 1: all of them).
         self._started: Dict[int, set] = {}
@@ -231,6 +234,14 @@ class Runtime:
             if pending is not None:
                 pending.meta, pending.body = meta, body
                 pending.event.set()
+        elif type_ == P.CALL_CHUNK:
+            stream = self._streams.get(id_)
+            if stream is not None:
+                stream.push(meta or {}, body)
+        elif type_ == P.CALL_END:
+            stream = self._streams.pop(id_, None)
+            if stream is not None:
+                stream.finish(AnyServeError.from_wire(meta) if isinstance(meta, dict) and isinstance(meta.get("code"), str) else None)
         # Unknown types are ignored, so a newer replica can add messages.
 
     def _admit(self, job: Any) -> None:
@@ -390,6 +401,7 @@ class Runtime:
         # Held only while jobs are quick and more wait, and never longer than HOLD_S.
         hold = more and self._avg < HOLD_S and (not self._out or now - self._out_since < HOLD_S)
         self.send(type_, job.id, meta, body, flush=not hold)
+        self._end_streams(job.id)
         # Done only once its answer is queued: the other thread may take the next item (a CLOSE)
         # as soon as nothing runs, and its answer must come after this one (job order).
         with self._cond:
@@ -469,6 +481,7 @@ class Runtime:
         with self._cond:
             self._running.pop(job.id, None)
         self.send(terminal[0], job.id, terminal[1], terminal[2])
+        self._end_streams(job.id)
         self._pump_async()
         self._maybe_stop_async()
 
@@ -575,6 +588,7 @@ class Runtime:
             cancellation=job.cancels[i],
             worker=self.name,
             delegation_depth=int(call.get("d") or 0),
+            stream_func=self._streamer(job.id, deadline_ms / 1000),
         )
         return req, ctx
 
@@ -719,37 +733,70 @@ class Runtime:
         return answer, pending.body
 
     def _caller(self, job_id: int, deadline_s: float) -> Callable[..., Any]:
-        def call(
-            capability: Dict[str, Any],
-            inputs: Any,
-            timeout: Optional[float] = None,
-            raw: bool = False,
-            parameters: Optional[Dict[str, Any]] = None,
-            datatypes: Optional[Dict[str, str]] = None,
-            id: Optional[str] = None,
-        ) -> Any:
-            q = normalize(capability, "capability")
-            req = inputs_to_request(inputs, datatypes)
-            if parameters:
-                req.parameters.update(parameters)
-            if id:
-                req.id = id
-            body, ct, hl = encode_json_request(req, binary=True)
-            limit = min(deadline_s - time.time(), float("inf") if timeout is None else timeout)
-            if limit <= 0:
-                raise AnyServeError("DEADLINE_EXCEEDED", f"no time left to call {q}: the request's deadline has passed")
-            meta: Dict[str, Any] = {"job": job_id, "q": q, "timeout": limit * 1000, "ct": ct}
-            if hl is not None:
-                meta["hl"] = hl
+        def call(capability: Dict[str, Any], inputs: Any, timeout: Optional[float] = None, raw: bool = False, **kw: Any) -> Any:
+            meta, body, limit = _call_request(job_id, deadline_s, capability, inputs, timeout, **kw)
             answer, out = self.request(P.CALL, meta, body, limit + 5)
-            res = decode_response(out, answer.get("ct") or JSON, answer.get("hl"))
-            return res if raw else response_to_value(res)
+            return _decoded(answer, out, raw)
 
         return call
+
+    def _streamer(self, job_id: int, deadline_s: float) -> Callable[..., CallStream]:
+        def call_stream(capability: Dict[str, Any], inputs: Any, timeout: Optional[float] = None, raw: bool = False, **kw: Any) -> CallStream:
+            meta, body, limit = _call_request(job_id, deadline_s, capability, inputs, timeout, **kw)
+            return CallStream(self, job_id, meta, body, lambda m, b: _decoded(m, b, raw), limit)
+
+        return call_stream
+
+    # CallStream's side: its id, and forgetting it (CALL_END, or cancelled: whichever comes first).
+    def open_stream(self, stream: CallStream) -> int:
+        id_ = next(self._ids) % 0xFFFFFFFE + 1
+        self._streams[id_] = stream
+        return id_
+
+    def forget_stream(self, id_: int) -> Optional[CallStream]:
+        return self._streams.pop(id_, None)
+
+    def _end_streams(self, job_id: int) -> None:
+        """A job answered: its streaming calls still open are cancelled (a handler may leave one unfinished)."""
+        for stream in [s for s in list(self._streams.values()) if s.job == job_id]:
+            stream.close()
 
     def fetcher(self, ref: str, op: str) -> Tuple[Dict[str, Any], bytes]:
         """Reads an object the replica can reach (another replica's, with the replica's token)."""
         return self.request(P.FETCH, {"ref": ref, "op": op}, b"", 120)
+
+
+def _call_request(
+    job_id: int,
+    deadline_s: float,
+    capability: Dict[str, Any],
+    inputs: Any,
+    timeout: Optional[float],
+    parameters: Optional[Dict[str, Any]] = None,
+    datatypes: Optional[Dict[str, str]] = None,
+    id: Optional[str] = None,
+) -> Tuple[Dict[str, Any], bytes, float]:
+    """A CALL's (or CALL_STREAM's) meta and body, and the seconds it may take."""
+    q = normalize(capability, "capability")
+    req = inputs_to_request(inputs, datatypes)
+    if parameters:
+        req.parameters.update(parameters)
+    if id:
+        req.id = id
+    body, ct, hl = encode_json_request(req, binary=True)
+    limit = min(deadline_s - time.time(), float("inf") if timeout is None else timeout)
+    if limit <= 0:
+        raise AnyServeError("DEADLINE_EXCEEDED", f"no time left to call {q}: the request's deadline has passed")
+    meta: Dict[str, Any] = {"job": job_id, "q": q, "timeout": limit * 1000, "ct": ct}
+    if hl is not None:
+        meta["hl"] = hl
+    return meta, body, limit
+
+
+def _decoded(meta: Dict[str, Any], body: bytes, raw: bool) -> Any:
+    """A CALL_RESULT's or CALL_CHUNK's answer, decoded as ``context.call`` gives it."""
+    res = decode_response(body, meta.get("ct") or JSON, meta.get("hl"))
+    return res if raw else response_to_value(res)
 
 
 def _cancel_task(job: Job, task: "asyncio.Task[Any]") -> None:

@@ -90,3 +90,24 @@ def hog(request):
     keep = []
     while True:
         keep.append([0.5] * 1_000_000)
+
+
+#: Streaming calls a handler left open on purpose (only the job's end closes them).
+_left_open = []
+
+
+@app.capability(type="stream_caller")
+def stream_caller(request, context):
+    """Streams from another capability through the replica: `take` chunks, then leaves (`leave`: without closing)."""
+    take = int(request.inputs["take"].data[0])
+    it = context.call_stream({"type": "tokens"}, {"text": "a b c"})
+    if request.inputs.get("leave") is not None:
+        _left_open.append(it)
+        return "".join(next(it)[:1] for _ in range(take))
+    got = []
+    with it:  # leaving the block closes it: the replica cancels the upstream call before this job answers
+        for chunk in it:
+            got.append(chunk)
+            if len(got) == take:
+                break
+    return "".join(c[:1] for c in got)
