@@ -288,6 +288,18 @@ describe("Python workers over HTTP: deadlines, stuck handlers, crashes, a full q
     assert.equal((await infer(proc.ready.http!, { type: "do" }, { op: "echo", text: "after" })).status, 200);
   });
 
+  test("a stream of more than its window (5,000 chunks) arrives whole and in order: the replica's credits reopen the Python worker's window", async () => {
+    const client = new Client({ endpoint: proc.ready.http! });
+    try {
+      const got: unknown[] = [];
+      for await (const t of client.stream({ type: "tokens" }, { n: 5_000 })) got.push(t);
+      assert.equal(got.length, 5_000);
+      assert.deepEqual([got[0], got[4_999]], ["t0", "t4999"]);
+    } finally {
+      await client.close();
+    }
+  });
+
   test("a worker process that exits mid-request fails only that request (502 WORKER_CRASHED)", async () => {
     const [crashed, other] = await Promise.all([
       infer(proc.ready.http!, { type: "do" }, { op: "exit" }),

@@ -83,10 +83,14 @@ class FakeReplica:
     def send(self, type_: int, id_: int, meta: Any = None, body: bytes = b"") -> None:
         self.conn.sendall(P.encode(type_, id_, meta, body))
 
-    def run(self, id_: int, mode: str, calls: List[Dict[str, Any]], bodies: List[bytes], h: Optional[int] = None) -> None:
+    def run(
+        self, id_: int, mode: str, calls: List[Dict[str, Any]], bodies: List[bytes], h: Optional[int] = None, w: Optional[int] = None
+    ) -> None:
         meta: Dict[str, Any] = {"mode": mode, "calls": calls, "sizes": [len(b) for b in bodies]}
         if h is not None:
             meta["h"] = h
+        if w is not None:
+            meta["w"] = w
         self.send(P.RUN, id_, meta, b"".join(bodies))
 
     def open(self, h: int) -> None:

@@ -12,7 +12,7 @@ APP = os.path.join(HERE, "apps", "worker_app.py:app")
 
 
 def handler_index(name):
-    order = ["echo", "sleep", "boom", "coded", "tokens", "gen", "batch", "aecho", "model", "caller", "asleep", "hog", "stream_caller"]
+    order = ["echo", "sleep", "boom", "coded", "tokens", "gen", "batch", "aecho", "model", "caller", "asleep", "hog", "stream_caller", "gen_n", "agen_n"]
     return order.index(name)
 
 
@@ -85,6 +85,39 @@ class WorkerProtocolTest(unittest.TestCase):
         r.send(P.CANCEL, 1)  # running: its context.sleep raises
         self.assertEqual(r.expect(P.RESULT)[1:3], (1, {"code": "CANCELLED", "error": "the request was cancelled"}))
         self.assertEqual(self.marks_of("cancelled"), ["long"])
+
+    def _chunks_before_end(self, r):
+        """The CHUNKs' bodies up to the END, and the END's meta."""
+        bodies = []
+        while True:
+            t, _, meta, body = r.next()
+            if t == P.END:
+                return bodies, meta
+            self.assertEqual(t, P.CHUNK)
+            bodies.append(body)
+
+    def _flow_controlled(self, concurrency, handler):
+        """A stream of 50 chunks under a window of two: two come, one more per credit of its cost, none after the cancel."""
+        r = self.start(concurrency=concurrency, open_=(handler,))
+        r.run(1, "stream", [call()], [json_body(n=50)], h=handler_index(handler), w=1)
+        first = r.expect(P.CHUNK)[3]
+        cost = len(first) + 64  # transport/frames.ts chunkCost
+        # w=1: the first chunk used the window up; nothing more comes until a credit.
+        r.send(P.CREDIT, 1, {"n": cost})
+        r.expect(P.CHUNK)
+        r.send(P.CANCEL, 1)
+        rest, end = self._chunks_before_end(r)
+        self.assertEqual(end["code"], "CANCELLED")
+        # Without flow control all 50 would have been sent before the END; at most one more was on
+        # its way when the cancel came (none: the handler waits after each chunk that uses the window up).
+        self.assertEqual(len(rest), 0, f"{len(rest)} chunks after the cancel")
+
+    def test_a_stream_waits_for_credit_once_its_window_is_used_up_stream_send(self):
+        self._flow_controlled(1, "tokens")
+
+    def test_a_stream_waits_for_credit_once_its_window_is_used_up_generator_and_async_generator(self):
+        self._flow_controlled(1, "gen_n")
+        self._flow_controlled(4, "agen_n")
 
     def test_streams_generators_and_batches(self):
         r = self.start(open_=("tokens", "gen", "batch"))

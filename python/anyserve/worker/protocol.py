@@ -15,7 +15,7 @@ VERSION = 1
 PROTOCOL = 1  # 2 when started without ANYSERVE_WORKER_HANDLER (OPEN/CLOSE)
 
 # Types 1-5 mean what they mean on the gateway → replica hop; 16 and up exist only here.
-RUN = 1  # → worker: a job. meta {mode, calls, sizes, h?}; body: the task bodies one after another
+RUN = 1  # → worker: a job. meta {mode, calls, sizes, h?, w?}; body: the task bodies one after another
 RESULT = 2  # ← worker: a job's answer. meta {ct, hl?} (none for JSON), {items} (batch) or an error
 CHUNK = 3  # ← worker: one streamed answer
 END = 4  # ← worker: a stream's end. meta {} or an error
@@ -26,6 +26,7 @@ BOOT_FAILED = 18  # ← worker: it could not start. meta: an error; it exits nex
 STOP = 19  # → worker: finish the jobs it has, run the stop hooks, answer STOPPED, exit
 STOPPED = 20  # ← worker
 DEADLINE = 21  # ← worker: the request's `timeout` parameter lowered a task's deadline. {i, dl}
+CREDIT = 22  # → worker: a stream job's consumer took n more bytes of its chunks (its RUN gave the window w). {n}
 # Protocol 2 (a worker serving every handler of the app; started without ANYSERVE_WORKER_HANDLER):
 OPEN = 24  # → worker: start handler h (its unit's start hooks), after the jobs sent before. {h}
 OPENED = 25  # ← worker: {h}, or {h, code, error} when its start hooks failed

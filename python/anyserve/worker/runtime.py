@@ -45,6 +45,7 @@ from ..stream import Stream
 from ..values import inputs_to_request, response_to_value, result_to_response
 from . import protocol as P
 from .call_stream import CallStream
+from .window import Window
 
 #: How long a quick job's answer may wait for the next jobs' before it is sent anyway (seconds).
 HOLD_S = 0.0002
@@ -53,15 +54,21 @@ log = logging.getLogger("anyserve.worker")
 
 
 class Job:
-    __slots__ = ("id", "mode", "calls", "bodies", "handler", "cancels", "task")
+    __slots__ = ("id", "mode", "calls", "bodies", "handler", "cancels", "task", "window")
 
-    def __init__(self, id_: int, mode: str, calls: List[Dict[str, Any]], bodies: List[bytes], handler: int) -> None:
+    def __init__(
+        self, id_: int, mode: str, calls: List[Dict[str, Any]], bodies: List[bytes], handler: int, window: Optional[Window] = None
+    ) -> None:
         self.id = id_
         self.mode = mode
         self.calls = calls
         self.bodies = bodies
         self.handler = handler
         self.cancels = [Cancellation() for _ in calls]
+        #: A stream's flow-control window (its RUN's ``w``); None without flow control.
+        self.window = window
+        if window is not None:
+            self.cancels[0].on_cancel(window.wake)
         #: The asyncio task running it (async mode, ``async def`` handlers).
         self.task: Optional["asyncio.Task[Any]"] = None
 
@@ -135,6 +142,8 @@ class Runtime:
         self._pending: Dict[int, _Pending] = {}
         #: Streaming calls open (CALL_STREAM sent, no CALL_END yet), by id.
         self._streams: Dict[int, CallStream] = {}
+        #: Stream jobs' windows by job id, for CREDIT (from the RUN until the job answers).
+        self._windows: Dict[int, Window] = {}
         self._ids = itertools.count(1)
         #: Units whose start hooks ran, with their handlers open here (protocol 2: OPEN/CLOSE; 1: all of them).
         self._started: Dict[int, set] = {}
@@ -217,7 +226,16 @@ class Runtime:
             except P.ProtocolError as err:
                 self.send(P.RESULT, id_, P.error_meta("INTERNAL", f"worker protocol: {err}"))
                 return
-            self._admit(Job(id_, mode, calls, bodies, self.unit if h is None else h))
+            w = meta.get("w") if isinstance(meta, dict) else None
+            window = Window(w) if mode == "stream" and isinstance(w, (int, float)) and w > 0 else None
+            if window is not None:
+                self._windows[id_] = window
+            self._admit(Job(id_, mode, calls, bodies, self.unit if h is None else h, window))
+        elif type_ == P.CREDIT:
+            n = meta.get("n") if isinstance(meta, dict) else None
+            window = self._windows.get(id_)
+            if window is not None and isinstance(n, (int, float)) and n > 0:
+                window.credit(n)
         elif type_ == P.CANCEL:
             self._cancel(id_, meta.get("i") if isinstance(meta, dict) and isinstance(meta.get("i"), int) else None)
         elif type_ in (P.OPEN, P.CLOSE):
@@ -610,8 +628,14 @@ class Runtime:
         body, ct, hl = encode_response(res, call.get("f") or "json", req)
         return P.answer_meta(ct, hl), body
 
-    def _stream_sink(self, job: Job, entry: HandlerEntry, req: ModelInferRequest, errors: List[str]) -> Callable[[Any], None]:
+    def _stream_sink(
+        self, job: Job, entry: HandlerEntry, req: ModelInferRequest, errors: List[str], block: bool = True
+    ) -> Callable[[Any], None]:
+        """Sends one chunk; with ``block``, then waits while the job's window is used up (see window.py)."""
         from .._proto import grpc_predict_v2_pb2 as pb
+
+        window = job.window
+        stopped = lambda: job.cancels[0].cancelled  # noqa: E731
 
         def sink(item: Any) -> None:
             if errors or job.cancels[0].cancelled:
@@ -624,6 +648,10 @@ class Runtime:
                 return
             meta, body = self._answer(item, entry, job.calls[0], req)
             self.send(P.CHUNK, job.id, meta, body)
+            if window is not None:
+                window.spend(len(body))
+                if block:
+                    window.wait(stopped)
 
         return sink
 
@@ -652,16 +680,23 @@ class Runtime:
 
     async def _stream_async(self, job: Job, entry: HandlerEntry, req: ModelInferRequest, ctx: Context) -> None:
         errors: List[str] = []
+        # ``stream.send`` from an ``async def`` handler is a plain call on the loop: with the window
+        # used up it blocks the loop until credit comes (other jobs wait too; bounded memory wins).
+        # An async generator is not pulled meanwhile, and the loop stays free.
         sink = self._stream_sink(job, entry, req, errors)
+        send = self._stream_sink(job, entry, req, errors, block=False)
         stream = Stream(sink)
         result = _invoke(entry, req, ctx, stream)
         if inspect.isawaitable(result):
             result = await result
         if inspect.isasyncgen(result):
+            stopped = lambda: job.cancels[0].cancelled  # noqa: E731
             async for item in result:
                 if job.cancels[0].cancelled:
                     break
-                sink(item)
+                send(item)
+                if job.window is not None:
+                    await job.window.wait_async(stopped)
         elif result is not None and not entry.takes_stream and _iterable(result):
             for item in result:
                 sink(item)
@@ -758,6 +793,7 @@ class Runtime:
 
     def _end_streams(self, job_id: int) -> None:
         """A job answered: its streaming calls still open are cancelled (a handler may leave one unfinished)."""
+        self._windows.pop(job_id, None)
         for stream in [s for s in list(self._streams.values()) if s.job == job_id]:
             stream.close()
 

@@ -111,3 +111,17 @@ def stream_caller(request, context):
             if len(got) == take:
                 break
     return "".join(c[:1] for c in got)
+
+
+@app.capability(type="gen_n")
+def gen_n(request):
+    """n chunks from a generator (flow control: not pulled while the window is used up)."""
+    for i in range(int(request.inputs["n"].data[0])):
+        yield f"g{i}"
+
+
+@app.capability(type="agen_n")
+async def agen_n(request):
+    """n chunks from an async generator, on the async strategy's loop."""
+    for i in range(int(request.inputs["n"].data[0])):
+        yield f"a{i}"
