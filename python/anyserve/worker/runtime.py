@@ -289,6 +289,7 @@ class Runtime:
                         c.cancel(reason)
                 return
             del self._queue[at]
+        self._windows.pop(id_, None)
         self.send(P.END if job.mode == "stream" else P.RESULT, id_, _meta_of(reason))
 
     # ── boot and stop ──
