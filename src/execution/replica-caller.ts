@@ -17,6 +17,7 @@ import { inputsToRequest, responseToValue } from "../protocol/value-messages.js"
 import type { CallOptions, Caller } from "../sdk/context.js";
 import { chunkCost } from "../transport/frames.js";
 import { errorOf, Msg, WORKER_STREAM_WINDOW_BYTES, type Meta } from "./worker-protocol.js";
+import { ReplicaRequests } from "./replica-requests.js";
 
 export interface ReplicaCallerOptions {
   /** Sends one message to the replica now. */
@@ -63,22 +64,16 @@ class Incoming {
 
 const EMPTY = Buffer.alloc(0);
 
-interface Pending {
-  resolve: (value: unknown) => void;
-  reject: (err: unknown) => void;
-  done: () => void;
-}
-
 export class ReplicaCaller implements Caller {
   readonly #o: ReplicaCallerOptions;
-  readonly #pending = new Map<number, Pending>();
-  /** CALL ids: the worker's own id space (they never meet job ids, which travel the other way). */
-  #nextId = 1;
+  /** CALLs awaiting their CALL_RESULT; its ids (the CALL_STREAMs' too) are the worker's own space, never meeting job ids. */
+  readonly #requests: ReplicaRequests;
 
   readonly #streams = new Map<number, Incoming>();
 
   constructor(o: ReplicaCallerOptions) {
     this.#o = o;
+    this.#requests = new ReplicaRequests(o.send);
   }
 
   /** Open CALL_STREAMs (leak checks, tests). */
@@ -86,33 +81,13 @@ export class ReplicaCaller implements Caller {
     return this.#streams.size;
   }
 
-  call(capability: CapabilityMap, inputs: unknown, o: CallOptions & { timeout: number; signal?: AbortSignal }): Promise<unknown> {
-    if (o.signal?.aborted) return Promise.reject(AnyServeError.from(o.signal.reason, "CANCELLED"));
-    let body: Buffer;
-    let meta: Meta;
-    try {
-      ({ meta, body } = this.#request(capability, inputs, o));
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    const id = this.#nextId++;
-    return new Promise((resolve, reject) => {
-      // The replica's call is bound to the job's abort; this one settles at once when the handler's own signal fires.
-      const onAbort = (): void => {
-        this.#pending.get(id)?.done();
-        reject(AnyServeError.from(o.signal?.reason, "CANCELLED"));
-      };
-      o.signal?.addEventListener("abort", onAbort, { once: true });
-      this.#pending.set(id, {
-        resolve,
-        reject,
-        done: () => {
-          this.#pending.delete(id);
-          o.signal?.removeEventListener("abort", onAbort);
-        },
-      });
-      this.#o.send(Msg.CALL, id, meta, body);
-    });
+  async call(capability: CapabilityMap, inputs: unknown, o: CallOptions & { timeout: number; signal?: AbortSignal }): Promise<unknown> {
+    const cancelled = () => AnyServeError.from(o.signal?.reason, "CANCELLED");
+    if (o.signal?.aborted) throw cancelled();
+    const { meta, body } = this.#request(capability, inputs, o);
+    // The replica's call is bound to the job's abort; this one settles at once when the handler's own signal fires.
+    const answer = await this.#requests.ask(Msg.CALL, meta, body, o.signal, cancelled);
+    return responseToValue(decodeJsonResponse(answer.body, typeof answer.meta?.hl === "number" ? answer.meta.hl : undefined));
   }
 
   /** A CALL's or CALL_STREAM's meta and body: every input in the binary part, exact for every datatype, as the replica answers. */
@@ -137,7 +112,7 @@ export class ReplicaCaller implements Caller {
     const signal = o.signal;
     if (signal?.aborted) throw AnyServeError.from(signal.reason, "CANCELLED");
     const { meta, body } = this.#request(capability, inputs, o);
-    const id = this.#nextId++;
+    const id = this.#requests.nextId();
     const s = new Incoming(typeof meta.job === "number" ? meta.job : undefined);
     const onAbort = (): void => s.cancel(AnyServeError.from(signal?.reason, "CANCELLED"));
     signal?.addEventListener("abort", onAbort, { once: true });
@@ -190,18 +165,6 @@ export class ReplicaCaller implements Caller {
 
   /** A CALL_RESULT from the replica. */
   answer(id: number, meta: Meta, body: Buffer): void {
-    const p = this.#pending.get(id);
-    if (p === undefined) return; // given up on (aborted)
-    p.done();
-    const err = errorOf(meta);
-    if (err) {
-      p.reject(err);
-      return;
-    }
-    try {
-      p.resolve(responseToValue(decodeJsonResponse(body, typeof meta?.hl === "number" ? meta.hl : undefined)));
-    } catch (e) {
-      p.reject(e);
-    }
+    this.#requests.answer(id, meta, body);
   }
 }

@@ -10,22 +10,17 @@
 import { AnyServeError } from "../errors.js";
 import type { StoredObject } from "../objects/backends/base.js";
 import type { RemoteObjects } from "../objects/types.js";
-import { errorOf, Msg, type Meta } from "./worker-protocol.js";
+import { ReplicaRequests } from "./replica-requests.js";
+import { Msg, type Meta } from "./worker-protocol.js";
 
-interface Pending {
-  resolve: (answer: { meta: Meta; body: Buffer }) => void;
-  reject: (err: unknown) => void;
-}
+const NO_BODY = Buffer.alloc(0);
 
 export class ReplicaObjects implements RemoteObjects {
-  readonly #send: (type: number, id: number, meta: Meta, body?: Buffer) => void;
-  readonly #pending = new Map<number, Pending>();
-  /** FETCH ids: their own id space (FETCHED answers never meet CALL_RESULTs or job ids). */
-  #nextId = 1;
+  readonly #requests: ReplicaRequests;
 
   /** `send`: one message to the replica, now. */
-  constructor(send: (type: number, id: number, meta: Meta, body?: Buffer) => void) {
-    this.#send = send;
+  constructor(send: (type: number, id: number, meta: Meta, body: Buffer) => void) {
+    this.#requests = new ReplicaRequests(send);
   }
 
   async stat(ref: string, signal: AbortSignal): Promise<StoredObject> {
@@ -43,33 +38,11 @@ export class ReplicaObjects implements RemoteObjects {
 
   /** A FETCHED from the replica. */
   answer(id: number, meta: Meta, body: Buffer): void {
-    const p = this.#pending.get(id);
-    if (p === undefined) return; // given up on (aborted)
-    this.#pending.delete(id);
-    const err = errorOf(meta);
-    if (err) p.reject(err);
-    else p.resolve({ meta, body });
+    this.#requests.answer(id, meta, body);
   }
 
   #fetch(ref: string, op: "stat" | "get", signal: AbortSignal): Promise<{ meta: Meta; body: Buffer }> {
-    if (signal.aborted) return Promise.reject(abortError(signal, ref));
-    const id = this.#nextId++;
-    return new Promise((resolve, reject) => {
-      // The replica's read goes on; its answer, when it comes, finds no one waiting and is dropped.
-      const onAbort = (): void => {
-        this.#pending.delete(id);
-        reject(abortError(signal, ref));
-      };
-      signal.addEventListener("abort", onAbort, { once: true });
-      const settle =
-        <T>(f: (v: T) => void) =>
-        (v: T): void => {
-          signal.removeEventListener("abort", onAbort);
-          f(v);
-        };
-      this.#pending.set(id, { resolve: settle(resolve), reject: settle(reject) });
-      this.#send(Msg.FETCH, id, { ref, op });
-    });
+    return this.#requests.ask(Msg.FETCH, { ref, op }, NO_BODY, signal, () => abortError(signal, ref));
   }
 }
 
