@@ -57,7 +57,7 @@ export function subBenchSpecs(quick: boolean): Spec[] {
       title:
         "ONNX backend (bench/models.ts: onnx: replicas through the API server vs onnxruntime-node in-process, two models; ratios within each round, median)",
       file: "bench/models.ts",
-      args: quick ? ["--rounds", "1", "--seconds", "0.5"] : ["--rounds", "3", "--seconds", "2"],
+      args: quick ? ["--rounds", "1", "--seconds", "0.5"] : ["--rounds", "5", "--seconds", "2"],
     },
     {
       id: "objects",
