@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
 import { test } from "node:test";
+import { Client } from "../../src/sdk/client.js";
 import { waitFor } from "../helpers/processes.js";
 import { apiServer, replica } from "../sdk/helpers.js";
 
@@ -37,7 +38,7 @@ function stalledUpload(url: string, declared: number | "chunked", sent: number):
 for (const fastIngress of [false, true]) {
   const ingress = fastIngress ? "fast ingress" : "node:http";
   test(`${ingress}: bodies past api_server.max_buffered_mb together are 503 SERVER_OVERLOADED, and the budget comes back`, async (t) => {
-    const s = await apiServer(t, { maxBufferedBytes: BUDGET, fastIngress });
+    const s = await apiServer(t, { maxBufferedBytes: BUDGET, fastIngress, grpcPort: 0 });
     await replica(t, s.url, `budget-${fastIngress ? "fast" : "node"}`);
     await waitFor("the replica registered", () => s.registry.size === 1);
     // 700 KB declared and held (only 1 KB of it sent): 400 KB more would pass the 1 MiB budget.
@@ -62,6 +63,16 @@ for (const fastIngress of [false, true]) {
     assert.ok(refused.headers.get("retry-after"), "Retry-After is set");
     assert.equal(heldAnswer, "", "the held upload itself was taken, not answered");
     assert.equal((await post(s.url, bodyOf(10_000))).status, 200, "a body that fits beside the held one is served");
+    if (!fastIngress) {
+      // gRPC shares the budget (counted once grpc-js has read the message).
+      const grpcClient = new Client({ apiServer: s.grpcAddress!, protocol: "grpc", retry: false });
+      try {
+        await assert.rejects(grpcClient.infer({ type: "who" }, { x: "a".repeat(400_000) }), { code: "SERVER_OVERLOADED" });
+        assert.equal(await grpcClient.infer({ type: "who" }, { x: "a".repeat(10_000) }), "budget-node");
+      } finally {
+        await grpcClient.close();
+      }
+    }
 
     // A chunked body takes from the budget as it arrives: refused once it passes.
     const chunked = stalledUpload(s.url, "chunked", 400_000);
