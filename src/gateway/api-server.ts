@@ -193,8 +193,12 @@ async function assembleApiServer(o: ApiServerOptions): Promise<ApiServerParts> {
   const coldStarts = new ColdStarts(registry);
   forwarder.coldStarts = coldStarts;
   // prom-client is loaded only by an API server that keeps metrics.
+  // One budget for every request body: REST on both ingresses, the OpenAI routes and gRPC.
+  const bodyBudget = new BodyBudget(o.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES);
   const metrics =
-    o.metrics === false ? undefined : new (await import("./metrics.js")).GatewayMetrics({ registry, forwarder, policies, coldStarts });
+    o.metrics === false
+      ? undefined
+      : new (await import("./metrics.js")).GatewayMetrics({ registry, forwarder, policies, coldStarts, bodyBudget });
   forwarder.observer = metrics;
   const stats = new ServiceStats(metrics);
   const status = new StatusModel({ registry, policies, forwarder, stats, coldStarts });
@@ -203,8 +207,7 @@ async function assembleApiServer(o: ApiServerOptions): Promise<ApiServerParts> {
   const defaultTimeoutMs = o.requestTimeoutMs ?? 60_000;
   const limits = {
     maxBodyBytes: o.maxBodyBytes ?? 64 * 1024 * 1024,
-    // One budget for every REST request body, both ingresses and the OpenAI routes.
-    bodyBudget: new BodyBudget(o.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES),
+    bodyBudget,
     defaultTimeoutMs,
     maxTimeoutMs: Math.max(defaultTimeoutMs, 3_600_000),
     ...(metrics ? { onRejected: (code: string) => metrics.rejected(code) } : {}),

@@ -16,6 +16,7 @@ import type { Registry } from "../routing/registry.js";
 import { createMetricsRegistry, metricsRoute } from "../metrics/exposition.js";
 import type { RouteHandler } from "../util/http.js";
 import { HistogramChild, ScrapedMetric, histogramValues, registerScraped } from "../metrics/scraped.js";
+import type { BodyBudget } from "../util/body-budget.js";
 
 /** Seconds: 250 µs … 60 s, dense where a serving system's requests are. */
 export const LATENCY_BUCKETS = [0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
@@ -45,7 +46,13 @@ export class GatewayMetrics {
   /** The deployment controller, for the autoscaler's series (set once it is attached). */
   deployment: () => DeploymentView | undefined = () => undefined;
 
-  constructor(sources: { registry: Registry; forwarder: Forwarder; policies: ServicePolicies; coldStarts?: ColdStarts }) {
+  constructor(sources: {
+    registry: Registry;
+    forwarder: Forwarder;
+    policies: ServicePolicies;
+    coldStarts?: ColdStarts;
+    bodyBudget?: BodyBudget;
+  }) {
     const registry = (this.registry = createMetricsRegistry());
     const { forwarder, policies } = sources;
     // Services with `enable_metrics: false` are left out of the state series too.
@@ -106,6 +113,17 @@ export class GatewayMetrics {
         for (const e of replicas.list()) this.inc({ service: e.service ?? NO_SERVICE }, e.inFlight);
       },
     });
+    const budget = sources.bodyBudget;
+    if (budget !== undefined) {
+      new Gauge({
+        name: "anyserve_gateway_buffered_body_bytes",
+        help: "Bytes of request bodies the API server holds now (read, or declared and being read, until the answer); api_server.max_buffered_mb bounds them.",
+        registers: [registry],
+        collect() {
+          this.set(budget.used);
+        },
+      });
+    }
     new Gauge({
       name: "anyserve_gateway_replicas",
       help: "Registered replicas by service and availability: healthy, unhealthy, draining, ejected.",
