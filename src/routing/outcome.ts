@@ -58,6 +58,8 @@ export const NOT_REPLICA_FAILURES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "OBJECT_STORE_FULL",
   // The API server's own answer to a registration past max_replicas: never a replica's.
   "REGISTRY_FULL",
+  // The API server shedding request bodies past max_buffered_mb: never a replica's.
+  "SERVER_OVERLOADED",
   "OBJECT_OWNER_UNREACHABLE",
   "DELEGATION_EXHAUSTED",
   // The management API's answers about the deployment's controller (scale, apply): never a replica's.
