@@ -7,7 +7,9 @@
  * Passes are serialised (one at a time, never re-entered), so an `apply` during a rolling update
  * simply changes where the next pass heads. Services with an `autoscaling` section get their count
  * from their autoscaler (`autoscaling.ts`) instead of `deployment.replicas`; what it reads of its
- * replicas' load and health from the registry is `registry-readings.ts`.
+ * replicas' load and health from the registry is `registry-readings.ts`; what it has seen of each
+ * replica it started (phase, crashes, not serving since), and how that reads to `reconcile` and to
+ * `status()`, is `tracked-replica.ts`.
  */
 import type { ServicePolicies } from "../gateway/policies.js";
 import type { Logger } from "../util/logger.js";
@@ -18,12 +20,13 @@ import { policyFieldsOf } from "./gateway-options.js";
 import type { CpuCapper } from "./cpu-cap.js";
 import { localReplicas } from "./local-replica.js";
 import { place, type NodeCapacity, type ServicePlacement } from "./placement.js";
-import { CRASH_LOOP_LIMIT, reconcile, type Action, type DesiredState, type ObservedReplica, type ReplicaHealth } from "./reconcile.js";
-import type { ReplicaFactory, ReplicaHandle, ReplicaPhase, ReplicaSpec, ReplicaState, ReplicaStatus } from "./replica-handle.js";
+import { CRASH_LOOP_LIMIT, reconcile, type Action, type DesiredState } from "./reconcile.js";
+import type { ReplicaFactory, ReplicaSpec, ReplicaStatus } from "./replica-handle.js";
 import { resolveService } from "../config/resolve.js";
 import type { DeploymentFile, ServiceConfig } from "../config/schema.js";
 import type { AutoscalingView } from "../gateway/status.js";
-import { type HealthSource, ongoingAt, ongoingOf, servingOf } from "./registry-readings.js";
+import { type HealthSource, ongoingOf, servingOf } from "./registry-readings.js";
+import { observe, statusOf, type Tracked } from "./tracked-replica.js";
 
 /** Time for the loop; tests pass a fake one. */
 export interface Clock {
@@ -79,15 +82,6 @@ export interface ServiceReport {
   replicas: number;
   /** Fields that changed and how they were applied. */
   changed: FieldChange[];
-}
-
-/** A replica and what the controller has seen of it. */
-interface Tracked {
-  handle: ReplicaHandle;
-  phase: ReplicaPhase;
-  crashes: number[];
-  crashLooping: boolean;
-  notServingSince: number | null;
 }
 
 export class DeploymentController {
@@ -300,7 +294,7 @@ export class DeploymentController {
   /** One pass: observe, decide, act. Synchronous, so passes never overlap. */
   #pass(): void {
     const now = this.#clock.now();
-    const observed = [...this.#tracked.values()].map((t) => this.#observe(t, now));
+    const observed = [...this.#tracked.values()].map((t) => observe(t, this.#o.registry, now));
     const plan = reconcile(this.#desired, { replicas: observed }, now);
     for (const action of plan.actions) this.#execute(action, now);
     this.#cancelTimer?.();
@@ -312,38 +306,6 @@ export class DeploymentController {
     if (plan.actions.length === 0 && plan.pending.length === 0) {
       for (const resolve of this.#waiters.splice(0)) resolve();
     }
-  }
-
-  /** The replica as `reconcile` sees it, with the registry's health as data. */
-  #observe(t: Tracked, now: number): ObservedReplica {
-    const spec = t.handle.spec;
-    const entry = this.#o.registry.get(spec.replicaId);
-    let health: ReplicaHealth = "serving";
-    let healthDetail: string | undefined;
-    if (entry === undefined) {
-      health = "unregistered";
-      healthDetail = "not registered (no heartbeat)";
-    } else if (!entry.healthy) {
-      health = "unhealthy";
-      healthDetail = `${entry.probeFailures} failed health checks${entry.probeError ? `: ${entry.probeError}` : ""}`;
-    } else if (!entry.available) {
-      health = "draining";
-    }
-    const troubled = t.phase === "running" && (health === "unhealthy" || health === "unregistered");
-    t.notServingSince = troubled ? (t.notServingSince ?? now) : null;
-    return {
-      id: spec.replicaId,
-      service: spec.service,
-      slot: spec.slot,
-      version: spec.version,
-      phase: t.phase,
-      crashLooping: t.crashLooping,
-      health,
-      healthDetail,
-      notServingSince: t.notServingSince,
-      crashes: t.crashes,
-      ongoing: ongoingAt(this.#o.registry, spec.replicaId),
-    };
   }
 
   #execute(action: Action, now: number): void {
@@ -412,17 +374,4 @@ export class DeploymentController {
     }
     this.#requestPass();
   }
-}
-
-function statusOf(t: Tracked): ReplicaStatus {
-  const spec = t.handle.spec;
-  const info = t.handle.info();
-  const state: ReplicaState = t.crashLooping
-    ? "crash_looping"
-    : t.phase === "exited" || (t.phase === "starting" && info.restarts > 0)
-      ? "restarting"
-      : t.phase === "created"
-        ? "starting"
-        : t.phase;
-  return { replicaId: spec.replicaId, service: spec.service, slot: spec.slot, version: spec.version, state, ...info };
 }

@@ -7,6 +7,7 @@
  */
 import { AnyServeError } from "../errors.js";
 import { capabilityKey, formatCapability, matches, type CapabilityMap } from "../protocol/capability.js";
+import { DrainStates } from "./drain-state.js";
 
 /** `warm` = workers running; `cold` = started on demand; `failed` = cannot start. */
 export type CapabilityState = "warm" | "cold" | "failed";
@@ -139,12 +140,8 @@ export class Registry {
   /** "key=value" → replicas having at least one capability with that pair. */
   readonly #index = new Map<string, Set<ReplicaEntry>>();
   #cache = new Map<string, Route>();
-  /**
-   * Replicas an operator drained here ({@link drain}): they stay out of rotation across
-   * re-registrations that say nothing of it. A replica that reports `draining` (anyserve replicas
-   * do) decides for itself, and its id leaves this set.
-   */
-  readonly #drained = new Set<string>();
+  /** Who decides a replica's drain state and which report wins (drain-state.ts). */
+  readonly #drains = new DrainStates();
   readonly #listeners: ChangeListener[] = [];
   /** Told of every change that can alter a routing decision (the route table's watchers). */
   readonly #routingListeners: (() => void)[] = [];
@@ -179,14 +176,8 @@ export class Registry {
     // traffic once its first health probe passed.
     const same = previous !== undefined && targetOf(previous) === targetOf(given);
     const foreign = given.protocol !== undefined;
-    // A replica that reports its drain state carries it: nothing to remember for its id (so what
-    // registrations say cannot grow the set; only operators' drains of other replicas do). A
-    // drain state older than the one held (sent before a change, arriving after it) is not taken.
-    const reg =
-      previous && isStale(given.drainSeq, previous.drainSeq)
-        ? { ...given, draining: previous.draining, drainSeq: previous.drainSeq }
-        : given;
-    if (reg.draining !== undefined) this.#drained.delete(reg.replicaId);
+    // A drain state older than the one held (sent before a change, arriving after it) is not taken.
+    const reg = this.#drains.admit(given, previous);
     const entry: ReplicaEntry = {
       ...reg,
       registeredAt: previous?.registeredAt ?? now,
@@ -194,7 +185,7 @@ export class Registry {
       inFlight: previous?.inFlight ?? 0,
       inFlightPeak: previous?.inFlightPeak ?? 0,
       progressAt: previous?.progressAt ?? now,
-      available: reg.draining !== undefined ? !reg.draining : !this.#drained.has(reg.replicaId),
+      available: this.#drains.inRotation(reg),
       healthy: same ? previous.healthy : !foreign,
       probeFailures: same ? previous.probeFailures : 0,
       probeError: same ? previous.probeError : foreign ? NOT_PROBED : undefined,
@@ -232,10 +223,7 @@ export class Registry {
     const entry = this.#replicas.get(replicaId);
     if (!entry) throw new AnyServeError("REPLICA_NOT_FOUND", `replica '${replicaId}' is not registered`);
     entry.lastHeartbeat = this.#now();
-    if (update.draining !== undefined && !isStale(update.drainSeq, entry.drainSeq)) {
-      entry.draining = update.draining;
-      if (update.drainSeq !== undefined) entry.drainSeq = update.drainSeq;
-      this.#drained.delete(replicaId);
+    if (update.draining !== undefined && this.#drains.report(entry, update.draining, update.drainSeq)) {
       this.setAvailable(replicaId, !update.draining);
     }
     if (update.capabilities && statesDiffer(entry.capabilities, update.capabilities)) {
@@ -261,14 +249,8 @@ export class Registry {
    * so a heartbeat it sent before the change cannot undo it here.
    */
   drain(replicaId: string, drained: boolean, drainSeq?: number): boolean {
-    const entry = this.#replicas.get(replicaId);
-    if (drainSeq !== undefined && entry) {
-      if (isStale(drainSeq, entry.drainSeq)) return true;
-      entry.draining = drained;
-      entry.drainSeq = drainSeq;
-      this.#drained.delete(replicaId);
-    } else if (drained) this.#drained.add(replicaId);
-    else this.#drained.delete(replicaId);
+    // A stale decision is not taken; the id is known, so still true.
+    if (!this.#drains.decide(replicaId, this.#replicas.get(replicaId), drained, drainSeq)) return true;
     return this.setAvailable(replicaId, !drained);
   }
 
@@ -412,11 +394,6 @@ export class Registry {
  */
 export function targetOf(r: ReplicaRegistration): string {
   return r.protocol === "oip-grpc" ? `grpc://${r.endpoint}` : (r.httpEndpoint ?? "");
-}
-
-/** A drain state decided at `seq` is older than the one held (decided at `held`). */
-function isStale(seq: number | undefined, held: number | undefined): boolean {
-  return seq !== undefined && held !== undefined && seq < held;
 }
 
 /** Not draining and not marked unhealthy by the health checker. */

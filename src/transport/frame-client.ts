@@ -7,14 +7,11 @@
  * per-request closures except the Promise executor.
  */
 import { EventEmitter } from "node:events";
-import http, { type ClientRequest, type IncomingMessage } from "node:http";
-import https from "node:https";
+import type { ClientRequest } from "node:http";
 import type { Socket } from "node:net";
 import { AnyServeError } from "../errors.js";
-import { guardedLookup, refusedHost } from "../util/address.js";
-import { trustedCas } from "../util/tls.js";
 import { FrameConnection } from "./frame-connection.js";
-import { FRAMES_PATH, FRAMES_PROTOCOL } from "./frame-server.js";
+import { dialFrames, dialTarget, type DialTarget } from "./frame-dial.js";
 import { chunkCost, DEFAULT_MAX_FRAME_BYTES, FrameType, encodeFrame, metaError, STREAM_WINDOW_BYTES, type FrameMeta } from "./frames.js";
 import type { CancelSignal } from "../util/cancel.js";
 import { deadlines, Timed } from "../util/deadlines.js";
@@ -127,12 +124,9 @@ export class FrameClient extends EventEmitter {
   readonly url: string;
   /** The token shown on the upgrade. */
   readonly credential: string | undefined;
-  private readonly target: URL;
-  private readonly ca: string[] | undefined;
-  /** Why this replica's address may not be called (a link-local or metadata address), if it may not. */
-  private readonly refused: string | undefined;
+  /** Where and how its sockets are dialled (frame-dial.ts). */
+  private readonly dial: DialTarget;
   private readonly maxFrameBytes: number;
-  private readonly connectTimeoutMs: number;
   private readonly unref: boolean;
   private readonly pending = new Map<number, Pending>();
   private readonly slots: (ClientConn | null)[];
@@ -143,12 +137,9 @@ export class FrameClient extends EventEmitter {
   constructor(opts: FrameClientOptions) {
     super();
     this.url = opts.url;
-    this.target = new URL(opts.url);
     this.credential = opts.token;
-    this.ca = trustedCas(opts.ca);
-    this.refused = refusedHost(this.target.hostname);
+    this.dial = dialTarget(opts.url, opts.token, opts.ca, opts.connectTimeoutMs ?? 2000);
     this.maxFrameBytes = opts.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
-    this.connectTimeoutMs = opts.connectTimeoutMs ?? 2000;
     this.unref = opts.unref ?? false;
     this.slots = new Array<ClientConn | null>(Math.max(1, opts.sockets ?? 2)).fill(null);
   }
@@ -263,61 +254,15 @@ export class FrameClient extends EventEmitter {
   }
 
   private connect(conn: ClientConn): void {
-    const t = this.target;
-    const headers: Record<string, string> = { Connection: "Upgrade", Upgrade: FRAMES_PROTOCOL };
-    if (this.credential !== undefined) headers.Authorization = `Bearer ${this.credential}`;
-    if (this.refused !== undefined) {
-      process.nextTick(() => this.failConnect(conn, `not called: ${this.refused}`));
-      return;
-    }
-    let req: ClientRequest;
-    try {
-      const secure = t.protocol === "https:";
-      req = (secure ? https : http).request({
-        host: t.hostname.replace(/^\[|\]$/g, ""),
-        port: t.port || (secure ? 443 : 80),
-        method: "GET",
-        path: FRAMES_PATH,
-        headers,
-        agent: false,
-        // A name is resolved here, and its addresses checked as a registered address is.
-        lookup: guardedLookup,
-        ...(secure && this.ca !== undefined ? { ca: this.ca } : {}),
-      });
-    } catch (err) {
-      process.nextTick(() => this.failConnect(conn, `cannot connect: ${(err as Error).message}`));
-      return;
-    }
-    conn.req = req;
-    const timer = setTimeout(() => {
-      this.failConnect(conn, `no connection within ${this.connectTimeoutMs} ms`);
-      req.destroy();
-    }, this.connectTimeoutMs);
-    req.on("error", (err) => {
-      clearTimeout(timer);
-      this.failConnect(conn, err.message);
-    });
-    req.on("close", () => {
-      clearTimeout(timer);
-      this.failConnect(conn, "the connection closed during the upgrade");
-    });
-    req.on("response", (res: IncomingMessage) => {
-      clearTimeout(timer);
-      res.resume();
-      const code = res.statusCode === 503 ? "SHUTTING_DOWN" : "REPLICA_UNREACHABLE";
-      this.failConnect(conn, `refused the frame connection with HTTP ${res.statusCode}`, code, res.statusCode);
-      req.destroy();
-    });
-    req.on("upgrade", (res: IncomingMessage, socket: Socket, head: Buffer) => {
-      clearTimeout(timer);
-      if (conn.state !== CONNECTING || (res.headers.upgrade ?? "").toLowerCase() !== FRAMES_PROTOCOL) {
-        socket.destroy();
-        this.failConnect(conn, "answered the upgrade with another protocol");
-        return;
-      }
-      this.open(conn, socket, head);
-    });
-    req.end();
+    conn.req =
+      dialFrames(this.dial, {
+        upgraded: (socket, head) => {
+          if (conn.state !== CONNECTING)
+            socket.destroy(); // closed or failed meanwhile
+          else this.open(conn, socket, head);
+        },
+        failed: (why, code, status) => this.failConnect(conn, why, code, status),
+      }) ?? null;
   }
 
   private open(conn: ClientConn, socket: Socket, head: Buffer): void {

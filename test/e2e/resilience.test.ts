@@ -366,10 +366,18 @@ test("health checks: a replica that stops answering probes is taken out (503 NO_
   assert.equal((await burst(url, 1, 1))[0]!.status, 200);
 });
 
-test("a replica that is alive but not serving (SIGSTOP) is killed after unhealthy_restart_after and restarted; its replacement is healthy and serves", async (t) => {
+/**
+ * Two async replicas (health checks every 0.3 s), then svc-1 stopped with SIGSTOP (SIGCONT at the
+ * test's end if it is still there); resolves once it is out of rotation, with the process stopped
+ * and svc-1's registry entry as it is when asked.
+ */
+async function stopSvc1(
+  t: test.TestContext,
+  unhealthyRestartAfter: number | null,
+): Promise<{ d: Deployed; victim: Replica; entry: () => Promise<RegistryEntry | undefined> }> {
   const d = await deploy(t, {
     deployment: { replicas: 2, threading_strategy: "async", thread_count: 8 },
-    monitoring: { health_check_interval: 0.3, unhealthy_restart_after: 1 },
+    monitoring: { health_check_interval: 0.3, unhealthy_restart_after: unhealthyRestartAfter },
   });
   const victim = (await d.replicas()).find((r) => r.replicaId === "svc-1")!;
   process.kill(victim.pid!, "SIGSTOP");
@@ -383,6 +391,11 @@ test("a replica that is alive but not serving (SIGSTOP) is killed after unhealth
   const entry = async (): Promise<RegistryEntry | undefined> => (await d.registry()).find((e) => e.replica_id === "svc-1");
   // Stopped, it fails its probes and stops heartbeating (0.3 s interval: dropped after 0.9 s); either way it is not serving.
   await waitFor("svc-1 out of rotation", async () => (await entry())?.health !== "healthy", 30_000);
+  return { d, victim, entry };
+}
+
+test("a replica that is alive but not serving (SIGSTOP) is killed after unhealthy_restart_after and restarted; its replacement is healthy and serves", async (t) => {
+  const { d, victim, entry } = await stopSvc1(t, 1);
   await waitFor(
     "svc-1 running again as a new process",
     async () => {
@@ -400,21 +413,7 @@ test("a replica that is alive but not serving (SIGSTOP) is killed after unhealth
 });
 
 test("with unhealthy_restart_after: null a replica that is not serving only leaves rotation: it is never killed, and comes back when it resumes", async (t) => {
-  const d = await deploy(t, {
-    deployment: { replicas: 2, threading_strategy: "async", thread_count: 8 },
-    monitoring: { health_check_interval: 0.3, unhealthy_restart_after: null },
-  });
-  const victim = (await d.replicas()).find((r) => r.replicaId === "svc-1")!;
-  process.kill(victim.pid!, "SIGSTOP");
-  t.after(() => {
-    try {
-      process.kill(victim.pid!, "SIGCONT");
-    } catch {
-      /* gone */
-    }
-  });
-  const entry = async (): Promise<RegistryEntry | undefined> => (await d.registry()).find((e) => e.replica_id === "svc-1");
-  await waitFor("svc-1 out of rotation", async () => (await entry())?.health !== "healthy", 30_000);
+  const { d, victim, entry } = await stopSvc1(t, null);
   // The condition under test is time itself: 3 s out of rotation — three of the replacer's sweeps,
   // three times the 1 s after which the test above is replaced — and still the same, stopped process.
   const outSince = Date.now();

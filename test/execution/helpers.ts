@@ -1,7 +1,8 @@
 /** Shared pieces of the execution tests: the fixture app, tasks, answers, marker files. */
+import assert from "node:assert/strict";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
-import type { StrategyOptions } from "../../src/execution/base.js";
+import type { ExecutionStrategy, StrategyOptions } from "../../src/execution/base.js";
 import { createExecution } from "../../src/execution/index.js";
 import { Lane } from "../../src/execution/lane.js";
 import type { Task } from "../../src/execution/task.js";
@@ -11,7 +12,7 @@ import { inputsToRequest, responseToValue } from "../../src/protocol/values.js";
 import type { AnyServe } from "../../src/sdk/app.js";
 import { loadApp } from "../../src/sdk/load-app.js";
 import { silentLogger } from "../../src/util/logger.js";
-import { FIXTURES } from "../helpers/processes.js";
+import { FIXTURES, waitFor } from "../helpers/processes.js";
 import { markerDir } from "../fixtures/exec_marks.js";
 
 export const EXEC_APP = path.join(FIXTURES, "exec_app.ts:app");
@@ -132,6 +133,36 @@ export function marks(replicaId: string, file: string): string[] {
 }
 
 export const never = (): AbortSignal => new AbortController().signal;
+
+/**
+ * A started pool of `replicaId` (thread_count 1, max_thread_count 3, a short idle time): three
+ * jobs keeping every worker busy grow it, idle it shrinks back to one, and every worker that left
+ * ran the fixture's stop hook (its start and stop lines in do.log) — for a pool of threads or of
+ * processes alike.
+ */
+export async function checkPoolGrowsAndShrinks(p: ExecutionStrategy, replicaId: string): Promise<void> {
+  assert.equal(p.stats().workers.warm, 1);
+  const busy = Array.from({ length: 3 }, () => p.submit(task({ op: "sleep", ms: 1_500 }), never()));
+  await waitFor("the pool to grow", () => p.stats().workers.starting + p.stats().workers.warm >= 2);
+  await Promise.all(busy);
+  await waitFor("the pool to shrink back to thread_count", () => p.stats().workers.warm === 1 && p.stats().workers.starting === 0, 15_000);
+  // The stop hook runs in each worker that leaves; its mark lands shortly after the stats change.
+  const counts = () => {
+    const log = marks(replicaId, "do.log");
+    return { log, started: log.filter((l) => l.startsWith("start ")).length, stopped: log.filter((l) => l.startsWith("stop ")).length };
+  };
+  await waitFor(
+    "the stop hook in every worker that left",
+    () => {
+      const c = counts();
+      return c.started >= 2 && c.stopped === c.started - 1;
+    },
+    15_000,
+  ).catch(() => undefined);
+  const { log, started, stopped } = counts();
+  assert.ok(started >= 2, log.join("; "));
+  assert.equal(stopped, started - 1, log.join("; "));
+}
 
 export interface Reply {
   status: number;

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import type { ExecutionStrategy } from "../../src/execution/base.js";
 import { waitFor } from "../helpers/processes.js";
-import { freshReplicaId, marks, never, strategyOptions, task } from "./helpers.js";
+import { checkPoolGrowsAndShrinks, freshReplicaId, never, strategyOptions, task } from "./helpers.js";
 
 runConformance({ name: "pool", create: createPool, options: { threads: 1, maxThreads: 2 } });
 
@@ -17,27 +17,7 @@ test("pool grows from thread_count toward max_thread_count while every thread is
   const p = createPool(await strategyOptions("do", { replicaId, threads: 1, maxThreads: 3, poolIdleMs: 300 }));
   pools.push(p);
   await p.start();
-  assert.equal(p.stats().workers.warm, 1);
-  const busy = Array.from({ length: 3 }, () => p.submit(task({ op: "sleep", ms: 1_500 }), never()));
-  await waitFor("the pool to grow", () => p.stats().workers.starting + p.stats().workers.warm >= 2);
-  await Promise.all(busy);
-  await waitFor("the pool to shrink back to thread_count", () => p.stats().workers.warm === 1 && p.stats().workers.starting === 0, 15_000);
-  // onStop runs in each thread that leaves; its mark lands shortly after the stats change.
-  const counts = () => {
-    const log = marks(replicaId, "do.log");
-    return { log, started: log.filter((l) => l.startsWith("start ")).length, stopped: log.filter((l) => l.startsWith("stop ")).length };
-  };
-  await waitFor(
-    "onStop in every thread that left",
-    () => {
-      const c = counts();
-      return c.started >= 2 && c.stopped === c.started - 1;
-    },
-    15_000,
-  ).catch(() => undefined);
-  const { log, started, stopped } = counts();
-  assert.ok(started >= 2, log.join("; "));
-  assert.equal(stopped, started - 1, log.join("; "));
+  await checkPoolGrowsAndShrinks(p, replicaId);
 });
 
 test("pool workers follow the replicas' rule: ceil(ongoing + queued / 1) within [thread_count, max], never more; only idle workers leave, after the idle delay", async () => {

@@ -8,8 +8,17 @@ import { createExecution, createStrategy } from "../../src/execution/index.js";
 import type { Lane } from "../../src/execution/lane.js";
 import { runConformance } from "./conformance.js";
 import type { ExecutionStrategy } from "../../src/execution/base.js";
-import { waitFor } from "../helpers/processes.js";
-import { answer, atOnce, freshReplicaId, marks, never, PY_EXEC_APP, strategyOptions, task, warmLane as warm } from "./helpers.js";
+import {
+  answer,
+  atOnce,
+  checkPoolGrowsAndShrinks,
+  freshReplicaId,
+  never,
+  PY_EXEC_APP,
+  strategyOptions,
+  task,
+  warmLane as warm,
+} from "./helpers.js";
 
 for (const name of ["single", "async", "multi", "pool", "process"]) {
   runConformance({ name, create: (o) => createStrategy(name, o), options: { threads: 1 }, app: PY_EXEC_APP });
@@ -52,23 +61,7 @@ test("python pool: processes grow from thread_count toward max_thread_count whil
   const p = createStrategy("pool", await strategyOptions("do", { replicaId, threads: 1, maxThreads: 3, poolIdleMs: 300 }, PY_EXEC_APP));
   strategies.push(p);
   await p.start();
-  assert.equal(p.stats().workers.warm, 1);
-  const busy = Array.from({ length: 3 }, () => p.submit(task({ op: "sleep", ms: 1_500 }), never()));
-  await waitFor("the pool to grow", () => p.stats().workers.starting + p.stats().workers.warm >= 2);
-  await Promise.all(busy);
-  await waitFor("the pool to shrink back to thread_count", () => p.stats().workers.warm === 1 && p.stats().workers.starting === 0, 15_000);
-  const counts = () => {
-    const log = marks(replicaId, "do.log");
-    return { log, started: log.filter((l) => l.startsWith("start ")).length, stopped: log.filter((l) => l.startsWith("stop ")).length };
-  };
-  await waitFor(
-    "on_stop in every process that left",
-    () => counts().stopped === counts().started - 1 && counts().started >= 2,
-    15_000,
-  ).catch(() => undefined);
-  const { log, started, stopped } = counts();
-  assert.ok(started >= 2, log.join("; "));
-  assert.equal(stopped, started - 1, log.join("; "));
+  await checkPoolGrowsAndShrinks(p, replicaId);
 });
 
 test("python async with 4: the capabilities of one app share its process, and one capability's long calls do not hold up another's", async () => {

@@ -10,14 +10,12 @@
 // move to api2 too.
 // Skipped with the reason where the machine gives no right to create namespaces.
 import assert from "node:assert/strict";
-import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Client } from "../../src/sdk/client.js";
 import { makeLan, netnsUnavailable, type Lan } from "../helpers/netns.js";
-import { Cleanups, FIXTURES, startCli, waitFor, type Proc } from "../helpers/processes.js";
-import { tempDir } from "../objects/helpers.js";
+import { Cleanups, waitFor, type Proc } from "../helpers/processes.js";
+import { registry, startAppReplica, startTwoApiServers, waitRegistered, type Registered } from "../helpers/two-api-servers.js";
 
-const APP = path.join(FIXTURES, "multihost_app.ts:app");
 const why = netnsUnavailable();
 const hooks = new Cleanups();
 let lan: Lan;
@@ -25,70 +23,21 @@ const procs: Record<string, Proc> = {};
 /** API server URLs as seen on the LAN. */
 const api: Record<"api1" | "api2", string> = { api1: "", api2: "" };
 
-interface Registered {
-  replica_id: string;
-  service?: string;
-  endpoint: string;
-  http_endpoint: string;
-  healthy?: boolean;
-}
-async function registry(apiServer: string): Promise<Registered[]> {
-  const res = await fetch(`${apiServer}/registry`, { signal: AbortSignal.timeout(2_000) });
-  return ((await res.json()) as { replicas: Registered[] }).replicas;
-}
 const byService = (list: Registered[], service: string) => list.find((r) => r.service === service);
-const portOf = (url: string) => new URL(url).port;
 
 describe("replicas and API servers on several hosts (network namespaces)", { skip: why }, () => {
   before(async () => {
     lan = makeLan(["api1", "api2", "a", "b"]);
     hooks.after(() => lan.remove());
     const h = lan.hosts;
-    await Promise.all(
-      (["api1", "api2"] as const).map(async (name) => {
-        const p = await startCli(
-          hooks,
-          ["api-server", "--host", "0.0.0.0", "--port", "0", "--grpc-port", "0", "--health-check-interval", "0.2"],
-          {},
-          60_000,
-          { netns: h[name]!.ns },
-        );
-        procs[name] = p;
-        api[name] = `http://${h[name]!.address}:${portOf(p.ready.url!)}`;
-      }),
-    );
-    const apiList = `${api.api1},${api.api2}`;
+    const apis = await startTwoApiServers(hooks, h);
+    Object.assign(procs, apis.procs);
+    Object.assign(api, apis.urls);
+    // host_a advertises the address of its route to the API server (the default), host_b the one given.
     const replica = (host: "a" | "b", extra: string[]) =>
-      startCli(
-        hooks,
-        [
-          "start",
-          "--app",
-          APP,
-          "--service",
-          `host_${host}`,
-          "--replica-id",
-          `replica-${host}`,
-          "--host",
-          "0.0.0.0",
-          "--port",
-          "0",
-          "--api-server",
-          apiList,
-          "--object-store",
-          tempDir(hooks),
-          "--health-check-interval",
-          "0.2",
-          ...extra,
-        ],
-        {},
-        60_000,
-        { netns: h[host]!.ns },
-      );
+      startAppReplica(hooks, `host_${host}`, `replica-${host}`, [api.api1, api.api2], { extra, netns: h[host]!.ns });
     [procs.a, procs.b] = await Promise.all([replica("a", []), replica("b", ["--advertise-host", h.b!.address])]);
-    for (const url of [api.api1, api.api2]) {
-      await waitFor(`both replicas registered at ${url}`, async () => (await registry(url)).length === 2, 20_000);
-    }
+    await waitRegistered([api.api1, api.api2], 2, 20_000);
   });
   after(() => hooks.run());
 

@@ -11,13 +11,11 @@
 // Then requests through api2 and straight to each A replica — ctx.call, delegation, object read —
 // all succeed (none lost), and each replica logged its switch once.
 import assert from "node:assert/strict";
-import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { Client } from "../../src/sdk/client.js";
-import { Cleanups, FIXTURES, startCli, waitFor, type Proc } from "../helpers/processes.js";
-import { tempDir } from "../objects/helpers.js";
+import { Cleanups, waitFor, type Proc } from "../helpers/processes.js";
+import { registry, startAppReplica, startTwoApiServers, waitRegistered } from "../helpers/two-api-servers.js";
 
-const APP = path.join(FIXTURES, "multihost_app.ts:app");
 const A_REPLICAS = ["a_watch", "a_deleg", "a_obj", "a_call"] as const;
 type AName = (typeof A_REPLICAS)[number];
 const SWITCH = "API server failed: using the next one";
@@ -27,15 +25,6 @@ const procs: Partial<Record<"api1" | "api2" | "b" | AName, Proc>> = {};
 const api = { api1: "", api2: "" };
 /** Each A replica's REST endpoint. */
 const aUrl: Partial<Record<AName, string>> = {};
-
-interface Registered {
-  replica_id: string;
-  http_endpoint: string;
-}
-async function registry(apiServer: string): Promise<Registered[]> {
-  const res = await fetch(`${apiServer}/registry`, { signal: AbortSignal.timeout(2_000) });
-  return ((await res.json()) as { replicas: Registered[] }).replicas;
-}
 
 /** The switch lines a replica logged (pino JSON on stdout at warn). */
 function switches(p: Proc): { from: string; to: string; reason: string }[] {
@@ -51,35 +40,11 @@ function client(t: { after: (fn: () => unknown) => void }, o: { apiServer?: stri
 
 describe("a replica's ctx.call, delegation, object look-ups and route watch fail over to the next API server", () => {
   before(async () => {
-    await Promise.all(
-      (["api1", "api2"] as const).map(async (name) => {
-        const p = await startCli(hooks, ["api-server", "--port", "0", "--grpc-port", "0", "--health-check-interval", "0.2"]);
-        procs[name] = p;
-        api[name] = p.ready.url!;
-      }),
-    );
+    const apis = await startTwoApiServers(hooks);
+    Object.assign(procs, apis.procs);
+    Object.assign(api, apis.urls);
     const replica = (service: string, env: NodeJS.ProcessEnv) =>
-      startCli(
-        hooks,
-        [
-          "start",
-          "--app",
-          APP,
-          "--service",
-          service,
-          "--replica-id",
-          `replica-${service}`,
-          "--port",
-          "0",
-          "--api-server",
-          `${api.api1},${api.api2}`,
-          "--object-store",
-          tempDir(hooks),
-          "--health-check-interval",
-          "0.2",
-        ],
-        env,
-      );
+      startAppReplica(hooks, service, `replica-${service}`, [api.api1, api.api2], { env });
     const started = await Promise.all([
       replica("host_b", {}),
       ...A_REPLICAS.map((name) => replica(name, name === "a_watch" ? {} : { ANYSERVE_DIRECT_CALLS: "0" })),
@@ -88,9 +53,7 @@ describe("a replica's ctx.call, delegation, object look-ups and route watch fail
     A_REPLICAS.forEach((name, i) => {
       procs[name] = started[i + 1];
     });
-    for (const url of [api.api1, api.api2]) {
-      await waitFor(`all 5 replicas registered at ${url}`, async () => (await registry(url)).length === 5, 30_000, 50);
-    }
+    await waitRegistered([api.api1, api.api2], 5, 30_000);
     for (const r of await registry(api.api2)) {
       const name = r.replica_id.replace("replica-", "") as AName;
       if (A_REPLICAS.includes(name)) aUrl[name] = r.http_endpoint;
