@@ -156,6 +156,9 @@ class FetchStream extends Readable {
     super({ highWaterMark: 64 * 1024 });
     this.opened = new Promise((resolve, reject) => (this.#open = { resolve, reject }));
     this.opened.catch(() => undefined);
+    // An error before the reader attaches (after an await) must not be an uncaught 'error':
+    // readers still get it — iterators and pipeline read `stream.errored`.
+    this.on("error", () => undefined);
   }
 
   /** Bytes that arrived from the replica and were not read yet: within the window (a slow reader's bound). */

@@ -29,7 +29,7 @@ export function checkRange(range: ByteRange | undefined, info: StoredObject): vo
       range.end < info.size
     )
   ) {
-    throw rangeError(range.start, range.end - range.start + 1, info, `range ${range.start}-${range.end}`);
+    throw rangeError(range.start, range.end - range.start + 1, info);
   }
 }
 
@@ -47,16 +47,16 @@ export function spanRange(offset: unknown, length: unknown, info: StoredObject):
     (n as number) < 1 ||
     (o as number) + (n as number) > info.size
   ) {
-    throw rangeError(o, n, info, "range");
+    throw rangeError(o, n, info);
   }
   return { start: o as number, end: (o as number) + (n as number) - 1 };
 }
 
-function rangeError(offset: unknown, length: unknown, info: StoredObject, what: string): AnyServeError {
+function rangeError(offset: unknown, length: unknown, info: StoredObject): AnyServeError {
   const show = (v: unknown): string => (typeof v === "number" ? String(v) : JSON.stringify(v ?? null).slice(0, 40));
   return new AnyServeError(
     "OBJECT_RANGE_INVALID",
-    `${what} (offset ${show(offset)}, length ${show(length)}) is outside object ${info.id} (${info.size} bytes): expected offset >= 0, length >= 1 and offset + length <= ${info.size}`,
+    `range (offset ${show(offset)}, length ${show(length)}) is outside object ${info.id} (${info.size} bytes): expected offset >= 0, length >= 1 and offset + length <= ${info.size}`,
     { size: info.size },
   );
 }
