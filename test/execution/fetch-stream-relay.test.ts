@@ -146,7 +146,12 @@ test("a stream of an object much larger than the window arrives whole and in ord
 test("a reader that stops holds at most a window in flight; destroying the stream stops the replica's read", async (t) => {
   const p = pair(t);
   const s = await p.store.getStream(big);
-  const first = await new Promise<Buffer>((resolve) => s.once("data", (c: Buffer) => (s.pause(), resolve(c))));
+  const first = await new Promise<Buffer>((resolve) =>
+    s.once("data", (c: Buffer) => {
+      s.pause();
+      resolve(c);
+    }),
+  );
   assert.ok(first.equals(OBJECT.subarray(0, first.length)));
   let last = -1;
   await waitFor(
