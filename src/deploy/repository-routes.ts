@@ -71,16 +71,31 @@ export function repositoryRoutes(o: RepositoryRoutesOptions): Record<string, Rou
     "POST /v2/repository/models/*": async (req, res) => {
       const m = /^\/v2\/repository\/models\/([^/]+)\/(load|unload)$/.exec((req.url ?? "").split("?")[0]!);
       if (!m) throw new AnyServeError("ROUTE_NOT_FOUND", `no route POST ${(req.url ?? "").slice(0, 200)}`);
-      const name = decodeURIComponent(m[1]!);
+      // The token first: nothing about the path is answered to a caller without it.
       o.access.control(req, `POST /v2/repository/models/{m}/${m[2]}`);
-      if (name.startsWith(".") || name.includes("/") || name.includes("\\"))
-        throw new AnyServeError("INVALID_REQUEST", `'${name}' is not a model name`);
+      const name = modelName(m[1]!);
       await readBody(req, 1 << 16); // parameters are accepted and not used
       if (m[2] === "load") await load(o, name);
       else await unload(o, name);
       sendJson(res, 200, {});
     },
   };
+}
+
+/** A model folder's name from its URL-encoded path segment; INVALID_REQUEST for anything that could leave the repository. */
+function modelName(raw: string): string {
+  let name: string;
+  try {
+    name = decodeURIComponent(raw);
+  } catch {
+    throw new AnyServeError("INVALID_REQUEST", `model name '${raw.slice(0, 64)}' is not valid percent-encoding`);
+  }
+  if (name === "" || name.startsWith(".") || name.includes("/") || name.includes("\\"))
+    throw new AnyServeError(
+      "INVALID_REQUEST",
+      `'${name.slice(0, 64)}' is not a model name: expected a folder of the repository (no '/', '\\' or leading '.')`,
+    );
+  return name;
 }
 
 function servicesOf(current: DeploymentFile, name: string): string[] {

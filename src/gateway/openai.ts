@@ -24,6 +24,7 @@ import { decodeResponse, encodeRequest } from "../protocol/codec.js";
 import type { InferResponse, Parameters, Tensor } from "../protocol/types.js";
 import { outputToValue } from "../protocol/values.js";
 import type { Registry } from "../routing/registry.js";
+import { SseWriter } from "../frontend/sse.js";
 import { Cancellation } from "../util/cancel.js";
 import type { DataPlaneAuth } from "../util/auth.js";
 import { collectBody, requestIdOf, type RouteHandler } from "../util/http.js";
@@ -207,21 +208,21 @@ function outputToValueFlat(t: Tensor): number[] {
   return typeof v === "number" ? [v] : Array.from(v as ArrayLike<number | bigint>, Number);
 }
 
+/**
+ * A streamed answer as OpenAI's SSE events. Back-pressure as on `/infer/stream` (frontend/sse.ts):
+ * while the client's socket is full the chunk sink returns a promise, so the replica's window
+ * closes and the handler is not pulled; a client that takes nothing for `write_timeout` is cut.
+ */
 async function stream(
   o: OpenAiOptions,
   call: IncomingCall,
   res: ServerResponse,
   m: { kind: Kind; id: string; created: number; model: string },
 ): Promise<void> {
-  let started = false;
+  const sse = new SseWriter(res, call.requestId);
   let usage: Usage | undefined;
-  const write = (event: unknown) => {
-    if (!started) {
-      started = true;
-      res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache", "x-accel-buffering": "no" });
-    }
-    res.write(`data: ${JSON.stringify(event)}\n\n`);
-  };
+  /** Writes one event; false when the client's socket is full. */
+  const write = (event: unknown): boolean => sse.data(Buffer.from(JSON.stringify(event)));
   const chunk = (text: string | undefined, finish: string | null) =>
     m.kind === "chat"
       ? {
@@ -244,18 +245,21 @@ async function stream(
     await o.backend.stream(call, (encoded) => {
       const piece = textOf(decodeResponse(encoded.body, { contentType: "application/json" }));
       if (piece.usage) usage = piece.usage;
-      if (piece.text !== "") write(chunk(piece.text, null));
+      if (piece.text !== "" && !write(chunk(piece.text, null))) return sse.drained();
     });
   } catch (err) {
-    if (!started) throw err;
-    const e = AnyServeError.from(err);
-    write({ error: openAiError(e).error });
-    res.end();
+    if (!sse.started) throw err;
+    write({ error: openAiError(AnyServeError.from(err)).error });
+    sse.end();
     return;
   }
   write({ ...chunk(undefined, "stop"), ...(usage ? { usage } : {}) });
-  res.end("data: [DONE]\n\n");
+  sse.data(DONE);
+  sse.end();
 }
+
+/** The last event of an OpenAI stream. */
+const DONE = Buffer.from("[DONE]");
 
 /** OpenAI's error shape for an anyserve error. */
 function openAiError(e: AnyServeError): { error: { message: string; type: string; param: string | null; code: string } } {

@@ -6,6 +6,11 @@
  * server-sent event stream: the whole table at once, then again after every change (changes in
  * one event-loop turn are sent once). Both reveal endpoints, so both need the read scope (the read
  * or the control-plane token, access.ts) when a token is configured.
+ *
+ * Every event is the whole table, so a watcher that is not reading needs only the latest one: while
+ * its socket is full nothing more is queued for it, and when it drains it gets the table as it is
+ * then. Its memory here is one table and the socket's buffers, however often the table changes
+ * (`write_timeout` cuts a watcher that takes nothing at all).
  */
 import type { IncomingMessage, Server, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
@@ -37,6 +42,8 @@ const PING = Buffer.from(": ping\n\n");
 export class RouteTable {
   readonly #o: RouteTableOptions;
   readonly #watchers = new Set<ServerResponse>();
+  /** Watchers whose socket is full: they get the latest table on 'drain', nothing before. */
+  readonly #behind = new Set<ServerResponse>();
   #version = 1;
   /** The policies as last published: a changed strategy or failover switch is a new version. */
   #policies = "";
@@ -90,6 +97,7 @@ export class RouteTable {
     this.#watchers.add(res);
     res.once("close", () => {
       this.#watchers.delete(res);
+      this.#behind.delete(res);
       if (this.#watchers.size === 0) this.#stopTimer();
     });
     if (this.#timer === undefined) {
@@ -112,7 +120,21 @@ export class RouteTable {
   #publish(): void {
     if (this.#watchers.size === 0) return;
     const data = event(this.snapshot());
-    for (const res of this.#watchers) if (!res.writableEnded) res.write(data);
+    for (const res of this.#watchers) this.#send(res, data);
+  }
+
+  /** Writes to one watcher, unless its socket is full: then it gets the table as it is once it drains. */
+  #send(res: ServerResponse, data: string | Buffer): void {
+    if (res.writableEnded || this.#behind.has(res)) return;
+    if (!res.writableNeedDrain) {
+      res.write(data);
+      return;
+    }
+    this.#behind.add(res);
+    res.once("drain", () => {
+      if (!this.#behind.delete(res)) return; // closed meanwhile
+      this.#send(res, event(this.snapshot()));
+    });
   }
 
   /**
@@ -139,7 +161,7 @@ export class RouteTable {
     this.#lastPing = now;
     const version = this.#version;
     const data = event(this.snapshot());
-    for (const res of this.#watchers) if (!res.writableEnded) res.write(this.#version !== version ? data : PING);
+    for (const res of this.#watchers) this.#send(res, this.#version !== version ? data : PING);
   }
 
   #stopTimer(): void {

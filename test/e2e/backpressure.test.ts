@@ -1,5 +1,6 @@
 // Back-pressure end to end, with real processes (issue 25 #1): a client that reads the first bytes
-// of a stream of 64 KiB events and stops. Through the API server (SSE and gRPC ModelStreamInfer)
+// of a stream of 64 KiB events and stops. Through the API server (SSE, OpenAI's streamed chat
+// completion and gRPC ModelStreamInfer)
 // and against a replica's own endpoints, with the handler on the event loop, in a worker thread
 // and in a worker process: both processes' memory stays flat, the handler is not pulled further
 // (its count of yielded events stops, bounded), and once `write_timeout` passes the stream is cut
@@ -11,7 +12,7 @@ import { after, before, describe, test } from "node:test";
 import { markerDir } from "../fixtures/exec_marks.js";
 import { freshReplicaId, marks } from "../execution/helpers.js";
 import { Cleanups, FIXTURES, registryIds, startApiServerProc, startCli, waitFor, type Proc } from "../helpers/processes.js";
-import { pausedGrpcStream, pausedHttpClient, rssMb, sseRequest, type PausedClient } from "../helpers/slow-clients.js";
+import { openAiStreamRequest, pausedGrpcStream, pausedHttpClient, rssMb, sseRequest, type PausedClient } from "../helpers/slow-clients.js";
 
 const APP = `${FIXTURES}/flood_app.ts:app`;
 /** write_timeout of every process here, seconds (half of it is the wait for a handler to be held: room for a loaded CI machine). */
@@ -36,7 +37,7 @@ interface Case {
   at: string;
   /** Where the client connects: the API server or the replica itself. */
   via: "api" | "replica";
-  protocol: "sse" | "grpc";
+  protocol: "sse" | "grpc" | "openai";
   type?: string;
 }
 
@@ -50,9 +51,10 @@ async function stallAndCut(c: Case): Promise<{ yielded: number; growth: { api: n
   const base = { api: rssMb(apiPid), replica: rssMb(repPid) };
   const startedBefore = new Set(marks(rep.id, "started"));
   let client: PausedClient;
-  if (c.protocol === "sse") {
+  if (c.protocol === "sse" || c.protocol === "openai") {
     const url = new URL(c.via === "api" ? api.ready.url! : rep.proc.ready.http!);
-    client = await pausedHttpClient(Number(url.port), sseRequest(type, rid, c.at), 200);
+    const request = c.protocol === "sse" ? sseRequest(type, rid, c.at) : openAiStreamRequest(`flood-${c.at}`, rid);
+    client = await pausedHttpClient(Number(url.port), request, 200);
   } else {
     const address = c.via === "api" ? api.ready.grpc! : rep.proc.ready.grpc!;
     client = await pausedGrpcStream(address, { "x-capability-type": type, "x-capability-at": c.at }, 200);
@@ -160,6 +162,10 @@ describe("back-pressure: a client that stops reading a stream", () => {
 
   test("gRPC ModelStreamInfer through the API server, handler in a worker process", async (t) => {
     report(t, await stallAndCut({ at: "process", via: "api", protocol: "grpc" }));
+  });
+
+  test("OpenAI /v1/chat/completions with stream: true through the API server, handler in a worker thread", async (t) => {
+    report(t, await stallAndCut({ at: "multi", via: "api", protocol: "openai" }));
   });
 
   test("the replica's own SSE endpoint, a push Stream whose producer awaits send()", async (t) => {

@@ -86,6 +86,15 @@ export function sseRequest(type: string, requestId: string, at: string, path = "
   );
 }
 
+/** A streamed OpenAI chat completion (`POST /v1/chat/completions`, `stream: true`) of `model`. */
+export function openAiStreamRequest(model: string, requestId: string): string {
+  const body = JSON.stringify({ model, messages: [{ role: "user", content: "go" }], stream: true });
+  return (
+    `POST /v1/chat/completions HTTP/1.1\r\nHost: t\r\nX-Request-Id: ${requestId}\r\n` +
+    `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+  );
+}
+
 /** One gRPC message frame: compressed flag, big-endian length, the message. */
 export function grpcFrame(message: Buffer): Buffer {
   const head = Buffer.alloc(5);

@@ -124,6 +124,13 @@ describe("model repository: anyserve serve DIR", () => {
   test("load needs the control-plane token; a new version then serves, the old one leaves (latest 1)", async () => {
     const v2 = writeModel(repo, "mlp", "2", mlpModel("batch", 2));
     assert.equal((await repoCall("mlp", "load", "")).status, 401);
+    // A bad name: 401 without the token (before the path is looked at), 400 with it.
+    for (const bad of ["%E0%A4%A", ".hidden", "a%2F..%2Fb"]) {
+      assert.equal((await repoCall(bad, "load", "")).status, 401, bad);
+      const refused = await repoCall(bad, "load");
+      assert.equal(refused.status, 400, bad);
+      assert.equal(((await refused.json()) as { code: string }).code, "INVALID_REQUEST", bad);
+    }
     const res = await repoCall("mlp", "load");
     assert.equal(res.status, 200, await res.text());
     const want = await expected(v2);
