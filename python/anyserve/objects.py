@@ -541,6 +541,11 @@ class ObjectStore:
             return header, raw  # type: ignore[return-value]
         return self._remote(r, "get")
 
+    def aopen_stream(self, ref: Any, offset: int = 0, length: Optional[int] = None, chunk_size: int = 1024 * 1024) -> "AsyncObjectStream":
+        """:meth:`open_stream` for ``async def`` handlers: ``async for chunk in context.objects.aopen_stream(ref)``.
+        The stream opens on the first chunk asked for; each chunk is awaited without holding the event loop."""
+        return AsyncObjectStream(lambda: self.open_stream(ref, offset, length, chunk_size))
+
     def _foreign(self, r: ObjRef) -> None:
         """Not here: 404 unless the ref names another owner."""
         own = self.owner.get("replicaId") if self.owner else None
@@ -738,6 +743,56 @@ class LocalStream:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class AsyncObjectStream:
+    """An object stream for ``async def`` handlers: opening and each chunk run in the loop's executor
+    (in the handler's context, so the replica still binds the read to its job); ``aclose()``, ``async
+    with`` and cancelling the task close it."""
+
+    def __init__(self, open_: Callable[[], Any]) -> None:
+        self._open = open_
+        self._s: Any = None
+        self._closed = False
+
+    def __aiter__(self) -> "AsyncObjectStream":
+        return self
+
+    async def __anext__(self) -> bytes:
+        import asyncio
+        import contextvars
+
+        loop = asyncio.get_running_loop()
+        try:
+            if self._s is None:
+                if self._closed:
+                    raise StopAsyncIteration
+                self._s = await loop.run_in_executor(None, contextvars.copy_context().run, self._open)
+            chunk = await loop.run_in_executor(None, contextvars.copy_context().run, next, self._s, None)
+        except asyncio.CancelledError:
+            self.close()
+            raise
+        if chunk is None:
+            raise StopAsyncIteration
+        return chunk
+
+    @property
+    def buffered(self) -> int:
+        return self._s.buffered if self._s is not None else 0
+
+    def close(self) -> None:
+        self._closed = True
+        if self._s is not None:
+            self._s.close()
+
+    async def aclose(self) -> None:
+        self.close()
+
+    async def __aenter__(self) -> "AsyncObjectStream":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
         self.close()
 
 

@@ -151,6 +151,25 @@ class ObjectStoreTest(unittest.TestCase):
             self.store.get_range(ref, "0", 1)
         self.assertEqual(c.exception.code, "OBJECT_RANGE_INVALID")
 
+    def test_an_async_handler_streams_an_object_without_holding_the_loop(self):
+        import asyncio
+
+        data = bytes(range(256)) * 40
+        ref = self.store.create(data)
+
+        async def read(**kw):
+            got = []
+            async with self.store.aopen_stream(ref, chunk_size=4096, **kw) as s:
+                async for chunk in s:
+                    got.append(chunk)
+            return b"".join(got), len(got)
+
+        self.assertEqual(asyncio.run(read()), (data, 3))
+        self.assertEqual(asyncio.run(read(offset=100, length=50))[0], data[100:150])
+        with self.assertRaises(AnyServeError) as c:
+            asyncio.run(read(offset=10240))
+        self.assertEqual(c.exception.code, "OBJECT_RANGE_INVALID")
+
     def test_refused_values(self):
         with self.assertRaises(AnyServeError) as c:
             self.store.create(object())

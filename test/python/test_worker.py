@@ -12,7 +12,7 @@ APP = os.path.join(HERE, "apps", "worker_app.py:app")
 
 
 def handler_index(name):
-    order = ["echo", "sleep", "boom", "coded", "tokens", "gen", "batch", "aecho", "model", "caller", "asleep", "hog", "stream_caller", "gen_n", "agen_n", "far_range", "far_stream"]
+    order = ["echo", "sleep", "boom", "coded", "tokens", "gen", "batch", "aecho", "model", "caller", "asleep", "hog", "stream_caller", "gen_n", "agen_n", "far_range", "far_stream", "far_astream"]
     return order.index(name)
 
 
@@ -277,6 +277,18 @@ class WorkerProtocolTest(unittest.TestCase):
         r.expect(P.RESULT)
         _, cancel_id, _, _ = r.expect(P.FETCH_CANCEL)
         self.assertEqual(cancel_id, fid)
+
+    def test_an_async_handler_streams_a_remote_object_bound_to_its_job_and_closes_it(self):
+        r = self._objects("far_astream")
+        r.run(11, "infer", [call()], [json_body(take=2)], h=handler_index("far_astream"))
+        _, fid, meta, _ = r.expect(P.FETCH)
+        self.assertEqual((meta["op"], meta["job"]), ("stream", 11))
+        r.send(P.FETCH_CHUNK, fid, {"id": "far-2", "size": 1000000, "offset": 0, "length": 1000000}, b"ab")
+        r.send(P.FETCH_CHUNK, fid, None, b"cd")
+        _, cancel_id, _, _ = r.expect(P.FETCH_CANCEL)
+        self.assertEqual(cancel_id, fid)
+        _, _, _, body = r.expect(P.RESULT)
+        self.assertEqual(json.loads(body)["outputs"][0]["data"][0], "abcd")
 
     def test_async_concurrency_runs_jobs_side_by_side_and_answers_out_of_order(self):
         r = self.start(concurrency=4, handler="asleep")

@@ -155,3 +155,16 @@ def far_stream(request, context):
     else:
         s.close()
     return "".join(got)
+
+
+@app.capability(type="far_astream")
+async def far_astream(request, context):
+    """far_stream for an async def handler: `take` chunks through aopen_stream, then closes it."""
+    take = int(request.inputs["take"].data[0])
+    got = []
+    async with context.objects.aopen_stream(FAR_BIG) as s:
+        async for chunk in s:
+            got.append(chunk.decode())
+            if len(got) == take:
+                break
+    return "".join(got)
