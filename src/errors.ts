@@ -179,6 +179,12 @@ export const ERROR_CATALOGUE = {
     when: "a replica answered with a frame or body the gateway cannot read",
   },
   QUEUE_FULL: { http: 503, grpc: G.UNAVAILABLE, retryable: true, when: "the capability's bounded queue is full; Retry-After is set" },
+  SERVER_OVERLOADED: {
+    http: 503,
+    grpc: G.RESOURCE_EXHAUSTED,
+    retryable: true,
+    when: "the API server already holds `api_server.max_buffered_mb` of request bodies (all requests together, REST and gRPC); the body was not read; Retry-After is set",
+  },
   SHUTTING_DOWN: { http: 503, grpc: G.UNAVAILABLE, retryable: true, when: "the replica or server is draining and takes no new requests" },
   DEADLINE_EXCEEDED: {
     http: 504,

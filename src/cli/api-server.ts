@@ -25,6 +25,7 @@ interface ApiServerFlags {
   maxDelegationDepth: number;
   requestTimeout: number;
   maxBodyMb: number;
+  maxBufferedMb: number;
   loadBalancing: string;
   failover?: boolean;
   healthCheckInterval?: number;
@@ -62,6 +63,12 @@ export function registerApiServerCommand(program: Command): void {
     .option("--max-delegation-depth <n>", "delegation hops allowed", intOption("--max-delegation-depth", 0, 16), 1)
     .option("--request-timeout <seconds>", "time a request gets when the client sets none", secondsOption("--request-timeout"), 60)
     .option("--max-body-mb <mb>", "largest request body", intOption("--max-body-mb", 1, 4096), 64)
+    .option(
+      "--max-buffered-mb <mb>",
+      "request bodies held at once over all requests (503 SERVER_OVERLOADED past it)",
+      intOption("--max-buffered-mb", 1, 1_048_576),
+      DEFAULTS.max_buffered_mb,
+    )
     .option("--load-balancing <strategy>", `balancing strategy for replicas: ${BALANCER_NAMES.join(", ")}`, "power_of_two")
     .option("--failover", "retry requests that were not delivered (or got a retryable error) on another replica")
     .option("--no-metrics", "no Prometheus metrics (/metrics) and no request statistics (status API)")
@@ -119,6 +126,7 @@ export function registerApiServerCommand(program: Command): void {
         maxDelegationDepth: o.maxDelegationDepth,
         requestTimeoutMs: o.requestTimeout * 1000,
         maxBodyBytes: o.maxBodyMb * 1024 * 1024,
+        maxBufferedBytes: o.maxBufferedMb * 1024 * 1024,
         metrics: o.metrics,
         fastIngress: o.fastIngress ?? false,
         writeTimeoutMs: o.writeTimeout * 1000,
@@ -184,5 +192,6 @@ function fromDeploymentFile(a: ApiServerConfig) {
     warmupMs: a.warmup * 1000,
     stallMs: a.stall_timeout * 1000,
     writeTimeoutMs: a.write_timeout * 1000,
+    maxBufferedBytes: a.max_buffered_mb * 1024 * 1024,
   };
 }

@@ -123,6 +123,7 @@ async function runUp(file: string, o: UpOptions, loadConfig: () => Promise<Deplo
     requestTimeoutMs: a.request_timeout * 1000,
     fastIngress: a.fast_ingress,
     writeTimeoutMs: a.write_timeout * 1000,
+    maxBufferedBytes: a.max_buffered_mb * 1024 * 1024,
     warmupMs: a.warmup * 1000,
     stallMs: a.stall_timeout * 1000,
     resilience: resilienceOf(a),

@@ -47,6 +47,8 @@ export const apiServerSchema = z
     fast_ingress: z.boolean().default(false),
     /** Seconds a client may take none of its answer (a stream or a whole one) before it is cut. */
     write_timeout: writeTimeout.default(30),
+    /** Request bodies held at once over all requests, MB (past it: 503 SERVER_OVERLOADED, the body not read). */
+    max_buffered_mb: positiveInt(1_048_576).default(1024),
     /** Replicas the registry holds at most (a new id past it: 507 REGISTRY_FULL). */
     max_replicas: z.number().int().min(1).max(1_000_000).default(1024),
     /** New replica ids accepted per second, and in one burst (past it: 429 REGISTRATION_RATE_LIMITED). */

@@ -19,11 +19,18 @@ import { stallError } from "../util/write-guard.js";
 import http2 from "node:http2";
 import { type DataPlaneAuth, REPLICA_HEADER } from "../util/auth.js";
 import type { ServerTls } from "../util/tls.js";
+import type { BodyBudget } from "../util/body-budget.js";
 
 export interface GrpcOptions {
   backend: InferBackend;
   logger: Logger;
   maxBodyBytes: number;
+  /**
+   * Request bodies held at once over all requests (the API server's, shared with REST): a message
+   * is counted from when grpc-js hands it over until its answer, refused with RESOURCE_EXHAUSTED
+   * `SERVER_OVERLOADED` past it. (grpc-js reads each message whole before that.)
+   */
+  bodyBudget?: BodyBudget | undefined;
   defaultTimeoutMs: number;
   serverName: string;
   version: string;
@@ -80,7 +87,9 @@ export class GrpcFrontend {
         this.#caller(call.metadata);
         return b.modelMetadata(modelCapability(req.name, req.version, {}), req.name, req.version || undefined);
       }),
-      ModelInfer: unary((body: Buffer, call) => b.infer(this.#accept(body, call, new Cancellation())).then((out) => out.body)),
+      ModelInfer: unary((body: Buffer, call) =>
+        this.#holding(body, () => b.infer(this.#accept(body, call, new Cancellation()))).then((out) => out.body),
+      ),
       ModelStreamInfer: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => this.#streamInfer(call),
     } as unknown as grpc.UntypedServiceImplementation);
   }
@@ -111,6 +120,22 @@ export class GrpcFrontend {
         resolve();
       });
     });
+  }
+
+  /** Runs `serve` with `body` counted in the body budget until it settles; SERVER_OVERLOADED when it does not fit. */
+  #holding<T>(body: Buffer, serve: () => Promise<T>): Promise<T> {
+    const hold = this.#o.bodyBudget?.hold();
+    if (hold === undefined) return serve();
+    if (!hold.take(body.length)) {
+      this.#o.onRejected?.("SERVER_OVERLOADED");
+      return Promise.reject(hold.overloaded(body.length));
+    }
+    try {
+      return serve().finally(() => hold.release());
+    } catch (err) {
+      hold.release();
+      return Promise.reject(err);
+    }
   }
 
   /** {@link #call}, counting a refusal (a throw before the backend is reached) with `onRejected`. */
@@ -180,7 +205,7 @@ export class GrpcFrontend {
     call.on("data", (body: Buffer) => {
       pending++;
       Promise.resolve()
-        .then(() => this.#o.backend.stream(this.#accept(body, call, cancel), sink))
+        .then(() => this.#holding(body, () => this.#o.backend.stream(this.#accept(body, call, cancel), sink)))
         .catch((err: unknown) => {
           if (!cancel.aborted) call.write(wrapStreamError(AnyServeError.from(err, "INTERNAL")));
         })

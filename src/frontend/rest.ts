@@ -17,6 +17,7 @@ import { Cancellation } from "../util/cancel.js";
 import { closeReason } from "../util/write-guard.js";
 import type { DataPlaneAuth } from "../util/auth.js";
 import { callFromHeaders, headerQuery, modelQuery, modelRouteOf } from "./call-head.js";
+import type { BodyBudget } from "../util/body-budget.js";
 
 export interface RestOptions {
   backend: InferBackend;
@@ -25,6 +26,8 @@ export interface RestOptions {
   version: string;
   /** Largest inference body accepted (bytes). */
   maxBodyBytes: number;
+  /** Request bodies held at once over all requests (the API server's; a replica's port has none). */
+  bodyBudget?: BodyBudget | undefined;
   /** Time a request gets when the caller sets none (ms), and the most it may ask for. */
   defaultTimeoutMs: number;
   maxTimeoutMs: number;
@@ -184,6 +187,9 @@ export class RestFrontend {
   ): void {
     const cancel = new Cancellation();
     const call = callFromHeaders(req.headers, query, forced, model, this.#o, cancel);
+    const hold = this.#o.bodyBudget?.hold();
+    // The body's bytes are held until the answer is done (a retry on another replica sends it again).
+    if (hold !== undefined) res.once("close", () => hold.release());
     collectBody(
       req,
       this.#o.maxBodyBytes,
@@ -197,6 +203,7 @@ export class RestFrontend {
         }
       },
       (err) => this.#fail(res, err),
+      hold,
     );
   }
 

@@ -31,6 +31,7 @@ import { Access } from "./access.js";
 import { RegistrationGate, type RegistrationLimits } from "./registrations.js";
 import { dataPlaneAuth, type DataPlaneAuth } from "../util/auth.js";
 import type { ServerTls } from "../util/tls.js";
+import { BodyBudget } from "../util/body-budget.js";
 
 export interface ApiServerOptions {
   host?: string;
@@ -57,6 +58,8 @@ export interface ApiServerOptions {
   unmatched?: "error" | "delegate";
   maxDelegationDepth?: number;
   maxBodyBytes?: number;
+  /** Bytes of request bodies held at once over all requests (default 1 GiB): past it, 503 SERVER_OVERLOADED. */
+  maxBufferedBytes?: number;
   /** Time a request gets when the client sets none (ms). */
   requestTimeoutMs?: number;
   /** Heartbeat interval assumed for replicas that do not say theirs (ms). */
@@ -153,12 +156,16 @@ interface ApiServerParts {
   unguard: () => void;
   limits: {
     maxBodyBytes: number;
+    bodyBudget: BodyBudget;
     defaultTimeoutMs: number;
     maxTimeoutMs: number;
     onRejected?: (code: string) => void;
     auth: DataPlaneAuth;
   };
 }
+
+/** `api_server.max_buffered_mb`'s default: request bodies held at once over every request. */
+export const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024 * 1024;
 
 /** Makes the registry, the forwarder, metrics, status, health checks and the REST front end with every route; nothing listens yet. */
 async function assembleApiServer(o: ApiServerOptions): Promise<ApiServerParts> {
@@ -196,6 +203,8 @@ async function assembleApiServer(o: ApiServerOptions): Promise<ApiServerParts> {
   const defaultTimeoutMs = o.requestTimeoutMs ?? 60_000;
   const limits = {
     maxBodyBytes: o.maxBodyBytes ?? 64 * 1024 * 1024,
+    // One budget for every REST request body, both ingresses and the OpenAI routes.
+    bodyBudget: new BodyBudget(o.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES),
     defaultTimeoutMs,
     maxTimeoutMs: Math.max(defaultTimeoutMs, 3_600_000),
     ...(metrics ? { onRejected: (code: string) => metrics.rejected(code) } : {}),

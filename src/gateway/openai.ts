@@ -25,6 +25,7 @@ import type { InferResponse, Parameters, Tensor } from "../protocol/types.js";
 import { outputToValue } from "../protocol/values.js";
 import type { Registry } from "../routing/registry.js";
 import { SseWriter } from "../frontend/sse.js";
+import type { BodyBudget } from "../util/body-budget.js";
 import { Cancellation } from "../util/cancel.js";
 import type { DataPlaneAuth } from "../util/auth.js";
 import { collectBody, requestIdOf, type RouteHandler } from "../util/http.js";
@@ -33,6 +34,8 @@ export interface OpenAiOptions {
   backend: InferBackend;
   registry: Registry;
   maxBodyBytes: number;
+  /** Request bodies held at once over all requests (api-server.ts). */
+  bodyBudget?: BodyBudget | undefined;
   defaultTimeoutMs: number;
   auth?: DataPlaneAuth | undefined;
 }
@@ -50,6 +53,8 @@ export function openAiRoutes(o: OpenAiOptions): Record<string, RouteHandler> {
     } catch (err) {
       return sendOpenAiError(res, err);
     }
+    const hold = o.bodyBudget?.hold();
+    if (hold !== undefined) res.once("close", () => hold.release());
     collectBody(
       req,
       o.maxBodyBytes,
@@ -57,6 +62,7 @@ export function openAiRoutes(o: OpenAiOptions): Record<string, RouteHandler> {
         handle(o, kind, req, res, body).catch((err: unknown) => sendOpenAiError(res, err));
       },
       (err) => sendOpenAiError(res, err),
+      hold,
     );
   };
   return {

@@ -6,6 +6,7 @@ import { STATUS_CODES, type IncomingMessage, type Server, type ServerOptions, ty
 import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { AnyServeError } from "../errors.js";
+import type { BodyHold } from "./body-budget.js";
 import { envInt } from "./env.js";
 
 /**
@@ -311,10 +312,13 @@ export function collectBody(
   limit: number,
   onBody: (body: Buffer) => void,
   onError: (err: AnyServeError) => void,
+  hold?: BodyHold,
 ): void {
   let declared: number | undefined;
   try {
     declared = checkBodyHeaders(req.headers, limit);
+    // The whole declared body is taken from the server's budget before any of it is read.
+    if (hold !== undefined && declared !== undefined && declared > 0 && !hold.take(declared)) throw hold.overloaded(declared);
   } catch (err) {
     onError(err as AnyServeError);
     return;
@@ -339,6 +343,13 @@ export function collectBody(
       settled = true;
       req.resume(); // the rest is read and dropped, so the connection can answer the 413
       onError(tooLarge(limit, size, true));
+      return;
+    }
+    // A chunked body takes from the budget as it arrives.
+    if (hold !== undefined && declared === undefined && !hold.take(chunk.length)) {
+      settled = true;
+      req.resume();
+      onError(hold.overloaded(chunk.length));
       return;
     }
     if (first === undefined) first = chunk;

@@ -24,6 +24,7 @@ import { abandoned, closeReason, newProgress, stallError, writeStalled } from ".
 import { Relay } from "./relay.js";
 import { checkHead, headerBag, keptHeaders } from "./request-head.js";
 import { BAD_CONTENT_TYPE, CONTINUE, errorHead, okHead } from "./response.js";
+import type { BodyHold } from "../../util/body-budget.js";
 
 /** Where a connection is, for the ingress's timeout sweep. */
 const Phase = { IDLE: 0, HEADERS: 1, BODY: 2, WAIT: 3, CLOSING: 4 } as const;
@@ -71,6 +72,10 @@ export class Connection implements OutboxOwner {
   #call: IncomingCall | undefined;
   #chunks: Buffer[] | undefined;
   #size = 0;
+  /** The share of the server's body budget the request being read holds; handed to its call once read whole. */
+  #hold: BodyHold | undefined;
+  /** The request's Content-Length; undefined for a chunked body. */
+  #declared: number | undefined;
   #relay: Relay | undefined;
   /** A parse error (or timeout) is being answered: the connection closes after it. */
   #parseFailed = false;
@@ -205,7 +210,12 @@ export class Connection implements OutboxOwner {
         // Fired when the client leaves before the answer (see #abortAll).
         slot.cancel = new Cancellation();
         const call = callOf(route, bag, this.#ctx.limits, slot.cancel);
-        checkBodyHeaders(bag, this.#ctx.maxBodyBytes);
+        const declared = checkBodyHeaders(bag, this.#ctx.maxBodyBytes);
+        const hold = this.#ctx.bodyBudget?.hold();
+        // A declared body is taken from the budget whole, before any of it is read.
+        if (hold !== undefined && declared !== undefined && declared > 0 && !hold.take(declared)) throw hold.overloaded(declared);
+        this.#hold = hold;
+        this.#declared = declared;
         this.#call = call;
         this.#chunks = undefined;
         this.#size = 0;
@@ -249,9 +259,17 @@ export class Connection implements OutboxOwner {
     if (this.#call === undefined) return; // answered already (an error): the rest is skipped
     this.#size += chunk.length;
     if (this.#size > this.#ctx.maxBodyBytes) {
-      this.#call = undefined;
+      this.#dropBody();
       this.#ctx.onRejected?.("PAYLOAD_TOO_LARGE");
       this.#answerError(this.#slot!, tooLarge(this.#ctx.maxBodyBytes, this.#size, true), true);
+      return;
+    }
+    // A chunked body (no Content-Length) takes from the budget as it arrives.
+    const hold = this.#hold;
+    if (hold !== undefined && this.#declared === undefined && !hold.take(chunk.length)) {
+      this.#dropBody();
+      this.#ctx.onRejected?.("SERVER_OVERLOADED");
+      this.#answerError(this.#slot!, hold.overloaded(chunk.length), true);
       return;
     }
     (this.#chunks ??= []).push(chunk);
@@ -271,9 +289,11 @@ export class Connection implements OutboxOwner {
       this.#relay = undefined;
     } else if (call !== undefined && slot !== undefined) {
       const chunks = this.#chunks;
+      const hold = this.#hold;
       this.#chunks = undefined;
+      this.#hold = undefined;
       call.body = chunks === undefined ? EMPTY : chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, this.#size);
-      this.#serve(call, slot, this.#keepAlive);
+      this.#serve(call, slot, this.#keepAlive, hold);
     }
     if (!this.#keepAlive) this.#closeAfter();
   };
@@ -294,16 +314,19 @@ export class Connection implements OutboxOwner {
   };
 
   /** One `.then`, not an async function: a promise and a microtask fewer per request. */
-  #serve(call: IncomingCall, slot: Slot, keepAlive: boolean): void {
+  #serve(call: IncomingCall, slot: Slot, keepAlive: boolean, hold: BodyHold | undefined): void {
     let answer: Promise<EncodedBody>;
     try {
       answer = this.#ctx.backend.infer(call);
     } catch (err) {
+      hold?.release();
       this.#answerError(slot, err, !keepAlive);
       return;
     }
     answer.then(
       (out) => {
+        // The body's bytes were held until the answer (a retry on another replica sends it again).
+        hold?.release();
         // Nothing awaits this callback: what it throws is answered here, not left unhandled.
         try {
           const text = okHead(out, call.requestId, this.#ctx.end, keepAlive);
@@ -313,8 +336,19 @@ export class Connection implements OutboxOwner {
           this.#answerError(slot, err, !keepAlive);
         }
       },
-      (err: unknown) => this.#answerError(slot, err, !keepAlive),
+      (err: unknown) => {
+        hold?.release();
+        this.#answerError(slot, err, !keepAlive);
+      },
     );
+  }
+
+  /** The request being read will not be served: its body so far is dropped and its budget given back. */
+  #dropBody(): void {
+    this.#call = undefined;
+    this.#chunks = undefined;
+    this.#hold?.release();
+    this.#hold = undefined;
   }
 
   /**
@@ -336,7 +370,7 @@ export class Connection implements OutboxOwner {
   #fatal(err: AnyServeError): number {
     this.#parseFailed = true;
     let slot = this.#slot;
-    this.#call = undefined;
+    this.#dropBody();
     if (this.#relay !== undefined) {
       // A relayed request cut short: if its answer already began, the connection can only close.
       const answered = this.#relay.answered;
@@ -391,7 +425,7 @@ export class Connection implements OutboxOwner {
   /** No more requests on this connection: the last queued answer closes it. */
   #closeAfter(): number {
     this.#closing = true;
-    this.#call = undefined;
+    this.#dropBody();
     if (this.#relay !== undefined) {
       this.#relay.end();
       this.#relay = undefined;
@@ -469,7 +503,7 @@ export class Connection implements OutboxOwner {
     if (this.#relays !== undefined) for (const r of this.#relays) r.abort();
     this.#relays = undefined;
     this.#relay = undefined;
-    this.#call = undefined;
+    this.#dropBody();
   }
 
   /** Stops listening to the socket and frees the parser (closed, or handed over). */

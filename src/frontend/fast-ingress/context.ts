@@ -1,5 +1,6 @@
 /** What the fast ingress's connections share (built once by ingress.ts, read by connection.ts). */
 import type { Socket } from "node:net";
+import type { BodyBudget } from "../../util/body-budget.js";
 import type { Logger } from "../../util/log.js";
 import type { InferBackend } from "../../protocol/call.js";
 import type { CallLimits } from "../call-head.js";
@@ -12,6 +13,8 @@ export interface IngressContext {
   backend: InferBackend;
   limits: CallLimits;
   maxBodyBytes: number;
+  /** Request bodies held at once over all requests (the API server's budget), if any. */
+  bodyBudget: BodyBudget | undefined;
   maxHeaderSize: number;
   /** Header lines kept of a request (node:http's count); more are dropped. */
   maxHeaders: number;

@@ -28,6 +28,7 @@ import { Connection, type Timeouts } from "./connection.js";
 import type { IngressContext } from "./context.js";
 import type { RelayTarget } from "./relay.js";
 import { HeadEnd } from "./response.js";
+import type { BodyBudget } from "../../util/body-budget.js";
 
 export { llhttpAvailable } from "./llhttp.js";
 
@@ -40,6 +41,8 @@ export interface FastIngressOptions {
   httpServer: Server;
   /** Largest inference body (bytes): 413 beyond. */
   maxBodyBytes: number;
+  /** Request bodies held at once over all requests, shared with node:http's routes (503 SERVER_OVERLOADED past it). */
+  bodyBudget?: BodyBudget | undefined;
   /** Time a call gets when the caller sets none, and the most it may ask for (ms). */
   defaultTimeoutMs: number;
   maxTimeoutMs: number;
@@ -99,6 +102,7 @@ export class FastIngress {
       backend: o.backend,
       limits: { defaultTimeoutMs: o.defaultTimeoutMs, maxTimeoutMs: o.maxTimeoutMs, auth: o.auth },
       maxBodyBytes: o.maxBodyBytes,
+      bodyBudget: o.bodyBudget,
       maxHeaderSize: o.maxHeaderSize ?? node.maxHeaderSize ?? 16 * 1024,
       maxHeaders: o.maxHeaders ?? NODE_MAX_HEADERS,
       maxPipelined: o.maxPipelined ?? 64,
