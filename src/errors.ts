@@ -302,7 +302,7 @@ export const ERROR_CATALOGUE = {
     http: 416,
     grpc: G.OUT_OF_RANGE,
     retryable: false,
-    when: "a Range header on the object endpoint is malformed, multi-range, or outside the object",
+    when: "a byte range of an object (a Range header on the object endpoint, a range read) is malformed, multi-range, or outside the object",
   },
   OBJECT_STORE_FULL: {
     http: 507,

@@ -340,7 +340,10 @@ def decode_value(raw: bytes, content_type: str, ident: str) -> Any:
 
 # ── the store ──
 
-Fetcher = Callable[[str, str], Tuple[Dict[str, Any], bytes]]
+#: Reads an object the store cannot reach itself (a worker: through its replica). ``(ref, op, **{offset, length})``.
+Fetcher = Callable[..., Tuple[Dict[str, Any], bytes]]
+#: The same as a stream: ``(ref, offset, length)`` → an iterator of bytes with ``opened()`` and ``close()``.
+Streamer = Callable[[str, Optional[int], Optional[int]], Any]
 
 
 class ObjectStore:
@@ -356,6 +359,7 @@ class ObjectStore:
         owner: Optional[Dict[str, str]] = None,
         fetcher: Optional[Fetcher] = None,
         file_mode: int = 0o600,
+        streamer: Optional[Streamer] = None,
     ) -> None:
         self.base_path = os.path.abspath(base_path)
         os.makedirs(self.base_path, mode=0o700, exist_ok=True)
@@ -366,12 +370,13 @@ class ObjectStore:
         #: ``{"replicaId", "url"?}``: refs made here name this replica.
         self.owner = owner
         self._fetch = fetcher
+        self._stream = streamer
         self._mode = file_mode
         self._usage: Tuple[float, int] = (0.0, 0)
         self._lock = threading.Lock()
 
     @classmethod
-    def from_config(cls, config: Dict[str, Any], fetcher: Optional[Fetcher] = None) -> "ObjectStore":
+    def from_config(cls, config: Dict[str, Any], fetcher: Optional[Fetcher] = None, streamer: Optional[Streamer] = None) -> "ObjectStore":
         """The replica's store as a worker opens it (``ANYSERVE_WORKER_OBJECTS``: the TypeScript store's ``workerConfig()``)."""
         return cls(
             config.get("dir") or DEFAULT_OBJECT_DIR,
@@ -381,6 +386,7 @@ class ObjectStore:
             owner=config.get("owner"),
             fetcher=fetcher,
             file_mode=int(config.get("fileMode") or 0o600),
+            streamer=streamer,
         )
 
     @property
@@ -472,6 +478,43 @@ class ObjectStore:
         """The object's bytes as stored."""
         return self._read(ObjRef.parse(ref, self._root))[1]
 
+    def get_range(self, ref: Any, offset: int, length: int) -> bytes:
+        """``length`` bytes of the object at ``offset``, and only those are read (from the owner too,
+        for an object of another replica's). Outside the object: ``OBJECT_RANGE_INVALID``."""
+        r = ObjRef.parse(ref, self._root)
+        _check_span_types(offset, length)
+        opened = self._open_local(r, whole=False, keep=True)
+        if opened is None:
+            return self._remote(r, "range", offset=offset, length=length)[1]
+        header, size, f = opened
+        with f:
+            start, n = check_span(r.id, size, offset, length)
+            f.seek(start, os.SEEK_CUR)
+            return f.read(n)
+
+    def open_stream(self, ref: Any, offset: int = 0, length: Optional[int] = None, chunk_size: int = 1024 * 1024) -> Any:
+        """The object's bytes (or ``length`` bytes at ``offset``; ``None``: to the end) as an iterator of
+        ``bytes`` chunks, never whole in memory; ``close()`` it (or use ``with``) when leaving early. An
+        object of another replica's comes through the replica within a window: what is not read is not
+        fetched. Outside the object: ``OBJECT_RANGE_INVALID``."""
+        r = ObjRef.parse(ref, self._root)
+        _check_span_types(offset, length)
+        opened = self._open_local(r, whole=False, keep=True)
+        if opened is None:
+            self._foreign(r)
+            if self._stream is None:
+                raise self._unreachable(r)
+            whole = offset == 0 and length is None
+            return self._stream(r.to_string(), None if whole else offset, None if whole else length).opened()
+        header, size, f = opened
+        try:
+            start, n = check_span(r.id, size, offset, length) if size > 0 or offset or length is not None else (0, 0)
+            f.seek(start, os.SEEK_CUR)
+        except BaseException:
+            f.close()
+            raise
+        return LocalStream(f, n, chunk_size)
+
     def stat(self, ref: Any) -> Dict[str, Any]:
         """``{ref, id, size, contentType, created, ttl?, owner?, url?}`` of a local or remote object."""
         r = ObjRef.parse(ref, self._root)
@@ -498,23 +541,36 @@ class ObjectStore:
             return header, raw  # type: ignore[return-value]
         return self._remote(r, "get")
 
-    def _remote(self, r: ObjRef, op: str) -> Tuple[Dict[str, Any], bytes]:
+    def aopen_stream(self, ref: Any, offset: int = 0, length: Optional[int] = None, chunk_size: int = 1024 * 1024) -> "AsyncObjectStream":
+        """:meth:`open_stream` for ``async def`` handlers: ``async for chunk in context.objects.aopen_stream(ref)``.
+        The stream opens on the first chunk asked for; each chunk is awaited without holding the event loop."""
+        return AsyncObjectStream(lambda: self.open_stream(ref, offset, length, chunk_size))
+
+    def _foreign(self, r: ObjRef) -> None:
+        """Not here: 404 unless the ref names another owner."""
         own = self.owner.get("replicaId") if self.owner else None
         if r.owner is None or r.owner == own:
             raise ObjectNotFoundError(f"object {r.id} is not in the store at {self.base_path}")
+
+    def _unreachable(self, r: ObjRef) -> AnyServeError:
+        return AnyServeError(
+            "OBJECT_REF_INVALID",
+            f"object {r.id} is owned by '{r.owner}', which this store cannot reach (a worker asks its replica; a standalone store reads local objects only)",
+        )
+
+    def _remote(self, r: ObjRef, op: str, **extra: Any) -> Tuple[Dict[str, Any], bytes]:
+        self._foreign(r)
         if self._fetch is None:
-            raise AnyServeError(
-                "OBJECT_REF_INVALID",
-                f"object {r.id} is owned by '{r.owner}', which this store cannot reach (a worker asks its replica; a standalone store reads local objects only)",
-            )
+            raise self._unreachable(r)
         try:
-            return self._fetch(r.to_string(), op)
+            return self._fetch(r.to_string(), op, **extra)
         except AnyServeError as err:
             if err.code == "OBJECT_NOT_FOUND" and not isinstance(err, ObjectNotFoundError):
                 raise ObjectNotFoundError(err.message) from None
             raise
 
-    def _open_local(self, r: ObjRef, whole: bool) -> Optional[Tuple[Dict[str, Any], int, Optional[bytes]]]:
+    def _open_local(self, r: ObjRef, whole: bool, keep: bool = False) -> Optional[Tuple[Dict[str, Any], int, Any]]:
+        """The object's header, size, and its bytes (``whole``) or the file positioned at them (``keep``: the caller closes it)."""
         path = os.path.join(self._root, f"{r.id}.obj")
         try:
             fd = os.open(path, os.O_RDONLY | _O_NOFOLLOW | _O_NONBLOCK)
@@ -524,7 +580,8 @@ class ObjectStore:
             if err.errno in (errno.ELOOP, errno.EMLINK):
                 raise _refused(r.id, "is a symbolic link") from None
             raise
-        with os.fdopen(fd, "rb") as f:
+        f = os.fdopen(fd, "rb")
+        try:
             st = os.fstat(f.fileno())
             if not statmod.S_ISREG(st.st_mode):
                 raise _refused(r.id, "is not a regular file")
@@ -553,7 +610,13 @@ class ObjectStore:
                 expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime((header["created"] + header["ttl"] * 1000) / 1000))
                 raise AnyServeError("OBJECT_EXPIRED", f"object {r.id} expired at {expires}")
             size = st.st_size - 12 - length
+            if keep:
+                kept, f = f, None
+                return header, size, kept
             return header, size, f.read() if whole else None
+        finally:
+            if f is not None:
+                f.close()
 
     # ── housekeeping ──
 
@@ -643,6 +706,116 @@ class ObjectStore:
                 return header, os.fstat(f.fileno()).st_size - 12 - length, None
         except (OSError, ValueError, struct.error):
             return None
+
+
+class LocalStream:
+    """A local object's bytes (or a span of them) in chunks, read from its file as they are asked for."""
+
+    #: Bytes read ahead and not taken: none (the file is read on demand).
+    buffered = 0
+
+    def __init__(self, f: Any, left: int, chunk_size: int) -> None:
+        self._f = f
+        self._left = left
+        self._chunk = max(1, int(chunk_size))
+
+    def __iter__(self) -> "LocalStream":
+        return self
+
+    def __next__(self) -> bytes:
+        if self._left <= 0 or self._f.closed:
+            self.close()
+            raise StopIteration
+        data = self._f.read(min(self._chunk, self._left))
+        if not data:
+            self.close()
+            raise AnyServeError("OBJECT_NOT_FOUND", "the object's file ended early")
+        self._left -= len(data)
+        return data
+
+    def read_all(self) -> bytes:
+        return b"".join(self)
+
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> "LocalStream":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class AsyncObjectStream:
+    """An object stream for ``async def`` handlers: opening and each chunk run in the loop's executor
+    (in the handler's context, so the replica still binds the read to its job); ``aclose()``, ``async
+    with`` and cancelling the task close it."""
+
+    def __init__(self, open_: Callable[[], Any]) -> None:
+        self._open = open_
+        self._s: Any = None
+        self._closed = False
+
+    def __aiter__(self) -> "AsyncObjectStream":
+        return self
+
+    async def __anext__(self) -> bytes:
+        import asyncio
+        import contextvars
+
+        loop = asyncio.get_running_loop()
+        try:
+            if self._s is None:
+                if self._closed:
+                    raise StopAsyncIteration
+                self._s = await loop.run_in_executor(None, contextvars.copy_context().run, self._open)
+            chunk = await loop.run_in_executor(None, contextvars.copy_context().run, next, self._s, None)
+        except asyncio.CancelledError:
+            self.close()
+            raise
+        if chunk is None:
+            raise StopAsyncIteration
+        return chunk
+
+    @property
+    def buffered(self) -> int:
+        return self._s.buffered if self._s is not None else 0
+
+    def close(self) -> None:
+        self._closed = True
+        if self._s is not None:
+            self._s.close()
+
+    async def aclose(self) -> None:
+        self.close()
+
+    async def __aenter__(self) -> "AsyncObjectStream":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _check_span_types(offset: Any, length: Any) -> None:
+    for name, v in (("offset", offset), ("length", length)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+            raise AnyServeError("OBJECT_RANGE_INVALID", f"range {name}: expected an integer number of bytes, got {_quote(repr(v))}")
+
+
+def check_span(ident: str, size: int, offset: Any, length: Any) -> Tuple[int, int]:
+    """``(offset, length)`` checked against the object's size (``length`` None: to the end), with the
+    message the TypeScript store gives (objects/info.ts): ``OBJECT_RANGE_INVALID`` naming offset, length and size."""
+    o = 0 if offset is None else offset
+    n = size - o if length is None and isinstance(o, int) else length
+    ok = all(isinstance(v, int) and not isinstance(v, bool) for v in (o, n)) and o >= 0 and n >= 1 and o + n <= size
+    if not ok:
+        show = lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else json.dumps(v, default=repr)[:40]  # noqa: E731
+        raise AnyServeError(
+            "OBJECT_RANGE_INVALID",
+            f"range (offset {show(o)}, length {show(n)}) is outside object {ident} ({size} bytes): expected offset >= 0, length >= 1 and offset + length <= {size}",
+            {"size": size},
+        )
+    return o, n
 
 
 def _refused(ident: str, why: str) -> AnyServeError:

@@ -37,9 +37,12 @@ try {
   const objects = env.ANYSERVE_WORKER_OBJECTS ? (JSON.parse(env.ANYSERVE_WORKER_OBJECTS) as ObjectStoreOptions) : undefined;
   // Objects owned by other replicas are read through the replica (FETCH), with its credentials.
   const remoteObjects = objects
-    ? new ReplicaObjects((type, id, meta, body) => {
-        out.send(type, id, meta, body);
-        out.flush();
+    ? new ReplicaObjects({
+        send: (type, id, meta, body) => {
+          out.send(type, id, meta, body);
+          out.flush();
+        },
+        job: () => runtime?.runningJob,
       })
     : undefined;
   const runEnv = workerEnv({
@@ -65,8 +68,13 @@ try {
     if (type === Msg.CALL_RESULT) calls?.answer(id, meta, body);
     else if (type === Msg.CALL_CHUNK || type === Msg.CALL_END) calls?.streamed(type, id, meta, body);
     else if (type === Msg.FETCHED) remoteObjects?.answer(id, meta, body);
+    else if (type === Msg.FETCH_CHUNK || type === Msg.FETCH_END) remoteObjects?.streamed(type, id, meta, body);
   };
-  if (calls) runtime.onJobEnd = (id) => calls.jobEnded(id);
+  // Streams a handler left open (calls, object reads) are cancelled when its job ends.
+  runtime.onJobEnd = (id) => {
+    calls?.jobEnded(id);
+    remoteObjects?.jobEnded(id);
+  };
   runtime.onStopped = () => socket.end(() => process.exit(0));
   runtime.boot();
   for (const m of early.splice(0)) runtime.receive(...m);

@@ -58,9 +58,14 @@ export const Msg = {
   CALL: 32,
   /** → worker: a CALL's answer. meta `{ct, hl?}` or an error. */
   CALL_RESULT: 33,
-  /** ← worker: read an object through the replica (owned by another replica: the replica has the token). meta `{ref, op: "get" | "stat"}`. */
+  /**
+   * ← worker: read an object through the replica (owned by another replica: the replica has the
+   * token). meta `{ref, op, job?}`: op `get` (the whole object) and `stat` are answered by FETCHED;
+   * `range` `{offset, length}` by FETCHED with those bytes only; `stream` `{offset?, length?, w}` by
+   * FETCH_CHUNKs within the window `w` (bytes, `chunkCost`) and one FETCH_END.
+   */
   FETCH: 34,
-  /** → worker: a FETCH's answer. meta: the object's info, or an error; body: its bytes (`get`). */
+  /** → worker: a FETCH's answer (`get`, `stat`, `range`). meta: the object's info, or an error; body: its bytes (`get`, `range`). */
   FETCHED: 35,
   /**
    * ← worker: a streaming call through the replica (`ctx.callStream`, Python `ctx.call_stream`).
@@ -76,6 +81,14 @@ export const Msg = {
   CALL_CREDIT: 39,
   /** ← worker: the handler stopped reading a CALL_STREAM (or its job ended): cancel the upstream call. meta null. */
   CALL_CANCEL: 40,
+  /** → worker: bytes of a stream FETCH, in order. meta: the first chunk's is the object's info and `{offset, length}` of what follows; then null. */
+  FETCH_CHUNK: 41,
+  /** → worker: a stream FETCH's end. meta `{}` or an error. Exactly one per stream FETCH. */
+  FETCH_END: 42,
+  /** ← worker: the handler took `n` more bytes of a stream FETCH's chunks. meta `{n}`. */
+  FETCH_CREDIT: 43,
+  /** ← worker: the handler stopped reading a stream FETCH (or its job ended): stop reading the object. meta null. */
+  FETCH_CANCEL: 44,
 } as const;
 
 export type Meta = Record<string, unknown> | null;

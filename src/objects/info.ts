@@ -1,6 +1,6 @@
 /** Small pure helpers of the store: expiry, ranges, and turning stored metadata into refs and infos. */
 import { AnyServeError } from "../errors.js";
-import type { OpenedObject, StoredObject } from "./backends/base.js";
+import type { ByteRange, OpenedObject, StoredObject } from "./backends/base.js";
 import { ObjRef } from "./ref.js";
 import type { ObjectInfo } from "./types.js";
 
@@ -17,7 +17,8 @@ export function live(o: OpenedObject): OpenedObject {
   );
 }
 
-export function checkRange(range: { start: number; end: number } | undefined, info: StoredObject): void {
+/** Refuses a range that is not whole bytes within the object: 416 `OBJECT_RANGE_INVALID` naming its offset, length and the size. */
+export function checkRange(range: ByteRange | undefined, info: StoredObject): void {
   if (
     range &&
     !(
@@ -28,8 +29,36 @@ export function checkRange(range: { start: number; end: number } | undefined, in
       range.end < info.size
     )
   ) {
-    throw new AnyServeError("OBJECT_RANGE_INVALID", `range ${range.start}-${range.end} is outside object ${info.id} (${info.size} bytes)`);
+    throw rangeError(range.start, range.end - range.start + 1, info);
   }
+}
+
+/**
+ * The inclusive range of `length` bytes at `offset` (`length` undefined: to the end), as a worker
+ * asks for it (FETCH op `range` or `stream`), checked as {@link checkRange} checks local reads.
+ */
+export function spanRange(offset: unknown, length: unknown, info: StoredObject): ByteRange {
+  const o = offset ?? 0;
+  const n = length ?? info.size - Number(o);
+  if (
+    !Number.isSafeInteger(o) ||
+    !Number.isSafeInteger(n) ||
+    (o as number) < 0 ||
+    (n as number) < 1 ||
+    (o as number) + (n as number) > info.size
+  ) {
+    throw rangeError(o, n, info);
+  }
+  return { start: o as number, end: (o as number) + (n as number) - 1 };
+}
+
+function rangeError(offset: unknown, length: unknown, info: StoredObject): AnyServeError {
+  const show = (v: unknown): string => (typeof v === "number" ? String(v) : JSON.stringify(v ?? null).slice(0, 40));
+  return new AnyServeError(
+    "OBJECT_RANGE_INVALID",
+    `range (offset ${show(offset)}, length ${show(length)}) is outside object ${info.id} (${info.size} bytes): expected offset >= 0, length >= 1 and offset + length <= ${info.size}`,
+    { size: info.size },
+  );
 }
 
 export function refOf(o: StoredObject): ObjRef {

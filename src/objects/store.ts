@@ -17,7 +17,7 @@
 import { randomUUID } from "node:crypto";
 import { Readable } from "node:stream";
 import { AnyServeError } from "../errors.js";
-import type { ObjectBackend, ObjectMeta, OpenedObject, StoredObject } from "./backends/base.js";
+import type { ByteRange, ObjectBackend, ObjectMeta, OpenedObject, StoredObject } from "./backends/base.js";
 import { DirBackend } from "./backends/dir.js";
 import { decodeValue, encodeValue, parseJson } from "./encode.js";
 import { checkRange, expired, infoOf, live, positive, refOf } from "./info.js";
@@ -30,6 +30,7 @@ import type {
   ObjectInfo,
   ObjectStoreApi,
   ObjectStoreOptions,
+  RangeReadOptions,
   ReadOptions,
   RemoteObjects,
   StreamCreateOptions,
@@ -137,8 +138,10 @@ export class ObjectStore implements ObjectStoreApi {
     return this.#write(source, checkContentType(options.contentType ?? OCTET_STREAM), options, options.size);
   }
 
-  async get(ref: ObjRefLike, options: ReadOptions = {}): Promise<Buffer> {
-    return (await this.#read(ref, options)).bytes;
+  /** The object's bytes; with `range`, only those (and only those are read, from its owner too). */
+  async get(ref: ObjRefLike, options: RangeReadOptions = {}): Promise<Buffer> {
+    if (options.range === undefined) return (await this.#read(ref, options)).bytes;
+    return this.#readRange(ref, options.range, options);
   }
 
   async getJSON<T = unknown>(ref: ObjRefLike, options: ReadOptions = {}): Promise<T> {
@@ -164,12 +167,8 @@ export class ObjectStore implements ObjectStoreApi {
       }
       return where.local.stream(options.range);
     }
-    if ("remote" in where) {
-      // Whole, through the remote reader (a worker process's replica); the range cut from it here.
-      const { info, bytes } = await where.remote.read(where.ref.toString(), this.#signal(options));
-      checkRange(options.range, info);
-      return Readable.from(options.range ? [bytes.subarray(options.range.start, options.range.end + 1)] : [bytes]);
-    }
+    // Through the remote reader (a worker process's replica), with its flow control.
+    if ("remote" in where) return where.remote.stream(where.ref.toString(), options.range, this.#signal(options));
     const { body } = await fetchFromPeer({
       method: "GET",
       base: where.base,
@@ -301,6 +300,24 @@ export class ObjectStore implements ObjectStoreApi {
     if ("local" in where) return { info: where.local.info, bytes: await where.local.read() };
     if ("remote" in where) return where.remote.read(where.ref.toString(), this.#signal(options));
     return readFromPeer({ method: "GET", base: where.base, id: where.ref.id, token: this.token, signal: this.#signal(options) });
+  }
+
+  async #readRange(refLike: ObjRefLike, range: ByteRange, options: ReadOptions): Promise<Buffer> {
+    const where = await this.#locate(refLike, options);
+    if ("local" in where) {
+      try {
+        checkRange(range, where.local.info);
+      } catch (err) {
+        await where.local.close();
+        throw err;
+      }
+      return Buffer.concat(await where.local.stream(range).toArray());
+    }
+    if ("remote" in where) return where.remote.readRange(where.ref.toString(), range, this.#signal(options));
+    // The owner checks it against the size; what cannot be a range at all is refused before asking.
+    checkRange(range, { id: where.ref.id, size: Number.MAX_SAFE_INTEGER, contentType: OCTET_STREAM, created: 0 });
+    const base = { method: "GET", base: where.base, id: where.ref.id, token: this.token, signal: this.#signal(options), range } as const;
+    return (await readFromPeer(base)).bytes;
   }
 
   /** Finds an object: here (the owner's copy, or a shared directory, or a cache), else at its owner (cached first when asked). */

@@ -29,10 +29,12 @@ export interface ReadOptions {
   cache?: boolean;
 }
 
-export interface StreamReadOptions extends ReadOptions {
-  /** Inclusive byte range of the object. */
+export interface RangeReadOptions extends ReadOptions {
+  /** Inclusive byte range of the object: only those bytes are read (from the owner too). */
   range?: ByteRange;
 }
+
+export type StreamReadOptions = RangeReadOptions;
 
 /** What `stat` and `list` tell about an object. */
 export interface ObjectInfo {
@@ -54,7 +56,7 @@ export interface ObjectInfo {
 export interface ObjectStoreApi {
   create(data: unknown, options?: CreateOptions): Promise<ObjRef>;
   createFromStream(source: AsyncIterable<Uint8Array> | Readable, options?: StreamCreateOptions): Promise<ObjRef>;
-  get(ref: ObjRefLike, options?: ReadOptions): Promise<Buffer>;
+  get(ref: ObjRefLike, options?: RangeReadOptions): Promise<Buffer>;
   getJSON<T = unknown>(ref: ObjRefLike, options?: ReadOptions): Promise<T>;
   getValue(ref: ObjRefLike, options?: ReadOptions): Promise<unknown>;
   getStream(ref: ObjRefLike, options?: StreamReadOptions): Promise<Readable>;
@@ -110,4 +112,8 @@ export interface RemoteObjects {
   stat(ref: string, signal: AbortSignal): Promise<StoredObject>;
   /** The whole object and its metadata. */
   read(ref: string, signal: AbortSignal): Promise<{ info: StoredObject; bytes: Buffer }>;
+  /** Only the bytes of `range` (416 `OBJECT_RANGE_INVALID` outside the object). */
+  readRange(ref: string, range: ByteRange, signal: AbortSignal): Promise<Buffer>;
+  /** The object's bytes (or `range`'s) as a stream with flow control: what is not read is not fetched. */
+  stream(ref: string, range: ByteRange | undefined, signal: AbortSignal): Promise<Readable>;
 }

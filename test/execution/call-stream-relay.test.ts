@@ -62,7 +62,7 @@ class Upstream {
 }
 
 /** The two ends joined: messages cross on the next turn, as over a socket. */
-function pair(up: Upstream, job = new JobSignal()) {
+function pair(up: Upstream, job = new JobSignal(), tap: (type: number, id: number, meta: Meta) => boolean = () => false) {
   const ended = new AbortController();
   let caller: ReplicaCaller;
   const handle: WorkerHandle = {
@@ -70,6 +70,7 @@ function pair(up: Upstream, job = new JobSignal()) {
     transfersBodies: false,
     send: (type: number, id: number, meta: Meta, body?: Buffer) =>
       setImmediate(() => {
+        if (tap(type, id, meta)) return;
         if (type === Msg.CALL_CHUNK || type === Msg.CALL_END) caller.streamed(type, id, meta, body ?? Buffer.alloc(0));
       }),
     terminate: () => ended.abort(),
@@ -91,7 +92,7 @@ function pair(up: Upstream, job = new JobSignal()) {
     assert.equal(job.listeners.size, 0, "the job's abort listener was removed");
     assert.equal(up.closed, true, "the upstream iterator was closed");
   };
-  return { caller, handle, job, call, clean };
+  return { caller, handle, job, call, clean, o };
 }
 
 const indexOf = (chunk: unknown): number =>
@@ -182,4 +183,33 @@ test("the handler's abort, the job's abort, the job's end and the worker's end e
     }
     await p.clean();
   }
+});
+
+test("a CALL_STREAM whose id is still open is refused with a CALL_END naming the id; the open one goes on", async () => {
+  const up = new Upstream(Number.POSITIVE_INFINITY);
+  const refused: Meta[] = [];
+  // The refusal carries the open stream's id: taken off the loopback here, so that what the open stream receives is its own.
+  const p = pair(up, new JobSignal(), (type, _id, meta) => {
+    if (type !== Msg.CALL_END || !/still open/.test(String(meta?.error))) return false;
+    refused.push(meta);
+    return true;
+  });
+  const got: number[] = [];
+  for await (const c of p.call()) {
+    got.push(indexOf(c));
+    if (got.length === 1) {
+      // The worker's first CALL_STREAM has id 1: the same id again, while it is open.
+      serveWorkerRequest(p.o, p.handle, Msg.CALL_STREAM, 1, { job: 7, q: { type: "up" }, timeout: 1000 }, Buffer.from("{}"), p.job);
+      await waitFor("the refusal", () => refused.length === 1);
+      assert.equal(refused[0]?.code, "INTERNAL");
+      assert.match(String(refused[0]?.error), /CALL_STREAM id 1 is still open on worker loopback/);
+    }
+    if (got.length === 50) break;
+  }
+  assert.deepEqual(
+    got,
+    Array.from({ length: 50 }, (_, i) => i),
+    "the open stream went on in order",
+  );
+  await p.clean();
 });

@@ -76,3 +76,58 @@ for (const strategy of ["process", "pool"] as const) {
     });
   });
 }
+
+// Parts of a large object another replica owns, from worker processes holding no token: a Node
+// `process` worker and a Python worker. The replica reads for them (FETCH op range: only the
+// range crosses; op stream: FETCH_CHUNKs within a window the handler's reading reopens).
+test("under a control-plane token, Node and Python worker processes read ranges and streams of an object another replica owns; a reader that stops holds about a window", async (t) => {
+  const token = "control-token-for-object-parts-test";
+  const hooks = new Cleanups();
+  t.after(() => hooks.run());
+  const api = await startCli(hooks, ["api-server", "--port", "0", "--token", token]);
+  const store = (name: string) => ["--object-store", mkdtempSync(path.join(tmpdir(), `anyserve-objp-${name}-`))];
+  const multihost = path.join(FIXTURES, "multihost_app.ts:app");
+  await Promise.all([
+    startReplicaProc(hooks, api.ready.url!, multihost, ["--service", "host_b", "--token", token, ...store("b")]),
+    startReplicaProc(hooks, api.ready.url!, multihost, [
+      ...["--service", "host_a", "--token", token, "--threading-strategy", "process", "--thread-count", "1"],
+      ...store("a"),
+    ]),
+    startReplicaProc(hooks, api.ready.url!, `${path.join(FIXTURES, "python", "objects_reader.py")}:app`, [
+      "--token",
+      token,
+      ...store("py"),
+    ]),
+  ]);
+  await waitFor("the replicas registered", async () => (await registryIds(api.ready.url!, token)).length === 3);
+  const client = new Client({ apiServer: api.ready.url!, direct: false });
+  t.after(() => client.close());
+  const size = 4 * 1024 * 1024 + 3; // 16 windows
+  const ref = String(await client.infer({ type: "obj_make", host: "b" }, { n: size }));
+  const badMessage = `OBJECT_RANGE_INVALID: range (offset ${size}, length 10) is outside object ${ref.slice(4, ref.indexOf("?"))} (${size} bytes): expected offset >= 0, length >= 1 and offset + length <= ${size}`;
+  for (const host of ["a", "py"]) {
+    const got = (await client.infer({ type: "obj_parts", host }, { ref, start: 1_000_001, end: 1_000_100, hold: 1 })) as Record<
+      string,
+      unknown
+    >;
+    assert.deepEqual(
+      { ...got, held: undefined },
+      {
+        range: true,
+        rangeLength: 100,
+        streamed: size,
+        inOrder: true,
+        bad: badMessage,
+        held: undefined,
+      },
+      host,
+    );
+    // Arrived and not read while the handler held the stream: within the window (256 KiB) and, for
+    // Node, its Readable's own buffer (64 KiB high-water mark, a chunk over it); not the 4 MiB object.
+    const held = Number(got.held);
+    assert.ok(
+      held > 0 && held <= 256 * 1024 + (host === "a" ? 3 * 64 * 1024 : 0),
+      `${host}: ${held} bytes arrived while the handler held the stream`,
+    );
+  }
+});

@@ -123,6 +123,53 @@ class ObjectStoreTest(unittest.TestCase):
         with self.assertRaises(AnyServeError):
             store.get("link")
 
+    def test_a_range_and_a_stream_read_only_their_bytes_and_bad_ranges_name_offset_length_and_size(self):
+        data = bytes(range(256)) * 40  # 10240 bytes
+        ref = self.store.create(data)
+        self.assertEqual(self.store.get_range(ref, 0, 1), data[:1])
+        self.assertEqual(self.store.get_range(ref, 300, 1000), data[300:1300])
+        self.assertEqual(self.store.get_range(str(ref), 10239, 1), data[-1:])
+        with self.store.open_stream(ref, chunk_size=1000) as s:
+            chunks = list(s)
+        self.assertEqual((len(chunks), b"".join(chunks)), (11, data))
+        self.assertEqual(b"".join(self.store.open_stream(ref, offset=5000, length=2500, chunk_size=999)), data[5000:7500])
+        self.assertEqual(b"".join(self.store.open_stream(ref, offset=10000)), data[10000:])
+        self.assertEqual(list(self.store.open_stream(self.store.create(b""))), [])
+        # The TypeScript store's message (objects/info.ts), word for word.
+        for offset, length in ((10240, 1), (0, 0), (-1, 3), (1, 10240)):
+            with self.assertRaises(AnyServeError) as c:
+                self.store.get_range(ref, offset, length)
+            self.assertEqual(c.exception.code, "OBJECT_RANGE_INVALID")
+            self.assertEqual(
+                c.exception.message,
+                f"range (offset {offset}, length {length}) is outside object {ref.id} (10240 bytes): expected offset >= 0, length >= 1 and offset + length <= 10240",
+            )
+            with self.assertRaises(AnyServeError) as c:
+                self.store.open_stream(ref, offset=offset, length=length)
+            self.assertEqual(c.exception.code, "OBJECT_RANGE_INVALID")
+        with self.assertRaises(AnyServeError) as c:
+            self.store.get_range(ref, "0", 1)
+        self.assertEqual(c.exception.code, "OBJECT_RANGE_INVALID")
+
+    def test_an_async_handler_streams_an_object_without_holding_the_loop(self):
+        import asyncio
+
+        data = bytes(range(256)) * 40
+        ref = self.store.create(data)
+
+        async def read(**kw):
+            got = []
+            async with self.store.aopen_stream(ref, chunk_size=4096, **kw) as s:
+                async for chunk in s:
+                    got.append(chunk)
+            return b"".join(got), len(got)
+
+        self.assertEqual(asyncio.run(read()), (data, 3))
+        self.assertEqual(asyncio.run(read(offset=100, length=50))[0], data[100:150])
+        with self.assertRaises(AnyServeError) as c:
+            asyncio.run(read(offset=10240))
+        self.assertEqual(c.exception.code, "OBJECT_RANGE_INVALID")
+
     def test_refused_values(self):
         with self.assertRaises(AnyServeError) as c:
             self.store.create(object())

@@ -12,7 +12,7 @@ APP = os.path.join(HERE, "apps", "worker_app.py:app")
 
 
 def handler_index(name):
-    order = ["echo", "sleep", "boom", "coded", "tokens", "gen", "batch", "aecho", "model", "caller", "asleep", "hog", "stream_caller", "gen_n", "agen_n"]
+    order = ["echo", "sleep", "boom", "coded", "tokens", "gen", "batch", "aecho", "model", "caller", "asleep", "hog", "stream_caller", "gen_n", "agen_n", "far_range", "far_stream", "far_astream"]
     return order.index(name)
 
 
@@ -221,6 +221,74 @@ class WorkerProtocolTest(unittest.TestCase):
         r.expect(P.RESULT)
         _, cancel_id, _, _ = r.expect(P.CALL_CANCEL)
         self.assertEqual(cancel_id, sid)
+
+    def _objects(self, handler):
+        store = tempfile.mkdtemp(prefix="anyserve-objects-")
+        self.addCleanup(shutil.rmtree, store, True)
+        r = self.start(handler=handler, ANYSERVE_WORKER_OBJECTS=json.dumps({"dir": store, "owner": {"replicaId": "fake-replica"}}))
+        r.expect(P.READY)
+        return r
+
+    def test_a_range_of_a_remote_object_is_one_fetch_range_bound_to_the_job(self):
+        r = self._objects("far_range")
+        r.run(6, "infer", [call()], [json_body(x=1)], h=handler_index("far_range"))
+        _, fid, meta, _ = r.expect(P.FETCH)
+        self.assertEqual((meta["op"], meta["offset"], meta["length"], meta["job"]), ("range", 10, 5, 6))
+        self.assertTrue(meta["ref"].startswith("obj:far-2?"))
+        r.send(P.FETCHED, fid, {"id": "far-2", "size": 1000000, "contentType": "application/octet-stream", "created": 1}, b"abcde")
+        _, _, meta, body = r.expect(P.RESULT)
+        self.assertEqual(json.loads(body)["outputs"][0]["data"][0], "abcde")
+        # The replica's error (a bad range) reaches the handler with its code.
+        r.run(7, "infer", [call()], [json_body(x=1)], h=handler_index("far_range"))
+        _, fid, _, _ = r.expect(P.FETCH)
+        r.send(P.FETCHED, fid, {"code": "OBJECT_RANGE_INVALID", "error": "range (offset 10, length 5) is outside object far-2 (12 bytes)"})
+        _, _, meta, _ = r.expect(P.RESULT)
+        self.assertEqual(meta["code"], "OBJECT_RANGE_INVALID")
+
+    def test_a_remote_object_stream_credits_what_was_taken_and_cancels_when_left(self):
+        r = self._objects("far_stream")
+        r.run(8, "infer", [call()], [json_body(take=3, offset=4)], h=handler_index("far_stream"))
+        _, fid, meta, _ = r.expect(P.FETCH)
+        self.assertEqual((meta["op"], meta["offset"], meta["w"], meta["job"]), ("stream", 4, 256 * 1024, 8))
+        self.assertNotIn("length", meta)
+        info = {"id": "far-2", "size": 1000000, "contentType": "application/octet-stream", "created": 1, "offset": 4, "length": 999996}
+        piece = 64 * 1024
+        for i, t in enumerate("abc"):
+            r.send(P.FETCH_CHUNK, fid, info if i == 0 else None, t.encode() * piece)
+        # Half a window taken (2 chunks) → FETCH_CREDIT with their cost; it left after 3 → FETCH_CANCEL.
+        _, cid, meta, _ = r.expect(P.FETCH_CREDIT)
+        self.assertEqual((cid, meta["n"]), (fid, 2 * (piece + 64)))
+        _, cancel_id, _, _ = r.expect(P.FETCH_CANCEL)
+        self.assertEqual(cancel_id, fid)
+        _, _, _, body = r.expect(P.RESULT)
+        self.assertEqual(json.loads(body)["outputs"][0]["data"][0], "a" * piece + "b" * piece + "c" * piece)
+
+    def test_a_remote_object_stream_ends_with_fetch_end_its_error_raised_and_a_left_one_cancelled_at_job_end(self):
+        r = self._objects("far_stream")
+        r.run(9, "infer", [call()], [json_body(take=5, offset=0)], h=handler_index("far_stream"))
+        _, fid, meta, _ = r.expect(P.FETCH)
+        self.assertNotIn("offset", meta)  # the whole object
+        r.send(P.FETCH_END, fid, {"code": "OBJECT_NOT_FOUND", "error": "owner says: no such object"})
+        _, _, meta, _ = r.expect(P.RESULT)
+        self.assertEqual(meta["code"], "OBJECT_NOT_FOUND")
+        r.run(10, "infer", [call()], [json_body(take=1, offset=1, leave=1)], h=handler_index("far_stream"))
+        _, fid, _, _ = r.expect(P.FETCH)
+        r.send(P.FETCH_CHUNK, fid, {"id": "far-2", "size": 1000000, "offset": 1, "length": 999999}, b"x")
+        r.expect(P.RESULT)
+        _, cancel_id, _, _ = r.expect(P.FETCH_CANCEL)
+        self.assertEqual(cancel_id, fid)
+
+    def test_an_async_handler_streams_a_remote_object_bound_to_its_job_and_closes_it(self):
+        r = self._objects("far_astream")
+        r.run(11, "infer", [call()], [json_body(take=2)], h=handler_index("far_astream"))
+        _, fid, meta, _ = r.expect(P.FETCH)
+        self.assertEqual((meta["op"], meta["job"]), ("stream", 11))
+        r.send(P.FETCH_CHUNK, fid, {"id": "far-2", "size": 1000000, "offset": 0, "length": 1000000}, b"ab")
+        r.send(P.FETCH_CHUNK, fid, None, b"cd")
+        _, cancel_id, _, _ = r.expect(P.FETCH_CANCEL)
+        self.assertEqual(cancel_id, fid)
+        _, _, _, body = r.expect(P.RESULT)
+        self.assertEqual(json.loads(body)["outputs"][0]["data"][0], "abcd")
 
     def test_async_concurrency_runs_jobs_side_by_side_and_answers_out_of_order(self):
         r = self.start(concurrency=4, handler="asleep")

@@ -90,7 +90,7 @@ def main() -> None:
         if objects:
             from ..objects import ObjectStore
 
-            runtime.objects = ObjectStore.from_config(json.loads(objects), runtime.fetcher)
+            runtime.objects = ObjectStore.from_config(json.loads(objects), runtime.fetcher, runtime.fetch_stream)
         runtime.boot(app, unit)
         logging.getLogger("anyserve.worker").debug("ready in %.0f ms", (time.perf_counter() - started) * 1000)
     except BaseException as err:  # noqa: BLE001 - reported to the replica, which retries a few times

@@ -35,13 +35,18 @@ CLOSED = 27  # ← worker: {h}
 # The worker's own requests (ids in the worker's own space; the replica answers each once):
 CALL = 32  # ← worker: call a capability through the replica's router. {job, q, timeout, ct, hl?}
 CALL_RESULT = 33  # → worker: the call's answer (meta {ct?, hl?} or an error)
-FETCH = 34  # ← worker: read an object the replica can reach and the worker cannot. {ref, op}
+FETCH = 34  # ← worker: read an object the replica can reach and the worker cannot. {ref, op, job?}: get, stat, range, stream
 FETCHED = 35  # → worker: meta {contentType, size, created, ...} or an error; body: the bytes (op get)
 CALL_STREAM = 36  # ← worker: a streaming call through the replica. {job, q, timeout, ct, hl?, w}
 CALL_CHUNK = 37  # → worker: one chunk of it (meta {ct?, hl?})
 CALL_END = 38  # → worker: its end ({} or an error); exactly one per CALL_STREAM
 CALL_CREDIT = 39  # ← worker: the handler took n more bytes of its chunks. {n}
 CALL_CANCEL = 40  # ← worker: the handler stopped reading (or its job ended): cancel the upstream call
+# FETCH op "range" {offset, length} is answered by FETCHED with those bytes; op "stream" {offset?, length?, w} by:
+FETCH_CHUNK = 41  # → worker: bytes of the object, in order; the first one's meta is its info and {offset, length}
+FETCH_END = 42  # → worker: the stream FETCH's end ({} or an error); exactly one per stream FETCH
+FETCH_CREDIT = 43  # ← worker: the handler took n more bytes of its chunks. {n}
+FETCH_CANCEL = 44  # ← worker: the handler stopped reading (or its job ended): the replica stops reading the object
 
 #: The exit code of a worker that ran out of memory (memory_mb): its running job fails with WORKER_OUT_OF_MEMORY.
 OOM_EXIT_CODE = 87

@@ -21,6 +21,7 @@ handler waiting for them.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import itertools
 import json
@@ -45,12 +46,19 @@ from ..stream import Stream
 from ..values import inputs_to_request, response_to_value, result_to_response
 from . import protocol as P
 from .call_stream import CallStream
+from .fetch_stream import FetchStream
 from .window import Window
 
 #: How long a quick job's answer may wait for the next jobs' before it is sent anyway (seconds).
 HOLD_S = 0.0002
 
 log = logging.getLogger("anyserve.worker")
+
+#: The job whose handler runs in this thread (or task): the replica binds its object reads to that job's abort.
+_JOB: "contextvars.ContextVar[Optional[int]]" = contextvars.ContextVar("anyserve_job", default=None)
+
+#: The most bytes asked for in one FETCHED (a frame, less room for its meta); more is read as a stream.
+MAX_FETCHED = P.MAX_FRAME - 128 * 1024
 
 
 class Job:
@@ -142,6 +150,8 @@ class Runtime:
         self._pending: Dict[int, _Pending] = {}
         #: Streaming calls open (CALL_STREAM sent, no CALL_END yet), by id.
         self._streams: Dict[int, CallStream] = {}
+        #: Objects read as streams (FETCH op stream sent, no FETCH_END yet), by id.
+        self._fetches: Dict[int, FetchStream] = {}
         #: Stream jobs' windows by job id, for CREDIT (from the RUN until the job answers).
         self._windows: Dict[int, Window] = {}
         self._ids = itertools.count(1)
@@ -260,6 +270,14 @@ class Runtime:
             stream = self._streams.pop(id_, None)
             if stream is not None:
                 stream.finish(AnyServeError.from_wire(meta) if isinstance(meta, dict) and isinstance(meta.get("code"), str) else None)
+        elif type_ == P.FETCH_CHUNK:
+            fetch = self._fetches.get(id_)
+            if fetch is not None:
+                fetch.push(meta, body)
+        elif type_ == P.FETCH_END:
+            fetch = self._fetches.pop(id_, None)
+            if fetch is not None:
+                fetch.finish(AnyServeError.from_wire(meta) if isinstance(meta, dict) and isinstance(meta.get("code"), str) else None)
         # Unknown types are ignored, so a newer replica can add messages.
 
     def _admit(self, job: Any) -> None:
@@ -584,6 +602,7 @@ class Runtime:
         return _meta_of(e)
 
     def _prepare(self, job: Job, entry: HandlerEntry, i: int) -> Tuple[ModelInferRequest, Context]:
+        _JOB.set(job.id)
         call = job.calls[i]
         req = decode_request(job.bodies[i], call.get("ct"), call.get("hl"))
         req.capability = call.get("q") or {}
@@ -793,14 +812,52 @@ class Runtime:
         return self._streams.pop(id_, None)
 
     def _end_streams(self, job_id: int) -> None:
-        """A job answered: its streaming calls still open are cancelled (a handler may leave one unfinished)."""
+        """A job answered: its streaming calls and object streams still open are cancelled (a handler may leave one unfinished)."""
         self._windows.pop(job_id, None)
         for stream in [s for s in list(self._streams.values()) if s.job == job_id]:
             stream.close()
+        for fetch in [f for f in list(self._fetches.values()) if f.job == job_id]:
+            fetch.close()
 
-    def fetcher(self, ref: str, op: str) -> Tuple[Dict[str, Any], bytes]:
-        """Reads an object the replica can reach (another replica's, with the replica's token)."""
-        return self.request(P.FETCH, {"ref": ref, "op": op}, b"", 120)
+    # FetchStream's side, as CallStream's.
+    def open_fetch(self, stream: FetchStream) -> int:
+        id_ = next(self._ids) % 0xFFFFFFFE + 1
+        self._fetches[id_] = stream
+        return id_
+
+    def forget_fetch(self, id_: int) -> Optional[FetchStream]:
+        return self._fetches.pop(id_, None)
+
+    def fetcher(self, ref: str, op: str, **extra: Any) -> Tuple[Dict[str, Any], bytes]:
+        """Reads an object the replica can reach (another replica's, with the replica's token):
+        op ``stat``, ``get`` or ``range`` (``offset``, ``length``) in one FETCHED; a whole object
+        or a range larger than one FETCHED carries is read as a stream and joined."""
+        job = _JOB.get()
+        meta: Dict[str, Any] = dict({"ref": ref, "op": op}, **extra, **({"job": job} if job is not None else {}))
+        size = extra.get("length")
+        if op == "get":
+            size = _ref_size(ref)
+        if op in ("get", "range") and (size is None or size > MAX_FETCHED):
+            stream = self.fetch_stream(ref, extra.get("offset"), extra.get("length")).opened()
+            body = stream.read_all()
+            return dict(stream.info or {}), body
+        return self.request(P.FETCH, meta, b"", 120)
+
+    def fetch_stream(self, ref: str, offset: Optional[int] = None, length: Optional[int] = None) -> FetchStream:
+        """The object (or ``length`` bytes at ``offset``) as a stream through the replica."""
+        span = {k: v for k, v in (("offset", offset), ("length", length)) if v is not None}
+        return FetchStream(self, _JOB.get(), dict(span, ref=ref), 600)
+
+
+def _ref_size(ref: str) -> Optional[int]:
+    """The size a ref string names (None when it names none)."""
+    from ..objects import ObjRef
+
+    try:
+        size = ObjRef.from_string(ref).size
+    except AnyServeError:
+        return None
+    return size if size >= 0 else None
 
 
 def _call_request(

@@ -125,3 +125,46 @@ async def agen_n(request):
     """n chunks from an async generator, on the async strategy's loop."""
     for i in range(int(request.inputs["n"].data[0])):
         yield f"a{i}"
+
+
+FAR_BIG = "obj:far-2?size=1000000&type=application%2Foctet-stream&owner=other&url=http%3A%2F%2F127.0.0.1%3A9"
+
+
+@app.capability(type="far_range")
+def far_range(request, context):
+    """A range of an object another replica owns (FETCH op range)."""
+    return context.objects.get_range(FAR_BIG, 10, 5).decode()
+
+
+#: Object streams a handler left open on purpose (only the job's end closes them).
+_left_streams = []
+
+
+@app.capability(type="far_stream")
+def far_stream(request, context):
+    """Streams an object another replica owns (FETCH op stream): `take` chunks, then leaves (`leave`: without closing)."""
+    take = int(request.inputs["take"].data[0])
+    s = context.objects.open_stream(FAR_BIG, offset=int(request.inputs["offset"].data[0]))
+    got = []
+    for chunk in s:
+        got.append(chunk.decode())
+        if len(got) == take:
+            break
+    if request.inputs.get("leave") is not None:
+        _left_streams.append(s)
+    else:
+        s.close()
+    return "".join(got)
+
+
+@app.capability(type="far_astream")
+async def far_astream(request, context):
+    """far_stream for an async def handler: `take` chunks through aopen_stream, then closes it."""
+    take = int(request.inputs["take"].data[0])
+    got = []
+    async with context.objects.aopen_stream(FAR_BIG) as s:
+        async for chunk in s:
+            got.append(chunk.decode())
+            if len(got) == take:
+                break
+    return "".join(got)
