@@ -183,7 +183,7 @@ export const ERROR_CATALOGUE = {
     http: 503,
     grpc: G.RESOURCE_EXHAUSTED,
     retryable: true,
-    when: "the API server already holds `api_server.max_buffered_mb` of request bodies (all requests together, REST and gRPC); the body was not read; Retry-After is set",
+    when: "the server already holds its budget of request bodies, all requests together (API server: `api_server.max_buffered_mb`; replica: `performance.max_buffered_mb`); the body was not read (or, arrived whole, was dropped); Retry-After is set",
   },
   SHUTTING_DOWN: { http: 503, grpc: G.UNAVAILABLE, retryable: true, when: "the replica or server is draining and takes no new requests" },
   DEADLINE_EXCEEDED: {

@@ -147,6 +147,14 @@ export const performance = z.strictObject({
   max_body_mb: positiveInt(2048)
     .default(64)
     .meta(meta({ update: "restart", help: "largest request body, MB" })),
+  max_buffered_mb: positiveInt(1_048_576)
+    .default(1024)
+    .meta(
+      meta({
+        update: "restart",
+        help: "request bodies the replica holds at once over all its requests, MB (503 SERVER_OVERLOADED past it)",
+      }),
+    ),
   abort_grace: z
     .number()
     .min(0)

@@ -2,6 +2,7 @@
 import type { InferBackend } from "../protocol/call.js";
 import { answerMeta, errorMeta, fromFrameMeta } from "../transport/call-meta.js";
 import type { FrameHandler } from "../transport/frame-server.js";
+import type { BodyBudget } from "../util/body-budget.js";
 
 /** What a replica answers the gateway's health probe with (`ready: false` → the probe failed). */
 export interface ReplicaHealth {
@@ -23,7 +24,12 @@ export interface ReplicaLoad {
   process: { rss_mb: number; cpu_percent: number };
 }
 
-export function createFrameHandler(backend: InferBackend, health: () => ReplicaHealth): FrameHandler {
+/**
+ * `budget`: the replica's request bodies held at once (`performance.max_buffered_mb`); a framed
+ * call's body counts from its arrival until its answer, and is refused SERVER_OVERLOADED past it
+ * (the gateway may send it to another replica: it is not a replica failure).
+ */
+export function createFrameHandler(backend: InferBackend, health: () => ReplicaHealth, budget?: BodyBudget): FrameHandler {
   return (req, res) => {
     let call: ReturnType<typeof fromFrameMeta>;
     try {
@@ -38,13 +44,25 @@ export function createFrameHandler(backend: InferBackend, health: () => ReplicaH
       return;
     }
     const fail = (err: unknown): void => res.reply(errorMeta(err));
+    const hold = call.kind === "infer" || call.kind === "stream" ? budget?.hold() : undefined;
+    if (hold !== undefined && !hold.take(call.body.length)) {
+      const refusal = errorMeta(hold.overloaded(call.body.length));
+      if (call.kind === "stream") res.end(refusal);
+      else res.reply(refusal);
+      return;
+    }
+    const release = (): void => hold?.release();
     switch (call.kind) {
       case "infer":
-        backend.infer(call).then((out) => res.reply(answerMeta(out), out.body), fail);
+        backend
+          .infer(call)
+          .finally(release)
+          .then((out) => res.reply(answerMeta(out), out.body), fail);
         return;
       case "stream":
         backend
           .stream(call, (chunk) => res.chunk(null, chunk.body)) // waits while the stream's window is used up
+          .finally(release)
           .then(
             () => res.end({}),
             (err: unknown) => res.end(errorMeta(err)),

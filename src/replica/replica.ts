@@ -34,6 +34,7 @@ import { RegistrationSet } from "./registrations.js";
 import { advertisedHost } from "./advertise.js";
 import { ApiServers } from "../util/api-servers.js";
 import { logServiceModel } from "./service-model.js";
+import { BodyBudget } from "../util/body-budget.js";
 
 export interface ReplicaOptions {
   app: AnyServe;
@@ -233,12 +234,15 @@ function replicaEndpoints(
 ): Pick<ReplicaParts, "server" | "frames" | "grpc" | "unguard"> {
   const { o, logger, metrics, timeoutMs, guard } = p;
   const maxBodyBytes = o.maxBodyBytes ?? p.config.performance.max_body_mb * 1024 * 1024;
+  // Request bodies held at once over REST, gRPC and the gateway's frames (each is bounded by maxBodyBytes).
+  const bodyBudget = new BodyBudget(p.config.performance.max_buffered_mb * 1024 * 1024, "performance.max_buffered_mb");
   const rest = new RestFrontend({
     backend,
     logger,
     serverName: "anyserve-replica",
     version: VERSION,
     maxBodyBytes,
+    bodyBudget,
     defaultTimeoutMs: timeoutMs,
     maxTimeoutMs: timeoutMs,
     auth: guard.dataPlane,
@@ -270,7 +274,7 @@ function replicaEndpoints(
   const unguard = guardWrites(server, writeTimeoutMs);
   const frames = attachFrameServer(
     server,
-    createFrameHandler(backend, () => dispatcher.health()),
+    createFrameHandler(backend, () => dispatcher.health(), bodyBudget),
     {
       authorize: (authorization) => guard.framePeer(authorization),
     },
@@ -279,6 +283,7 @@ function replicaEndpoints(
     backend,
     logger,
     maxBodyBytes,
+    bodyBudget,
     defaultTimeoutMs: timeoutMs,
     serverName: "anyserve-replica",
     version: VERSION,

@@ -22,11 +22,14 @@ import { AnyServeError } from "../errors.js";
 
 export class BodyBudget {
   readonly limit: number;
+  /** The setting that gave the limit, named in refusals. */
+  readonly setting: string;
   #used = 0;
 
-  /** `limit`: bytes of request bodies held at once, over every request. */
-  constructor(limit: number) {
+  /** `limit`: bytes of request bodies held at once, over every request; `setting`: where it was set. */
+  constructor(limit: number, setting = "api_server.max_buffered_mb") {
     this.limit = limit;
+    this.setting = setting;
   }
 
   /** Bytes held now. */
@@ -54,7 +57,7 @@ export class BodyBudget {
   overloaded(more: number): AnyServeError {
     return new AnyServeError(
       "SERVER_OVERLOADED",
-      `the server holds ${this.#used} bytes of request bodies, and ${more} more would pass its limit of ${this.limit} (api_server.max_buffered_mb): try again shortly`,
+      `the server holds ${this.#used} bytes of request bodies, and ${more} more would pass its limit of ${this.limit} (${this.setting}): try again shortly`,
     );
   }
 }

@@ -100,3 +100,27 @@ for (const fastIngress of [false, true]) {
     await waitFor("its bytes given back too", async () => (await buffered(s.url)) === 0);
   });
 }
+
+test("a replica bounds its own (performance.max_buffered_mb): its REST port, and the bodies the gateway frames to it", async (t) => {
+  const s = await apiServer(t);
+  const r = await replica(t, s.url, "budget-replica", { config: { app: "who", performance: { max_buffered_mb: 1 } } });
+  await waitFor("the replica registered", () => s.registry.size === 1);
+  // 700 KB declared and held on the replica's own port.
+  const held = stalledUpload(r.httpUrl, 700_000, 1_000);
+  t.after(() => held.destroy());
+  await waitFor("the held upload counted", async () => {
+    const res = await post(r.httpUrl, bodyOf(400_000));
+    if (res.status !== 503) return false;
+    const e = (await res.json()) as { code: string; error: string };
+    assert.equal(e.code, "SERVER_OVERLOADED");
+    assert.match(e.error, /performance\.max_buffered_mb/);
+    return true;
+  });
+  // Through the API server (its own budget is the default 1 GiB): the replica refuses the framed body.
+  const via = await post(s.url, bodyOf(400_000));
+  assert.equal(via.status, 503);
+  assert.equal(((await via.json()) as { code: string }).code, "SERVER_OVERLOADED");
+  assert.equal((await post(s.url, bodyOf(10_000))).status, 200, "a body that fits is served");
+  held.destroy();
+  await waitFor("the held bytes given back", async () => (await post(s.url, bodyOf(900_000))).status === 200);
+});
