@@ -7,6 +7,8 @@
 import assert from "node:assert/strict";
 import { connect, type Socket } from "node:net";
 import { test } from "node:test";
+import { apiServerSchema } from "../../src/config/api-server.js";
+import { DEFAULT_MAX_BUFFERED_BYTES } from "../../src/gateway/api-server.js";
 import { Client } from "../../src/sdk/client.js";
 import { waitFor } from "../helpers/processes.js";
 import { apiServer, replica } from "../sdk/helpers.js";
@@ -123,4 +125,8 @@ test("a replica bounds its own (performance.max_buffered_mb): its REST port, and
   assert.equal((await post(s.url, bodyOf(10_000))).status, 200, "a body that fits is served");
   held.destroy();
   await waitFor("the held bytes given back", async () => (await post(s.url, bodyOf(900_000))).status === 200);
+});
+
+test("an API server started without the setting takes the schema's default budget", () => {
+  assert.equal(DEFAULT_MAX_BUFFERED_BYTES, apiServerSchema.parse({}).max_buffered_mb * 1024 * 1024);
 });
