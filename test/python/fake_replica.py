@@ -25,7 +25,10 @@ from anyserve.worker import protocol as P  # noqa: E402
 
 class FakeReplica:
     def __init__(self, app: str, handler: Optional[int] = 0, concurrency: int = 1, env: Optional[Dict[str, str]] = None, replica_id: str = "fake-replica") -> None:
-        """``handler``: protocol 1, the worker serves that handler's unit; None: protocol 2 (OPEN/CLOSE)."""
+        """``handler``: the handler this stand-in serves by default — OPENed as soon as READY is read,
+        and the ``h`` of RUNs that name none; None: the test OPENs handlers itself."""
+        self.default_h = handler
+        self._opened_default = False
         self.dir = tempfile.mkdtemp(prefix="anyserve-pyw-")
         path = os.path.join(self.dir, "workers.sock")
         self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -44,8 +47,6 @@ class FakeReplica:
             "ANYSERVE_WORKER_CONCURRENCY": str(concurrency),
             "ANYSERVE_LOG_LEVEL": "error",
         }
-        if handler is not None:
-            full_env["ANYSERVE_WORKER_HANDLER"] = str(handler)
         full_env.update(env or {})
         self.proc = subprocess.Popen([sys.executable, "-m", "anyserve.worker"], env=full_env, stderr=subprocess.PIPE)
         self.server.settimeout(30)
@@ -75,6 +76,9 @@ class FakeReplica:
         while True:
             f = self.next(max(0.01, end - time.time()))
             if f[0] == type_:
+                if type_ == P.READY and self.default_h is not None and not self._opened_default:
+                    self._opened_default = True
+                    self.open(self.default_h)
                 return f
             self.seen.append(f)
 
@@ -87,6 +91,8 @@ class FakeReplica:
         self, id_: int, mode: str, calls: List[Dict[str, Any]], bodies: List[bytes], h: Optional[int] = None, w: Optional[int] = None
     ) -> None:
         meta: Dict[str, Any] = {"mode": mode, "calls": calls, "sizes": [len(b) for b in bodies]}
+        if h is None:
+            h = self.default_h
         if h is not None:
             meta["h"] = h
         if w is not None:
@@ -94,7 +100,7 @@ class FakeReplica:
         self.send(P.RUN, id_, meta, b"".join(bodies))
 
     def open(self, h: int) -> None:
-        """Protocol 2: starts handler ``h`` on the worker (its unit's start hooks) and waits for OPENED."""
+        """Starts handler ``h`` on the worker (its unit's start hooks) and waits for OPENED."""
         self.send(P.OPEN, 0, {"h": h})
         meta = self.expect(P.OPENED)[2]
         if meta.get("code"):

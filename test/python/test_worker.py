@@ -18,7 +18,8 @@ def handler_index(name):
 
 class WorkerProtocolTest(unittest.TestCase):
     def start(self, concurrency=1, handler=None, app=APP, open_=(), **env):
-        """A worker of APP; ``handler`` set: protocol 1 (that handler's unit), else protocol 2 with ``open_`` handlers OPENed."""
+        """A worker of APP; ``handler`` set: the stand-in OPENs it once READY is read and sends its RUNs
+        there; else ``open_`` handlers are OPENed here."""
         self.marks = tempfile.mkdtemp(prefix="anyserve-marks-")
         self.addCleanup(shutil.rmtree, self.marks, True)
         unit = (handler_index(handler) if app == APP else 0) if handler is not None else None
@@ -26,7 +27,7 @@ class WorkerProtocolTest(unittest.TestCase):
         self.addCleanup(r.close)
         hello = r.expect(P.HELLO)
         self.assertEqual(hello[2]["key"], r.key)
-        self.assertEqual(hello[2]["protocol"], 1 if handler is not None else 2)
+        self.assertEqual(hello[2]["protocol"], 2)
         if open_:
             r.expect(P.READY)
             for name in open_:
@@ -41,8 +42,8 @@ class WorkerProtocolTest(unittest.TestCase):
             return f.read().split("\n")[:-1]
 
     def test_hello_ready_run_and_stop_with_hooks(self):
-        r = self.start(handler="echo")  # protocol 1: the unit's hooks run before READY
-        r.expect(P.READY)
+        r = self.start(handler="echo")
+        r.expect(P.READY)  # and the stand-in's OPEN of echo: its unit's start hooks ran
         self.assertEqual(self.marks_of("hooks"), ["start process-1"])
         r.run(7, "infer", [call()], [json_body(text="hi")])
         t, id_, meta, body = r.expect(P.RESULT)
@@ -73,8 +74,12 @@ class WorkerProtocolTest(unittest.TestCase):
         self.assertEqual(r.expect(P.RESULT)[2], {"code": "WORKER_ERROR", "error": "boom from the handler"})
         r.run(2, "infer", [call()], [json_body(text="x")], h=handler_index("coded"))
         self.assertEqual(r.expect(P.RESULT)[2]["code"], "INVALID_PARAMETER")
-        r.run(3, "infer", [call()], [b"{nope"])
+        r.run(3, "infer", [call()], [b"{nope"], h=handler_index("echo"))
         self.assertEqual(r.expect(P.RESULT)[2]["code"], "INVALID_JSON")
+        r.run(4, "infer", [call()], [json_body(text="x")])  # no handler index: refused, naming it
+        answer = r.expect(P.RESULT)
+        self.assertEqual((answer[1], answer[2]["code"]), (4, "INTERNAL"))
+        self.assertIn("handler index h", answer[2]["error"])
 
     def test_cancel_reaches_the_running_handler_and_drops_a_queued_job(self):
         r = self.start(open_=("sleep",))

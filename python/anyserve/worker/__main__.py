@@ -1,8 +1,7 @@
 """Entry of a Python worker: ``python -m anyserve.worker``, started by the replica with a minimal
 environment (docs/worker-protocol.md): connects to ``ANYSERVE_WORKER_SOCKET``, says HELLO with
-``ANYSERVE_WORKER_KEY``, loads ``ANYSERVE_WORKER_APP``, runs the start hooks of handler unit
-``ANYSERVE_WORKER_HANDLER`` (protocol 1; without it, protocol 2: handlers start on OPEN), says
-READY (or BOOT_FAILED with the Python error) and serves.
+``ANYSERVE_WORKER_KEY``, loads ``ANYSERVE_WORKER_APP``, says READY (or BOOT_FAILED with the
+Python error) and serves every handler of the app, each started by OPEN (protocol 2).
 """
 from __future__ import annotations
 
@@ -72,12 +71,8 @@ def main() -> None:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(env.get("ANYSERVE_WORKER_SOCKET", ""))
     runtime = Runtime(sock, name=name, replica_id=replica_id, concurrency=int(env.get("ANYSERVE_WORKER_CONCURRENCY") or 1))
-    # Protocol 1: the worker serves the unit of ANYSERVE_WORKER_HANDLER, started before READY.
-    # Protocol 2 (no ANYSERVE_WORKER_HANDLER): it serves every handler, started by OPEN.
-    unit_env = env.get("ANYSERVE_WORKER_HANDLER")
-    unit = int(unit_env) if unit_env else None
-    protocol = 1 if unit is not None else 2
-    runtime.send(P.HELLO, 0, {"worker": name, "key": env.get("ANYSERVE_WORKER_KEY", ""), "pid": os.getpid(), "protocol": protocol, "runtime": "python"})
+    # The worker serves every handler of the app; each starts on OPEN.
+    runtime.send(P.HELLO, 0, {"worker": name, "key": env.get("ANYSERVE_WORKER_KEY", ""), "pid": os.getpid(), "protocol": P.PROTOCOL, "runtime": "python"})
     runtime.start_reader()
     try:
         _memory_limit(env.get("ANYSERVE_WORKER_MEMORY_MB", ""))
@@ -91,7 +86,7 @@ def main() -> None:
             from ..objects import ObjectStore
 
             runtime.objects = ObjectStore.from_config(json.loads(objects), runtime.fetcher, runtime.fetch_stream)
-        runtime.boot(app, unit)
+        runtime.boot(app)
         logging.getLogger("anyserve.worker").debug("ready in %.0f ms", (time.perf_counter() - started) * 1000)
     except BaseException as err:  # noqa: BLE001 - reported to the replica, which retries a few times
         traceback.print_exc()

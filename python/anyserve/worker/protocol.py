@@ -12,7 +12,7 @@ import struct
 from typing import Any, Dict, List, Optional, Tuple
 
 VERSION = 1
-PROTOCOL = 1  # 2 when started without ANYSERVE_WORKER_HANDLER (OPEN/CLOSE)
+PROTOCOL = 2  # a worker serves every handler of the app; handlers start on OPEN (src/execution/worker-protocol.ts)
 
 # Types 1-5 mean what they mean on the gateway → replica hop; 16 and up exist only here.
 RUN = 1  # → worker: a job. meta {mode, calls, sizes, h?, w?}; body: the task bodies one after another
@@ -21,13 +21,12 @@ CHUNK = 3  # ← worker: one streamed answer
 END = 4  # ← worker: a stream's end. meta {} or an error
 CANCEL = 5  # → worker: abort a job (meta null) or one item of a batch (meta {i})
 HELLO = 16  # ← worker, first: {worker, key, pid, protocol}
-READY = 17  # ← worker: the app loaded and the unit's start hooks ran
+READY = 17  # ← worker: the app loaded (handlers start on OPEN)
 BOOT_FAILED = 18  # ← worker: it could not start. meta: an error; it exits next
 STOP = 19  # → worker: finish the jobs it has, run the stop hooks, answer STOPPED, exit
 STOPPED = 20  # ← worker
 DEADLINE = 21  # ← worker: the request's `timeout` parameter lowered a task's deadline. {i, dl}
 CREDIT = 22  # → worker: a stream job's consumer took n more bytes of its chunks (its RUN gave the window w). {n}
-# Protocol 2 (a worker serving every handler of the app; started without ANYSERVE_WORKER_HANDLER):
 OPEN = 24  # → worker: start handler h (its unit's start hooks), after the jobs sent before. {h}
 OPENED = 25  # ← worker: {h}, or {h, code, error} when its start hooks failed
 CLOSE = 26  # → worker: stop handler h (its unit's stop hooks once no handler of the unit is open). {h}
@@ -119,10 +118,10 @@ def answer_meta(content_type: str, header_length: Optional[int]) -> Optional[Dic
     return meta
 
 
-def tasks_of(meta: Optional[Dict[str, Any]], body: bytes) -> Tuple[str, List[Dict[str, Any]], List[bytes], Optional[int]]:
-    """A RUN's mode, calls, bodies and handler index (``h``; None: the worker's own)."""
+def tasks_of(meta: Optional[Dict[str, Any]], body: bytes) -> Tuple[str, List[Dict[str, Any]], List[bytes], int]:
+    """A RUN's mode, calls, bodies and handler index ``h``."""
     if not isinstance(meta, dict):
-        raise ProtocolError("RUN meta needs mode, calls and sizes")
+        raise ProtocolError("RUN meta needs a handler index h, and mode, calls and sizes")
     mode, calls, sizes = meta.get("mode"), meta.get("calls"), meta.get("sizes")
     if mode not in ("infer", "stream", "batch") or not isinstance(calls, list) or not isinstance(sizes, list) or len(calls) != len(sizes):
         raise ProtocolError("RUN meta needs mode, calls and sizes of equal length")
@@ -133,4 +132,6 @@ def tasks_of(meta: Optional[Dict[str, Any]], body: bytes) -> Tuple[str, List[Dic
         bodies.append(bytes(mv[off : off + int(n)]))
         off += int(n)
     h = meta.get("h")
-    return mode, calls, bodies, h if isinstance(h, int) else None
+    if not isinstance(h, int) or isinstance(h, bool) or h < 0:
+        raise ProtocolError(f"RUN meta needs a handler index h (a non-negative integer), got {h!r}")
+    return mode, calls, bodies, h

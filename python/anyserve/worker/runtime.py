@@ -137,7 +137,6 @@ class Runtime:
         self.replica_id = replica_id
         self.concurrency = max(1, concurrency)
         self.app: Optional[AnyServe] = None
-        self.unit = 0
         self.objects: Any = None
         self._wlock = threading.Lock()
         self._out: List[bytes] = []
@@ -240,7 +239,7 @@ class Runtime:
             window = Window(w) if mode == "stream" and isinstance(w, (int, float)) and w > 0 else None
             if window is not None:
                 self._windows[id_] = window
-            self._admit(Job(id_, mode, calls, bodies, self.unit if h is None else h, window))
+            self._admit(Job(id_, mode, calls, bodies, h, window))
         elif type_ == P.CREDIT:
             n = meta.get("n") if isinstance(meta, dict) else None
             window = self._windows.get(id_)
@@ -312,17 +311,9 @@ class Runtime:
 
     # ── boot and stop ──
 
-    def boot(self, app: AnyServe, unit: Optional[int]) -> None:
-        """Protocol 1 (``unit`` given): runs the unit's start hooks (load the model), raising when they
-        fail. Protocol 2 (None): nothing yet — handlers start on OPEN."""
+    def boot(self, app: AnyServe) -> None:
+        """The app is loaded; its handlers start on OPEN."""
         self.app = app
-        if unit is None:
-            return
-        self.unit = unit
-        if not 0 <= unit < len(app.handlers):
-            raise AnyServeError("INTERNAL", f"handler #{unit} is not registered in this copy of the app (it has {len(app.handlers)})")
-        self._start_unit(unit)
-        self._started[unit] = {i for i, h in enumerate(app.handlers) if h.unit == unit}
 
     def _info(self, h: int) -> WorkerInfo:
         entry = self.app.handlers[h]  # type: ignore[union-attr]
