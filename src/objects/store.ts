@@ -167,17 +167,25 @@ export class ObjectStore implements ObjectStoreApi {
       }
       return where.local.stream(options.range);
     }
-    // Through the remote reader (a worker process's replica), with its flow control.
-    if ("remote" in where) return where.remote.stream(where.ref.toString(), options.range, this.#signal(options));
-    const { body } = await fetchFromPeer({
-      method: "GET",
-      base: where.base,
-      id: where.ref.id,
-      token: this.token,
-      signal: this.#signal(options),
-      range: options.range,
-    });
-    return body!;
+    // The fetch deadline bounds opening the stream, not reading it: a large object read at the
+    // caller's pace may take longer than the deadline (a stalled owner is cut by the body's idle
+    // timeout, remote.ts; the caller's signal still cancels at any time).
+    const opening = this.#openingSignal(options);
+    try {
+      // Through the remote reader (a worker process's replica), with its flow control.
+      if ("remote" in where) return await where.remote.stream(where.ref.toString(), options.range, opening.signal);
+      const { body } = await fetchFromPeer({
+        method: "GET",
+        base: where.base,
+        id: where.ref.id,
+        token: this.token,
+        signal: opening.signal,
+        range: options.range,
+      });
+      return body!;
+    } finally {
+      opening.opened();
+    }
   }
 
   async stat(ref: ObjRefLike, options: ReadOptions = {}): Promise<ObjectInfo> {
@@ -394,6 +402,19 @@ export class ObjectStore implements ObjectStoreApi {
       throw new AnyServeError("OBJECT_NOT_FOUND", `object ${ref.id} is not in the store at ${this.dir}`);
     }
     return ref.owner;
+  }
+
+  /** The caller's signal with the fetch deadline until `opened()` (a stream's: see getStream). */
+  #openingSignal(o: ReadOptions): { signal: AbortSignal; opened: () => void } {
+    const deadline = new AbortController();
+    const ms = o.timeoutMs ?? this.#o.fetchTimeoutMs ?? 60_000;
+    // Named as AbortSignal.timeout's reason is, so the readers map it to DEADLINE_EXCEEDED alike.
+    const timer = setTimeout(() => deadline.abort(new DOMException(`no answer within ${ms} ms`, "TimeoutError")), ms);
+    timer.unref();
+    return {
+      signal: o.signal ? AbortSignal.any([o.signal, deadline.signal]) : deadline.signal,
+      opened: () => clearTimeout(timer),
+    };
   }
 
   #signal(o: ReadOptions): AbortSignal {

@@ -23,7 +23,10 @@ export interface StreamCreateOptions extends CreateOptions {
 export interface ReadOptions {
   /** Aborts a fetch from the owner (e.g. `ctx.signal`). */
   signal?: AbortSignal;
-  /** Milliseconds a fetch from the owner may take in all (default: the store's `fetchTimeoutMs`). */
+  /**
+   * Milliseconds a fetch from the owner may take in all (default: the store's `fetchTimeoutMs`);
+   * for `getStream`, until the stream opens — reading it then takes as long as the reader does.
+   */
   timeoutMs?: number;
   /** Keep a local copy of an object fetched from its owner (default: the store's `cacheRemote`). */
   cache?: boolean;

@@ -162,6 +162,20 @@ describe("objects across replicas without a shared directory", () => {
     await rejectsWith(fetching, "CANCELLED");
   });
 
+  test("getStream: the fetch deadline bounds opening the stream, not a reader that takes longer", async () => {
+    // Larger than the sockets and the reader's buffers hold, so most of it is still to come at the deadline.
+    const size = 48 << 20;
+    const ref = await a.create(Buffer.alloc(size, 7));
+    const slow = new ObjectStore({ dir: tempDir(hooks), token: TOKEN, peers: [aUrl], fetchTimeoutMs: 300 });
+    const started = Date.now();
+    const it = (await slow.getStream(ref))[Symbol.asyncIterator]();
+    let got = ((await it.next()).value as Buffer).length;
+    // The reader pauses past the deadline before it reads on (the owner's socket fills meanwhile).
+    await waitFor("the deadline to pass", () => Date.now() - started > 900, 5_000);
+    for (let r = await it.next(); !r.done; r = await it.next()) got += (r.value as Buffer).length;
+    assert.equal(got, size, "the whole object arrived");
+  });
+
   test("a transfer cut halfway leaves no cached object and no temp file", async () => {
     const url = await fakeOwner("cut");
     const dir = tempDir(hooks);
