@@ -130,7 +130,11 @@ async function handle(o: OpenAiOptions, kind: Kind, req: IncomingMessage, res: S
   };
   const id = `${kind === "chat" ? "chatcmpl" : kind === "completion" ? "cmpl" : "embd"}-${call.requestId}`;
   const created = Math.floor(Date.now() / 1000);
-  if (body.stream === true && kind !== "embedding") return stream(o, call, res, { kind, id, created, model });
+  if (body.stream === true && kind !== "embedding") {
+    const options = body.stream_options;
+    const includeUsage = options !== null && typeof options === "object" && (options as { include_usage?: unknown }).include_usage === true;
+    return stream(o, call, res, { kind, id, created, model, includeUsage });
+  }
   const answer = decodeResponse((await o.backend.infer(call)).body, { contentType: "application/json" });
   if (kind === "embedding") return sendJson(res, 200, embeddings(answer, model, body.encoding_format === "base64"));
   const { text, usage } = textOf(answer);
@@ -223,7 +227,7 @@ async function stream(
   o: OpenAiOptions,
   call: IncomingCall,
   res: ServerResponse,
-  m: { kind: Kind; id: string; created: number; model: string },
+  m: { kind: Kind; id: string; created: number; model: string; includeUsage: boolean },
 ): Promise<void> {
   const sse = new SseWriter(res, call.requestId);
   let usage: Usage | undefined;
@@ -259,7 +263,13 @@ async function stream(
     sse.end();
     return;
   }
-  write({ ...chunk(undefined, "stop"), ...(usage ? { usage } : {}) });
+  if (m.includeUsage) {
+    // As OpenAI does for `stream_options.include_usage`: one more chunk, no choices, the request's usage
+    // (zeros when the handler counted nothing).
+    write(chunk(undefined, "stop"));
+    const { choices: _none, ...head } = chunk(undefined, null);
+    write({ ...head, choices: [], usage: usage ?? { prompt_tokens: 0, completion_tokens: 0, total_tokens: 0 } });
+  } else write({ ...chunk(undefined, "stop"), ...(usage ? { usage } : {}) });
   sse.data(DONE);
   sse.end();
 }

@@ -66,6 +66,22 @@ for (const [language, file] of [
       assert.deepEqual(last?.usage, { prompt_tokens: 4, completion_tokens: 4, total_tokens: 8 });
     });
 
+    test("chat completion streamed with stream_options.include_usage: a last chunk with no choices carries usage", async () => {
+      const stream = await client.chat.completions.create({
+        model: "echo-chat-stream",
+        messages: [{ role: "user", content: "a b" }],
+        stream: true,
+        stream_options: { include_usage: true },
+      });
+      const chunks: OpenAI.Chat.Completions.ChatCompletionChunk[] = [];
+      for await (const chunk of stream) chunks.push(chunk);
+      const [finish, usage] = chunks.slice(-2);
+      assert.equal(finish?.choices[0]?.finish_reason, "stop");
+      assert.equal(finish?.usage, undefined, "usage comes in its own chunk");
+      assert.deepEqual(usage?.choices, []);
+      assert.deepEqual(usage?.usage, { prompt_tokens: 2, completion_tokens: 2, total_tokens: 4 });
+    });
+
     test("completions: plain and streamed", async () => {
       const res = await client.completions.create({ model: "upper", prompt: "hello" });
       assert.equal(res.choices[0]!.text, "HELLO");
