@@ -9,8 +9,9 @@
  * | `POST /v1/embeddings`       | `{type: embedding, model}`      | `input` BYTES [n]                           |
  * | `GET /v1/models`            | every registered capability of those types, by `model` |            |
  *
- * Every other scalar field of the body (`max_tokens`, `temperature`, …) travels as a request
- * parameter. A chat or completion handler answers a string, or `{text, prompt_tokens?,
+ * Every other field of the body travels as a request parameter: scalars (`max_tokens`,
+ * `temperature`, …) as they are, arrays and objects (`stop`, `tools`, `response_format`) as their
+ * JSON text. A chat or completion handler answers a string, or `{text, prompt_tokens?,
  * completion_tokens?}` (the counts become `usage`); streamed (`stream: true`, SSE ending with
  * `data: [DONE]`), each item it yields is a piece of text in that form. An embedding handler
  * answers a numeric tensor [n, d] (or [d] for one input). Errors use OpenAI's shape:
@@ -112,7 +113,10 @@ async function handle(o: OpenAiOptions, kind: Kind, req: IncomingMessage, res: S
   const inputs = inputsOf(kind, body);
   const parameters: Parameters = {};
   for (const [k, v] of Object.entries(body)) {
-    if (!OWN_FIELDS.has(k) && (typeof v === "string" || typeof v === "number" || typeof v === "boolean")) parameters[k] = v;
+    if (OWN_FIELDS.has(k) || v === null) continue;
+    // OIP parameters are scalars: arrays and objects (`stop`, `tools`, `response_format`, …) travel as their JSON text.
+    if (typeof v === "string" || typeof v === "number" || typeof v === "boolean") parameters[k] = v;
+    else if (typeof v === "object") parameters[k] = JSON.stringify(v);
   }
   const encoded = encodeRequest({ inputs, parameters }, "json");
   const cancel = new Cancellation();

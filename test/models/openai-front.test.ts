@@ -39,11 +39,13 @@ for (const [language, file] of [
           { role: "user", content: "one two three" },
         ],
         max_tokens: 7,
+        stop: ["\n", "END"],
       });
       assert.equal(res.object, "chat.completion");
       assert.equal(res.model, "echo-chat");
       assert.equal(res.choices[0]!.message.role, "assistant");
-      assert.equal(res.choices[0]!.message.content, "three two one (max 7)");
+      // `stop`, an array, reaches the handler as its JSON text.
+      assert.equal(res.choices[0]!.message.content, "three two one (max 7) (stop \n|END)");
       assert.equal(res.choices[0]!.finish_reason, "stop");
       assert.deepEqual(res.usage, { prompt_tokens: 5, completion_tokens: 3, total_tokens: 8 });
     });
