@@ -8,26 +8,23 @@ deadline, and the job's end send CALL_CANCEL: the replica cancels the upstream c
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
-from collections import deque
-from typing import Any, Callable, Deque, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional
 
-from ..errors import AnyServeError
 from . import protocol as P
+from .credited_stream import CHUNK_OVERHEAD, OPEN, WINDOW, CreditedStream
 
-#: The window of a CALL_STREAM's chunks (bytes, each chunk its body plus CHUNK_OVERHEAD): the replica's.
-WINDOW = 256 * 1024
-CHUNK_OVERHEAD = 64
-
-_OPEN = object()
+__all__ = ["CHUNK_OVERHEAD", "WINDOW", "CallStream", "AsyncCallStream"]
 
 
-class CallStream:
+class CallStream(CreditedStream):
     """An iterator over the decoded chunks of one streaming call; thread-safe ``close()``.
 
     The call starts on the first ``next()``: an iterator never iterated costs nothing.
     """
+
+    CREDIT = P.CALL_CREDIT
+    CANCEL = P.CALL_CANCEL
+    WHAT = "the streaming call"
 
     def __init__(
         self,
@@ -38,92 +35,36 @@ class CallStream:
         decode: Callable[[Dict[str, Any], bytes], Any],
         limit_s: float,
     ) -> None:
-        self.job = job
-        self._rt = runtime
+        super().__init__(runtime, job, limit_s + 5)  # the replica's timeout ends it first
         self._meta = meta
         self._body = body
         self._decode = decode
-        self._until = time.monotonic() + limit_s + 5  # the replica's timeout ends it first
-        self._cond = threading.Condition()
-        self._chunks: Deque[Tuple[Dict[str, Any], bytes]] = deque()
-        self._end: Any = _OPEN  # None: ended well; an AnyServeError: failed or closed
-        self._id: Optional[int] = None
-        self._taken = 0
-        self._closed = False
 
     def __iter__(self) -> "CallStream":
         return self
 
     def __next__(self) -> Any:
-        got = self.next_or(_OPEN)
-        if got is _OPEN:
+        got = self.next_or(OPEN)
+        if got is OPEN:
             raise StopIteration
         return got
 
     def next_or(self, done: Any) -> Any:
-        """The next chunk, or ``done`` at the end (raises the call's error)."""
+        """The next chunk, or ``done`` at the end (raises the call's error; not once closed)."""
         if self._id is None and not self._closed:
             self._id = self._rt.open_stream(self)
             self._rt.send(P.CALL_STREAM, self._id, dict(self._meta, w=WINDOW), self._body)
-        with self._cond:
-            while not self._chunks and self._end is _OPEN:
-                left = self._until - time.monotonic()
-                if left <= 0 or not self._cond.wait(left):
-                    self._end = AnyServeError("DEADLINE_EXCEEDED", "the replica did not end the streaming call in time")
-            chunk = self._chunks.popleft() if self._chunks else None
-            end = self._end
+        chunk, end = self._next_chunk()
         if chunk is None:
-            self._cancel()
             if end is None or self._closed:
                 return done
             raise end
         meta, body = chunk
-        self._taken += len(body) + CHUNK_OVERHEAD
-        if self._taken >= WINDOW // 2:
-            self._rt.send(P.CALL_CREDIT, self._id, {"n": self._taken})
-            self._taken = 0
+        self._credit(len(body))
         return self._decode(meta, body)
 
-    def close(self) -> None:
-        """Stops reading: the replica cancels the upstream call (nothing if it had ended)."""
-        with self._cond:
-            self._closed = True
-            self._chunks.clear()  # what had arrived is not read any more
-            if self._end is _OPEN:
-                self._end = AnyServeError("CANCELLED", "the streaming call was closed")
-            self._cond.notify_all()
-        self._cancel()
-
-    def _cancel(self) -> None:
-        # The runtime forgets it exactly once: by CALL_END (nothing to cancel) or here.
-        if self._id is not None and self._rt.forget_stream(self._id) is self:
-            self._rt.send(P.CALL_CANCEL, self._id, None)
-
-    def __enter__(self) -> "CallStream":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # noqa: BLE001 - at interpreter exit the socket may be gone
-            pass
-
-    # ── from the runtime's reading thread ──
-
-    def push(self, meta: Dict[str, Any], body: bytes) -> None:
-        with self._cond:
-            if self._end is _OPEN:
-                self._chunks.append((meta, body))
-                self._cond.notify_all()
-
-    def finish(self, err: Optional[AnyServeError]) -> None:
-        with self._cond:
-            if self._end is _OPEN:
-                self._end = err
-            self._cond.notify_all()
+    def _item(self, meta: Optional[dict], body: bytes) -> Any:
+        return (meta or {}, body)
 
 
 class AsyncCallStream:
@@ -138,11 +79,11 @@ class AsyncCallStream:
 
     async def __anext__(self) -> Any:
         try:
-            got = await asyncio.get_running_loop().run_in_executor(None, self._s.next_or, _OPEN)
+            got = await asyncio.get_running_loop().run_in_executor(None, self._s.next_or, OPEN)
         except asyncio.CancelledError:
             self._s.close()
             raise
-        if got is _OPEN:
+        if got is OPEN:
             raise StopAsyncIteration
         return got
 

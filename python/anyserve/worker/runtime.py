@@ -46,6 +46,7 @@ from ..stream import Stream
 from ..values import inputs_to_request, response_to_value, result_to_response
 from . import protocol as P
 from .call_stream import CallStream
+from .credited_stream import CreditedStream
 from .fetch_stream import FetchStream
 from .window import Window
 
@@ -147,10 +148,9 @@ class Runtime:
         self._stopping = False
         self._ready = False
         self._pending: Dict[int, _Pending] = {}
-        #: Streaming calls open (CALL_STREAM sent, no CALL_END yet), by id.
-        self._streams: Dict[int, CallStream] = {}
-        #: Objects read as streams (FETCH op stream sent, no FETCH_END yet), by id.
-        self._fetches: Dict[int, FetchStream] = {}
+        #: Streaming calls (CALL_STREAM sent, no CALL_END yet) and objects read as streams (FETCH op
+        #: stream sent, no FETCH_END yet), by id.
+        self._streams: Dict[int, CreditedStream] = {}
         #: Stream jobs' windows by job id, for CREDIT (from the RUN until the job answers).
         self._windows: Dict[int, Window] = {}
         self._ids = itertools.count(1)
@@ -261,22 +261,14 @@ class Runtime:
             if pending is not None:
                 pending.meta, pending.body = meta, body
                 pending.event.set()
-        elif type_ == P.CALL_CHUNK:
+        elif type_ in (P.CALL_CHUNK, P.FETCH_CHUNK):
             stream = self._streams.get(id_)
             if stream is not None:
-                stream.push(meta or {}, body)
-        elif type_ == P.CALL_END:
+                stream.push(meta, body)
+        elif type_ in (P.CALL_END, P.FETCH_END):
             stream = self._streams.pop(id_, None)
             if stream is not None:
                 stream.finish(AnyServeError.from_wire(meta) if isinstance(meta, dict) and isinstance(meta.get("code"), str) else None)
-        elif type_ == P.FETCH_CHUNK:
-            fetch = self._fetches.get(id_)
-            if fetch is not None:
-                fetch.push(meta, body)
-        elif type_ == P.FETCH_END:
-            fetch = self._fetches.pop(id_, None)
-            if fetch is not None:
-                fetch.finish(AnyServeError.from_wire(meta) if isinstance(meta, dict) and isinstance(meta.get("code"), str) else None)
         # Unknown types are ignored, so a newer replica can add messages.
 
     def _admit(self, job: Any) -> None:
@@ -793,13 +785,14 @@ class Runtime:
 
         return call_stream
 
-    # CallStream's side: its id, and forgetting it (CALL_END, or cancelled: whichever comes first).
-    def open_stream(self, stream: CallStream) -> int:
+    # A CallStream's or FetchStream's side: its id, and forgetting it (its end frame, or cancelled:
+    # whichever comes first). The ids are the worker's own, one space for both kinds.
+    def open_stream(self, stream: CreditedStream) -> int:
         id_ = next(self._ids) % 0xFFFFFFFE + 1
         self._streams[id_] = stream
         return id_
 
-    def forget_stream(self, id_: int) -> Optional[CallStream]:
+    def forget_stream(self, id_: int) -> Optional[CreditedStream]:
         return self._streams.pop(id_, None)
 
     def _end_streams(self, job_id: int) -> None:
@@ -807,17 +800,6 @@ class Runtime:
         self._windows.pop(job_id, None)
         for stream in [s for s in list(self._streams.values()) if s.job == job_id]:
             stream.close()
-        for fetch in [f for f in list(self._fetches.values()) if f.job == job_id]:
-            fetch.close()
-
-    # FetchStream's side, as CallStream's.
-    def open_fetch(self, stream: FetchStream) -> int:
-        id_ = next(self._ids) % 0xFFFFFFFE + 1
-        self._fetches[id_] = stream
-        return id_
-
-    def forget_fetch(self, id_: int) -> Optional[FetchStream]:
-        return self._fetches.pop(id_, None)
 
     def fetcher(self, ref: str, op: str, **extra: Any) -> Tuple[Dict[str, Any], bytes]:
         """Reads an object the replica can reach (another replica's, with the replica's token):
