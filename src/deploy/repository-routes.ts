@@ -26,7 +26,8 @@ import {
   type RepositoryModel,
 } from "../models/repository.js";
 import type { DeploymentFile } from "../config/schema.js";
-import { readBody, sendJson, type RouteHandler } from "../util/http.js";
+import { sendJson, type RouteHandler } from "../util/http.js";
+import { readBody } from "../util/request-body.js";
 import { checkApps } from "./check-apps.js";
 import type { DeploymentController } from "./controller.js";
 import { ConfigError, parseDeployment } from "./load.js";

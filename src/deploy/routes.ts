@@ -7,7 +7,8 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { AnyServeError } from "../errors.js";
-import { readBody, readJson, sendJson } from "../util/http.js";
+import { sendJson } from "../util/http.js";
+import { readBody, readJson } from "../util/request-body.js";
 import type { RouteHandler } from "../util/http.js";
 import type { Access } from "../gateway/access.js";
 import type { DeploymentController } from "./controller.js";

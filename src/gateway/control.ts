@@ -5,7 +5,8 @@
  * `/route` need the read scope (access.ts); `/health` is open.
  */
 import { normalizeCapability } from "../protocol/capability.js";
-import { readJson, sendJson } from "../util/http.js";
+import { sendJson } from "../util/http.js";
+import { readJson } from "../util/request-body.js";
 import type { RouteHandler } from "../util/http.js";
 import type { ColdStarts } from "./cold-start.js";
 import type { Access } from "./access.js";

@@ -29,7 +29,8 @@ import { SseWriter } from "../frontend/sse.js";
 import type { BodyBudget } from "../util/body-budget.js";
 import { Cancellation } from "../util/cancel.js";
 import type { DataPlaneAuth } from "../util/auth.js";
-import { collectBody, requestIdOf, type RouteHandler } from "../util/http.js";
+import { requestIdOf, type RouteHandler } from "../util/http.js";
+import { collectBody } from "../util/request-body.js";
 
 export interface OpenAiOptions {
   backend: InferBackend;

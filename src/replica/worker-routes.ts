@@ -11,7 +11,8 @@
  * replica's own secret (what the API server's management API shows: never the token).
  */
 import { AnyServeError } from "../errors.js";
-import { readJson, sendJson } from "../util/http.js";
+import { sendJson } from "../util/http.js";
+import { readJson } from "../util/request-body.js";
 import type { RouteHandler } from "../util/http.js";
 import type { CapabilityMap } from "../protocol/capability.js";
 import type { ReplicaGuard } from "./guard.js";
